@@ -1,0 +1,71 @@
+# microvim — one binary, a library of parts.  `make`, `make test`, `make demo`.
+# SANITIZE=1 builds into build/asan with -fsanitize=address,undefined.
+
+CC      ?= cc
+PKGS    := libevent libevent_pthreads jansson sqlite3
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter \
+           -Werror=implicit-function-declaration -Isrc -MMD -MP
+LDLIBS  := -lpthread
+
+ifeq ($(SANITIZE),1)
+BUILD   := build/asan
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+else
+BUILD   := build
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS  += $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS)
+
+LIB_SRC := $(wildcard src/common/*.c src/core/*.c src/node/*.c src/drivers/*.c src/tools/*.c)
+CLI_SRC := $(wildcard src/cli/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test test-unit demo clean bench format
+all: $(BUILD)/microvim $(UNIT_BIN)
+
+$(BUILD)/libmicrovim.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/microvim: $(CLI_OBJ) $(BUILD)/libmicrovim.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libmicrovim.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libmicrovim.a $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+deps:
+	scripts/install-deps
+
+# The whole suite, twice: a normal build and an ASan+UBSan build.
+test: deps
+	$(MAKE) all
+	$(MAKE) SANITIZE=1 all
+	tests/run build build/asan
+
+test-unit: all
+	tests/run --unit-only build
+
+demo: deps
+	$(MAKE) all
+	scripts/demo
+
+bench: all
+	bench/instantiate
+
+clean:
+	rm -rf build
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
