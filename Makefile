@@ -4,7 +4,7 @@
 CC      ?= cc
 PKGS    := libevent libevent_pthreads jansson sqlite3
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2 -Wno-unused-parameter \
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2 \
            -Werror=implicit-function-declaration -Isrc -MMD -MP
 LDLIBS  := -lpthread
 

@@ -1,0 +1,17 @@
+/* fs — files that must survive a crash. All return 0 or -errno. */
+#ifndef MICROVIM_FS_H
+#define MICROVIM_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Writes path atomically: temp file in the same dir, optional fsync, rename. A crash
+ * leaves either the old content or the new, never a mix. */
+int fs_write_atomic(const char *path, const void *data, size_t len, bool sync);
+/* Reads a whole file (at most max bytes) into a NUL-terminated malloc'd buffer. */
+int fs_read_file(const char *path, size_t max, char **out, size_t *len);
+int fs_mkdir_p(const char *path, unsigned mode);
+/* Removes a directory tree (does not follow symlinks). Missing is not an error. */
+int fs_remove_tree(const char *path);
+
+#endif

@@ -1,0 +1,302 @@
+#include "common/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/keyvalq_struct.h>
+#include <sys/queue.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/model.h"
+
+/* ---- server side ---- */
+
+static int json_to_evbuffer(const char *buf, size_t size, void *data)
+{
+	return evbuffer_add(data, buf, size);
+}
+
+void http_reply_json(struct evhttp_request *req, int status, json_t *body)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(req);
+	struct evkeyvalq *hdr = evhttp_request_get_output_headers(req);
+
+	evhttp_add_header(hdr, "Content-Type", "application/json");
+	if (body) {
+		if (json_dump_callback(body, json_to_evbuffer, out, JSON_COMPACT) < 0) {
+			log_warnx("http: could not encode a reply");
+			status = 500;
+		}
+		evbuffer_add(out, "\n", 1);
+		json_decref(body);
+	}
+	evhttp_send_reply(req, status, NULL, NULL);
+}
+
+void http_reply_error(struct evhttp_request *req, const struct mv_error *err)
+{
+	http_reply_json(req, err->status,
+	                json_pack("{s:{s:s, s:s}}", "error", "code", err->code, "message", err->message));
+}
+
+int http_read_json(struct evhttp_request *req, json_t **out, struct mv_error *err)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	json_error_t jerr;
+	unsigned char *data;
+
+	if (len > MV_BODY_MAX)
+		return mv_fail(err, 413, "body_too_large", "the body is %zu bytes; at most %d are accepted",
+		               len, MV_BODY_MAX);
+	if (len == 0)
+		return mv_fail(err, 400, "invalid_json", "the body is empty; a JSON object is expected");
+	data = evbuffer_pullup(in, (ev_ssize_t)len);
+	*out = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!*out)
+		return mv_fail(err, 400, "invalid_json", "the body is not valid JSON: %s (line %d, column %d)",
+		               jerr.text, jerr.line, jerr.column);
+	return 0;
+}
+
+bool http_query(struct evhttp_request *req, const char *key, char *buf, size_t len)
+{
+	const char *q = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq params;
+	const char *v;
+	bool found = false;
+
+	if (!q)
+		return false;
+	TAILQ_INIT(&params);
+	if (evhttp_parse_query_str(q, &params) == 0 && (v = evhttp_find_header(&params, key))) {
+		snprintf(buf, len, "%s", v);
+		found = true;
+	}
+	evhttp_clear_headers(&params);
+	return found;
+}
+
+int http_query_double(struct evhttp_request *req, const char *key, double min, double max,
+                      double *out, struct mv_error *err)
+{
+	char buf[64], *end;
+	double v;
+	if (!http_query(req, key, buf, sizeof buf))
+		return 0;
+	errno = 0;
+	v = strtod(buf, &end);
+	if (errno || end == buf || *end || !(v >= min && v <= max))
+		return mv_fail(err, 400, "invalid_query", "query parameter %s must be a number between %g and %g",
+		               key, min, max);
+	*out = v;
+	return 0;
+}
+
+const char *http_path(struct evhttp_request *req)
+{
+	const char *p = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	return p ? p : "/";
+}
+
+bool http_bearer_matches(struct evhttp_request *req, const char *token)
+{
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	size_t n = strlen(token), i;
+	unsigned char diff = 0;
+
+	if (!h || strncmp(h, "Bearer ", 7) != 0 || strlen(h + 7) != n)
+		return false;
+	for (i = 0; i < n; i++)
+		diff |= (unsigned char)(h[7 + i] ^ token[i]);
+	return diff == 0;
+}
+
+const char *http_method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "OTHER";
+	}
+}
+
+int http_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
+{
+	const char *colon, *hs = s;
+	size_t hl;
+	char *end;
+	long p;
+
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		hs = s + 1;
+		hl = (size_t)(close - hs);
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -EINVAL;
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= hostlen)
+		return -EINVAL;
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (errno || end == colon + 1 || *end || p < 0 || p > 65535)
+		return -EINVAL;
+	memcpy(host, hs, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+int http_parse_url(const char *url, char *host, size_t hostlen, int *port)
+{
+	char hp[300];
+	const char *rest;
+	size_t n;
+	if (strncmp(url, "http://", 7) != 0)
+		return -EINVAL;
+	rest = url + 7;
+	n = strcspn(rest, "/");
+	if (n == 0 || n >= sizeof hp || (rest[n] == '/' && rest[n + 1] != '\0'))
+		return -EINVAL;
+	memcpy(hp, rest, n);
+	hp[n] = '\0';
+	if (!strchr(hp, ':') || (hp[0] == '[' && !strstr(hp, "]:"))) {
+		/* no port: the default HTTP port */
+		if (n >= hostlen || hp[0] == '[')
+			return -EINVAL;
+		snprintf(host, hostlen, "%s", hp);
+		*port = 80;
+		return 0;
+	}
+	return http_parse_hostport(hp, host, hostlen, port);
+}
+
+bool http_host_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (strcmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
+/* ---- synchronous client ---- */
+
+struct call_state {
+	struct http_response *resp;
+	struct event_base *base;
+	bool done;
+};
+
+static void call_done(struct evhttp_request *req, void *arg)
+{
+	struct call_state *st = arg;
+	st->done = true;
+	if (req && evhttp_request_get_response_code(req) > 0) {
+		struct evbuffer *in = evhttp_request_get_input_buffer(req);
+		size_t len = evbuffer_get_length(in);
+		st->resp->status = evhttp_request_get_response_code(req);
+		st->resp->body = malloc(len + 1);
+		if (!st->resp->body)
+			fatal("malloc");
+		evbuffer_remove(in, st->resp->body, len);
+		st->resp->body[len] = '\0';
+		st->resp->len = len;
+	}
+	event_base_loopbreak(st->base);
+}
+
+static enum evhttp_cmd_type method_cmd(const char *m)
+{
+	if (strcmp(m, "POST") == 0)
+		return EVHTTP_REQ_POST;
+	if (strcmp(m, "DELETE") == 0)
+		return EVHTTP_REQ_DELETE;
+	if (strcmp(m, "PUT") == 0)
+		return EVHTTP_REQ_PUT;
+	return EVHTTP_REQ_GET;
+}
+
+int http_call(const char *base_url, const char *method, const char *path, const char *token,
+              const char *const *headers, const json_t *body, double timeout_s,
+              struct http_response *resp, char *err, size_t errlen)
+{
+	char host[256], hostport[300];
+	int port, rc = -1;
+	struct event_base *base = NULL;
+	struct evhttp_connection *conn = NULL;
+	struct evhttp_request *req;
+	struct evkeyvalq *hdr;
+	struct call_state st = {.resp = resp};
+
+	memset(resp, 0, sizeof *resp);
+	if (http_parse_url(base_url, host, sizeof host, &port) < 0) {
+		snprintf(err, errlen, "invalid core URL \"%s\" (expected http://HOST:PORT)", base_url);
+		return -1;
+	}
+	if (!(base = event_base_new()) ||
+	    !(conn = evhttp_connection_base_new(base, NULL, host, (unsigned short)port))) {
+		snprintf(err, errlen, "could not set up an HTTP connection");
+		goto out;
+	}
+	evhttp_connection_set_timeout_tv(conn, &(struct timeval){.tv_sec = (time_t)timeout_s,
+	                                                         .tv_usec = (suseconds_t)((timeout_s - (time_t)timeout_s) * 1e6)});
+	st.base = base;
+	req = evhttp_request_new(call_done, &st);
+	hdr = evhttp_request_get_output_headers(req);
+	snprintf(hostport, sizeof hostport, "%s:%d", host, port);
+	evhttp_add_header(hdr, "Host", hostport);
+	evhttp_add_header(hdr, "Connection", "close");
+	if (token && token[0]) {
+		char auth[600];
+		snprintf(auth, sizeof auth, "Bearer %s", token);
+		evhttp_add_header(hdr, "Authorization", auth);
+	}
+	for (int i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+		evhttp_add_header(hdr, headers[i], headers[i + 1]);
+	if (body) {
+		char *text = json_dumps(body, JSON_COMPACT);
+		evhttp_add_header(hdr, "Content-Type", "application/json");
+		evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
+		free(text);
+	}
+	if (evhttp_make_request(conn, req, method_cmd(method), path) < 0) {
+		snprintf(err, errlen, "could not send the request to %s", base_url);
+		goto out;
+	}
+	event_base_dispatch(base);
+	if (resp->status == 0) {
+		snprintf(err, errlen, "no answer from %s (is `microvim core` running there?)", base_url);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (conn)
+		evhttp_connection_free(conn);
+	if (base)
+		event_base_free(base);
+	return rc;
+}
+
+void http_response_free(struct http_response *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+}

@@ -1,0 +1,54 @@
+/* http — helpers around libevent's evhttp shared by core, node and the client tools:
+ * JSON replies with the uniform error body, bounded body reading, query parameters,
+ * bearer tokens, listen-address parsing, and a small synchronous client for the CLI. */
+#ifndef MICROVIM_HTTP_H
+#define MICROVIM_HTTP_H
+
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/error.h"
+
+/* ---- server side ---- */
+
+/* Sends `body` (stolen; may be NULL for an empty reply) as application/json. */
+void http_reply_json(struct evhttp_request *req, int status, json_t *body);
+/* {"error": {"code": ..., "message": ...}} with err->status. */
+void http_reply_error(struct evhttp_request *req, const struct mv_error *err);
+/* Parses the body as JSON: 413 above MV_BODY_MAX, 400 when malformed (with line/column). */
+int http_read_json(struct evhttp_request *req, json_t **out, struct mv_error *err);
+/* Value of query parameter `key` copied into buf; returns false when absent. */
+bool http_query(struct evhttp_request *req, const char *key, char *buf, size_t len);
+/* Parses a query parameter as a number in [min, max]; absent leaves *out alone. */
+int http_query_double(struct evhttp_request *req, const char *key, double min, double max,
+                      double *out, struct mv_error *err);
+/* The request path without query string, e.g. "/v1/instances/abc". */
+const char *http_path(struct evhttp_request *req);
+/* True when the request carries "Authorization: Bearer <token>" (constant-time compare). */
+bool http_bearer_matches(struct evhttp_request *req, const char *token);
+const char *http_method_name(enum evhttp_cmd_type cmd);
+
+/* "127.0.0.1:4650", "[::1]:4650", "0.0.0.0:80" -> host and port; 0 or -EINVAL. */
+int http_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
+/* "http://host:port[/]" -> host and port; 0 or -EINVAL. */
+int http_parse_url(const char *url, char *host, size_t hostlen, int *port);
+bool http_host_is_loopback(const char *host);
+
+/* ---- synchronous client (CLI and tools): one request, one answer ---- */
+
+struct http_response {
+	int status; /* 0 when no answer came (connection refused, timeout) */
+	char *body; /* NUL-terminated, malloc'd; free with http_response_free */
+	size_t len;
+};
+
+/* Sends `body` (may be NULL) and waits up to timeout_s. 0 when an HTTP answer came (any
+ * status), -1 otherwise with a sentence in err. */
+int http_call(const char *base_url, const char *method, const char *path, const char *token,
+              const char *const *headers, const json_t *body, double timeout_s,
+              struct http_response *resp, char *err, size_t errlen);
+void http_response_free(struct http_response *resp);
+
+#endif

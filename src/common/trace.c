@@ -1,0 +1,112 @@
+#include "common/trace.h"
+
+#include <errno.h>
+
+const char *const phase_names[PHASE_COUNT] = {
+	[PHASE_ACCEPT] = "accept",   [PHASE_SCHEDULE] = "schedule", [PHASE_DISPATCH] = "dispatch",
+	[PHASE_PREPARE] = "prepare", [PHASE_NETWORK] = "network",   [PHASE_SPAWN] = "spawn",
+	[PHASE_BOOT] = "boot",       [PHASE_NOTIFY] = "notify",
+};
+
+static int64_t nonneg(int64_t v) { return v < 0 ? 0 : v; }
+
+void trace_compute(struct trace *t, const struct core_marks *m, const struct node_timing *n)
+{
+	int64_t node_steps = n->prepare_us + n->network_us + n->spawn_us;
+	/* Time the node worked after its last step (building and sending the report)
+	 * belongs to notify. */
+	int64_t node_tail = nonneg(n->work_us - node_steps);
+	/* Network time there and back, on the core's clock alone. */
+	int64_t wire = nonneg(m->reported_us - m->sent_us - n->work_us);
+
+	t->phase_us[PHASE_ACCEPT] = nonneg(m->persisted_us - m->accepted_us);
+	t->phase_us[PHASE_SCHEDULE] = nonneg(m->scheduled_us - m->persisted_us);
+	t->phase_us[PHASE_DISPATCH] = nonneg(m->sent_us - m->scheduled_us) + wire / 2;
+	t->phase_us[PHASE_PREPARE] = n->prepare_us;
+	t->phase_us[PHASE_NETWORK] = n->network_us;
+	t->phase_us[PHASE_SPAWN] = n->spawn_us;
+	t->phase_us[PHASE_BOOT] = n->boot_us;
+	t->has_boot = n->boot_us > 0;
+	t->phase_us[PHASE_NOTIFY] = (wire - wire / 2) + node_tail + nonneg(m->notified_us - m->reported_us);
+	t->total_us = nonneg(m->notified_us - m->accepted_us);
+}
+
+int64_t trace_overhead_us(const struct trace *t)
+{
+	return nonneg(t->total_us - t->phase_us[PHASE_SPAWN] - t->phase_us[PHASE_BOOT]);
+}
+
+static json_t *ms(int64_t us) { return json_real((double)us / 1000.0); }
+
+json_t *trace_to_json(const struct trace *t)
+{
+	json_t *phases = json_object();
+	for (int p = 0; p < PHASE_COUNT; p++) {
+		if (p == PHASE_BOOT && !t->has_boot)
+			continue;
+		json_object_set_new(phases, phase_names[p], ms(t->phase_us[p]));
+	}
+	return json_pack("{s:o, s:o, s:o}", "phases", phases, "total_ms", ms(t->total_us),
+	                 "overhead_ms", ms(trace_overhead_us(t)));
+}
+
+static int ms_field(const json_t *obj, const char *key, int64_t *us)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!json_is_number(v) || json_number_value(v) < 0)
+		return -EINVAL;
+	*us = (int64_t)(json_number_value(v) * 1000.0 + 0.5);
+	return 0;
+}
+
+int trace_from_json(struct trace *t, const json_t *j)
+{
+	json_t *phases = json_object_get(j, "phases");
+	*t = (struct trace){0};
+	if (!json_is_object(phases) || ms_field(j, "total_ms", &t->total_us) < 0)
+		return -EINVAL;
+	for (int p = 0; p < PHASE_COUNT; p++) {
+		if (!json_object_get(phases, phase_names[p]))
+			continue;
+		if (ms_field(phases, phase_names[p], &t->phase_us[p]) < 0)
+			return -EINVAL;
+		if (p == PHASE_BOOT)
+			t->has_boot = true;
+	}
+	return 0;
+}
+
+json_t *node_timing_to_json(const struct node_timing *n)
+{
+	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "prepare_us", (json_int_t)n->prepare_us,
+	                 "network_us", (json_int_t)n->network_us, "spawn_us", (json_int_t)n->spawn_us,
+	                 "boot_us", (json_int_t)n->boot_us, "work_us", (json_int_t)n->work_us);
+}
+
+/* A node reports durations; anything negative or above an hour is a broken clock or a
+ * hostile peer, and is refused rather than stored. */
+static int us_field(const json_t *obj, const char *key, int64_t *out)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v) {
+		*out = 0;
+		return 0;
+	}
+	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+	    json_integer_value(v) > 3600LL * 1000000)
+		return -EINVAL;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+int node_timing_from_json(struct node_timing *n, const json_t *j)
+{
+	*n = (struct node_timing){0};
+	if (!json_is_object(j))
+		return -EINVAL;
+	if (us_field(j, "prepare_us", &n->prepare_us) < 0 || us_field(j, "network_us", &n->network_us) < 0 ||
+	    us_field(j, "spawn_us", &n->spawn_us) < 0 || us_field(j, "boot_us", &n->boot_us) < 0 ||
+	    us_field(j, "work_us", &n->work_us) < 0)
+		return -EINVAL;
+	return 0;
+}

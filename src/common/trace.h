@@ -1,0 +1,68 @@
+/* trace — the phases of an instantiation, the vocabulary shared by code, API, tools and
+ * plots (DESIGN.md). All durations are microseconds on one host's monotonic clock.
+ *
+ * Durations that cross hosts are never computed by subtracting two hosts' clocks: the
+ * core measures the round trip from handing an assignment to the node until the node's
+ * report arrives, subtracts the work the node says it did (measured on the node's own
+ * clock), and splits the remaining network time evenly between dispatch and notify. */
+#ifndef MICROVIM_TRACE_H
+#define MICROVIM_TRACE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum phase {
+	PHASE_ACCEPT,   /* request parsed at core -> persisted */
+	PHASE_SCHEDULE, /* persisted -> node chosen and recorded */
+	PHASE_DISPATCH, /* node chosen -> assignment received by the node */
+	PHASE_PREPARE,  /* received -> instance dir, logs (and image) ready to spawn */
+	PHASE_NETWORK,  /* interfaces created and attached (0 without network) */
+	PHASE_SPAWN,    /* driver call made -> returned: the process or domain exists */
+	PHASE_BOOT,     /* spawned -> guest said it is ready (optional) */
+	PHASE_NOTIFY,   /* node sends "running" -> core has it and waiting clients are woken */
+	PHASE_COUNT
+};
+
+extern const char *const phase_names[PHASE_COUNT];
+
+/* What the node measured on its own clock, sent in its status report. */
+struct node_timing {
+	int64_t prepare_us, network_us, spawn_us, boot_us;
+	int64_t work_us; /* assignment received -> report handed to the network */
+};
+
+/* Instants on the core's monotonic clock. */
+struct core_marks {
+	int64_t accepted_us;  /* request parsed */
+	int64_t persisted_us; /* pending record committed */
+	int64_t scheduled_us; /* node recorded */
+	int64_t sent_us;      /* assignment handed to the node's long-poll */
+	int64_t reported_us;  /* node's "running" report arrived */
+	int64_t notified_us;  /* stored and waiting clients woken */
+};
+
+struct trace {
+	int64_t phase_us[PHASE_COUNT];
+	bool has_boot;
+	int64_t total_us;
+};
+
+/* Derives every phase from the core's marks and the node's timing. The phases add up
+ * exactly to total = notified - accepted. */
+void trace_compute(struct trace *t, const struct core_marks *m, const struct node_timing *n);
+
+/* VIM overhead: total - spawn - boot, the part a VIM is responsible for. */
+int64_t trace_overhead_us(const struct trace *t);
+
+/* {"phases": {"accept": ms, ...}, "total_ms": ms, "overhead_ms": ms}; ms with µs precision. */
+json_t *trace_to_json(const struct trace *t);
+/* Inverse of trace_to_json; 0 or -EINVAL. */
+int trace_from_json(struct trace *t, const json_t *j);
+
+/* Node timing as sent by the node: {"prepare_us":..,"network_us":..,"spawn_us":..,
+ * "boot_us":..,"work_us":..}. Parsing checks types and ranges; 0 or -EINVAL. */
+json_t *node_timing_to_json(const struct node_timing *n);
+int node_timing_from_json(struct node_timing *n, const json_t *j);
+
+#endif
