@@ -21,3 +21,13 @@ void clock_iso8601(int64_t wall_us, char *buf, int len)
 	snprintf(buf, (size_t)len, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", tm.tm_year + 1900,
 	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_us % 1000000));
 }
+
+struct timeval clock_timeval(double seconds)
+{
+	struct timeval tv;
+	if (seconds < 0)
+		seconds = 0;
+	tv.tv_sec = (time_t)seconds;
+	tv.tv_usec = (suseconds_t)((seconds - (double)tv.tv_sec) * 1e6);
+	return tv;
+}

@@ -169,6 +169,14 @@ static const struct driver_shape *driver_shape(const char *name)
 
 bool driver_name_known(const char *name) { return driver_shape(name) != NULL; }
 
+const char *const driver_names[] = {"exec", "qemu", "libvirt", "xen", NULL};
+
+int driver_index(const char *name)
+{
+	const struct driver_shape *s = driver_shape(name);
+	return s ? (int)(s - driver_shapes) : -1;
+}
+
 /* ---- the create body ---------------------------------------------------------------- */
 
 static int parse_resources(struct inst_spec *s, const json_t *res, struct mv_error *err)

@@ -46,6 +46,9 @@ bool inst_state_terminal(enum inst_state s);
 
 /* The drivers the API knows by name. Whether a node offers one is the node's business. */
 bool driver_name_known(const char *name);
+/* Stable small index of a known driver (for bitmasks), or -1. */
+int driver_index(const char *name);
+extern const char *const driver_names[]; /* NULL-terminated, in index order */
 
 /* One validated create request. All strings are bounded; json members are owned. */
 struct inst_spec {

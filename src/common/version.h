@@ -1,0 +1,4 @@
+#ifndef MICROVIM_VERSION_H
+#define MICROVIM_VERSION_H
+#define MICROVIM_VERSION "0.1.0"
+#endif

@@ -1,0 +1,303 @@
+/* core — set-up of the core daemon and the route table every request goes through. */
+#include "core/core.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/thread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "core/internal.h"
+#include "core/metrics.h"
+#include "core/store.h"
+
+#define MAX_HEADERS_SIZE (16 * 1024)
+/* evhttp's own hard cap; bodies between MV_BODY_MAX and this get our JSON 413. */
+#define HARD_BODY_CAP (4 * MV_BODY_MAX)
+#define IDLE_TIMEOUT_S 120
+
+void core_options_default(struct core_options *o)
+{
+	*o = (struct core_options){
+		.listen = "127.0.0.1:4650",
+		.data_dir = "/var/lib/microvim/core",
+		.cpu_ratio = 16.0,
+		.policy = SCHED_BINPACK,
+		.heartbeat_timeout_s = 15,
+	};
+}
+
+/* ---- routing ---- */
+
+enum route_auth { AUTH_USER, AUTH_NODE };
+
+typedef void route_fn(struct core *c, struct evhttp_request *req, const char *id);
+
+struct route {
+	enum evhttp_cmd_type method;
+	const char *pattern; /* '*' matches one path segment, passed as id */
+	enum route_auth auth;
+	route_fn *handler;
+};
+
+/* Handlers live in api.c and nodeapi.c; their prototypes are here so the table is the
+ * one place that shows the whole API. */
+route_fn api_instances_create, api_instances_list, api_instance_show, api_instance_delete;
+route_fn api_nodes_list, api_node_show, api_health, api_events, api_metrics;
+route_fn nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports;
+
+static const struct route routes[] = {
+	{EVHTTP_REQ_POST, "/v1/instances", AUTH_USER, api_instances_create},
+	{EVHTTP_REQ_GET, "/v1/instances", AUTH_USER, api_instances_list},
+	{EVHTTP_REQ_GET, "/v1/instances/*", AUTH_USER, api_instance_show},
+	{EVHTTP_REQ_DELETE, "/v1/instances/*", AUTH_USER, api_instance_delete},
+	{EVHTTP_REQ_GET, "/v1/nodes", AUTH_USER, api_nodes_list},
+	{EVHTTP_REQ_POST, "/v1/nodes/register", AUTH_USER, nodeapi_register},
+	{EVHTTP_REQ_GET, "/v1/nodes/*", AUTH_USER, api_node_show},
+	{EVHTTP_REQ_POST, "/v1/nodes/*/heartbeat", AUTH_NODE, nodeapi_heartbeat},
+	{EVHTTP_REQ_GET, "/v1/nodes/*/assignments", AUTH_NODE, nodeapi_assignments},
+	{EVHTTP_REQ_POST, "/v1/nodes/*/reports", AUTH_NODE, nodeapi_reports},
+	{EVHTTP_REQ_GET, "/v1/health", AUTH_USER, api_health},
+	{EVHTTP_REQ_GET, "/v1/events", AUTH_USER, api_events},
+	{EVHTTP_REQ_GET, "/metrics", AUTH_USER, api_metrics},
+};
+
+/* Matches path against pattern; copies the '*' segment into id. */
+static bool route_match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+	while (*pattern && *path) {
+		if (*pattern == '*') {
+			size_t n = strcspn(path, "/");
+			if (n == 0 || n >= idlen)
+				return false;
+			memcpy(id, path, n);
+			id[n] = '\0';
+			path += n;
+			pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return false;
+	}
+	if (*path == '/' && path[1] == '\0') /* tolerate one trailing slash */
+		path++;
+	return *pattern == '\0' && *path == '\0';
+}
+
+bool core_authorized(struct core *c, struct evhttp_request *req)
+{
+	return !c->token || http_bearer_matches(req, c->token);
+}
+
+static bool node_authorized(struct core *c, struct evhttp_request *req, const char *id)
+{
+	struct node *n = core_node(c, id);
+	return n && n->token[0] && http_bearer_matches(req, n->token);
+}
+
+static void count_reply(struct evhttp_request *req, void *arg)
+{
+	metrics_count_request(arg, evhttp_request_get_response_code(req));
+}
+
+static void dispatch(struct evhttp_request *req, void *arg)
+{
+	struct core *c = arg;
+	const char *path = http_path(req);
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	bool path_known = false;
+	char id[128];
+	struct mv_error err;
+
+	evhttp_request_set_on_complete_cb(req, count_reply, c->metrics);
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const struct route *r = &routes[i];
+		if (!route_match(r->pattern, path, id, sizeof id))
+			continue;
+		path_known = true;
+		if (r->method != method)
+			continue;
+		if (r->auth == AUTH_USER ? !core_authorized(c, req) : !node_authorized(c, req, id)) {
+			mv_fail(&err, 401, "unauthorized",
+			        r->auth == AUTH_USER ? "missing or wrong bearer token (Authorization: Bearer TOKEN)"
+			                             : "missing or wrong node token; register the node again");
+			http_reply_error(req, &err);
+			return;
+		}
+		r->handler(c, req, id);
+		return;
+	}
+	if (path_known)
+		mv_fail(&err, 405, "method_not_allowed", "%s is not supported on %s", http_method_name(method), path);
+	else
+		mv_fail(&err, 404, "not_found", "no such API path: %s (see docs/API.md)", path);
+	http_reply_error(req, &err);
+}
+
+/* ---- start-up ---- */
+
+static int read_token(const char *path, char **out, char *err, size_t errlen)
+{
+	char *text;
+	size_t len;
+	int rc = fs_read_file(path, 4096, &text, &len);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read --token-file %s: %s", path, strerror(-rc));
+		return -1;
+	}
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	if (len < 16 || len > 256) {
+		free(text);
+		snprintf(err, errlen, "--token-file %s must hold a token of 16-256 characters", path);
+		return -1;
+	}
+	*out = text;
+	return 0;
+}
+
+static void load_instance(void *arg, struct instance *in)
+{
+	struct core *c = arg;
+	hmap_put(&c->instances, in->id, in);
+	hmap_put(&c->names, in->name, in);
+}
+
+static void load_node(void *arg, struct node *n)
+{
+	core_add_node(arg, n);
+}
+
+static void sweep(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	nodes_sweep(arg);
+}
+
+static int bind_listener(struct core *c, char *err, size_t errlen)
+{
+	char host[256];
+	int port;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	char addr[INET6_ADDRSTRLEN];
+
+	if (http_parse_hostport(c->opts.listen, host, sizeof host, &port) < 0) {
+		snprintf(err, errlen, "--listen %s is not HOST:PORT", c->opts.listen);
+		return -1;
+	}
+	if (!http_host_is_loopback(host) && !c->token) {
+		snprintf(err, errlen, "--listen %s is not a loopback address: give --token-file so that "
+		         "every request must carry a bearer token", c->opts.listen);
+		return -1;
+	}
+	c->bound = evhttp_bind_socket_with_handle(c->http, host, (unsigned short)port);
+	if (!c->bound) {
+		snprintf(err, errlen, "cannot listen on %s: %s", c->opts.listen, strerror(errno));
+		return -1;
+	}
+	if (getsockname(evhttp_bound_socket_get_fd(c->bound), (struct sockaddr *)&ss, &sl) < 0) {
+		snprintf(err, errlen, "getsockname: %s", strerror(errno));
+		return -1;
+	}
+	if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
+		snprintf(c->url, sizeof c->url, "http://[%s]:%d", addr, ntohs(s6->sin6_port));
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
+		snprintf(c->url, sizeof c->url, "http://%s:%d", addr, ntohs(s4->sin_port));
+	}
+	return 0;
+}
+
+struct core *core_create(struct event_base *base, const struct core_options *opts, char *err, size_t errlen)
+{
+	struct core *c = calloc(1, sizeof *c);
+	char path[4096];
+	int rc;
+
+	if (!c)
+		fatal("calloc");
+	c->opts = *opts;
+	c->base = base;
+	c->started_wall_us = clock_wall_us();
+	c->metrics = metrics_new();
+	hmap_init(&c->instances);
+	hmap_init(&c->names);
+	if (opts->token_file && read_token(opts->token_file, &c->token, err, errlen) < 0)
+		goto fail;
+	if ((rc = fs_mkdir_p(opts->data_dir, 0700)) < 0) {
+		snprintf(err, errlen, "cannot create --data-dir %s: %s", opts->data_dir, strerror(-rc));
+		goto fail;
+	}
+	if (snprintf(path, sizeof path, "%s/core.db", opts->data_dir) >= (int)sizeof path) {
+		snprintf(err, errlen, "--data-dir path too long");
+		goto fail;
+	}
+	if (store_open(path, &c->store, err, errlen) < 0)
+		goto fail;
+	if (store_load_nodes(c->store, load_node, c) < 0 || store_load_instances(c->store, load_instance, c) < 0) {
+		snprintf(err, errlen, "cannot load the store %s", path);
+		goto fail;
+	}
+	c->http = evhttp_new(base);
+	evhttp_set_max_headers_size(c->http, MAX_HEADERS_SIZE);
+	evhttp_set_max_body_size(c->http, HARD_BODY_CAP);
+	evhttp_set_timeout(c->http, IDLE_TIMEOUT_S);
+	evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH);
+	evhttp_set_gencb(c->http, dispatch, c);
+	if (bind_listener(c, err, errlen) < 0)
+		goto fail;
+	c->trace_flush_timer = evtimer_new(base, core_flush_traces, c);
+	c->sweep_timer = event_new(base, -1, EV_PERSIST, sweep, c);
+	struct timeval one_second = clock_timeval(1.0);
+	event_add(c->sweep_timer, &one_second);
+	log_info("core listening on %s (store %s, %zu instances, %d nodes known)", c->url, path,
+	         hmap_size(&c->instances), c->n_nodes);
+	return c;
+fail:
+	core_destroy(c);
+	return NULL;
+}
+
+const char *core_url(const struct core *c) { return c->url; }
+
+void core_destroy(struct core *c)
+{
+	const char *key;
+	void *v;
+	if (!c)
+		return;
+	events_close_all(c);
+	api_finish_waiters(c);
+	if (c->sweep_timer)
+		event_free(c->sweep_timer);
+	if (c->trace_flush_timer) {
+		core_flush_traces(-1, 0, c);
+		event_free(c->trace_flush_timer);
+	}
+	for (int i = 0; i < c->n_nodes; i++)
+		node_free(c->nodes[i]);
+	free(c->nodes);
+	free(c->sched_view);
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);)
+		instance_free(v);
+	hmap_free(&c->instances);
+	hmap_free(&c->names);
+	if (c->http)
+		evhttp_free(c->http);
+	store_close(c->store);
+	metrics_free(c->metrics);
+	free(c->token);
+	free(c);
+}

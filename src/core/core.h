@@ -1,0 +1,32 @@
+/* core — the VIM core daemon: the REST API, the store, the scheduler, and the hand-off
+ * of assignments to nodes' long-polls. One event loop; all state lives on that loop. */
+#ifndef MICROVIM_CORE_H
+#define MICROVIM_CORE_H
+
+#include <event2/event.h>
+#include <stdbool.h>
+
+#include "core/sched.h"
+
+struct core_options {
+	const char *listen;        /* "127.0.0.1:4650" */
+	const char *data_dir;      /* the store lives here */
+	const char *token_file;    /* NULL: no authentication (loopback only) */
+	double cpu_ratio;          /* vCPUs offered per host CPU (Nova's cpu_allocation_ratio) */
+	enum sched_policy policy;
+	int heartbeat_timeout_s;   /* a node silent this long is down */
+};
+
+void core_options_default(struct core_options *o);
+
+struct core;
+
+/* Opens the store, loads it, binds the listener. NULL with a message in err. */
+struct core *core_create(struct event_base *base, const struct core_options *opts, char *err,
+                         size_t errlen);
+/* The address actually bound (useful with port 0): "http://127.0.0.1:4650". */
+const char *core_url(const struct core *c);
+/* Stops accepting, answers waiting clients, closes the store. */
+void core_destroy(struct core *c);
+
+#endif

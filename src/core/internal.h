@@ -1,0 +1,133 @@
+/* internal — the core's in-memory state, shared by its modules (api, nodeapi, store,
+ * events, metrics). Not an interface for anything outside src/core. */
+#ifndef MICROVIM_CORE_INTERNAL_H
+#define MICROVIM_CORE_INTERNAL_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "common/hmap.h"
+#include "common/model.h"
+#include "common/trace.h"
+#include "core/core.h"
+#include "core/sched.h"
+
+struct store;
+struct metrics;
+struct waiter;
+
+struct instance {
+	char id[MV_ID_LEN + 1];
+	char name[MV_NAME_MAX + 1];
+	char driver[16];
+	json_t *spec; /* canonical, as accepted (spec_to_json) */
+	int64_t vcpus_milli, memory_mb;
+	enum inst_state state;
+	bool stop_requested;         /* DELETE asked for it to stop */
+	char node_id[MV_ID_LEN + 1]; /* "" while unplaced */
+	bool has_exit_code;
+	int exit_code;
+	char *error; /* malloc'd or NULL */
+	bool has_trace;
+	bool trace_dirty; /* trace not yet in the store (written lazily, off the reply path) */
+	struct trace trace;
+	struct core_marks marks; /* this run of the core only */
+	int64_t created_wall_us, updated_wall_us;
+	struct waiter **waiters; /* clients blocked on this instance */
+	int n_waiters;
+};
+
+/* One queued operation for a node, handed out on its long-poll. */
+struct assignment {
+	uint64_t seq;
+	char op[8]; /* "start" | "stop" */
+	char instance_id[MV_ID_LEN + 1];
+	TAILQ_ENTRY(assignment) link;
+};
+TAILQ_HEAD(assignment_list, assignment);
+
+struct node {
+	struct core *core;
+	char id[MV_ID_LEN + 1];
+	char name[MV_NAME_MAX + 1];
+	char token[65];
+	char address[64];
+	bool ready;
+	json_t *drivers; /* {"exec": {"version": ..., "allow": [...]}, ...} */
+	json_t *labels;
+	unsigned driver_mask;
+	int cpus;
+	int64_t memory_mb;
+	int64_t vcpus_milli_total, memory_mb_total;
+	int64_t vcpus_milli_used, memory_mb_used;
+	int n_instances;
+	int64_t last_heartbeat_mono_us, last_heartbeat_wall_us;
+	uint64_t next_seq;
+	struct assignment_list queue;
+	struct evhttp_request *poll;   /* the waiting long-poll, or NULL */
+	struct event *poll_timer;
+	uint64_t acked_seq;
+};
+
+struct core {
+	struct core_options opts;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	char url[128];
+	char *token; /* cluster token, NULL when none */
+	struct store *store;
+	struct hmap instances;  /* id -> struct instance */
+	struct hmap names;      /* name -> struct instance */
+	struct node **nodes;    /* array: the scheduler scans it */
+	int n_nodes, cap_nodes;
+	struct sched_node *sched_view; /* scratch, cap_nodes long */
+	struct event *sweep_timer; /* heartbeat timeouts */
+	struct event *trace_flush_timer; /* writes traces after the replies went out */
+	struct metrics *metrics;
+	uint64_t event_seq;
+	struct subscriber *subscribers;
+	int64_t started_wall_us;
+};
+
+/* ---- instances (api.c) ---- */
+struct instance *core_instance(struct core *c, const char *id);
+json_t *instance_to_json(const struct instance *in);
+/* Records a state change: store, events, metrics, waiting clients. 0 or -1 (store failed). */
+int instance_set_state(struct core *c, struct instance *in, enum inst_state st);
+void instance_free(struct instance *in);
+/* Answers clients waiting for a state this instance has now reached. */
+void instance_wake(struct instance *in);
+/* Answers every waiting client (shutdown). */
+void api_finish_waiters(struct core *c);
+void api_register_routes(struct core *c);
+void core_schedule_pending(struct core *c);
+
+/* ---- nodes (nodeapi.c) ---- */
+struct node *core_node(struct core *c, const char *id);
+json_t *node_to_json(const struct node *n);
+void nodeapi_register_routes(struct core *c);
+/* Queues an operation for a node and answers its waiting long-poll. */
+void node_enqueue(struct core *c, struct node *n, const char *op, const struct instance *in);
+void node_release(struct node *n, const struct instance *in);
+void node_reserve(struct node *n, const struct instance *in);
+void nodes_sweep(struct core *c);
+/* Writes traces not yet stored (timer callback; also called at shutdown). */
+void core_flush_traces(evutil_socket_t fd, short what, void *arg);
+void node_free(struct node *n);
+void core_add_node(struct core *c, struct node *n);
+
+/* ---- events (events.c) ---- */
+void events_publish_instance(struct core *c, const struct instance *in);
+void events_publish_node(struct core *c, const struct node *n, const char *what);
+void events_handle(struct core *c, struct evhttp_request *req);
+void events_close_all(struct core *c);
+
+/* ---- auth and routing (core.c) ---- */
+bool core_authorized(struct core *c, struct evhttp_request *req);
+
+#endif

@@ -1,0 +1,559 @@
+/* nodeapi — the node-facing routes (register, heartbeat, long-poll for assignments,
+ * status reports) and the nodes' side of the user API. An assignment reaches a node on
+ * the long-poll it keeps waiting at the core: no polling interval anywhere on the path. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "core/internal.h"
+#include "core/metrics.h"
+#include "core/store.h"
+
+#define HEARTBEAT_INTERVAL_S 5
+#define POLL_DEFAULT_S 25.0
+#define POLL_MAX_S 60.0
+#define TRACE_FLUSH_MS 50
+
+typedef void route_fn(struct core *c, struct evhttp_request *req, const char *id);
+route_fn api_nodes_list, api_node_show, nodeapi_register, nodeapi_heartbeat, nodeapi_assignments,
+	nodeapi_reports;
+
+struct node *core_node(struct core *c, const char *id)
+{
+	for (int i = 0; i < c->n_nodes; i++)
+		if (strcmp(c->nodes[i]->id, id) == 0)
+			return c->nodes[i];
+	return NULL;
+}
+
+static void poll_answer(struct node *n);
+
+void node_free(struct node *n)
+{
+	struct assignment *a;
+	if (!n)
+		return;
+	if (n->poll)
+		http_reply_json(n->poll, 503, json_pack("{s:{s:s,s:s}}", "error", "code", "shutting_down",
+		                                         "message", "the core is shutting down"));
+	if (n->poll_timer)
+		event_free(n->poll_timer);
+	while ((a = TAILQ_FIRST(&n->queue))) {
+		TAILQ_REMOVE(&n->queue, a, link);
+		free(a);
+	}
+	json_decref(n->drivers);
+	json_decref(n->labels);
+	free(n);
+}
+
+static unsigned driver_mask_of(const json_t *drivers)
+{
+	unsigned mask = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)drivers, k, v) {
+		int d = driver_index(k);
+		if (d >= 0)
+			mask |= 1u << d;
+	}
+	return mask;
+}
+
+static void node_capacity(struct core *c, struct node *n)
+{
+	n->driver_mask = driver_mask_of(n->drivers);
+	n->vcpus_milli_total = (int64_t)(n->cpus * c->opts.cpu_ratio * 1000.0);
+	n->memory_mb_total = n->memory_mb;
+}
+
+static void poll_timeout(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	poll_answer(arg);
+}
+
+void core_add_node(struct core *c, struct node *n)
+{
+	if (c->n_nodes == c->cap_nodes) {
+		c->cap_nodes = c->cap_nodes ? c->cap_nodes * 2 : 16;
+		c->nodes = realloc(c->nodes, sizeof *c->nodes * (size_t)c->cap_nodes);
+		c->sched_view = realloc(c->sched_view, sizeof *c->sched_view * (size_t)c->cap_nodes);
+		if (!c->nodes || !c->sched_view)
+			fatal("realloc");
+	}
+	TAILQ_INIT(&n->queue);
+	n->core = c;
+	n->next_seq = 1;
+	n->poll_timer = evtimer_new(c->base, poll_timeout, n);
+	node_capacity(c, n);
+	c->nodes[c->n_nodes++] = n;
+}
+
+void node_reserve(struct node *n, const struct instance *in)
+{
+	n->vcpus_milli_used += in->vcpus_milli;
+	n->memory_mb_used += in->memory_mb;
+	n->n_instances++;
+}
+
+void node_release(struct node *n, const struct instance *in)
+{
+	n->vcpus_milli_used -= in->vcpus_milli;
+	n->memory_mb_used -= in->memory_mb;
+	n->n_instances--;
+}
+
+json_t *node_to_json(const struct node *n)
+{
+	char hb[40] = "";
+	if (n->last_heartbeat_wall_us)
+		clock_iso8601(n->last_heartbeat_wall_us, hb, sizeof hb);
+	return json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:{s:f, s:I, s:i}, s:{s:f, s:I}, s:i, s:s?}",
+	                 "id", n->id, "name", n->name, "state", n->ready ? "ready" : "down", "address",
+	                 n->address, "drivers", n->drivers, "labels", n->labels, "resources", "vcpus",
+	                 (double)n->vcpus_milli_total / 1000.0, "memory_mb", (json_int_t)n->memory_mb_total,
+	                 "cpus", n->cpus, "allocated", "vcpus", (double)n->vcpus_milli_used / 1000.0,
+	                 "memory_mb", (json_int_t)n->memory_mb_used, "instances", n->n_instances,
+	                 "last_heartbeat", n->last_heartbeat_wall_us ? hb : NULL);
+}
+
+void api_nodes_list(struct core *c, struct evhttp_request *req, UNUSED const char *id)
+{
+	json_t *list = json_array();
+	for (int i = 0; i < c->n_nodes; i++)
+		json_array_append_new(list, node_to_json(c->nodes[i]));
+	http_reply_json(req, 200, json_pack("{s:o}", "nodes", list));
+}
+
+void api_node_show(struct core *c, struct evhttp_request *req, const char *id)
+{
+	struct node *n = core_node(c, id);
+	struct mv_error err;
+	if (!n) {
+		mv_fail(&err, 404, "not_found", "no node with id %.64s", id);
+		http_reply_error(req, &err);
+		return;
+	}
+	http_reply_json(req, 200, node_to_json(n));
+}
+
+/* ---- assignments ---- */
+
+static json_t *assignment_to_json(struct core *c, const struct assignment *a)
+{
+	struct instance *in = core_instance(c, a->instance_id);
+	json_t *inst = json_pack("{s:s}", "id", a->instance_id);
+	if (in && strcmp(a->op, "start") == 0)
+		json_object_set(inst, "spec", in->spec);
+	return json_pack("{s:I, s:s, s:o}", "seq", (json_int_t)a->seq, "op", a->op, "instance", inst);
+}
+
+/* Answers the node's waiting long-poll with everything queued (possibly nothing). */
+static void poll_answer(struct node *n)
+{
+	json_t *list = json_array();
+	struct evhttp_request *req = n->poll;
+	struct assignment *a;
+	int64_t now = clock_mono_us();
+
+	if (!req)
+		return;
+	n->poll = NULL;
+	evtimer_del(n->poll_timer);
+	TAILQ_FOREACH(a, &n->queue, link) {
+		json_array_append_new(list, assignment_to_json(n->core, a));
+		if (strcmp(a->op, "start") == 0) {
+			struct instance *in = core_instance(n->core, a->instance_id);
+			if (in && in->marks.sent_us == 0)
+				in->marks.sent_us = now;
+		}
+	}
+	http_reply_json(req, 200, json_pack("{s:o}", "assignments", list));
+}
+
+void node_enqueue(struct core *c, struct node *n, const char *op, const struct instance *in)
+{
+	struct assignment *a = calloc(1, sizeof *a);
+	if (!a)
+		fatal("calloc");
+	a->seq = n->next_seq++;
+	snprintf(a->op, sizeof a->op, "%s", op);
+	memcpy(a->instance_id, in->id, sizeof a->instance_id);
+	TAILQ_INSERT_TAIL(&n->queue, a, link);
+	(void)c;
+	poll_answer(n);
+}
+
+/* The node asked with after=SEQ: it has everything up to SEQ. Start assignments it has
+ * taken mean the instance is starting. */
+static void acknowledge(struct core *c, struct node *n, uint64_t after)
+{
+	struct assignment *a;
+	bool began = false;
+	struct instance *changed[64];
+	int n_changed = 0;
+
+	while ((a = TAILQ_FIRST(&n->queue)) && a->seq <= after) {
+		struct instance *in = core_instance(c, a->instance_id);
+		TAILQ_REMOVE(&n->queue, a, link);
+		if (in && strcmp(a->op, "start") == 0 && in->state == INST_SCHEDULED && n_changed < 64) {
+			if (!began && store_begin(c->store) == 0)
+				began = true;
+			in->state = INST_STARTING;
+			in->updated_wall_us = clock_wall_us();
+			if (began && store_put_instance(c->store, in) == 0)
+				changed[n_changed++] = in;
+			else
+				in->state = INST_SCHEDULED;
+		}
+		free(a);
+	}
+	if (began && store_commit(c->store) < 0) {
+		store_rollback(c->store);
+		for (int i = 0; i < n_changed; i++)
+			changed[i]->state = INST_SCHEDULED; /* still true: the node will report */
+		n_changed = 0;
+	}
+	for (int i = 0; i < n_changed; i++)
+		events_publish_instance(c, changed[i]);
+}
+
+static void touch(struct core *c, struct node *n)
+{
+	n->last_heartbeat_mono_us = clock_mono_us();
+	n->last_heartbeat_wall_us = clock_wall_us();
+	if (!n->ready) {
+		n->ready = true;
+		log_info("node %s (%s) is ready", n->name, n->id);
+		events_publish_node(c, n, "ready");
+	}
+}
+
+void nodeapi_assignments(struct core *c, struct evhttp_request *req, const char *id)
+{
+	struct node *n = core_node(c, id);
+	char buf[32], *end;
+	uint64_t after = 0;
+	double wait_s = POLL_DEFAULT_S;
+	struct mv_error err;
+
+	if (http_query(req, "after", buf, sizeof buf)) {
+		errno = 0;
+		after = strtoull(buf, &end, 10);
+		if (errno || end == buf || *end) {
+			mv_fail(&err, 400, "invalid_query", "after must be an unsigned integer");
+			http_reply_error(req, &err);
+			return;
+		}
+	}
+	if (http_query_double(req, "wait", 0, POLL_MAX_S, &wait_s, &err) < 0) {
+		http_reply_error(req, &err);
+		return;
+	}
+	touch(c, n);
+	acknowledge(c, n, after);
+	if (n->poll) /* a stale poll from a connection the node gave up on */
+		poll_answer(n);
+	n->poll = req;
+	if (!TAILQ_EMPTY(&n->queue) || wait_s == 0) {
+		poll_answer(n);
+		return;
+	}
+	struct timeval tv = clock_timeval(wait_s);
+	evtimer_add(n->poll_timer, &tv);
+}
+
+void nodeapi_heartbeat(struct core *c, struct evhttp_request *req, const char *id)
+{
+	touch(c, core_node(c, id));
+	http_reply_json(req, 200, json_object());
+}
+
+/* ---- register ---- */
+
+static int check_register(const json_t *b, struct mv_error *err)
+{
+	const json_t *id = json_object_get(b, "id"), *name = json_object_get(b, "name");
+	const json_t *res = json_object_get(b, "resources"), *drivers = json_object_get(b, "drivers");
+	const json_t *labels = json_object_get(b, "labels"), *addr = json_object_get(b, "address");
+	const json_t *cpus = json_object_get(res, "cpus"), *mem = json_object_get(res, "memory_mb");
+	const char *k;
+	json_t *v;
+
+	if (!json_is_string(id) || json_string_length(id) != MV_ID_LEN ||
+	    strspn(json_string_value(id), "0123456789abcdef") != MV_ID_LEN)
+		return mv_fail(err, 400, "invalid_value", "id must be %d lower-case hex characters", MV_ID_LEN);
+	if (!json_is_string(name) || !name_valid(json_string_value(name)))
+		return mv_fail(err, 400, "invalid_value", "name must be 1-%d characters [A-Za-z0-9._-]", MV_NAME_MAX);
+	if (addr && (!json_is_string(addr) || json_string_length(addr) > 63))
+		return mv_fail(err, 400, "invalid_value", "address must be a string of at most 63 bytes");
+	if (!json_is_integer(cpus) || json_integer_value(cpus) < 1 || json_integer_value(cpus) > 65536)
+		return mv_fail(err, 400, "invalid_value", "resources.cpus must be an integer 1-65536");
+	if (!json_is_integer(mem) || json_integer_value(mem) < 1 || json_integer_value(mem) > (1LL << 40))
+		return mv_fail(err, 400, "invalid_value", "resources.memory_mb must be a positive integer");
+	if (!json_is_object(drivers))
+		return mv_fail(err, 400, "invalid_type", "drivers must be an object");
+	json_object_foreach((json_t *)drivers, k, v) {
+		if (driver_index(k) < 0 || !json_is_object(v))
+			return mv_fail(err, 400, "invalid_value", "drivers.%.32s is not a known driver description", k);
+	}
+	if (labels && !json_is_object(labels))
+		return mv_fail(err, 400, "invalid_type", "labels must be an object of strings");
+	json_object_foreach((json_t *)labels, k, v) {
+		if (!name_valid(k) || !json_is_string(v) || !label_value_valid(json_string_value(v)))
+			return mv_fail(err, 400, "invalid_value", "label %.64s is not valid", k);
+	}
+	return 0;
+}
+
+/* A node that registers again (after its restart or the core's) gets every operation it
+ * may have missed queued again; it ignores what it already did. */
+static void requeue_for(struct core *c, struct node *n)
+{
+	const char *key;
+	void *v;
+	n->vcpus_milli_used = n->memory_mb_used = 0;
+	n->n_instances = 0;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		struct instance *in = v;
+		if (strcmp(in->node_id, n->id) != 0 || inst_state_terminal(in->state))
+			continue;
+		node_reserve(n, in);
+		if (in->state == INST_SCHEDULED || in->state == INST_STARTING)
+			node_enqueue(c, n, "start", in);
+		if (in->stop_requested)
+			node_enqueue(c, n, "stop", in);
+	}
+}
+
+void nodeapi_register(struct core *c, struct evhttp_request *req, UNUSED const char *unused)
+{
+	json_t *b = NULL;
+	struct mv_error err;
+	struct node *n;
+	bool is_new;
+	char token_a[MV_ID_LEN + 1], token_b[MV_ID_LEN + 1];
+	const json_t *res;
+
+	if (http_read_json(req, &b, &err) < 0 || check_register(b, &err) < 0) {
+		json_decref(b);
+		http_reply_error(req, &err);
+		return;
+	}
+	n = core_node(c, json_string_value(json_object_get(b, "id")));
+	is_new = !n;
+	if (is_new) {
+		if (!(n = calloc(1, sizeof *n)))
+			fatal("calloc");
+		snprintf(n->id, sizeof n->id, "%s", json_string_value(json_object_get(b, "id")));
+	}
+	snprintf(n->name, sizeof n->name, "%s", json_string_value(json_object_get(b, "name")));
+	snprintf(n->address, sizeof n->address, "%s", json_string_value(json_object_get(b, "address")) ?: "");
+	res = json_object_get(b, "resources");
+	n->cpus = (int)json_integer_value(json_object_get(res, "cpus"));
+	n->memory_mb = json_integer_value(json_object_get(res, "memory_mb"));
+	json_decref(n->drivers);
+	json_decref(n->labels);
+	n->drivers = json_incref(json_object_get(b, "drivers"));
+	n->labels = json_object_get(b, "labels") ? json_incref(json_object_get(b, "labels")) : json_object();
+	json_decref(b);
+	if (store_put_node(c->store, n) < 0) {
+		if (is_new)
+			node_free(n);
+		mv_fail(&err, 500, "store_failed", "the store could not record the node; try again");
+		http_reply_error(req, &err);
+		return;
+	}
+	if (is_new)
+		core_add_node(c, n);
+	else
+		node_capacity(c, n);
+	id_generate(token_a);
+	id_generate(token_b);
+	snprintf(n->token, sizeof n->token, "%s%s", token_a, token_b);
+	if (n->poll)
+		poll_answer(n);
+	log_info("node %s (%s) registered: %d cpus, %" PRId64 " MiB", n->name, n->id, n->cpus, n->memory_mb);
+	touch(c, n);
+	requeue_for(c, n);
+	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i}", "id", n->id, "token", n->token,
+	                                    "heartbeat_interval_s", HEARTBEAT_INTERVAL_S));
+	core_schedule_pending(c);
+}
+
+/* ---- reports ---- */
+
+struct report {
+	struct instance *in;
+	enum inst_state state;
+	bool has_exit_code;
+	int exit_code;
+	const char *error;
+	struct node_timing timing;
+};
+
+static int parse_report(struct core *c, struct node *n, const json_t *r, struct report *out, struct mv_error *err)
+{
+	const json_t *id = json_object_get(r, "id"), *st = json_object_get(r, "state");
+	const json_t *code = json_object_get(r, "exit_code"), *msg = json_object_get(r, "error");
+	int s;
+
+	memset(out, 0, sizeof *out);
+	if (!json_is_string(id) || !json_is_string(st))
+		return mv_fail(err, 400, "invalid_value", "each report needs id and state strings");
+	s = inst_state_parse(json_string_value(st));
+	if (s != INST_STARTING && s != INST_RUNNING && s != INST_STOPPED && s != INST_EXITED && s != INST_FAILED)
+		return mv_fail(err, 400, "invalid_value", "a node reports starting, running, stopped, exited or failed");
+	if (code && !json_is_integer(code))
+		return mv_fail(err, 400, "invalid_type", "exit_code must be an integer");
+	if (msg && !json_is_string(msg))
+		return mv_fail(err, 400, "invalid_type", "error must be a string");
+	if (json_object_get(r, "timing") && node_timing_from_json(&out->timing, json_object_get(r, "timing")) < 0)
+		return mv_fail(err, 400, "invalid_value", "timing must hold durations in microseconds (0 to 1 h)");
+	out->in = core_instance(c, json_string_value(id));
+	if (out->in && strcmp(out->in->node_id, n->id) != 0)
+		out->in = NULL; /* not this node's business */
+	out->state = (enum inst_state)s;
+	out->has_exit_code = code != NULL;
+	out->exit_code = (int)json_integer_value(code);
+	out->error = json_string_value(msg);
+	return 0;
+}
+
+/* Is moving from `from` to `to` a step forward? Reports can repeat after reconnects. */
+static bool transition_allowed(enum inst_state from, enum inst_state to)
+{
+	if (inst_state_terminal(from))
+		return false;
+	if (to == INST_STARTING)
+		return from == INST_SCHEDULED;
+	if (to == INST_RUNNING)
+		return from == INST_SCHEDULED || from == INST_STARTING;
+	return true;
+}
+
+static void persist_trace_later(struct core *c)
+{
+	if (!evtimer_pending(c->trace_flush_timer, NULL)) {
+		struct timeval tv = clock_timeval(TRACE_FLUSH_MS / 1000.0);
+		evtimer_add(c->trace_flush_timer, &tv);
+	}
+}
+
+void core_flush_traces(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct core *c = arg;
+	const char *key;
+	void *v;
+	if (store_begin(c->store) < 0)
+		return;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		struct instance *in = v;
+		if (in->trace_dirty && store_put_instance(c->store, in) == 0)
+			in->trace_dirty = false;
+	}
+	if (store_commit(c->store) < 0)
+		store_rollback(c->store);
+}
+
+/* Applies a report's state to memory and the store (inside the caller's transaction). */
+static bool apply_report(struct core *c, struct node *n, struct report *r)
+{
+	struct instance *in = r->in;
+	if (!in || !transition_allowed(in->state, r->state))
+		return false;
+	in->state = r->state;
+	in->updated_wall_us = clock_wall_us();
+	if (r->has_exit_code) {
+		in->has_exit_code = true;
+		in->exit_code = r->exit_code;
+	}
+	if (r->error && !in->error && !(in->error = strdup(r->error)))
+		fatal("strdup");
+	if (inst_state_terminal(r->state))
+		node_release(n, in);
+	return store_put_instance(c->store, in) == 0;
+}
+
+void nodeapi_reports(struct core *c, struct evhttp_request *req, const char *id)
+{
+	int64_t arrived = clock_mono_us();
+	struct node *n = core_node(c, id);
+	json_t *b = NULL, *list, *r;
+	struct report *reps = NULL;
+	struct mv_error err;
+	size_t i, count;
+
+	if (http_read_json(req, &b, &err) < 0)
+		goto fail;
+	list = json_object_get(b, "reports");
+	if (!json_is_array(list) || json_array_size(list) > 4096) {
+		mv_fail(&err, 400, "invalid_type", "reports must be an array (at most 4096)");
+		goto fail;
+	}
+	count = json_array_size(list);
+	if (!(reps = calloc(count + 1, sizeof *reps)))
+		fatal("calloc");
+	json_array_foreach(list, i, r) {
+		if (parse_report(c, n, r, &reps[i], &err) < 0)
+			goto fail;
+	}
+	touch(c, n);
+	if (store_begin(c->store) < 0) {
+		mv_fail(&err, 500, "store_failed", "the store is not writable; report again");
+		goto fail;
+	}
+	for (i = 0; i < count; i++)
+		if (!apply_report(c, n, &reps[i]))
+			reps[i].in = NULL;
+	if (store_commit(c->store) < 0) {
+		store_rollback(c->store);
+		mv_fail(&err, 500, "store_failed", "the store could not save the reports; report again");
+		goto fail; /* memory is ahead of the store; the node's retry rewrites the same states */
+	}
+	/* Durable now: tell the world. */
+	for (i = 0; i < count; i++) {
+		struct instance *in = reps[i].in;
+		if (!in)
+			continue;
+		if (in->state == INST_RUNNING) {
+			in->marks.reported_us = arrived;
+			in->marks.notified_us = clock_mono_us();
+			trace_compute(&in->trace, &in->marks, &reps[i].timing);
+			in->has_trace = in->trace_dirty = true;
+			metrics_observe_trace(c->metrics, in->driver, &in->trace);
+			persist_trace_later(c);
+		}
+		events_publish_instance(c, in);
+		instance_wake(in);
+	}
+	http_reply_json(req, 200, json_object());
+	if (count > 0)
+		core_schedule_pending(c);
+	goto out;
+fail:
+	http_reply_error(req, &err);
+out:
+	free(reps);
+	json_decref(b);
+}
+
+/* ---- liveness ---- */
+
+void nodes_sweep(struct core *c)
+{
+	int64_t now = clock_mono_us(), limit = (int64_t)c->opts.heartbeat_timeout_s * 1000000;
+	for (int i = 0; i < c->n_nodes; i++) {
+		struct node *n = c->nodes[i];
+		if (!n->ready || now - n->last_heartbeat_mono_us <= limit)
+			continue;
+		n->ready = false;
+		log_warnx("node %s (%s) is down: no heartbeat for %d s", n->name, n->id, c->opts.heartbeat_timeout_s);
+		events_publish_node(c, n, "down");
+	}
+}

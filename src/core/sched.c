@@ -1,0 +1,108 @@
+#include "core/sched.h"
+
+#include <string.h>
+
+static bool driver_offered(const struct sched_node *n, const struct sched_request *r, bool *allowed)
+{
+	*allowed = true;
+	if (!(n->drivers & (1u << r->driver)))
+		return false;
+	if (r->executable) {
+		const json_t *p;
+		size_t i;
+		*allowed = false;
+		json_array_foreach(n->exec_allow, i, p) {
+			if (json_is_string(p) && strcmp(json_string_value(p), r->executable) == 0)
+				*allowed = true;
+		}
+	}
+	return true;
+}
+
+static bool labels_match(const struct sched_node *n, const json_t *selector)
+{
+	const char *k;
+	json_t *want;
+	json_object_foreach((json_t *)selector, k, want) {
+		const json_t *have = json_object_get(n->labels, k);
+		if (!have || !json_equal(have, want))
+			return false;
+	}
+	return true;
+}
+
+static bool fits(const struct sched_node *n, const struct sched_request *r)
+{
+	return n->vcpus_milli_used + r->vcpus_milli <= n->vcpus_milli_total &&
+	       n->memory_mb_used + r->memory_mb <= n->memory_mb_total;
+}
+
+/* Share of the node in use after placing r, in parts per million of the scarcer of
+ * cpu and memory. Binpack picks the highest, spread the lowest. */
+static int64_t load_after(const struct sched_node *n, const struct sched_request *r)
+{
+	int64_t cpu = n->vcpus_milli_total ? (n->vcpus_milli_used + r->vcpus_milli) * 1000000 / n->vcpus_milli_total : 0;
+	int64_t mem = n->memory_mb_total ? (n->memory_mb_used + r->memory_mb) * 1000000 / n->memory_mb_total : 0;
+	return cpu > mem ? cpu : mem;
+}
+
+int sched_pick(const struct sched_node *nodes, int n, const struct sched_request *req,
+               enum sched_policy policy, enum sched_miss *miss)
+{
+	int best = -1;
+	int64_t best_load = 0;
+	enum sched_miss why = SCHED_NO_NODE;
+
+	for (int i = 0; i < n; i++) {
+		const struct sched_node *c = &nodes[i];
+		bool allowed;
+		int64_t load;
+		if (!c->ready)
+			continue;
+		if (!driver_offered(c, req, &allowed)) {
+			why = why < SCHED_NO_DRIVER ? SCHED_NO_DRIVER : why;
+			continue;
+		}
+		if (!allowed) {
+			why = why < SCHED_NOT_ALLOWED ? SCHED_NOT_ALLOWED : why;
+			continue;
+		}
+		if (req->labels && !labels_match(c, req->labels)) {
+			why = why < SCHED_NO_LABELS ? SCHED_NO_LABELS : why;
+			continue;
+		}
+		if (!fits(c, req)) {
+			why = SCHED_NO_CAPACITY;
+			continue;
+		}
+		load = load_after(c, req);
+		if (best < 0 || (policy == SCHED_BINPACK ? load > best_load : load < best_load)) {
+			best = i;
+			best_load = load;
+		}
+	}
+	*miss = best < 0 ? why : SCHED_OK;
+	return best;
+}
+
+const char *sched_miss_message(enum sched_miss miss)
+{
+	switch (miss) {
+	case SCHED_OK: return "placed";
+	case SCHED_NO_NODE: return "no node is ready (start `microvim node --core URL`)";
+	case SCHED_NO_DRIVER: return "no ready node offers this driver";
+	case SCHED_NOT_ALLOWED: return "no ready node allows this executable (see the node's --exec-allow)";
+	case SCHED_NO_LABELS: return "no ready node has all the requested labels";
+	case SCHED_NO_CAPACITY: return "no ready node has room for the requested vcpus and memory_mb";
+	}
+	return "?";
+}
+
+int sched_policy_parse(const char *s)
+{
+	if (strcmp(s, "binpack") == 0)
+		return SCHED_BINPACK;
+	if (strcmp(s, "spread") == 0)
+		return SCHED_SPREAD;
+	return -1;
+}

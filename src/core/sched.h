@@ -1,0 +1,39 @@
+/* sched — choose a node for an instance: filter (ready, driver offered, executable
+ * allowed, labels match, resources fit), then rank (binpack: the fullest node that fits,
+ * so small functions pack onto few hosts; spread: the emptiest). Pure logic over an array
+ * of candidate views: no I/O, no allocation, unit-tested. */
+#ifndef MICROVIM_SCHED_H
+#define MICROVIM_SCHED_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+enum sched_policy { SCHED_BINPACK, SCHED_SPREAD };
+
+struct sched_node {
+	bool ready;
+	unsigned drivers;         /* bit driver_index(name) set for each driver offered */
+	const json_t *exec_allow; /* array of absolute paths the exec driver may run */
+	const json_t *labels;  /* {"k": "v"} */
+	int64_t vcpus_milli_total, memory_mb_total; /* capacity (cpus x ratio) */
+	int64_t vcpus_milli_used, memory_mb_used;
+};
+
+struct sched_request {
+	int driver;             /* driver_index() */
+	const char *executable; /* exec only, else NULL */
+	const json_t *labels;   /* selector or NULL */
+	int64_t vcpus_milli, memory_mb;
+};
+
+/* Why nothing was chosen: the most specific reason among all nodes. */
+enum sched_miss { SCHED_OK, SCHED_NO_NODE, SCHED_NO_DRIVER, SCHED_NOT_ALLOWED, SCHED_NO_LABELS, SCHED_NO_CAPACITY };
+
+/* Index of the chosen node, or -1 with *miss set. */
+int sched_pick(const struct sched_node *nodes, int n, const struct sched_request *req,
+               enum sched_policy policy, enum sched_miss *miss);
+const char *sched_miss_message(enum sched_miss miss);
+int sched_policy_parse(const char *s); /* enum value or -1 */
+
+#endif

@@ -1,0 +1,242 @@
+"""The bad-input table (issue item 9): every row is a request that must be refused with
+the fitting status and error code, with a message naming the field, and nothing stored.
+Then Idempotency-Key, and a few boundary values that must be accepted."""
+
+import json
+
+import harness as h
+
+SLEEP = "/bin/sleep"
+
+
+def body(name_, **over):
+    """A valid exec body; `over` replaces top-level fields (value DROP removes one)."""
+    b = {"name": name_, "driver": "exec", "config": {"command": SLEEP, "args": ["3600"]},
+         "resources": {"vcpus": 0.01, "memory_mb": 1}}
+    for k, v in over.items():
+        if v is DROP:
+            b.pop(k, None)
+        else:
+            b[k] = v
+    return b
+
+
+DROP = object()
+
+
+def cfg(**over):
+    c = {"command": SLEEP, "args": ["3600"]}
+    c.update(over)
+    return c
+
+
+def res(**over):
+    r = {"vcpus": 0.01, "memory_mb": 1}
+    r.update(over)
+    return r
+
+
+P = "/v1/instances"
+BAD_ID = "0123456789abcdef"
+INVALID_NAMES = ["", "a" * 64, "a b", "-x", "\u00e4", ".x", "_x", "a/b", "a\nb"]
+
+# (description, method, path, body (dict | bytes | None), headers, status, codes, field)
+# codes: a set of acceptable error codes (None: any string); field: the message must name it.
+ROWS = [
+    ("malformed JSON", "POST", P, b'{"name": "x", "driver": ', {}, 400, {"invalid_json"}, None),
+    ("empty body", "POST", P, b"", {}, 400, {"invalid_json"}, None),
+    ("trailing garbage", "POST", P, b'{"name": "x"} {', {}, 400, {"invalid_json"}, None),
+    ("not UTF-8", "POST", P, b'{"name": "\xff\xfe"}', {}, 400, {"invalid_json"}, None),
+    ("body is an array", "POST", P, b"[1, 2, 3]", {}, 400, {"invalid_json", "invalid_type"}, None),
+    ("body is a string", "POST", P, b'"fw1"', {}, 400, {"invalid_json", "invalid_type"}, None),
+    ("body is null", "POST", P, b"null", {}, 400, {"invalid_json", "invalid_type"}, None),
+    ("name: 5", "POST", P, body("x", name=5), {}, 400, {"invalid_type"}, "name"),
+    ("name: null", "POST", P, body("x", name=None), {}, 400, {"invalid_type", "missing_field"}, "name"),
+    ("resources.vcpus: \"x\"", "POST", P, body("r1", resources=res(vcpus="x")), {}, 400,
+     {"invalid_type"}, "vcpus"),
+    ("resources.vcpus: true", "POST", P, body("r2", resources=res(vcpus=True)), {}, 400,
+     {"invalid_type"}, "vcpus"),
+    ("resources.memory_mb: \"16\"", "POST", P, body("r3", resources=res(memory_mb="16")), {}, 400,
+     {"invalid_type"}, "memory_mb"),
+    ("resources.memory_mb: 1.5", "POST", P, body("r4", resources=res(memory_mb=1.5)), {}, 400,
+     {"invalid_type", "invalid_value"}, "memory_mb"),
+    ("resources: []", "POST", P, body("r5", resources=[]), {}, 400, {"invalid_type"}, "resources"),
+    ("count: \"3\"", "POST", P, body("c1", count="3"), {}, 400, {"invalid_type"}, "count"),
+    ("count: 2.5", "POST", P, body("c2", count=2.5), {}, 400, {"invalid_type", "invalid_value"}, "count"),
+    ("config.args: \"x\"", "POST", P, body("a1", config=cfg(args="x")), {}, 400, {"invalid_type"}, "args"),
+    ("config.args: [1]", "POST", P, body("a2", config=cfg(args=[1])), {}, 400, {"invalid_type"}, "args"),
+    ("config.args: 257 entries", "POST", P, body("a3", config=cfg(args=["1"] * 257)), {}, 400,
+     {"invalid_value"}, "args"),
+    ("config.env: {K: 1}", "POST", P, body("e1", config=cfg(env={"K": 1})), {}, 400,
+     {"invalid_type"}, "env"),
+    ("config.env: []", "POST", P, body("e2", config=cfg(env=[])), {}, 400, {"invalid_type"}, "env"),
+    ("config: \"x\"", "POST", P, body("g1", config="x"), {}, 400, {"invalid_type"}, "config"),
+    ("config.command: 5", "POST", P, body("g2", config=cfg(command=5)), {}, 400, {"invalid_type"},
+     "command"),
+    ("labels: \"x\"", "POST", P, body("l1", labels="x"), {}, 400, {"invalid_type"}, "labels"),
+    ("network: \"br0\"", "POST", P, body("n1", network="br0"), {}, 400, {"invalid_type"}, "network"),
+    ("driver: 7", "POST", P, body("d1", driver=7), {}, 400, {"invalid_type"}, "driver"),
+    ("missing name", "POST", P, body("x", name=DROP), {}, 400, {"missing_field"}, "name"),
+    ("missing driver", "POST", P, body("m2", driver=DROP), {}, 400, {"missing_field"}, "driver"),
+    ("missing config for exec", "POST", P, body("m3", config=DROP), {}, 400, {"missing_field"}, "config"),
+    ("missing config.command", "POST", P, body("m4", config={"args": ["1"]}), {}, 400,
+     {"missing_field"}, "command"),
+    ("unknown top-level field", "POST", P, body("u1", flavor="m1.tiny"), {}, 400, {"unknown_field"},
+     "flavor"),
+    ("unknown field in resources", "POST", P, body("u2", resources=res(disk_gb=1)), {}, 400,
+     {"unknown_field"}, "disk_gb"),
+    ("unknown field in config", "POST", P, body("u3", config=cfg(shell=True)), {}, 400,
+     {"unknown_field"}, "shell"),
+] + [
+    (f"invalid name {n!r}", "POST", P, body(n), {}, 400, {"invalid_value"}, "name")
+    for n in INVALID_NAMES
+] + [
+    (f"resources.vcpus: {v!r}", "POST", P, body("v", resources=res(vcpus=v)), {}, 400,
+     {"invalid_value"}, "vcpus")
+    for v in (0, -1, 0.0001, 256.5, 1e9)
+] + [
+    (f"resources.memory_mb: {v!r}", "POST", P, body("m", resources=res(memory_mb=v)), {}, 400,
+     {"invalid_value"}, "memory_mb")
+    for v in (0, -5, 1048577, 10 ** 12)
+] + [
+    (f"count: {v!r}", "POST", P, body("cnt", count=v), {}, 400, {"invalid_value"}, "count")
+    for v in (0, -1, 1001, 10 ** 12)
+] + [
+    ("unknown driver docker", "POST", P, body("dk", driver="docker"), {}, 400, {"invalid_value"},
+     "driver"),
+    ("relative command \"sleep\"", "POST", P, body("rel", config=cfg(command="sleep")), {}, 400,
+     {"invalid_value"}, "command"),
+    ("query wait=soon", "POST", P + "?wait=soon", body("q1"), {}, 400, {"invalid_query"}, "wait"),
+    ("query timeout=abc", "POST", P + "?wait=running&timeout=abc", body("q2"), {}, 400,
+     {"invalid_query"}, "timeout"),
+    ("query timeout=-1", "POST", P + "?wait=running&timeout=-1", body("q3"), {}, 400,
+     {"invalid_query"}, "timeout"),
+    ("Idempotency-Key of 129 chars", "POST", P, body("ik1"), {"Idempotency-Key": "k" * 129}, 400,
+     None, None),
+    ("body over 1 MiB", "POST", P, body("big", config=cfg(args=["x" * 4096] * 256)), {}, 413,
+     {"body_too_large"}, None),
+    ("qemu with an unknown image", "POST", P,
+     {"name": "vm1", "driver": "qemu", "image": "no-such-image"}, {}, 422,
+     {"unknown_image", "no_node"}, None),
+    ("disallowed executable /usr/bin/id", "POST", P, body("id1", config={"command": "/usr/bin/id"}),
+     {}, 422, {"no_node"}, None),
+    ("labels matching no node", "POST", P, body("lab", labels={"rack": "nowhere"}), {}, 422,
+     {"no_node"}, None),
+    ("nothing fits: memory_mb 1048576", "POST", P, body("huge", resources=res(memory_mb=1048576)),
+     {}, 422, {"no_capacity"}, None),
+    ("nothing fits: vcpus 256", "POST", P, body("huge2", resources=res(vcpus=256)), {}, 422,
+     {"no_capacity"}, None),
+    ("count 1000 x 100 MiB does not fit: none stored", "POST", P,
+     body("many", count=1000, resources=res(memory_mb=100)), {}, 422, {"no_capacity"}, None),
+    ("duplicate name", "POST", P, body("dup1"), {}, 409, {"name_conflict"}, None),
+    ("count colliding with an existing NAME-2: none stored", "POST", P, body("dupc", count=3),
+     {}, 409, {"name_conflict"}, None),
+    ("GET unknown id", "GET", f"{P}/{BAD_ID}", None, {}, 404, {"not_found"}, None),
+    ("DELETE unknown id", "DELETE", f"{P}/{BAD_ID}", None, {}, 404, {"not_found"}, None),
+    ("GET unknown id (not hex)", "GET", f"{P}/nope", None, {}, 404, {"not_found"}, None),
+    ("unknown path", "GET", "/v1/nope", None, {}, 404, None, None),
+    ("unknown path /", "GET", "/", None, {}, 404, None, None),
+    ("bad state filter", "GET", f"{P}?state=bogus", None, {}, 400, {"invalid_query"}, "state"),
+]
+
+
+def _count(c):
+    return len(c.list())
+
+
+def test_bad_input_table():
+    d = h.start_dev()
+    c = d.client()
+    # preconditions for the conflict rows
+    c.create(body("dup1"), wait=True)
+    c.create(body("dupc-2"), wait=True)
+    h.register_token("3600")  # every row's process, should one be created by mistake
+    fails = []
+    for desc, method, path, b, hdrs, want, codes, field in ROWS:
+        n0 = _count(c)
+        st, js, raw = c.call(method, path, b, headers=hdrs, timeout=30)
+        why = []
+        if st != want:
+            why.append(f"status {st} (want {want})")
+        err = js.get("error") if isinstance(js, dict) else None
+        if not isinstance(err, dict):
+            why.append("no JSON error object")
+        else:
+            code, msg = err.get("code"), err.get("message")
+            if not isinstance(code, str) or not code:
+                why.append("error.code is not a string")
+            elif codes and code not in codes:
+                why.append(f"code {code!r} (want {'/'.join(sorted(codes))})")
+            if not isinstance(msg, str) or not msg:
+                why.append("error.message is not a string")
+            elif field and field.lower() not in msg.lower():
+                why.append(f"message does not name {field!r}")
+        n1 = _count(c)
+        if n1 != n0:
+            why.append(f"stored instances {n0} -> {n1}")
+        if why:
+            fails.append(f"{desc}: {'; '.join(why)} | body: {raw[:300]!r}")
+    assert not fails, f"{len(fails)} of {len(ROWS)} rows failed:\n  " + "\n  ".join(fails)
+    h.register_token("3600")
+
+
+test_bad_input_table.budget = 90
+
+
+def test_idempotency_key():
+    d = h.start_dev()
+    c = d.client()
+    tok = h.unique_arg()
+    b = {"name": "idem", "driver": "exec", "config": {"command": SLEEP, "args": [tok]}, "count": 2}
+    key = {"Idempotency-Key": "create-idem-0001"}
+    first = c.create(b, headers=key)
+    assert len(first) == 2, first
+    ids = sorted(i["id"] for i in first)
+    n0 = len(c.list())
+    st, js, raw = c.call("POST", "/v1/instances", b, headers=key)
+    assert st == 200, f"retry with the same key and body -> {st} (want 200): {raw[:300]!r}"
+    assert sorted(i["id"] for i in js["instances"]) == ids, f"retry answered other ids: {raw[:300]!r}"
+    assert len(c.list()) == n0, "the retry created instances"
+    # same body with the keys' JSON re-ordered is the same body
+    b2 = json.loads(json.dumps(b))
+    b2 = {k: b2[k] for k in reversed(list(b2))}
+    st, js, raw = c.call("POST", "/v1/instances", b2, headers=key)
+    assert st == 200, f"retry with the same body, fields re-ordered -> {st}: {raw[:300]!r}"
+    other = dict(b, name="idem-other")
+    st, js, raw = c.call("POST", "/v1/instances", other, headers=key)
+    assert st == 409, f"same key, other body -> {st} (want 409): {raw[:300]!r}"
+    assert js and js.get("error", {}).get("code") == "idempotency_conflict", raw[:300]
+    assert len(c.list()) == n0, "the conflicting request created instances"
+    assert len(h.procs_with_arg(tok)) == 2, f"processes: {h.procs_with_arg(tok)}"
+    # without the key the same body is a new request: 409 name_conflict
+    st, js, raw = c.call("POST", "/v1/instances", b)
+    assert st == 409 and js["error"]["code"] == "name_conflict", f"{st} {raw[:300]!r}"
+    # a rejected first request is not remembered under its key
+    key2 = {"Idempotency-Key": "create-idem-0002"}
+    bad = {"name": "idem2", "driver": "exec", "config": {"command": "/usr/bin/id"}}
+    st, _, raw = c.call("POST", "/v1/instances", bad, headers=key2)
+    assert st == 422, f"{st} {raw[:300]!r}"
+
+
+def test_boundaries_accepted():
+    """Values at the edges of the documented ranges are accepted."""
+    d = h.start_dev()
+    c = d.client()
+    tok = h.unique_arg()
+    cases = [
+        body("a" * 63, config=cfg(args=[tok])),
+        body("9-digit.first_ok", config=cfg(args=[tok])),
+        body("tiny", config=cfg(args=[tok]), resources={"vcpus": 0.001, "memory_mb": 1}),
+        body("frac", config=cfg(args=[tok], env={"K": "V"}), resources={"vcpus": 1.5}),
+        body("lbl", config=cfg(args=[tok]), labels={}),
+        body("args256", config=cfg(args=[tok] + ["x"] * 255)),
+    ]
+    for b in cases:
+        st, js, raw = c.call("POST", "/v1/instances?wait=running&timeout=10", b, timeout=30)
+        assert st == 201, f"{b['name'][:20]}: {st} {raw[:300]!r}"
+        inst = js["instances"][0]
+        assert inst["name"] == b["name"] and inst["state"] == "running", inst
+    g = [i for i in c.list() if i["name"] == "tiny"][0]
+    assert g["spec"]["resources"] == {"vcpus": 0.001, "memory_mb": 1}, g["spec"]
+    g = [i for i in c.list() if i["name"] == "frac"][0]
+    assert g["spec"]["resources"]["vcpus"] == 1.5, g["spec"]
