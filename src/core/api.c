@@ -260,10 +260,10 @@ static bool idem_replay(struct core *c, struct evhttp_request *req, const char *
 
 static void instance_name(const struct inst_spec *spec, int i, char *out, size_t len)
 {
-	if (spec->count == 1)
-		snprintf(out, len, "%s", spec->name);
-	else
-		snprintf(out, len, "%s-%d", spec->name, i + 1);
+	/* spec_parse made sure NAME-COUNT fits */
+	int n = spec->count == 1 ? snprintf(out, len, "%s", spec->name) : snprintf(out, len, "%s-%d", spec->name, i + 1);
+	if (n >= (int)len)
+		fatalx("instance name overflow: %s", out);
 }
 
 static int check_names_free(struct core *c, const struct inst_spec *spec, struct mv_error *err)

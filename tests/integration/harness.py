@@ -323,7 +323,7 @@ class Daemon:
         if rc is not None:
             if expect_alive:
                 problem(f"{self.kind} (pid {self.pid}) had died before it was stopped: "
-                        f"status {rc}\n{self.log_tail(20)}")
+                        f"status {rc}")
         else:
             try:
                 os.kill(self.pid, sig)

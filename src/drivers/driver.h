@@ -1,0 +1,58 @@
+/* driver — the table every hypervisor or process driver fills in (Nomad's driver
+ * lifecycle as a C table): probe (fingerprint the host), start (may block: the node calls
+ * it on a worker thread), signal (stop gently or by force), reap (collect the exit),
+ * recover (re-attach to a handle persisted before a node restart). An operation a driver
+ * lacks is NULL; drv_* wrappers turn that into -ENOTSUP in one place.
+ *
+ * Drivers know nothing of HTTP or the store. All functions return 0 or -errno and put a
+ * sentence in err where the caller needs words. */
+#ifndef MICROVIM_DRIVER_H
+#define MICROVIM_DRIVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Host-level settings a node passes to its drivers. */
+struct drv_options {
+	const char *const *exec_allow; /* absolute paths exec may run; NULL-terminated; NULL = exec off */
+};
+
+/* What the node hands a driver to start one instance. */
+struct drv_start_request {
+	const char *instance_id;
+	const char *name;
+	const json_t *spec;    /* the instance spec as accepted by the core */
+	const char *dir;       /* the instance's own directory */
+	int stdout_fd, stderr_fd; /* log files opened by the node */
+};
+
+/* What identifies a running instance across node restarts (persisted by the node). */
+struct drv_handle {
+	pid_t pid;                     /* 0 when the driver has no process */
+	unsigned long long start_time; /* /proc/PID/stat start time: a reused pid never matches */
+	int pidfd;                     /* readable when the process ends; -1 when not open */
+	bool is_child;                 /* ours to reap (false after a node restart) */
+};
+
+struct driver {
+	const char *name;
+	/* Does this driver work on this host? info: {"version": ..., ...} advertised to the core. */
+	int (*probe)(const struct drv_options *o, json_t **info, char *err, size_t errlen);
+	int (*start)(const struct drv_options *o, const struct drv_start_request *r, struct drv_handle *h,
+	             char *err, size_t errlen);
+	int (*signal)(struct drv_handle *h, bool force);
+	/* After h->pidfd became readable: exit_code is set when known (our own child). */
+	int (*reap)(struct drv_handle *h, int *exit_code, bool *code_known);
+	int (*recover)(struct drv_handle *h);
+};
+
+/* Every driver microvim has, in one list; NULL-terminated. */
+extern const struct driver *const drivers[];
+const struct driver *driver_find(const char *name);
+
+int drv_signal(const struct driver *d, struct drv_handle *h, bool force);
+int drv_recover(const struct driver *d, struct drv_handle *h);
+
+#endif

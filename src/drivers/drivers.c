@@ -1,0 +1,29 @@
+#include <errno.h>
+#include <string.h>
+
+#include "drivers/driver.h"
+
+extern const struct driver driver_exec;
+
+const struct driver *const drivers[] = {
+	&driver_exec,
+	NULL,
+};
+
+const struct driver *driver_find(const char *name)
+{
+	for (int i = 0; drivers[i]; i++)
+		if (strcmp(drivers[i]->name, name) == 0)
+			return drivers[i];
+	return NULL;
+}
+
+int drv_signal(const struct driver *d, struct drv_handle *h, bool force)
+{
+	return d->signal ? d->signal(h, force) : -ENOTSUP;
+}
+
+int drv_recover(const struct driver *d, struct drv_handle *h)
+{
+	return d->recover ? d->recover(h) : -ENOTSUP;
+}

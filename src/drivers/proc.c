@@ -1,0 +1,113 @@
+#include "drivers/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static int pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+unsigned long long proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	FILE *f;
+	size_t n;
+	char *p;
+	unsigned long long start = 0;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* comm may hold spaces and parentheses: fields start after the last ')' */
+	if (!(p = strrchr(buf, ')')))
+		return 0;
+	p++;
+	for (int field = 3; field < 22 && p; field++)
+		p = strchr(p + 1, ' ');
+	if (p && sscanf(p, " %llu", &start) != 1)
+		start = 0;
+	return start;
+}
+
+int proc_handle_open(struct drv_handle *h, pid_t pid)
+{
+	h->pid = pid;
+	h->is_child = true;
+	h->pidfd = pidfd_open(pid);
+	if (h->pidfd < 0)
+		return -errno;
+	h->start_time = proc_start_time(pid);
+	return 0;
+}
+
+int proc_signal(struct drv_handle *h, bool force)
+{
+	int sig = force ? SIGKILL : SIGTERM;
+	if (h->pidfd < 0)
+		return -ESRCH;
+	/* The instance leads its own session and group (POSIX_SPAWN_SETSID): signal them all,
+	 * but only while our pidfd says the leader is unreaped, so the group id is still ours. */
+	if (kill(-h->pid, sig) < 0 && syscall(SYS_pidfd_send_signal, h->pidfd, sig, NULL, 0) < 0)
+		return -errno;
+	return 0;
+}
+
+int proc_reap(struct drv_handle *h, int *exit_code, bool *code_known)
+{
+	siginfo_t info;
+	*code_known = false;
+	if (h->pidfd < 0)
+		return -EBADF;
+	if (h->is_child) {
+		memset(&info, 0, sizeof info);
+		if (waitid((idtype_t)P_PIDFD, (id_t)h->pidfd, &info, WEXITED | WNOHANG) < 0)
+			return -errno;
+		if (info.si_pid == 0)
+			return -EAGAIN; /* not yet */
+		*code_known = true;
+		*exit_code = info.si_code == CLD_EXITED ? info.si_status : 128 + info.si_status;
+	}
+	proc_handle_close(h);
+	return 0;
+}
+
+int proc_recover(struct drv_handle *h)
+{
+	int fd;
+	h->is_child = false;
+	h->pidfd = -1;
+	if (h->pid <= 0 || proc_start_time(h->pid) != h->start_time)
+		return -ESRCH;
+	fd = pidfd_open(h->pid);
+	if (fd < 0)
+		return -errno;
+	/* the pid could have been reused between the two reads */
+	if (proc_start_time(h->pid) != h->start_time) {
+		close(fd);
+		return -ESRCH;
+	}
+	h->pidfd = fd;
+	return 0;
+}
+
+void proc_handle_close(struct drv_handle *h)
+{
+	if (h->pidfd >= 0)
+		close(h->pidfd);
+	h->pidfd = -1;
+}

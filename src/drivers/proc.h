@@ -1,0 +1,19 @@
+/* proc — process handles shared by drivers whose instance is a host process (exec, qemu):
+ * pidfds, start times, signals to the whole process group, reaping. */
+#ifndef MICROVIM_PROC_H
+#define MICROVIM_PROC_H
+
+#include "drivers/driver.h"
+
+/* Start time of pid from /proc/PID/stat (field 22), or 0 when it is gone. */
+unsigned long long proc_start_time(pid_t pid);
+/* Fills h for a process we just spawned (pidfd, start time). 0 or -errno. */
+int proc_handle_open(struct drv_handle *h, pid_t pid);
+/* SIGTERM (or SIGKILL when force) to the instance's process group. */
+int proc_signal(struct drv_handle *h, bool force);
+int proc_reap(struct drv_handle *h, int *exit_code, bool *code_known);
+/* Re-attaches to h->pid when it is still the same process (start time matches). */
+int proc_recover(struct drv_handle *h);
+void proc_handle_close(struct drv_handle *h);
+
+#endif

@@ -1,0 +1,33 @@
+/* node — the VIM local agent, one per compute host: registers with the core, keeps a
+ * long-poll waiting there for assignments, runs them through the drivers, and reports
+ * every state change at once. One event loop; blocking driver calls go to workers. */
+#ifndef MICROVIM_NODE_H
+#define MICROVIM_NODE_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+struct node_options {
+	const char *core_url;   /* "http://127.0.0.1:4650" */
+	const char *data_dir;   /* node id, instance dirs and records */
+	const char *name;       /* default: the host name */
+	const char *token_file; /* the cluster token, when the core has one */
+	json_t *labels;         /* {"k": "v"}; borrowed */
+	const char *const *exec_allow; /* NULL-terminated absolute paths; NULL = exec off */
+	double stop_grace_s;    /* SIGTERM, then SIGKILL after this long */
+	bool stop_instances_on_exit;
+};
+
+void node_options_default(struct node_options *o);
+
+struct node_agent;
+
+struct node_agent *node_create(struct event_base *base, const struct node_options *o, char *err,
+                               size_t errlen);
+/* Begins an orderly exit: stops taking work; with stop_instances_on_exit, stops every
+ * instance (grace, then kill). Calls done(arg) on the loop when finished. */
+void node_shutdown(struct node_agent *n, void (*done)(void *arg), void *arg);
+void node_destroy(struct node_agent *n);
+
+#endif

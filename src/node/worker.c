@@ -1,0 +1,162 @@
+#include "node/worker.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+struct job {
+	worker_fn *work, *done;
+	void *arg;
+	struct job *next;
+};
+
+struct job_queue {
+	struct job *head, *tail;
+};
+
+struct worker_pool {
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct job_queue todo, finished;
+	int pending; /* submitted, done callback not yet run */
+	bool stopping;
+	int n_threads;
+	pthread_t *threads;
+	int efd;
+	struct event *ev;
+};
+
+static void push(struct job_queue *q, struct job *j)
+{
+	j->next = NULL;
+	if (q->tail)
+		q->tail->next = j;
+	else
+		q->head = j;
+	q->tail = j;
+}
+
+static struct job *pop(struct job_queue *q)
+{
+	struct job *j = q->head;
+	if (j && !(q->head = j->next))
+		q->tail = NULL;
+	return j;
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker_pool *p = arg;
+	uint64_t one = 1;
+	for (;;) {
+		struct job *j;
+		pthread_mutex_lock(&p->lock);
+		while (!p->todo.head && !p->stopping)
+			pthread_cond_wait(&p->wake, &p->lock);
+		j = pop(&p->todo);
+		pthread_mutex_unlock(&p->lock);
+		if (!j)
+			return NULL; /* stopping and nothing left */
+		j->work(j->arg);
+		pthread_mutex_lock(&p->lock);
+		push(&p->finished, j);
+		pthread_mutex_unlock(&p->lock);
+		if (write(p->efd, &one, sizeof one) != sizeof one)
+			log_warn("worker: eventfd write");
+	}
+}
+
+/* Runs the done callbacks of finished jobs on the loop. */
+static void run_finished(struct worker_pool *p)
+{
+	for (;;) {
+		struct job *j;
+		pthread_mutex_lock(&p->lock);
+		j = pop(&p->finished);
+		pthread_mutex_unlock(&p->lock);
+		if (!j)
+			return;
+		p->pending--;
+		j->done(j->arg);
+		free(j);
+	}
+}
+
+static void on_finished(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct worker_pool *p = arg;
+	uint64_t n;
+	if (read(p->efd, &n, sizeof n) < 0 && errno != EAGAIN)
+		log_warn("worker: eventfd read");
+	run_finished(p);
+}
+
+struct worker_pool *worker_pool_new(struct event_base *base, int threads)
+{
+	struct worker_pool *p = calloc(1, sizeof *p);
+	sigset_t all, old;
+	if (!p)
+		fatal("calloc");
+	if (threads <= 0)
+		threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (threads <= 0)
+		threads = 2;
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
+	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (p->efd < 0) {
+		free(p);
+		return NULL;
+	}
+	p->ev = event_new(base, p->efd, EV_READ | EV_PERSIST, on_finished, p);
+	event_add(p->ev, NULL);
+	p->threads = calloc((size_t)threads, sizeof *p->threads);
+	/* Workers take no signals: those belong to the thread that waits for them. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (int i = 0; i < threads; i++) {
+		if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0)
+			fatal("pthread_create");
+		p->n_threads++;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return p;
+}
+
+void worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg)
+{
+	struct job *j = calloc(1, sizeof *j);
+	if (!j)
+		fatal("calloc");
+	*j = (struct job){.work = work, .done = done, .arg = arg};
+	pthread_mutex_lock(&p->lock);
+	push(&p->todo, j);
+	p->pending++;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void worker_pool_free(struct worker_pool *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+	for (int i = 0; i < p->n_threads; i++)
+		pthread_join(p->threads[i], NULL);
+	run_finished(p);
+	event_free(p->ev);
+	close(p->efd);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->wake);
+	free(p->threads);
+	free(p);
+}
