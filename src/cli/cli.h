@@ -1,0 +1,33 @@
+/* cli — the `microvim` program: a table of subcommands {name, handler, summary, usage}.
+ * Exit codes scripts can rely on: */
+#ifndef MICROVIM_CLI_H
+#define MICROVIM_CLI_H
+
+#define EXIT_OK 0          /* done as asked */
+#define EXIT_FAILED 1      /* refused by the core, or the instance did not reach the state */
+#define EXIT_USAGE 2       /* bad command line */
+#define EXIT_UNREACHABLE 3 /* no answer from the core */
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+	const char *usage; /* options, printed by --help */
+};
+
+/* daemons.c */
+int cmd_core(int argc, char **argv);
+int cmd_node(int argc, char **argv);
+int cmd_dev(int argc, char **argv);
+/* client.c */
+int cmd_run(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_nodes(int argc, char **argv);
+
+/* Prints the usage of `name` (to stdout when asked for, stderr on a mistake). */
+void cli_usage(const char *name, int to_stderr);
+
+#endif

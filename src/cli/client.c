@@ -1,0 +1,485 @@
+/* client — the user commands: run, ps, show, stop, rm, nodes. Clients of the public API
+ * like any other; they print tables for people and the API's JSON with --json. */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "cli/cli.h"
+#include "common/clock.h"
+#include "common/fs.h"
+#include "common/http.h"
+#include "common/model.h"
+#include "common/trace.h"
+
+struct client {
+	const char *core;
+	char *token;
+	bool json;
+};
+
+enum { C_CORE = 300, C_TOKEN_FILE, C_JSON, C_NAME, C_DRIVER, C_IMAGE, C_VCPUS, C_MEMORY, C_COUNT, C_ENV,
+       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE };
+
+static const struct option client_options[] = {
+	{"core", required_argument, NULL, C_CORE},
+	{"token-file", required_argument, NULL, C_TOKEN_FILE},
+	{"json", no_argument, NULL, C_JSON},
+	{"name", required_argument, NULL, C_NAME},
+	{"driver", required_argument, NULL, C_DRIVER},
+	{"image", required_argument, NULL, C_IMAGE},
+	{"vcpus", required_argument, NULL, C_VCPUS},
+	{"memory-mb", required_argument, NULL, C_MEMORY},
+	{"count", required_argument, NULL, C_COUNT},
+	{"env", required_argument, NULL, C_ENV},
+	{"label", required_argument, NULL, C_LABEL},
+	{"timeout", required_argument, NULL, C_TIMEOUT},
+	{"no-wait", no_argument, NULL, C_NO_WAIT},
+	{"state", required_argument, NULL, C_STATE},
+	{NULL, 0, NULL, 0},
+};
+
+static int client_init(struct client *cl)
+{
+	const char *tf = getenv("MICROVIM_TOKEN");
+	cl->core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650";
+	cl->token = tf ? strdup(tf) : NULL;
+	return 0;
+}
+
+static int set_token_file(struct client *cl, const char *path)
+{
+	size_t len;
+	int rc;
+	free(cl->token);
+	cl->token = NULL;
+	if ((rc = fs_read_file(path, 4096, &cl->token, &len)) < 0) {
+		fprintf(stderr, "microvim: cannot read --token-file %s: %s\n", path, strerror(-rc));
+		return -1;
+	}
+	while (len > 0 && strchr("\r\n ", cl->token[len - 1]))
+		cl->token[--len] = '\0';
+	return 0;
+}
+
+/* One API call. Returns the HTTP status, or -EXIT_UNREACHABLE after printing why. */
+static int api(struct client *cl, const char *method, const char *path, const json_t *body, double timeout_s,
+               json_t **out)
+{
+	struct http_response resp;
+	char err[512];
+	*out = NULL;
+	if (http_call(cl->core, method, path, cl->token, NULL, body, timeout_s, &resp, err, sizeof err) < 0) {
+		fprintf(stderr, "microvim: %s\n", err);
+		return -EXIT_UNREACHABLE;
+	}
+	if (resp.len > 0)
+		*out = json_loads(resp.body, 0, NULL);
+	http_response_free(&resp);
+	return resp.status;
+}
+
+/* Prints the API's error body for a failed call; returns the exit code to use. */
+static int report_error(int status, const json_t *body)
+{
+	const json_t *e = json_object_get(body, "error");
+	if (status < 0)
+		return -status;
+	fprintf(stderr, "microvim: %d %s: %s\n", status, json_string_value(json_object_get(e, "code")) ?: "error",
+	        json_string_value(json_object_get(e, "message")) ?: "(no message)");
+	return EXIT_FAILED;
+}
+
+static void print_json(const json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2));
+	putchar('\n');
+}
+
+static double ms_of(const json_t *obj, const char *key) { return json_number_value(json_object_get(obj, key)); }
+
+static void print_trace(const json_t *inst, double client_total_ms)
+{
+	const json_t *trace = json_object_get(inst, "trace"), *phases = json_object_get(trace, "phases");
+	double spawn = ms_of(phases, "spawn"), boot = ms_of(phases, "boot");
+	if (!trace) {
+		printf("  (no phase trace: the instance did not reach running)\n");
+		return;
+	}
+	printf("  %-22s %12s\n", "phase", "ms");
+	for (int p = 0; p < PHASE_COUNT; p++) {
+		const json_t *v = json_object_get(phases, phase_names[p]);
+		if (v)
+			printf("  %-22s %12.3f\n", phase_names[p], json_number_value(v));
+	}
+	printf("  %-22s %12.3f\n", "total (core)", ms_of(trace, "total_ms"));
+	printf("  %-22s %12.3f   = total - spawn - boot\n", "VIM overhead (core)", ms_of(trace, "overhead_ms"));
+	if (client_total_ms > 0) {
+		printf("  %-22s %12.3f   request sent -> running seen\n", "total (client)", client_total_ms);
+		printf("  %-22s %12.3f\n", "VIM overhead (client)", client_total_ms - spawn - boot);
+	}
+}
+
+static void print_instance_line(const json_t *in)
+{
+	printf("%-16s  %-24s  %-7s  %-9s  %-16s  %s\n", json_string_value(json_object_get(in, "id")),
+	       json_string_value(json_object_get(in, "name")), json_string_value(json_object_get(in, "driver")),
+	       json_string_value(json_object_get(in, "state")), json_string_value(json_object_get(in, "node")) ?: "-",
+	       json_string_value(json_object_get(in, "created_at")));
+}
+
+static int parse_kv_into(json_t *obj, const char *kv, const char *what)
+{
+	const char *eq = strchr(kv, '=');
+	char key[256];
+	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof key) {
+		fprintf(stderr, "microvim: --%s takes KEY=VALUE\n", what);
+		return -1;
+	}
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	json_object_set_new(obj, key, json_string(eq + 1));
+	return 0;
+}
+
+/* Options common to every client command; returns 1 when handled, -1 on error, 0 if not. */
+static int common_option(struct client *cl, int opt)
+{
+	switch (opt) {
+	case C_CORE: cl->core = optarg; return 1;
+	case C_TOKEN_FILE: return set_token_file(cl, optarg) < 0 ? -1 : 1;
+	case C_JSON: cl->json = true; return 1;
+	default: return 0;
+	}
+}
+
+static int parse_number(const char *s, double min, double max, double *out, const char *what)
+{
+	char *end;
+	errno = 0;
+	*out = strtod(s, &end);
+	if (errno || end == s || *end || *out < min || *out > max) {
+		fprintf(stderr, "microvim: --%s must be a number between %g and %g\n", what, min, max);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- run ---- */
+
+struct run_args {
+	const char *name, *driver, *image;
+	double vcpus, memory_mb, count, timeout;
+	bool no_wait;
+	json_t *env, *labels;
+};
+
+static json_t *run_body(const struct run_args *r, int argc, char **argv, int first)
+{
+	json_t *b = json_pack("{s:s, s:s}", "name", r->name, "driver", r->driver);
+	json_t *res = json_object();
+	if (r->image)
+		json_object_set_new(b, "image", json_string(r->image));
+	if (first < argc) {
+		json_t *args = json_array();
+		for (int i = first + 1; i < argc; i++)
+			json_array_append_new(args, json_string(argv[i]));
+		json_object_set_new(b, "config", json_pack("{s:s, s:o}", "command", argv[first], "args", args));
+		if (json_object_size(r->env) > 0)
+			json_object_set(json_object_get(b, "config"), "env", r->env);
+	}
+	if (r->vcpus > 0)
+		json_object_set_new(res, "vcpus", json_real(r->vcpus));
+	if (r->memory_mb > 0)
+		json_object_set_new(res, "memory_mb", json_integer((json_int_t)r->memory_mb));
+	if (json_object_size(res) > 0)
+		json_object_set_new(b, "resources", res);
+	else
+		json_decref(res);
+	if (r->count > 1)
+		json_object_set_new(b, "count", json_integer((json_int_t)r->count));
+	if (json_object_size(r->labels) > 0)
+		json_object_set(b, "labels", r->labels);
+	return b;
+}
+
+static int run_parse(struct client *cl, struct run_args *r, int argc, char **argv)
+{
+	int opt, h;
+	*r = (struct run_args){.driver = "exec", .timeout = 30, .env = json_object(), .labels = json_object()};
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "+", client_options, NULL)) != -1) {
+		if ((h = common_option(cl, opt)) != 0) {
+			if (h < 0)
+				return -1;
+			continue;
+		}
+		switch (opt) {
+		case C_NAME: r->name = optarg; break;
+		case C_DRIVER: r->driver = optarg; break;
+		case C_IMAGE: r->image = optarg; break;
+		case C_VCPUS: if (parse_number(optarg, 0.001, MV_VCPUS_MAX, &r->vcpus, "vcpus") < 0) return -1; break;
+		case C_MEMORY: if (parse_number(optarg, 1, MV_MEMORY_MB_MAX, &r->memory_mb, "memory-mb") < 0) return -1; break;
+		case C_COUNT: if (parse_number(optarg, 1, MV_COUNT_MAX, &r->count, "count") < 0) return -1; break;
+		case C_TIMEOUT: if (parse_number(optarg, 0, 600, &r->timeout, "timeout") < 0) return -1; break;
+		case C_NO_WAIT: r->no_wait = true; break;
+		case C_ENV: if (parse_kv_into(r->env, optarg, "env") < 0) return -1; break;
+		case C_LABEL: if (parse_kv_into(r->labels, optarg, "label") < 0) return -1; break;
+		default: cli_usage("run", 1); return -1;
+		}
+	}
+	if (optind >= argc && !r->image) {
+		fprintf(stderr, "microvim run: give a command after -- (exec) or --image NAME (VM drivers)\n");
+		return -1;
+	}
+	return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct client cl = {0};
+	struct run_args r;
+	char name_buf[MV_NAME_MAX + 1], path[128];
+	json_t *body, *resp = NULL, *list;
+	int status, rc = EXIT_OK;
+	int64_t t0, t1;
+	size_t i;
+	json_t *in;
+
+	client_init(&cl);
+	if (run_parse(&cl, &r, argc, argv) < 0) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (!r.name) {
+		unsigned short rnd = 0;
+		char *base = strdup(optind < argc ? argv[optind] : r.image);
+		if (getrandom(&rnd, sizeof rnd, 0) < 0)
+			rnd = (unsigned short)clock_mono_us();
+		snprintf(name_buf, sizeof name_buf, "%.50s-%04x", basename(base), rnd);
+		free(base);
+		r.name = name_buf;
+	}
+	body = run_body(&r, argc, argv, optind);
+	snprintf(path, sizeof path, r.no_wait ? "/v1/instances" : "/v1/instances?wait=running&timeout=%g", r.timeout);
+	t0 = clock_mono_us();
+	status = api(&cl, "POST", path, body, r.timeout + 10, &resp);
+	t1 = clock_mono_us();
+	json_decref(body);
+	if (status != 201 && status != 200) {
+		rc = report_error(status, resp);
+		goto out;
+	}
+	if (cl.json) {
+		print_json(resp);
+	}
+	list = json_object_get(resp, "instances");
+	json_array_foreach(list, i, in) {
+		const char *state = json_string_value(json_object_get(in, "state"));
+		if (!r.no_wait && strcmp(state ?: "", "running") != 0) {
+			fprintf(stderr, "microvim run: instance %s is %s%s%s\n", json_string_value(json_object_get(in, "id")),
+			        state, json_object_get(in, "error") ? ": " : "",
+			        json_string_value(json_object_get(in, "error")) ?: "");
+			rc = EXIT_FAILED;
+		}
+		if (cl.json)
+			continue;
+		printf("instance %s (%s): %s on node %s\n", json_string_value(json_object_get(in, "id")),
+		       json_string_value(json_object_get(in, "name")), state,
+		       json_string_value(json_object_get(in, "node")) ?: "-");
+		if (!r.no_wait)
+			print_trace(in, json_array_size(list) == 1 ? (double)(t1 - t0) / 1000.0 : 0);
+	}
+out:
+	json_decref(resp);
+	json_decref(r.env);
+	json_decref(r.labels);
+	free(cl.token);
+	return rc;
+}
+
+/* ---- ps, show, stop, rm, nodes ---- */
+
+/* Parses the common options and collects positional arguments. */
+static int parse_simple(struct client *cl, const char *cmd, int argc, char **argv, double *timeout,
+                        const char **state)
+{
+	int opt, h;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", client_options, NULL)) != -1) {
+		if ((h = common_option(cl, opt)) != 0) {
+			if (h < 0)
+				return -1;
+			continue;
+		}
+		if (opt == C_TIMEOUT && timeout) {
+			if (parse_number(optarg, 0, 600, timeout, "timeout") < 0)
+				return -1;
+		} else if (opt == C_STATE && state) {
+			*state = optarg;
+		} else {
+			cli_usage(cmd, 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int cmd_ps(int argc, char **argv)
+{
+	struct client cl = {0};
+	const char *state = NULL;
+	char path[128];
+	json_t *resp, *in;
+	int status, rc = EXIT_OK;
+	size_t i;
+
+	client_init(&cl);
+	if (parse_simple(&cl, "ps", argc, argv, NULL, &state) < 0 || optind < argc)
+		return free(cl.token), EXIT_USAGE;
+	snprintf(path, sizeof path, state ? "/v1/instances?state=%.32s" : "/v1/instances", state);
+	status = api(&cl, "GET", path, NULL, 10, &resp);
+	if (status != 200) {
+		rc = report_error(status, resp);
+	} else if (cl.json) {
+		print_json(resp);
+	} else {
+		printf("%-16s  %-24s  %-7s  %-9s  %-16s  %s\n", "ID", "NAME", "DRIVER", "STATE", "NODE", "CREATED");
+		json_array_foreach(json_object_get(resp, "instances"), i, in)
+			print_instance_line(in);
+	}
+	json_decref(resp);
+	free(cl.token);
+	return rc;
+}
+
+static bool id_arg_valid(const char *id)
+{
+	return strlen(id) <= 64 && strspn(id, "0123456789abcdefABCDEF-_.") == strlen(id) && id[0];
+}
+
+int cmd_show(int argc, char **argv)
+{
+	struct client cl = {0};
+	char path[128];
+	json_t *resp;
+	int status, rc = EXIT_OK;
+
+	client_init(&cl);
+	if (parse_simple(&cl, "show", argc, argv, NULL, NULL) < 0 || optind != argc - 1 || !id_arg_valid(argv[optind])) {
+		fprintf(stderr, "usage: microvim show ID\n");
+		return free(cl.token), EXIT_USAGE;
+	}
+	snprintf(path, sizeof path, "/v1/instances/%s", argv[optind]);
+	status = api(&cl, "GET", path, NULL, 10, &resp);
+	if (status != 200) {
+		rc = report_error(status, resp);
+	} else if (cl.json) {
+		print_json(resp);
+	} else {
+		printf("id       %s\nname     %s\ndriver   %s\nstate    %s\nnode     %s\ncreated  %s\n",
+		       json_string_value(json_object_get(resp, "id")), json_string_value(json_object_get(resp, "name")),
+		       json_string_value(json_object_get(resp, "driver")), json_string_value(json_object_get(resp, "state")),
+		       json_string_value(json_object_get(resp, "node")) ?: "-",
+		       json_string_value(json_object_get(resp, "created_at")));
+		if (json_object_get(resp, "exit_code"))
+			printf("exit     %d\n", (int)json_integer_value(json_object_get(resp, "exit_code")));
+		if (json_object_get(resp, "error"))
+			printf("error    %s\n", json_string_value(json_object_get(resp, "error")));
+		printf("spec     ");
+		json_dumpf(json_object_get(resp, "spec"), stdout, JSON_COMPACT);
+		printf("\n");
+		print_trace(resp, 0);
+	}
+	json_decref(resp);
+	free(cl.token);
+	return rc;
+}
+
+/* DELETE with wait=stopped; with purge, a second DELETE removes the stopped record. */
+static int stop_or_remove(const char *cmd, bool purge, int argc, char **argv)
+{
+	struct client cl = {0};
+	double timeout = 30;
+	int rc = EXIT_OK;
+
+	client_init(&cl);
+	if (parse_simple(&cl, cmd, argc, argv, &timeout, NULL) < 0 || optind >= argc) {
+		fprintf(stderr, "usage: microvim %s ID [ID...] [--timeout S]\n", cmd);
+		return free(cl.token), EXIT_USAGE;
+	}
+	for (int k = optind; k < argc; k++) {
+		char path[160];
+		json_t *resp = NULL;
+		int status;
+		if (!id_arg_valid(argv[k])) {
+			fprintf(stderr, "microvim %s: \"%s\" is not an instance id\n", cmd, argv[k]);
+			rc = EXIT_USAGE;
+			continue;
+		}
+		snprintf(path, sizeof path, "/v1/instances/%s?wait=stopped&timeout=%g", argv[k], timeout);
+		status = api(&cl, "DELETE", path, NULL, timeout + 10, &resp);
+		if (status == 200 && purge) {
+			json_decref(resp);
+			snprintf(path, sizeof path, "/v1/instances/%s", argv[k]);
+			status = api(&cl, "DELETE", path, NULL, 10, &resp);
+		}
+		if (status != 200 && status != 204) {
+			rc = report_error(status, resp);
+		} else if (cl.json && resp) {
+			print_json(resp);
+		} else if (!cl.json) {
+			printf("%s %s\n", argv[k], purge ? "removed" : "stopped");
+		}
+		json_decref(resp);
+	}
+	free(cl.token);
+	return rc;
+}
+
+int cmd_stop(int argc, char **argv) { return stop_or_remove("stop", false, argc, argv); }
+int cmd_rm(int argc, char **argv) { return stop_or_remove("rm", true, argc, argv); }
+
+int cmd_nodes(int argc, char **argv)
+{
+	struct client cl = {0};
+	json_t *resp, *n;
+	int status, rc = EXIT_OK;
+	size_t i;
+
+	client_init(&cl);
+	if (parse_simple(&cl, "nodes", argc, argv, NULL, NULL) < 0 || optind < argc)
+		return free(cl.token), EXIT_USAGE;
+	status = api(&cl, "GET", "/v1/nodes", NULL, 10, &resp);
+	if (status != 200) {
+		rc = report_error(status, resp);
+	} else if (cl.json) {
+		print_json(resp);
+	} else {
+		printf("%-16s  %-16s  %-5s  %-20s  %-17s  %s\n", "ID", "NAME", "STATE", "VCPUS used/total",
+		       "MEMORY MiB", "DRIVERS");
+		json_array_foreach(json_object_get(resp, "nodes"), i, n) {
+			const json_t *res = json_object_get(n, "resources"), *al = json_object_get(n, "allocated");
+			const char *k;
+			json_t *v;
+			char drivers[256] = "";
+			size_t used = 0;
+			json_object_foreach(json_object_get(n, "drivers"), k, v) {
+				int w = snprintf(drivers + used, sizeof drivers - used, "%s%s", used ? "," : "", k);
+				if (w > 0 && (size_t)w < sizeof drivers - used)
+					used += (size_t)w;
+			}
+			printf("%-16s  %-16s  %-5s  %8.1f/%-11.1f  %7lld/%-9lld  %s\n", json_string_value(json_object_get(n, "id")),
+			       json_string_value(json_object_get(n, "name")), json_string_value(json_object_get(n, "state")),
+			       json_number_value(json_object_get(al, "vcpus")), json_number_value(json_object_get(res, "vcpus")),
+			       (long long)json_integer_value(json_object_get(al, "memory_mb")),
+			       (long long)json_integer_value(json_object_get(res, "memory_mb")), drivers);
+		}
+	}
+	json_decref(resp);
+	free(cl.token);
+	return rc;
+}

@@ -1,0 +1,363 @@
+/* daemons — `microvim core`, `node` and `dev`. Each daemon runs its event loop on its own
+ * thread; the main thread only waits for signals (sigwait) and turns them into an
+ * orderly stop on the loops. `dev` runs a core and a node side by side, talking HTTP over
+ * loopback exactly as two hosts would. */
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "common/model.h"
+#include "core/core.h"
+#include "node/node.h"
+
+/* ---- a loop on a thread, stoppable from the signal thread ---- */
+
+struct loop_thread {
+	const char *tag;
+	struct event_base *base;
+	struct event *stop_ev;
+	pthread_t tid;
+	void (*on_stop)(struct loop_thread *lt); /* runs on the loop when asked to stop */
+	void *daemon;
+};
+
+static void *loop_main(void *arg)
+{
+	struct loop_thread *lt = arg;
+	log_set_tag(lt->tag);
+	event_base_dispatch(lt->base);
+	return NULL;
+}
+
+static void on_stop_event(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct loop_thread *lt = arg;
+	lt->on_stop(lt);
+}
+
+static void loop_init(struct loop_thread *lt, const char *tag, void (*on_stop)(struct loop_thread *))
+{
+	lt->tag = tag;
+	lt->on_stop = on_stop;
+	if (!(lt->base = event_base_new()))
+		fatalx("cannot create an event loop");
+	lt->stop_ev = event_new(lt->base, -1, 0, on_stop_event, lt);
+}
+
+static void loop_start(struct loop_thread *lt)
+{
+	if (pthread_create(&lt->tid, NULL, loop_main, lt) != 0)
+		fatalx("cannot start the %s thread", lt->tag);
+}
+
+static void loop_stop_and_join(struct loop_thread *lt)
+{
+	event_active(lt->stop_ev, 0, 0); /* thread-safe: evthread_use_pthreads() */
+	pthread_join(lt->tid, NULL);
+	event_free(lt->stop_ev);
+}
+
+static void core_on_stop(struct loop_thread *lt) { event_base_loopbreak(lt->base); }
+
+static void node_stopped(void *arg)
+{
+	struct loop_thread *lt = arg;
+	event_base_loopbreak(lt->base);
+}
+
+static void node_on_stop(struct loop_thread *lt) { node_shutdown(lt->daemon, node_stopped, lt); }
+
+/* Blocks the signals the main thread will wait for; threads created later inherit the mask.
+ * Children get a clean mask from the drivers (POSIX_SPAWN_SETSIGMASK). */
+static void signals_block(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (evthread_use_pthreads() < 0)
+		fatalx("libevent has no thread support");
+}
+
+static int wait_for_signal(const sigset_t *set)
+{
+	int sig = 0;
+	while (sigwait(set, &sig) != 0)
+		;
+	return sig;
+}
+
+/* ---- option parsing shared by the three daemons ---- */
+
+struct daemon_args {
+	struct core_options core;
+	struct node_options node;
+	char *exec_allow_buf;
+	char **exec_allow;
+	json_t *labels;
+	bool temp_data_dir;
+	char data_dir_buf[4096];
+};
+
+enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_TOKEN_FILE, OPT_CPU_RATIO, OPT_SCHEDULE, OPT_HB_TIMEOUT, OPT_CORE,
+       OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT };
+
+static const struct option daemon_options[] = {
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
+	{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+	{"cpu-ratio", required_argument, NULL, OPT_CPU_RATIO},
+	{"schedule", required_argument, NULL, OPT_SCHEDULE},
+	{"heartbeat-timeout", required_argument, NULL, OPT_HB_TIMEOUT},
+	{"core", required_argument, NULL, OPT_CORE},
+	{"name", required_argument, NULL, OPT_NAME},
+	{"label", required_argument, NULL, OPT_LABEL},
+	{"exec-allow", required_argument, NULL, OPT_EXEC_ALLOW},
+	{"stop-grace", required_argument, NULL, OPT_STOP_GRACE},
+	{"stop-instances-on-exit", no_argument, NULL, OPT_STOP_ON_EXIT},
+	{"verbose", no_argument, NULL, 'v'},
+	{NULL, 0, NULL, 0},
+};
+
+static int parse_double(const char *s, double min, double max, double *out)
+{
+	char *end;
+	errno = 0;
+	*out = strtod(s, &end);
+	return errno || end == s || *end || *out < min || *out > max ? -1 : 0;
+}
+
+static int parse_exec_allow(struct daemon_args *d, const char *list)
+{
+	int n = 1;
+	char *save = NULL, *tok;
+	for (const char *p = list; *p; p++)
+		n += *p == ',';
+	free(d->exec_allow_buf);
+	free(d->exec_allow);
+	d->exec_allow_buf = strdup(list);
+	d->exec_allow = calloc((size_t)n + 1, sizeof *d->exec_allow);
+	if (!d->exec_allow_buf || !d->exec_allow)
+		fatal("alloc");
+	n = 0;
+	for (tok = strtok_r(d->exec_allow_buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (tok[0] != '/') {
+			fprintf(stderr, "microvim: --exec-allow takes absolute paths; \"%s\" is not one\n", tok);
+			return -1;
+		}
+		if (access(tok, X_OK) != 0)
+			fprintf(stderr, "microvim: warning: --exec-allow %s: %s\n", tok, strerror(errno));
+		d->exec_allow[n++] = tok;
+	}
+	return 0;
+}
+
+static int parse_label(struct daemon_args *d, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	char key[MV_NAME_MAX + 2];
+	if (!eq || eq == kv || (size_t)(eq - kv) > MV_NAME_MAX) {
+		fprintf(stderr, "microvim: --label takes KEY=VALUE\n");
+		return -1;
+	}
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	if (!name_valid(key) || !label_value_valid(eq + 1)) {
+		fprintf(stderr, "microvim: --label %s: key [A-Za-z0-9._-]{1,63}, value printable up to 255\n", kv);
+		return -1;
+	}
+	json_object_set_new(d->labels, key, json_string(eq + 1));
+	return 0;
+}
+
+static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daemon_args *d)
+{
+	int opt, sched;
+	double v;
+	core_options_default(&d->core);
+	node_options_default(&d->node);
+	d->labels = json_object();
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "v", daemon_options, NULL)) != -1) {
+		switch (opt) {
+		case OPT_LISTEN: d->core.listen = optarg; break;
+		case OPT_DATA_DIR: d->core.data_dir = d->node.data_dir = optarg; break;
+		case OPT_TOKEN_FILE: d->core.token_file = d->node.token_file = optarg; break;
+		case OPT_CPU_RATIO:
+			if (parse_double(optarg, 0.01, 1000, &d->core.cpu_ratio) < 0)
+				goto bad_value;
+			break;
+		case OPT_SCHEDULE:
+			if ((sched = sched_policy_parse(optarg)) < 0)
+				goto bad_value;
+			d->core.policy = (enum sched_policy)sched;
+			break;
+		case OPT_HB_TIMEOUT:
+			if (parse_double(optarg, 1, 3600, &v) < 0)
+				goto bad_value;
+			d->core.heartbeat_timeout_s = (int)v;
+			break;
+		case OPT_CORE: d->node.core_url = optarg; break;
+		case OPT_NAME: d->node.name = optarg; break;
+		case OPT_LABEL:
+			if (parse_label(d, optarg) < 0)
+				return -1;
+			break;
+		case OPT_EXEC_ALLOW:
+			if (parse_exec_allow(d, optarg) < 0)
+				return -1;
+			break;
+		case OPT_STOP_GRACE:
+			if (parse_double(optarg, 0, 3600, &d->node.stop_grace_s) < 0)
+				goto bad_value;
+			break;
+		case OPT_STOP_ON_EXIT: d->node.stop_instances_on_exit = true; break;
+		case 'v': log_set_verbose(true); break;
+		default: cli_usage(cmd, 1); return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "microvim %s: unexpected argument \"%s\"\n", cmd, argv[optind]);
+		return -1;
+	}
+	d->node.labels = d->labels;
+	d->node.exec_allow = (const char *const *)d->exec_allow;
+	return 0;
+bad_value:
+	fprintf(stderr, "microvim %s: invalid value \"%s\" for --%s\n", cmd, optarg,
+	        daemon_options[opt - OPT_LISTEN].name);
+	return -1;
+}
+
+static void daemon_args_free(struct daemon_args *d)
+{
+	free(d->exec_allow_buf);
+	free(d->exec_allow);
+	json_decref(d->labels);
+}
+
+/* ---- the three daemons ---- */
+
+int cmd_core(int argc, char **argv)
+{
+	struct daemon_args d = {0};
+	struct loop_thread lt = {0};
+	char err[512];
+	sigset_t set;
+	struct core *c;
+
+	if (parse_daemon_args("core", argc, argv, &d) < 0)
+		return daemon_args_free(&d), EXIT_USAGE;
+	log_set_tag("core");
+	signals_block(&set);
+	loop_init(&lt, "core", core_on_stop);
+	if (!(c = core_create(lt.base, &d.core, err, sizeof err))) {
+		fprintf(stderr, "microvim core: %s\n", err);
+		return daemon_args_free(&d), EXIT_FAILED;
+	}
+	loop_start(&lt);
+	log_info("stopping on %s", strsignal(wait_for_signal(&set)));
+	loop_stop_and_join(&lt);
+	core_destroy(c);
+	event_base_free(lt.base);
+	daemon_args_free(&d);
+	return EXIT_OK;
+}
+
+int cmd_node(int argc, char **argv)
+{
+	struct daemon_args d = {0};
+	struct loop_thread lt = {0};
+	char err[512];
+	sigset_t set;
+	struct node_agent *n;
+
+	if (parse_daemon_args("node", argc, argv, &d) < 0)
+		return daemon_args_free(&d), EXIT_USAGE;
+	log_set_tag("node");
+	signals_block(&set);
+	loop_init(&lt, "node", node_on_stop);
+	if (!(n = node_create(lt.base, &d.node, err, sizeof err))) {
+		fprintf(stderr, "microvim node: %s\n", err);
+		return daemon_args_free(&d), EXIT_FAILED;
+	}
+	lt.daemon = n;
+	loop_start(&lt);
+	log_info("stopping on %s", strsignal(wait_for_signal(&set)));
+	loop_stop_and_join(&lt);
+	node_destroy(n);
+	event_base_free(lt.base);
+	daemon_args_free(&d);
+	return EXIT_OK;
+}
+
+int cmd_dev(int argc, char **argv)
+{
+	struct daemon_args d = {0};
+	struct loop_thread core_lt = {0}, node_lt = {0};
+	char err[512], node_dir[4200];
+	sigset_t set;
+	struct core *c;
+	struct node_agent *n;
+	int rc = EXIT_FAILED;
+
+	if (parse_daemon_args("dev", argc, argv, &d) < 0)
+		return daemon_args_free(&d), EXIT_USAGE;
+	if (d.core.data_dir == NULL || strcmp(d.core.data_dir, "/var/lib/microvim/core") == 0) {
+		snprintf(d.data_dir_buf, sizeof d.data_dir_buf, "%s/microvim-dev-XXXXXX", getenv("TMPDIR") ?: "/tmp");
+		if (!mkdtemp(d.data_dir_buf))
+			fatal("mkdtemp %s", d.data_dir_buf);
+		d.core.data_dir = d.data_dir_buf;
+		d.temp_data_dir = true;
+	}
+	snprintf(node_dir, sizeof node_dir, "%s/node", d.core.data_dir);
+	d.node.data_dir = node_dir;
+	d.node.stop_instances_on_exit = true;
+	log_set_tag("dev");
+	signals_block(&set);
+	loop_init(&core_lt, "core", core_on_stop);
+	loop_init(&node_lt, "node", node_on_stop);
+	if (!(c = core_create(core_lt.base, &d.core, err, sizeof err))) {
+		fprintf(stderr, "microvim dev: %s\n", err);
+		goto out;
+	}
+	d.node.core_url = core_url(c);
+	if (!d.node.name)
+		d.node.name = "dev";
+	if (!(n = node_create(node_lt.base, &d.node, err, sizeof err))) {
+		fprintf(stderr, "microvim dev: %s\n", err);
+		core_destroy(c);
+		goto out;
+	}
+	node_lt.daemon = n;
+	loop_start(&core_lt);
+	loop_start(&node_lt);
+	printf("microvim dev: core at %s, data in %s (Ctrl-C stops everything)\n", core_url(c), d.core.data_dir);
+	fflush(stdout);
+	log_info("stopping on %s", strsignal(wait_for_signal(&set)));
+	/* The node first, so that the core hears every instance stop. */
+	loop_stop_and_join(&node_lt);
+	node_destroy(n);
+	loop_stop_and_join(&core_lt);
+	core_destroy(c);
+	rc = EXIT_OK;
+out:
+	event_base_free(core_lt.base);
+	event_base_free(node_lt.base);
+	if (d.temp_data_dir && fs_remove_tree(d.core.data_dir) < 0)
+		log_warnx("could not remove %s", d.core.data_dir);
+	daemon_args_free(&d);
+	return rc;
+}

@@ -1,0 +1,116 @@
+/* microvim — one binary, a table of subcommands. `microvim --help` and
+ * `microvim COMMAND --help` come from the table. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/version.h"
+
+static const struct command commands[] = {
+	{"dev", cmd_dev, "run a core and one node in one process (throw-away state): demos, tests",
+	 "  --listen HOST:PORT       where the core listens (default 127.0.0.1:4650)\n"
+	 "  --data-dir DIR           keep state here (default: a new temporary dir, removed at exit)\n"
+	 "  --exec-allow PATH[,PATH] executables the exec driver may run (default: none)\n"
+	 "  --cpu-ratio R            vCPUs offered per host CPU (default 16)\n"
+	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"
+	 "  -v, --verbose            debug logs\n"},
+	{"core", cmd_core, "run the VIM core: REST API, store, scheduler",
+	 "  --listen HOST:PORT       default 127.0.0.1:4650; a non-loopback address needs --token-file\n"
+	 "  --data-dir DIR           the store (default /var/lib/microvim/core)\n"
+	 "  --token-file FILE        require 'Authorization: Bearer TOKEN' on every request\n"
+	 "  --cpu-ratio R            vCPUs offered per node CPU (default 16, as Nova's cpu_allocation_ratio)\n"
+	 "  --schedule binpack|spread  placement policy (default binpack)\n"
+	 "  --heartbeat-timeout S    a node silent this long is down (default 15)\n"
+	 "  -v, --verbose            debug logs\n"},
+	{"node", cmd_node, "run the agent of one compute host",
+	 "  --core URL               the core (default http://127.0.0.1:4650)\n"
+	 "  --data-dir DIR           instance dirs and records (default /var/lib/microvim/node)\n"
+	 "  --name NAME              node name (default: host name)\n"
+	 "  --label K=V              a label for placement (repeatable)\n"
+	 "  --exec-allow PATH[,PATH] executables the exec driver may run; exec is off without it\n"
+	 "  --token-file FILE        the core's token\n"
+	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"
+	 "  --stop-instances-on-exit stop every instance when the node exits (default: leave them running)\n"
+	 "  -v, --verbose            debug logs\n"},
+	{"run", cmd_run, "create an instance, wait until it runs, print its phase breakdown",
+	 "  microvim run [OPTIONS] -- COMMAND [ARG...]     (exec driver)\n"
+	 "  microvim run [OPTIONS] --driver qemu --image NAME\n"
+	 "  --name NAME              default: the command's base name and a random suffix\n"
+	 "  --driver D               exec (default), qemu, libvirt, xen\n"
+	 "  --image NAME             a registered image (VM drivers)\n"
+	 "  --vcpus V                fractional vCPUs (default 0.1)\n"
+	 "  --memory-mb M            MiB (default 16)\n"
+	 "  --count N                create N instances NAME-1..NAME-N\n"
+	 "  --env K=V                environment for exec (repeatable)\n"
+	 "  --label K=V              run only on nodes with this label (repeatable)\n"
+	 "  --timeout S              how long to wait for running (default 30)\n"
+	 "  --no-wait                return once accepted\n"},
+	{"ps", cmd_ps, "list instances", "  --state STATE            only instances in this state\n"},
+	{"show", cmd_show, "show one instance with its phase trace", "  microvim show ID\n"},
+	{"stop", cmd_stop, "stop an instance (the record stays)", "  microvim stop ID [--timeout S]\n"},
+	{"rm", cmd_rm, "stop an instance if needed and remove it", "  microvim rm ID [ID...] [--timeout S]\n"},
+	{"nodes", cmd_nodes, "list nodes", ""},
+};
+
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const char client_options[] =
+	"  --core URL               the core (default $MICROVIM_CORE or http://127.0.0.1:4650)\n"
+	"  --token-file FILE        bearer token (default $MICROVIM_TOKEN)\n"
+	"  --json                   print the API's JSON instead of a table\n";
+
+void cli_usage(const char *name, int to_stderr)
+{
+	FILE *out = to_stderr ? stderr : stdout;
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		const struct command *c = &commands[i];
+		bool is_client = c->run != cmd_core && c->run != cmd_node && c->run != cmd_dev;
+		if (strcmp(c->name, name) != 0)
+			continue;
+		fprintf(out, "usage: microvim %s [OPTIONS]\n%s.\n\n%s%s", c->name, c->summary, c->usage,
+		        is_client ? client_options : "");
+		fprintf(out, "  -h, --help               this text\n");
+		return;
+	}
+}
+
+static void usage_all(FILE *out)
+{
+	fprintf(out, "microvim %s — a VIM for Micro-VNFs: instantiation in milliseconds, every phase timed.\n\n"
+	             "usage: microvim COMMAND [OPTIONS]\n\ncommands:\n", MICROVIM_VERSION);
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n`microvim COMMAND --help` for its options. Exit codes: 0 done, 1 refused or failed,\n"
+	             "2 bad usage, 3 core unreachable. API: docs/API.md.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage_all(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+		usage_all(stdout);
+		return EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("microvim %s\n", MICROVIM_VERSION);
+		return EXIT_OK;
+	}
+	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (strcmp(commands[i].name, argv[1]) != 0)
+			continue;
+		for (int k = 2; k < argc && strcmp(argv[k], "--") != 0; k++) {
+			if (strcmp(argv[k], "-h") == 0 || strcmp(argv[k], "--help") == 0) {
+				cli_usage(commands[i].name, 0);
+				return EXIT_OK;
+			}
+		}
+		return commands[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "microvim: unknown command \"%s\"\n\n", argv[1]);
+	usage_all(stderr);
+	return EXIT_USAGE;
+}
