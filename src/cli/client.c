@@ -276,7 +276,9 @@ int cmd_run(int argc, char **argv)
 	if (cl.json) {
 		print_json(resp);
 	}
-	list = json_object_get(resp, "instances");
+	/* one instance comes as itself, several (count) as {"instances": [...]} */
+	list = json_object_get(resp, "instances") ? json_incref(json_object_get(resp, "instances"))
+	                                           : json_pack("[O]", resp);
 	json_array_foreach(list, i, in) {
 		const char *state = json_string_value(json_object_get(in, "state"));
 		if (!r.no_wait && strcmp(state ?: "", "running") != 0) {
@@ -293,6 +295,7 @@ int cmd_run(int argc, char **argv)
 		if (!r.no_wait)
 			print_trace(in, json_array_size(list) == 1 ? (double)(t1 - t0) / 1000.0 : 0);
 	}
+	json_decref(list);
 out:
 	json_decref(resp);
 	json_decref(r.env);

@@ -221,7 +221,7 @@ static bool idem_key_valid(const char *k)
 
 /* Answers a retried create from the stored ids; returns true when it did. */
 static bool idem_replay(struct core *c, struct evhttp_request *req, const char *key, const char *digest,
-                        struct mv_error *err, bool *failed)
+                        bool as_list, struct mv_error *err, bool *failed)
 {
 	char *stored_digest, *ids_text;
 	json_t *ids;
@@ -251,7 +251,12 @@ static bool idem_replay(struct core *c, struct evhttp_request *req, const char *
 		if (in)
 			json_array_append_new(list, instance_to_json(in));
 	}
-	http_reply_json(req, 200, json_pack("{s:o}", "instances", list));
+	if (as_list)
+		http_reply_json(req, 200, json_pack("{s:o}", "instances", list));
+	else {
+		http_reply_json(req, 200, json_incref(json_array_get(list, 0)));
+		json_decref(list);
+	}
 	json_decref(ids);
 	free(stored_digest);
 	free(ids_text);
@@ -464,6 +469,7 @@ struct create_request {
 	json_t *body, *canon;
 	double wait_s;
 	bool wait;
+	bool as_list; /* the body had "count": answer {"instances": [...]}, else the instance itself */
 	const char *idem_key;
 	char digest[33];
 };
@@ -487,6 +493,7 @@ static int parse_create(struct evhttp_request *req, struct create_request *cr, s
 		return -1;
 	if (cr->idem_key)
 		body_digest(cr->body, cr->digest);
+	cr->as_list = json_object_get(cr->body, "count") != NULL;
 	return 0;
 }
 
@@ -512,7 +519,7 @@ void api_instances_create(struct core *c, struct evhttp_request *req, UNUSED con
 
 	if (parse_create(req, &cr, &err) < 0)
 		goto fail;
-	if (cr.idem_key && idem_replay(c, req, cr.idem_key, cr.digest, &err, &replay_failed))
+	if (cr.idem_key && idem_replay(c, req, cr.idem_key, cr.digest, cr.as_list, &err, &replay_failed))
 		goto out;
 	if ((cr.idem_key && replay_failed) || check_create(c, &cr, &err) < 0)
 		goto fail;
@@ -536,12 +543,14 @@ void api_instances_create(struct core *c, struct evhttp_request *req, UNUSED con
 	}
 	schedule_instances(c, insts, n);
 	if (cr.wait) {
-		waiter_start(c, req, WAIT_RUNNING, 201, true, insts, n, cr.wait_s);
-	} else {
+		waiter_start(c, req, WAIT_RUNNING, 201, cr.as_list, insts, n, cr.wait_s);
+	} else if (cr.as_list) {
 		json_t *list = json_array();
 		for (int i = 0; i < n; i++)
 			json_array_append_new(list, instance_to_json(insts[i]));
 		http_reply_json(req, 201, json_pack("{s:o}", "instances", list));
+	} else {
+		http_reply_json(req, 201, instance_to_json(insts[0]));
 	}
 	goto out;
 fail:
@@ -611,10 +620,14 @@ void api_instance_show(struct core *c, struct evhttp_request *req, const char *i
 		http_reply_json(req, 200, instance_to_json(in));
 }
 
+/* Removes an ended instance's record; its node removes the instance dir. */
 static int purge(struct core *c, struct instance *in)
 {
+	struct node *n = in->node_id[0] ? core_node(c, in->node_id) : NULL;
 	if (store_delete_instance(c->store, in->id) < 0)
 		return -1;
+	if (n)
+		node_enqueue(c, n, "purge", in);
 	hmap_remove(&c->instances, in->id);
 	hmap_remove(&c->names, in->name);
 	instance_free(in);
