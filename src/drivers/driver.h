@@ -17,6 +17,9 @@
 /* Host-level settings a node passes to its drivers. */
 struct drv_options {
 	const char *const *exec_allow; /* absolute paths exec may run; NULL-terminated; NULL = exec off */
+	const char *qemu_binary;       /* default "qemu-system-x86_64" (looked up in PATH) */
+	const char *libvirt_uri;       /* default "qemu:///system"; "xen:///system" on a Xen host */
+	const char *xl_binary;         /* default "xl"; tests point it at the stand-in toolstack */
 };
 
 /* What the node hands a driver to start one instance. */
@@ -26,6 +29,20 @@ struct drv_start_request {
 	const json_t *spec;    /* the instance spec as accepted by the core */
 	const char *dir;       /* the instance's own directory */
 	int stdout_fd, stderr_fd; /* log files opened by the node */
+
+	/* VM drivers: the image, already in the node's cache (prepare phase). */
+	const char *kernel;    /* absolute path */
+	const char *initrd;    /* absolute path or NULL */
+	const char *cmdline;   /* kernel command line or NULL */
+	const char *serial_log; /* the guest's first serial port goes to this file (the node
+	                          * watches it for the "ready" pattern: the boot phase) */
+	double vcpus;          /* as requested (fractional); VM drivers round up to whole vCPUs */
+	long long memory_mb;
+
+	/* Network phase, done by the node before the driver is called. */
+	const char *tap;       /* qemu/exec: a tap (or veth end) already on the bridge, or NULL */
+	const char *bridge;    /* libvirt/xen: the bridge to attach the guest's interface to, or NULL */
+	const char *netns;     /* exec: the network namespace to run in (path under /run/netns), or NULL */
 };
 
 /* What identifies a running instance across node restarts (persisted by the node). */
@@ -34,6 +51,8 @@ struct drv_handle {
 	unsigned long long start_time; /* /proc/PID/stat start time: a reused pid never matches */
 	int pidfd;                     /* readable when the process ends; -1 when not open */
 	bool is_child;                 /* ours to reap (false after a node restart) */
+	char domain[64];               /* libvirt/xen: the domain name; "" otherwise */
+	char control[256];             /* qemu: the QMP socket path; "" otherwise */
 };
 
 struct driver {
@@ -46,6 +65,11 @@ struct driver {
 	/* After h->pidfd became readable: exit_code is set when known (our own child). */
 	int (*reap)(struct drv_handle *h, int *exit_code, bool *code_known);
 	int (*recover)(struct drv_handle *h);
+	/* For handles without a pidfd (libvirt, xen): is the domain still there? The node asks
+	 * once a second: these toolstacks offer no exit notification a node can wait on. */
+	int (*status)(const struct drv_options *o, struct drv_handle *h, bool *alive);
+	/* Stop for handles without a process of ours (libvirt, xen): shutdown or destroy. */
+	int (*stop)(const struct drv_options *o, struct drv_handle *h, bool force);
 };
 
 /* Every driver microvim has, in one list; NULL-terminated. */
