@@ -202,9 +202,7 @@ class Client:
         st, js, raw = self.call("POST", "/v1/instances" + q, body, headers=headers,
                                 timeout=timeout + 20)
         assert st == expect, f"POST /v1/instances{q} -> {st} (want {expect}): {raw[:600]!r}"
-        assert isinstance(js, dict) and isinstance(js.get("instances"), list), \
-            f"create answer has no instances list: {raw[:600]!r}"
-        return js["instances"]
+        return instances_of(body, js, raw)
 
     def get(self, iid):
         st, js, raw = self.call("GET", f"/v1/instances/{iid}")
@@ -250,6 +248,18 @@ class Client:
         except AssertionError:
             raise AssertionError(f"instance {iid} did not reach {sorted(states)} in {timeout} s; "
                                  f"last GET: {box.get('last')}") from None
+
+
+def instances_of(body, js, raw=b""):
+    """The instances of a create answer, as a list. API.md: the answer is one INSTANCE when
+    the body has no `count`, {"instances": [...]} when it has one."""
+    if isinstance(body, dict) and "count" in body:
+        assert isinstance(js, dict) and isinstance(js.get("instances"), list), \
+            f"create with count must answer {{\"instances\": [...]}}: {raw[:600]!r}"
+        return js["instances"]
+    assert isinstance(js, dict) and isinstance(js.get("id"), str) and "instances" not in js, \
+        f"create without count must answer the INSTANCE itself: {raw[:600]!r}"
+    return [js]
 
 
 def exec_body(name, args, command="/bin/sleep", **extra):
@@ -342,8 +352,7 @@ class Daemon:
                             f"signal {signal.Signals(sig).name}; killed")
             else:
                 if sig == signal.SIGTERM and rc not in (0, -signal.SIGTERM, 128 + signal.SIGTERM):
-                    problem(f"{self.kind} (pid {self.pid}) exited with status {rc} on SIGTERM\n"
-                            f"{self.log_tail(20)}")
+                    problem(f"{self.kind} (pid {self.pid}) exited with status {rc} on SIGTERM")
         self.returncode = rc
         try:
             self.logf.close()

@@ -110,8 +110,8 @@ def test_public_listen_needs_token_file():
         out, err = p.communicate(timeout=10)
         raise AssertionError("core --listen 0.0.0.0 without --token-file was still running after 10 s "
                              f"(killed); output: {(out + err)[-400:]!r}") from None
+    for mark in h.SANITIZER_MARKS:
+        assert mark not in out + err, f"sanitizer report on the refusal path:\n{(out + err)[:3000]}"
     assert p.returncode not in (0, None) and p.returncode > 0, \
         f"core --listen 0.0.0.0 without --token-file exited {p.returncode}: {(out + err)[-400:]!r}"
     assert "--token-file" in out + err, f"the refusal does not mention --token-file: {(out + err)[-400:]!r}"
-    for mark in h.SANITIZER_MARKS:
-        assert mark not in out + err, f"sanitizer report:\n{(out + err)[-2000:]}"

@@ -195,7 +195,8 @@ def test_idempotency_key():
     n0 = len(c.list())
     st, js, raw = c.call("POST", "/v1/instances", b, headers=key)
     assert st == 200, f"retry with the same key and body -> {st} (want 200): {raw[:300]!r}"
-    assert sorted(i["id"] for i in js["instances"]) == ids, f"retry answered other ids: {raw[:300]!r}"
+    assert sorted(i["id"] for i in h.instances_of(b, js, raw)) == ids, \
+        f"retry answered other ids: {raw[:300]!r}"
     assert len(c.list()) == n0, "the retry created instances"
     # same body with the keys' JSON re-ordered is the same body
     b2 = json.loads(json.dumps(b))
@@ -208,9 +209,17 @@ def test_idempotency_key():
     assert js and js.get("error", {}).get("code") == "idempotency_conflict", raw[:300]
     assert len(c.list()) == n0, "the conflicting request created instances"
     assert len(h.procs_with_arg(tok)) == 2, f"processes: {h.procs_with_arg(tok)}"
+    n0 = len(c.list())
     # without the key the same body is a new request: 409 name_conflict
     st, js, raw = c.call("POST", "/v1/instances", b)
     assert st == 409 and js["error"]["code"] == "name_conflict", f"{st} {raw[:300]!r}"
+    # without count: the answer and its retry are the INSTANCE itself
+    key3 = {"Idempotency-Key": "create-idem-0003"}
+    b3 = {"name": "idem3", "driver": "exec", "config": {"command": SLEEP, "args": [tok]}}
+    one = c.create(b3, headers=key3)[0]
+    st, js, raw = c.call("POST", "/v1/instances", b3, headers=key3)
+    assert st == 200, f"retry without count -> {st}: {raw[:300]!r}"
+    assert h.instances_of(b3, js, raw)[0]["id"] == one["id"], raw[:300]
     # a rejected first request is not remembered under its key
     key2 = {"Idempotency-Key": "create-idem-0002"}
     bad = {"name": "idem2", "driver": "exec", "config": {"command": "/usr/bin/id"}}
@@ -234,7 +243,7 @@ def test_boundaries_accepted():
     for b in cases:
         st, js, raw = c.call("POST", "/v1/instances?wait=running&timeout=10", b, timeout=30)
         assert st == 201, f"{b['name'][:20]}: {st} {raw[:300]!r}"
-        inst = js["instances"][0]
+        inst = h.instances_of(b, js, raw)[0]
         assert inst["name"] == b["name"] and inst["state"] == "running", inst
     g = [i for i in c.list() if i["name"] == "tiny"][0]
     assert g["spec"]["resources"] == {"vcpus": 0.001, "memory_mb": 1}, g["spec"]

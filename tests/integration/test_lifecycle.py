@@ -58,7 +58,7 @@ def test_create_show_list_delete():
     t0 = time.monotonic()
     insts = c.create(h.exec_body("fw1", [tok_a]), wait=True, timeout=10)
     elapsed_ms = (time.monotonic() - t0) * 1000
-    assert len(insts) == 1, f"count 1 must answer a list of 1: {insts}"
+    assert len(insts) == 1, insts
     a = insts[0]
     check_instance_shape(a, "fw1")
     assert a["state"] == "running", f"wait=running answered state {a['state']!r}: {a}"
@@ -105,6 +105,12 @@ def test_create_show_list_delete():
     assert st == 200, f"DELETE ?wait=stopped -> {st} (want 200): {raw[:400]!r}"
     assert js and js.get("state") == "stopped" and js.get("id") == b["id"], raw[:400]
     assert not h.procs_with_arg(tok_b), f"/bin/sleep {tok_b} still runs after state stopped"
+
+    # "count": 1 answers a list of one
+    tok_c = h.unique_arg()
+    one = c.create(h.exec_body("fw3", [tok_c], count=1), wait=True)
+    assert len(one) == 1 and one[0]["name"] == "fw3" and one[0]["state"] == "running", one
+    c.stop_and_remove(one[0]["id"])
 
     # ended instances are removed by DELETE: 204, then 404
     for iid in (a["id"], b["id"]):
