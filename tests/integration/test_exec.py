@@ -1,0 +1,170 @@
+"""The exec driver end to end: argv and env passed verbatim (no shell), logs in the
+node's instance dir, SIGTERM then SIGKILL after --stop-grace, concurrent clients, and a
+node that crashes and comes back still owning its instances."""
+
+import os
+import signal
+import threading
+import time
+
+import harness as h
+
+
+def _files_containing(root, needle, limit=2000):
+    hits = []
+    n = 0
+    for dp, _, fns in os.walk(root):
+        for fn in fns:
+            n += 1
+            if n > limit:
+                return hits
+            p = os.path.join(dp, fn)
+            try:
+                if os.path.getsize(p) > 1 << 20:
+                    continue
+                with open(p, "rb") as f:
+                    if needle.encode() in f.read():
+                        hits.append(p)
+            except OSError:
+                pass
+    return hits
+
+
+def test_argv_env_and_logs():
+    d = h.start_dev()
+    c = d.client()
+    out = os.path.join(h.tmpdir("mv-out-"), "argv")
+    tok = h.unique_arg()
+    script = 'printf "%s|" "$@" > "$OUT"; echo "out-$K"; echo "err-$K" >&2'
+    body = {"name": "argv", "driver": "exec",
+            "config": {"command": "/bin/sh", "args": ["-c", script, "sh", "a b", "", "$HOME", "*", tok],
+                       "env": {"K": tok, "OUT": out}}}
+    inst = c.create(body)[0]
+    g = c.wait_state(inst["id"], ("exited", "failed"), 10)
+    assert g["state"] == "exited" and g.get("exit_code") == 0, g
+    with open(out) as f:
+        got = f.read()
+    assert got == f"a b||$HOME|*|{tok}|", f"argv not passed verbatim: {got!r}"
+    outs = _files_containing(d.data_dir, f"out-{tok}")
+    errs = _files_containing(d.data_dir, f"err-{tok}")
+    assert outs, f"no stdout log with out-{tok} under the data dir {d.data_dir}"
+    assert errs, f"no stderr log with err-{tok} under the data dir {d.data_dir}"
+
+
+def test_stop_grace_then_sigkill():
+    d = h.start_dev(extra=["--stop-grace", "1"])
+    c = d.client()
+    tok = h.unique_arg()
+    # ignores SIGTERM (an ignored signal stays ignored across exec)
+    body = {"name": "stubborn", "driver": "exec",
+            "config": {"command": "/bin/sh", "args": ["-c", f"trap '' TERM; exec /bin/sleep {tok}"]}}
+    inst = c.create(body)[0]
+    h.wait_until(lambda: h.procs_with_arg(tok), 5, "the sleep process")
+    t0 = time.monotonic()
+    st, js, raw = c.delete(inst["id"], wait=True, timeout=15)
+    dt = time.monotonic() - t0
+    assert st == 200 and js["state"] == "stopped", f"{st} {raw[:300]!r}"
+    assert 0.9 <= dt <= 4, f"stopped after {dt:.2f} s with --stop-grace 1"
+    assert not h.procs_with_arg(tok), "the process survived the stop"
+
+
+def test_stop_kills_the_whole_process_group():
+    """A Micro-VNF that forks: stopping it must not leave its children behind."""
+    d = h.start_dev(extra=["--stop-grace", "1"])
+    c = d.client()
+    tok = h.unique_arg()
+    body = {"name": "forker", "driver": "exec",
+            "config": {"command": "/bin/sh", "args": ["-c", f"/bin/sleep {tok}; true"]}}
+    inst = c.create(body)[0]
+    h.wait_until(lambda: h.procs_with_arg(tok), 5, "the child sleep process")
+    st, js, raw = c.delete(inst["id"], wait=True, timeout=15)
+    assert st == 200 and js["state"] == "stopped", f"{st} {raw[:300]!r}"
+    time.sleep(0.2)
+    left = h.procs_with_arg(tok)
+    assert not left, f"the instance's child /bin/sleep {tok} survived the stop: pids {left}"
+
+
+def test_concurrent_clients():
+    d = h.start_dev()
+    c = d.client()
+    tok = h.unique_arg()
+    results, errors = [], []
+    lock = threading.Lock()
+
+    def worker(w):
+        for k in range(15):
+            st, js, raw = c.call("POST", "/v1/instances?wait=running&timeout=20",
+                                 h.exec_body(f"cc-{w}-{k}", [tok], resources={"vcpus": 0.01, "memory_mb": 1}),
+                                 timeout=40)
+            with lock:
+                if st == 201 and js and js.get("state") == "running":
+                    results.append(js["id"])
+                else:
+                    errors.append((f"cc-{w}-{k}", st, raw[:200]))
+    ts = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(90)
+    assert not any(t.is_alive() for t in ts), "clients still waiting after 90 s"
+    assert not errors, f"{len(errors)} of 120 concurrent creates failed: {errors[:5]}"
+    assert len(set(results)) == 120
+    assert len(h.procs_with_arg(tok)) == 120
+
+    # the same name from 8 clients at once: exactly one wins
+    answers = []
+
+    def racer():
+        st, js, raw = c.call("POST", "/v1/instances", h.exec_body("samename", [tok]), timeout=30)
+        with lock:
+            answers.append((st, (js or {}).get("error", {}).get("code") if st != 201 else None))
+    ts = [threading.Thread(target=racer, daemon=True) for _ in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    wins = [a for a in answers if a[0] == 201]
+    assert len(answers) == 8 and len(wins) == 1 and all(a == (409, "name_conflict") for a in answers if a[0] != 201), \
+        f"8 racing creates of one name: {answers}"
+    assert len([i for i in c.list() if i["name"] == "samename"]) == 1
+
+
+test_concurrent_clients.budget = 120
+
+
+def test_node_crash_and_restart_keeps_instances():
+    core = h.start_core()
+    c = core.client()
+    node = h.start_node(core.url, name="phoenix")
+    tok = h.unique_arg()
+    insts = c.create(h.exec_body("keep", [tok], count=3))
+    pids = sorted(h.procs_with_arg(tok))
+    assert len(pids) == 3, pids
+    node.stop(sig=signal.SIGKILL)
+    assert sorted(h.procs_with_arg(tok)) == pids, "instances died with their node agent"
+    node2 = h.start_node(core.url, name="phoenix", data_dir=node.data_dir)
+    nodes = [n for n in c.nodes() if n["name"] == "phoenix"]
+    assert len(nodes) == 1 and nodes[0]["id"] == insts[0]["node"], f"the node came back as {nodes}"
+    time.sleep(0.5)
+    for i in insts:
+        g = c.get(i["id"])
+        assert g["state"] == "running", f"after the node's restart {i['name']} is {g['state']}"
+    assert sorted(h.procs_with_arg(tok)) == pids, "processes changed across the node restart"
+    # the restarted node still controls them
+    for i in insts:
+        st, js, raw = c.delete(i["id"], wait=True, timeout=15)
+        assert st == 200 and js["state"] == "stopped", f"stop after node restart: {st} {raw[:300]!r}"
+    h.wait_until(lambda: not h.procs_with_arg(tok), 3, "processes stopped by the restarted node")
+    # and a process that ends while the node is away is reported when it comes back
+    tok2 = h.unique_arg()
+    inst = c.create(h.exec_body("ends", [tok2]))[0]
+    pid = h.procs_with_arg(tok2)[0]
+    node2.stop(sig=signal.SIGKILL)
+    os.kill(pid, signal.SIGTERM)
+    h.wait_until(lambda: not h.procs_with_arg(tok2), 3, "the process gone")
+    h.start_node(core.url, name="phoenix", data_dir=node.data_dir)
+    g = c.wait_state(inst["id"], ("stopped", "exited", "failed", "lost"), 10)
+    assert g["state"] in ("failed", "exited", "lost"), g
+
+
+test_node_crash_and_restart_keeps_instances.budget = 60
