@@ -26,6 +26,8 @@ int cmd_show(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_nodes(int argc, char **argv);
+/* image.c */
+int cmd_image(int argc, char **argv);
 
 /* Prints the usage of `name` (to stdout when asked for, stderr on a mistake). */
 void cli_usage(const char *name, int to_stderr);

@@ -51,6 +51,11 @@ static const struct command commands[] = {
 	{"stop", cmd_stop, "stop an instance (the record stays)", "  microvim stop ID [--timeout S]\n"},
 	{"rm", cmd_rm, "stop an instance if needed and remove it", "  microvim rm ID [ID...] [--timeout S]\n"},
 	{"nodes", cmd_nodes, "list nodes", ""},
+	{"image", cmd_image, "manage diskless images: add, ls, rm",
+	 "  microvim image add NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
+	 "  microvim image ls\n"
+	 "  microvim image rm NAME     (refused while an instance uses it)\n"
+	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -66,6 +71,8 @@ void cli_usage(const char *name, int to_stderr)
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		const struct command *c = &commands[i];
 		bool is_client = c->run != cmd_core && c->run != cmd_node && c->run != cmd_dev;
+		if (c->run == cmd_image) /* its own option set */
+			is_client = false;
 		if (strcmp(c->name, name) != 0)
 			continue;
 		fprintf(out, "usage: microvim %s [OPTIONS]\n%s.\n\n%s%s", c->name, c->summary, c->usage,

@@ -234,9 +234,15 @@ static enum evhttp_cmd_type method_cmd(const char *m)
 	return EVHTTP_REQ_GET;
 }
 
-int http_call(const char *base_url, const char *method, const char *path, const char *token,
-              const char *const *headers, const json_t *body, double timeout_s,
-              struct http_response *resp, char *err, size_t errlen)
+struct call_body {
+	const char *type;
+	const void *data;
+	size_t len;
+};
+
+static int call(const char *base_url, const char *method, const char *path, const char *token,
+                const char *const *headers, const struct call_body *body, double timeout_s,
+                struct http_response *resp, char *err, size_t errlen)
 {
 	char host[256], hostport[300];
 	int port, rc = -1;
@@ -272,10 +278,8 @@ int http_call(const char *base_url, const char *method, const char *path, const 
 	for (int i = 0; headers && headers[i] && headers[i + 1]; i += 2)
 		evhttp_add_header(hdr, headers[i], headers[i + 1]);
 	if (body) {
-		char *text = json_dumps(body, JSON_COMPACT);
-		evhttp_add_header(hdr, "Content-Type", "application/json");
-		evbuffer_add(evhttp_request_get_output_buffer(req), text, strlen(text));
-		free(text);
+		evhttp_add_header(hdr, "Content-Type", body->type);
+		evbuffer_add(evhttp_request_get_output_buffer(req), body->data, body->len);
 	}
 	if (evhttp_make_request(conn, req, method_cmd(method), path) < 0) {
 		snprintf(err, errlen, "could not send the request to %s", base_url);
@@ -293,6 +297,25 @@ out:
 	if (base)
 		event_base_free(base);
 	return rc;
+}
+
+int http_call(const char *base_url, const char *method, const char *path, const char *token,
+              const char *const *headers, const json_t *body, double timeout_s,
+              struct http_response *resp, char *err, size_t errlen)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct call_body b = {.type = "application/json", .data = text, .len = text ? strlen(text) : 0};
+	int rc = call(base_url, method, path, token, headers, text ? &b : NULL, timeout_s, resp, err, errlen);
+	free(text);
+	return rc;
+}
+
+int http_call_raw(const char *base_url, const char *method, const char *path, const char *token,
+                  const void *data, size_t len, double timeout_s, struct http_response *resp, char *err,
+                  size_t errlen)
+{
+	struct call_body b = {.type = "application/octet-stream", .data = data, .len = len};
+	return call(base_url, method, path, token, NULL, &b, timeout_s, resp, err, errlen);
 }
 
 void http_response_free(struct http_response *resp)

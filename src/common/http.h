@@ -49,6 +49,10 @@ struct http_response {
 int http_call(const char *base_url, const char *method, const char *path, const char *token,
               const char *const *headers, const json_t *body, double timeout_s,
               struct http_response *resp, char *err, size_t errlen);
+/* The same with a raw body (e.g. an image blob) sent as application/octet-stream. */
+int http_call_raw(const char *base_url, const char *method, const char *path, const char *token,
+                  const void *data, size_t len, double timeout_s, struct http_response *resp, char *err,
+                  size_t errlen);
 void http_response_free(struct http_response *resp);
 
 #endif

@@ -499,12 +499,17 @@ static int parse_create(struct evhttp_request *req, struct create_request *cr, s
 
 static int check_create(struct core *c, struct create_request *cr, struct mv_error *err)
 {
-	if (cr->spec.image[0])
+	json_t *boot = NULL;
+	if (cr->spec.image[0] && !(boot = images_boot_of(c, cr->spec.image)))
 		return mv_fail(err, 422, "unknown_image",
 		               "image %s is not registered (microvim image add NAME --kernel FILE)", cr->spec.image);
-	if (check_names_free(c, &cr->spec, err) < 0)
+	if (check_names_free(c, &cr->spec, err) < 0) {
+		json_decref(boot);
 		return -1;
+	}
 	cr->canon = spec_to_json(&cr->spec);
+	if (boot) /* resolved now: a later change of the image does not change this instance */
+		json_object_set_new(cr->canon, "boot", boot);
 	return check_placeable(c, cr->canon, cr->spec.count, err);
 }
 

@@ -20,8 +20,8 @@
 #include "core/store.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024)
-/* evhttp's own hard cap; bodies between MV_BODY_MAX and this get our JSON 413. */
-#define HARD_BODY_CAP (4 * MV_BODY_MAX)
+/* evhttp's own hard cap, for image blobs; JSON bodies above MV_BODY_MAX get our JSON 413. */
+#define HARD_BODY_CAP (MV_BLOB_MAX + 4096)
 #define IDLE_TIMEOUT_S 120
 
 void core_options_default(struct core_options *o)
@@ -53,6 +53,7 @@ struct route {
 route_fn api_instances_create, api_instances_list, api_instance_show, api_instance_delete;
 route_fn api_nodes_list, api_node_show, api_health, api_events, api_metrics;
 route_fn nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports;
+route_fn api_blob_put, api_blob_get, api_images_create, api_images_list, api_image_show, api_image_delete;
 
 static const struct route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/instances", AUTH_USER, api_instances_create},
@@ -65,6 +66,12 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/nodes/*/heartbeat", AUTH_NODE, nodeapi_heartbeat},
 	{EVHTTP_REQ_GET, "/v1/nodes/*/assignments", AUTH_NODE, nodeapi_assignments},
 	{EVHTTP_REQ_POST, "/v1/nodes/*/reports", AUTH_NODE, nodeapi_reports},
+	{EVHTTP_REQ_PUT, "/v1/blobs/*", AUTH_USER, api_blob_put},
+	{EVHTTP_REQ_GET, "/v1/blobs/*", AUTH_USER, api_blob_get},
+	{EVHTTP_REQ_POST, "/v1/images", AUTH_USER, api_images_create},
+	{EVHTTP_REQ_GET, "/v1/images", AUTH_USER, api_images_list},
+	{EVHTTP_REQ_GET, "/v1/images/*", AUTH_USER, api_image_show},
+	{EVHTTP_REQ_DELETE, "/v1/images/*", AUTH_USER, api_image_delete},
 	{EVHTTP_REQ_GET, "/v1/health", AUTH_USER, api_health},
 	{EVHTTP_REQ_GET, "/v1/events", AUTH_USER, api_events},
 	{EVHTTP_REQ_GET, "/metrics", AUTH_USER, api_metrics},
@@ -249,6 +256,8 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 		snprintf(err, errlen, "cannot load the store %s", path);
 		goto fail;
 	}
+	if (images_load(c, err, errlen) < 0)
+		goto fail;
 	c->http = evhttp_new(base);
 	evhttp_set_max_headers_size(c->http, MAX_HEADERS_SIZE);
 	evhttp_set_max_body_size(c->http, HARD_BODY_CAP);
@@ -294,6 +303,7 @@ void core_destroy(struct core *c)
 		instance_free(v);
 	hmap_free(&c->instances);
 	hmap_free(&c->names);
+	images_free(c);
 	if (c->http)
 		evhttp_free(c->http);
 	store_close(c->store);

@@ -16,6 +16,10 @@
 #include "core/core.h"
 #include "core/sched.h"
 
+#include "common/digest.h"
+
+#define MV_BLOB_MAX (64 << 20) /* bytes per image blob (kernel or initrd) */
+
 struct store;
 struct metrics;
 struct waiter;
@@ -39,6 +43,16 @@ struct instance {
 	int64_t created_wall_us, updated_wall_us;
 	struct waiter **waiters; /* clients blocked on this instance */
 	int n_waiters;
+};
+
+/* A registered diskless image: blobs by content address, and a command line. */
+struct image {
+	char name[MV_NAME_MAX + 1];
+	char kernel[DIGEST_LEN + 1];
+	char initrd[DIGEST_LEN + 1]; /* "" when none */
+	char *cmdline;               /* NULL when none */
+	int64_t kernel_size, initrd_size;
+	int64_t created_wall_us;
 };
 
 /* One queued operation for a node, handed out on its long-poll. */
@@ -83,6 +97,7 @@ struct core {
 	struct store *store;
 	struct hmap instances;  /* id -> struct instance */
 	struct hmap names;      /* name -> struct instance */
+	struct hmap images;     /* name -> struct image */
 	struct node **nodes;    /* array: the scheduler scans it */
 	int n_nodes, cap_nodes;
 	struct sched_node *sched_view; /* scratch, cap_nodes long */
@@ -120,6 +135,12 @@ void nodes_sweep(struct core *c);
 void core_flush_traces(evutil_socket_t fd, short what, void *arg);
 void node_free(struct node *n);
 void core_add_node(struct core *c, struct node *n);
+
+/* ---- images (images.c) ---- */
+int images_load(struct core *c, char *err, size_t errlen);
+void images_free(struct core *c);
+/* {"kernel": digest, "initrd": digest, "cmdline": str} for a spec, or NULL when unknown. */
+json_t *images_boot_of(struct core *c, const char *name);
 
 /* ---- events (events.c) ---- */
 void events_publish_instance(struct core *c, const struct instance *in);

@@ -14,6 +14,7 @@ enum stmt_id {
 	ST_PUT_INSTANCE, ST_DELETE_INSTANCE, ST_LOAD_INSTANCES,
 	ST_PUT_NODE, ST_LOAD_NODES,
 	ST_IDEM_GET, ST_IDEM_PUT,
+	ST_PUT_IMAGE, ST_DELETE_IMAGE, ST_LOAD_IMAGES,
 	ST_COUNT
 };
 
@@ -32,6 +33,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_LOAD_NODES] = "SELECT id, name, info FROM nodes",
 	[ST_IDEM_GET] = "SELECT digest, instance_ids FROM idempotency WHERE key = ?",
 	[ST_IDEM_PUT] = "INSERT INTO idempotency (key, digest, instance_ids, created_us) VALUES (?,?,?,?)",
+	[ST_PUT_IMAGE] = "INSERT INTO images (name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us)"
+	                 " VALUES (?,?,?,?,?,?,?)",
+	[ST_DELETE_IMAGE] = "DELETE FROM images WHERE name = ?",
+	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us FROM images",
 };
 
 /* Each entry moves the schema from version i to i+1. */
@@ -44,6 +49,8 @@ static const char *const migrations[] = {
 	" updated_us INTEGER NOT NULL);"
 	"CREATE TABLE idempotency (key TEXT PRIMARY KEY, digest TEXT NOT NULL,"
 	" instance_ids TEXT NOT NULL, created_us INTEGER NOT NULL);",
+	"CREATE TABLE images (name TEXT PRIMARY KEY, kernel TEXT NOT NULL, kernel_size INTEGER NOT NULL,"
+	" initrd TEXT, initrd_size INTEGER, cmdline TEXT, created_us INTEGER NOT NULL);",
 };
 
 struct store {
@@ -354,4 +361,46 @@ int store_idem_put(struct store *s, const char *key, const char *digest, const c
 	bind_text(st, 3, ids_json);
 	sqlite3_bind_int64(st, 4, clock_wall_us());
 	return step_done(s, ST_IDEM_PUT, "write idempotency key");
+}
+
+int store_put_image(struct store *s, const struct image *img)
+{
+	sqlite3_stmt *st = s->stmt[ST_PUT_IMAGE];
+	bind_text(st, 1, img->name);
+	bind_text(st, 2, img->kernel);
+	sqlite3_bind_int64(st, 3, img->kernel_size);
+	bind_text(st, 4, img->initrd);
+	sqlite3_bind_int64(st, 5, img->initrd_size);
+	bind_text(st, 6, img->cmdline);
+	sqlite3_bind_int64(st, 7, img->created_wall_us);
+	return step_done(s, ST_PUT_IMAGE, "write image");
+}
+
+int store_delete_image(struct store *s, const char *name)
+{
+	bind_text(s->stmt[ST_DELETE_IMAGE], 1, name);
+	return step_done(s, ST_DELETE_IMAGE, "delete image");
+}
+
+int store_load_images(struct store *s, void (*cb)(void *arg, struct image *img), void *arg)
+{
+	sqlite3_stmt *st = s->stmt[ST_LOAD_IMAGES];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct image *img = calloc(1, sizeof *img);
+		const char *cmdline = (const char *)sqlite3_column_text(st, 5);
+		if (!img)
+			fatal("calloc");
+		column_copy(st, 0, img->name, sizeof img->name);
+		column_copy(st, 1, img->kernel, sizeof img->kernel);
+		img->kernel_size = sqlite3_column_int64(st, 2);
+		column_copy(st, 3, img->initrd, sizeof img->initrd);
+		img->initrd_size = sqlite3_column_int64(st, 4);
+		if (cmdline && !(img->cmdline = strdup(cmdline)))
+			fatal("strdup");
+		img->created_wall_us = sqlite3_column_int64(st, 6);
+		cb(arg, img);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "load images");
 }

@@ -9,7 +9,7 @@
 
 #include "core/internal.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store;
 
@@ -29,6 +29,11 @@ int store_load_instances(struct store *s, void (*cb)(void *arg, struct instance 
 /* Nodes: identity, name, what they offer (restored as "down" until they re-register). */
 int store_put_node(struct store *s, const struct node *n);
 int store_load_nodes(struct store *s, void (*cb)(void *arg, struct node *n), void *arg);
+
+/* Images: name -> blobs (kernel, initrd) and command line. */
+int store_put_image(struct store *s, const struct image *img);
+int store_delete_image(struct store *s, const char *name);
+int store_load_images(struct store *s, void (*cb)(void *arg, struct image *img), void *arg);
 
 /* Idempotency keys: the body's digest and the instance ids of the first answer. */
 int store_idem_get(struct store *s, const char *key, char **digest, char **ids_json);

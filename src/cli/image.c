@@ -1,0 +1,188 @@
+/* image — `microvim image add|ls|rm`: upload kernel and initrd blobs by content address,
+ * then register the image that names them. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/digest.h"
+#include "common/fs.h"
+#include "common/http.h"
+#include "common/model.h"
+
+#define BLOB_MAX (64 << 20)
+
+struct image_client {
+	const char *core;
+	char *token;
+	bool json;
+};
+
+static int read_token(struct image_client *ic, const char *path)
+{
+	size_t len;
+	int rc;
+	free(ic->token);
+	ic->token = NULL;
+	if ((rc = fs_read_file(path, 4096, &ic->token, &len)) < 0) {
+		fprintf(stderr, "microvim image: cannot read --token-file %s: %s\n", path, strerror(-rc));
+		return -1;
+	}
+	while (len > 0 && strchr("\r\n ", ic->token[len - 1]))
+		ic->token[--len] = '\0';
+	return 0;
+}
+
+static int answer(int rc, struct http_response *r, const char *err, int ok1, int ok2, json_t **out)
+{
+	json_t *b;
+	if (rc < 0) {
+		fprintf(stderr, "microvim image: %s\n", err);
+		return EXIT_UNREACHABLE;
+	}
+	b = r->len ? json_loads(r->body, 0, NULL) : NULL;
+	if (r->status != ok1 && r->status != ok2) {
+		const json_t *e = json_object_get(b, "error");
+		fprintf(stderr, "microvim image: %d %s: %s\n", r->status,
+		        json_string_value(json_object_get(e, "code")) ?: "error",
+		        json_string_value(json_object_get(e, "message")) ?: "(no message)");
+		json_decref(b);
+		return EXIT_FAILED;
+	}
+	if (out)
+		*out = b;
+	else
+		json_decref(b);
+	return EXIT_OK;
+}
+
+/* Uploads a file as a blob; digest gets its address. */
+static int upload(struct image_client *ic, const char *file, char digest[DIGEST_LEN + 1])
+{
+	char *data, path[128], err[512];
+	size_t len;
+	struct http_response r;
+	int rc = fs_read_file(file, BLOB_MAX, &data, &len);
+	if (rc < 0) {
+		fprintf(stderr, "microvim image: cannot read %s: %s\n", file, rc == -EFBIG ? "larger than 64 MiB" : strerror(-rc));
+		return EXIT_FAILED;
+	}
+	digest_sha256(data, len, digest);
+	snprintf(path, sizeof path, "/v1/blobs/%s", digest);
+	rc = http_call_raw(ic->core, "PUT", path, ic->token, data, len, 120, &r, err, sizeof err);
+	free(data);
+	rc = answer(rc, &r, err, 200, 201, NULL);
+	http_response_free(&r);
+	return rc;
+}
+
+static int image_add(struct image_client *ic, const char *name, const char *kernel, const char *initrd,
+                     const char *cmdline)
+{
+	char kd[DIGEST_LEN + 1], id[DIGEST_LEN + 1], err[512];
+	struct http_response r;
+	json_t *body, *out = NULL;
+	int rc;
+
+	if ((rc = upload(ic, kernel, kd)) != EXIT_OK || (initrd && (rc = upload(ic, initrd, id)) != EXIT_OK))
+		return rc;
+	body = json_pack("{s:s, s:s}", "name", name, "kernel", kd);
+	if (initrd)
+		json_object_set_new(body, "initrd", json_string(id));
+	if (cmdline)
+		json_object_set_new(body, "cmdline", json_string(cmdline));
+	rc = http_call(ic->core, "POST", "/v1/images", ic->token, NULL, body, 30, &r, err, sizeof err);
+	json_decref(body);
+	rc = answer(rc, &r, err, 201, 201, &out);
+	http_response_free(&r);
+	if (rc == EXIT_OK) {
+		if (ic->json)
+			json_dumpf(out, stdout, JSON_INDENT(2)), putchar('\n');
+		else
+			printf("image %s: kernel %s%s%s\n", name, kd, initrd ? ", initrd " : "", initrd ? id : "");
+	}
+	json_decref(out);
+	return rc;
+}
+
+static int image_ls(struct image_client *ic)
+{
+	char err[512];
+	struct http_response r;
+	json_t *out = NULL, *img;
+	size_t i;
+	int rc = http_call(ic->core, "GET", "/v1/images", ic->token, NULL, NULL, 30, &r, err, sizeof err);
+	rc = answer(rc, &r, err, 200, 200, &out);
+	http_response_free(&r);
+	if (rc != EXIT_OK)
+		return rc;
+	if (ic->json) {
+		json_dumpf(out, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else {
+		printf("%-24s  %-20s  %10s  %s\n", "NAME", "KERNEL", "SIZE", "CMDLINE");
+		json_array_foreach(json_object_get(out, "images"), i, img)
+			printf("%-24s  %.20s  %10lld  %s\n", json_string_value(json_object_get(img, "name")),
+			       json_string_value(json_object_get(img, "kernel")),
+			       (long long)json_integer_value(json_object_get(img, "kernel_size")),
+			       json_string_value(json_object_get(img, "cmdline")) ?: "");
+	}
+	json_decref(out);
+	return EXIT_OK;
+}
+
+static int image_rm(struct image_client *ic, const char *name)
+{
+	char err[512], path[128];
+	struct http_response r;
+	int rc;
+	snprintf(path, sizeof path, "/v1/images/%s", name);
+	rc = http_call(ic->core, "DELETE", path, ic->token, NULL, NULL, 30, &r, err, sizeof err);
+	rc = answer(rc, &r, err, 204, 204, NULL);
+	http_response_free(&r);
+	if (rc == EXIT_OK && !ic->json)
+		printf("image %s removed\n", name);
+	return rc;
+}
+
+int cmd_image(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"core", required_argument, NULL, 'c'}, {"token-file", required_argument, NULL, 't'},
+		{"json", no_argument, NULL, 'j'},        {"kernel", required_argument, NULL, 'k'},
+		{"initrd", required_argument, NULL, 'i'}, {"cmdline", required_argument, NULL, 'l'},
+		{NULL, 0, NULL, 0},
+	};
+	struct image_client ic = {.core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650"};
+	const char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *verb;
+	int opt, rc = EXIT_USAGE;
+
+	if (getenv("MICROVIM_TOKEN") && !(ic.token = strdup(getenv("MICROVIM_TOKEN"))))
+		return EXIT_FAILED;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': ic.core = optarg; break;
+		case 't': if (read_token(&ic, optarg) < 0) goto out; break;
+		case 'j': ic.json = true; break;
+		case 'k': kernel = optarg; break;
+		case 'i': initrd = optarg; break;
+		case 'l': cmdline = optarg; break;
+		default: cli_usage("image", 1); goto out;
+		}
+	}
+	verb = optind < argc ? argv[optind] : "";
+	if (strcmp(verb, "add") == 0 && optind + 2 == argc && kernel && name_valid(argv[optind + 1]))
+		rc = image_add(&ic, argv[optind + 1], kernel, initrd, cmdline);
+	else if (strcmp(verb, "ls") == 0 && optind + 1 == argc)
+		rc = image_ls(&ic);
+	else if (strcmp(verb, "rm") == 0 && optind + 2 == argc)
+		rc = image_rm(&ic, argv[optind + 1]);
+	else
+		cli_usage("image", 1);
+out:
+	free(ic.token);
+	return rc;
+}
