@@ -131,6 +131,18 @@ ROWS = [
     ("duplicate name", "POST", P, body("dup1"), {}, 409, {"name_conflict"}, None),
     ("count colliding with an existing NAME-2: none stored", "POST", P, body("dupc", count=3),
      {}, 409, {"name_conflict"}, None),
+    ("deeply nested JSON", "POST", P, b"[" * 100000 + b"]" * 100000, {}, 400,
+     {"invalid_json", "invalid_type"}, None),
+    ("NUL in name", "POST", P, b'{"name": "a\\u0000b", "driver": "exec", "config": {"command": "/bin/true"}}',
+     {}, 400, {"invalid_json", "invalid_value"}, None),
+    ("count 1e400", "POST", P, b'{"name": "n", "driver": "exec", "config": {"command": "/bin/true"}, "count": 1e400}',
+     {}, 400, {"invalid_json", "invalid_type", "invalid_value"}, None),
+    ("labels: 65 entries", "POST", P, body("l65", labels={f"k{i}": "v" for i in range(65)}), {}, 400,
+     {"invalid_value"}, "labels"),
+    ("label value not a string", "POST", P, body("l2", labels={"rack": 1}), {}, 400,
+     {"invalid_type", "invalid_value"}, "rack"),
+    ("config.args entry over 4096 bytes", "POST", P, body("a4", config=cfg(args=["x" * 5000])), {},
+     400, {"invalid_value"}, "args"),
     ("GET unknown id", "GET", f"{P}/{BAD_ID}", None, {}, 404, {"not_found"}, None),
     ("DELETE unknown id", "DELETE", f"{P}/{BAD_ID}", None, {}, 404, {"not_found"}, None),
     ("GET unknown id (not hex)", "GET", f"{P}/nope", None, {}, 404, {"not_found"}, None),
@@ -176,8 +188,31 @@ def test_bad_input_table():
             why.append(f"stored instances {n0} -> {n1}")
         if why:
             fails.append(f"{desc}: {'; '.join(why)} | body: {raw[:300]!r}")
-    assert not fails, f"{len(fails)} of {len(ROWS)} rows failed:\n  " + "\n  ".join(fails)
-    h.register_token("3600")
+    # a chunked body over 1 MiB (no Content-Length to refuse it by)
+    n0 = _count(c)
+    st, raw = _post_chunked(d.url, P, [b'{"name": "chunky", "driver": "exec", "config": {"command": "/bin/true", "args": ["'] +
+                            [b"x" * 65536] * 20 + [b'"]}}'])
+    if st != 413:
+        fails.append(f"chunked body of 1.3 MiB: status {st} (want 413) | body: {raw[:300]!r}")
+    if _count(c) != n0:
+        fails.append("chunked body of 1.3 MiB: an instance was stored")
+    assert not fails, f"{len(fails)} of {len(ROWS) + 1} rows failed:\n  " + "\n  ".join(fails)
+
+
+def _post_chunked(url, path, chunks):
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=15)
+    try:
+        conn.request("POST", path, body=iter(chunks), headers={"Content-Type": "application/json"},
+                     encode_chunked=True)
+        r = conn.getresponse()
+        return r.status, r.read()
+    except (OSError, http.client.HTTPException) as e:
+        return 0, repr(e).encode()
+    finally:
+        conn.close()
 
 
 test_bad_input_table.budget = 90

@@ -168,3 +168,33 @@ def test_node_crash_and_restart_keeps_instances():
 
 
 test_node_crash_and_restart_keeps_instances.budget = 60
+
+
+def test_delete_while_starting():
+    """DELETE right after an unwaited create: the stop must win, whatever phase the start
+    is in, and leave no process behind."""
+    d = h.start_dev()
+    c = d.client()
+    tok = h.unique_arg()
+    bad = []
+    for k in range(20):
+        st, js, raw = c.call("POST", "/v1/instances", h.exec_body(f"race-{k}", [tok]))
+        assert st == 201, f"{st} {raw[:300]!r}"
+        st, js, raw = c.delete(js["id"], wait=True, timeout=10)
+        if st != 200 or js.get("state") != "stopped":
+            bad.append(f"race-{k}: DELETE ?wait=stopped -> {st} {raw[:200]!r}")
+    assert not bad, "\n".join(bad)
+    time.sleep(0.3)
+    left = h.procs_with_arg(tok)
+    assert not left, f"{len(left)} processes survive their instances' stop: {left}"
+    assert c.list("running") == []
+
+
+def test_missing_executable_fails_with_error():
+    missing = "/nonexistent/mv-no-such-program"
+    d = h.start_dev(exec_allow=h.EXEC_ALLOW + "," + missing)
+    c = d.client()
+    inst = c.create({"name": "ghost", "driver": "exec", "config": {"command": missing}})[0]
+    g = c.wait_state(inst["id"], ("failed", "exited", "stopped", "lost"), 10)
+    assert g["state"] == "failed", f"an allowed but missing executable ends {g['state']!r}: {g}"
+    assert isinstance(g.get("error"), str) and g["error"], f"failed without an error message: {g}"
