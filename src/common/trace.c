@@ -1,6 +1,7 @@
 #include "common/trace.h"
 
 #include <errno.h>
+#include <string.h>
 
 const char *const phase_names[PHASE_COUNT] = {
 	[PHASE_ACCEPT] = "accept",   [PHASE_SCHEDULE] = "schedule", [PHASE_DISPATCH] = "dispatch",
@@ -29,6 +30,23 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 	t->has_boot = n->boot_us > 0;
 	t->phase_us[PHASE_NOTIFY] = (wire - wire / 2) + node_tail + nonneg(m->notified_us - m->reported_us);
 	t->total_us = nonneg(m->notified_us - m->accepted_us);
+	t->image_cache = n->image_cache;
+}
+
+static const char *const image_cache_names[] = {[IMAGE_NONE] = "none", [IMAGE_HIT] = "hit", [IMAGE_MISS] = "miss"};
+
+static int image_cache_parse(const json_t *v, enum image_cache *out)
+{
+	*out = IMAGE_NONE;
+	if (!v)
+		return 0;
+	for (int i = 0; i < 3; i++) {
+		if (json_is_string(v) && strcmp(json_string_value(v), image_cache_names[i]) == 0) {
+			*out = (enum image_cache)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
 }
 
 int64_t trace_overhead_us(const struct trace *t)
@@ -46,8 +64,11 @@ json_t *trace_to_json(const struct trace *t)
 			continue;
 		json_object_set_new(phases, phase_names[p], ms(t->phase_us[p]));
 	}
-	return json_pack("{s:o, s:o, s:o}", "phases", phases, "total_ms", ms(t->total_us),
-	                 "overhead_ms", ms(trace_overhead_us(t)));
+	json_t *j = json_pack("{s:o, s:o, s:o}", "phases", phases, "total_ms", ms(t->total_us), "overhead_ms",
+	                      ms(trace_overhead_us(t)));
+	if (t->image_cache != IMAGE_NONE)
+		json_object_set_new(j, "image_cache", json_string(image_cache_names[t->image_cache]));
+	return j;
 }
 
 static int ms_field(const json_t *obj, const char *key, int64_t *us)
@@ -63,7 +84,8 @@ int trace_from_json(struct trace *t, const json_t *j)
 {
 	json_t *phases = json_object_get(j, "phases");
 	*t = (struct trace){0};
-	if (!json_is_object(phases) || ms_field(j, "total_ms", &t->total_us) < 0)
+	if (!json_is_object(phases) || ms_field(j, "total_ms", &t->total_us) < 0 ||
+	    image_cache_parse(json_object_get(j, "image_cache"), &t->image_cache) < 0)
 		return -EINVAL;
 	for (int p = 0; p < PHASE_COUNT; p++) {
 		if (!json_object_get(phases, phase_names[p]))
@@ -78,9 +100,12 @@ int trace_from_json(struct trace *t, const json_t *j)
 
 json_t *node_timing_to_json(const struct node_timing *n)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I}", "prepare_us", (json_int_t)n->prepare_us,
-	                 "network_us", (json_int_t)n->network_us, "spawn_us", (json_int_t)n->spawn_us,
-	                 "boot_us", (json_int_t)n->boot_us, "work_us", (json_int_t)n->work_us);
+	json_t *j = json_pack("{s:I, s:I, s:I, s:I, s:I}", "prepare_us", (json_int_t)n->prepare_us, "network_us",
+	                      (json_int_t)n->network_us, "spawn_us", (json_int_t)n->spawn_us, "boot_us",
+	                      (json_int_t)n->boot_us, "work_us", (json_int_t)n->work_us);
+	if (n->image_cache != IMAGE_NONE)
+		json_object_set_new(j, "image_cache", json_string(image_cache_names[n->image_cache]));
+	return j;
 }
 
 /* A node reports durations; anything negative or above an hour is a broken clock or a
@@ -106,7 +131,7 @@ int node_timing_from_json(struct node_timing *n, const json_t *j)
 		return -EINVAL;
 	if (us_field(j, "prepare_us", &n->prepare_us) < 0 || us_field(j, "network_us", &n->network_us) < 0 ||
 	    us_field(j, "spawn_us", &n->spawn_us) < 0 || us_field(j, "boot_us", &n->boot_us) < 0 ||
-	    us_field(j, "work_us", &n->work_us) < 0)
+	    us_field(j, "work_us", &n->work_us) < 0 || image_cache_parse(json_object_get(j, "image_cache"), &n->image_cache) < 0)
 		return -EINVAL;
 	return 0;
 }

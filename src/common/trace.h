@@ -26,10 +26,14 @@ enum phase {
 
 extern const char *const phase_names[PHASE_COUNT];
 
+/* Where the prepare phase found the image: not needed, in the node's cache, fetched. */
+enum image_cache { IMAGE_NONE, IMAGE_HIT, IMAGE_MISS };
+
 /* What the node measured on its own clock, sent in its status report. */
 struct node_timing {
 	int64_t prepare_us, network_us, spawn_us, boot_us;
 	int64_t work_us; /* assignment received -> report handed to the network */
+	enum image_cache image_cache;
 };
 
 /* Instants on the core's monotonic clock. */
@@ -46,6 +50,7 @@ struct trace {
 	int64_t phase_us[PHASE_COUNT];
 	bool has_boot;
 	int64_t total_us;
+	enum image_cache image_cache;
 };
 
 /* Derives every phase from the core's marks and the node's timing. The phases add up
@@ -55,7 +60,8 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 /* VIM overhead: total - spawn - boot, the part a VIM is responsible for. */
 int64_t trace_overhead_us(const struct trace *t);
 
-/* {"phases": {"accept": ms, ...}, "total_ms": ms, "overhead_ms": ms}; ms with µs precision. */
+/* {"phases": {"accept": ms, ...}, "total_ms": ms, "overhead_ms": ms, "image_cache": "hit"|"miss"
+ * (when an image was needed)}; ms with µs precision. */
 json_t *trace_to_json(const struct trace *t);
 /* Inverse of trace_to_json; 0 or -EINVAL. */
 int trace_from_json(struct trace *t, const json_t *j);

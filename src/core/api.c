@@ -291,7 +291,7 @@ static void sched_view_refresh(struct core *c)
 		c->sched_view[i] = (struct sched_node){
 			.ready = n->ready, .drivers = n->driver_mask,
 			.exec_allow = json_object_get(json_object_get(n->drivers, "exec"), "allow"),
-			.labels = n->labels, .vcpus_milli_total = n->vcpus_milli_total,
+			.labels = n->labels, .bridges = n->bridges, .vcpus_milli_total = n->vcpus_milli_total,
 			.memory_mb_total = n->memory_mb_total, .vcpus_milli_used = n->vcpus_milli_used,
 			.memory_mb_used = n->memory_mb_used};
 	}
@@ -307,6 +307,7 @@ static struct sched_request sched_request_of(const json_t *spec)
 		                      ? json_string_value(json_object_get(json_object_get(spec, "config"), "command"))
 		                      : NULL,
 		.labels = json_object_get(spec, "labels"),
+		.bridge = json_string_value(json_object_get(json_object_get(spec, "network"), "bridge")),
 		.vcpus_milli = (int64_t)(json_number_value(json_object_get(res, "vcpus")) * 1000.0 + 0.5),
 		.memory_mb = json_integer_value(json_object_get(res, "memory_mb")),
 	};

@@ -73,6 +73,7 @@ struct node {
 	bool ready;
 	json_t *drivers; /* {"exec": {"version": ..., "allow": [...]}, ...} */
 	json_t *labels;
+	json_t *bridges; /* ["br0", ...] */
 	unsigned driver_mask;
 	int cpus;
 	int64_t memory_mb;

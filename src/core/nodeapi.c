@@ -49,6 +49,7 @@ void node_free(struct node *n)
 	}
 	json_decref(n->drivers);
 	json_decref(n->labels);
+	json_decref(n->bridges);
 	free(n);
 }
 
@@ -113,9 +114,10 @@ json_t *node_to_json(const struct node *n)
 	char hb[40] = "";
 	if (n->last_heartbeat_wall_us)
 		clock_iso8601(n->last_heartbeat_wall_us, hb, sizeof hb);
-	return json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:{s:f, s:I, s:i}, s:{s:f, s:I}, s:i, s:s?}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:o, s:{s:f, s:I, s:i}, s:{s:f, s:I}, s:i, s:s?}",
 	                 "id", n->id, "name", n->name, "state", n->ready ? "ready" : "down", "address",
-	                 n->address, "drivers", n->drivers, "labels", n->labels, "resources", "vcpus",
+	                 n->address, "drivers", n->drivers, "labels", n->labels, "bridges",
+	                 n->bridges ? json_incref(n->bridges) : json_array(), "resources", "vcpus",
 	                 (double)n->vcpus_milli_total / 1000.0, "memory_mb", (json_int_t)n->memory_mb_total,
 	                 "cpus", n->cpus, "allocated", "vcpus", (double)n->vcpus_milli_used / 1000.0,
 	                 "memory_mb", (json_int_t)n->memory_mb_used, "instances", n->n_instances,
@@ -281,6 +283,8 @@ static int check_register(const json_t *b, struct mv_error *err)
 	const json_t *id = json_object_get(b, "id"), *name = json_object_get(b, "name");
 	const json_t *res = json_object_get(b, "resources"), *drivers = json_object_get(b, "drivers");
 	const json_t *labels = json_object_get(b, "labels"), *addr = json_object_get(b, "address");
+	const json_t *bridges = json_object_get(b, "bridges");
+	size_t i;
 	const json_t *cpus = json_object_get(res, "cpus"), *mem = json_object_get(res, "memory_mb");
 	const char *k;
 	json_t *v;
@@ -301,6 +305,12 @@ static int check_register(const json_t *b, struct mv_error *err)
 	json_object_foreach((json_t *)drivers, k, v) {
 		if (driver_index(k) < 0 || !json_is_object(v))
 			return mv_fail(err, 400, "invalid_value", "drivers.%.32s is not a known driver description", k);
+	}
+	if (bridges && (!json_is_array(bridges) || json_array_size(bridges) > 1024))
+		return mv_fail(err, 400, "invalid_type", "bridges must be an array of interface names");
+	json_array_foreach(bridges, i, v) {
+		if (!json_is_string(v) || json_string_length(v) > MV_BRIDGE_MAX || !name_valid(json_string_value(v)))
+			return mv_fail(err, 400, "invalid_value", "bridges[%zu] is not an interface name", i);
 	}
 	if (labels && !json_is_object(labels))
 		return mv_fail(err, 400, "invalid_type", "labels must be an object of strings");
@@ -361,6 +371,8 @@ void nodeapi_register(struct core *c, struct evhttp_request *req, UNUSED const c
 	json_decref(n->labels);
 	n->drivers = json_incref(json_object_get(b, "drivers"));
 	n->labels = json_object_get(b, "labels") ? json_incref(json_object_get(b, "labels")) : json_object();
+	json_decref(n->bridges);
+	n->bridges = json_object_get(b, "bridges") ? json_incref(json_object_get(b, "bridges")) : json_array();
 	json_decref(b);
 	if (store_put_node(c->store, n) < 0) {
 		if (is_new)

@@ -31,6 +31,17 @@ static bool labels_match(const struct sched_node *n, const json_t *selector)
 	return true;
 }
 
+static bool has_bridge(const struct sched_node *n, const char *bridge)
+{
+	const json_t *b;
+	size_t i;
+	json_array_foreach(n->bridges, i, b) {
+		if (json_is_string(b) && strcmp(json_string_value(b), bridge) == 0)
+			return true;
+	}
+	return false;
+}
+
 static bool fits(const struct sched_node *n, const struct sched_request *r)
 {
 	return n->vcpus_milli_used + r->vcpus_milli <= n->vcpus_milli_total &&
@@ -71,6 +82,10 @@ int sched_pick(const struct sched_node *nodes, int n, const struct sched_request
 			why = why < SCHED_NO_LABELS ? SCHED_NO_LABELS : why;
 			continue;
 		}
+		if (req->bridge && !has_bridge(c, req->bridge)) {
+			why = why < SCHED_NO_BRIDGE ? SCHED_NO_BRIDGE : why;
+			continue;
+		}
 		if (!fits(c, req)) {
 			why = SCHED_NO_CAPACITY;
 			continue;
@@ -93,6 +108,7 @@ const char *sched_miss_message(enum sched_miss miss)
 	case SCHED_NO_DRIVER: return "no ready node offers this driver";
 	case SCHED_NOT_ALLOWED: return "no ready node allows this executable (see the node's --exec-allow)";
 	case SCHED_NO_LABELS: return "no ready node has all the requested labels";
+	case SCHED_NO_BRIDGE: return "no ready node has the requested bridge (start a node with --bridge NAME to create it)";
 	case SCHED_NO_CAPACITY: return "no ready node has room for the requested vcpus and memory_mb";
 	}
 	return "?";

@@ -16,6 +16,7 @@ struct sched_node {
 	unsigned drivers;         /* bit driver_index(name) set for each driver offered */
 	const json_t *exec_allow; /* array of absolute paths the exec driver may run */
 	const json_t *labels;  /* {"k": "v"} */
+	const json_t *bridges; /* ["br0", ...]: bridges instances can attach to */
 	int64_t vcpus_milli_total, memory_mb_total; /* capacity (cpus x ratio) */
 	int64_t vcpus_milli_used, memory_mb_used;
 };
@@ -24,11 +25,13 @@ struct sched_request {
 	int driver;             /* driver_index() */
 	const char *executable; /* exec only, else NULL */
 	const json_t *labels;   /* selector or NULL */
+	const char *bridge;     /* network.bridge or NULL */
 	int64_t vcpus_milli, memory_mb;
 };
 
 /* Why nothing was chosen: the most specific reason among all nodes. */
-enum sched_miss { SCHED_OK, SCHED_NO_NODE, SCHED_NO_DRIVER, SCHED_NOT_ALLOWED, SCHED_NO_LABELS, SCHED_NO_CAPACITY };
+enum sched_miss { SCHED_OK, SCHED_NO_NODE, SCHED_NO_DRIVER, SCHED_NOT_ALLOWED, SCHED_NO_LABELS, SCHED_NO_BRIDGE,
+                  SCHED_NO_CAPACITY };
 
 /* Index of the chosen node, or -1 with *miss set. */
 int sched_pick(const struct sched_node *nodes, int n, const struct sched_request *req,

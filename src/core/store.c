@@ -294,6 +294,8 @@ int store_put_node(struct store *s, const struct node *n)
 	sqlite3_stmt *st = s->stmt[ST_PUT_NODE];
 	json_t *info = json_pack("{s:s, s:O, s:O, s:i, s:I}", "address", n->address, "drivers", n->drivers,
 	                         "labels", n->labels, "cpus", n->cpus, "memory_mb", (json_int_t)n->memory_mb);
+	if (n->bridges)
+		json_object_set(info, "bridges", n->bridges);
 	bind_text(st, 1, n->id);
 	bind_text(st, 2, n->name);
 	bind_json(st, 3, info);
@@ -322,6 +324,7 @@ int store_load_nodes(struct store *s, void (*cb)(void *arg, struct node *n), voi
 		snprintf(n->address, sizeof n->address, "%s", json_string_value(json_object_get(info, "address")) ?: "");
 		n->drivers = json_incref(json_object_get(info, "drivers"));
 		n->labels = json_incref(json_object_get(info, "labels"));
+		n->bridges = json_incref(json_object_get(info, "bridges"));
 		n->cpus = (int)json_integer_value(json_object_get(info, "cpus"));
 		n->memory_mb = json_integer_value(json_object_get(info, "memory_mb"));
 		json_decref(info);
@@ -329,6 +332,8 @@ int store_load_nodes(struct store *s, void (*cb)(void *arg, struct node *n), voi
 			n->drivers = json_object();
 		if (!n->labels)
 			n->labels = json_object();
+		if (!n->bridges)
+			n->bridges = json_array();
 		cb(arg, n);
 	}
 	sqlite3_reset(st);

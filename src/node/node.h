@@ -17,6 +17,10 @@ struct node_options {
 	const char *const *exec_allow; /* NULL-terminated absolute paths; NULL = exec off */
 	double stop_grace_s;    /* SIGTERM, then SIGKILL after this long */
 	bool stop_instances_on_exit;
+	const char *const *bridges; /* bridges to create at start (--bridge); NULL-terminated */
+	bool image_cache_off;   /* fetch the image for every instance (the paper's stock drivers) */
+	int notify_batch_ms;    /* 0: report at once; N: gather reports for N ms (stock Nomad) */
+	const char *qemu_binary, *libvirt_uri, *xl_binary; /* driver settings; NULL = default */
 };
 
 void node_options_default(struct node_options *o);
