@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -376,7 +377,13 @@ class Daemon:
             if i >= 0:
                 start = text.rfind("\n", 0, max(0, i - 200)) + 1
                 excerpt = "\n".join(text[start:].splitlines()[:40])
-                problem(f"sanitizer report in {self.kind} log {self.log_path}:\n{excerpt}")
+                frames = []
+                for m in re.finditer(r" in (\S+) ((?:src|tests)/\S+)", text[i:]):
+                    f = f"{m.group(1)} {m.group(2)}"
+                    if f not in frames:
+                        frames.append(f)
+                where = ("; project frames: " + ", ".join(frames[:8])) if frames else ""
+                problem(f"sanitizer report in {self.kind} log {self.log_path}{where}:\n{excerpt}")
                 return
 
 
