@@ -251,6 +251,28 @@ static int parse_labels(struct inst_spec *s, const json_t *labels, struct mv_err
 	return 0;
 }
 
+/* {"serial": "MARKER"}: the node watches the guest's serial output for MARKER. */
+static int parse_ready(struct inst_spec *s, const json_t *ready, struct mv_error *err)
+{
+	static const char *const fields[] = {"serial", NULL};
+	const json_t *pat;
+	if (!json_is_object(ready))
+		return mv_fail(err, 400, "invalid_type", "ready must be an object {\"serial\": \"MARKER\"}");
+	if (check_only_fields(ready, "ready.", fields, err) < 0)
+		return -1;
+	pat = json_object_get(ready, "serial");
+	if (!pat)
+		return mv_fail(err, 400, "missing_field", "ready.serial is required when ready is given");
+	if (!json_is_string(pat) || json_string_length(pat) == 0 || json_string_length(pat) > MV_READY_PATTERN_MAX ||
+	    !label_value_valid(json_string_value(pat)))
+		return mv_fail(err, 400, "invalid_value", "ready.serial must be 1-%d printable ASCII characters",
+		               MV_READY_PATTERN_MAX);
+	if (strcmp(s->driver, "exec") == 0)
+		return mv_fail(err, 400, "invalid_field", "ready.serial needs a VM driver (a guest with a serial port)");
+	snprintf(s->ready_serial, sizeof s->ready_serial, "%s", json_string_value(pat));
+	return 0;
+}
+
 static int parse_name(struct inst_spec *s, const json_t *name, struct mv_error *err)
 {
 	if (!name)
@@ -320,7 +342,7 @@ static int parse_driver(struct inst_spec *s, const json_t *body, struct mv_error
 int spec_parse(struct inst_spec *s, const json_t *body, struct mv_error *err)
 {
 	static const char *const fields[] = {"name", "driver", "image", "config", "resources",
-	                                     "network", "count", "labels", NULL};
+	                                     "network", "count", "labels", "ready", NULL};
 	const json_t *v;
 
 	memset(s, 0, sizeof *s);
@@ -338,6 +360,8 @@ int spec_parse(struct inst_spec *s, const json_t *body, struct mv_error *err)
 	if ((v = json_object_get(body, "network")) && parse_network(s, v, err) < 0)
 		goto fail;
 	if ((v = json_object_get(body, "labels")) && parse_labels(s, v, err) < 0)
+		goto fail;
+	if ((v = json_object_get(body, "ready")) && parse_ready(s, v, err) < 0)
 		goto fail;
 	/* count > 1 appends "-N"; the longest result must still be a valid name. */
 	if (s->count > 1 && strlen(s->name) + 1 + (size_t)snprintf(NULL, 0, "%d", s->count) > MV_NAME_MAX)
@@ -370,5 +394,7 @@ json_t *spec_to_json(const struct inst_spec *s)
 		json_object_set_new(j, "network", json_pack("{s:s}", "bridge", s->bridge));
 	if (s->labels)
 		json_object_set(j, "labels", s->labels);
+	if (s->ready_serial[0])
+		json_object_set_new(j, "ready", json_pack("{s:s}", "serial", s->ready_serial));
 	return j;
 }

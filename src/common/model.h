@@ -24,6 +24,7 @@
 #define MV_LABEL_VALUE_MAX 255
 #define MV_BRIDGE_MAX 15            /* IFNAMSIZ - 1 */
 #define MV_ID_LEN 16                /* hex characters of an instance or node id */
+#define MV_READY_PATTERN_MAX 128    /* ready.serial marker */
 
 #define MV_DEFAULT_VCPUS_MILLI 100  /* Micro-VNFs are tiny: 0.1 vCPU ... */
 #define MV_DEFAULT_MEMORY_MB 16     /* ... and 16 MiB unless asked otherwise */
@@ -60,6 +61,7 @@ struct inst_spec {
 	int64_t memory_mb;
 	char bridge[MV_BRIDGE_MAX + 1]; /* "" when not networked */
 	json_t *labels;              /* node selector: every k=v must be a label of the node */
+	char ready_serial[MV_READY_PATTERN_MAX + 1]; /* "" or the guest's ready marker on serial */
 	int count;
 	const char *executable;      /* exec: config.command (points into config) */
 };

@@ -13,7 +13,7 @@ static int64_t nonneg(int64_t v) { return v < 0 ? 0 : v; }
 
 void trace_compute(struct trace *t, const struct core_marks *m, const struct node_timing *n)
 {
-	int64_t node_steps = n->prepare_us + n->network_us + n->spawn_us;
+	int64_t node_steps = n->prepare_us + n->network_us + n->spawn_us + n->boot_us;
 	/* Time the node worked after its last step (building and sending the report)
 	 * belongs to notify. */
 	int64_t node_tail = nonneg(n->work_us - node_steps);

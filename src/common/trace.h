@@ -54,7 +54,8 @@ struct trace {
 };
 
 /* Derives every phase from the core's marks and the node's timing. The phases add up
- * exactly to total = notified - accepted. */
+ * exactly to total = notified - accepted. For a guest with a ready marker the marks and
+ * timing are those of the "ready" report, so total runs until the guest is ready. */
 void trace_compute(struct trace *t, const struct core_marks *m, const struct node_timing *n);
 
 /* VIM overhead: total - spawn - boot, the part a VIM is responsible for. */

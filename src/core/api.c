@@ -53,12 +53,14 @@ json_t *instance_to_json(const struct instance *in)
 		json_object_set_new(j, "error", json_string(in->error));
 	if (in->has_trace)
 		json_object_set_new(j, "trace", trace_to_json(&in->trace));
+	if (json_object_get(in->spec, "ready"))
+		json_object_set_new(j, "ready", json_boolean(in->ready));
 	return j;
 }
 
 /* ---- clients waiting for states (?wait=running, ?wait=stopped) ---- */
 
-enum wait_kind { WAIT_RUNNING, WAIT_STOPPED };
+enum wait_kind { WAIT_RUNNING, WAIT_READY, WAIT_STOPPED };
 
 struct waiter {
 	struct core *core;
@@ -71,9 +73,14 @@ struct waiter {
 	struct event *timer;
 };
 
-static bool wait_satisfied(enum wait_kind kind, enum inst_state s)
+static bool wait_satisfied(enum wait_kind kind, const struct instance *in)
 {
-	return kind == WAIT_RUNNING ? (s == INST_RUNNING || inst_state_terminal(s)) : inst_state_terminal(s);
+	switch (kind) {
+	case WAIT_RUNNING: return in->state == INST_RUNNING || inst_state_terminal(in->state);
+	case WAIT_READY: return (in->state == INST_RUNNING && in->ready) || inst_state_terminal(in->state);
+	case WAIT_STOPPED: return inst_state_terminal(in->state);
+	}
+	return true;
 }
 
 static void detach(struct instance *in, struct waiter *w)
@@ -134,7 +141,7 @@ static void waiter_start(struct core *c, struct evhttp_request *req, enum wait_k
 	                     .n = n, .ids = w->ids};
 	for (int i = 0; i < n; i++) {
 		memcpy(w->ids[i], insts[i]->id, sizeof w->ids[i]);
-		if (wait_satisfied(kind, insts[i]->state))
+		if (wait_satisfied(kind, insts[i]))
 			continue;
 		insts[i]->waiters = realloc(insts[i]->waiters, sizeof(struct waiter *) * (size_t)(insts[i]->n_waiters + 1));
 		if (!insts[i]->waiters)
@@ -155,7 +162,7 @@ void instance_wake(struct instance *in)
 {
 	for (int i = 0; i < in->n_waiters;) {
 		struct waiter *w = in->waiters[i];
-		if (!wait_satisfied(w->kind, in->state)) {
+		if (!wait_satisfied(w->kind, in)) {
 			i++;
 			continue;
 		}
@@ -470,6 +477,7 @@ struct create_request {
 	json_t *body, *canon;
 	double wait_s;
 	bool wait;
+	enum wait_kind wait_kind;
 	bool as_list; /* the body had "count": answer {"instances": [...]}, else the instance itself */
 	const char *idem_key;
 	char digest[33];
@@ -480,8 +488,12 @@ static int parse_create(struct evhttp_request *req, struct create_request *cr, s
 	char wait[16];
 	cr->wait_s = WAIT_DEFAULT_S;
 	if (http_query(req, "wait", wait, sizeof wait)) {
-		if (strcmp(wait, "running") != 0)
-			return mv_fail(err, 400, "invalid_query", "wait must be \"running\" on create");
+		if (strcmp(wait, "running") == 0)
+			cr->wait_kind = WAIT_RUNNING;
+		else if (strcmp(wait, "ready") == 0)
+			cr->wait_kind = WAIT_READY;
+		else
+			return mv_fail(err, 400, "invalid_query", "wait must be \"running\" or \"ready\" on create");
 		cr->wait = true;
 	}
 	if (http_query_double(req, "timeout", 0, WAIT_MAX_S, &cr->wait_s, err) < 0)
@@ -549,7 +561,7 @@ void api_instances_create(struct core *c, struct evhttp_request *req, UNUSED con
 	}
 	schedule_instances(c, insts, n);
 	if (cr.wait) {
-		waiter_start(c, req, WAIT_RUNNING, 201, cr.as_list, insts, n, cr.wait_s);
+		waiter_start(c, req, cr.wait_kind, 201, cr.as_list, insts, n, cr.wait_s);
 	} else if (cr.as_list) {
 		json_t *list = json_array();
 		for (int i = 0; i < n; i++)

@@ -32,6 +32,7 @@ struct instance {
 	int64_t vcpus_milli, memory_mb;
 	enum inst_state state;
 	bool stop_requested;         /* DELETE asked for it to stop */
+	bool ready;                  /* the guest printed its ready marker (spec "ready") */
 	char node_id[MV_ID_LEN + 1]; /* "" while unplaced */
 	bool has_exit_code;
 	int exit_code;

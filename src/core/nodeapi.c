@@ -403,6 +403,7 @@ void nodeapi_register(struct core *c, struct evhttp_request *req, UNUSED const c
 struct report {
 	struct instance *in;
 	enum inst_state state;
+	bool ready; /* the guest printed its ready marker */
 	bool has_exit_code;
 	int exit_code;
 	const char *error;
@@ -413,6 +414,7 @@ static int parse_report(struct core *c, struct node *n, const json_t *r, struct 
 {
 	const json_t *id = json_object_get(r, "id"), *st = json_object_get(r, "state");
 	const json_t *code = json_object_get(r, "exit_code"), *msg = json_object_get(r, "error");
+	const json_t *ready = json_object_get(r, "ready");
 	int s;
 
 	memset(out, 0, sizeof *out);
@@ -425,6 +427,8 @@ static int parse_report(struct core *c, struct node *n, const json_t *r, struct 
 		return mv_fail(err, 400, "invalid_type", "exit_code must be an integer");
 	if (msg && !json_is_string(msg))
 		return mv_fail(err, 400, "invalid_type", "error must be a string");
+	if (ready && (!json_is_boolean(ready) || s != INST_RUNNING))
+		return mv_fail(err, 400, "invalid_value", "ready must be a boolean and comes with state running");
 	if (json_object_get(r, "timing") && node_timing_from_json(&out->timing, json_object_get(r, "timing")) < 0)
 		return mv_fail(err, 400, "invalid_value", "timing must hold durations in microseconds (0 to 1 h)");
 	out->in = core_instance(c, json_string_value(id));
@@ -434,14 +438,18 @@ static int parse_report(struct core *c, struct node *n, const json_t *r, struct 
 	out->has_exit_code = code != NULL;
 	out->exit_code = (int)json_integer_value(code);
 	out->error = json_string_value(msg);
+	out->ready = json_is_true(ready);
 	return 0;
 }
 
-/* Is moving from `from` to `to` a step forward? Reports can repeat after reconnects. */
-static bool transition_allowed(enum inst_state from, enum inst_state to)
+/* Is the report a step forward? Reports can repeat after reconnects. */
+static bool transition_allowed(const struct instance *in, const struct report *r)
 {
+	enum inst_state from = in->state, to = r->state;
 	if (inst_state_terminal(from))
 		return false;
+	if (r->ready)
+		return !in->ready && (from == INST_SCHEDULED || from == INST_STARTING || from == INST_RUNNING);
 	if (to == INST_STARTING)
 		return from == INST_SCHEDULED;
 	if (to == INST_RUNNING)
@@ -477,9 +485,10 @@ void core_flush_traces(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 static bool apply_report(struct core *c, struct node *n, struct report *r)
 {
 	struct instance *in = r->in;
-	if (!in || !transition_allowed(in->state, r->state))
+	if (!in || !transition_allowed(in, r))
 		return false;
 	in->state = r->state;
+	in->ready = in->ready || r->ready;
 	in->updated_wall_us = clock_wall_us();
 	if (r->has_exit_code) {
 		in->has_exit_code = true;
@@ -534,11 +543,15 @@ void nodeapi_reports(struct core *c, struct evhttp_request *req, const char *id)
 		if (!in)
 			continue;
 		if (in->state == INST_RUNNING) {
+			/* A guest with a ready marker: the trace of "running" is provisional, the
+			 * one of "ready" (with boot) is final and goes to the metrics. */
+			bool final = reps[i].ready || !json_object_get(in->spec, "ready");
 			in->marks.reported_us = arrived;
 			in->marks.notified_us = clock_mono_us();
 			trace_compute(&in->trace, &in->marks, &reps[i].timing);
 			in->has_trace = in->trace_dirty = true;
-			metrics_observe_trace(c->metrics, in->driver, &in->trace);
+			if (final)
+				metrics_observe_trace(c->metrics, in->driver, &in->trace);
 			persist_trace_later(c);
 		}
 		events_publish_instance(c, in);

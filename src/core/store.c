@@ -266,6 +266,7 @@ static struct instance *row_to_instance(sqlite3_stmt *st)
 		fatal("strdup");
 	if ((trace = column_json(st, 9))) {
 		in->has_trace = trace_from_json(&in->trace, trace) == 0;
+		in->ready = in->has_trace && in->trace.has_boot; /* boot is measured when ready came */
 		json_decref(trace);
 	}
 	in->created_wall_us = sqlite3_column_int64(st, 10);

@@ -15,6 +15,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -92,19 +93,22 @@ def _argv(pid):
     return [a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0")]
 
 
+# Instance processes are these programs (the --exec-allow list); a process is only ever
+# matched (and, at teardown, killed) when it runs one of them with a test's unique token.
+INSTANCE_PROGRAMS = {"sleep", "sh", "true", "false", "dash", "bash"}
+
+
 def procs_matching(tokens):
-    """{token: [pid, ...]} of live processes whose argv[1:] contains the token; the
-    microvim binary itself (e.g. a `microvim run -- /bin/sleep TOKEN` client) and this
-    process are not counted."""
+    """{token: [pid, ...]} of live instance processes (INSTANCE_PROGRAMS) whose argv[1:]
+    contains the token, e.g. `/bin/sleep TOKEN` or `/bin/sh -c "... TOKEN ..."`."""
     tokens = set(str(t) for t in tokens)
     found = {t: [] for t in tokens}
     me = os.getpid()
-    binname = os.path.basename(BIN)
     for ent in os.listdir("/proc"):
         if not ent.isdigit() or int(ent) == me:
             continue
         argv = _argv(ent)
-        if not argv or os.path.basename(argv[0]) == binname:
+        if not argv or os.path.basename(argv[0]) not in INSTANCE_PROGRAMS:
             continue
         try:
             with open(f"/proc/{ent}/stat") as f:
@@ -113,9 +117,9 @@ def procs_matching(tokens):
                 continue
         except (OSError, ValueError, IndexError):
             continue
-        for a in argv[1:]:
-            if a in found:
-                found[a].append(int(ent))
+        for t in tokens:
+            if any(a == t or (len(t) >= 9 and t in a) for a in argv[1:]):
+                found[t].append(int(ent))
     return found
 
 
@@ -376,7 +380,13 @@ class Daemon:
             if i >= 0:
                 start = text.rfind("\n", 0, max(0, i - 200)) + 1
                 excerpt = "\n".join(text[start:].splitlines()[:40])
-                problem(f"sanitizer report in {self.kind} log {self.log_path}:\n{excerpt}")
+                frames = []
+                for m in re.finditer(r" in (\S+) ((?:src|tests)/\S+)", text[i:]):
+                    f = f"{m.group(1)} {m.group(2)}"
+                    if f not in frames:
+                        frames.append(f)
+                where = ("; project frames: " + ", ".join(frames[:8])) if frames else ""
+                problem(f"sanitizer report in {self.kind} log {self.log_path}{where}:\n{excerpt}")
                 return
 
 

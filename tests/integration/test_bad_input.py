@@ -3,15 +3,17 @@ the fitting status and error code, with a message naming the field, and nothing 
 Then Idempotency-Key, and a few boundary values that must be accepted."""
 
 import json
+import random
 
 import harness as h
 
 SLEEP = "/bin/sleep"
+TOKEN = str(random.randint(100_000_000, 999_999_999))  # sleep argument of every row's body
 
 
 def body(name_, **over):
     """A valid exec body; `over` replaces top-level fields (value DROP removes one)."""
-    b = {"name": name_, "driver": "exec", "config": {"command": SLEEP, "args": ["3600"]},
+    b = {"name": name_, "driver": "exec", "config": {"command": SLEEP, "args": [TOKEN]},
          "resources": {"vcpus": 0.01, "memory_mb": 1}}
     for k, v in over.items():
         if v is DROP:
@@ -25,7 +27,7 @@ DROP = object()
 
 
 def cfg(**over):
-    c = {"command": SLEEP, "args": ["3600"]}
+    c = {"command": SLEEP, "args": [TOKEN]}
     c.update(over)
     return c
 
@@ -162,7 +164,7 @@ def test_bad_input_table():
     # preconditions for the conflict rows
     c.create(body("dup1"), wait=True)
     c.create(body("dupc-2"), wait=True)
-    h.register_token("3600")  # every row's process, should one be created by mistake
+    h.register_token(TOKEN)  # every row's process, should one be created by mistake
     fails = []
     for desc, method, path, b, hdrs, want, codes, field in ROWS:
         n0 = _count(c)

@@ -198,3 +198,18 @@ def test_missing_executable_fails_with_error():
     g = c.wait_state(inst["id"], ("failed", "exited", "stopped", "lost"), 10)
     assert g["state"] == "failed", f"an allowed but missing executable ends {g['state']!r}: {g}"
     assert isinstance(g.get("error"), str) and g["error"], f"failed without an error message: {g}"
+
+
+def test_node_stop_instances_on_exit():
+    core = h.start_core()
+    c = core.client()
+    node = h.start_node(core.url, name="tidy", extra=["--stop-instances-on-exit", "--stop-grace", "1"])
+    tok = h.unique_arg()
+    insts = c.create(h.exec_body("tidy", [tok], count=3))
+    assert len(h.procs_with_arg(tok)) == 3
+    node.stop()
+    left = h.procs_with_arg(tok)
+    assert not left, f"node --stop-instances-on-exit exited leaving {left}"
+    for i in insts:
+        g = c.wait_state(i["id"], ("stopped", "lost", "failed", "exited"), 5)
+        assert g["state"] == "stopped", f"{i['name']} is {g['state']!r} after its node stopped it"
