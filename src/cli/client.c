@@ -95,7 +95,7 @@ static int report_error(int status, const json_t *body)
 
 static void print_json(const json_t *j)
 {
-	json_dumpf(j, stdout, JSON_INDENT(2));
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(12));
 	putchar('\n');
 }
 

@@ -26,7 +26,7 @@ void http_reply_json(struct evhttp_request *req, int status, json_t *body)
 
 	evhttp_add_header(hdr, "Content-Type", "application/json");
 	if (body) {
-		if (json_dump_callback(body, json_to_evbuffer, out, JSON_COMPACT) < 0) {
+		if (json_dump_callback(body, json_to_evbuffer, out, HTTP_JSON_FLAGS) < 0) {
 			log_warnx("http: could not encode a reply");
 			status = 500;
 		}
@@ -303,7 +303,7 @@ int http_call(const char *base_url, const char *method, const char *path, const 
               const char *const *headers, const json_t *body, double timeout_s,
               struct http_response *resp, char *err, size_t errlen)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = body ? json_dumps(body, HTTP_JSON_FLAGS) : NULL;
 	struct call_body b = {.type = "application/json", .data = text, .len = text ? strlen(text) : 0};
 	int rc = call(base_url, method, path, token, headers, text ? &b : NULL, timeout_s, resp, err, errlen);
 	free(text);

@@ -11,6 +11,10 @@
 
 #include "common/error.h"
 
+/* How microvim writes JSON: compact, and reals with 12 significant digits so that
+ * 0.1 vCPU prints as 0.1 and milliseconds keep their microseconds. */
+#define HTTP_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(12))
+
 /* ---- server side ---- */
 
 /* Sends `body` (stolen; may be NULL for an empty reply) as application/json. */

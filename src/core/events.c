@@ -39,7 +39,7 @@ static void publish(struct core *c, json_t *ev)
 	json_object_set_new(ev, "seq", json_integer((json_int_t)++c->event_seq));
 	clock_iso8601(clock_wall_us(), when, sizeof when);
 	json_object_set_new(ev, "time", json_string(when));
-	line = json_dumps(ev, JSON_COMPACT);
+	line = json_dumps(ev, HTTP_JSON_FLAGS);
 	json_decref(ev);
 	if (!line)
 		return;

@@ -184,7 +184,7 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 
 static void bind_json(sqlite3_stmt *st, int i, const json_t *j)
 {
-	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
 	if (text)
 		sqlite3_bind_text(st, i, text, -1, free);
 	else
