@@ -106,13 +106,16 @@ struct daemon_args {
 	struct node_options node;
 	char *exec_allow_buf;
 	char **exec_allow;
+	const char *bridges[17];
+	int n_bridges;
 	json_t *labels;
 	bool temp_data_dir;
 	char data_dir_buf[4096];
 };
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_TOKEN_FILE, OPT_CPU_RATIO, OPT_SCHEDULE, OPT_HB_TIMEOUT, OPT_CORE,
-       OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT };
+       OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT, OPT_BRIDGE, OPT_IMAGE_CACHE,
+       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL };
 
 static const struct option daemon_options[] = {
 	{"listen", required_argument, NULL, OPT_LISTEN},
@@ -127,6 +130,12 @@ static const struct option daemon_options[] = {
 	{"exec-allow", required_argument, NULL, OPT_EXEC_ALLOW},
 	{"stop-grace", required_argument, NULL, OPT_STOP_GRACE},
 	{"stop-instances-on-exit", no_argument, NULL, OPT_STOP_ON_EXIT},
+	{"bridge", required_argument, NULL, OPT_BRIDGE},
+	{"image-cache", required_argument, NULL, OPT_IMAGE_CACHE},
+	{"notify-batch-ms", required_argument, NULL, OPT_NOTIFY_BATCH},
+	{"qemu", required_argument, NULL, OPT_QEMU},
+	{"libvirt-uri", required_argument, NULL, OPT_LIBVIRT_URI},
+	{"xl", required_argument, NULL, OPT_XL},
 	{"verbose", no_argument, NULL, 'v'},
 	{NULL, 0, NULL, 0},
 };
@@ -224,6 +233,24 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 				goto bad_value;
 			break;
 		case OPT_STOP_ON_EXIT: d->node.stop_instances_on_exit = true; break;
+		case OPT_BRIDGE:
+			if (d->n_bridges == 16 || strlen(optarg) > MV_BRIDGE_MAX || !name_valid(optarg))
+				goto bad_value;
+			d->bridges[d->n_bridges++] = optarg;
+			break;
+		case OPT_IMAGE_CACHE:
+			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
+				goto bad_value;
+			d->node.image_cache_off = strcmp(optarg, "off") == 0;
+			break;
+		case OPT_NOTIFY_BATCH:
+			if (parse_double(optarg, 0, 60000, &v) < 0)
+				goto bad_value;
+			d->node.notify_batch_ms = (int)v;
+			break;
+		case OPT_QEMU: d->node.qemu_binary = optarg; break;
+		case OPT_LIBVIRT_URI: d->node.libvirt_uri = optarg; break;
+		case OPT_XL: d->node.xl_binary = optarg; break;
 		case 'v': log_set_verbose(true); break;
 		default: cli_usage(cmd, 1); return -1;
 		}
@@ -233,6 +260,7 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 		return -1;
 	}
 	d->node.labels = d->labels;
+	d->node.bridges = d->bridges;
 	d->node.exec_allow = (const char *const *)d->exec_allow;
 	return 0;
 bad_value:

@@ -14,6 +14,8 @@ static const struct command commands[] = {
 	 "  --exec-allow PATH[,PATH] executables the exec driver may run (default: none)\n"
 	 "  --cpu-ratio R            vCPUs offered per host CPU (default 16)\n"
 	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"
+	 "  --bridge NAME, --image-cache on|off, --notify-batch-ms N, --qemu PATH,\n"
+	 "  --libvirt-uri URI, --xl PATH   as for `microvim node`\n"
 	 "  -v, --verbose            debug logs\n"},
 	{"core", cmd_core, "run the VIM core: REST API, store, scheduler",
 	 "  --listen HOST:PORT       default 127.0.0.1:4650; a non-loopback address needs --token-file\n"
@@ -32,6 +34,13 @@ static const struct command commands[] = {
 	 "  --token-file FILE        the core's token\n"
 	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"
 	 "  --stop-instances-on-exit stop every instance when the node exits (default: leave them running)\n"
+	 "  --bridge NAME            create this bridge at start if missing (repeatable); instances with\n"
+	 "                           network.bridge are placed only on nodes that have that bridge\n"
+	 "  --image-cache on|off     off: fetch the image for every instance (the paper's stock drivers)\n"
+	 "  --notify-batch-ms N      gather status reports for N ms (stock Nomad); default 0: at once\n"
+	 "  --qemu PATH              the QEMU binary (default qemu-system-x86_64)\n"
+	 "  --libvirt-uri URI        default qemu:///system; xen:///system on a Xen host\n"
+	 "  --xl PATH                the Xen toolstack (default xl)\n"
 	 "  -v, --verbose            debug logs\n"},
 	{"run", cmd_run, "create an instance, wait until it runs, print its phase breakdown",
 	 "  microvim run [OPTIONS] -- COMMAND [ARG...]     (exec driver)\n"
