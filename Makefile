@@ -68,4 +68,17 @@ bench: all
 clean:
 	rm -rf build
 
+# The sample Micro-VNF (vnf/): a freestanding 32-bit kernel (PVH note + multiboot header)
+# booted by `qemu-system-x86_64 -kernel build/vnf/hello`. Built with the machine's gcc and
+# ld, never with the sanitizers, and always into build/vnf whatever BUILD is.
+VNF_CFLAGS := -m32 -march=i686 -std=c11 -Os -Wall -Wextra -ffreestanding -fno-builtin -fno-pic -fno-pie \
+              -fno-stack-protector -fno-asynchronous-unwind-tables -fcf-protection=none
+VNF_LDFLAGS := -nostdlib -static -no-pie -s -Wl,-T,vnf/hello.ld -Wl,--build-id=none \
+               -Wl,-z,max-page-size=0x1000 -Wl,-z,noexecstack
+all: build/vnf/hello
+build/vnf/hello: vnf/boot.S vnf/hello.c vnf/hello.ld
+	@mkdir -p $(@D)
+	$(CC) $(VNF_CFLAGS) $(VNF_LDFLAGS) -o $@ vnf/boot.S vnf/hello.c
+	@test $$(stat -c %s $@) -lt 65536 || { echo "$@ is 64 KiB or more" >&2; rm -f $@; exit 1; }
+
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

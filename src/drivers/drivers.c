@@ -4,9 +4,11 @@
 #include "drivers/driver.h"
 
 extern const struct driver driver_exec;
+extern const struct driver driver_qemu;
 
 const struct driver *const drivers[] = {
 	&driver_exec,
+	&driver_qemu,
 	NULL,
 };
 

@@ -3,9 +3,6 @@
  * root on a compute host). The process leads its own session so the node's terminal
  * signals never reach it, and it starts with default signal dispositions and mask. */
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,11 +74,8 @@ static int exec_start(const struct drv_options *o, const struct drv_start_reques
                       char *err, size_t errlen)
 {
 	const char *command = json_string_value(json_object_get(json_object_get(r->spec, "config"), "command"));
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t none, all;
+	const int fds[3] = {-1, r->stdout_fd, r->stderr_fd};
 	char **argv, **envp;
-	pid_t pid;
 	int rc;
 
 	if (!command || !exec_allowed(o, command)) {
@@ -89,32 +83,10 @@ static int exec_start(const struct drv_options *o, const struct drv_start_reques
 		return -EPERM;
 	}
 	build_vectors(r, command, &argv, &envp);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, r->stdout_fd, 1);
-	posix_spawn_file_actions_adddup2(&fa, r->stderr_fd, 2);
-	posix_spawn_file_actions_addchdir_np(&fa, r->dir);
-	posix_spawnattr_init(&attr);
-	sigemptyset(&none);
-	sigfillset(&all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	rc = posix_spawn(&pid, command, &fa, &attr, argv, envp);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
+	rc = proc_spawn(command, argv, envp, fds, r->dir, h, err, errlen);
 	free_vector(argv);
 	free_vector(envp);
-	if (rc != 0) {
-		snprintf(err, errlen, "cannot execute %s: %s", command, strerror(rc));
-		return -rc;
-	}
-	if ((rc = proc_handle_open(h, pid)) < 0) {
-		snprintf(err, errlen, "pidfd_open(%d): %s", (int)pid, strerror(-rc));
-		kill(pid, SIGKILL);
-		return rc;
-	}
-	return 0;
+	return rc;
 }
 
 const struct driver driver_exec = {

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,46 @@
 static int pidfd_open(pid_t pid)
 {
 	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int proc_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3], const char *dir,
+               struct drv_handle *h, char *err, size_t errlen)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	pid_t pid;
+	int rc;
+
+	posix_spawn_file_actions_init(&fa);
+	for (int fd = 0; fd < 3; fd++) {
+		if (fds[fd] < 0)
+			posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
+		else
+			posix_spawn_file_actions_adddup2(&fa, fds[fd], fd);
+	}
+	if (dir)
+		posix_spawn_file_actions_addchdir_np(&fa, dir);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&attr, &none);
+	posix_spawnattr_setsigdefault(&attr, &all);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	rc = posix_spawn(&pid, path, &fa, &attr, argv, envp);
+	posix_spawnattr_destroy(&attr);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot execute %s: %s", path, strerror(rc));
+		return -rc;
+	}
+	if ((rc = proc_handle_open(h, pid)) < 0) {
+		snprintf(err, errlen, "pidfd_open(%d): %s", (int)pid, strerror(-rc));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0); /* our child: leave no zombie behind */
+		return rc;
+	}
+	return 0;
 }
 
 unsigned long long proc_start_time(pid_t pid)

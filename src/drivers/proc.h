@@ -5,6 +5,12 @@
 
 #include "drivers/driver.h"
 
+/* Spawns path (never through a shell, no PATH lookup) as the leader of its own session and
+ * process group, with default signal dispositions and an empty signal mask; fds[0..2]
+ * become its stdin, stdout, stderr (-1: /dev/null); dir is its working directory (NULL:
+ * ours). Fills h (pidfd, start time). 0 or -errno with a sentence in err. */
+int proc_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3], const char *dir,
+               struct drv_handle *h, char *err, size_t errlen);
 /* Start time of pid from /proc/PID/stat (field 22), or 0 when it is gone. */
 unsigned long long proc_start_time(pid_t pid);
 /* Fills h for a process we just spawned (pidfd, start time). 0 or -errno. */
