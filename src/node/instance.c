@@ -9,7 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,9 +116,13 @@ static void ninst_end(struct ninst *ni, enum inst_state st)
 	agent_shutdown_check(a);
 }
 
-static void fail(struct ninst *ni, const char *fmt, const char *detail)
+static void fail(struct ninst *ni, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void fail(struct ninst *ni, const char *fmt, ...)
 {
-	snprintf(ni->error, sizeof ni->error, fmt, detail);
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ni->error, sizeof ni->error, fmt, ap);
+	va_end(ap);
 	log_warnx("instance %s failed: %s", ni->id, ni->error);
 	ninst_end(ni, INST_FAILED);
 }
@@ -615,6 +619,13 @@ void instance_purge(struct node_agent *a, const char *id)
 int instances_init(struct node_agent *a, char *err, size_t errlen)
 {
 	struct timeval tv = clock_timeval(STATUS_INTERVAL_S);
+	char dir[PATH_MAX];
+	int rc;
+	snprintf(dir, sizeof dir, "%.4000s/images", a->opts.data_dir);
+	if ((rc = fs_mkdir_p(dir, 0700)) < 0) {
+		snprintf(err, errlen, "cannot create the image cache %s: %s", dir, strerror(-rc));
+		return -1;
+	}
 	a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (a->inotify_fd < 0) {
 		snprintf(err, errlen, "inotify_init1: %s", strerror(errno));
@@ -714,7 +725,7 @@ void instances_kill_all(struct node_agent *a)
 }
 
 /* Reaps our own children that were killed (bounded), so nothing is left to a slow init. */
-static void reap_killed(struct node_agent *a, struct ninst *ni)
+static void reap_killed(struct ninst *ni)
 {
 	for (int tries = 0; tries < 100 && ni->h.pidfd >= 0 && ni->h.is_child; tries++) {
 		int code;
@@ -732,7 +743,7 @@ void instances_free(struct node_agent *a)
 	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);) {
 		struct ninst *ni = v;
 		if (ni->phase == NI_RUNNING && a->opts.stop_instances_on_exit) {
-			reap_killed(a, ni);
+			reap_killed(ni);
 			network_teardown(ni);
 		}
 		ninst_free(ni);
