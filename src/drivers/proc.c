@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -58,6 +59,30 @@ int proc_spawn(const char *path, char *const argv[], char *const envp[], const i
 		return rc;
 	}
 	return 0;
+}
+
+int proc_netns_enter(const char *nspath, int *saved)
+{
+	int ns = open(nspath, O_RDONLY | O_CLOEXEC), rc = 0;
+	*saved = -1;
+	if (ns < 0)
+		return -errno;
+	*saved = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (*saved < 0 || setns(ns, CLONE_NEWNET) < 0) {
+		rc = -errno;
+		if (*saved >= 0)
+			close(*saved);
+		*saved = -1;
+	}
+	close(ns);
+	return rc;
+}
+
+int proc_netns_leave(int saved)
+{
+	int rc = setns(saved, CLONE_NEWNET) < 0 ? -errno : 0;
+	close(saved);
+	return rc;
 }
 
 unsigned long long proc_start_time(pid_t pid)

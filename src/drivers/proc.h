@@ -11,6 +11,12 @@
  * ours). Fills h (pidfd, start time). 0 or -errno with a sentence in err. */
 int proc_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3], const char *dir,
                struct drv_handle *h, char *err, size_t errlen);
+/* Moves the calling thread into the network namespace at nspath, so that what it spawns
+ * next starts there; *saved gets the thread's own namespace for proc_netns_leave. Only
+ * for worker threads: the namespace is per thread. 0 or -errno. */
+int proc_netns_enter(const char *nspath, int *saved);
+/* Returns the thread to the namespace saved by proc_netns_enter and closes saved. */
+int proc_netns_leave(int saved);
 /* Start time of pid from /proc/PID/stat (field 22), or 0 when it is gone. */
 unsigned long long proc_start_time(pid_t pid);
 /* Fills h for a process we just spawned (pidfd, start time). 0 or -errno. */
