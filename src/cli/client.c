@@ -22,7 +22,7 @@ struct client {
 };
 
 enum { C_CORE = 300, C_TOKEN_FILE, C_JSON, C_NAME, C_DRIVER, C_IMAGE, C_VCPUS, C_MEMORY, C_COUNT, C_ENV,
-       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE };
+       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE };
 
 static const struct option client_options[] = {
 	{"core", required_argument, NULL, C_CORE},
@@ -39,6 +39,9 @@ static const struct option client_options[] = {
 	{"timeout", required_argument, NULL, C_TIMEOUT},
 	{"no-wait", no_argument, NULL, C_NO_WAIT},
 	{"state", required_argument, NULL, C_STATE},
+	{"ready", required_argument, NULL, C_READY},
+	{"config", required_argument, NULL, C_CONFIG},
+	{"bridge", required_argument, NULL, C_BRIDGE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -171,7 +174,8 @@ static int parse_number(const char *s, double min, double max, double *out, cons
 /* ---- run ---- */
 
 struct run_args {
-	const char *name, *driver, *image;
+	const char *name, *driver, *image, *ready, *bridge;
+	json_t *config;
 	double vcpus, memory_mb, count, timeout;
 	bool no_wait;
 	json_t *env, *labels;
@@ -183,6 +187,12 @@ static json_t *run_body(const struct run_args *r, int argc, char **argv, int fir
 	json_t *res = json_object();
 	if (r->image)
 		json_object_set_new(b, "image", json_string(r->image));
+	if (r->config)
+		json_object_set(b, "config", r->config);
+	if (r->ready)
+		json_object_set_new(b, "ready", json_pack("{s:s}", "serial", r->ready));
+	if (r->bridge)
+		json_object_set_new(b, "network", json_pack("{s:s}", "bridge", r->bridge));
 	if (first < argc) {
 		json_t *args = json_array();
 		for (int i = first + 1; i < argc; i++)
@@ -228,6 +238,15 @@ static int run_parse(struct client *cl, struct run_args *r, int argc, char **arg
 		case C_NO_WAIT: r->no_wait = true; break;
 		case C_ENV: if (parse_kv_into(r->env, optarg, "env") < 0) return -1; break;
 		case C_LABEL: if (parse_kv_into(r->labels, optarg, "label") < 0) return -1; break;
+		case C_READY: r->ready = optarg; break;
+		case C_BRIDGE: r->bridge = optarg; break;
+		case C_CONFIG:
+			json_decref(r->config);
+			if (!json_is_object(r->config = json_loads(optarg, 0, NULL))) {
+				fprintf(stderr, "microvim run: --config takes a JSON object, e.g. '{\"accel\": \"tcg\"}'\n");
+				return -1;
+			}
+			break;
 		default: cli_usage("run", 1); return -1;
 		}
 	}
@@ -264,7 +283,10 @@ int cmd_run(int argc, char **argv)
 		r.name = name_buf;
 	}
 	body = run_body(&r, argc, argv, optind);
-	snprintf(path, sizeof path, r.no_wait ? "/v1/instances" : "/v1/instances?wait=running&timeout=%g", r.timeout);
+	if (r.no_wait)
+		snprintf(path, sizeof path, "/v1/instances");
+	else
+		snprintf(path, sizeof path, "/v1/instances?wait=%s&timeout=%g", r.ready ? "ready" : "running", r.timeout);
 	t0 = clock_mono_us();
 	status = api(&cl, "POST", path, body, r.timeout + 10, &resp);
 	t1 = clock_mono_us();
@@ -281,9 +303,9 @@ int cmd_run(int argc, char **argv)
 	                                           : json_pack("[O]", resp);
 	json_array_foreach(list, i, in) {
 		const char *state = json_string_value(json_object_get(in, "state"));
-		if (!r.no_wait && strcmp(state ?: "", "running") != 0) {
-			fprintf(stderr, "microvim run: instance %s is %s%s%s\n", json_string_value(json_object_get(in, "id")),
-			        state, json_object_get(in, "error") ? ": " : "",
+		if (!r.no_wait && (strcmp(state ?: "", "running") != 0 || (r.ready && !json_is_true(json_object_get(in, "ready"))))) {
+			fprintf(stderr, "microvim run: instance %s is %s%s%s%s\n", json_string_value(json_object_get(in, "id")),
+			        state, strcmp(state ?: "", "running") == 0 ? " but not ready" : "", json_object_get(in, "error") ? ": " : "",
 			        json_string_value(json_object_get(in, "error")) ?: "");
 			rc = EXIT_FAILED;
 		}
@@ -300,6 +322,7 @@ out:
 	json_decref(resp);
 	json_decref(r.env);
 	json_decref(r.labels);
+	json_decref(r.config);
 	free(cl.token);
 	return rc;
 }
