@@ -63,6 +63,25 @@ static const struct command commands[] = {
 	{"stop", cmd_stop, "stop an instance (the record stays)", "  microvim stop ID [--timeout S]\n"},
 	{"rm", cmd_rm, "stop an instance if needed and remove it", "  microvim rm ID [ID...] [--timeout S]\n"},
 	{"nodes", cmd_nodes, "list nodes", ""},
+	{"push", push_main, "workload generator: instantiate many, print phase statistics (docs: src/tools/push.h)",
+	 "  microvim push [OPTIONS] --replicate N                one at a time, each deleted before the next\n"
+	 "  microvim push [OPTIONS] --count N --concurrency C    closed loop\n"
+	 "  microvim push [OPTIONS] --rate R [--arrival A] (--duration S | --count N)   open loop\n"
+	 "  --driver D               exec (default), qemu, libvirt, xen\n"
+	 "  --image NAME             a registered image (VM drivers)\n"
+	 "  --config JSON            e.g. '{\"command\":\"/bin/sleep\",\"args\":[\"60\"]}'\n"
+	 "  --vcpus V, --memory-mb M resources of each instance (default: the core's)\n"
+	 "  --arrival A              constant (default), poisson, burst:K (K at once, R/s on average)\n"
+	 "  --concurrency C          requests in flight (closed loop, default 1; open loop cap, default 256)\n"
+	 "  --delete | --keep        delete each instance once it ran (default: on for --replicate only)\n"
+	 "  --name-prefix P          instance names P-RUN-NNNNNN (default push)\n"
+	 "  --timeout S              the core's wait for running (default 30)\n"
+	 "  --out FILE               one record per instance: .jsonl or .csv\n"
+	 "  --seed N                 seed of the poisson schedule\n"
+	 "  -q, --quiet              no progress bar (there is none when stderr is not a terminal)\n"},
+	{"spawn-baseline", spawnbase_main, "the bare ceiling: posix_spawn a binary N times, C at a time",
+	 "  microvim spawn-baseline [--count N] [--concurrency C] [--out FILE.jsonl|.csv] -- /ABS/PATH [ARG...]\n"
+	 "  --reap end|each          kill and reap the children after the last spawn (default) or each at once\n"},
 	{"image", cmd_image, "manage diskless images: add, ls, rm",
 	 "  microvim image add NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	 "  microvim image ls\n"
@@ -84,6 +103,8 @@ void cli_usage(const char *name, int to_stderr)
 		const struct command *c = &commands[i];
 		bool is_client = c->run != cmd_core && c->run != cmd_node && c->run != cmd_dev;
 		if (c->run == cmd_image) /* its own option set */
+			is_client = false;
+		if (c->run == spawnbase_main) /* talks to no core */
 			is_client = false;
 		if (strcmp(c->name, name) != 0)
 			continue;

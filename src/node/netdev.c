@@ -5,10 +5,11 @@
  * attribute that does not fit makes the request fail with -EMSGSIZE when it is sent.
  * Every request asks for an ACK and the answer is read into a bounded buffer.
  *
- * Namespaces: a veth peer is created directly inside its namespace (IFLA_NET_NS_FD in
- * VETH_INFO_PEER) under its inner name and up, so the calling thread never has to enter
- * the namespace for it. Only netdev_netns_create switches the calling thread's network
- * namespace (unshare, bind mount, lo up), and ns_restore puts it back on every path. */
+ * Namespaces: a veth peer is created directly inside its namespace under its inner name
+ * (IFLA_IFNAME and IFLA_NET_NS_FD in VETH_INFO_PEER). Work inside a namespace goes through
+ * a netlink socket opened there: the calling thread switches its network namespace only
+ * around socket() (and, in netdev_netns_create, around unshare and the bind mount), and
+ * ns_restore puts it back on every path. */
 #include "node/netdev.h"
 
 #include <errno.h>
@@ -531,7 +532,7 @@ int netdev_tap_create(const char *name, const char *bridge)
 	if (fd < 0)
 		return -errno;
 	struct ifreq ifr = {0};
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL;
+	ifr.ifr_flags = (short)(IFF_TAP | IFF_NO_PI | IFF_TUN_EXCL); /* > SHRT_MAX; read unsigned */
 	memcpy(ifr.ifr_name, name, strlen(name)); /* ifname_ok: < IFNAMSIZ */
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
 		int err = errno == EBUSY ? -EEXIST : -errno;
@@ -726,8 +727,9 @@ int netdev_veth_create(const char *host, const char *bridge, const char *netns, 
 	nl_nest_end(&r, info);
 	rc = nl_transact(&r);
 
-	/* The inner end is brought up from inside (the kernel refuses IFF_UP on a peer
-	 * created in another namespace: ENOTCONN). */
+	/* The inner end is brought up afterwards, from inside its namespace: IFF_UP on the
+	 * peer in the create request fails with ENOTCONN (the peer is opened before the
+	 * pair is linked). */
 	if (rc == 0) {
 		struct nlsock s;
 		rc = nl_open_in(&s, nsfd);

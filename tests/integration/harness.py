@@ -131,6 +131,24 @@ def count_procs(tokens):
     return sum(len(v) for v in procs_matching(tokens).values())
 
 
+def expect_procs(tokens, n, what, timeout=2.0):
+    """Waits until exactly n instance processes carry the token(s); returns their pids.
+    ("running" means the process exists; its exec may finish a moment later, and until
+    then /proc shows no argv, hence the short bounded wait.)"""
+    tokens = [tokens] if isinstance(tokens, str) else list(tokens)
+    box = {}
+
+    def check():
+        pids = sorted(p for v in procs_matching(tokens).values() for p in v)
+        box["pids"] = pids
+        return pids if len(pids) == n else None
+    try:
+        return wait_until(check, timeout, what, 0.02)
+    except AssertionError:
+        raise AssertionError(f"{what}: expected {n} processes, found {len(box['pids'])} "
+                             f"after {timeout} s: {box['pids'][:20]}") from None
+
+
 def _kill_leftovers(tokens):
     left = [p for pids in procs_matching(tokens).values() for p in pids]
     for pid in left:

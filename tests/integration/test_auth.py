@@ -60,7 +60,7 @@ def test_node_with_token_runs_instance():
     arg = h.unique_arg()
     inst = c.create(h.exec_body("secure", [arg]), wait=True)[0]
     assert inst["state"] == "running", inst
-    assert len(h.procs_with_arg(arg)) == 1
+    h.expect_procs(arg, 1, "the instance's process")
     c.stop_and_remove(inst["id"])
     assert not h.procs_with_arg(arg)
 

@@ -245,7 +245,7 @@ def test_idempotency_key():
     assert st == 409, f"same key, other body -> {st} (want 409): {raw[:300]!r}"
     assert js and js.get("error", {}).get("code") == "idempotency_conflict", raw[:300]
     assert len(c.list()) == n0, "the conflicting request created instances"
-    assert len(h.procs_with_arg(tok)) == 2, f"processes: {h.procs_with_arg(tok)}"
+    h.expect_procs(tok, 2, "processes of the two instances")
     n0 = len(c.list())
     # without the key the same body is a new request: 409 name_conflict
     st, js, raw = c.call("POST", "/v1/instances", b)

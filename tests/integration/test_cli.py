@@ -51,7 +51,7 @@ def test_run_ps_show_rm_nodes():
     assert len(insts) == 1 and insts[0]["state"] == "running", f"after run: {insts}"
     iid = insts[0]["id"]
     assert iid in p.stdout, f"run does not print the instance id {iid}:\n{p.stdout}"
-    assert len(h.procs_with_arg(arg)) == 1
+    h.expect_procs(arg, 1, f"after `microvim run`, /bin/sleep {arg}")
 
     arg2 = h.unique_arg()
     p = h.cli(["run", *core, "--json", "--name", "cliy", "--", "/bin/sleep", arg2])

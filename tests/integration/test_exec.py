@@ -109,7 +109,7 @@ def test_concurrent_clients():
     assert not any(t.is_alive() for t in ts), "clients still waiting after 90 s"
     assert not errors, f"{len(errors)} of 120 concurrent creates failed: {errors[:5]}"
     assert len(set(results)) == 120
-    assert len(h.procs_with_arg(tok)) == 120
+    h.expect_procs(tok, 120, "processes of 120 running instances")
 
     # the same name from 8 clients at once: exactly one wins
     answers = []
@@ -138,8 +138,7 @@ def test_node_crash_and_restart_keeps_instances():
     node = h.start_node(core.url, name="phoenix")
     tok = h.unique_arg()
     insts = c.create(h.exec_body("keep", [tok], count=3))
-    pids = sorted(h.procs_with_arg(tok))
-    assert len(pids) == 3, pids
+    pids = h.expect_procs(tok, 3, "processes of 3 instances")
     node.stop(sig=signal.SIGKILL)
     assert sorted(h.procs_with_arg(tok)) == pids, "instances died with their node agent"
     node2 = h.start_node(core.url, name="phoenix", data_dir=node.data_dir)
@@ -158,7 +157,7 @@ def test_node_crash_and_restart_keeps_instances():
     # and a process that ends while the node is away is reported when it comes back
     tok2 = h.unique_arg()
     inst = c.create(h.exec_body("ends", [tok2]))[0]
-    pid = h.procs_with_arg(tok2)[0]
+    pid = h.expect_procs(tok2, 1, "the instance's process")[0]
     node2.stop(sig=signal.SIGKILL)
     os.kill(pid, signal.SIGTERM)
     h.wait_until(lambda: not h.procs_with_arg(tok2), 3, "the process gone")
@@ -206,7 +205,7 @@ def test_node_stop_instances_on_exit():
     node = h.start_node(core.url, name="tidy", extra=["--stop-instances-on-exit", "--stop-grace", "1"])
     tok = h.unique_arg()
     insts = c.create(h.exec_body("tidy", [tok], count=3))
-    assert len(h.procs_with_arg(tok)) == 3
+    h.expect_procs(tok, 3, "processes of 3 instances")
     node.stop()
     left = h.procs_with_arg(tok)
     assert not left, f"node --stop-instances-on-exit exited leaving {left}"

@@ -67,8 +67,7 @@ def test_create_show_list_delete():
     check_trace(a)
     assert a["trace"]["total_ms"] <= elapsed_ms + 1, \
         f"server total_ms {a['trace']['total_ms']} exceeds what the client saw ({elapsed_ms:.1f} ms)"
-    assert len(h.procs_with_arg(tok_a)) == 1, \
-        f"expected exactly one /bin/sleep {tok_a}: {h.procs_with_arg(tok_a)}"
+    h.expect_procs(tok_a, 1, f"/bin/sleep {tok_a} of the running instance")
     assert a["spec"].get("config", {}).get("command") == "/bin/sleep", a["spec"]
 
     # the node the instance is on is listed
@@ -162,8 +161,7 @@ def test_two_hundred_one_by_one():
     assert len(set(ids)) == 200, "ids are not unique"
     running = {i["id"] for i in c.list("running")}
     assert set(ids) <= running, f"{len(set(ids) - running)} of 200 not listed as running"
-    n = h.count_procs(toks)
-    assert n == 200, f"{n} sleep processes for 200 running instances"
+    h.expect_procs(toks, 200, "sleep processes of 200 running instances")
     for iid in ids:
         c.stop_and_remove(iid)
     h.wait_until(lambda: h.count_procs(toks) == 0, 3, "all 200 processes gone")
@@ -187,8 +185,7 @@ def test_two_hundred_by_count():
         states[i["state"]] = states.get(i["state"], 0) + 1
     assert states == {"running": 200}, f"states after wait=running: {states}"
     assert len({i["id"] for i in insts}) == 200, "ids are not unique"
-    n = len(h.procs_with_arg(tok))
-    assert n == 200, f"{n} sleep processes for 200 running instances"
+    h.expect_procs(tok, 200, "sleep processes of 200 running instances")
     listed = {i["id"] for i in c.list("running")}
     assert {i["id"] for i in insts} <= listed
     for i in insts:

@@ -69,8 +69,7 @@ def _restart_case(sig):
     for iid, (name, state, nd) in before.items():
         assert still.get(iid) == (name, state, nd), \
             f"{name} changed after the node reconnected: {before[iid]} -> {still.get(iid)}"
-    assert len(h.procs_with_arg(tok)) == 6, \
-        f"expected 6 sleep processes (5 kept + 1 new), found {h.procs_with_arg(tok)}"
+    h.expect_procs(tok, 6, "sleep processes (5 kept + 1 new)")
 
     for i in insts + [new]:
         c2.stop_and_remove(i["id"])

@@ -1,0 +1,132 @@
+#include "tools/record.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h> /* NAN, isnan: macros only */
+#include <stdlib.h>
+#include <string.h>
+
+void record_init(struct record *r)
+{
+	memset(r, 0, sizeof *r);
+	for (int p = 0; p < PHASE_COUNT; p++)
+		r->phase_ms[p] = NAN;
+	r->total_ms = r->core_total_ms = r->overhead_ms = NAN;
+}
+
+static int has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), k = strlen(suffix);
+	return n > k && strcmp(s + n - k, suffix) == 0;
+}
+
+int record_format_of(const char *path, enum record_format *fmt)
+{
+	if (has_suffix(path, ".jsonl"))
+		*fmt = RECORD_JSONL;
+	else if (has_suffix(path, ".csv"))
+		*fmt = RECORD_CSV;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int record_open(struct record_writer *w, const char *path)
+{
+	w->f = NULL;
+	if (record_format_of(path, &w->format) < 0)
+		return -EINVAL;
+	if (!(w->f = fopen(path, "w")))
+		return -errno;
+	if (w->format == RECORD_CSV) {
+		fprintf(w->f, "id,intended_send_us,actual_send_us");
+		for (int p = 0; p < PHASE_COUNT; p++)
+			fprintf(w->f, ",%s", phase_names[p]);
+		fprintf(w->f, ",total_ms,core_total_ms,overhead_ms,state,error\n");
+	}
+	return ferror(w->f) ? -EIO : 0;
+}
+
+static json_t *number_or_null(double v)
+{
+	/* ms with µs precision: round so that 0.1 + 0.2 does not print as 0.30000000000000004 */
+	return isnan(v) ? json_null() : json_real((double)(int64_t)(v * 1000.0 + (v < 0 ? -0.5 : 0.5)) / 1000.0);
+}
+
+static void csv_number(FILE *f, double v)
+{
+	if (!isnan(v))
+		fprintf(f, "%.3f", v);
+}
+
+/* RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled. */
+static void csv_string(FILE *f, const char *s)
+{
+	if (!strpbrk(s, ",\"\r\n")) {
+		fputs(s, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', f);
+		fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+int record_write(struct record_writer *w, const struct record *r)
+{
+	if (w->format == RECORD_JSONL) {
+		json_t *o = json_object();
+		char *line;
+		json_object_set_new(o, "id", json_string(r->id));
+		json_object_set_new(o, "intended_send_us", json_integer(r->intended_send_us));
+		json_object_set_new(o, "actual_send_us", json_integer(r->actual_send_us));
+		for (int p = 0; p < PHASE_COUNT; p++)
+			json_object_set_new(o, phase_names[p], number_or_null(r->phase_ms[p]));
+		json_object_set_new(o, "total_ms", number_or_null(r->total_ms));
+		json_object_set_new(o, "core_total_ms", number_or_null(r->core_total_ms));
+		json_object_set_new(o, "overhead_ms", number_or_null(r->overhead_ms));
+		json_object_set_new(o, "state", json_string(r->state));
+		json_object_set_new(o, "error", json_string(r->error));
+		line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+		json_decref(o);
+		if (!line)
+			return -ENOMEM;
+		fprintf(w->f, "%s\n", line);
+		free(line);
+	} else {
+		csv_string(w->f, r->id);
+		fprintf(w->f, ",%lld,%lld", (long long)r->intended_send_us, (long long)r->actual_send_us);
+		for (int p = 0; p < PHASE_COUNT; p++) {
+			fputc(',', w->f);
+			csv_number(w->f, r->phase_ms[p]);
+		}
+		fputc(',', w->f);
+		csv_number(w->f, r->total_ms);
+		fputc(',', w->f);
+		csv_number(w->f, r->core_total_ms);
+		fputc(',', w->f);
+		csv_number(w->f, r->overhead_ms);
+		fputc(',', w->f);
+		csv_string(w->f, r->state);
+		fputc(',', w->f);
+		csv_string(w->f, r->error);
+		fputc('\n', w->f);
+	}
+	return ferror(w->f) ? -EIO : 0;
+}
+
+int record_close(struct record_writer *w)
+{
+	int rc = 0;
+	if (!w->f)
+		return 0;
+	if (ferror(w->f))
+		rc = -EIO;
+	if (fclose(w->f) != 0 && rc == 0)
+		rc = -errno;
+	w->f = NULL;
+	return rc;
+}

@@ -1,0 +1,54 @@
+/* record — one line per instance, written by push and spawn-baseline with --out FILE:
+ * JSON Lines when FILE ends in ".jsonl", CSV (with a header line) when it ends in ".csv".
+ *
+ * Fields, in this order (times in ms with µs precision unless named _us):
+ *   id                 instance id (spawn-baseline: the child's pid)
+ *   intended_send_us   when the request was due, µs after the run started
+ *   actual_send_us     when it was handed to the connection, µs after the run started
+ *   accept, schedule, dispatch, prepare, network, spawn, boot, notify
+ *                      the instance's phase trace from the core (every phase of trace.h)
+ *   total_ms           client-measured: intended send -> "running" seen
+ *   core_total_ms      the core's own total (first byte -> waiting clients woken)
+ *   overhead_ms        total_ms - spawn - boot: the VIM's part, seen from the client
+ *   state              the instance's final state ("running", "failed", ...), or "error"
+ *                      when the core refused or did not answer
+ *   error              why, when it did not reach running ("" otherwise)
+ * A value that does not exist (a phase never reached, no boot phase) is null in JSON
+ * and an empty cell in CSV. */
+#ifndef MICROVIM_RECORD_H
+#define MICROVIM_RECORD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "common/trace.h"
+
+enum record_format { RECORD_JSONL, RECORD_CSV };
+
+struct record {
+	char id[72];
+	int64_t intended_send_us, actual_send_us;
+	double phase_ms[PHASE_COUNT]; /* NaN when absent */
+	double total_ms, core_total_ms, overhead_ms; /* NaN when absent */
+	char state[24];
+	char error[256];
+};
+
+/* A record with every number NaN and empty strings. */
+void record_init(struct record *r);
+
+struct record_writer {
+	FILE *f;
+	enum record_format format;
+};
+
+/* Format from the file name: ".jsonl" or ".csv"; -EINVAL for anything else. */
+int record_format_of(const char *path, enum record_format *fmt);
+/* Creates (truncates) path and, for CSV, writes the header. 0 or -errno. */
+int record_open(struct record_writer *w, const char *path);
+/* Writes one record as one line. 0 or -errno. */
+int record_write(struct record_writer *w, const struct record *r);
+/* Flushes and closes; 0 or -errno (a failed write shows here too). */
+int record_close(struct record_writer *w);
+
+#endif
