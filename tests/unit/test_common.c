@@ -1,0 +1,596 @@
+/* test_common — hmap, the host:port and URL parsers, loopback detection, and the fs helpers. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/hmap.h"
+#include "common/http.h"
+#include "unit.h"
+
+/* ---- hmap ---------------------------------------------------------------------------- */
+
+static void *val(size_t i) { return (void *)(uintptr_t)(i + 1); }
+
+static void test_hmap_basic(void)
+{
+	struct hmap m;
+	const char *k;
+	void *v;
+	size_t pos = 0;
+
+	hmap_init(&m);
+	CHECK_EQ_INT(hmap_size(&m), 0);
+	CHECK(hmap_get(&m, "a") == NULL);          /* empty map, no slots yet */
+	CHECK(hmap_remove(&m, "a") == NULL);
+	CHECK_EQ_INT(hmap_next(&m, &pos, &k, &v), 0);
+
+	hmap_put(&m, "a", val(0));
+	hmap_put(&m, "b", val(1));
+	hmap_put(&m, "", val(2)); /* the empty string is a key like any other */
+	CHECK_EQ_INT(hmap_size(&m), 3);
+	CHECK(hmap_get(&m, "a") == val(0));
+	CHECK(hmap_get(&m, "b") == val(1));
+	CHECK(hmap_get(&m, "") == val(2));
+	CHECK(hmap_get(&m, "c") == NULL);
+	CHECK(hmap_get(&m, "A") == NULL);
+	CHECK(hmap_get(&m, "a ") == NULL);
+
+	/* lookups compare strings, not pointers */
+	char copy[2] = {'a', '\0'};
+	CHECK(hmap_get(&m, copy) == val(0));
+
+	/* replace: same size, new value */
+	hmap_put(&m, "a", val(10));
+	CHECK_EQ_INT(hmap_size(&m), 3);
+	CHECK(hmap_get(&m, "a") == val(10));
+
+	/* remove returns the old value; a second remove finds nothing */
+	CHECK(hmap_remove(&m, "a") == val(10));
+	CHECK_EQ_INT(hmap_size(&m), 2);
+	CHECK(hmap_get(&m, "a") == NULL);
+	CHECK(hmap_remove(&m, "a") == NULL);
+	CHECK_EQ_INT(hmap_size(&m), 2);
+	CHECK(hmap_get(&m, "b") == val(1));
+
+	/* and it can come back */
+	hmap_put(&m, "a", val(20));
+	CHECK(hmap_get(&m, "a") == val(20));
+	CHECK_EQ_INT(hmap_size(&m), 3);
+
+	hmap_free(&m);
+	CHECK_EQ_INT(hmap_size(&m), 0);
+	CHECK(hmap_get(&m, "a") == NULL);
+	/* usable again after free */
+	hmap_put(&m, "z", val(5));
+	CHECK(hmap_get(&m, "z") == val(5));
+	hmap_free(&m);
+}
+
+/* Replacing an entry with an equal key from another object makes the map hold the new
+ * key: the old object (and its key) can then be freed. */
+static void test_hmap_replace_takes_new_key(void)
+{
+	struct hmap m;
+	char *k1 = strdup("instance-1"), *k2 = strdup("instance-1");
+	const char *k;
+	void *v;
+	size_t pos = 0;
+
+	hmap_init(&m);
+	hmap_put(&m, k1, val(1));
+	hmap_put(&m, k2, val(2));
+	CHECK_EQ_INT(hmap_size(&m), 1);
+	memset(k1, 'X', strlen(k1)); /* the old key is gone (under ASan: freed below) */
+	free(k1);
+	CHECK(hmap_get(&m, "instance-1") == val(2));
+	CHECK_EQ_INT(hmap_next(&m, &pos, &k, &v), 1);
+	CHECK(k == k2);
+	CHECK(v == val(2));
+	CHECK_EQ_INT(hmap_next(&m, &pos, &k, &v), 0);
+	hmap_free(&m);
+	free(k2);
+}
+
+enum { BIG = 12000 };
+static char keys[BIG][16];
+
+static void test_hmap_growth_and_iteration(void)
+{
+	struct hmap m;
+	static unsigned char seen[BIG];
+	const char *k;
+	void *v;
+	size_t n = 0;
+
+	hmap_init(&m);
+	for (size_t i = 0; i < BIG; i++) {
+		snprintf(keys[i], sizeof keys[i], "key-%zu", i);
+		hmap_put(&m, keys[i], val(i));
+		if (hmap_size(&m) != i + 1) {
+			CHECK_EQ_INT(hmap_size(&m), i + 1);
+			break;
+		}
+	}
+	CHECK_EQ_INT(hmap_size(&m), BIG);
+	CHECK(m.cap >= BIG);
+	CHECK((m.cap & (m.cap - 1)) == 0); /* a power of two */
+	for (size_t i = 0; i < BIG; i++)
+		if (hmap_get(&m, keys[i]) != val(i)) {
+			CHECK(hmap_get(&m, keys[i]) == val(i));
+			break;
+		}
+
+	/* every live entry visited exactly once */
+	memset(seen, 0, sizeof seen);
+	for (size_t pos = 0; hmap_next(&m, &pos, &k, &v);) {
+		size_t i = (size_t)(uintptr_t)v - 1;
+		CHECK(i < BIG);
+		if (i >= BIG)
+			break;
+		CHECK(k == keys[i]);
+		seen[i]++;
+		n++;
+	}
+	CHECK_EQ_INT(n, BIG);
+	for (size_t i = 0; i < BIG; i++)
+		if (seen[i] != 1) {
+			CHECK_EQ_INT(seen[i], 1);
+			break;
+		}
+
+	/* remove every other one: the rest are still found (probing past tombstones) */
+	for (size_t i = 0; i < BIG; i += 2)
+		CHECK(hmap_remove(&m, keys[i]) == val(i));
+	CHECK_EQ_INT(hmap_size(&m), BIG / 2);
+	for (size_t i = 0; i < BIG; i++) {
+		void *want = i % 2 ? val(i) : NULL;
+		if (hmap_get(&m, keys[i]) != want) {
+			CHECK(hmap_get(&m, keys[i]) == want);
+			break;
+		}
+	}
+	memset(seen, 0, sizeof seen);
+	n = 0;
+	for (size_t pos = 0; hmap_next(&m, &pos, &k, &v);) {
+		size_t i = (size_t)(uintptr_t)v - 1;
+		CHECK(i < BIG && i % 2 == 1);
+		if (i >= BIG)
+			break;
+		seen[i]++;
+		n++;
+	}
+	CHECK_EQ_INT(n, BIG / 2);
+	for (size_t i = 1; i < BIG; i += 2)
+		if (seen[i] != 1) {
+			CHECK_EQ_INT(seen[i], 1);
+			break;
+		}
+
+	/* put them back with new values: found again, no duplicates */
+	for (size_t i = 0; i < BIG; i += 2)
+		hmap_put(&m, keys[i], val(i + BIG));
+	CHECK_EQ_INT(hmap_size(&m), BIG);
+	for (size_t i = 0; i < BIG; i++) {
+		void *want = i % 2 ? val(i) : val(i + BIG);
+		if (hmap_get(&m, keys[i]) != want) {
+			CHECK(hmap_get(&m, keys[i]) == want);
+			break;
+		}
+	}
+	n = 0;
+	for (size_t pos = 0; hmap_next(&m, &pos, &k, &v);)
+		n++;
+	CHECK_EQ_INT(n, BIG);
+
+	/* remove all: empty */
+	for (size_t i = 0; i < BIG; i++)
+		hmap_remove(&m, keys[i]);
+	CHECK_EQ_INT(hmap_size(&m), 0);
+	n = 0;
+	for (size_t pos = 0; hmap_next(&m, &pos, &k, &v);)
+		n++;
+	CHECK_EQ_INT(n, 0);
+	hmap_free(&m);
+}
+
+/* Insert/remove churn with few live entries: tombstones are reused or swept, so the table
+ * stays small and lookups keep terminating. */
+static void test_hmap_tombstone_reuse(void)
+{
+	struct hmap m;
+	hmap_init(&m);
+
+	/* the same key in and out */
+	for (int i = 0; i < 100000; i++) {
+		hmap_put(&m, "same", val(1));
+		CHECK(hmap_remove(&m, "same") == val(1));
+	}
+	CHECK_EQ_INT(hmap_size(&m), 0);
+	CHECK(m.cap <= 64);
+
+	/* always-new keys, at most 4 live at a time */
+	for (size_t i = 0; i < BIG; i++) {
+		hmap_put(&m, keys[i], val(i));
+		if (i >= 4)
+			CHECK(hmap_remove(&m, keys[i - 4]) == val(i - 4));
+		if (unit_current_failed)
+			break;
+	}
+	CHECK_EQ_INT(hmap_size(&m), 4);
+	CHECK(m.cap <= 128);
+	CHECK(m.used < m.cap); /* an empty slot remains: misses terminate early */
+	for (size_t i = BIG - 4; i < BIG; i++)
+		CHECK(hmap_get(&m, keys[i]) == val(i));
+	CHECK(hmap_get(&m, keys[0]) == NULL);
+	CHECK(hmap_get(&m, "never-there") == NULL);
+
+	/* a removed slot is reused by the next insert of that key */
+	size_t used = m.used;
+	hmap_remove(&m, keys[BIG - 1]);
+	hmap_put(&m, keys[BIG - 1], val(7));
+	CHECK(m.used <= used); /* no fresh slot taken (a rehash may even lower it) */
+	CHECK(hmap_get(&m, keys[BIG - 1]) == val(7));
+	hmap_free(&m);
+}
+
+/* ---- http parsers ---------------------------------------------------------------------- */
+
+static void test_parse_hostport(void)
+{
+	char host[64];
+	int port;
+	struct {
+		const char *in, *host;
+		int port;
+	} good[] = {
+		{"127.0.0.1:4650", "127.0.0.1", 4650},
+		{"0.0.0.0:80", "0.0.0.0", 80},
+		{"[::1]:4650", "::1", 4650},
+		{"[fe80::1%eth0]:1", "fe80::1%eth0", 1},
+		{"localhost:65535", "localhost", 65535},
+		{"example.org:443", "example.org", 443},
+		{"127.0.0.1:0", "127.0.0.1", 0}, /* port 0: any free port, for listening */
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		memset(host, 'Z', sizeof host);
+		port = -7;
+		int rc = http_parse_hostport(good[i].in, host, sizeof host, &port);
+		if (rc != 0)
+			fprintf(stderr, "  refused %s\n", good[i].in);
+		CHECK_EQ_INT(rc, 0);
+		if (rc == 0) {
+			CHECK_STR(host, good[i].host);
+			CHECK_EQ_INT(port, good[i].port);
+		}
+	}
+	static const char *const bad[] = {
+		"", ":", "127.0.0.1", "127.0.0.1:", ":4650", "127.0.0.1:65536", "127.0.0.1:-1",
+		"127.0.0.1:abc", "127.0.0.1:80x", "127.0.0.1:4650 ", "127.0.0.1:99999999999999999999",
+		"[::1]", "[::1]4650", "[::1", "[]:80", "[::1]:", "[::1]:x",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		port = -7;
+		int rc = http_parse_hostport(bad[i], host, sizeof host, &port);
+		if (rc != -EINVAL)
+			fprintf(stderr, "  accepted \"%s\" (port %d)\n", bad[i], port);
+		CHECK_EQ_INT(rc, -EINVAL);
+	}
+	/* a host that does not fit the caller's buffer */
+	char small[5];
+	CHECK_EQ_INT(http_parse_hostport("abcd:1", small, sizeof small, &port), 0);
+	CHECK_STR(small, "abcd");
+	CHECK_EQ_INT(http_parse_hostport("abcde:1", small, sizeof small, &port), -EINVAL);
+	CHECK_EQ_INT(http_parse_hostport("[abcde]:1", small, sizeof small, &port), -EINVAL);
+}
+
+static void test_parse_url(void)
+{
+	char host[64];
+	int port;
+	struct {
+		const char *in, *host;
+		int port;
+	} good[] = {
+		{"http://127.0.0.1:4650", "127.0.0.1", 4650},
+		{"http://127.0.0.1:4650/", "127.0.0.1", 4650},
+		{"http://[::1]:4650", "::1", 4650},
+		{"http://[::1]:4650/", "::1", 4650},
+		{"http://localhost", "localhost", 80},
+		{"http://localhost/", "localhost", 80},
+		{"http://core.example.org:8080", "core.example.org", 8080},
+	};
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		port = -7;
+		int rc = http_parse_url(good[i].in, host, sizeof host, &port);
+		if (rc != 0)
+			fprintf(stderr, "  refused %s\n", good[i].in);
+		CHECK_EQ_INT(rc, 0);
+		if (rc == 0) {
+			CHECK_STR(host, good[i].host);
+			CHECK_EQ_INT(port, good[i].port);
+		}
+	}
+	static const char *const bad[] = {
+		"", "127.0.0.1:4650", "https://127.0.0.1:4650", "ftp://h:1", "http://", "http:///",
+		"http://h:1/v1", "http://h:1/v1/instances", "http://h:", "http://h:65536",
+		"http://h:-5", "http://:80", "HTTP//h:1", "http://[::1",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		port = -7;
+		int rc = http_parse_url(bad[i], host, sizeof host, &port);
+		if (rc != -EINVAL)
+			fprintf(stderr, "  accepted \"%s\" (host %s port %d)\n", bad[i], host, port);
+		CHECK_EQ_INT(rc, -EINVAL);
+	}
+	/* a host too long for the caller's buffer is refused, not truncated */
+	char small[5];
+	CHECK_EQ_INT(http_parse_url("http://abcdefgh", small, sizeof small, &port), -EINVAL);
+	CHECK_EQ_INT(http_parse_url("http://abcdefgh:80", small, sizeof small, &port), -EINVAL);
+	/* very long input does not overflow anything */
+	char longurl[1200];
+	memcpy(longurl, "http://", 7);
+	memset(longurl + 7, 'h', sizeof longurl - 7 - 6);
+	memcpy(longurl + sizeof longurl - 6, ":4650", 6);
+	CHECK_EQ_INT(http_parse_url(longurl, host, sizeof host, &port), -EINVAL);
+}
+
+static void test_loopback(void)
+{
+	static const char *const yes[] = {"127.0.0.1", "127.0.0.53", "127.1.2.3", "127.255.255.254",
+	                                  "localhost", "::1", "0:0:0:0:0:0:0:1"};
+	static const char *const no[] = {"0.0.0.0", "::", "10.0.0.1", "192.168.1.1", "128.0.0.1",
+	                                 "126.255.255.255", "1.127.0.0", "example.org", "", "[::1]",
+	                                 "localhost.example.org", "127.0.0.1.example.org", "::2", "fe80::1"};
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+		if (!http_host_is_loopback(yes[i]))
+			fprintf(stderr, "  %s: not loopback?\n", yes[i]);
+		CHECK(http_host_is_loopback(yes[i]));
+	}
+	for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+		if (http_host_is_loopback(no[i]))
+			fprintf(stderr, "  %s: loopback?\n", no[i]);
+		CHECK(!http_host_is_loopback(no[i]));
+	}
+	/* what the listen parser yields for [::1] is loopback */
+	char host[64];
+	int port;
+	CHECK_EQ_INT(http_parse_hostport("[::1]:4650", host, sizeof host, &port), 0);
+	CHECK(http_host_is_loopback(host));
+	CHECK_EQ_INT(http_parse_hostport("0.0.0.0:4650", host, sizeof host, &port), 0);
+	CHECK(!http_host_is_loopback(host));
+}
+
+/* ---- fs ------------------------------------------------------------------------------------ */
+
+static char tmpdir[64];
+
+static void path_in(char *buf, size_t len, const char *rel)
+{
+	snprintf(buf, len, "%s/%s", tmpdir, rel);
+}
+
+static int write_bytes(const char *path, size_t n, char fill)
+{
+	char *b = malloc(n ? n : 1);
+	int rc;
+	if (!b)
+		abort();
+	memset(b, fill, n);
+	rc = fs_write_atomic(path, b, n, false);
+	free(b);
+	return rc;
+}
+
+static void test_fs_write_read(void)
+{
+	char p[256], tmp[300];
+	char *out = NULL;
+	size_t len = 12345;
+	struct stat st;
+
+	path_in(p, sizeof p, "state.json");
+	CHECK_EQ_INT(fs_write_atomic(p, "{\"a\":1}", 7, true), 0);
+	CHECK_EQ_INT(fs_read_file(p, 1024, &out, &len), 0);
+	CHECK_EQ_INT(len, 7);
+	CHECK(out && strcmp(out, "{\"a\":1}") == 0);
+	CHECK(out && out[7] == '\0');
+	free(out);
+	out = NULL;
+
+	/* no temp file is left behind */
+	snprintf(tmp, sizeof tmp, "%s.tmp", p);
+	CHECK(stat(tmp, &st) < 0 && errno == ENOENT);
+
+	/* only the owner can read it (it may hold tokens) */
+	CHECK_EQ_INT(stat(p, &st), 0);
+	CHECK_EQ_INT(st.st_mode & 077, 0);
+
+	/* overwrite: the new content entirely, shorter than before */
+	CHECK_EQ_INT(fs_write_atomic(p, "x", 1, false), 0);
+	CHECK_EQ_INT(fs_read_file(p, 1024, &out, NULL), 0); /* len may be NULL */
+	CHECK(out && strcmp(out, "x") == 0);
+	free(out);
+	out = NULL;
+
+	/* binary content with NULs, length exact */
+	static const char bin[] = {'a', '\0', 'b', '\0', '\xff'};
+	CHECK_EQ_INT(fs_write_atomic(p, bin, sizeof bin, false), 0);
+	CHECK_EQ_INT(fs_read_file(p, 1024, &out, &len), 0);
+	CHECK_EQ_INT(len, sizeof bin);
+	CHECK(out && memcmp(out, bin, sizeof bin) == 0 && out[sizeof bin] == '\0');
+	free(out);
+	out = NULL;
+
+	/* empty file */
+	CHECK_EQ_INT(fs_write_atomic(p, "", 0, true), 0);
+	CHECK_EQ_INT(fs_read_file(p, 1024, &out, &len), 0);
+	CHECK_EQ_INT(len, 0);
+	CHECK(out && out[0] == '\0');
+	free(out);
+	out = NULL;
+
+	/* errors */
+	path_in(p, sizeof p, "no/such/dir/file");
+	CHECK_EQ_INT(fs_write_atomic(p, "x", 1, false), -ENOENT);
+	CHECK_EQ_INT(fs_read_file(p, 1024, &out, &len), -ENOENT);
+	CHECK(out == NULL);
+	path_in(p, sizeof p, "");
+	CHECK_EQ_INT(fs_read_file(p, 1024, &out, &len) < 0, 1); /* a directory is not readable as a file */
+	CHECK(out == NULL);
+	free(out);
+
+	/* a large file */
+	path_in(p, sizeof p, "big");
+	CHECK_EQ_INT(write_bytes(p, 300000, 'q'), 0);
+	CHECK_EQ_INT(fs_read_file(p, 1 << 20, &out, &len), 0);
+	CHECK_EQ_INT(len, 300000);
+	CHECK(out && out[0] == 'q' && out[299999] == 'q' && out[300000] == '\0');
+	free(out);
+}
+
+/* fs_read_file reads "at most max bytes": a file of exactly max bytes is accepted, one
+ * byte more is -EFBIG, at every size around the internal buffer's growth steps. */
+static void test_fs_read_max(void)
+{
+	char p[256];
+	struct {
+		size_t size, max;
+		int rc;
+	} cases[] = {
+		{10, 5, -EFBIG},     {10, 9, -EFBIG},     {10, 10, 0},        {10, 11, 0},
+		{0, 0, 0},           {1, 0, -EFBIG},      {4095, 4096, 0},    {4096, 4096, 0},
+		{4097, 4096, -EFBIG}, {4096, 4095, -EFBIG}, {8192, 8192, 0},   {8193, 8192, -EFBIG},
+		{8192, 10000, 0},    {16384, 10000, -EFBIG}, {5000, 5000, 0},  {5001, 5000, -EFBIG},
+		{65536, 65536, 0},   {65537, 65536, -EFBIG}, {100000, 65536, -EFBIG},
+	};
+	path_in(p, sizeof p, "sized");
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char *out = NULL;
+		size_t len = 0;
+		CHECK_EQ_INT(write_bytes(p, cases[i].size, 'm'), 0);
+		int rc = fs_read_file(p, cases[i].max, &out, &len);
+		if (rc != cases[i].rc)
+			fprintf(stderr, "  file of %zu bytes, max %zu: got %d, want %d\n", cases[i].size,
+			        cases[i].max, rc, cases[i].rc);
+		CHECK_EQ_INT(rc, cases[i].rc);
+		if (rc == 0) {
+			CHECK_EQ_INT(len, cases[i].size);
+			CHECK(out != NULL);
+		} else {
+			CHECK(out == NULL);
+		}
+		free(out);
+	}
+}
+
+static void test_fs_mkdir_p(void)
+{
+	char p[256], f[256];
+	struct stat st;
+
+	path_in(p, sizeof p, "a/b/c/d");
+	CHECK_EQ_INT(fs_mkdir_p(p, 0700), 0);
+	CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+	CHECK_EQ_INT(st.st_mode & 0777, 0700);
+	/* again: already there is fine */
+	CHECK_EQ_INT(fs_mkdir_p(p, 0700), 0);
+	/* trailing slash, doubled slashes */
+	path_in(p, sizeof p, "a/b/e/");
+	CHECK_EQ_INT(fs_mkdir_p(p, 0750), 0);
+	path_in(p, sizeof p, "a//b//f");
+	CHECK_EQ_INT(fs_mkdir_p(p, 0750), 0);
+	path_in(p, sizeof p, "a/b/f");
+	CHECK(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+	/* the parent of tmpdir exists: absolute paths work from the root */
+	CHECK_EQ_INT(fs_mkdir_p(tmpdir, 0700), 0);
+
+	/* a file in the way: refused */
+	path_in(f, sizeof f, "a/file");
+	CHECK_EQ_INT(fs_write_atomic(f, "x", 1, false), 0);
+	path_in(p, sizeof p, "a/file/sub");
+	CHECK_EQ_INT(fs_mkdir_p(p, 0700), -ENOTDIR);
+	/* the path itself is a file: not a directory, like `mkdir -p` */
+	int rc = fs_mkdir_p(f, 0700);
+	if (rc == 0)
+		fprintf(stderr, "  fs_mkdir_p(\"%s\") on a regular file returned 0\n", f);
+	CHECK(rc == -EEXIST || rc == -ENOTDIR);
+
+	CHECK(fs_mkdir_p("", 0700) < 0);
+}
+
+static void test_fs_remove_tree(void)
+{
+	char p[256], outside[256], link[256];
+	struct stat st;
+
+	path_in(p, sizeof p, "tree/x/y/z");
+	CHECK_EQ_INT(fs_mkdir_p(p, 0700), 0);
+	path_in(p, sizeof p, "tree/x/y/z/f1");
+	CHECK_EQ_INT(fs_write_atomic(p, "1", 1, false), 0);
+	path_in(p, sizeof p, "tree/x/f2");
+	CHECK_EQ_INT(fs_write_atomic(p, "2", 1, false), 0);
+	path_in(p, sizeof p, "tree/.hidden");
+	CHECK_EQ_INT(fs_write_atomic(p, "3", 1, false), 0);
+	path_in(p, sizeof p, "tree/ro");
+	CHECK_EQ_INT(fs_mkdir_p(p, 0500), 0); /* an empty read-only dir is still removable */
+
+	/* a symlink to a file and one to a dir outside the tree: removed, not followed */
+	path_in(outside, sizeof outside, "keep");
+	CHECK_EQ_INT(fs_mkdir_p(outside, 0700), 0);
+	path_in(p, sizeof p, "keep/precious");
+	CHECK_EQ_INT(fs_write_atomic(p, "do not delete", 13, false), 0);
+	path_in(link, sizeof link, "tree/x/to-dir");
+	CHECK_EQ_INT(symlink(outside, link), 0);
+	path_in(link, sizeof link, "tree/x/to-file");
+	CHECK_EQ_INT(symlink(p, link), 0);
+	path_in(link, sizeof link, "tree/dangling");
+	CHECK_EQ_INT(symlink("/nonexistent/target", link), 0);
+
+	path_in(p, sizeof p, "tree");
+	CHECK_EQ_INT(fs_remove_tree(p), 0);
+	CHECK(lstat(p, &st) < 0 && errno == ENOENT);
+	path_in(p, sizeof p, "keep/precious");
+	CHECK_EQ_INT(stat(p, &st), 0);
+	CHECK(stat(outside, &st) == 0 && S_ISDIR(st.st_mode));
+
+	/* missing is not an error */
+	path_in(p, sizeof p, "tree");
+	CHECK_EQ_INT(fs_remove_tree(p), 0);
+	path_in(p, sizeof p, "never/was/here");
+	CHECK_EQ_INT(fs_remove_tree(p), 0);
+
+	/* a single file */
+	path_in(p, sizeof p, "lonely");
+	CHECK_EQ_INT(fs_write_atomic(p, "x", 1, false), 0);
+	CHECK_EQ_INT(fs_remove_tree(p), 0);
+	CHECK(lstat(p, &st) < 0);
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/mv-test-common-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 2;
+	}
+	RUN(test_hmap_basic);
+	RUN(test_hmap_replace_takes_new_key);
+	RUN(test_hmap_growth_and_iteration);
+	RUN(test_hmap_tombstone_reuse);
+	RUN(test_parse_hostport);
+	RUN(test_parse_url);
+	RUN(test_loopback);
+	RUN(test_fs_write_read);
+	RUN(test_fs_read_max);
+	RUN(test_fs_mkdir_p);
+	RUN(test_fs_remove_tree);
+	if (fs_remove_tree(tmpdir) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+	UNIT_END();
+}
