@@ -64,7 +64,7 @@ int fs_read_file(const char *path, size_t max, char **out, size_t *len)
 		ssize_t r;
 		if (n == cap) {
 			char *nb;
-			if (cap >= max) {
+			if (cap > max) {
 				free(buf);
 				close(fd);
 				return -EFBIG;
@@ -110,8 +110,15 @@ int fs_mkdir_p(const char *path, unsigned mode)
 		if (buf[i] != '/' && buf[i] != '\0')
 			continue;
 		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0 && errno != EEXIST)
-			return -errno;
+		if (mkdir(buf, mode) < 0) {
+			struct stat st;
+			if (errno != EEXIST)
+				return -errno;
+			if (stat(buf, &st) < 0)
+				return -errno;
+			if (!S_ISDIR(st.st_mode))
+				return -ENOTDIR;
+		}
 		buf[i] = i == n ? '\0' : '/';
 	}
 	return 0;

@@ -279,7 +279,7 @@ static int parse_name(struct inst_spec *s, const json_t *name, struct mv_error *
 		return mv_fail(err, 400, "missing_field", "name is required");
 	if (!json_is_string(name))
 		return mv_fail(err, 400, "invalid_type", "name must be a string");
-	if (!name_valid(json_string_value(name)))
+	if (strlen(json_string_value(name)) != json_string_length(name) || !name_valid(json_string_value(name)))
 		return mv_fail(err, 400, "invalid_value",
 		               "name must be 1-%d characters [A-Za-z0-9._-], starting with a letter or digit",
 		               MV_NAME_MAX);

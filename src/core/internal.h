@@ -130,6 +130,7 @@ json_t *node_to_json(const struct node *n);
 void nodeapi_register_routes(struct core *c);
 /* Queues an operation for a node and answers its waiting long-poll. */
 void node_enqueue(struct core *c, struct node *n, const char *op, const struct instance *in);
+void node_enqueue_id(struct core *c, struct node *n, const char *op, const char *id);
 void node_release(struct node *n, const struct instance *in);
 void node_reserve(struct node *n, const struct instance *in);
 void nodes_sweep(struct core *c);

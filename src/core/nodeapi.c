@@ -178,17 +178,21 @@ static void poll_answer(struct node *n)
 	http_reply_json(req, 200, json_pack("{s:o}", "assignments", list));
 }
 
-void node_enqueue(struct core *c, struct node *n, const char *op, const struct instance *in)
+void node_enqueue_id(UNUSED struct core *c, struct node *n, const char *op, const char *id)
 {
 	struct assignment *a = calloc(1, sizeof *a);
 	if (!a)
 		fatal("calloc");
 	a->seq = n->next_seq++;
 	snprintf(a->op, sizeof a->op, "%s", op);
-	memcpy(a->instance_id, in->id, sizeof a->instance_id);
+	snprintf(a->instance_id, sizeof a->instance_id, "%s", id);
 	TAILQ_INSERT_TAIL(&n->queue, a, link);
-	(void)c;
 	poll_answer(n);
+}
+
+void node_enqueue(struct core *c, struct node *n, const char *op, const struct instance *in)
+{
+	node_enqueue_id(c, n, op, in->id);
 }
 
 /* The node asked with after=SEQ: it has everything up to SEQ. Start assignments it has
@@ -314,6 +318,8 @@ static int check_register(const json_t *b, struct mv_error *err)
 	}
 	if (labels && !json_is_object(labels))
 		return mv_fail(err, 400, "invalid_type", "labels must be an object of strings");
+	if (json_object_get(b, "instances") && !json_is_array(json_object_get(b, "instances")))
+		return mv_fail(err, 400, "invalid_type", "instances must be an array of instance ids");
 	json_object_foreach((json_t *)labels, k, v) {
 		if (!name_valid(k) || !json_is_string(v) || !label_value_valid(json_string_value(v)))
 			return mv_fail(err, 400, "invalid_value", "label %.64s is not valid", k);
@@ -321,18 +327,64 @@ static int check_register(const json_t *b, struct mv_error *err)
 	return 0;
 }
 
-/* A node that registers again (after its restart or the core's) gets every operation it
- * may have missed queued again; it ignores what it already did. */
-static void requeue_for(struct core *c, struct node *n)
+static bool listed(const json_t *ids, const char *id)
+{
+	const json_t *v;
+	size_t i;
+	json_array_foreach(ids, i, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), id) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Reconciliation, when a node registers (its restart, the core's, or a healed partition).
+ * The node says which instances it has alive; the core's record says what should run where.
+ *   - alive on the node but unknown to the core, placed elsewhere since, or ended in the
+ *     core's view: the node is told to stop its copy (never two copies of one instance);
+ *   - lost in the core's view (the node was down) but alive there and not moved: running
+ *     again;
+ *   - running in the core's view but not alive on the node: lost;
+ *   - scheduled or starting: the start is sent again (the node ignores what it already did).
+ * Every difference is logged. */
+static void reconcile(struct core *c, struct node *n, const json_t *alive)
 {
 	const char *key;
 	void *v;
+	const json_t *idv;
+	size_t i;
+
 	n->vcpus_milli_used = n->memory_mb_used = 0;
 	n->n_instances = 0;
-	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+	json_array_foreach(alive, i, idv) {
+		const char *id = json_string_value(idv);
+		struct instance *in = id ? core_instance(c, id) : NULL;
+		if (!id)
+			continue;
+		if (!in || strcmp(in->node_id, n->id) != 0 || (inst_state_terminal(in->state) && in->state != INST_LOST)) {
+			log_warnx("reconcile: node %s runs %s, which the core %s: stopping that copy", n->name, id,
+			          !in ? "has no record of" : strcmp(in->node_id, n->id) != 0 ? "placed on another node" : "sees ended");
+			node_enqueue_id(c, n, "stop", id);
+		} else if (in->state == INST_LOST) {
+			log_info("reconcile: instance %s is alive on node %s again: running", id, n->name);
+			free(in->error);
+			in->error = NULL;
+			if (instance_set_state(c, in, INST_RUNNING) < 0)
+				log_warnx("reconcile: could not store instance %s as running", id);
+		}
+	}
+	for (size_t k = 0; hmap_next(&c->instances, &k, &key, &v);) {
 		struct instance *in = v;
 		if (strcmp(in->node_id, n->id) != 0 || inst_state_terminal(in->state))
 			continue;
+		if (in->state == INST_RUNNING && !listed(alive, in->id)) {
+			log_warnx("reconcile: node %s no longer has instance %s: lost", n->name, in->id);
+			if (!in->error && !(in->error = strdup("its node no longer has it (restarted without its records?)")))
+				fatal("strdup");
+			if (instance_set_state(c, in, INST_LOST) < 0)
+				log_warnx("reconcile: could not store instance %s as lost", in->id);
+			continue;
+		}
 		node_reserve(n, in);
 		if (in->state == INST_SCHEDULED || in->state == INST_STARTING)
 			node_enqueue(c, n, "start", in);
@@ -347,6 +399,7 @@ void nodeapi_register(struct core *c, struct evhttp_request *req, UNUSED const c
 	struct mv_error err;
 	struct node *n;
 	bool is_new;
+	json_t *alive;
 	char token_a[MV_ID_LEN + 1], token_b[MV_ID_LEN + 1];
 	const json_t *res;
 
@@ -373,8 +426,10 @@ void nodeapi_register(struct core *c, struct evhttp_request *req, UNUSED const c
 	n->labels = json_object_get(b, "labels") ? json_incref(json_object_get(b, "labels")) : json_object();
 	json_decref(n->bridges);
 	n->bridges = json_object_get(b, "bridges") ? json_incref(json_object_get(b, "bridges")) : json_array();
+	alive = json_object_get(b, "instances") ? json_incref(json_object_get(b, "instances")) : json_array();
 	json_decref(b);
 	if (store_put_node(c->store, n) < 0) {
+		json_decref(alive);
 		if (is_new)
 			node_free(n);
 		mv_fail(&err, 500, "store_failed", "the store could not record the node; try again");
@@ -392,7 +447,8 @@ void nodeapi_register(struct core *c, struct evhttp_request *req, UNUSED const c
 		poll_answer(n);
 	log_info("node %s (%s) registered: %d cpus, %" PRId64 " MiB", n->name, n->id, n->cpus, n->memory_mb);
 	touch(c, n);
-	requeue_for(c, n);
+	reconcile(c, n, alive);
+	json_decref(alive);
 	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i}", "id", n->id, "token", n->token,
 	                                    "heartbeat_interval_s", HEARTBEAT_INTERVAL_S));
 	core_schedule_pending(c);
@@ -570,6 +626,41 @@ out:
 
 /* ---- liveness ---- */
 
+/* A node is down: what it ran is lost. Instances with "restart": "on-lost" go back to
+ * pending and are placed on another node; if the old node comes back, reconciliation
+ * stops its copy. */
+static void lose_instances(struct core *c, struct node *n)
+{
+	const char *key;
+	void *v;
+	bool replace = false;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		struct instance *in = v;
+		const char *restart;
+		if (strcmp(in->node_id, n->id) != 0 || inst_state_terminal(in->state))
+			continue;
+		node_release(n, in);
+		free(in->error);
+		in->error = NULL;
+		if (asprintf(&in->error, "node %s stopped heartbeating", n->name) < 0)
+			fatal("asprintf");
+		if (instance_set_state(c, in, INST_LOST) < 0)
+			log_warnx("could not store instance %s as lost", in->id);
+		restart = json_string_value(json_object_get(in->spec, "restart"));
+		if (restart && strcmp(restart, "on-lost") == 0 && !in->stop_requested) {
+			log_info("instance %s was lost with node %s: placing it again", in->id, n->name);
+			in->node_id[0] = '\0';
+			in->has_trace = in->ready = false;
+			memset(&in->marks, 0, sizeof in->marks);
+			if (instance_set_state(c, in, INST_PENDING) < 0)
+				log_warnx("could not store instance %s as pending", in->id);
+			replace = true;
+		}
+	}
+	if (replace)
+		core_schedule_pending(c);
+}
+
 void nodes_sweep(struct core *c)
 {
 	int64_t now = clock_mono_us(), limit = (int64_t)c->opts.heartbeat_timeout_s * 1000000;
@@ -580,5 +671,6 @@ void nodes_sweep(struct core *c)
 		n->ready = false;
 		log_warnx("node %s (%s) is down: no heartbeat for %d s", n->name, n->id, c->opts.heartbeat_timeout_s);
 		events_publish_node(c, n, "down");
+		lose_instances(c, n);
 	}
 }

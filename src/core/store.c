@@ -23,8 +23,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_PUT_INSTANCE] =
-		"INSERT OR REPLACE INTO instances (id, name, driver, spec, state, stop_requested, node_id,"
-		" exit_code, error, trace, created_us, updated_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+		"INSERT INTO instances (id, name, driver, spec, state, stop_requested, node_id,"
+		" exit_code, error, trace, created_us, updated_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+		" ON CONFLICT(id) DO UPDATE SET name = excluded.name, driver = excluded.driver,"
+		" spec = excluded.spec, state = excluded.state, stop_requested = excluded.stop_requested,"
+		" node_id = excluded.node_id, exit_code = excluded.exit_code, error = excluded.error,"
+		" trace = excluded.trace, updated_us = excluded.updated_us",
 	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = ?",
 	[ST_LOAD_INSTANCES] =
 		"SELECT id, name, driver, spec, state, stop_requested, node_id, exit_code, error, trace,"
