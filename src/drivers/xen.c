@@ -150,7 +150,13 @@ static int xl_run(const struct drv_options *o, const char *const *argv, double t
 			open_pipe = drain(pipefd[0], res);
 		if (pidfd < 0 || (p[1].revents & POLLIN)) {
 			rc = (int)waitpid(pid, &status, pidfd < 0 ? WNOHANG : 0);
-			if (rc == pid || (rc < 0 && errno != EINTR))
+			if (rc < 0 && errno != EINTR) { /* reaped by someone else: status unknown */
+				if (pidfd >= 0)
+					close(pidfd);
+				close(pipefd[0]);
+				return -ECHILD;
+			}
+			if (rc == pid)
 				exited = true;
 		}
 	}
