@@ -31,8 +31,11 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 .PHONY: all deps test test-unit demo clean bench format
 all: $(BUILD)/microvim $(UNIT_BIN)
 
+# Rebuilt from scratch: `ar r` keeps members of deleted sources, which would shadow
+# the new definitions of their symbols.
 $(BUILD)/libmicrovim.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
+	rm -f $@
 	$(AR) rcs $@ $^
 
 $(BUILD)/microvim: $(CLI_OBJ) $(BUILD)/libmicrovim.a
