@@ -5,10 +5,14 @@
 
 extern const struct driver driver_exec;
 extern const struct driver driver_qemu;
+extern const struct driver driver_xen;
+extern const struct driver driver_libvirt;
 
 const struct driver *const drivers[] = {
 	&driver_exec,
 	&driver_qemu,
+	&driver_xen,
+	&driver_libvirt,
 	NULL,
 };
 
