@@ -342,7 +342,7 @@ static int parse_driver(struct inst_spec *s, const json_t *body, struct mv_error
 int spec_parse(struct inst_spec *s, const json_t *body, struct mv_error *err)
 {
 	static const char *const fields[] = {"name", "driver", "image", "config", "resources",
-	                                     "network", "count", "labels", "ready", NULL};
+	                                     "network", "count", "labels", "ready", "restart", NULL};
 	const json_t *v;
 
 	memset(s, 0, sizeof *s);
@@ -363,6 +363,14 @@ int spec_parse(struct inst_spec *s, const json_t *body, struct mv_error *err)
 		goto fail;
 	if ((v = json_object_get(body, "ready")) && parse_ready(s, v, err) < 0)
 		goto fail;
+	if ((v = json_object_get(body, "restart"))) {
+		if (!json_is_string(v) || (strcmp(json_string_value(v), "never") != 0 &&
+		                           strcmp(json_string_value(v), "on-lost") != 0)) {
+			mv_fail(err, 400, "invalid_value", "restart must be \"never\" (default) or \"on-lost\"");
+			goto fail;
+		}
+		s->restart_on_lost = strcmp(json_string_value(v), "on-lost") == 0;
+	}
 	/* count > 1 appends "-N"; the longest result must still be a valid name. */
 	if (s->count > 1 && strlen(s->name) + 1 + (size_t)snprintf(NULL, 0, "%d", s->count) > MV_NAME_MAX)
 		return spec_free(s), mv_fail(err, 400, "invalid_value",
@@ -396,5 +404,7 @@ json_t *spec_to_json(const struct inst_spec *s)
 		json_object_set(j, "labels", s->labels);
 	if (s->ready_serial[0])
 		json_object_set_new(j, "ready", json_pack("{s:s}", "serial", s->ready_serial));
+	if (s->restart_on_lost)
+		json_object_set_new(j, "restart", json_string("on-lost"));
 	return j;
 }

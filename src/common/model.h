@@ -62,6 +62,7 @@ struct inst_spec {
 	char bridge[MV_BRIDGE_MAX + 1]; /* "" when not networked */
 	json_t *labels;              /* node selector: every k=v must be a label of the node */
 	char ready_serial[MV_READY_PATTERN_MAX + 1]; /* "" or the guest's ready marker on serial */
+	bool restart_on_lost;        /* "restart": "on-lost": placed elsewhere when its node is lost */
 	int count;
 	const char *executable;      /* exec: config.command (points into config) */
 };

@@ -423,6 +423,7 @@ static void schedule_instances(struct core *c, struct instance **insts, int n)
 		c->sched_view[k].memory_mb_used += r.memory_mb;
 		chosen[i] = c->nodes[k];
 		memcpy(insts[i]->node_id, chosen[i]->id, sizeof insts[i]->node_id);
+		insts[i]->lost_node[0] = '\0';
 		insts[i]->state = INST_SCHEDULED;
 		insts[i]->updated_wall_us = clock_wall_us();
 		placed++;

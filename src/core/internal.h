@@ -34,6 +34,7 @@ struct instance {
 	bool stop_requested;         /* DELETE asked for it to stop */
 	bool ready;                  /* the guest printed its ready marker (spec "ready") */
 	char node_id[MV_ID_LEN + 1]; /* "" while unplaced */
+	char lost_node[MV_ID_LEN + 1]; /* waiting to be placed again after this node was lost */
 	bool has_exit_code;
 	int exit_code;
 	char *error; /* malloc'd or NULL */

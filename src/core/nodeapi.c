@@ -229,15 +229,35 @@ static void acknowledge(struct core *c, struct node *n, uint64_t after)
 		events_publish_instance(c, changed[i]);
 }
 
-static void touch(struct core *c, struct node *n)
+static void touch(struct node *n)
 {
 	n->last_heartbeat_mono_us = clock_mono_us();
 	n->last_heartbeat_wall_us = clock_wall_us();
+}
+
+/* Registration makes a node ready. */
+static void node_ready(struct core *c, struct node *n)
+{
+	touch(n);
 	if (!n->ready) {
 		n->ready = true;
 		log_info("node %s (%s) is ready", n->name, n->id);
 		events_publish_node(c, n, "ready");
 	}
+}
+
+/* A node the core declared down (or has not seen since its own restart) must register
+ * again, so that its instances are reconciled before it takes new work. */
+static bool node_live(struct node *n, struct evhttp_request *req)
+{
+	struct mv_error err;
+	if (!n->ready) {
+		mv_fail(&err, 404, "register_again", "node %s is down in the core's view: register again", n->id);
+		http_reply_error(req, &err);
+		return false;
+	}
+	touch(n);
+	return true;
 }
 
 void nodeapi_assignments(struct core *c, struct evhttp_request *req, const char *id)
@@ -261,7 +281,8 @@ void nodeapi_assignments(struct core *c, struct evhttp_request *req, const char 
 		http_reply_error(req, &err);
 		return;
 	}
-	touch(c, n);
+	if (!node_live(n, req))
+		return;
 	acknowledge(c, n, after);
 	if (n->poll) /* a stale poll from a connection the node gave up on */
 		poll_answer(n);
@@ -276,8 +297,8 @@ void nodeapi_assignments(struct core *c, struct evhttp_request *req, const char 
 
 void nodeapi_heartbeat(struct core *c, struct evhttp_request *req, const char *id)
 {
-	touch(c, core_node(c, id));
-	http_reply_json(req, 200, json_object());
+	if (node_live(core_node(c, id), req))
+		http_reply_json(req, 200, json_object());
 }
 
 /* ---- register ---- */
@@ -361,7 +382,17 @@ static void reconcile(struct core *c, struct node *n, const json_t *alive)
 		struct instance *in = id ? core_instance(c, id) : NULL;
 		if (!id)
 			continue;
-		if (!in || strcmp(in->node_id, n->id) != 0 || (inst_state_terminal(in->state) && in->state != INST_LOST)) {
+		if (in && in->state == INST_PENDING && strcmp(in->lost_node, n->id) == 0) {
+			/* lost, not placed anywhere yet, and its old node is back with it: keep it there */
+			log_info("reconcile: instance %s is alive on node %s again: adopted back", id, n->name);
+			memcpy(in->node_id, n->id, sizeof in->node_id);
+			in->lost_node[0] = '\0';
+			free(in->error);
+			in->error = NULL;
+			if (instance_set_state(c, in, INST_RUNNING) < 0)
+				log_warnx("reconcile: could not store instance %s as running", id);
+		} else if (!in || strcmp(in->node_id, n->id) != 0 ||
+		           (inst_state_terminal(in->state) && in->state != INST_LOST)) {
 			log_warnx("reconcile: node %s runs %s, which the core %s: stopping that copy", n->name, id,
 			          !in ? "has no record of" : strcmp(in->node_id, n->id) != 0 ? "placed on another node" : "sees ended");
 			node_enqueue_id(c, n, "stop", id);
@@ -391,6 +422,13 @@ static void reconcile(struct core *c, struct node *n, const json_t *alive)
 		if (in->stop_requested)
 			node_enqueue(c, n, "stop", in);
 	}
+}
+
+/* Three heartbeats fit in the timeout, so one lost message does not make a node down. */
+static int heartbeat_interval(struct core *c)
+{
+	int s = c->opts.heartbeat_timeout_s / 3;
+	return s < 1 ? 1 : s > HEARTBEAT_INTERVAL_S ? HEARTBEAT_INTERVAL_S : s;
 }
 
 void nodeapi_register(struct core *c, struct evhttp_request *req, UNUSED const char *unused)
@@ -446,11 +484,11 @@ void nodeapi_register(struct core *c, struct evhttp_request *req, UNUSED const c
 	if (n->poll)
 		poll_answer(n);
 	log_info("node %s (%s) registered: %d cpus, %" PRId64 " MiB", n->name, n->id, n->cpus, n->memory_mb);
-	touch(c, n);
+	node_ready(c, n);
 	reconcile(c, n, alive);
 	json_decref(alive);
 	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i}", "id", n->id, "token", n->token,
-	                                    "heartbeat_interval_s", HEARTBEAT_INTERVAL_S));
+	                                    "heartbeat_interval_s", heartbeat_interval(c)));
 	core_schedule_pending(c);
 }
 
@@ -566,6 +604,8 @@ void nodeapi_reports(struct core *c, struct evhttp_request *req, const char *id)
 	struct mv_error err;
 	size_t i, count;
 
+	if (!node_live(n, req))
+		return;
 	if (http_read_json(req, &b, &err) < 0)
 		goto fail;
 	list = json_object_get(b, "reports");
@@ -580,7 +620,6 @@ void nodeapi_reports(struct core *c, struct evhttp_request *req, const char *id)
 		if (parse_report(c, n, r, &reps[i], &err) < 0)
 			goto fail;
 	}
-	touch(c, n);
 	if (store_begin(c->store) < 0) {
 		mv_fail(&err, 500, "store_failed", "the store is not writable; report again");
 		goto fail;
@@ -649,6 +688,7 @@ static void lose_instances(struct core *c, struct node *n)
 		restart = json_string_value(json_object_get(in->spec, "restart"));
 		if (restart && strcmp(restart, "on-lost") == 0 && !in->stop_requested) {
 			log_info("instance %s was lost with node %s: placing it again", in->id, n->name);
+			memcpy(in->lost_node, in->node_id, sizeof in->lost_node);
 			in->node_id[0] = '\0';
 			in->has_trace = in->ready = false;
 			memset(&in->marks, 0, sizeof in->marks);

@@ -113,11 +113,14 @@ static json_t *bridges_json(void)
 	return list;
 }
 
+/* Register says who we are, what we offer, and which instances we have alive, so that
+ * the core can reconcile its record with ours. */
 static json_t *register_body(struct node_agent *a)
 {
-	return json_pack("{s:s, s:s, s:s, s:{s:i, s:I}, s:O, s:O, s:o}", "id", a->id, "name", a->name, "address",
-	                 a->host, "resources", "cpus", a->cpus, "memory_mb", (json_int_t)a->memory_mb, "drivers",
-	                 a->drivers_info, "labels", a->opts.labels, "bridges", bridges_json());
+	return json_pack("{s:s, s:s, s:s, s:{s:i, s:I}, s:O, s:O, s:o, s:o}", "id", a->id, "name", a->name,
+	                 "address", a->host, "resources", "cpus", a->cpus, "memory_mb", (json_int_t)a->memory_mb,
+	                 "drivers", a->drivers_info, "labels", a->opts.labels, "bridges", bridges_json(),
+	                 "instances", instances_alive_ids(a));
 }
 
 static void on_register(struct evhttp_request *req, void *arg)

@@ -699,6 +699,17 @@ bool instances_alive(struct node_agent *a)
 	return false;
 }
 
+json_t *instances_alive_ids(struct node_agent *a)
+{
+	json_t *ids = json_array();
+	const char *k;
+	void *v;
+	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);)
+		if (((struct ninst *)v)->phase != NI_ENDED)
+			json_array_append_new(ids, json_string(k));
+	return ids;
+}
+
 void instances_stop_all(struct node_agent *a)
 {
 	const char *k;

@@ -119,6 +119,8 @@ void instance_stop(struct node_agent *a, const char *id);
 void instance_purge(struct node_agent *a, const char *id);
 void instances_recover(struct node_agent *a);
 bool instances_alive(struct node_agent *a);
+/* ["id", ...] of the instances not ended (preparing, spawning, running). */
+json_t *instances_alive_ids(struct node_agent *a);
 void instances_stop_all(struct node_agent *a);
 void instances_kill_all(struct node_agent *a);
 void instances_free(struct node_agent *a);
