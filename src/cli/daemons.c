@@ -115,7 +115,7 @@ struct daemon_args {
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_TOKEN_FILE, OPT_CPU_RATIO, OPT_SCHEDULE, OPT_HB_TIMEOUT, OPT_CORE,
        OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT, OPT_BRIDGE, OPT_IMAGE_CACHE,
-       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL };
+       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR };
 
 static const struct option daemon_options[] = {
 	{"listen", required_argument, NULL, OPT_LISTEN},
@@ -136,6 +136,7 @@ static const struct option daemon_options[] = {
 	{"qemu", required_argument, NULL, OPT_QEMU},
 	{"libvirt-uri", required_argument, NULL, OPT_LIBVIRT_URI},
 	{"xl", required_argument, NULL, OPT_XL},
+	{"run-dir", required_argument, NULL, OPT_RUN_DIR},
 	{"verbose", no_argument, NULL, 'v'},
 	{NULL, 0, NULL, 0},
 };
@@ -251,6 +252,7 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 		case OPT_QEMU: d->node.qemu_binary = optarg; break;
 		case OPT_LIBVIRT_URI: d->node.libvirt_uri = optarg; break;
 		case OPT_XL: d->node.xl_binary = optarg; break;
+		case OPT_RUN_DIR: d->node.run_dir = optarg; break;
 		case 'v': log_set_verbose(true); break;
 		default: cli_usage(cmd, 1); return -1;
 		}
@@ -353,6 +355,7 @@ int cmd_dev(int argc, char **argv)
 	snprintf(node_dir, sizeof node_dir, "%s/node", d.core.data_dir);
 	d.node.data_dir = node_dir;
 	d.node.stop_instances_on_exit = true;
+	d.node.remove_run_dir = true; /* dev stops every instance at exit: nothing in it outlives dev */
 	log_set_tag("dev");
 	signals_block(&set);
 	loop_init(&core_lt, "core", core_on_stop);

@@ -27,7 +27,8 @@ static const struct command commands[] = {
 	 "  -v, --verbose            debug logs\n"},
 	{"node", cmd_node, "run the agent of one compute host",
 	 "  --core URL               the core (default http://127.0.0.1:4650)\n"
-	 "  --data-dir DIR           instance dirs and records (default /var/lib/microvim/node)\n"
+	 "  --data-dir DIR           node id and image cache (default /var/lib/microvim/node)\n"
+	 "  --run-dir DIR            instance dirs, logs, records (default /run/microvim/NODE-ID: tmpfs)\n"
 	 "  --name NAME              node name (default: host name)\n"
 	 "  --label K=V              a label for placement (repeatable)\n"
 	 "  --exec-allow PATH[,PATH] executables the exec driver may run; exec is off without it\n"

@@ -476,6 +476,22 @@ static void probe_drivers(struct node_agent *a)
 	}
 }
 
+static int choose_run_dir(struct node_agent *a, char *err, size_t errlen)
+{
+	int rc;
+	if (a->opts.run_dir)
+		snprintf(a->run_dir, sizeof a->run_dir, "%s", a->opts.run_dir);
+	else if (access("/run", W_OK) == 0)
+		snprintf(a->run_dir, sizeof a->run_dir, "/run/microvim/%s", a->id);
+	else
+		snprintf(a->run_dir, sizeof a->run_dir, "%.4000s/run", a->opts.data_dir);
+	if ((rc = fs_mkdir_p(a->run_dir, 0700)) < 0) {
+		snprintf(err, errlen, "cannot create the run dir %s: %s", a->run_dir, strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
 static int create_bridges(struct node_agent *a, char *err, size_t errlen)
 {
 	for (int i = 0; a->opts.bridges && a->opts.bridges[i]; i++) {
@@ -534,7 +550,7 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 		snprintf(err, errlen, "cannot create --data-dir %s: %s", o->data_dir, strerror(-rc));
 		goto fail;
 	}
-	if (load_identity(a, err, errlen) < 0 || create_bridges(a, err, errlen) < 0)
+	if (load_identity(a, err, errlen) < 0 || choose_run_dir(a, err, errlen) < 0 || create_bridges(a, err, errlen) < 0)
 		goto fail;
 	read_host(a);
 	probe_drivers(a);
@@ -625,6 +641,8 @@ void node_destroy(struct node_agent *a)
 		if (timers[i])
 			event_free(timers[i]);
 	json_decref(a->drivers_info);
+	if (a->opts.remove_run_dir && a->run_dir[0] && fs_remove_tree(a->run_dir) < 0)
+		log_warnx("could not remove %s", a->run_dir);
 	free(a->cluster_token);
 	free(a);
 }

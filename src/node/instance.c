@@ -62,7 +62,7 @@ static struct ninst *ninst_new(struct node_agent *a, const char *id, const json_
 	snprintf(ni->name, sizeof ni->name, "%s", json_string_value(json_object_get(spec, "name")) ?: id);
 	ni->spec = json_incref((json_t *)spec);
 	ni->drv = driver_find(json_string_value(json_object_get(spec, "driver")) ?: "");
-	if (snprintf(ni->dir, sizeof ni->dir, "%s/instances/%s", a->opts.data_dir, id) >= (int)sizeof ni->dir)
+	if (snprintf(ni->dir, sizeof ni->dir, "%.4000s/instances/%s", a->run_dir, id) >= (int)sizeof ni->dir)
 		fatalx("instance dir path too long");
 	hmap_put(&a->instances, ni->id, ni);
 	return ni;
@@ -377,12 +377,53 @@ static int network_setup(struct ninst *ni, struct drv_start_request *r, char *ns
 	return rc;
 }
 
+static int open_log(const char *dir, const char *name, int flags)
+{
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return open(path, flags | O_CLOEXEC, 0640);
+}
+
+/* Instance dir, stdout/stderr logs, and for VMs the serial log (created here so that the
+ * boot watch can follow it from its first byte). */
+static int prepare_dir(struct ninst *ni)
+{
+	int rc;
+	if ((rc = fs_mkdir_p(ni->dir, 0750)) < 0) {
+		snprintf(ni->start_err, sizeof ni->start_err, "cannot create the instance dir: %s", strerror(-rc));
+		return rc;
+	}
+	ni->stdout_fd = open_log(ni->dir, "stdout.log", O_WRONLY | O_CREAT | O_APPEND);
+	ni->stderr_fd = open_log(ni->dir, "stderr.log", O_WRONLY | O_CREAT | O_APPEND);
+	if (ni->stdout_fd < 0 || ni->stderr_fd < 0) {
+		snprintf(ni->start_err, sizeof ni->start_err, "cannot open the logs: %s", strerror(errno));
+		return -EIO;
+	}
+	if (json_object_get(ni->spec, "boot")) {
+		int fd;
+		snprintf(ni->serial_log, sizeof ni->serial_log, "%.4000s/serial.log", ni->dir);
+		if ((fd = open(ni->serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0 ||
+		    (ni->serial_fd = open(ni->serial_log, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
+			snprintf(ni->start_err, sizeof ni->start_err, "cannot create the serial log: %s", strerror(errno));
+			close_fd(&fd);
+			return -EIO;
+		}
+		close(fd);
+	}
+	return 0;
+}
+
 static void start_work(void *arg)
 {
 	struct ninst *ni = arg;
 	const json_t *boot = json_object_get(ni->spec, "boot"), *res = json_object_get(ni->spec, "resources");
 	char nspath[64] = "";
-	int64_t t0 = clock_mono_us(), t1;
+	int64_t t0, t1;
+
+	/* prepare: the instance's files, here on the worker since file creation can take
+	 * milliseconds on a loaded disk; the wait for a free worker counts as prepare too */
+	if ((ni->start_rc = prepare_dir(ni)) < 0)
+		return;
 	struct drv_start_request r = {
 		.instance_id = ni->id, .name = ni->name, .spec = ni->spec, .dir = ni->dir,
 		.stdout_fd = ni->stdout_fd, .stderr_fd = ni->stderr_fd,
@@ -392,6 +433,7 @@ static void start_work(void *arg)
 		.vcpus = json_number_value(json_object_get(res, "vcpus")),
 		.memory_mb = json_integer_value(json_object_get(res, "memory_mb")),
 	};
+	t0 = clock_mono_us();
 	ni->timing.prepare_us = t0 - ni->received_us;
 	ni->start_rc = network_setup(ni, &r, nspath, sizeof nspath);
 	t1 = clock_mono_us();
@@ -432,42 +474,6 @@ static void spawn(struct ninst *ni)
 
 /* ---- prepare ---- */
 
-static int open_log(const char *dir, const char *name, int flags)
-{
-	char path[PATH_MAX + 16];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	return open(path, flags | O_CLOEXEC, 0640);
-}
-
-/* Instance dir, stdout/stderr logs, and for VMs the serial log (created here so that the
- * boot watch can follow it from its first byte). */
-static int prepare_dir(struct ninst *ni)
-{
-	int rc;
-	if ((rc = fs_mkdir_p(ni->dir, 0750)) < 0) {
-		snprintf(ni->error, sizeof ni->error, "cannot create the instance dir: %s", strerror(-rc));
-		return rc;
-	}
-	ni->stdout_fd = open_log(ni->dir, "stdout.log", O_WRONLY | O_CREAT | O_APPEND);
-	ni->stderr_fd = open_log(ni->dir, "stderr.log", O_WRONLY | O_CREAT | O_APPEND);
-	if (ni->stdout_fd < 0 || ni->stderr_fd < 0) {
-		snprintf(ni->error, sizeof ni->error, "cannot open the logs: %s", strerror(errno));
-		return -EIO;
-	}
-	if (json_object_get(ni->spec, "boot")) {
-		int fd;
-		snprintf(ni->serial_log, sizeof ni->serial_log, "%.4000s/serial.log", ni->dir);
-		if ((fd = open(ni->serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0 ||
-		    (ni->serial_fd = open(ni->serial_log, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) {
-			snprintf(ni->error, sizeof ni->error, "cannot create the serial log: %s", strerror(errno));
-			close_fd(&fd);
-			return -EIO;
-		}
-		close(fd);
-	}
-	return 0;
-}
-
 struct blob_store_job {
 	struct ninst *ni;
 	char digest[DIGEST_LEN + 1];
@@ -480,7 +486,11 @@ static void blob_store_work(void *arg)
 {
 	struct blob_store_job *j = arg;
 	size_t len = evbuffer_get_length(j->data);
-	j->rc = imagecache_store(j->digest, evbuffer_pullup(j->data, (ev_ssize_t)len), len, j->path);
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof dir, "%s", j->path);
+	*strrchr(dir, '/') = '\0';
+	if ((j->rc = fs_mkdir_p(dir, 0750)) == 0)
+		j->rc = imagecache_store(j->digest, evbuffer_pullup(j->data, (ev_ssize_t)len), len, j->path);
 }
 
 static void blob_ready(struct ninst *ni)
@@ -568,10 +578,6 @@ void instance_start(struct node_agent *a, const char *id, const json_t *spec)
 		fail(ni, "driver %s is not available on this node", json_string_value(json_object_get(spec, "driver")));
 		return;
 	}
-	if (prepare_dir(ni) < 0) {
-		ninst_end(ni, INST_FAILED);
-		return;
-	}
 	boot = json_object_get(spec, "boot");
 	if (boot) {
 		ni->timing.image_cache = IMAGE_HIT;
@@ -605,7 +611,7 @@ void instance_purge(struct node_agent *a, const char *id)
 	int rc;
 	if (ni && ni->phase != NI_ENDED)
 		return; /* never remove the files of something alive */
-	snprintf(dir, sizeof dir, "%s/instances/%s", a->opts.data_dir, id);
+	snprintf(dir, sizeof dir, "%.4000s/instances/%s", a->run_dir, id);
 	if ((rc = fs_remove_tree(dir)) < 0)
 		log_warnx("cannot remove %s: %s", dir, strerror(-rc));
 	if (ni) {
@@ -667,7 +673,7 @@ void instances_recover(struct node_agent *a)
 	char dirpath[PATH_MAX];
 	DIR *d;
 	struct dirent *e;
-	snprintf(dirpath, sizeof dirpath, "%s/instances", a->opts.data_dir);
+	snprintf(dirpath, sizeof dirpath, "%.4000s/instances", a->run_dir);
 	if (!(d = opendir(dirpath)))
 		return;
 	while ((e = readdir(d))) {

@@ -81,6 +81,7 @@ struct node_agent {
 	char name[MV_NAME_MAX + 1];
 	char host[256];
 	int port;
+	char run_dir[PATH_MAX];
 	char *cluster_token;
 	char node_token[80];
 	struct evhttp_connection *poll_conn, *ctl_conn, *report_conn, *blob_conn;

@@ -10,7 +10,12 @@
 
 struct node_options {
 	const char *core_url;   /* "http://127.0.0.1:4650" */
-	const char *data_dir;   /* node id, instance dirs and records */
+	const char *data_dir;   /* node id and image cache: kept across reboots */
+	const char *run_dir;    /* instance dirs, logs and records: NULL = /run/microvim/NODE-ID
+	                         * when /run is writable, else DATA/run. Instances do not outlive
+	                         * a reboot, so their records need not either; tmpfs keeps the
+	                         * instantiation path off the disk. */
+	bool remove_run_dir;    /* remove it at exit (dev mode's throw-away state) */
 	const char *name;       /* default: the host name */
 	const char *token_file; /* the cluster token, when the core has one */
 	json_t *labels;         /* {"k": "v"}; borrowed */
