@@ -91,9 +91,12 @@ static int exec_config_check(const json_t *cfg, struct mv_error *err)
 {
 	static const char *const fields[] = {"command", "args", "env", NULL};
 	const json_t *cmd, *args, *env;
-	if (!json_is_object(cfg))
+	if (!cfg)
 		return mv_fail(err, 400, "missing_field",
 		               "driver exec needs config: {\"command\": \"/absolute/path\", \"args\": [...]}");
+	if (!json_is_object(cfg))
+		return mv_fail(err, 400, "invalid_type",
+		               "config must be an object {\"command\": \"/absolute/path\", \"args\": [...]}");
 	if (check_only_fields(cfg, "config.", fields, err) < 0)
 		return -1;
 	cmd = json_object_get(cfg, "command");

@@ -20,7 +20,8 @@ enum phase {
 	PHASE_NETWORK,  /* interfaces created and attached (0 without network) */
 	PHASE_SPAWN,    /* driver call made -> returned: the process or domain exists */
 	PHASE_BOOT,     /* spawned -> guest said it is ready (optional) */
-	PHASE_NOTIFY,   /* node sends "running" -> core has it and waiting clients are woken */
+	PHASE_NOTIFY,   /* node sends "running" -> the core has applied it (storing it with this
+	                 * trace and waking the waiting clients follow at once) */
 	PHASE_COUNT
 };
 

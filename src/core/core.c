@@ -267,7 +267,6 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	evhttp_set_gencb(c->http, dispatch, c);
 	if (bind_listener(c, err, errlen) < 0)
 		goto fail;
-	c->trace_flush_timer = evtimer_new(base, core_flush_traces, c);
 	c->sweep_timer = event_new(base, -1, EV_PERSIST, sweep, c);
 	struct timeval one_second = clock_timeval(1.0);
 	event_add(c->sweep_timer, &one_second);
@@ -291,10 +290,7 @@ void core_destroy(struct core *c)
 	api_finish_waiters(c);
 	if (c->sweep_timer)
 		event_free(c->sweep_timer);
-	if (c->trace_flush_timer) {
-		core_flush_traces(-1, 0, c);
-		event_free(c->trace_flush_timer);
-	}
+
 	for (int i = 0; i < c->n_nodes; i++)
 		node_free(c->nodes[i]);
 	free(c->nodes);

@@ -39,7 +39,6 @@ struct instance {
 	int exit_code;
 	char *error; /* malloc'd or NULL */
 	bool has_trace;
-	bool trace_dirty; /* trace not yet in the store (written lazily, off the reply path) */
 	struct trace trace;
 	struct core_marks marks; /* this run of the core only */
 	int64_t created_wall_us, updated_wall_us;
@@ -105,7 +104,6 @@ struct core {
 	int n_nodes, cap_nodes;
 	struct sched_node *sched_view; /* scratch, cap_nodes long */
 	struct event *sweep_timer; /* heartbeat timeouts */
-	struct event *trace_flush_timer; /* writes traces after the replies went out */
 	struct metrics *metrics;
 	uint64_t event_seq;
 	struct subscriber *subscribers;
@@ -135,8 +133,7 @@ void node_enqueue_id(struct core *c, struct node *n, const char *op, const char 
 void node_release(struct node *n, const struct instance *in);
 void node_reserve(struct node *n, const struct instance *in);
 void nodes_sweep(struct core *c);
-/* Writes traces not yet stored (timer callback; also called at shutdown). */
-void core_flush_traces(evutil_socket_t fd, short what, void *arg);
+
 void node_free(struct node *n);
 void core_add_node(struct core *c, struct node *n);
 

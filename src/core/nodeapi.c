@@ -17,7 +17,6 @@
 #define HEARTBEAT_INTERVAL_S 5
 #define POLL_DEFAULT_S 25.0
 #define POLL_MAX_S 60.0
-#define TRACE_FLUSH_MS 50
 
 typedef void route_fn(struct core *c, struct evhttp_request *req, const char *id);
 route_fn api_nodes_list, api_node_show, nodeapi_register, nodeapi_heartbeat, nodeapi_assignments,
@@ -551,36 +550,20 @@ static bool transition_allowed(const struct instance *in, const struct report *r
 	return true;
 }
 
-static void persist_trace_later(struct core *c)
-{
-	if (!evtimer_pending(c->trace_flush_timer, NULL)) {
-		struct timeval tv = clock_timeval(TRACE_FLUSH_MS / 1000.0);
-		evtimer_add(c->trace_flush_timer, &tv);
-	}
-}
-
-void core_flush_traces(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
-{
-	struct core *c = arg;
-	const char *key;
-	void *v;
-	if (store_begin(c->store) < 0)
-		return;
-	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
-		struct instance *in = v;
-		if (in->trace_dirty && store_put_instance(c->store, in) == 0)
-			in->trace_dirty = false;
-	}
-	if (store_commit(c->store) < 0)
-		store_rollback(c->store);
-}
-
 /* Applies a report's state to memory and the store (inside the caller's transaction). */
-static bool apply_report(struct core *c, struct node *n, struct report *r)
+static bool apply_report(struct core *c, struct node *n, struct report *r, int64_t arrived)
 {
 	struct instance *in = r->in;
 	if (!in || !transition_allowed(in, r))
 		return false;
+	if (r->state == INST_RUNNING) {
+		/* The trace is stored with the state it explains. notify ends here: the core has
+		 * the report applied; storing it and waking the clients follow at once. */
+		in->marks.reported_us = arrived;
+		in->marks.notified_us = clock_mono_us();
+		trace_compute(&in->trace, &in->marks, &r->timing);
+		in->has_trace = true;
+	}
 	in->state = r->state;
 	in->ready = in->ready || r->ready;
 	in->updated_wall_us = clock_wall_us();
@@ -625,7 +608,7 @@ void nodeapi_reports(struct core *c, struct evhttp_request *req, const char *id)
 		goto fail;
 	}
 	for (i = 0; i < count; i++)
-		if (!apply_report(c, n, &reps[i]))
+		if (!apply_report(c, n, &reps[i], arrived))
 			reps[i].in = NULL;
 	if (store_commit(c->store) < 0) {
 		store_rollback(c->store);
@@ -637,18 +620,10 @@ void nodeapi_reports(struct core *c, struct evhttp_request *req, const char *id)
 		struct instance *in = reps[i].in;
 		if (!in)
 			continue;
-		if (in->state == INST_RUNNING) {
-			/* A guest with a ready marker: the trace of "running" is provisional, the
-			 * one of "ready" (with boot) is final and goes to the metrics. */
-			bool final = reps[i].ready || !json_object_get(in->spec, "ready");
-			in->marks.reported_us = arrived;
-			in->marks.notified_us = clock_mono_us();
-			trace_compute(&in->trace, &in->marks, &reps[i].timing);
-			in->has_trace = in->trace_dirty = true;
-			if (final)
-				metrics_observe_trace(c->metrics, in->driver, &in->trace);
-			persist_trace_later(c);
-		}
+		/* A guest with a ready marker: the trace of "running" is provisional, the one of
+		 * "ready" (with boot) is final and goes to the metrics. */
+		if (in->state == INST_RUNNING && (reps[i].ready || !json_object_get(in->spec, "ready")))
+			metrics_observe_trace(c->metrics, in->driver, &in->trace);
 		events_publish_instance(c, in);
 		instance_wake(in);
 	}

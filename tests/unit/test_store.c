@@ -183,7 +183,6 @@ static void test_instances_all_fields(void)
 		CHECK_EQ_INT(la->trace.total_us, 123456789);
 		CHECK_EQ_INT(la->created_wall_us, 1000);
 		CHECK_EQ_INT(la->updated_wall_us, 1001);
-		CHECK(!la->trace_dirty);
 		CHECK(la->waiters == NULL && la->n_waiters == 0);
 
 		CHECK_STR(lb->name, "fw2");
