@@ -502,7 +502,7 @@ static void test_exec_config(void)
 	char text[MV_STRING_MAX + 256];
 
 	REJECT("{\"name\": \"a\", \"driver\": \"exec\"}", "missing_field");
-	REJECT("{\"name\": \"a\", \"driver\": \"exec\", \"config\": \"/bin/sleep\"}", "missing_field");
+	REJECT("{\"name\": \"a\", \"driver\": \"exec\", \"config\": \"/bin/sleep\"}", "invalid_type");
 	REJECT("{\"name\": \"a\", \"driver\": \"exec\", \"config\": {}}", "missing_field");
 	REJECT("{\"name\": \"a\", \"driver\": \"exec\", \"config\": {\"args\": [\"1\"]}}", "missing_field");
 	REJECT("{\"name\": \"a\", \"driver\": \"exec\", \"config\": {\"command\": 1}}", "invalid_type");
