@@ -31,8 +31,16 @@ class TestTimeout(Exception):
     pass
 
 
+class Interrupted(BaseException):
+    pass
+
+
 def _alarm(signum, frame):
     raise TestTimeout("test exceeded its time budget")
+
+
+def _terminate(signum, frame):
+    raise Interrupted(f"signal {signum}")
 
 
 def discover(filters):
@@ -77,6 +85,8 @@ def main(argv):
     suite_budget = float(os.environ.get("MICROVIM_SUITE_BUDGET", "600"))
     suite_deadline = time.monotonic() + suite_budget
     signal.signal(signal.SIGALRM, _alarm)
+    # stopped from outside (e.g. tests/run's timeout): tear down what the test started
+    signal.signal(signal.SIGTERM, _terminate)
     passed = failed = 0
     print(f"# integration suite against {harness.BIN}", flush=True)
     for name, fn, import_error in discover(filters):
@@ -102,9 +112,13 @@ def main(argv):
                 signal.alarm(0)
         except TestTimeout:
             err = f"timed out after {budget} s\n" + traceback.format_exc()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Interrupted):
+            signal.alarm(0)
             harness.teardown()
-            raise
+            failed += 1
+            print(f"FAIL {name}: interrupted", flush=True)
+            print(f"{passed} passed, {failed} failed", flush=True)
+            return 130
         except BaseException:  # noqa: BLE001 - report anything a test raises
             err = traceback.format_exc()
         try:
