@@ -449,13 +449,17 @@ def start_dev(exec_allow=EXEC_ALLOW, data_dir=None, extra=(), port=None):
     data_dir = data_dir or os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
-    args = ["dev", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
+    # the node's instance dirs, logs and records (default /run/microvim/NODE-ID) stay
+    # inside the test's temp dir
+    run_dir = os.path.join(work, "run")
+    args = ["dev", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir, "--run-dir", run_dir]
     if exec_allow:
         args += ["--exec-allow", exec_allow]
     d = Daemon("dev", args + list(extra), work, url=url).start()
     _wait_ready(d, lambda: _health_ok(url, None), "GET /v1/health")
     _wait_ready(d, lambda: _node_ready(url, None), "a ready node in GET /v1/nodes")
     d.data_dir = data_dir
+    d.run_dir = run_dir
     d.port = port
     return d
 
@@ -477,14 +481,15 @@ def start_core(port=None, data_dir=None, token=None, token_file=None, extra=()):
 
 
 def start_node(core_url, name=None, labels=None, exec_allow=EXEC_ALLOW, data_dir=None,
-               token=None, token_file=None, extra=(), wait=True):
+               run_dir=None, token=None, token_file=None, extra=(), wait=True):
     """Starts `microvim node`; waits until the core lists it (by name) as ready. `token`
     is what the test uses to ask the core (the cluster token, if any)."""
     work = tmpdir("mv-node-")
     data_dir = data_dir or os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
+    run_dir = run_dir or os.path.join(work, "run")
     name = name or f"node-{random.randint(1000, 9999)}"
-    args = ["node", "--core", core_url, "--data-dir", data_dir, "--name", name]
+    args = ["node", "--core", core_url, "--data-dir", data_dir, "--run-dir", run_dir, "--name", name]
     if exec_allow:
         args += ["--exec-allow", exec_allow]
     for k, v in (labels or {}).items():
@@ -494,6 +499,7 @@ def start_node(core_url, name=None, labels=None, exec_allow=EXEC_ALLOW, data_dir
     d = Daemon("node", args + list(extra), work, url=core_url, token=token).start()
     d.name = name
     d.data_dir = data_dir
+    d.run_dir = run_dir
     if wait:
         _wait_ready(d, lambda: _node_ready(core_url, token, name), f"node {name} ready at core")
     return d

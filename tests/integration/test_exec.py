@@ -45,10 +45,12 @@ def test_argv_env_and_logs():
     with open(out) as f:
         got = f.read()
     assert got == f"a b||$HOME|*|{tok}|", f"argv not passed verbatim: {got!r}"
-    outs = _files_containing(d.data_dir, f"out-{tok}")
-    errs = _files_containing(d.data_dir, f"err-{tok}")
-    assert outs, f"no stdout log with out-{tok} under the data dir {d.data_dir}"
-    assert errs, f"no stderr log with err-{tok} under the data dir {d.data_dir}"
+    # README: instance dirs and logs live in the node's --run-dir
+    outs = _files_containing(d.run_dir, f"out-{tok}")
+    errs = _files_containing(d.run_dir, f"err-{tok}")
+    assert outs, f"no stdout log with out-{tok} under the run dir {d.run_dir}"
+    assert errs, f"no stderr log with err-{tok} under the run dir {d.run_dir}"
+    assert outs != errs, f"stdout and stderr in one file {outs}: separate logs expected"
 
 
 def test_stop_grace_then_sigkill():
@@ -141,7 +143,7 @@ def test_node_crash_and_restart_keeps_instances():
     pids = h.expect_procs(tok, 3, "processes of 3 instances")
     node.stop(sig=signal.SIGKILL)
     assert sorted(h.procs_with_arg(tok)) == pids, "instances died with their node agent"
-    node2 = h.start_node(core.url, name="phoenix", data_dir=node.data_dir)
+    node2 = h.start_node(core.url, name="phoenix", data_dir=node.data_dir, run_dir=node.run_dir)
     nodes = [n for n in c.nodes() if n["name"] == "phoenix"]
     assert len(nodes) == 1 and nodes[0]["id"] == insts[0]["node"], f"the node came back as {nodes}"
     time.sleep(0.5)
@@ -161,7 +163,7 @@ def test_node_crash_and_restart_keeps_instances():
     node2.stop(sig=signal.SIGKILL)
     os.kill(pid, signal.SIGTERM)
     h.wait_until(lambda: not h.procs_with_arg(tok2), 3, "the process gone")
-    h.start_node(core.url, name="phoenix", data_dir=node.data_dir)
+    h.start_node(core.url, name="phoenix", data_dir=node.data_dir, run_dir=node.run_dir)
     g = c.wait_state(inst["id"], ("stopped", "exited", "failed", "lost"), 10)
     assert g["state"] in ("failed", "exited", "lost"), g
 
