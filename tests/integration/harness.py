@@ -449,7 +449,9 @@ def start_dev(exec_allow=EXEC_ALLOW, data_dir=None, extra=(), port=None):
     data_dir = data_dir or os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
-    args = ["dev", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
+    # instance dirs and logs under the test's data dir (the default run dir is /run)
+    args = ["dev", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
+            "--run-dir", os.path.join(data_dir, "run")]
     if exec_allow:
         args += ["--exec-allow", exec_allow]
     d = Daemon("dev", args + list(extra), work, url=url).start()
@@ -484,7 +486,8 @@ def start_node(core_url, name=None, labels=None, exec_allow=EXEC_ALLOW, data_dir
     data_dir = data_dir or os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
     name = name or f"node-{random.randint(1000, 9999)}"
-    args = ["node", "--core", core_url, "--data-dir", data_dir, "--name", name]
+    args = ["node", "--core", core_url, "--data-dir", data_dir, "--name", name,
+            "--run-dir", os.path.join(data_dir, "run")]
     if exec_allow:
         args += ["--exec-allow", exec_allow]
     for k, v in (labels or {}).items():
