@@ -67,6 +67,17 @@ static void loop_stop_and_join(struct loop_thread *lt)
 	event_free(lt->stop_ev);
 }
 
+/* For a daemon that failed to start: the loop never ran. */
+static void loop_free(struct loop_thread *lt)
+{
+	if (lt->stop_ev)
+		event_free(lt->stop_ev);
+	if (lt->base)
+		event_base_free(lt->base);
+	lt->stop_ev = NULL;
+	lt->base = NULL;
+}
+
 static void core_on_stop(struct loop_thread *lt) { event_base_loopbreak(lt->base); }
 
 static void node_stopped(void *arg)
@@ -295,7 +306,9 @@ int cmd_core(int argc, char **argv)
 	loop_init(&lt, "core", core_on_stop);
 	if (!(c = core_create(lt.base, &d.core, err, sizeof err))) {
 		fprintf(stderr, "microvim core: %s\n", err);
-		return daemon_args_free(&d), EXIT_FAILED;
+		loop_free(&lt);
+		daemon_args_free(&d);
+		return EXIT_FAILED;
 	}
 	loop_start(&lt);
 	log_info("stopping on %s", strsignal(wait_for_signal(&set)));
@@ -321,7 +334,9 @@ int cmd_node(int argc, char **argv)
 	loop_init(&lt, "node", node_on_stop);
 	if (!(n = node_create(lt.base, &d.node, err, sizeof err))) {
 		fprintf(stderr, "microvim node: %s\n", err);
-		return daemon_args_free(&d), EXIT_FAILED;
+		loop_free(&lt);
+		daemon_args_free(&d);
+		return EXIT_FAILED;
 	}
 	lt.daemon = n;
 	loop_start(&lt);
@@ -385,8 +400,13 @@ int cmd_dev(int argc, char **argv)
 	core_destroy(c);
 	rc = EXIT_OK;
 out:
-	event_base_free(core_lt.base);
-	event_base_free(node_lt.base);
+	if (rc != EXIT_OK) {
+		loop_free(&core_lt);
+		loop_free(&node_lt);
+	} else {
+		event_base_free(core_lt.base);
+		event_base_free(node_lt.base);
+	}
 	if (d.temp_data_dir && fs_remove_tree(d.core.data_dir) < 0)
 		log_warnx("could not remove %s", d.core.data_dir);
 	daemon_args_free(&d);

@@ -26,9 +26,12 @@ static void unsubscribe(struct core *c, struct subscriber *gone)
 	}
 }
 
+/* The client went away. libevent detached the unfinished request from the dying
+ * connection and left it to us: ending the reply now frees it. */
 static void subscriber_closed(UNUSED struct evhttp_connection *conn, void *arg)
 {
 	struct subscriber *s = arg;
+	evhttp_send_reply_end(s->req);
 	unsubscribe(s->core, s);
 }
 

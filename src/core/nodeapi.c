@@ -157,13 +157,14 @@ static json_t *assignment_to_json(struct core *c, const struct assignment *a)
 /* Answers the node's waiting long-poll with everything queued (possibly nothing). */
 static void poll_answer(struct node *n)
 {
-	json_t *list = json_array();
 	struct evhttp_request *req = n->poll;
 	struct assignment *a;
 	int64_t now = clock_mono_us();
+	json_t *list;
 
 	if (!req)
 		return;
+	list = json_array();
 	n->poll = NULL;
 	evtimer_del(n->poll_timer);
 	TAILQ_FOREACH(a, &n->queue, link) {
