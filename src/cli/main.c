@@ -11,6 +11,7 @@ static const struct command commands[] = {
 	{"dev", cmd_dev, "run a core and one node in one process (throw-away state): demos, tests",
 	 "  --listen HOST:PORT       where the core listens (default 127.0.0.1:4650)\n"
 	 "  --data-dir DIR           keep state here (default: a new temporary dir, removed at exit)\n"
+	 "  --run-dir DIR            instance dirs and logs (default /run/microvim/NODE-ID; removed at exit)\n"
 	 "  --exec-allow PATH[,PATH] executables the exec driver may run (default: none)\n"
 	 "  --cpu-ratio R            vCPUs offered per host CPU (default 16)\n"
 	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"

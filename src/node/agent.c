@@ -594,8 +594,10 @@ void agent_shutdown_check(struct node_agent *a)
 		return;
 	if (a->opts.stop_instances_on_exit && instances_alive(a))
 		return;
-	if (a->registered && (a->reports || a->in_flight))
-		return; /* let the core hear the last states */
+	/* Let the core hear the last states, unless it is away (we are backing off): the
+	 * records keep them and the next start reports them. */
+	if (a->registered && (a->reports || a->in_flight) && a->backoff_s <= BACKOFF_MIN_S)
+		return;
 	shutdown_finish(a);
 }
 

@@ -39,6 +39,10 @@ static void record_write(struct ninst *ni, const char *state)
 	char *text;
 	int rc;
 	json_object_set_new(j, "state", json_string(state));
+	if (ni->has_exit_code)
+		json_object_set_new(j, "exit_code", json_integer(ni->exit_code));
+	if (ni->error[0])
+		json_object_set_new(j, "error", json_string(ni->error));
 	text = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
 	snprintf(path, sizeof path, "%s/record.json", ni->dir);
@@ -656,10 +660,17 @@ static void recover_one(struct node_agent *a, const char *id, json_t *rec)
 	snprintf(ni->tap, sizeof ni->tap, "%s", json_string_value(json_object_get(rec, "tap")) ?: "");
 	snprintf(ni->netns, sizeof ni->netns, "%s", json_string_value(json_object_get(rec, "netns")) ?: "");
 	ni->ready = json_is_true(json_object_get(rec, "ready"));
+	if (json_is_integer(json_object_get(rec, "exit_code"))) {
+		ni->has_exit_code = true;
+		ni->exit_code = (int)json_integer_value(json_object_get(rec, "exit_code"));
+	}
+	snprintf(ni->error, sizeof ni->error, "%s", json_string_value(json_object_get(rec, "error")) ?: "");
 	if (strcmp(state, "running") != 0) {
 		int st = inst_state_parse(state);
 		ni->phase = NI_ENDED;
 		ni->final_state = st >= 0 ? (enum inst_state)st : INST_EXITED;
+		/* the core may not have heard it before we went away; a repeat is harmless */
+		agent_report(a, ni, ni->final_state);
 	} else if (ni->drv && drv_recover(ni->drv, &ni->h) == 0) {
 		watch_exit(ni);
 		log_info("instance %s is still running: re-attached", ni->id);
