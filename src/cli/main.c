@@ -29,7 +29,7 @@ static const struct command commands[] = {
 	{"node", cmd_node, "run the agent of one compute host",
 	 "  --core URL               the core (default http://127.0.0.1:4650)\n"
 	 "  --data-dir DIR           node id and image cache (default /var/lib/microvim/node)\n"
-	 "  --run-dir DIR            instance dirs, logs, records (default /run/microvim/NODE-ID: tmpfs)\n"
+	 "  --run-dir DIR            instance dirs, logs, records (default: /run/microvim/NODE-ID on tmpfs)\n"
 	 "  --name NAME              node name (default: host name)\n"
 	 "  --label K=V              a label for placement (repeatable)\n"
 	 "  --exec-allow PATH[,PATH] executables the exec driver may run; exec is off without it\n"

@@ -196,37 +196,22 @@ void node_enqueue(struct core *c, struct node *n, const char *op, const struct i
 }
 
 /* The node asked with after=SEQ: it has everything up to SEQ. Start assignments it has
- * taken mean the instance is starting. */
+ * taken mean the instance is starting. That state is not written to the store on its own:
+ * after a core crash the record says "scheduled", the start is sent again, and the node
+ * answers with where the instance really is. The next state change stores it. */
 static void acknowledge(struct core *c, struct node *n, uint64_t after)
 {
 	struct assignment *a;
-	bool began = false;
-	struct instance *changed[64];
-	int n_changed = 0;
-
 	while ((a = TAILQ_FIRST(&n->queue)) && a->seq <= after) {
 		struct instance *in = core_instance(c, a->instance_id);
 		TAILQ_REMOVE(&n->queue, a, link);
-		if (in && strcmp(a->op, "start") == 0 && in->state == INST_SCHEDULED && n_changed < 64) {
-			if (!began && store_begin(c->store) == 0)
-				began = true;
+		if (in && strcmp(a->op, "start") == 0 && in->state == INST_SCHEDULED) {
 			in->state = INST_STARTING;
 			in->updated_wall_us = clock_wall_us();
-			if (began && store_put_instance(c->store, in) == 0)
-				changed[n_changed++] = in;
-			else
-				in->state = INST_SCHEDULED;
+			events_publish_instance(c, in);
 		}
 		free(a);
 	}
-	if (began && store_commit(c->store) < 0) {
-		store_rollback(c->store);
-		for (int i = 0; i < n_changed; i++)
-			changed[i]->state = INST_SCHEDULED; /* still true: the node will report */
-		n_changed = 0;
-	}
-	for (int i = 0; i < n_changed; i++)
-		events_publish_instance(c, changed[i]);
 }
 
 static void touch(struct node *n)

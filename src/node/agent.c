@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
@@ -476,13 +478,21 @@ static void probe_drivers(struct node_agent *a)
 	}
 }
 
+static bool on_tmpfs(const char *path)
+{
+	struct statfs st;
+	return statfs(path, &st) == 0 && st.f_type == TMPFS_MAGIC && access(path, W_OK) == 0;
+}
+
 static int choose_run_dir(struct node_agent *a, char *err, size_t errlen)
 {
 	int rc;
 	if (a->opts.run_dir)
 		snprintf(a->run_dir, sizeof a->run_dir, "%s", a->opts.run_dir);
-	else if (access("/run", W_OK) == 0)
+	else if (on_tmpfs("/run"))
 		snprintf(a->run_dir, sizeof a->run_dir, "/run/microvim/%s", a->id);
+	else if (on_tmpfs("/dev/shm")) /* hosts whose /run is on disk */
+		snprintf(a->run_dir, sizeof a->run_dir, "/dev/shm/microvim/%s", a->id);
 	else
 		snprintf(a->run_dir, sizeof a->run_dir, "%.4000s/run", a->opts.data_dir);
 	if ((rc = fs_mkdir_p(a->run_dir, 0700)) < 0) {

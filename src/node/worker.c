@@ -103,10 +103,12 @@ struct worker_pool *worker_pool_new(struct event_base *base, int threads)
 	sigset_t all, old;
 	if (!p)
 		fatal("calloc");
+	/* Driver calls mostly wait (exec in the kernel, a toolstack, a disk): more threads than
+	 * CPUs keep the CPUs busy while some wait. */
 	if (threads <= 0)
-		threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (threads <= 0)
-		threads = 2;
+		threads = 4 * (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (threads < 4)
+		threads = 4;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	p->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
