@@ -93,6 +93,23 @@ static void ninst_free(struct ninst *ni)
 	free(ni);
 }
 
+/* Every worker job that points at an instance goes through here, so that the instance
+ * outlives its jobs even when it is purged meanwhile. */
+static void ninst_submit(struct ninst *ni, worker_fn *work, worker_fn *done, void *arg)
+{
+	ni->jobs++;
+	worker_submit(ni->agent->workers, work, done, arg);
+}
+
+/* Called last by each job's done callback. Returns true when the instance is gone. */
+static bool ninst_job_finished(struct ninst *ni)
+{
+	if (--ni->jobs > 0 || !ni->purged)
+		return ni->purged;
+	ninst_free(ni);
+	return true;
+}
+
 /* Removes what the network phase made. */
 static void network_teardown(struct ninst *ni)
 {
@@ -156,7 +173,14 @@ static void on_process_exit(UNUSED evutil_socket_t fd, UNUSED short what, void *
 	struct ninst *ni = arg;
 	int code = 0;
 	bool known = false;
-	int rc = ni->drv->reap(&ni->h, &code, &known);
+	int rc;
+	if (ni->stop_in_progress) {
+		/* a worker may be signalling it: reaping now could free the pid for reuse
+		 * under that signal. stop_done reaps. */
+		ni->exit_pending = true;
+		return;
+	}
+	rc = ni->drv->reap(&ni->h, &code, &known);
 	if (rc == -EAGAIN)
 		return;
 	if (rc < 0)
@@ -180,8 +204,9 @@ static void status_work(void *arg)
 static void status_done(void *arg)
 {
 	struct status_job *j = arg;
-	if (j->ni->phase == NI_RUNNING && j->rc == 0 && !j->alive)
+	if (!j->ni->purged && j->ni->phase == NI_RUNNING && j->rc == 0 && !j->alive)
 		ended(j->ni, false, 0);
+	ninst_job_finished(j->ni);
 	free(j);
 }
 
@@ -198,7 +223,7 @@ static void on_status_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *
 		if (!(j = calloc(1, sizeof *j)))
 			fatal("calloc");
 		j->ni = ni;
-		worker_submit(a->workers, status_work, status_done, j);
+		ninst_submit(ni, status_work, status_done, j);
 	}
 }
 
@@ -220,9 +245,15 @@ static void stop_work(void *arg)
 static void stop_done(void *arg)
 {
 	struct stop_job *j = arg;
-	j->ni->stop_in_progress = false;
+	struct ninst *ni = j->ni;
+	ni->stop_in_progress = false;
 	if (j->rc < 0 && j->rc != -ESRCH)
-		log_warnx("instance %s: %s stop: %s", j->ni->id, j->force ? "forced" : "gentle", strerror(-j->rc));
+		log_warnx("instance %s: %s stop: %s", ni->id, j->force ? "forced" : "gentle", strerror(-j->rc));
+	if (ni->exit_pending && !ni->purged) {
+		ni->exit_pending = false;
+		on_process_exit(-1, 0, ni);
+	}
+	ninst_job_finished(ni);
 	free(j);
 }
 
@@ -234,7 +265,7 @@ static void stop_call(struct ninst *ni, bool force)
 		fatal("calloc");
 	*j = (struct stop_job){.ni = ni, .force = force};
 	ni->stop_in_progress = true;
-	worker_submit(ni->agent->workers, stop_work, stop_done, j);
+	ninst_submit(ni, stop_work, stop_done, j);
 }
 
 static void on_kill_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
@@ -455,6 +486,8 @@ static void start_done(void *arg)
 {
 	struct ninst *ni = arg;
 	struct node_agent *a = ni->agent;
+	if (ninst_job_finished(ni))
+		return; /* cannot happen: only ended instances are purged */
 	close_fd(&ni->stdout_fd);
 	close_fd(&ni->stderr_fd);
 	if (ni->start_rc < 0) {
@@ -473,7 +506,7 @@ static void start_done(void *arg)
 static void spawn(struct ninst *ni)
 {
 	ni->phase = NI_SPAWNING;
-	worker_submit(ni->agent->workers, start_work, start_done, ni);
+	ninst_submit(ni, start_work, start_done, ni);
 }
 
 /* ---- prepare ---- */
@@ -517,7 +550,8 @@ static void blob_store_done(void *arg)
 		         j->rc == -EBADMSG ? "digest mismatch, the fetched bytes are not the image" : strerror(-j->rc));
 	}
 	evbuffer_free(j->data);
-	blob_ready(j->ni);
+	if (!ninst_job_finished(j->ni))
+		blob_ready(j->ni);
 	free(j);
 }
 
@@ -538,7 +572,7 @@ static void on_blob_fetched(struct node_agent *a, struct ninst *ni, const char *
 	snprintf(j->digest, sizeof j->digest, "%s", digest);
 	imagecache_lookup(a, ni, digest, j->path, sizeof j->path);
 	evbuffer_add_buffer(j->data, body); /* take the bytes: the request is freed after this */
-	worker_submit(a->workers, blob_store_work, blob_store_done, j);
+	ninst_submit(ni, blob_store_work, blob_store_done, j);
 }
 
 /* Resolves one blob of the image: a cache hit fills path now, a miss starts a fetch. */
@@ -620,7 +654,9 @@ void instance_purge(struct node_agent *a, const char *id)
 		log_warnx("cannot remove %s: %s", dir, strerror(-rc));
 	if (ni) {
 		hmap_remove(&a->instances, id);
-		ninst_free(ni);
+		ni->purged = true;
+		if (ni->jobs == 0)
+			ninst_free(ni);
 	}
 }
 

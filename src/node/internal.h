@@ -34,6 +34,9 @@ struct ninst {
 	enum inst_state final_state; /* when ended */
 	bool stop_requested;
 	bool stop_in_progress;       /* a stop call is on a worker */
+	bool exit_pending;           /* it ended while a stop call was on a worker: reaped after */
+	int jobs;                    /* worker jobs in flight that point at this instance */
+	bool purged;                 /* removed; freed when the last job is done */
 	bool ready;                  /* the guest printed its ready marker */
 	struct drv_handle h;
 	struct event *exit_ev, *kill_timer;
