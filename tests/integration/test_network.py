@@ -1,0 +1,177 @@
+"""The network phase through the whole VIM: a dev VIM runs in network and mount
+namespaces this test makes (nothing touches the host's network), with a bridge it
+creates (--bridge). Checked with `ip` and `bridge` inside those namespaces: exec
+instances get a veth whose inner end is eth0 in a netns of their own, reachable across
+the bridge; qemu instances get a tap on the bridge; every interface, namespace, process
+and file is gone after delete, over many cycles."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import harness as h
+
+BRIDGE = "mvbr0"
+NET = "10.99.0"  # addresses that exist only inside this test's namespaces
+
+
+class NsDev(h.Daemon):
+    """`microvim dev` started inside new network and mount namespaces (same pid)."""
+
+    def __init__(self, port, data_dir, exec_allow):
+        super().__init__("dev", [], h.tmpdir("mv-netdev-"), url=f"http://127.0.0.1:{port}")
+        setup = ("mount --make-rprivate / && mkdir -p /run/netns && mount -t tmpfs tmpfs /run/netns && "
+                 "ip link set lo up && exec \"$0\" \"$@\"")
+        self.args = ["unshare", "--net", "--mount", "sh", "-c", setup, h.BIN, "dev",
+                     "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir,
+                     "--run-dir", os.path.join(data_dir, "run"), "--exec-allow", exec_allow,
+                     "--bridge", BRIDGE]
+        self.data_dir = data_dir
+
+
+def ns(pid, *cmd, check=True, mount=False):
+    """Runs cmd in the namespaces of pid (network; and mount with mount=True)."""
+    args = ["nsenter", "-t", str(pid), "-n"] + (["-m"] if mount else []) + ["--"] + list(cmd)
+    r = subprocess.run(args, capture_output=True, text=True, timeout=20)
+    if check:
+        assert r.returncode == 0, f"{' '.join(args)} -> {r.returncode}: {r.stderr.strip()}"
+    return r.stdout
+
+
+CALL = r"""
+import json, sys, urllib.request, urllib.error
+method, url, body = sys.argv[1], sys.argv[2], sys.argv[3]
+req = urllib.request.Request(url, data=body.encode() if body else None, method=method,
+                             headers={"Content-Type": "application/json"})
+try:
+    with urllib.request.urlopen(req, timeout=30) as r:
+        print(r.status); print(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); print(e.read().decode())
+except OSError as e:
+    print(0); print(json.dumps({"error": str(e)}))
+"""
+
+
+def api(d, method, path, body=None):
+    """HTTP to the dev VIM, from inside its network namespace."""
+    out = ns(d.pid, "python3", "-c", CALL, method, d.url + path, json.dumps(body) if body is not None else "")
+    status, _, text = out.partition("\n")
+    text = text.strip()
+    return int(status), (json.loads(text) if text else None)
+
+
+def start():
+    if os.geteuid() != 0:
+        raise AssertionError("test_network needs root (CI runs as root): namespaces, bridges")
+    port = h.free_port()
+    d = NsDev(port, os.path.join(h.tmpdir("mv-netdata-"), "data"), "/bin/sleep").start()
+    h.wait_until(lambda: d.alive() and api(d, "GET", "/v1/nodes")[0] == 200 and
+                 any(n["state"] == "ready" and BRIDGE in n.get("bridges", [])
+                     for n in api(d, "GET", "/v1/nodes")[1]["nodes"]),
+                 h.READY_TIMEOUT, "the namespaced dev VIM with its bridge")
+    return d
+
+
+def links(pid):
+    return ns(pid, "ip", "-o", "link", "show")
+
+
+def leftovers(d):
+    """Interfaces and namespaces the VIM made that still exist."""
+    mine = [l.split(":")[1].strip().split("@")[0] for l in links(d.pid).splitlines()
+            if re.match(r"\d+: mv", l) and BRIDGE not in l.split(":")[1]]
+    nsl = ns(d.pid, "ls", "/run/netns", mount=True).split()
+    return mine, nsl
+
+
+def create(d, body, wait="running"):
+    st, inst = api(d, "POST", f"/v1/instances?wait={wait}&timeout=30", body)
+    assert st == 201 and inst and inst.get("state") == "running", f"create -> {st}: {inst}"
+    return inst
+
+
+def remove(d, iid):
+    st, inst = api(d, "DELETE", f"/v1/instances/{iid}?wait=stopped&timeout=20")
+    assert st == 200, f"DELETE {iid} -> {st}: {inst}"
+    st, _ = api(d, "DELETE", f"/v1/instances/{iid}")
+    assert st == 204, f"purge {iid} -> {st}"
+
+
+def test_exec_in_own_netns_across_the_bridge():
+    d = start()
+    tok = h.unique_arg()
+    inst = create(d, h.exec_body("net-exec", [tok], network={"bridge": BRIDGE}))
+    iid = inst["id"]
+    assert inst["trace"]["phases"]["network"] > 0, f"no network phase: {inst['trace']}"
+    host_end = f"mv{iid[:12]}"
+    show = ns(d.pid, "ip", "-o", "link", "show", host_end)
+    assert f"master {BRIDGE}" in show and "UP" in show, f"veth host end not on the bridge: {show}"
+    assert host_end in ns(d.pid, "bridge", "link", "show"), "bridge does not list the veth"
+    assert f"mv-{iid[:12]}" in ns(d.pid, "ip", "netns", "list", mount=True)
+    pids = h.procs_with_arg(tok)
+    assert len(pids) == 1, f"expected one instance process, saw {pids}"
+    pid = pids[0]
+    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink(f"/proc/{d.pid}/ns/net"), \
+        "the process runs in the VIM's own network namespace"
+    inner = links(pid)
+    assert re.search(r"\d+: eth0@\S+: <[^>]*UP", inner), f"no eth0 up in the instance's netns: {inner}"
+    # traffic across the bridge, on addresses inside our namespaces only
+    ns(d.pid, "ip", "addr", "add", f"{NET}.1/24", "dev", BRIDGE)
+    ns(pid, "ip", "addr", "add", f"{NET}.2/24", "dev", "eth0")
+    r = subprocess.run(["nsenter", "-t", str(d.pid), "-n", "--", "ping", "-c1", "-W2", f"{NET}.2"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, f"no ping across the bridge: {r.stdout} {r.stderr}"
+    remove(d, iid)
+    h.wait_until(lambda: not h.procs_with_arg(tok), 3, "the instance process gone")
+    mine, nsl = leftovers(d)
+    assert not mine and not nsl, f"left behind: links {mine}, netns {nsl}"
+
+
+def test_twenty_cycles_leave_nothing():
+    d = start()
+    for i in range(20):
+        tok = h.unique_arg()
+        inst = create(d, h.exec_body(f"cyc-{i}", [tok], network={"bridge": BRIDGE}))
+        remove(d, inst["id"])
+        h.wait_until(lambda: not h.procs_with_arg(tok), 3, f"cycle {i}: process gone")
+    mine, nsl = leftovers(d)
+    assert not mine and not nsl, f"after 20 cycles: links {mine}, netns {nsl}"
+    run_dir = os.path.join(d.data_dir, "run", "instances")
+    assert not os.path.isdir(run_dir) or not os.listdir(run_dir), f"instance dirs left: {os.listdir(run_dir)}"
+
+
+def test_qemu_tap_on_the_bridge():
+    d = start()
+    st, nodes = api(d, "GET", "/v1/nodes")
+    if "qemu" not in nodes["nodes"][0]["drivers"]:
+        raise AssertionError("no qemu driver on this node (scripts/install-deps installs qemu-system-x86)")
+    kernel = str(h.ROOT / "build" / "vnf" / "hello")
+    r = subprocess.run(["nsenter", "-t", str(d.pid), "-n", "--", h.BIN, "image", "add", "hello",
+                        "--core", d.url, "--kernel", kernel], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"image add: {r.stderr}"
+    for i in range(5):
+        inst = create(d, {"name": f"vm-{i}", "driver": "qemu", "image": "hello", "config": {"accel": "tcg"},
+                          "network": {"bridge": BRIDGE}, "ready": {"serial": "MICROVIM-VNF READY"}},
+                      wait="ready")
+        tap = f"mv{inst['id'][:12]}"
+        show = ns(d.pid, "ip", "-o", "link", "show", tap)
+        assert f"master {BRIDGE}" in show, f"tap not on the bridge: {show}"
+        assert inst.get("ready") is True and inst["trace"]["phases"].get("boot", 0) > 0
+        remove(d, inst["id"])
+    mine, nsl = leftovers(d)
+    assert not mine and not nsl, f"after qemu cycles: links {mine}, netns {nsl}"
+    left = subprocess.run(["pgrep", "-f", "microvim-"], capture_output=True, text=True).stdout.split()
+    qemu_left = [p for p in left if "qemu" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")
+                 and d.data_dir in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
+    assert not qemu_left, f"qemu processes left: {qemu_left}"
+
+
+def test_missing_bridge_is_refused():
+    d = start()
+    st, body = api(d, "POST", "/v1/instances", h.exec_body("nobr", ["1"], network={"bridge": "nosuchbr"}))
+    assert st == 422 and body["error"]["code"] == "no_node" and "bridge" in body["error"]["message"], \
+        f"{st}: {body}"
+    st, body = api(d, "GET", "/v1/instances")
+    assert st == 200 and body["instances"] == [], "a refused create left a record"
