@@ -55,16 +55,13 @@ static int client_init(struct client *cl)
 
 static int set_token_file(struct client *cl, const char *path)
 {
-	size_t len;
 	int rc;
 	free(cl->token);
 	cl->token = NULL;
-	if ((rc = fs_read_file(path, 4096, &cl->token, &len)) < 0) {
+	if ((rc = fs_read_token(path, &cl->token)) < 0) {
 		fprintf(stderr, "microvim: cannot read --token-file %s: %s\n", path, strerror(-rc));
 		return -1;
 	}
-	while (len > 0 && strchr("\r\n ", cl->token[len - 1]))
-		cl->token[--len] = '\0';
 	return 0;
 }
 

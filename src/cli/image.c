@@ -22,16 +22,13 @@ struct image_client {
 
 static int read_token(struct image_client *ic, const char *path)
 {
-	size_t len;
 	int rc;
 	free(ic->token);
 	ic->token = NULL;
-	if ((rc = fs_read_file(path, 4096, &ic->token, &len)) < 0) {
+	if ((rc = fs_read_token(path, &ic->token)) < 0) {
 		fprintf(stderr, "microvim image: cannot read --token-file %s: %s\n", path, strerror(-rc));
 		return -1;
 	}
-	while (len > 0 && strchr("\r\n ", ic->token[len - 1]))
-		ic->token[--len] = '\0';
 	return 0;
 }
 

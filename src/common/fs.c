@@ -99,6 +99,17 @@ int fs_read_file(const char *path, size_t max, char **out, size_t *len)
 	return 0;
 }
 
+int fs_read_token(const char *path, char **out)
+{
+	size_t len;
+	int rc = fs_read_file(path, 4096, out, &len);
+	if (rc < 0)
+		return rc;
+	while (len > 0 && strchr("\r\n \t", (*out)[len - 1]))
+		(*out)[--len] = '\0';
+	return 0;
+}
+
 int fs_mkdir_p(const char *path, unsigned mode)
 {
 	char buf[4096];

@@ -11,6 +11,9 @@ int fs_write_atomic(const char *path, const void *data, size_t len, bool sync);
 /* Reads a whole file (at most max bytes) into a NUL-terminated malloc'd buffer. */
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);
 int fs_mkdir_p(const char *path, unsigned mode);
+/* A bearer token from a file (--token-file): at most 4 KiB, trailing blanks and newlines
+ * removed. *out is malloc'd. */
+int fs_read_token(const char *path, char **out);
 /* Removes a directory tree (does not follow symlinks). Missing is not an error. */
 int fs_remove_tree(const char *path);
 

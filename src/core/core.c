@@ -153,21 +153,19 @@ static void dispatch(struct evhttp_request *req, void *arg)
 
 static int read_token(const char *path, char **out, char *err, size_t errlen)
 {
-	char *text;
 	size_t len;
-	int rc = fs_read_file(path, 4096, &text, &len);
+	int rc = fs_read_token(path, out);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot read --token-file %s: %s", path, strerror(-rc));
 		return -1;
 	}
-	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
-		text[--len] = '\0';
+	len = strlen(*out);
 	if (len < 16 || len > 256) {
-		free(text);
+		free(*out);
+		*out = NULL;
 		snprintf(err, errlen, "--token-file %s must hold a token of 16-256 characters", path);
 		return -1;
 	}
-	*out = text;
 	return 0;
 }
 

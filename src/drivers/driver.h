@@ -78,5 +78,8 @@ const struct driver *driver_find(const char *name);
 
 int drv_signal(const struct driver *d, struct drv_handle *h, bool force);
 int drv_recover(const struct driver *d, struct drv_handle *h);
+/* recover for drivers whose handle is a domain name (libvirt, xen): re-attaching needs
+ * nothing more; status() says whether the domain outlived the node. */
+int drv_domain_recover(struct drv_handle *h);
 
 #endif

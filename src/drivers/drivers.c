@@ -33,3 +33,11 @@ int drv_recover(const struct driver *d, struct drv_handle *h)
 {
 	return d->recover ? d->recover(h) : -ENOTSUP;
 }
+
+int drv_domain_recover(struct drv_handle *h)
+{
+	h->pid = 0;
+	h->pidfd = -1;
+	h->is_child = false;
+	return h->domain[0] ? 0 : -ESRCH;
+}

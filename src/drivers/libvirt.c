@@ -398,21 +398,11 @@ static int lv_stop(const struct drv_options *o, struct drv_handle *h, bool force
 	return rc;
 }
 
-/* The handle is the domain name: re-attaching needs nothing more; status() will say
- * whether the domain outlived the node. */
-static int lv_recover(struct drv_handle *h)
-{
-	h->pid = 0;
-	h->pidfd = -1;
-	h->is_child = false;
-	return h->domain[0] ? 0 : -ESRCH;
-}
-
 const struct driver driver_libvirt = {
 	.name = "libvirt",
 	.probe = lv_probe,
 	.start = lv_start,
-	.recover = lv_recover,
+	.recover = drv_domain_recover,
 	.status = lv_status,
 	.stop = lv_stop,
 };

@@ -447,21 +447,11 @@ static int xen_stop(const struct drv_options *o, struct drv_handle *h, bool forc
 	return rc;
 }
 
-/* The handle is the domain name: re-attaching needs nothing more; status() will say
- * whether the domain outlived the node. */
-static int xen_recover(struct drv_handle *h)
-{
-	h->pid = 0;
-	h->pidfd = -1;
-	h->is_child = false;
-	return h->domain[0] ? 0 : -ESRCH;
-}
-
 const struct driver driver_xen = {
 	.name = "xen",
 	.probe = xen_probe,
 	.start = xen_start,
-	.recover = xen_recover,
+	.recover = drv_domain_recover,
 	.status = xen_status,
 	.stop = xen_stop,
 };

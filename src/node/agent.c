@@ -516,14 +516,11 @@ static int create_bridges(struct node_agent *a, char *err, size_t errlen)
 
 static int read_token_file(struct node_agent *a, char *err, size_t errlen)
 {
-	size_t len;
-	int rc = fs_read_file(a->opts.token_file, 4096, &a->cluster_token, &len);
+	int rc = fs_read_token(a->opts.token_file, &a->cluster_token);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot read --token-file %s: %s", a->opts.token_file, strerror(-rc));
 		return -1;
 	}
-	while (len > 0 && strchr("\r\n ", a->cluster_token[len - 1]))
-		a->cluster_token[--len] = '\0';
 	return 0;
 }
 

@@ -663,7 +663,6 @@ static int parse_options(struct push_options *o, int argc, char **argv)
 	bool have_count = false, have_conc = false, have_repl = false;
 	const char *tf = getenv("MICROVIM_TOKEN");
 	int opt;
-	size_t len;
 
 	*o = (struct push_options){.core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650", .driver = "exec",
 	                           .name_prefix = "push", .timeout = 30, .delete = -1, .arrival = ARRIVAL_CONSTANT};
@@ -676,12 +675,10 @@ static int parse_options(struct push_options *o, int argc, char **argv)
 			int rc;
 			free(o->token);
 			o->token = NULL;
-			if ((rc = fs_read_file(optarg, 4096, &o->token, &len)) < 0) {
+			if ((rc = fs_read_token(optarg, &o->token)) < 0) {
 				fprintf(stderr, "microvim push: cannot read --token-file %s: %s\n", optarg, strerror(-rc));
 				return -1;
 			}
-			while (len > 0 && strchr("\r\n ", o->token[len - 1]))
-				o->token[--len] = '\0';
 			break;
 		}
 		case O_DRIVER: o->driver = optarg; break;
