@@ -5,7 +5,11 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <ftw.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -112,6 +116,9 @@ static int wait_for_signal(const sigset_t *set)
 
 /* ---- option parsing shared by the three daemons ---- */
 
+static uid_t chown_uid;
+static gid_t chown_gid;
+
 struct daemon_args {
 	struct core_options core;
 	struct node_options node;
@@ -122,11 +129,12 @@ struct daemon_args {
 	json_t *labels;
 	bool temp_data_dir;
 	char data_dir_buf[4096];
+	const char *user; /* core: drop root for this user */
 };
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_TOKEN_FILE, OPT_CPU_RATIO, OPT_SCHEDULE, OPT_HB_TIMEOUT, OPT_CORE,
        OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT, OPT_BRIDGE, OPT_IMAGE_CACHE,
-       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR };
+       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR, OPT_USER };
 
 static const struct option daemon_options[] = {
 	{"listen", required_argument, NULL, OPT_LISTEN},
@@ -148,6 +156,7 @@ static const struct option daemon_options[] = {
 	{"libvirt-uri", required_argument, NULL, OPT_LIBVIRT_URI},
 	{"xl", required_argument, NULL, OPT_XL},
 	{"run-dir", required_argument, NULL, OPT_RUN_DIR},
+	{"user", required_argument, NULL, OPT_USER},
 	{"verbose", no_argument, NULL, 'v'},
 	{NULL, 0, NULL, 0},
 };
@@ -264,6 +273,7 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 		case OPT_LIBVIRT_URI: d->node.libvirt_uri = optarg; break;
 		case OPT_XL: d->node.xl_binary = optarg; break;
 		case OPT_RUN_DIR: d->node.run_dir = optarg; break;
+		case OPT_USER: d->user = optarg; break;
 		case 'v': log_set_verbose(true); break;
 		default: cli_usage(cmd, 1); return -1;
 		}
@@ -291,6 +301,40 @@ static void daemon_args_free(struct daemon_args *d)
 
 /* ---- the three daemons ---- */
 
+static int chown_entry(const char *path, UNUSED const struct stat *sb, UNUSED int flag, struct FTW *ftw)
+{
+	(void)ftw;
+	return lchown(path, chown_uid, chown_gid) < 0 ? -1 : 0;
+}
+
+/* The core parses untrusted network input and needs no privilege: with --user it gives
+ * its data dir to that user and becomes it before opening anything. */
+static int drop_privileges(const char *user, const char *data_dir)
+{
+	struct passwd *pw = getpwnam(user);
+	int rc;
+	if (!pw) {
+		fprintf(stderr, "microvim core: --user %s: no such user\n", user);
+		return -1;
+	}
+	if ((rc = fs_mkdir_p(data_dir, 0700)) < 0) {
+		fprintf(stderr, "microvim core: cannot create --data-dir %s: %s\n", data_dir, strerror(-rc));
+		return -1;
+	}
+	chown_uid = pw->pw_uid;
+	chown_gid = pw->pw_gid;
+	if (nftw(data_dir, chown_entry, 16, FTW_PHYS) < 0 || setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		fprintf(stderr, "microvim core: cannot become %s: %s\n", user, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		fprintf(stderr, "microvim core: still able to regain root after --user %s; refusing to run\n", user);
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_core(int argc, char **argv)
 {
 	struct daemon_args d = {0};
@@ -302,6 +346,8 @@ int cmd_core(int argc, char **argv)
 	if (parse_daemon_args("core", argc, argv, &d) < 0)
 		return daemon_args_free(&d), EXIT_USAGE;
 	log_set_tag("core");
+	if (d.user && drop_privileges(d.user, d.core.data_dir) < 0)
+		return daemon_args_free(&d), EXIT_FAILED;
 	signals_block(&set);
 	loop_init(&lt, "core", core_on_stop);
 	if (!(c = core_create(lt.base, &d.core, err, sizeof err))) {

@@ -118,17 +118,19 @@ int fs_mkdir_p(const char *path, unsigned mode)
 		return -ENAMETOOLONG;
 	memcpy(buf, path, n + 1);
 	for (size_t i = 1; i <= n; i++) {
+		struct stat st;
 		if (buf[i] != '/' && buf[i] != '\0')
 			continue;
 		buf[i] = '\0';
-		if (mkdir(buf, mode) < 0) {
-			struct stat st;
-			if (errno != EEXIST)
-				return -errno;
-			if (stat(buf, &st) < 0)
-				return -errno;
+		/* look before creating: an existing dir may sit in one we cannot write to */
+		if (stat(buf, &st) == 0) {
 			if (!S_ISDIR(st.st_mode))
 				return -ENOTDIR;
+		} else if (errno != ENOENT) {
+			return -errno;
+		} else if (mkdir(buf, i == n ? mode : 0755) < 0 && errno != EEXIST) {
+			/* parents as `mkdir -p -m MODE` makes them: 0755 (less the umask) */
+			return -errno;
 		}
 		buf[i] = i == n ? '\0' : '/';
 	}

@@ -10,6 +10,7 @@
 int fs_write_atomic(const char *path, const void *data, size_t len, bool sync);
 /* Reads a whole file (at most max bytes) into a NUL-terminated malloc'd buffer. */
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);
+/* mkdir -p: the last component gets mode, the parents 0755 (less the umask). */
 int fs_mkdir_p(const char *path, unsigned mode);
 /* A bearer token from a file (--token-file): at most 4 KiB, trailing blanks and newlines
  * removed. *out is malloc'd. */
