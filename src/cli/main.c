@@ -25,6 +25,7 @@ static const struct command commands[] = {
 	 "  --cpu-ratio R            vCPUs offered per node CPU (default 16, as Nova's cpu_allocation_ratio)\n"
 	 "  --schedule binpack|spread  placement policy (default binpack)\n"
 	 "  --heartbeat-timeout S    a node silent this long is down (default 15)\n"
+	 "  --user NAME              run as this user (the core needs no root; it gets the data dir)\n"
 	 "  -v, --verbose            debug logs\n"},
 	{"node", cmd_node, "run the agent of one compute host",
 	 "  --core URL               the core (default http://127.0.0.1:4650)\n"
