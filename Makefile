@@ -95,3 +95,39 @@ build/vnf/hello: vnf/boot.S vnf/hello.c vnf/hello.ld
 	@test $$(stat -c %s $@) -lt 65536 || { echo "$@ is 64 KiB or more" >&2; rm -f $@; exit 1; }
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+
+# ---- fuzzing: `make fuzz` builds the libFuzzer targets tests/fuzz/fuzz_*.c with clang under
+# ASan+UBSan into build/fuzz (its own objects, never the gcc build's); `tests/fuzz/run [SECONDS]`
+# runs each for a bounded time over its corpus. Needs clang and libclang-rt-14-dev.
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+# -fno-inline and no sibling calls: every frame shows in a report's stack.
+FUZZ_CFLAGS  := -O1 -g -fno-inline -fno-optimize-sibling-calls -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
+                -Isrc -Itests/fuzz -MMD -MP $(FUZZ_SAN) $(PKG_CFLAGS)
+FUZZ_LIB_SRC := $(wildcard src/common/*.c src/core/*.c src/tools/pcap*.c)
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_SUPPORT := $(FUZZ_BUILD)/obj/tests/fuzz/fuzzcore.o
+# fuzz_pcap only once the capture reader (src/tools/pcapread.c) is there.
+FUZZ_TARGETS := $(filter-out $(if $(wildcard src/tools/pcapread.c),,$(FUZZ_BUILD)/fuzz_pcap), \
+                $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c)))
+FUZZ_PCAP_LIBS := $(shell pkg-config --libs libpcap 2>/dev/null || echo -lpcap)
+
+.PHONY: fuzz
+fuzz: $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/libmicrovim-fuzz.a: $(FUZZ_LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SUPPORT) $(FUZZ_BUILD)/libmicrovim-fuzz.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) $(FUZZ_PCAP_LIBS) -lpthread
+
+# Library objects get coverage instrumentation too (fuzzer-no-link), not libFuzzer's main.
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+.PRECIOUS: $(FUZZ_BUILD)/obj/tests/fuzz/%.o
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_SUPPORT:.o=.d) $(FUZZ_TARGETS:$(FUZZ_BUILD)/%=$(FUZZ_BUILD)/obj/tests/fuzz/%.d)
