@@ -29,6 +29,8 @@ int cmd_nodes(int argc, char **argv);
 /* tools (src/tools) */
 int push_main(int argc, char **argv);
 int spawnbase_main(int argc, char **argv);
+int analyze_main(int argc, char **argv);
+int report_main(int argc, char **argv);
 /* image.c */
 int cmd_image(int argc, char **argv);
 

@@ -85,6 +85,27 @@ static const struct command commands[] = {
 	{"spawn-baseline", spawnbase_main, "the bare ceiling: posix_spawn a binary N times, C at a time",
 	 "  microvim spawn-baseline [--count N] [--concurrency C] [--out FILE.jsonl|.csv] -- /ABS/PATH [ARG...]\n"
 	 "  --reap end|each          kill and reap the children after the last spawn (default) or each at once\n"},
+	{"analyze", analyze_main, "VIM message analyzer: instantiations in a capture of the core's port, timed on the wire",
+	 "  microvim analyze FILE.pcap [--port P] [--out FILE.jsonl|.csv]\n"
+	 "  microvim analyze --iface IFACE [--port P] [--duration S] [--write FILE.pcap] [--out FILE]\n"
+	 "  --port P                 the core's TCP port (default 4650)\n"
+	 "  --iface IFACE            capture live (needs root or CAP_NET_RAW), e.g. lo\n"
+	 "  --duration S             stop after S seconds (default: at SIGINT or SIGTERM)\n"
+	 "  --write FILE.pcap        keep the live capture\n"
+	 "  --out FILE               one record per instance (.jsonl or .csv): push's fields and the\n"
+	 "                           wire phases core_ms, node_ms, notify_ms (docs: src/tools/analyze.h)\n"
+	 "  -q, --quiet              no summary\n"},
+	{"report", report_main, "plot push/analyze records with gnuplot: phases (Fig. 6), latency vs rate, CDF",
+	 "  microvim report FILE... -o OUT.svg|OUT.png [--kind phases|latency|cdf] [--label NAME ...]\n"
+	 "  -o, --output OUT         the plot: .svg or .png\n"
+	 "  --kind K                 phases (default): stacked phase means with 95% CI, one bar per file;\n"
+	 "                           latency: p50 and p99 of total_ms against offered rate;\n"
+	 "                           cdf: the distribution of total_ms, one curve per file\n"
+	 "  --label NAME             the name of each FILE in order (default: the file's base name)\n"
+	 "  --rate R                 offered rate of each FILE in order, instantiations/s (latency;\n"
+	 "                           default: from the records' intended send times)\n"
+	 "  --title T                the plot's title (default: one per kind)\n"
+	 "  --gnuplot PATH           the gnuplot program (default $MICROVIM_GNUPLOT or gnuplot)\n"},
 	{"image", cmd_image, "manage diskless images: add, ls, rm",
 	 "  microvim image add NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	 "  microvim image ls\n"
@@ -108,6 +129,8 @@ void cli_usage(const char *name, int to_stderr)
 		if (c->run == cmd_image) /* its own option set */
 			is_client = false;
 		if (c->run == spawnbase_main) /* talks to no core */
+			is_client = false;
+		if (c->run == analyze_main || c->run == report_main) /* read files and captures */
 			is_client = false;
 		if (strcmp(c->name, name) != 0)
 			continue;
