@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <pthread.h>
 #include <signal.h>
@@ -94,8 +95,21 @@ static void node_on_stop(struct loop_thread *lt) { node_shutdown(lt->daemon, nod
 
 /* Blocks the signals the main thread will wait for; threads created later inherit the mask.
  * Children get a clean mask from the drivers (POSIX_SPAWN_SETSIGMASK). */
+/* Daemons hold a descriptor per connection, instance and pidfd: use all the hard limit
+ * allows rather than the default soft limit of 1024. */
+static void raise_open_files(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("cannot raise the open files limit");
+	}
+}
+
 static void signals_block(sigset_t *set)
 {
+	raise_open_files();
 	sigemptyset(set);
 	sigaddset(set, SIGINT);
 	sigaddset(set, SIGTERM);

@@ -71,10 +71,14 @@ json_t *trace_to_json(const struct trace *t)
 	return j;
 }
 
+/* Durations in a stored trace: 0 to 10^12 ms (31 years), so that the conversion to
+ * microseconds cannot overflow, whatever a damaged store holds. */
+#define TRACE_MS_MAX 1e12
+
 static int ms_field(const json_t *obj, const char *key, int64_t *us)
 {
 	json_t *v = json_object_get(obj, key);
-	if (!json_is_number(v) || json_number_value(v) < 0)
+	if (!json_is_number(v) || !(json_number_value(v) >= 0 && json_number_value(v) <= TRACE_MS_MAX))
 		return -EINVAL;
 	*us = (int64_t)(json_number_value(v) * 1000.0 + 0.5);
 	return 0;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/listener.h>
 #include <event2/thread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +23,10 @@
 #define MAX_HEADERS_SIZE (16 * 1024)
 /* evhttp's own hard cap, for image blobs; JSON bodies above MV_BODY_MAX get our JSON 413. */
 #define HARD_BODY_CAP (MV_BLOB_MAX + 4096)
-#define IDLE_TIMEOUT_S 120
+/* A connection that sends nothing (or whose request is not read whole) this long is
+ * closed. It does not cut long-polls and ?wait: a request the core holds is not idle. */
+#define IDLE_TIMEOUT_S 30
+#define ACCEPT_PAUSE_MS 100
 
 void core_options_default(struct core_options *o)
 {
@@ -186,6 +190,33 @@ static void sweep(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 	nodes_sweep(arg);
 }
 
+static void accept_resume(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	evconnlistener_enable(arg);
+}
+
+/* accept() failed. Out of descriptors (EMFILE, ENFILE), retrying at once would spin and
+ * log without end: stop accepting for a moment, let connections close, then resume.
+ * (libevent hands this callback evhttp's pointer, so it works from the listener alone.) */
+static void accept_error(struct evconnlistener *l, UNUSED void *arg)
+{
+	static int64_t last_log_us;
+	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval tv = clock_timeval(ACCEPT_PAUSE_MS / 1000.0);
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		log_warnx("accept: %s", evutil_socket_error_to_string(e));
+		return;
+	}
+	if (clock_mono_us() - last_log_us > 10 * 1000000) { /* at most one line per 10 s */
+		log_warnx("accept: %s: pausing %d ms (raise the open files limit?)", evutil_socket_error_to_string(e),
+		          ACCEPT_PAUSE_MS);
+		last_log_us = clock_mono_us();
+	}
+	evconnlistener_disable(l);
+	if (event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, accept_resume, l, &tv) < 0)
+		evconnlistener_enable(l);
+}
+
 static int bind_listener(struct core *c, char *err, size_t errlen)
 {
 	char host[256];
@@ -208,6 +239,7 @@ static int bind_listener(struct core *c, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot listen on %s: %s", c->opts.listen, strerror(errno));
 		return -1;
 	}
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(c->bound), accept_error);
 	if (getsockname(evhttp_bound_socket_get_fd(c->bound), (struct sockaddr *)&ss, &sl) < 0) {
 		snprintf(err, errlen, "getsockname: %s", strerror(errno));
 		return -1;
@@ -288,6 +320,7 @@ void core_destroy(struct core *c)
 	api_finish_waiters(c);
 	if (c->sweep_timer)
 		event_free(c->sweep_timer);
+
 
 	for (int i = 0; i < c->n_nodes; i++)
 		node_free(c->nodes[i]);
