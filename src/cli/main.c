@@ -72,6 +72,7 @@ static const struct command commands[] = {
 	 "  microvim push [OPTIONS] --rate R [--arrival A] (--duration S | --count N)   open loop\n"
 	 "  --driver D               exec (default), qemu, libvirt, xen\n"
 	 "  --image NAME             a registered image (VM drivers)\n"
+	 "  --ready MARKER           VM guests: wait until MARKER appears on serial (boot phase)\n"
 	 "  --config JSON            e.g. '{\"command\":\"/bin/sleep\",\"args\":[\"60\"]}'\n"
 	 "  --vcpus V, --memory-mb M resources of each instance (default: the core's)\n"
 	 "  --arrival A              constant (default), poisson, burst:K (K at once, R/s on average)\n"

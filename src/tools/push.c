@@ -40,6 +40,7 @@ enum arrival { ARRIVAL_CONSTANT, ARRIVAL_POISSON, ARRIVAL_BURST };
 
 struct push_options {
 	const char *core, *driver, *image, *name_prefix, *out;
+	const char *ready; /* the guest's ready marker: creates wait for ready (boot phase) */
 	char *token;
 	json_t *config;
 	double vcpus, memory_mb; /* 0: the core's defaults */
@@ -201,7 +202,8 @@ static void job_send(struct job *j, enum job_step step)
 		json_object_set_new(j->p->body_template, "name", json_string(name));
 		if (!(body = json_dumps(j->p->body_template, JSON_COMPACT)))
 			out_of_memory();
-		snprintf(path, sizeof path, "/v1/instances?wait=running&timeout=%g", j->p->o.timeout);
+		snprintf(path, sizeof path, "/v1/instances?wait=%s&timeout=%g", j->p->o.ready ? "ready" : "running",
+		         j->p->o.timeout);
 		cmd = EVHTTP_REQ_POST;
 		j->rec.actual_send_us = clock_mono_us() - j->p->start_us;
 		break;
@@ -581,7 +583,7 @@ static void print_summary(struct push *p, int64_t end_us)
 			json_object_set_new(j, "arrival", json_string(arrival));
 			json_object_set_new(j, "rate", json_real(o->rate));
 		}
-		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
 		printf("\n");
 		json_decref(j);
 		return;
@@ -600,13 +602,14 @@ static void print_summary(struct push *p, int64_t end_us)
 
 enum { O_CORE = 400, O_TOKEN_FILE, O_DRIVER, O_IMAGE, O_CONFIG, O_VCPUS, O_MEMORY, O_COUNT, O_CONCURRENCY,
        O_RATE, O_ARRIVAL, O_DURATION, O_REPLICATE, O_DELETE, O_KEEP, O_NAME_PREFIX, O_OUT, O_TIMEOUT, O_SEED,
-       O_QUIET, O_JSON };
+       O_QUIET, O_JSON, O_READY };
 
 static const struct option push_long_options[] = {
 	{"core", required_argument, NULL, O_CORE},
 	{"token-file", required_argument, NULL, O_TOKEN_FILE},
 	{"driver", required_argument, NULL, O_DRIVER},
 	{"image", required_argument, NULL, O_IMAGE},
+	{"ready", required_argument, NULL, O_READY},
 	{"config", required_argument, NULL, O_CONFIG},
 	{"vcpus", required_argument, NULL, O_VCPUS},
 	{"memory-mb", required_argument, NULL, O_MEMORY},
@@ -683,6 +686,7 @@ static int parse_options(struct push_options *o, int argc, char **argv)
 		}
 		case O_DRIVER: o->driver = optarg; break;
 		case O_IMAGE: o->image = optarg; break;
+		case O_READY: o->ready = optarg; break;
 		case O_CONFIG: {
 			json_error_t jerr;
 			json_decref(o->config);
@@ -773,6 +777,8 @@ static json_t *body_template(const struct push_options *o)
 		json_object_set_new(b, "image", json_string(o->image));
 	if (o->config)
 		json_object_set(b, "config", o->config);
+	if (o->ready)
+		json_object_set_new(b, "ready", json_pack("{s:s}", "serial", o->ready));
 	if (o->vcpus > 0 || o->memory_mb > 0) {
 		json_t *res = json_object();
 		if (o->vcpus > 0)
