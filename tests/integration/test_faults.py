@@ -14,7 +14,8 @@
    ended. test_running_report_lost_with_both_killed: the node's "running" report is lost
    and core and node are killed -9; after the restarts the instance must be running.
 3. test_partition_on_lost: core and two nodes in network namespaces joined by veth pairs
-   (fallback: SIGSTOP/SIGCONT of the node when namespaces are not available); the link of
+   (fallback: SIGSTOP/SIGCONT of the node when namespaces are not available, or forced by
+   MICROVIM_FAULT_PARTITION=sigstop); the link of
    one node is cut: its instances become lost, an on-lost one is placed on the other node;
    after the heal exactly one copy runs and the lost one without restart runs again.
 4. test_core_sigterm_answers_waiters / test_node_sigterm_leaves_instances: graceful stops.
@@ -518,7 +519,10 @@ test_running_report_lost_with_both_killed.budget = 60
 
 def test_partition_on_lost():
     tl = fl.Timeline("partition")
-    ok, why = fl.netns_available()
+    if os.environ.get("MICROVIM_FAULT_PARTITION") == "sigstop":
+        ok, why = False, "MICROVIM_FAULT_PARTITION=sigstop"
+    else:
+        ok, why = fl.netns_available()
     mode = "netns" if ok else "sigstop"
     tl.note(f"partition by {'network namespaces + veth, link cut with ip link set down' if ok else 'SIGSTOP/SIGCONT of the node (' + why + ')'}")
     if ok:
