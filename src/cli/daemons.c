@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/model.h"
@@ -83,7 +84,14 @@ static void loop_free(struct loop_thread *lt)
 	lt->base = NULL;
 }
 
-static void core_on_stop(struct loop_thread *lt) { event_base_loopbreak(lt->base); }
+#define CORE_DRAIN_S 0.2 /* time for the last answers to reach the wire */
+
+static void core_on_stop(struct loop_thread *lt)
+{
+	struct timeval tv = clock_timeval(CORE_DRAIN_S);
+	core_drain(lt->daemon);
+	event_base_loopexit(lt->base, &tv);
+}
 
 static void node_stopped(void *arg)
 {
@@ -370,6 +378,7 @@ int cmd_core(int argc, char **argv)
 		daemon_args_free(&d);
 		return EXIT_FAILED;
 	}
+	lt.daemon = c;
 	loop_start(&lt);
 	log_info("stopping on %s", strsignal(wait_for_signal(&set)));
 	loop_stop_and_join(&lt);
@@ -448,6 +457,7 @@ int cmd_dev(int argc, char **argv)
 		goto out;
 	}
 	node_lt.daemon = n;
+	core_lt.daemon = c;
 	loop_start(&core_lt);
 	loop_start(&node_lt);
 	printf("microvim dev: core at %s, data in %s (Ctrl-C stops everything)\n", core_url(c), d.core.data_dir);

@@ -310,6 +310,19 @@ fail:
 
 const char *core_url(const struct core *c) { return c->url; }
 
+void core_drain(struct core *c)
+{
+	if (c->bound) {
+		evhttp_del_accept_socket(c->http, c->bound);
+		c->bound = NULL;
+	}
+	api_finish_waiters(c);
+	events_close_all(c);
+	for (int i = 0; i < c->n_nodes; i++)
+		node_release_poll(c->nodes[i]);
+	log_info("draining: waiting clients answered, no new connections");
+}
+
 void core_destroy(struct core *c)
 {
 	const char *key;

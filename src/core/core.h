@@ -26,7 +26,11 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
                          size_t errlen);
 /* The address actually bound (useful with port 0): "http://127.0.0.1:4650". */
 const char *core_url(const struct core *c);
-/* Stops accepting, answers waiting clients, closes the store. */
+/* An orderly stop, on the loop: no new connections; every client still waiting
+ * (?wait=..., node long-polls, event streams) gets its answer. The loop should run a
+ * moment longer so that the answers reach the wire. */
+void core_drain(struct core *c);
+/* Answers anything still waiting, closes the store, frees everything. */
 void core_destroy(struct core *c);
 
 #endif

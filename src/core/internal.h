@@ -135,6 +135,8 @@ void node_reserve(struct node *n, const struct instance *in);
 void nodes_sweep(struct core *c);
 
 void node_free(struct node *n);
+/* Answers the node's waiting long-poll with 503 (the core is going away). */
+void node_release_poll(struct node *n);
 void core_add_node(struct core *c, struct node *n);
 
 /* ---- images (images.c) ---- */

@@ -32,14 +32,22 @@ struct node *core_node(struct core *c, const char *id)
 
 static void poll_answer(struct node *n);
 
+void node_release_poll(struct node *n)
+{
+	if (!n->poll)
+		return;
+	http_reply_json(n->poll, 503, json_pack("{s:{s:s,s:s}}", "error", "code", "shutting_down", "message",
+	                                         "the core is shutting down"));
+	n->poll = NULL;
+	evtimer_del(n->poll_timer);
+}
+
 void node_free(struct node *n)
 {
 	struct assignment *a;
 	if (!n)
 		return;
-	if (n->poll)
-		http_reply_json(n->poll, 503, json_pack("{s:{s:s,s:s}}", "error", "code", "shutting_down",
-		                                         "message", "the core is shutting down"));
+	node_release_poll(n);
 	if (n->poll_timer)
 		event_free(n->poll_timer);
 	while ((a = TAILQ_FIRST(&n->queue))) {
@@ -480,9 +488,11 @@ void nodeapi_register(struct core *c, struct evhttp_request *req, UNUSED const c
 /* ---- reports ---- */
 
 struct report {
+	const char *id;
 	struct instance *in;
 	enum inst_state state;
 	bool ready; /* the guest printed its ready marker */
+	bool traced; /* its timing made the instance's trace */
 	bool has_exit_code;
 	int exit_code;
 	const char *error;
@@ -510,7 +520,8 @@ static int parse_report(struct core *c, struct node *n, const json_t *r, struct 
 		return mv_fail(err, 400, "invalid_value", "ready must be a boolean and comes with state running");
 	if (json_object_get(r, "timing") && node_timing_from_json(&out->timing, json_object_get(r, "timing")) < 0)
 		return mv_fail(err, 400, "invalid_value", "timing must hold durations in microseconds (0 to 1 h)");
-	out->in = core_instance(c, json_string_value(id));
+	out->id = json_string_value(id);
+	out->in = core_instance(c, out->id);
 	if (out->in && strcmp(out->in->node_id, n->id) != 0)
 		out->in = NULL; /* not this node's business */
 	out->state = (enum inst_state)s;
@@ -542,13 +553,14 @@ static bool apply_report(struct core *c, struct node *n, struct report *r, int64
 	struct instance *in = r->in;
 	if (!in || !transition_allowed(in, r))
 		return false;
-	if (r->state == INST_RUNNING) {
-		/* The trace is stored with the state it explains. notify ends here: the core has
+	if (r->state == INST_RUNNING && in->marks.accepted_us && in->marks.sent_us && r->timing.work_us) {
+		/* Only for an instantiation this core saw from its request on (not after its own
+		 * restart or the node's). The trace is stored with the state it explains. notify ends here: the core has
 		 * the report applied; storing it and waking the clients follow at once. */
 		in->marks.reported_us = arrived;
 		in->marks.notified_us = clock_mono_us();
 		trace_compute(&in->trace, &in->marks, &r->timing);
-		in->has_trace = true;
+		in->has_trace = r->traced = true;
 	}
 	in->state = r->state;
 	in->ready = in->ready || r->ready;
@@ -604,11 +616,16 @@ void nodeapi_reports(struct core *c, struct evhttp_request *req, const char *id)
 	/* Durable now: tell the world. */
 	for (i = 0; i < count; i++) {
 		struct instance *in = reps[i].in;
-		if (!in)
+		if (!in) {
+			/* an ended copy the core does not count on (moved elsewhere, or purged):
+			 * its node may remove its files */
+			if (inst_state_terminal(reps[i].state) && strlen(reps[i].id) == MV_ID_LEN)
+				node_enqueue_id(c, n, "purge", reps[i].id);
 			continue;
+		}
 		/* A guest with a ready marker: the trace of "running" is provisional, the one of
 		 * "ready" (with boot) is final and goes to the metrics. */
-		if (in->state == INST_RUNNING && (reps[i].ready || !json_object_get(in->spec, "ready")))
+		if (reps[i].traced && (reps[i].ready || !json_object_get(in->spec, "ready")))
 			metrics_observe_trace(c->metrics, in->driver, &in->trace);
 		events_publish_instance(c, in);
 		instance_wake(in);

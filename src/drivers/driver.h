@@ -70,6 +70,9 @@ struct driver {
 	int (*status)(const struct drv_options *o, struct drv_handle *h, bool *alive);
 	/* Stop for handles without a process of ours (libvirt, xen): shutdown or destroy. */
 	int (*stop)(const struct drv_options *o, struct drv_handle *h, bool force);
+	/* The node died between asking for a start and recording the handle: find what was
+	 * started for instance_id and fill h, or -ESRCH when nothing was. */
+	int (*adopt)(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
 };
 
 /* Every driver microvim has, in one list; NULL-terminated. */
@@ -81,5 +84,7 @@ int drv_recover(const struct driver *d, struct drv_handle *h);
 /* recover for drivers whose handle is a domain name (libvirt, xen): re-attaching needs
  * nothing more; status() says whether the domain outlived the node. */
 int drv_domain_recover(struct drv_handle *h);
+/* adopt for domain drivers: the domain is named "mv-" + instance id. */
+int drv_domain_adopt(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
 
 #endif

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "drivers/driver.h"
@@ -40,4 +41,18 @@ int drv_domain_recover(struct drv_handle *h)
 	h->pidfd = -1;
 	h->is_child = false;
 	return h->domain[0] ? 0 : -ESRCH;
+}
+
+int drv_domain_adopt(const struct drv_options *o, const char *instance_id, struct drv_handle *h)
+{
+	const struct driver *d = NULL;
+	bool alive = false;
+	snprintf(h->domain, sizeof h->domain, "mv-%s", instance_id);
+	drv_domain_recover(h);
+	/* which driver: the caller's; both domain drivers name domains the same way */
+	for (int i = 0; drivers[i]; i++)
+		if (drivers[i]->adopt == drv_domain_adopt && drivers[i]->status &&
+		    drivers[i]->status(o, h, &alive) == 0 && alive)
+			d = drivers[i];
+	return d ? 0 : -ESRCH;
 }

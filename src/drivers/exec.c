@@ -103,4 +103,5 @@ const struct driver driver_exec = {
 	.signal = proc_signal,
 	.reap = proc_reap,
 	.recover = proc_recover,
+	.adopt = proc_adopt,
 };

@@ -403,6 +403,7 @@ const struct driver driver_libvirt = {
 	.probe = lv_probe,
 	.start = lv_start,
 	.recover = drv_domain_recover,
+	.adopt = drv_domain_adopt,
 	.status = lv_status,
 	.stop = lv_stop,
 };

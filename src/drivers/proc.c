@@ -1,5 +1,7 @@
 #include "drivers/proc.h"
+#include "common/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -150,6 +152,49 @@ int proc_reap(struct drv_handle *h, int *exit_code, bool *code_known)
 	}
 	proc_handle_close(h);
 	return 0;
+}
+
+/* True when /proc/PID/environ holds the string want (NUL-terminated entries). */
+static bool environ_has(const char *pid, const char *want)
+{
+	char path[64], buf[65536];
+	size_t n, wl = strlen(want);
+	int fd;
+	ssize_t r;
+	snprintf(path, sizeof path, "/proc/%s/environ", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return false;
+	r = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (r <= 0)
+		return false;
+	n = (size_t)r;
+	buf[n] = '\0';
+	for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+		if (strncmp(buf + i, want, wl + 1) == 0)
+			return true;
+	return false;
+}
+
+int proc_adopt(UNUSED const struct drv_options *o, const char *instance_id, struct drv_handle *h)
+{
+	char want[64];
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	int rc = -ESRCH;
+	if (!d)
+		return -errno;
+	snprintf(want, sizeof want, "MICROVIM_INSTANCE_ID=%s", instance_id);
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9' || !environ_has(e->d_name, want))
+			continue;
+		h->pid = (pid_t)atoi(e->d_name);
+		h->start_time = proc_start_time(h->pid);
+		rc = proc_recover(h);
+		break;
+	}
+	closedir(d);
+	return rc;
 }
 
 int proc_recover(struct drv_handle *h)

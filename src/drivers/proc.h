@@ -24,6 +24,9 @@ int proc_handle_open(struct drv_handle *h, pid_t pid);
 /* SIGTERM (or SIGKILL when force) to the instance's process group. */
 int proc_signal(struct drv_handle *h, bool force);
 int proc_reap(struct drv_handle *h, int *exit_code, bool *code_known);
+/* Finds the process started for instance_id (its environment carries
+ * MICROVIM_INSTANCE_ID=ID, set by the drivers) and attaches to it: the adopt operation. */
+int proc_adopt(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
 /* Re-attaches to h->pid when it is still the same process (start time matches). */
 int proc_recover(struct drv_handle *h);
 void proc_handle_close(struct drv_handle *h);

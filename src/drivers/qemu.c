@@ -423,11 +423,15 @@ static int qemu_start(const struct drv_options *o, const struct drv_start_reques
                       char *err, size_t errlen)
 {
 	char binary[PATH_MAX], serial_log[PATH_MAX], qmp[sizeof h->control];
-	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+	char id_env[64];
+	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", id_env, NULL};
 	const int fds[3] = {-1, r->stdout_fd, r->stderr_fd};
 	struct qemu_config c = {NULL, NULL};
 	struct argv_buf a = {.n = 0};
 	int rc;
+
+	/* lets a node that died before recording this process find it again (proc_adopt) */
+	snprintf(id_env, sizeof id_env, "MICROVIM_INSTANCE_ID=%s", r->instance_id);
 
 	if (!r->kernel || !*r->kernel) {
 		snprintf(err, errlen, "qemu: no kernel (the instance needs an image)");
@@ -568,4 +572,5 @@ const struct driver driver_qemu = {
 	.signal = qemu_signal,
 	.reap = qemu_reap,
 	.recover = proc_recover,
+	.adopt = proc_adopt,
 };

@@ -452,6 +452,7 @@ const struct driver driver_xen = {
 	.probe = xen_probe,
 	.start = xen_start,
 	.recover = drv_domain_recover,
+	.adopt = drv_domain_adopt,
 	.status = xen_status,
 	.stop = xen_stop,
 };

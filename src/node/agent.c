@@ -203,7 +203,7 @@ void agent_report(struct node_agent *a, const struct ninst *ni, enum inst_state 
 	r->has_exit_code = ni->has_exit_code;
 	r->exit_code = ni->exit_code;
 	snprintf(r->error, sizeof r->error, "%s", ni->error);
-	if (st == INST_RUNNING) {
+	if (st == INST_RUNNING && ni->received_us) { /* none for an instance re-attached after a restart */
 		r->has_timing = true;
 		r->timing = ni->timing;
 		r->received_us = ni->received_us;

@@ -210,21 +210,25 @@ static void status_done(void *arg)
 	free(j);
 }
 
+/* Asks the toolstack whether a domain (no pidfd to wait on) still exists. */
+static void status_check(struct ninst *ni)
+{
+	struct status_job *j;
+	if (ni->phase != NI_RUNNING || ni->h.pidfd >= 0 || !ni->drv->status)
+		return;
+	if (!(j = calloc(1, sizeof *j)))
+		fatal("calloc");
+	j->ni = ni;
+	ninst_submit(ni, status_work, status_done, j);
+}
+
 static void on_status_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {
 	struct node_agent *a = arg;
 	const char *k;
 	void *v;
-	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);) {
-		struct ninst *ni = v;
-		struct status_job *j;
-		if (ni->phase != NI_RUNNING || ni->h.pidfd >= 0 || !ni->drv->status)
-			continue;
-		if (!(j = calloc(1, sizeof *j)))
-			fatal("calloc");
-		j->ni = ni;
-		ninst_submit(ni, status_work, status_done, j);
-	}
+	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);)
+		status_check(v);
 }
 
 /* ---- stop ---- */
@@ -253,6 +257,8 @@ static void stop_done(void *arg)
 		ni->exit_pending = false;
 		on_process_exit(-1, 0, ni);
 	}
+	if (!ni->purged && j->rc == 0)
+		status_check(ni); /* a domain just stopped: say so now, not at the next tick */
 	ninst_job_finished(ni);
 	free(j);
 }
@@ -339,6 +345,18 @@ static void boot_seen(struct ninst *ni)
 	agent_report(ni->agent, ni, INST_RUNNING);
 }
 
+/* The serial log was created anew (libvirt's virtlogd replaces the file when the domain
+ * starts): read the new one from its start. */
+static void serial_reopen(struct ninst *ni)
+{
+	int fd = open(ni->serial_log, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	close_fd(&ni->serial_fd);
+	ni->serial_fd = fd;
+	ni->carry_len = 0;
+}
+
 static void on_inotify(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {
 	struct node_agent *a = arg;
@@ -350,27 +368,34 @@ static void on_inotify(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 			const char *k;
 			void *v;
 			p += sizeof *ev + ev->len;
+			if (ev->len == 0 || strcmp(ev->name, "serial.log") != 0)
+				continue;
 			for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);) {
 				struct ninst *ni = v;
-				if (ni->watch == ev->wd && ni->phase == NI_RUNNING && !ni->ready && serial_scan(ni)) {
+				if (ni->watch != ev->wd || ni->phase != NI_RUNNING || ni->ready)
+					continue;
+				if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+					serial_reopen(ni);
+				if (serial_scan(ni))
 					boot_seen(ni);
-					break;
-				}
+				break;
 			}
 		}
 	}
 }
 
+/* Watches the instance dir rather than the file: a toolstack may replace the file. */
 static void boot_watch_start(struct ninst *ni)
 {
 	struct node_agent *a = ni->agent;
-	if (!ready_marker(ni) || ni->serial_fd < 0)
+	if (!ready_marker(ni))
 		return;
-	ni->watch = inotify_add_watch(a->inotify_fd, ni->serial_log, IN_MODIFY);
+	ni->watch = inotify_add_watch(a->inotify_fd, ni->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
 	if (ni->watch < 0) {
-		log_warn("instance %s: cannot watch %s for the ready marker", ni->id, ni->serial_log);
+		log_warn("instance %s: cannot watch %s for the ready marker", ni->id, ni->dir);
 		return;
 	}
+	serial_reopen(ni); /* it may have been replaced while the guest started */
 	if (serial_scan(ni)) /* it may have been written before the watch existed */
 		boot_seen(ni);
 }
@@ -475,6 +500,9 @@ static void start_work(void *arg)
 	ni->timing.network_us = t1 - t0;
 	if (ni->start_rc < 0)
 		return;
+	/* Said before the start, so that a node killed right after it can find what it
+	 * started (the driver's adopt) instead of starting a second copy. */
+	record_write(ni, "spawning");
 	ni->start_rc = ni->drv->start(&ni->agent->drv_opts, &r, &ni->h, ni->start_err, sizeof ni->start_err);
 	ni->spawned_us = clock_mono_us();
 	ni->timing.spawn_us = ni->spawned_us - t1;
@@ -701,6 +729,22 @@ static void recover_one(struct node_agent *a, const char *id, json_t *rec)
 		ni->exit_code = (int)json_integer_value(json_object_get(rec, "exit_code"));
 	}
 	snprintf(ni->error, sizeof ni->error, "%s", json_string_value(json_object_get(rec, "error")) ?: "");
+	if (strcmp(state, "spawning") == 0) {
+		/* the node died while starting it: adopt what was started, or forget it all and
+		 * let the core's repeated start begin afresh */
+		if (ni->drv && ni->drv->adopt && ni->drv->adopt(&a->drv_opts, id, &ni->h) == 0) {
+			watch_exit(ni);
+			record_write(ni, "running");
+			agent_report(a, ni, INST_RUNNING);
+			log_info("instance %s was started just before the node stopped: adopted", ni->id);
+		} else {
+			hmap_remove(&a->instances, ni->id);
+			if (fs_remove_tree(ni->dir) < 0)
+				log_warnx("cannot remove %s", ni->dir);
+			ninst_free(ni);
+		}
+		return;
+	}
 	if (strcmp(state, "running") != 0) {
 		int st = inst_state_parse(state);
 		ni->phase = NI_ENDED;
