@@ -15,8 +15,10 @@
  * Every string put into the XML is escaped; control characters are refused (XML 1.0 cannot
  * carry them). The handle is the domain name ("mv-" + instance id): pid 0, pidfd -1, and the
  * node polls status(). signal and reap are NULL: stopping needs the URI, so it is stop(). */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +36,41 @@ static const char *lv_uri(const struct drv_options *o)
 	return o->libvirt_uri && o->libvirt_uri[0] ? o->libvirt_uri : LIBVIRT_DEFAULT_URI;
 }
 
+/* libvirt is loaded when a node first uses this driver (dlopen), not linked: the core, the
+ * tools and nodes without libvirt never map it and the dozens of libraries it pulls in.
+ * The headers still give every function its exact type. */
+#define LV_FUNCS(X)                                                                              \
+	X(virInitialize) X(virSetErrorFunc) X(virGetLastErrorMessage) X(virGetLastError)         \
+	X(virConnectOpen) X(virConnectClose) X(virConnectGetType) X(virConnectGetVersion)        \
+	X(virConnectGetURI) X(virConnectGetLibVersion) X(virConnectGetCapabilities)              \
+	X(virDomainCreateXML) X(virDomainFree) X(virDomainLookupByName) X(virDomainShutdown)     \
+	X(virDomainGetState) X(virDomainDestroy)
+#define LV_DECLARE(f) __typeof__(f) *f;
+static struct {
+	LV_FUNCS(LV_DECLARE)
+} lv;
+static bool lv_loaded;
+static char lv_load_error[256];
+
 /* libvirt prints every error to stderr unless told otherwise; we report them ourselves. */
 static void lv_quiet(UNUSED void *arg, UNUSED virErrorPtr e) {}
 static pthread_once_t lv_once = PTHREAD_ONCE_INIT;
 static void lv_init(void)
 {
-	virInitialize();
-	virSetErrorFunc(NULL, lv_quiet);
+	void *h = dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(lv_load_error, sizeof lv_load_error, "libvirt is not installed (%s)", dlerror());
+		return;
+	}
+#define LV_RESOLVE(f)                                                                              \
+	if (!(*(void **)&lv.f = dlsym(h, #f))) {                                                    \
+		snprintf(lv_load_error, sizeof lv_load_error, "libvirt.so.0 lacks %s", #f);          \
+		return;                                                                            \
+	}
+	LV_FUNCS(LV_RESOLVE)
+	lv.virInitialize();
+	lv.virSetErrorFunc(NULL, lv_quiet);
+	lv_loaded = true;
 }
 
 /* This thread's last error, made printable: libvirt passes on what QEMU and its helpers
@@ -48,7 +78,7 @@ static void lv_init(void)
 static const char *lv_error(void)
 {
 	static _Thread_local char msg[512];
-	const char *m = virGetLastErrorMessage();
+	const char *m = lv.virGetLastErrorMessage();
 	snprintf(msg, sizeof msg, "%s", m ? m : "unknown libvirt error");
 	for (char *p = msg; *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
@@ -58,7 +88,7 @@ static const char *lv_error(void)
 
 static int lv_errno(void)
 {
-	virErrorPtr e = virGetLastError();
+	virErrorPtr e = lv.virGetLastError();
 	if (!e)
 		return -EIO;
 	switch (e->code) {
@@ -81,7 +111,13 @@ static virConnectPtr lv_open(const struct drv_options *o, char *err, size_t errl
 {
 	virConnectPtr c;
 	pthread_once(&lv_once, lv_init);
-	if (!(c = virConnectOpen(lv_uri(o)))) {
+	if (!lv_loaded) {
+		*rc = -ENOTSUP;
+		if (err)
+			snprintf(err, errlen, "%s", lv_load_error);
+		return NULL;
+	}
+	if (!(c = lv.virConnectOpen(lv_uri(o)))) {
 		*rc = lv_errno() == -EACCES ? -EACCES : -ECONNREFUSED;
 		if (err)
 			snprintf(err, errlen, "libvirt %s: %s", lv_uri(o), lv_error());
@@ -116,14 +152,14 @@ static int lv_kind(virConnectPtr c, const char *uri, enum lv_kind *kind, char *e
 	}
 	pthread_mutex_unlock(&kind_lock);
 
-	if (!(type = virConnectGetType(c))) {
+	if (!(type = lv.virConnectGetType(c))) {
 		snprintf(err, errlen, "libvirt: cannot get the hypervisor type: %s", lv_error());
 		return lv_errno();
 	}
 	if (strcasecmp(type, "Xen") == 0 || strcasecmp(type, "libxl") == 0) {
 		*kind = LV_XEN;
 	} else if (strcasecmp(type, "QEMU") == 0) {
-		if (!(caps = virConnectGetCapabilities(c))) {
+		if (!(caps = lv.virConnectGetCapabilities(c))) {
 			snprintf(err, errlen, "libvirt: cannot get the capabilities: %s", lv_error());
 			return lv_errno();
 		}
@@ -287,23 +323,23 @@ static int lv_probe(const struct drv_options *o, json_t **info, char *err, size_
 
 	if (!(c = lv_open(o, err, errlen, &rc)))
 		return rc;
-	if (virConnectGetLibVersion(c, &lib) < 0 || !(type = virConnectGetType(c)) || virConnectGetVersion(c, &hv) < 0) {
+	if (lv.virConnectGetLibVersion(c, &lib) < 0 || !(type = lv.virConnectGetType(c)) || lv.virConnectGetVersion(c, &hv) < 0) {
 		snprintf(err, errlen, "libvirt %s: %s", lv_uri(o), lv_error());
 		rc = lv_errno();
-		virConnectClose(c);
+		lv.virConnectClose(c);
 		return rc;
 	}
 	if ((rc = lv_kind(c, lv_uri(o), &kind, err, errlen)) < 0) {
-		virConnectClose(c);
+		lv.virConnectClose(c);
 		return rc;
 	}
 	snprintf(version, sizeof version, "%lu.%lu.%lu", lib / 1000000, lib / 1000 % 1000, lib % 1000);
 	snprintf(hypervisor, sizeof hypervisor, "%s %lu.%lu.%lu", type, hv / 1000000, hv / 1000 % 1000, hv % 1000);
-	uri = virConnectGetURI(c);
+	uri = lv.virConnectGetURI(c);
 	*info = json_pack("{s:s, s:s, s:s, s:s}", "version", version, "uri", uri ? uri : lv_uri(o), "hypervisor",
 	                  hypervisor, "domain_type", kind == LV_KVM ? "kvm" : kind == LV_XEN ? "xen" : "qemu");
 	free(uri);
-	virConnectClose(c);
+	lv.virConnectClose(c);
 	return 0;
 }
 
@@ -329,19 +365,19 @@ static int lv_start(const struct drv_options *o, const struct drv_start_request 
 		return rc;
 	if ((rc = lv_kind(c, lv_uri(o), &kind, err, errlen)) < 0 ||
 	    (rc = build_xml(r, kind, name, &xml, err, errlen)) < 0) {
-		virConnectClose(c);
+		lv.virConnectClose(c);
 		return rc;
 	}
-	d = virDomainCreateXML(c, xml, 0); /* transient: gone from libvirt once it stops */
+	d = lv.virDomainCreateXML(c, xml, 0); /* transient: gone from libvirt once it stops */
 	free(xml);
 	if (!d) {
 		snprintf(err, errlen, "libvirt: cannot create domain %s: %s", name, lv_error());
 		rc = lv_errno();
-		virConnectClose(c);
+		lv.virConnectClose(c);
 		return rc == -ESRCH ? -EIO : rc;
 	}
-	virDomainFree(d);
-	virConnectClose(c);
+	lv.virDomainFree(d);
+	lv.virConnectClose(c);
 	snprintf(h->domain, sizeof h->domain, "%s", name);
 	return 0;
 }
@@ -357,17 +393,17 @@ static int lv_status(const struct drv_options *o, struct drv_handle *h, bool *al
 		return -EINVAL;
 	if (!(c = lv_open(o, NULL, 0, &rc)))
 		return rc;
-	if (!(d = virDomainLookupByName(c, h->domain))) {
+	if (!(d = lv.virDomainLookupByName(c, h->domain))) {
 		rc = lv_errno();
-		virConnectClose(c);
+		lv.virConnectClose(c);
 		return rc == -ESRCH ? 0 : rc; /* no such domain: a transient domain that ended */
 	}
-	if (virDomainGetState(d, &state, &reason, 0) < 0)
+	if (lv.virDomainGetState(d, &state, &reason, 0) < 0)
 		rc = lv_errno();
 	else
 		*alive = state != VIR_DOMAIN_SHUTOFF && state != VIR_DOMAIN_CRASHED && state != VIR_DOMAIN_NOSTATE;
-	virDomainFree(d);
-	virConnectClose(c);
+	lv.virDomainFree(d);
+	lv.virConnectClose(c);
 	return rc == -ESRCH ? 0 : rc;
 }
 
@@ -381,20 +417,20 @@ static int lv_stop(const struct drv_options *o, struct drv_handle *h, bool force
 		return -EINVAL;
 	if (!(c = lv_open(o, NULL, 0, &rc)))
 		return rc;
-	if (!(d = virDomainLookupByName(c, h->domain))) {
+	if (!(d = lv.virDomainLookupByName(c, h->domain))) {
 		rc = lv_errno();
-		virConnectClose(c);
+		lv.virConnectClose(c);
 		return rc;
 	}
 	/* shutdown asks the guest (ACPI on QEMU); destroy ends it at once */
-	if ((force ? virDomainDestroy(d) : virDomainShutdown(d)) < 0) {
+	if ((force ? lv.virDomainDestroy(d) : lv.virDomainShutdown(d)) < 0) {
 		rc = lv_errno();
 		if (rc == -EINVAL) /* "domain is not running": it ended meanwhile */
 			rc = -ESRCH;
 		log_debug("libvirt: %s %s: %s", force ? "destroy" : "shutdown", h->domain, lv_error());
 	}
-	virDomainFree(d);
-	virConnectClose(c);
+	lv.virDomainFree(d);
+	lv.virConnectClose(c);
 	return rc;
 }
 
