@@ -30,10 +30,36 @@ void instance_free(struct instance *in)
 {
 	if (!in)
 		return;
-	json_decref(in->spec);
+	free(in->spec_text);
 	free(in->error);
 	free(in->waiters);
 	free(in);
+}
+
+json_t *instance_spec(const struct instance *in)
+{
+	json_t *j = in->spec_text ? json_loads(in->spec_text, 0, NULL) : NULL;
+	if (!j) {
+		log_warnx("instance %s: its stored spec does not parse", in->id);
+		j = json_object();
+	}
+	return j;
+}
+
+int instance_set_spec(struct instance *in, const json_t *spec)
+{
+	const json_t *res = json_object_get(spec, "resources");
+	const char *restart = json_string_value(json_object_get(spec, "restart"));
+	char *text = json_dumps(spec, JSON_COMPACT | JSON_REAL_PRECISION(12));
+	if (!text)
+		return -1;
+	free(in->spec_text);
+	in->spec_text = text;
+	in->has_ready = json_object_get(spec, "ready") != NULL;
+	in->restart_on_lost = restart && strcmp(restart, "on-lost") == 0;
+	in->vcpus_milli = (int64_t)(json_number_value(json_object_get(res, "vcpus")) * 1000.0 + 0.5);
+	in->memory_mb = json_integer_value(json_object_get(res, "memory_mb"));
+	return 0;
 }
 
 json_t *instance_to_json(const struct instance *in)
@@ -42,9 +68,9 @@ json_t *instance_to_json(const struct instance *in)
 	json_t *j;
 	clock_iso8601(in->created_wall_us, created, sizeof created);
 	clock_iso8601(in->updated_wall_us, updated, sizeof updated);
-	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O, s:s, s:s}", "id", in->id, "name", in->name,
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", in->id, "name", in->name,
 	              "driver", in->driver, "state", inst_state_names[in->state], "desired",
-	              in->stop_requested ? "stopped" : "running", "spec", in->spec, "created_at", created,
+	              in->stop_requested ? "stopped" : "running", "spec", instance_spec(in), "created_at", created,
 	              "updated_at", updated);
 	json_object_set_new(j, "node", in->node_id[0] ? json_string(in->node_id) : json_null());
 	if (in->has_exit_code)
@@ -53,7 +79,7 @@ json_t *instance_to_json(const struct instance *in)
 		json_object_set_new(j, "error", json_string(in->error));
 	if (in->has_trace)
 		json_object_set_new(j, "trace", trace_to_json(&in->trace));
-	if (json_object_get(in->spec, "ready"))
+	if (in->has_ready)
 		json_object_set_new(j, "ready", json_boolean(in->ready));
 	return j;
 }
@@ -346,10 +372,11 @@ static struct instance *instance_new(const struct inst_spec *spec, const json_t 
 	id_generate(in->id);
 	instance_name(spec, i, in->name, sizeof in->name);
 	snprintf(in->driver, sizeof in->driver, "%s", spec->driver);
-	in->spec = json_deep_copy(canon);
-	json_object_set_new(in->spec, "name", json_string(in->name));
-	in->vcpus_milli = spec->vcpus_milli;
-	in->memory_mb = spec->memory_mb;
+	json_t *named = json_deep_copy(canon);
+	json_object_set_new(named, "name", json_string(in->name));
+	if (instance_set_spec(in, named) < 0)
+		fatalx("cannot serialise an instance spec");
+	json_decref(named);
 	in->state = INST_PENDING;
 	in->created_wall_us = in->updated_wall_us = clock_wall_us();
 	in->marks.accepted_us = now_mono;
@@ -412,9 +439,11 @@ static void schedule_instances(struct core *c, struct instance **insts, int n)
 		fatal("calloc");
 	sched_view_refresh(c);
 	for (int i = 0; i < n; i++) {
-		struct sched_request r = sched_request_of(insts[i]->spec);
+		json_t *spec = instance_spec(insts[i]);
+		struct sched_request r = sched_request_of(spec);
 		enum sched_miss miss;
 		int k = sched_pick(c->sched_view, c->n_nodes, &r, c->opts.policy, &miss);
+		json_decref(spec); /* r pointed into it; only its numbers are used below */
 		if (k < 0) {
 			log_warnx("instance %s stays pending: %s", insts[i]->id, sched_miss_message(miss));
 			continue;

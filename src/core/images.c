@@ -288,8 +288,15 @@ static const char *image_user(struct core *c, const char *name)
 	void *v;
 	for (size_t i = 0; hmap_next(&c->instances, &i, &k, &v);) {
 		struct instance *in = v;
-		const char *img = json_string_value(json_object_get(in->spec, "image"));
-		if (img && strcmp(img, name) == 0 && !inst_state_terminal(in->state))
+		json_t *spec;
+		bool uses;
+		if (inst_state_terminal(in->state))
+			continue;
+		spec = instance_spec(in);
+		uses = json_string_value(json_object_get(spec, "image")) &&
+		       strcmp(json_string_value(json_object_get(spec, "image")), name) == 0;
+		json_decref(spec);
+		if (uses)
 			return in->id;
 	}
 	return NULL;

@@ -28,7 +28,12 @@ struct instance {
 	char id[MV_ID_LEN + 1];
 	char name[MV_NAME_MAX + 1];
 	char driver[16];
-	json_t *spec; /* canonical, as accepted (spec_to_json) */
+	/* The spec as accepted (spec_to_json), kept as compact JSON text and parsed when needed
+	 * (instance_spec): a parsed tree costs ~1.5 KiB, the text ~200 bytes, and the core
+	 * holds every stored instance in memory. What the hot paths need is cached beside it. */
+	char *spec_text;
+	bool has_ready;       /* the spec has a ready marker */
+	bool restart_on_lost; /* "restart": "on-lost" */
 	int64_t vcpus_milli, memory_mb;
 	enum inst_state state;
 	bool stop_requested;         /* DELETE asked for it to stop */
@@ -116,6 +121,10 @@ json_t *instance_to_json(const struct instance *in);
 /* Records a state change: store, events, metrics, waiting clients. 0 or -1 (store failed). */
 int instance_set_state(struct core *c, struct instance *in, enum inst_state st);
 void instance_free(struct instance *in);
+/* The instance's spec, parsed (a new reference). */
+json_t *instance_spec(const struct instance *in);
+/* Sets spec_text and the cached fields from a spec. 0 or -1 (not serialisable). */
+int instance_set_spec(struct instance *in, const json_t *spec);
 /* Answers clients waiting for a state this instance has now reached. */
 void instance_wake(struct instance *in);
 /* Answers every waiting client (shutdown). */

@@ -158,7 +158,7 @@ static json_t *assignment_to_json(struct core *c, const struct assignment *a)
 	struct instance *in = core_instance(c, a->instance_id);
 	json_t *inst = json_pack("{s:s}", "id", a->instance_id);
 	if (in && strcmp(a->op, "start") == 0)
-		json_object_set(inst, "spec", in->spec);
+		json_object_set_new(inst, "spec", instance_spec(in));
 	return json_pack("{s:I, s:s, s:o}", "seq", (json_int_t)a->seq, "op", a->op, "instance", inst);
 }
 
@@ -625,7 +625,7 @@ void nodeapi_reports(struct core *c, struct evhttp_request *req, const char *id)
 		}
 		/* A guest with a ready marker: the trace of "running" is provisional, the one of
 		 * "ready" (with boot) is final and goes to the metrics. */
-		if (reps[i].traced && (reps[i].ready || !json_object_get(in->spec, "ready")))
+		if (reps[i].traced && (reps[i].ready || !in->has_ready))
 			metrics_observe_trace(c->metrics, in->driver, &in->trace);
 		events_publish_instance(c, in);
 		instance_wake(in);
@@ -653,7 +653,6 @@ static void lose_instances(struct core *c, struct node *n)
 	bool replace = false;
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
 		struct instance *in = v;
-		const char *restart;
 		if (strcmp(in->node_id, n->id) != 0 || inst_state_terminal(in->state))
 			continue;
 		node_release(n, in);
@@ -663,8 +662,7 @@ static void lose_instances(struct core *c, struct node *n)
 			fatal("asprintf");
 		if (instance_set_state(c, in, INST_LOST) < 0)
 			log_warnx("could not store instance %s as lost", in->id);
-		restart = json_string_value(json_object_get(in->spec, "restart"));
-		if (restart && strcmp(restart, "on-lost") == 0 && !in->stop_requested) {
+		if (in->restart_on_lost && !in->stop_requested) {
 			log_info("instance %s was lost with node %s: placing it again", in->id, n->name);
 			memcpy(in->lost_node, in->node_id, sizeof in->lost_node);
 			in->node_id[0] = '\0';

@@ -201,7 +201,7 @@ int store_put_instance(struct store *s, const struct instance *in)
 	bind_text(st, 1, in->id);
 	bind_text(st, 2, in->name);
 	bind_text(st, 3, in->driver);
-	bind_json(st, 4, in->spec);
+	bind_text(st, 4, in->spec_text);
 	bind_text(st, 5, inst_state_names[in->state]);
 	sqlite3_bind_int(st, 6, in->stop_requested);
 	bind_text(st, 7, in->node_id);
@@ -243,8 +243,7 @@ static void column_copy(sqlite3_stmt *st, int i, char *dst, size_t len)
 static struct instance *row_to_instance(sqlite3_stmt *st)
 {
 	struct instance *in = calloc(1, sizeof *in);
-	const json_t *res;
-	json_t *trace;
+	json_t *trace, *spec;
 	int state;
 
 	if (!in)
@@ -252,13 +251,15 @@ static struct instance *row_to_instance(sqlite3_stmt *st)
 	column_copy(st, 0, in->id, sizeof in->id);
 	column_copy(st, 1, in->name, sizeof in->name);
 	column_copy(st, 2, in->driver, sizeof in->driver);
-	in->spec = column_json(st, 3);
+	spec = column_json(st, 3);
 	state = inst_state_parse((const char *)sqlite3_column_text(st, 4));
-	if (!in->spec || state < 0) {
+	if (!json_is_object(spec) || state < 0 || instance_set_spec(in, spec) < 0) {
+		json_decref(spec);
 		log_warnx("store: instance %s has an unreadable record; skipped", in->id);
 		instance_free(in);
 		return NULL;
 	}
+	json_decref(spec);
 	in->state = (enum inst_state)state;
 	in->stop_requested = sqlite3_column_int(st, 5) != 0;
 	column_copy(st, 6, in->node_id, sizeof in->node_id);
@@ -275,9 +276,6 @@ static struct instance *row_to_instance(sqlite3_stmt *st)
 	}
 	in->created_wall_us = sqlite3_column_int64(st, 10);
 	in->updated_wall_us = sqlite3_column_int64(st, 11);
-	res = json_object_get(in->spec, "resources");
-	in->vcpus_milli = (int64_t)(json_number_value(json_object_get(res, "vcpus")) * 1000.0 + 0.5);
-	in->memory_mb = json_integer_value(json_object_get(res, "memory_mb"));
 	return in;
 }
 

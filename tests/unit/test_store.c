@@ -47,9 +47,11 @@ static struct instance *make_instance(const char *id, const char *name, int64_t 
 	snprintf(in->id, sizeof in->id, "%s", id);
 	snprintf(in->name, sizeof in->name, "%s", name);
 	snprintf(in->driver, sizeof in->driver, "exec");
-	in->spec = json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:{s:f, s:I}}", "name", name, "driver", "exec",
-	                     "config", "command", "/bin/sleep", "args", "60", "resources", "vcpus", 0.25,
-	                     "memory_mb", (json_int_t)64);
+	json_t *spec = json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:{s:f, s:I}}", "name", name, "driver", "exec",
+	                         "config", "command", "/bin/sleep", "args", "60", "resources", "vcpus", 0.25,
+	                         "memory_mb", (json_int_t)64);
+	CHECK(instance_set_spec(in, spec) == 0);
+	json_decref(spec);
 	in->vcpus_milli = 250;
 	in->memory_mb = 64;
 	in->state = INST_PENDING;
@@ -168,7 +170,12 @@ static void test_instances_all_fields(void)
 	if (la && lb) {
 		CHECK_STR(la->name, "fw1");
 		CHECK_STR(la->driver, "exec");
-		CHECK(json_equal(la->spec, a->spec));
+		json_t *sa = instance_spec(a), *sla = instance_spec(la);
+		CHECK(json_equal(sla, sa));
+		CHECK_EQ_INT(la->vcpus_milli, 250);
+		CHECK_EQ_INT(la->memory_mb, 64);
+		json_decref(sa);
+		json_decref(sla);
 		CHECK_EQ_INT(la->vcpus_milli, 250);
 		CHECK_EQ_INT(la->memory_mb, 64);
 		CHECK_EQ_INT(la->state, INST_RUNNING);
