@@ -156,7 +156,7 @@ struct daemon_args {
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_TOKEN_FILE, OPT_CPU_RATIO, OPT_SCHEDULE, OPT_HB_TIMEOUT, OPT_CORE,
        OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT, OPT_BRIDGE, OPT_IMAGE_CACHE,
-       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR, OPT_USER };
+       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR, OPT_USER, OPT_MAX_RATE };
 
 static const struct option daemon_options[] = {
 	{"listen", required_argument, NULL, OPT_LISTEN},
@@ -179,6 +179,7 @@ static const struct option daemon_options[] = {
 	{"xl", required_argument, NULL, OPT_XL},
 	{"run-dir", required_argument, NULL, OPT_RUN_DIR},
 	{"user", required_argument, NULL, OPT_USER},
+	{"max-rate", required_argument, NULL, OPT_MAX_RATE},
 	{"verbose", no_argument, NULL, 'v'},
 	{NULL, 0, NULL, 0},
 };
@@ -296,6 +297,10 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 		case OPT_XL: d->node.xl_binary = optarg; break;
 		case OPT_RUN_DIR: d->node.run_dir = optarg; break;
 		case OPT_USER: d->user = optarg; break;
+		case OPT_MAX_RATE:
+			if (parse_double(optarg, 0, 1e9, &d->core.max_rate) < 0)
+				goto bad_value;
+			break;
 		case 'v': log_set_verbose(true); break;
 		default: cli_usage(cmd, 1); return -1;
 		}

@@ -26,6 +26,7 @@ static const struct command commands[] = {
 	 "  --schedule binpack|spread  placement policy (default binpack)\n"
 	 "  --heartbeat-timeout S    a node silent this long is down (default 15)\n"
 	 "  --user NAME              run as this user (the core needs no root; it gets the data dir)\n"
+	 "  --max-rate N             requests/s per client address, bursts of 2N (default 10000; 0: off)\n"
 	 "  -v, --verbose            debug logs\n"},
 	{"node", cmd_node, "run the agent of one compute host",
 	 "  --core URL               the core (default http://127.0.0.1:4650)\n"

@@ -36,6 +36,7 @@ void core_options_default(struct core_options *o)
 		.cpu_ratio = 16.0,
 		.policy = SCHED_BINPACK,
 		.heartbeat_timeout_s = 15,
+		.max_rate = 10000,
 	};
 }
 
@@ -119,6 +120,60 @@ static void count_reply(struct evhttp_request *req, void *arg)
 	metrics_count_request(arg, evhttp_request_get_response_code(req));
 }
 
+/* ---- per-client request rate: a token bucket per peer address ---- */
+
+#define RATE_CLIENTS_MAX 65536 /* addresses remembered; past that the table starts afresh */
+
+struct rate_bucket {
+	char addr[48];
+	double tokens;
+	int64_t last_us;
+};
+
+static bool rate_allows(struct core *c, struct evhttp_request *req)
+{
+	struct evhttp_connection *conn = evhttp_request_get_connection(req);
+	struct rate_bucket *b;
+	char *addr = NULL;
+	ev_uint16_t port;
+	int64_t now = clock_mono_us();
+	double burst = 2 * c->opts.max_rate;
+
+	if (c->opts.max_rate <= 0 || !conn)
+		return true;
+	evhttp_connection_get_peer(conn, &addr, &port);
+	if (!addr)
+		return true;
+	if (!(b = hmap_get(&c->rate, addr))) {
+		if (hmap_size(&c->rate) >= RATE_CLIENTS_MAX)
+			rate_forget(c);
+		if (!(b = calloc(1, sizeof *b)))
+			fatal("calloc");
+		snprintf(b->addr, sizeof b->addr, "%s", addr);
+		b->tokens = burst;
+		b->last_us = now;
+		hmap_put(&c->rate, b->addr, b);
+	}
+	b->tokens += (double)(now - b->last_us) / 1e6 * c->opts.max_rate;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->last_us = now;
+	if (b->tokens < 1)
+		return false;
+	b->tokens -= 1;
+	return true;
+}
+
+void rate_forget(struct core *c)
+{
+	const char *k;
+	void *v;
+	for (size_t i = 0; hmap_next(&c->rate, &i, &k, &v);)
+		free(v);
+	hmap_free(&c->rate);
+	hmap_init(&c->rate);
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	struct core *c = arg;
@@ -129,6 +184,13 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	struct mv_error err;
 
 	evhttp_request_set_on_complete_cb(req, count_reply, c->metrics);
+	if (!rate_allows(c, req)) {
+		mv_fail(&err, 429, "rate_limited", "more than %g requests/s from this address; retry in a second",
+		        c->opts.max_rate);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		http_reply_error(req, &err);
+		return;
+	}
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		const struct route *r = &routes[i];
 		if (!route_match(r->pattern, path, id, sizeof id))
@@ -270,6 +332,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	c->metrics = metrics_new();
 	hmap_init(&c->instances);
 	hmap_init(&c->names);
+	hmap_init(&c->rate);
 	if (opts->token_file && read_token(opts->token_file, &c->token, err, errlen) < 0)
 		goto fail;
 	if ((rc = fs_mkdir_p(opts->data_dir, 0700)) < 0) {
@@ -343,6 +406,8 @@ void core_destroy(struct core *c)
 		instance_free(v);
 	hmap_free(&c->instances);
 	hmap_free(&c->names);
+	rate_forget(c);
+	hmap_free(&c->rate);
 	images_free(c);
 	if (c->http)
 		evhttp_free(c->http);

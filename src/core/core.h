@@ -15,6 +15,7 @@ struct core_options {
 	double cpu_ratio;          /* vCPUs offered per host CPU (Nova's cpu_allocation_ratio) */
 	enum sched_policy policy;
 	int heartbeat_timeout_s;   /* a node silent this long is down */
+	double max_rate;           /* requests/s per client address (burst: twice that); 0: no limit */
 };
 
 void core_options_default(struct core_options *o);

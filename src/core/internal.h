@@ -105,6 +105,7 @@ struct core {
 	struct hmap instances;  /* id -> struct instance */
 	struct hmap names;      /* name -> struct instance */
 	struct hmap images;     /* name -> struct image */
+	struct hmap rate;       /* client address -> request token bucket */
 	struct node **nodes;    /* array: the scheduler scans it */
 	int n_nodes, cap_nodes;
 	struct sched_node *sched_view; /* scratch, cap_nodes long */
@@ -162,5 +163,6 @@ void events_close_all(struct core *c);
 
 /* ---- auth and routing (core.c) ---- */
 bool core_authorized(struct core *c, struct evhttp_request *req);
+void rate_forget(struct core *c);
 
 #endif
