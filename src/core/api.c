@@ -323,7 +323,7 @@ static void sched_view_refresh(struct core *c)
 		struct node *n = c->nodes[i];
 		c->sched_view[i] = (struct sched_node){
 			.ready = n->ready, .drivers = n->driver_mask,
-			.exec_allow = json_object_get(json_object_get(n->drivers, "exec"), "allow"),
+			.exec_allow = n->exec_allow, .exec_bloom = n->exec_bloom,
 			.labels = n->labels, .bridges = n->bridges, .vcpus_milli_total = n->vcpus_milli_total,
 			.memory_mb_total = n->memory_mb_total, .vcpus_milli_used = n->vcpus_milli_used,
 			.memory_mb_used = n->memory_mb_used};
@@ -334,11 +334,13 @@ static struct sched_request sched_request_of(const json_t *spec)
 {
 	const json_t *res = json_object_get(spec, "resources");
 	const char *driver = json_string_value(json_object_get(spec, "driver"));
+	const char *executable = strcmp(driver, "exec") == 0
+	                                 ? json_string_value(json_object_get(json_object_get(spec, "config"), "command"))
+	                                 : NULL;
 	return (struct sched_request){
 		.driver = driver_index(driver),
-		.executable = strcmp(driver, "exec") == 0
-		                      ? json_string_value(json_object_get(json_object_get(spec, "config"), "command"))
-		                      : NULL,
+		.executable = executable,
+		.exec_bit = sched_exec_bit(executable),
 		.labels = json_object_get(spec, "labels"),
 		.bridge = json_string_value(json_object_get(json_object_get(spec, "network"), "bridge")),
 		.vcpus_milli = (int64_t)(json_number_value(json_object_get(res, "vcpus")) * 1000.0 + 0.5),

@@ -81,6 +81,8 @@ struct node {
 	json_t *labels;
 	json_t *bridges; /* ["br0", ...] */
 	unsigned driver_mask;
+	const json_t *exec_allow; /* drivers.exec.allow (borrowed from drivers) */
+	uint64_t exec_bloom;
 	int cpus;
 	int64_t memory_mb;
 	int64_t vcpus_milli_total, memory_mb_total;

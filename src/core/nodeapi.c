@@ -76,6 +76,8 @@ static unsigned driver_mask_of(const json_t *drivers)
 static void node_capacity(struct core *c, struct node *n)
 {
 	n->driver_mask = driver_mask_of(n->drivers);
+	n->exec_allow = json_object_get(json_object_get(n->drivers, "exec"), "allow");
+	n->exec_bloom = sched_exec_bloom(n->exec_allow);
 	n->vcpus_milli_total = (int64_t)(n->cpus * c->opts.cpu_ratio * 1000.0);
 	n->memory_mb_total = n->memory_mb;
 }

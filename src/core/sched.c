@@ -11,6 +11,8 @@ static bool driver_offered(const struct sched_node *n, const struct sched_reques
 		const json_t *p;
 		size_t i;
 		*allowed = false;
+		if (n->exec_bloom && !(n->exec_bloom & r->exec_bit))
+			return true; /* surely not on its list */
 		json_array_foreach(n->exec_allow, i, p) {
 			if (json_is_string(p) && strcmp(json_string_value(p), r->executable) == 0)
 				*allowed = true;
@@ -112,6 +114,29 @@ const char *sched_miss_message(enum sched_miss miss)
 	case SCHED_NO_CAPACITY: return "no ready node has room for the requested vcpus and memory_mb";
 	}
 	return "?";
+}
+
+uint64_t sched_exec_bit(const char *path)
+{
+	uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+	while (path && *path)
+		h = (h ^ (unsigned char)*path++) * 1099511628211ULL;
+	/* FNV's top bits barely depend on the last characters ("/usr/bin/vnf1", "vnf2"):
+	 * mix before taking 6 bits (murmur3's finaliser) */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return 1ULL << (h & 63);
+}
+
+uint64_t sched_exec_bloom(const json_t *allow)
+{
+	uint64_t bloom = 0;
+	const json_t *p;
+	size_t i;
+	json_array_foreach(allow, i, p)
+		bloom |= sched_exec_bit(json_string_value(p));
+	return bloom;
 }
 
 int sched_policy_parse(const char *s)

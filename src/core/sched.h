@@ -15,6 +15,7 @@ struct sched_node {
 	bool ready;
 	unsigned drivers;         /* bit driver_index(name) set for each driver offered */
 	const json_t *exec_allow; /* array of absolute paths the exec driver may run */
+	uint64_t exec_bloom;      /* OR of sched_exec_bit() of each allowed path; 0 = not computed */
 	const json_t *labels;  /* {"k": "v"} */
 	const json_t *bridges; /* ["br0", ...]: bridges instances can attach to */
 	int64_t vcpus_milli_total, memory_mb_total; /* capacity (cpus x ratio) */
@@ -24,6 +25,7 @@ struct sched_node {
 struct sched_request {
 	int driver;             /* driver_index() */
 	const char *executable; /* exec only, else NULL */
+	uint64_t exec_bit;      /* sched_exec_bit(executable) */
 	const json_t *labels;   /* selector or NULL */
 	const char *bridge;     /* network.bridge or NULL */
 	int64_t vcpus_milli, memory_mb;
@@ -38,5 +40,9 @@ int sched_pick(const struct sched_node *nodes, int n, const struct sched_request
                enum sched_policy policy, enum sched_miss *miss);
 const char *sched_miss_message(enum sched_miss miss);
 int sched_policy_parse(const char *s); /* enum value or -1 */
+/* One bit of 64 for an executable path: a node's bloom of its allow list lets the filter
+ * skip the string comparisons on every node that surely does not allow it. */
+uint64_t sched_exec_bit(const char *path);
+uint64_t sched_exec_bloom(const json_t *allow);
 
 #endif

@@ -542,6 +542,43 @@ static void test_policy_and_messages(void)
 	}
 }
 
+/* The allow-list bloom only skips nodes that surely do not allow the executable: over
+ * 1,000 nodes with random lists, picks with and without it agree, executable by executable. */
+static void test_exec_bloom_agrees(void)
+{
+	enum { N = 1000, PATHS = 300 };
+	struct sched_node *a = calloc(N, sizeof *a), *b = calloc(N, sizeof *b);
+	json_t *lists[N];
+	char path[64];
+	unsigned seed = 12345;
+	for (int i = 0; i < N; i++) {
+		lists[i] = json_array();
+		for (int k = 0; k < 3; k++) {
+			seed = seed * 1103515245u + 12345u;
+			snprintf(path, sizeof path, "/usr/bin/vnf%u", (seed >> 8) % PATHS);
+			json_array_append_new(lists[i], json_string(path));
+		}
+		a[i] = (struct sched_node){.ready = true, .drivers = 1u << driver_index("exec"), .exec_allow = lists[i],
+		                           .vcpus_milli_total = 1000, .memory_mb_total = 1000,
+		                           .vcpus_milli_used = (i * 7) % 900, .memory_mb_used = (i * 13) % 900};
+		b[i] = a[i];
+		b[i].exec_bloom = sched_exec_bloom(lists[i]);
+		CHECK(b[i].exec_bloom != 0);
+	}
+	for (int p = 0; p < PATHS + 20; p++) {
+		enum sched_miss ma, mb;
+		snprintf(path, sizeof path, "/usr/bin/vnf%d", p);
+		struct sched_request r = {.driver = driver_index("exec"), .executable = path,
+		                          .exec_bit = sched_exec_bit(path), .vcpus_milli = 50, .memory_mb = 50};
+		CHECK_EQ_INT(sched_pick(a, N, &r, SCHED_BINPACK, &ma), sched_pick(b, N, &r, SCHED_BINPACK, &mb));
+		CHECK_EQ_INT(ma, mb);
+	}
+	for (int i = 0; i < N; i++)
+		json_decref(lists[i]);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	allow_sleep = json_pack("[s]", "/bin/sleep");
@@ -563,6 +600,7 @@ int main(void)
 	RUN(test_exact_fit_boundary);
 	RUN(test_many_nodes);
 	RUN(test_policy_and_messages);
+	RUN(test_exec_bloom_agrees);
 
 	json_decref(allow_sleep);
 	json_decref(labels_r1);
