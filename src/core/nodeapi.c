@@ -343,16 +343,6 @@ static int check_register(const json_t *b, struct mv_error *err)
 	return 0;
 }
 
-static bool listed(const json_t *ids, const char *id)
-{
-	const json_t *v;
-	size_t i;
-	json_array_foreach(ids, i, v) {
-		if (json_is_string(v) && strcmp(json_string_value(v), id) == 0)
-			return true;
-	}
-	return false;
-}
 
 /* Reconciliation, when a node registers (its restart, the core's, or a healed partition).
  * The node says which instances it has alive; the core's record says what should run where.
@@ -369,7 +359,13 @@ static void reconcile(struct core *c, struct node *n, const json_t *alive)
 	void *v;
 	const json_t *idv;
 	size_t i;
+	struct hmap listed; /* the node's alive ids, for lookups in O(1): a node may run 10,000 */
 
+	hmap_init(&listed);
+	json_array_foreach(alive, i, idv) {
+		if (json_is_string(idv))
+			hmap_put(&listed, json_string_value(idv), (void *)idv);
+	}
 	n->vcpus_milli_used = n->memory_mb_used = 0;
 	n->n_instances = 0;
 	json_array_foreach(alive, i, idv) {
@@ -403,7 +399,7 @@ static void reconcile(struct core *c, struct node *n, const json_t *alive)
 		struct instance *in = v;
 		if (strcmp(in->node_id, n->id) != 0 || inst_state_terminal(in->state))
 			continue;
-		if (in->state == INST_RUNNING && !listed(alive, in->id)) {
+		if (in->state == INST_RUNNING && !hmap_get(&listed, in->id)) {
 			log_warnx("reconcile: node %s no longer has instance %s: lost", n->name, in->id);
 			if (!in->error && !(in->error = strdup("its node no longer has it (restarted without its records?)")))
 				fatal("strdup");
@@ -417,6 +413,7 @@ static void reconcile(struct core *c, struct node *n, const json_t *alive)
 		if (in->stop_requested)
 			node_enqueue(c, n, "stop", in);
 	}
+	hmap_free(&listed);
 }
 
 /* Three heartbeats fit in the timeout, so one lost message does not make a node down. */

@@ -14,8 +14,10 @@ static bool driver_offered(const struct sched_node *n, const struct sched_reques
 		if (n->exec_bloom && !(n->exec_bloom & r->exec_bit))
 			return true; /* surely not on its list */
 		json_array_foreach(n->exec_allow, i, p) {
-			if (json_is_string(p) && strcmp(json_string_value(p), r->executable) == 0)
+			if (json_is_string(p) && strcmp(json_string_value(p), r->executable) == 0) {
 				*allowed = true;
+				break;
+			}
 		}
 	}
 	return true;
