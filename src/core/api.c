@@ -316,20 +316,6 @@ static int check_names_free(struct core *c, const struct inst_spec *spec, struct
 	return 0;
 }
 
-/* Fills the scheduler's view of every node. */
-static void sched_view_refresh(struct core *c)
-{
-	for (int i = 0; i < c->n_nodes; i++) {
-		struct node *n = c->nodes[i];
-		c->sched_view[i] = (struct sched_node){
-			.ready = n->ready, .drivers = n->driver_mask,
-			.exec_allow = n->exec_allow, .exec_bloom = n->exec_bloom,
-			.labels = n->labels, .bridges = n->bridges, .vcpus_milli_total = n->vcpus_milli_total,
-			.memory_mb_total = n->memory_mb_total, .vcpus_milli_used = n->vcpus_milli_used,
-			.memory_mb_used = n->memory_mb_used};
-	}
-}
-
 static struct sched_request sched_request_of(const json_t *spec)
 {
 	const json_t *res = json_object_get(spec, "resources");
@@ -353,17 +339,28 @@ static int check_placeable(struct core *c, const json_t *spec, int count, struct
 {
 	struct sched_request r = sched_request_of(spec);
 	enum sched_miss miss = SCHED_NO_NODE;
-	sched_view_refresh(c);
-	for (int i = 0; i < count; i++) {
-		int k = sched_pick(c->sched_view, c->n_nodes, &r, c->opts.policy, &miss);
-		if (k < 0)
-			return mv_fail(err, 422, miss == SCHED_NO_CAPACITY ? "no_capacity" : "no_node",
-			               "%s%s", sched_miss_message(miss),
-			               count > 1 ? " (for all of count; nothing was created)" : "");
-		c->sched_view[k].vcpus_milli_used += r.vcpus_milli;
-		c->sched_view[k].memory_mb_used += r.memory_mb;
+	struct sched_node *view = c->sched_view;
+	int rc = 0;
+	/* one instance: the live view, untouched; several: a scratch copy that takes the
+	 * tentative reservations */
+	if (count > 1) {
+		if (!(view = malloc(sizeof *view * (size_t)(c->n_nodes + 1))))
+			fatal("malloc");
+		memcpy(view, c->sched_view, sizeof *view * (size_t)c->n_nodes);
 	}
-	return 0;
+	for (int i = 0; i < count && rc == 0; i++) {
+		int k = sched_pick(view, c->n_nodes, &r, c->opts.policy, &miss);
+		if (k < 0) {
+			rc = mv_fail(err, 422, miss == SCHED_NO_CAPACITY ? "no_capacity" : "no_node", "%s%s",
+			             sched_miss_message(miss), count > 1 ? " (for all of count; nothing was created)" : "");
+		} else if (count > 1) {
+			view[k].vcpus_milli_used += r.vcpus_milli;
+			view[k].memory_mb_used += r.memory_mb;
+		}
+	}
+	if (view != c->sched_view)
+		free(view);
+	return rc;
 }
 
 static struct instance *instance_new(const struct inst_spec *spec, const json_t *canon, int i, int64_t now_mono)
@@ -439,7 +436,6 @@ static void schedule_instances(struct core *c, struct instance **insts, int n)
 	int placed = 0;
 	if (!chosen)
 		fatal("calloc");
-	sched_view_refresh(c);
 	for (int i = 0; i < n; i++) {
 		json_t *spec = instance_spec(insts[i]);
 		struct sched_request r = sched_request_of(spec);
@@ -450,9 +446,8 @@ static void schedule_instances(struct core *c, struct instance **insts, int n)
 			log_warnx("instance %s stays pending: %s", insts[i]->id, sched_miss_message(miss));
 			continue;
 		}
-		c->sched_view[k].vcpus_milli_used += r.vcpus_milli;
-		c->sched_view[k].memory_mb_used += r.memory_mb;
 		chosen[i] = c->nodes[k];
+		node_reserve(chosen[i], insts[i]); /* at once: the next pick of this batch sees it */
 		memcpy(insts[i]->node_id, chosen[i]->id, sizeof insts[i]->node_id);
 		insts[i]->lost_node[0] = '\0';
 		insts[i]->state = INST_SCHEDULED;
@@ -463,6 +458,7 @@ static void schedule_instances(struct core *c, struct instance **insts, int n)
 		log_warnx("could not record placements; %d instances stay pending", placed);
 		for (int i = 0; i < n; i++) {
 			if (chosen[i]) {
+				node_release(chosen[i], insts[i]);
 				insts[i]->node_id[0] = '\0';
 				insts[i]->state = INST_PENDING;
 			}
@@ -474,7 +470,6 @@ static void schedule_instances(struct core *c, struct instance **insts, int n)
 		if (!chosen[i])
 			continue;
 		insts[i]->marks.scheduled_us = clock_mono_us();
-		node_reserve(chosen[i], insts[i]);
 		events_publish_instance(c, insts[i]);
 		node_enqueue(c, chosen[i], "start", insts[i]);
 	}

@@ -72,6 +72,7 @@ TAILQ_HEAD(assignment_list, assignment);
 
 struct node {
 	struct core *core;
+	int view_idx; /* its entry in core->sched_view, kept up to date by node_view_sync */
 	char id[MV_ID_LEN + 1];
 	char name[MV_NAME_MAX + 1];
 	char token[65];
@@ -110,7 +111,7 @@ struct core {
 	struct hmap rate;       /* client address -> request token bucket */
 	struct node **nodes;    /* array: the scheduler scans it */
 	int n_nodes, cap_nodes;
-	struct sched_node *sched_view; /* scratch, cap_nodes long */
+	struct sched_node *sched_view; /* the scheduler's view of every node, kept current */
 	struct event *sweep_timer; /* heartbeat timeouts */
 	struct metrics *metrics;
 	uint64_t event_seq;
@@ -150,6 +151,8 @@ void node_free(struct node *n);
 /* Answers the node's waiting long-poll with 503 (the core is going away). */
 void node_release_poll(struct node *n);
 void core_add_node(struct core *c, struct node *n);
+/* Writes the node's current state into the scheduler's view (after any change to it). */
+void node_view_sync(struct node *n);
 
 /* ---- images (images.c) ---- */
 int images_load(struct core *c, char *err, size_t errlen);

@@ -78,6 +78,7 @@ static void node_capacity(struct core *c, struct node *n)
 	n->driver_mask = driver_mask_of(n->drivers);
 	n->exec_allow = json_object_get(json_object_get(n->drivers, "exec"), "allow");
 	n->exec_bloom = sched_exec_bloom(n->exec_allow);
+	node_view_sync(n);
 	n->vcpus_milli_total = (int64_t)(n->cpus * c->opts.cpu_ratio * 1000.0);
 	n->memory_mb_total = n->memory_mb;
 }
@@ -100,8 +101,20 @@ void core_add_node(struct core *c, struct node *n)
 	n->core = c;
 	n->next_seq = 1;
 	n->poll_timer = evtimer_new(c->base, poll_timeout, n);
-	node_capacity(c, n);
+	n->view_idx = c->n_nodes;
 	c->nodes[c->n_nodes++] = n;
+	node_capacity(c, n);
+}
+
+/* The view is updated where a node changes, so that a create never rebuilds it: at
+ * 10,000 nodes a rebuild costs more than the pick itself. */
+void node_view_sync(struct node *n)
+{
+	n->core->sched_view[n->view_idx] = (struct sched_node){
+		.ready = n->ready, .drivers = n->driver_mask, .exec_allow = n->exec_allow,
+		.exec_bloom = n->exec_bloom, .labels = n->labels, .bridges = n->bridges,
+		.vcpus_milli_total = n->vcpus_milli_total, .memory_mb_total = n->memory_mb_total,
+		.vcpus_milli_used = n->vcpus_milli_used, .memory_mb_used = n->memory_mb_used};
 }
 
 void node_reserve(struct node *n, const struct instance *in)
@@ -109,6 +122,7 @@ void node_reserve(struct node *n, const struct instance *in)
 	n->vcpus_milli_used += in->vcpus_milli;
 	n->memory_mb_used += in->memory_mb;
 	n->n_instances++;
+	node_view_sync(n);
 }
 
 void node_release(struct node *n, const struct instance *in)
@@ -116,6 +130,7 @@ void node_release(struct node *n, const struct instance *in)
 	n->vcpus_milli_used -= in->vcpus_milli;
 	n->memory_mb_used -= in->memory_mb;
 	n->n_instances--;
+	node_view_sync(n);
 }
 
 json_t *node_to_json(const struct node *n)
@@ -236,6 +251,7 @@ static void node_ready(struct core *c, struct node *n)
 	touch(n);
 	if (!n->ready) {
 		n->ready = true;
+		node_view_sync(n);
 		log_info("node %s (%s) is ready", n->name, n->id);
 		events_publish_node(c, n, "ready");
 	}
@@ -368,6 +384,7 @@ static void reconcile(struct core *c, struct node *n, const json_t *alive)
 	}
 	n->vcpus_milli_used = n->memory_mb_used = 0;
 	n->n_instances = 0;
+	node_view_sync(n);
 	json_array_foreach(alive, i, idv) {
 		const char *id = json_string_value(idv);
 		struct instance *in = id ? core_instance(c, id) : NULL;
@@ -684,6 +701,7 @@ void nodes_sweep(struct core *c)
 		if (!n->ready || now - n->last_heartbeat_mono_us <= limit)
 			continue;
 		n->ready = false;
+		node_view_sync(n);
 		log_warnx("node %s (%s) is down: no heartbeat for %d s", n->name, n->id, c->opts.heartbeat_timeout_s);
 		events_publish_node(c, n, "down");
 		lose_instances(c, n);
