@@ -316,8 +316,9 @@ static int check_names_free(struct core *c, const struct inst_spec *spec, struct
 	return 0;
 }
 
-static struct sched_request sched_request_of(const json_t *spec)
+static struct sched_request sched_request_of(struct core *c, const json_t *spec)
 {
+	bool known = true;
 	const json_t *res = json_object_get(spec, "resources");
 	const char *driver = json_string_value(json_object_get(spec, "driver"));
 	const char *executable = strcmp(driver, "exec") == 0
@@ -327,6 +328,9 @@ static struct sched_request sched_request_of(const json_t *spec)
 		.driver = driver_index(driver),
 		.executable = executable,
 		.exec_bit = sched_exec_bit(executable),
+		/* a path without an id is on no exact node's list */
+		.exec_id_bit = executable ? core_exec_bit(c, executable, false, &known) : 0,
+		.exec_id_known = executable != NULL,
 		.labels = json_object_get(spec, "labels"),
 		.bridge = json_string_value(json_object_get(json_object_get(spec, "network"), "bridge")),
 		.vcpus_milli = (int64_t)(json_number_value(json_object_get(res, "vcpus")) * 1000.0 + 0.5),
@@ -337,7 +341,7 @@ static struct sched_request sched_request_of(const json_t *spec)
 /* All-or-nothing feasibility: can every one of `count` instances be placed right now? */
 static int check_placeable(struct core *c, const json_t *spec, int count, struct mv_error *err)
 {
-	struct sched_request r = sched_request_of(spec);
+	struct sched_request r = sched_request_of(c, spec);
 	enum sched_miss miss = SCHED_NO_NODE;
 	struct sched_node *view = c->sched_view;
 	int rc = 0;
@@ -438,7 +442,7 @@ static void schedule_instances(struct core *c, struct instance **insts, int n)
 		fatal("calloc");
 	for (int i = 0; i < n; i++) {
 		json_t *spec = instance_spec(insts[i]);
-		struct sched_request r = sched_request_of(spec);
+		struct sched_request r = sched_request_of(c, spec);
 		enum sched_miss miss;
 		int k = sched_pick(c->sched_view, c->n_nodes, &r, c->opts.policy, &miss);
 		json_decref(spec); /* r pointed into it; only its numbers are used below */

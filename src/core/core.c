@@ -333,6 +333,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	hmap_init(&c->instances);
 	hmap_init(&c->names);
 	hmap_init(&c->rate);
+	hmap_init(&c->exec_ids);
 	if (opts->token_file && read_token(opts->token_file, &c->token, err, errlen) < 0)
 		goto fail;
 	if ((rc = fs_mkdir_p(opts->data_dir, 0700)) < 0) {
@@ -408,6 +409,9 @@ void core_destroy(struct core *c)
 	hmap_free(&c->names);
 	rate_forget(c);
 	hmap_free(&c->rate);
+	for (size_t i = 0; hmap_next(&c->exec_ids, &i, &key, &v);)
+		free((char *)key);
+	hmap_free(&c->exec_ids);
 	images_free(c);
 	if (c->http)
 		evhttp_free(c->http);

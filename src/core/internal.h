@@ -84,6 +84,8 @@ struct node {
 	unsigned driver_mask;
 	const json_t *exec_allow; /* drivers.exec.allow (borrowed from drivers) */
 	uint64_t exec_bloom;
+	uint64_t exec_mask; /* bits of the core's executable ids (exec_ids) */
+	bool exec_exact;    /* all of its allowed paths have ids */
 	int cpus;
 	int64_t memory_mb;
 	int64_t vcpus_milli_total, memory_mb_total;
@@ -109,6 +111,8 @@ struct core {
 	struct hmap names;      /* name -> struct instance */
 	struct hmap images;     /* name -> struct image */
 	struct hmap rate;       /* client address -> request token bucket */
+	struct hmap exec_ids;   /* executable path -> id + 1 (at most 64): one bit in a node's mask */
+	int n_exec_ids;
 	struct node **nodes;    /* array: the scheduler scans it */
 	int n_nodes, cap_nodes;
 	struct sched_node *sched_view; /* the scheduler's view of every node, kept current */
@@ -153,6 +157,9 @@ void node_release_poll(struct node *n);
 void core_add_node(struct core *c, struct node *n);
 /* Writes the node's current state into the scheduler's view (after any change to it). */
 void node_view_sync(struct node *n);
+/* The id bit of an executable path (0 when it has none); with add, gives it one if there is
+ * room. *known is false once some path had to go without (then the masks are not exact). */
+uint64_t core_exec_bit(struct core *c, const char *path, bool add, bool *exact);
 
 /* ---- images (images.c) ---- */
 int images_load(struct core *c, char *err, size_t errlen);

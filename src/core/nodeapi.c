@@ -78,6 +78,17 @@ static void node_capacity(struct core *c, struct node *n)
 	n->driver_mask = driver_mask_of(n->drivers);
 	n->exec_allow = json_object_get(json_object_get(n->drivers, "exec"), "allow");
 	n->exec_bloom = sched_exec_bloom(n->exec_allow);
+	n->exec_mask = 0;
+	n->exec_exact = true;
+	{
+		const json_t *p;
+		size_t i;
+		json_array_foreach(n->exec_allow, i, p) {
+			bool exact = true;
+			n->exec_mask |= core_exec_bit(c, json_string_value(p), true, &exact);
+			n->exec_exact = n->exec_exact && exact;
+		}
+	}
 	node_view_sync(n);
 	n->vcpus_milli_total = (int64_t)(n->cpus * c->opts.cpu_ratio * 1000.0);
 	n->memory_mb_total = n->memory_mb;
@@ -108,11 +119,32 @@ void core_add_node(struct core *c, struct node *n)
 
 /* The view is updated where a node changes, so that a create never rebuilds it: at
  * 10,000 nodes a rebuild costs more than the pick itself. */
+uint64_t core_exec_bit(struct core *c, const char *path, bool add, bool *exact)
+{
+	uintptr_t id;
+	char *key;
+	if (!path) {
+		*exact = false;
+		return 0;
+	}
+	if ((id = (uintptr_t)hmap_get(&c->exec_ids, path)))
+		return 1ULL << (id - 1);
+	if (!add || c->n_exec_ids >= 64) {
+		*exact = add ? false : *exact;
+		return 0;
+	}
+	if (!(key = strdup(path)))
+		fatal("strdup");
+	hmap_put(&c->exec_ids, key, (void *)(uintptr_t)(++c->n_exec_ids));
+	return 1ULL << (c->n_exec_ids - 1);
+}
+
 void node_view_sync(struct node *n)
 {
 	n->core->sched_view[n->view_idx] = (struct sched_node){
 		.ready = n->ready, .drivers = n->driver_mask, .exec_allow = n->exec_allow,
-		.exec_bloom = n->exec_bloom, .labels = n->labels, .bridges = n->bridges,
+		.exec_bloom = n->exec_bloom, .exec_mask = n->exec_mask, .exec_exact = n->exec_exact,
+		.labels = n->labels, .bridges = n->bridges,
 		.vcpus_milli_total = n->vcpus_milli_total, .memory_mb_total = n->memory_mb_total,
 		.vcpus_milli_used = n->vcpus_milli_used, .memory_mb_used = n->memory_mb_used};
 }

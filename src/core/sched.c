@@ -11,6 +11,10 @@ static bool driver_offered(const struct sched_node *n, const struct sched_reques
 		const json_t *p;
 		size_t i;
 		*allowed = false;
+		if (n->exec_exact && r->exec_id_known) { /* the common case: one AND */
+			*allowed = (n->exec_mask & r->exec_id_bit) != 0;
+			return true;
+		}
 		if (n->exec_bloom && !(n->exec_bloom & r->exec_bit))
 			return true; /* surely not on its list */
 		json_array_foreach(n->exec_allow, i, p) {

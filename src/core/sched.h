@@ -16,6 +16,8 @@ struct sched_node {
 	unsigned drivers;         /* bit driver_index(name) set for each driver offered */
 	const json_t *exec_allow; /* array of absolute paths the exec driver may run */
 	uint64_t exec_bloom;      /* OR of sched_exec_bit() of each allowed path; 0 = not computed */
+	uint64_t exec_mask;       /* with exec_exact: one bit per allowed path, ids given by the core */
+	bool exec_exact;          /* every allowed path has an id: exec_mask is the whole list */
 	const json_t *labels;  /* {"k": "v"} */
 	const json_t *bridges; /* ["br0", ...]: bridges instances can attach to */
 	int64_t vcpus_milli_total, memory_mb_total; /* capacity (cpus x ratio) */
@@ -26,6 +28,8 @@ struct sched_request {
 	int driver;             /* driver_index() */
 	const char *executable; /* exec only, else NULL */
 	uint64_t exec_bit;      /* sched_exec_bit(executable) */
+	bool exec_id_known;     /* exec_id_bit is the executable's id bit (0: no exact node allows it) */
+	uint64_t exec_id_bit;
 	const json_t *labels;   /* selector or NULL */
 	const char *bridge;     /* network.bridge or NULL */
 	int64_t vcpus_milli, memory_mb;

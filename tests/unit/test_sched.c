@@ -547,7 +547,7 @@ static void test_policy_and_messages(void)
 static void test_exec_bloom_agrees(void)
 {
 	enum { N = 1000, PATHS = 300 };
-	struct sched_node *a = calloc(N, sizeof *a), *b = calloc(N, sizeof *b);
+	struct sched_node *a = calloc(N, sizeof *a), *b = calloc(N, sizeof *b), *e = calloc(N, sizeof *e);
 	json_t *lists[N];
 	char path[64];
 	unsigned seed = 12345;
@@ -564,19 +564,35 @@ static void test_exec_bloom_agrees(void)
 		b[i] = a[i];
 		b[i].exec_bloom = sched_exec_bloom(lists[i]);
 		CHECK(b[i].exec_bloom != 0);
+		/* exact masks as the core gives them: id = the path's number, for the first 64 */
+		e[i] = a[i];
+		e[i].exec_exact = true;
+		for (size_t k = 0; k < json_array_size(lists[i]); k++) {
+			int id = atoi(json_string_value(json_array_get(lists[i], k)) + strlen("/usr/bin/vnf"));
+			if (id < 64)
+				e[i].exec_mask |= 1ULL << id;
+			else
+				e[i].exec_exact = false; /* falls back to the bloom and the scan */
+		}
+		e[i].exec_bloom = b[i].exec_bloom;
 	}
 	for (int p = 0; p < PATHS + 20; p++) {
-		enum sched_miss ma, mb;
+		enum sched_miss ma, mb, me;
 		snprintf(path, sizeof path, "/usr/bin/vnf%d", p);
 		struct sched_request r = {.driver = driver_index("exec"), .executable = path,
 		                          .exec_bit = sched_exec_bit(path), .vcpus_milli = 50, .memory_mb = 50};
 		CHECK_EQ_INT(sched_pick(a, N, &r, SCHED_BINPACK, &ma), sched_pick(b, N, &r, SCHED_BINPACK, &mb));
 		CHECK_EQ_INT(ma, mb);
+		r.exec_id_known = true;
+		r.exec_id_bit = p < 64 ? 1ULL << p : 0;
+		CHECK_EQ_INT(sched_pick(a, N, &r, SCHED_BINPACK, &ma), sched_pick(e, N, &r, SCHED_BINPACK, &me));
+		CHECK_EQ_INT(ma, me);
 	}
 	for (int i = 0; i < N; i++)
 		json_decref(lists[i]);
 	free(a);
 	free(b);
+	free(e);
 }
 
 int main(void)
