@@ -86,5 +86,10 @@ int drv_recover(const struct driver *d, struct drv_handle *h);
 int drv_domain_recover(struct drv_handle *h);
 /* adopt for domain drivers: the domain is named "mv-" + instance id. */
 int drv_domain_adopt(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
+/* The checks every VM driver makes of a start request: absolute kernel (and initrd) paths,
+ * memory 1 MiB to 16 TiB, 0 < vcpus <= 512. Gives the whole vCPUs (rounded up). 0 or -EINVAL
+ * with a sentence naming the driver. */
+int drv_vm_request_check(const char *driver, const struct drv_start_request *r, long *vcpus, char *err,
+                         size_t errlen);
 
 #endif

@@ -56,3 +56,28 @@ int drv_domain_adopt(const struct drv_options *o, const char *instance_id, struc
 			d = drivers[i];
 	return d ? 0 : -ESRCH;
 }
+
+int drv_vm_request_check(const char *driver, const struct drv_start_request *r, long *vcpus, char *err,
+                         size_t errlen)
+{
+	if (!r->kernel || r->kernel[0] != '/') {
+		snprintf(err, errlen, "%s: the kernel must be an absolute path", driver);
+		return -EINVAL;
+	}
+	if (r->initrd && r->initrd[0] != '/') {
+		snprintf(err, errlen, "%s: the initrd must be an absolute path", driver);
+		return -EINVAL;
+	}
+	if (r->memory_mb <= 0 || r->memory_mb > 16 * 1024 * 1024) {
+		snprintf(err, errlen, "%s: memory must be 1 MiB or more (got %lld)", driver, r->memory_mb);
+		return -EINVAL;
+	}
+	if (!(r->vcpus > 0) || r->vcpus > 512) {
+		snprintf(err, errlen, "%s: vcpus must be more than 0 and at most 512", driver);
+		return -EINVAL;
+	}
+	*vcpus = (long)r->vcpus; /* whole vCPUs: round up */
+	if ((double)*vcpus < r->vcpus)
+		(*vcpus)++;
+	return 0;
+}

@@ -235,25 +235,8 @@ static int build_xml(const struct drv_start_request *r, enum lv_kind kind, const
 	long vcpus;
 	struct xml x = {.err = err, .errlen = errlen};
 
-	if (!r->kernel || r->kernel[0] != '/') {
-		snprintf(err, errlen, "libvirt: the kernel must be an absolute path");
+	if (drv_vm_request_check("libvirt", r, &vcpus, err, errlen) < 0)
 		return -EINVAL;
-	}
-	if (r->initrd && r->initrd[0] != '/') {
-		snprintf(err, errlen, "libvirt: the initrd must be an absolute path");
-		return -EINVAL;
-	}
-	if (r->memory_mb <= 0 || r->memory_mb > 16 * 1024 * 1024) {
-		snprintf(err, errlen, "libvirt: memory must be 1 MiB or more (got %lld)", r->memory_mb);
-		return -EINVAL;
-	}
-	if (!(r->vcpus > 0) || r->vcpus > 512) {
-		snprintf(err, errlen, "libvirt: vcpus must be more than 0 and at most 512");
-		return -EINVAL;
-	}
-	vcpus = (long)r->vcpus; /* whole vCPUs: round up */
-	if ((double)vcpus < r->vcpus)
-		vcpus++;
 	if (r->serial_log) {
 		snprintf(serial, sizeof serial, "%s", r->serial_log);
 	} else if (snprintf(serial, sizeof serial, "%s/serial.log", r->dir) >= (int)sizeof serial) {

@@ -249,21 +249,8 @@ static int write_config(const struct drv_start_request *r, const char *name, con
 
 	if ((rc = guest_type(r, &type, err, errlen)) < 0)
 		return rc;
-	if (!r->kernel || r->kernel[0] != '/') {
-		snprintf(err, errlen, "xen: the kernel must be an absolute path");
+	if (drv_vm_request_check("xen", r, &vcpus, err, errlen) < 0)
 		return -EINVAL;
-	}
-	if (r->memory_mb <= 0 || r->memory_mb > 16 * 1024 * 1024) {
-		snprintf(err, errlen, "xen: memory must be 1 MiB or more (got %lld)", r->memory_mb);
-		return -EINVAL;
-	}
-	if (!(r->vcpus > 0) || r->vcpus > 512) {
-		snprintf(err, errlen, "xen: vcpus must be more than 0 and at most 512");
-		return -EINVAL;
-	}
-	vcpus = (long)r->vcpus; /* whole vCPUs: round up */
-	if ((double)vcpus < r->vcpus)
-		vcpus++;
 	if (r->bridge && !ifname_valid(r->bridge)) {
 		snprintf(err, errlen, "xen: bridge \"%.32s\" is not an interface name", r->bridge);
 		return -EINVAL;

@@ -355,32 +355,6 @@ int analyze_records(const struct analyze *a, struct analyze_record **out, size_t
 
 /* ---- writing ---- */
 
-static json_t *number_or_null(double v)
-{
-	return isnan(v) ? json_null() : json_real((double)(int64_t)(v * 1000.0 + (v < 0 ? -0.5 : 0.5)) / 1000.0);
-}
-
-static void csv_number(FILE *f, double v)
-{
-	if (!isnan(v))
-		fprintf(f, "%.3f", v);
-}
-
-static void csv_string(FILE *f, const char *s)
-{
-	if (!strpbrk(s, ",\"\r\n")) {
-		fputs(s, f);
-		return;
-	}
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"')
-			fputc('"', f);
-		fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
 static const char *const wire_names[4] = {"core_ms", "node_ms", "notify_ms", "node_work_ms"};
 
 static int write_one(FILE *f, enum record_format fmt, const struct analyze_record *ar)
@@ -394,12 +368,12 @@ static int write_one(FILE *f, enum record_format fmt, const struct analyze_recor
 		json_object_set_new(o, "intended_send_us", json_integer(r->intended_send_us));
 		json_object_set_new(o, "actual_send_us", json_integer(r->actual_send_us));
 		for (int p = 0; p < PHASE_COUNT; p++)
-			json_object_set_new(o, phase_names[p], number_or_null(r->phase_ms[p]));
+			json_object_set_new(o, phase_names[p], record_json_ms(r->phase_ms[p]));
 		for (int w = 0; w < 4; w++)
-			json_object_set_new(o, wire_names[w], number_or_null(wire[w]));
-		json_object_set_new(o, "total_ms", number_or_null(r->total_ms));
-		json_object_set_new(o, "core_total_ms", number_or_null(r->core_total_ms));
-		json_object_set_new(o, "overhead_ms", number_or_null(r->overhead_ms));
+			json_object_set_new(o, wire_names[w], record_json_ms(wire[w]));
+		json_object_set_new(o, "total_ms", record_json_ms(r->total_ms));
+		json_object_set_new(o, "core_total_ms", record_json_ms(r->core_total_ms));
+		json_object_set_new(o, "overhead_ms", record_json_ms(r->overhead_ms));
 		json_object_set_new(o, "state", json_string(r->state));
 		json_object_set_new(o, "error", json_string(r->error));
 		line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
@@ -410,26 +384,26 @@ static int write_one(FILE *f, enum record_format fmt, const struct analyze_recor
 		free(line);
 		return 0;
 	}
-	csv_string(f, r->id);
+	record_csv_string(f, r->id);
 	fprintf(f, ",%lld,%lld", (long long)r->intended_send_us, (long long)r->actual_send_us);
 	for (int p = 0; p < PHASE_COUNT; p++) {
 		fputc(',', f);
-		csv_number(f, r->phase_ms[p]);
+		record_csv_number(f, r->phase_ms[p]);
 	}
 	for (int w = 0; w < 4; w++) {
 		fputc(',', f);
-		csv_number(f, wire[w]);
+		record_csv_number(f, wire[w]);
 	}
 	fputc(',', f);
-	csv_number(f, r->total_ms);
+	record_csv_number(f, r->total_ms);
 	fputc(',', f);
-	csv_number(f, r->core_total_ms);
+	record_csv_number(f, r->core_total_ms);
 	fputc(',', f);
-	csv_number(f, r->overhead_ms);
+	record_csv_number(f, r->overhead_ms);
 	fputc(',', f);
-	csv_string(f, r->state);
+	record_csv_string(f, r->state);
 	fputc(',', f);
-	csv_string(f, r->error);
+	record_csv_string(f, r->error);
 	fputc('\n', f);
 	return 0;
 }

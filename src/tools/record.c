@@ -47,20 +47,20 @@ int record_open(struct record_writer *w, const char *path)
 	return ferror(w->f) ? -EIO : 0;
 }
 
-static json_t *number_or_null(double v)
+json_t *record_json_ms(double v)
 {
 	/* ms with µs precision: round so that 0.1 + 0.2 does not print as 0.30000000000000004 */
 	return isnan(v) ? json_null() : json_real((double)(int64_t)(v * 1000.0 + (v < 0 ? -0.5 : 0.5)) / 1000.0);
 }
 
-static void csv_number(FILE *f, double v)
+void record_csv_number(FILE *f, double v)
 {
 	if (!isnan(v))
 		fprintf(f, "%.3f", v);
 }
 
 /* RFC 4180: quoted when it holds a comma, quote or line break; quotes doubled. */
-static void csv_string(FILE *f, const char *s)
+void record_csv_string(FILE *f, const char *s)
 {
 	if (!strpbrk(s, ",\"\r\n")) {
 		fputs(s, f);
@@ -84,10 +84,10 @@ int record_write(struct record_writer *w, const struct record *r)
 		json_object_set_new(o, "intended_send_us", json_integer(r->intended_send_us));
 		json_object_set_new(o, "actual_send_us", json_integer(r->actual_send_us));
 		for (int p = 0; p < PHASE_COUNT; p++)
-			json_object_set_new(o, phase_names[p], number_or_null(r->phase_ms[p]));
-		json_object_set_new(o, "total_ms", number_or_null(r->total_ms));
-		json_object_set_new(o, "core_total_ms", number_or_null(r->core_total_ms));
-		json_object_set_new(o, "overhead_ms", number_or_null(r->overhead_ms));
+			json_object_set_new(o, phase_names[p], record_json_ms(r->phase_ms[p]));
+		json_object_set_new(o, "total_ms", record_json_ms(r->total_ms));
+		json_object_set_new(o, "core_total_ms", record_json_ms(r->core_total_ms));
+		json_object_set_new(o, "overhead_ms", record_json_ms(r->overhead_ms));
 		json_object_set_new(o, "state", json_string(r->state));
 		json_object_set_new(o, "error", json_string(r->error));
 		line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
@@ -97,22 +97,22 @@ int record_write(struct record_writer *w, const struct record *r)
 		fprintf(w->f, "%s\n", line);
 		free(line);
 	} else {
-		csv_string(w->f, r->id);
+		record_csv_string(w->f, r->id);
 		fprintf(w->f, ",%lld,%lld", (long long)r->intended_send_us, (long long)r->actual_send_us);
 		for (int p = 0; p < PHASE_COUNT; p++) {
 			fputc(',', w->f);
-			csv_number(w->f, r->phase_ms[p]);
+			record_csv_number(w->f, r->phase_ms[p]);
 		}
 		fputc(',', w->f);
-		csv_number(w->f, r->total_ms);
+		record_csv_number(w->f, r->total_ms);
 		fputc(',', w->f);
-		csv_number(w->f, r->core_total_ms);
+		record_csv_number(w->f, r->core_total_ms);
 		fputc(',', w->f);
-		csv_number(w->f, r->overhead_ms);
+		record_csv_number(w->f, r->overhead_ms);
 		fputc(',', w->f);
-		csv_string(w->f, r->state);
+		record_csv_string(w->f, r->state);
 		fputc(',', w->f);
-		csv_string(w->f, r->error);
+		record_csv_string(w->f, r->error);
 		fputc('\n', w->f);
 	}
 	return ferror(w->f) ? -EIO : 0;

@@ -48,6 +48,12 @@ int record_format_of(const char *path, enum record_format *fmt);
 int record_open(struct record_writer *w, const char *path);
 /* Writes one record as one line. 0 or -errno. */
 int record_write(struct record_writer *w, const struct record *r);
+
+/* The pieces of the formats, for tools that add columns (analyze): ms with µs precision
+ * (NaN -> null), a CSV number (NaN -> empty), a CSV string quoted as RFC 4180 says. */
+json_t *record_json_ms(double v);
+void record_csv_number(FILE *f, double v);
+void record_csv_string(FILE *f, const char *s);
 /* Flushes and closes; 0 or -errno (a failed write shows here too). */
 int record_close(struct record_writer *w);
 
