@@ -156,7 +156,8 @@ struct daemon_args {
 
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_TOKEN_FILE, OPT_CPU_RATIO, OPT_SCHEDULE, OPT_HB_TIMEOUT, OPT_CORE,
        OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT, OPT_BRIDGE, OPT_IMAGE_CACHE,
-       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR, OPT_USER, OPT_MAX_RATE };
+       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR, OPT_USER, OPT_MAX_RATE,
+       OPT_MAX_INFLIGHT };
 
 static const struct option daemon_options[] = {
 	{"listen", required_argument, NULL, OPT_LISTEN},
@@ -180,6 +181,7 @@ static const struct option daemon_options[] = {
 	{"run-dir", required_argument, NULL, OPT_RUN_DIR},
 	{"user", required_argument, NULL, OPT_USER},
 	{"max-rate", required_argument, NULL, OPT_MAX_RATE},
+	{"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
 	{"verbose", no_argument, NULL, 'v'},
 	{NULL, 0, NULL, 0},
 };
@@ -190,6 +192,23 @@ static int parse_double(const char *s, double min, double max, double *out)
 	errno = 0;
 	*out = strtod(s, &end);
 	return errno || end == s || *end || *out < min || *out > max ? -1 : 0;
+}
+
+#define MAX_INFLIGHT_MAX 10000000 /* ~20 GiB of instance records: far past any real need */
+
+/* A whole number 0..max in decimal digits only (no sign, no fraction, no spaces). */
+static int parse_count(const char *s, int64_t max, int64_t *out)
+{
+	char *end;
+	long long v;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 static int parse_exec_allow(struct daemon_args *d, const char *list)
@@ -300,6 +319,14 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 		case OPT_MAX_RATE:
 			if (parse_double(optarg, 0, 1e9, &d->core.max_rate) < 0)
 				goto bad_value;
+			break;
+		case OPT_MAX_INFLIGHT:
+			if (parse_count(optarg, MAX_INFLIGHT_MAX, &d->core.max_inflight) < 0) {
+				fprintf(stderr, "microvim %s: --max-inflight \"%s\": give a whole number of instances, "
+				        "0-%d (0: no limit; default %d)\n", cmd, optarg, MAX_INFLIGHT_MAX,
+				        CORE_MAX_INFLIGHT_DEFAULT);
+				return -1;
+			}
 			break;
 		case 'v': log_set_verbose(true); break;
 		default: cli_usage(cmd, 1); return -1;

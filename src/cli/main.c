@@ -14,6 +14,7 @@ static const struct command commands[] = {
 	 "  --run-dir DIR            instance dirs and logs (default /run/microvim/NODE-ID; removed at exit)\n"
 	 "  --exec-allow PATH[,PATH] executables the exec driver may run (default: none)\n"
 	 "  --cpu-ratio R            vCPUs offered per host CPU (default 16)\n"
+	 "  --max-inflight N         as for `microvim core` (default 4096; 0: no limit)\n"
 	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"
 	 "  --bridge NAME, --image-cache on|off, --notify-batch-ms N, --qemu PATH,\n"
 	 "  --libvirt-uri URI, --xl PATH   as for `microvim node`\n"
@@ -27,6 +28,8 @@ static const struct command commands[] = {
 	 "  --heartbeat-timeout S    a node silent this long is down (default 15)\n"
 	 "  --user NAME              run as this user (the core needs no root; it gets the data dir)\n"
 	 "  --max-rate N             requests/s per client address, bursts of 2N (default 10000; 0: off)\n"
+	 "  --max-inflight N         instances pending, scheduled or starting at once; past it a create\n"
+	 "                           gets 503 saturated with Retry-After (default 4096; 0: no limit)\n"
 	 "  -v, --verbose            debug logs\n"},
 	{"node", cmd_node, "run the agent of one compute host",
 	 "  --core URL               the core (default http://127.0.0.1:4650)\n"

@@ -26,6 +26,22 @@ bool inst_state_terminal(enum inst_state s)
 	return s == INST_STOPPED || s == INST_EXITED || s == INST_FAILED || s == INST_LOST;
 }
 
+bool inst_state_in_flight(enum inst_state s)
+{
+	return s == INST_PENDING || s == INST_SCHEDULED || s == INST_STARTING;
+}
+
+enum admission admission_check(int64_t limit, int64_t in_flight, int64_t count)
+{
+	if (limit <= 0)
+		return ADMIT;
+	if (count > limit)
+		return ADMIT_NEVER;
+	/* in_flight may exceed the limit: lost instances placed again (restart on-lost) and a
+	 * core restarted with a lower limit are not refused, only new creates are */
+	return in_flight > limit - count ? ADMIT_LATER : ADMIT;
+}
+
 bool name_valid(const char *s)
 {
 	size_t n = strlen(s);

@@ -44,6 +44,14 @@ enum inst_state {
 extern const char *const inst_state_names[INST_STATE_COUNT];
 int inst_state_parse(const char *s); /* enum value or -1 */
 bool inst_state_terminal(enum inst_state s);
+/* In flight: accepted but not yet past starting (pending, scheduled, starting). */
+bool inst_state_in_flight(enum inst_state s);
+
+/* Admission of a create of `count` instances with `in_flight` already in flight under a
+ * limit (core --max-inflight; 0: none). NEVER: count alone is over the limit, so waiting
+ * cannot help; LATER: it would be over now and fits once some have started. */
+enum admission { ADMIT, ADMIT_LATER, ADMIT_NEVER };
+enum admission admission_check(int64_t limit, int64_t in_flight, int64_t count);
 
 /* The drivers the API knows by name. Whether a node offers one is the node's business. */
 bool driver_name_known(const char *name);

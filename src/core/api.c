@@ -17,6 +17,9 @@
 #define WAIT_DEFAULT_S 30.0
 #define WAIT_MAX_S 600.0
 #define IDEM_KEY_MAX 128
+/* Seconds a refused create is told to wait (Retry-After). At saturation a node starts an
+ * instance in about a millisecond, so a second frees hundreds of slots. */
+#define SATURATED_RETRY_S 1
 
 typedef void route_fn(struct core *c, struct evhttp_request *req, const char *id);
 route_fn api_instances_create, api_instances_list, api_instance_show, api_instance_delete;
@@ -25,6 +28,26 @@ route_fn api_health, api_events, api_metrics;
 /* ---- instances in memory ---- */
 
 struct instance *core_instance(struct core *c, const char *id) { return hmap_get(&c->instances, id); }
+
+void core_instance_insert(struct core *c, struct instance *in)
+{
+	hmap_put(&c->instances, in->id, in);
+	hmap_put(&c->names, in->name, in);
+	c->n_in_flight += inst_state_in_flight(in->state);
+}
+
+static void core_instance_remove(struct core *c, struct instance *in)
+{
+	hmap_remove(&c->instances, in->id);
+	hmap_remove(&c->names, in->name);
+	c->n_in_flight -= inst_state_in_flight(in->state);
+}
+
+void instance_state_assign(struct core *c, struct instance *in, enum inst_state st)
+{
+	c->n_in_flight += (int)inst_state_in_flight(st) - (int)inst_state_in_flight(in->state);
+	in->state = st;
+}
 
 void instance_free(struct instance *in)
 {
@@ -214,10 +237,10 @@ int instance_set_state(struct core *c, struct instance *in, enum inst_state st)
 {
 	enum inst_state old = in->state;
 	int64_t old_updated = in->updated_wall_us;
-	in->state = st;
+	instance_state_assign(c, in, st);
 	in->updated_wall_us = clock_wall_us();
 	if (store_put_instance(c->store, in) < 0) {
-		in->state = old;
+		instance_state_assign(c, in, old);
 		in->updated_wall_us = old_updated;
 		return -1;
 	}
@@ -454,7 +477,7 @@ static void schedule_instances(struct core *c, struct instance **insts, int n)
 		node_reserve(chosen[i], insts[i]); /* at once: the next pick of this batch sees it */
 		memcpy(insts[i]->node_id, chosen[i]->id, sizeof insts[i]->node_id);
 		insts[i]->lost_node[0] = '\0';
-		insts[i]->state = INST_SCHEDULED;
+		instance_state_assign(c, insts[i], INST_SCHEDULED);
 		insts[i]->updated_wall_us = clock_wall_us();
 		placed++;
 	}
@@ -464,7 +487,7 @@ static void schedule_instances(struct core *c, struct instance **insts, int n)
 			if (chosen[i]) {
 				node_release(chosen[i], insts[i]);
 				insts[i]->node_id[0] = '\0';
-				insts[i]->state = INST_PENDING;
+				instance_state_assign(c, insts[i], INST_PENDING);
 			}
 		}
 		free(chosen);
@@ -557,6 +580,36 @@ static int check_create(struct core *c, struct create_request *cr, struct mv_err
 	return check_placeable(c, cr->canon, cr->spec.count, err);
 }
 
+/* Admission control (core --max-inflight). Past the limit a create is refused at once and
+ * changes nothing, rather than queued: past saturation a queue only adds its length to the
+ * latency of every request behind it, and a client told to come back can go elsewhere.
+ * Checked before names, images and placement so that a refusal costs little. */
+static int admit(struct core *c, struct evhttp_request *req, int count, struct mv_error *err)
+{
+	long long limit = (long long)c->opts.max_inflight, now = (long long)c->n_in_flight;
+	char retry[16];
+
+	switch (admission_check(c->opts.max_inflight, c->n_in_flight, count)) {
+	case ADMIT:
+		return 0;
+	case ADMIT_NEVER:
+		return mv_fail(err, 422, "over_max_inflight",
+		               "count %d is more instances than this core ever holds in flight (--max-inflight %lld); "
+		               "send smaller batches",
+		               count, limit);
+	case ADMIT_LATER:
+		break;
+	}
+	c->n_refused_saturated++;
+	snprintf(retry, sizeof retry, "%d", SATURATED_RETRY_S);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
+	return mv_fail(err, 503, "saturated",
+	               "the core is saturated: %lld instances are in flight (pending, scheduled or starting) and "
+	               "this request adds %d, past its limit of %lld (--max-inflight); nothing was created: "
+	               "retry after %d s",
+	               now, count, limit, SATURATED_RETRY_S);
+}
+
 void api_instances_create(struct core *c, struct evhttp_request *req, UNUSED const char *id)
 {
 	int64_t accepted = clock_mono_us();
@@ -570,7 +623,8 @@ void api_instances_create(struct core *c, struct evhttp_request *req, UNUSED con
 		goto fail;
 	if (cr.idem_key && idem_replay(c, req, cr.idem_key, cr.digest, cr.as_list, &err, &replay_failed))
 		goto out;
-	if ((cr.idem_key && replay_failed) || check_create(c, &cr, &err) < 0)
+	if ((cr.idem_key && replay_failed) || admit(c, req, cr.spec.count, &err) < 0 ||
+	    check_create(c, &cr, &err) < 0)
 		goto fail;
 
 	n = cr.spec.count;
@@ -586,8 +640,7 @@ void api_instances_create(struct core *c, struct evhttp_request *req, UNUSED con
 	}
 	for (int i = 0; i < n; i++) {
 		insts[i]->marks.persisted_us = clock_mono_us();
-		hmap_put(&c->instances, insts[i]->id, insts[i]);
-		hmap_put(&c->names, insts[i]->name, insts[i]);
+		core_instance_insert(c, insts[i]);
 		events_publish_instance(c, insts[i]);
 	}
 	schedule_instances(c, insts, n);
@@ -677,8 +730,7 @@ static int purge(struct core *c, struct instance *in)
 		return -1;
 	if (n)
 		node_enqueue(c, n, "purge", in);
-	hmap_remove(&c->instances, in->id);
-	hmap_remove(&c->names, in->name);
+	core_instance_remove(c, in);
 	instance_free(in);
 	return 0;
 }

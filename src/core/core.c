@@ -37,6 +37,7 @@ void core_options_default(struct core_options *o)
 		.policy = SCHED_BINPACK,
 		.heartbeat_timeout_s = 15,
 		.max_rate = 10000,
+		.max_inflight = CORE_MAX_INFLIGHT_DEFAULT,
 	};
 }
 
@@ -237,9 +238,7 @@ static int read_token(const char *path, char **out, char *err, size_t errlen)
 
 static void load_instance(void *arg, struct instance *in)
 {
-	struct core *c = arg;
-	hmap_put(&c->instances, in->id, in);
-	hmap_put(&c->names, in->name, in);
+	core_instance_insert(arg, in); /* counts those still in flight (--max-inflight) */
 }
 
 static void load_node(void *arg, struct node *n)

@@ -118,6 +118,10 @@ struct core {
 	struct sched_node *sched_view; /* the scheduler's view of every node, kept current */
 	struct event *sweep_timer; /* heartbeat timeouts */
 	struct metrics *metrics;
+	/* Instances in flight (pending, scheduled, starting) in `instances`: kept current by
+	 * core_instance_insert/remove and instance_state_assign, read by admission control. */
+	int64_t n_in_flight;
+	uint64_t n_refused_saturated; /* creates refused with 503 saturated */
 	uint64_t event_seq;
 	struct subscriber *subscribers;
 	int64_t started_wall_us;
@@ -125,6 +129,11 @@ struct core {
 
 /* ---- instances (api.c) ---- */
 struct instance *core_instance(struct core *c, const char *id);
+/* Adds an instance to the core's maps (by id and name) and counts it if in flight. */
+void core_instance_insert(struct core *c, struct instance *in);
+/* Sets the state in memory only. Every change of in->state of an instance in the core's
+ * maps goes through here, so that the in-flight count stays exact without a scan. */
+void instance_state_assign(struct core *c, struct instance *in, enum inst_state st);
 json_t *instance_to_json(const struct instance *in);
 /* Records a state change: store, events, metrics, waiting clients. 0 or -1 (store failed). */
 int instance_set_state(struct core *c, struct instance *in, enum inst_state st);

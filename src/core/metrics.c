@@ -115,6 +115,15 @@ void metrics_render(struct metrics *m, struct core *c, struct evbuffer *out)
 	                         "# TYPE microvim_instances gauge\n");
 	for (int s = 0; s < INST_STATE_COUNT; s++)
 		evbuffer_add_printf(out, "microvim_instances{state=\"%s\"} %d\n", inst_state_names[s], by_state[s]);
+	evbuffer_add_printf(out, "# HELP microvim_instances_inflight Instances pending, scheduled or starting "
+	                         "(what --max-inflight bounds).\n# TYPE microvim_instances_inflight gauge\n"
+	                         "microvim_instances_inflight %lld\n"
+	                         "# HELP microvim_instances_inflight_limit The core's --max-inflight (0: no limit).\n"
+	                         "# TYPE microvim_instances_inflight_limit gauge\nmicrovim_instances_inflight_limit %lld\n"
+	                         "# HELP microvim_admission_refused_total Creates refused with 503 saturated.\n"
+	                         "# TYPE microvim_admission_refused_total counter\nmicrovim_admission_refused_total %llu\n",
+	                    (long long)c->n_in_flight, (long long)c->opts.max_inflight,
+	                    (unsigned long long)c->n_refused_saturated);
 	for (int i = 0; i < c->n_nodes; i++)
 		ready += c->nodes[i]->ready;
 	evbuffer_add_printf(out, "# HELP microvim_nodes Known nodes by state.\n# TYPE microvim_nodes gauge\n"

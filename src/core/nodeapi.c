@@ -263,7 +263,7 @@ static void acknowledge(struct core *c, struct node *n, uint64_t after)
 		struct instance *in = core_instance(c, a->instance_id);
 		TAILQ_REMOVE(&n->queue, a, link);
 		if (in && strcmp(a->op, "start") == 0 && in->state == INST_SCHEDULED) {
-			in->state = INST_STARTING;
+			instance_state_assign(c, in, INST_STARTING);
 			in->updated_wall_us = clock_wall_us();
 			events_publish_instance(c, in);
 		}
@@ -610,7 +610,7 @@ static bool apply_report(struct core *c, struct node *n, struct report *r, int64
 		trace_compute(&in->trace, &in->marks, &r->timing);
 		in->has_trace = r->traced = true;
 	}
-	in->state = r->state;
+	instance_state_assign(c, in, r->state);
 	in->ready = in->ready || r->ready;
 	in->updated_wall_us = clock_wall_us();
 	if (r->has_exit_code) {

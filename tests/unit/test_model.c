@@ -746,6 +746,34 @@ static void test_states(void)
 	CHECK(inst_state_terminal(INST_EXITED));
 	CHECK(inst_state_terminal(INST_FAILED));
 	CHECK(inst_state_terminal(INST_LOST));
+
+	/* in flight: exactly the states before running that are not ended */
+	for (int i = 0; i < INST_STATE_COUNT; i++)
+		CHECK(inst_state_in_flight(i) == (i != INST_RUNNING && !inst_state_terminal(i)));
+}
+
+/* core --max-inflight: 0 is no limit; a batch is all or nothing; a batch larger than the
+ * limit can never fit; being over the limit already (lost instances placed again, a lower
+ * limit after a restart) refuses new work without breaking. */
+static void test_admission(void)
+{
+	CHECK_EQ_INT(admission_check(0, 0, 1), ADMIT);
+	CHECK_EQ_INT(admission_check(0, 1000000, 1000), ADMIT);
+	CHECK_EQ_INT(admission_check(3, 0, 1), ADMIT);
+	CHECK_EQ_INT(admission_check(3, 2, 1), ADMIT);
+	CHECK_EQ_INT(admission_check(3, 3, 1), ADMIT_LATER);
+	CHECK_EQ_INT(admission_check(3, 0, 3), ADMIT);
+	CHECK_EQ_INT(admission_check(3, 1, 3), ADMIT_LATER);
+	CHECK_EQ_INT(admission_check(3, 2, 2), ADMIT_LATER);
+	CHECK_EQ_INT(admission_check(3, 0, 4), ADMIT_NEVER);
+	CHECK_EQ_INT(admission_check(3, 10, 1), ADMIT_LATER);
+	CHECK_EQ_INT(admission_check(1, 0, 1), ADMIT);
+	CHECK_EQ_INT(admission_check(1, 1, 1), ADMIT_LATER);
+	CHECK_EQ_INT(admission_check(4096, 3096, 1000), ADMIT);
+	CHECK_EQ_INT(admission_check(4096, 3097, 1000), ADMIT_LATER);
+	/* no overflow at the extremes */
+	CHECK_EQ_INT(admission_check(INT64_MAX, INT64_MAX - 1, 1), ADMIT);
+	CHECK_EQ_INT(admission_check(INT64_MAX, INT64_MAX, 1), ADMIT_LATER);
 }
 
 static void test_drivers(void)
@@ -811,6 +839,7 @@ int main(void)
 	RUN(test_spec_owns_its_parts);
 	RUN(test_spec_to_json_round_trip);
 	RUN(test_states);
+	RUN(test_admission);
 	RUN(test_drivers);
 	RUN(test_id_generate);
 	UNIT_END();
