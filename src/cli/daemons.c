@@ -157,7 +157,7 @@ struct daemon_args {
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_TOKEN_FILE, OPT_CPU_RATIO, OPT_SCHEDULE, OPT_HB_TIMEOUT, OPT_CORE,
        OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT, OPT_BRIDGE, OPT_IMAGE_CACHE,
        OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR, OPT_USER, OPT_MAX_RATE,
-       OPT_MAX_INFLIGHT };
+       OPT_MAX_INFLIGHT, OPT_MAX_CONNS, OPT_READ_TIMEOUT };
 
 static const struct option daemon_options[] = {
 	{"listen", required_argument, NULL, OPT_LISTEN},
@@ -182,6 +182,8 @@ static const struct option daemon_options[] = {
 	{"user", required_argument, NULL, OPT_USER},
 	{"max-rate", required_argument, NULL, OPT_MAX_RATE},
 	{"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
+	{"max-conns-per-addr", required_argument, NULL, OPT_MAX_CONNS},
+	{"read-timeout", required_argument, NULL, OPT_READ_TIMEOUT},
 	{"verbose", no_argument, NULL, 'v'},
 	{NULL, 0, NULL, 0},
 };
@@ -258,6 +260,7 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 {
 	int opt, sched;
 	double v;
+	int64_t n;
 	core_options_default(&d->core);
 	node_options_default(&d->node);
 	d->labels = json_object();
@@ -327,6 +330,22 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 				        CORE_MAX_INFLIGHT_DEFAULT);
 				return -1;
 			}
+			break;
+		case OPT_MAX_CONNS:
+			if (parse_count(optarg, 1000000, &n) < 0) {
+				fprintf(stderr, "microvim %s: --max-conns-per-addr \"%s\": give a whole number of "
+				        "connections, 0-1000000 (0: no limit)\n", cmd, optarg);
+				return -1;
+			}
+			d->core.max_conns_per_addr = (int)n;
+			break;
+		case OPT_READ_TIMEOUT:
+			if (parse_count(optarg, 3600, &n) < 0 || n == 0) {
+				fprintf(stderr, "microvim %s: --read-timeout \"%s\": give whole seconds, 1-3600\n", cmd,
+				        optarg);
+				return -1;
+			}
+			d->core.read_timeout_s = (int)n;
 			break;
 		case 'v': log_set_verbose(true); break;
 		default: cli_usage(cmd, 1); return -1;

@@ -14,7 +14,7 @@ static const struct command commands[] = {
 	 "  --run-dir DIR            instance dirs and logs (default /run/microvim/NODE-ID; removed at exit)\n"
 	 "  --exec-allow PATH[,PATH] executables the exec driver may run (default: none)\n"
 	 "  --cpu-ratio R            vCPUs offered per host CPU (default 16)\n"
-	 "  --max-inflight N         as for `microvim core` (default 4096; 0: no limit)\n"
+	 "  --max-inflight N, --max-conns-per-addr N, --read-timeout S   as for `microvim core`\n"
 	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"
 	 "  --bridge NAME, --image-cache on|off, --notify-batch-ms N, --qemu PATH,\n"
 	 "  --libvirt-uri URI, --xl PATH   as for `microvim node`\n"
@@ -30,6 +30,8 @@ static const struct command commands[] = {
 	 "  --max-rate N             requests/s per client address, bursts of 2N (default 10000; 0: off)\n"
 	 "  --max-inflight N         instances pending, scheduled or starting at once; past it a create\n"
 	 "                           gets 503 saturated with Retry-After (default 4096; 0: no limit)\n"
+	 "  --max-conns-per-addr N   open connections per client address; past it 429 (default 512; 0: off)\n"
+	 "  --read-timeout S         a request must arrive whole within S s of its first byte (default 60)\n"
 	 "  -v, --verbose            debug logs\n"},
 	{"node", cmd_node, "run the agent of one compute host",
 	 "  --core URL               the core (default http://127.0.0.1:4650)\n"

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -21,12 +23,14 @@
 #include "core/store.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024)
-/* evhttp's own hard cap, for image blobs; JSON bodies above MV_BODY_MAX get our JSON 413. */
+/* evhttp's own cap, for a connection the guard could not watch; the guard gives each
+ * request its route's cap (MV_BODY_MAX, or MV_BLOB_MAX for blobs) before the body is read. */
 #define HARD_BODY_CAP (MV_BLOB_MAX + 4096)
 /* A connection that sends nothing (or whose request is not read whole) this long is
  * closed. It does not cut long-polls and ?wait: a request the core holds is not idle. */
 #define IDLE_TIMEOUT_S 30
 #define ACCEPT_PAUSE_MS 100
+#define FDS_RESERVED 32 /* descriptors the core keeps for itself besides client connections */
 
 void core_options_default(struct core_options *o)
 {
@@ -37,6 +41,8 @@ void core_options_default(struct core_options *o)
 		.policy = SCHED_BINPACK,
 		.heartbeat_timeout_s = 15,
 		.max_rate = 10000,
+		.max_conns_per_addr = 512,
+		.read_timeout_s = 60,
 		.max_inflight = CORE_MAX_INFLIGHT_DEFAULT,
 	};
 }
@@ -184,7 +190,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	char id[128];
 	struct mv_error err;
 
-	evhttp_request_set_on_complete_cb(req, count_reply, c->metrics);
+	http_guard_request_arrived(c->guard, req);
 	if (!rate_allows(c, req)) {
 		mv_fail(&err, 429, "rate_limited", "more than %g requests/s from this address; retry in a second",
 		        c->opts.max_rate);
@@ -217,6 +223,32 @@ static void dispatch(struct evhttp_request *req, void *arg)
 }
 
 /* ---- start-up ---- */
+
+/* Connections the core takes in all: its open-files limit less what the core needs
+ * besides (store, listener, event loop, logs), so accept() never fails for want of a
+ * descriptor; past it a client gets 503 at once. */
+static unsigned connections_max(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > UINT_MAX)
+		return 0;
+	return rl.rlim_cur > 2 * FDS_RESERVED ? (unsigned)(rl.rlim_cur - FDS_RESERVED) : (unsigned)rl.rlim_cur / 2;
+}
+
+static void attach_guard(struct core *c)
+{
+	struct http_guard_limits lim = {
+		.conns_max = connections_max(),
+		.conns_per_addr = (unsigned)c->opts.max_conns_per_addr,
+		.read_timeout_s = c->opts.read_timeout_s,
+		.body_max = MV_BODY_MAX,
+		.big_body_max = MV_BLOB_MAX,
+		.big_body_line = "PUT /v1/blobs/",
+		.on_reply = count_reply,
+		.on_reply_arg = c->metrics,
+	};
+	c->guard = http_guard_attach(c->base, c->http, &lim);
+}
 
 static int read_token(const char *path, char **out, char *err, size_t errlen)
 {
@@ -358,6 +390,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
 	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(c->http, dispatch, c);
+	attach_guard(c);
 	if (bind_listener(c, err, errlen) < 0)
 		goto fail;
 	c->sweep_timer = event_new(base, -1, EV_PERSIST, sweep, c);
@@ -413,7 +446,8 @@ void core_destroy(struct core *c)
 	hmap_free(&c->exec_ids);
 	images_free(c);
 	if (c->http)
-		evhttp_free(c->http);
+		evhttp_free(c->http); /* closes the connections, through the guard */
+	http_guard_free(c->guard);
 	store_close(c->store);
 	metrics_free(c->metrics);
 	free(c->token);

@@ -24,6 +24,8 @@ struct core_options {
 	enum sched_policy policy;
 	int heartbeat_timeout_s;   /* a node silent this long is down */
 	double max_rate;           /* requests/s per client address (burst: twice that); 0: no limit */
+	int max_conns_per_addr;    /* open connections per client address; 0: no limit */
+	int read_timeout_s;        /* a request must arrive whole within this of its first byte */
 	int64_t max_inflight;      /* instances pending, scheduled or starting at once; past it a
 	                            * create gets 503 (admission control); 0: no limit */
 };

@@ -6,6 +6,7 @@
 
 #include "common/clock.h"
 #include "common/http.h"
+#include "common/httpguard.h"
 #include "common/log.h"
 #include "core/internal.h"
 
@@ -28,7 +29,7 @@ static void unsubscribe(struct core *c, struct subscriber *gone)
 
 /* The client went away. libevent detached the unfinished request from the dying
  * connection and left it to us: ending the reply now frees it. */
-static void subscriber_closed(UNUSED struct evhttp_connection *conn, void *arg)
+static void subscriber_closed(void *arg)
 {
 	struct subscriber *s = arg;
 	evhttp_send_reply_end(s->req);
@@ -81,7 +82,7 @@ void events_handle(struct core *c, struct evhttp_request *req)
 	s->next = c->subscribers;
 	c->subscribers = s;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/x-ndjson");
-	evhttp_connection_set_closecb(evhttp_request_get_connection(req), subscriber_closed, s);
+	http_guard_on_close(c->guard, req, subscriber_closed, s);
 	evhttp_send_reply_start(req, 200, "OK");
 }
 
@@ -89,7 +90,7 @@ void events_close_all(struct core *c)
 {
 	while (c->subscribers) {
 		struct subscriber *s = c->subscribers;
-		evhttp_connection_set_closecb(evhttp_request_get_connection(s->req), NULL, NULL);
+		http_guard_on_close(c->guard, s->req, NULL, NULL);
 		evhttp_send_reply_end(s->req);
 		c->subscribers = s->next;
 		free(s);

@@ -11,6 +11,7 @@
 #include <sys/queue.h>
 
 #include "common/hmap.h"
+#include "common/httpguard.h"
 #include "common/model.h"
 #include "common/trace.h"
 #include "core/core.h"
@@ -104,6 +105,7 @@ struct core {
 	struct event_base *base;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
+	struct http_guard *guard; /* connections per address, request deadline, body caps */
 	char url[128];
 	char *token; /* cluster token, NULL when none */
 	struct store *store;

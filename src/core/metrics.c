@@ -102,6 +102,23 @@ static void render_histograms(struct metrics *m, struct evbuffer *out)
 	}
 }
 
+/* What the connection guard saw: open connections and those it closed itself. */
+static void render_connections(struct core *c, struct evbuffer *out)
+{
+	struct http_guard_stats st;
+	http_guard_stats(c->guard, &st);
+	evbuffer_add_printf(out, "# HELP microvim_http_connections Client connections open.\n"
+	                         "# TYPE microvim_http_connections gauge\nmicrovim_http_connections %lu\n"
+	                         "# HELP microvim_http_connections_refused_total Connections the core answered "
+	                         "and closed itself, by reason.\n"
+	                         "# TYPE microvim_http_connections_refused_total counter\n"
+	                         "microvim_http_connections_refused_total{reason=\"total_cap\"} %lu\n"
+	                         "microvim_http_connections_refused_total{reason=\"per_address_cap\"} %lu\n"
+	                         "microvim_http_connections_refused_total{reason=\"read_timeout\"} %lu\n"
+	                         "microvim_http_connections_refused_total{reason=\"body_too_large\"} %lu\n",
+	                    st.open, st.refused_full, st.refused_per_addr, st.read_timeouts, st.bodies_too_large);
+}
+
 void metrics_render(struct metrics *m, struct core *c, struct evbuffer *out)
 {
 	int by_state[INST_STATE_COUNT] = {0}, ready = 0;
@@ -134,4 +151,5 @@ void metrics_render(struct metrics *m, struct core *c, struct evbuffer *out)
 	for (int cls = 1; cls <= 5; cls++)
 		evbuffer_add_printf(out, "microvim_http_requests_total{code=\"%dxx\"} %llu\n", cls,
 		                    (unsigned long long)m->requests[cls]);
+	render_connections(c, out);
 }

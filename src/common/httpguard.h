@@ -1,0 +1,60 @@
+/* httpguard — the per-connection limits libevent 2.1's evhttp does not enforce itself:
+ *
+ *   connections per client address  the one over the cap gets 429 and is closed;
+ *   connections in all              the one over gets 503 (kept below the open-files
+ *                                   limit, so accept() never fails for want of one);
+ *   a deadline for a whole request  counted from its first byte, so a client sending one
+ *                                   byte every 29 s (slowloris) cannot keep a connection:
+ *                                   evhttp's own timeout restarts at every read;
+ *   body size per route             decided from the request line before evhttp reads the
+ *                                   body, so a JSON route holds at most its own cap, not
+ *                                   the blob cap; a Content-Length over the route's cap is
+ *                                   answered with a JSON 413 at once.
+ *
+ * Refusals are JSON errors like every other answer of the API. Everything runs on the
+ * evhttp's event loop; one guard per evhttp, attached before it serves. */
+#ifndef MICROVIM_HTTPGUARD_H
+#define MICROVIM_HTTPGUARD_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+#include <stddef.h>
+
+struct http_guard_limits {
+	unsigned conns_max;         /* open connections in all; 0: no cap */
+	unsigned conns_per_addr;    /* open connections per client address; 0: no cap */
+	int read_timeout_s;         /* a request must arrive whole within this; 0: no deadline */
+	size_t body_max;            /* body bytes per request */
+	size_t big_body_max;        /* ... for requests whose line begins with big_body_line */
+	const char *big_body_line;  /* e.g. "PUT /v1/blobs/"; NULL: none */
+	/* Called when a reply handed to evhttp has been written (evhttp allows one such
+	 * callback per request, and the guard needs it). */
+	void (*on_reply)(struct evhttp_request *req, void *arg);
+	void *on_reply_arg;
+};
+
+struct http_guard_stats {
+	unsigned long open;               /* connections open now */
+	unsigned long refused_full;       /* closed at once: over the cap in all */
+	unsigned long refused_per_addr;   /* closed at once: over the per-address cap */
+	unsigned long read_timeouts;      /* closed: request not whole within the deadline */
+	unsigned long bodies_too_large;   /* answered 413 before the body was read */
+};
+
+struct http_guard;
+
+/* Takes over evhttp_set_bevcb of http. */
+struct http_guard *http_guard_attach(struct event_base *base, struct evhttp *http,
+                                     const struct http_guard_limits *lim);
+/* Call first thing in the request handler: the request has arrived whole, its read
+ * deadline stops; the connection is the handler's until the reply is written. */
+void http_guard_request_arrived(struct http_guard *g, struct evhttp_request *req);
+/* Calls cb(arg) if the connection of req closes (say the client goes away) while this
+ * is set; cb NULL unsets it. evhttp has one close callback per connection, the guard's. */
+void http_guard_on_close(struct http_guard *g, struct evhttp_request *req, void (*cb)(void *arg),
+                         void *arg);
+void http_guard_stats(const struct http_guard *g, struct http_guard_stats *out);
+/* After evhttp_free (which closes the connections through the guard). */
+void http_guard_free(struct http_guard *g);
+
+#endif
