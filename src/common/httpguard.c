@@ -201,6 +201,9 @@ static void refuse_body(struct guard_conn *c, unsigned long long length)
 	 * (evhttp sets them again only when it starts a new request, which it will not). */
 	c->phase = CONN_DRAINING;
 	bufferevent_setcb(c->bev, drain_read, NULL, drain_done, c);
+	/* What is buffered goes too: evhttp may have a read of it scheduled (a request sent
+	 * right behind the previous one), and it must find nothing to parse. */
+	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
 	bufferevent_enable(c->bev, EV_READ);
 	event_del(c->timer);
 	arm_timer(c, LINGER_S);

@@ -190,3 +190,25 @@ def test_connection_count_follows_every_way_of_closing():
     h.wait_until(lambda: _open_connections(core) == base, 5,
                  f"open connections back to {base} (metrics connection included)")
     assert core.alive()
+
+
+def test_pipelined_requests_are_each_watched():
+    """Requests sent back to back in one write: the guard starts watching the next one when
+    the reply to the previous is written, so a second request's oversized body is refused
+    too, and plain pipelined requests are all served."""
+    core = h.start_core()
+    s = _connect(core)
+    s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n" * 3 +
+              b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    answer = _answer(s)
+    assert answer.count(b"HTTP/1.1 200") == 4, answer[:400]
+    s.close()
+    s = _connect(core)
+    s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+              b"POST /v1/instances HTTP/1.1\r\nHost: x\r\nContent-Length: 7000000\r\n\r\n" + b"y" * 4096)
+    answer = _answer(s, 3)
+    first, _, rest = answer.partition(b"HTTP/1.1 413")
+    assert first.startswith(b"HTTP/1.1 200") and rest, answer[:600]
+    assert b'"body_too_large"' in rest, rest
+    s.close()
+    assert core.alive()
