@@ -74,23 +74,19 @@ static int exec_start(const struct drv_options *o, const struct drv_start_reques
                       char *err, size_t errlen)
 {
 	const char *command = json_string_value(json_object_get(json_object_get(r->spec, "config"), "command"));
-	const int fds[3] = {-1, r->stdout_fd, r->stderr_fd};
 	char **argv, **envp;
-	int rc, saved_ns = -1;
+	int rc;
 
 	if (!command || !exec_allowed(o, command)) {
 		snprintf(err, errlen, "%s is not on this node's --exec-allow list", command ? command : "(none)");
 		return -EPERM;
 	}
-	if (r->netns && (rc = proc_netns_enter(r->netns, &saved_ns)) < 0) {
-		snprintf(err, errlen, "cannot enter network namespace %s: %s", r->netns, strerror(-rc));
-		return rc;
-	}
 	build_vectors(r, command, &argv, &envp);
-	/* spawned from this (worker) thread, the process starts in its namespace */
-	rc = proc_spawn(command, argv, envp, fds, r->dir, h, err, errlen);
-	if (saved_ns >= 0 && proc_netns_leave(saved_ns) < 0)
-		fatal("cannot return a worker thread to its network namespace");
+	struct proc_spawn_request sr = {
+		.path = command, .argv = argv, .envp = envp, .fds = {-1, r->stdout_fd, r->stderr_fd},
+		.dir = r->dir, .netns = r->netns,
+	};
+	rc = proc_spawn(&sr, h, err, errlen);
 	free_vector(argv);
 	free_vector(envp);
 	return rc;

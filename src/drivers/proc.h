@@ -5,18 +5,28 @@
 
 #include "drivers/driver.h"
 
-/* Spawns path (never through a shell, no PATH lookup) as the leader of its own session and
- * process group, with default signal dispositions and an empty signal mask; fds[0..2]
- * become its stdin, stdout, stderr (-1: /dev/null); dir is its working directory (NULL:
- * ours). Fills h (pidfd, start time). 0 or -errno with a sentence in err. */
-int proc_spawn(const char *path, char *const argv[], char *const envp[], const int fds[3], const char *dir,
-               struct drv_handle *h, char *err, size_t errlen);
-/* Moves the calling thread into the network namespace at nspath, so that what it spawns
- * next starts there; *saved gets the thread's own namespace for proc_netns_leave. Only
- * for worker threads: the namespace is per thread. 0 or -errno. */
-int proc_netns_enter(const char *nspath, int *saved);
-/* Returns the thread to the namespace saved by proc_netns_enter and closes saved. */
-int proc_netns_leave(int saved);
+/* What to spawn: path (never through a shell, no PATH lookup) as the leader of its own
+ * session and process group, with default signal dispositions and an empty signal mask. */
+struct proc_spawn_request {
+	const char *path;
+	char *const *argv;
+	char *const *envp;
+	int fds[3];        /* become its stdin, stdout, stderr; -1: /dev/null */
+	const char *dir;   /* its working directory; NULL: ours */
+	const char *netns; /* a network namespace to start it in (a path under /run/netns); NULL: ours */
+};
+
+/* Spawns r and fills h (pidfd, start time). The spawn itself runs on a spawner thread
+ * whose descriptor table holds only what the child needs, so its cost does not grow with
+ * the descriptors the process holds; the child is ours all the same. It inherits only
+ * r->fds, on 0-2. 0 or -errno with a sentence in err. */
+int proc_spawn(const struct proc_spawn_request *r, struct drv_handle *h, char *err, size_t errlen);
+/* Starts the spawner threads (proc_spawn starts them when needed). Cheapest while the
+ * process holds few descriptors: each thread copies the table once, then closes the copy.
+ * 0 or -errno; on failure proc_spawn spawns from its caller's thread. */
+int proc_spawner_start(void);
+/* Stops them; only when no proc_spawn can be in flight. */
+void proc_spawner_stop(void);
 /* Start time of pid from /proc/PID/stat (field 22), or 0 when it is gone. */
 unsigned long long proc_start_time(pid_t pid);
 /* Fills h for a process we just spawned (pidfd, start time). 0 or -errno. */

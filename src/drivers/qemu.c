@@ -95,7 +95,7 @@ static int qemu_version(const char *binary, char *version, size_t vlen, char *er
 	struct drv_handle h = {.pidfd = -1};
 	char out[512];
 	size_t n = 0;
-	int pipefd[2], fds[3], rc, status = 0;
+	int pipefd[2], rc, status = 0;
 	int64_t deadline = now_ms() + QEMU_VERSION_TIMEOUT_MS;
 	const char *p;
 
@@ -103,9 +103,8 @@ static int qemu_version(const char *binary, char *version, size_t vlen, char *er
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		return -errno;
 	}
-	fds[0] = -1;
-	fds[1] = fds[2] = pipefd[1];
-	rc = proc_spawn(binary, argv, envp, fds, NULL, &h, err, errlen);
+	struct proc_spawn_request sr = {.path = binary, .argv = argv, .envp = envp, .fds = {-1, pipefd[1], pipefd[1]}};
+	rc = proc_spawn(&sr, &h, err, errlen);
 	close(pipefd[1]);
 	if (rc < 0) {
 		close(pipefd[0]);
@@ -425,7 +424,6 @@ static int qemu_start(const struct drv_options *o, const struct drv_start_reques
 	char binary[PATH_MAX], serial_log[PATH_MAX], qmp[sizeof h->control];
 	char id_env[64];
 	char *envp[] = {"PATH=/usr/local/bin:/usr/bin:/bin", id_env, NULL};
-	const int fds[3] = {-1, r->stdout_fd, r->stderr_fd};
 	struct qemu_config c = {NULL, NULL};
 	struct argv_buf a = {.n = 0};
 	int rc;
@@ -459,7 +457,10 @@ static int qemu_start(const struct drv_options *o, const struct drv_start_reques
 		return rc;
 	}
 	unlink(qmp); /* a stale socket from a previous run of this dir */
-	rc = proc_spawn(binary, a.v, envp, fds, r->dir, h, err, errlen);
+	struct proc_spawn_request sr = {
+		.path = binary, .argv = a.v, .envp = envp, .fds = {-1, r->stdout_fd, r->stderr_fd}, .dir = r->dir,
+	};
+	rc = proc_spawn(&sr, h, err, errlen);
 	argv_free(&a);
 	if (rc < 0)
 		return rc;

@@ -16,6 +16,7 @@
 #include "common/fs.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "drivers/proc.h"
 #include "node/internal.h"
 
 #define POLL_WAIT_S 25
@@ -560,6 +561,9 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 	if (load_identity(a, err, errlen) < 0 || choose_run_dir(a, err, errlen) < 0 || create_bridges(a, err, errlen) < 0)
 		goto fail;
 	read_host(a);
+	/* now, while the process holds few descriptors: each spawner thread copies the table
+	 * once (a failure is not fatal: proc_spawn then spawns from the workers, and says so) */
+	proc_spawner_start();
 	probe_drivers(a);
 	if (!(a->workers = worker_pool_new(base, 0))) {
 		snprintf(err, errlen, "cannot start worker threads: %s", strerror(errno));
@@ -638,6 +642,7 @@ void node_destroy(struct node_agent *a)
 		return;
 	a->shutting_down = true;
 	worker_pool_free(a->workers);
+	proc_spawner_stop(); /* no spawn can be in flight: the workers are gone */
 	instances_free(a);
 	struct evhttp_connection *conns[] = {a->poll_conn, a->ctl_conn, a->report_conn, a->blob_conn};
 	for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++)
