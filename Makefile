@@ -22,6 +22,14 @@ CFLAGS  += $(PKG_CFLAGS) $(shell pkg-config --cflags libvirt 2>/dev/null)
 # libvirt is dlopen'ed by its driver (src/drivers/libvirt.c); only its tests link it.
 LIBVIRT_LIBS := $(shell pkg-config --libs libvirt 2>/dev/null)
 LDLIBS  += $(PKG_LIBS)
+ifeq ($(SANITIZE),1)
+# ASan's xdr_* interceptors look their real functions up when the program starts; libvirt,
+# dlopen'ed later, brings libtirpc and its first RPC would call NULL. Load it from the start.
+TIRPC_LIBS := $(shell pkg-config --libs libtirpc 2>/dev/null)
+ifneq ($(TIRPC_LIBS),)
+LDLIBS  += -Wl,--no-as-needed $(TIRPC_LIBS) -Wl,--as-needed
+endif
+endif
 
 LIB_SRC := $(wildcard src/common/*.c src/core/*.c src/node/*.c src/drivers/*.c src/tools/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)

@@ -66,13 +66,25 @@ struct driver {
 	int (*reap)(struct drv_handle *h, int *exit_code, bool *code_known);
 	int (*recover)(struct drv_handle *h);
 	/* For handles without a pidfd (libvirt, xen): is the domain still there? The node asks
-	 * once a second: these toolstacks offer no exit notification a node can wait on. */
+	 * once a second when the driver has no exit events (xen: xl has none), or they are down. */
 	int (*status)(const struct drv_options *o, struct drv_handle *h, bool *alive);
 	/* Stop for handles without a process of ours (libvirt, xen): shutdown or destroy. */
 	int (*stop)(const struct drv_options *o, struct drv_handle *h, bool force);
 	/* The node died between asking for a start and recording the handle: find what was
 	 * started for instance_id and fill h, or -ESRCH when nothing was. */
 	int (*adopt)(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
+
+	/* Exit events for handles without a pidfd, where the toolstack has them (libvirt).
+	 * watch starts following every domain of o's hypervisor, on a thread of the driver's
+	 * own, and gives a descriptor for the node's loop: readable while watch_next has
+	 * something, the name of a domain that ended or "" for "domains may have ended unseen
+	 * (events were down): ask status() of each". watching() is true while events flow;
+	 * while it is false (not connected yet, connection lost) the node polls status().
+	 * unwatch stops the thread and closes the descriptor. One watch per process. */
+	int (*watch)(const struct drv_options *o, int *fd, char *err, size_t errlen);
+	bool (*watch_next)(char *domain, size_t len);
+	bool (*watching)(void);
+	void (*unwatch)(void);
 };
 
 /* Every driver microvim has, in one list; NULL-terminated. */
@@ -81,6 +93,8 @@ const struct driver *driver_find(const char *name);
 
 int drv_signal(const struct driver *d, struct drv_handle *h, bool force);
 int drv_recover(const struct driver *d, struct drv_handle *h);
+/* Does d report its domains' ends by events right now (no need to poll status())? */
+bool drv_watching(const struct driver *d);
 /* recover for drivers whose handle is a domain name (libvirt, xen): re-attaching needs
  * nothing more; status() says whether the domain outlived the node. */
 int drv_domain_recover(struct drv_handle *h);

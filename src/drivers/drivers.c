@@ -35,6 +35,11 @@ int drv_recover(const struct driver *d, struct drv_handle *h)
 	return d->recover ? d->recover(h) : -ENOTSUP;
 }
 
+bool drv_watching(const struct driver *d)
+{
+	return d->watching && d->watching();
+}
+
 int drv_domain_recover(struct drv_handle *h)
 {
 	h->pid = 0;

@@ -7,17 +7,24 @@
  *
  * Connections: one per call, opened and closed inside it. The node runs start on worker
  * threads and status/stop wherever it likes; a connection per call shares nothing between
- * them, survives libvirtd restarts without reconnect logic (a shared connection would need
- * keepalive, a close callback, and a lock around reopening), and costs one local socket
+ * them, survives libvirtd restarts without reconnect logic, and costs one local socket
  * handshake (a few ms, measured in tests/unit/test_libvirt.c) next to the ~0.2-1 s that
  * virDomainCreateXML itself takes. The one thing cached is the domain type per URI.
  *
+ * Exits are events (watch): one long-lived connection, owned by a thread of this file that
+ * runs libvirt's default event loop, registers for lifecycle events and queues the name of
+ * every domain that stopped (domevents.h) for the node's loop. That connection alone has
+ * keepalive, a close callback and reconnecting (with a sweep after each reconnect, for
+ * what ended unseen); while it is down watching() is false and the node polls status().
+ *
  * Every string put into the XML is escaped; control characters are refused (XML 1.0 cannot
- * carry them). The handle is the domain name ("mv-" + instance id): pid 0, pidfd -1, and the
- * node polls status(). signal and reap are NULL: stopping needs the URI, so it is stop(). */
+ * carry them). The handle is the domain name ("mv-" + instance id): pid 0, pidfd -1.
+ * signal and reap are NULL: stopping needs the URI, so it is stop(). */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +34,7 @@
 #include <libvirt/virterror.h>
 
 #include "common/log.h"
+#include "drivers/domevents.h"
 #include "drivers/driver.h"
 
 #define LIBVIRT_DEFAULT_URI "qemu:///system"
@@ -45,12 +53,19 @@ static const char *lv_uri(const struct drv_options *o)
 	X(virConnectGetURI) X(virConnectGetLibVersion) X(virConnectGetCapabilities)              \
 	X(virDomainCreateXML) X(virDomainFree) X(virDomainLookupByName) X(virDomainShutdown)     \
 	X(virDomainGetState) X(virDomainDestroy)
+/* For exit events only: a library without them still starts and stops domains (polled). */
+#define LV_EVENT_FUNCS(X)                                                                        \
+	X(virEventRegisterDefaultImpl) X(virEventRunDefaultImpl) X(virEventAddTimeout)           \
+	X(virEventUpdateTimeout) X(virEventRemoveTimeout) X(virConnectDomainEventRegisterAny)    \
+	X(virConnectDomainEventDeregisterAny) X(virConnectRegisterCloseCallback)                 \
+	X(virConnectUnregisterCloseCallback) X(virConnectSetKeepAlive) X(virDomainGetName)
 #define LV_DECLARE(f) __typeof__(f) *f;
 static struct {
 	LV_FUNCS(LV_DECLARE)
+	LV_EVENT_FUNCS(LV_DECLARE)
 } lv;
-static bool lv_loaded;
-static char lv_load_error[256];
+static bool lv_loaded, lv_events_loaded;
+static char lv_load_error[256], lv_events_error[256];
 
 /* libvirt prints every error to stderr unless told otherwise; we report them ourselves. */
 static void lv_quiet(UNUSED void *arg, UNUSED virErrorPtr e) {}
@@ -71,6 +86,13 @@ static void lv_init(void)
 	lv.virInitialize();
 	lv.virSetErrorFunc(NULL, lv_quiet);
 	lv_loaded = true;
+#define LV_RESOLVE_EVENT(f)                                                                        \
+	if (!(*(void **)&lv.f = dlsym(h, #f))) {                                                    \
+		snprintf(lv_events_error, sizeof lv_events_error, "libvirt.so.0 lacks %s", #f);      \
+		return;                                                                            \
+	}
+	LV_EVENT_FUNCS(LV_RESOLVE_EVENT)
+	lv_events_loaded = true;
 }
 
 /* This thread's last error, made printable: libvirt passes on what QEMU and its helpers
@@ -417,6 +439,231 @@ static int lv_stop(const struct drv_options *o, struct drv_handle *h, bool force
 	return rc;
 }
 
+/* ---- exit events ---- */
+
+#define WATCH_QUEUE_MAX 4096      /* names queued for the node; beyond, one sweep */
+#define WATCH_RETRY_MIN_MS 1000   /* reconnecting: first try after 1 s, doubling... */
+#define WATCH_RETRY_MAX_MS 30000  /* ...up to 30 s (the node polls meanwhile) */
+#define WATCH_KEEPALIVE_S 5       /* a hung libvirtd is noticed after ~5 * (1 + 3) s */
+#define WATCH_KEEPALIVE_COUNT 3
+
+/* The watcher. Fields marked (thread) are touched by its thread only, after watch() started
+ * it and before unwatch() joined it. */
+static struct {
+	bool started;              /* the node's thread: between watch and unwatch */
+	pthread_t thread;
+	char uri[256];
+	struct domevents q;
+	atomic_bool live;          /* registered for events on a connection that is up */
+	atomic_bool stopping;
+	atomic_bool closed;        /* the connection closed under us (close callback) */
+	int timer;                 /* libvirt timeout: reconnect, and unwatch's wake-up */
+	virConnectPtr conn;        /* (thread) */
+	int callback_id;           /* (thread) */
+	bool retry_due;            /* (thread) */
+	int retry_ms;              /* (thread) */
+	bool ever_up, down_logged; /* (thread) for the log */
+} w = {.timer = -1};
+
+static pthread_once_t lv_event_impl_once = PTHREAD_ONCE_INIT;
+static int lv_event_impl_rc;
+static void lv_event_impl(void)
+{
+	lv_event_impl_rc = lv.virEventRegisterDefaultImpl();
+}
+
+/* Which lifecycle events end a domain: stopped (destroyed, shut down, crashed with
+ * on_crash=destroy, failed), and crashed (a domain left in the crashed state is dead too:
+ * status() says so as well). */
+static bool lv_event_ends_domain(int event)
+{
+	return event == VIR_DOMAIN_EVENT_STOPPED || event == VIR_DOMAIN_EVENT_CRASHED;
+}
+
+/* On the watcher's thread, inside libvirt's event loop: queue only, never call libvirt. */
+static int watch_on_lifecycle(UNUSED virConnectPtr c, virDomainPtr d, int event, UNUSED int detail,
+                              UNUSED void *opaque)
+{
+	const char *name;
+	if (lv_event_ends_domain(event) && (name = lv.virDomainGetName(d)))
+		domevents_push(&w.q, name);
+	return 0;
+}
+
+static void watch_on_close(UNUSED virConnectPtr c, UNUSED int reason, UNUSED void *opaque)
+{
+	atomic_store(&w.live, false);
+	atomic_store(&w.closed, true); /* closed by the thread once the loop returns */
+}
+
+static void watch_on_timer(UNUSED int timer, UNUSED void *opaque)
+{
+	w.retry_due = true;
+}
+
+static void watch_retry_later(void)
+{
+	lv.virEventUpdateTimeout(w.timer, w.retry_ms);
+	w.retry_ms = w.retry_ms * 2 > WATCH_RETRY_MAX_MS ? WATCH_RETRY_MAX_MS : w.retry_ms * 2;
+}
+
+/* Opens the watcher's connection and registers for lifecycle events; on failure, tries
+ * again later. A sweep follows every success: ends before it were not seen as events. */
+static void watch_connect(void)
+{
+	virConnectPtr c;
+	int id;
+	w.retry_due = false;
+	if (!(c = lv.virConnectOpen(w.uri))) {
+		if (!w.down_logged)
+			log_warnx("libvirt %s: no domain events yet (%s): polling, retrying", w.uri, lv_error());
+		w.down_logged = true;
+		watch_retry_later();
+		return;
+	}
+	if (lv.virConnectRegisterCloseCallback(c, watch_on_close, NULL, NULL) < 0 ||
+	    (id = lv.virConnectDomainEventRegisterAny(c, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+	                                              VIR_DOMAIN_EVENT_CALLBACK(watch_on_lifecycle), NULL, NULL)) < 0) {
+		if (!w.down_logged)
+			log_warnx("libvirt %s: cannot register for domain events (%s): polling, retrying", w.uri,
+			          lv_error());
+		w.down_logged = true;
+		lv.virConnectUnregisterCloseCallback(c, watch_on_close);
+		lv.virConnectClose(c);
+		watch_retry_later();
+		return;
+	}
+	/* without it a libvirtd that hangs (rather than closes) would keep events "live" */
+	if (lv.virConnectSetKeepAlive(c, WATCH_KEEPALIVE_S, WATCH_KEEPALIVE_COUNT) < 0)
+		log_debug("libvirt %s: no keepalive on the events connection: %s", w.uri, lv_error());
+	w.conn = c;
+	w.callback_id = id;
+	w.retry_ms = WATCH_RETRY_MIN_MS;
+	lv.virEventUpdateTimeout(w.timer, -1);
+	atomic_store(&w.closed, false);
+	atomic_store(&w.live, true);
+	domevents_push_sweep(&w.q);
+	log_info("libvirt %s: domain events %s: exits are reported as they happen", w.uri,
+	         w.ever_up ? "again" : "on");
+	w.ever_up = true;
+	w.down_logged = false;
+}
+
+static void watch_disconnect(void)
+{
+	if (!w.conn)
+		return;
+	atomic_store(&w.live, false);
+	/* on a closed connection deregistering fails; what matters is that it is freed */
+	lv.virConnectDomainEventDeregisterAny(w.conn, w.callback_id);
+	lv.virConnectUnregisterCloseCallback(w.conn, watch_on_close);
+	lv.virConnectClose(w.conn);
+	w.conn = NULL;
+}
+
+static void *watch_main(UNUSED void *arg)
+{
+	log_set_tag("node"); /* its lines are the node's */
+	while (!atomic_load(&w.stopping)) {
+		if (!w.conn && w.retry_due)
+			watch_connect();
+		if (lv.virEventRunDefaultImpl() < 0) {
+			log_warnx("libvirt: the event loop failed (%s): domains are polled from now on", lv_error());
+			break;
+		}
+		if (atomic_load(&w.closed) && w.conn) {
+			log_warnx("libvirt %s: the events connection closed: polling until it is back", w.uri);
+			watch_disconnect();
+			atomic_store(&w.closed, false);
+			watch_retry_later();
+		}
+	}
+	watch_disconnect();
+	/* one more turn frees what the close left to the loop (the socket's watch) */
+	lv.virEventUpdateTimeout(w.timer, 0);
+	lv.virEventRunDefaultImpl();
+	return NULL;
+}
+
+static int lv_watch(const struct drv_options *o, int *fd, char *err, size_t errlen)
+{
+	sigset_t all, old;
+	int rc;
+
+	pthread_once(&lv_once, lv_init);
+	if (!lv_loaded || !lv_events_loaded) {
+		snprintf(err, errlen, "%s", lv_loaded ? lv_events_error : lv_load_error);
+		return -ENOTSUP;
+	}
+	if (w.started) {
+		snprintf(err, errlen, "libvirt: domain events are already watched in this process");
+		return -EBUSY;
+	}
+	/* must come before the connection whose events we want; libvirt allows it once */
+	pthread_once(&lv_event_impl_once, lv_event_impl);
+	if (lv_event_impl_rc < 0) {
+		snprintf(err, errlen, "libvirt: no event loop: %s", lv_error());
+		return -ENOTSUP;
+	}
+	if (snprintf(w.uri, sizeof w.uri, "%s", lv_uri(o)) >= (int)sizeof w.uri) {
+		snprintf(err, errlen, "libvirt: URI too long");
+		return -ENAMETOOLONG;
+	}
+	if ((rc = domevents_init(&w.q, WATCH_QUEUE_MAX)) < 0) {
+		snprintf(err, errlen, "libvirt: domain events queue: %s", strerror(-rc));
+		return rc;
+	}
+	if ((w.timer = lv.virEventAddTimeout(-1, watch_on_timer, NULL, NULL)) < 0) {
+		snprintf(err, errlen, "libvirt: cannot add an event loop timer: %s", lv_error());
+		domevents_free(&w.q);
+		return -EIO;
+	}
+	atomic_store(&w.live, false);
+	atomic_store(&w.stopping, false);
+	atomic_store(&w.closed, false);
+	w.conn = NULL;
+	w.retry_due = true;
+	w.retry_ms = WATCH_RETRY_MIN_MS;
+	w.ever_up = w.down_logged = false;
+	/* the thread takes no signals: they belong to the node's loop */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&w.thread, NULL, watch_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		snprintf(err, errlen, "libvirt: cannot start the events thread: %s", strerror(rc));
+		lv.virEventRemoveTimeout(w.timer);
+		domevents_free(&w.q);
+		return -rc;
+	}
+	w.started = true;
+	*fd = w.q.efd;
+	return 0;
+}
+
+static bool lv_watch_next(char *domain, size_t len)
+{
+	return w.started && domevents_pop(&w.q, domain, len);
+}
+
+static bool lv_watching(void)
+{
+	return w.started && atomic_load(&w.live);
+}
+
+static void lv_unwatch(void)
+{
+	if (!w.started)
+		return;
+	atomic_store(&w.stopping, true);
+	lv.virEventUpdateTimeout(w.timer, 0); /* wakes the loop at once */
+	pthread_join(w.thread, NULL);
+	lv.virEventRemoveTimeout(w.timer);
+	w.timer = -1;
+	domevents_free(&w.q);
+	w.started = false;
+}
+
 const struct driver driver_libvirt = {
 	.name = "libvirt",
 	.probe = lv_probe,
@@ -425,4 +672,8 @@ const struct driver driver_libvirt = {
 	.adopt = drv_domain_adopt,
 	.status = lv_status,
 	.stop = lv_stop,
+	.watch = lv_watch,
+	.watch_next = lv_watch_next,
+	.watching = lv_watching,
+	.unwatch = lv_unwatch,
 };

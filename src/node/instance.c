@@ -188,7 +188,8 @@ static void on_process_exit(UNUSED evutil_socket_t fd, UNUSED short what, void *
 	ended(ni, known, code);
 }
 
-/* Toolstacks without an exit notification (libvirt, xen): ask each second, on a worker. */
+/* Domains (no pidfd): ask the toolstack, on a worker; each second for toolstacks without
+ * exit events (xen) or while a driver's events are down (libvirt). */
 struct status_job {
 	struct ninst *ni;
 	int rc;
@@ -228,7 +229,55 @@ static void on_status_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *
 	const char *k;
 	void *v;
 	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);)
-		status_check(v);
+		if (!drv_watching(((struct ninst *)v)->drv))
+			status_check(v);
+}
+
+/* One of a domain driver's exit events: a domain that ended, or "" for "some may have
+ * ended unseen", which asks the toolstack about each of the driver's domains. */
+static void domain_event(struct node_agent *a, const struct driver *d, const char *domain)
+{
+	const char *k;
+	void *v;
+	struct ninst *ni;
+	if (!domain[0]) {
+		for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);)
+			if (((struct ninst *)v)->drv == d)
+				status_check(v);
+		return;
+	}
+	/* domains are named "mv-" + instance id (drv_domain_adopt) */
+	if (strncmp(domain, "mv-", 3) != 0 || !(ni = hmap_get(&a->instances, domain + 3)) || ni->drv != d ||
+	    ni->phase != NI_RUNNING || strcmp(ni->h.domain, domain) != 0)
+		return; /* not ours, or not running yet: watch_exit asks once it is */
+	log_info("instance %s: domain %s ended (%s event)", ni->id, domain, d->name);
+	ended(ni, false, 0);
+}
+
+static void on_domain_events(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct node_agent *a = arg;
+	char domain[sizeof ((struct drv_handle *)0)->domain];
+	for (int i = 0; drivers[i] && i < NODE_WATCH_MAX; i++)
+		while (a->watch_evs[i] && drivers[i]->watch_next(domain, sizeof domain))
+			domain_event(a, drivers[i], domain);
+}
+
+/* Exit events from the domain drivers that have them (libvirt); the others are polled. */
+static void domain_watch_start(struct node_agent *a, int i)
+{
+	const struct driver *d = drivers[i];
+	char why[256] = "";
+	int fd;
+	if (!d->watch || !json_object_get(a->drivers_info, d->name))
+		return;
+	if (d->watch(&a->drv_opts, &fd, why, sizeof why) < 0) {
+		log_info("driver %s: no exit events (%s): domains are polled every %.0f s", d->name, why,
+		         STATUS_INTERVAL_S);
+		return;
+	}
+	a->watch_evs[i] = event_new(a->base, fd, EV_READ | EV_PERSIST, on_domain_events, a);
+	event_add(a->watch_evs[i], NULL);
 }
 
 /* ---- stop ---- */
@@ -306,6 +355,9 @@ static void watch_exit(struct ninst *ni)
 	}
 	ni->kill_timer = evtimer_new(a->base, on_kill_timer, ni);
 	ni->phase = NI_RUNNING;
+	/* an exit event that came before this point was not for a running instance: ask once */
+	if (drv_watching(ni->drv))
+		status_check(ni);
 }
 
 /* ---- boot: the ready marker on the serial log ---- */
@@ -709,6 +761,8 @@ int instances_init(struct node_agent *a, char *err, size_t errlen)
 	event_add(a->inotify_ev, NULL);
 	a->status_timer = event_new(a->base, -1, EV_PERSIST, on_status_timer, a);
 	event_add(a->status_timer, &tv);
+	for (int i = 0; drivers[i] && i < NODE_WATCH_MAX; i++)
+		domain_watch_start(a, i);
 	return 0;
 }
 
@@ -859,6 +913,12 @@ void instances_free(struct node_agent *a)
 	hmap_free(&a->instances);
 	if (a->status_timer)
 		event_free(a->status_timer);
+	for (int i = 0; drivers[i] && i < NODE_WATCH_MAX; i++) {
+		if (a->watch_evs[i]) {
+			event_free(a->watch_evs[i]);
+			drivers[i]->unwatch();
+		}
+	}
 	if (a->inotify_ev)
 		event_free(a->inotify_ev);
 	close_fd(&a->inotify_fd);

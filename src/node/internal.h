@@ -23,6 +23,8 @@
 
 enum ninst_phase { NI_PREPARING, NI_SPAWNING, NI_RUNNING, NI_ENDED };
 
+#define NODE_WATCH_MAX 8 /* entries of drivers[] whose exit events the node can follow */
+
 /* One instance on this node. */
 struct ninst {
 	struct node_agent *agent;
@@ -100,6 +102,7 @@ struct node_agent {
 	int hb_interval_s;
 	struct event *hb_timer, *register_timer, *poll_timer, *report_timer, *shutdown_timer;
 	struct event *status_timer; /* handles without a pidfd (libvirt, xen) */
+	struct event *watch_evs[NODE_WATCH_MAX]; /* by index in drivers[]: exit events (libvirt) */
 	int inotify_fd;
 	struct event *inotify_ev;
 	struct report *reports, **reports_tail; /* queued, not yet sent */

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -452,6 +453,55 @@ static void test_cycles(void)
 	       CYCLES, (double)total / CYCLES / 1000.0, (double)worst / 1000.0);
 }
 
+/* Waits until fd is readable; false after ms. */
+static bool readable_within(int fd, int ms)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, ms) == 1 && (p.revents & POLLIN);
+}
+
+/* Exit events: the watcher connects, says "sweep" once, then names a destroyed domain at once. */
+static void test_events(void)
+{
+	struct inst in;
+	char err[256] = "", name[64] = "x";
+	int fd = -1, fd2 = -1;
+	int64_t t0;
+	bool seen = false;
+
+	CHECK(!driver_libvirt.watching());
+	CHECK_EQ_INT(driver_libvirt.watch(&opts, &fd, err, sizeof err), 0);
+	if (err[0])
+		fprintf(stderr, "  watch: %s\n", err);
+	CHECK(fd >= 0);
+	CHECK_EQ_INT(driver_libvirt.watch(&opts, &fd2, err, sizeof err), -EBUSY);
+	for (int i = 0; i < 500 && !driver_libvirt.watching(); i++)
+		sleep_ms(20);
+	CHECK(driver_libvirt.watching());
+	CHECK(readable_within(fd, 5000));
+	CHECK(driver_libvirt.watch_next(name, sizeof name));
+	CHECK_STR(name, ""); /* the sweep after connecting */
+	CHECK(!driver_libvirt.watch_next(name, sizeof name));
+
+	inst_init(&in);
+	CHECK_EQ_INT(driver_libvirt.start(&opts, &in.r, &in.h, err, sizeof err), 0);
+	t0 = now_us();
+	CHECK_EQ_INT(driver_libvirt.stop(&opts, &in.h, true), 0);
+	/* other lifecycle events (started, resumed) are not queued: only the end */
+	while (!seen && readable_within(fd, 5000))
+		while (!seen && driver_libvirt.watch_next(name, sizeof name))
+			seen = strcmp(name, in.h.domain) == 0;
+	CHECK(seen);
+	printf("  measured: destroy called -> its event queued %.1f ms later (the destroy is most of it)\n", (double)(now_us() - t0) / 1000.0);
+	CHECK(!readable_within(fd, 0));
+	inst_done(&in);
+
+	driver_libvirt.unwatch();
+	CHECK(!driver_libvirt.watching());
+	CHECK(!driver_libvirt.watch_next(name, sizeof name));
+	driver_libvirt.unwatch(); /* twice is harmless */
+}
+
 static void test_refused(void)
 {
 	struct inst in;
@@ -546,6 +596,7 @@ int main(void)
 		RUN(test_probe);
 		RUN(test_boot);
 		RUN(test_cycles);
+		RUN(test_events);
 		RUN(test_refused);
 		if (destroy_all() > 0)
 			fprintf(stderr, "  destroyed domains a failed test left\n");
