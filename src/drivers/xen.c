@@ -109,6 +109,9 @@ static int xl_run(const struct drv_options *o, const char *const *argv, double t
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
+	/* xl gets 0-2 only: the node's own sockets (libevent opens its client sockets
+	 * without O_CLOEXEC) must not live on in a toolstack process. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	posix_spawnattr_init(&attr);
 	sigemptyset(&none);
 	sigfillset(&all);

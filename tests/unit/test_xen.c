@@ -4,6 +4,7 @@
  * and checks the values. Run from the repo root (tests/run does), after `make`, which
  * builds the stand-in's checker into BUILD/tests/xlcheck next to this binary. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libxlutil.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -154,6 +155,30 @@ static void test_probe(void)
 	CHECK(info == NULL && strstr(err, "/nonexistent/xl"));
 	CHECK(driver_xen.probe(&fails, &info, err, sizeof err) < 0);
 	CHECK(info == NULL && strstr(err, "failed"));
+}
+
+/* xl must not inherit the node's descriptors: a toolstack process outliving a request
+ * would hold the node's sockets open. A descriptor without O_CLOEXEC, as libevent's
+ * client sockets are, is opened here; a fake xl fails when it sees it. */
+static void test_xl_gets_stdio_only(void)
+{
+	char fake[PATH_MAX], err[512] = "";
+	struct drv_options o = {0};
+	json_t *info = NULL;
+	int fd = open("/dev/null", O_RDONLY); /* no O_CLOEXEC on purpose */
+
+	CHECK(fd >= 0 && dup2(fd, 47) == 47);
+	snprintf(fake, sizeof fake, "%s/xl-fdcheck", tmpdir);
+	write_file(fake, "#!/bin/sh\nif [ -e /proc/$$/fd/47 ]; then echo 'inherited fd 47' >&2; exit 1; fi\n"
+	                 "echo 'xen_version            : 4.17-fdcheck'\n");
+	CHECK(chmod(fake, 0755) == 0);
+	o.xl_binary = fake;
+	CHECK_EQ_INT(driver_xen.probe(&o, &info, err, sizeof err), 0);
+	if (err[0])
+		printf("  probe error: %s\n", err);
+	json_decref(info);
+	close(47);
+	close(fd);
 }
 
 static void test_start_status_stop(void)
@@ -405,6 +430,7 @@ int main(int argc, char **argv)
 	printf("  xl STAND-IN toolstack %s (no Xen on this machine), checker %s\n", xl, xlcheck);
 
 	RUN(test_probe);
+	RUN(test_xl_gets_stdio_only);
 	RUN(test_start_status_stop);
 	RUN(test_pv_destroy);
 	RUN(test_cycles);
