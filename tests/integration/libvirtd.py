@@ -76,11 +76,16 @@ class PrivateLibvirt:
                               timeout=timeout)
 
     def start(self, timeout=60):
-        if "virtlogd" not in self.procs or self.procs["virtlogd"].poll() is not None:
-            self._spawn("/usr/sbin/virtlogd")
-            # libvirtd would start a virtlogd of its own if ours were not listening yet
-            self._wait(os.path.join(self.run, "libvirt", "virtlogd-sock"), timeout)
-        self.start_libvirtd(timeout)
+        """Both daemons; on failure, whatever started is stopped again."""
+        try:
+            if "virtlogd" not in self.procs or self.procs["virtlogd"].poll() is not None:
+                self._spawn("/usr/sbin/virtlogd")
+                # libvirtd would start a virtlogd of its own if ours were not listening yet
+                self._wait(os.path.join(self.run, "libvirt", "virtlogd-sock"), timeout)
+            self.start_libvirtd(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def start_libvirtd(self, timeout=60):

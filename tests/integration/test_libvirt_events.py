@@ -49,10 +49,12 @@ def _start_node(core_url, lv, name="n-lv", work=None):
 
 def _setup():
     lv = libvirtd.PrivateLibvirt(base=h.tmpdir("mv-libvirtd-")).start()
-    core = h.start_core()
-    node = _start_node(core.url, lv)
-    r = h.cli(["image", "add", "hello", "--core", core.url, "--kernel", KERNEL])
-    assert r.returncode == 0, f"image add: {r.stderr}"
+    try:
+        core = h.start_core()
+        node = _start_node(core.url, lv)
+    except BaseException:
+        lv.stop()  # the harness stops our daemons, not libvirtd
+        raise
     return lv, core, node
 
 
@@ -96,6 +98,8 @@ def _scenario(body):
     lv, core, node = _setup()
     later = []
     try:
+        r = h.cli(["image", "add", "hello", "--core", core.url, "--kernel", KERNEL])
+        assert r.returncode == 0, f"image add: {r.stderr}"
         body(lv, core.client(), node, core, later)
     finally:
         # the nodes first: their last calls go to libvirtd
