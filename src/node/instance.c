@@ -150,7 +150,9 @@ static void fail(struct ninst *ni, const char *fmt, ...)
 
 /* ---- exit ---- */
 
-static void ended(struct ninst *ni, bool known, int code)
+/* The instance's process or domain is gone. Without a known code, `unknown_why` says why
+ * there is none (the error the instance keeps). */
+static void ended(struct ninst *ni, bool known, int code, const char *unknown_why)
 {
 	ni->has_exit_code = known;
 	ni->exit_code = code;
@@ -163,7 +165,7 @@ static void ended(struct ninst *ni, bool known, int code)
 		         code > 128 ? code - 128 : code);
 		ninst_end(ni, INST_FAILED);
 	} else {
-		snprintf(ni->error, sizeof ni->error, "ended while the node was not watching (exit code unknown)");
+		snprintf(ni->error, sizeof ni->error, "%s", unknown_why);
 		ninst_end(ni, INST_EXITED);
 	}
 }
@@ -185,7 +187,8 @@ static void on_process_exit(UNUSED evutil_socket_t fd, UNUSED short what, void *
 		return;
 	if (rc < 0)
 		log_warnx("instance %s: reap: %s", ni->id, strerror(-rc));
-	ended(ni, known, code);
+	ended(ni, known, code,
+	      "ended; exit code unknown: its process was re-attached by a restarted node, not started by it");
 }
 
 /* Domains (no pidfd): ask the toolstack, on a worker; each second for toolstacks without
@@ -206,7 +209,7 @@ static void status_done(void *arg)
 {
 	struct status_job *j = arg;
 	if (!j->ni->purged && j->ni->phase == NI_RUNNING && j->rc == 0 && !j->alive)
-		ended(j->ni, false, 0);
+		ended(j->ni, false, 0, "the domain is gone (the toolstack keeps no exit code)");
 	ninst_job_finished(j->ni);
 	free(j);
 }
@@ -251,7 +254,7 @@ static void domain_event(struct node_agent *a, const struct driver *d, const cha
 	    ni->phase != NI_RUNNING || strcmp(ni->h.domain, domain) != 0)
 		return; /* not ours, or not running yet: watch_exit asks once it is */
 	log_info("instance %s: domain %s ended (%s event)", ni->id, domain, d->name);
-	ended(ni, false, 0);
+	ended(ni, false, 0, "the domain ended (the toolstack keeps no exit code)");
 }
 
 static void on_domain_events(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
@@ -809,7 +812,7 @@ static void recover_one(struct node_agent *a, const char *id, json_t *rec)
 		watch_exit(ni);
 		log_info("instance %s is still running: re-attached", ni->id);
 	} else {
-		ended(ni, false, 0);
+		ended(ni, false, 0, "ended while the node was not running (exit code unknown)");
 	}
 }
 
