@@ -52,7 +52,7 @@ static const char *lv_uri(const struct drv_options *o)
 	X(virConnectOpen) X(virConnectClose) X(virConnectGetType) X(virConnectGetVersion)        \
 	X(virConnectGetURI) X(virConnectGetLibVersion) X(virConnectGetCapabilities)              \
 	X(virDomainCreateXML) X(virDomainFree) X(virDomainLookupByName) X(virDomainShutdown)     \
-	X(virDomainGetState) X(virDomainDestroy)
+	X(virDomainGetState) X(virDomainDestroy) X(virDomainDestroyFlags)
 /* For exit events only: a library without them still starts and stops domains (polled). */
 #define LV_EVENT_FUNCS(X)                                                                        \
 	X(virEventRegisterDefaultImpl) X(virEventRunDefaultImpl) X(virEventAddTimeout)           \
@@ -412,6 +412,23 @@ static int lv_status(const struct drv_options *o, struct drv_handle *h, bool *al
 	return rc == -ESRCH ? 0 : rc;
 }
 
+/* The gentle stop of a diskless guest: its hypervisor process is asked to end (SIGTERM to
+ * QEMU: VIR_DOMAIN_DESTROY_GRACEFUL), as the qemu driver's QMP quit does. There is no disk
+ * to flush, and a guest power-off (ACPI) is what a unikernel like the sample VNF ignores,
+ * which made every delete wait the node's whole grace period. A hypervisor driver that
+ * refuses the flag (libxl) gets the guest shutdown request instead (PV shutdown on Xen). */
+static int lv_stop_gently(virDomainPtr d)
+{
+	virErrorPtr e;
+	if (lv.virDomainDestroyFlags(d, VIR_DOMAIN_DESTROY_GRACEFUL) == 0)
+		return 0;
+	e = lv.virGetLastError();
+	if (!e || (e->code != VIR_ERR_INVALID_ARG && e->code != VIR_ERR_NO_SUPPORT &&
+	           e->code != VIR_ERR_ARGUMENT_UNSUPPORTED))
+		return -1;
+	return lv.virDomainShutdown(d);
+}
+
 static int lv_stop(const struct drv_options *o, struct drv_handle *h, bool force)
 {
 	virConnectPtr c;
@@ -427,12 +444,11 @@ static int lv_stop(const struct drv_options *o, struct drv_handle *h, bool force
 		lv.virConnectClose(c);
 		return rc;
 	}
-	/* shutdown asks the guest (ACPI on QEMU); destroy ends it at once */
-	if ((force ? lv.virDomainDestroy(d) : lv.virDomainShutdown(d)) < 0) {
+	if ((force ? lv.virDomainDestroy(d) : lv_stop_gently(d)) < 0) {
 		rc = lv_errno();
 		if (rc == -EINVAL) /* "domain is not running": it ended meanwhile */
 			rc = -ESRCH;
-		log_debug("libvirt: %s %s: %s", force ? "destroy" : "shutdown", h->domain, lv_error());
+		log_debug("libvirt: %s %s: %s", force ? "destroy" : "gentle stop", h->domain, lv_error());
 	}
 	lv.virDomainFree(d);
 	lv.virConnectClose(c);
