@@ -256,6 +256,41 @@ static int parse_label(struct daemon_args *d, const char *kv)
 	return 0;
 }
 
+/* Which daemon an option is for. `dev` runs both and takes both, except what has no
+ * meaning in one process (--core, --user: dev talks to its own core and stays as it is). */
+enum { FOR_CORE = 1, FOR_NODE = 2, FOR_BOTH = 3 };
+
+static int option_owner(int opt)
+{
+	switch (opt) {
+	case OPT_DATA_DIR: case OPT_TOKEN_FILE: case 'v':
+		return FOR_BOTH;
+	case OPT_LISTEN: case OPT_CPU_RATIO: case OPT_SCHEDULE: case OPT_HB_TIMEOUT: case OPT_USER:
+	case OPT_MAX_RATE: case OPT_MAX_INFLIGHT: case OPT_MAX_CONNS: case OPT_READ_TIMEOUT:
+		return FOR_CORE;
+	default:
+		return FOR_NODE;
+	}
+}
+
+/* An option another daemon takes is refused rather than ignored: `node --max-rate 5`
+ * would otherwise look accepted and do nothing. */
+static bool option_refused(const char *cmd, int opt)
+{
+	int owner = option_owner(opt);
+	const char *name = opt >= OPT_LISTEN ? daemon_options[opt - OPT_LISTEN].name : "?";
+	bool dev = strcmp(cmd, "dev") == 0;
+
+	if (dev ? (opt == OPT_CORE || opt == OPT_USER)
+	        : !(owner & (strcmp(cmd, "core") == 0 ? FOR_CORE : FOR_NODE))) {
+		fprintf(stderr, "microvim %s: --%s is not an option of `microvim %s`%s (see microvim %s --help)\n", cmd,
+		        name, cmd, dev ? "" : owner == FOR_CORE ? " but of `microvim core`" : " but of `microvim node`",
+		        cmd);
+		return true;
+	}
+	return false;
+}
+
 static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daemon_args *d)
 {
 	int opt, sched;
@@ -266,6 +301,8 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 	d->labels = json_object();
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "v", daemon_options, NULL)) != -1) {
+		if (opt >= OPT_LISTEN && option_refused(cmd, opt))
+			return -1;
 		switch (opt) {
 		case OPT_LISTEN: d->core.listen = optarg; break;
 		case OPT_DATA_DIR: d->core.data_dir = d->node.data_dir = optarg; break;

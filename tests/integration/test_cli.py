@@ -145,3 +145,19 @@ def test_help_everywhere():
         elif "usage" not in p.stdout.lower():
             fails.append(f"microvim {' '.join(args)}: no usage on stdout: {p.stdout[:200]!r}")
     assert not fails, "\n  ".join(fails)
+
+
+def test_daemon_options_of_the_other_daemon_are_refused():
+    """An option of the core given to a node (or the other way round) is refused with exit
+    status 2 and a sentence naming the daemon it belongs to, not silently ignored; dev takes
+    both, but not --core or --user."""
+    cases = [(["node", "--max-rate", "5"], "of `microvim core`"),
+             (["node", "--listen", "127.0.0.1:1"], "of `microvim core`"),
+             (["core", "--exec-allow", "/bin/sleep"], "of `microvim node`"),
+             (["core", "--stop-grace", "1"], "of `microvim node`"),
+             (["dev", "--core", "http://127.0.0.1:1"], "not an option of `microvim dev`"),
+             (["dev", "--user", "nobody"], "not an option of `microvim dev`")]
+    for argv, says in cases:
+        p = h.cli(argv + ["--data-dir", h.tmpdir("mv-opt-")])
+        assert p.returncode == 2, f"{argv} exits {p.returncode} (want 2): {p.stderr[-300:]}"
+        assert says in p.stderr and argv[1] in p.stderr, f"{argv}: {p.stderr!r}"
