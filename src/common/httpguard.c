@@ -62,6 +62,7 @@ struct guard_conn {
 	struct guard_addr *addr;
 	enum conn_phase phase;
 	size_t scanned;      /* bytes at the head of the input already looked at */
+	size_t head_bytes;   /* this request's line and headers so far */
 	bool line_seen;      /* this request's request line */
 	bool headers_done;
 	size_t body_max;     /* this request's cap */
@@ -189,24 +190,39 @@ static void drain_done(UNUSED struct bufferevent *bev, UNUSED short what, void *
 	evhttp_connection_free(c->evcon); /* conn_closed frees c */
 }
 
-static void refuse_body(struct guard_conn *c, unsigned long long length)
+/* After the guard's own answer: the connection leaves evhttp's hands (its callbacks are
+ * the guard's from now on; evhttp sets them again only when it starts a new request, which
+ * it will not), and what the client still sends is read and dropped for LINGER_S at most. */
+static void drain_and_close(struct guard_conn *c)
 {
-	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	struct evbuffer *in = bufferevent_get_input(c->bev);
 
-	c->g->stats.bodies_too_large++;
-	send_raw_error(fd, 413, "Payload Too Large", "body_too_large", NULL,
-	               "the body is %llu bytes; at most %zu are accepted here", length, c->body_max);
-	shutdown(fd, SHUT_WR);
-	/* The connection leaves evhttp's hands: its callbacks are the guard's from now on
-	 * (evhttp sets them again only when it starts a new request, which it will not). */
+	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	c->phase = CONN_DRAINING;
 	bufferevent_setcb(c->bev, drain_read, NULL, drain_done, c);
 	/* What is buffered goes too: evhttp may have a read of it scheduled (a request sent
 	 * right behind the previous one), and it must find nothing to parse. */
-	evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+	evbuffer_drain(in, evbuffer_get_length(in));
 	bufferevent_enable(c->bev, EV_READ);
 	event_del(c->timer);
 	arm_timer(c, LINGER_S);
+}
+
+static void refuse_body(struct guard_conn *c, unsigned long long length)
+{
+	c->g->stats.bodies_too_large++;
+	send_raw_error(bufferevent_getfd(c->bev), 413, "Payload Too Large", "body_too_large", NULL,
+	               "the body is %llu bytes; at most %zu are accepted here", length, c->body_max);
+	drain_and_close(c);
+}
+
+static void refuse_head(struct guard_conn *c)
+{
+	c->g->stats.heads_too_large++;
+	send_raw_error(bufferevent_getfd(c->bev), 431, "Request Header Fields Too Large", "headers_too_large",
+	               NULL, "the request line and headers exceed %zu bytes, the most accepted",
+	               c->g->lim.head_max);
+	drain_and_close(c);
 }
 
 /* ---- watching a request arrive ---- */
@@ -243,6 +259,16 @@ static bool look_at_line(struct guard_conn *c, const char *line, size_t len)
 	return true;
 }
 
+/* The head so far (plus `partial` bytes of a line not ended yet) over the cap: answered.
+ * The guard's cap is below evhttp's, so a client always gets this JSON answer. */
+static bool head_too_large(struct guard_conn *c, size_t partial)
+{
+	if (!c->g->lim.head_max || c->head_bytes + partial <= c->g->lim.head_max)
+		return false;
+	refuse_head(c);
+	return true;
+}
+
 /* Looks at the complete lines of the request head not looked at yet. evhttp consumes
  * lines as it parses them (the n_deleted of later callbacks), so each line is seen once. */
 static void scan_request(struct guard_conn *c)
@@ -258,9 +284,14 @@ static void scan_request(struct guard_conn *c)
 		if (c->scanned >= evbuffer_get_length(in) || evbuffer_ptr_set(in, &at, c->scanned, EVBUFFER_PTR_SET) < 0)
 			return;
 		eol = evbuffer_search_eol(in, &at, &eol_len, EVBUFFER_EOL_CRLF);
-		if (eol.pos < 0)
-			return; /* the rest of the line has not arrived */
+		if (eol.pos < 0) { /* the rest of the line has not arrived */
+			head_too_large(c, evbuffer_get_length(in) - c->scanned);
+			return;
+		}
 		len = (size_t)eol.pos - c->scanned;
+		c->head_bytes += len + eol_len;
+		if (head_too_large(c, 0))
+			return;
 		got = evbuffer_copyout_from(in, &at, line, len < LINE_PEEK ? len : LINE_PEEK);
 		if (got < 0)
 			return;
@@ -276,6 +307,7 @@ static void begin_request(struct guard_conn *c)
 	c->phase = CONN_READING;
 	c->scanned = 0;
 	c->line_seen = c->headers_done = false;
+	c->head_bytes = 0;
 	c->body_max = c->g->lim.body_max;
 	evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)c->body_max);
 	if (c->g->lim.read_timeout_s > 0)

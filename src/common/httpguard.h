@@ -6,6 +6,7 @@
  *   a deadline for a whole request  counted from its first byte, so a client sending one
  *                                   byte every 29 s (slowloris) cannot keep a connection:
  *                                   evhttp's own timeout restarts at every read;
+ *   request head size               431 in JSON past head_max (evhttp's own answer is HTML);
  *   body size per route             decided from the request line before evhttp reads the
  *                                   body, so a JSON route holds at most its own cap, not
  *                                   the blob cap; a Content-Length over the route's cap is
@@ -24,6 +25,8 @@ struct http_guard_limits {
 	unsigned conns_max;         /* open connections in all; 0: no cap */
 	unsigned conns_per_addr;    /* open connections per client address; 0: no cap */
 	int read_timeout_s;         /* a request must arrive whole within this; 0: no deadline */
+	size_t head_max;            /* request line + headers, bytes; 0: evhttp's cap only (set
+	                             * evhttp's above this so that the guard answers, in JSON) */
 	size_t body_max;            /* body bytes per request */
 	size_t big_body_max;        /* ... for requests whose line begins with big_body_line */
 	const char *big_body_line;  /* e.g. "PUT /v1/blobs/"; NULL: none */
@@ -39,6 +42,7 @@ struct http_guard_stats {
 	unsigned long refused_per_addr;   /* closed at once: over the per-address cap */
 	unsigned long read_timeouts;      /* closed: request not whole within the deadline */
 	unsigned long bodies_too_large;   /* answered 413 before the body was read */
+	unsigned long heads_too_large;    /* answered 431: request line and headers over the cap */
 };
 
 struct http_guard;

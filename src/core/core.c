@@ -22,7 +22,9 @@
 #include "core/metrics.h"
 #include "core/store.h"
 
-#define MAX_HEADERS_SIZE (16 * 1024)
+#define MAX_HEADERS_SIZE (16 * 1024) /* the guard's cap (431 in JSON) */
+/* evhttp's own cap, above the guard's so that the guard answers first */
+#define EVHTTP_HEADERS_CAP (MAX_HEADERS_SIZE + 4096)
 /* evhttp's own cap, for a connection the guard could not watch; the guard gives each
  * request its route's cap (MV_BODY_MAX, or MV_BLOB_MAX for blobs) before the body is read. */
 #define HARD_BODY_CAP (MV_BLOB_MAX + 4096)
@@ -241,6 +243,7 @@ static void attach_guard(struct core *c)
 		.conns_max = connections_max(),
 		.conns_per_addr = (unsigned)c->opts.max_conns_per_addr,
 		.read_timeout_s = c->opts.read_timeout_s,
+		.head_max = MAX_HEADERS_SIZE,
 		.body_max = MV_BODY_MAX,
 		.big_body_max = MV_BLOB_MAX,
 		.big_body_line = "PUT /v1/blobs/",
@@ -384,7 +387,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	if (images_load(c, err, errlen) < 0)
 		goto fail;
 	c->http = evhttp_new(base);
-	evhttp_set_max_headers_size(c->http, MAX_HEADERS_SIZE);
+	evhttp_set_max_headers_size(c->http, EVHTTP_HEADERS_CAP);
 	evhttp_set_max_body_size(c->http, HARD_BODY_CAP);
 	evhttp_set_timeout(c->http, IDLE_TIMEOUT_S);
 	evhttp_set_allowed_methods(c->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |

@@ -115,8 +115,10 @@ static void render_connections(struct core *c, struct evbuffer *out)
 	                         "microvim_http_connections_refused_total{reason=\"total_cap\"} %lu\n"
 	                         "microvim_http_connections_refused_total{reason=\"per_address_cap\"} %lu\n"
 	                         "microvim_http_connections_refused_total{reason=\"read_timeout\"} %lu\n"
-	                         "microvim_http_connections_refused_total{reason=\"body_too_large\"} %lu\n",
-	                    st.open, st.refused_full, st.refused_per_addr, st.read_timeouts, st.bodies_too_large);
+	                         "microvim_http_connections_refused_total{reason=\"body_too_large\"} %lu\n"
+	                         "microvim_http_connections_refused_total{reason=\"headers_too_large\"} %lu\n",
+	                    st.open, st.refused_full, st.refused_per_addr, st.read_timeouts, st.bodies_too_large,
+	                    st.heads_too_large);
 }
 
 void metrics_render(struct metrics *m, struct core *c, struct evbuffer *out)

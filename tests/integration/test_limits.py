@@ -212,3 +212,23 @@ def test_pipelined_requests_are_each_watched():
     assert b'"body_too_large"' in rest, rest
     s.close()
     assert core.alive()
+
+
+def test_request_head_over_the_cap_gets_a_json_431():
+    """16 KiB of request line and headers at most: past it the guard answers 431 in JSON
+    (libevent's own cap, above it, would answer HTML), whether the lines end or not."""
+    core = h.start_core()
+    for data in (b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * (17 * 1024) + b"\r\n\r\n",
+                 b"GET /v1/health HTTP/1.1\r\n" + b"".join(b"X-%05d: v\r\n" % i for i in range(1700)),
+                 b"GET /v1/" + b"p" * (20 * 1024)):
+        s = _connect(core)
+        s.sendall(data)
+        status, head, body = _status_and_error(_answer(s, 3))
+        assert status == 431 and b"application/json" in head, head
+        assert body["error"]["code"] == "headers_too_large" and "16384" in body["error"]["message"], body
+        s.close()
+    s = _connect(core)  # just under the cap: served
+    s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: " + b"a" * (15 * 1024) +
+              b"\r\n\r\n")
+    assert _status_and_error(_answer(s))[0] == 200
+    s.close()
