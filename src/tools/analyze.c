@@ -362,27 +362,10 @@ static int write_one(FILE *f, enum record_format fmt, const struct analyze_recor
 	const struct record *r = &ar->rec;
 	const double wire[4] = {ar->core_ms, ar->node_ms, ar->notify_ms, ar->node_work_ms};
 	if (fmt == RECORD_JSONL) {
-		json_t *o = json_object();
-		char *line;
-		json_object_set_new(o, "id", json_string(r->id));
-		json_object_set_new(o, "intended_send_us", json_integer(r->intended_send_us));
-		json_object_set_new(o, "actual_send_us", json_integer(r->actual_send_us));
-		for (int p = 0; p < PHASE_COUNT; p++)
-			json_object_set_new(o, phase_names[p], record_json_ms(r->phase_ms[p]));
+		json_t *o = record_json_head(r);
 		for (int w = 0; w < 4; w++)
 			json_object_set_new(o, wire_names[w], record_json_ms(wire[w]));
-		json_object_set_new(o, "total_ms", record_json_ms(r->total_ms));
-		json_object_set_new(o, "core_total_ms", record_json_ms(r->core_total_ms));
-		json_object_set_new(o, "overhead_ms", record_json_ms(r->overhead_ms));
-		json_object_set_new(o, "state", json_string(r->state));
-		json_object_set_new(o, "error", json_string(r->error));
-		line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
-		json_decref(o);
-		if (!line)
-			return -ENOMEM;
-		fprintf(f, "%s\n", line);
-		free(line);
-		return 0;
+		return record_json_finish(f, o, r);
 	}
 	record_csv_string(f, r->id);
 	fprintf(f, ",%lld,%lld", (long long)r->intended_send_us, (long long)r->actual_send_us);

@@ -75,27 +75,40 @@ void record_csv_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+json_t *record_json_head(const struct record *r)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "intended_send_us", json_integer(r->intended_send_us));
+	json_object_set_new(o, "actual_send_us", json_integer(r->actual_send_us));
+	for (int p = 0; p < PHASE_COUNT; p++)
+		json_object_set_new(o, phase_names[p], record_json_ms(r->phase_ms[p]));
+	return o;
+}
+
+int record_json_finish(FILE *f, json_t *o, const struct record *r)
+{
+	char *line;
+	json_object_set_new(o, "total_ms", record_json_ms(r->total_ms));
+	json_object_set_new(o, "core_total_ms", record_json_ms(r->core_total_ms));
+	json_object_set_new(o, "overhead_ms", record_json_ms(r->overhead_ms));
+	json_object_set_new(o, "state", json_string(r->state));
+	json_object_set_new(o, "error", json_string(r->error));
+	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+	json_decref(o);
+	if (!line)
+		return -ENOMEM;
+	fprintf(f, "%s\n", line);
+	free(line);
+	return 0;
+}
+
 int record_write(struct record_writer *w, const struct record *r)
 {
 	if (w->format == RECORD_JSONL) {
-		json_t *o = json_object();
-		char *line;
-		json_object_set_new(o, "id", json_string(r->id));
-		json_object_set_new(o, "intended_send_us", json_integer(r->intended_send_us));
-		json_object_set_new(o, "actual_send_us", json_integer(r->actual_send_us));
-		for (int p = 0; p < PHASE_COUNT; p++)
-			json_object_set_new(o, phase_names[p], record_json_ms(r->phase_ms[p]));
-		json_object_set_new(o, "total_ms", record_json_ms(r->total_ms));
-		json_object_set_new(o, "core_total_ms", record_json_ms(r->core_total_ms));
-		json_object_set_new(o, "overhead_ms", record_json_ms(r->overhead_ms));
-		json_object_set_new(o, "state", json_string(r->state));
-		json_object_set_new(o, "error", json_string(r->error));
-		line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
-		json_decref(o);
-		if (!line)
-			return -ENOMEM;
-		fprintf(w->f, "%s\n", line);
-		free(line);
+		int rc = record_json_finish(w->f, record_json_head(r), r);
+		if (rc < 0)
+			return rc;
 	} else {
 		record_csv_string(w->f, r->id);
 		fprintf(w->f, ",%lld,%lld", (long long)r->intended_send_us, (long long)r->actual_send_us);

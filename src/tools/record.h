@@ -54,6 +54,11 @@ int record_write(struct record_writer *w, const struct record *r);
 json_t *record_json_ms(double v);
 void record_csv_number(FILE *f, double v);
 void record_csv_string(FILE *f, const char *s);
+/* A JSONL line in two steps, so a tool can add its fields between: the head (id, send
+ * times, phases), then the tail (totals, state, error) written as one line to f. The
+ * finish takes o. 0 or -ENOMEM. */
+json_t *record_json_head(const struct record *r);
+int record_json_finish(FILE *f, json_t *o, const struct record *r);
 /* Flushes and closes; 0 or -errno (a failed write shows here too). */
 int record_close(struct record_writer *w);
 
