@@ -81,15 +81,24 @@ bench: all
 clean:
 	rm -rf build
 
-# The xl stand-in's config checker (tests only): Xen's own parser, libxlutil, reads every
-# config the xen driver writes; test_xen parses them with it too. Not linked into microvim.
+# The xl STAND-IN (tests only, not linked into microvim; tests/xl-standin/): its config and
+# kernel checker (Xen's own parser, libxlutil, reads every config the xen driver writes;
+# test_xen parses them with it too), its fake xenstore client, and the maker of the ELF
+# files with Xen notes that stand for PV/PVH kernels.
 XLUTIL_LIBS := $(shell pkg-config --libs xlutil 2>/dev/null || echo -lxlutil)
-all: $(BUILD)/tests/xlcheck
+XL_STANDIN := $(BUILD)/tests/xlcheck $(BUILD)/tests/xenstore-standin $(BUILD)/tests/xl-mkkernel
+all: $(XL_STANDIN)
 $(BUILD)/tests/xlcheck: tests/xl-standin/xlcheck.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(XLUTIL_LIBS)
+$(BUILD)/tests/xenstore-standin: tests/xl-standin/xenstore.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+$(BUILD)/tests/xl-mkkernel: tests/xl-standin/mkkernel.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
 $(BUILD)/tests/test_xen: LDLIBS += $(XLUTIL_LIBS)
-$(BUILD)/tests/test_xen: | $(BUILD)/tests/xlcheck
+$(BUILD)/tests/test_xen: | $(XL_STANDIN)
 
 # The sample Micro-VNF (vnf/): a freestanding 32-bit kernel (PVH note + multiboot header)
 # booted by `qemu-system-x86_64 -kernel build/vnf/hello`. Built with the machine's gcc and

@@ -157,7 +157,7 @@ struct daemon_args {
 enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_TOKEN_FILE, OPT_CPU_RATIO, OPT_SCHEDULE, OPT_HB_TIMEOUT, OPT_CORE,
        OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT, OPT_BRIDGE, OPT_IMAGE_CACHE,
        OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR, OPT_USER, OPT_MAX_RATE,
-       OPT_MAX_INFLIGHT, OPT_MAX_CONNS, OPT_READ_TIMEOUT };
+       OPT_MAX_INFLIGHT, OPT_MAX_CONNS, OPT_READ_TIMEOUT, OPT_XENSTORE, OPT_XEN_CONSOLE_DIR };
 
 static const struct option daemon_options[] = {
 	{"listen", required_argument, NULL, OPT_LISTEN},
@@ -184,6 +184,8 @@ static const struct option daemon_options[] = {
 	{"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
 	{"max-conns-per-addr", required_argument, NULL, OPT_MAX_CONNS},
 	{"read-timeout", required_argument, NULL, OPT_READ_TIMEOUT},
+	{"xenstore", required_argument, NULL, OPT_XENSTORE},
+	{"xen-console-dir", required_argument, NULL, OPT_XEN_CONSOLE_DIR},
 	{"verbose", no_argument, NULL, 'v'},
 	{NULL, 0, NULL, 0},
 };
@@ -354,6 +356,8 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 		case OPT_QEMU: d->node.qemu_binary = optarg; break;
 		case OPT_LIBVIRT_URI: d->node.libvirt_uri = optarg; break;
 		case OPT_XL: d->node.xl_binary = optarg; break;
+		case OPT_XENSTORE: d->node.xenstore_binary = optarg; break;
+		case OPT_XEN_CONSOLE_DIR: d->node.xen_console_dir = optarg; break;
 		case OPT_RUN_DIR: d->node.run_dir = optarg; break;
 		case OPT_USER: d->user = optarg; break;
 		case OPT_MAX_RATE:

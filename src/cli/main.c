@@ -17,7 +17,7 @@ static const struct command commands[] = {
 	 "  --max-inflight N, --max-conns-per-addr N, --read-timeout S   as for `microvim core`\n"
 	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"
 	 "  --bridge NAME, --image-cache on|off, --notify-batch-ms N, --qemu PATH,\n"
-	 "  --libvirt-uri URI, --xl PATH   as for `microvim node`\n"
+	 "  --libvirt-uri URI, --xl PATH, --xenstore PATH, --xen-console-dir DIR   as for `microvim node`\n"
 	 "  -v, --verbose            debug logs\n"},
 	{"core", cmd_core, "run the VIM core: REST API, store, scheduler",
 	 "  --listen HOST:PORT       default 127.0.0.1:4650; a non-loopback address needs --token-file\n"
@@ -50,6 +50,8 @@ static const struct command commands[] = {
 	 "  --qemu PATH              the QEMU binary (default qemu-system-x86_64)\n"
 	 "  --libvirt-uri URI        default qemu:///system; xen:///system on a Xen host\n"
 	 "  --xl PATH                the Xen toolstack (default xl)\n"
+	 "  --xenstore PATH          Xen's xenstore client (default xenstore): Click configurations, exits\n"
+	 "  --xen-console-dir DIR    where xenconsoled logs guest consoles (default /var/log/xen/console)\n"
 	 "  -v, --verbose            debug logs\n"},
 	{"run", cmd_run, "create an instance, wait until it runs, print its phase breakdown",
 	 "  microvim run [OPTIONS] -- COMMAND [ARG...]     (exec driver)\n"

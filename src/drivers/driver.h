@@ -20,6 +20,8 @@ struct drv_options {
 	const char *qemu_binary;       /* default "qemu-system-x86_64" (looked up in PATH) */
 	const char *libvirt_uri;       /* default "qemu:///system"; "xen:///system" on a Xen host */
 	const char *xl_binary;         /* default "xl"; tests point it at the stand-in toolstack */
+	const char *xenstore_binary;   /* default "xenstore" (xenstore-utils: `xenstore write|watch|...`) */
+	const char *xen_console_dir;   /* default "/var/log/xen/console": xenconsoled's --log-dir */
 };
 
 /* What the node hands a driver to start one instance. */
@@ -34,8 +36,8 @@ struct drv_start_request {
 	const char *kernel;    /* absolute path */
 	const char *initrd;    /* absolute path or NULL */
 	const char *cmdline;   /* kernel command line or NULL */
-	const char *serial_log; /* the guest's first serial port goes to this file (the node
-	                          * watches it for the "ready" pattern: the boot phase) */
+	const char *serial_log; /* the guest's first serial port (xen: its console) goes to this
+	                          * file (the node watches it for the "ready" pattern: the boot phase) */
 	double vcpus;          /* as requested (fractional); VM drivers round up to whole vCPUs */
 	long long memory_mb;
 
@@ -66,7 +68,7 @@ struct driver {
 	int (*reap)(struct drv_handle *h, int *exit_code, bool *code_known);
 	int (*recover)(struct drv_handle *h);
 	/* For handles without a pidfd (libvirt, xen): is the domain still there? The node asks
-	 * once a second when the driver has no exit events (xen: xl has none), or they are down. */
+	 * once a second while the driver's exit events (watch) are down. */
 	int (*status)(const struct drv_options *o, struct drv_handle *h, bool *alive);
 	/* Stop for handles without a process of ours (libvirt, xen): shutdown or destroy. */
 	int (*stop)(const struct drv_options *o, struct drv_handle *h, bool force);
@@ -74,7 +76,8 @@ struct driver {
 	 * started for instance_id and fill h, or -ESRCH when nothing was. */
 	int (*adopt)(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
 
-	/* Exit events for handles without a pidfd, where the toolstack has them (libvirt).
+	/* Exit events for handles without a pidfd, where the toolstack has them (libvirt's
+	 * lifecycle events, xenstore's @releaseDomain).
 	 * watch starts following every domain of o's hypervisor, on a thread of the driver's
 	 * own, and gives a descriptor for the node's loop: readable while watch_next has
 	 * something, the name of a domain that ended or "" for "domains may have ended unseen

@@ -546,7 +546,9 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 	a->reports_tail = &a->reports;
 	a->inotify_fd = -1;
 	a->drv_opts = (struct drv_options){.exec_allow = o->exec_allow, .qemu_binary = o->qemu_binary,
-	                                   .libvirt_uri = o->libvirt_uri, .xl_binary = o->xl_binary};
+	                                   .libvirt_uri = o->libvirt_uri, .xl_binary = o->xl_binary,
+	                                   .xenstore_binary = o->xenstore_binary,
+	                                   .xen_console_dir = o->xen_console_dir};
 	hmap_init(&a->instances);
 	if (http_parse_url(o->core_url, a->host, sizeof a->host, &a->port) < 0) {
 		snprintf(err, errlen, "--core %s is not a URL like http://HOST:PORT", o->core_url);

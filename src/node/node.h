@@ -26,6 +26,7 @@ struct node_options {
 	bool image_cache_off;   /* fetch the image for every instance (the paper's stock drivers) */
 	int notify_batch_ms;    /* 0: report at once; N: gather reports for N ms (stock Nomad) */
 	const char *qemu_binary, *libvirt_uri, *xl_binary; /* driver settings; NULL = default */
+	const char *xenstore_binary, *xen_console_dir;    /* xen: the xenstore client, xenconsoled's log dir */
 };
 
 void node_options_default(struct node_options *o);
