@@ -776,8 +776,14 @@ static int xen_start(const struct drv_options *o, const struct drv_start_request
 		snprintf(err, errlen, "xen: instance dir path too long");
 		return -ENAMETOOLONG;
 	}
-	if ((rc = guest_type(r, &type, err, errlen)) < 0 || (rc = click_of(r, &click, err, errlen)) < 0 ||
-	    (rc = write_config(r, type, name, path, err, errlen)) < 0)
+	if ((rc = guest_type(r, &type, err, errlen)) < 0 || (rc = click_of(r, &click, err, errlen)) < 0)
+		return rc;
+	if (click && strcmp(type, "pv") != 0) {
+		snprintf(err, errlen, "xen: config.click is for ClickOS, a PV guest, but this image boots %s "
+		         "(microvim image add --xen-type pv)", type);
+		return -EINVAL;
+	}
+	if ((rc = write_config(r, type, name, path, err, errlen)) < 0)
 		return rc;
 	/* before the domain exists: xenconsoled opens the log when it sees the domain */
 	if (r->serial_log && (rc = console_link(o, name, r->serial_log, err, errlen)) < 0)
@@ -949,7 +955,7 @@ static void follow(int fd)
 
 	for (;;) {
 		struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = w.wake, .events = POLLIN}};
-		bool released = false;
+		bool released = false, ended;
 		ssize_t n;
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			return;
@@ -975,9 +981,10 @@ static void follow(int fd)
 			if (have == sizeof buf - 1)
 				have = 0;
 		}
+		ended = n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR); /* before on_release's calls */
 		if (released)
 			on_release();
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+		if (ended)
 			return; /* the watch process ended */
 	}
 }

@@ -24,7 +24,7 @@
  * Modes: write [-R] [--] K V..., read [-R] K..., exists K..., rm K..., watch [-n N] K...
  * Stand-in-only modes, used by the stand-in xl (tests/xl-standin/xl):
  *   standin-release        fire @releaseDomain
- *   standin-boot DOMID     the "guest" boots: it writes its console lines (as xenconsoled
+ *   standin-boot DOMID MS  MS milliseconds later the "guest" boots: it writes its console lines (as xenconsoled
  *                          would log them, to $XL_STANDIN_CONSOLE_DIR/guest-NAME.log, default
  *                          $XL_STANDIN_DIR/console) and, for a Mini-OS kernel, does what
  *                          ClickOS's main() does first: writes data/clickos = "" under its
@@ -52,6 +52,7 @@
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ABS_PATH_MAX 3072 /* XENSTORE_ABS_PATH_MAX */
@@ -453,21 +454,29 @@ int main(int argc, char **argv)
 	}
 	snprintf(base, sizeof base, "%s", dir);
 	snprintf(tree, sizeof tree, "%s/xenstore", base);
-	mkdir(base, 0755);
-	mkdir(tree, 0755);
 	if (argc < 2)
 		fail("Usage: %s <mode> [-h] [...]", argv[0]);
 	mode = argv[1];
 	argc -= 2;
 	argv += 2;
 
+	if (strcmp(mode, "standin-boot") != 0) {
+		mkdir(base, 0755);
+		mkdir(tree, 0755);
+	}
 	if (strcmp(mode, "standin-release") == 0) {
 		lock();
 		journal('W', "@releaseDomain");
 		unlock();
 		return 0;
 	}
-	if (strcmp(mode, "standin-boot") == 0 && argc == 1) {
+	if (strcmp(mode, "standin-boot") == 0 && argc == 2) {
+		long ms = strtol(argv[1], NULL, 10);
+		struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		if (access(tree, F_OK) != 0)
+			return 0; /* the test is over */
 		lock();
 		standin_boot(argv[0]);
 		unlock();
