@@ -44,7 +44,7 @@ static const char *file;
 
 #define PROBLEM(...)                                                      \
 	do {                                                              \
-		fprintf(stderr, "xlcheck: %s: ", file);                   \
+		fprintf(stderr, "xlcheck: ");                             \
 		fprintf(stderr, __VA_ARGS__);                             \
 		fputc('\n', stderr);                                      \
 		problems++;                                               \
@@ -358,7 +358,7 @@ static void check_kernel(const char *path, const char *type, char *guest_os, siz
 	if (!path || !type || path[0] != '/' || access(path, R_OK) != 0)
 		return; /* said by check_file, or no type to judge by */
 	if (!(f = fopen(path, "rb")) || !(img = malloc(KERNEL_MAX + 1))) {
-		PROBLEM("kernel %s: %s", path, strerror(errno));
+		PROBLEM("kernel: %s", strerror(errno));
 		if (f)
 			fclose(f);
 		return;
@@ -371,24 +371,24 @@ static void check_kernel(const char *path, const char *type, char *guest_os, siz
 		why = elf_meta(img, len, &m);
 	free(img);
 	if (why) {
-		PROBLEM("kernel %s: %s", path, why);
+		PROBLEM("kernel: %s", why);
 		return;
 	}
 	snprintf(guest_os, guest_os_len, "%s", m.guest_os[0] ? m.guest_os : "-");
 	if (m.machine != EM_386 && m.machine != EM_X86_64) {
-		PROBLEM("kernel %s: unknown image type %u (not x86)", path, m.machine);
+		PROBLEM("kernel: unknown image type %u (not x86)", m.machine);
 	} else if (strcmp(type, "pvh") == 0) {
 		if (!m.phys32)
-			PROBLEM("kernel %s: image not capable of booting inside a HVM container: no "
-			        "XEN_ELFNOTE_PHYS32_ENTRY, so not a PVH kernel (type = 'pv' for a PV kernel)", path);
+			PROBLEM("kernel: image not capable of booting inside a HVM container (no XEN_ELFNOTE_PHYS32_ENTRY: "
+			        "not a PVH kernel)");
 	} else if (!m.notes && !m.guest_info) {
-		PROBLEM("kernel %s: Not a Xen-ELF image: No ELF notes or '__xen_guest' section found", path);
+		PROBLEM("kernel: Not a Xen-ELF image: No ELF notes or '__xen_guest' section found");
 	} else if (strncmp(m.loader, "generic", 7) != 0 && strncmp(m.guest_os, "linux", 5) != 0) {
-		PROBLEM("kernel %s: Will only load images built for the generic loader or Linux images (Not '%s' and "
-		        "'%s')%s", path, m.loader, m.guest_os,
-		        m.phys32 ? ": it is a PVH-only kernel (PHYS32_ENTRY), boot it as type = 'pvh'" : "");
+		PROBLEM("kernel: Will only load images built for the generic loader or Linux images (Not '%s' and "
+		        "'%s')%s", m.loader, m.guest_os,
+		        m.phys32 ? ": a PVH-only kernel (PHYS32_ENTRY): boot it as PVH" : "");
 	} else if (strncmp(m.xen_ver, "xen-3.0", 7) != 0) {
-		PROBLEM("kernel %s: Xen will only load images built for Xen v3.0 (Not '%s')", path, m.xen_ver);
+		PROBLEM("kernel: Xen will only load images built for Xen v3.0 (Not '%s')", m.xen_ver);
 	}
 }
 
