@@ -591,7 +591,11 @@ static void test_click(void)
 	spec_text = json_dumps(spec, 0);
 	inst_init(&in, spec_text, kernel_pv);
 	in.r.name = "firewall";
+	/* a guest slower than the driver's xenstore calls: written before its watch exists, the
+	 * configuration would never be read */
+	setenv("XL_STANDIN_BOOT_MS", "1500", 1);
 	CHECK_EQ_INT(driver_xen.start(&opts, &in.r, &in.h, err, sizeof err), 0);
+	setenv("XL_STANDIN_BOOT_MS", "20", 1);
 	if (err[0])
 		fprintf(stderr, "  start: %s\n", err);
 	CHECK((domid = standin_domid(in.h.domain)) > 0);
