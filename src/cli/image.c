@@ -76,7 +76,7 @@ static int upload(struct image_client *ic, const char *file, char digest[DIGEST_
 }
 
 static int image_add(struct image_client *ic, const char *name, const char *kernel, const char *initrd,
-                     const char *cmdline)
+                     const char *cmdline, const char *xen_type)
 {
 	char kd[DIGEST_LEN + 1], id[DIGEST_LEN + 1], err[512];
 	struct http_response r;
@@ -90,6 +90,8 @@ static int image_add(struct image_client *ic, const char *name, const char *kern
 		json_object_set_new(body, "initrd", json_string(id));
 	if (cmdline)
 		json_object_set_new(body, "cmdline", json_string(cmdline));
+	if (xen_type)
+		json_object_set_new(body, "xen_type", json_string(xen_type));
 	rc = http_call(ic->core, "POST", "/v1/images", ic->token, NULL, body, 30, &r, err, sizeof err);
 	json_decref(body);
 	rc = answer(rc, &r, err, 201, 201, &out);
@@ -150,10 +152,10 @@ int cmd_image(int argc, char **argv)
 		{"core", required_argument, NULL, 'c'}, {"token-file", required_argument, NULL, 't'},
 		{"json", no_argument, NULL, 'j'},        {"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'}, {"cmdline", required_argument, NULL, 'l'},
-		{NULL, 0, NULL, 0},
+		{"xen-type", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0},
 	};
 	struct image_client ic = {.core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650"};
-	const char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *verb;
+	const char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *xen_type = NULL, *verb;
 	int opt, rc = EXIT_USAGE;
 
 	if (getenv("MICROVIM_TOKEN") && !(ic.token = strdup(getenv("MICROVIM_TOKEN"))))
@@ -167,12 +169,13 @@ int cmd_image(int argc, char **argv)
 		case 'k': kernel = optarg; break;
 		case 'i': initrd = optarg; break;
 		case 'l': cmdline = optarg; break;
+		case 'x': xen_type = optarg; break;
 		default: cli_usage("image", 1); goto out;
 		}
 	}
 	verb = optind < argc ? argv[optind] : "";
 	if (strcmp(verb, "add") == 0 && optind + 2 == argc && kernel && name_valid(argv[optind + 1]))
-		rc = image_add(&ic, argv[optind + 1], kernel, initrd, cmdline);
+		rc = image_add(&ic, argv[optind + 1], kernel, initrd, cmdline, xen_type);
 	else if (strcmp(verb, "ls") == 0 && optind + 1 == argc)
 		rc = image_ls(&ic);
 	else if (strcmp(verb, "rm") == 0 && optind + 2 == argc)

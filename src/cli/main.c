@@ -116,7 +116,8 @@ static const struct command commands[] = {
 	 "  --title T                the plot's title (default: one per kind)\n"
 	 "  --gnuplot PATH           the gnuplot program (default $MICROVIM_GNUPLOT or gnuplot)\n"},
 	{"image", cmd_image, "manage diskless images: add, ls, rm",
-	 "  microvim image add NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
+	 "  microvim image add NAME --kernel FILE [--initrd FILE] [--cmdline STR] [--xen-type pv|pvh]\n"
+	 "                           --xen-type: how the xen driver boots it (pv: ClickOS; default pvh)\n"
 	 "  microvim image ls\n"
 	 "  microvim image rm NAME     (refused while an instance uses it)\n"
 	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},

@@ -165,6 +165,35 @@ static int vm_config_check(const json_t *cfg, struct mv_error *err)
 	return 0;
 }
 
+/* xen: {"click": "..."}, a ClickOS router's Click configuration (printable ASCII text,
+ * tabs and line ends: it goes into xenstore values). The guest type is the image's. */
+static int xen_config_check(const json_t *cfg, struct mv_error *err)
+{
+	static const char *const fields[] = {"click", NULL};
+	const json_t *click;
+	if (vm_config_check(cfg, err) < 0)
+		return -1;
+	if (!cfg)
+		return 0;
+	if (json_object_get(cfg, "type"))
+		return mv_fail(err, 400, "unknown_field",
+		               "unknown field config.type: the Xen guest type is the image's "
+		               "(microvim image add NAME --kernel FILE --xen-type pv|pvh)");
+	if (check_only_fields(cfg, "config.", fields, err) < 0)
+		return -1;
+	if (!(click = json_object_get(cfg, "click")))
+		return 0;
+	if (check_string(click, "config.click", MV_CLICK_MAX, err) < 0)
+		return -1;
+	if (json_string_length(click) == 0)
+		return mv_fail(err, 400, "invalid_value", "config.click must not be empty");
+	for (const unsigned char *p = (const unsigned char *)json_string_value(click); *p; p++)
+		if ((*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r') || *p >= 0x7f)
+			return mv_fail(err, 400, "invalid_value",
+			               "config.click holds the byte 0x%02x: a Click configuration is printable ASCII text", *p);
+	return 0;
+}
+
 struct driver_shape {
 	const char *name;
 	bool needs_image;
@@ -175,7 +204,7 @@ static const struct driver_shape driver_shapes[] = {
 	{.name = "exec", .needs_image = false, .config_check = exec_config_check},
 	{.name = "qemu", .needs_image = true, .config_check = vm_config_check},
 	{.name = "libvirt", .needs_image = true, .config_check = vm_config_check},
-	{.name = "xen", .needs_image = true, .config_check = vm_config_check},
+	{.name = "xen", .needs_image = true, .config_check = xen_config_check},
 };
 
 static const struct driver_shape *driver_shape(const char *name)

@@ -25,6 +25,7 @@
 #define MV_BRIDGE_MAX 15            /* IFNAMSIZ - 1 */
 #define MV_ID_LEN 16                /* hex characters of an instance or node id */
 #define MV_READY_PATTERN_MAX 128    /* ready.serial marker */
+#define MV_CLICK_MAX (64 * 1024)    /* xen config.click: a Click configuration, 128 xenstore chunks */
 
 #define MV_DEFAULT_VCPUS_MILLI 100  /* Micro-VNFs are tiny: 0.1 vCPU ... */
 #define MV_DEFAULT_MEMORY_MB 16     /* ... and 16 MiB unless asked otherwise */

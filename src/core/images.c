@@ -90,6 +90,8 @@ static json_t *image_to_json(const struct image *img)
 	}
 	if (img->cmdline)
 		json_object_set_new(j, "cmdline", json_string(img->cmdline));
+	if (img->xen_type[0])
+		json_object_set_new(j, "xen_type", json_string(img->xen_type));
 	return j;
 }
 
@@ -104,6 +106,8 @@ json_t *images_boot_of(struct core *c, const char *name)
 		json_object_set_new(b, "initrd", json_string(img->initrd));
 	if (img->cmdline)
 		json_object_set_new(b, "cmdline", json_string(img->cmdline));
+	if (img->xen_type[0]) /* the xen driver boots it PV or PVH (PVH when not said) */
+		json_object_set_new(b, "xen_type", json_string(img->xen_type));
 	return b;
 }
 
@@ -201,8 +205,9 @@ static int check_blob_field(struct core *c, const json_t *v, const char *field, 
 
 static int parse_image(struct core *c, const json_t *b, struct image *img, struct mv_error *err)
 {
-	static const char *const fields[] = {"name", "kernel", "initrd", "cmdline", NULL};
-	const json_t *name = json_object_get(b, "name"), *cmd = json_object_get(b, "cmdline");
+	static const char *const fields[] = {"name", "kernel", "initrd", "cmdline", "xen_type", NULL};
+	const json_t *name = json_object_get(b, "name"), *cmd = json_object_get(b, "cmdline"),
+		     *xen_type = json_object_get(b, "xen_type");
 	const char *k;
 	json_t *v;
 
@@ -223,6 +228,12 @@ static int parse_image(struct core *c, const json_t *b, struct image *img, struc
 	if (cmd && (!json_is_string(cmd) || json_string_length(cmd) > MV_STRING_MAX ||
 	            strlen(json_string_value(cmd)) != json_string_length(cmd)))
 		return mv_fail(err, 400, "invalid_value", "cmdline must be a string of at most %d bytes", MV_STRING_MAX);
+	if (xen_type && (!json_is_string(xen_type) || (strcmp(json_string_value(xen_type), "pv") != 0 &&
+	                                               strcmp(json_string_value(xen_type), "pvh") != 0)))
+		return mv_fail(err, 400, "invalid_value",
+		               "xen_type must be \"pv\" (ClickOS, Mini-OS) or \"pvh\" (the default: Unikraft, Linux)");
+	if (xen_type)
+		snprintf(img->xen_type, sizeof img->xen_type, "%s", json_string_value(xen_type));
 	if (check_blob_field(c, json_object_get(b, "kernel"), "kernel", true, img->kernel, &img->kernel_size, err) < 0 ||
 	    check_blob_field(c, json_object_get(b, "initrd"), "initrd", false, img->initrd, &img->initrd_size, err) < 0)
 		return -1;

@@ -58,6 +58,7 @@ struct image {
 	char kernel[DIGEST_LEN + 1];
 	char initrd[DIGEST_LEN + 1]; /* "" when none */
 	char *cmdline;               /* NULL when none */
+	char xen_type[4];            /* "pv" or "pvh": how the xen driver boots it; "" when not said */
 	int64_t kernel_size, initrd_size;
 	int64_t created_wall_us;
 };

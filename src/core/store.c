@@ -37,10 +37,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_LOAD_NODES] = "SELECT id, name, info FROM nodes",
 	[ST_IDEM_GET] = "SELECT digest, instance_ids FROM idempotency WHERE key = ?",
 	[ST_IDEM_PUT] = "INSERT INTO idempotency (key, digest, instance_ids, created_us) VALUES (?,?,?,?)",
-	[ST_PUT_IMAGE] = "INSERT INTO images (name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us)"
-	                 " VALUES (?,?,?,?,?,?,?)",
+	[ST_PUT_IMAGE] = "INSERT INTO images (name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us,"
+	                 " xen_type) VALUES (?,?,?,?,?,?,?,?)",
 	[ST_DELETE_IMAGE] = "DELETE FROM images WHERE name = ?",
-	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us FROM images",
+	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us, xen_type"
+	                   " FROM images",
 };
 
 /* Each entry moves the schema from version i to i+1. */
@@ -55,6 +56,8 @@ static const char *const migrations[] = {
 	" instance_ids TEXT NOT NULL, created_us INTEGER NOT NULL);",
 	"CREATE TABLE images (name TEXT PRIMARY KEY, kernel TEXT NOT NULL, kernel_size INTEGER NOT NULL,"
 	" initrd TEXT, initrd_size INTEGER, cmdline TEXT, created_us INTEGER NOT NULL);",
+	/* 3: the Xen guest type belongs to the image (pv for ClickOS); NULL: not said (pvh) */
+	"ALTER TABLE images ADD COLUMN xen_type TEXT;",
 };
 
 struct store {
@@ -381,6 +384,7 @@ int store_put_image(struct store *s, const struct image *img)
 	sqlite3_bind_int64(st, 5, img->initrd_size);
 	bind_text(st, 6, img->cmdline);
 	sqlite3_bind_int64(st, 7, img->created_wall_us);
+	bind_text(st, 8, img->xen_type);
 	return step_done(s, ST_PUT_IMAGE, "write image");
 }
 
@@ -407,6 +411,7 @@ int store_load_images(struct store *s, void (*cb)(void *arg, struct image *img),
 		if (cmdline && !(img->cmdline = strdup(cmdline)))
 			fatal("strdup");
 		img->created_wall_us = sqlite3_column_int64(st, 6);
+		column_copy(st, 7, img->xen_type, sizeof img->xen_type);
 		cb(arg, img);
 	}
 	sqlite3_reset(st);

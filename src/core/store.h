@@ -9,7 +9,7 @@
 
 #include "core/internal.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 struct store;
 

@@ -57,6 +57,7 @@
 #include "common/fs.h"
 #include "common/hmap.h"
 #include "common/log.h"
+#include "common/model.h"
 #include "drivers/domevents.h"
 #include "drivers/driver.h"
 
@@ -66,8 +67,8 @@ extern char **environ;
 #define XL_CREATE_TIMEOUT_S 60.0 /* create builds the domain's memory: large guests take a while */
 #define XL_DESTROY_TIMEOUT_S 60.0
 #define CLICK_GUEST_WAIT_S 10.0  /* xl create returned -> the ClickOS guest watches data/clickos */
-#define CLICK_CHUNK 512          /* clickos-ctl's chunk size: "ClickOS is not accepting big chunk sizes" */
-#define CLICK_MAX (64 * 1024)    /* 128 xenstore nodes: far below xenstored's per-domain quota */
+#define CLICK_CHUNK 512          /* clickos-ctl's chunk size: "ClickOS is not accepting big chunk sizes";
+                                  * MV_CLICK_MAX (64 KiB) makes 128 nodes, far below xenstored's quota */
 #define OUTPUT_MAX 4096          /* a tool's output kept for messages */
 #define LIST_OUTPUT_MAX (1 << 20) /* `xl list` of thousands of domains */
 #define XEN_CONFIG_NAME "xen.cfg"
@@ -450,8 +451,8 @@ static int click_of(const struct drv_start_request *r, const char **click, char 
 	}
 	if (!(c = json_object_get(cfg, "click")))
 		return 0;
-	if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > CLICK_MAX) {
-		snprintf(err, errlen, "xen: config.click must be a Click configuration of 1 to %d bytes", CLICK_MAX);
+	if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > MV_CLICK_MAX) {
+		snprintf(err, errlen, "xen: config.click must be a Click configuration of 1 to %d bytes", MV_CLICK_MAX);
 		return -EINVAL;
 	}
 	for (const unsigned char *p = (const unsigned char *)json_string_value(c); *p; p++) {

@@ -138,6 +138,38 @@ static void test_full_exec_body(void)
 	ACCEPT("{\"name\": \"a\", \"driver\": \"exec\", \"config\": {\"command\": \"/bin/true\", \"args\": [], \"env\": {}}}");
 }
 
+/* xen: config.click, a Click configuration (ClickOS); the guest type is the image's. */
+static void test_xen_config(void)
+{
+	struct inst_spec s;
+	struct mv_error err;
+	static char big[MV_CLICK_MAX + 200];
+	const char *ok = "{\"name\": \"fw\", \"driver\": \"xen\", \"image\": \"clickos\", "
+	                 "\"config\": {\"click\": \"FromDevice -> Print(\\\"x\\\") -> ToDevice;\\n\\tIdle -> Discard;\\r\\n\"}}";
+	CHECK_EQ_INT(parse_text(ok, &s, &err), 0);
+	CHECK(s.config && strstr(json_string_value(json_object_get(s.config, "click")) ?: "", "Print(\"x\")"));
+	spec_free(&s);
+	REJECT("{\"name\": \"fw\", \"driver\": \"xen\", \"image\": \"c\", \"config\": {\"click\": \"\"}}", "invalid_value");
+	REJECT("{\"name\": \"fw\", \"driver\": \"xen\", \"image\": \"c\", \"config\": {\"click\": 5}}", "invalid_type");
+	REJECT("{\"name\": \"fw\", \"driver\": \"xen\", \"image\": \"c\", \"config\": {\"click\": \"a\\u0007b\"}}",
+	       "invalid_value");
+	REJECT("{\"name\": \"fw\", \"driver\": \"xen\", \"image\": \"c\", \"config\": {\"click\": \"\\u00e9\"}}",
+	       "invalid_value");
+	CHECK_EQ_INT(parse_text("{\"name\": \"fw\", \"driver\": \"xen\", \"image\": \"c\", \"config\": {\"type\": \"pv\"}}",
+	                        &s, &err), -1);
+	CHECK(err.code && strcmp(err.code, "unknown_field") == 0 && strstr(err.message, "--xen-type") != NULL);
+	/* at most MV_CLICK_MAX bytes */
+	for (int over = 0; over < 2; over++) {
+		int n = snprintf(big, sizeof big, "{\"name\": \"fw\", \"driver\": \"xen\", \"image\": \"c\", \"config\": {\"click\": \"");
+		memset(big + n, 'x', MV_CLICK_MAX + (size_t)over);
+		snprintf(big + n + MV_CLICK_MAX + over, sizeof big - (size_t)n - MV_CLICK_MAX - (size_t)over, "\"}}");
+		if (over)
+			REJECT(big, "invalid_value");
+		else
+			ACCEPT(big);
+	}
+}
+
 static void test_vm_drivers(void)
 {
 	struct inst_spec s;
@@ -159,9 +191,12 @@ static void test_vm_drivers(void)
 		/* A config only is not enough for a VM driver. */
 		snprintf(text, sizeof text, "{\"name\": \"vm\", \"driver\": \"%s\", \"config\": {}}", vms[i]);
 		REJECT(text, "missing_field");
-		/* An object config is accepted alongside the image. */
+		/* An object config is accepted alongside the image (xen checks its fields: below). */
 		snprintf(text, sizeof text, "{\"name\": \"vm\", \"driver\": \"%s\", \"image\": \"k\", \"config\": {\"x\": 1}}", vms[i]);
-		ACCEPT(text);
+		if (strcmp(vms[i], "xen") == 0)
+			REJECT(text, "unknown_field");
+		else
+			ACCEPT(text);
 		snprintf(text, sizeof text, "{\"name\": \"vm\", \"driver\": \"%s\", \"image\": \"k\", \"config\": [1]}", vms[i]);
 		REJECT(text, "invalid_type");
 		snprintf(text, sizeof text, "{\"name\": \"vm\", \"driver\": \"%s\", \"image\": 5}", vms[i]);
@@ -826,6 +861,7 @@ int main(void)
 	RUN(test_minimal_exec_defaults);
 	RUN(test_full_exec_body);
 	RUN(test_vm_drivers);
+	RUN(test_xen_config);
 	RUN(test_reject_body_and_fields);
 	RUN(test_messages_name_the_field);
 	RUN(test_names);

@@ -588,6 +588,68 @@ static void test_reopen_keeps_data(void)
 	instance_free(a);
 }
 
+static void collect_image(void *arg, struct image *img)
+{
+	struct image **out = arg;
+	if (*out) {
+		free((*out)->cmdline);
+		free(*out);
+	}
+	*out = img;
+}
+
+/* Version 3 gives images a Xen guest type: a version 2 store (images without it) is
+ * migrated, its images keep loading (no type: the driver's default), new ones keep theirs. */
+static void test_image_xen_type_migration(void)
+{
+	struct image img = {0}, *got = NULL;
+	struct store *s;
+	sqlite3 *db;
+
+	fresh_dir();
+	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(db,
+	                          "CREATE TABLE images (name TEXT PRIMARY KEY, kernel TEXT NOT NULL, kernel_size INTEGER "
+	                          "NOT NULL, initrd TEXT, initrd_size INTEGER, cmdline TEXT, created_us INTEGER NOT NULL);"
+	                          "INSERT INTO images VALUES ('old', 'sha256:aa', 5, NULL, NULL, NULL, 1);"
+	                          "PRAGMA user_version = 2;",
+	                          NULL, NULL, NULL),
+	             SQLITE_OK);
+	sqlite3_close(db);
+	/* a v2 store has the tables of version 1 too; make them as version 1 did */
+	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(db,
+	                          "CREATE TABLE instances (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, driver TEXT NOT "
+	                          "NULL, spec TEXT NOT NULL, state TEXT NOT NULL, stop_requested INTEGER NOT NULL DEFAULT 0,"
+	                          " node_id TEXT, exit_code INTEGER, error TEXT, trace TEXT, created_us INTEGER NOT NULL,"
+	                          " updated_us INTEGER NOT NULL);"
+	                          "CREATE TABLE nodes (id TEXT PRIMARY KEY, name TEXT NOT NULL, info TEXT NOT NULL,"
+	                          " updated_us INTEGER NOT NULL);"
+	                          "CREATE TABLE idempotency (key TEXT PRIMARY KEY, digest TEXT NOT NULL,"
+	                          " instance_ids TEXT NOT NULL, created_us INTEGER NOT NULL);",
+	                          NULL, NULL, NULL),
+	             SQLITE_OK);
+	sqlite3_close(db);
+
+	if (!(s = open_ok()))
+		return;
+	CHECK_EQ_INT(store_load_images(s, collect_image, &got), 0);
+	CHECK(got && strcmp(got->name, "old") == 0 && got->xen_type[0] == '\0');
+	collect_image(&got, NULL); /* frees it */
+	CHECK_EQ_INT(store_delete_image(s, "old"), 0);
+	snprintf(img.name, sizeof img.name, "clickos");
+	snprintf(img.kernel, sizeof img.kernel, "sha256:bb");
+	snprintf(img.xen_type, sizeof img.xen_type, "pv");
+	CHECK_EQ_INT(store_put_image(s, &img), 0);
+	store_close(s);
+	if (!(s = open_ok()))
+		return;
+	CHECK_EQ_INT(store_load_images(s, collect_image, &got), 0);
+	CHECK(got && strcmp(got->name, "clickos") == 0 && strcmp(got->xen_type, "pv") == 0);
+	collect_image(&got, NULL);
+	store_close(s);
+}
+
 static void test_newer_schema_refused(void)
 {
 	fresh_dir();
@@ -653,6 +715,7 @@ int main(void)
 	RUN(test_idempotency);
 	RUN(test_reopen_keeps_data);
 	RUN(test_newer_schema_refused);
+	RUN(test_image_xen_type_migration);
 	RUN(test_garbage_file_refused);
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);
