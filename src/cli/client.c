@@ -280,7 +280,9 @@ static int run_parse(struct client *cl, struct run_args *r, int argc, char **arg
 		case C_BRIDGE: r->bridge = optarg; break;
 		case C_CONFIG:
 			json_decref(r->config);
-			if (!json_is_object(r->config = json_loads(optarg, 0, NULL))) {
+			r->config = json_loads(optarg, 0, NULL); /* not inside json_is_object: a macro that
+			                                           * evaluates its argument twice */
+			if (!json_is_object(r->config)) {
 				fprintf(stderr, "microvim run: --config takes a JSON object, e.g. '{\"accel\": \"tcg\"}'\n");
 				return -1;
 			}
