@@ -743,7 +743,7 @@ int cmd_nodes(int argc, char **argv)
 				if (w > 0 && (size_t)w < sizeof drivers - used)
 					used += (size_t)w;
 			}
-			printf("%-16s  %-16s  %-5s  %8.1f/%-11.1f  %7lld/%-9lld  %s\n", json_string_value(json_object_get(n, "id")),
+			printf("%-16s  %-16s  %-5s  %8.12g/%-11.12g  %7lld/%-9lld  %s\n", json_string_value(json_object_get(n, "id")),
 			       json_string_value(json_object_get(n, "name")), json_string_value(json_object_get(n, "state")),
 			       json_number_value(json_object_get(al, "vcpus")), json_number_value(json_object_get(res, "vcpus")),
 			       (long long)json_integer_value(json_object_get(al, "memory_mb")),

@@ -323,12 +323,18 @@ def test_numbers_help_and_docs_pointers():
     arg = h.unique_arg()
     p = h.cli(["run", *core, "--name", "tenth", "--vcpus", "0.1", "--", "/bin/sleep", arg])
     _ok(p, "run --vcpus 0.1")
-    iid = [i for i in d.client().list() if i["name"] == "tenth"][0]["id"]
-    p = h.cli(["show", *core, iid])
+    p = h.cli(["show", *core, [i for i in d.client().list() if i["name"] == "tenth"][0]["id"]])
     _ok(p, "show")
     spec = [line for line in p.stdout.splitlines() if line.startswith("spec")]
     assert spec and '"vcpus":0.1' in spec[0] and "0.1000" not in spec[0], f"show's spec: {spec}"
-    _ok(h.cli(["rm", *core, iid]), "rm")
+    arg2 = h.unique_arg()
+    _ok(h.cli(["run", *core, "--name", "more", "--vcpus", "0.15", "--", "/bin/sleep", arg2]), "run --vcpus 0.15")
+    p = h.cli(["nodes", *core])
+    _ok(p, "nodes")
+    assert re.search(r"\s0\.25/", p.stdout), f"nodes should show 0.25 vCPUs allocated, not rounded:\n{p.stdout}"
+    for name in ("tenth", "more"):
+        _ok(h.cli(["rm", *core, [i for i in d.client().list() if i["name"] == name][0]["id"]]), "rm")
+    h.wait_until(lambda: not h.procs_with_arg(arg) and not h.procs_with_arg(arg2), 5, "processes gone after rm")
 
     p = h.cli(["--help"])
     _ok(p, "--help")
