@@ -481,10 +481,12 @@ static int run_outcome(const struct run_args *r, const json_t *in)
 
 	if (r->no_wait)
 		return EXIT_OK;
-	if (st >= 0 && inst_state_terminal((enum inst_state)st) && json_object_get(in, "trace")) {
-		/* it ran, then ended. The tail of its stderr belongs here once the API serves an
-		 * instance's output. */
-		fprintf(stderr, "microvim run: instance %s started, then ", id);
+	if (st >= 0 && inst_state_terminal((enum inst_state)st)) {
+		/* it ran, then ended (before or after its running report reached the core): a
+		 * failure is run's failure, a clean exit is not. The tail of its stderr belongs
+		 * here once the API serves an instance's output. */
+		fprintf(stderr, "microvim run: instance %s %s", id,
+		        json_object_get(in, "trace") ? "started, then " : "ended before it was seen running: ");
 		print_end(st == INST_STOPPED ? "was stopped" : state, in);
 		return st == INST_FAILED || st == INST_LOST ? EXIT_FAILED : EXIT_OK;
 	}
