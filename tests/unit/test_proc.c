@@ -235,6 +235,28 @@ static void test_spawn_errors(void)
 	CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
 }
 
+/* Waits (bounded, 10 s) until the kernel shows pid's environment. posix_spawn returns as
+ * soon as the exec can no longer fail (the kernel releases the vfork'ed parent when it
+ * switches the child to the new image), and /proc/PID/environ stays empty until the new
+ * image's stack is laid out a moment later: on a busy host the child can be preempted in
+ * between for milliseconds, and an adopt that looked then would find nothing. A node's
+ * adopt runs after the node restarted, long after that moment. 0 or -ETIMEDOUT. */
+static int wait_environ_shown(pid_t pid)
+{
+	char path[64], byte;
+	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+	for (int i = 0; i < 10000; i++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, &byte, 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n == 1)
+			return 0;
+		usleep(1000);
+	}
+	return -ETIMEDOUT;
+}
+
 /* A process started for an instance is found again by its MICROVIM_INSTANCE_ID (adopt:
  * the node died before recording it), and a recorded pid with the wrong start time is
  * never taken for it (recover). Neither is a child of ours afterwards. */
@@ -251,7 +273,7 @@ static void test_adopt_and_recover(void)
 	snprintf(id_env, sizeof id_env, "MICROVIM_INSTANCE_ID=%s", id);
 	struct proc_spawn_request r = {.path = "/bin/sleep", .argv = argv, .envp = envp, .fds = {-1, -1, -1}};
 	CHECK_EQ_INT(proc_spawn(&r, &h, err, sizeof err), 0);
-	/* execve has replaced the environment by then: proc_spawn returns after it */
+	CHECK_EQ_INT(wait_environ_shown(h.pid), 0);
 	CHECK_EQ_INT(proc_adopt(NULL, id, &found), 0);
 	CHECK_EQ_INT(found.pid, h.pid);
 	CHECK(found.start_time == h.start_time && !found.is_child && found.pidfd >= 0);
