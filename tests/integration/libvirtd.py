@@ -18,7 +18,8 @@ import subprocess
 import tempfile
 import time
 
-DAEMONS = ("/usr/sbin/virtlogd", "/usr/sbin/libvirtd", "/usr/bin/qemu-system-x86_64", "/usr/bin/virsh")
+QEMU = "/usr/bin/qemu-system-x86_64"
+DAEMONS = ("/usr/sbin/virtlogd", "/usr/sbin/libvirtd", QEMU, "/usr/bin/virsh")
 
 
 def missing():
@@ -32,7 +33,8 @@ def missing():
 
 
 def as_nobody(argv):
-    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + list(argv)
+    # setpriv by its path: the daemons' PATH (_env) does not hold /usr/bin
+    return [shutil.which("setpriv") or "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + list(argv)
 
 
 def nobody_dir(path):
@@ -56,11 +58,24 @@ class PrivateLibvirt:
         self.uri = f"qemu:///session?socket={self.sock}"
         self.procs = {}
 
+    def _emulators(self):
+        """A directory holding only the QEMU these tests boot (a link to it), for the
+        daemons' PATH. libvirtd probes the capabilities of every qemu-system-* it finds
+        in PATH when the first client connects, one QEMU process at a time; with Debian's
+        qemu-system (30 emulators) installed that took over a minute on a busy host, in
+        every test (each has a fresh cache), and the node's probe gave up after 15 s."""
+        d = os.path.join(self.base, "emulators")
+        if not os.path.isdir(d):
+            os.makedirs(d)
+            os.chmod(d, 0o755)
+            os.symlink(QEMU, os.path.join(d, os.path.basename(QEMU)))
+        return d
+
     def _env(self):
         return {"HOME": self.home, "XDG_RUNTIME_DIR": self.run,
                 "XDG_CONFIG_HOME": os.path.join(self.home, ".config"),
                 "XDG_CACHE_HOME": os.path.join(self.home, ".cache"),
-                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+                "PATH": f"{self._emulators()}:/usr/sbin:/sbin"}
 
     def _spawn(self, prog):
         name = os.path.basename(prog)
@@ -95,9 +110,16 @@ class PrivateLibvirt:
             if p.poll() is not None:
                 raise AssertionError(f"libvirtd exited at start-up: see {self.base}/libvirtd.log")
             if os.path.exists(self.sock) and self.virsh("uri").returncode == 0:
-                return
+                break
             time.sleep(0.05)
-        raise AssertionError(f"libvirtd did not answer on {self.sock} within {timeout} s")
+        else:
+            raise AssertionError(f"libvirtd did not answer on {self.sock} within {timeout} s")
+        # the QEMU capabilities are probed at the first request that needs them; done here,
+        # so that a node started next finds a daemon that answers at once
+        r = self.virsh("capabilities", timeout=max(10.0, deadline - time.monotonic()))
+        if r.returncode != 0:
+            raise AssertionError(f"libvirtd: virsh capabilities failed: {r.stderr.strip()}; "
+                                 f"see {self.base}/libvirtd.log")
 
     def _wait(self, path, timeout):
         deadline = time.monotonic() + timeout
