@@ -584,6 +584,10 @@ static int parse_report(struct core *c, struct node *n, const json_t *r, struct 
 static bool transition_allowed(const struct instance *in, const struct report *r)
 {
 	enum inst_state from = in->state, to = r->state;
+	if (from == INST_LOST)
+		/* lost: the core lost track of it (its node went down, or came back without it
+		 * alive); the node that ran it may know how it ended, and says so now */
+		return inst_state_terminal(to) && to != INST_LOST;
 	if (inst_state_terminal(from))
 		return false;
 	if (r->ready)
@@ -599,8 +603,14 @@ static bool transition_allowed(const struct instance *in, const struct report *r
 static bool apply_report(struct core *c, struct node *n, struct report *r, int64_t arrived)
 {
 	struct instance *in = r->in;
+	bool was_lost;
 	if (!in || !transition_allowed(in, r))
 		return false;
+	was_lost = in->state == INST_LOST;
+	if (was_lost) { /* the node's account replaces the guess; its resources were released then */
+		free(in->error);
+		in->error = NULL;
+	}
 	if (r->state == INST_RUNNING && in->marks.accepted_us && in->marks.sent_us && r->timing.work_us) {
 		/* Only for an instantiation this core saw from its request on (not after its own
 		 * restart or the node's). The trace is stored with the state it explains. notify ends here: the core has
@@ -619,7 +629,7 @@ static bool apply_report(struct core *c, struct node *n, struct report *r, int64
 	}
 	if (r->error && !in->error && !(in->error = strdup(r->error)))
 		fatal("strdup");
-	if (inst_state_terminal(r->state))
+	if (inst_state_terminal(r->state) && !was_lost)
 		node_release(n, in);
 	return store_put_instance(c->store, in) == 0;
 }
