@@ -242,7 +242,21 @@ int fsacl_allow_search_above(const char *path, uid_t uid, gid_t gid, void (*chan
 	if ((rc = allow_along(&w, path)) < 0)
 		return rc;
 	/* through a symlink the lookup also crosses the directories of its target */
-	if (!(canonical = realpath(path, NULL)))
+	if (!(canonical = realpath(path, NULL)) && errno == ENOENT) {
+		char parent[PATH_MAX], *resolved;
+		snprintf(parent, sizeof parent, "%s", path); /* fits: allow_along took it */
+		*strrchr(parent, '/') = '\0';
+		/* a file to be created: its directory, resolved, then that directory itself */
+		if ((resolved = realpath(parent[0] ? parent : "/", NULL))) {
+			canonical = NULL;
+			if (asprintf(&canonical, "%s/", resolved) < 0)
+				canonical = NULL;
+			free(resolved);
+			if (!canonical)
+				return -ENOMEM;
+		}
+	}
+	if (!canonical)
 		return -errno;
 	if (strcmp(canonical, path) != 0)
 		rc = allow_along(&w, canonical);

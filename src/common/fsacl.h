@@ -25,7 +25,8 @@ int fsacl_can_search(const char *dir, uid_t uid, gid_t gid);
  * without an ACL gets the mask its owning group's bits and x: the group keeps exactly what
  * it had); nothing else changes, and a directory that already lets uid search is not
  * touched. changed(dir, arg) is called for each directory given the entry
- * (changed may be NULL). path must be absolute. 0, or -errno with the directory in
+ * (changed may be NULL). path must be absolute; it need not exist yet (a file about to be
+ * created), its directory must. 0, or -errno with the directory in
  * failed: -EOPNOTSUPP when its filesystem has no ACLs, -EPERM when we neither own it nor
  * are root, -EACCES when uid owns it and its mode denies uid search. */
 int fsacl_allow_search_above(const char *path, uid_t uid, gid_t gid, void (*changed)(const char *dir, void *arg),

@@ -156,6 +156,17 @@ static void test_through_a_symlink(void)
 	CHECK_EQ_INT(as_user(nobody_uid, nobody_gid, file, false), 0);
 }
 
+static void test_a_file_not_there_yet(void)
+{
+	char g[PATH_MAX], file[PATH_MAX];
+
+	mk("g", 0700, g);
+	join(file, g, "serial.log"); /* created later, by whoever was let through */
+	CHECK_EQ_INT(fsacl_allow_search_above(file, nobody_uid, nobody_gid, NULL, NULL, NULL, 0), 0);
+	CHECK_EQ_INT(fsacl_can_search(g, nobody_uid, nobody_gid), 1);
+	CHECK_EQ_INT(fsacl_can_search(base, nobody_uid, nobody_gid), 1);
+}
+
 static void test_refusals(void)
 {
 	char failed[PATH_MAX], missing[PATH_MAX], own[PATH_MAX], file[PATH_MAX];
@@ -197,6 +208,7 @@ int main(void)
 	RUN(test_reach_a_file_through_private_dirs);
 	RUN(test_existing_entries_are_kept);
 	RUN(test_through_a_symlink);
+	RUN(test_a_file_not_there_yet);
 	RUN(test_refusals);
 	fs_remove_tree(base);
 	UNIT_END();
