@@ -47,6 +47,19 @@ SYSTEM_PATHS = (("etc", "/etc/libvirt"), ("lib", "/var/lib/libvirt"), ("cache", 
                 ("log", "/var/log/libvirt"), ("run", "/run"))  # "cache": the shared one
 
 
+CGROUPS = "/sys/fs/cgroup"
+
+
+def machine_cgroups():
+    """libvirt's partition for its domains' cgroups in each hierarchy (cgroups without
+    systemd): a system libvirtd makes /machine when it starts its first domain and leaves it
+    (each domain's own group inside is removed when the domain stops)."""
+    if not os.path.isdir(CGROUPS):
+        return set()
+    found = (os.path.join(CGROUPS, c, "machine") for c in os.listdir(CGROUPS))
+    return {d for d in found if os.path.isdir(d)}
+
+
 def missing(system=False):
     """What is not installed, or "" when a private libvirtd of that mode can run here."""
     for p in DAEMONS:
@@ -111,6 +124,7 @@ class PrivateLibvirt:
         os.chmod(self.base, 0o755)
         self.procs = {}
         if system:
+            self.cgroups_before = machine_cgroups()
             self._system_dirs()
         else:
             self.home = nobody_dir(os.path.join(self.base, "home"))
@@ -259,6 +273,14 @@ class PrivateLibvirt:
                 self.virsh("destroy", d)
         self.stop_daemon("libvirtd")
         self.stop_daemon("virtlogd")
+        if self.system:
+            # the partitions this daemon made; one another daemon uses is not empty: rmdir
+            # leaves it
+            for d in machine_cgroups() - self.cgroups_before:
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    pass
 
     def remove(self):
         shutil.rmtree(self.base, ignore_errors=True)

@@ -71,6 +71,9 @@ def test_libvirt_system_daemon_boots_and_cleans_up():
         kernel = os.path.join(dev.data_dir, "node", "images", inst["spec"]["boot"]["kernel"].split(":", 1)[1])
         assert os.path.exists(kernel), kernel
 
+        groups = [os.path.join(m, n) for m in libvirtd.machine_cgroups() for n in os.listdir(m) if iid in n]
+        print(f"  the domain's cgroups while it runs: {len(groups)} ({', '.join(groups[:2])}...)")
+
         c.stop_and_remove(iid, timeout=30)
         assert c.call("GET", f"/v1/instances/{iid}")[0] == 404
         assert domain not in lv.domains(all_=True), lv.domains(all_=True)
@@ -81,10 +84,13 @@ def test_libvirt_system_daemon_boots_and_cleans_up():
                      "the kernel owned by root again")
         assert not [a for a in os.listxattr(kernel) if a.startswith("trusted.libvirt")], os.listxattr(kernel)
         assert _libvirt_files(lv, domain) == [f"log/qemu/{domain}.log"], _libvirt_files(lv, domain)
+        groups = [os.path.join(m, n) for m in libvirtd.machine_cgroups() for n in os.listdir(m) if iid in n]
+        assert not groups, f"the domain's cgroups are left: {groups}"
     finally:
         if dev:
             dev.stop(expect_alive=False)  # before libvirtd: the node's last calls go to it
         lv.stop()
+    assert libvirtd.machine_cgroups() <= lv.cgroups_before, "libvirt's /machine cgroups are left"
 
 
 test_libvirt_system_daemon_boots_and_cleans_up.budget = 240
