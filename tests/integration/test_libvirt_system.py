@@ -68,6 +68,10 @@ def test_libvirt_system_daemon_boots_and_cleans_up():
         inst_dir = os.path.join(dev.run_dir, "instances", iid)
         with open(os.path.join(inst_dir, "serial.log")) as f:
             assert READY in f.read()
+        # appended to, not replaced: virtlogd's own file would be 0600 (the node makes 0640)
+        serial, stdout = (os.stat(os.path.join(inst_dir, n)) for n in ("serial.log", "stdout.log"))
+        assert (serial.st_mode, serial.st_uid) == (stdout.st_mode, stdout.st_uid), \
+            f"serial.log is {oct(serial.st_mode)} uid {serial.st_uid}: not the file the node made"
         kernel = os.path.join(dev.data_dir, "node", "images", inst["spec"]["boot"]["kernel"].split(":", 1)[1])
         assert os.path.exists(kernel), kernel
 
