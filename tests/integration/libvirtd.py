@@ -14,7 +14,8 @@ Two modes, both stopped by PID, never by name:
   in (/etc/libvirt, /run, /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt), so both
   daemons run in a mount namespace of their own (unshare) where those paths are this
   object's temp dirs: nothing is shared with a libvirtd of the machine or of another test,
-  and nothing they write outlives remove(). Only the socket dir is outside, for the node.
+  and nothing they write outlives stop() and remove() (stop() also removes the /machine
+  cgroups libvirt makes for its domains). Only the socket dir is outside, for the node.
   qemu.conf is Debian's as shipped (every line a comment, so the build's defaults: user and
   group libvirt-qemu, dynamic_ownership = 1), with those three settings written out so that
   the test does not depend on the build's defaults. Needs the user libvirt-qemu, which
@@ -45,8 +46,6 @@ QEMU_USER = "libvirt-qemu"  # Debian's build: QEMU runs as libvirt-qemu:libvirt-
 # system mode: each compiled-in path of the privileged daemons -> its private stand-in
 SYSTEM_PATHS = (("etc", "/etc/libvirt"), ("lib", "/var/lib/libvirt"), ("cache", "/var/cache/libvirt"),
                 ("log", "/var/log/libvirt"), ("run", "/run"))  # "cache": the shared one
-
-
 CGROUPS = "/sys/fs/cgroup"
 
 
