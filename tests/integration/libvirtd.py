@@ -30,6 +30,8 @@ the first pays; it is removed when the process exits.
 """
 
 import atexit
+import errno
+import glob
 import grp
 import os
 import pwd
@@ -272,14 +274,42 @@ class PrivateLibvirt:
                 self.virsh("destroy", d)
         self.stop_daemon("libvirtd")
         self.stop_daemon("virtlogd")
+        self._kill_probes()
         if self.system:
-            # the partitions this daemon made; one another daemon uses is not empty: rmdir
-            # leaves it
-            for d in machine_cgroups() - self.cgroups_before:
+            self._remove_cgroups()
+
+    def _kill_probes(self):
+        """QEMU processes libvirtd started to probe a binary's capabilities and left behind
+        when it was stopped in the middle (they daemonize: not its children). Killed by the
+        pid in their pid file, when that pid still runs QEMU with that pid file."""
+        lib = os.path.join(self.base, "lib", "qemu") if self.system else \
+            os.path.join(self.home, ".config", "libvirt", "qemu", "lib")
+        for pidfile in glob.glob(os.path.join(lib, "qmp-*", "qmp.pid")):
+            try:
+                with open(pidfile) as f:
+                    pid = int(f.read().strip())
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read()
+            except (OSError, ValueError):
+                continue
+            # the daemon names it by its own view of the path (system: in its namespace)
+            if os.path.join(os.path.basename(os.path.dirname(pidfile)), "qmp.pid").encode() in argv:
+                os.kill(pid, signal.SIGKILL)
+
+    def _remove_cgroups(self, timeout=5):
+        """The /machine partitions this daemon made. A domain's group inside goes once its
+        QEMU has exited, which may lag its destroy a little; one that another daemon uses
+        stays busy and is left to it."""
+        deadline = time.monotonic() + timeout
+        for d in machine_cgroups() - self.cgroups_before:
+            while True:
                 try:
                     os.rmdir(d)
-                except OSError:
-                    pass
+                    break
+                except OSError as e:
+                    if e.errno == errno.ENOENT or time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.05)
 
     def remove(self):
         shutil.rmtree(self.base, ignore_errors=True)
