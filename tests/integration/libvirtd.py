@@ -21,12 +21,14 @@ Two modes, both stopped by PID, never by name:
   the test does not depend on the build's defaults. Needs the user libvirt-qemu, which
   Debian's libvirt-daemon-system creates.
 
-start() returns once libvirtd has its capabilities: libvirt probes every qemu-system-*
-binary installed (about a second each, ~75 s on a busy 2-CPU machine with all of Debian's
-architectures), once, the first time a client asks; a node's driver probe asks at start-up
-and would wait that long. The probe results are cached in one directory per mode shared by
-every daemon this process starts (libvirt checks each entry against its binary), so only
-the first pays; it is removed when the process exits.
+The first time a client asks for its capabilities (a node's driver probe does, at
+start-up), libvirtd probes every qemu-system-* binary in its PATH, a second or more each:
+~75 s on a busy 2-CPU machine with all of Debian's architectures installed, longer than a
+node waits to start. So the daemons' PATH holds qemu-system-x86_64 (a link to the installed
+one, the only one the tests' domains use) and no other emulator, start() returns once
+libvirtd has its capabilities, and the probe's results are cached in one directory per mode
+shared by every daemon this process starts (libvirt checks each entry against its binary),
+removed when the process exits.
 """
 
 import atexit
@@ -43,6 +45,7 @@ import tempfile
 import time
 
 DAEMONS = ("/usr/sbin/virtlogd", "/usr/sbin/libvirtd", "/usr/bin/qemu-system-x86_64", "/usr/bin/virsh")
+QEMU = "/usr/bin/qemu-system-x86_64"
 QEMU_USER = "libvirt-qemu"  # Debian's build: QEMU runs as libvirt-qemu:libvirt-qemu
 
 # system mode: each compiled-in path of the privileged daemons -> its private stand-in
@@ -66,7 +69,7 @@ def missing(system=False):
     for p in DAEMONS:
         if not os.access(p, os.X_OK):
             return p
-    for tool in (("unshare", "nsenter") if system else ("setpriv",)):
+    for tool in ("unshare", "nsenter", "mount", "sh") if system else ("setpriv",):
         if not shutil.which(tool):
             return tool
     if system:
@@ -82,7 +85,7 @@ def missing(system=False):
 
 
 def as_nobody(argv):
-    return ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + list(argv)
+    return [shutil.which("setpriv"), "--reuid=nobody", "--regid=nogroup", "--clear-groups"] + list(argv)
 
 
 def nobody_dir(path):
@@ -94,20 +97,22 @@ def nobody_dir(path):
     return path
 
 
-_caches = {}  # "system"/"session" -> the capabilities cache dir shared by this process's daemons
+_shared_dir = []  # this process's dir shared by all its daemons, made on first use
 
 
-def _shared_cache(system):
-    key = "system" if system else "session"
-    if key not in _caches:
-        d = tempfile.mkdtemp(prefix=f"mv-libvirt-cache-{key}-")
+def _shared(what):
+    """A path in the dir every daemon of this process shares (removed when it exits): "bin",
+    the daemons' PATH dir with their one emulator, whose path is the same for all, so that
+    their capabilities caches match it; "cache-system" and "cache-session", those caches."""
+    if not _shared_dir:
+        d = tempfile.mkdtemp(prefix="mv-libvirt-shared-")
         atexit.register(shutil.rmtree, d, True)
-        if system:
-            _dir(os.path.join(_dir(d, 0o711), "qemu"), 0o711)  # /var/cache/libvirt as Debian has it
-        else:
-            nobody_dir(d)
-        _caches[key] = d
-    return _caches[key]
+        os.chmod(d, 0o755)
+        os.symlink(QEMU, os.path.join(_dir(os.path.join(d, "bin"), 0o755), os.path.basename(QEMU)))
+        _dir(os.path.join(_dir(os.path.join(d, "cache-system"), 0o711), "qemu"), 0o711)  # as Debian has it
+        nobody_dir(os.path.join(d, "cache-session"))
+        _shared_dir.append(d)
+    return os.path.join(_shared_dir[0], what)
 
 
 def _dir(path, mode, owner=None):
@@ -169,15 +174,17 @@ class PrivateLibvirt:
 
     def _private(self, name):
         """The private stand-in of a system path (SYSTEM_PATHS)."""
-        return _shared_cache(True) if name == "cache" else os.path.join(self.base, name)
+        return _shared("cache-system") if name == "cache" else os.path.join(self.base, name)
 
     def _env(self):
+        """The daemons' environment. PATH: no /usr/bin (nor /bin, its link), where every
+        installed emulator is; the daemons run nothing from there that these tests need."""
+        path = f"{_shared('bin')}:/usr/sbin:/sbin"
         if self.system:
-            return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"}
+            return {"PATH": path, "LANG": "C"}
         return {"HOME": self.home, "XDG_RUNTIME_DIR": self.run,
                 "XDG_CONFIG_HOME": os.path.join(self.home, ".config"),
-                "XDG_CACHE_HOME": _shared_cache(False),
-                "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+                "XDG_CACHE_HOME": _shared("cache-session"), "PATH": path}
 
     def _argv(self, prog):
         """How prog is started: as nobody (session), or as root in the private mount
@@ -189,9 +196,11 @@ class PrivateLibvirt:
         pidfile = os.path.join(self.run, os.path.basename(prog) + ".pid")
         daemon = [prog, "--config", conf, "--pid-file", pidfile]
         if os.path.basename(prog) == "virtlogd":
-            mounts = "".join(f"mount --bind {shlex.quote(self._private(d))} {path}\n" for d, path in SYSTEM_PATHS)
-            return ["unshare", "--mount", "--propagation", "private", "sh", "-ec", mounts + 'exec "$@"', "sh"] + daemon
-        return ["nsenter", f"--mount=/proc/{self.procs['virtlogd'].pid}/ns/mnt", "--"] + daemon
+            mount = shutil.which("mount")
+            mounts = "".join(f"{mount} --bind {shlex.quote(self._private(d))} {path}\n" for d, path in SYSTEM_PATHS)
+            return [shutil.which("unshare"), "--mount", "--propagation", "private", shutil.which("sh"), "-ec",
+                    mounts + 'exec "$@"', "sh"] + daemon
+        return [shutil.which("nsenter"), f"--mount=/proc/{self.procs['virtlogd'].pid}/ns/mnt", "--"] + daemon
 
     def _spawn(self, prog):
         name = os.path.basename(prog)
