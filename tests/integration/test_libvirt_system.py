@@ -97,4 +97,4 @@ def test_libvirt_system_daemon_boots_and_cleans_up():
     assert libvirtd.machine_cgroups() <= lv.cgroups_before, "libvirt's /machine cgroups are left"
 
 
-test_libvirt_system_daemon_boots_and_cleans_up.budget = 240
+test_libvirt_system_daemon_boots_and_cleans_up.budget = 180
