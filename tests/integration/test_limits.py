@@ -14,18 +14,20 @@ def test_rate_limit_per_client():
     t0 = time.monotonic()  # before the client's first request (start_core's health poll)
     core = h.start_core(extra=["--max-rate", "5"])
     statuses = []
-    for _ in range(30):
+    for _ in range(300):  # until 20 refusals: however slow this client, it outruns 5/s
         st, body, raw = h.call(core.url, "GET", "/v1/health")
         statuses.append(st)
         if st == 429:
             assert body["error"]["code"] == "rate_limited" and "requests/s" in body["error"]["message"], raw
+            if statuses.count(429) == 20:
+                break
     # The bucket holds a burst of 2N = 10 at the client's first request (start_core's health
     # poll spent some) and refills at N = 5/s meanwhile: how many pass depends on how long
     # these requests took, which a busy host stretches, so the bound is computed from it.
     most = 10 + int(5 * (time.monotonic() - t0)) + 1
     assert 6 <= statuses.count(200) <= most, \
         f"a burst of 2N=10 plus at most {most - 10} refilled expected: {statuses}"
-    assert statuses.count(429) >= 30 - most, f"the rest refused: {statuses}"
+    assert statuses.count(429) == 20, f"the rest refused: {statuses}"
     time.sleep(1.2)  # 5 tokens/s refill
     st, _, _ = h.call(core.url, "GET", "/v1/health")
     assert st == 200, "not served again after the bucket refilled"
