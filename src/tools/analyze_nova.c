@@ -628,7 +628,7 @@ static int write_one(FILE *f, enum record_format fmt, const struct nova_record *
 		json_object_set_new(o, "total_ms", record_json_ms(r->total_ms));
 		json_object_set_new(o, "state", json_string(r->state));
 		json_object_set_new(o, "error", json_string(r->error));
-		if (!(line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER)))
+		if (!(line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12))))
 			rc = -ENOMEM;
 		else if (fprintf(f, "%s\n", line) < 0)
 			rc = -EIO;
