@@ -16,6 +16,8 @@ struct buf {
 
 static void put(struct buf *b, const void *data, size_t n)
 {
+	if (n == 0) /* an empty payload has no buffer: memcpy must not see NULL */
+		return;
 	if (b->n + n > b->cap) {
 		b->cap = (b->n + n) * 2 + 64;
 		b->p = realloc(b->p, b->cap);
