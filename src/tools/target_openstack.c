@@ -225,7 +225,8 @@ static int open_(const struct push_options *o, struct push_endpoint *ep, void **
 	struct openstack *s = calloc(1, sizeof *s);
 	struct os_creds c;
 	/* as the openstack CLI: --os-cloud, else $OS_CLOUD unless OS_AUTH_URL says to take OS_* */
-	const char *cloud = o->os_cloud ? o->os_cloud : getenv("OS_AUTH_URL") ? NULL : getenv("OS_CLOUD");
+	const char *auth_url = getenv("OS_AUTH_URL");
+	const char *cloud = o->os_cloud ? o->os_cloud : auth_url && *auth_url ? NULL : getenv("OS_CLOUD");
 	char err[1024];
 	int rc;
 
