@@ -62,9 +62,11 @@ def load(path):
         lines = [ln.split() for ln in open(path) if ln.strip()]
     except OSError:
         return None
-    if len(lines) < 2:
+    if not lines:
         return None
     loads = [float(ln[0]) for ln in lines]
+    if len(lines) < 2:  # a run shorter than one sampling interval: the load, no CPU share
+        return loads[0], None
     a = [int(x) for x in lines[0][1:]]
     b = [int(x) for x in lines[-1][1:]]
     d = [y - x for x, y in zip(a, b)]
@@ -137,7 +139,8 @@ def main():
         for v in ("stock", "tuned"):
             ld = load(os.path.join(o, f"nova-{d}-{v}.load"))
             if ld:
-                print(f"\nNova {v}: machine load during the runs: 1-min load average {ld[0]:.1f}, CPUs busy {ld[1]:.0f} %"
+                busy = f", CPUs busy {ld[1]:.0f} %" if ld[1] is not None else ""
+                print(f"\nNova {v}: machine load during the runs: 1-min load average {ld[0]:.1f}{busy}"
                       " (Nova's own work included).", end="")
         print("\n")
         print(f"| microvim ({mvd}) phase | stock | tuned | tuned/stock |")
@@ -156,7 +159,8 @@ def main():
         for v in ("stock", "tuned"):
             ld = load(os.path.join(o, f"microvim-{mvd}-{v}.load"))
             if ld:
-                print(f"\nmicrovim {v}: machine load during the runs: 1-min load average {ld[0]:.1f}, CPUs busy {ld[1]:.0f} %.", end="")
+                busy = f", CPUs busy {ld[1]:.0f} %" if ld[1] is not None else ""
+                print(f"\nmicrovim {v}: machine load during the runs: 1-min load average {ld[0]:.1f}{busy}.", end="")
         print("\n")
         if tot["stock"] and mv["tuned"]:
             mt = mv["tuned"]["series"]["total"]["mean"]
