@@ -443,9 +443,8 @@ int proc_handle_open(struct drv_handle *h, pid_t pid)
 	return 0;
 }
 
-int proc_signal(struct drv_handle *h, bool force)
+int proc_signal(struct drv_handle *h, int sig)
 {
-	int sig = force ? SIGKILL : SIGTERM;
 	if (h->pidfd < 0)
 		return -ESRCH;
 	/* The instance leads its own session and group (POSIX_SPAWN_SETSID): signal them all,
