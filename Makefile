@@ -62,10 +62,12 @@ $(BUILD)/obj/%.o: %.c
 deps:
 	scripts/install-deps
 
-# The whole suite, twice: a normal build and an ASan+UBSan build.
+# The layout checked (scripts/check-layers: no circle, nothing upward), then the whole
+# suite, twice: a normal build and an ASan+UBSan build.
 test: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=1 all
+	scripts/check-layers build
 	tests/run build build/asan
 
 test-unit: all

@@ -15,7 +15,7 @@
 #include "core/cluster.h"
 #include "core/events.h"
 #include "core/metrics.h"
-#include "drivers/driver.h"
+#include "drivers/drivers.h"
 
 #define WAIT_DEFAULT_S 30.0
 #define WAIT_MAX_S 600.0

@@ -17,7 +17,7 @@
 #include "core/lifecycle.h"
 #include "core/metrics.h"
 #include "core/store.h"
-#include "drivers/driver.h"
+#include "drivers/drivers.h"
 
 #define HEARTBEAT_INTERVAL_MAX_S 5
 #define SWEEP_INTERVAL_S 1.0
@@ -392,6 +392,7 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 	uint32_t a = t->actions;
 	struct node *n;
 
+	*s = (struct step){0};
 	s->undo = (struct undo){.in = in, .state = in->state, .stop_requested = in->stop_requested,
 	                        .ready = in->ready, .has_exit_code = in->has_exit_code, .has_trace = in->has_trace,
 	                        .exit_code = in->exit_code, .error = in->error, .trace = in->trace,
@@ -540,19 +541,19 @@ static int step_begin(struct cluster *c, struct instance *in, enum inst_event ev
 	return t.kind;
 }
 
-/* One event, stored on its own (autocommit). 0, or -1 when the store refused it (memory
- * unchanged) or the state does not take the event. */
+/* One event, stored on its own (autocommit). 0; -EINVAL when the state does not take
+ * the event; -EIO when the store refused it (memory unchanged). */
 static int instance_event(struct cluster *c, struct instance *in, enum inst_event ev, const struct step_args *x)
 {
 	struct step s;
 	int kind = step_begin(c, in, ev, x, &s);
 	if (kind == T_REFUSE)
-		return -1;
+		return -EINVAL;
 	if (kind == T_REPEAT)
 		return 0;
 	if (step_store(c, &s) < 0) {
 		step_undo(c, &s);
-		return -1;
+		return -EIO;
 	}
 	step_after(c, &s);
 	return 0;
@@ -963,14 +964,22 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 int cluster_instance_stop(struct cluster *c, struct instance *in, struct mv_error *err)
 {
 	enum inst_event ev = in->node_id[0] && !node_of(c, in) ? IEV_STOP_NO_NODE : IEV_STOP;
-	if (instance_event(c, in, ev, &(struct step_args){0}) < 0)
+	int rc = instance_event(c, in, ev, &(struct step_args){0});
+	if (rc == -EINVAL)
+		return mv_fail(err, 409, "invalid_state", "instance %s is %s: there is nothing to stop", in->id,
+		               inst_state_names[in->state]);
+	if (rc < 0)
 		return mv_fail(err, 500, "store_failed", "the store could not record the stop; nothing changed");
 	return 0;
 }
 
 int cluster_instance_remove(struct cluster *c, struct instance *in, struct mv_error *err)
 {
-	if (instance_event(c, in, IEV_REMOVE, &(struct step_args){0}) < 0)
+	int rc = instance_event(c, in, IEV_REMOVE, &(struct step_args){0});
+	if (rc == -EINVAL)
+		return mv_fail(err, 409, "invalid_state", "instance %s is %s: stop it before removing it", in->id,
+		               inst_state_names[in->state]);
+	if (rc < 0)
 		return mv_fail(err, 500, "store_failed", "the store could not remove the instance; it is kept");
 	return 0;
 }

@@ -26,6 +26,7 @@
 #include "core/images.h"
 #include "core/metrics.h"
 #include "core/store.h"
+#include "core/stores.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024) /* the guard's cap (431 in JSON) */
 /* evhttp's own cap, above the guard's so that the guard answers first */

@@ -53,7 +53,7 @@ const char *const inst_event_names[IEV_COUNT] = {
 	[IEV_REPORT_EXITED] = MOVE(INST_EXITED, ENDED_BY_REPORT),                                      \
 	[IEV_REPORT_FAILED] = MOVE(INST_FAILED, ENDED_BY_REPORT),                                      \
 	[IEV_STOP] = MOVE_UNLESS(s, IA_DESIRE_STOP | IA_STORE | IA_SEND_STOP, LF_STOP_REQUESTED),       \
-	[IEV_STOP_NO_NODE] = MOVE(INST_STOPPED, IA_DESIRE_STOP | CHANGED),                             \
+	[IEV_STOP_NO_NODE] = MOVE(INST_STOPPED, IA_DESIRE_STOP | IA_RELEASE | CHANGED),                \
 	[IEV_REMOVE] = REFUSE,                                                                         \
 	[IEV_NODE_DOWN] = MOVE(INST_LOST, IA_RELEASE | IA_ERROR_NODE_DOWN | CHANGED),                  \
 	[IEV_REPLACE] = REFUSE,                                                                        \
@@ -97,7 +97,7 @@ static const struct inst_transition table[INST_STATE_COUNT][IEV_COUNT] = {
 		[IEV_REPORT_EXITED] = MOVE(INST_EXITED, ENDED_BY_REPORT),
 		[IEV_REPORT_FAILED] = MOVE(INST_FAILED, ENDED_BY_REPORT),
 		[IEV_STOP] = MOVE_UNLESS(INST_RUNNING, IA_DESIRE_STOP | IA_STORE | IA_SEND_STOP, LF_STOP_REQUESTED),
-		[IEV_STOP_NO_NODE] = MOVE(INST_STOPPED, IA_DESIRE_STOP | CHANGED),
+		[IEV_STOP_NO_NODE] = MOVE(INST_STOPPED, IA_DESIRE_STOP | IA_RELEASE | CHANGED),
 		[IEV_REMOVE] = REFUSE,
 		[IEV_NODE_DOWN] = MOVE(INST_LOST, IA_RELEASE | IA_ERROR_NODE_DOWN | CHANGED),
 		[IEV_REPLACE] = REFUSE,
@@ -131,7 +131,9 @@ const struct inst_transition *lifecycle_entry(enum inst_state s, enum inst_event
 struct inst_transition lifecycle_step(enum inst_state s, enum inst_event e, unsigned flags)
 {
 	struct inst_transition t = table[s][e];
-	if (t.kind == T_MOVE && (t.repeat_if & flags))
+	if (t.kind == T_UNSET)
+		t = (struct inst_transition)REFUSE;
+	else if (t.kind == T_MOVE && (t.repeat_if & flags))
 		t = (struct inst_transition)REPEAT;
 	return t;
 }

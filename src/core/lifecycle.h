@@ -68,9 +68,10 @@ enum {
 };
 
 enum transition_kind {
-	T_REFUSE = 0, /* the state does not take the event: a bug or a stray message; logged, nothing done */
-	T_MOVE,       /* to next (which may be the same state) with the actions */
-	T_REPEAT,     /* already done (a repeat): nothing to do */
+	T_UNSET = 0, /* a cell the table forgot (a test fails on any); taken as T_REFUSE */
+	T_REFUSE,    /* the state does not take the event: a bug or a stray message; logged, nothing done */
+	T_MOVE,      /* to next (which may be the same state) with the actions */
+	T_REPEAT,    /* already done (a repeat): nothing to do */
 };
 
 struct inst_transition {
@@ -80,8 +81,7 @@ struct inst_transition {
 	uint32_t actions;      /* IA_* */
 };
 
-/* The step for event e in state s with the facts `flags`: a T_MOVE, T_REPEAT or T_REFUSE
- * (never NULL). */
+/* The step for event e in state s with the facts `flags`: a T_MOVE, T_REPEAT or T_REFUSE. */
 struct inst_transition lifecycle_step(enum inst_state s, enum inst_event e, unsigned flags);
 /* The table's raw entry (for the tests and the docs). */
 const struct inst_transition *lifecycle_entry(enum inst_state s, enum inst_event e);

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "drivers/driver.h"
+#include "drivers/drivers.h"
 
 /* Bucket bounds in seconds: from 50 µs (the core's own steps) to 10 s (a slow VM boot). */
 static const double bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,

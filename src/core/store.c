@@ -1,18 +1,8 @@
-/* store — choosing a backend, and what every backend's rows share. */
+/* store — what every backend shares: closing, loading page by page, freeing a row. */
 #include "core/store.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-int store_open(const char *data_dir, struct store **out, char *err, size_t errlen)
-{
-	char path[4096];
-	if (snprintf(path, sizeof path, "%s/core.db", data_dir) >= (int)sizeof path) {
-		snprintf(err, errlen, "--data-dir path too long");
-		return -1;
-	}
-	return store_sqlite_open(path, out, err, errlen);
-}
 
 void store_close(struct store *s)
 {

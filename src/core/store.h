@@ -2,8 +2,8 @@
  * and idempotency keys, with transactions. Rows are plain typed values (the instance
  * spec as model.h parses it); the store knows no core object and calls nothing above it.
  * Each backend fills a struct store_ops and keeps its own schema version and migrations,
- * run at open:
- *   sqlite   a file in the data dir (store_sqlite.c), WAL: a commit survives kill -9
+ * run at open (core/stores.h lists them and chooses one):
+ *   sqlite   a file in the data dir (store_sqlite.h), WAL: a commit survives kill -9
  * Everything answered 2xx is written here first.
  *
  * Errors: 0, or -1 after logging the backend's own words (the caller turns a failure into
@@ -127,15 +127,8 @@ struct store {
 	const struct store_ops *ops;
 };
 
-/* Opens (creating and migrating as needed) the store of a data dir. For now the one
- * backend is SQLite, in DATA_DIR/core.db; a location like "postgresql://..." would choose
- * another. */
-int store_open(const char *data_dir, struct store **out, char *err, size_t errlen);
+/* Opening is the backend's (core/stores.h chooses one); closing is the same for all. */
 void store_close(struct store *s);
-
-/* The backends this build has (store_sqlite.c). path: the database file. */
-int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen);
-extern const struct store_ops store_sqlite_ops;
 
 static inline int store_begin(struct store *s) { return s->ops->begin(s); }
 static inline int store_commit(struct store *s) { return s->ops->commit(s); }

@@ -1,7 +1,7 @@
 /* store_sqlite — the store in SQLite (WAL), one file in the core's data dir. Statements
  * are prepared once; migrations move the schema one version at a time, at open, each in
  * its own transaction; PRAGMA user_version holds the version. */
-#include "core/store.h"
+#include "core/store_sqlite.h"
 
 #include <errno.h>
 #include <sqlite3.h>

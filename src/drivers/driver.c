@@ -1,5 +1,5 @@
-/* driver — the one list of drivers, and what the node and core do with any driver through
- * it: look one up, check a spec with it, stop, signal, recover, adopt. */
+/* driver — what is done with any driver through its table: stop, signal, recover, adopt,
+ * and the checks the VM drivers share. */
 #include "drivers/driver.h"
 
 #include <errno.h>
@@ -8,92 +8,6 @@
 #include <string.h>
 
 #include "common/log.h"
-
-extern const struct driver driver_exec;
-extern const struct driver driver_qemu;
-extern const struct driver driver_libvirt;
-extern const struct driver driver_xen;
-
-const struct driver *const drivers[] = {
-	&driver_exec,
-	&driver_qemu,
-	&driver_libvirt,
-	&driver_xen,
-	NULL,
-};
-
-const struct driver *driver_find(const char *name)
-{
-	for (int i = 0; drivers[i]; i++)
-		if (strcmp(drivers[i]->name, name) == 0)
-			return drivers[i];
-	return NULL;
-}
-
-int driver_index(const char *name)
-{
-	for (int i = 0; drivers[i] && i < DRV_MAX; i++)
-		if (strcmp(drivers[i]->name, name) == 0)
-			return i;
-	return -1;
-}
-
-const char *driver_names_text(void)
-{
-	static char text[128];
-	size_t used = 0;
-	if (text[0])
-		return text;
-	for (int i = 0; drivers[i]; i++) {
-		int n = snprintf(text + used, sizeof text - used, "%s%s", i == 0 ? "" : drivers[i + 1] ? ", " : " or ",
-		                 drivers[i]->name);
-		if (n < 0 || (size_t)n >= sizeof text - used)
-			fatalx("driver names do not fit %zu bytes", sizeof text);
-		used += (size_t)n;
-	}
-	return text;
-}
-
-/* ---- specs ---- */
-
-int drv_spec_check(struct inst_spec *s, enum spec_form form, struct mv_error *err)
-{
-	const struct driver *d = driver_find(s->driver);
-
-	if (!d)
-		return mv_fail(err, 400, "invalid_value", "driver \"%.32s\" is not known; use %s", s->driver,
-		               driver_names_text());
-	if (d->boots_image) {
-		if (!s->image[0])
-			return mv_fail(err, 400, "missing_field", "driver %s needs image (a registered image name)", d->name);
-		if (form == SPEC_STORED && !s->has_boot)
-			return mv_fail(err, 400, "missing_field", "a stored %s spec needs boot (the image's blobs)", d->name);
-	} else {
-		if (s->image[0])
-			return mv_fail(err, 400, "invalid_field", "driver %s takes config, not image", d->name);
-		if (s->has_boot)
-			return mv_fail(err, 400, "invalid_field", "driver %s boots no image: boot does not go with it", d->name);
-	}
-	s->executable = NULL;
-	if (d->config_check && d->config_check(s->config, &s->executable, err) < 0)
-		return -1;
-	if (!d->config_check && s->config && json_object_size(s->config) > 0)
-		return mv_fail(err, 400, "unknown_field", "driver %s takes no config", d->name);
-	if (s->ready_serial[0] && !d->boots_image)
-		return mv_fail(err, 400, "invalid_field", "ready.serial needs a VM driver (a guest with a serial port)");
-	return 0;
-}
-
-int drv_spec_parse(struct inst_spec *s, const json_t *j, enum spec_form form, struct mv_error *err)
-{
-	if (spec_decode(s, j, form, err) < 0)
-		return -1;
-	if (drv_spec_check(s, form, err) < 0) {
-		spec_free(s);
-		return -1;
-	}
-	return 0;
-}
 
 int drv_config_choices(const json_t *config, const char *const *fields, const char *const *const *choices,
                        struct mv_error *err)
@@ -136,7 +50,16 @@ int drv_recover(const struct driver *d, struct drv_handle *h)
 
 int drv_adopt(const struct driver *d, const struct drv_options *o, const char *instance_id, struct drv_handle *h)
 {
-	return d->adopt ? d->adopt(o, instance_id, h) : -ENOTSUP;
+	bool alive = false;
+	int rc;
+	if (!d->adopt)
+		return -ENOTSUP;
+	if ((rc = d->adopt(o, instance_id, h)) < 0)
+		return rc;
+	/* a domain's handle is its name: only the toolstack knows whether it was started */
+	if (h->pidfd < 0 && d->status && (d->status(o, h, &alive) < 0 || !alive))
+		return -ESRCH;
+	return 0;
 }
 
 bool drv_watching(const struct driver *d)
@@ -152,18 +75,10 @@ int drv_domain_recover(struct drv_handle *h)
 	return h->domain[0] ? 0 : -ESRCH;
 }
 
-int drv_domain_adopt(const struct drv_options *o, const char *instance_id, struct drv_handle *h)
+int drv_domain_adopt(UNUSED const struct drv_options *o, const char *instance_id, struct drv_handle *h)
 {
-	const struct driver *d = NULL;
-	bool alive = false;
 	snprintf(h->domain, sizeof h->domain, "mv-%s", instance_id);
-	drv_domain_recover(h);
-	/* which driver: the caller's; both domain drivers name domains the same way */
-	for (int i = 0; drivers[i]; i++)
-		if (drivers[i]->adopt == drv_domain_adopt && drivers[i]->status &&
-		    drivers[i]->status(o, h, &alive) == 0 && alive)
-			d = drivers[i];
-	return d ? 0 : -ESRCH;
+	return drv_domain_recover(h);
 }
 
 int drv_vm_request_check(const char *driver, const struct drv_start_request *r, long *vcpus, char *err,

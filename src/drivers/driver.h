@@ -10,8 +10,8 @@
  *                     started just before the node died
  *   watch             exit events for domains, where the toolstack has them
  * An operation a driver lacks is NULL; the drv_* wrappers turn that into -ENOTSUP in one
- * place. No code outside src/drivers/ names a driver: it looks one up here by the name an
- * instance spec carries.
+ * place. The drivers there are, and a lookup by name, are drivers/drivers.h: no code
+ * outside src/drivers/ names a driver.
  *
  * Drivers know nothing of HTTP or the store. All functions return 0 or -errno and put a
  * sentence in err where the caller needs words (config_check: an mv_error naming the field). */
@@ -120,34 +120,19 @@ struct driver {
 	void (*unwatch)(void);
 };
 
-/* Every driver microvim has, in one list (this order is the order of their indexes);
- * NULL-terminated. */
-extern const struct driver *const drivers[];
-#define DRV_MAX 32 /* indexes fit a bitmask */
-const struct driver *driver_find(const char *name);
-/* Stable small index of a driver (for bitmasks and metrics), or -1 when unknown. */
-int driver_index(const char *name);
-/* "exec, qemu, libvirt or xen": for messages. */
-const char *driver_names_text(void);
-
-/* spec_decode, then the driver's part: the driver is known, image or config as it needs
- * (image and boot for boots_image drivers, in the stored form boot too), config_check,
- * ready only for guests. 400 naming the field; on failure the spec owns nothing. */
-int drv_spec_parse(struct inst_spec *spec, const json_t *j, enum spec_form form, struct mv_error *err);
-/* The driver's part alone, on a spec spec_decode accepted (sets spec->executable). */
-int drv_spec_check(struct inst_spec *spec, enum spec_form form, struct mv_error *err);
-
 /* Stops the instance: d->stop, else SIGTERM (SIGKILL when force) through d->signal. */
 int drv_stop(const struct driver *d, const struct drv_options *o, struct drv_handle *h, bool force);
 int drv_signal(const struct driver *d, struct drv_handle *h, int signo);
 int drv_recover(const struct driver *d, struct drv_handle *h);
+/* d->adopt; for a handle without a process (a domain), d->status must also find it alive. */
 int drv_adopt(const struct driver *d, const struct drv_options *o, const char *instance_id, struct drv_handle *h);
 /* Does d report its domains' ends by events right now (no need to poll status())? */
 bool drv_watching(const struct driver *d);
 /* recover for drivers whose handle is a domain name (libvirt, xen): re-attaching needs
  * nothing more; status() says whether the domain outlived the node. */
 int drv_domain_recover(struct drv_handle *h);
-/* adopt for domain drivers: the domain is named "mv-" + instance id. */
+/* adopt for domain drivers: the domain is named "mv-" + instance id (drv_adopt then asks the
+ * driver's status() whether it exists). */
 int drv_domain_adopt(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
 /* The checks every VM driver makes of a start request: absolute kernel (and initrd) paths,
  * memory and vCPUs within the model's limits (MV_MEMORY_MB_MAX, MV_VCPUS_MAX). Gives the

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/trace.h"
 #include "common/wire.h"
+#include "drivers/drivers.h"
 #include "node/instrec.h"
 #include "node/lifecycle.h"
 #include "node/netdev.h"

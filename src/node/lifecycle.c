@@ -142,7 +142,9 @@ const struct ni_transition *ni_lifecycle_entry(enum ni_state s, enum ni_event e)
 struct ni_transition ni_lifecycle_step(enum ni_state s, enum ni_event e, unsigned flags)
 {
 	struct ni_transition t = table[s][e];
-	if (t.kind == NT_MOVE && (t.repeat_if & flags))
+	if (t.kind == NT_UNSET)
+		t = (struct ni_transition)REFUSE;
+	else if (t.kind == NT_MOVE && (t.repeat_if & flags))
 		t = (struct ni_transition)REPEAT;
 	return t;
 }

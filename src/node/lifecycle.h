@@ -78,7 +78,12 @@ enum {
 	NA_REMOVE = 1u << 16,      /* remove its dir; freed when the last job returns */
 };
 
-enum { NT_REFUSE = 0, NT_MOVE, NT_REPEAT };
+enum {
+	NT_UNSET = 0, /* a cell the table forgot (a test fails on any); taken as NT_REFUSE */
+	NT_REFUSE,    /* the state does not take the event: logged, nothing done */
+	NT_MOVE,      /* to next (maybe the same state) with the actions */
+	NT_REPEAT,    /* already done, or late news of it: nothing to do */
+};
 
 struct ni_transition {
 	uint8_t kind;      /* NT_* */

@@ -17,7 +17,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/model.h"
-#include "drivers/driver.h"
+#include "drivers/drivers.h"
 #include "drivers/proc.h"
 #include "node/agent.h"
 #include "node/imagecache.h"

@@ -6,7 +6,7 @@
 
 #include "common/hmap.h"
 #include "common/model.h"
-#include "drivers/driver.h"
+#include "drivers/drivers.h"
 #include "unit.h"
 
 /* Parses a JSON text as a create body. Returns spec_parse's result; err filled. */

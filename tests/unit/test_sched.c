@@ -6,7 +6,7 @@
 
 #include "common/model.h"
 #include "core/sched.h"
-#include "drivers/driver.h"
+#include "drivers/drivers.h"
 #include "unit.h"
 
 static struct exec_allow allow_sleep; /* /bin/sleep */

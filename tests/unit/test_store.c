@@ -11,7 +11,9 @@
 
 #include "common/fs.h"
 #include "core/store.h"
-#include "drivers/driver.h"
+#include "core/store_sqlite.h"
+#include "core/stores.h"
+#include "drivers/drivers.h"
 #include "unit.h"
 
 static char tmpdir[64];
