@@ -42,25 +42,25 @@ enum {
 	LF_STOP_REQUESTED = 1u << 1, /* a client asked it to stop */
 };
 
-/* What a step does, in this order: in memory, then the store, then (once stored) the
- * world: clients, event stream, nodes. */
+/* What a step does, in this order (the order of the bits): in memory, then the store, then
+ * (once stored) the world: metrics, the event stream, the waiting clients, the nodes. */
 enum {
-	IA_SET_NODE = 1u << 0,      /* placed on the event's node (its lost_node forgotten) */
-	IA_RESERVE = 1u << 1,       /* its vCPUs and memory count on its node */
-	IA_RELEASE = 1u << 2,       /* they no longer do */
+	IA_RELEASE = 1u << 0,       /* its vCPUs and memory no longer count on its node */
+	IA_SET_NODE = 1u << 1,      /* placed on the event's node (its lost_node forgotten) */
+	IA_RESERVE = 1u << 2,       /* its vCPUs and memory count on its node */
 	IA_DESIRE_STOP = 1u << 3,   /* a stop was asked */
-	IA_REPORT = 1u << 4,        /* take the report's exit code, error (when it has none yet) and ready */
-	IA_TRACE = 1u << 5,         /* compute the phase trace (an instantiation this core saw from its request) */
-	IA_CLEAR_ERROR = 1u << 6,
-	IA_ERROR_NODE_DOWN = 1u << 7, /* error: its node stopped heartbeating */
-	IA_ERROR_GONE = 1u << 8,    /* error, when it has none: its node no longer has it */
+	IA_CLEAR_ERROR = 1u << 4,
+	IA_ERROR_NODE_DOWN = 1u << 5, /* error: its node stopped heartbeating */
+	IA_ERROR_GONE = 1u << 6,    /* error, when it has none: its node no longer has it */
+	IA_REPORT = 1u << 7,        /* take the report's exit code, error (when it has none yet) and ready */
+	IA_TRACE = 1u << 8,         /* compute the phase trace (an instantiation this core saw from its request) */
 	IA_FORGET_NODE = 1u << 9,   /* unplaced, remembering the lost node (for adoption); no trace, not ready */
 	IA_STORE = 1u << 10,        /* write its status row */
 	IA_DELETE = 1u << 11,       /* delete its row and forget it (memory freed last) */
-	IA_PUBLISH = 1u << 12,      /* the event stream */
-	IA_WAKE = 1u << 13,         /* clients waiting for a state */
-	IA_OBSERVE = 1u << 14,      /* the trace goes to the metrics (once final) */
-	IA_MARK_SCHEDULED = 1u << 15, /* the schedule phase ends */
+	IA_MARK_SCHEDULED = 1u << 12, /* the schedule phase ends */
+	IA_OBSERVE = 1u << 13,      /* the trace goes to the metrics (once final) */
+	IA_PUBLISH = 1u << 14,      /* the event stream */
+	IA_WAKE = 1u << 15,         /* clients waiting for a state */
 	IA_SEND_START = 1u << 16,   /* queue a start for its node */
 	IA_SEND_STOP = 1u << 17,    /* queue a stop for its node */
 	IA_SEND_STOP_IF_ASKED = 1u << 18, /* queue a stop again when one was asked */

@@ -58,24 +58,25 @@ enum {
 	NF_STOP_REQUESTED = 1u << 1, /* a stop was asked */
 };
 
+/* The actions, in the order instance.c carries them out. */
 enum {
-	NA_DESIRE_STOP = 1u << 0,  /* a stop was asked: the end will be "stopped" */
-	NA_NOTE_ERROR = 1u << 1,   /* keep the event's error (the first one) */
-	NA_SPAWN = 1u << 2,        /* prepare, network and the driver's start, on a worker */
-	NA_WATCH = 1u << 3,        /* follow its end: pidfd, or the toolstack (events, or a poll) */
-	NA_BOOT_WATCH = 1u << 4,   /* watch the serial log for the ready marker */
-	NA_READY = 1u << 5,        /* the boot phase ends: ready */
-	NA_REAP = 1u << 6,         /* collect the exit status (a spurious wakeup ends the step here) */
-	NA_END = 1u << 7,          /* the final state (from the exit, the stop asked, the error); network removed */
-	NA_RECORD = 1u << 8,       /* write its record (the state it is in) */
-	NA_REPORT = 1u << 9,       /* report where it stands to the core */
-	NA_STOP_GENTLE = 1u << 10, /* a gentle stop call, on a worker */
-	NA_STOP_FORCE = 1u << 11,  /* a forced stop call, on a worker */
-	NA_ARM_GRACE = 1u << 12,   /* the kill timer, at the grace period */
-	NA_STATUS_CHECK = 1u << 13, /* ask the toolstack now (a domain just stopped) */
+	NA_REAP = 1u << 0,          /* collect the exit status (a spurious wakeup ends the step here) */
+	NA_DESIRE_STOP = 1u << 1,   /* a stop was asked: the end will be "stopped" */
+	NA_NOTE_ERROR = 1u << 2,    /* keep the event's error (the first one) */
+	NA_END = 1u << 3,           /* the final state (from the exit, the stop asked, the error); network removed */
+	NA_READY = 1u << 4,         /* the boot phase ends: ready */
+	NA_RECORD = 1u << 5,        /* write its record (the state it is in) */
+	NA_REPORT = 1u << 6,        /* report where it stands to the core */
+	NA_WATCH = 1u << 7,         /* follow its end: pidfd, or the toolstack (events, or a poll) */
+	NA_SPAWN = 1u << 8,         /* prepare, network and the driver's start, on a worker */
+	NA_STOP_GENTLE = 1u << 9,   /* a gentle stop call, on a worker */
+	NA_STOP_FORCE = 1u << 10,   /* a forced stop call, on a worker */
+	NA_ARM_GRACE = 1u << 11,    /* the kill timer, at the grace period */
+	NA_STATUS_CHECK = 1u << 12, /* ask the toolstack now (a domain just stopped) */
+	NA_BOOT_WATCH = 1u << 13,   /* watch the serial log for the ready marker */
 	NA_STOP_IF_ASKED = 1u << 14, /* just started: carry out a stop asked meanwhile */
-	NA_FORGET = 1u << 15,      /* remove its dir and drop it: nothing was started */
-	NA_REMOVE = 1u << 16,      /* remove its dir; freed when the last job returns */
+	NA_FORGET = 1u << 15,       /* remove its dir and drop it: nothing was started */
+	NA_REMOVE = 1u << 16,       /* remove its dir; freed when the last job returns */
 };
 
 enum {

@@ -6,9 +6,13 @@
  * signal it; nothing alive is purged; everything can end), and the event sequences the
  * fault suite (tests/integration/test_faults.py) injects are played through them: kill -9
  * of the core and of a node at every step, a lost report with both killed, a partition
- * with and without "restart": "on-lost", graceful stops. */
+ * with and without "restart": "on-lost", graceful stops. And docs/architecture.md shows
+ * both tables as they are (`test_lifecycle --print` prints them). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "common/fs.h"
 
 #include "core/lifecycle.h"
 #include "node/lifecycle.h"
@@ -408,8 +412,127 @@ static void test_node_walks(void)
 	CHECK(!ni_state_alive(NI_ENDED) && !ni_state_alive(NI_PURGED) && !ni_state_alive(NI_RECOVERING));
 }
 
-int main(void)
+/* ---- the tables as docs/architecture.md shows them ---- */
+
+static const char *const core_actions[] = {
+	"release", "set node", "reserve", "stop asked", "clear error", "error: node down", "error: gone",
+	"take the report", "trace", "forget node", "store", "delete", "schedule ends", "metrics", "publish",
+	"wake", "send start", "send stop", "send stop if asked", "send purge",
+};
+static const char *const node_actions[] = {
+	"reap", "stop asked", "note error", "end", "ready", "record", "report", "watch the end", "spawn job",
+	"gentle stop job", "forced stop job", "grace timer", "ask status", "boot watch", "stop if asked",
+	"forget", "remove",
+};
+
+static void actions_text(uint32_t a, const char *const *names, size_t n, char *out, size_t len)
 {
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (a & (1u << i))
+			used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "", names[i]);
+	if (!out[0])
+		snprintf(out, len, "-");
+}
+
+static const char *facts_text(unsigned f, const char *ready, const char *stop)
+{
+	return f == 0 ? "" : f == 1 ? ready : f == 2 ? stop : "both";
+}
+
+static void render_core(FILE *out)
+{
+	char acts[512];
+	fprintf(out, "| state | event | next | actions (in order: memory, store, the world) |\n|---|---|---|---|\n");
+	for (int s = 0; s < INST_STATE_COUNT; s++) {
+		for (int e = 0; e < IEV_COUNT; e++) {
+			const struct inst_transition *t = lifecycle_entry(s, e);
+			if (t->kind == T_REFUSE || t->kind == T_UNSET)
+				continue;
+			if (t->kind == T_REPEAT) {
+				fprintf(out, "| %s | %s | (repeat) | - |\n", inst_state_names[s], inst_event_names[e]);
+				continue;
+			}
+			actions_text(t->actions, core_actions, sizeof core_actions / sizeof core_actions[0], acts, sizeof acts);
+			fprintf(out, "| %s | %s | %s | %s%s%s |\n", inst_state_names[s], inst_event_names[e],
+			        inst_state_names[t->next], acts, t->repeat_if ? "; a repeat when " : "",
+			        facts_text(t->repeat_if, "ready", "stop asked"));
+		}
+	}
+	fprintf(out, "\nEvery other pair is refused (logged, nothing done).\n");
+}
+
+static void render_node(FILE *out)
+{
+	char acts[512];
+	fprintf(out, "| state | event | next | actions (in order) |\n|---|---|---|---|\n");
+	for (int s = 0; s < NI_STATE_COUNT; s++) {
+		for (int e = 0; e < NE_COUNT; e++) {
+			const struct ni_transition *t = ni_lifecycle_entry(s, e);
+			if (t->kind == NT_REFUSE || t->kind == NT_UNSET)
+				continue;
+			if (t->kind == NT_REPEAT) {
+				fprintf(out, "| %s | %s | (repeat) | - |\n", ni_state_names[s], ni_event_names[e]);
+				continue;
+			}
+			actions_text(t->actions, node_actions, sizeof node_actions / sizeof node_actions[0], acts, sizeof acts);
+			fprintf(out, "| %s | %s | %s | %s%s%s |\n", ni_state_names[s], ni_event_names[e],
+			        ni_state_names[t->next], acts, t->repeat_if ? "; a repeat when " : "",
+			        facts_text(t->repeat_if, "ready", "stop asked"));
+		}
+	}
+	fprintf(out, "\nEvery other pair is refused (logged, nothing done).\n");
+}
+
+static char *rendered(void (*render)(FILE *))
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	render(f);
+	fclose(f);
+	return text;
+}
+
+/* Every action has a name here (a new one must be named, and so documented). */
+static void test_actions_named(void)
+{
+	CHECK(IA_SEND_PURGE == 1u << (sizeof core_actions / sizeof core_actions[0] - 1));
+	CHECK(NA_REMOVE == 1u << (sizeof node_actions / sizeof node_actions[0] - 1));
+}
+
+/* docs/architecture.md holds the tables exactly as the code has them. */
+static void test_docs_show_the_tables(void)
+{
+	char *doc = NULL, *core = rendered(render_core), *node = rendered(render_node);
+	if (fs_read_file("docs/architecture.md", 1 << 20, &doc, NULL) < 0) {
+		fprintf(stderr, "  cannot read docs/architecture.md (run from the repository root)\n");
+		unit_current_failed = 1;
+	} else {
+		if (!strstr(doc, core))
+			fprintf(stderr, "  docs/architecture.md does not show the core's table as it is "
+			                "(build/tests/test_lifecycle --print)\n");
+		if (!strstr(doc, node))
+			fprintf(stderr, "  docs/architecture.md does not show the node's table as it is "
+			                "(build/tests/test_lifecycle --print)\n");
+		CHECK(strstr(doc, core) != NULL);
+		CHECK(strstr(doc, node) != NULL);
+	}
+	free(doc);
+	free(core);
+	free(node);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && strcmp(argv[1], "--print") == 0) {
+		printf("The core's instance:\n\n");
+		render_core(stdout);
+		printf("\nThe node's instance:\n\n");
+		render_node(stdout);
+		return 0;
+	}
 	RUN(test_core_every_cell);
 	RUN(test_core_repeats);
 	RUN(test_core_reachable);
@@ -417,5 +540,7 @@ int main(void)
 	RUN(test_node_every_cell);
 	RUN(test_node_everything_ends);
 	RUN(test_node_walks);
+	RUN(test_actions_named);
+	RUN(test_docs_show_the_tables);
 	UNIT_END();
 }
