@@ -265,8 +265,8 @@ static int parse_user(struct daemon_args *d, const char *v, UNUSED char *err, UN
 static const struct daemon_option options[] = {
 	/* both */
 	{"data-dir", FOR_BOTH, OT_STRING, CORE(data_dir), NODE(data_dir), 0, 0, NULL, "DIR",
-	 "core /var/lib/microvim/core, node /var/lib/microvim/node; dev: a new temporary dir, removed at exit",
-	 "keep the daemon's state here", NULL},
+	 "core /var/lib/microvim/core, node /var/lib/microvim/node, dev a new temporary dir removed at exit",
+	 "the daemon's state: the core's store and image blobs, the node's id and image cache", NULL},
 	{"token-file", FOR_BOTH, OT_STRING, CORE(token_file), NODE(token_file), 0, 0, NULL, "FILE", NULL,
 	 "core: require 'Authorization: Bearer TOKEN' on every request; node: the core's token", NULL},
 	/* core */
@@ -296,8 +296,8 @@ static const struct daemon_option options[] = {
 	{"core", FOR_NODE | NOT_DEV, OT_STRING, NODE(core_url), 0, 0, 0, NULL, "URL", "http://127.0.0.1:4650",
 	 "the core", NULL},
 	{"run-dir", FOR_NODE, OT_STRING, NODE(run_dir), 0, 0, 0, NULL, "DIR", "/run/microvim/NODE-ID on tmpfs",
-	 "instance dirs, logs and records (dev: removed at exit)", NULL},
-	{"name", FOR_NODE, OT_STRING, NODE(name), 0, 0, 0, NULL, "NAME", "the host name (dev: dev)", "node name", NULL},
+	 "instance dirs, logs and records; dev removes it at exit", NULL},
+	{"name", FOR_NODE, OT_STRING, NODE(name), 0, 0, 0, NULL, "NAME", "the host name; dev: dev", "node name", NULL},
 	{"label", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_label, "K=V", NULL,
 	 "a label for placement (repeatable)", NULL},
 	{"exec-allow", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_exec_allow, "PATH[,PATH]", "none: exec is off",
@@ -305,7 +305,7 @@ static const struct daemon_option options[] = {
 	{"stop-grace", FOR_NODE, OT_NUMBER, NODE(stop_grace_s), 0, 0, 3600, NULL, "S", "5",
 	 "seconds between the gentle stop and the forced one", "give seconds, 0-3600"},
 	{"stop-instances-on-exit", FOR_NODE, OT_FLAG, NODE(stop_instances_on_exit), 0, 0, 0, NULL, NULL,
-	 "leave them running (dev: on)", "stop every instance when the node exits", NULL},
+	 "off: they keep running; dev: on", "stop every instance when the node exits", NULL},
 	{"bridge", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_bridge, "NAME", NULL,
 	 "create this bridge at start if missing (repeatable); instances with network.bridge are placed only on "
 	 "nodes that have it", NULL},
@@ -331,21 +331,53 @@ static bool daemon_takes(const char *cmd, const struct daemon_option *o)
 	return o->owner & (strcmp(cmd, "core") == 0 ? FOR_CORE : FOR_NODE);
 }
 
+#define HELP_INDENT 27 /* where the help text starts */
+#define HELP_WIDTH 100
+
+/* Prints text from column `at`, word-wrapped at HELP_WIDTH, continuing at HELP_INDENT. */
+static void help_wrap(FILE *out, int at, const char *text)
+{
+	const char *p = text;
+	int col = at;
+	while (*p) {
+		int word = (int)strcspn(p, " ");
+		if (col > HELP_INDENT && col + 1 + word > HELP_WIDTH) {
+			fprintf(out, "\n%*s", HELP_INDENT, "");
+			col = HELP_INDENT;
+		} else if (col > at) {
+			fputc(' ', out);
+			col++;
+		}
+		fprintf(out, "%.*s", word, p);
+		col += word;
+		p += word;
+		p += strspn(p, " ");
+	}
+	fputc('\n', out);
+}
+
 void daemon_usage(const char *cmd, FILE *out)
 {
+	char flag[64], text[512];
 	for (size_t i = 0; i < N_OPTIONS; i++) {
 		const struct daemon_option *o = &options[i];
-		char flag[64];
+		int n;
 		if (!daemon_takes(cmd, o))
 			continue;
 		snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-		fprintf(out, "  %-24s %s", flag, o->help);
-		if (o->dflt)
-			fprintf(out, " (default %s)", o->dflt);
-		fputc('\n', out);
+		n = fprintf(out, "  %-24s ", flag);
+		if (n > HELP_INDENT) { /* a long flag: its help on the next line */
+			fprintf(out, "\n%*s", HELP_INDENT, "");
+			n = HELP_INDENT;
+		}
+		if (snprintf(text, sizeof text, "%s%s%s%s", o->help, o->dflt ? " (default " : "", o->dflt ? o->dflt : "",
+		             o->dflt ? ")" : "") >= (int)sizeof text)
+			fatalx("the help of --%s is longer than %zu bytes", o->name, sizeof text);
+		help_wrap(out, n, text);
 	}
-	fprintf(out, "\n  Options and defaults: README.md (Quick start, Multi-host, Limits); the API: docs/API.md;\n"
-	             "  how core and node fit: docs/architecture.md.\n");
+	fprintf(out, "  -h, --help               this text\n\n"
+	             "Options and defaults: README.md (Quick start, Multi-host, Limits); the API: docs/API.md;\n"
+	             "how core and node fit together: docs/architecture.md.\n");
 }
 
 /* An option another daemon takes is refused rather than ignored: `node --max-rate 5`

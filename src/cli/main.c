@@ -109,8 +109,9 @@ void cli_usage(const char *name, int to_stderr)
 		fprintf(out, "usage: microvim %s [OPTIONS]\n%s.\n\n%s%s", c->name, c->summary, c->usage ? c->usage : "",
 		        is_client ? client_options : "");
 		if (!c->usage)
-			daemon_usage(c->name, out);
-		fprintf(out, "  -h, --help               this text\n");
+			daemon_usage(c->name, out); /* ends with -h and where the docs are */
+		else
+			fprintf(out, "  -h, --help               this text\n");
 		return;
 	}
 }

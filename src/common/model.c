@@ -258,11 +258,12 @@ static int parse_driver(struct inst_spec *s, const json_t *body, struct mv_error
 	const json_t *cfg = json_object_get(body, "config");
 
 	if (!drv)
-		return mv_fail(err, 400, "missing_field", "driver is required (exec, qemu, libvirt or xen)");
+		return mv_fail(err, 400, "missing_field", "driver is required (a driver's name: GET /v1/nodes shows what each node offers)");
 	if (!json_is_string(drv))
 		return mv_fail(err, 400, "invalid_type", "driver must be a string");
 	if (json_string_length(drv) > MV_DRIVER_NAME_MAX || !name_valid(json_string_value(drv)))
-		return mv_fail(err, 400, "invalid_value", "driver \"%.32s\" is not known; use exec, qemu, libvirt or xen",
+		return mv_fail(err, 400, "invalid_value",
+		               "driver \"%.32s\" is not a driver's name (GET /v1/nodes shows what each node offers)",
 		               json_string_value(drv));
 	snprintf(s->driver, sizeof s->driver, "%s", json_string_value(drv));
 	if (image) {

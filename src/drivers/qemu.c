@@ -30,7 +30,6 @@
 #include "drivers/proc.h"
 
 #define QEMU_DEFAULT_BINARY "qemu-system-x86_64"
-#define QEMU_DEFAULT_MEMORY_MB 64
 #define QEMU_MAX_ARGS 64
 #define QEMU_VERSION_TIMEOUT_MS 5000
 #define QMP_QUIT_TIMEOUT_MS 200 /* the node's loop waits this long at most for a stop */
@@ -359,7 +358,6 @@ static int build_argv(const char *binary, const struct drv_start_request *r, con
                       const char *serial_log, const char *qmp, struct argv_buf *a, char *err, size_t errlen)
 {
 	bool microvm = strcmp(c->machine, "microvm") == 0;
-	long long memory_mb = r->memory_mb > 0 ? r->memory_mb : QEMU_DEFAULT_MEMORY_MB;
 	long vcpus;
 	int rc;
 
@@ -388,7 +386,7 @@ static int build_argv(const char *binary, const struct drv_start_request *r, con
 	arg_add(a, "none");
 	arg_add(a, "-no-reboot"); /* a guest that crashes or reboots ends the instance */
 	arg_add(a, "-m");
-	arg_add(a, "%lldM", memory_mb);
+	arg_add(a, "%lldM", r->memory_mb); /* 1 MiB .. MV_MEMORY_MB_MAX: drv_vm_request_check */
 	arg_add(a, "-smp");
 	arg_add(a, "%ld", vcpus);
 	arg_add(a, "-kernel");
