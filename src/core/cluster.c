@@ -992,9 +992,8 @@ static void touch(struct node *n)
 	n->last_heartbeat_wall_us = clock_wall_us();
 }
 
-int cluster_node_touch(struct cluster *c, struct node *n, struct mv_error *err)
+int cluster_node_touch(UNUSED struct cluster *c, struct node *n, struct mv_error *err)
 {
-	(void)c;
 	if (!n->ready)
 		return mv_fail(err, 404, "register_again", "node %s is down in the core's view: register again", n->id);
 	touch(n);
