@@ -53,11 +53,16 @@ static const struct command commands[] = {
 	 "  --timeout S              the core's wait for running (default 30)\n"
 	 "  --out FILE               one record per instance: .jsonl or .csv\n"
 	 "  --seed N                 seed of the poisson schedule\n"
-	 "  -q, --quiet              no progress bar (there is none when stderr is not a terminal)\n"},
+	 "  -q, --quiet              no progress bar (there is none when stderr is not a terminal)\n"
+	 "  --api A                  microvim (default) or openstack: Nova's API, credentials as the\n"
+	 "                           openstack CLI takes them (OS_* variables or --os-cloud)\n"
+	 "  --os-cloud NAME          openstack: a cloud of clouds.yaml (default $OS_CLOUD)\n"
+	 "  --flavor F, --network N  openstack: flavor name or id; network none (default), auto, name or id\n"
+	 "  --poll-ms MS             openstack: how often to GET the server until ACTIVE (default 10)\n"},
 	{"spawn-baseline", spawnbase_main, "the bare ceiling: posix_spawn a binary N times, C at a time",
 	 "  microvim spawn-baseline [--count N] [--concurrency C] [--out FILE.jsonl|.csv] -- /ABS/PATH [ARG...]\n"
 	 "  --reap end|each          kill and reap the children after the last spawn (default) or each at once\n"},
-	{"analyze", analyze_main, "VIM message analyzer: instantiations in a capture of the core's port, timed on the wire",
+	{"analyze", analyze_main, "VIM message analyzer: instantiations in a capture (microvim's core, or Nova), timed on the wire",
 	 "  microvim analyze FILE.pcap [--port P] [--out FILE.jsonl|.csv]\n"
 	 "  microvim analyze --iface IFACE [--port P] [--duration S] [--write FILE.pcap] [--out FILE]\n"
 	 "  --port P                 the core's TCP port (default 4650)\n"
@@ -66,7 +71,13 @@ static const struct command commands[] = {
 	 "  --write FILE.pcap        keep the live capture\n"
 	 "  --out FILE               one record per instance (.jsonl or .csv): push's fields and the\n"
 	 "                           wire phases core_ms, node_ms, notify_ms (docs/tools.md)\n"
-	 "  -q, --quiet              no summary\n"},
+	 "  -q, --quiet              no summary\n"
+	 "  --vim nova               OpenStack Nova's controller instead: HTTP to nova-api, Keystone,\n"
+	 "                           Glance, Placement, Neutron and AMQP to RabbitMQ; the paper's Fig. 6a\n"
+	 "                           phases per server (docs/tools.md)\n"
+	 "  --ports LIST             nova: SERVICE=PORT,... (default nova=8774,keystone=5000,glance=9292,\n"
+	 "                           placement=8778,neutron=9696,amqp=5672)\n"
+	 "  --events                 nova: each server's messages in time order\n"},
 	{"report", report_main, "plot push/analyze records with gnuplot: phases (Fig. 6), latency vs rate, CDF",
 	 "  microvim report FILE... -o OUT.svg|OUT.png [--kind phases|latency|cdf] [--label NAME ...]\n"
 	 "  -o, --output OUT         the plot: .svg or .png\n"
