@@ -206,12 +206,12 @@ static void test_signal_and_status(void)
 	CHECK(h.pidfd >= 0 && h.is_child && h.start_time > 0);
 	CHECK_EQ_INT(getpgid(h.pid), h.pid); /* leads its own group */
 	CHECK_EQ_INT(getsid(h.pid), h.pid);  /* and session */
-	CHECK_EQ_INT(proc_signal(&h, false), 0);
+	CHECK_EQ_INT(proc_signal(&h, SIGTERM), 0);
 	CHECK_EQ_INT(wait_and_reap(&h, &code, &known), 0);
 	CHECK(known);
 	CHECK_EQ_INT(code, 128 + SIGTERM);
 	CHECK_EQ_INT(h.pidfd, -1);
-	CHECK_EQ_INT(proc_signal(&h, true), -ESRCH); /* reaped: the pid may be someone else's now */
+	CHECK_EQ_INT(proc_signal(&h, SIGKILL), -ESRCH); /* reaped: the pid may be someone else's now */
 }
 
 /* What cannot be executed is an error with words, and leaves nothing behind. */
@@ -280,7 +280,7 @@ static void test_adopt_and_recover(void)
 	stale = (struct drv_handle){.pid = h.pid, .start_time = h.start_time + 1, .pidfd = -1};
 	CHECK_EQ_INT(proc_recover(&stale), -ESRCH);
 	CHECK_EQ_INT(stale.pidfd, -1);
-	CHECK_EQ_INT(proc_signal(&found, true), 0);
+	CHECK_EQ_INT(proc_signal(&found, SIGKILL), 0);
 	CHECK_EQ_INT(wait_and_reap(&found, &code, &known), 0);
 	CHECK(!known); /* not reaped through this handle: the exit code is its parent's to read */
 	CHECK_EQ_INT(wait_and_reap(&h, &code, &known), 0);
@@ -302,7 +302,7 @@ static void test_spawner_stop_and_restart(void)
 	CHECK_EQ_INT(proc_spawn(&r, &h, err, sizeof err), 0);
 	proc_spawner_stop();
 	CHECK_EQ_INT(getpgid(h.pid), h.pid); /* alive after its spawner thread ended */
-	CHECK_EQ_INT(proc_signal(&h, true), 0);
+	CHECK_EQ_INT(proc_signal(&h, SIGKILL), 0);
 	CHECK_EQ_INT(wait_and_reap(&h, &code, &known), 0);
 	CHECK(known && code == 128 + SIGKILL);
 	proc_spawner_stop(); /* twice is harmless */
