@@ -416,58 +416,15 @@ static bool ifname_valid(const char *s)
  * image booted as before images carried a type, so they keep booting the same way, and it
  * is what current unikernels (Unikraft, the sample VNF, Linux) are built for; a PV kernel
  * (ClickOS, Mini-OS) is written for the PV ABI and says so when it is registered. */
-static int guest_type(const struct drv_start_request *r, const char **type, char *err, size_t errlen)
+static const char *guest_type(const struct drv_start_request *r)
 {
-	const json_t *t = json_object_get(json_object_get(r->spec, "boot"), "xen_type");
-	*type = "pvh";
-	if (!t)
-		return 0;
-	if (!json_is_string(t) || (strcmp(json_string_value(t), "pv") != 0 && strcmp(json_string_value(t), "pvh") != 0)) {
-		snprintf(err, errlen, "xen: the image's xen_type must be \"pv\" or \"pvh\"");
-		return -EINVAL;
-	}
-	*type = json_string_value(t);
-	return 0;
+	return r->xen_type && r->xen_type[0] ? r->xen_type : "pvh";
 }
 
-/* config: {"click": "..."} or nothing. The Click configuration: 1 byte to 64 KiB of
- * printable ASCII, tabs and line ends (it is a text language, and xenstore values are
- * strings). NULL *click when there is none. */
-static int click_of(const struct drv_start_request *r, const char **click, char *err, size_t errlen)
+/* config: {"click": "..."} or nothing (xen_config_check accepted it at the core). */
+static const char *click_of(const struct drv_start_request *r)
 {
-	const json_t *cfg = json_object_get(r->spec, "config"), *c;
-	const char *key;
-	json_t *v;
-
-	*click = NULL;
-	if (!cfg)
-		return 0;
-	json_object_foreach((json_t *)cfg, key, v) {
-		if (strcmp(key, "click") != 0) {
-			snprintf(err, errlen, "xen: unknown field config.%.64s (xen takes config.click; the guest type is the "
-			         "image's: microvim image add --xen-type pv|pvh)", key);
-			return -EINVAL;
-		}
-	}
-	if (!(c = json_object_get(cfg, "click")))
-		return 0;
-	if (!json_is_string(c) || json_string_length(c) == 0 || json_string_length(c) > MV_CLICK_MAX) {
-		snprintf(err, errlen, "xen: config.click must be a Click configuration of 1 to %d bytes", MV_CLICK_MAX);
-		return -EINVAL;
-	}
-	for (const unsigned char *p = (const unsigned char *)json_string_value(c); *p; p++) {
-		if ((*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r') || *p >= 0x7f) {
-			snprintf(err, errlen, "xen: config.click holds the byte 0x%02x: a Click configuration is printable "
-			         "ASCII text", *p);
-			return -EINVAL;
-		}
-	}
-	if (strlen(json_string_value(c)) != json_string_length(c)) {
-		snprintf(err, errlen, "xen: config.click holds a NUL character");
-		return -EINVAL;
-	}
-	*click = json_string_value(c);
-	return 0;
+	return json_string_value(json_object_get(r->config, "click"));
 }
 
 /* Writes the xl config for r into path (atomically). */
@@ -777,8 +734,8 @@ static int xen_start(const struct drv_options *o, const struct drv_start_request
 		snprintf(err, errlen, "xen: instance dir path too long");
 		return -ENAMETOOLONG;
 	}
-	if ((rc = guest_type(r, &type, err, errlen)) < 0 || (rc = click_of(r, &click, err, errlen)) < 0)
-		return rc;
+	type = guest_type(r);
+	click = click_of(r);
 	if (click && strcmp(type, "pv") != 0) {
 		snprintf(err, errlen, "xen: config.click is for ClickOS, a PV guest, but this image boots %s "
 		         "(microvim image add --xen-type pv)", type);
@@ -1113,8 +1070,44 @@ static void xen_unwatch(void)
 	w.started = false;
 }
 
+/* config: {"click": "..."}, a ClickOS router's Click configuration: 1 byte to MV_CLICK_MAX
+ * of printable ASCII, tabs and line ends (a text language, and xenstore values are
+ * strings). The guest type is the image's, not the instance's: config.type is refused
+ * with the way to it. */
+static int xen_config_check(const json_t *config, const char **executable, struct mv_error *err)
+{
+	static const char *const fields[] = {"click", NULL};
+	const json_t *click;
+
+	*executable = NULL;
+	if (!config)
+		return 0;
+	if (!json_is_object(config))
+		return mv_fail(err, 400, "invalid_type", "config must be an object {\"click\": \"...\"}");
+	if (json_object_get(config, "type"))
+		return mv_fail(err, 400, "unknown_field",
+		               "unknown field config.type: the Xen guest type is the image's "
+		               "(microvim image add NAME --kernel FILE --xen-type pv|pvh)");
+	if (mv_check_fields(config, "config.", fields, err) < 0)
+		return -1;
+	if (!(click = json_object_get(config, "click")))
+		return 0;
+	if (mv_check_string(click, "config.click", MV_CLICK_MAX, err) < 0)
+		return -1;
+	if (json_string_length(click) == 0)
+		return mv_fail(err, 400, "invalid_value", "config.click must not be empty");
+	for (const unsigned char *p = (const unsigned char *)json_string_value(click); *p; p++)
+		if ((*p < 0x20 && *p != '\n' && *p != '\t' && *p != '\r') || *p >= 0x7f)
+			return mv_fail(err, 400, "invalid_value",
+			               "config.click holds the byte 0x%02x: a Click configuration is printable ASCII text", *p);
+	return 0;
+}
+
 const struct driver driver_xen = {
 	.name = "xen",
+	.boots_image = true,
+	.network = DRV_NET_BRIDGE,
+	.config_check = xen_config_check,
 	.probe = xen_probe,
 	.start = xen_start,
 	.recover = xen_recover,
