@@ -102,9 +102,12 @@ ROWS = [
     ("qemu config.accel: \"hvf\"", "POST", P,
      {"name": "t-hvf", "driver": "qemu", "image": "no-such-image", "config": {"accel": "hvf"}}, {}, 400,
      {"invalid_value"}, "config.accel"),
-    ("xen config.type: \"hvm\"", "POST", P,
-     {"name": "t-hvm", "driver": "xen", "image": "no-such-image", "config": {"type": "hvm"}}, {}, 400,
-     {"invalid_value"}, "config.type"),
+    ("xen config.type (the guest type is the image's)", "POST", P,
+     {"name": "t-hvm", "driver": "xen", "image": "no-such-image", "config": {"type": "pv"}}, {}, 400,
+     {"unknown_field"}, "--xen-type"),
+    ("xen config.click with a control byte", "POST", P,
+     {"name": "t-click", "driver": "xen", "image": "no-such-image", "config": {"click": "a\u0001b"}}, {}, 400,
+     {"invalid_value"}, "config.click"),
 ] + [
     (f"invalid name {n!r}", "POST", P, body(n), {}, 400, {"invalid_value"}, "name")
     for n in INVALID_NAMES
