@@ -21,6 +21,7 @@
 #include "core/internal.h"
 #include "core/metrics.h"
 #include "core/store.h"
+#include "core/traces.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024) /* the guard's cap (431 in JSON) */
 /* evhttp's own cap, above the guard's so that the guard answers first */
@@ -51,7 +52,8 @@ void core_options_default(struct core_options *o)
 
 /* ---- routing ---- */
 
-enum route_auth { AUTH_USER, AUTH_NODE };
+/* AUTH_PUBLIC: the dashboard's files only, which hold no data. */
+enum route_auth { AUTH_USER, AUTH_NODE, AUTH_PUBLIC };
 
 typedef void route_fn(struct core *c, struct evhttp_request *req, const char *id);
 
@@ -68,6 +70,7 @@ route_fn api_instances_create, api_instances_list, api_instance_show, api_instan
 route_fn api_nodes_list, api_node_show, api_health, api_events, api_metrics;
 route_fn nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports;
 route_fn api_blob_put, api_blob_get, api_images_create, api_images_list, api_image_show, api_image_delete;
+route_fn api_traces, ui_index, ui_asset;
 
 static const struct route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/instances", AUTH_USER, api_instances_create},
@@ -89,6 +92,9 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/health", AUTH_USER, api_health},
 	{EVHTTP_REQ_GET, "/v1/events", AUTH_USER, api_events},
 	{EVHTTP_REQ_GET, "/metrics", AUTH_USER, api_metrics},
+	{EVHTTP_REQ_GET, "/v1/traces", AUTH_USER, api_traces},
+	{EVHTTP_REQ_GET, "/ui", AUTH_PUBLIC, ui_index},
+	{EVHTTP_REQ_GET, "/ui/*", AUTH_PUBLIC, ui_asset},
 };
 
 /* Matches path against pattern; copies the '*' segment into id. */
@@ -207,7 +213,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		path_known = true;
 		if (r->method != method)
 			continue;
-		if (r->auth == AUTH_USER ? !core_authorized(c, req) : !node_authorized(c, req, id)) {
+		if (r->auth != AUTH_PUBLIC &&
+		    (r->auth == AUTH_USER ? !core_authorized(c, req) : !node_authorized(c, req, id))) {
 			mv_fail(&err, 401, "unauthorized",
 			        r->auth == AUTH_USER ? "missing or wrong bearer token (Authorization: Bearer TOKEN)"
 			                             : "missing or wrong node token; register the node again");
@@ -364,6 +371,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	c->base = base;
 	c->started_wall_us = clock_wall_us();
 	c->metrics = metrics_new();
+	c->traces = traces_new();
 	hmap_init(&c->instances);
 	hmap_init(&c->names);
 	hmap_init(&c->rate);
@@ -453,6 +461,7 @@ void core_destroy(struct core *c)
 	http_guard_free(c->guard);
 	store_close(c->store);
 	metrics_free(c->metrics);
+	traces_free(c->traces);
 	free(c->token);
 	free(c);
 }

@@ -120,6 +120,7 @@ struct core {
 	struct sched_node *sched_view; /* the scheduler's view of every node, kept current */
 	struct event *sweep_timer; /* heartbeat timeouts */
 	struct metrics *metrics;
+	struct traces *traces; /* recent instantiation traces per driver (GET /v1/traces) */
 	/* Instances in flight (pending, scheduled, starting) in `instances`: kept current by
 	 * core_instance_insert/remove and instance_state_assign, read by admission control. */
 	int64_t n_in_flight;

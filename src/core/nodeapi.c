@@ -13,6 +13,7 @@
 #include "core/internal.h"
 #include "core/metrics.h"
 #include "core/store.h"
+#include "core/traces.h"
 
 #define HEARTBEAT_INTERVAL_S 5
 #define POLL_DEFAULT_S 25.0
@@ -673,8 +674,10 @@ void nodeapi_reports(struct core *c, struct evhttp_request *req, const char *id)
 		}
 		/* A guest with a ready marker: the trace of "running" is provisional, the one of
 		 * "ready" (with boot) is final and goes to the metrics. */
-		if (reps[i].traced && (reps[i].ready || !in->has_ready))
+		if (reps[i].traced && (reps[i].ready || !in->has_ready)) {
 			metrics_observe_trace(c->metrics, in->driver, &in->trace);
+			traces_record(c->traces, in->driver, in->id, in->name, in->node_id, &in->trace, clock_wall_us());
+		}
 		events_publish_instance(c, in);
 		instance_wake(in);
 	}
