@@ -43,7 +43,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-unit demo clean bench format
+.PHONY: all deps test test-unit demo clean bench format ui-screenshots
 all: $(BUILD)/microvim $(UNIT_BIN)
 
 # Rebuilt from scratch: `ar r` keeps members of deleted sources, which would shadow
@@ -90,6 +90,11 @@ demo: deps
 
 bench: all
 	bench/instantiate
+
+# docs/ui/*.png, the README's pictures of the dashboard: written by its browser test.
+ui-screenshots: all
+	MICROVIM_UI_SCREENSHOTS=$(CURDIR)/docs/ui MICROVIM_BIN=$(CURDIR)/build/microvim \
+		python3 tests/integration/run.py -k test_ui_in_browser
 
 clean:
 	rm -rf build

@@ -10,7 +10,7 @@ export function waterfall(phases, totalMs) {
   const total = Math.max(totalMs, phases.reduce((s, [, ms]) => s + ms, 0), 1e-9);
   const ticks = niceTicks(total, 5);
   const axis = h('div', {class: 'wf-axis'}, ticks.map((t) =>
-    h('span', {class: 'wf-tick', style: {left: (100 * t / total) + '%'}, text: fmtMs(t)})));
+    h('span', {class: 'wf-tick', style: {left: (100 * t / total) + '%'}, text: fmtAxis(t)})));
   let start = 0;
   const rows = phases.map(([name, ms]) => {
     const row = h('div', {class: 'wf-row', 'data-phase': name, 'data-ms': String(ms)},
@@ -70,8 +70,12 @@ export function cdf(series, {width = 640, height = 260} = {}) {
   return root;
 }
 
+// Axis labels: short, in the unit that fits ("0", "500 µs", "2 ms", "1.5 s").
 function fmtAxis(ms) {
-  return ms >= 1000 ? ms / 1000 + ' s' : ms >= 1 ? ms + ' ms' : (ms * 1000).toPrecision(1) + ' µs';
+  if (ms === 0) return '0';
+  if (ms >= 1000) return `${+(ms / 1000).toFixed(3)} s`;
+  if (ms >= 1) return `${+ms.toFixed(3)} ms`;
+  return `${+(ms * 1000).toFixed(1)} µs`;
 }
 
 // counts: [n...] as small bars (a histogram in a table cell).

@@ -3,25 +3,16 @@
 // is shown as it is.
 import {getJSON, send} from './api.js';
 import {h, clear} from './dom.js';
-import {model, reportError} from './live.js';
+import {model, subscribe, reportError} from './live.js';
 
 export default {
   title: 'Create',
   mount(el) {
     const result = h('div', {id: 'create-result'});
-    const offered = new Set();
-    const allowed = new Set();
-    for (const n of model.nodes.values()) {
-      if (n.state !== 'ready') continue;
-      for (const [d, info] of Object.entries(n.drivers || {})) {
-        offered.add(d);
-        for (const p of (info && info.allow) || []) allowed.add(p);
-      }
-    }
-    const drivers = offered.size ? [...offered].sort() : ['exec', 'qemu', 'libvirt', 'xen'];
+    const allowedList = h('datalist', {id: 'c-allowed'});
     const f = {
       name: h('input', {id: 'c-name', required: true, maxlength: 63, pattern: '[A-Za-z0-9][A-Za-z0-9._\\-]*', placeholder: 'fw1'}),
-      driver: h('select', {id: 'c-driver'}, drivers.map((d) => h('option', {value: d, text: d}))),
+      driver: h('select', {id: 'c-driver'}),
       command: h('input', {id: 'c-command', list: 'c-allowed', placeholder: '/usr/bin/my-vnf'}),
       args: h('input', {id: 'c-args', placeholder: 'arguments, separated by spaces'}),
       image: h('select', {id: 'c-image'}),
@@ -74,12 +65,29 @@ export default {
         h('label', {for: 'c-memory', text: 'memory (MiB)'}), f.memory,
         h('label', {for: 'c-count', text: 'count'}), f.count,
         h('span', {}), h('div', {}, button)),
-      h('datalist', {id: 'c-allowed'}, [...allowed].sort().map((p) => h('option', {value: p}))),
-      result);
-    toggle();
+      allowedList, result);
+    // what the ready nodes offer: drivers, and the executables exec may run there
+    const offers = () => {
+      const offered = new Set(), allowed = new Set();
+      for (const n of model.nodes.values()) {
+        if (n.state !== 'ready') continue;
+        for (const [d, info] of Object.entries(n.drivers || {})) {
+          offered.add(d);
+          for (const p of (info && info.allow) || []) allowed.add(p);
+        }
+      }
+      const drivers = offered.size ? [...offered].sort() : ['exec', 'qemu', 'libvirt', 'xen'];
+      const keep = f.driver.value;
+      clear(f.driver, drivers.map((d) => h('option', {value: d, text: d, selected: d === keep})));
+      clear(allowedList, [...allowed].sort().map((p) => h('option', {value: p})));
+      toggle();
+    };
+    const unsubscribe = subscribe('nodes', offers);
+    offers();
     getJSON('/v1/images').then((js) => {
       clear(f.image, js.images.length ? js.images.map((i) => h('option', {value: i.name, text: i.name}))
         : h('option', {value: '', text: 'no image registered (microvim image add)'}));
     }).catch(reportError);
+    return unsubscribe;
   },
 };

@@ -117,22 +117,27 @@ export default {
       clear(body, sections, logs.panel);
     };
 
+    const removed = (why) => {
+      gone = true;
+      load.cancel();
+      clear(head, h('h1', {text: 'Instance ' + id}));
+      clear(body);
+      say(why, true);
+    };
     const load = throttle(async () => {
       if (gone) return;
       try {
         putInstance(await getJSON(`/v1/instances/${encodeURIComponent(id)}`));
         paint();
       } catch (err) {
-        if (err.status === 404) {
-          gone = true;
-          clear(head, h('h1', {text: 'Instance ' + id}));
-          clear(body);
-          say(`${err.code}: ${err.message} (removed, or never here)`, true);
-        } else reportError(err);
+        if (err.status === 404) removed(`${err.code}: ${err.message} (removed, or never here)`);
+        else reportError(err);
       }
     }, 200);
+    // an event for it: read it again; out of the model: this page removed it
+    const changed = () => (model.instances.has(id) ? load() : removed('removed'));
 
-    const subs = [subscribe('instance:' + id, load), subscribe('nodes', paint)];
+    const subs = [subscribe('instance:' + id, changed), subscribe('nodes', paint)];
     load();
     return () => {
       subs.forEach((u) => u());

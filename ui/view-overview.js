@@ -3,13 +3,14 @@
 // every 2 s), instantiations per second and VIM overhead over the last minute (from the
 // traces, see live.js).
 import {request} from './api.js';
-import {h, clear, fmtMs, fmtRate, throttle, stateBadge} from './dom.js';
-import {perSecond} from './charts.js';
-import {model, subscribe, recentTraces, reportError} from './live.js';
+import {h, clear, fmtMs, fmtRate, fmtTime, throttle, stateBadge} from './dom.js';
+import {perSecond, stackedBar, legend} from './charts.js';
+import {model, subscribe, recentTraces, reportError, nodeName, PHASES} from './live.js';
 import {summary} from './stats.js';
 
 const STATES = ['pending', 'scheduled', 'starting', 'running', 'stopped', 'exited', 'failed', 'lost'];
 const WINDOW_S = 60;
+const LATEST = 8;
 
 // Prometheus text: the samples of one metric by the value of one label.
 export function metricByLabel(text, metric, label) {
@@ -23,6 +24,25 @@ export function metricByLabel(text, metric, label) {
 function windowSeconds(now) {
   const covered = (now - model.completeSince) / 1000;
   return Math.max(1, Math.min(WINDOW_S, covered));
+}
+
+// The newest instantiations, each as one bar split by phase, on a common scale.
+function latest(traces) {
+  const max = Math.max(1e-9, ...traces.map((t) => t.trace.total_ms));
+  return h('section', {class: 'card wide', id: 'ov-latest'}, h('h2', {text: 'Latest instantiations'}),
+    traces.length ? [h('table', {},
+      h('thead', {}, h('tr', {}, ['running at', 'instance', 'driver', 'node', 'phases', 'total', 'VIM overhead']
+        .map((t, i) => h('th', {class: i >= 5 ? 'num' : '', text: t})))),
+      h('tbody', {}, traces.map((t) => h('tr', {},
+        h('td', {class: 'mono', text: fmtTime(t.running_at)}),
+        h('td', {}, h('a', {href: '#/instance/' + t.id, text: t.name})),
+        h('td', {text: t.driver}),
+        h('td', {text: nodeName(t.node)}),
+        h('td', {class: 'bar-cell'}, h('div', {style: {width: (100 * t.trace.total_ms) / max + '%'}},
+          stackedBar(PHASES.filter((p) => p in t.trace.phases).map((p) => [p, t.trace.phases[p]])))),
+        h('td', {class: 'num', text: fmtMs(t.trace.total_ms)}),
+        h('td', {class: 'num', text: fmtMs(t.trace.overhead_ms)}))))),
+    legend(PHASES)] : h('p', {class: 'muted', text: 'none in this window'}));
 }
 
 export default {
@@ -75,8 +95,8 @@ export default {
           h('div', {class: 'big', 'data-rate': (traces.length / win).toFixed(3)},
             fmtRate(traces.length / win), h('small', {text: `/s over the last ${win.toFixed(0)} s`})),
           perSecond(perSec, 'bar'),
-          h('p', {class: 'muted', text: `${traces.length} instantiations; each bar is one second`})),
-        h('section', {class: 'card', id: 'ov-overhead'}, h('h2', {text: `VIM overhead, last ${win.toFixed(0)} s`}),
+          h('p', {class: 'muted', 'data-count': traces.length, text: `${traces.length} instantiations; each bar is one second`})),
+        h('section', {class: 'card span2', id: 'ov-overhead'}, h('h2', {text: `VIM overhead, last ${win.toFixed(0)} s`}),
           h('div', {class: 'pair'},
             h('div', {class: 'big', 'data-p50': over.p50}, over.n ? fmtMs(over.p50) : '–', h('small', {text: 'p50'})),
             h('div', {class: 'big', 'data-p99': over.p99}, over.n ? fmtMs(over.p99) : '–', h('small', {text: 'p99'}))),
@@ -93,7 +113,8 @@ export default {
             drivers.length > 1 ? h('tfoot', {}, h('tr', {}, h('td', {text: 'all'}),
               h('td', {class: 'num', text: String(over.n)}),
               [over.p50, over.p99, total.p50, total.p99].map((v) => h('td', {class: 'num', text: fmtMs(v)})))) : null)
-            : h('p', {class: 'muted', text: 'no instantiation in this window'})));
+            : h('p', {class: 'muted', text: 'no instantiation in this window'})),
+        latest(traces.slice(-LATEST).reverse()));
     }, 500);
 
     const subs = [subscribe('nodes', paint), subscribe('traces', paint), subscribe('instances', loadGauges)];

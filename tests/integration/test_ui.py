@@ -203,8 +203,14 @@ def test_ui_in_browser():
               "const n = document.querySelector('#ov-instances [data-state=running]');"
               "return r && r.dataset.ready === '1' && n && n.textContent === '1'", 15,
               "overview: 1 node ready, 1 instance running")
-    b.wait_js("const r = document.querySelector('#ov-rate [data-rate]'); return r && Number(r.dataset.rate) > 0",
-              15, "overview: a rate above 0")
+    # a burst while the page watches: every instantiation reaches the page's counts (traces pulled live)
+    burst = 100
+    p = h.cli(["push", "--core", core.url, "--token-file", tf, "--count", str(burst), "--concurrency", "8",
+               "--delete", "-q", "--vcpus", "0.001", "--memory-mb", "1",
+               "--config", '{"command": "/bin/sleep", "args": ["%s"]}' % h.unique_arg()], timeout=60)
+    assert p.returncode == 0, f"microvim push: {p.returncode} {p.stderr[-400:]}"
+    b.wait_js("const r = document.querySelector('#ov-rate [data-count]');"
+              f"return r && Number(r.dataset.count) >= {burst}", 15, f"overview: the {burst} instantiations counted")
     _shot(b, tmp, "overview", shots)
 
     # Instances: the list; an instance made through the CLI appears by itself (events)
