@@ -88,7 +88,7 @@ export default {
         h('section', {class: 'card', id: 'ov-instances'}, h('h2', {text: 'Instances by state'}),
           gauges ? h('dl', {class: 'kv'}, STATES.filter((s) => gauges[s]).map((s) =>
             [h('dt', {}, stateBadge(s)), h('dd', {class: 'num', 'data-state': s, text: String(gauges[s])})]),
-          inflight !== null ? [h('dt', {text: 'in flight'}), h('dd', {text: String(inflight)})] : null)
+          inflight !== null ? [h('dt', {text: 'in flight'}), h('dd', {'data-inflight': inflight, text: String(inflight)})] : null)
             : h('p', {class: 'muted', text: 'loading…'}),
           gauges && !STATES.some((s) => gauges[s]) ? h('p', {class: 'muted', text: 'no instances'}) : null),
         h('section', {class: 'card', id: 'ov-rate'}, h('h2', {text: 'Instantiations per second'}),

@@ -163,9 +163,9 @@ def _shot(b, tmp, view, shots):
     shots.append(path)
 
 
-def _view(b, route, ready_js, what, timeout=15):
+def _view(b, route, ready_js, what, *args, timeout=15):
     b.js("location.hash = arguments[0]", route)
-    return b.wait_js(ready_js, timeout, what)
+    return b.wait_js(ready_js, timeout, what, *args)
 
 
 def test_ui_in_browser():
@@ -211,11 +211,19 @@ def test_ui_in_browser():
     assert p.returncode == 0, f"microvim push: {p.returncode} {p.stderr[-400:]}"
     b.wait_js("const r = document.querySelector('#ov-rate [data-count]');"
               f"return r && Number(r.dataset.count) >= {burst}", 15, f"overview: the {burst} instantiations counted")
+    b.wait_js("const r = document.querySelector('#ov-instances [data-inflight]');"
+              "return r && r.dataset.inflight === '0'", 15, "overview: the core's gauges read again after the burst")
     _shot(b, tmp, "overview", shots)
 
-    # Instances: the list; an instance made through the CLI appears by itself (events)
-    _view(b, "#/instances", f"return !!document.querySelector('tr[data-id=\"{first['id']}\"]')",
-          "the first instance in the list")
+    # an instance made through the CLI appears by itself (events), then its phases (traces)
+    # Instances: the list with the phases of the instance created through the API
+    cells = _view(b, "#/instances", "const r = document.querySelector(arguments[0]);"
+                  "return r && [...r.querySelectorAll('td')].map(t => t.textContent)",
+                  "the first instance in the list", f"tr[data-id=\"{first['id']}\"]")
+    first = c.get(first["id"])
+    assert cells[0] == "web-a" and cells[2] == "running" and cells[3] == "exec", cells
+    assert (cells[6], cells[7]) == ("%.3f ms" % first["trace"]["total_ms"], "%.3f ms" % first["trace"]["overhead_ms"]), \
+        f"list row {cells} vs API trace {first['trace']}"
     arg = h.unique_arg()
     p = h.cli(["run", "--core", core.url, "--token-file", tf, "--name", "web-cli", "--", "/bin/sleep", arg])
     assert p.returncode == 0, f"microvim run: {p.returncode} {p.stderr[-400:]}"
