@@ -29,7 +29,6 @@ export const model = {
   traces: new Map(),     // driver -> [trace...] oldest first (the API's trace objects + ms)
   traceSeq: 0,
   completeSince: -Infinity, // traces are complete from this time (ms) on
-  eventsSeen: 0,
   lastSeq: 0,            // of the last event read
   lastError: null,
 };
@@ -222,7 +221,6 @@ export function recentTraces(ms = WINDOW_MS, now = Date.now()) {
 
 let nodesTimer = null;
 function onEvent(ev) {
-  model.eventsSeen++;
   if (ev.seq > model.lastSeq) model.lastSeq = ev.seq;
   if (ev.type === 'instance') onInstanceEvent(ev);
   else if (ev.type === 'node' && !nodesTimer)
