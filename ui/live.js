@@ -4,7 +4,7 @@
 //   instances  GET /v1/instances when a view needs the list; then every instance event
 //              updates or adds its row (an event carries id, name, state, node, time)
 //   traces     GET /v1/traces at start; then, when "running" events came, the traces
-//              after the last sequence number, at most once a second (the phases of an
+//              after the last sequence number, at most 4 times a second (the phases of an
 //              instantiation are not in its events)
 // Views subscribe to topics ('nodes', 'instances', 'traces', 'status', 'instance:ID')
 // and repaint themselves, throttled.
@@ -17,7 +17,7 @@ const TRACES_KEEP = 1024;        // per driver, as the core's ring (and the last
 const WINDOW_MS = 60000;         // "the last minute" of the overview
 const ENDED_KEEP = 2000;         // ended instances kept in the list (a removal has no event)
 const HISTORY_KEEP = 16;         // events remembered per instance
-const TRACE_PULL_MS = 1000;
+const TRACE_PULL_MS = 250;   // at most 4 pulls a second, each of what came since the last
 const RETRY_MAX_MS = 10000;
 
 export const model = {

@@ -93,7 +93,7 @@ export default {
         h('span', {class: 'muted', id: 'page-info', text: rows.length ?
           `${filter.page * PAGE + 1}–${filter.page * PAGE + shown.length} of ${rows.length}` : '0'}),
         h('button', {text: 'older ›', disabled: filter.page >= pages - 1, onclick: () => { filter.page++; paint(); }}));
-    }, 500);
+    }, 250);
 
     const subs = [subscribe('instances', paint), subscribe('nodes', paint)];
     loadInstances().catch((err) => { reportError(err); say(`${err.code || 'error'}: ${err.message}`, true); });
