@@ -34,6 +34,10 @@ int report_main(int argc, char **argv);
 /* image.c */
 int cmd_image(int argc, char **argv);
 
+/* 0 when url is a core URL microvim can use; else -1 after printing, on stderr, what is
+ * wrong and the URL to give instead. `from` names where it came from ("--core"). */
+int cli_check_core_url(const char *url, const char *from);
+
 /* Prints the usage of `name` (to stdout when asked for, stderr on a mistake). */
 void cli_usage(const char *name, int to_stderr);
 

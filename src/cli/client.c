@@ -1,6 +1,9 @@
 /* client — the user commands: run, ps, show, stop, rm, nodes. Clients of the public API
  * like any other; they print tables for people and the API's JSON with --json. */
 #include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
 #include <getopt.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -12,17 +15,19 @@
 #include "common/clock.h"
 #include "common/fs.h"
 #include "common/http.h"
+#include "common/log.h"
 #include "common/model.h"
 #include "common/trace.h"
 
 struct client {
 	const char *core;
+	const char *core_from; /* where core came from, for messages: "--core" or "$MICROVIM_CORE" */
 	char *token;
 	bool json;
 };
 
 enum { C_CORE = 300, C_TOKEN_FILE, C_JSON, C_NAME, C_DRIVER, C_IMAGE, C_VCPUS, C_MEMORY, C_COUNT, C_ENV,
-       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE };
+       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE, C_SETTLE };
 
 static const struct option client_options[] = {
 	{"core", required_argument, NULL, C_CORE},
@@ -42,6 +47,7 @@ static const struct option client_options[] = {
 	{"ready", required_argument, NULL, C_READY},
 	{"config", required_argument, NULL, C_CONFIG},
 	{"bridge", required_argument, NULL, C_BRIDGE},
+	{"settle", required_argument, NULL, C_SETTLE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -49,8 +55,18 @@ static int client_init(struct client *cl)
 {
 	const char *tf = getenv("MICROVIM_TOKEN");
 	cl->core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650";
+	cl->core_from = getenv("MICROVIM_CORE") ? "$MICROVIM_CORE" : "the default core URL";
 	cl->token = tf ? strdup(tf) : NULL;
 	return 0;
+}
+
+int cli_check_core_url(const char *url, const char *from)
+{
+	char why[400];
+	if (http_check_base_url(url, why, sizeof why) == 0)
+		return 0;
+	fprintf(stderr, "microvim: %s: %s\n", from, why);
+	return -1;
 }
 
 static int set_token_file(struct client *cl, const char *path)
@@ -101,10 +117,17 @@ static void print_json(const json_t *j)
 
 static double ms_of(const json_t *obj, const char *key) { return json_number_value(json_object_get(obj, key)); }
 
+/* The phase table. client_total_ms > 0 adds the client's own total for this instance.
+ * A guest asked for a ready marker that has not printed it yet ("ready": false): its
+ * trace ends at running, and the time since is the guest's (boot, not over), never the
+ * VIM's: no VIM overhead is derived from a client total that includes that wait. push
+ * and analyze count such an instance the same way (not done, no overhead). */
 static void print_trace(const json_t *inst, double client_total_ms)
 {
 	const json_t *trace = json_object_get(inst, "trace"), *phases = json_object_get(trace, "phases");
+	const char *cache = json_string_value(json_object_get(trace, "image_cache"));
 	double spawn = ms_of(phases, "spawn"), boot = ms_of(phases, "boot");
+	bool not_ready = json_is_false(json_object_get(inst, "ready"));
 	if (!trace) {
 		printf("  (no phase trace: the instance did not reach running)\n");
 		return;
@@ -115,12 +138,24 @@ static void print_trace(const json_t *inst, double client_total_ms)
 		if (v)
 			printf("  %-22s %12.3f\n", phase_names[p], json_number_value(v));
 	}
-	printf("  %-22s %12.3f\n", "total (core)", ms_of(trace, "total_ms"));
+	if (cache)
+		printf("  %-22s %12s   %s\n", "image_cache", cache,
+		       strcmp(cache, "hit") == 0 ? "the node had the image (prepare)" : "prepare fetched the image");
+	printf("  %-22s %12.3f%s\n", "total (core)", ms_of(trace, "total_ms"),
+	       not_ready ? "   until running: the guest has not printed its ready marker" : "");
 	printf("  %-22s %12.3f   = total - spawn - boot\n", "VIM overhead (core)", ms_of(trace, "overhead_ms"));
-	if (client_total_ms > 0) {
-		printf("  %-22s %12.3f   request sent -> running seen\n", "total (client)", client_total_ms);
-		printf("  %-22s %12.3f\n", "VIM overhead (client)", client_total_ms - spawn - boot);
+	if (client_total_ms <= 0)
+		return;
+	if (not_ready) {
+		printf("  %-22s %12.3f   request sent -> the wait for the ready marker ended\n", "total (client)",
+		       client_total_ms);
+		printf("  %-22s %12s   not charged: waiting for a marker that never came is the guest's time\n",
+		       "VIM overhead (client)", "-");
+		return;
 	}
+	printf("  %-22s %12.3f   request sent -> %s seen\n", "total (client)", client_total_ms,
+	       json_is_true(json_object_get(inst, "ready")) ? "ready" : "running");
+	printf("  %-22s %12.3f   = total - spawn - boot\n", "VIM overhead (client)", client_total_ms - spawn - boot);
 }
 
 static void print_instance_line(const json_t *in)
@@ -149,7 +184,7 @@ static int parse_kv_into(json_t *obj, const char *kv, const char *what)
 static int common_option(struct client *cl, int opt)
 {
 	switch (opt) {
-	case C_CORE: cl->core = optarg; return 1;
+	case C_CORE: cl->core = optarg; cl->core_from = "--core"; return 1;
 	case C_TOKEN_FILE: return set_token_file(cl, optarg) < 0 ? -1 : 1;
 	case C_JSON: cl->json = true; return 1;
 	default: return 0;
@@ -162,7 +197,8 @@ static int parse_number(const char *s, double min, double max, double *out, cons
 	errno = 0;
 	*out = strtod(s, &end);
 	if (errno || end == s || *end || *out < min || *out > max) {
-		fprintf(stderr, "microvim: --%s must be a number between %g and %g\n", what, min, max);
+		/* %.12g: 1048576 and 0.1 as people write them, not 1.04858e+06 */
+		fprintf(stderr, "microvim: --%s must be a number between %.12g and %.12g\n", what, min, max);
 		return -1;
 	}
 	return 0;
@@ -170,10 +206,13 @@ static int parse_number(const char *s, double min, double max, double *out, cons
 
 /* ---- run ---- */
 
+#define RUN_SETTLE_DEFAULT_S 0.5 /* --settle: see "the instance's first moments" below */
+
 struct run_args {
 	const char *name, *driver, *image, *ready, *bridge;
 	json_t *config;
 	double vcpus, memory_mb, count, timeout;
+	double settle; /* seconds to watch a running instance for an early end */
 	bool no_wait;
 	json_t *env, *labels;
 };
@@ -216,7 +255,8 @@ static json_t *run_body(const struct run_args *r, int argc, char **argv, int fir
 static int run_parse(struct client *cl, struct run_args *r, int argc, char **argv)
 {
 	int opt, h;
-	*r = (struct run_args){.driver = "exec", .timeout = 30, .env = json_object(), .labels = json_object()};
+	*r = (struct run_args){.driver = "exec", .timeout = 30, .settle = RUN_SETTLE_DEFAULT_S, .env = json_object(),
+	                       .labels = json_object()};
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "+", client_options, NULL)) != -1) {
 		if ((h = common_option(cl, opt)) != 0) {
@@ -232,6 +272,7 @@ static int run_parse(struct client *cl, struct run_args *r, int argc, char **arg
 		case C_MEMORY: if (parse_number(optarg, 1, MV_MEMORY_MB_MAX, &r->memory_mb, "memory-mb") < 0) return -1; break;
 		case C_COUNT: if (parse_number(optarg, 1, MV_COUNT_MAX, &r->count, "count") < 0) return -1; break;
 		case C_TIMEOUT: if (parse_number(optarg, 0, 600, &r->timeout, "timeout") < 0) return -1; break;
+		case C_SETTLE: if (parse_number(optarg, 0, 600, &r->settle, "settle") < 0) return -1; break;
 		case C_NO_WAIT: r->no_wait = true; break;
 		case C_ENV: if (parse_kv_into(r->env, optarg, "env") < 0) return -1; break;
 		case C_LABEL: if (parse_kv_into(r->labels, optarg, "label") < 0) return -1; break;
@@ -239,7 +280,9 @@ static int run_parse(struct client *cl, struct run_args *r, int argc, char **arg
 		case C_BRIDGE: r->bridge = optarg; break;
 		case C_CONFIG:
 			json_decref(r->config);
-			if (!json_is_object(r->config = json_loads(optarg, 0, NULL))) {
+			r->config = json_loads(optarg, 0, NULL); /* not inside json_is_object: a macro that
+			                                           * evaluates its argument twice */
+			if (!json_is_object(r->config)) {
 				fprintf(stderr, "microvim run: --config takes a JSON object, e.g. '{\"accel\": \"tcg\"}'\n");
 				return -1;
 			}
@@ -251,7 +294,213 @@ static int run_parse(struct client *cl, struct run_args *r, int argc, char **arg
 		fprintf(stderr, "microvim run: give a command after -- (exec) or --image NAME (VM drivers)\n");
 		return -1;
 	}
+	return cli_check_core_url(cl->core, cl->core_from);
+}
+
+/* ---- run: the instance's first moments ----
+ *
+ * "running" means the process or domain exists; the node may report a moment later that
+ * it already ended (a command with a wrong argument exits at once). So run watches each
+ * running instance for --settle seconds (RUN_SETTLE_DEFAULT_S) through the event stream
+ * before it reports: an instance that ends within that time is reported as ended, and
+ * one that failed makes run exit 1. The stream is subscribed before the instances are
+ * read once, so an end between the create's answer and the subscription is seen too.
+ * An end after the window shows in `ps` and `show`. */
+
+#define WATCH_SUBSCRIBE_S 10   /* how long the core may take to open the event stream */
+#define WATCH_LINE_MAX 65536   /* an event line longer than this is not the core's */
+
+struct watch {
+	struct client *cl;
+	struct event_base *base;
+	struct evbuffer *pending; /* stream bytes not yet split into lines */
+	json_t *list;             /* the instances; an ended one is replaced by its record */
+	size_t live;              /* instances still running */
+	bool subscribed, closed;
+};
+
+static bool state_running(const json_t *in)
+{
+	return strcmp(json_string_value(json_object_get(in, "state")) ?: "", "running") == 0;
+}
+
+/* Reads the instance at index i again; an ended one replaces the running copy. */
+static void watch_refresh(struct watch *w, size_t i)
+{
+	const json_t *in = json_array_get(w->list, i);
+	char path[128];
+	json_t *now = NULL;
+	int status;
+	if (!state_running(in))
+		return;
+	snprintf(path, sizeof path, "/v1/instances/%s", json_string_value(json_object_get(in, "id")));
+	status = api(w->cl, "GET", path, NULL, 10, &now);
+	if (status == 200 && json_is_object(now) && !state_running(now)) {
+		json_array_set(w->list, i, now);
+		w->live--;
+	}
+	json_decref(now);
+	if (w->live == 0)
+		event_base_loopbreak(w->base);
+}
+
+static void watch_event(struct watch *w, const char *line)
+{
+	json_t *ev = json_loads(line, 0, NULL);
+	const char *id = json_string_value(json_object_get(ev, "id"));
+	int st = inst_state_parse(json_string_value(json_object_get(ev, "state")) ?: "");
+	size_t i;
+	json_t *in;
+	if (id && st >= 0 && inst_state_terminal((enum inst_state)st) &&
+	    strcmp(json_string_value(json_object_get(ev, "type")) ?: "", "instance") == 0) {
+		json_array_foreach(w->list, i, in)
+			if (strcmp(json_string_value(json_object_get(in, "id")) ?: "", id) == 0)
+				watch_refresh(w, i);
+	}
+	json_decref(ev);
+}
+
+static void watch_chunk(struct evhttp_request *req, void *arg)
+{
+	struct watch *w = arg;
+	char *line;
+	/* libevent drains its buffer after this callback: keep a partial line */
+	evbuffer_add_buffer(w->pending, evhttp_request_get_input_buffer(req));
+	while ((line = evbuffer_readln(w->pending, NULL, EVBUFFER_EOL_LF))) {
+		watch_event(w, line);
+		free(line);
+	}
+	if (evbuffer_get_length(w->pending) > WATCH_LINE_MAX)
+		evbuffer_drain(w->pending, evbuffer_get_length(w->pending));
+}
+
+static int watch_headers(struct evhttp_request *req, void *arg)
+{
+	struct watch *w = arg;
+	w->subscribed = evhttp_request_get_response_code(req) == 200;
+	event_base_loopbreak(w->base);
 	return 0;
+}
+
+static void watch_done(struct evhttp_request *req UNUSED, void *arg)
+{
+	struct watch *w = arg;
+	w->closed = true;
+	event_base_loopbreak(w->base);
+}
+
+static void watch_timeout(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	event_base_loopbreak(((struct watch *)arg)->base);
+}
+
+/* Opens GET /v1/events on w->base; false when it could not be sent. */
+static bool watch_subscribe(struct watch *w, struct evhttp_connection *conn, const char *hostport)
+{
+	struct evhttp_request *req = evhttp_request_new(watch_done, w);
+	struct evkeyvalq *hdr;
+	if (!req)
+		return false;
+	evhttp_request_set_header_cb(req, watch_headers);
+	evhttp_request_set_chunked_cb(req, watch_chunk);
+	hdr = evhttp_request_get_output_headers(req);
+	evhttp_add_header(hdr, "Host", hostport);
+	if (w->cl->token && w->cl->token[0]) {
+		char auth[600];
+		snprintf(auth, sizeof auth, "Bearer %s", w->cl->token);
+		evhttp_add_header(hdr, "Authorization", auth);
+	}
+	return evhttp_make_request(conn, req, EVHTTP_REQ_GET, "/v1/events") == 0; /* frees req on failure */
+}
+
+/* Watches the running instances of list for settle_s seconds (see above). */
+static void run_settle(struct client *cl, json_t *list, double settle_s)
+{
+	struct watch w = {.cl = cl, .list = list};
+	struct evhttp_connection *conn = NULL;
+	struct event *timer = NULL;
+	char host[256], hostport[300];
+	int port;
+	size_t i;
+	json_t *in;
+
+	json_array_foreach(list, i, in)
+		w.live += state_running(in);
+	if (w.live == 0 || settle_s <= 0 || http_parse_url(cl->core, host, sizeof host, &port) < 0)
+		return;
+	snprintf(hostport, sizeof hostport, "%s:%d", host, port);
+	if (!(w.base = event_base_new()) || !(w.pending = evbuffer_new()) ||
+	    !(conn = evhttp_connection_base_new(w.base, NULL, host, (unsigned short)port)) ||
+	    !(timer = evtimer_new(w.base, watch_timeout, &w)))
+		fatalx("cannot set up the event stream");
+	/* the stream is idle while nothing changes: no read timeout below the whole watch */
+	evhttp_connection_set_timeout(conn, WATCH_SUBSCRIBE_S + (int)settle_s + 1);
+	if (watch_subscribe(&w, conn, hostport)) {
+		struct timeval limit = {.tv_sec = WATCH_SUBSCRIBE_S};
+		evtimer_add(timer, &limit);
+		event_base_dispatch(w.base);
+	}
+	if (!w.subscribed)
+		fprintf(stderr, "microvim run: cannot follow the core's event stream: the state shown is as of "
+		                "the instance's start and one read after it\n");
+	json_array_foreach(list, i, in)
+		watch_refresh(&w, i);
+	if (w.subscribed && !w.closed && w.live > 0) {
+		struct timeval window = {.tv_sec = (time_t)settle_s,
+		                         .tv_usec = (suseconds_t)((settle_s - (time_t)settle_s) * 1e6)};
+		evtimer_add(timer, &window);
+		event_base_dispatch(w.base);
+	}
+	event_free(timer);
+	evhttp_connection_free(conn);
+	evbuffer_free(w.pending);
+	event_base_free(w.base);
+}
+
+/* "STATE: ERROR", or "STATE (exit code N)" when the node gave no error (an exit with 0):
+ * the node's error of a failed exit already names the code or the signal. */
+static void print_end(const char *state, const json_t *in)
+{
+	const char *error = json_string_value(json_object_get(in, "error"));
+	const json_t *code = json_object_get(in, "exit_code");
+	if (error)
+		fprintf(stderr, "%s: %s\n", state, error);
+	else if (code)
+		fprintf(stderr, "%s (exit code %lld)\n", state, (long long)json_integer_value(code));
+	else
+		fprintf(stderr, "%s\n", state);
+}
+
+/* Says on stderr what became of an instance that is not (or no longer) as run wanted it;
+ * returns the exit code it deserves. */
+static int run_outcome(const struct run_args *r, const json_t *in)
+{
+	const char *id = json_string_value(json_object_get(in, "id"));
+	const char *state = json_string_value(json_object_get(in, "state")) ?: "?";
+	int st = inst_state_parse(state);
+
+	if (r->no_wait)
+		return EXIT_OK;
+	if (st >= 0 && inst_state_terminal((enum inst_state)st)) {
+		/* it ran, then ended (before or after its running report reached the core): a
+		 * failure is run's failure, a clean exit is not. The tail of its stderr belongs
+		 * here once the API serves an instance's output. */
+		fprintf(stderr, "microvim run: instance %s %s", id,
+		        json_object_get(in, "trace") ? "started, then " : "ended before it was seen running: ");
+		print_end(st == INST_STOPPED ? "was stopped" : state, in);
+		return st == INST_FAILED || st == INST_LOST ? EXIT_FAILED : EXIT_OK;
+	}
+	if (st != INST_RUNNING) {
+		fprintf(stderr, "microvim run: instance %s is ", id);
+		print_end(state, in);
+		return EXIT_FAILED;
+	}
+	if (r->ready && !json_is_true(json_object_get(in, "ready"))) {
+		fprintf(stderr, "microvim run: instance %s is running but not ready: the guest did not print \"%s\" "
+		                "within %.12g s\n", id, r->ready, r->timeout);
+		return EXIT_FAILED;
+	}
+	return EXIT_OK;
 }
 
 int cmd_run(int argc, char **argv)
@@ -264,6 +513,7 @@ int cmd_run(int argc, char **argv)
 	int64_t t0, t1;
 	size_t i;
 	json_t *in;
+	bool batch;
 
 	client_init(&cl);
 	if (run_parse(&cl, &r, argc, argv) < 0) {
@@ -292,27 +542,25 @@ int cmd_run(int argc, char **argv)
 		rc = report_error(status, resp);
 		goto out;
 	}
-	if (cl.json) {
-		print_json(resp);
-	}
 	/* one instance comes as itself, several (count) as {"instances": [...]} */
-	list = json_object_get(resp, "instances") ? json_incref(json_object_get(resp, "instances"))
-	                                           : json_pack("[O]", resp);
+	batch = json_object_get(resp, "instances") != NULL;
+	list = batch ? json_incref(json_object_get(resp, "instances")) : json_pack("[O]", resp);
+	if (!r.no_wait)
+		run_settle(&cl, list, r.settle);
+	if (cl.json)
+		print_json(batch ? resp : json_array_get(list, 0));
 	json_array_foreach(list, i, in) {
-		const char *state = json_string_value(json_object_get(in, "state"));
-		if (!r.no_wait && (strcmp(state ?: "", "running") != 0 || (r.ready && !json_is_true(json_object_get(in, "ready"))))) {
-			fprintf(stderr, "microvim run: instance %s is %s%s%s%s\n", json_string_value(json_object_get(in, "id")),
-			        state, strcmp(state ?: "", "running") == 0 ? " but not ready" : "", json_object_get(in, "error") ? ": " : "",
-			        json_string_value(json_object_get(in, "error")) ?: "");
-			rc = EXIT_FAILED;
+		int orc;
+		if (!cl.json) {
+			printf("instance %s (%s): %s on node %s\n", json_string_value(json_object_get(in, "id")),
+			       json_string_value(json_object_get(in, "name")), json_string_value(json_object_get(in, "state")),
+			       json_string_value(json_object_get(in, "node")) ?: "-");
+			if (!r.no_wait)
+				print_trace(in, json_array_size(list) == 1 ? (double)(t1 - t0) / 1000.0 : 0);
+			fflush(stdout); /* the table, then what went wrong with it */
 		}
-		if (cl.json)
-			continue;
-		printf("instance %s (%s): %s on node %s\n", json_string_value(json_object_get(in, "id")),
-		       json_string_value(json_object_get(in, "name")), state,
-		       json_string_value(json_object_get(in, "node")) ?: "-");
-		if (!r.no_wait)
-			print_trace(in, json_array_size(list) == 1 ? (double)(t1 - t0) / 1000.0 : 0);
+		if ((orc = run_outcome(&r, in)) != EXIT_OK)
+			rc = orc;
 	}
 	json_decref(list);
 out:
@@ -348,7 +596,7 @@ static int parse_simple(struct client *cl, const char *cmd, int argc, char **arg
 			return -1;
 		}
 	}
-	return 0;
+	return cli_check_core_url(cl->core, cl->core_from);
 }
 
 int cmd_ps(int argc, char **argv)
@@ -408,12 +656,14 @@ int cmd_show(int argc, char **argv)
 		       json_string_value(json_object_get(resp, "driver")), json_string_value(json_object_get(resp, "state")),
 		       json_string_value(json_object_get(resp, "node")) ?: "-",
 		       json_string_value(json_object_get(resp, "created_at")));
+		if (json_object_get(resp, "ready"))
+			printf("ready    %s\n", json_is_true(json_object_get(resp, "ready")) ? "yes" : "no (the guest has not printed its marker)");
 		if (json_object_get(resp, "exit_code"))
 			printf("exit     %d\n", (int)json_integer_value(json_object_get(resp, "exit_code")));
 		if (json_object_get(resp, "error"))
 			printf("error    %s\n", json_string_value(json_object_get(resp, "error")));
 		printf("spec     ");
-		json_dumpf(json_object_get(resp, "spec"), stdout, JSON_COMPACT);
+		json_dumpf(json_object_get(resp, "spec"), stdout, JSON_COMPACT | JSON_REAL_PRECISION(12));
 		printf("\n");
 		print_trace(resp, 0);
 	}
@@ -495,7 +745,7 @@ int cmd_nodes(int argc, char **argv)
 				if (w > 0 && (size_t)w < sizeof drivers - used)
 					used += (size_t)w;
 			}
-			printf("%-16s  %-16s  %-5s  %8.1f/%-11.1f  %7lld/%-9lld  %s\n", json_string_value(json_object_get(n, "id")),
+			printf("%-16s  %-16s  %-5s  %8.12g/%-11.12g  %7lld/%-9lld  %s\n", json_string_value(json_object_get(n, "id")),
 			       json_string_value(json_object_get(n, "name")), json_string_value(json_object_get(n, "state")),
 			       json_number_value(json_object_get(al, "vcpus")), json_number_value(json_object_get(res, "vcpus")),
 			       (long long)json_integer_value(json_object_get(al, "memory_mb")),

@@ -154,6 +154,7 @@ int cmd_image(int argc, char **argv)
 	};
 	struct image_client ic = {.core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650"};
 	const char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *verb;
+	const char *core_from = getenv("MICROVIM_CORE") ? "$MICROVIM_CORE" : "the default core URL";
 	int opt, rc = EXIT_USAGE;
 
 	if (getenv("MICROVIM_TOKEN") && !(ic.token = strdup(getenv("MICROVIM_TOKEN"))))
@@ -161,7 +162,7 @@ int cmd_image(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': ic.core = optarg; break;
+		case 'c': ic.core = optarg; core_from = "--core"; break;
 		case 't': if (read_token(&ic, optarg) < 0) goto out; break;
 		case 'j': ic.json = true; break;
 		case 'k': kernel = optarg; break;
@@ -170,6 +171,8 @@ int cmd_image(int argc, char **argv)
 		default: cli_usage("image", 1); goto out;
 		}
 	}
+	if (cli_check_core_url(ic.core, core_from) < 0)
+		goto out;
 	verb = optind < argc ? argv[optind] : "";
 	if (strcmp(verb, "add") == 0 && optind + 2 == argc && kernel && name_valid(argv[optind + 1]))
 		rc = image_add(&ic, argv[optind + 1], kernel, initrd, cmdline);

@@ -66,13 +66,15 @@ static const struct command commands[] = {
 	 "  --env K=V                environment for exec (repeatable)\n"
 	 "  --label K=V              run only on nodes with this label (repeatable)\n"
 	 "  --timeout S              how long to wait for running (default 30)\n"
+	 "  --settle S               then watch it S s more (default 0.5; 0: not at all): an instance\n"
+	 "                           that ends meanwhile is reported, exit 1 if it failed\n"
 	 "  --no-wait                return once accepted\n"},
 	{"ps", cmd_ps, "list instances", "  --state STATE            only instances in this state\n"},
 	{"show", cmd_show, "show one instance with its phase trace", "  microvim show ID\n"},
 	{"stop", cmd_stop, "stop an instance (the record stays)", "  microvim stop ID [--timeout S]\n"},
 	{"rm", cmd_rm, "stop an instance if needed and remove it", "  microvim rm ID [ID...] [--timeout S]\n"},
 	{"nodes", cmd_nodes, "list nodes", ""},
-	{"push", push_main, "workload generator: instantiate many, print phase statistics (docs: src/tools/push.h)",
+	{"push", push_main, "workload generator: instantiate many, print phase statistics (docs/tools.md)",
 	 "  microvim push [OPTIONS] --replicate N                one at a time, each deleted before the next\n"
 	 "  microvim push [OPTIONS] --count N --concurrency C    closed loop\n"
 	 "  microvim push [OPTIONS] --rate R [--arrival A] (--duration S | --count N)   open loop\n"
@@ -100,7 +102,7 @@ static const struct command commands[] = {
 	 "  --duration S             stop after S seconds (default: at SIGINT or SIGTERM)\n"
 	 "  --write FILE.pcap        keep the live capture\n"
 	 "  --out FILE               one record per instance (.jsonl or .csv): push's fields and the\n"
-	 "                           wire phases core_ms, node_ms, notify_ms (docs: src/tools/analyze.h)\n"
+	 "                           wire phases core_ms, node_ms, notify_ms (docs/tools.md)\n"
 	 "  -q, --quiet              no summary\n"},
 	{"report", report_main, "plot push/analyze records with gnuplot: phases (Fig. 6), latency vs rate, CDF",
 	 "  microvim report FILE... -o OUT.svg|OUT.png [--kind phases|latency|cdf] [--label NAME ...]\n"
@@ -150,10 +152,14 @@ void cli_usage(const char *name, int to_stderr)
 
 static void usage_all(FILE *out)
 {
+	int width = 0; /* of the longest name: the summaries start in one column */
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if ((int)strlen(commands[i].name) > width)
+			width = (int)strlen(commands[i].name);
 	fprintf(out, "microvim %s — a VIM for Micro-VNFs: instantiation in milliseconds, every phase timed.\n\n"
 	             "usage: microvim COMMAND [OPTIONS]\n\ncommands:\n", MICROVIM_VERSION);
 	for (size_t i = 0; i < N_COMMANDS; i++)
-		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-*s  %s\n", width, commands[i].name, commands[i].summary);
 	fprintf(out, "\n`microvim COMMAND --help` for its options. Exit codes: 0 done, 1 refused or failed,\n"
 	             "2 bad usage, 3 core unreachable. API: docs/API.md.\n");
 }

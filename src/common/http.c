@@ -5,6 +5,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/keyvalq_struct.h>
+#include <netdb.h>
 #include <sys/queue.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,36 @@ int http_parse_url(const char *url, char *host, size_t hostlen, int *port)
 	return http_parse_hostport(hp, host, hostlen, port);
 }
 
+int http_check_base_url(const char *url, char *err, size_t errlen)
+{
+	static const char example[] = "http://127.0.0.1:4650";
+	char host[256], fixed[320];
+	const char *scheme_end = strstr(url, "://");
+	int port, w;
+
+	if (http_parse_url(url, host, sizeof host, &port) == 0)
+		return 0;
+	if (!scheme_end) /* "127.0.0.1:4650", "localhost": the scheme is missing */
+		w = snprintf(fixed, sizeof fixed, "http://%s", url);
+	else if (strncmp(url, "https://", 8) == 0) /* the core speaks plain HTTP */
+		w = snprintf(fixed, sizeof fixed, "http://%s", url + 8);
+	else if (strncmp(url, "http://", 7) == 0 && strchr(url + 7, '/')) /* a base URL has no path */
+		w = snprintf(fixed, sizeof fixed, "%.*s", (int)(strchr(url + 7, '/') - url), url);
+	else
+		w = -1;
+	if (w < 0 || (size_t)w >= sizeof fixed || http_parse_url(fixed, host, sizeof host, &port) < 0)
+		w = snprintf(err, errlen, "\"%s\" is not a URL of the form http://HOST:PORT, e.g. %s", url, example);
+	else if (!scheme_end)
+		w = snprintf(err, errlen, "\"%s\" lacks its scheme: use %s", url, fixed);
+	else if (strncmp(url, "https://", 8) == 0)
+		w = snprintf(err, errlen, "\"%s\": the core speaks plain HTTP: use %s", url, fixed);
+	else
+		w = snprintf(err, errlen, "\"%s\": the core's URL has no path: use %s", url, fixed);
+	if (w < 0 || (size_t)w >= errlen) /* a cut sentence still says what is wrong */
+		snprintf(err, errlen, "not a URL of the form http://HOST:PORT");
+	return -EINVAL;
+}
+
 bool http_host_is_loopback(const char *host)
 {
 	struct in_addr a4;
@@ -240,6 +271,21 @@ struct call_body {
 	size_t len;
 };
 
+/* No answer came: say whether the host name did not resolve (libevent's callback does not
+ * tell) or nothing answered at the address. */
+static void describe_no_answer(const char *base_url, const char *host, char *err, size_t errlen)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	int rc = getaddrinfo(host, NULL, &hints, &ai);
+	if (rc == 0) {
+		freeaddrinfo(ai);
+		snprintf(err, errlen, "no answer from %s (is `microvim core` running there?)", base_url);
+	} else {
+		snprintf(err, errlen, "cannot resolve the host \"%s\" of %s: %s", host, base_url,
+		         rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
+	}
+}
+
 static int call(const char *base_url, const char *method, const char *path, const char *token,
                 const char *const *headers, const struct call_body *body, double timeout_s,
                 struct http_response *resp, char *err, size_t errlen)
@@ -254,7 +300,9 @@ static int call(const char *base_url, const char *method, const char *path, cons
 
 	memset(resp, 0, sizeof *resp);
 	if (http_parse_url(base_url, host, sizeof host, &port) < 0) {
-		snprintf(err, errlen, "invalid core URL \"%s\" (expected http://HOST:PORT)", base_url);
+		char why[400];
+		http_check_base_url(base_url, why, sizeof why);
+		snprintf(err, errlen, "invalid core URL %s", why);
 		return -1;
 	}
 	if (!(base = event_base_new()) ||
@@ -287,7 +335,7 @@ static int call(const char *base_url, const char *method, const char *path, cons
 	}
 	event_base_dispatch(base);
 	if (resp->status == 0) {
-		snprintf(err, errlen, "no answer from %s (is `microvim core` running there?)", base_url);
+		describe_no_answer(base_url, host, err, errlen);
 		goto out;
 	}
 	rc = 0;

@@ -38,6 +38,10 @@ const char *http_method_name(enum evhttp_cmd_type cmd);
 int http_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 /* "http://host:port[/]" -> host and port; 0 or -EINVAL. */
 int http_parse_url(const char *url, char *host, size_t hostlen, int *port);
+/* Checks a base URL as a user typed it (--core, $MICROVIM_CORE): 0 when http_parse_url
+ * takes it, else -EINVAL with a sentence in err that shows the fix, e.g. for
+ * "127.0.0.1:4650": "\"127.0.0.1:4650\" lacks its scheme: use http://127.0.0.1:4650". */
+int http_check_base_url(const char *url, char *err, size_t errlen);
 bool http_host_is_loopback(const char *host);
 
 /* ---- synchronous client (CLI and tools): one request, one answer ---- */
@@ -49,7 +53,7 @@ struct http_response {
 };
 
 /* Sends `body` (may be NULL) and waits up to timeout_s. 0 when an HTTP answer came (any
- * status), -1 otherwise with a sentence in err. */
+ * status), -1 otherwise with a sentence in err (a host that does not resolve is named). */
 int http_call(const char *base_url, const char *method, const char *path, const char *token,
               const char *const *headers, const json_t *body, double timeout_s,
               struct http_response *resp, char *err, size_t errlen);

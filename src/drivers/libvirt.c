@@ -17,11 +17,17 @@
  * keepalive, a close callback and reconnecting (with a sweep after each reconnect, for
  * what ended unseen); while it is down watching() is false and the node polls status().
  *
+ * A system daemon (qemu:///system) runs QEMU as a user of its own (libvirt-qemu on Debian),
+ * not as the node: the directories above the kernel, initrd and serial file get a search
+ * ACL for that user (lv_let_qemu_reach), and the serial file, which the node created and
+ * follows, is appended to rather than replaced (build_xml).
+ *
  * Every string put into the XML is escaped; control characters are refused (XML 1.0 cannot
  * carry them). The handle is the domain name ("mv-" + instance id): pid 0, pidfd -1.
  * signal and reap are NULL: stopping needs the URI, so it is stop(). */
 #include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -29,10 +35,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "common/fsacl.h"
 #include "common/log.h"
 #include "drivers/domevents.h"
 #include "drivers/driver.h"
@@ -147,57 +155,166 @@ static virConnectPtr lv_open(const struct drv_options *o, char *err, size_t errl
 	return c;
 }
 
-/* ---- which kind of domain this connection makes ---- */
+/* ---- what the daemon does with our domains ---- */
 
 enum lv_kind { LV_QEMU, LV_KVM, LV_XEN };
 
-static pthread_mutex_t kind_lock = PTHREAD_MUTEX_INITIALIZER;
+struct lv_host {
+	enum lv_kind kind;
+	bool qemu_user_known; /* whom QEMU runs as (the DAC model's base label), when said */
+	uid_t qemu_uid;
+	gid_t qemu_gid;
+};
+
+static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	char uri[256];
-	enum lv_kind kind;
-} kind_cache[8];
-static int kind_cached;
+	struct lv_host host;
+} host_cache[8];
+static int hosts_cached;
 
-/* QEMU: "kvm" when the host's capabilities list it (a usable /dev/kvm), else "qemu" (TCG).
- * Xen (libxl): "xen". Looked up once per URI: capabilities do not change under a node. */
-static int lv_kind(virConnectPtr c, const char *uri, enum lv_kind *kind, char *err, size_t errlen)
+/* One id of a DAC label, "+N" or "N", ended by stop; *p moves past stop. */
+static bool label_id(const char **p, char stop, unsigned long *id)
+{
+	const char *s = *p + (**p == '+');
+	char *end;
+	if (*s < '0' || *s > '9')
+		return false;
+	*id = strtoul(s, &end, 10);
+	if (*end != stop)
+		return false;
+	*p = end + 1;
+	return true;
+}
+
+/* The user QEMU runs as, from the capabilities: the DAC security model's base label for
+ * the domain type, "+UID:+GID" (a system daemon: its qemu.conf user, libvirt-qemu on
+ * Debian; a session daemon: its own user).
+ *   <secmodel><model>dac</model><doi>0</doi><baselabel type='qemu'>+64055:+64055</baselabel> */
+static bool dac_base_label(const char *caps, const char *type, uid_t *uid, gid_t *gid)
+{
+	char open_tag[64];
+	const char *sec = caps, *end, *label, *model;
+	unsigned long u, g;
+
+	snprintf(open_tag, sizeof open_tag, "<baselabel type='%s'>", type);
+	for (; (sec = strstr(sec, "<secmodel>")) && (end = strstr(sec, "</secmodel>")); sec = end) {
+		model = strstr(sec, "<model>dac</model>");
+		label = strstr(sec, open_tag);
+		if (!model || model > end || !label || label > end)
+			continue;
+		label += strlen(open_tag);
+		if (!label_id(&label, ':', &u) || !label_id(&label, '<', &g))
+			return false;
+		*uid = (uid_t)u;
+		*gid = (gid_t)g;
+		return true;
+	}
+	return false;
+}
+
+/* QEMU: "kvm" when the host's capabilities list it (a usable /dev/kvm), else "qemu" (TCG),
+ * and whom QEMU runs as. Xen (libxl): "xen". Looked up once per URI: capabilities do not
+ * change under a node. */
+static int lv_host_of(virConnectPtr c, const char *uri, struct lv_host *host, char *err, size_t errlen)
 {
 	const char *type;
 	char *caps;
-	pthread_mutex_lock(&kind_lock);
-	for (int i = 0; i < kind_cached; i++) {
-		if (strcmp(kind_cache[i].uri, uri) == 0) {
-			*kind = kind_cache[i].kind;
-			pthread_mutex_unlock(&kind_lock);
+	pthread_mutex_lock(&host_lock);
+	for (int i = 0; i < hosts_cached; i++) {
+		if (strcmp(host_cache[i].uri, uri) == 0) {
+			*host = host_cache[i].host;
+			pthread_mutex_unlock(&host_lock);
 			return 0;
 		}
 	}
-	pthread_mutex_unlock(&kind_lock);
+	pthread_mutex_unlock(&host_lock);
 
+	*host = (struct lv_host){0};
 	if (!(type = lv.virConnectGetType(c))) {
 		snprintf(err, errlen, "libvirt: cannot get the hypervisor type: %s", lv_error());
 		return lv_errno();
 	}
 	if (strcasecmp(type, "Xen") == 0 || strcasecmp(type, "libxl") == 0) {
-		*kind = LV_XEN;
+		host->kind = LV_XEN;
 	} else if (strcasecmp(type, "QEMU") == 0) {
 		if (!(caps = lv.virConnectGetCapabilities(c))) {
 			snprintf(err, errlen, "libvirt: cannot get the capabilities: %s", lv_error());
 			return lv_errno();
 		}
-		*kind = strstr(caps, "<domain type='kvm'") ? LV_KVM : LV_QEMU;
+		host->kind = strstr(caps, "<domain type='kvm'") ? LV_KVM : LV_QEMU;
+		host->qemu_user_known = dac_base_label(caps, host->kind == LV_KVM ? "kvm" : "qemu", &host->qemu_uid,
+		                                       &host->qemu_gid);
 		free(caps);
 	} else {
 		snprintf(err, errlen, "libvirt: hypervisor \"%.32s\" is not supported (QEMU or Xen)", type);
 		return -ENOTSUP;
 	}
-	pthread_mutex_lock(&kind_lock);
-	if (kind_cached < (int)(sizeof kind_cache / sizeof kind_cache[0]) && strlen(uri) < sizeof kind_cache[0].uri) {
-		snprintf(kind_cache[kind_cached].uri, sizeof kind_cache[0].uri, "%s", uri);
-		kind_cache[kind_cached++].kind = *kind;
+	pthread_mutex_lock(&host_lock);
+	if (hosts_cached < (int)(sizeof host_cache / sizeof host_cache[0]) && strlen(uri) < sizeof host_cache[0].uri) {
+		snprintf(host_cache[hosts_cached].uri, sizeof host_cache[0].uri, "%s", uri);
+		host_cache[hosts_cached++].host = *host;
 	}
-	pthread_mutex_unlock(&kind_lock);
+	pthread_mutex_unlock(&host_lock);
 	return 0;
+}
+
+/* ---- letting QEMU reach its files ---- */
+
+/* Is the daemon on this host (no host in the URI: "qemu:///system", "qemu+unix:///...")?
+ * Only then are the paths in the XML ours to prepare. */
+static bool lv_local(const char *uri)
+{
+	const char *p = strstr(uri, "://");
+	return p && p[3] == '/';
+}
+
+struct reach_log {
+	const char *instance_dir;
+	uid_t uid;
+};
+
+static void reach_changed(const char *dir, void *arg)
+{
+	const struct reach_log *l = arg;
+	if (strcmp(dir, l->instance_dir) == 0) /* every instance's: not worth a line each */
+		log_debug("libvirt: QEMU (uid %u) may search %s", (unsigned)l->uid, dir);
+	else
+		log_info("libvirt: QEMU runs as uid %u here: gave it search permission on %s (ACL user:%u:--x)",
+		         (unsigned)l->uid, dir, (unsigned)l->uid);
+}
+
+/* A system daemon runs QEMU as a user of its own (libvirt-qemu on Debian). Its DAC driver
+ * (dynamic_ownership, as shipped) hands QEMU the kernel and initrd file for the domain's
+ * life, but not the directories above them: a node's image cache and instance dirs are
+ * 0700/0750, so QEMU failed with "could not open kernel file ...: Permission denied". Each
+ * directory above the kernel, initrd and serial file that QEMU's user cannot search gets
+ * an ACL entry letting it search, no more (fsacl.h); the instance dir's goes with it when
+ * the instance is purged, the node's own dirs keep theirs for the next instances. libvirt
+ * 9 passes the serial file to QEMU as an open descriptor; older ones let QEMU open it by
+ * its path, hence the serial file too. Not needed (so not done) when QEMU runs as us (a
+ * session daemon, or user = "root"), or when the daemon is on another host. */
+static int lv_let_qemu_reach(const char *uri, const struct lv_host *host, const struct drv_start_request *r,
+                             const char *serial, char *err, size_t errlen)
+{
+	static pthread_mutex_t reach_lock = PTHREAD_MUTEX_INITIALIZER; /* one read-modify-write per dir */
+	const char *paths[] = {r->kernel, r->initrd, host->kind == LV_XEN ? NULL : serial};
+	struct reach_log l = {r->dir, host->qemu_uid};
+	char failed[PATH_MAX];
+	int rc = 0;
+
+	if (host->kind == LV_XEN || !host->qemu_user_known || host->qemu_uid == geteuid() || !lv_local(uri))
+		return 0;
+	pthread_mutex_lock(&reach_lock);
+	for (size_t i = 0; rc == 0 && i < sizeof paths / sizeof paths[0]; i++)
+		if (paths[i])
+			rc = fsacl_allow_search_above(paths[i], host->qemu_uid, host->qemu_gid, reach_changed, &l, failed,
+			                              sizeof failed);
+	pthread_mutex_unlock(&reach_lock);
+	if (rc < 0)
+		snprintf(err, errlen, "libvirt: cannot let QEMU (uid %u) search %s: %s%s", (unsigned)host->qemu_uid, failed,
+		         strerror(-rc), rc == -EOPNOTSUPP ? " (no ACLs there: chmod o+x it, or move --data-dir/--run-dir)" : "");
+	return rc;
 }
 
 /* ---- the domain XML ---- */
@@ -249,23 +366,15 @@ static bool xen_pv(const struct drv_start_request *r)
 }
 
 /* The domain XML for r; *out is malloc'd. */
-static int build_xml(const struct drv_start_request *r, enum lv_kind kind, const char *name, char **out, char *err,
-                     size_t errlen)
+static int build_xml(const struct drv_start_request *r, enum lv_kind kind, const char *name, const char *serial,
+                     char **out, char *err, size_t errlen)
 {
-	char serial[4096];
 	size_t len;
 	long vcpus;
 	struct xml x = {.err = err, .errlen = errlen};
 
 	if (drv_vm_request_check("libvirt", r, &vcpus, err, errlen) < 0)
 		return -EINVAL;
-	if (r->serial_log) {
-		snprintf(serial, sizeof serial, "%s", r->serial_log);
-	} else if (snprintf(serial, sizeof serial, "%s/serial.log", r->dir) >= (int)sizeof serial) {
-		snprintf(err, errlen, "libvirt: instance dir path too long");
-		return -ENAMETOOLONG;
-	}
-
 	if (!(x.f = open_memstream(out, &len)))
 		return -errno;
 	fprintf(x.f, "<domain type='%s'>\n", kind == LV_KVM ? "kvm" : kind == LV_XEN ? "xen" : "qemu");
@@ -292,11 +401,17 @@ static int build_xml(const struct drv_start_request *r, enum lv_kind kind, const
 	} else {
 		/* nothing the guest does not need: no USB controller, no balloon, no disk */
 		fprintf(x.f, "    <controller type='usb' model='none'/>\n    <memballoon model='none'/>\n");
+		/* append: the file the node made is written as it is. Without it, libvirt truncates
+		 * it, which virtlogd (the writer of a system daemon's file consoles) does by
+		 * deleting it and making a new one: another file than the node follows, with
+		 * virtlogd's owner and mode, and a step that failed with "Unable to delete file
+		 * .../serial.log: Permission denied" where the daemon may not change the node's
+		 * instance dir. */
 		fprintf(x.f, "    <serial type='file'><source path='");
 		xml_text(&x, "serial log path", serial);
-		fprintf(x.f, "'/><target port='0'/></serial>\n    <console type='file'><source path='");
+		fprintf(x.f, "' append='on'/><target port='0'/></serial>\n    <console type='file'><source path='");
 		xml_text(&x, "serial log path", serial);
-		fprintf(x.f, "'/><target type='serial' port='0'/></console>\n");
+		fprintf(x.f, "' append='on'/><target type='serial' port='0'/></console>\n");
 	}
 	if (r->bridge) {
 		fprintf(x.f, "    <interface type='bridge'><source bridge='");
@@ -322,7 +437,7 @@ static int lv_probe(const struct drv_options *o, json_t **info, char *err, size_
 	unsigned long lib = 0, hv = 0;
 	const char *type;
 	char *uri, version[32], hypervisor[96];
-	enum lv_kind kind;
+	struct lv_host host;
 	virConnectPtr c;
 	int rc;
 
@@ -334,7 +449,7 @@ static int lv_probe(const struct drv_options *o, json_t **info, char *err, size_
 		lv.virConnectClose(c);
 		return rc;
 	}
-	if ((rc = lv_kind(c, lv_uri(o), &kind, err, errlen)) < 0) {
+	if ((rc = lv_host_of(c, lv_uri(o), &host, err, errlen)) < 0) {
 		lv.virConnectClose(c);
 		return rc;
 	}
@@ -342,7 +457,7 @@ static int lv_probe(const struct drv_options *o, json_t **info, char *err, size_
 	snprintf(hypervisor, sizeof hypervisor, "%s %lu.%lu.%lu", type, hv / 1000000, hv / 1000 % 1000, hv % 1000);
 	uri = lv.virConnectGetURI(c);
 	*info = json_pack("{s:s, s:s, s:s, s:s}", "version", version, "uri", uri ? uri : lv_uri(o), "hypervisor",
-	                  hypervisor, "domain_type", kind == LV_KVM ? "kvm" : kind == LV_XEN ? "xen" : "qemu");
+	                  hypervisor, "domain_type", host.kind == LV_KVM ? "kvm" : host.kind == LV_XEN ? "xen" : "qemu");
 	free(uri);
 	lv.virConnectClose(c);
 	return 0;
@@ -351,8 +466,8 @@ static int lv_probe(const struct drv_options *o, json_t **info, char *err, size_
 static int lv_start(const struct drv_options *o, const struct drv_start_request *r, struct drv_handle *h, char *err,
                     size_t errlen)
 {
-	char name[sizeof h->domain], *xml = NULL;
-	enum lv_kind kind;
+	char name[sizeof h->domain], serial[PATH_MAX], *xml = NULL;
+	struct lv_host host;
 	virConnectPtr c;
 	virDomainPtr d;
 	int rc;
@@ -366,10 +481,17 @@ static int lv_start(const struct drv_options *o, const struct drv_start_request 
 		snprintf(err, errlen, "libvirt: instance id too long for a domain name");
 		return -ENAMETOOLONG;
 	}
+	if (r->serial_log ? snprintf(serial, sizeof serial, "%s", r->serial_log) >= (int)sizeof serial
+	                  : snprintf(serial, sizeof serial, "%s/serial.log", r->dir) >= (int)sizeof serial) {
+		snprintf(err, errlen, "libvirt: serial log path too long");
+		return -ENAMETOOLONG;
+	}
 	if (!(c = lv_open(o, err, errlen, &rc)))
 		return rc;
-	if ((rc = lv_kind(c, lv_uri(o), &kind, err, errlen)) < 0 ||
-	    (rc = build_xml(r, kind, name, &xml, err, errlen)) < 0) {
+	if ((rc = lv_host_of(c, lv_uri(o), &host, err, errlen)) < 0 ||
+	    (rc = build_xml(r, host.kind, name, serial, &xml, err, errlen)) < 0 ||
+	    (rc = lv_let_qemu_reach(lv_uri(o), &host, r, serial, err, errlen)) < 0) {
+		free(xml);
 		lv.virConnectClose(c);
 		return rc;
 	}

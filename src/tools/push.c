@@ -23,6 +23,7 @@
 #include "common/fs.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/model.h"
 #include "common/trace.h"
 #include "tools/record.h"
 #include "tools/stats.h"
@@ -40,6 +41,7 @@ enum arrival { ARRIVAL_CONSTANT, ARRIVAL_POISSON, ARRIVAL_BURST };
 
 struct push_options {
 	const char *core, *driver, *image, *name_prefix, *out;
+	const char *core_from; /* "--core" or "$MICROVIM_CORE", for messages */
 	const char *ready; /* the guest's ready marker: creates wait for ready (boot phase) */
 	char *token;
 	json_t *config;
@@ -66,8 +68,16 @@ struct job {
 	int64_t intended_us; /* monotonic */
 	struct evhttp_connection *conn;
 	struct record rec;
-	bool running;
+	bool running;          /* reached running, and ready when a marker was asked for */
+	char error_code[48];   /* when not: the API's error code, or what push saw (not_ready...) */
 	struct job *next; /* ready queue (open loop) */
+};
+
+/* The instances that did not reach running, grouped by error code, one example each. */
+struct error_group {
+	char code[48];
+	size_t count;
+	char example[256];
 };
 
 struct series {
@@ -100,6 +110,8 @@ struct push {
 	size_t total_jobs; /* known in advance in every mode */
 	bool stopping;
 	struct series s;
+	struct error_group *groups; /* in order of first appearance */
+	size_t n_groups;
 };
 
 /* ---- small helpers ---- */
@@ -235,16 +247,40 @@ static void job_free(struct job *j)
 	p->done++;
 }
 
-/* What the API said, as one line for the record's error field. */
+/* What the API said, as one line for the record's error field, and its code. */
 static void describe_error(struct job *j, int status, const json_t *body)
 {
 	const json_t *e = json_object_get(body, "error");
-	if (status == 0)
+	const char *code = json_string_value(json_object_get(e, "code"));
+	if (status == 0) {
+		snprintf(j->error_code, sizeof j->error_code, "no_answer");
 		snprintf(j->rec.error, sizeof j->rec.error, "no answer from the core");
+		return;
+	}
+	if (code)
+		snprintf(j->error_code, sizeof j->error_code, "%s", code);
 	else
-		snprintf(j->rec.error, sizeof j->rec.error, "HTTP %d %s: %s", status,
-		         json_string_value(json_object_get(e, "code")) ?: "error",
-		         json_string_value(json_object_get(e, "message")) ?: "(no message)");
+		snprintf(j->error_code, sizeof j->error_code, "http_%d", status);
+	snprintf(j->rec.error, sizeof j->rec.error, "HTTP %d %s: %s", status, code ?: "error",
+	         json_string_value(json_object_get(e, "message")) ?: "(no message)");
+}
+
+static void count_error(struct push *p, const struct job *j)
+{
+	struct error_group *g;
+	for (size_t i = 0; i < p->n_groups; i++) {
+		if (strcmp(p->groups[i].code, j->error_code) == 0) {
+			p->groups[i].count++;
+			return;
+		}
+	}
+	if (!(g = realloc(p->groups, (p->n_groups + 1) * sizeof *g)))
+		out_of_memory();
+	p->groups = g;
+	g = &p->groups[p->n_groups++];
+	snprintf(g->code, sizeof g->code, "%s", j->error_code[0] ? j->error_code : "unknown");
+	snprintf(g->example, sizeof g->example, "%s", j->rec.error);
+	g->count = 1;
 }
 
 static void take_trace(struct job *j, const json_t *inst)
@@ -258,7 +294,9 @@ static void take_trace(struct job *j, const json_t *inst)
 	j->rec.core_total_ms = json_ms(trace, "total_ms");
 	spawn = j->rec.phase_ms[PHASE_SPAWN];
 	boot = isnan(j->rec.phase_ms[PHASE_BOOT]) ? 0 : j->rec.phase_ms[PHASE_BOOT];
-	if (!isnan(spawn) && !isnan(j->rec.total_ms))
+	/* only a finished instantiation has an overhead: a guest that never printed its ready
+	 * marker has no total, its wait being the guest's */
+	if (j->running && !isnan(spawn) && !isnan(j->rec.total_ms))
 		j->rec.overhead_ms = j->rec.total_ms - spawn - boot;
 }
 
@@ -289,6 +327,7 @@ static void job_instantiated(struct job *j, const json_t *trace_holder)
 		p->n_running++;
 	} else {
 		p->n_errors++;
+		count_error(p, j);
 	}
 	p->creating--;
 	p->finished_create++;
@@ -311,6 +350,32 @@ static void job_deleted(struct job *j, bool ok)
 	pump(p);
 }
 
+/* Did the create's answer finish the instantiation? If not, the record says why. */
+static void judge_answer(struct job *j, const char *state, const json_t *body)
+{
+	const char *error = json_string_value(json_object_get(body, "error"));
+	int st = inst_state_parse(state);
+	bool running = strcmp(state, "running") == 0;
+
+	if (running && j->p->o.ready && !json_is_true(json_object_get(body, "ready"))) {
+		/* the wait for the marker is the guest's: no total, no overhead (see take_trace) */
+		j->rec.total_ms = NAN;
+		snprintf(j->error_code, sizeof j->error_code, "not_ready");
+		snprintf(j->rec.error, sizeof j->rec.error,
+		         "running, but the guest did not print its ready marker within the %.12g s wait", j->p->o.timeout);
+	} else if (running) {
+		j->running = true;
+		j->p->last_running_us = clock_mono_us();
+	} else if (st >= 0 && inst_state_terminal((enum inst_state)st)) {
+		snprintf(j->error_code, sizeof j->error_code, "%s", state);
+		snprintf(j->rec.error, sizeof j->rec.error, "%s", error ?: state);
+	} else {
+		snprintf(j->error_code, sizeof j->error_code, "timeout");
+		snprintf(j->rec.error, sizeof j->rec.error, "still %s after the %.12g s wait%s%s", state, j->p->o.timeout,
+		         error ? ": " : "", error ?: "");
+	}
+}
+
 static void handle(struct job *j, int status, json_t *body)
 {
 	switch (j->step) {
@@ -326,13 +391,7 @@ static void handle(struct job *j, int status, json_t *body)
 		state = json_string_value(json_object_get(body, "state")) ?: "";
 		snprintf(j->rec.id, sizeof j->rec.id, "%s", json_string_value(json_object_get(body, "id")) ?: "");
 		snprintf(j->rec.state, sizeof j->rec.state, "%s", state);
-		j->running = strcmp(state, "running") == 0;
-		if (j->running)
-			j->p->last_running_us = clock_mono_us();
-		else if (json_string_value(json_object_get(body, "error")))
-			snprintf(j->rec.error, sizeof j->rec.error, "%s", json_string_value(json_object_get(body, "error")));
-		else
-			snprintf(j->rec.error, sizeof j->rec.error, "still %s after the %g s wait", state, j->p->o.timeout);
+		judge_answer(j, state, body);
 		if (j->running && !json_object_get(body, "trace") && j->rec.id[0]) {
 			job_send(j, STEP_GET);
 			return;
@@ -562,7 +621,7 @@ static void print_summary(struct push *p, int64_t end_us)
 		else if (o->mode == MODE_CLOSED)
 			printf("closed loop, concurrency %d%s\n", o->concurrency, o->delete ? ", deleted as they run" : "");
 		else
-			printf("open loop, %s arrivals at %g/s (%zu scheduled), at most %d in flight%s\n", arrival, o->rate,
+			printf("open loop, %s arrivals at %.12g/s (%zu scheduled), at most %d in flight%s\n", arrival, o->rate,
 			       p->n_schedule, o->concurrency, o->delete ? ", deleted as they run" : "");
 		stats_print_header(stdout);
 	}
@@ -574,10 +633,14 @@ static void print_summary(struct push *p, int64_t end_us)
 	summarize_row(p, series, "core_total", &p->s.core_total);
 	summarize_row(p, series, "core_overhead", &p->s.core_overhead);
 	if (o->json) {
-		json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:I, s:I, s:I, s:f, s:f, s:f, s:o}", "mode", mode, "driver",
+		json_t *groups = json_array();
+		for (size_t i = 0; i < p->n_groups; i++)
+			json_array_append_new(groups, json_pack("{s:s, s:I, s:s}", "code", p->groups[i].code, "count",
+			                                        (json_int_t)p->groups[i].count, "example", p->groups[i].example));
+		json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:I, s:I, s:o, s:I, s:f, s:f, s:f, s:o}", "mode", mode, "driver",
 		                      o->driver, "instances", (json_int_t)p->finished_create, "concurrency", o->concurrency,
-		                      "running", (json_int_t)p->n_running, "errors", (json_int_t)p->n_errors,
-		                      "delete_errors", (json_int_t)p->n_delete_errors, "throughput_per_s", throughput,
+		                      "running", (json_int_t)p->n_running, "errors", (json_int_t)p->n_errors, "error_codes",
+		                      groups, "delete_errors", (json_int_t)p->n_delete_errors, "throughput_per_s", throughput,
 		                      "window_s", window, "wall_s", wall, "series", series);
 		if (o->mode == MODE_OPEN) {
 			json_object_set_new(j, "arrival", json_string(arrival));
@@ -588,14 +651,17 @@ static void print_summary(struct push *p, int64_t end_us)
 		json_decref(j);
 		return;
 	}
-	printf("(total: client, from the intended send to \"running\" seen; overhead = total - spawn - boot;\n"
-	       " core_*: the core's own trace, from the request's first byte to waiting clients woken)\n");
+	printf("(total: client, from the intended send to \"%s\" seen; overhead = total - spawn - boot;\n"
+	       " core_*: the core's own trace, from the request's first byte to waiting clients woken)\n",
+	       o->ready ? "ready" : "running");
 	printf("throughput %.1f instances/s (%zu running in %.3f s; wall time with deletions %.3f s)\n", throughput,
 	       p->n_running, window, wall);
-	printf("errors %zu (did not reach running)", p->n_errors);
+	printf("errors %zu (did not reach running%s)", p->n_errors, o->ready ? " and ready" : "");
 	if (o->delete)
 		printf("; delete errors %zu", p->n_delete_errors);
 	printf("\n");
+	for (size_t i = 0; i < p->n_groups; i++) /* by code, in order of first appearance */
+		printf("  %s x %zu, e.g. %s\n", p->groups[i].code, p->groups[i].count, p->groups[i].example);
 }
 
 /* ---- command line ---- */
@@ -636,7 +702,7 @@ static int number_arg(const char *s, double min, double max, double *out, const 
 	errno = 0;
 	*out = strtod(s, &end);
 	if (errno || end == s || *end || !(*out >= min && *out <= max)) {
-		fprintf(stderr, "microvim push: --%s must be a number between %g and %g\n", what, min, max);
+		fprintf(stderr, "microvim push: --%s must be a number between %.12g and %.12g\n", what, min, max);
 		return -1;
 	}
 	return 0;
@@ -669,11 +735,12 @@ static int parse_options(struct push_options *o, int argc, char **argv)
 
 	*o = (struct push_options){.core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650", .driver = "exec",
 	                           .name_prefix = "push", .timeout = 30, .delete = -1, .arrival = ARRIVAL_CONSTANT};
+	o->core_from = getenv("MICROVIM_CORE") ? "$MICROVIM_CORE" : "the default core URL";
 	o->token = tf ? strdup(tf) : NULL;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "q", push_long_options, NULL)) != -1) {
 		switch (opt) {
-		case O_CORE: o->core = optarg; break;
+		case O_CORE: o->core = optarg; o->core_from = "--core"; break;
 		case O_TOKEN_FILE: {
 			int rc;
 			free(o->token);
@@ -830,6 +897,7 @@ static void push_free(struct push *p)
 	json_decref(p->body_template);
 	json_decref(p->o.config);
 	free(p->schedule);
+	free(p->groups);
 	free(p->o.token);
 }
 
@@ -849,7 +917,9 @@ int push_main(int argc, char **argv)
 		goto out;
 	}
 	if (http_parse_url(p->o.core, p->host, sizeof p->host, &p->port) < 0) {
-		fprintf(stderr, "microvim push: invalid --core URL \"%s\" (expected http://HOST:PORT)\n", p->o.core);
+		char why[400];
+		http_check_base_url(p->o.core, why, sizeof why);
+		fprintf(stderr, "microvim push: %s: %s\n", p->o.core_from, why);
 		rc = PUSH_EXIT_USAGE;
 		goto out;
 	}

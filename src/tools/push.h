@@ -17,6 +17,12 @@
  * part of each run. Throughput counts instances that reached running over the time from
  * the start to the last of them.
  *
+ * With --ready MARKER an instance counts as done once the guest printed its marker; one
+ * still not ready when the wait ends is an error ("not_ready") without total or overhead:
+ * that wait is the guest's (boot), not the VIM's. The summary counts the instances that
+ * did not finish by error code (the API's, or no_answer, failed, exited, timeout,
+ * not_ready), with one example message each.
+ *
  * Exit status: 0 when every instance reached running, 1 otherwise, 2 on bad usage, 3 when
  * the core does not answer. */
 #ifndef MICROVIM_PUSH_H

@@ -7,9 +7,12 @@
  *   actual_send_us     when it was handed to the connection, µs after the run started
  *   accept, schedule, dispatch, prepare, network, spawn, boot, notify
  *                      the instance's phase trace from the core (every phase of trace.h)
- *   total_ms           client-measured: intended send -> "running" seen
+ *   total_ms           client-measured: intended send -> "running" seen (with a ready
+ *                      marker: "ready" seen; null when the guest never printed it, as
+ *                      that wait is the guest's, not the VIM's)
  *   core_total_ms      the core's own total (first byte -> waiting clients woken)
- *   overhead_ms        total_ms - spawn - boot: the VIM's part, seen from the client
+ *   overhead_ms        total_ms - spawn - boot: the VIM's part, seen from the client; only
+ *                      for an instantiation that finished (running, and ready if asked)
  *   state              the instance's final state ("running", "failed", ...), or "error"
  *                      when the core refused or did not answer
  *   error              why, when it did not reach running ("" otherwise)

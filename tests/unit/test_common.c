@@ -340,6 +340,38 @@ static void test_parse_url(void)
 	CHECK_EQ_INT(http_parse_url(longurl, host, sizeof host, &port), -EINVAL);
 }
 
+/* A mistyped --core gets the fix in its message: the URL to give instead. */
+static void test_check_base_url(void)
+{
+	char err[400];
+	struct {
+		const char *in, *says;
+	} cases[] = {
+		{"127.0.0.1:4650", "use http://127.0.0.1:4650"},
+		{"localhost", "use http://localhost"},
+		{"[::1]:4650", "use http://[::1]:4650"},
+		{"https://core:4650", "plain HTTP: use http://core:4650"},
+		{"http://core:4650/v1/instances", "no path: use http://core:4650"},
+		{"ftp://h:1", "e.g. http://127.0.0.1:4650"},
+		{"", "e.g. http://127.0.0.1:4650"},
+		{"http://h:65536", "e.g. http://127.0.0.1:4650"},
+		{"127.0.0.1:99999", "e.g. http://127.0.0.1:4650"}, /* no fix that would not work */
+	};
+	CHECK_EQ_INT(http_check_base_url("http://127.0.0.1:4650", err, sizeof err), 0);
+	CHECK_EQ_INT(http_check_base_url("http://core.example.org", err, sizeof err), 0);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		err[0] = '\0';
+		CHECK_EQ_INT(http_check_base_url(cases[i].in, err, sizeof err), -EINVAL);
+		if (!strstr(err, cases[i].says))
+			fprintf(stderr, "  \"%s\": \"%s\" lacks \"%s\"\n", cases[i].in, err, cases[i].says);
+		CHECK(strstr(err, cases[i].says) != NULL);
+	}
+	/* a sentence too long for the buffer is replaced, never cut mid-word */
+	char small[48];
+	CHECK_EQ_INT(http_check_base_url("some.very.long.host.name.example.org:4650", small, sizeof small), -EINVAL);
+	CHECK_STR(small, "not a URL of the form http://HOST:PORT");
+}
+
 static void test_loopback(void)
 {
 	static const char *const yes[] = {"127.0.0.1", "127.0.0.53", "127.1.2.3", "127.255.255.254",
@@ -585,6 +617,7 @@ int main(void)
 	RUN(test_hmap_tombstone_reuse);
 	RUN(test_parse_hostport);
 	RUN(test_parse_url);
+	RUN(test_check_base_url);
 	RUN(test_loopback);
 	RUN(test_fs_write_read);
 	RUN(test_fs_read_max);

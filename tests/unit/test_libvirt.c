@@ -6,9 +6,9 @@
  *
  * Why the daemons run as "nobody" in session mode: a privileged (root) libvirtd keeps its
  * state in the machine's /run/libvirt and /var/lib/libvirt and reads /etc/libvirt/qemu.conf,
- * shared with any system libvirtd; this machine has neither that config nor the
- * libvirt-qemu user it names (libvirt-daemon-system is not installed). A session daemon of
- * an unprivileged user keeps everything under $HOME and $XDG_RUNTIME_DIR, here a temp dir.
+ * shared with any system libvirtd (tests/integration/test_libvirt_system.py runs one in a
+ * mount namespace of its own for that). A session daemon of an unprivileged user keeps
+ * everything under $HOME and $XDG_RUNTIME_DIR, here a temp dir.
  * The node (root) reaches it through "qemu:///session?socket=PATH"; the driver's code is the
  * same as for qemu:///system. Consequence: the guest's files must be readable (kernel) and
  * writable (the instance dir, for the serial file) by nobody, which the test arranges.
@@ -77,7 +77,7 @@ static void quiet(UNUSED void *a, UNUSED virErrorPtr e) {}
 
 static pid_t spawn_daemon(const char *prog, const char *name)
 {
-	char logpath[256], pidfile[256], home[128], run[128], config[128], cache[128];
+	char logpath[256], pidfile[256], home[128], run[128], config[128], cache[128], search[192];
 	char *env[8], *argv[4];
 	pid_t pid;
 
@@ -91,7 +91,11 @@ static pid_t spawn_daemon(const char *prog, const char *name)
 	env[1] = run;
 	env[2] = config;
 	env[3] = cache;
-	env[4] = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+	/* the one emulator the test uses and no other: libvirtd probes every qemu-system-* in
+	 * its PATH at the first capabilities query (a second or more each, over a minute with
+	 * every architecture installed); nothing the test needs of it is in /usr/bin (or /bin) */
+	snprintf(search, sizeof search, "PATH=%s/bin:/usr/sbin:/sbin", tmpdir);
+	env[4] = search;
 	env[5] = NULL;
 	argv[0] = (char *)prog;
 	argv[1] = pidfile;
@@ -162,6 +166,13 @@ static bool start_daemons(void)
 	chown_nobody(path);
 	snprintf(path, sizeof path, "%s/instances", tmpdir);
 	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/bin", tmpdir);
+	mkdir(path, 0755);
+	snprintf(path, sizeof path, "%s/bin/qemu-system-x86_64", tmpdir);
+	if (symlink("/usr/bin/qemu-system-x86_64", path) < 0) {
+		fprintf(stderr, "  cannot link %s: %s\n", path, strerror(errno));
+		return false;
+	}
 
 	virtlogd_pid = spawn_daemon("/usr/sbin/virtlogd", "virtlogd");
 	/* libvirtd would start a virtlogd of its own if ours is not listening yet */
