@@ -62,6 +62,12 @@ function logsPanel(inst) {
   return {panel, stop: () => ctl && ctl.abort()};
 }
 
+function findTrace(id) {
+  for (const arr of model.traces.values())
+    for (let i = arr.length - 1; i >= 0; i--) if (arr[i].id === id) return arr[i];
+  return null;
+}
+
 export default {
   title: 'Instance',
   mount(el, [id]) {
@@ -117,11 +123,17 @@ export default {
       clear(body, sections, logs.panel);
     };
 
+    // Gone from the core; its trace may still be among the recent ones (GET /v1/traces).
     const removed = (why) => {
       gone = true;
       load.cancel();
-      clear(head, h('h1', {text: 'Instance ' + id}));
-      clear(body);
+      const t = findTrace(id);
+      clear(head, h('h1', {text: t ? t.name : 'Instance ' + id}));
+      clear(body, t ? h('section', {class: 'card', id: 'phases'}, h('h2', {text: 'Instantiation'}),
+        h('p', {class: 'muted', text: `${t.driver} on ${nodeName(t.node)}, running at ${t.running_at}; ` +
+          `total ${fmtMs(t.trace.total_ms)}, VIM overhead ${fmtMs(t.trace.overhead_ms)} (from the recent traces)`}),
+        waterfall(PHASES.filter((p) => p in t.trace.phases).map((p) => [p, t.trace.phases[p]]), t.trace.total_ms))
+        : null);
       say(why, true);
     };
     const load = throttle(async () => {

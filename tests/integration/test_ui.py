@@ -282,6 +282,17 @@ def test_ui_in_browser():
           f"return r && r.textContent === '{n}'", f"the phases table over {n} traces")
     _shot(b, tmp, "phases", shots)
 
+    # an instance push removed: its page says so and still shows its phases, from the traces
+    gone = [t for t in tr["traces"] if t["name"].startswith("push-")][-1]
+    allow.append((f"/v1/instances/{gone['id']}", 404))
+    rows = _view(b, f"#/instance/{gone['id']}",
+                 "const n = document.querySelector('.message.bad'); const r = [...document.querySelectorAll("
+                 "'.wf-row[data-phase]')]; return n && !n.hidden && r.length ? [n.textContent, r.map(e => "
+                 "[e.dataset.phase, Number(e.dataset.ms)])] : null", "a removed instance's page")
+    assert rows[0].startswith("not_found: "), rows
+    assert rows[1] == [[p, gone["trace"]["phases"][p]] for p in PHASES if p in gone["trace"]["phases"]], \
+        f"{rows[1]} vs the trace {gone['trace']}"
+
     # Nodes
     node = c.nodes()[0]
     cells = _view(b, "#/nodes", f"const r = document.querySelector('tr[data-node=\"{node['id']}\"]');"
