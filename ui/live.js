@@ -3,9 +3,10 @@
 //   nodes      GET /v1/nodes at start; again on a node event (ready, down)
 //   instances  GET /v1/instances when a view needs the list; then every instance event
 //              updates or adds its row (an event carries id, name, state, node, time)
-//   traces     GET /v1/traces at start; then, when "running" events came, the traces
-//              after the last sequence number, at most 4 times a second (the phases of an
-//              instantiation are not in its events)
+//   traces     GET /v1/traces at start; then, while a view that shows them is open, when
+//              "running" events came: the traces after the last sequence number, at most
+//              twice a second (the phases of an instantiation are not in its events). Each
+//              trace costs the core ~20 µs of JSON, so views without them do not pull.
 // Views subscribe to topics ('nodes', 'instances', 'traces', 'status', 'instance:ID')
 // and repaint themselves, throttled.
 import {getJSON, streamLines} from './api.js';
@@ -17,7 +18,7 @@ const TRACES_KEEP = 1024;        // per driver, as the core's ring (and the last
 const WINDOW_MS = 60000;         // "the last minute" of the overview
 const ENDED_KEEP = 2000;         // ended instances kept in the list (a removal has no event)
 const HISTORY_KEEP = 16;         // events remembered per instance
-const TRACE_PULL_MS = 250;   // at most 4 pulls a second, each of what came since the last
+const TRACE_PULL_MS = 500;   // at most 2 pulls a second, each of what came since the last
 const RETRY_MAX_MS = 10000;
 
 export const model = {
@@ -203,7 +204,16 @@ async function pullTraces() {
   }
 }
 
+let tracesWanted = 0; // views open that show traces
+
+// A view that shows traces calls this when it opens; the returned function when it closes.
+export function wantTraces() {
+  if (tracesWanted++ === 0 && model.traceSeq > 0) pullTracesSoon(); // catch up on what came meanwhile
+  return () => { tracesWanted--; };
+}
+
 function pullTracesSoon() {
+  if (tracesWanted === 0) return;
   if (pullTimer) return;
   const wait = Math.max(0, lastPull + TRACE_PULL_MS - performance.now());
   pullTimer = setTimeout(() => { pullTimer = null; pullTraces(); }, wait);

@@ -4,7 +4,7 @@
 // Stop (DELETE of a live instance, 202) and Remove (DELETE of an ended one, 204).
 import {send} from './api.js';
 import {h, clear, fmtMs, fmtTime, throttle, stateBadge} from './dom.js';
-import {model, subscribe, loadInstances, forgetInstance, nodeName, TERMINAL, reportError} from './live.js';
+import {model, subscribe, loadInstances, forgetInstance, nodeName, TERMINAL, reportError, wantTraces} from './live.js';
 
 const PAGE = 50;
 const STATES = ['pending', 'scheduled', 'starting', 'running', 'stopped', 'exited', 'failed', 'lost'];
@@ -95,7 +95,7 @@ export default {
         h('button', {text: 'older ›', disabled: filter.page >= pages - 1, onclick: () => { filter.page++; paint(); }}));
     }, 250);
 
-    const subs = [subscribe('instances', paint), subscribe('nodes', paint)];
+    const subs = [subscribe('instances', paint), subscribe('nodes', paint), wantTraces()];
     loadInstances().catch((err) => { reportError(err); say(`${err.code || 'error'}: ${err.message}`, true); });
     paint();
     return () => {

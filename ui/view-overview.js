@@ -5,7 +5,7 @@
 import {request} from './api.js';
 import {h, clear, fmtMs, fmtRate, fmtTime, throttle, stateBadge} from './dom.js';
 import {perSecond, stackedBar, legend} from './charts.js';
-import {model, subscribe, recentTraces, reportError, nodeName, PHASES} from './live.js';
+import {model, subscribe, recentTraces, reportError, nodeName, PHASES, wantTraces} from './live.js';
 import {summary} from './stats.js';
 
 const STATES = ['pending', 'scheduled', 'starting', 'running', 'stopped', 'exited', 'failed', 'lost'];
@@ -117,7 +117,7 @@ export default {
         latest(traces.slice(-LATEST).reverse()));
     }, 500);
 
-    const subs = [subscribe('nodes', paint), subscribe('traces', paint), subscribe('instances', loadGauges)];
+    const subs = [subscribe('nodes', paint), subscribe('traces', paint), subscribe('instances', loadGauges), wantTraces()];
     const tick = setInterval(paint, 1000); // the window slides: no request, only a repaint
     loadGauges();
     paint();

@@ -4,7 +4,7 @@
 // the CDF of each phase, total and VIM overhead on a log time axis.
 import {h, clear, fmtMs, throttle} from './dom.js';
 import {cdf, miniBars, stackedBar, legend} from './charts.js';
-import {model, subscribe, PHASES} from './live.js';
+import {model, subscribe, PHASES, wantTraces} from './live.js';
 import {summary, sorted, logHistogram} from './stats.js';
 
 const SIZES = [100, 500, 1000];
@@ -69,7 +69,7 @@ export default {
           legend(stats.map((s) => s.name))));
     }, 1000);
 
-    const subs = [subscribe('traces', paint)];
+    const subs = [subscribe('traces', paint), wantTraces()];
     paint();
     return () => {
       subs.forEach((u) => u());
