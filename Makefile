@@ -75,10 +75,12 @@ build/gen/ui_files.list: FORCE
 deps:
 	scripts/install-deps
 
-# The whole suite, twice: a normal build and an ASan+UBSan build.
+# The layout checked (scripts/check-layers: no circle, nothing upward), then the whole
+# suite, twice: a normal build and an ASan+UBSan build.
 test: deps
 	$(MAKE) all
 	$(MAKE) SANITIZE=1 all
+	scripts/check-layers build
 	tests/run build build/asan
 
 test-unit: all
@@ -133,7 +135,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 # -fno-inline and no sibling calls: every frame shows in a report's stack.
 FUZZ_CFLAGS  := -O1 -g -fno-inline -fno-optimize-sibling-calls -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
                 -Isrc -Itests/fuzz -MMD -MP $(FUZZ_SAN) $(PKG_CFLAGS)
-FUZZ_LIB_SRC := $(wildcard src/common/*.c src/core/*.c src/tools/pcap*.c)
+FUZZ_LIB_SRC := $(wildcard src/common/*.c src/core/*.c src/drivers/*.c src/tools/pcap*.c src/tools/amqp.c)
 FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(UI_GEN:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_SUPPORT := $(FUZZ_BUILD)/obj/tests/fuzz/fuzzcore.o
 # fuzz_pcap only once the capture reader (src/tools/pcapread.c) is there.

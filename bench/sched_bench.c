@@ -1,8 +1,8 @@
-/* sched_bench — how long sched_pick() takes over 100 .. 100,000 node views (DESIGN.md:
+/* sched_bench — how long sched_pick() takes over 100 .. 100,000 node views (the target:
  * "Scheduling one instance among 10,000 nodes: p99 <= 100 us"). Built and run by bench/sched.
  *
- * Each node is a real `struct node` of the core (core/internal.h) with JSON built the way
- * node registration builds it: drivers {"exec": {"version", "allow": [...]}, ...}, labels
+ * Each node is a real `struct node` of the core (core/cluster.h) with JSON built the way
+ * node registration builds it (and the allow list read from it into its struct exec_allow): drivers {"exec": {"version", "allow": [...]}, ...}, labels
  * {"zone", "rack", "tier", "nic", ...}, bridges [...], capacity cpus x 16 and random use. Every
  * node is malloc'd on its own with its JSON interleaved, as registrations arrive one by one.
  *
@@ -34,8 +34,9 @@
 #include <time.h>
 
 #include "common/model.h"
-#include "core/internal.h"
+#include "core/cluster.h"
 #include "core/sched.h"
+#include "drivers/drivers.h"
 
 static uint64_t rng_state = 88172645463325252ull;
 static uint64_t rnd(void)
@@ -115,9 +116,10 @@ static struct node *node_make(int i)
 		snprintf(buf, sizeof buf, "tenant-%d", rndi(50));
 		json_object_set_new(labels, "owner", json_string(buf));
 	}
-	/* as nodeapi.c does at registration (since 22405c9) */
-	n->exec_allow = json_object_get(json_object_get(n->drivers, "exec"), "allow");
-	n->exec_bloom = sched_exec_bloom(n->exec_allow);
+	/* as the cluster does at registration: the allow list read once into its struct */
+	if (exec_allow_from_json(&n->exec_allow, json_object_get(json_object_get(n->drivers, "exec"), "allow")) < 0)
+		abort();
+	n->exec_bloom = sched_exec_bloom(&n->exec_allow);
 	n->labels = labels;
 	bridges = json_array();
 	json_array_append_new(bridges, json_string("br0"));
@@ -140,44 +142,60 @@ static struct node *node_make(int i)
 
 static void bench_node_free(struct node *n)
 {
+	exec_allow_free(&n->exec_allow);
 	json_decref(n->drivers);
 	json_decref(n->labels);
 	json_decref(n->bridges);
 	free(n);
 }
 
-/* Replica of sched_view_refresh() in src/core/api.c (as of 22405c9: the allow list and its
- * bloom are looked up once at registration, not per refresh). */
+/* Replica of node_view_sync() in src/core/cluster.c, for every node (the core syncs one node
+ * where it changes; the refresh of all is the bound). */
 static void view_refresh(struct node **nodes, int n_nodes, struct sched_node *view)
 {
 	for (int i = 0; i < n_nodes; i++) {
 		struct node *n = nodes[i];
 		view[i] = (struct sched_node){
 			.ready = n->ready, .drivers = n->driver_mask,
-			.exec_allow = n->exec_allow, .exec_bloom = n->exec_bloom,
+			.exec_allow = &n->exec_allow, .exec_bloom = n->exec_bloom,
 			.labels = n->labels, .bridges = n->bridges, .vcpus_milli_total = n->vcpus_milli_total,
 			.memory_mb_total = n->memory_mb_total, .vcpus_milli_used = n->vcpus_milli_used,
 			.memory_mb_used = n->memory_mb_used};
 	}
 }
 
-/* Replica of sched_request_of() in src/core/api.c (as of 22405c9). */
-static struct sched_request request_of(const json_t *spec)
+/* Replica of sched_request_of() in src/core/cluster.c: the spec was parsed once when the
+ * request came (drv_spec_parse, below in main); a schedule only reads its typed fields. */
+static struct sched_request request_of(const struct inst_spec *spec)
 {
-	const json_t *res = json_object_get(spec, "resources");
-	const char *driver = json_string_value(json_object_get(spec, "driver"));
-	const char *executable = strcmp(driver, "exec") == 0
-	                                 ? json_string_value(json_object_get(json_object_get(spec, "config"), "command"))
-	                                 : NULL;
 	return (struct sched_request){
-		.driver = driver_index(driver),
-		.executable = executable,
-		.exec_bit = sched_exec_bit(executable),
-		.labels = json_object_get(spec, "labels"),
-		.bridge = json_string_value(json_object_get(json_object_get(spec, "network"), "bridge")),
-		.vcpus_milli = (int64_t)(json_number_value(json_object_get(res, "vcpus")) * 1000.0 + 0.5),
-		.memory_mb = json_integer_value(json_object_get(res, "memory_mb")),
+		.driver = driver_index(spec->driver),
+		.executable = spec->executable,
+		.exec_bit = sched_exec_bit(spec->executable),
+		.labels = spec->labels,
+		.bridge = spec->bridge[0] ? spec->bridge : NULL,
+		.vcpus_milli = spec->vcpus_milli,
+		.memory_mb = spec->memory_mb,
 	};
+}
+
+/* A shape's canonical spec, parsed as the core parses a create body. */
+static int spec_of(const char *text, struct inst_spec *spec)
+{
+	struct mv_error err;
+	json_error_t jerr;
+	json_t *j = json_loads(text, 0, &jerr);
+	int rc;
+	if (!j) {
+		fprintf(stderr, "bad spec %s: %s\n", text, jerr.text);
+		return -1;
+	}
+	json_object_set_new(j, "name", json_string("bench"));
+	rc = drv_spec_parse(spec, j, SPEC_REQUEST, &err);
+	if (rc < 0)
+		fprintf(stderr, "spec %s refused: %s\n", text, err.message);
+	json_decref(j);
+	return rc;
 }
 
 /* ---- statistics ---- */
@@ -288,10 +306,8 @@ static int pick_whatif(const struct sched_node *nodes, int n, const struct sched
 			if (allowed_bits) {
 				allowed = (allowed_bits[i] & want_bit) != 0;
 			} else {
-				const json_t *p;
-				size_t j;
-				json_array_foreach(c->exec_allow, j, p) {
-					if (json_is_string(p) && strcmp(json_string_value(p), r->executable) == 0) {
+				for (size_t j = 0; c->exec_allow && j < c->exec_allow->n; j++) {
+					if (strcmp(c->exec_allow->paths[j], r->executable) == 0) {
 						allowed = true;
 						break;
 					}
@@ -404,8 +420,7 @@ int main(int argc, char **argv)
 			if (only_policy && strcmp(only_policy, pname) != 0)
 				continue;
 			for (int sh = 0; sh < N_SHAPES; sh++) {
-				json_error_t jerr;
-				json_t *spec;
+				struct inst_spec spec_parsed, *spec = &spec_parsed;
 				struct sched_request r;
 				const struct sched_node *arr;
 				enum sched_miss miss = SCHED_OK;
@@ -413,10 +428,8 @@ int main(int argc, char **argv)
 				char result[96];
 				if (only_shape && strcmp(only_shape, shapes[sh].name) != 0)
 					continue;
-				if (!(spec = json_loads(shapes[sh].spec, 0, &jerr))) {
-					fprintf(stderr, "bad spec %s: %s\n", shapes[sh].name, jerr.text);
+				if (spec_of(shapes[sh].spec, spec) < 0)
 					return 1;
-				}
 				r = request_of(spec);
 				arr = shapes[sh].full ? full : view;
 				for (long k = 0; k < 100; k++)
@@ -451,11 +464,9 @@ int main(int argc, char **argv)
 					if (!bits)
 						abort();
 					for (int i = 0; i < nn; i++) {
-						const json_t *p;
-						size_t j;
 						bits[i] = 0;
-						json_array_foreach(arr[i].exec_allow, j, p)
-							bits[i] |= exec_bit(json_string_value(p));
+						for (size_t j = 0; arr[i].exec_allow && j < arr[i].exec_allow->n; j++)
+							bits[i] |= exec_bit(arr[i].exec_allow->paths[j]);
 					}
 					for (int variant = 0; variant < 2; variant++) {
 						char what[96];
@@ -473,8 +484,8 @@ int main(int argc, char **argv)
 					free(bits);
 				}
 
-				/* the core's per-create scheduling work (count 1), replicated from api.c:
-				 * check_placeable(), then schedule_instances() */
+				/* the core's per-create scheduling work (count 1), replicated from cluster.c:
+				 * check_placeable(), then schedule() */
 				if (strcmp(shapes[sh].name, "plain") == 0 && !only_shape) {
 					int k2 = -1;
 					CPU_START();
@@ -508,7 +519,7 @@ int main(int argc, char **argv)
 					CPU_END(nc);
 					report(nn, "refresh alone (sched_view_refresh replica)", pname, "-", s, (int)nc);
 				}
-				json_decref(spec);
+				spec_free(spec);
 			}
 		}
 		for (int i = 0; i < nn; i++)

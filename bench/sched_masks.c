@@ -14,10 +14,11 @@ static int cmp(const void*a,const void*b){long long x=*(long long*)a,y=*(long lo
 /* 10,000 nodes, allow lists of 4 of 50 VNF paths plus /bin/sleep on 95%: ids as the core gives them */
 int main(void){
 	int N=10000, CALLS=20000; struct sched_node *v=calloc(N,sizeof *v); char path[64]; srand(7);
-	for(int i=0;i<N;i++){ json_t *allow=json_array(); uint64_t mask=0;
+	for(int i=0;i<N;i++){ json_t *allow=json_array(); uint64_t mask=0; struct exec_allow *ea=calloc(1,sizeof *ea);
 		for(int k=0;k<4;k++){int p=rand()%50; snprintf(path,sizeof path,"/usr/bin/vnf%d",p); json_array_append_new(allow,json_string(path)); mask|=1ULL<<p;}
 		if(rand()%100<95){json_array_append_new(allow,json_string("/bin/sleep")); mask|=1ULL<<50;}
-		v[i]=(struct sched_node){.ready=1,.drivers=1u,.exec_allow=allow,.exec_bloom=sched_exec_bloom(allow),.exec_mask=mask,.exec_exact=1,
+		if(exec_allow_from_json(ea,allow)<0) abort(); json_decref(allow);
+		v[i]=(struct sched_node){.exec_bloom=sched_exec_bloom(ea),.ready=1,.drivers=1u,.exec_allow=ea,.exec_mask=mask,.exec_exact=1,
 			.vcpus_milli_total=32000,.memory_mb_total=24000,.vcpus_milli_used=rand()%30000,.memory_mb_used=rand()%20000};}
 	for(int common=0;common<2;common++){ long long *t=malloc(sizeof(long long)*CALLS); int found=0;
 		for(int c=0;c<CALLS;c++){ int p=c%50; if(common) snprintf(path,sizeof path,"/bin/sleep"); else snprintf(path,sizeof path,"/usr/bin/vnf%d",p);

@@ -3,6 +3,8 @@
 #ifndef MICROVIM_CLI_H
 #define MICROVIM_CLI_H
 
+#include <stdio.h>
+
 #define EXIT_OK 0          /* done as asked */
 #define EXIT_FAILED 1      /* refused by the core, or the instance did not reach the state */
 #define EXIT_USAGE 2       /* bad command line */
@@ -12,11 +14,13 @@ struct command {
 	const char *name;
 	int (*run)(int argc, char **argv);
 	const char *summary;
-	const char *usage; /* options, printed by --help */
+	const char *usage; /* options, printed by --help; NULL: the daemons' options table */
 };
 
 /* daemons.c */
 int cmd_core(int argc, char **argv);
+/* The options of `core`, `node` or `dev`, from the daemons' options table. */
+void daemon_usage(const char *cmd, FILE *out);
 int cmd_node(int argc, char **argv);
 int cmd_dev(int argc, char **argv);
 /* client.c */

@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stddef.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <pthread.h>
@@ -136,7 +137,12 @@ static int wait_for_signal(const sigset_t *set)
 	return sig;
 }
 
-/* ---- option parsing shared by the three daemons ---- */
+/* ---- the daemons' options: one table ----
+ *
+ * Every option of `core`, `node` and `dev` is one row: its name, the daemon it belongs to,
+ * its type and where its value goes, its default and its help (Redis's config table is
+ * the model). getopt's array, the refusal of another daemon's option and the help text
+ * are all made from the rows, so none can drift from the others. */
 
 static uid_t chown_uid;
 static gid_t chown_gid;
@@ -144,8 +150,7 @@ static gid_t chown_gid;
 struct daemon_args {
 	struct core_options core;
 	struct node_options node;
-	char *exec_allow_buf;
-	char **exec_allow;
+	struct exec_allow exec_allow;
 	const char *bridges[17];
 	int n_bridges;
 	json_t *labels;
@@ -154,41 +159,241 @@ struct daemon_args {
 	const char *user; /* core: drop root for this user */
 };
 
-enum { OPT_LISTEN = 256, OPT_DATA_DIR, OPT_TOKEN_FILE, OPT_CPU_RATIO, OPT_SCHEDULE, OPT_HB_TIMEOUT, OPT_CORE,
-       OPT_NAME, OPT_LABEL, OPT_EXEC_ALLOW, OPT_STOP_GRACE, OPT_STOP_ON_EXIT, OPT_BRIDGE, OPT_IMAGE_CACHE,
-       OPT_NOTIFY_BATCH, OPT_QEMU, OPT_LIBVIRT_URI, OPT_XL, OPT_RUN_DIR, OPT_USER, OPT_MAX_RATE,
-       OPT_MAX_INFLIGHT, OPT_MAX_CONNS, OPT_READ_TIMEOUT };
+/* Which daemon an option is for. `dev` runs both and takes both, except an option marked
+ * NOT_DEV: it has no meaning in one process (--core, --user: dev talks to its own core and
+ * stays the user it is). */
+enum { FOR_CORE = 1, FOR_NODE = 2, FOR_BOTH = 3, NOT_DEV = 4 };
 
-static const struct option daemon_options[] = {
-	{"listen", required_argument, NULL, OPT_LISTEN},
-	{"data-dir", required_argument, NULL, OPT_DATA_DIR},
-	{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-	{"cpu-ratio", required_argument, NULL, OPT_CPU_RATIO},
-	{"schedule", required_argument, NULL, OPT_SCHEDULE},
-	{"heartbeat-timeout", required_argument, NULL, OPT_HB_TIMEOUT},
-	{"core", required_argument, NULL, OPT_CORE},
-	{"name", required_argument, NULL, OPT_NAME},
-	{"label", required_argument, NULL, OPT_LABEL},
-	{"exec-allow", required_argument, NULL, OPT_EXEC_ALLOW},
-	{"stop-grace", required_argument, NULL, OPT_STOP_GRACE},
-	{"stop-instances-on-exit", no_argument, NULL, OPT_STOP_ON_EXIT},
-	{"bridge", required_argument, NULL, OPT_BRIDGE},
-	{"image-cache", required_argument, NULL, OPT_IMAGE_CACHE},
-	{"notify-batch-ms", required_argument, NULL, OPT_NOTIFY_BATCH},
-	{"qemu", required_argument, NULL, OPT_QEMU},
-	{"libvirt-uri", required_argument, NULL, OPT_LIBVIRT_URI},
-	{"xl", required_argument, NULL, OPT_XL},
-	{"run-dir", required_argument, NULL, OPT_RUN_DIR},
-	{"user", required_argument, NULL, OPT_USER},
-	{"max-rate", required_argument, NULL, OPT_MAX_RATE},
-	{"max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT},
-	{"max-conns-per-addr", required_argument, NULL, OPT_MAX_CONNS},
-	{"read-timeout", required_argument, NULL, OPT_READ_TIMEOUT},
-	{"verbose", no_argument, NULL, 'v'},
-	{NULL, 0, NULL, 0},
+enum opt_type {
+	OT_STRING, /* const char *, at off (and off2 when not 0) */
+	OT_FLAG,   /* bool set to true */
+	OT_NUMBER, /* double in [min, max] */
+	OT_INT,    /* a number in [min, max], kept as int (fractions cut) */
+	OT_WHOLE,  /* decimal digits only in [min, max], int */
+	OT_WHOLE64, /* the same, int64_t */
+	OT_PARSE,  /* its own parser */
 };
 
-static int parse_double(const char *s, double min, double max, double *out)
+#define NO_OFF ((size_t)-1)
+#define CORE(field) offsetof(struct daemon_args, core.field)
+#define NODE(field) offsetof(struct daemon_args, node.field)
+
+struct daemon_option {
+	const char *name;
+	int owner;           /* FOR_*, with NOT_DEV */
+	enum opt_type type;
+	size_t off, off2;    /* where the value goes (off2: a second field, for options of both) */
+	double min, max;
+	int (*parse)(struct daemon_args *d, const char *value, char *err, size_t errlen);
+	const char *arg;     /* what the value looks like in the help ("HOST:PORT"); NULL: a flag */
+	const char *dflt;    /* the default, as the help says it; NULL: none to say */
+	const char *help;
+	const char *want;    /* what a bad value should have been, for the error */
+};
+
+static int parse_schedule(struct daemon_args *d, const char *v, char *err, size_t errlen)
+{
+	int sched = sched_policy_parse(v);
+	if (sched < 0) {
+		snprintf(err, errlen, "give binpack or spread");
+		return -1;
+	}
+	d->core.policy = (enum sched_policy)sched;
+	return 0;
+}
+
+static int parse_label(struct daemon_args *d, const char *kv, char *err, size_t errlen)
+{
+	const char *eq = strchr(kv, '=');
+	char key[MV_NAME_MAX + 2];
+	if (!eq || eq == kv || (size_t)(eq - kv) > MV_NAME_MAX) {
+		snprintf(err, errlen, "give KEY=VALUE");
+		return -1;
+	}
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	if (!name_valid(key) || !label_value_valid(eq + 1)) {
+		snprintf(err, errlen, "key [A-Za-z0-9._-]{1,63}, value printable up to 255");
+		return -1;
+	}
+	json_object_set_new(d->labels, key, json_string(eq + 1));
+	return 0;
+}
+
+static int parse_exec_allow(struct daemon_args *d, const char *list, char *err, size_t errlen)
+{
+	exec_allow_free(&d->exec_allow);
+	if (exec_allow_parse(&d->exec_allow, list, err, errlen) < 0)
+		return -1;
+	for (size_t i = 0; i < d->exec_allow.n; i++)
+		if (access(d->exec_allow.paths[i], X_OK) != 0)
+			fprintf(stderr, "microvim: warning: --exec-allow %s: %s\n", d->exec_allow.paths[i], strerror(errno));
+	return 0;
+}
+
+static int parse_bridge(struct daemon_args *d, const char *v, char *err, size_t errlen)
+{
+	if (d->n_bridges == 16 || strlen(v) > MV_BRIDGE_MAX || !name_valid(v)) {
+		snprintf(err, errlen, "give an interface name of 1-%d characters [A-Za-z0-9._-] (at most 16 bridges)",
+		         MV_BRIDGE_MAX);
+		return -1;
+	}
+	d->bridges[d->n_bridges++] = v;
+	return 0;
+}
+
+static int parse_image_cache(struct daemon_args *d, const char *v, char *err, size_t errlen)
+{
+	if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) {
+		snprintf(err, errlen, "give on or off");
+		return -1;
+	}
+	d->node.image_cache_off = strcmp(v, "off") == 0;
+	return 0;
+}
+
+static int parse_user(struct daemon_args *d, const char *v, UNUSED char *err, UNUSED size_t errlen)
+{
+	d->user = v;
+	return 0;
+}
+
+#define MAX_INFLIGHT_MAX 10000000 /* ~20 GiB of instance records: far past any real need */
+#define STR(x) #x
+#define XSTR(x) STR(x)
+
+static const struct daemon_option options[] = {
+	/* both */
+	{"data-dir", FOR_BOTH, OT_STRING, CORE(data_dir), NODE(data_dir), 0, 0, NULL, "DIR",
+	 "core /var/lib/microvim/core, node /var/lib/microvim/node, dev a new temporary dir removed at exit",
+	 "the daemon's state: the core's store and image blobs, the node's id and image cache", NULL},
+	{"token-file", FOR_BOTH, OT_STRING, CORE(token_file), NODE(token_file), 0, 0, NULL, "FILE", NULL,
+	 "core: require 'Authorization: Bearer TOKEN' on every request; node: the core's token", NULL},
+	/* core */
+	{"listen", FOR_CORE, OT_STRING, CORE(listen), 0, 0, 0, NULL, "HOST:PORT", "127.0.0.1:4650",
+	 "where the core listens; a non-loopback address needs --token-file", NULL},
+	{"cpu-ratio", FOR_CORE, OT_NUMBER, CORE(cpu_ratio), 0, 0.01, 1000, NULL, "R", "16",
+	 "vCPUs offered per node CPU (as Nova's cpu_allocation_ratio)", "give a number, 0.01-1000"},
+	{"schedule", FOR_CORE, OT_PARSE, NO_OFF, 0, 0, 0, parse_schedule, "binpack|spread", "binpack",
+	 "placement: the fullest node that fits, or the emptiest", NULL},
+	{"heartbeat-timeout", FOR_CORE, OT_INT, CORE(heartbeat_timeout_s), 0, 1, 3600, NULL, "S", "15",
+	 "a node silent this long is down", "give seconds, 1-3600"},
+	{"user", FOR_CORE | NOT_DEV, OT_PARSE, NO_OFF, 0, 0, 0, parse_user, "NAME", NULL,
+	 "run as this user (the core needs no root; it gets the data dir)", NULL},
+	{"max-rate", FOR_CORE, OT_NUMBER, CORE(max_rate), 0, 0, 1e9, NULL, "N", "10000",
+	 "requests/s per client address, bursts of 2N (0: off)", "give a number of requests/s, 0-1e9"},
+	{"max-inflight", FOR_CORE, OT_WHOLE64, CORE(max_inflight), 0, 0, MAX_INFLIGHT_MAX, NULL, "N",
+	 XSTR(CORE_MAX_INFLIGHT_DEFAULT),
+	 "instances pending, scheduled or starting at once; past it a create gets 503 saturated (0: no limit)",
+	 "give a whole number of instances, 0-" XSTR(MAX_INFLIGHT_MAX) " (0: no limit; default "
+	 XSTR(CORE_MAX_INFLIGHT_DEFAULT) ")"},
+	{"max-conns-per-addr", FOR_CORE, OT_WHOLE, CORE(max_conns_per_addr), 0, 0, 1000000, NULL, "N", "512",
+	 "open connections per client address; past it 429 (0: off)",
+	 "give a whole number of connections, 0-1000000 (0: no limit)"},
+	{"read-timeout", FOR_CORE, OT_WHOLE, CORE(read_timeout_s), 0, 1, 3600, NULL, "S", "60",
+	 "a request must arrive whole within S s of its first byte", "give whole seconds, 1-3600"},
+	/* node */
+	{"core", FOR_NODE | NOT_DEV, OT_STRING, NODE(core_url), 0, 0, 0, NULL, "URL", "http://127.0.0.1:4650",
+	 "the core", NULL},
+	{"run-dir", FOR_NODE, OT_STRING, NODE(run_dir), 0, 0, 0, NULL, "DIR", "/run/microvim/NODE-ID on tmpfs",
+	 "instance dirs, logs and records; dev removes it at exit", NULL},
+	{"name", FOR_NODE, OT_STRING, NODE(name), 0, 0, 0, NULL, "NAME", "the host name; dev: dev", "node name", NULL},
+	{"label", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_label, "K=V", NULL,
+	 "a label for placement (repeatable)", NULL},
+	{"exec-allow", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_exec_allow, "PATH[,PATH]", "none: exec is off",
+	 "executables the exec driver may run", NULL},
+	{"stop-grace", FOR_NODE, OT_NUMBER, NODE(stop_grace_s), 0, 0, 3600, NULL, "S", "5",
+	 "seconds between the gentle stop and the forced one", "give seconds, 0-3600"},
+	{"stop-instances-on-exit", FOR_NODE, OT_FLAG, NODE(stop_instances_on_exit), 0, 0, 0, NULL, NULL,
+	 "off: they keep running; dev: on", "stop every instance when the node exits", NULL},
+	{"bridge", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_bridge, "NAME", NULL,
+	 "create this bridge at start if missing (repeatable); instances with network.bridge are placed only on "
+	 "nodes that have it", NULL},
+	{"image-cache", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_image_cache, "on|off", "on",
+	 "off: fetch the image for every instance (the paper's stock drivers)", NULL},
+	{"notify-batch-ms", FOR_NODE, OT_INT, NODE(notify_batch_ms), 0, 0, 60000, NULL, "N", "0: at once",
+	 "gather status reports for N ms (stock Nomad)", "give milliseconds, 0-60000"},
+	{"qemu", FOR_NODE, OT_STRING, NODE(qemu_binary), 0, 0, 0, NULL, "PATH", "qemu-system-x86_64",
+	 "the QEMU binary", NULL},
+	{"libvirt-uri", FOR_NODE, OT_STRING, NODE(libvirt_uri), 0, 0, 0, NULL, "URI", "qemu:///system",
+	 "libvirt's URI; xen:///system on a Xen host", NULL},
+	{"xl", FOR_NODE, OT_STRING, NODE(xl_binary), 0, 0, 0, NULL, "PATH", "xl", "the Xen toolstack", NULL},
+	/* all */
+	{"verbose", FOR_BOTH, OT_FLAG, NO_OFF, 0, 0, 0, NULL, NULL, NULL, "debug logs (-v)", NULL},
+};
+
+#define N_OPTIONS (sizeof options / sizeof options[0])
+
+static bool daemon_takes(const char *cmd, const struct daemon_option *o)
+{
+	if (strcmp(cmd, "dev") == 0)
+		return !(o->owner & NOT_DEV);
+	return o->owner & (strcmp(cmd, "core") == 0 ? FOR_CORE : FOR_NODE);
+}
+
+#define HELP_INDENT 27 /* where the help text starts */
+#define HELP_WIDTH 100
+
+/* Prints text from column `at`, word-wrapped at HELP_WIDTH, continuing at HELP_INDENT. */
+static void help_wrap(FILE *out, int at, const char *text)
+{
+	const char *p = text;
+	int col = at;
+	while (*p) {
+		int word = (int)strcspn(p, " ");
+		if (col > HELP_INDENT && col + 1 + word > HELP_WIDTH) {
+			fprintf(out, "\n%*s", HELP_INDENT, "");
+			col = HELP_INDENT;
+		} else if (col > at) {
+			fputc(' ', out);
+			col++;
+		}
+		fprintf(out, "%.*s", word, p);
+		col += word;
+		p += word;
+		p += strspn(p, " ");
+	}
+	fputc('\n', out);
+}
+
+void daemon_usage(const char *cmd, FILE *out)
+{
+	char flag[64], text[512];
+	for (size_t i = 0; i < N_OPTIONS; i++) {
+		const struct daemon_option *o = &options[i];
+		int n;
+		if (!daemon_takes(cmd, o))
+			continue;
+		snprintf(flag, sizeof flag, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+		n = fprintf(out, "  %-24s ", flag);
+		if (n > HELP_INDENT) { /* a long flag: its help on the next line */
+			fprintf(out, "\n%*s", HELP_INDENT, "");
+			n = HELP_INDENT;
+		}
+		if (snprintf(text, sizeof text, "%s%s%s%s", o->help, o->dflt ? " (default " : "", o->dflt ? o->dflt : "",
+		             o->dflt ? ")" : "") >= (int)sizeof text)
+			fatalx("the help of --%s is longer than %zu bytes", o->name, sizeof text);
+		help_wrap(out, n, text);
+	}
+	fprintf(out, "  -h, --help               this text\n\n"
+	             "Options and defaults: README.md (Quick start, Multi-host, Limits); the API: docs/API.md;\n"
+	             "how core and node fit together: docs/architecture.md.\n");
+}
+
+/* An option another daemon takes is refused rather than ignored: `node --max-rate 5`
+ * would otherwise look accepted and do nothing. */
+static bool option_refused(const char *cmd, const struct daemon_option *o)
+{
+	bool dev = strcmp(cmd, "dev") == 0;
+	if (daemon_takes(cmd, o))
+		return false;
+	fprintf(stderr, "microvim %s: --%s is not an option of `microvim %s`%s (see microvim %s --help)\n", cmd, o->name,
+	        cmd, dev ? "" : (o->owner & FOR_BOTH) == FOR_CORE ? " but of `microvim core`" : " but of `microvim node`",
+	        cmd);
+	return true;
+}
+
+static int parse_number(const char *s, double min, double max, double *out)
 {
 	char *end;
 	errno = 0;
@@ -196,10 +401,8 @@ static int parse_double(const char *s, double min, double max, double *out)
 	return errno || end == s || *end || *out < min || *out > max ? -1 : 0;
 }
 
-#define MAX_INFLIGHT_MAX 10000000 /* ~20 GiB of instance records: far past any real need */
-
-/* A whole number 0..max in decimal digits only (no sign, no fraction, no spaces). */
-static int parse_count(const char *s, int64_t max, int64_t *out)
+/* A whole number min..max in decimal digits only (no sign, no fraction, no spaces). */
+static int parse_whole(const char *s, double min, double max, int64_t *out)
 {
 	char *end;
 	long long v;
@@ -207,185 +410,87 @@ static int parse_count(const char *s, int64_t max, int64_t *out)
 		return -1;
 	errno = 0;
 	v = strtoll(s, &end, 10);
-	if (errno || *end || v > max)
+	if (errno || *end || (double)v < min || (double)v > max)
 		return -1;
 	*out = v;
 	return 0;
 }
 
-static int parse_exec_allow(struct daemon_args *d, const char *list)
+/* Puts one value where its row says. 0, or -1 with what to give in err. */
+static int option_apply(struct daemon_args *d, const struct daemon_option *o, const char *v, char *err, size_t errlen)
 {
-	int n = 1;
-	char *save = NULL, *tok;
-	for (const char *p = list; *p; p++)
-		n += *p == ',';
-	free(d->exec_allow_buf);
-	free(d->exec_allow);
-	d->exec_allow_buf = strdup(list);
-	d->exec_allow = calloc((size_t)n + 1, sizeof *d->exec_allow);
-	if (!d->exec_allow_buf || !d->exec_allow)
-		fatal("alloc");
-	n = 0;
-	for (tok = strtok_r(d->exec_allow_buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (tok[0] != '/') {
-			fprintf(stderr, "microvim: --exec-allow takes absolute paths; \"%s\" is not one\n", tok);
-			return -1;
-		}
-		if (access(tok, X_OK) != 0)
-			fprintf(stderr, "microvim: warning: --exec-allow %s: %s\n", tok, strerror(errno));
-		d->exec_allow[n++] = tok;
-	}
-	return 0;
-}
+	char *base = (char *)d;
+	double num;
+	int64_t whole;
 
-static int parse_label(struct daemon_args *d, const char *kv)
-{
-	const char *eq = strchr(kv, '=');
-	char key[MV_NAME_MAX + 2];
-	if (!eq || eq == kv || (size_t)(eq - kv) > MV_NAME_MAX) {
-		fprintf(stderr, "microvim: --label takes KEY=VALUE\n");
-		return -1;
+	switch (o->type) {
+	case OT_STRING:
+		*(const char **)(base + o->off) = v;
+		if (o->off2)
+			*(const char **)(base + o->off2) = v;
+		return 0;
+	case OT_FLAG:
+		if (o->off == NO_OFF)
+			log_set_verbose(true); /* --verbose: the one flag that is not a field */
+		else
+			*(bool *)(base + o->off) = true;
+		return 0;
+	case OT_NUMBER:
+	case OT_INT:
+		if (parse_number(v, o->min, o->max, &num) < 0)
+			break;
+		if (o->type == OT_NUMBER)
+			*(double *)(base + o->off) = num;
+		else
+			*(int *)(base + o->off) = (int)num;
+		return 0;
+	case OT_WHOLE:
+	case OT_WHOLE64:
+		if (parse_whole(v, o->min, o->max, &whole) < 0)
+			break;
+		if (o->type == OT_WHOLE)
+			*(int *)(base + o->off) = (int)whole;
+		else
+			*(int64_t *)(base + o->off) = whole;
+		return 0;
+	case OT_PARSE:
+		return o->parse(d, v, err, errlen);
 	}
-	memcpy(key, kv, (size_t)(eq - kv));
-	key[eq - kv] = '\0';
-	if (!name_valid(key) || !label_value_valid(eq + 1)) {
-		fprintf(stderr, "microvim: --label %s: key [A-Za-z0-9._-]{1,63}, value printable up to 255\n", kv);
-		return -1;
-	}
-	json_object_set_new(d->labels, key, json_string(eq + 1));
-	return 0;
-}
-
-/* Which daemon an option is for. `dev` runs both and takes both, except what has no
- * meaning in one process (--core, --user: dev talks to its own core and stays as it is). */
-enum { FOR_CORE = 1, FOR_NODE = 2, FOR_BOTH = 3 };
-
-static int option_owner(int opt)
-{
-	switch (opt) {
-	case OPT_DATA_DIR: case OPT_TOKEN_FILE: case 'v':
-		return FOR_BOTH;
-	case OPT_LISTEN: case OPT_CPU_RATIO: case OPT_SCHEDULE: case OPT_HB_TIMEOUT: case OPT_USER:
-	case OPT_MAX_RATE: case OPT_MAX_INFLIGHT: case OPT_MAX_CONNS: case OPT_READ_TIMEOUT:
-		return FOR_CORE;
-	default:
-		return FOR_NODE;
-	}
-}
-
-/* An option another daemon takes is refused rather than ignored: `node --max-rate 5`
- * would otherwise look accepted and do nothing. */
-static bool option_refused(const char *cmd, int opt)
-{
-	int owner = option_owner(opt);
-	const char *name = opt >= OPT_LISTEN ? daemon_options[opt - OPT_LISTEN].name : "?";
-	bool dev = strcmp(cmd, "dev") == 0;
-
-	if (dev ? (opt == OPT_CORE || opt == OPT_USER)
-	        : !(owner & (strcmp(cmd, "core") == 0 ? FOR_CORE : FOR_NODE))) {
-		fprintf(stderr, "microvim %s: --%s is not an option of `microvim %s`%s (see microvim %s --help)\n", cmd,
-		        name, cmd, dev ? "" : owner == FOR_CORE ? " but of `microvim core`" : " but of `microvim node`",
-		        cmd);
-		return true;
-	}
-	return false;
+	snprintf(err, errlen, "%s", o->want ? o->want : "see --help");
+	return -1;
 }
 
 static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daemon_args *d)
 {
-	int opt, sched;
-	double v;
-	int64_t n;
+	struct option longopts[N_OPTIONS + 1];
+	char err[256];
+	int opt;
+
 	core_options_default(&d->core);
 	node_options_default(&d->node);
 	d->labels = json_object();
+	for (size_t i = 0; i < N_OPTIONS; i++)
+		longopts[i] = (struct option){options[i].name, options[i].arg ? required_argument : no_argument, NULL,
+		                              (int)(256 + i)};
+	longopts[N_OPTIONS] = (struct option){NULL, 0, NULL, 0};
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "v", daemon_options, NULL)) != -1) {
-		if (opt >= OPT_LISTEN && option_refused(cmd, opt))
+	while ((opt = getopt_long(argc, argv, "v", longopts, NULL)) != -1) {
+		const struct daemon_option *o;
+		if (opt == 'v') {
+			log_set_verbose(true);
+			continue;
+		}
+		if (opt < 256 || opt >= 256 + (int)N_OPTIONS) {
+			cli_usage(cmd, 1);
 			return -1;
-		switch (opt) {
-		case OPT_LISTEN: d->core.listen = optarg; break;
-		case OPT_DATA_DIR: d->core.data_dir = d->node.data_dir = optarg; break;
-		case OPT_TOKEN_FILE: d->core.token_file = d->node.token_file = optarg; break;
-		case OPT_CPU_RATIO:
-			if (parse_double(optarg, 0.01, 1000, &d->core.cpu_ratio) < 0)
-				goto bad_value;
-			break;
-		case OPT_SCHEDULE:
-			if ((sched = sched_policy_parse(optarg)) < 0)
-				goto bad_value;
-			d->core.policy = (enum sched_policy)sched;
-			break;
-		case OPT_HB_TIMEOUT:
-			if (parse_double(optarg, 1, 3600, &v) < 0)
-				goto bad_value;
-			d->core.heartbeat_timeout_s = (int)v;
-			break;
-		case OPT_CORE: d->node.core_url = optarg; break;
-		case OPT_NAME: d->node.name = optarg; break;
-		case OPT_LABEL:
-			if (parse_label(d, optarg) < 0)
-				return -1;
-			break;
-		case OPT_EXEC_ALLOW:
-			if (parse_exec_allow(d, optarg) < 0)
-				return -1;
-			break;
-		case OPT_STOP_GRACE:
-			if (parse_double(optarg, 0, 3600, &d->node.stop_grace_s) < 0)
-				goto bad_value;
-			break;
-		case OPT_STOP_ON_EXIT: d->node.stop_instances_on_exit = true; break;
-		case OPT_BRIDGE:
-			if (d->n_bridges == 16 || strlen(optarg) > MV_BRIDGE_MAX || !name_valid(optarg))
-				goto bad_value;
-			d->bridges[d->n_bridges++] = optarg;
-			break;
-		case OPT_IMAGE_CACHE:
-			if (strcmp(optarg, "on") != 0 && strcmp(optarg, "off") != 0)
-				goto bad_value;
-			d->node.image_cache_off = strcmp(optarg, "off") == 0;
-			break;
-		case OPT_NOTIFY_BATCH:
-			if (parse_double(optarg, 0, 60000, &v) < 0)
-				goto bad_value;
-			d->node.notify_batch_ms = (int)v;
-			break;
-		case OPT_QEMU: d->node.qemu_binary = optarg; break;
-		case OPT_LIBVIRT_URI: d->node.libvirt_uri = optarg; break;
-		case OPT_XL: d->node.xl_binary = optarg; break;
-		case OPT_RUN_DIR: d->node.run_dir = optarg; break;
-		case OPT_USER: d->user = optarg; break;
-		case OPT_MAX_RATE:
-			if (parse_double(optarg, 0, 1e9, &d->core.max_rate) < 0)
-				goto bad_value;
-			break;
-		case OPT_MAX_INFLIGHT:
-			if (parse_count(optarg, MAX_INFLIGHT_MAX, &d->core.max_inflight) < 0) {
-				fprintf(stderr, "microvim %s: --max-inflight \"%s\": give a whole number of instances, "
-				        "0-%d (0: no limit; default %d)\n", cmd, optarg, MAX_INFLIGHT_MAX,
-				        CORE_MAX_INFLIGHT_DEFAULT);
-				return -1;
-			}
-			break;
-		case OPT_MAX_CONNS:
-			if (parse_count(optarg, 1000000, &n) < 0) {
-				fprintf(stderr, "microvim %s: --max-conns-per-addr \"%s\": give a whole number of "
-				        "connections, 0-1000000 (0: no limit)\n", cmd, optarg);
-				return -1;
-			}
-			d->core.max_conns_per_addr = (int)n;
-			break;
-		case OPT_READ_TIMEOUT:
-			if (parse_count(optarg, 3600, &n) < 0 || n == 0) {
-				fprintf(stderr, "microvim %s: --read-timeout \"%s\": give whole seconds, 1-3600\n", cmd,
-				        optarg);
-				return -1;
-			}
-			d->core.read_timeout_s = (int)n;
-			break;
-		case 'v': log_set_verbose(true); break;
-		default: cli_usage(cmd, 1); return -1;
+		}
+		o = &options[opt - 256];
+		if (option_refused(cmd, o))
+			return -1;
+		err[0] = '\0';
+		if (option_apply(d, o, optarg, err, sizeof err) < 0) {
+			fprintf(stderr, "microvim %s: --%s \"%s\": %s\n", cmd, o->name, optarg, err);
+			return -1;
 		}
 	}
 	if (optind < argc) {
@@ -394,18 +499,13 @@ static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daem
 	}
 	d->node.labels = d->labels;
 	d->node.bridges = d->bridges;
-	d->node.exec_allow = (const char *const *)d->exec_allow;
+	d->node.exec_allow = &d->exec_allow;
 	return 0;
-bad_value:
-	fprintf(stderr, "microvim %s: invalid value \"%s\" for --%s\n", cmd, optarg,
-	        daemon_options[opt - OPT_LISTEN].name);
-	return -1;
 }
 
 static void daemon_args_free(struct daemon_args *d)
 {
-	free(d->exec_allow_buf);
-	free(d->exec_allow);
+	exec_allow_free(&d->exec_allow);
 	json_decref(d->labels);
 }
 

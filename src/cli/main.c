@@ -9,48 +9,11 @@
 
 static const struct command commands[] = {
 	{"dev", cmd_dev, "run a core and one node in one process (throw-away state): demos, tests",
-	 "  --listen HOST:PORT       where the core listens (default 127.0.0.1:4650)\n"
-	 "  --data-dir DIR           keep state here (default: a new temporary dir, removed at exit)\n"
-	 "  --run-dir DIR            instance dirs and logs (default /run/microvim/NODE-ID; removed at exit)\n"
-	 "  --exec-allow PATH[,PATH] executables the exec driver may run (default: none)\n"
-	 "  --cpu-ratio R            vCPUs offered per host CPU (default 16)\n"
-	 "  --max-inflight N, --max-conns-per-addr N, --read-timeout S   as for `microvim core`\n"
-	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"
-	 "  --bridge NAME, --image-cache on|off, --notify-batch-ms N, --qemu PATH,\n"
-	 "  --libvirt-uri URI, --xl PATH   as for `microvim node`\n"
-	 "  -v, --verbose            debug logs\n"},
+	 NULL}, /* from the options table: daemon_usage() */
 	{"core", cmd_core, "run the VIM core: REST API, store, scheduler",
-	 "  --listen HOST:PORT       default 127.0.0.1:4650; a non-loopback address needs --token-file\n"
-	 "  --data-dir DIR           the store (default /var/lib/microvim/core)\n"
-	 "  --token-file FILE        require 'Authorization: Bearer TOKEN' on every request\n"
-	 "  --cpu-ratio R            vCPUs offered per node CPU (default 16, as Nova's cpu_allocation_ratio)\n"
-	 "  --schedule binpack|spread  placement policy (default binpack)\n"
-	 "  --heartbeat-timeout S    a node silent this long is down (default 15)\n"
-	 "  --user NAME              run as this user (the core needs no root; it gets the data dir)\n"
-	 "  --max-rate N             requests/s per client address, bursts of 2N (default 10000; 0: off)\n"
-	 "  --max-inflight N         instances pending, scheduled or starting at once; past it a create\n"
-	 "                           gets 503 saturated with Retry-After (default 4096; 0: no limit)\n"
-	 "  --max-conns-per-addr N   open connections per client address; past it 429 (default 512; 0: off)\n"
-	 "  --read-timeout S         a request must arrive whole within S s of its first byte (default 60)\n"
-	 "  -v, --verbose            debug logs\n"},
+	 NULL}, /* from the options table: daemon_usage() */
 	{"node", cmd_node, "run the agent of one compute host",
-	 "  --core URL               the core (default http://127.0.0.1:4650)\n"
-	 "  --data-dir DIR           node id and image cache (default /var/lib/microvim/node)\n"
-	 "  --run-dir DIR            instance dirs, logs, records (default: /run/microvim/NODE-ID on tmpfs)\n"
-	 "  --name NAME              node name (default: host name)\n"
-	 "  --label K=V              a label for placement (repeatable)\n"
-	 "  --exec-allow PATH[,PATH] executables the exec driver may run; exec is off without it\n"
-	 "  --token-file FILE        the core's token\n"
-	 "  --stop-grace S           seconds between SIGTERM and SIGKILL (default 5)\n"
-	 "  --stop-instances-on-exit stop every instance when the node exits (default: leave them running)\n"
-	 "  --bridge NAME            create this bridge at start if missing (repeatable); instances with\n"
-	 "                           network.bridge are placed only on nodes that have that bridge\n"
-	 "  --image-cache on|off     off: fetch the image for every instance (the paper's stock drivers)\n"
-	 "  --notify-batch-ms N      gather status reports for N ms (stock Nomad); default 0: at once\n"
-	 "  --qemu PATH              the QEMU binary (default qemu-system-x86_64)\n"
-	 "  --libvirt-uri URI        default qemu:///system; xen:///system on a Xen host\n"
-	 "  --xl PATH                the Xen toolstack (default xl)\n"
-	 "  -v, --verbose            debug logs\n"},
+	 NULL}, /* from the options table: daemon_usage() */
 	{"run", cmd_run, "create an instance, wait until it runs, print its phase breakdown",
 	 "  microvim run [OPTIONS] -- COMMAND [ARG...]     (exec driver)\n"
 	 "  microvim run [OPTIONS] --driver qemu --image NAME\n"
@@ -90,11 +53,16 @@ static const struct command commands[] = {
 	 "  --timeout S              the core's wait for running (default 30)\n"
 	 "  --out FILE               one record per instance: .jsonl or .csv\n"
 	 "  --seed N                 seed of the poisson schedule\n"
-	 "  -q, --quiet              no progress bar (there is none when stderr is not a terminal)\n"},
+	 "  -q, --quiet              no progress bar (there is none when stderr is not a terminal)\n"
+	 "  --api A                  microvim (default) or openstack: Nova's API, credentials as the\n"
+	 "                           openstack CLI takes them (OS_* variables or --os-cloud)\n"
+	 "  --os-cloud NAME          openstack: a cloud of clouds.yaml (default $OS_CLOUD)\n"
+	 "  --flavor F, --network N  openstack: flavor name or id; network none (default), auto, name or id\n"
+	 "  --poll-ms MS             openstack: how often to GET the server until ACTIVE (default 10)\n"},
 	{"spawn-baseline", spawnbase_main, "the bare ceiling: posix_spawn a binary N times, C at a time",
 	 "  microvim spawn-baseline [--count N] [--concurrency C] [--out FILE.jsonl|.csv] -- /ABS/PATH [ARG...]\n"
 	 "  --reap end|each          kill and reap the children after the last spawn (default) or each at once\n"},
-	{"analyze", analyze_main, "VIM message analyzer: instantiations in a capture of the core's port, timed on the wire",
+	{"analyze", analyze_main, "VIM message analyzer: instantiations in a capture (microvim's core, or Nova), timed on the wire",
 	 "  microvim analyze FILE.pcap [--port P] [--out FILE.jsonl|.csv]\n"
 	 "  microvim analyze --iface IFACE [--port P] [--duration S] [--write FILE.pcap] [--out FILE]\n"
 	 "  --port P                 the core's TCP port (default 4650)\n"
@@ -103,7 +71,13 @@ static const struct command commands[] = {
 	 "  --write FILE.pcap        keep the live capture\n"
 	 "  --out FILE               one record per instance (.jsonl or .csv): push's fields and the\n"
 	 "                           wire phases core_ms, node_ms, notify_ms (docs/tools.md)\n"
-	 "  -q, --quiet              no summary\n"},
+	 "  -q, --quiet              no summary\n"
+	 "  --vim nova               OpenStack Nova's controller instead: HTTP to nova-api, Keystone,\n"
+	 "                           Glance, Placement, Neutron and AMQP to RabbitMQ; the paper's Fig. 6a\n"
+	 "                           phases per server (docs/tools.md)\n"
+	 "  --ports LIST             nova: SERVICE=PORT,... (default nova=8774,keystone=5000,glance=9292,\n"
+	 "                           placement=8778,neutron=9696,amqp=5672)\n"
+	 "  --events                 nova: each server's messages in time order\n"},
 	{"report", report_main, "plot push/analyze records with gnuplot: phases (Fig. 6), latency vs rate, CDF",
 	 "  microvim report FILE... -o OUT.svg|OUT.png [--kind phases|latency|cdf] [--label NAME ...]\n"
 	 "  -o, --output OUT         the plot: .svg or .png\n"
@@ -143,9 +117,12 @@ void cli_usage(const char *name, int to_stderr)
 			is_client = false;
 		if (strcmp(c->name, name) != 0)
 			continue;
-		fprintf(out, "usage: microvim %s [OPTIONS]\n%s.\n\n%s%s", c->name, c->summary, c->usage,
+		fprintf(out, "usage: microvim %s [OPTIONS]\n%s.\n\n%s%s", c->name, c->summary, c->usage ? c->usage : "",
 		        is_client ? client_options : "");
-		fprintf(out, "  -h, --help               this text\n");
+		if (!c->usage)
+			daemon_usage(c->name, out); /* ends with -h and where the docs are */
+		else
+			fprintf(out, "  -h, --help               this text\n");
 		return;
 	}
 }

@@ -1,6 +1,8 @@
 #include "common/model.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -75,9 +77,9 @@ void id_generate(char out[MV_ID_LEN + 1])
 		snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
-/* ---- driver config shapes ---------------------------------------------------------- */
+/* ---- field checks ------------------------------------------------------------------ */
 
-static int check_string(const json_t *v, const char *field, size_t max, struct mv_error *err)
+int mv_check_string(const json_t *v, const char *field, size_t max, struct mv_error *err)
 {
 	if (!json_is_string(v))
 		return mv_fail(err, 400, "invalid_type", "%s must be a string", field);
@@ -87,8 +89,7 @@ static int check_string(const json_t *v, const char *field, size_t max, struct m
 	return 0;
 }
 
-static int check_only_fields(const json_t *obj, const char *where, const char *const *allowed,
-                             struct mv_error *err)
+int mv_check_fields(const json_t *obj, const char *where, const char *const *allowed, struct mv_error *err)
 {
 	const char *key;
 	json_t *v;
@@ -97,106 +98,31 @@ static int check_only_fields(const json_t *obj, const char *where, const char *c
 		for (int i = 0; allowed[i]; i++)
 			ok = ok || strcmp(key, allowed[i]) == 0;
 		if (!ok)
-			return mv_fail(err, 400, "unknown_field", "unknown field %s%s", where, key);
+			return mv_fail(err, 400, "unknown_field", "unknown field %s%.64s", where, key);
 	}
 	return 0;
 }
 
-/* exec: {"command": "/abs/path", "args": ["..."], "env": {"K": "V"}} */
-static int exec_config_check(const json_t *cfg, struct mv_error *err)
+int mv_check_choice(const json_t *v, const char *field, const char *const *choices, const char **out,
+                    struct mv_error *err)
 {
-	static const char *const fields[] = {"command", "args", "env", NULL};
-	const json_t *cmd, *args, *env;
-	if (!cfg)
-		return mv_fail(err, 400, "missing_field",
-		               "driver exec needs config: {\"command\": \"/absolute/path\", \"args\": [...]}");
-	if (!json_is_object(cfg))
-		return mv_fail(err, 400, "invalid_type",
-		               "config must be an object {\"command\": \"/absolute/path\", \"args\": [...]}");
-	if (check_only_fields(cfg, "config.", fields, err) < 0)
-		return -1;
-	cmd = json_object_get(cfg, "command");
-	if (!cmd)
-		return mv_fail(err, 400, "missing_field", "config.command is required (an absolute path)");
-	if (check_string(cmd, "config.command", MV_STRING_MAX, err) < 0)
-		return -1;
-	if (json_string_value(cmd)[0] != '/')
-		return mv_fail(err, 400, "invalid_value",
-		               "config.command must be an absolute path (no shell, no PATH lookup)");
-	args = json_object_get(cfg, "args");
-	if (args) {
-		size_t i;
-		json_t *a;
-		if (!json_is_array(args))
-			return mv_fail(err, 400, "invalid_type", "config.args must be an array of strings");
-		if (json_array_size(args) > MV_ARGS_MAX)
-			return mv_fail(err, 400, "invalid_value", "config.args has more than %d entries",
-			               MV_ARGS_MAX);
-		json_array_foreach(args, i, a) {
-			if (check_string(a, "config.args[]", MV_STRING_MAX, err) < 0)
-				return -1;
+	char list[256] = "";
+	size_t used = 0;
+	for (int i = 0; choices[i]; i++) {
+		if (json_is_string(v) && strcmp(json_string_value(v), choices[i]) == 0) {
+			*out = choices[i];
+			return 0;
 		}
+		int n = snprintf(list + used, sizeof list - used, "%s\"%s\"", i == 0 ? "" : choices[i + 1] ? ", " : " or ",
+		                 choices[i]);
+		if (n < 0 || (size_t)n >= sizeof list - used)
+			fatalx("mv_check_choice: too many choices for %s", field);
+		used += (size_t)n;
 	}
-	env = json_object_get(cfg, "env");
-	if (env) {
-		const char *k;
-		json_t *v;
-		if (!json_is_object(env))
-			return mv_fail(err, 400, "invalid_type", "config.env must be an object of strings");
-		if (json_object_size(env) > MV_ENV_MAX)
-			return mv_fail(err, 400, "invalid_value", "config.env has more than %d entries",
-			               MV_ENV_MAX);
-		json_object_foreach((json_t *)env, k, v) {
-			if (k[0] == '\0' || strchr(k, '=') || strlen(k) > 255)
-				return mv_fail(err, 400, "invalid_value",
-				               "config.env key \"%.64s\" must be 1-255 bytes without '='", k);
-			if (check_string(v, "config.env value", MV_STRING_MAX, err) < 0)
-				return -1;
-		}
-	}
-	return 0;
+	return mv_fail(err, 400, "invalid_value", "%s must be %s", field, list);
 }
 
-/* A VM driver boots a registered image; its config is optional and driver-specific. */
-static int vm_config_check(const json_t *cfg, struct mv_error *err)
-{
-	if (cfg && !json_is_object(cfg))
-		return mv_fail(err, 400, "invalid_type", "config must be an object");
-	return 0;
-}
-
-struct driver_shape {
-	const char *name;
-	bool needs_image;
-	int (*config_check)(const json_t *cfg, struct mv_error *err);
-};
-
-static const struct driver_shape driver_shapes[] = {
-	{.name = "exec", .needs_image = false, .config_check = exec_config_check},
-	{.name = "qemu", .needs_image = true, .config_check = vm_config_check},
-	{.name = "libvirt", .needs_image = true, .config_check = vm_config_check},
-	{.name = "xen", .needs_image = true, .config_check = vm_config_check},
-};
-
-static const struct driver_shape *driver_shape(const char *name)
-{
-	for (size_t i = 0; i < sizeof driver_shapes / sizeof driver_shapes[0]; i++)
-		if (strcmp(driver_shapes[i].name, name) == 0)
-			return &driver_shapes[i];
-	return NULL;
-}
-
-bool driver_name_known(const char *name) { return driver_shape(name) != NULL; }
-
-const char *const driver_names[] = {"exec", "qemu", "libvirt", "xen", NULL};
-
-int driver_index(const char *name)
-{
-	const struct driver_shape *s = driver_shape(name);
-	return s ? (int)(s - driver_shapes) : -1;
-}
-
-/* ---- the create body ---------------------------------------------------------------- */
+/* ---- the spec ------------------------------------------------------------------------- */
 
 static int parse_resources(struct inst_spec *s, const json_t *res, struct mv_error *err)
 {
@@ -204,7 +130,7 @@ static int parse_resources(struct inst_spec *s, const json_t *res, struct mv_err
 	json_t *v;
 	if (!json_is_object(res))
 		return mv_fail(err, 400, "invalid_type", "resources must be an object {\"vcpus\", \"memory_mb\"}");
-	if (check_only_fields(res, "resources.", fields, err) < 0)
+	if (mv_check_fields(res, "resources.", fields, err) < 0)
 		return -1;
 	if ((v = json_object_get(res, "vcpus"))) {
 		double d;
@@ -234,7 +160,7 @@ static int parse_network(struct inst_spec *s, const json_t *net, struct mv_error
 	json_t *br;
 	if (!json_is_object(net))
 		return mv_fail(err, 400, "invalid_type", "network must be an object {\"bridge\": NAME}");
-	if (check_only_fields(net, "network.", fields, err) < 0)
+	if (mv_check_fields(net, "network.", fields, err) < 0)
 		return -1;
 	br = json_object_get(net, "bridge");
 	if (!br)
@@ -249,7 +175,7 @@ static int parse_network(struct inst_spec *s, const json_t *net, struct mv_error
 	return 0;
 }
 
-static int parse_labels(struct inst_spec *s, const json_t *labels, struct mv_error *err)
+int labels_check(const json_t *labels, struct mv_error *err)
 {
 	const char *k;
 	json_t *v;
@@ -266,6 +192,13 @@ static int parse_labels(struct inst_spec *s, const json_t *labels, struct mv_err
 			               "label %s must be a string of printable ASCII up to %d bytes", k,
 			               MV_LABEL_VALUE_MAX);
 	}
+	return 0;
+}
+
+static int parse_labels(struct inst_spec *s, const json_t *labels, struct mv_error *err)
+{
+	if (labels_check(labels, err) < 0)
+		return -1;
 	s->labels = json_deep_copy(labels);
 	return 0;
 }
@@ -277,7 +210,7 @@ static int parse_ready(struct inst_spec *s, const json_t *ready, struct mv_error
 	const json_t *pat;
 	if (!json_is_object(ready))
 		return mv_fail(err, 400, "invalid_type", "ready must be an object {\"serial\": \"MARKER\"}");
-	if (check_only_fields(ready, "ready.", fields, err) < 0)
+	if (mv_check_fields(ready, "ready.", fields, err) < 0)
 		return -1;
 	pat = json_object_get(ready, "serial");
 	if (!pat)
@@ -286,8 +219,6 @@ static int parse_ready(struct inst_spec *s, const json_t *ready, struct mv_error
 	    !label_value_valid(json_string_value(pat)))
 		return mv_fail(err, 400, "invalid_value", "ready.serial must be 1-%d printable ASCII characters",
 		               MV_READY_PATTERN_MAX);
-	if (strcmp(s->driver, "exec") == 0)
-		return mv_fail(err, 400, "invalid_field", "ready.serial needs a VM driver (a guest with a serial port)");
 	snprintf(s->ready_serial, sizeof s->ready_serial, "%s", json_string_value(pat));
 	return 0;
 }
@@ -318,50 +249,77 @@ static int parse_count(struct inst_spec *s, const json_t *count, struct mv_error
 	return 0;
 }
 
+/* The driver's name and, as types only, image and config: which of them a driver needs
+ * and what its config holds is the driver table's to check. */
 static int parse_driver(struct inst_spec *s, const json_t *body, struct mv_error *err)
 {
 	const json_t *drv = json_object_get(body, "driver");
 	const json_t *image = json_object_get(body, "image");
 	const json_t *cfg = json_object_get(body, "config");
-	const struct driver_shape *shape;
 
 	if (!drv)
-		return mv_fail(err, 400, "missing_field", "driver is required (exec, qemu, libvirt or xen)");
+		return mv_fail(err, 400, "missing_field", "driver is required (a driver's name: GET /v1/nodes shows what each node offers)");
 	if (!json_is_string(drv))
 		return mv_fail(err, 400, "invalid_type", "driver must be a string");
-	shape = driver_shape(json_string_value(drv));
-	if (!shape)
+	if (json_string_length(drv) > MV_DRIVER_NAME_MAX || !name_valid(json_string_value(drv)))
 		return mv_fail(err, 400, "invalid_value",
-		               "driver \"%.32s\" is not known; use exec, qemu, libvirt or xen",
+		               "driver \"%.32s\" is not a driver's name (GET /v1/nodes shows what each node offers)",
 		               json_string_value(drv));
-	snprintf(s->driver, sizeof s->driver, "%s", shape->name);
-
-	if (shape->needs_image) {
-		if (!image)
-			return mv_fail(err, 400, "missing_field", "driver %s needs image (a registered image name)",
-			               shape->name);
+	snprintf(s->driver, sizeof s->driver, "%s", json_string_value(drv));
+	if (image) {
 		if (!json_is_string(image))
 			return mv_fail(err, 400, "invalid_type", "image must be a string");
 		if (!name_valid(json_string_value(image)))
 			return mv_fail(err, 400, "invalid_value", "image must be a name of 1-%d characters [A-Za-z0-9._-]",
 			               MV_NAME_MAX);
 		snprintf(s->image, sizeof s->image, "%s", json_string_value(image));
-	} else if (image) {
-		return mv_fail(err, 400, "invalid_field", "driver %s takes config, not image", shape->name);
 	}
-	if (shape->config_check(cfg, err) < 0)
-		return -1;
+	if (cfg && !json_is_object(cfg))
+		return mv_fail(err, 400, "invalid_type", "config must be an object");
 	if (cfg)
 		s->config = json_deep_copy(cfg);
-	if (strcmp(shape->name, "exec") == 0)
-		s->executable = json_string_value(json_object_get(s->config, "command"));
 	return 0;
 }
 
-int spec_parse(struct inst_spec *s, const json_t *body, struct mv_error *err)
+/* boot (stored form): {"kernel": DIGEST, "initrd": DIGEST, "cmdline": STR}. */
+static int parse_boot(struct inst_spec *s, const json_t *boot, struct mv_error *err)
 {
-	static const char *const fields[] = {"name", "driver", "image", "config", "resources",
-	                                     "network", "count", "labels", "ready", "restart", NULL};
+	static const char *const fields[] = {"kernel", "initrd", "cmdline", NULL};
+	const json_t *k = json_object_get(boot, "kernel"), *i = json_object_get(boot, "initrd");
+	const json_t *c = json_object_get(boot, "cmdline");
+	if (!json_is_object(boot))
+		return mv_fail(err, 400, "invalid_type", "boot must be an object {\"kernel\", \"initrd\", \"cmdline\"}");
+	if (mv_check_fields(boot, "boot.", fields, err) < 0)
+		return -1;
+	if (!json_is_string(k) || !digest_valid(json_string_value(k)))
+		return mv_fail(err, 400, "invalid_value", "boot.kernel must be a digest sha256:<64 hex>");
+	if (i && (!json_is_string(i) || !digest_valid(json_string_value(i))))
+		return mv_fail(err, 400, "invalid_value", "boot.initrd must be a digest sha256:<64 hex>");
+	if (c && mv_check_string(c, "boot.cmdline", MV_STRING_MAX, err) < 0)
+		return -1;
+	snprintf(s->boot.kernel, sizeof s->boot.kernel, "%s", json_string_value(k));
+	snprintf(s->boot.initrd, sizeof s->boot.initrd, "%s", i ? json_string_value(i) : "");
+	if (c && !(s->boot.cmdline = strdup(json_string_value(c))))
+		fatal("strdup");
+	s->has_boot = true;
+	return 0;
+}
+
+static int parse_restart(struct inst_spec *s, const json_t *v, struct mv_error *err)
+{
+	if (!json_is_string(v) ||
+	    (strcmp(json_string_value(v), "never") != 0 && strcmp(json_string_value(v), "on-lost") != 0))
+		return mv_fail(err, 400, "invalid_value", "restart must be \"never\" (default) or \"on-lost\"");
+	s->restart_on_lost = strcmp(json_string_value(v), "on-lost") == 0;
+	return 0;
+}
+
+int spec_decode(struct inst_spec *s, const json_t *body, enum spec_form form, struct mv_error *err)
+{
+	static const char *const request_fields[] = {"name", "driver", "image", "config", "resources", "network",
+	                                             "count", "labels", "ready", "restart", NULL};
+	static const char *const stored_fields[] = {"name", "driver", "image", "boot", "config", "resources",
+	                                            "network", "labels", "ready", "restart", NULL};
 	const json_t *v;
 
 	memset(s, 0, sizeof *s);
@@ -370,9 +328,11 @@ int spec_parse(struct inst_spec *s, const json_t *body, struct mv_error *err)
 	s->count = 1;
 	if (!json_is_object(body))
 		return mv_fail(err, 400, "invalid_type", "the body must be a JSON object");
-	if (check_only_fields(body, "", fields, err) < 0 ||
-	    parse_name(s, json_object_get(body, "name"), err) < 0 ||
-	    parse_driver(s, body, err) < 0 || parse_count(s, json_object_get(body, "count"), err) < 0)
+	if (mv_check_fields(body, "", form == SPEC_REQUEST ? request_fields : stored_fields, err) < 0 ||
+	    parse_name(s, json_object_get(body, "name"), err) < 0 || parse_driver(s, body, err) < 0 ||
+	    (form == SPEC_REQUEST && parse_count(s, json_object_get(body, "count"), err) < 0))
+		goto fail;
+	if ((v = json_object_get(body, "boot")) && parse_boot(s, v, err) < 0)
 		goto fail;
 	if ((v = json_object_get(body, "resources")) && parse_resources(s, v, err) < 0)
 		goto fail;
@@ -382,18 +342,13 @@ int spec_parse(struct inst_spec *s, const json_t *body, struct mv_error *err)
 		goto fail;
 	if ((v = json_object_get(body, "ready")) && parse_ready(s, v, err) < 0)
 		goto fail;
-	if ((v = json_object_get(body, "restart"))) {
-		if (!json_is_string(v) || (strcmp(json_string_value(v), "never") != 0 &&
-		                           strcmp(json_string_value(v), "on-lost") != 0)) {
-			mv_fail(err, 400, "invalid_value", "restart must be \"never\" (default) or \"on-lost\"");
-			goto fail;
-		}
-		s->restart_on_lost = strcmp(json_string_value(v), "on-lost") == 0;
-	}
+	if ((v = json_object_get(body, "restart")) && parse_restart(s, v, err) < 0)
+		goto fail;
 	/* count > 1 appends "-N"; the longest result must still be a valid name. */
-	if (s->count > 1 && strlen(s->name) + 1 + (size_t)snprintf(NULL, 0, "%d", s->count) > MV_NAME_MAX)
-		return spec_free(s), mv_fail(err, 400, "invalid_value",
-		                             "name is too long to append \"-%d\" for count", s->count);
+	if (s->count > 1 && strlen(s->name) + 1 + (size_t)snprintf(NULL, 0, "%d", s->count) > MV_NAME_MAX) {
+		mv_fail(err, 400, "invalid_value", "name is too long to append \"-%d\" for count", s->count);
+		goto fail;
+	}
 	return 0;
 fail:
 	spec_free(s);
@@ -404,8 +359,28 @@ void spec_free(struct inst_spec *s)
 {
 	json_decref(s->config);
 	json_decref(s->labels);
+	free(s->boot.cmdline);
+	s->boot.cmdline = NULL;
 	s->config = s->labels = NULL;
 	s->executable = NULL;
+}
+
+void spec_copy(struct inst_spec *dst, const struct inst_spec *src)
+{
+	/* config and labels are immutable once parsed: shared, not copied (count instances
+	 * of one request hold one config), and the executable keeps pointing into it */
+	*dst = *src;
+	json_incref(dst->config);
+	json_incref(dst->labels);
+	if (src->boot.cmdline && !(dst->boot.cmdline = strdup(src->boot.cmdline)))
+		fatal("strdup");
+}
+
+void spec_instance_name(const struct inst_spec *s, int i, char *out, size_t len)
+{
+	int n = s->count == 1 ? snprintf(out, len, "%s", s->name) : snprintf(out, len, "%s-%d", s->name, i + 1);
+	if (n < 0 || (size_t)n >= len)
+		fatalx("instance name overflow: %s", s->name);
 }
 
 json_t *spec_to_json(const struct inst_spec *s)
@@ -425,5 +400,95 @@ json_t *spec_to_json(const struct inst_spec *s)
 		json_object_set_new(j, "ready", json_pack("{s:s}", "serial", s->ready_serial));
 	if (s->restart_on_lost)
 		json_object_set_new(j, "restart", json_string("on-lost"));
+	if (s->has_boot) {
+		json_t *b = json_pack("{s:s}", "kernel", s->boot.kernel);
+		if (s->boot.initrd[0])
+			json_object_set_new(b, "initrd", json_string(s->boot.initrd));
+		if (s->boot.cmdline)
+			json_object_set_new(b, "cmdline", json_string(s->boot.cmdline));
+		json_object_set_new(j, "boot", b);
+	}
 	return j;
+}
+
+/* ---- executables a node allows ---------------------------------------------------------- */
+
+static void exec_allow_add(struct exec_allow *a, const char *path)
+{
+	char **grown = realloc(a->paths, sizeof *a->paths * (a->n + 1));
+	if (!grown || !(grown[a->n] = strdup(path)))
+		fatal("alloc");
+	a->paths = grown;
+	a->n++;
+}
+
+int exec_allow_parse(struct exec_allow *a, const char *list, char *err, size_t errlen)
+{
+	const char *p = list;
+	memset(a, 0, sizeof *a);
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		char path[MV_STRING_MAX + 1];
+		if (len == 0 || len > MV_STRING_MAX || p[0] != '/') {
+			snprintf(err, errlen, "--exec-allow takes absolute paths; \"%.*s\" is not one", (int)(len > 200 ? 200 : len),
+			         p);
+			exec_allow_free(a);
+			return -EINVAL;
+		}
+		if (a->n == MV_EXEC_ALLOW_MAX) {
+			snprintf(err, errlen, "--exec-allow takes at most %d paths", MV_EXEC_ALLOW_MAX);
+			exec_allow_free(a);
+			return -EINVAL;
+		}
+		memcpy(path, p, len);
+		path[len] = '\0';
+		exec_allow_add(a, path);
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
+int exec_allow_from_json(struct exec_allow *a, const json_t *arr)
+{
+	const json_t *v;
+	size_t i;
+	memset(a, 0, sizeof *a);
+	if (!arr)
+		return 0;
+	if (!json_is_array(arr) || json_array_size(arr) > MV_EXEC_ALLOW_MAX)
+		return -EINVAL;
+	json_array_foreach(arr, i, v) {
+		const char *p = json_string_value(v);
+		if (!p || p[0] != '/' || json_string_length(v) > MV_STRING_MAX || strlen(p) != json_string_length(v)) {
+			exec_allow_free(a);
+			return -EINVAL;
+		}
+		exec_allow_add(a, p);
+	}
+	return 0;
+}
+
+json_t *exec_allow_to_json(const struct exec_allow *a)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; a && i < a->n; i++)
+		json_array_append_new(arr, json_string(a->paths[i]));
+	return arr;
+}
+
+bool exec_allow_contains(const struct exec_allow *a, const char *path)
+{
+	for (size_t i = 0; a && path && i < a->n; i++)
+		if (strcmp(a->paths[i], path) == 0)
+			return true;
+	return false;
+}
+
+void exec_allow_free(struct exec_allow *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		free(a->paths[i]);
+	free(a->paths);
+	a->paths = NULL;
+	a->n = 0;
 }

@@ -1,5 +1,5 @@
 /* trace — the phases of an instantiation, the vocabulary shared by code, API, tools and
- * plots (DESIGN.md). All durations are microseconds on one host's monotonic clock.
+ * plots (docs/architecture.md, "Phases"). All durations are microseconds on one host's monotonic clock.
  *
  * Durations that cross hosts are never computed by subtracting two hosts' clocks: the
  * core measures the round trip from handing an assignment to the node until the node's

@@ -16,11 +16,17 @@
 
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/hmap.h"
 #include "common/http.h"
+#include "common/httpguard.h"
 #include "common/log.h"
-#include "core/internal.h"
+#include "core/api.h"
+#include "core/cluster.h"
+#include "core/events.h"
+#include "core/images.h"
 #include "core/metrics.h"
 #include "core/store.h"
+#include "core/stores.h"
 #include "core/traces.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024) /* the guard's cap (431 in JSON) */
@@ -34,6 +40,19 @@
 #define IDLE_TIMEOUT_S 30
 #define ACCEPT_PAUSE_MS 100
 #define FDS_RESERVED 32 /* descriptors the core keeps for itself besides client connections */
+
+/* The daemon: the listener and its guard, the route table, the parts it wires together. */
+struct core {
+	struct core_options opts;
+	struct event_base *base;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
+	char url[128];
+	char *token;         /* cluster token, NULL when none */
+	struct hmap rate;    /* client address -> request token bucket */
+	struct store *store;
+	struct api api;      /* what the handlers get: cluster, images, metrics, events, guard */
+};
 
 void core_options_default(struct core_options *o)
 {
@@ -55,8 +74,6 @@ void core_options_default(struct core_options *o)
 /* AUTH_PUBLIC: the dashboard's files only, which hold no data. */
 enum route_auth { AUTH_USER, AUTH_NODE, AUTH_PUBLIC };
 
-typedef void route_fn(struct core *c, struct evhttp_request *req, const char *id);
-
 struct route {
 	enum evhttp_cmd_type method;
 	const char *pattern; /* '*' matches one path segment, passed as id */
@@ -64,14 +81,7 @@ struct route {
 	route_fn *handler;
 };
 
-/* Handlers live in api.c and nodeapi.c; their prototypes are here so the table is the
- * one place that shows the whole API. */
-route_fn api_instances_create, api_instances_list, api_instance_show, api_instance_delete;
-route_fn api_nodes_list, api_node_show, api_health, api_events, api_metrics;
-route_fn nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports;
-route_fn api_blob_put, api_blob_get, api_images_create, api_images_list, api_image_show, api_image_delete;
-route_fn api_traces, ui_index, ui_asset;
-
+/* The whole API, one row per route (handlers: api.h). */
 static const struct route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/instances", AUTH_USER, api_instances_create},
 	{EVHTTP_REQ_GET, "/v1/instances", AUTH_USER, api_instances_list},
@@ -119,14 +129,14 @@ static bool route_match(const char *pattern, const char *path, char *id, size_t 
 	return *pattern == '\0' && *path == '\0';
 }
 
-bool core_authorized(struct core *c, struct evhttp_request *req)
+static bool user_authorized(struct core *c, struct evhttp_request *req)
 {
 	return !c->token || http_bearer_matches(req, c->token);
 }
 
 static bool node_authorized(struct core *c, struct evhttp_request *req, const char *id)
 {
-	struct node *n = core_node(c, id);
+	struct node *n = cluster_node(c->api.cluster, id);
 	return n && n->token[0] && http_bearer_matches(req, n->token);
 }
 
@@ -144,6 +154,8 @@ struct rate_bucket {
 	double tokens;
 	int64_t last_us;
 };
+
+static void rate_forget(struct core *c);
 
 static bool rate_allows(struct core *c, struct evhttp_request *req)
 {
@@ -179,7 +191,7 @@ static bool rate_allows(struct core *c, struct evhttp_request *req)
 	return true;
 }
 
-void rate_forget(struct core *c)
+static void rate_forget(struct core *c)
 {
 	const char *k;
 	void *v;
@@ -198,7 +210,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	char id[128];
 	struct mv_error err;
 
-	http_guard_request_arrived(c->guard, req);
+	http_guard_request_arrived(c->api.guard, req);
 	if (!rate_allows(c, req)) {
 		mv_fail(&err, 429, "rate_limited", "more than %g requests/s from this address; retry in a second",
 		        c->opts.max_rate);
@@ -214,14 +226,14 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		if (r->method != method)
 			continue;
 		if (r->auth != AUTH_PUBLIC &&
-		    (r->auth == AUTH_USER ? !core_authorized(c, req) : !node_authorized(c, req, id))) {
+		    (r->auth == AUTH_USER ? !user_authorized(c, req) : !node_authorized(c, req, id))) {
 			mv_fail(&err, 401, "unauthorized",
 			        r->auth == AUTH_USER ? "missing or wrong bearer token (Authorization: Bearer TOKEN)"
 			                             : "missing or wrong node token; register the node again");
 			http_reply_error(req, &err);
 			return;
 		}
-		r->handler(c, req, id);
+		r->handler(&c->api, req, id);
 		return;
 	}
 	if (path_known)
@@ -255,9 +267,9 @@ static void attach_guard(struct core *c)
 		.big_body_max = MV_BLOB_MAX,
 		.big_body_line = "PUT /v1/blobs/",
 		.on_reply = count_reply,
-		.on_reply_arg = c->metrics,
+		.on_reply_arg = c->api.metrics,
 	};
-	c->guard = http_guard_attach(c->base, c->http, &lim);
+	c->api.guard = http_guard_attach(c->base, c->http, &lim);
 }
 
 static int read_token(const char *path, char **out, char *err, size_t errlen)
@@ -276,21 +288,6 @@ static int read_token(const char *path, char **out, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
-}
-
-static void load_instance(void *arg, struct instance *in)
-{
-	core_instance_insert(arg, in); /* counts those still in flight (--max-inflight) */
-}
-
-static void load_node(void *arg, struct node *n)
-{
-	core_add_node(arg, n);
-}
-
-static void sweep(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
-{
-	nodes_sweep(arg);
 }
 
 static void accept_resume(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
@@ -359,40 +356,57 @@ static int bind_listener(struct core *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The cluster's hooks: the event stream, and the recent traces the dashboard reads. */
+static void on_instance_event(void *arg, const struct instance *in)
+{
+	events_publish_instance(((struct api *)arg)->events, in);
+}
+
+static void on_node_event(void *arg, const struct node *n, const char *what)
+{
+	events_publish_node(((struct api *)arg)->events, n, what);
+}
+
+static void on_instance_traced(void *arg, const struct instance *in)
+{
+	traces_record(((struct api *)arg)->traces, in->spec.driver, in->id, in->spec.name, in->node_id, &in->trace,
+	              clock_wall_us());
+}
+
+static int open_parts(struct core *c, char *err, size_t errlen)
+{
+	struct cluster_options co = {.cpu_ratio = c->opts.cpu_ratio, .policy = c->opts.policy,
+	                             .heartbeat_timeout_s = c->opts.heartbeat_timeout_s,
+	                             .max_inflight = c->opts.max_inflight};
+	struct cluster_hooks hooks = {.arg = &c->api, .node_wake = nodeapi_node_wake,
+	                              .instance_event = on_instance_event, .node_event = on_node_event,
+	                              .instance_traced = on_instance_traced};
+	int rc;
+	if ((rc = fs_mkdir_p(c->opts.data_dir, 0700)) < 0) {
+		snprintf(err, errlen, "cannot create --data-dir %s: %s", c->opts.data_dir, strerror(-rc));
+		return -1;
+	}
+	if (store_open(c->opts.data_dir, &c->store, err, errlen) < 0 ||
+	    !(c->api.images = images_open(c->store, c->opts.data_dir, err, errlen)))
+		return -1;
+	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
+		return -1;
+	return 0;
+}
+
 struct core *core_create(struct event_base *base, const struct core_options *opts, char *err, size_t errlen)
 {
 	struct core *c = calloc(1, sizeof *c);
-	char path[4096];
-	int rc;
 
 	if (!c)
 		fatal("calloc");
 	c->opts = *opts;
 	c->base = base;
-	c->started_wall_us = clock_wall_us();
-	c->metrics = metrics_new();
-	c->traces = traces_new();
-	hmap_init(&c->instances);
-	hmap_init(&c->names);
+	c->api.base = base;
+	c->api.metrics = metrics_new();
+	c->api.traces = traces_new();
 	hmap_init(&c->rate);
-	hmap_init(&c->exec_ids);
 	if (opts->token_file && read_token(opts->token_file, &c->token, err, errlen) < 0)
-		goto fail;
-	if ((rc = fs_mkdir_p(opts->data_dir, 0700)) < 0) {
-		snprintf(err, errlen, "cannot create --data-dir %s: %s", opts->data_dir, strerror(-rc));
-		goto fail;
-	}
-	if (snprintf(path, sizeof path, "%s/core.db", opts->data_dir) >= (int)sizeof path) {
-		snprintf(err, errlen, "--data-dir path too long");
-		goto fail;
-	}
-	if (store_open(path, &c->store, err, errlen) < 0)
-		goto fail;
-	if (store_load_nodes(c->store, load_node, c) < 0 || store_load_instances(c->store, load_instance, c) < 0) {
-		snprintf(err, errlen, "cannot load the store %s", path);
-		goto fail;
-	}
-	if (images_load(c, err, errlen) < 0)
 		goto fail;
 	c->http = evhttp_new(base);
 	evhttp_set_max_headers_size(c->http, EVHTTP_HEADERS_CAP);
@@ -402,13 +416,11 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(c->http, dispatch, c);
 	attach_guard(c);
-	if (bind_listener(c, err, errlen) < 0)
+	c->api.events = events_new(c->api.guard);
+	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0)
 		goto fail;
-	c->sweep_timer = event_new(base, -1, EV_PERSIST, sweep, c);
-	struct timeval one_second = clock_timeval(1.0);
-	event_add(c->sweep_timer, &one_second);
-	log_info("core listening on %s (store %s, %zu instances, %d nodes known)", c->url, path,
-	         hmap_size(&c->instances), c->n_nodes);
+	log_info("core listening on %s (store %s/core.db, %zu instances, %d nodes known)", c->url, opts->data_dir,
+	         cluster_instance_count(c->api.cluster), cluster_node_count(c->api.cluster));
 	return c;
 fail:
 	core_destroy(c);
@@ -423,45 +435,35 @@ void core_drain(struct core *c)
 		evhttp_del_accept_socket(c->http, c->bound);
 		c->bound = NULL;
 	}
-	api_finish_waiters(c);
-	events_close_all(c);
-	for (int i = 0; i < c->n_nodes; i++)
-		node_release_poll(c->nodes[i]);
+	if (c->api.cluster)
+		cluster_drain(c->api.cluster);
+	events_close_all(c->api.events);
+	if (c->api.cluster)
+		nodeapi_release_polls(&c->api);
 	log_info("draining: waiting clients answered, no new connections");
 }
 
 void core_destroy(struct core *c)
 {
-	const char *key;
-	void *v;
 	if (!c)
 		return;
-	events_close_all(c);
-	api_finish_waiters(c);
-	if (c->sweep_timer)
-		event_free(c->sweep_timer);
-
-
-	for (int i = 0; i < c->n_nodes; i++)
-		node_free(c->nodes[i]);
-	free(c->nodes);
-	free(c->sched_view);
-	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);)
-		instance_free(v);
-	hmap_free(&c->instances);
-	hmap_free(&c->names);
+	if (c->api.events)
+		events_close_all(c->api.events);
+	if (c->api.cluster) {
+		cluster_drain(c->api.cluster);
+		nodeapi_release_polls(&c->api);
+	}
+	cluster_destroy(c->api.cluster);
+	images_close(c->api.images);
 	rate_forget(c);
 	hmap_free(&c->rate);
-	for (size_t i = 0; hmap_next(&c->exec_ids, &i, &key, &v);)
-		free((char *)key);
-	hmap_free(&c->exec_ids);
-	images_free(c);
 	if (c->http)
 		evhttp_free(c->http); /* closes the connections, through the guard */
-	http_guard_free(c->guard);
+	events_free(c->api.events);
+	http_guard_free(c->api.guard);
 	store_close(c->store);
-	metrics_free(c->metrics);
-	traces_free(c->traces);
+	metrics_free(c->api.metrics);
+	traces_free(c->api.traces);
 	free(c->token);
 	free(c);
 }

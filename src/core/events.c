@@ -1,6 +1,7 @@
-/* events — GET /v1/events: a chunked stream, one JSON object per line, for every state
- * change of an instance or node. Subscribers are held in a list; a closed connection
- * removes its subscriber. */
+/* events — see events.h. Subscribers are held in a list; a closed connection removes its
+ * subscriber. */
+#include "core/events.h"
+
 #include <event2/buffer.h>
 #include <stdlib.h>
 
@@ -8,17 +9,40 @@
 #include "common/http.h"
 #include "common/httpguard.h"
 #include "common/log.h"
-#include "core/internal.h"
+#include "core/cluster.h"
 
 struct subscriber {
 	struct evhttp_request *req;
 	struct subscriber *next;
-	struct core *core;
+	struct events *events;
 };
 
-static void unsubscribe(struct core *c, struct subscriber *gone)
+struct events {
+	struct http_guard *guard;
+	struct subscriber *subscribers;
+	uint64_t seq;
+};
+
+struct events *events_new(struct http_guard *guard)
 {
-	for (struct subscriber **p = &c->subscribers; *p; p = &(*p)->next) {
+	struct events *ev = calloc(1, sizeof *ev);
+	if (!ev)
+		fatal("calloc");
+	ev->guard = guard;
+	return ev;
+}
+
+void events_free(struct events *ev)
+{
+	if (!ev)
+		return;
+	events_close_all(ev);
+	free(ev);
+}
+
+static void unsubscribe(struct events *ev, struct subscriber *gone)
+{
+	for (struct subscriber **p = &ev->subscribers; *p; p = &(*p)->next) {
 		if (*p == gone) {
 			*p = gone->next;
 			free(gone);
@@ -33,21 +57,21 @@ static void subscriber_closed(void *arg)
 {
 	struct subscriber *s = arg;
 	evhttp_send_reply_end(s->req);
-	unsubscribe(s->core, s);
+	unsubscribe(s->events, s);
 }
 
-static void publish(struct core *c, json_t *ev)
+static void publish(struct events *ev, json_t *e)
 {
 	char *line;
 	char when[40];
-	json_object_set_new(ev, "seq", json_integer((json_int_t)++c->event_seq));
+	json_object_set_new(e, "seq", json_integer((json_int_t)++ev->seq));
 	clock_iso8601(clock_wall_us(), when, sizeof when);
-	json_object_set_new(ev, "time", json_string(when));
-	line = json_dumps(ev, HTTP_JSON_FLAGS);
-	json_decref(ev);
+	json_object_set_new(e, "time", json_string(when));
+	line = json_dumps(e, HTTP_JSON_FLAGS);
+	json_decref(e);
 	if (!line)
 		return;
-	for (struct subscriber *s = c->subscribers; s; s = s->next) {
+	for (struct subscriber *s = ev->subscribers; s; s = s->next) {
 		struct evbuffer *buf = evbuffer_new();
 		evbuffer_add_printf(buf, "%s\n", line);
 		evhttp_send_reply_chunk(s->req, buf);
@@ -56,43 +80,44 @@ static void publish(struct core *c, json_t *ev)
 	free(line);
 }
 
-void events_publish_instance(struct core *c, const struct instance *in)
+void events_publish_instance(void *arg, const struct instance *in)
 {
-	if (!c->subscribers)
+	struct events *ev = arg;
+	if (!ev->subscribers)
 		return;
-	publish(c, json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "instance", "id", in->id, "name",
-	                     in->name, "state", inst_state_names[in->state], "node", in->node_id));
+	publish(ev, json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "instance", "id", in->id, "name", in->spec.name,
+	                      "state", inst_state_names[in->state], "node", in->node_id));
 }
 
-void events_publish_node(struct core *c, const struct node *n, const char *what)
+void events_publish_node(void *arg, const struct node *n, const char *what)
 {
-	if (!c->subscribers)
+	struct events *ev = arg;
+	if (!ev->subscribers)
 		return;
-	publish(c, json_pack("{s:s, s:s, s:s, s:s}", "type", "node", "id", n->id, "name", n->name,
-	                     "state", what));
+	publish(ev, json_pack("{s:s, s:s, s:s, s:s}", "type", "node", "id", n->id, "name", n->name, "state", what));
 }
 
-void events_handle(struct core *c, struct evhttp_request *req)
+void events_subscribe(struct events *ev, struct evhttp_request *req)
 {
 	struct subscriber *s = calloc(1, sizeof *s);
 	if (!s)
 		fatal("calloc");
 	s->req = req;
-	s->core = c;
-	s->next = c->subscribers;
-	c->subscribers = s;
+	s->events = ev;
+	s->next = ev->subscribers;
+	ev->subscribers = s;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/x-ndjson");
-	http_guard_on_close(c->guard, req, subscriber_closed, s);
+	http_guard_on_close(ev->guard, req, subscriber_closed, s);
 	evhttp_send_reply_start(req, 200, "OK");
 }
 
-void events_close_all(struct core *c)
+void events_close_all(struct events *ev)
 {
-	while (c->subscribers) {
-		struct subscriber *s = c->subscribers;
-		http_guard_on_close(c->guard, s->req, NULL, NULL);
+	while (ev->subscribers) {
+		struct subscriber *s = ev->subscribers;
+		http_guard_on_close(ev->guard, s->req, NULL, NULL);
 		evhttp_send_reply_end(s->req);
-		c->subscribers = s->next;
+		ev->subscribers = s->next;
 		free(s);
 	}
 }

@@ -4,14 +4,14 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "core/internal.h"
+#include "drivers/drivers.h"
 
 /* Bucket bounds in seconds: from 50 µs (the core's own steps) to 10 s (a slow VM boot). */
 static const double bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                 0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 #define N_BOUNDS (sizeof bounds / sizeof bounds[0])
 #define N_SERIES (PHASE_COUNT + 2) /* phases, total, overhead */
-#define MAX_DRIVERS 8
+#define MAX_DRIVERS DRV_MAX
 
 struct histogram {
 	uint64_t bucket[N_BOUNDS]; /* non-cumulative; made cumulative when rendered */
@@ -89,24 +89,22 @@ static void render_histograms(struct metrics *m, struct evbuffer *out)
 			for (size_t i = 0; i < N_BOUNDS; i++) {
 				cum += h->bucket[i];
 				evbuffer_add_printf(out, "microvim_phase_seconds_bucket{phase=\"%s\",driver=\"%s\",le=\"%g\"} %llu\n",
-				                    series_name(s), driver_names[d], bounds[i], (unsigned long long)cum);
+				                    series_name(s), drivers[d]->name, bounds[i], (unsigned long long)cum);
 			}
 			evbuffer_add_printf(out,
 			                    "microvim_phase_seconds_bucket{phase=\"%s\",driver=\"%s\",le=\"+Inf\"} %llu\n"
 			                    "microvim_phase_seconds_sum{phase=\"%s\",driver=\"%s\"} %.6f\n"
 			                    "microvim_phase_seconds_count{phase=\"%s\",driver=\"%s\"} %llu\n",
-			                    series_name(s), driver_names[d], (unsigned long long)h->count,
-			                    series_name(s), driver_names[d], h->sum, series_name(s),
-			                    driver_names[d], (unsigned long long)h->count);
+			                    series_name(s), drivers[d]->name, (unsigned long long)h->count,
+			                    series_name(s), drivers[d]->name, h->sum, series_name(s),
+			                    drivers[d]->name, (unsigned long long)h->count);
 		}
 	}
 }
 
 /* What the connection guard saw: open connections and those it closed itself. */
-static void render_connections(struct core *c, struct evbuffer *out)
+static void render_connections(const struct http_guard_stats *st, struct evbuffer *out)
 {
-	struct http_guard_stats st;
-	http_guard_stats(c->guard, &st);
 	evbuffer_add_printf(out, "# HELP microvim_http_connections Client connections open.\n"
 	                         "# TYPE microvim_http_connections gauge\nmicrovim_http_connections %lu\n"
 	                         "# HELP microvim_http_connections_refused_total Connections the core answered "
@@ -117,23 +115,17 @@ static void render_connections(struct core *c, struct evbuffer *out)
 	                         "microvim_http_connections_refused_total{reason=\"read_timeout\"} %lu\n"
 	                         "microvim_http_connections_refused_total{reason=\"body_too_large\"} %lu\n"
 	                         "microvim_http_connections_refused_total{reason=\"headers_too_large\"} %lu\n",
-	                    st.open, st.refused_full, st.refused_per_addr, st.read_timeouts, st.bodies_too_large,
-	                    st.heads_too_large);
+	                    st->open, st->refused_full, st->refused_per_addr, st->read_timeouts, st->bodies_too_large,
+	                    st->heads_too_large);
 }
 
-void metrics_render(struct metrics *m, struct core *c, struct evbuffer *out)
+void metrics_render(struct metrics *m, const struct metrics_gauges *g, struct evbuffer *out)
 {
-	int by_state[INST_STATE_COUNT] = {0}, ready = 0;
-	const char *key;
-	void *v;
-
 	render_histograms(m, out);
-	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);)
-		by_state[((struct instance *)v)->state]++;
 	evbuffer_add_printf(out, "# HELP microvim_instances Stored instances by state.\n"
 	                         "# TYPE microvim_instances gauge\n");
 	for (int s = 0; s < INST_STATE_COUNT; s++)
-		evbuffer_add_printf(out, "microvim_instances{state=\"%s\"} %d\n", inst_state_names[s], by_state[s]);
+		evbuffer_add_printf(out, "microvim_instances{state=\"%s\"} %d\n", inst_state_names[s], g->instances[s]);
 	evbuffer_add_printf(out, "# HELP microvim_instances_inflight Instances pending, scheduled or starting "
 	                         "(what --max-inflight bounds).\n# TYPE microvim_instances_inflight gauge\n"
 	                         "microvim_instances_inflight %lld\n"
@@ -141,17 +133,15 @@ void metrics_render(struct metrics *m, struct core *c, struct evbuffer *out)
 	                         "# TYPE microvim_instances_inflight_limit gauge\nmicrovim_instances_inflight_limit %lld\n"
 	                         "# HELP microvim_admission_refused_total Creates refused with 503 saturated.\n"
 	                         "# TYPE microvim_admission_refused_total counter\nmicrovim_admission_refused_total %llu\n",
-	                    (long long)c->n_in_flight, (long long)c->opts.max_inflight,
-	                    (unsigned long long)c->n_refused_saturated);
-	for (int i = 0; i < c->n_nodes; i++)
-		ready += c->nodes[i]->ready;
+	                    (long long)g->in_flight, (long long)g->in_flight_limit,
+	                    (unsigned long long)g->refused_saturated);
 	evbuffer_add_printf(out, "# HELP microvim_nodes Known nodes by state.\n# TYPE microvim_nodes gauge\n"
 	                         "microvim_nodes{state=\"ready\"} %d\nmicrovim_nodes{state=\"down\"} %d\n",
-	                    ready, c->n_nodes - ready);
+	                    g->nodes_ready, g->nodes_down);
 	evbuffer_add_printf(out, "# HELP microvim_http_requests_total Requests answered, by status class.\n"
 	                         "# TYPE microvim_http_requests_total counter\n");
 	for (int cls = 1; cls <= 5; cls++)
 		evbuffer_add_printf(out, "microvim_http_requests_total{code=\"%dxx\"} %llu\n", cls,
 		                    (unsigned long long)m->requests[cls]);
-	render_connections(c, out);
+	render_connections(&g->http, out);
 }

@@ -7,14 +7,26 @@
 
 #include "common/trace.h"
 
+#include "common/httpguard.h"
+#include "common/model.h"
+
 struct metrics;
-struct core;
+
+/* What the metrics show besides their own counters, read from the cluster and the
+ * connection guard by the caller when they are rendered. */
+struct metrics_gauges {
+	int instances[INST_STATE_COUNT];
+	int64_t in_flight, in_flight_limit;
+	uint64_t refused_saturated;
+	int nodes_ready, nodes_down;
+	struct http_guard_stats http;
+};
 
 struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 void metrics_observe_trace(struct metrics *m, const char *driver, const struct trace *t);
 void metrics_count_request(struct metrics *m, int status);
-/* Renders everything, including gauges read from the core's state. */
-void metrics_render(struct metrics *m, struct core *c, struct evbuffer *out);
+/* Renders everything: the histograms and counters, and the gauges given. */
+void metrics_render(struct metrics *m, const struct metrics_gauges *g, struct evbuffer *out);
 
 #endif

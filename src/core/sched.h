@@ -9,12 +9,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/model.h"
+
 enum sched_policy { SCHED_BINPACK, SCHED_SPREAD };
 
 struct sched_node {
 	bool ready;
 	unsigned drivers;         /* bit driver_index(name) set for each driver offered */
-	const json_t *exec_allow; /* array of absolute paths the exec driver may run */
+	const struct exec_allow *exec_allow; /* the executables its instances may run; NULL: none */
 	uint64_t exec_bloom;      /* OR of sched_exec_bit() of each allowed path; 0 = not computed */
 	uint64_t exec_mask;       /* with exec_exact: one bit per allowed path, ids given by the core */
 	bool exec_exact;          /* every allowed path has an id: exec_mask is the whole list */
@@ -47,6 +49,6 @@ int sched_policy_parse(const char *s); /* enum value or -1 */
 /* One bit of 64 for an executable path: a node's bloom of its allow list lets the filter
  * skip the string comparisons on every node that surely does not allow it. */
 uint64_t sched_exec_bit(const char *path);
-uint64_t sched_exec_bloom(const json_t *allow);
+uint64_t sched_exec_bloom(const struct exec_allow *allow);
 
 #endif

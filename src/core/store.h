@@ -1,42 +1,169 @@
-/* store — the core's durable state in SQLite (WAL): instances, nodes, idempotency keys.
- * Everything answered 2xx is written here first. A versioned schema; migrations run at
- * open. All functions return 0 or -1 after logging the SQLite error (the caller turns a
- * failure into a 500 and keeps its in-memory state unchanged). */
+/* store — the core's durable state behind one interface: rows of instances, nodes, images
+ * and idempotency keys, with transactions. Rows are plain typed values (the instance
+ * spec as model.h parses it); the store knows no core object and calls nothing above it.
+ * Each backend fills a struct store_ops and keeps its own schema version and migrations,
+ * run at open (core/stores.h lists them and chooses one):
+ *   sqlite   a file in the data dir (store_sqlite.h), WAL: a commit survives kill -9
+ * Everything answered 2xx is written here first.
+ *
+ * Errors: 0, or -1 after logging the backend's own words (the caller turns a failure into
+ * a 500 and keeps its memory as it was). Opening says why in err. */
 #ifndef MICROVIM_STORE_H
 #define MICROVIM_STORE_H
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "core/internal.h"
+#include "common/model.h"
+#include "common/trace.h"
+#include "common/wire.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_IDEM_KEY_MAX 128
+#define STORE_PAGE_DEFAULT 1000 /* rows per page when everything is loaded */
+
+/* ---- rows ---- */
+
+/* What changes over an instance's life (written on every transition). */
+struct store_instance_status {
+	enum inst_state state;
+	bool stop_requested;
+	char node_id[MV_ID_LEN + 1]; /* "" while unplaced */
+	bool has_exit_code;
+	int exit_code;
+	const char *error;           /* NULL: none */
+	bool has_trace;
+	struct trace trace;          /* of the instantiation; its boot phase says the guest got ready */
+	int64_t updated_us;
+};
+
+/* A whole instance (written once, when it is created). Columns that are queried are typed
+ * columns of their own: name, driver, image, vcpus, memory, state, node. */
+struct store_instance_row {
+	char id[MV_ID_LEN + 1];
+	struct inst_spec spec;       /* stored form */
+	struct store_instance_status status;
+	int64_t created_us;
+};
+
+/* Where a page of instances ends: they come in creation order (then id). */
+struct store_cursor {
+	int64_t created_us;
+	char id[MV_ID_LEN + 1]; /* "" with created_us 0: before the first */
+};
+
+struct store_node_row {
+	char id[MV_ID_LEN + 1];
+	char name[MV_NAME_MAX + 1];
+	char address[WIRE_ADDRESS_MAX + 1];
+	int cpus;
+	int64_t memory_mb;
+	json_t *drivers, *labels, *bridges; /* put: borrowed; load: the row's (a callback may take them) */
+};
+
+struct store_image_row {
+	char name[MV_NAME_MAX + 1];
+	char kernel[DIGEST_LEN + 1];
+	char initrd[DIGEST_LEN + 1]; /* "" when none */
+	const char *cmdline;         /* NULL when none */
+	int64_t kernel_size, initrd_size;
+	int64_t created_us;
+};
+
+/* The first answer to a create made with an Idempotency-Key: the request's digest and the
+ * instances it created. */
+struct store_idem_row {
+	char key[STORE_IDEM_KEY_MAX + 1];
+	char digest[65];
+	size_t n_ids;
+	char (*ids)[MV_ID_LEN + 1]; /* put: borrowed; get: owned (store_idem_row_free) */
+	int64_t created_us;
+};
+
+/* Load callbacks get a row that lives for the call: one may take the parts the store
+ * allocated (the spec, a node's json) by zeroing them in the row; strings are the store's. */
+typedef void store_instance_fn(void *arg, struct store_instance_row *row);
+typedef void store_node_fn(void *arg, struct store_node_row *row);
+typedef void store_image_fn(void *arg, const struct store_image_row *row);
+
+/* ---- the interface every backend fills ---- */
 
 struct store;
 
-int store_open(const char *path, struct store **out, char *err, size_t errlen);
+struct store_ops {
+	const char *name;
+	int schema_version; /* what this build writes */
+	void (*close)(struct store *s);
+
+	/* One transaction at a time; writes outside one commit at once. */
+	int (*begin)(struct store *s);
+	int (*commit)(struct store *s);
+	void (*rollback)(struct store *s); /* harmless without a transaction */
+
+	int (*instance_insert)(struct store *s, const struct store_instance_row *row); /* -1 on a taken name */
+	int (*instance_update)(struct store *s, const char *id, const struct store_instance_status *st);
+	int (*instance_delete)(struct store *s, const char *id); /* absent: not an error */
+	/* Up to limit instances after `after` (creation order); *last is where the page ended,
+	 * *got how many rows came (fewer than limit: the end). */
+	int (*instances_page)(struct store *s, const struct store_cursor *after, size_t limit, store_instance_fn *fn,
+	                      void *arg, struct store_cursor *last, size_t *got);
+
+	/* Nodes: identity and what they offer (the core restores them as down). */
+	int (*node_put)(struct store *s, const struct store_node_row *row);
+	int (*nodes_load)(struct store *s, store_node_fn *fn, void *arg);
+
+	int (*image_insert)(struct store *s, const struct store_image_row *row);
+	int (*image_delete)(struct store *s, const char *name);
+	int (*images_load)(struct store *s, store_image_fn *fn, void *arg);
+
+	/* *found false when the key is new; a second put of a key fails (the first answer stays). */
+	int (*idem_get)(struct store *s, const char *key, struct store_idem_row *out, bool *found);
+	int (*idem_put)(struct store *s, const struct store_idem_row *row);
+};
+
+/* The head of every backend's own struct. */
+struct store {
+	const struct store_ops *ops;
+};
+
+/* Opening is the backend's (core/stores.h chooses one); closing is the same for all. */
 void store_close(struct store *s);
 
-/* Group writes into one transaction (one commit for a `count` request). */
-int store_begin(struct store *s);
-int store_commit(struct store *s);
-void store_rollback(struct store *s);
+static inline int store_begin(struct store *s) { return s->ops->begin(s); }
+static inline int store_commit(struct store *s) { return s->ops->commit(s); }
+static inline void store_rollback(struct store *s) { s->ops->rollback(s); }
+static inline int store_instance_insert(struct store *s, const struct store_instance_row *r)
+{
+	return s->ops->instance_insert(s, r);
+}
+static inline int store_instance_update(struct store *s, const char *id, const struct store_instance_status *st)
+{
+	return s->ops->instance_update(s, id, st);
+}
+static inline int store_instance_delete(struct store *s, const char *id) { return s->ops->instance_delete(s, id); }
+static inline int store_node_put(struct store *s, const struct store_node_row *r) { return s->ops->node_put(s, r); }
+static inline int store_nodes_load(struct store *s, store_node_fn *fn, void *arg)
+{
+	return s->ops->nodes_load(s, fn, arg);
+}
+static inline int store_image_insert(struct store *s, const struct store_image_row *r)
+{
+	return s->ops->image_insert(s, r);
+}
+static inline int store_image_delete(struct store *s, const char *name) { return s->ops->image_delete(s, name); }
+static inline int store_images_load(struct store *s, store_image_fn *fn, void *arg)
+{
+	return s->ops->images_load(s, fn, arg);
+}
+static inline int store_idem_get(struct store *s, const char *key, struct store_idem_row *out, bool *found)
+{
+	return s->ops->idem_get(s, key, out, found);
+}
+static inline int store_idem_put(struct store *s, const struct store_idem_row *r) { return s->ops->idem_put(s, r); }
 
-int store_put_instance(struct store *s, const struct instance *in);
-int store_delete_instance(struct store *s, const char *id);
-/* Calls cb for every stored instance (allocated; the callee owns it). */
-int store_load_instances(struct store *s, void (*cb)(void *arg, struct instance *in), void *arg);
-
-/* Nodes: identity, name, what they offer (restored as "down" until they re-register). */
-int store_put_node(struct store *s, const struct node *n);
-int store_load_nodes(struct store *s, void (*cb)(void *arg, struct node *n), void *arg);
-
-/* Images: name -> blobs (kernel, initrd) and command line. */
-int store_put_image(struct store *s, const struct image *img);
-int store_delete_image(struct store *s, const char *name);
-int store_load_images(struct store *s, void (*cb)(void *arg, struct image *img), void *arg);
-
-/* Idempotency keys: the body's digest and the instance ids of the first answer. */
-int store_idem_get(struct store *s, const char *key, char **digest, char **ids_json);
-int store_idem_put(struct store *s, const char *key, const char *digest, const char *ids_json);
+/* Every instance, page by page (never one unbounded query), in creation order. */
+int store_instances_load(struct store *s, store_instance_fn *fn, void *arg);
+void store_idem_row_free(struct store_idem_row *r);
 
 #endif

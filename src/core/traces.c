@@ -10,7 +10,8 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/model.h"
-#include "core/internal.h"
+#include "core/api.h"
+#include "drivers/drivers.h"
 
 struct trace_entry {
 	uint64_t seq;
@@ -93,7 +94,7 @@ static json_t *entry_to_json(const struct trace_entry *e)
 	char when[40];
 	clock_iso8601(e->wall_us, when, sizeof when);
 	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "seq", (json_int_t)e->seq, "id", e->id, "name",
-	                 e->name, "driver", driver_names[e->driver], "node", e->node, "running_at", when, "trace",
+	                 e->name, "driver", drivers[e->driver]->name, "node", e->node, "running_at", when, "trace",
 	                 trace_to_json(&e->trace));
 }
 
@@ -146,7 +147,7 @@ static int query_count(struct evhttp_request *req, const char *key, uint64_t min
 	return 0;
 }
 
-void api_traces(struct core *c, struct evhttp_request *req, UNUSED const char *id)
+void api_traces(struct api *a, struct evhttp_request *req, UNUSED const char *id)
 {
 	char name[32];
 	int driver = -1;
@@ -154,13 +155,13 @@ void api_traces(struct core *c, struct evhttp_request *req, UNUSED const char *i
 	struct mv_error err;
 
 	if (http_query(req, "driver", name, sizeof name) && (driver = driver_index(name)) < 0) {
-		mv_fail(&err, 400, "invalid_query", "driver \"%.32s\" is not known; use exec, qemu, libvirt or xen", name);
+		mv_fail(&err, 400, "invalid_query", "driver \"%.32s\" is not known; use %s", name, driver_names_text());
 		goto fail;
 	}
 	if (query_count(req, "after", 0, UINT64_MAX / 2, &after, &err) < 0 ||
 	    query_count(req, "limit", 1, TRACES_LIMIT_MAX, &limit, &err) < 0)
 		goto fail;
-	http_reply_json(req, 200, traces_query(c->traces, driver, after, (size_t)limit));
+	http_reply_json(req, 200, traces_query(a->traces, driver, after, (size_t)limit));
 	return;
 fail:
 	http_reply_error(req, &err);

@@ -7,7 +7,7 @@
 
 #include "common/http.h"
 #include "common/log.h"
-#include "core/internal.h"
+#include "core/api.h"
 
 /* What the page may load: its own files and its own API, nothing else (no CDN, no inline
  * script). Styles set from scripts through element.style are not inline markup and pass. */
@@ -94,7 +94,7 @@ static void not_found(struct evhttp_request *req, const char *name)
 
 /* GET /ui and /ui/: the page. Without the slash, relative module paths would resolve
  * against /, so /ui is sent to /ui/. */
-void ui_index(UNUSED struct core *c, struct evhttp_request *req, UNUSED const char *id)
+void ui_index(UNUSED struct api *a, struct evhttp_request *req, UNUSED const char *id)
 {
 	const struct ui_file *f = ui_file_find("index.html");
 	if (strcmp(http_path(req), "/ui") == 0) {
@@ -110,7 +110,7 @@ void ui_index(UNUSED struct core *c, struct evhttp_request *req, UNUSED const ch
 }
 
 /* GET /ui/NAME: one embedded file; NAME is one path segment (the route's '*'). */
-void ui_asset(UNUSED struct core *c, struct evhttp_request *req, const char *name)
+void ui_asset(UNUSED struct api *a, struct evhttp_request *req, const char *name)
 {
 	const struct ui_file *f = ui_file_find(name);
 	if (!f) {

@@ -1,11 +1,20 @@
 /* driver — the table every hypervisor or process driver fills in (Nomad's driver
- * lifecycle as a C table): probe (fingerprint the host), start (may block: the node calls
- * it on a worker thread), signal (stop gently or by force), reap (collect the exit),
- * recover (re-attach to a handle persisted before a node restart). An operation a driver
- * lacks is NULL; drv_* wrappers turn that into -ENOTSUP in one place.
+ * lifecycle as a C table), and the one list of drivers:
+ *   what it accepts   boots_image, config_check (the core checks every spec with it),
+ *                     network (how an instance attaches to a bridge)
+ *   probe             fingerprint the host: does the driver work here, what it offers
+ *   start             may block: the node calls it on a worker thread
+ *   stop              gently or by force; signal: a signal to an instance that is a process
+ *   reap, status      the end: collect a process's exit, ask the toolstack for a domain
+ *   recover, adopt    re-attach after a node restart, to a recorded handle or to what was
+ *                     started just before the node died
+ *   watch             exit events for domains, where the toolstack has them
+ * An operation a driver lacks is NULL; the drv_* wrappers turn that into -ENOTSUP in one
+ * place. The drivers there are, and a lookup by name, are drivers/drivers.h: no code
+ * outside src/drivers/ names a driver.
  *
  * Drivers know nothing of HTTP or the store. All functions return 0 or -errno and put a
- * sentence in err where the caller needs words. */
+ * sentence in err where the caller needs words (config_check: an mv_error naming the field). */
 #ifndef MICROVIM_DRIVER_H
 #define MICROVIM_DRIVER_H
 
@@ -14,9 +23,12 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "common/error.h"
+#include "common/model.h"
+
 /* Host-level settings a node passes to its drivers. */
 struct drv_options {
-	const char *const *exec_allow; /* absolute paths exec may run; NULL-terminated; NULL = exec off */
+	const struct exec_allow *exec_allow; /* executables instances may run; NULL or empty: none */
 	const char *qemu_binary;       /* default "qemu-system-x86_64" (looked up in PATH) */
 	const char *libvirt_uri;       /* default "qemu:///system"; "xen:///system" on a Xen host */
 	const char *xl_binary;         /* default "xl"; tests point it at the stand-in toolstack */
@@ -26,7 +38,7 @@ struct drv_options {
 struct drv_start_request {
 	const char *instance_id;
 	const char *name;
-	const json_t *spec;    /* the instance spec as accepted by the core */
+	const json_t *config;  /* the spec's config, as the driver's config_check accepted it; or NULL */
 	const char *dir;       /* the instance's own directory */
 	int stdout_fd, stderr_fd; /* log files opened by the node */
 
@@ -39,10 +51,18 @@ struct drv_start_request {
 	double vcpus;          /* as requested (fractional); VM drivers round up to whole vCPUs */
 	long long memory_mb;
 
-	/* Network phase, done by the node before the driver is called. */
-	const char *tap;       /* qemu/exec: a tap (or veth end) already on the bridge, or NULL */
-	const char *bridge;    /* libvirt/xen: the bridge to attach the guest's interface to, or NULL */
-	const char *netns;     /* exec: the network namespace to run in (path under /run/netns), or NULL */
+	/* Network phase, done by the node before the driver is called (driver.network). */
+	const char *tap;       /* DRV_NET_TAP: a tap already on the bridge, or NULL */
+	const char *bridge;    /* DRV_NET_BRIDGE: the bridge to attach the guest's interface to, or NULL */
+	const char *netns;     /* DRV_NET_NETNS: the network namespace to run in (path under /run/netns), or NULL */
+};
+
+/* How an instance of a driver attaches to a bridge (spec "network": {"bridge"}). The node's
+ * network phase makes what the driver asks for, and removes it when the instance ends. */
+enum drv_network {
+	DRV_NET_TAP,    /* a tap device on the bridge, handed to the hypervisor (qemu) */
+	DRV_NET_NETNS,  /* a network namespace of its own whose eth0 is a veth on the bridge (a process) */
+	DRV_NET_BRIDGE, /* nothing: the toolstack attaches the guest to the named bridge itself */
 };
 
 /* What identifies a running instance across node restarts (persisted by the node). */
@@ -57,19 +77,32 @@ struct drv_handle {
 
 struct driver {
 	const char *name;
-	/* Does this driver work on this host? info: {"version": ..., ...} advertised to the core. */
+
+	/* ---- what it accepts (the core checks every spec with these) ---- */
+	bool boots_image;          /* a guest booted from a registered image; else a config says what runs */
+	enum drv_network network;
+	/* The spec's config (NULL when absent): every field known and valid, or 400 naming the
+	 * field. *executable: the host executable an instance runs, that a node must allow
+	 * (exec_allow), or NULL. */
+	int (*config_check)(const json_t *config, const char **executable, struct mv_error *err);
+
+	/* ---- the lifecycle (on the node) ---- */
+	/* Does this driver work on this host? info: {"version": ..., ...} advertised to the core;
+	 * a driver whose instances run host executables lists them under "allow". */
 	int (*probe)(const struct drv_options *o, json_t **info, char *err, size_t errlen);
 	int (*start)(const struct drv_options *o, const struct drv_start_request *r, struct drv_handle *h,
 	             char *err, size_t errlen);
-	int (*signal)(struct drv_handle *h, bool force);
+	/* Gently (the guest or process may clean up) or by force. May block (QMP, a toolstack):
+	 * the node calls it on a worker. NULL: drv_stop sends SIGTERM or SIGKILL through signal. */
+	int (*stop)(const struct drv_options *o, struct drv_handle *h, bool force);
+	/* A signal to an instance that is a host process (its whole process group). */
+	int (*signal)(struct drv_handle *h, int signo);
 	/* After h->pidfd became readable: exit_code is set when known (our own child). */
 	int (*reap)(struct drv_handle *h, int *exit_code, bool *code_known);
 	int (*recover)(struct drv_handle *h);
 	/* For handles without a pidfd (libvirt, xen): is the domain still there? The node asks
 	 * once a second when the driver has no exit events (xen: xl has none), or they are down. */
 	int (*status)(const struct drv_options *o, struct drv_handle *h, bool *alive);
-	/* Stop for handles without a process of ours (libvirt, xen): shutdown or destroy. */
-	int (*stop)(const struct drv_options *o, struct drv_handle *h, bool force);
 	/* The node died between asking for a start and recording the handle: find what was
 	 * started for instance_id and fill h, or -ESRCH when nothing was. */
 	int (*adopt)(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
@@ -87,23 +120,28 @@ struct driver {
 	void (*unwatch)(void);
 };
 
-/* Every driver microvim has, in one list; NULL-terminated. */
-extern const struct driver *const drivers[];
-const struct driver *driver_find(const char *name);
-
-int drv_signal(const struct driver *d, struct drv_handle *h, bool force);
+/* Stops the instance: d->stop, else SIGTERM (SIGKILL when force) through d->signal. */
+int drv_stop(const struct driver *d, const struct drv_options *o, struct drv_handle *h, bool force);
+int drv_signal(const struct driver *d, struct drv_handle *h, int signo);
 int drv_recover(const struct driver *d, struct drv_handle *h);
+/* d->adopt; for a handle without a process (a domain), d->status must also find it alive. */
+int drv_adopt(const struct driver *d, const struct drv_options *o, const char *instance_id, struct drv_handle *h);
 /* Does d report its domains' ends by events right now (no need to poll status())? */
 bool drv_watching(const struct driver *d);
 /* recover for drivers whose handle is a domain name (libvirt, xen): re-attaching needs
  * nothing more; status() says whether the domain outlived the node. */
 int drv_domain_recover(struct drv_handle *h);
-/* adopt for domain drivers: the domain is named "mv-" + instance id. */
+/* adopt for domain drivers: the domain is named "mv-" + instance id (drv_adopt then asks the
+ * driver's status() whether it exists). */
 int drv_domain_adopt(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
 /* The checks every VM driver makes of a start request: absolute kernel (and initrd) paths,
- * memory 1 MiB to 16 TiB, 0 < vcpus <= 512. Gives the whole vCPUs (rounded up). 0 or -EINVAL
- * with a sentence naming the driver. */
+ * memory and vCPUs within the model's limits (MV_MEMORY_MB_MAX, MV_VCPUS_MAX). Gives the
+ * whole vCPUs (rounded up). 0 or -EINVAL with a sentence naming the driver. */
 int drv_vm_request_check(const char *driver, const struct drv_start_request *r, long *vcpus, char *err,
                          size_t errlen);
+/* config_check of a VM driver whose config has only choice fields: fields[i] must be one
+ * of choices[i] (NULL-terminated lists). */
+int drv_config_choices(const json_t *config, const char *const *fields, const char *const *const *choices,
+                       struct mv_error *err);
 
 #endif

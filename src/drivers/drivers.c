@@ -1,19 +1,21 @@
-#include <errno.h>
+/* drivers — see drivers.h. */
+#include "drivers/drivers.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "drivers/driver.h"
+#include "common/log.h"
 
 extern const struct driver driver_exec;
 extern const struct driver driver_qemu;
-extern const struct driver driver_xen;
 extern const struct driver driver_libvirt;
+extern const struct driver driver_xen;
 
 const struct driver *const drivers[] = {
 	&driver_exec,
 	&driver_qemu,
-	&driver_xen,
 	&driver_libvirt,
+	&driver_xen,
 	NULL,
 };
 
@@ -25,64 +27,67 @@ const struct driver *driver_find(const char *name)
 	return NULL;
 }
 
-int drv_signal(const struct driver *d, struct drv_handle *h, bool force)
+int driver_index(const char *name)
 {
-	return d->signal ? d->signal(h, force) : -ENOTSUP;
+	for (int i = 0; drivers[i] && i < DRV_MAX; i++)
+		if (strcmp(drivers[i]->name, name) == 0)
+			return i;
+	return -1;
 }
 
-int drv_recover(const struct driver *d, struct drv_handle *h)
+const char *driver_names_text(void)
 {
-	return d->recover ? d->recover(h) : -ENOTSUP;
-}
-
-bool drv_watching(const struct driver *d)
-{
-	return d->watching && d->watching();
-}
-
-int drv_domain_recover(struct drv_handle *h)
-{
-	h->pid = 0;
-	h->pidfd = -1;
-	h->is_child = false;
-	return h->domain[0] ? 0 : -ESRCH;
-}
-
-int drv_domain_adopt(const struct drv_options *o, const char *instance_id, struct drv_handle *h)
-{
-	const struct driver *d = NULL;
-	bool alive = false;
-	snprintf(h->domain, sizeof h->domain, "mv-%s", instance_id);
-	drv_domain_recover(h);
-	/* which driver: the caller's; both domain drivers name domains the same way */
-	for (int i = 0; drivers[i]; i++)
-		if (drivers[i]->adopt == drv_domain_adopt && drivers[i]->status &&
-		    drivers[i]->status(o, h, &alive) == 0 && alive)
-			d = drivers[i];
-	return d ? 0 : -ESRCH;
-}
-
-int drv_vm_request_check(const char *driver, const struct drv_start_request *r, long *vcpus, char *err,
-                         size_t errlen)
-{
-	if (!r->kernel || r->kernel[0] != '/') {
-		snprintf(err, errlen, "%s: the kernel must be an absolute path", driver);
-		return -EINVAL;
+	static char text[128];
+	size_t used = 0;
+	if (text[0])
+		return text;
+	for (int i = 0; drivers[i]; i++) {
+		int n = snprintf(text + used, sizeof text - used, "%s%s", i == 0 ? "" : drivers[i + 1] ? ", " : " or ",
+		                 drivers[i]->name);
+		if (n < 0 || (size_t)n >= sizeof text - used)
+			fatalx("driver names do not fit %zu bytes", sizeof text);
+		used += (size_t)n;
 	}
-	if (r->initrd && r->initrd[0] != '/') {
-		snprintf(err, errlen, "%s: the initrd must be an absolute path", driver);
-		return -EINVAL;
+	return text;
+}
+
+/* ---- specs ---- */
+
+int drv_spec_check(struct inst_spec *s, enum spec_form form, struct mv_error *err)
+{
+	const struct driver *d = driver_find(s->driver);
+
+	if (!d)
+		return mv_fail(err, 400, "invalid_value", "driver \"%.32s\" is not known; use %s", s->driver,
+		               driver_names_text());
+	if (d->boots_image) {
+		if (!s->image[0])
+			return mv_fail(err, 400, "missing_field", "driver %s needs image (a registered image name)", d->name);
+		if (form == SPEC_STORED && !s->has_boot)
+			return mv_fail(err, 400, "missing_field", "a stored %s spec needs boot (the image's blobs)", d->name);
+	} else {
+		if (s->image[0])
+			return mv_fail(err, 400, "invalid_field", "driver %s takes config, not image", d->name);
+		if (s->has_boot)
+			return mv_fail(err, 400, "invalid_field", "driver %s boots no image: boot does not go with it", d->name);
 	}
-	if (r->memory_mb <= 0 || r->memory_mb > 16 * 1024 * 1024) {
-		snprintf(err, errlen, "%s: memory must be 1 MiB or more (got %lld)", driver, r->memory_mb);
-		return -EINVAL;
+	s->executable = NULL;
+	if (d->config_check && d->config_check(s->config, &s->executable, err) < 0)
+		return -1;
+	if (!d->config_check && s->config && json_object_size(s->config) > 0)
+		return mv_fail(err, 400, "unknown_field", "driver %s takes no config", d->name);
+	if (s->ready_serial[0] && !d->boots_image)
+		return mv_fail(err, 400, "invalid_field", "ready.serial needs a VM driver (a guest with a serial port)");
+	return 0;
+}
+
+int drv_spec_parse(struct inst_spec *s, const json_t *j, enum spec_form form, struct mv_error *err)
+{
+	if (spec_decode(s, j, form, err) < 0)
+		return -1;
+	if (drv_spec_check(s, form, err) < 0) {
+		spec_free(s);
+		return -1;
 	}
-	if (!(r->vcpus > 0) || r->vcpus > 512) {
-		snprintf(err, errlen, "%s: vcpus must be more than 0 and at most 512", driver);
-		return -EINVAL;
-	}
-	*vcpus = (long)r->vcpus; /* whole vCPUs: round up */
-	if ((double)*vcpus < r->vcpus)
-		(*vcpus)++;
 	return 0;
 }

@@ -12,26 +12,76 @@
 #include "drivers/driver.h"
 #include "drivers/proc.h"
 
-static bool exec_allowed(const struct drv_options *o, const char *path)
+/* {"command": "/abs/path", "args": ["..."], "env": {"K": "V"}} */
+static int exec_args_check(const json_t *args, struct mv_error *err)
 {
-	for (int i = 0; o->exec_allow && o->exec_allow[i]; i++)
-		if (strcmp(o->exec_allow[i], path) == 0)
-			return true;
-	return false;
+	size_t i;
+	json_t *a;
+	if (!json_is_array(args))
+		return mv_fail(err, 400, "invalid_type", "config.args must be an array of strings");
+	if (json_array_size(args) > MV_ARGS_MAX)
+		return mv_fail(err, 400, "invalid_value", "config.args has more than %d entries", MV_ARGS_MAX);
+	json_array_foreach(args, i, a) {
+		if (mv_check_string(a, "config.args[]", MV_STRING_MAX, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int exec_env_check(const json_t *env, struct mv_error *err)
+{
+	const char *k;
+	json_t *v;
+	if (!json_is_object(env))
+		return mv_fail(err, 400, "invalid_type", "config.env must be an object of strings");
+	if (json_object_size(env) > MV_ENV_MAX)
+		return mv_fail(err, 400, "invalid_value", "config.env has more than %d entries", MV_ENV_MAX);
+	json_object_foreach((json_t *)env, k, v) {
+		if (k[0] == '\0' || strchr(k, '=') || strlen(k) > 255)
+			return mv_fail(err, 400, "invalid_value", "config.env key \"%.64s\" must be 1-255 bytes without '='",
+			               k);
+		if (mv_check_string(v, "config.env value", MV_STRING_MAX, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int exec_config_check(const json_t *cfg, const char **executable, struct mv_error *err)
+{
+	static const char *const fields[] = {"command", "args", "env", NULL};
+	const json_t *cmd, *args, *env;
+	if (!cfg)
+		return mv_fail(err, 400, "missing_field",
+		               "driver exec needs config: {\"command\": \"/absolute/path\", \"args\": [...]}");
+	if (!json_is_object(cfg))
+		return mv_fail(err, 400, "invalid_type",
+		               "config must be an object {\"command\": \"/absolute/path\", \"args\": [...]}");
+	if (mv_check_fields(cfg, "config.", fields, err) < 0)
+		return -1;
+	if (!(cmd = json_object_get(cfg, "command")))
+		return mv_fail(err, 400, "missing_field", "config.command is required (an absolute path)");
+	if (mv_check_string(cmd, "config.command", MV_STRING_MAX, err) < 0)
+		return -1;
+	if (json_string_value(cmd)[0] != '/')
+		return mv_fail(err, 400, "invalid_value", "config.command must be an absolute path (no shell, no PATH lookup)");
+	if ((args = json_object_get(cfg, "args")) && exec_args_check(args, err) < 0)
+		return -1;
+	if ((env = json_object_get(cfg, "env")) && exec_env_check(env, err) < 0)
+		return -1;
+	*executable = json_string_value(cmd);
+	return 0;
 }
 
 static int exec_probe(const struct drv_options *o, json_t **info, char *err, size_t errlen)
 {
 	struct utsname u;
 	json_t *allow;
-	if (!o->exec_allow || !o->exec_allow[0]) {
+	if (!o->exec_allow || o->exec_allow->n == 0) {
 		snprintf(err, errlen, "exec is off: start the node with --exec-allow PATH[,PATH...]");
 		return -ENOTSUP;
 	}
 	uname(&u);
-	allow = json_array();
-	for (int i = 0; o->exec_allow[i]; i++)
-		json_array_append_new(allow, json_string(o->exec_allow[i]));
+	allow = exec_allow_to_json(o->exec_allow);
 	*info = json_pack("{s:s, s:o}", "version", u.release, "allow", allow);
 	return 0;
 }
@@ -39,7 +89,7 @@ static int exec_probe(const struct drv_options *o, json_t **info, char *err, siz
 /* argv and envp from the spec: [command, args...] and the spec's env plus a minimal base. */
 static int build_vectors(const struct drv_start_request *r, const char *command, char ***argv_out, char ***envp_out)
 {
-	const json_t *cfg = json_object_get(r->spec, "config");
+	const json_t *cfg = r->config;
 	const json_t *args = json_object_get(cfg, "args"), *env = json_object_get(cfg, "env"), *v;
 	size_t nargs = json_array_size(args), nenv = json_object_size(env), i, k = 0;
 	char **argv = calloc(nargs + 2, sizeof *argv), **envp = calloc(nenv + 4, sizeof *envp);
@@ -73,11 +123,11 @@ static void free_vector(char **v)
 static int exec_start(const struct drv_options *o, const struct drv_start_request *r, struct drv_handle *h,
                       char *err, size_t errlen)
 {
-	const char *command = json_string_value(json_object_get(json_object_get(r->spec, "config"), "command"));
+	const char *command = json_string_value(json_object_get(r->config, "command"));
 	char **argv, **envp;
 	int rc;
 
-	if (!command || !exec_allowed(o, command)) {
+	if (!command || !exec_allow_contains(o->exec_allow, command)) {
 		snprintf(err, errlen, "%s is not on this node's --exec-allow list", command ? command : "(none)");
 		return -EPERM;
 	}
@@ -94,6 +144,9 @@ static int exec_start(const struct drv_options *o, const struct drv_start_reques
 
 const struct driver driver_exec = {
 	.name = "exec",
+	.boots_image = false,
+	.network = DRV_NET_NETNS,
+	.config_check = exec_config_check,
 	.probe = exec_probe,
 	.start = exec_start,
 	.signal = proc_signal,

@@ -361,7 +361,7 @@ static void xml_element(struct xml *x, const char *indent, const char *name, con
 
 static bool xen_pv(const struct drv_start_request *r)
 {
-	const json_t *t = json_object_get(json_object_get(r->spec, "config"), "type");
+	const json_t *t = json_object_get(r->config, "type");
 	return json_is_string(t) && strcmp(json_string_value(t), "pv") == 0;
 }
 
@@ -802,8 +802,22 @@ static void lv_unwatch(void)
 	w.started = false;
 }
 
+/* {"type": "pvh"|"pv"}: the guest type under xen:///system */
+static const char *const config_fields[] = {"type", NULL};
+static const char *const guest_types[] = {"pvh", "pv", NULL};
+static const char *const *const config_choices[] = {guest_types};
+
+static int lv_config_check(const json_t *config, const char **executable, struct mv_error *err)
+{
+	*executable = NULL;
+	return drv_config_choices(config, config_fields, config_choices, err);
+}
+
 const struct driver driver_libvirt = {
 	.name = "libvirt",
+	.boots_image = true,
+	.network = DRV_NET_BRIDGE,
+	.config_check = lv_config_check,
 	.probe = lv_probe,
 	.start = lv_start,
 	.recover = drv_domain_recover,

@@ -223,11 +223,11 @@ static void call_serve(struct spawn_call *c, const int got[3], int ngot)
 static void *spawner_main(void *arg)
 {
 	struct spawner_start *st = arg;
-	int sock = st->serve, got[3], ngot;
+	int sock = st->serve, got[3], ngot, rc;
 	struct spawn_call *c;
-	st->rc = private_table(sock);
-	sem_post(&st->ready); /* st is gone after this */
-	if (st->rc < 0)
+	st->rc = rc = private_table(sock);
+	sem_post(&st->ready); /* st is gone after this: rc is read from our own copy */
+	if (rc < 0)
 		return NULL;
 	while (call_recv(sock, &c, got, &ngot) == 1) {
 		call_serve(c, got, ngot);
@@ -443,9 +443,8 @@ int proc_handle_open(struct drv_handle *h, pid_t pid)
 	return 0;
 }
 
-int proc_signal(struct drv_handle *h, bool force)
+int proc_signal(struct drv_handle *h, int sig)
 {
-	int sig = force ? SIGKILL : SIGTERM;
 	if (h->pidfd < 0)
 		return -ESRCH;
 	/* The instance leads its own session and group (POSIX_SPAWN_SETSID): signal them all,

@@ -31,8 +31,8 @@ void proc_spawner_stop(void);
 unsigned long long proc_start_time(pid_t pid);
 /* Fills h for a process we just spawned (pidfd, start time). 0 or -errno. */
 int proc_handle_open(struct drv_handle *h, pid_t pid);
-/* SIGTERM (or SIGKILL when force) to the instance's process group. */
-int proc_signal(struct drv_handle *h, bool force);
+/* A signal to the instance's process group (it leads its own), while the leader is unreaped. */
+int proc_signal(struct drv_handle *h, int signo);
 int proc_reap(struct drv_handle *h, int *exit_code, bool *code_known);
 /* Finds the process started for instance_id (its environment carries
  * MICROVIM_INSTANCE_ID=ID, set by the drivers) and attaches to it: the adopt operation. */

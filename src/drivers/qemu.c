@@ -24,12 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "drivers/driver.h"
 #include "drivers/proc.h"
 
 #define QEMU_DEFAULT_BINARY "qemu-system-x86_64"
-#define QEMU_DEFAULT_MEMORY_MB 64
 #define QEMU_MAX_ARGS 64
 #define QEMU_VERSION_TIMEOUT_MS 5000
 #define QMP_QUIT_TIMEOUT_MS 200 /* the node's loop waits this long at most for a stop */
@@ -80,12 +80,7 @@ static bool kvm_usable(void)
 	return ok;
 }
 
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t now_ms(void) { return clock_mono_us() / 1000; }
 
 /* Runs `qemu --version` (bounded) and extracts "X.Y.Z" from its first line. */
 static int qemu_version(const char *binary, char *version, size_t vlen, char *err, size_t errlen)
@@ -120,7 +115,7 @@ static int qemu_version(const char *binary, char *version, size_t vlen, char *er
 		if (ready <= 0) {
 			snprintf(err, errlen, "%s --version did not answer within %d ms", binary, QEMU_VERSION_TIMEOUT_MS);
 			rc = -ETIMEDOUT;
-			proc_signal(&h, true);
+			proc_signal(&h, SIGKILL);
 			break;
 		}
 		got = read(pipefd[0], out + n, sizeof out - 1 - n);
@@ -135,7 +130,7 @@ static int qemu_version(const char *binary, char *version, size_t vlen, char *er
 	close(pipefd[0]);
 	out[n] = '\0';
 	if (rc == 0 && n == sizeof out - 1)
-		proc_signal(&h, true); /* talks too much to be qemu --version */
+		proc_signal(&h, SIGKILL); /* talks too much to be qemu --version */
 	while (waitpid(h.pid, &status, 0) < 0 && errno == EINTR)
 		;
 	proc_handle_close(&h);
@@ -250,36 +245,35 @@ static bool has_multiboot_header(const unsigned char *buf, size_t len)
 	return false;
 }
 
-/* What the spec's optional config says, checked: {"machine": "microvm"|"pc",
- * "accel": "kvm"|"tcg"}; NULL where it says nothing. */
+/* The spec's optional config, as qemu_config_check accepted it at the core:
+ * {"machine": "microvm"|"pc", "accel": "kvm"|"tcg"}; NULL where it says nothing. */
 struct qemu_config {
 	const char *machine;
 	const char *accel;
 };
 
-static int config_choice(const json_t *cfg, const char *field, const char *a, const char *b, const char **out,
-                         char *err, size_t errlen)
+static const char *const config_fields[] = {"machine", "accel", NULL};
+static const char *const machines[] = {"microvm", "pc", NULL};
+static const char *const accels[] = {"kvm", "tcg", NULL};
+static const char *const *const config_choices[] = {machines, accels};
+
+static int qemu_config_check(const json_t *config, const char **executable, struct mv_error *err)
 {
-	const json_t *v = json_object_get(cfg, field);
-	const char *s = json_string_value(v);
-	*out = NULL;
-	if (!v)
-		return 0;
-	if (s && (strcmp(s, a) == 0 || strcmp(s, b) == 0)) {
-		*out = strcmp(s, a) == 0 ? a : b;
-		return 0;
-	}
-	snprintf(err, errlen, "qemu: config.%s must be \"%s\" or \"%s\"", field, a, b);
-	return -EINVAL;
+	*executable = NULL;
+	return drv_config_choices(config, config_fields, config_choices, err);
 }
 
-static int parse_config(const json_t *spec, struct qemu_config *c, char *err, size_t errlen)
+static int parse_config(const json_t *cfg, struct qemu_config *c, char *err, size_t errlen)
 {
-	const json_t *cfg = json_object_get(spec, "config");
-	int rc;
-	if ((rc = config_choice(cfg, "machine", "microvm", "pc", &c->machine, err, errlen)) < 0 ||
-	    (rc = config_choice(cfg, "accel", "kvm", "tcg", &c->accel, err, errlen)) < 0)
-		return rc;
+	struct mv_error e;
+	const char *none;
+	/* checked at the core already; again here, as it goes on QEMU's command line */
+	if (qemu_config_check(cfg, &none, &e) < 0) {
+		snprintf(err, errlen, "qemu: %s", e.message);
+		return -EINVAL;
+	}
+	c->machine = json_string_value(json_object_get(cfg, "machine"));
+	c->accel = json_string_value(json_object_get(cfg, "accel"));
 	if (!c->accel)
 		c->accel = kvm_usable() ? "kvm" : "tcg";
 	else if (strcmp(c->accel, "kvm") == 0 && !kvm_usable()) {
@@ -364,11 +358,11 @@ static int build_argv(const char *binary, const struct drv_start_request *r, con
                       const char *serial_log, const char *qmp, struct argv_buf *a, char *err, size_t errlen)
 {
 	bool microvm = strcmp(c->machine, "microvm") == 0;
-	long long memory_mb = r->memory_mb > 0 ? r->memory_mb : QEMU_DEFAULT_MEMORY_MB;
-	int vcpus = r->vcpus > 255 ? 256 : r->vcpus > 1 ? (int)r->vcpus : 1;
+	long vcpus;
+	int rc;
 
-	if (vcpus < r->vcpus)
-		vcpus++; /* whole vCPUs, rounded up */
+	if ((rc = drv_vm_request_check("qemu", r, &vcpus, err, errlen)) < 0)
+		return rc;
 
 	if (!option_safe(serial_log) || !option_safe(qmp) || (r->initrd && !option_safe(r->initrd))) {
 		snprintf(err, errlen, "qemu: paths with commas or control characters are not supported "
@@ -377,10 +371,6 @@ static int build_argv(const char *binary, const struct drv_start_request *r, con
 	}
 	if (r->tap && !word_valid(r->tap, 15)) {
 		snprintf(err, errlen, "qemu: invalid tap name %.32s", r->tap);
-		return -EINVAL;
-	}
-	if (vcpus > 255) {
-		snprintf(err, errlen, "qemu: at most 255 vCPUs");
 		return -EINVAL;
 	}
 	arg_add(a, "%s", binary);
@@ -396,9 +386,9 @@ static int build_argv(const char *binary, const struct drv_start_request *r, con
 	arg_add(a, "none");
 	arg_add(a, "-no-reboot"); /* a guest that crashes or reboots ends the instance */
 	arg_add(a, "-m");
-	arg_add(a, "%lldM", memory_mb);
+	arg_add(a, "%lldM", r->memory_mb); /* 1 MiB .. MV_MEMORY_MB_MAX: drv_vm_request_check */
 	arg_add(a, "-smp");
-	arg_add(a, "%d", vcpus);
+	arg_add(a, "%ld", vcpus);
 	arg_add(a, "-kernel");
 	arg_add(a, "%s", r->kernel);
 	if (r->initrd)
@@ -439,7 +429,7 @@ static int qemu_start(const struct drv_options *o, const struct drv_start_reques
 		snprintf(err, errlen, "qemu binary not found: %s", strerror(-rc));
 		return rc;
 	}
-	if ((rc = parse_config(r->spec, &c, err, errlen)) < 0 || (rc = choose_machine(r->kernel, &c, err, errlen)) < 0)
+	if ((rc = parse_config(r->config, &c, err, errlen)) < 0 || (rc = choose_machine(r->kernel, &c, err, errlen)) < 0)
 		return rc;
 	if ((size_t)snprintf(serial_log, sizeof serial_log, "%s%s", r->serial_log ? "" : r->dir,
 	                     r->serial_log ? r->serial_log : "/serial.log") >= sizeof serial_log) {
@@ -545,13 +535,15 @@ out:
 	return rc;
 }
 
-static int qemu_signal(struct drv_handle *h, bool force)
+/* Gently: QMP quit (QEMU ends as on a power-off, and exits 0), SIGTERM when QMP does not
+ * answer; by force: SIGKILL. */
+static int qemu_stop(UNUSED const struct drv_options *o, struct drv_handle *h, bool force)
 {
 	if (h->pidfd < 0)
 		return -ESRCH;
 	if (!force && h->control[0] && qmp_quit(h->control) == 0)
 		return 0;
-	return proc_signal(h, force);
+	return proc_signal(h, force ? SIGKILL : SIGTERM);
 }
 
 static int qemu_reap(struct drv_handle *h, int *exit_code, bool *code_known)
@@ -568,9 +560,13 @@ static int qemu_reap(struct drv_handle *h, int *exit_code, bool *code_known)
 
 const struct driver driver_qemu = {
 	.name = "qemu",
+	.boots_image = true,
+	.network = DRV_NET_TAP,
+	.config_check = qemu_config_check,
 	.probe = qemu_probe,
 	.start = qemu_start,
-	.signal = qemu_signal,
+	.stop = qemu_stop,
+	.signal = proc_signal,
 	.reap = qemu_reap,
 	.recover = proc_recover,
 	.adopt = proc_adopt,

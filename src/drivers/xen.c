@@ -227,7 +227,7 @@ static bool ifname_valid(const char *s)
 /* "pvh" unless the spec says config.type = "pv" (ClickOS and MiniOS are PV guests). */
 static int guest_type(const struct drv_start_request *r, const char **type, char *err, size_t errlen)
 {
-	const json_t *t = json_object_get(json_object_get(r->spec, "config"), "type");
+	const json_t *t = json_object_get(r->config, "type");
 	*type = "pvh";
 	if (!t)
 		return 0;
@@ -437,8 +437,22 @@ static int xen_stop(const struct drv_options *o, struct drv_handle *h, bool forc
 	return rc;
 }
 
+/* {"type": "pvh"|"pv"} */
+static const char *const config_fields[] = {"type", NULL};
+static const char *const guest_types[] = {"pvh", "pv", NULL};
+static const char *const *const config_choices[] = {guest_types};
+
+static int xen_config_check(const json_t *config, const char **executable, struct mv_error *err)
+{
+	*executable = NULL;
+	return drv_config_choices(config, config_fields, config_choices, err);
+}
+
 const struct driver driver_xen = {
 	.name = "xen",
+	.boots_image = true,
+	.network = DRV_NET_BRIDGE,
+	.config_check = xen_config_check,
 	.probe = xen_probe,
 	.start = xen_start,
 	.recover = drv_domain_recover,

@@ -1,11 +1,9 @@
-/* instance — the life of each instance on this node:
- *   prepare  instance dir, logs, image blobs (cache hit, or fetched and verified)
- *   network  tap / veth + netns attached to the bridge          (on a worker)
- *   spawn    the driver's start call                            (on a worker)
- *   boot     the guest's ready marker seen on its serial log    (inotify)
- *   exit     pidfd readable, or the toolstack says the domain is gone (libvirt, xen)
- *   stop     gentle stop, then forced after the grace period
- * Every change is reported to the core at once (agent_report). */
+/* instance — see instance.h. Every event of an instance goes through ni_event(), which
+ * looks it up in node/lifecycle.h's table and carries out the actions in one order. The
+ * sections below are the event sources (blobs, the start job, exits, domain status and
+ * events, the serial log, stops) and the actions. */
+#include "node/instance.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,59 +16,70 @@
 
 #include "common/clock.h"
 #include "common/fs.h"
+#include "common/hmap.h"
 #include "common/log.h"
-#include "node/internal.h"
+#include "common/trace.h"
+#include "common/wire.h"
+#include "drivers/drivers.h"
+#include "node/instrec.h"
+#include "node/lifecycle.h"
+#include "node/netdev.h"
 
 #define STATUS_INTERVAL_S 1.0
+#define WATCH_MAX 8 /* entries of drivers[] whose exit events the node can follow */
 
-static void watch_exit(struct ninst *ni);
-static void boot_watch_start(struct ninst *ni);
-static void boot_watch_stop(struct ninst *ni);
+struct instances {
+	struct instances_env env;
+	struct hmap map; /* id -> struct ninst */
+	int inotify_fd;
+	struct event *inotify_ev;
+	struct event *status_timer;       /* handles without a pidfd (libvirt, xen) */
+	struct event *watch_evs[WATCH_MAX]; /* by index in drivers[]: exit events (libvirt) */
+};
 
-/* ---- records on disk ---- */
+/* One instance on this node. */
+struct ninst {
+	struct instances *set;
+	char id[MV_ID_LEN + 1];
+	struct inst_spec spec;
+	const struct driver *drv;
+	enum ni_state state;
+	bool stop_requested;         /* a stop was asked: the end is "stopped" */
+	bool ready;                  /* the guest printed its ready marker */
+	enum inst_state final_state; /* once ended */
+	int jobs;                    /* worker jobs and fetches in flight that point at it */
+	struct drv_handle h;
+	struct event *exit_ev, *kill_timer;
+	int stdout_fd, stderr_fd;
+	char dir[PATH_MAX];
+	char kernel[PATH_MAX], initrd[PATH_MAX], serial_log[PATH_MAX];
+	int pending_fetches;         /* image blobs still on their way (+1 while they are asked for) */
 
-static void record_write(struct ninst *ni, const char *state)
-{
-	char path[PATH_MAX + 16];
-	json_t *j = json_pack("{s:s, s:s, s:O, s:i, s:I, s:s, s:s, s:s, s:s, s:b}", "id", ni->id, "name", ni->name,
-	                      "spec", ni->spec, "pid", (int)ni->h.pid, "start_time", (json_int_t)ni->h.start_time,
-	                      "domain", ni->h.domain, "control", ni->h.control, "tap", ni->tap, "netns", ni->netns,
-	                      "ready", ni->ready);
-	char *text;
-	int rc;
-	json_object_set_new(j, "state", json_string(state));
-	if (ni->has_exit_code)
-		json_object_set_new(j, "exit_code", json_integer(ni->exit_code));
-	if (ni->error[0])
-		json_object_set_new(j, "error", json_string(ni->error));
-	text = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	snprintf(path, sizeof path, "%s/record.json", ni->dir);
-	/* No fsync: the record must survive the node's crash, which the rename alone ensures. */
-	if ((rc = fs_write_atomic(path, text, strlen(text), false)) < 0)
-		log_warnx("instance %s: cannot write %s: %s", ni->id, path, strerror(-rc));
-	free(text);
-}
+	/* network phase: what was made, so that it is unmade */
+	char tap[NETDEV_NAME_MAX + 1];
+	char netns[NETDEV_NAME_MAX + 1];
 
-/* ---- creation and end ---- */
+	/* boot phase: watching the serial log for the ready marker */
+	int serial_fd, watch;
+	char carry[MV_READY_PATTERN_MAX];
+	size_t carry_len;
 
-static struct ninst *ninst_new(struct node_agent *a, const char *id, const json_t *spec)
-{
-	struct ninst *ni = calloc(1, sizeof *ni);
-	if (!ni)
-		fatal("calloc");
-	ni->agent = a;
-	ni->stdout_fd = ni->stderr_fd = ni->serial_fd = ni->watch = -1;
-	ni->h.pidfd = -1;
-	snprintf(ni->id, sizeof ni->id, "%s", id);
-	snprintf(ni->name, sizeof ni->name, "%s", json_string_value(json_object_get(spec, "name")) ?: id);
-	ni->spec = json_incref((json_t *)spec);
-	ni->drv = driver_find(json_string_value(json_object_get(spec, "driver")) ?: "");
-	if (snprintf(ni->dir, sizeof ni->dir, "%.4000s/instances/%s", a->run_dir, id) >= (int)sizeof ni->dir)
-		fatalx("instance dir path too long");
-	hmap_put(&a->instances, ni->id, ni);
-	return ni;
-}
+	int64_t received_us, spawned_us;
+	struct node_timing timing;
+	int start_rc;                /* the start job's result, and its words */
+	char start_err[256];
+	bool has_exit_code;
+	int exit_code;
+	char error[256];
+};
+
+/* What an event carries. */
+struct ni_args {
+	int rc;          /* NE_STOP_DONE: the call's result */
+	const char *why; /* the error (NE_*_FAILED), or why there is no exit code (NE_GONE, NE_ENDED_AWAY) */
+};
+
+static void ni_event(struct ninst *ni, enum ni_event ev, const struct ni_args *x);
 
 static void close_fd(int *fd)
 {
@@ -78,6 +87,33 @@ static void close_fd(int *fd)
 		close(*fd);
 	*fd = -1;
 }
+
+/* The states in which the instance has a process or domain to follow. */
+static bool has_handle(enum ni_state s)
+{
+	return s == NI_RUNNING || s == NI_STOPPING || s == NI_STOPPING_FORCE || s == NI_STOPPING_EXITED ||
+	       s == NI_STOP_SENT;
+}
+
+/* ---- creation and freeing ---- */
+
+static struct ninst *ninst_new(struct instances *set, const char *id, enum ni_state state)
+{
+	struct ninst *ni = calloc(1, sizeof *ni);
+	if (!ni)
+		fatal("calloc");
+	ni->set = set;
+	ni->state = state;
+	ni->stdout_fd = ni->stderr_fd = ni->serial_fd = ni->watch = -1;
+	ni->h.pidfd = -1;
+	snprintf(ni->id, sizeof ni->id, "%s", id);
+	if (snprintf(ni->dir, sizeof ni->dir, "%.4000s/instances/%s", set->env.run_dir, id) >= (int)sizeof ni->dir)
+		fatalx("instance dir path too long");
+	hmap_put(&set->map, ni->id, ni);
+	return ni;
+}
+
+static void boot_watch_stop(struct ninst *ni);
 
 static void ninst_free(struct ninst *ni)
 {
@@ -89,26 +125,76 @@ static void ninst_free(struct ninst *ni)
 	close_fd(&ni->stdout_fd);
 	close_fd(&ni->stderr_fd);
 	close_fd(&ni->h.pidfd);
-	json_decref(ni->spec);
+	spec_free(&ni->spec);
 	free(ni);
 }
 
-/* Every worker job that points at an instance goes through here, so that the instance
- * outlives its jobs even when it is purged meanwhile. */
-static void ninst_submit(struct ninst *ni, worker_fn *work, worker_fn *done, void *arg)
-{
-	ni->jobs++;
-	worker_submit(ni->agent->workers, work, done, arg);
-}
+/* Every worker job and fetch that points at an instance holds it, so that it outlives
+ * them even when it is purged meanwhile. */
+static void ninst_hold(struct ninst *ni) { ni->jobs++; }
 
-/* Called last by each job's done callback. Returns true when the instance is gone. */
-static bool ninst_job_finished(struct ninst *ni)
+/* Called first by each job's completion. True when the instance is gone (then the caller
+ * must not touch it). */
+static bool ninst_release(struct ninst *ni)
 {
-	if (--ni->jobs > 0 || !ni->purged)
-		return ni->purged;
+	if (--ni->jobs > 0 || ni->state != NI_PURGED)
+		return ni->state == NI_PURGED;
 	ninst_free(ni);
 	return true;
 }
+
+static void ninst_submit(struct ninst *ni, worker_fn *work, worker_fn *done, void *arg)
+{
+	ninst_hold(ni);
+	worker_submit(ni->set->env.workers, work, done, arg);
+}
+
+/* ---- records and reports ---- */
+
+static void record_of(const struct ninst *ni, enum instrec_state state, struct instrec *r)
+{
+	*r = (struct instrec){.spec = ni->spec, .state = state, .ended_as = ni->final_state, .h = ni->h,
+	                      .ready = ni->ready, .has_exit_code = ni->has_exit_code, .exit_code = ni->exit_code};
+	memcpy(r->id, ni->id, sizeof r->id);
+	memcpy(r->tap, ni->tap, sizeof r->tap);
+	memcpy(r->netns, ni->netns, sizeof r->netns);
+	snprintf(r->error, sizeof r->error, "%s", ni->error);
+}
+
+static void record_write(const struct ninst *ni, enum instrec_state state)
+{
+	struct instrec r;
+	int rc;
+	record_of(ni, state, &r);
+	if ((rc = instrec_write(ni->dir, &r)) < 0)
+		log_warnx("instance %s: cannot write its record in %s: %s", ni->id, ni->dir, strerror(-rc));
+}
+
+/* Where it stands: running (with its timing, when this node started it) or its end. */
+static void report(struct ninst *ni)
+{
+	bool ended = ni->state == NI_ENDED || ni->state == NI_PURGED;
+	struct wire_report r = {.state = ended ? ni->final_state : INST_RUNNING, .has_exit_code = ni->has_exit_code,
+	                        .exit_code = ni->exit_code};
+	memcpy(r.id, ni->id, sizeof r.id);
+	r.ready = !ended && ni->ready;
+	snprintf(r.error, sizeof r.error, "%s", ni->error);
+	if (!ended && ni->received_us) { /* none for an instance re-attached after a restart */
+		r.has_timing = true;
+		r.timing = ni->timing;
+	}
+	reports_push(ni->set->env.reports, &r, ni->received_us);
+}
+
+/* A report for an id this node has no instance of. */
+static void report_unknown_stopped(struct instances *set, const char *id)
+{
+	struct wire_report r = {.state = INST_STOPPED};
+	snprintf(r.id, sizeof r.id, "%s", id);
+	reports_push(set->env.reports, &r, 0);
+}
+
+/* ---- network ---- */
 
 /* Removes what the network phase made. */
 static void network_teardown(struct ninst *ni)
@@ -121,376 +207,38 @@ static void network_teardown(struct ninst *ni)
 	ni->tap[0] = ni->netns[0] = '\0';
 }
 
-static void ninst_end(struct ninst *ni, enum inst_state st)
-{
-	struct node_agent *a = ni->agent;
-	ni->phase = NI_ENDED;
-	ni->final_state = st;
-	if (ni->kill_timer)
-		evtimer_del(ni->kill_timer);
-	if (ni->exit_ev)
-		event_del(ni->exit_ev);
-	boot_watch_stop(ni);
-	network_teardown(ni);
-	record_write(ni, inst_state_names[st]);
-	agent_report(a, ni, st);
-	agent_shutdown_check(a);
-}
-
-static void fail(struct ninst *ni, const char *fmt, ...) PRINTF_LIKE(2, 3);
-static void fail(struct ninst *ni, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(ni->error, sizeof ni->error, fmt, ap);
-	va_end(ap);
-	log_warnx("instance %s failed: %s", ni->id, ni->error);
-	ninst_end(ni, INST_FAILED);
-}
-
-/* ---- exit ---- */
-
-/* The instance's process or domain is gone. Without a known code, `unknown_why` says why
- * there is none (the error the instance keeps). */
-static void ended(struct ninst *ni, bool known, int code, const char *unknown_why)
-{
-	ni->has_exit_code = known;
-	ni->exit_code = code;
-	if (ni->stop_requested) {
-		ninst_end(ni, INST_STOPPED);
-	} else if (known && code == 0) {
-		ninst_end(ni, INST_EXITED);
-	} else if (known) {
-		snprintf(ni->error, sizeof ni->error, code > 128 ? "killed by signal %d" : "exited with code %d",
-		         code > 128 ? code - 128 : code);
-		ninst_end(ni, INST_FAILED);
-	} else {
-		snprintf(ni->error, sizeof ni->error, "%s", unknown_why);
-		ninst_end(ni, INST_EXITED);
-	}
-}
-
-static void on_process_exit(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
-{
-	struct ninst *ni = arg;
-	int code = 0;
-	bool known = false;
-	int rc;
-	if (ni->stop_in_progress) {
-		/* a worker may be signalling it: reaping now could free the pid for reuse
-		 * under that signal. stop_done reaps. */
-		ni->exit_pending = true;
-		return;
-	}
-	rc = ni->drv->reap(&ni->h, &code, &known);
-	if (rc == -EAGAIN)
-		return;
-	if (rc < 0)
-		log_warnx("instance %s: reap: %s", ni->id, strerror(-rc));
-	ended(ni, known, code,
-	      "ended; exit code unknown: its process was re-attached by a restarted node, not started by it");
-}
-
-/* Domains (no pidfd): ask the toolstack, on a worker; each second for toolstacks without
- * exit events (xen) or while a driver's events are down (libvirt). */
-struct status_job {
-	struct ninst *ni;
-	int rc;
-	bool alive;
-};
-
-static void status_work(void *arg)
-{
-	struct status_job *j = arg;
-	j->rc = j->ni->drv->status(&j->ni->agent->drv_opts, &j->ni->h, &j->alive);
-}
-
-static void status_done(void *arg)
-{
-	struct status_job *j = arg;
-	if (!j->ni->purged && j->ni->phase == NI_RUNNING && j->rc == 0 && !j->alive)
-		ended(j->ni, false, 0, "the domain is gone (the toolstack keeps no exit code)");
-	ninst_job_finished(j->ni);
-	free(j);
-}
-
-/* Asks the toolstack whether a domain (no pidfd to wait on) still exists. */
-static void status_check(struct ninst *ni)
-{
-	struct status_job *j;
-	if (ni->phase != NI_RUNNING || ni->h.pidfd >= 0 || !ni->drv->status)
-		return;
-	if (!(j = calloc(1, sizeof *j)))
-		fatal("calloc");
-	j->ni = ni;
-	ninst_submit(ni, status_work, status_done, j);
-}
-
-static void on_status_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
-{
-	struct node_agent *a = arg;
-	const char *k;
-	void *v;
-	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);)
-		if (!drv_watching(((struct ninst *)v)->drv))
-			status_check(v);
-}
-
-/* One of a domain driver's exit events: a domain that ended, or "" for "some may have
- * ended unseen", which asks the toolstack about each of the driver's domains. */
-static void domain_event(struct node_agent *a, const struct driver *d, const char *domain)
-{
-	const char *k;
-	void *v;
-	struct ninst *ni;
-	if (!domain[0]) {
-		for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);)
-			if (((struct ninst *)v)->drv == d)
-				status_check(v);
-		return;
-	}
-	/* domains are named "mv-" + instance id (drv_domain_adopt) */
-	if (strncmp(domain, "mv-", 3) != 0 || !(ni = hmap_get(&a->instances, domain + 3)) || ni->drv != d ||
-	    ni->phase != NI_RUNNING || strcmp(ni->h.domain, domain) != 0)
-		return; /* not ours, or not running yet: watch_exit asks once it is */
-	log_info("instance %s: domain %s ended (%s event)", ni->id, domain, d->name);
-	ended(ni, false, 0, "the domain ended (the toolstack keeps no exit code)");
-}
-
-static void on_domain_events(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
-{
-	struct node_agent *a = arg;
-	char domain[sizeof ((struct drv_handle *)0)->domain];
-	for (int i = 0; drivers[i] && i < NODE_WATCH_MAX; i++)
-		while (a->watch_evs[i] && drivers[i]->watch_next(domain, sizeof domain))
-			domain_event(a, drivers[i], domain);
-}
-
-/* Exit events from the domain drivers that have them (libvirt); the others are polled. */
-static void domain_watch_start(struct node_agent *a, int i)
-{
-	const struct driver *d = drivers[i];
-	char why[256] = "";
-	int fd;
-	if (!d->watch || !json_object_get(a->drivers_info, d->name))
-		return;
-	if (d->watch(&a->drv_opts, &fd, why, sizeof why) < 0) {
-		log_info("driver %s: no exit events (%s): domains are polled every %.0f s", d->name, why,
-		         STATUS_INTERVAL_S);
-		return;
-	}
-	a->watch_evs[i] = event_new(a->base, fd, EV_READ | EV_PERSIST, on_domain_events, a);
-	event_add(a->watch_evs[i], NULL);
-}
-
-/* ---- stop ---- */
-
-struct stop_job {
-	struct ninst *ni;
-	bool force;
-	int rc;
-};
-
-static void stop_work(void *arg)
-{
-	struct stop_job *j = arg;
-	struct ninst *ni = j->ni;
-	j->rc = ni->drv->stop ? ni->drv->stop(&ni->agent->drv_opts, &ni->h, j->force) : drv_signal(ni->drv, &ni->h, j->force);
-}
-
-static void stop_done(void *arg)
-{
-	struct stop_job *j = arg;
-	struct ninst *ni = j->ni;
-	ni->stop_in_progress = false;
-	if (j->rc < 0 && j->rc != -ESRCH)
-		log_warnx("instance %s: %s stop: %s", ni->id, j->force ? "forced" : "gentle", strerror(-j->rc));
-	if (ni->exit_pending && !ni->purged) {
-		ni->exit_pending = false;
-		on_process_exit(-1, 0, ni);
-	}
-	if (!ni->purged && j->rc == 0)
-		status_check(ni); /* a domain just stopped: say so now, not at the next tick */
-	ninst_job_finished(ni);
-	free(j);
-}
-
-/* Gentle stops can block (QMP, xl shutdown): a worker does them. */
-static void stop_call(struct ninst *ni, bool force)
-{
-	struct stop_job *j = calloc(1, sizeof *j);
-	if (!j)
-		fatal("calloc");
-	*j = (struct stop_job){.ni = ni, .force = force};
-	ni->stop_in_progress = true;
-	ninst_submit(ni, stop_work, stop_done, j);
-}
-
-static void on_kill_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
-{
-	struct ninst *ni = arg;
-	if (ni->phase != NI_RUNNING)
-		return;
-	log_info("instance %s did not stop within %.1f s: forcing", ni->id, ni->agent->opts.stop_grace_s);
-	if (ni->drv->stop)
-		stop_call(ni, true);
-	else
-		drv_signal(ni->drv, &ni->h, true); /* SIGKILL: instant */
-}
-
-static void ninst_stop(struct ninst *ni)
-{
-	struct timeval tv = clock_timeval(ni->agent->opts.stop_grace_s);
-	bool again = ni->stop_requested;
-	ni->stop_requested = true;
-	if (ni->phase != NI_RUNNING || again)
-		return; /* preparing or spawning: stopped when the spawn returns; ended: nothing to do */
-	stop_call(ni, false);
-	evtimer_add(ni->kill_timer, &tv);
-}
-
-static void watch_exit(struct ninst *ni)
-{
-	struct node_agent *a = ni->agent;
-	if (ni->h.pidfd >= 0) {
-		ni->exit_ev = event_new(a->base, ni->h.pidfd, EV_READ, on_process_exit, ni);
-		event_add(ni->exit_ev, NULL);
-	}
-	ni->kill_timer = evtimer_new(a->base, on_kill_timer, ni);
-	ni->phase = NI_RUNNING;
-	/* an exit event that came before this point was not for a running instance: ask once */
-	if (drv_watching(ni->drv))
-		status_check(ni);
-}
-
-/* ---- boot: the ready marker on the serial log ---- */
-
-static const char *ready_marker(const struct ninst *ni)
-{
-	return json_string_value(json_object_get(json_object_get(ni->spec, "ready"), "serial"));
-}
-
-/* Reads what the guest wrote since last time and looks for the marker, keeping the tail
- * so a marker split across two reads is still found. */
-static bool serial_scan(struct ninst *ni)
-{
-	const char *marker = ready_marker(ni);
-	size_t mlen = strlen(marker);
-	char buf[4096 + MV_READY_PATTERN_MAX];
-	ssize_t n;
-
-	while ((n = read(ni->serial_fd, buf + ni->carry_len, 4096)) > 0) {
-		size_t total;
-		memcpy(buf, ni->carry, ni->carry_len);
-		total = ni->carry_len + (size_t)n;
-		if (memmem(buf, total, marker, mlen))
-			return true;
-		ni->carry_len = total < mlen - 1 ? total : mlen - 1;
-		memcpy(ni->carry, buf + total - ni->carry_len, ni->carry_len);
-	}
-	return false;
-}
-
-static void boot_seen(struct ninst *ni)
-{
-	ni->timing.boot_us = clock_mono_us() - ni->spawned_us;
-	ni->ready = true;
-	boot_watch_stop(ni);
-	record_write(ni, "running");
-	agent_report(ni->agent, ni, INST_RUNNING);
-}
-
-/* The serial log was created anew (libvirt's virtlogd replaces the file when the domain
- * starts): read the new one from its start. */
-static void serial_reopen(struct ninst *ni)
-{
-	int fd = open(ni->serial_log, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return;
-	close_fd(&ni->serial_fd);
-	ni->serial_fd = fd;
-	ni->carry_len = 0;
-}
-
-static void on_inotify(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
-{
-	struct node_agent *a = arg;
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	ssize_t n;
-	while ((n = read(a->inotify_fd, buf, sizeof buf)) > 0) {
-		for (char *p = buf; p < buf + n;) {
-			struct inotify_event *ev = (struct inotify_event *)p;
-			const char *k;
-			void *v;
-			p += sizeof *ev + ev->len;
-			if (ev->len == 0 || strcmp(ev->name, "serial.log") != 0)
-				continue;
-			for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);) {
-				struct ninst *ni = v;
-				if (ni->watch != ev->wd || ni->phase != NI_RUNNING || ni->ready)
-					continue;
-				if (ev->mask & (IN_CREATE | IN_MOVED_TO))
-					serial_reopen(ni);
-				if (serial_scan(ni))
-					boot_seen(ni);
-				break;
-			}
-		}
-	}
-}
-
-/* Watches the instance dir rather than the file: a toolstack may replace the file. */
-static void boot_watch_start(struct ninst *ni)
-{
-	struct node_agent *a = ni->agent;
-	if (!ready_marker(ni))
-		return;
-	ni->watch = inotify_add_watch(a->inotify_fd, ni->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
-	if (ni->watch < 0) {
-		log_warn("instance %s: cannot watch %s for the ready marker", ni->id, ni->dir);
-		return;
-	}
-	serial_reopen(ni); /* it may have been replaced while the guest started */
-	if (serial_scan(ni)) /* it may have been written before the watch existed */
-		boot_seen(ni);
-}
-
-static void boot_watch_stop(struct ninst *ni)
-{
-	if (ni->watch >= 0 && ni->agent->inotify_fd >= 0)
-		inotify_rm_watch(ni->agent->inotify_fd, ni->watch);
-	ni->watch = -1;
-	close_fd(&ni->serial_fd);
-}
-
-/* ---- network + spawn, on a worker ---- */
-
+/* What the driver's network slot asks for, on the spec's bridge (on a worker). */
 static int network_setup(struct ninst *ni, struct drv_start_request *r, char *nspath, size_t nslen)
 {
-	const char *bridge = json_string_value(json_object_get(json_object_get(ni->spec, "network"), "bridge"));
-	const char *driver = ni->drv->name;
+	const char *bridge = ni->spec.bridge[0] ? ni->spec.bridge : NULL;
 	int rc = 0;
 	if (!bridge)
 		return 0;
-	if (strcmp(driver, "qemu") == 0) {
+	switch (ni->drv->network) {
+	case DRV_NET_TAP:
 		snprintf(ni->tap, sizeof ni->tap, "mv%.12s", ni->id);
 		rc = netdev_tap_create(ni->tap, bridge);
 		r->tap = ni->tap;
-	} else if (strcmp(driver, "exec") == 0) {
+		break;
+	case DRV_NET_NETNS:
 		snprintf(ni->netns, sizeof ni->netns, "mv-%.12s", ni->id);
 		snprintf(ni->tap, sizeof ni->tap, "mv%.12s", ni->id);
 		if ((rc = netdev_netns_create(ni->netns)) == 0)
 			rc = netdev_veth_create(ni->tap, bridge, ni->netns, "eth0");
 		netdev_netns_path(ni->netns, nspath, (int)nslen);
 		r->netns = nspath;
-	} else {
-		r->bridge = bridge; /* libvirt and xl attach the guest themselves */
+		break;
+	case DRV_NET_BRIDGE:
+		r->bridge = bridge; /* the toolstack attaches the guest itself */
+		break;
 	}
 	if (rc < 0)
 		snprintf(ni->start_err, sizeof ni->start_err, "network: cannot attach to bridge %s: %s", bridge,
 		         strerror(-rc));
 	return rc;
 }
+
+/* ---- the start job: prepare, network, spawn (on a worker) ---- */
 
 static int open_log(const char *dir, const char *name, int flags)
 {
@@ -514,7 +262,7 @@ static int prepare_dir(struct ninst *ni)
 		snprintf(ni->start_err, sizeof ni->start_err, "cannot open the logs: %s", strerror(errno));
 		return -EIO;
 	}
-	if (json_object_get(ni->spec, "boot")) {
+	if (ni->spec.has_boot) {
 		int fd;
 		snprintf(ni->serial_log, sizeof ni->serial_log, "%.4000s/serial.log", ni->dir);
 		if ((fd = open(ni->serial_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0 ||
@@ -531,7 +279,6 @@ static int prepare_dir(struct ninst *ni)
 static void start_work(void *arg)
 {
 	struct ninst *ni = arg;
-	const json_t *boot = json_object_get(ni->spec, "boot"), *res = json_object_get(ni->spec, "resources");
 	char nspath[64] = "";
 	int64_t t0, t1;
 
@@ -540,13 +287,13 @@ static void start_work(void *arg)
 	if ((ni->start_rc = prepare_dir(ni)) < 0)
 		return;
 	struct drv_start_request r = {
-		.instance_id = ni->id, .name = ni->name, .spec = ni->spec, .dir = ni->dir,
+		.instance_id = ni->id, .name = ni->spec.name, .config = ni->spec.config, .dir = ni->dir,
 		.stdout_fd = ni->stdout_fd, .stderr_fd = ni->stderr_fd,
 		.kernel = ni->kernel[0] ? ni->kernel : NULL, .initrd = ni->initrd[0] ? ni->initrd : NULL,
-		.cmdline = json_string_value(json_object_get(boot, "cmdline")),
+		.cmdline = ni->spec.has_boot ? ni->spec.boot.cmdline : NULL,
 		.serial_log = ni->serial_log[0] ? ni->serial_log : NULL,
-		.vcpus = json_number_value(json_object_get(res, "vcpus")),
-		.memory_mb = json_integer_value(json_object_get(res, "memory_mb")),
+		.vcpus = (double)ni->spec.vcpus_milli / 1000.0,
+		.memory_mb = ni->spec.memory_mb,
 	};
 	t0 = clock_mono_us();
 	ni->timing.prepare_us = t0 - ni->received_us;
@@ -557,335 +304,614 @@ static void start_work(void *arg)
 		return;
 	/* Said before the start, so that a node killed right after it can find what it
 	 * started (the driver's adopt) instead of starting a second copy. */
-	record_write(ni, "spawning");
-	ni->start_rc = ni->drv->start(&ni->agent->drv_opts, &r, &ni->h, ni->start_err, sizeof ni->start_err);
+	record_write(ni, INSTREC_SPAWNING);
+	ni->start_rc = ni->drv->start(ni->set->env.drv_opts, &r, &ni->h, ni->start_err, sizeof ni->start_err);
 	ni->spawned_us = clock_mono_us();
 	ni->timing.spawn_us = ni->spawned_us - t1;
 	if (ni->start_rc == 0)
-		record_write(ni, "running");
+		record_write(ni, INSTREC_RUNNING);
 }
 
 static void start_done(void *arg)
 {
 	struct ninst *ni = arg;
-	struct node_agent *a = ni->agent;
-	if (ninst_job_finished(ni))
+	if (ninst_release(ni))
 		return; /* cannot happen: only ended instances are purged */
 	close_fd(&ni->stdout_fd);
 	close_fd(&ni->stderr_fd);
-	if (ni->start_rc < 0) {
-		fail(ni, "%s", ni->start_err);
+	if (ni->start_rc < 0)
+		ni_event(ni, NE_SPAWN_FAILED, &(struct ni_args){.why = ni->start_err});
+	else
+		ni_event(ni, NE_SPAWNED, &(struct ni_args){0});
+}
+
+/* ---- prepare: image blobs ---- */
+
+static void blob_resolved(struct ninst *ni)
+{
+	if (--ni->pending_fetches == 0)
+		ni_event(ni, NE_BLOBS_DONE, &(struct ni_args){0});
+}
+
+static void on_blob(void *arg, int rc, const char *why)
+{
+	struct ninst *ni = arg;
+	if (ninst_release(ni))
 		return;
-	}
-	watch_exit(ni);
-	agent_report(a, ni, INST_RUNNING);
-	boot_watch_start(ni);
-	if (ni->stop_requested || (a->on_shutdown && a->opts.stop_instances_on_exit)) {
-		ni->stop_requested = false;
-		ninst_stop(ni);
-	}
-}
-
-static void spawn(struct ninst *ni)
-{
-	ni->phase = NI_SPAWNING;
-	ninst_submit(ni, start_work, start_done, ni);
-}
-
-/* ---- prepare ---- */
-
-struct blob_store_job {
-	struct ninst *ni;
-	char digest[DIGEST_LEN + 1];
-	char path[PATH_MAX];
-	struct evbuffer *data;
-	int rc;
-};
-
-static void blob_store_work(void *arg)
-{
-	struct blob_store_job *j = arg;
-	size_t len = evbuffer_get_length(j->data);
-	char dir[PATH_MAX];
-	snprintf(dir, sizeof dir, "%s", j->path);
-	*strrchr(dir, '/') = '\0';
-	if ((j->rc = fs_mkdir_p(dir, 0750)) == 0)
-		j->rc = imagecache_store(j->digest, evbuffer_pullup(j->data, (ev_ssize_t)len), len, j->path);
-}
-
-static void blob_ready(struct ninst *ni)
-{
-	if (--ni->pending_fetches > 0 || ni->phase != NI_PREPARING)
-		return;
-	if (ni->prepare_failed) {
-		ninst_end(ni, INST_FAILED);
-		return;
-	}
-	spawn(ni);
-}
-
-static void blob_store_done(void *arg)
-{
-	struct blob_store_job *j = arg;
-	if (j->rc < 0 && !j->ni->prepare_failed) {
-		j->ni->prepare_failed = true;
-		snprintf(j->ni->error, sizeof j->ni->error, "image blob %.80s: %s", j->digest,
-		         j->rc == -EBADMSG ? "digest mismatch, the fetched bytes are not the image" : strerror(-j->rc));
-	}
-	evbuffer_free(j->data);
-	if (!ninst_job_finished(j->ni))
-		blob_ready(j->ni);
-	free(j);
-}
-
-static void on_blob_fetched(struct node_agent *a, struct ninst *ni, const char *digest, struct evbuffer *body,
-                            const char *why)
-{
-	struct blob_store_job *j;
-	if (!body) {
-		if (!ni->prepare_failed)
-			snprintf(ni->error, sizeof ni->error, "cannot fetch image blob %.80s: %s", digest, why);
-		ni->prepare_failed = true;
-		blob_ready(ni);
-		return;
-	}
-	if (!(j = calloc(1, sizeof *j)) || !(j->data = evbuffer_new()))
-		fatal("alloc");
-	j->ni = ni;
-	snprintf(j->digest, sizeof j->digest, "%s", digest);
-	imagecache_lookup(a, ni, digest, j->path, sizeof j->path);
-	evbuffer_add_buffer(j->data, body); /* take the bytes: the request is freed after this */
-	ninst_submit(ni, blob_store_work, blob_store_done, j);
+	if (rc < 0)
+		ni_event(ni, NE_BLOB_FAILED, &(struct ni_args){.why = why});
+	blob_resolved(ni);
 }
 
 /* Resolves one blob of the image: a cache hit fills path now, a miss starts a fetch. */
-static int need_blob(struct ninst *ni, const json_t *digest, char *path, size_t len)
+static void need_blob(struct ninst *ni, const char *digest, char *path, size_t len)
 {
-	const char *d = json_string_value(digest);
-	if (!d)
-		return 0;
-	if (!digest_valid(d)) {
-		snprintf(ni->error, sizeof ni->error, "the image digest %.80s is not valid", d);
-		return -EINVAL;
-	}
-	if (imagecache_lookup(ni->agent, ni, d, path, len))
-		return 0;
+	if (!digest[0])
+		return;
+	if (imagecache_lookup(ni->set->env.cache, ni->dir, digest, path, len))
+		return;
 	ni->timing.image_cache = IMAGE_MISS;
 	ni->pending_fetches++;
-	agent_fetch_blob(ni->agent, ni, d, on_blob_fetched);
-	return 0;
+	ninst_hold(ni);
+	imagecache_fetch(ni->set->env.cache, digest, path, on_blob, ni);
 }
 
-void instance_start(struct node_agent *a, const char *id, const json_t *spec)
+/* ---- exit ---- */
+
+static void on_process_exit(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {
-	struct ninst *ni = hmap_get(&a->instances, id);
-	const json_t *boot;
+	ni_event(arg, NE_EXITED, &(struct ni_args){0});
+}
+
+/* Domains (no pidfd): ask the toolstack, on a worker; each second for toolstacks without
+ * exit events (xen) or while a driver's events are down (libvirt). */
+struct status_job {
+	struct ninst *ni;
+	int rc;
+	bool alive;
+};
+
+static void status_work(void *arg)
+{
+	struct status_job *j = arg;
+	j->rc = j->ni->drv->status(j->ni->set->env.drv_opts, &j->ni->h, &j->alive);
+}
+
+static void status_done(void *arg)
+{
+	struct status_job *j = arg;
+	struct ninst *ni = j->ni;
+	if (!ninst_release(ni) && has_handle(ni->state) && j->rc == 0 && !j->alive)
+		ni_event(ni, NE_GONE, &(struct ni_args){.why = "the domain is gone (the toolstack keeps no exit code)"});
+	free(j);
+}
+
+/* Asks the toolstack whether a domain (no pidfd to wait on) still exists. */
+static void status_check(struct ninst *ni)
+{
+	struct status_job *j;
+	if (!has_handle(ni->state) || ni->h.pidfd >= 0 || !ni->drv->status)
+		return;
+	if (!(j = calloc(1, sizeof *j)))
+		fatal("calloc");
+	j->ni = ni;
+	ninst_submit(ni, status_work, status_done, j);
+}
+
+static void on_status_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct instances *set = arg;
+	const char *k;
+	void *v;
+	for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);)
+		if (!drv_watching(((struct ninst *)v)->drv))
+			status_check(v);
+}
+
+/* One of a domain driver's exit events: a domain that ended, or "" for "some may have
+ * ended unseen", which asks the toolstack about each of the driver's domains. */
+static void domain_event(struct instances *set, const struct driver *d, const char *domain)
+{
+	const char *k;
+	void *v;
+	struct ninst *ni;
+	if (!domain[0]) {
+		for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);)
+			if (((struct ninst *)v)->drv == d)
+				status_check(v);
+		return;
+	}
+	/* domains are named "mv-" + instance id (drv_domain_adopt) */
+	if (strncmp(domain, "mv-", 3) != 0 || !(ni = hmap_get(&set->map, domain + 3)) || ni->drv != d ||
+	    !has_handle(ni->state) || strcmp(ni->h.domain, domain) != 0)
+		return; /* not ours, or not running yet: the watch asks once it is */
+	log_info("instance %s: domain %s ended (%s event)", ni->id, domain, d->name);
+	ni_event(ni, NE_GONE, &(struct ni_args){.why = "the domain ended (the toolstack keeps no exit code)"});
+}
+
+static void on_domain_events(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct instances *set = arg;
+	char domain[sizeof ((struct drv_handle *)0)->domain];
+	for (int i = 0; drivers[i] && i < WATCH_MAX; i++)
+		while (set->watch_evs[i] && drivers[i]->watch_next(domain, sizeof domain))
+			domain_event(set, drivers[i], domain);
+}
+
+/* Exit events from the domain drivers that have them (libvirt); the others are polled. */
+static void domain_watch_start(struct instances *set, int i)
+{
+	const struct driver *d = drivers[i];
+	char why[256] = "";
+	int fd;
+	if (!d->watch || !json_object_get(set->env.drivers_info, d->name))
+		return;
+	if (d->watch(set->env.drv_opts, &fd, why, sizeof why) < 0) {
+		log_info("driver %s: no exit events (%s): domains are polled every %.0f s", d->name, why,
+		         STATUS_INTERVAL_S);
+		return;
+	}
+	set->watch_evs[i] = event_new(set->env.base, fd, EV_READ | EV_PERSIST, on_domain_events, set);
+	event_add(set->watch_evs[i], NULL);
+}
+
+/* ---- stop ---- */
+
+struct stop_job {
+	struct ninst *ni;
+	bool force;
+	int rc;
+};
+
+static void stop_work(void *arg)
+{
+	struct stop_job *j = arg;
+	j->rc = drv_stop(j->ni->drv, j->ni->set->env.drv_opts, &j->ni->h, j->force);
+}
+
+static void stop_done(void *arg)
+{
+	struct stop_job *j = arg;
+	struct ninst *ni = j->ni;
+	if (!ninst_release(ni)) {
+		if (j->rc < 0 && j->rc != -ESRCH)
+			log_warnx("instance %s: %s stop: %s", ni->id, j->force ? "forced" : "gentle", strerror(-j->rc));
+		ni_event(ni, NE_STOP_DONE, &(struct ni_args){.rc = j->rc});
+	}
+	free(j);
+}
+
+/* Stops can block (QMP, xl shutdown): a worker does them. */
+static void stop_call(struct ninst *ni, bool force)
+{
+	struct stop_job *j = calloc(1, sizeof *j);
+	if (!j)
+		fatal("calloc");
+	*j = (struct stop_job){.ni = ni, .force = force};
+	ninst_submit(ni, stop_work, stop_done, j);
+}
+
+static void on_kill_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct ninst *ni = arg;
+	if (has_handle(ni->state))
+		log_info("instance %s did not stop within %.1f s: forcing", ni->id, ni->set->env.stop_grace_s);
+	ni_event(ni, NE_GRACE, &(struct ni_args){0});
+}
+
+/* ---- boot: the ready marker on the serial log ---- */
+
+/* Reads what the guest wrote since last time and looks for the marker, keeping the tail
+ * so a marker split across two reads is still found. */
+static bool serial_scan(struct ninst *ni)
+{
+	const char *marker = ni->spec.ready_serial;
+	size_t mlen = strlen(marker);
+	char buf[4096 + MV_READY_PATTERN_MAX];
+	ssize_t n;
+
+	while ((n = read(ni->serial_fd, buf + ni->carry_len, 4096)) > 0) {
+		size_t total;
+		memcpy(buf, ni->carry, ni->carry_len);
+		total = ni->carry_len + (size_t)n;
+		if (memmem(buf, total, marker, mlen))
+			return true;
+		ni->carry_len = total < mlen - 1 ? total : mlen - 1;
+		memcpy(ni->carry, buf + total - ni->carry_len, ni->carry_len);
+	}
+	return false;
+}
+
+/* The serial log was created anew (libvirt's virtlogd replaces the file when the domain
+ * starts): read the new one from its start. */
+static void serial_reopen(struct ninst *ni)
+{
+	int fd = open(ni->serial_log, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	close_fd(&ni->serial_fd);
+	ni->serial_fd = fd;
+	ni->carry_len = 0;
+}
+
+static void on_inotify(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct instances *set = arg;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	while ((n = read(set->inotify_fd, buf, sizeof buf)) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			struct inotify_event *ev = (struct inotify_event *)p;
+			const char *k;
+			void *v;
+			p += sizeof *ev + ev->len;
+			if (ev->len == 0 || strcmp(ev->name, "serial.log") != 0)
+				continue;
+			for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);) {
+				struct ninst *ni = v;
+				if (ni->watch != ev->wd || !has_handle(ni->state) || ni->ready)
+					continue;
+				if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+					serial_reopen(ni);
+				if (serial_scan(ni))
+					ni_event(ni, NE_READY, &(struct ni_args){0});
+				break;
+			}
+		}
+	}
+}
+
+/* Watches the instance dir rather than the file: a toolstack may replace the file. */
+static void boot_watch_start(struct ninst *ni)
+{
+	if (!ni->spec.ready_serial[0])
+		return;
+	ni->watch = inotify_add_watch(ni->set->inotify_fd, ni->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
+	if (ni->watch < 0) {
+		log_warn("instance %s: cannot watch %s for the ready marker", ni->id, ni->dir);
+		return;
+	}
+	serial_reopen(ni); /* it may have been replaced while the guest started */
+	if (serial_scan(ni)) /* it may have been written before the watch existed */
+		ni_event(ni, NE_READY, &(struct ni_args){0});
+}
+
+static void boot_watch_stop(struct ninst *ni)
+{
+	if (ni->watch >= 0 && ni->set->inotify_fd >= 0)
+		inotify_rm_watch(ni->set->inotify_fd, ni->watch);
+	ni->watch = -1;
+	close_fd(&ni->serial_fd);
+}
+
+/* ---- the actions ---- */
+
+/* The process or domain is gone: its final state, from what is known of its end. */
+static enum inst_state end_state(struct ninst *ni, enum ni_event ev, const char *unknown_why)
+{
+	if (ev == NE_SPAWN_FAILED || ev == NE_BLOBS_DONE)
+		return INST_FAILED;
+	if (ni->stop_requested)
+		return INST_STOPPED;
+	if (ni->has_exit_code && ni->exit_code == 0)
+		return INST_EXITED;
+	if (ni->has_exit_code) {
+		int code = ni->exit_code;
+		snprintf(ni->error, sizeof ni->error, code > 128 ? "killed by signal %d" : "exited with code %d",
+		         code > 128 ? code - 128 : code);
+		return INST_FAILED;
+	}
+	snprintf(ni->error, sizeof ni->error, "%s", unknown_why);
+	return INST_EXITED;
+}
+
+static void end(struct ninst *ni, enum ni_event ev, const struct ni_args *x)
+{
+	const char *why = x->why ? x->why
+	                         : "ended; exit code unknown: its process was re-attached by a restarted node, not started by it";
+	ni->final_state = end_state(ni, ev, why);
+	if (ni->final_state == INST_FAILED && !ni->has_exit_code)
+		log_warnx("instance %s failed: %s", ni->id, ni->error);
+	if (ni->kill_timer)
+		evtimer_del(ni->kill_timer);
+	if (ni->exit_ev)
+		event_del(ni->exit_ev);
+	boot_watch_stop(ni);
+	network_teardown(ni);
+}
+
+/* Follows its end: a pidfd, or the toolstack (events or the status poll). */
+static void watch_exit(struct ninst *ni)
+{
+	struct event_base *base = ni->set->env.base;
+	if (ni->h.pidfd >= 0) {
+		ni->exit_ev = event_new(base, ni->h.pidfd, EV_READ, on_process_exit, ni);
+		event_add(ni->exit_ev, NULL);
+	}
+	ni->kill_timer = evtimer_new(base, on_kill_timer, ni);
+	/* an exit event that came before this point was not for a running instance: ask once */
+	if (drv_watching(ni->drv))
+		status_check(ni);
+}
+
+static void spawn(struct ninst *ni) { ninst_submit(ni, start_work, start_done, ni); }
+
+static void got_ready(struct ninst *ni)
+{
+	ni->timing.boot_us = clock_mono_us() - ni->spawned_us;
+	ni->ready = true;
+	boot_watch_stop(ni);
+}
+
+/* The instance was removed: its dir goes; it is freed once no job points at it. */
+static void forget(struct ninst *ni)
+{
+	int rc;
+	hmap_remove(&ni->set->map, ni->id);
+	if ((rc = fs_remove_tree(ni->dir)) < 0)
+		log_warnx("cannot remove %s: %s", ni->dir, strerror(-rc));
+	if (ni->jobs == 0)
+		ninst_free(ni);
+}
+
+/* Looks the event up and carries out its actions, in this order. The instance is in its
+ * new state while they run (an action may raise the next event: the ready marker already
+ * on the serial log, a stop asked while it started). A refusal is logged here and
+ * nowhere else. */
+static void ni_event(struct ninst *ni, enum ni_event ev, const struct ni_args *x)
+{
+	unsigned flags = (ni->ready ? NF_READY : 0) | (ni->stop_requested ? NF_STOP_REQUESTED : 0);
+	struct ni_transition t = ni_lifecycle_step(ni->state, ev, flags);
+	uint32_t a = t.actions;
+
+	if (t.kind == NT_REFUSE) {
+		log_warnx("instance %s: event \"%s\" refused in state %s", ni->id, ni_event_names[ev],
+		          ni_state_names[ni->state]);
+		return;
+	}
+	if (t.kind == NT_REPEAT)
+		return;
+	if (a & NA_REAP) {
+		int code = 0;
+		bool known = false;
+		int rc = ni->drv->reap(&ni->h, &code, &known);
+		if (rc == -EAGAIN)
+			return; /* not ended after all */
+		if (rc < 0)
+			log_warnx("instance %s: reap: %s", ni->id, strerror(-rc));
+		ni->has_exit_code = known;
+		ni->exit_code = code;
+	}
+	ni->state = (enum ni_state)t.next;
+	if (a & NA_DESIRE_STOP)
+		ni->stop_requested = true;
+	if (a & NA_NOTE_ERROR && !ni->error[0])
+		snprintf(ni->error, sizeof ni->error, "%s", x->why ? x->why : "");
+	if (a & NA_END)
+		end(ni, ev, x);
+	if (a & NA_READY)
+		got_ready(ni);
+	if (a & NA_RECORD)
+		record_write(ni, ni->state == NI_ENDED ? INSTREC_ENDED : INSTREC_RUNNING);
+	if (a & NA_REPORT)
+		report(ni);
+	if (a & NA_WATCH)
+		watch_exit(ni);
+	if (a & NA_SPAWN)
+		spawn(ni);
+	if (a & NA_STOP_GENTLE)
+		stop_call(ni, false);
+	if (a & NA_STOP_FORCE)
+		stop_call(ni, true);
+	if (a & NA_ARM_GRACE) {
+		struct timeval tv = clock_timeval(ni->set->env.stop_grace_s);
+		evtimer_add(ni->kill_timer, &tv);
+	}
+	if (a & NA_STATUS_CHECK && x->rc == 0)
+		status_check(ni); /* a domain just stopped: say so now, not at the next tick */
+	if (a & NA_BOOT_WATCH)
+		boot_watch_start(ni);
+	if (a & NA_STOP_IF_ASKED && ni->stop_requested && ni->state == NI_RUNNING)
+		ni_event(ni, NE_STOP, &(struct ni_args){0});
+	if (a & (NA_FORGET | NA_REMOVE))
+		forget(ni); /* last: it may be freed */
+}
+
+/* ---- the core's operations ---- */
+
+void instances_start(struct instances *set, const char *id, const struct inst_spec *spec)
+{
+	struct ninst *ni = hmap_get(&set->map, id);
+	struct mv_error err;
 
 	if (ni) { /* sent again after a reconnect: say where it stands */
-		if (ni->phase == NI_RUNNING)
-			agent_report(a, ni, INST_RUNNING);
-		else if (ni->phase == NI_ENDED)
-			agent_report(a, ni, ni->final_state);
+		ni_event(ni, NE_START_AGAIN, &(struct ni_args){0});
 		return;
 	}
-	if (!json_is_object(spec) || !json_string_value(json_object_get(spec, "driver"))) {
-		log_warnx("assignment for %s has no usable spec; ignored", id);
-		return;
-	}
-	ni = ninst_new(a, id, spec);
+	ni = ninst_new(set, id, NI_FETCHING);
 	ni->received_us = clock_mono_us();
-	ni->phase = NI_PREPARING;
-	if (!ni->drv || !json_object_get(a->drivers_info, ni->drv->name)) {
-		fail(ni, "driver %s is not available on this node", json_string_value(json_object_get(spec, "driver")));
+	spec_copy(&ni->spec, spec);
+	ni->drv = driver_find(spec->driver);
+	if (!ni->drv || !json_object_get(set->env.drivers_info, ni->drv->name)) {
+		char why[128];
+		snprintf(why, sizeof why, "driver %s is not available on this node", spec->driver);
+		ni->state = NI_SPAWNING;
+		ni_event(ni, NE_SPAWN_FAILED, &(struct ni_args){.why = why});
 		return;
 	}
-	boot = json_object_get(spec, "boot");
-	if (boot) {
+	if (drv_spec_check(&ni->spec, SPEC_STORED, &err) < 0) {
+		ni->state = NI_SPAWNING;
+		ni_event(ni, NE_SPAWN_FAILED, &(struct ni_args){.why = err.message});
+		return;
+	}
+	ni->pending_fetches = 1; /* held until every blob is resolved */
+	if (ni->spec.has_boot) {
 		ni->timing.image_cache = IMAGE_HIT;
-		ni->pending_fetches = 1; /* held until both blobs are resolved */
-		if (need_blob(ni, json_object_get(boot, "kernel"), ni->kernel, sizeof ni->kernel) < 0 ||
-		    need_blob(ni, json_object_get(boot, "initrd"), ni->initrd, sizeof ni->initrd) < 0)
-			ni->prepare_failed = true;
-		blob_ready(ni);
-		return;
+		need_blob(ni, ni->spec.boot.kernel, ni->kernel, sizeof ni->kernel);
+		need_blob(ni, ni->spec.boot.initrd, ni->initrd, sizeof ni->initrd);
 	}
-	spawn(ni);
+	blob_resolved(ni);
 }
 
-void instance_stop(struct node_agent *a, const char *id)
+void instances_stop(struct instances *set, const char *id)
 {
-	struct ninst *ni = hmap_get(&a->instances, id);
+	struct ninst *ni = hmap_get(&set->map, id);
 	if (!ni) {
-		agent_report_unknown_stopped(a, id);
+		report_unknown_stopped(set, id);
 		return;
 	}
-	if (ni->phase == NI_ENDED)
-		agent_report(a, ni, ni->final_state);
-	else
-		ninst_stop(ni);
+	ni_event(ni, NE_STOP, &(struct ni_args){0});
 }
 
-void instance_purge(struct node_agent *a, const char *id)
+void instances_purge(struct instances *set, const char *id)
 {
-	struct ninst *ni = hmap_get(&a->instances, id);
+	struct ninst *ni = hmap_get(&set->map, id);
 	char dir[PATH_MAX];
 	int rc;
-	if (ni && ni->phase != NI_ENDED)
-		return; /* never remove the files of something alive */
-	snprintf(dir, sizeof dir, "%.4000s/instances/%s", a->run_dir, id);
+	if (ni) {
+		ni_event(ni, NE_PURGE, &(struct ni_args){0}); /* never the files of something alive */
+		return;
+	}
+	snprintf(dir, sizeof dir, "%.4000s/instances/%s", set->env.run_dir, id);
 	if ((rc = fs_remove_tree(dir)) < 0)
 		log_warnx("cannot remove %s: %s", dir, strerror(-rc));
-	if (ni) {
-		hmap_remove(&a->instances, id);
-		ni->purged = true;
-		if (ni->jobs == 0)
-			ninst_free(ni);
-	}
 }
 
 /* ---- start-up, recovery, shutdown ---- */
 
-int instances_init(struct node_agent *a, char *err, size_t errlen)
+struct instances *instances_new(const struct instances_env *env, char *err, size_t errlen)
 {
+	struct instances *set = calloc(1, sizeof *set);
 	struct timeval tv = clock_timeval(STATUS_INTERVAL_S);
-	char dir[PATH_MAX];
-	int rc;
-	snprintf(dir, sizeof dir, "%.4000s/images", a->opts.data_dir);
-	if ((rc = fs_mkdir_p(dir, 0700)) < 0) {
-		snprintf(err, errlen, "cannot create the image cache %s: %s", dir, strerror(-rc));
-		return -1;
-	}
-	a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (a->inotify_fd < 0) {
+	if (!set)
+		fatal("calloc");
+	set->env = *env;
+	hmap_init(&set->map);
+	set->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (set->inotify_fd < 0) {
 		snprintf(err, errlen, "inotify_init1: %s", strerror(errno));
-		return -1;
+		instances_free(set, false);
+		return NULL;
 	}
-	a->inotify_ev = event_new(a->base, a->inotify_fd, EV_READ | EV_PERSIST, on_inotify, a);
-	event_add(a->inotify_ev, NULL);
-	a->status_timer = event_new(a->base, -1, EV_PERSIST, on_status_timer, a);
-	event_add(a->status_timer, &tv);
-	for (int i = 0; drivers[i] && i < NODE_WATCH_MAX; i++)
-		domain_watch_start(a, i);
-	return 0;
+	set->inotify_ev = event_new(env->base, set->inotify_fd, EV_READ | EV_PERSIST, on_inotify, set);
+	event_add(set->inotify_ev, NULL);
+	set->status_timer = event_new(env->base, -1, EV_PERSIST, on_status_timer, set);
+	event_add(set->status_timer, &tv);
+	for (int i = 0; drivers[i] && i < WATCH_MAX; i++)
+		domain_watch_start(set, i);
+	return set;
 }
 
-/* Re-attaches to the instances a previous run of this node started. */
-static void recover_one(struct node_agent *a, const char *id, json_t *rec)
+/* Re-attaches to one instance a previous run of this node started. */
+static void recover_one(struct instances *set, struct instrec *r)
 {
-	const char *state = json_string_value(json_object_get(rec, "state"));
-	struct ninst *ni = ninst_new(a, id, json_object_get(rec, "spec"));
-	ni->h.pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
-	ni->h.start_time = (unsigned long long)json_integer_value(json_object_get(rec, "start_time"));
-	snprintf(ni->h.domain, sizeof ni->h.domain, "%s", json_string_value(json_object_get(rec, "domain")) ?: "");
-	snprintf(ni->h.control, sizeof ni->h.control, "%s", json_string_value(json_object_get(rec, "control")) ?: "");
-	snprintf(ni->tap, sizeof ni->tap, "%s", json_string_value(json_object_get(rec, "tap")) ?: "");
-	snprintf(ni->netns, sizeof ni->netns, "%s", json_string_value(json_object_get(rec, "netns")) ?: "");
-	ni->ready = json_is_true(json_object_get(rec, "ready"));
-	if (json_is_integer(json_object_get(rec, "exit_code"))) {
-		ni->has_exit_code = true;
-		ni->exit_code = (int)json_integer_value(json_object_get(rec, "exit_code"));
-	}
-	snprintf(ni->error, sizeof ni->error, "%s", json_string_value(json_object_get(rec, "error")) ?: "");
-	if (strcmp(state, "spawning") == 0) {
+	struct ninst *ni = ninst_new(set, r->id, NI_RECOVERING);
+	struct mv_error err;
+	ni->spec = r->spec;
+	memset(&r->spec, 0, sizeof r->spec); /* taken */
+	ni->drv = driver_find(ni->spec.driver);
+	if (ni->drv && drv_spec_check(&ni->spec, SPEC_STORED, &err) < 0)
+		log_warnx("instance %s: its recorded spec does not pass the driver's check now (%s)", ni->id, err.message);
+	ni->h = r->h;
+	memcpy(ni->tap, r->tap, sizeof ni->tap);
+	memcpy(ni->netns, r->netns, sizeof ni->netns);
+	ni->ready = r->ready;
+	ni->has_exit_code = r->has_exit_code;
+	ni->exit_code = r->exit_code;
+	memcpy(ni->error, r->error, sizeof ni->error);
+	switch (r->state) {
+	case INSTREC_SPAWNING:
 		/* the node died while starting it: adopt what was started, or forget it all and
 		 * let the core's repeated start begin afresh */
-		if (ni->drv && ni->drv->adopt && ni->drv->adopt(&a->drv_opts, id, &ni->h) == 0) {
-			watch_exit(ni);
-			record_write(ni, "running");
-			agent_report(a, ni, INST_RUNNING);
+		if (ni->drv && drv_adopt(ni->drv, set->env.drv_opts, ni->id, &ni->h) == 0) {
 			log_info("instance %s was started just before the node stopped: adopted", ni->id);
+			ni_event(ni, NE_ADOPTED, &(struct ni_args){0});
 		} else {
-			hmap_remove(&a->instances, ni->id);
-			if (fs_remove_tree(ni->dir) < 0)
-				log_warnx("cannot remove %s", ni->dir);
-			ninst_free(ni);
+			ni_event(ni, NE_NOT_STARTED, &(struct ni_args){0});
 		}
-		return;
-	}
-	if (strcmp(state, "running") != 0) {
-		int st = inst_state_parse(state);
-		ni->phase = NI_ENDED;
-		ni->final_state = st >= 0 ? (enum inst_state)st : INST_EXITED;
-		/* the core may not have heard it before we went away; a repeat is harmless */
-		agent_report(a, ni, ni->final_state);
-	} else if (ni->drv && drv_recover(ni->drv, &ni->h) == 0) {
-		watch_exit(ni);
-		log_info("instance %s is still running: re-attached", ni->id);
-	} else {
-		ended(ni, false, 0, "ended while the node was not running (exit code unknown)");
+		break;
+	case INSTREC_RUNNING:
+		if (ni->drv && drv_recover(ni->drv, &ni->h) == 0) {
+			log_info("instance %s is still running: re-attached", ni->id);
+			ni_event(ni, NE_REATTACHED, &(struct ni_args){0});
+		} else {
+			ni_event(ni, NE_ENDED_AWAY,
+			         &(struct ni_args){.why = "ended while the node was not running (exit code unknown)"});
+		}
+		break;
+	case INSTREC_ENDED:
+		ni->final_state = r->ended_as;
+		ni_event(ni, NE_RECORD_ENDED, &(struct ni_args){0});
+		break;
 	}
 }
 
-void instances_recover(struct node_agent *a)
+void instances_recover(struct instances *set)
 {
 	char dirpath[PATH_MAX];
 	DIR *d;
 	struct dirent *e;
-	snprintf(dirpath, sizeof dirpath, "%.4000s/instances", a->run_dir);
+	snprintf(dirpath, sizeof dirpath, "%.4000s/instances", set->env.run_dir);
 	if (!(d = opendir(dirpath)))
 		return;
 	while ((e = readdir(d))) {
-		char path[PATH_MAX + 300], *text;
-		json_t *rec;
-		if (strlen(e->d_name) != MV_ID_LEN || hmap_get(&a->instances, e->d_name))
+		char path[PATH_MAX + 300];
+		struct instrec r;
+		if (strlen(e->d_name) != MV_ID_LEN || hmap_get(&set->map, e->d_name))
 			continue;
-		snprintf(path, sizeof path, "%s/%s/record.json", dirpath, e->d_name);
-		if (fs_read_file(path, 1 << 20, &text, NULL) < 0)
+		snprintf(path, sizeof path, "%s/%s", dirpath, e->d_name);
+		if (instrec_read(path, &r) < 0 || strcmp(r.id, e->d_name) != 0) {
+			if (r.spec.name[0])
+				spec_free(&r.spec);
+			log_warnx("instance record %s/record.json is unreadable; left alone", path);
 			continue;
-		rec = json_loads(text, 0, NULL);
-		free(text);
-		if (json_string_value(json_object_get(rec, "state")) && json_is_object(json_object_get(rec, "spec")))
-			recover_one(a, e->d_name, rec);
-		else
-			log_warnx("instance record %s is unreadable; left alone", path);
-		json_decref(rec);
+		}
+		recover_one(set, &r);
 	}
 	closedir(d);
 }
 
-bool instances_alive(struct node_agent *a)
+bool instances_alive(const struct instances *set)
 {
 	const char *k;
 	void *v;
-	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);)
-		if (((struct ninst *)v)->phase != NI_ENDED)
+	for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);)
+		if (ni_state_alive(((struct ninst *)v)->state))
 			return true;
 	return false;
 }
 
-json_t *instances_alive_ids(struct node_agent *a)
+void instances_alive_ids(const struct instances *set, char (**ids)[MV_ID_LEN + 1], size_t *n)
 {
-	json_t *ids = json_array();
 	const char *k;
 	void *v;
-	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);)
-		if (((struct ninst *)v)->phase != NI_ENDED)
-			json_array_append_new(ids, json_string(k));
-	return ids;
+	*n = 0;
+	if (!(*ids = calloc(hmap_size(&set->map) + 1, sizeof **ids)))
+		fatal("calloc");
+	for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);)
+		if (ni_state_alive(((struct ninst *)v)->state))
+			memcpy((*ids)[(*n)++], k, MV_ID_LEN + 1);
 }
 
-void instances_stop_all(struct node_agent *a)
+void instances_stop_all(struct instances *set)
 {
 	const char *k;
 	void *v;
-	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);)
-		if (((struct ninst *)v)->phase == NI_RUNNING)
-			ninst_stop(v);
+	for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);)
+		if (ni_state_alive(((struct ninst *)v)->state))
+			ni_event(v, NE_STOP, &(struct ni_args){0});
 }
 
-void instances_kill_all(struct node_agent *a)
+void instances_kill_all(struct instances *set)
 {
 	const char *k;
 	void *v;
-	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);) {
+	for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);) {
 		struct ninst *ni = v;
-		if (ni->phase != NI_RUNNING)
+		if (!has_handle(ni->state))
 			continue;
 		log_warnx("instance %s still alive at shutdown: forcing it", ni->id);
-		if (ni->drv->stop)
-			ni->drv->stop(&a->drv_opts, &ni->h, true); /* the loop is ending: blocking is fine */
-		else
-			drv_signal(ni->drv, &ni->h, true);
+		drv_stop(ni->drv, set->env.drv_opts, &ni->h, true); /* the loop is ending: blocking is fine */
 	}
 }
 
@@ -901,28 +927,31 @@ static void reap_killed(struct ninst *ni)
 	}
 }
 
-void instances_free(struct node_agent *a)
+void instances_free(struct instances *set, bool teardown)
 {
 	const char *k;
 	void *v;
-	for (size_t i = 0; hmap_next(&a->instances, &i, &k, &v);) {
+	if (!set)
+		return;
+	for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);) {
 		struct ninst *ni = v;
-		if (ni->phase == NI_RUNNING && a->opts.stop_instances_on_exit) {
+		if (has_handle(ni->state) && teardown) {
 			reap_killed(ni);
 			network_teardown(ni);
 		}
 		ninst_free(ni);
 	}
-	hmap_free(&a->instances);
-	if (a->status_timer)
-		event_free(a->status_timer);
-	for (int i = 0; drivers[i] && i < NODE_WATCH_MAX; i++) {
-		if (a->watch_evs[i]) {
-			event_free(a->watch_evs[i]);
+	hmap_free(&set->map);
+	if (set->status_timer)
+		event_free(set->status_timer);
+	for (int i = 0; drivers[i] && i < WATCH_MAX; i++) {
+		if (set->watch_evs[i]) {
+			event_free(set->watch_evs[i]);
 			drivers[i]->unwatch();
 		}
 	}
-	if (a->inotify_ev)
-		event_free(a->inotify_ev);
-	close_fd(&a->inotify_fd);
+	if (set->inotify_ev)
+		event_free(set->inotify_ev);
+	close_fd(&set->inotify_fd);
+	free(set);
 }

@@ -8,6 +8,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "common/model.h"
+
 struct node_options {
 	const char *core_url;   /* "http://127.0.0.1:4650" */
 	const char *data_dir;   /* node id and image cache: kept across reboots */
@@ -19,7 +21,7 @@ struct node_options {
 	const char *name;       /* default: the host name */
 	const char *token_file; /* the cluster token, when the core has one */
 	json_t *labels;         /* {"k": "v"}; borrowed */
-	const char *const *exec_allow; /* NULL-terminated absolute paths; NULL = exec off */
+	const struct exec_allow *exec_allow; /* executables instances may run; NULL or empty: none */
 	double stop_grace_s;    /* SIGTERM, then SIGKILL after this long */
 	bool stop_instances_on_exit;
 	const char *const *bridges; /* bridges to create at start (--bridge); NULL-terminated */

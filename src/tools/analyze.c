@@ -21,13 +21,9 @@
 #include "common/hmap.h"
 #include "common/log.h"
 #include "common/trace.h"
+#include "tools/analyze_nova.h"
 #include "tools/stats.h"
 
-#define ANALYZE_EXIT_OK 0
-#define ANALYZE_EXIT_FAILED 1
-#define ANALYZE_EXIT_USAGE 2
-
-#define ANALYZE_DEFAULT_PORT 4650
 #define ANALYZE_SNAPLEN 262144
 #define ANALYZE_BUFFER_BYTES (64 * 1024 * 1024)
 
@@ -418,12 +414,6 @@ int analyze_write(const char *path, const struct analyze_record *v, size_t n)
 
 /* ---- the command ---- */
 
-struct options {
-	const char *file, *iface, *out, *write;
-	int port;
-	double duration; /* 0: until SIGINT/SIGTERM */
-	bool quiet;
-};
 
 static volatile sig_atomic_t stop_requested;
 
@@ -443,9 +433,9 @@ static void on_packet(u_char *user, const struct pcap_pkthdr *h, const u_char *d
 	pcapread_frame(l->reader, l->linktype, (int64_t)h->ts.tv_sec * 1000000000 + (int64_t)h->ts.tv_usec, data, h->caplen);
 }
 
-static int capture(const struct options *o, struct pcapread *reader)
+static int capture(const struct analyze_capture *o, const char *filter, struct pcapread *reader)
 {
-	char errbuf[PCAP_ERRBUF_SIZE] = "", filter[64];
+	char errbuf[PCAP_ERRBUF_SIZE] = "";
 	struct bpf_program prog;
 	struct live l = {.reader = reader};
 	struct sigaction sa = {.sa_handler = on_stop_signal}, old_int, old_term;
@@ -475,7 +465,6 @@ static int capture(const struct options *o, struct pcapread *reader)
 		log_warnx("capture on %s: link type %s is not supported", o->iface, pcap_datalink_val_to_name(l.linktype) ?: "?");
 		goto out;
 	}
-	snprintf(filter, sizeof filter, "tcp port %d", o->port);
 	if (pcap_compile(pc, &prog, filter, 1, PCAP_NETMASK_UNKNOWN) < 0 || pcap_setfilter(pc, &prog) < 0) {
 		log_warnx("capture filter \"%s\": %s", filter, pcap_geterr(pc));
 		goto out;
@@ -492,8 +481,7 @@ static int capture(const struct options *o, struct pcapread *reader)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, &old_int);
 	sigaction(SIGTERM, &sa, &old_term);
-	fprintf(stderr, "analyze: capturing on %s, tcp port %d%s\n", o->iface, o->port,
-	        deadline ? "" : " (until SIGINT or SIGTERM)");
+	fprintf(stderr, "analyze: capturing on %s, %s%s\n", o->iface, filter, deadline ? "" : " (until SIGINT or SIGTERM)");
 	while (!stop_requested) {
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		int64_t now = clock_mono_us();
@@ -575,20 +563,82 @@ static void summary(FILE *out, const struct analyze *a, const struct pcapread_st
 	}
 }
 
-static int parse_options(int argc, char **argv, struct options *o)
+int analyze_feed(const struct analyze_input *in, const char *filter, struct pcapread *reader)
 {
-	enum { OPT_PORT = 256, OPT_IFACE, OPT_DURATION, OPT_OUT, OPT_WRITE };
+	char err[512];
+	int rc;
+	if (!in->file)
+		return capture(&in->cap, filter, reader);
+	rc = pcapread_file(reader, in->file, err, sizeof err);
+	if (rc == -EINVAL) {
+		log_warnx("%s", err);
+		return -1;
+	}
+	if (rc < 0) /* damaged or cut short: what came before still counts */
+		log_warnx("%s (analysing what came before)", err);
+	return 0;
+}
+
+static int run_microvim(const struct analyze_job *job)
+{
+	struct analyze *a;
+	struct pcapread *reader;
+	struct analyze_record *recs = NULL;
+	char filter[32];
+	size_t n = 0;
+	int rc, exit_code = ANALYZE_EXIT_OK;
+
+	if (job->ports || job->events) {
+		fprintf(stderr, "analyze: --ports and --events go with --vim nova (microvim: --port)\n");
+		return ANALYZE_EXIT_USAGE;
+	}
+	if (!(a = analyze_new()) || !(reader = pcapread_new((uint16_t)job->port, analyze_exchange, a)))
+		fatal("out of memory");
+	snprintf(filter, sizeof filter, "tcp port %d", job->port);
+	if (analyze_feed(&job->in, filter, reader) < 0) {
+		exit_code = ANALYZE_EXIT_FAILED;
+		goto out;
+	}
+	if (analyze_records(a, &recs, &n) < 0)
+		fatal("out of memory");
+	if (job->out && (rc = analyze_write(job->out, recs, n)) < 0) {
+		log_warnx("cannot write %s: %s", job->out, strerror(-rc));
+		exit_code = ANALYZE_EXIT_FAILED;
+	}
+	if (!job->quiet)
+		summary(stdout, a, pcapread_get_stats(reader), recs, n);
+out:
+	free(recs);
+	pcapread_free(reader);
+	analyze_free(a);
+	return exit_code;
+}
+
+/* The VIMs whose messages analyze knows: one row each. */
+static const struct {
+	const char *name;
+	int (*run)(const struct analyze_job *job);
+} vims[] = {
+	{"microvim", run_microvim},
+	{"nova", analyze_nova_run},
+};
+
+static int parse_options(int argc, char **argv, struct analyze_job *o, const char **vim)
+{
+	enum { OPT_PORT = 256, OPT_IFACE, OPT_DURATION, OPT_OUT, OPT_WRITE, OPT_VIM, OPT_PORTS, OPT_EVENTS };
 	static const struct option longopts[] = {
 		{"port", required_argument, NULL, OPT_PORT},         {"iface", required_argument, NULL, OPT_IFACE},
 		{"duration", required_argument, NULL, OPT_DURATION}, {"out", required_argument, NULL, OPT_OUT},
 		{"write", required_argument, NULL, OPT_WRITE},       {"quiet", no_argument, NULL, 'q'},
-		{NULL, 0, NULL, 0},
+		{"vim", required_argument, NULL, OPT_VIM},           {"ports", required_argument, NULL, OPT_PORTS},
+		{"events", no_argument, NULL, OPT_EVENTS},           {NULL, 0, NULL, 0},
 	};
 	int ch;
 	char *end;
 	enum record_format fmt;
 
-	*o = (struct options){.port = ANALYZE_DEFAULT_PORT};
+	*o = (struct analyze_job){.port = ANALYZE_DEFAULT_PORT};
+	*vim = "microvim";
 	optind = 0; /* 0: glibc re-initialises getopt (the command may run more than once in a process) */
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "q", longopts, NULL)) != -1) {
@@ -602,10 +652,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			o->port = (int)v;
 			break;
 		}
-		case OPT_IFACE: o->iface = optarg; break;
+		case OPT_IFACE: o->in.cap.iface = optarg; break;
 		case OPT_DURATION:
-			o->duration = strtod(optarg, &end);
-			if (*end || !(o->duration > 0) || o->duration > 86400) {
+			o->in.cap.duration = strtod(optarg, &end);
+			if (*end || !(o->in.cap.duration > 0) || o->in.cap.duration > 86400) {
 				fprintf(stderr, "analyze: --duration: seconds, > 0\n");
 				return -1;
 			}
@@ -617,7 +667,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 			}
 			o->out = optarg;
 			break;
-		case OPT_WRITE: o->write = optarg; break;
+		case OPT_WRITE: o->in.cap.write = optarg; break;
+		case OPT_VIM: *vim = optarg; break;
+		case OPT_PORTS: o->ports = optarg; break;
+		case OPT_EVENTS: o->events = true; break;
 		case 'q': o->quiet = true; break;
 		default:
 			fprintf(stderr, "analyze: unknown or incomplete option %s\n", argv[optind - 1]);
@@ -625,16 +678,16 @@ static int parse_options(int argc, char **argv, struct options *o)
 		}
 	}
 	if (optind < argc)
-		o->file = argv[optind++];
+		o->in.file = argv[optind++];
 	if (optind < argc) {
 		fprintf(stderr, "analyze: one capture file at a time\n");
 		return -1;
 	}
-	if (!o->file == !o->iface) {
+	if (!o->in.file == !o->in.cap.iface) {
 		fprintf(stderr, "analyze: give a capture FILE or --iface IFACE (one of them)\n");
 		return -1;
 	}
-	if (o->file && (o->write || o->duration > 0)) {
+	if (o->in.file && (o->in.cap.write || o->in.cap.duration > 0)) {
 		fprintf(stderr, "analyze: --write and --duration go with --iface\n");
 		return -1;
 	}
@@ -643,46 +696,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 
 int analyze_main(int argc, char **argv)
 {
-	struct options o;
-	struct analyze *a;
-	struct pcapread *reader;
-	struct analyze_record *recs = NULL;
-	size_t n = 0;
-	int rc, exit_code = ANALYZE_EXIT_OK;
+	struct analyze_job job;
+	const char *vim;
 
 	log_set_tag("analyze");
-	if (parse_options(argc, argv, &o) < 0) {
-		fprintf(stderr, "usage: microvim analyze FILE.pcap [--port P] [--out FILE] | --iface IFACE [--duration S] "
-		                "[--write FILE.pcap] [--out FILE]   (microvim analyze --help)\n");
+	if (parse_options(argc, argv, &job, &vim) < 0) {
+		fprintf(stderr, "usage: microvim analyze FILE.pcap [--vim microvim|nova] [--port P | --ports LIST] [--out FILE] "
+		                "| --iface IFACE [--duration S] [--write FILE.pcap] ...   (microvim analyze --help)\n");
 		return ANALYZE_EXIT_USAGE;
 	}
-	if (!(a = analyze_new()) || !(reader = pcapread_new((uint16_t)o.port, analyze_exchange, a)))
-		fatal("out of memory");
-	if (o.file) {
-		char err[512];
-		rc = pcapread_file(reader, o.file, err, sizeof err);
-		if (rc == -EINVAL) {
-			log_warnx("%s", err);
-			exit_code = ANALYZE_EXIT_FAILED;
-			goto out;
-		}
-		if (rc < 0) /* damaged or cut short: what came before still counts */
-			log_warnx("%s (analysing what came before)", err);
-	} else if (capture(&o, reader) < 0) {
-		exit_code = ANALYZE_EXIT_FAILED;
-		goto out;
-	}
-	if (analyze_records(a, &recs, &n) < 0)
-		fatal("out of memory");
-	if (o.out && (rc = analyze_write(o.out, recs, n)) < 0) {
-		log_warnx("cannot write %s: %s", o.out, strerror(-rc));
-		exit_code = ANALYZE_EXIT_FAILED;
-	}
-	if (!o.quiet)
-		summary(stdout, a, pcapread_get_stats(reader), recs, n);
-out:
-	free(recs);
-	pcapread_free(reader);
-	analyze_free(a);
-	return exit_code;
+	for (size_t i = 0; i < sizeof vims / sizeof vims[0]; i++)
+		if (strcmp(vims[i].name, vim) == 0)
+			return vims[i].run(&job);
+	fprintf(stderr, "analyze: --vim %s: not a VIM analyze knows (microvim, nova)\n", vim);
+	return ANALYZE_EXIT_USAGE;
 }

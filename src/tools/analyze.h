@@ -45,6 +45,7 @@
 #ifndef MICROVIM_ANALYZE_H
 #define MICROVIM_ANALYZE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "tools/pcapread.h"
@@ -70,6 +71,38 @@ int analyze_records(const struct analyze *a, struct analyze_record **out, size_t
 
 /* Writes records to path (.jsonl or .csv). 0 or -errno (-EINVAL: another extension). */
 int analyze_write(const char *path, const struct analyze_record *v, size_t n);
+
+/* ---- shared by the VIMs analyze knows (analyze_nova.h) ---- */
+
+#define ANALYZE_EXIT_OK 0
+#define ANALYZE_EXIT_FAILED 1
+#define ANALYZE_EXIT_USAGE 2
+#define ANALYZE_DEFAULT_PORT 4650
+
+/* Where the frames come from: a capture file, or a live capture on an interface. */
+struct analyze_input {
+	const char *file;
+	struct analyze_capture {
+		const char *iface; /* live capture (root or CAP_NET_RAW) */
+		const char *write; /* keep the live capture in this pcap file (NULL: not kept) */
+		double duration;   /* seconds; 0: until SIGINT or SIGTERM */
+	} cap;
+};
+
+/* What the command line asked for. */
+struct analyze_job {
+	struct analyze_input in;
+	const char *out;   /* records: .jsonl or .csv (NULL: none) */
+	int port;          /* microvim: the core's port */
+	const char *ports; /* nova: SERVICE=PORT,... (NULL: the defaults) */
+	bool quiet;        /* no summary */
+	bool events;       /* nova: print each instance's messages in time order */
+};
+
+/* Reads in->file into reader, or captures live what the BPF expression `filter` lets
+ * through; finishes the reader either way. 0, or -1 (said why) when nothing could be read;
+ * a file damaged part-way is read up to the damage, said, and is 0. */
+int analyze_feed(const struct analyze_input *in, const char *filter, struct pcapread *reader);
 
 int analyze_main(int argc, char **argv);
 

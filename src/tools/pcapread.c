@@ -78,9 +78,16 @@ struct request_node {
 	struct request_node *next;
 };
 
+struct watched_port {
+	uint16_t port;
+	pcapread_stream_fn stream_fn; /* NULL: HTTP */
+	void *stream_arg;
+};
+
 struct conn {
 	struct conn *next; /* hash chain */
 	struct conn_key key;
+	const struct watched_port *watch; /* the server's port: HTTP or a raw stream */
 	uint64_t number;
 	char client[64], server[64];
 	struct direction dir[2];
@@ -88,7 +95,8 @@ struct conn {
 };
 
 struct pcapread {
-	uint16_t port;
+	struct watched_port ports[PCAPREAD_MAX_PORTS];
+	size_t n_ports;
 	pcapread_exchange_fn fn;
 	void *arg;
 	struct conn *buckets[CONN_BUCKETS];
@@ -593,6 +601,42 @@ static void parser_hole(struct pcapread *r, struct parser *p)
 	p->lost = true;
 }
 
+/* ---- raw streams ---- */
+
+static void stream_event(struct conn *c, int d, enum pcapread_stream_event ev, const uint8_t *data, size_t len, int64_t ts)
+{
+	struct pcapread_stream x = {.conn = c->number, .to_server = d == DIR_TO_SERVER, .from_start = c->dir[d].saw_syn,
+	                            .event = ev, .data = data, .len = len, .ts_ns = ts};
+	memcpy(x.client, c->client, sizeof x.client);
+	memcpy(x.server, c->server, sizeof x.server);
+	c->watch->stream_fn(&x, c->watch->stream_arg);
+}
+
+/* In-order bytes of one direction: to the HTTP parser or the stream's consumer. */
+static void bytes_in_order(struct pcapread *r, struct conn *c, int d, const uint8_t *data, size_t len, int64_t ts)
+{
+	if (c->watch->stream_fn)
+		stream_event(c, d, PCAPREAD_STREAM_DATA, data, len, ts);
+	else
+		parser_feed(r, c, d, data, len, ts);
+}
+
+static void bytes_hole(struct pcapread *r, struct conn *c, int d)
+{
+	if (c->watch->stream_fn)
+		stream_event(c, d, PCAPREAD_STREAM_GAP, NULL, 0, 0);
+	else
+		parser_hole(r, &c->dir[d].p);
+}
+
+static void bytes_end(struct pcapread *r, struct conn *c, int d)
+{
+	if (c->watch->stream_fn)
+		stream_event(c, d, PCAPREAD_STREAM_END, NULL, 0, 0);
+	else
+		parser_eof(r, c, d);
+}
+
 /* ---- TCP ---- */
 
 static void check_fin(struct pcapread *r, struct conn *c, int d)
@@ -600,7 +644,7 @@ static void check_fin(struct pcapread *r, struct conn *c, int d)
 	struct direction *dir = &c->dir[d];
 	if (dir->fin && !dir->ended && dir->synced && dir->next_seq == dir->fin_seq && !dir->ooo) {
 		dir->ended = true;
-		parser_eof(r, c, d);
+		bytes_end(r, c, d);
 	}
 }
 
@@ -616,7 +660,7 @@ static void drain(struct pcapread *r, struct conn *c, int d)
 		dir->ooo_bytes -= s->len;
 		if ((int64_t)s->len > -(int64_t)off) {
 			uint32_t skip = (uint32_t)-off;
-			parser_feed(r, c, d, s->data + skip, s->len - skip, s->ts);
+			bytes_in_order(r, c, d, s->data + skip, s->len - skip, s->ts);
 			dir->next_seq += s->len - skip;
 		}
 		free(s);
@@ -630,7 +674,7 @@ static void skip_hole(struct pcapread *r, struct conn *c, int d)
 	if (!dir->ooo)
 		return;
 	r->stats.lost_bytes += (uint32_t)(dir->ooo->seq - dir->next_seq);
-	parser_hole(r, &dir->p);
+	bytes_hole(r, c, d);
 	dir->next_seq = dir->ooo->seq;
 	drain(r, c, d);
 }
@@ -665,8 +709,9 @@ static void direction_data(struct pcapread *r, struct conn *c, int d, uint32_t s
 	int32_t off;
 
 	if (!dir->synced) {
-		/* joined mid-stream: wait for a segment that starts a message */
-		if (!starts_message(d, data, len)) {
+		/* joined mid-stream: wait for a segment that starts a message (a raw stream's
+		 * consumer finds its own framing) */
+		if (!c->watch->stream_fn && !starts_message(d, data, len)) {
 			r->stats.skipped_bytes += len;
 			return;
 		}
@@ -686,7 +731,7 @@ static void direction_data(struct pcapread *r, struct conn *c, int d, uint32_t s
 		ooo_insert(r, c, d, seq, data, len, ts);
 		return;
 	}
-	parser_feed(r, c, d, data, len, ts);
+	bytes_in_order(r, c, d, data, len, ts);
 	dir->next_seq += len;
 	drain(r, c, d);
 }
@@ -707,13 +752,14 @@ static void format_addr(char *out, size_t n, int family, const uint8_t *ip, uint
 	snprintf(out, n, family == 4 ? "%s:%u" : "[%s]:%u", a, port);
 }
 
-static struct conn *conn_new(struct pcapread *r, const struct conn_key *k)
+static struct conn *conn_new(struct pcapread *r, const struct conn_key *k, const struct watched_port *watch)
 {
 	struct conn *c = calloc(1, sizeof *c);
 	unsigned h = key_hash(k);
 	if (!c)
 		return NULL;
 	c->key = *k;
+	c->watch = watch;
 	c->number = ++r->stats.connections;
 	format_addr(c->client, sizeof c->client, k->family, k->cip, k->cport);
 	format_addr(c->server, sizeof c->server, k->family, k->sip, k->sport);
@@ -746,7 +792,7 @@ static void conn_end(struct pcapread *r, struct conn *c)
 			skip_hole(r, c, d);
 		if (!dir->ended) {
 			dir->ended = true;
-			parser_eof(r, c, d);
+			bytes_end(r, c, d);
 		}
 		free(dir->p.buf);
 	}
@@ -760,8 +806,8 @@ static void conn_end(struct pcapread *r, struct conn *c)
 	free(c);
 }
 
-static void tcp_segment(struct pcapread *r, const struct conn_key *k, int d, uint8_t flags, uint32_t seq,
-                        const uint8_t *data, uint32_t len, int64_t ts)
+static void tcp_segment(struct pcapread *r, const struct conn_key *k, const struct watched_port *watch, int d,
+                        uint8_t flags, uint32_t seq, const uint8_t *data, uint32_t len, int64_t ts)
 {
 	struct conn *c = conn_find(r, k);
 	struct direction *dir;
@@ -774,7 +820,7 @@ static void tcp_segment(struct pcapread *r, const struct conn_key *k, int d, uin
 	if (!c) {
 		if (!(flags & TCP_SYN) && len == 0)
 			return;
-		if (!(c = conn_new(r, k)))
+		if (!(c = conn_new(r, k, watch)))
 			return;
 	}
 	dir = &c->dir[d];
@@ -805,12 +851,21 @@ static void tcp_segment(struct pcapread *r, const struct conn_key *k, int d, uin
 
 /* ---- IP and links ---- */
 
+static const struct watched_port *watched(const struct pcapread *r, uint16_t port)
+{
+	for (size_t i = 0; i < r->n_ports; i++)
+		if (r->ports[i].port == port)
+			return &r->ports[i];
+	return NULL;
+}
+
 static void tcp_packet(struct pcapread *r, struct conn_key *k, const uint8_t *src, const uint8_t *dst, size_t alen,
                        const uint8_t *p, size_t len, int64_t ts)
 {
 	uint16_t sport, dport;
 	size_t off;
 	int d;
+	const struct watched_port *watch;
 
 	if (len < 20) {
 		r->stats.truncated++;
@@ -823,9 +878,9 @@ static void tcp_packet(struct pcapread *r, struct conn_key *k, const uint8_t *sr
 		r->stats.truncated++;
 		return;
 	}
-	if (dport == r->port)
+	if ((watch = watched(r, dport)))
 		d = DIR_TO_SERVER;
-	else if (sport == r->port)
+	else if ((watch = watched(r, sport)))
 		d = DIR_TO_CLIENT;
 	else {
 		r->stats.other_port++;
@@ -842,7 +897,7 @@ static void tcp_packet(struct pcapread *r, struct conn_key *k, const uint8_t *sr
 		k->cport = dport;
 		k->sport = sport;
 	}
-	tcp_segment(r, k, d, p[13], get32(p + 4), p + off, (uint32_t)(len - off), ts);
+	tcp_segment(r, k, watch, d, p[13], get32(p + 4), p + off, (uint32_t)(len - off), ts);
 }
 
 static void ipv4_packet(struct pcapread *r, const uint8_t *p, size_t len, int64_t ts)
@@ -1018,10 +1073,28 @@ struct pcapread *pcapread_new(uint16_t port, pcapread_exchange_fn fn, void *arg)
 	struct pcapread *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
-	r->port = port;
+	r->ports[0].port = port;
+	r->n_ports = 1;
 	r->fn = fn;
 	r->arg = arg;
 	return r;
+}
+
+static int add_port(struct pcapread *r, uint16_t port, pcapread_stream_fn fn, void *arg)
+{
+	if (watched(r, port))
+		return -EEXIST;
+	if (r->n_ports == PCAPREAD_MAX_PORTS)
+		return -ENOSPC;
+	r->ports[r->n_ports++] = (struct watched_port){.port = port, .stream_fn = fn, .stream_arg = arg};
+	return 0;
+}
+
+int pcapread_add_http_port(struct pcapread *r, uint16_t port) { return add_port(r, port, NULL, NULL); }
+
+int pcapread_add_stream_port(struct pcapread *r, uint16_t port, pcapread_stream_fn fn, void *arg)
+{
+	return add_port(r, port, fn, arg);
 }
 
 void pcapread_finish(struct pcapread *r)

@@ -1,4 +1,5 @@
-/* pcapread — from captured frames to the HTTP/1.1 exchanges on one TCP port: the wire
+/* pcapread — from captured frames to the HTTP/1.1 exchanges on TCP ports (and to the raw
+ * byte streams of other ports, see pcapread_add_stream_port): the wire
  * half of `microvim analyze`, kept apart from it so that it can be tested on captures
  * the tests build and fuzzed on bytes nobody checked.
  *
@@ -87,6 +88,43 @@ struct pcapread;
  * exchange and its messages live only during the call). NULL when out of memory. */
 struct pcapread *pcapread_new(uint16_t port, pcapread_exchange_fn fn, void *arg);
 void pcapread_free(struct pcapread *r);
+
+#define PCAPREAD_MAX_PORTS 16
+
+/* More HTTP ports, whose exchanges go to the same fn: a capture of a whole controller
+ * (an API, its identity and image services ...). 0, -EEXIST (already watched) or
+ * -ENOSPC (PCAPREAD_MAX_PORTS). */
+int pcapread_add_http_port(struct pcapread *r, uint16_t port);
+
+/* Raw streams: a port whose protocol is not HTTP (AMQP, for one). Each direction of each
+ * of its connections is handed out as the TCP layer puts it back in order — the same
+ * reassembly, without the HTTP parser:
+ *   DATA  the next len bytes of the direction, all first carried by one segment captured
+ *         at ts_ns; the first DATA of a stream begins a segment, and so does every DATA
+ *         after a GAP (a consumer that is not in step with its protocol looks for its
+ *         framing there)
+ *   GAP   bytes before the next DATA were never captured
+ *   END   the direction ended (FIN, RST, a reused 4-tuple, the end of the capture); no
+ *         event follows for it
+ * from_start: the capture saw the connection's SYN, so DATA begins at the stream's first
+ * byte. A connection joined mid-way starts at the first segment with data. */
+enum pcapread_stream_event { PCAPREAD_STREAM_DATA, PCAPREAD_STREAM_GAP, PCAPREAD_STREAM_END };
+
+struct pcapread_stream {
+	uint64_t conn;               /* as http_exchange.conn */
+	char client[64], server[64];
+	bool to_server;              /* the direction: client -> server, or back */
+	bool from_start;
+	enum pcapread_stream_event event;
+	const uint8_t *data;         /* DATA only; lives during the call */
+	size_t len;
+	int64_t ts_ns;               /* DATA only */
+};
+
+typedef void (*pcapread_stream_fn)(const struct pcapread_stream *s, void *arg);
+
+/* Watches `port` as raw streams handed to fn(s, arg). 0, -EEXIST or -ENOSPC. */
+int pcapread_add_stream_port(struct pcapread *r, uint16_t port, pcapread_stream_fn fn, void *arg);
 
 /* True for the link types above (DLT_* values of <pcap/dlt.h>). */
 bool pcapread_linktype_supported(int linktype);

@@ -11,7 +11,9 @@
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,53 +27,28 @@
 #include "common/log.h"
 #include "common/model.h"
 #include "common/trace.h"
+#include "tools/push_target.h"
 #include "tools/record.h"
 #include "tools/stats.h"
 
-#define PUSH_EXIT_OK 0
-#define PUSH_EXIT_FAILED 1
-#define PUSH_EXIT_USAGE 2
-#define PUSH_EXIT_UNREACHABLE 3
-
 #define PUSH_OPEN_LOOP_INFLIGHT 256 /* default cap on requests in flight in the open loop */
-#define PUSH_STOP_TIMEOUT_S 30
+#define PUSH_DEFAULT_POLL_MS 10
 
-enum push_mode { MODE_CLOSED, MODE_OPEN, MODE_REPLICATE };
-enum arrival { ARRIVAL_CONSTANT, ARRIVAL_POISSON, ARRIVAL_BURST };
-
-struct push_options {
-	const char *core, *driver, *image, *name_prefix, *out;
-	const char *core_from; /* "--core" or "$MICROVIM_CORE", for messages */
-	const char *ready; /* the guest's ready marker: creates wait for ready (boot phase) */
-	char *token;
-	json_t *config;
-	double vcpus, memory_mb; /* 0: the core's defaults */
-	enum push_mode mode;
-	size_t count;
-	int concurrency;
-	double rate, duration, timeout;
-	enum arrival arrival;
-	int burst;
-	int delete; /* -1: the mode's default */
-	unsigned long long seed;
-	bool quiet, json;
-};
-
-enum job_step { STEP_CREATE, STEP_GET, STEP_STOP, STEP_PURGE };
+/* The APIs push speaks: one row each (push_target.h). */
+static const struct push_target *const targets[] = {&push_target_microvim, &push_target_openstack};
 
 struct push;
 
 struct job {
+	struct push_job pub; /* what the target sees */
 	struct push *p;
-	size_t index;
-	enum job_step step;
-	int64_t intended_us; /* monotonic */
 	struct evhttp_connection *conn;
-	struct record rec;
-	bool running;          /* reached running, and ready when a marker was asked for */
-	char error_code[48];   /* when not: the API's error code, or what push saw (not_ready...) */
+	push_reply_fn reply_fn;  /* the request in flight */
+	push_timer_fn timer_fn;  /* the wait in progress */
 	struct job *next; /* ready queue (open loop) */
 };
+
+#define JOB_OF(pj) ((struct job *)((char *)(pj) - offsetof(struct job, pub)))
 
 /* The instances that did not reach running, grouped by error code, one example each. */
 struct error_group {
@@ -87,11 +64,12 @@ struct series {
 
 struct push {
 	struct push_options o;
-	char host[256], hostport[300], run_tag[8];
-	int port;
+	struct push_endpoint ep;
+	void *target_state;
+	bool target_open;
+	char hostport[300], run_tag[8];
 	struct event_base *base;
 	struct event *arrival_timer, *progress_timer, *sigint;
-	json_t *body_template;
 	struct record_writer out;
 	bool have_out;
 
@@ -120,12 +98,6 @@ static void out_of_memory(void) { fatal("out of memory"); }
 
 static double ms_between(int64_t from_us, int64_t to_us) { return (double)(to_us - from_us) / 1000.0; }
 
-static double json_ms(const json_t *o, const char *key)
-{
-	const json_t *v = json_object_get(o, key);
-	return json_is_number(v) ? json_number_value(v) : NAN;
-}
-
 /* xorshift64*: a seeded PRNG so an open-loop schedule can be reproduced (--seed). */
 static double uniform01(unsigned long long *state)
 {
@@ -144,7 +116,7 @@ static struct evhttp_connection *conn_get(struct push *p)
 	struct evhttp_connection *c;
 	if (p->n_idle > 0)
 		return p->idle[--p->n_idle];
-	c = evhttp_connection_base_new(p->base, NULL, p->host, (unsigned short)p->port);
+	c = evhttp_connection_base_new(p->base, NULL, p->ep.host, (unsigned short)p->ep.port);
 	if (!c)
 		return NULL;
 	/* longer than any wait the core is asked for: it answers those itself */
@@ -171,7 +143,7 @@ static void conn_put(struct push *p, struct evhttp_connection *c)
 
 static void pump(struct push *p);
 static void on_reply(struct evhttp_request *req, void *arg);
-static void job_step_failed(evutil_socket_t fd, short what, void *arg);
+static void job_send_failed(evutil_socket_t fd, short what, void *arg);
 
 static int send_request(struct job *j, enum evhttp_cmd_type cmd, const char *path, const char *body)
 {
@@ -185,11 +157,8 @@ static int send_request(struct job *j, enum evhttp_cmd_type cmd, const char *pat
 		return -1;
 	hdr = evhttp_request_get_output_headers(req);
 	evhttp_add_header(hdr, "Host", p->hostport);
-	if (p->o.token && p->o.token[0]) {
-		char auth[600];
-		snprintf(auth, sizeof auth, "Bearer %s", p->o.token);
-		evhttp_add_header(hdr, "Authorization", auth);
-	}
+	for (int i = 0; i < p->ep.n_headers; i++)
+		evhttp_add_header(hdr, p->ep.headers[i][0], p->ep.headers[i][1]);
 	if (body) {
 		evhttp_add_header(hdr, "Content-Type", "application/json");
 		evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
@@ -198,44 +167,62 @@ static int send_request(struct job *j, enum evhttp_cmd_type cmd, const char *pat
 	return evhttp_make_request(j->conn, req, cmd, path) < 0 ? -1 : 0;
 }
 
-/* Runs a step; when the request cannot even be sent, its failure is handled on the next
- * loop turn (never recursively from here). */
-static void job_send(struct job *j, enum job_step step)
+static enum evhttp_cmd_type method_of(const char *method)
 {
-	char path[200], *body = NULL;
-	enum evhttp_cmd_type cmd = EVHTTP_REQ_GET;
-	int rc;
+	if (strcmp(method, "POST") == 0)
+		return EVHTTP_REQ_POST;
+	if (strcmp(method, "DELETE") == 0)
+		return EVHTTP_REQ_DELETE;
+	if (strcmp(method, "PUT") == 0)
+		return EVHTTP_REQ_PUT;
+	return EVHTTP_REQ_GET;
+}
 
-	j->step = step;
-	switch (step) {
-	case STEP_CREATE: {
-		char name[64];
-		snprintf(name, sizeof name, "%.40s-%s-%06zu", j->p->o.name_prefix, j->p->run_tag, j->index);
-		json_object_set_new(j->p->body_template, "name", json_string(name));
-		if (!(body = json_dumps(j->p->body_template, JSON_COMPACT)))
-			out_of_memory();
-		snprintf(path, sizeof path, "/v1/instances?wait=%s&timeout=%g", j->p->o.ready ? "ready" : "running",
-		         j->p->o.timeout);
-		cmd = EVHTTP_REQ_POST;
-		j->rec.actual_send_us = clock_mono_us() - j->p->start_us;
-		break;
-	}
-	case STEP_GET:
-		snprintf(path, sizeof path, "/v1/instances/%s", j->rec.id);
-		break;
-	case STEP_STOP:
-		snprintf(path, sizeof path, "/v1/instances/%s?wait=stopped&timeout=%d", j->rec.id, PUSH_STOP_TIMEOUT_S);
-		cmd = EVHTTP_REQ_DELETE;
-		break;
-	case STEP_PURGE:
-		snprintf(path, sizeof path, "/v1/instances/%s", j->rec.id);
-		cmd = EVHTTP_REQ_DELETE;
-		break;
-	}
-	rc = send_request(j, cmd, path, body);
-	free(body);
-	if (rc < 0 && event_base_once(j->p->base, -1, EV_TIMEOUT, job_step_failed, j, &(struct timeval){0}) < 0)
+/* When the request cannot even be sent, its failure is handled on the next loop turn
+ * (never recursively from here). */
+void push_job_send(struct push_job *pj, const char *method, const char *path, const char *body, push_reply_fn fn)
+{
+	struct job *j = JOB_OF(pj);
+	j->reply_fn = fn;
+	if (send_request(j, method_of(method), path, body) < 0 &&
+	    event_base_once(j->p->base, -1, EV_TIMEOUT, job_send_failed, j, &(struct timeval){0}) < 0)
 		fatalx("cannot schedule an event");
+}
+
+static void on_job_timer(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+{
+	struct job *j = arg;
+	push_timer_fn fn = j->timer_fn;
+	j->timer_fn = NULL;
+	fn(&j->pub, j->p->target_state);
+}
+
+void push_job_later(struct push_job *pj, int64_t delay_us, push_timer_fn fn)
+{
+	struct job *j = JOB_OF(pj);
+	struct timeval tv = {.tv_sec = delay_us / 1000000, .tv_usec = delay_us % 1000000};
+	j->timer_fn = fn;
+	if (event_base_once(j->p->base, -1, EV_TIMEOUT, on_job_timer, j, &tv) < 0)
+		fatalx("cannot schedule an event");
+}
+
+void push_job_reached(struct push_job *pj)
+{
+	struct job *j = JOB_OF(pj);
+	int64_t now = clock_mono_us();
+	pj->rec.total_ms = ms_between(pj->intended_us, now);
+	pj->running = true;
+	j->p->last_running_us = now;
+}
+
+void push_job_failed(struct push_job *pj, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	pj->running = false;
+	snprintf(pj->error_code, sizeof pj->error_code, "%s", code);
+	va_start(ap, fmt);
+	vsnprintf(pj->rec.error, sizeof pj->rec.error, fmt, ap); /* a long message is cut: it is a record field */
+	va_end(ap);
 }
 
 static void job_free(struct job *j)
@@ -247,29 +234,11 @@ static void job_free(struct job *j)
 	p->done++;
 }
 
-/* What the API said, as one line for the record's error field, and its code. */
-static void describe_error(struct job *j, int status, const json_t *body)
-{
-	const json_t *e = json_object_get(body, "error");
-	const char *code = json_string_value(json_object_get(e, "code"));
-	if (status == 0) {
-		snprintf(j->error_code, sizeof j->error_code, "no_answer");
-		snprintf(j->rec.error, sizeof j->rec.error, "no answer from the core");
-		return;
-	}
-	if (code)
-		snprintf(j->error_code, sizeof j->error_code, "%s", code);
-	else
-		snprintf(j->error_code, sizeof j->error_code, "http_%d", status);
-	snprintf(j->rec.error, sizeof j->rec.error, "HTTP %d %s: %s", status, code ?: "error",
-	         json_string_value(json_object_get(e, "message")) ?: "(no message)");
-}
-
 static void count_error(struct push *p, const struct job *j)
 {
 	struct error_group *g;
 	for (size_t i = 0; i < p->n_groups; i++) {
-		if (strcmp(p->groups[i].code, j->error_code) == 0) {
+		if (strcmp(p->groups[i].code, j->pub.error_code) == 0) {
 			p->groups[i].count++;
 			return;
 		}
@@ -278,51 +247,32 @@ static void count_error(struct push *p, const struct job *j)
 		out_of_memory();
 	p->groups = g;
 	g = &p->groups[p->n_groups++];
-	snprintf(g->code, sizeof g->code, "%s", j->error_code[0] ? j->error_code : "unknown");
-	snprintf(g->example, sizeof g->example, "%s", j->rec.error);
+	snprintf(g->code, sizeof g->code, "%s", j->pub.error_code[0] ? j->pub.error_code : "unknown");
+	snprintf(g->example, sizeof g->example, "%s", j->pub.rec.error);
 	g->count = 1;
 }
 
-static void take_trace(struct job *j, const json_t *inst)
-{
-	const json_t *trace = json_object_get(inst, "trace"), *phases = json_object_get(trace, "phases");
-	double spawn, boot;
-	if (!trace)
-		return;
-	for (int ph = 0; ph < PHASE_COUNT; ph++)
-		j->rec.phase_ms[ph] = json_ms(phases, phase_names[ph]);
-	j->rec.core_total_ms = json_ms(trace, "total_ms");
-	spawn = j->rec.phase_ms[PHASE_SPAWN];
-	boot = isnan(j->rec.phase_ms[PHASE_BOOT]) ? 0 : j->rec.phase_ms[PHASE_BOOT];
-	/* only a finished instantiation has an overhead: a guest that never printed its ready
-	 * marker has no total, its wait being the guest's */
-	if (j->running && !isnan(spawn) && !isnan(j->rec.total_ms))
-		j->rec.overhead_ms = j->rec.total_ms - spawn - boot;
-}
-
 /* The instantiation is over (running or not): record it, free its slot, then delete. */
-static void job_instantiated(struct job *j, const json_t *trace_holder)
+void push_job_instantiated(struct push_job *pj)
 {
+	struct job *j = JOB_OF(pj);
 	struct push *p = j->p;
 	struct series *s = &p->s;
+	struct record *r = &pj->rec;
 	int rc;
 
-	if (trace_holder)
-		take_trace(j, trace_holder);
-	if (j->running && isnan(j->rec.core_total_ms) && !j->rec.error[0])
-		snprintf(j->rec.error, sizeof j->rec.error, "running, but the core gave no phase trace");
-	if (p->have_out && (rc = record_write(&p->out, &j->rec)) < 0)
+	if (p->have_out && (rc = record_write(&p->out, r)) < 0)
 		log_warnx("cannot write %s: %s", p->o.out, strerror(-rc));
 	for (int ph = 0; ph < PHASE_COUNT; ph++)
-		if (stats_add(&s->phase[ph], j->rec.phase_ms[ph]) < 0)
+		if (stats_add(&s->phase[ph], r->phase_ms[ph]) < 0)
 			out_of_memory();
-	if (j->running) {
+	if (pj->running) {
 		double core_over = NAN;
-		if (!isnan(j->rec.core_total_ms))
-			core_over = j->rec.core_total_ms - j->rec.phase_ms[PHASE_SPAWN] -
-			            (isnan(j->rec.phase_ms[PHASE_BOOT]) ? 0 : j->rec.phase_ms[PHASE_BOOT]);
-		if (stats_add(&s->total, j->rec.total_ms) < 0 || stats_add(&s->overhead, j->rec.overhead_ms) < 0 ||
-		    stats_add(&s->core_total, j->rec.core_total_ms) < 0 || stats_add(&s->core_overhead, core_over) < 0)
+		if (!isnan(r->core_total_ms))
+			core_over = r->core_total_ms - r->phase_ms[PHASE_SPAWN] -
+			            (isnan(r->phase_ms[PHASE_BOOT]) ? 0 : r->phase_ms[PHASE_BOOT]);
+		if (stats_add(&s->total, r->total_ms) < 0 || stats_add(&s->overhead, r->overhead_ms) < 0 ||
+		    stats_add(&s->core_total, r->core_total_ms) < 0 || stats_add(&s->core_overhead, core_over) < 0)
 			out_of_memory();
 		p->n_running++;
 	} else {
@@ -331,17 +281,19 @@ static void job_instantiated(struct job *j, const json_t *trace_holder)
 	}
 	p->creating--;
 	p->finished_create++;
-	if (p->o.delete && j->rec.id[0]) {
+	if (p->o.delete && r->id[0]) {
 		p->deleting++;
-		job_send(j, STEP_STOP);
+		pj->step = 0;
+		p->o.target->remove(pj, p->target_state);
 	} else {
 		job_free(j);
 	}
 	pump(p);
 }
 
-static void job_deleted(struct job *j, bool ok)
+void push_job_deleted(struct push_job *pj, bool ok)
 {
+	struct job *j = JOB_OF(pj);
 	struct push *p = j->p;
 	if (!ok)
 		p->n_delete_errors++;
@@ -350,74 +302,11 @@ static void job_deleted(struct job *j, bool ok)
 	pump(p);
 }
 
-/* Did the create's answer finish the instantiation? If not, the record says why. */
-static void judge_answer(struct job *j, const char *state, const json_t *body)
-{
-	const char *error = json_string_value(json_object_get(body, "error"));
-	int st = inst_state_parse(state);
-	bool running = strcmp(state, "running") == 0;
-
-	if (running && j->p->o.ready && !json_is_true(json_object_get(body, "ready"))) {
-		/* the wait for the marker is the guest's: no total, no overhead (see take_trace) */
-		j->rec.total_ms = NAN;
-		snprintf(j->error_code, sizeof j->error_code, "not_ready");
-		snprintf(j->rec.error, sizeof j->rec.error,
-		         "running, but the guest did not print its ready marker within the %.12g s wait", j->p->o.timeout);
-	} else if (running) {
-		j->running = true;
-		j->p->last_running_us = clock_mono_us();
-	} else if (st >= 0 && inst_state_terminal((enum inst_state)st)) {
-		snprintf(j->error_code, sizeof j->error_code, "%s", state);
-		snprintf(j->rec.error, sizeof j->rec.error, "%s", error ?: state);
-	} else {
-		snprintf(j->error_code, sizeof j->error_code, "timeout");
-		snprintf(j->rec.error, sizeof j->rec.error, "still %s after the %.12g s wait%s%s", state, j->p->o.timeout,
-		         error ? ": " : "", error ?: "");
-	}
-}
-
-static void handle(struct job *j, int status, json_t *body)
-{
-	switch (j->step) {
-	case STEP_CREATE: {
-		const char *state;
-		j->rec.total_ms = ms_between(j->intended_us, clock_mono_us());
-		if (status != 201 && status != 200) {
-			snprintf(j->rec.state, sizeof j->rec.state, "error");
-			describe_error(j, status, body);
-			job_instantiated(j, NULL);
-			return;
-		}
-		state = json_string_value(json_object_get(body, "state")) ?: "";
-		snprintf(j->rec.id, sizeof j->rec.id, "%s", json_string_value(json_object_get(body, "id")) ?: "");
-		snprintf(j->rec.state, sizeof j->rec.state, "%s", state);
-		judge_answer(j, state, body);
-		if (j->running && !json_object_get(body, "trace") && j->rec.id[0]) {
-			job_send(j, STEP_GET);
-			return;
-		}
-		job_instantiated(j, body);
-		return;
-	}
-	case STEP_GET:
-		job_instantiated(j, status == 200 ? body : NULL);
-		return;
-	case STEP_STOP:
-		if (status == 200) /* stopped: now remove the record */
-			job_send(j, STEP_PURGE);
-		else
-			job_deleted(j, status == 204 || status == 404);
-		return;
-	case STEP_PURGE:
-		job_deleted(j, status == 204 || status == 404);
-		return;
-	}
-}
-
 static void on_reply(struct evhttp_request *req, void *arg)
 {
 	struct job *j = arg;
 	int status = req ? evhttp_request_get_response_code(req) : 0;
+	push_reply_fn fn = j->reply_fn;
 	json_t *body = NULL;
 
 	if (req && status > 0) {
@@ -426,13 +315,17 @@ static void on_reply(struct evhttp_request *req, void *arg)
 		if (len > 0)
 			body = json_loadb((const char *)evbuffer_pullup(in, -1), len, 0, NULL);
 	}
-	handle(j, status, body);
+	j->reply_fn = NULL;
+	fn(&j->pub, status, body, j->p->target_state);
 	json_decref(body);
 }
 
-static void job_step_failed(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
+static void job_send_failed(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
 {
-	handle(arg, 0, NULL);
+	struct job *j = arg;
+	push_reply_fn fn = j->reply_fn;
+	j->reply_fn = NULL;
+	fn(&j->pub, 0, NULL, j->p->target_state);
 }
 
 /* ---- scheduling ---- */
@@ -443,10 +336,11 @@ static struct job *job_new(struct push *p, int64_t intended_us)
 	if (!j)
 		out_of_memory();
 	j->p = p;
-	j->index = ++p->launched;
-	j->intended_us = intended_us;
-	record_init(&j->rec);
-	j->rec.intended_send_us = intended_us - p->start_us;
+	j->pub.index = ++p->launched;
+	j->pub.intended_us = intended_us;
+	snprintf(j->pub.name, sizeof j->pub.name, "%.40s-%s-%06zu", p->o.name_prefix, p->run_tag, j->pub.index);
+	record_init(&j->pub.rec);
+	j->pub.rec.intended_send_us = intended_us - p->start_us;
 	return j;
 }
 
@@ -485,7 +379,8 @@ static void pump(struct push *p)
 			j = job_new(p, clock_mono_us());
 		}
 		p->creating++;
-		job_send(j, STEP_CREATE);
+		j->pub.rec.actual_send_us = clock_mono_us() - p->start_us;
+		p->o.target->create(&j->pub, p->target_state);
 	}
 	check_finished(p);
 }
@@ -615,7 +510,10 @@ static void print_summary(struct push *p, int64_t end_us)
 	json_t *series = o->json ? json_object() : NULL;
 
 	if (!o->json) {
-		printf("microvim push: %zu instances, driver %s, ", p->finished_create, o->driver);
+		if (o->target == &push_target_microvim)
+			printf("microvim push: %zu instances, driver %s, ", p->finished_create, o->driver);
+		else
+			printf("microvim push: %zu instances, api %s, ", p->finished_create, o->target->name);
 		if (o->mode == MODE_REPLICATE)
 			printf("replicate (one at a time, each deleted before the next)\n");
 		else if (o->mode == MODE_CLOSED)
@@ -625,20 +523,23 @@ static void print_summary(struct push *p, int64_t end_us)
 			       p->n_schedule, o->concurrency, o->delete ? ", deleted as they run" : "");
 		stats_print_header(stdout);
 	}
-	for (int ph = 0; ph < PHASE_COUNT; ph++)
+	for (int ph = 0; ph < PHASE_COUNT && o->target->has_trace; ph++)
 		if (ph != PHASE_BOOT || p->s.phase[ph].n > 0)
 			summarize_row(p, series, phase_names[ph], &p->s.phase[ph]);
 	summarize_row(p, series, "total", &p->s.total);
-	summarize_row(p, series, "overhead", &p->s.overhead);
-	summarize_row(p, series, "core_total", &p->s.core_total);
-	summarize_row(p, series, "core_overhead", &p->s.core_overhead);
+	if (o->target->has_trace) { /* without the VIM's trace, no spawn to take out, no core total */
+		summarize_row(p, series, "overhead", &p->s.overhead);
+		summarize_row(p, series, "core_total", &p->s.core_total);
+		summarize_row(p, series, "core_overhead", &p->s.core_overhead);
+	}
 	if (o->json) {
 		json_t *groups = json_array();
 		for (size_t i = 0; i < p->n_groups; i++)
 			json_array_append_new(groups, json_pack("{s:s, s:I, s:s}", "code", p->groups[i].code, "count",
 			                                        (json_int_t)p->groups[i].count, "example", p->groups[i].example));
-		json_t *j = json_pack("{s:s, s:s, s:I, s:i, s:I, s:I, s:o, s:I, s:f, s:f, s:f, s:o}", "mode", mode, "driver",
-		                      o->driver, "instances", (json_int_t)p->finished_create, "concurrency", o->concurrency,
+		json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:i, s:I, s:I, s:o, s:I, s:f, s:f, s:f, s:o}", "mode", mode,
+		                      "api", o->target->name, "driver", o->target == &push_target_microvim ? o->driver : "",
+		                      "instances", (json_int_t)p->finished_create, "concurrency", o->concurrency,
 		                      "running", (json_int_t)p->n_running, "errors", (json_int_t)p->n_errors, "error_codes",
 		                      groups, "delete_errors", (json_int_t)p->n_delete_errors, "throughput_per_s", throughput,
 		                      "window_s", window, "wall_s", wall, "series", series);
@@ -651,9 +552,12 @@ static void print_summary(struct push *p, int64_t end_us)
 		json_decref(j);
 		return;
 	}
-	printf("(total: client, from the intended send to \"%s\" seen; overhead = total - spawn - boot;\n"
-	       " core_*: the core's own trace, from the request's first byte to waiting clients woken)\n",
-	       o->ready ? "ready" : "running");
+	if (o->target->has_trace)
+		printf("(total: client, from the intended send to \"%s\" seen; overhead = total - spawn - boot;\n"
+		       " core_*: the core's own trace, from the request's first byte to waiting clients woken)\n",
+		       o->ready ? "ready" : "running");
+	else
+		printf("(total: client, from the intended send to %s seen by polling every %.12g ms)\n", "ACTIVE", o->poll_ms);
 	printf("throughput %.1f instances/s (%zu running in %.3f s; wall time with deletions %.3f s)\n", throughput,
 	       p->n_running, window, wall);
 	printf("errors %zu (did not reach running%s)", p->n_errors, o->ready ? " and ready" : "");
@@ -668,9 +572,14 @@ static void print_summary(struct push *p, int64_t end_us)
 
 enum { O_CORE = 400, O_TOKEN_FILE, O_DRIVER, O_IMAGE, O_CONFIG, O_VCPUS, O_MEMORY, O_COUNT, O_CONCURRENCY,
        O_RATE, O_ARRIVAL, O_DURATION, O_REPLICATE, O_DELETE, O_KEEP, O_NAME_PREFIX, O_OUT, O_TIMEOUT, O_SEED,
-       O_QUIET, O_JSON, O_READY };
+       O_QUIET, O_JSON, O_READY, O_API, O_FLAVOR, O_NETWORK, O_OS_CLOUD, O_POLL_MS };
 
 static const struct option push_long_options[] = {
+	{"api", required_argument, NULL, O_API},
+	{"flavor", required_argument, NULL, O_FLAVOR},
+	{"network", required_argument, NULL, O_NETWORK},
+	{"os-cloud", required_argument, NULL, O_OS_CLOUD},
+	{"poll-ms", required_argument, NULL, O_POLL_MS},
 	{"core", required_argument, NULL, O_CORE},
 	{"token-file", required_argument, NULL, O_TOKEN_FILE},
 	{"driver", required_argument, NULL, O_DRIVER},
@@ -734,12 +643,29 @@ static int parse_options(struct push_options *o, int argc, char **argv)
 	int opt;
 
 	*o = (struct push_options){.core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650", .driver = "exec",
-	                           .name_prefix = "push", .timeout = 30, .delete = -1, .arrival = ARRIVAL_CONSTANT};
+	                           .name_prefix = "push", .timeout = 30, .delete = -1, .arrival = ARRIVAL_CONSTANT,
+	                           .target = &push_target_microvim, .poll_ms = PUSH_DEFAULT_POLL_MS};
 	o->core_from = getenv("MICROVIM_CORE") ? "$MICROVIM_CORE" : "the default core URL";
 	o->token = tf ? strdup(tf) : NULL;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "q", push_long_options, NULL)) != -1) {
 		switch (opt) {
+		case O_API: {
+			size_t i;
+			for (i = 0; i < sizeof targets / sizeof targets[0]; i++)
+				if (strcmp(targets[i]->name, optarg) == 0)
+					break;
+			if (i == sizeof targets / sizeof targets[0]) {
+				fprintf(stderr, "microvim push: --api is microvim (default) or openstack\n");
+				return -1;
+			}
+			o->target = targets[i];
+			break;
+		}
+		case O_FLAVOR: o->flavor = optarg; break;
+		case O_NETWORK: o->network = optarg; break;
+		case O_OS_CLOUD: o->os_cloud = optarg; break;
+		case O_POLL_MS: if (number_arg(optarg, 0.1, 60000, &o->poll_ms, "poll-ms") < 0) return -1; break;
 		case O_CORE: o->core = optarg; o->core_from = "--core"; break;
 		case O_TOKEN_FILE: {
 			int rc;
@@ -818,10 +744,8 @@ static int parse_options(struct push_options *o, int argc, char **argv)
 	}
 	if (o->delete < 0)
 		o->delete = 0;
-	if (!o->image && !o->config && strcmp(o->driver, "exec") == 0) {
-		fprintf(stderr, "microvim push: the exec driver needs --config '{\"command\":\"/bin/sleep\",\"args\":[\"60\"]}'\n");
+	if (o->target->check(o) < 0)
 		return -1;
-	}
 	if (strspn(o->name_prefix, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
 	        strlen(o->name_prefix) || !o->name_prefix[0]) {
 		fprintf(stderr, "microvim push: --name-prefix takes [A-Za-z0-9._-], starting with a letter or digit\n");
@@ -834,39 +758,6 @@ static int parse_options(struct push_options *o, int argc, char **argv)
 			return -1;
 		}
 	}
-	return 0;
-}
-
-static json_t *body_template(const struct push_options *o)
-{
-	json_t *b = json_pack("{s:s, s:s}", "name", "x", "driver", o->driver);
-	if (o->image)
-		json_object_set_new(b, "image", json_string(o->image));
-	if (o->config)
-		json_object_set(b, "config", o->config);
-	if (o->ready)
-		json_object_set_new(b, "ready", json_pack("{s:s}", "serial", o->ready));
-	if (o->vcpus > 0 || o->memory_mb > 0) {
-		json_t *res = json_object();
-		if (o->vcpus > 0)
-			json_object_set_new(res, "vcpus", json_real(o->vcpus));
-		if (o->memory_mb > 0)
-			json_object_set_new(res, "memory_mb", json_integer((json_int_t)o->memory_mb));
-		json_object_set_new(b, "resources", res);
-	}
-	return b;
-}
-
-/* The core must answer before anything is measured. */
-static int check_core(const struct push_options *o)
-{
-	struct http_response resp;
-	char err[512];
-	if (http_call(o->core, "GET", "/v1/health", o->token, NULL, NULL, 10, &resp, err, sizeof err) < 0) {
-		fprintf(stderr, "microvim push: %s\n", err);
-		return -1;
-	}
-	http_response_free(&resp);
 	return 0;
 }
 
@@ -894,7 +785,6 @@ static void push_free(struct push *p)
 	stats_series_free(&p->s.overhead);
 	stats_series_free(&p->s.core_total);
 	stats_series_free(&p->s.core_overhead);
-	json_decref(p->body_template);
 	json_decref(p->o.config);
 	free(p->schedule);
 	free(p->groups);
@@ -916,22 +806,13 @@ int push_main(int argc, char **argv)
 		rc = PUSH_EXIT_USAGE;
 		goto out;
 	}
-	if (http_parse_url(p->o.core, p->host, sizeof p->host, &p->port) < 0) {
-		char why[400];
-		http_check_base_url(p->o.core, why, sizeof why);
-		fprintf(stderr, "microvim push: %s: %s\n", p->o.core_from, why);
-		rc = PUSH_EXIT_USAGE;
+	if ((rc = p->o.target->open(&p->o, &p->ep, &p->target_state)) != PUSH_EXIT_OK)
 		goto out;
-	}
-	snprintf(p->hostport, sizeof p->hostport, "%s:%d", p->host, p->port);
-	if (check_core(&p->o) < 0) {
-		rc = PUSH_EXIT_UNREACHABLE;
-		goto out;
-	}
+	p->target_open = true;
+	snprintf(p->hostport, sizeof p->hostport, strchr(p->ep.host, ':') ? "[%s]:%d" : "%s:%d", p->ep.host, p->ep.port);
 	if (getrandom(&tag, sizeof tag, 0) < 0)
 		tag = (unsigned short)clock_mono_us();
 	snprintf(p->run_tag, sizeof p->run_tag, "%04x", tag);
-	p->body_template = body_template(&p->o);
 	if (p->o.out) {
 		int orc = record_open(&p->out, p->o.out);
 		if (orc < 0) {
@@ -994,6 +875,8 @@ int push_main(int argc, char **argv)
 out:
 	if (p->have_out)
 		record_close(&p->out);
+	if (p->target_open)
+		p->o.target->close(p->target_state);
 	push_free(p);
 	free(p);
 	return rc;

@@ -35,31 +35,46 @@ extern char **environ;
 
 enum kind { KIND_PHASES, KIND_LATENCY, KIND_CDF };
 
-/* The columns report reads: the trace phases, the wire phases, total. */
+/* The columns report reads: the trace phases, the wire phases, Nova's phases (analyze
+ * --vim nova), total. */
 enum field {
 	FLD_ACCEPT, FLD_SCHEDULE, FLD_DISPATCH, FLD_PREPARE, FLD_NETWORK, FLD_SPAWN, FLD_BOOT, FLD_NOTIFY, /* = enum phase */
 	FLD_WIRE_CORE, FLD_WIRE_NODE, FLD_WIRE_NOTIFY,
+	FLD_NOVA_API, FLD_NOVA_IMAGE, FLD_NOVA_SCHEDULING, FLD_NOVA_NETWORK, FLD_NOVA_SPAWN, FLD_NOVA_NOTIFICATION,
 	FLD_TOTAL,
 	FLD_COUNT
 };
 
 static const char *const field_column[FLD_COUNT] = {
 	"accept", "schedule", "dispatch", "prepare", "network", "spawn", "boot", "notify",
-	"core_ms", "node_ms", "notify_ms", "total_ms",
+	"core_ms", "node_ms", "notify_ms",
+	"api_auth_ms", "image_ms", "scheduling_ms", "compute_network_ms", "compute_spawn_ms", "notification_ms",
+	"total_ms",
 };
 
-/* Bars stack in this order; a run uses either the trace phases or the wire ones. */
+/* Which phases a run's bar stacks: push's trace, analyze's wire phases, or Nova's. */
+enum phase_set { SET_TRACE, SET_WIRE, SET_NOVA };
+
+/* Bars stack in this order; a run uses the phases of its set. Nova's follow the paper's
+ * Fig. 4 (API and authentication, image, scheduling, compute: network + spawn,
+ * notification) in colors of their own, so that both VIMs can share one figure. */
 static const struct {
 	enum field f;
 	const char *legend, *color;
-	bool wire;
+	enum phase_set set;
 } stack_order[] = {
-	{FLD_ACCEPT, "accept", "#4e79a7", false},        {FLD_SCHEDULE, "schedule", "#f28e2b", false},
-	{FLD_DISPATCH, "dispatch", "#e15759", false},    {FLD_WIRE_CORE, "core (wire)", "#76b7b2", true},
-	{FLD_PREPARE, "prepare", "#59a14f", false},      {FLD_NETWORK, "network", "#edc948", false},
-	{FLD_SPAWN, "spawn", "#b07aa1", false},          {FLD_BOOT, "boot", "#ff9da7", false},
-	{FLD_WIRE_NODE, "node (wire)", "#9c755f", true}, {FLD_NOTIFY, "notify", "#bab0ac", false},
-	{FLD_WIRE_NOTIFY, "notify (wire)", "#d37295", true},
+	{FLD_ACCEPT, "accept", "#4e79a7", SET_TRACE},        {FLD_SCHEDULE, "schedule", "#f28e2b", SET_TRACE},
+	{FLD_DISPATCH, "dispatch", "#e15759", SET_TRACE},    {FLD_WIRE_CORE, "core (wire)", "#76b7b2", SET_WIRE},
+	{FLD_PREPARE, "prepare", "#59a14f", SET_TRACE},      {FLD_NETWORK, "network", "#edc948", SET_TRACE},
+	{FLD_SPAWN, "spawn", "#b07aa1", SET_TRACE},          {FLD_BOOT, "boot", "#ff9da7", SET_TRACE},
+	{FLD_WIRE_NODE, "node (wire)", "#9c755f", SET_WIRE}, {FLD_NOTIFY, "notify", "#bab0ac", SET_TRACE},
+	{FLD_WIRE_NOTIFY, "notify (wire)", "#d37295", SET_WIRE},
+	{FLD_NOVA_API, "Nova: API + auth", "#1f4e79", SET_NOVA},
+	{FLD_NOVA_IMAGE, "Nova: image (Glance)", "#6a3d9a", SET_NOVA},
+	{FLD_NOVA_SCHEDULING, "Nova: scheduling", "#b15928", SET_NOVA},
+	{FLD_NOVA_NETWORK, "Nova: compute, network", "#33a02c", SET_NOVA},
+	{FLD_NOVA_SPAWN, "Nova: compute, spawn", "#e31a1c", SET_NOVA},
+	{FLD_NOVA_NOTIFICATION, "Nova: notification", "#a6761d", SET_NOVA},
 };
 #define N_STACK (sizeof stack_order / sizeof stack_order[0])
 
@@ -72,7 +87,7 @@ struct run {
 	size_t records;
 	int64_t first_send_us, last_send_us;
 	size_t sends;
-	bool wire; /* an analyze run: stacks the wire phases */
+	enum phase_set set; /* the phases its bar stacks */
 };
 
 struct options {
@@ -275,7 +290,9 @@ static int run_load(struct run *r, char *err, size_t errlen)
 	for (int f = 0; f < FLD_COUNT; f++)
 		if (stats_summarize(r->v[f].v, r->v[f].n, &r->sum[f]) < 0)
 			fatal("out of memory");
-	r->wire = r->sum[FLD_WIRE_CORE].n > 0 && r->sum[FLD_ACCEPT].n == 0;
+	r->set = r->sum[FLD_NOVA_API].n > 0                                ? SET_NOVA
+	         : r->sum[FLD_WIRE_CORE].n > 0 && r->sum[FLD_ACCEPT].n == 0 ? SET_WIRE
+	                                                                     : SET_TRACE;
 	return 0;
 }
 
@@ -360,7 +377,7 @@ static int script_phases(FILE *sf, struct work *w, const struct options *o, stru
 		bool any = false;
 		for (size_t k = 0; k < N_STACK; k++) {
 			const struct stats_summary *s = &runs[i].sum[stack_order[k].f];
-			if (stack_order[k].wire == runs[i].wire && s->n > 0) {
+			if (stack_order[k].set == runs[i].set && s->n > 0) {
 				any = true;
 				if (s->mean >= 0.0005)
 					used[k] = true;
@@ -380,10 +397,10 @@ static int script_phases(FILE *sf, struct work *w, const struct options *o, stru
 		for (int i = 0; i < n; i++) {
 			double from = 0;
 			const struct stats_summary *s = &runs[i].sum[stack_order[k].f];
-			if (stack_order[k].wire != runs[i].wire || s->n == 0)
+			if (stack_order[k].set != runs[i].set || s->n == 0)
 				continue;
 			for (size_t j = 0; j < k; j++)
-				if (used[j] && stack_order[j].wire == runs[i].wire && runs[i].sum[stack_order[j].f].n > 0)
+				if (used[j] && stack_order[j].set == runs[i].set && runs[i].sum[stack_order[j].f].n > 0)
 					from += runs[i].sum[stack_order[j].f].mean;
 			fprintf(df, "%d %.6f %.6f %.6f\n", n - 1 - i, from, from + s->mean, s->ci95);
 			if (from + s->mean + s->ci95 > xmax)
@@ -410,7 +427,7 @@ static int script_phases(FILE *sf, struct work *w, const struct options *o, stru
 		char text[160];
 		for (size_t k = 0; k < N_STACK; k++) {
 			const struct stats_summary *s = &runs[i].sum[stack_order[k].f];
-			if (used[k] && stack_order[k].wire == runs[i].wire && s->n > 0) {
+			if (used[k] && stack_order[k].set == runs[i].set && s->n > 0) {
 				total += s->mean;
 				if (total + s->ci95 > end)
 					end = total + s->ci95;

@@ -7,7 +7,8 @@
  *         byte 0        link type: index into linktypes[] below (one unsupported one)
  *         then records  u16 length (little-endian), u8 time step (ms), `length` bytes
  *     then pcapread_finish, as at the end of a capture.
- * The reader watches TCP port 4650. Every exchange handed out is walked byte by byte (ASan
+ * The reader watches TCP port 4650 (HTTP) and 5672 (a raw stream, as analyze --vim nova
+ * watches AMQP). Every exchange and stream event handed out is walked byte by byte (ASan
  * sees any read past a buffer) and checked against what pcapread.h promises. */
 #include <stdint.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@
 #include "tools/pcapread.h"
 
 #define PORT 4650
+#define STREAM_PORT 5672
 
 #define CHECK(cond)                                                                                   \
 	do {                                                                                          \
@@ -84,6 +86,30 @@ static void on_exchange(const struct http_exchange *x, void *arg)
 		check_message(x->response, false);
 }
 
+static void on_stream(const struct pcapread_stream *x, void *arg)
+{
+	uint64_t *n = arg;
+	(*n)++;
+	CHECK(x->conn >= 1);
+	CHECK(memchr(x->client, '\0', sizeof x->client) && memchr(x->server, '\0', sizeof x->server));
+	if (x->event == PCAPREAD_STREAM_DATA) {
+		CHECK(x->data && x->len > 0);
+		for (size_t i = 0; i < x->len; i++)
+			sink += x->data[i];
+	} else {
+		CHECK(x->event == PCAPREAD_STREAM_GAP || x->event == PCAPREAD_STREAM_END);
+	}
+}
+
+static struct pcapread *reader(uint64_t *exchanges, uint64_t *stream_events)
+{
+	struct pcapread *r = pcapread_new(PORT, on_exchange, exchanges);
+	if (!r || pcapread_add_stream_port(r, STREAM_PORT, on_stream, stream_events) < 0)
+		abort();
+	CHECK(pcapread_add_http_port(r, PORT) == -17 /* EEXIST */);
+	return r;
+}
+
 static void check_stats(const struct pcapread *r, uint64_t exchanges, uint64_t frames_fed, bool fed_directly)
 {
 	const struct pcapread_stats *s = pcapread_get_stats(r);
@@ -117,14 +143,13 @@ static bool is_capture_file(const uint8_t *d, size_t n)
 static void run_file(const uint8_t *data, size_t size)
 {
 	char path[64], err[512];
-	uint64_t exchanges = 0;
+	uint64_t exchanges = 0, stream_events = 0;
 	struct pcapread *r;
 	int fd = memfd_create("fuzz_pcap", MFD_CLOEXEC);
 	if (fd < 0 || write(fd, data, size) != (ssize_t)size)
 		abort();
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
-	if (!(r = pcapread_new(PORT, on_exchange, &exchanges)))
-		abort();
+	r = reader(&exchanges, &stream_events);
 	int rc = pcapread_file(r, path, err, sizeof err);
 	CHECK(rc == 0 || rc == -22 /* EINVAL */ || rc == -5 /* EIO */);
 	if (rc < 0)
@@ -136,7 +161,7 @@ static void run_file(const uint8_t *data, size_t size)
 
 static void run_frames(const uint8_t *data, size_t size)
 {
-	uint64_t exchanges = 0, fed = 0;
+	uint64_t exchanges = 0, fed = 0, stream_events = 0;
 	int64_t ts = 1700000000LL * 1000000000;
 	struct pcapread *r;
 	int linktype;
@@ -147,8 +172,7 @@ static void run_frames(const uint8_t *data, size_t size)
 	linktype = linktypes[data[0] % (sizeof linktypes / sizeof linktypes[0])];
 	if (!pcapread_linktype_supported(linktype))
 		return; /* pcapread_file refuses such a capture before any frame */
-	if (!(r = pcapread_new(PORT, on_exchange, &exchanges)))
-		abort();
+	r = reader(&exchanges, &stream_events);
 	while (pos + 3 <= size) {
 		size_t len = (size_t)data[pos] | (size_t)data[pos + 1] << 8;
 		ts += (int64_t)data[pos + 2] * 1000000;

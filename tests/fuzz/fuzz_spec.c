@@ -1,4 +1,4 @@
-/* fuzz_spec — spec_parse on arbitrary bytes read as a create body (the same json_loadb
+/* fuzz_spec — drv_spec_parse on arbitrary bytes read as a create body (the same json_loadb
  * flags as http_read_json), and the invariants the rest of the core relies on:
  *   - a refusal is a 4xx with a code and a message;
  *   - an accepted spec holds only checked values (name, driver, ranges, bridge, command);
@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/model.h"
+#include "drivers/drivers.h"
 
 #define CHECK(cond)                                                                                   \
 	do {                                                                                          \
@@ -31,7 +32,7 @@ static void check_refusal(const struct inst_spec *s, const struct mv_error *err)
 static void check_accepted(const struct inst_spec *s)
 {
 	CHECK(name_valid(s->name));
-	CHECK(driver_name_known(s->driver));
+	CHECK(driver_find(s->driver) != NULL);
 	CHECK(s->vcpus_milli >= 1 && s->vcpus_milli <= (int64_t)MV_VCPUS_MAX * 1000);
 	CHECK(s->memory_mb >= 1 && s->memory_mb <= MV_MEMORY_MB_MAX);
 	CHECK(s->count >= 1 && s->count <= MV_COUNT_MAX);
@@ -58,9 +59,9 @@ static void check_accepted(const struct inst_spec *s)
 static json_t *reparse(const json_t *j, struct inst_spec *out)
 {
 	struct mv_error err;
-	if (spec_parse(out, j, &err) < 0) {
+	if (drv_spec_parse(out, j, SPEC_REQUEST, &err) < 0) {
 		char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-		fprintf(stderr, "fuzz_spec: spec_to_json gave a body spec_parse refuses: %s\n  %s: %s\n", text,
+		fprintf(stderr, "fuzz_spec: spec_to_json gave a body drv_spec_parse refuses: %s\n  %s: %s\n", text,
 		        err.code, err.message);
 		free(text);
 		abort();
@@ -82,6 +83,29 @@ static void check_same(const struct inst_spec *a, const struct inst_spec *b)
 	CHECK(json_equal(a->labels, b->labels) || (!a->labels && !b->labels));
 }
 
+/* The same bytes as a stored spec (what the store and the node read): a refusal owns
+ * nothing; an accepted one writes back to itself. */
+static void stored_form(const json_t *body)
+{
+	struct inst_spec a, b;
+	struct mv_error err;
+	json_t *j, *k;
+	if (drv_spec_parse(&a, body, SPEC_STORED, &err) < 0) {
+		check_refusal(&a, &err);
+		return;
+	}
+	CHECK(a.count == 1);
+	CHECK(!a.has_boot || (digest_valid(a.boot.kernel) && (!a.boot.initrd[0] || digest_valid(a.boot.initrd))));
+	j = spec_to_json(&a);
+	CHECK(drv_spec_parse(&b, j, SPEC_STORED, &err) == 0);
+	k = spec_to_json(&b);
+	CHECK(json_equal(j, k));
+	json_decref(j);
+	json_decref(k);
+	spec_free(&a);
+	spec_free(&b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	json_error_t jerr;
@@ -95,7 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	body = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
 	if (!body)
 		return 0;
-	if (spec_parse(&s1, body, &err) < 0) {
+	stored_form(body);
+	if (drv_spec_parse(&s1, body, SPEC_REQUEST, &err) < 0) {
 		check_refusal(&s1, &err);
 		spec_free(&s1);
 		json_decref(body);

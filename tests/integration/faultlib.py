@@ -187,6 +187,34 @@ def record_state(run_dir, iid):
     return (record_of(run_dir, iid) or {}).get("state")
 
 
+def bytes_waiting_from(pid, port):
+    """Bytes that reached pid's TCP sockets from peer port `port` and that pid has not read
+    yet (the rx_queue of /proc/PID/net/tcp and tcp6, for the sockets pid holds)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        return 0
+    waiting = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{table}") as f:
+                next(f)
+                for line in f:
+                    col = line.split()
+                    if len(col) > 9 and col[9] in inodes and int(col[2].rsplit(":", 1)[1], 16) == port:
+                        waiting += int(col[4].split(":")[1], 16)
+        except OSError:
+            continue
+    return waiting
+
+
 def _stat_fields(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

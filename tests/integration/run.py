@@ -7,6 +7,13 @@ tears down everything it started (harness.teardown); problems found there fail t
 Prints `ok   name` or `FAIL name` with the traceback and the daemons' log tails, and ends
 with `N passed, N failed`. Exit status 0 only when nothing failed.
 
+Budgets are seconds of an unloaded machine. A busy machine stretches every test's wall
+time, so each budget is multiplied by the load factor measured when the test starts (the
+1-minute load average per CPU, at least 1, at most MAX_LOAD_FACTOR), and the suite's
+budget is charged each test's wall time divided by the factor measured over it. On an
+idle machine nothing changes; under two CPU hogs (load ~4 on 2 CPUs) a test may take twice
+as long before it counts as hung. A hang is still caught: it runs out of any finite budget.
+
 Usage: run.py [-k SUBSTRING]... [-x]
 Env:   MICROVIM_BIN (binary under test), MICROVIM_SUITE_BUDGET (s, default 600).
 """
@@ -25,6 +32,19 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 
 DEFAULT_BUDGET = 60
+# Past this, more load stretches the budgets no further: a machine that busy is not one a
+# test run can be judged on, and tests/run's own time limit assumes it (MAX_LOAD_FACTOR x
+# the suite budget, plus a margin).
+MAX_LOAD_FACTOR = 4.0
+
+
+def load_factor():
+    """Runnable tasks per CPU over the last minute (os.getloadavg), within [1, MAX]."""
+    try:
+        per_cpu = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        return 1.0
+    return min(MAX_LOAD_FACTOR, max(1.0, per_cpu))
 
 
 class TestTimeout(Exception):
@@ -83,7 +103,8 @@ def main(argv):
         return 1
 
     suite_budget = float(os.environ.get("MICROVIM_SUITE_BUDGET", "600"))
-    suite_deadline = time.monotonic() + suite_budget
+    spent = 0.0  # of the suite budget: wall time divided by the load factor, per test
+    suite_t0 = time.monotonic()
     signal.signal(signal.SIGALRM, _alarm)
     # stopped from outside (e.g. tests/run's timeout): tear down what the test started
     signal.signal(signal.SIGTERM, _terminate)
@@ -94,14 +115,14 @@ def main(argv):
             failed += 1
             print(f"FAIL {name}\n{import_error}", flush=True)
             continue
-        budget = int(getattr(fn, "budget", DEFAULT_BUDGET))
-        left = suite_deadline - time.monotonic()
+        left = suite_budget - spent
         if left < 5:
             failed += 1
             print(f"FAIL {name}: not run, the suite's budget of {suite_budget:.0f} s is spent",
                   flush=True)
             continue
-        budget = max(1, min(budget, int(left)))
+        factor = load_factor()
+        budget = max(1, int(min(float(getattr(fn, "budget", DEFAULT_BUDGET)), left) * factor))
         t0 = time.monotonic()
         err = None
         try:
@@ -111,7 +132,8 @@ def main(argv):
             finally:
                 signal.alarm(0)
         except TestTimeout:
-            err = f"timed out after {budget} s\n" + traceback.format_exc()
+            err = (f"timed out after {budget} s (its budget x load factor {factor:.2f})\n"
+                   + traceback.format_exc())
         except (KeyboardInterrupt, Interrupted):
             signal.alarm(0)
             harness.teardown()
@@ -126,6 +148,7 @@ def main(argv):
         except Exception:  # noqa: BLE001
             problems, report = [f"teardown crashed:\n{traceback.format_exc()}"], ""
         dt = time.monotonic() - t0
+        spent += dt / ((factor + load_factor()) / 2)
         if err is None and not problems:
             passed += 1
             print(f"ok   {name} ({dt:.2f} s)", flush=True)
@@ -140,6 +163,9 @@ def main(argv):
                 print(report, flush=True)
             if stop_first:
                 break
+    wall = time.monotonic() - suite_t0
+    print(f"# suite: {wall:.0f} s wall, {spent:.0f} s of its {suite_budget:.0f} s budget "
+          f"(load factor now {load_factor():.2f})", flush=True)
     print(f"{passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0
 

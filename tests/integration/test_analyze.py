@@ -1,56 +1,77 @@
 """test_analyze — `microvim analyze` on a live loopback capture of 200 instantiations,
-checked instance by instance against the client (push) and the core's own phase trace.
+checked instance by instance against the client (push), the core's phase trace and the
+node's own timing.
 
-How the wire phases (analyze.h) map onto the trace (trace.h). The trace is computed from
-the core's marks (accepted, persisted, scheduled, sent, reported, notified) and the node's
-timing (prepare, network, spawn, boot, work = assignment received -> report sent); the time
-between `sent` and `reported` that the node did not measure, est = reported - sent - work,
-is split evenly: half into dispatch, half into notify. The node's work after its last step,
-tail = work - (prepare + network + spawn + boot), goes to notify too. The wire sees the same
-instants from outside; the node's work is in its report (the analyzer's node_work_ms), and
-est is, on the wire, node_ms - node_work_ms. So, per instance:
+Three observers time each instantiation, each on its own clock, and none of them sees the
+others' instants: the client (push: request handed to its connection -> answer read), the
+core (its marks, trace.h: accepted, persisted, scheduled, sent, reported, notified) and the
+node (assignment received -> report handed to the network: work, with prepare, network,
+spawn and boot inside it); the analyzer adds the packets (F = first, L = last byte on the
+wire). Causality orders all of them, for every instance, on any machine and under any load:
 
-  wire                        trace or client                                  bound
-  total_ms                    push's total_ms (the client's clock)             wire <= client
-  core_ms+node_ms+notify_ms   trace total_ms (accepted -> notified)            wire >= trace
-  core_ms                     accept + schedule + dispatch - est/2
-  notify_ms                   notify - est/2 - tail
-  node_ms                     >= node_work_ms >= prepare + network + spawn + boot
-  prepare, spawn              prepare, spawn (the same report, read twice)     equal
+  client send <= create R_F <= R_L <= accepted <= persisted <= scheduled <= sent
+      <= assignment A_F <= A_L <= received <= (steps) <= handed <= report P_F <= P_L
+      <= reported <= notified <= answer S_F <= S_L <= client reads the answer
 
-Each pair must agree within 1 ms (TOL_MS; 5 ms in a sanitizer build) for at least 90% of
-the instances, with a median difference under 0.25 ms, and the one-sided bounds must hold
-for every instance (up to rounding, 0.05 ms). The misses are real time the trace does not
-see, which only the wire shows: on a busy host the core's loop sometimes stalls (a store
-commit, another request) between a request's arrival and its parsing (`accepted`), or
-between waking a waiting client (`notified`) and writing its answer; and a client or node
-is descheduled for a while. They are printed.
+Only durations can be compared (four clocks), so the check is nesting: an interval one
+observer measured lies inside the interval that encloses it on another. Per instance:
+
+  bound                                             intervals                        guards
+  (1) push total_ms   >= wire total_ms              [send, read] > [R_F, S_L]        R early, S late
+  (2) wire core_total >= trace total_ms             [R_L, S_F] > [accepted, notified] R late, S early
+  (3) wire core_ms    >= accept + schedule          [R_L, A_F] > [accepted, scheduled] A early
+  (4) wire node_ms    >= node_work_ms               [A_L, P_F] > [received, handed]   A late, P early
+  (5) wire node_ms    <= dispatch + notify + steps  [scheduled, notified] > [A_F, P_L] A early, P late
+  (6) wire notify_ms  >= 0                          [P_L, S_F] > [reported, notified] P late
+  (7) node_work_ms    >= steps (prepare + network + spawn + boot), the node's own nesting
+  (8) wire core_ms + node_ms + notify_ms <= core_total_ms <= total_ms, the wire's own
+  (9) the report's prepare, network, spawn, boot read from the wire == the trace's (equal)
+
+(5) uses what the core measured, not how it splits it: the trace's dispatch and notify
+each hold half of the time between `sent` and `reported` that the node did not measure
+(est, trace.h), but their sum with the steps is exactly notified - scheduled on the core's
+clock. So the wire is not compared with dispatch or notify one by one (this test once did,
+"core_ms ~ accept + schedule + dispatch - est/2", within a fixed tolerance): the even split
+is an estimate, and each such difference is the time between a packet and an observer's
+clock (evhttp reading a request before `accepted`; the store commit and the write after
+`notified`; the client parsing an answer). Those are 0.1-0.8 ms in an ASan build (0.6 ms
+for the client's side alone, which is what made that check fail there every time) and can
+be tens of ms for a few instances on a busy host: a tolerance on them measures the host's
+scheduling, not the analyzer. The bounds above hold exactly whatever those delays are
+(up to the records' µs rounding, ROUND_MS).
+
+What the bounds still prove: each boundary the analyzer places (R, A, P, S) is held from
+both sides. A boundary misplaced by d ms (the wrong message: another long-poll answer, the
+report's answer, another report; or a wrong end of one) breaks a bound that guards it for
+every instance whose slack there is below d, and the slack is the observers' own stack
+time, whose smallest value over the run is well below a millisecond (tried: moving any of
+the four boundaries in analyze.c by 0.3 ms, either way, broke 18 to 200 of the 200 instances
+in the optimised build; taking the report's answer for the report, or the long-poll's
+request for its answer, broke all 200). The test computes
+that smallest slack for each boundary and direction (the run's resolution: the smallest
+misplacement it would catch) and requires it to be below a quarter of the median node
+phase, measured in the same run: so a boundary taken from the wrong exchange, which moves
+it by a whole phase, cannot pass, however slow the build or busy the host.
 """
 
 import json
 import os
 import signal
-import time
 
 import harness
 
 N = 200
 
 
-def _sanitized(path):
-    """An ASan/UBSan build runs everything a few times slower: its loops stall for
-    milliseconds, so agreement is checked there with a wider tolerance (bounds stay exact)."""
-    try:
-        with open(path, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
+ROUND_MS = 0.003  # both sides round to whole µs (the trace's ms fields, the records' ms fields)
 
-
-SANITIZED = _sanitized(harness.BIN)
-TOL_MS = 5.0 if SANITIZED else 1.0
-MAX_OUTLIERS = N // 10
-MEDIAN_TOL_MS = 0.5 if SANITIZED else 0.25
+# Which misplacement each bound catches: (boundary, direction) -> the bounds guarding it.
+GUARDS = {
+    ("R", "early"): ("client",), ("R", "late"): ("core-total",),
+    ("A", "early"): ("core-start", "node-out"), ("A", "late"): ("node-in",),
+    ("P", "early"): ("node-in",), ("P", "late"): ("node-out", "notify"),
+    ("S", "early"): ("core-total",), ("S", "late"): ("client",),
+}
 
 
 def _wait_log(d, text, timeout=10.0):
@@ -63,9 +84,28 @@ def _records(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _stats(diffs):
-    v = sorted(diffs)
-    return v[0], v[len(v) // 2], v[-1], max(abs(x) for x in v)
+def _slacks(p, t, w):
+    """The slack of each bound for one instance (>= 0 when the bound holds), in ms."""
+    ph = t["phases"]
+    steps = ph["prepare"] + ph["network"] + ph["spawn"] + ph.get("boot", 0.0)
+    wire_sum = w["core_ms"] + w["node_ms"] + w["notify_ms"]
+    return {
+        "client": p["total_ms"] - w["total_ms"],
+        "core-total": w["core_total_ms"] - t["total_ms"],
+        "core-start": w["core_ms"] - (ph["accept"] + ph["schedule"]),
+        "node-in": w["node_ms"] - w["node_work_ms"],
+        "node-out": (ph["dispatch"] + ph["notify"] + steps) - w["node_ms"],
+        "notify": w["notify_ms"],
+        "node-steps": w["node_work_ms"] - steps,
+        "wire-nesting": min(w["core_total_ms"] - wire_sum, w["total_ms"] - w["core_total_ms"]),
+    }
+
+
+def _report_mismatch(t, w):
+    """The report's timing, read from the wire by the analyzer and from the trace (ms)."""
+    ph = t["phases"]
+    keys = ["prepare", "network", "spawn"] + (["boot"] if "boot" in ph else [])
+    return max(abs(w[k] - ph[k]) for k in keys)
 
 
 def test_analyze_live_capture_agrees_with_trace():
@@ -93,50 +133,38 @@ def test_analyze_live_capture_agrees_with_trace():
     client = dev.client()
     traces = {p["id"]: client.get(p["id"])["trace"] for p in pushed}
 
-    time.sleep(0.2)  # the last answers are on the wire; the kernel hands them to the capture
+    # every packet is in the capture's ring before its receiver reads it, and analyze reads
+    # the ring to the end when it stops: nothing to wait for
     rc = an.stop(sig=signal.SIGTERM)
     assert rc == 0, f"analyze exited {rc}: {an.log_tail(30)}"
     wire = {w["id"]: w for w in _records(an_out)}
 
-    diffs = {k: [] for k in ("total", "sum", "core", "notify", "node-work", "work-steps", "report")}
-    outliers, broken = [], []
+    slacks, broken, node_ms = {}, [], []
     for p in pushed:
         iid, t = p["id"], traces[p["id"]]
         w = wire.get(iid)
         assert w is not None, f"instance {iid} is not in the analyzer's records"
         assert w["state"] == "running", w
-        ph = t["phases"]
-        steps = ph["prepare"] + ph["network"] + ph["spawn"] + ph.get("boot", 0.0)
-        est = w["node_ms"] - w["node_work_ms"]
-        tail = w["node_work_ms"] - steps
-        d = {
-            "total": p["total_ms"] - w["total_ms"],
-            "sum": (w["core_ms"] + w["node_ms"] + w["notify_ms"]) - t["total_ms"],
-            "core": w["core_ms"] - (ph["accept"] + ph["schedule"] + ph["dispatch"] - est / 2),
-            "notify": w["notify_ms"] - (ph["notify"] - est / 2 - tail),
-            "node-work": est,
-            "work-steps": tail,
-            "report": max(abs(w["prepare"] - ph["prepare"]), abs(w["spawn"] - ph["spawn"])),
-        }
-        for k, v in d.items():
-            diffs[k].append(v)
-        # one-sided bounds (nesting of the intervals), exact up to rounding
-        if min(d["total"], d["sum"], d["node-work"], d["work-steps"]) < -0.05 or d["report"] > 0.0015:
-            broken.append((iid, {k: round(v, 3) for k, v in d.items()}))
-        if max(d["total"], d["sum"], abs(d["core"]), abs(d["notify"])) > TOL_MS:
-            outliers.append((iid, {k: round(v, 3) for k, v in d.items()}))
+        s = _slacks(p, t, w)
+        for k, v in s.items():
+            slacks.setdefault(k, []).append(v)
+        node_ms.append(w["node_ms"])
+        if min(s.values()) < -ROUND_MS or _report_mismatch(t, w) > 0.0015:
+            broken.append((iid, {k: round(v, 3) for k, v in s.items()}, round(_report_mismatch(t, w), 4)))
 
-    print(f"  {N} instances; differences in ms (min, p50, max, max |d|); tolerance {TOL_MS} ms:")
-    for k, v in diffs.items():
-        lo, mid, hi, mx = _stats(v)
-        print(f"    {k:11s} {lo:+8.3f} {mid:+8.3f} {hi:+8.3f} {mx:8.3f}")
-    print(f"  beyond {TOL_MS} ms: {len(outliers)} of {N} {outliers[:3]}")
-    assert not broken, f"{len(broken)} instances break a bound: {broken[:5]}"
-    for k in ("total", "sum", "core", "notify"):
-        med = sorted(abs(x) for x in diffs[k])[N // 2]
-        assert med <= MEDIAN_TOL_MS, f"{k}: median difference {med:.3f} ms > {MEDIAN_TOL_MS} ms"
-    assert len(outliers) <= MAX_OUTLIERS, \
-        f"{len(outliers)} of {N} instances disagree by more than {TOL_MS} ms: {outliers[:5]}"
+    print(f"  {N} instances; slack of each bound in ms (min, p50, max):")
+    for k, v in slacks.items():
+        v = sorted(v)
+        print(f"    {k:12s} {v[0]:+8.3f} {v[len(v) // 2]:+8.3f} {v[-1]:+8.3f}")
+    assert not broken, f"{len(broken)} of {N} instances break a bound: {broken[:5]}"
+
+    # the run's resolution: the smallest misplacement of each boundary it would catch
+    limit = sorted(node_ms)[N // 2] / 4
+    resolution = {bd: min(min(slacks[g]) for g in guards) for bd, guards in GUARDS.items()}
+    print(f"  resolution (ms; must be below {limit:.3f}, a quarter of the median node phase): " +
+          ", ".join(f"{b} {d} {v:.3f}" for (b, d), v in resolution.items()))
+    blunt = {f"{b} {d}": round(v, 3) for (b, d), v in resolution.items() if v >= limit}
+    assert not blunt, f"the bounds cannot place these boundaries within {limit:.3f} ms this run: {blunt}"
 
     # the capture it kept gives the same records when read back from the file
     again = os.path.join(work, "again.csv")

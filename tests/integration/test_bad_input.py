@@ -89,6 +89,22 @@ ROWS = [
      {"unknown_field"}, "disk_gb"),
     ("unknown field in config", "POST", P, body("u3", config=cfg(shell=True)), {}, 400,
      {"unknown_field"}, "shell"),
+    ("exec config.comand (a typo)", "POST", P, body("u4", config={"comand": SLEEP}), {}, 400,
+     {"unknown_field"}, "config.comand"),
+] + [
+    # every driver's config is checked the same way, at the core, naming the field (a typo
+    # used to pass silently for the VM drivers); refused before the image is looked up
+    (f"{drv} config.acel (a typo)", "POST", P,
+     {"name": f"t-{drv}", "driver": drv, "image": "no-such-image", "config": {"acel": "tcg"}}, {}, 400,
+     {"unknown_field"}, "config.acel")
+    for drv in ("qemu", "libvirt", "xen")
+] + [
+    ("qemu config.accel: \"hvf\"", "POST", P,
+     {"name": "t-hvf", "driver": "qemu", "image": "no-such-image", "config": {"accel": "hvf"}}, {}, 400,
+     {"invalid_value"}, "config.accel"),
+    ("xen config.type: \"hvm\"", "POST", P,
+     {"name": "t-hvm", "driver": "xen", "image": "no-such-image", "config": {"type": "hvm"}}, {}, 400,
+     {"invalid_value"}, "config.type"),
 ] + [
     (f"invalid name {n!r}", "POST", P, body(n), {}, 400, {"invalid_value"}, "name")
     for n in INVALID_NAMES

@@ -199,7 +199,9 @@ def test_ready_marker_that_never_came_is_not_charged_to_the_vim():
               timeout=60)
     assert p.returncode == 1, f"run whose guest never got ready exits {p.returncode} (want 1): {p.stderr}"
     total = _row(p.stdout, "total (client)")
-    assert total and float(total[0]) >= 2000, f"the client's total should include the 2 s wait:\n{p.stdout}"
+    # --timeout counts from the command's start, the client's total from the request sent a
+    # few ms later: "includes the wait" is far above the core's few ms, not >= 2000 exactly
+    assert total and float(total[0]) >= 1500, f"the client's total should include the 2 s wait:\n{p.stdout}"
     over = _row(p.stdout, "VIM overhead (client)")
     assert over and over[0] == "-", f"the wait for the marker is charged to the VIM:\n{p.stdout}"
     core_over = _row(p.stdout, "VIM overhead (core)")

@@ -66,7 +66,10 @@ def test_stop_grace_then_sigkill():
     st, js, raw = c.delete(inst["id"], wait=True, timeout=15)
     dt = time.monotonic() - t0
     assert st == 200 and js["state"] == "stopped", f"{st} {raw[:300]!r}"
-    assert 0.9 <= dt <= 4, f"stopped after {dt:.2f} s with --stop-grace 1"
+    # not before the grace; that the kill came from this grace (1 s, not the default 5 s) is
+    # the node's line, not an upper bound on dt, which a busy host stretches
+    assert dt >= 0.9, f"stopped after {dt:.2f} s with --stop-grace 1"
+    assert f"instance {inst['id']} did not stop within 1.0 s: forcing" in d.log_text(), d.log_tail(10)
     assert not h.procs_with_arg(tok), "the process survived the stop"
 
 
@@ -81,9 +84,13 @@ def test_stop_kills_the_whole_process_group():
     h.wait_until(lambda: h.procs_with_arg(tok), 5, "the child sleep process")
     st, js, raw = c.delete(inst["id"], wait=True, timeout=15)
     assert st == 200 and js["state"] == "stopped", f"{st} {raw[:300]!r}"
-    time.sleep(0.2)
-    left = h.procs_with_arg(tok)
-    assert not left, f"the instance's child /bin/sleep {tok} survived the stop: pids {left}"
+    # the group was signalled; the child needs the CPU for a moment to die (a survivor
+    # would sleep for ever: bounded wait, not a fixed pause)
+    try:
+        h.wait_until(lambda: not h.procs_with_arg(tok), 5, "the child gone")
+    except AssertionError:
+        raise AssertionError(f"the instance's child /bin/sleep {tok} survived the stop: "
+                             f"pids {h.procs_with_arg(tok)}") from None
 
 
 def test_concurrent_clients():
@@ -185,9 +192,11 @@ def test_delete_while_starting():
         if st != 200 or js.get("state") != "stopped":
             bad.append(f"race-{k}: DELETE ?wait=stopped -> {st} {raw[:200]!r}")
     assert not bad, "\n".join(bad)
-    time.sleep(0.3)
-    left = h.procs_with_arg(tok)
-    assert not left, f"{len(left)} processes survive their instances' stop: {left}"
+    try:
+        h.wait_until(lambda: not h.procs_with_arg(tok), 5, "every process gone")
+    except AssertionError:
+        left = h.procs_with_arg(tok)
+        raise AssertionError(f"{len(left)} processes survive their instances' stop: {left}") from None
     assert c.list("running") == []
 
 

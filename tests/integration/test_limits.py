@@ -11,16 +11,23 @@ import harness as h
 
 
 def test_rate_limit_per_client():
+    t0 = time.monotonic()  # before the client's first request (start_core's health poll)
     core = h.start_core(extra=["--max-rate", "5"])
     statuses = []
-    for _ in range(30):
+    for _ in range(300):  # until 20 refusals: however slow this client, it outruns 5/s
         st, body, raw = h.call(core.url, "GET", "/v1/health")
         statuses.append(st)
         if st == 429:
             assert body["error"]["code"] == "rate_limited" and "requests/s" in body["error"]["message"], raw
-    # the burst is 2N = 10, less what start_core spent polling /v1/health
-    assert 6 <= statuses.count(200) <= 12, f"a burst of about 2N=10 expected: {statuses}"
-    assert statuses.count(429) >= 18, f"the rest refused: {statuses}"
+            if statuses.count(429) == 20:
+                break
+    # The bucket holds a burst of 2N = 10 at the client's first request (start_core's health
+    # poll spent some) and refills at N = 5/s meanwhile: how many pass depends on how long
+    # these requests took, which a busy host stretches, so the bound is computed from it.
+    most = 10 + int(5 * (time.monotonic() - t0)) + 1
+    assert 6 <= statuses.count(200) <= most, \
+        f"a burst of 2N=10 plus at most {most - 10} refilled expected: {statuses}"
+    assert statuses.count(429) == 20, f"the rest refused: {statuses}"
     time.sleep(1.2)  # 5 tokens/s refill
     st, _, _ = h.call(core.url, "GET", "/v1/health")
     assert st == 200, "not served again after the bucket refilled"
@@ -102,9 +109,10 @@ def test_slow_request_cut_at_read_deadline_but_idle_keepalive_is_not():
     t0 = time.monotonic()
     slow.settimeout(0.1)
     answer = b""
-    for i in range(40):  # one byte per 100 ms: never idle, never whole
+    head = b"GET /v1/health HTTP/1.1\r\nX-Slow: " + b"a" * 200
+    for i in range(len(head)):  # one byte per 100 ms for 20 s: never idle, never whole
         try:
-            slow.send(b"GET /v1/health HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"[i:i + 1])
+            slow.send(head[i:i + 1])
             answer += slow.recv(4096)
             if answer:
                 break
@@ -116,7 +124,9 @@ def test_slow_request_cut_at_read_deadline_but_idle_keepalive_is_not():
     answer += _answer(slow, 1)
     status, _, body = _status_and_error(answer)
     assert status == 408 and body["error"]["code"] == "request_timeout", answer
-    assert 0.9 <= took <= 3.0, f"cut after {took:.2f} s with --read-timeout 1"
+    # cut after the deadline of 1 s, long before the default of 60 s (and before the 20 s this
+    # sender would have needed); how long after 1 s depends on the host's load, not the core
+    assert 0.9 <= took <= 15.0, f"cut after {took:.2f} s with --read-timeout 1"
     slow.close()
     # a keep-alive connection idle between requests for longer than the deadline is kept
     ka = _connect(core)

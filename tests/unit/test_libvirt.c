@@ -283,7 +283,7 @@ static void inst_init(struct inst *in)
 	chown_nobody(in->dir); /* the session libvirtd creates the serial file in it */
 	snprintf(in->serial, sizeof in->serial, "%s/serial.log", in->dir);
 	in->spec = json_pack("{s:s, s:s}", "driver", "libvirt", "image", "hello");
-	in->r = (struct drv_start_request){.instance_id = in->id, .name = "vnf", .spec = in->spec, .dir = in->dir,
+	in->r = (struct drv_start_request){.instance_id = in->id, .name = "vnf", .config = json_object_get(in->spec, "config"), .dir = in->dir,
 	                                   .stdout_fd = -1, .stderr_fd = -1, .kernel = kernel, .vcpus = 1,
 	                                   .memory_mb = 32, .serial_log = in->serial};
 	in->h.pidfd = -1;

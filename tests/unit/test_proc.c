@@ -206,12 +206,12 @@ static void test_signal_and_status(void)
 	CHECK(h.pidfd >= 0 && h.is_child && h.start_time > 0);
 	CHECK_EQ_INT(getpgid(h.pid), h.pid); /* leads its own group */
 	CHECK_EQ_INT(getsid(h.pid), h.pid);  /* and session */
-	CHECK_EQ_INT(proc_signal(&h, false), 0);
+	CHECK_EQ_INT(proc_signal(&h, SIGTERM), 0);
 	CHECK_EQ_INT(wait_and_reap(&h, &code, &known), 0);
 	CHECK(known);
 	CHECK_EQ_INT(code, 128 + SIGTERM);
 	CHECK_EQ_INT(h.pidfd, -1);
-	CHECK_EQ_INT(proc_signal(&h, true), -ESRCH); /* reaped: the pid may be someone else's now */
+	CHECK_EQ_INT(proc_signal(&h, SIGKILL), -ESRCH); /* reaped: the pid may be someone else's now */
 }
 
 /* What cannot be executed is an error with words, and leaves nothing behind. */
@@ -235,6 +235,28 @@ static void test_spawn_errors(void)
 	CHECK(waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD);
 }
 
+/* Waits (bounded, 10 s) until the kernel shows pid's environment. posix_spawn returns as
+ * soon as the exec can no longer fail (the kernel releases the vfork'ed parent when it
+ * switches the child to the new image), and /proc/PID/environ stays empty until the new
+ * image's stack is laid out a moment later: on a busy host the child can be preempted in
+ * between for milliseconds, and an adopt that looked then would find nothing. A node's
+ * adopt runs after the node restarted, long after that moment. 0 or -ETIMEDOUT. */
+static int wait_environ_shown(pid_t pid)
+{
+	char path[64], byte;
+	snprintf(path, sizeof path, "/proc/%d/environ", (int)pid);
+	for (int i = 0; i < 10000; i++) {
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? read(fd, &byte, 1) : -1;
+		if (fd >= 0)
+			close(fd);
+		if (n == 1)
+			return 0;
+		usleep(1000);
+	}
+	return -ETIMEDOUT;
+}
+
 /* A process started for an instance is found again by its MICROVIM_INSTANCE_ID (adopt:
  * the node died before recording it), and a recorded pid with the wrong start time is
  * never taken for it (recover). Neither is a child of ours afterwards. */
@@ -251,14 +273,14 @@ static void test_adopt_and_recover(void)
 	snprintf(id_env, sizeof id_env, "MICROVIM_INSTANCE_ID=%s", id);
 	struct proc_spawn_request r = {.path = "/bin/sleep", .argv = argv, .envp = envp, .fds = {-1, -1, -1}};
 	CHECK_EQ_INT(proc_spawn(&r, &h, err, sizeof err), 0);
-	/* execve has replaced the environment by then: proc_spawn returns after it */
+	CHECK_EQ_INT(wait_environ_shown(h.pid), 0);
 	CHECK_EQ_INT(proc_adopt(NULL, id, &found), 0);
 	CHECK_EQ_INT(found.pid, h.pid);
 	CHECK(found.start_time == h.start_time && !found.is_child && found.pidfd >= 0);
 	stale = (struct drv_handle){.pid = h.pid, .start_time = h.start_time + 1, .pidfd = -1};
 	CHECK_EQ_INT(proc_recover(&stale), -ESRCH);
 	CHECK_EQ_INT(stale.pidfd, -1);
-	CHECK_EQ_INT(proc_signal(&found, true), 0);
+	CHECK_EQ_INT(proc_signal(&found, SIGKILL), 0);
 	CHECK_EQ_INT(wait_and_reap(&found, &code, &known), 0);
 	CHECK(!known); /* not reaped through this handle: the exit code is its parent's to read */
 	CHECK_EQ_INT(wait_and_reap(&h, &code, &known), 0);
@@ -280,7 +302,7 @@ static void test_spawner_stop_and_restart(void)
 	CHECK_EQ_INT(proc_spawn(&r, &h, err, sizeof err), 0);
 	proc_spawner_stop();
 	CHECK_EQ_INT(getpgid(h.pid), h.pid); /* alive after its spawner thread ended */
-	CHECK_EQ_INT(proc_signal(&h, true), 0);
+	CHECK_EQ_INT(proc_signal(&h, SIGKILL), 0);
 	CHECK_EQ_INT(wait_and_reap(&h, &code, &known), 0);
 	CHECK(known && code == 128 + SIGKILL);
 	proc_spawner_stop(); /* twice is harmless */

@@ -90,7 +90,7 @@ static int vm_start(struct vm *vm, const char *spec_text, const char *cmdline, c
 	struct drv_start_request r = {
 		.instance_id = "0123456789abcdef",
 		.name = "hello",
-		.spec = spec,
+		.config = json_object_get(spec, "config"),
 		.dir = vm->dir,
 		.stdout_fd = out,
 		.stderr_fd = errfd,
@@ -142,7 +142,7 @@ static int vm_wait_exit(struct vm *vm, int *code, bool *known)
 	struct pollfd p = {.fd = vm->h.pidfd, .events = POLLIN};
 	int rc, ready = poll(&p, 1, EXIT_TIMEOUT_MS);
 	if (ready != 1) {
-		driver_qemu.signal(&vm->h, true);
+		driver_qemu.stop(&opts, &vm->h, true);
 		poll(&p, 1, EXIT_TIMEOUT_MS);
 	}
 	rc = driver_qemu.reap(&vm->h, code, known);
@@ -156,7 +156,7 @@ static void vm_cleanup(struct vm *vm)
 	int code;
 	bool known;
 	if (vm->running) {
-		driver_qemu.signal(&vm->h, true);
+		driver_qemu.stop(&opts, &vm->h, true);
 		vm_wait_exit(vm, &code, &known);
 	}
 }
@@ -310,7 +310,7 @@ static void test_boot_ready_and_qmp_stop(void)
 	char control[sizeof vm.h.control];
 	pid_t pid = vm.h.pid;
 	snprintf(control, sizeof control, "%s", vm.h.control);
-	CHECK_EQ_INT(driver_qemu.signal(&vm.h, false), 0);
+	CHECK_EQ_INT(driver_qemu.stop(&opts, &vm.h, false), 0);
 	rc = vm_wait_exit(&vm, &code, &known);
 	CHECK_EQ_INT(rc, 0);
 	CHECK(known);
@@ -335,7 +335,7 @@ static void test_sigterm_fallback_and_force(void)
 	CHECK_EQ_INT(vm_start(&vm, "{\"driver\": \"qemu\"}", NULL, NULL, err, sizeof err), 0);
 	CHECK(vm_wait_serial(&vm, READY, READY_TIMEOUT_MS));
 	vm.h.control[0] = '\0'; /* as after a node restart that kept no socket path */
-	CHECK_EQ_INT(driver_qemu.signal(&vm.h, false), 0);
+	CHECK_EQ_INT(driver_qemu.stop(&opts, &vm.h, false), 0);
 	CHECK_EQ_INT(vm_wait_exit(&vm, &code, &known), 0);
 	CHECK(known && code == 0); /* QEMU exits 0 on SIGTERM */
 	snprintf(path, sizeof path, "%s/stderr.log", vm.dir);
@@ -344,10 +344,10 @@ static void test_sigterm_fallback_and_force(void)
 
 	CHECK_EQ_INT(vm_start(&vm, "{\"driver\": \"qemu\"}", NULL, NULL, err, sizeof err), 0);
 	CHECK(vm_wait_serial(&vm, READY, READY_TIMEOUT_MS));
-	CHECK_EQ_INT(driver_qemu.signal(&vm.h, true), 0);
+	CHECK_EQ_INT(driver_qemu.stop(&opts, &vm.h, true), 0);
 	CHECK_EQ_INT(vm_wait_exit(&vm, &code, &known), 0);
 	CHECK(known && code == 128 + SIGKILL);
-	CHECK_EQ_INT(driver_qemu.signal(&vm.h, false), -ESRCH); /* gone: nothing to signal */
+	CHECK_EQ_INT(driver_qemu.stop(&opts, &vm.h, false), -ESRCH); /* gone: nothing to signal */
 	vm_cleanup(&vm);
 }
 
@@ -368,7 +368,7 @@ static void test_machine_pc(void)
 		pc = pc || (strcmp(args[i], "-M") == 0 && strcmp(args[i + 1], "pc") == 0);
 	CHECK(pc);
 	printf("  machine pc: spawn -> READY: %.1f ms\n", (double)vm.ready_us / 1000);
-	CHECK_EQ_INT(driver_qemu.signal(&vm.h, false), 0);
+	CHECK_EQ_INT(driver_qemu.stop(&opts, &vm.h, false), 0);
 	CHECK_EQ_INT(vm_wait_exit(&vm, &code, &known), 0);
 	vm_cleanup(&vm);
 }
@@ -385,7 +385,7 @@ static void test_accel_tcg(void)
 	CHECK(vm_wait_serial(&vm, READY, READY_TIMEOUT_MS));
 	CHECK(has_option(vm.h.pid, "-accel", "tcg"));
 	printf("  accel tcg: spawn -> READY: %.1f ms\n", (double)vm.ready_us / 1000);
-	CHECK_EQ_INT(driver_qemu.signal(&vm.h, false), 0);
+	CHECK_EQ_INT(driver_qemu.stop(&opts, &vm.h, false), 0);
 	CHECK_EQ_INT(vm_wait_exit(&vm, &code, &known), 0);
 	vm_cleanup(&vm);
 }
@@ -412,7 +412,7 @@ static void test_tap(void)
 	snprintf(err, sizeof err, "tap,id=n0,ifname=%s,script=no,downscript=no", ifr.ifr_name);
 	CHECK(has_option(vm.h.pid, "-netdev", err));
 	CHECK(has_option(vm.h.pid, "-device", "virtio-net-device,netdev=n0"));
-	CHECK_EQ_INT(driver_qemu.signal(&vm.h, false), 0);
+	CHECK_EQ_INT(driver_qemu.stop(&opts, &vm.h, false), 0);
 	CHECK_EQ_INT(vm_wait_exit(&vm, &code, &known), 0);
 	CHECK(known && code == 0);
 	vm_cleanup(&vm);
@@ -462,7 +462,7 @@ static void test_cycles(void)
 		}
 		snprintf(control, sizeof control, "%s", vm.h.control);
 		CHECK(vm_wait_serial(&vm, READY, READY_TIMEOUT_MS));
-		CHECK_EQ_INT(driver_qemu.signal(&vm.h, false), 0);
+		CHECK_EQ_INT(driver_qemu.stop(&opts, &vm.h, false), 0);
 		CHECK_EQ_INT(vm_wait_exit(&vm, &code, &known), 0);
 		CHECK(known && code == 0);
 		CHECK(access(control, F_OK) < 0);

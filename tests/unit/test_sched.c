@@ -6,9 +6,10 @@
 
 #include "common/model.h"
 #include "core/sched.h"
+#include "drivers/drivers.h"
 #include "unit.h"
 
-static json_t *allow_sleep;  /* ["/bin/sleep"] */
+static struct exec_allow allow_sleep; /* /bin/sleep */
 static json_t *labels_r1;    /* {"rack": "r1", "zone": "a"} */
 static json_t *labels_r2;    /* {"rack": "r2", "zone": "a"} */
 
@@ -20,7 +21,7 @@ static struct sched_node node_ok(void)
 	return (struct sched_node){
 		.ready = true,
 		.drivers = bit("exec") | bit("qemu"),
-		.exec_allow = allow_sleep,
+		.exec_allow = &allow_sleep,
 		.labels = labels_r1,
 		.vcpus_milli_total = 1000,
 		.memory_mb_total = 1024,
@@ -107,9 +108,11 @@ static void test_not_allowed(void)
 {
 	struct sched_node n = node_ok();
 	struct sched_request r = req_exec(100, 16);
-	json_t *allow_many = json_pack("[s, i, s]", "/usr/bin/true", 7, "/bin/sleep");
-	json_t *allow_prefix = json_pack("[s, s]", "/bin/slee", "/bin/sleep2");
+	struct exec_allow allow_many, allow_prefix, empty = {0};
 	enum sched_miss miss;
+	char err[128];
+	CHECK_EQ_INT(exec_allow_parse(&allow_many, "/usr/bin/true,/bin/sleep", err, sizeof err), 0);
+	CHECK_EQ_INT(exec_allow_parse(&allow_prefix, "/bin/slee,/bin/sleep2", err, sizeof err), 0);
 
 	r.executable = "/bin/true";
 	CHECK_EQ_INT(sched_pick(&n, 1, &r, SCHED_BINPACK, &miss), -1);
@@ -122,22 +125,20 @@ static void test_not_allowed(void)
 	CHECK_EQ_INT(miss, SCHED_NOT_ALLOWED);
 
 	/* An empty list, likewise. */
-	json_t *empty = json_array();
-	n.exec_allow = empty;
+	n.exec_allow = &empty;
 	CHECK_EQ_INT(sched_pick(&n, 1, &r, SCHED_BINPACK, &miss), -1);
 	CHECK_EQ_INT(miss, SCHED_NOT_ALLOWED);
-	json_decref(empty);
 
-	/* Exact match only: no prefixes, non-strings ignored, any position. */
-	n.exec_allow = allow_prefix;
+	/* Exact match only: no prefixes, any position. */
+	n.exec_allow = &allow_prefix;
 	CHECK_EQ_INT(sched_pick(&n, 1, &r, SCHED_BINPACK, &miss), -1);
 	CHECK_EQ_INT(miss, SCHED_NOT_ALLOWED);
-	n.exec_allow = allow_many;
+	n.exec_allow = &allow_many;
 	CHECK_EQ_INT(sched_pick(&n, 1, &r, SCHED_BINPACK, &miss), 0);
 	CHECK_EQ_INT(miss, SCHED_OK);
 
-	json_decref(allow_many);
-	json_decref(allow_prefix);
+	exec_allow_free(&allow_many);
+	exec_allow_free(&allow_prefix);
 }
 
 static void test_labels(void)
@@ -548,27 +549,28 @@ static void test_exec_bloom_agrees(void)
 {
 	enum { N = 1000, PATHS = 300 };
 	struct sched_node *a = calloc(N, sizeof *a), *b = calloc(N, sizeof *b), *e = calloc(N, sizeof *e);
-	json_t *lists[N];
-	char path[64];
+	static struct exec_allow lists[N];
+	char path[64], text[256], err[128];
 	unsigned seed = 12345;
 	for (int i = 0; i < N; i++) {
-		lists[i] = json_array();
+		text[0] = '\0';
 		for (int k = 0; k < 3; k++) {
 			seed = seed * 1103515245u + 12345u;
-			snprintf(path, sizeof path, "/usr/bin/vnf%u", (seed >> 8) % PATHS);
-			json_array_append_new(lists[i], json_string(path));
+			snprintf(path, sizeof path, "%s/usr/bin/vnf%u", k ? "," : "", (seed >> 8) % PATHS);
+			strncat(text, path, sizeof text - strlen(text) - 1);
 		}
-		a[i] = (struct sched_node){.ready = true, .drivers = 1u << driver_index("exec"), .exec_allow = lists[i],
+		CHECK_EQ_INT(exec_allow_parse(&lists[i], text, err, sizeof err), 0);
+		a[i] = (struct sched_node){.ready = true, .drivers = 1u << driver_index("exec"), .exec_allow = &lists[i],
 		                           .vcpus_milli_total = 1000, .memory_mb_total = 1000,
 		                           .vcpus_milli_used = (i * 7) % 900, .memory_mb_used = (i * 13) % 900};
 		b[i] = a[i];
-		b[i].exec_bloom = sched_exec_bloom(lists[i]);
+		b[i].exec_bloom = sched_exec_bloom(&lists[i]);
 		CHECK(b[i].exec_bloom != 0);
 		/* exact masks as the core gives them: id = the path's number, for the first 64 */
 		e[i] = a[i];
 		e[i].exec_exact = true;
-		for (size_t k = 0; k < json_array_size(lists[i]); k++) {
-			int id = atoi(json_string_value(json_array_get(lists[i], k)) + strlen("/usr/bin/vnf"));
+		for (size_t k = 0; k < lists[i].n; k++) {
+			int id = atoi(lists[i].paths[k] + strlen("/usr/bin/vnf"));
 			if (id < 64)
 				e[i].exec_mask |= 1ULL << id;
 			else
@@ -589,7 +591,7 @@ static void test_exec_bloom_agrees(void)
 		CHECK_EQ_INT(ma, me);
 	}
 	for (int i = 0; i < N; i++)
-		json_decref(lists[i]);
+		exec_allow_free(&lists[i]);
 	free(a);
 	free(b);
 	free(e);
@@ -597,7 +599,9 @@ static void test_exec_bloom_agrees(void)
 
 int main(void)
 {
-	allow_sleep = json_pack("[s]", "/bin/sleep");
+	char err[128];
+	if (exec_allow_parse(&allow_sleep, "/bin/sleep", err, sizeof err) < 0)
+		return 2;
 	labels_r1 = json_pack("{s:s, s:s}", "rack", "r1", "zone", "a");
 	labels_r2 = json_pack("{s:s, s:s}", "rack", "r2", "zone", "a");
 
@@ -618,7 +622,7 @@ int main(void)
 	RUN(test_policy_and_messages);
 	RUN(test_exec_bloom_agrees);
 
-	json_decref(allow_sleep);
+	exec_allow_free(&allow_sleep);
 	json_decref(labels_r1);
 	json_decref(labels_r2);
 	UNIT_END();

@@ -1,5 +1,7 @@
-/* test_store — the SQLite store on a temp dir: instances (every field), delete, the name
- * UNIQUE constraint, transactions, nodes, idempotency keys, reopen, schema versions.
+/* test_store — the store interface with its SQLite backend, on a temp dir: instance rows
+ * (every field, inserted once, their status updated), delete, the name UNIQUE constraint,
+ * transactions, pages in creation order, nodes, images, idempotency keys, reopen, schema
+ * versions (a newer one refused, an older one migrated with its rows), a garbage file.
  * Failures the test provokes on purpose make the store log a warning on stderr. */
 #include <jansson.h>
 #include <sqlite3.h>
@@ -8,8 +10,10 @@
 #include <string.h>
 
 #include "common/fs.h"
-#include "core/internal.h"
 #include "core/store.h"
+#include "core/store_sqlite.h"
+#include "core/stores.h"
+#include "drivers/drivers.h"
 #include "unit.h"
 
 static char tmpdir[64];
@@ -31,73 +35,88 @@ static struct store *open_ok(void)
 {
 	struct store *s = NULL;
 	char err[256] = "";
-	if (store_open(dbpath, &s, err, sizeof err) != 0) {
-		fprintf(stderr, "  store_open %s: %s\n", dbpath, err);
+	if (store_open(tmpdir, &s, err, sizeof err) != 0) {
+		fprintf(stderr, "  store_open %s: %s\n", tmpdir, err);
 		unit_current_failed = 1;
 		return NULL;
 	}
 	return s;
 }
 
-static struct instance *make_instance(const char *id, const char *name, int64_t created)
+/* An exec instance row, pending; the caller frees the spec. */
+static struct store_instance_row make_row(const char *id, const char *name, int64_t created)
 {
-	struct instance *in = calloc(1, sizeof *in);
-	if (!in)
-		abort();
-	snprintf(in->id, sizeof in->id, "%s", id);
-	snprintf(in->name, sizeof in->name, "%s", name);
-	snprintf(in->driver, sizeof in->driver, "exec");
-	json_t *spec = json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:{s:f, s:I}}", "name", name, "driver", "exec",
-	                         "config", "command", "/bin/sleep", "args", "60", "resources", "vcpus", 0.25,
-	                         "memory_mb", (json_int_t)64);
-	CHECK(instance_set_spec(in, spec) == 0);
+	struct store_instance_row r = {.created_us = created};
+	struct mv_error err;
+	json_t *spec = json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:{s:f, s:I}}", "name", name, "driver", "exec", "config",
+	                         "command", "/bin/sleep", "args", "60", "resources", "vcpus", 0.25, "memory_mb",
+	                         (json_int_t)64);
+	snprintf(r.id, sizeof r.id, "%s", id);
+	CHECK_EQ_INT(drv_spec_parse(&r.spec, spec, SPEC_STORED, &err), 0);
 	json_decref(spec);
-	in->vcpus_milli = 250;
-	in->memory_mb = 64;
-	in->state = INST_PENDING;
-	in->created_wall_us = created;
-	in->updated_wall_us = created + 1;
-	return in;
+	r.status.state = INST_PENDING;
+	r.status.updated_us = created + 1;
+	return r;
 }
 
-/* Collects loaded instances. */
+/* Loaded rows, kept (spec taken, error copied). */
 struct loaded {
-	struct instance *in[64];
+	struct store_instance_row in[64];
+	char *error[64];
 	int n;
 };
 
-static void collect(void *arg, struct instance *in)
+static void collect(void *arg, struct store_instance_row *row)
 {
 	struct loaded *l = arg;
-	if (l->n < 64)
-		l->in[l->n++] = in;
-	else
-		instance_free(in);
+	if (l->n >= 64)
+		return;
+	l->in[l->n] = *row;
+	l->error[l->n] = row->status.error ? strdup(row->status.error) : NULL;
+	l->in[l->n].status.error = l->error[l->n];
+	memset(&row->spec, 0, sizeof row->spec); /* taken */
+	l->n++;
 }
 
 static void loaded_free(struct loaded *l)
 {
-	for (int i = 0; i < l->n; i++)
-		instance_free(l->in[i]);
+	for (int i = 0; i < l->n; i++) {
+		spec_free(&l->in[i].spec);
+		free(l->error[i]);
+	}
 	l->n = 0;
 }
 
 static int count_instances(struct store *s)
 {
 	struct loaded l = {.n = 0};
-	if (store_load_instances(s, collect, &l) != 0)
+	if (store_instances_load(s, collect, &l) != 0)
 		return -1;
 	int n = l.n;
 	loaded_free(&l);
 	return n;
 }
 
-static struct instance *find(struct loaded *l, const char *id)
+static struct store_instance_row *find(struct loaded *l, const char *id)
 {
 	for (int i = 0; i < l->n; i++)
-		if (strcmp(l->in[i]->id, id) == 0)
-			return l->in[i];
+		if (strcmp(l->in[i].id, id) == 0)
+			return &l->in[i];
 	return NULL;
+}
+
+static int schema_version_on_disk(void)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int v = -1;
+	if (sqlite3_open(dbpath, &db) != SQLITE_OK)
+		return -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
 }
 
 static void test_open_fresh(void)
@@ -107,22 +126,17 @@ static void test_open_fresh(void)
 	CHECK(s != NULL);
 	if (!s)
 		return;
+	CHECK_STR(s->ops->name, "sqlite");
 	CHECK_EQ_INT(count_instances(s), 0);
 	store_close(s);
 
-	/* The schema version is recorded. */
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
-	CHECK_EQ_INT(sqlite3_column_int(st, 0), STORE_SCHEMA_VERSION);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	/* The backend's own schema version is recorded. */
+	CHECK_EQ_INT(schema_version_on_disk(), store_sqlite_ops.schema_version);
+	CHECK(store_sqlite_ops.schema_version >= 3);
 
 	/* A path whose directory does not exist: refused with words. */
 	char bad[200], err[256] = "";
-	snprintf(bad, sizeof bad, "%s/missing/dir/core.db", tmpdir);
+	snprintf(bad, sizeof bad, "%s/missing/dir", tmpdir);
 	s = (struct store *)1;
 	CHECK_EQ_INT(store_open(bad, &s, err, sizeof err), -1);
 	CHECK(err[0] != '\0');
@@ -135,148 +149,159 @@ static void test_instances_all_fields(void)
 	struct store *s = open_ok();
 	if (!s)
 		return;
-	struct instance *a = make_instance("0123456789abcdef", "fw1", 1000);
-	struct instance *b = make_instance("fedcba9876543210", "fw2", 2000);
-
-	/* a: running on a node, with a trace (boot included) */
-	a->state = INST_RUNNING;
-	snprintf(a->node_id, sizeof a->node_id, "00000000000000aa");
-	a->has_trace = true;
-	for (int p = 0; p < PHASE_COUNT; p++)
-		a->trace.phase_us[p] = 1000 * p + p + 1; /* odd microseconds */
-	a->trace.has_boot = true;
-	a->trace.total_us = 123456789;
-	a->stop_requested = true;
-
-	/* b: failed with an exit code and an error, no trace, no node */
-	b->state = INST_FAILED;
-	b->has_exit_code = true;
-	b->exit_code = -9;
-	b->error = strdup("exec: \"/bin/nope\": No such file or directory — ünïcödé");
-
-	CHECK_EQ_INT(store_put_instance(s, a), 0);
-	CHECK_EQ_INT(store_put_instance(s, b), 0);
-
+	struct store_instance_row a = make_row("0123456789abcdef", "fw1", 1000);
+	struct store_instance_row b = make_row("fedcba9876543210", "fw2", 2000);
 	struct loaded l = {.n = 0};
-	CHECK_EQ_INT(store_load_instances(s, collect, &l), 0);
+
+	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &b), 0);
+
+	/* a: running on a node, with a trace (boot included), stop asked */
+	a.status.state = INST_RUNNING;
+	snprintf(a.status.node_id, sizeof a.status.node_id, "00000000000000aa");
+	a.status.has_trace = true;
+	for (int p = 0; p < PHASE_COUNT; p++)
+		a.status.trace.phase_us[p] = 1000 * p + p + 1; /* odd microseconds */
+	a.status.trace.has_boot = true;
+	a.status.trace.total_us = 123456789;
+	a.status.stop_requested = true;
+	a.status.updated_us = 1001;
+	CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
+	/* b: failed with an exit code and an error, no trace, no node */
+	b.status.state = INST_FAILED;
+	b.status.has_exit_code = true;
+	b.status.exit_code = -9;
+	b.status.error = "exec: \"/bin/nope\": No such file or directory — ünïcödé";
+	CHECK_EQ_INT(store_instance_update(s, b.id, &b.status), 0);
+
+	CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
 	CHECK_EQ_INT(l.n, 2);
-	/* ordered by creation time */
-	if (l.n == 2) {
-		CHECK_STR(l.in[0]->id, a->id);
-		CHECK_STR(l.in[1]->id, b->id);
+	if (l.n == 2) { /* in creation order */
+		CHECK_STR(l.in[0].id, a.id);
+		CHECK_STR(l.in[1].id, b.id);
 	}
-	struct instance *la = find(&l, a->id), *lb = find(&l, b->id);
+	struct store_instance_row *la = find(&l, a.id), *lb = find(&l, b.id);
 	CHECK(la != NULL && lb != NULL);
 	if (la && lb) {
-		CHECK_STR(la->name, "fw1");
-		CHECK_STR(la->driver, "exec");
-		json_t *sa = instance_spec(a), *sla = instance_spec(la);
+		json_t *sa = spec_to_json(&a.spec), *sla = spec_to_json(&la->spec);
 		CHECK(json_equal(sla, sa));
-		CHECK_EQ_INT(la->vcpus_milli, 250);
-		CHECK_EQ_INT(la->memory_mb, 64);
 		json_decref(sa);
 		json_decref(sla);
-		CHECK_EQ_INT(la->vcpus_milli, 250);
-		CHECK_EQ_INT(la->memory_mb, 64);
-		CHECK_EQ_INT(la->state, INST_RUNNING);
-		CHECK(la->stop_requested);
-		CHECK_STR(la->node_id, "00000000000000aa");
-		CHECK(!la->has_exit_code);
-		CHECK(la->error == NULL);
-		CHECK(la->has_trace);
+		CHECK_STR(la->spec.name, "fw1");
+		CHECK_STR(la->spec.driver, "exec");
+		CHECK_EQ_INT(la->spec.vcpus_milli, 250);
+		CHECK_EQ_INT(la->spec.memory_mb, 64);
+		CHECK_EQ_INT(la->status.state, INST_RUNNING);
+		CHECK(la->status.stop_requested);
+		CHECK_STR(la->status.node_id, "00000000000000aa");
+		CHECK(!la->status.has_exit_code);
+		CHECK(la->status.error == NULL);
+		CHECK(la->status.has_trace);
 		for (int p = 0; p < PHASE_COUNT; p++)
-			CHECK_EQ_INT(la->trace.phase_us[p], a->trace.phase_us[p]);
-		CHECK(la->trace.has_boot);
-		CHECK_EQ_INT(la->trace.total_us, 123456789);
-		CHECK_EQ_INT(la->created_wall_us, 1000);
-		CHECK_EQ_INT(la->updated_wall_us, 1001);
-		CHECK(la->waiters == NULL && la->n_waiters == 0);
+			CHECK_EQ_INT(la->status.trace.phase_us[p], a.status.trace.phase_us[p]);
+		CHECK(la->status.trace.has_boot);
+		CHECK_EQ_INT(la->status.trace.total_us, 123456789);
+		CHECK_EQ_INT(la->created_us, 1000);
+		CHECK_EQ_INT(la->status.updated_us, 1001);
 
-		CHECK_STR(lb->name, "fw2");
-		CHECK_EQ_INT(lb->state, INST_FAILED);
-		CHECK(!lb->stop_requested);
-		CHECK_STR(lb->node_id, "");
-		CHECK(lb->has_exit_code);
-		CHECK_EQ_INT(lb->exit_code, -9);
-		CHECK(lb->error != NULL && strcmp(lb->error, b->error) == 0);
-		CHECK(!lb->has_trace);
-		CHECK_EQ_INT(lb->created_wall_us, 2000);
+		CHECK_STR(lb->spec.name, "fw2");
+		CHECK_EQ_INT(lb->status.state, INST_FAILED);
+		CHECK(!lb->status.stop_requested);
+		CHECK_STR(lb->status.node_id, "");
+		CHECK(lb->status.has_exit_code);
+		CHECK_EQ_INT(lb->status.exit_code, -9);
+		CHECK(lb->status.error && strcmp(lb->status.error, b.status.error) == 0);
+		CHECK(!lb->status.has_trace);
+		CHECK_EQ_INT(lb->created_us, 2000);
 	}
 	loaded_free(&l);
 
 	/* exit code 0 is a value, not "none" */
-	b->exit_code = 0;
-	b->state = INST_EXITED;
-	CHECK_EQ_INT(store_put_instance(s, b), 0);
-	CHECK_EQ_INT(store_load_instances(s, collect, &l), 0);
-	lb = find(&l, b->id);
-	CHECK(lb && lb->has_exit_code && lb->exit_code == 0 && lb->state == INST_EXITED);
+	b.status.exit_code = 0;
+	b.status.state = INST_EXITED;
+	CHECK_EQ_INT(store_instance_update(s, b.id, &b.status), 0);
+	CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
+	lb = find(&l, b.id);
+	CHECK(lb && lb->status.has_exit_code && lb->status.exit_code == 0 && lb->status.state == INST_EXITED);
 	loaded_free(&l);
 
 	/* every state survives */
 	for (int st = 0; st < INST_STATE_COUNT; st++) {
-		a->state = (enum inst_state)st;
-		CHECK_EQ_INT(store_put_instance(s, a), 0);
-		CHECK_EQ_INT(store_load_instances(s, collect, &l), 0);
-		la = find(&l, a->id);
-		CHECK(la && (int)la->state == st);
+		a.status.state = (enum inst_state)st;
+		CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
+		CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
+		la = find(&l, a.id);
+		CHECK(la && (int)la->status.state == st);
 		loaded_free(&l);
 	}
 
-	instance_free(a);
-	instance_free(b);
+	/* the node id can go back to none; the queried columns follow the spec */
+	a.status.node_id[0] = '\0';
+	CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
+	CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
+	la = find(&l, a.id);
+	CHECK(la && la->status.node_id[0] == '\0');
+	loaded_free(&l);
+
+	spec_free(&a.spec);
+	spec_free(&b.spec);
 	store_close(s);
 }
 
-static void test_update_and_delete(void)
+/* The typed columns hold what the spec says: what a query (image in use, a quota) reads. */
+static void test_queried_columns(void)
 {
 	fresh_dir();
 	struct store *s = open_ok();
 	if (!s)
 		return;
-	struct instance *a = make_instance("aaaaaaaaaaaaaaaa", "one", 10);
-	struct instance *b = make_instance("bbbbbbbbbbbbbbbb", "two", 20);
+	struct store_instance_row a = make_row("0123456789abcdef", "typed", 7);
+	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
+	store_close(s);
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_prepare_v2(db, "SELECT name, driver, image, vcpus_milli, memory_mb FROM instances", -1, &st,
+	                                NULL),
+	             SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+	CHECK_STR((const char *)sqlite3_column_text(st, 0), "typed");
+	CHECK_STR((const char *)sqlite3_column_text(st, 1), "exec");
+	CHECK(sqlite3_column_type(st, 2) == SQLITE_NULL); /* exec: no image */
+	CHECK_EQ_INT(sqlite3_column_int64(st, 3), 250);
+	CHECK_EQ_INT(sqlite3_column_int64(st, 4), 64);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	spec_free(&a.spec);
+}
+
+static void test_delete(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	if (!s)
+		return;
+	struct store_instance_row a = make_row("aaaaaaaaaaaaaaaa", "one", 10);
+	struct store_instance_row b = make_row("bbbbbbbbbbbbbbbb", "two", 20);
+	struct store_instance_row c = make_row("cccccccccccccccc", "one", 30);
 	struct loaded l = {.n = 0};
 
-	CHECK_EQ_INT(store_put_instance(s, a), 0);
-	CHECK_EQ_INT(store_put_instance(s, b), 0);
-	/* writing the same id again updates it in place */
-	a->state = INST_SCHEDULED;
-	snprintf(a->node_id, sizeof a->node_id, "1111111111111111");
-	a->updated_wall_us = 99;
-	CHECK_EQ_INT(store_put_instance(s, a), 0);
-	CHECK_EQ_INT(store_load_instances(s, collect, &l), 0);
-	CHECK_EQ_INT(l.n, 2);
-	struct instance *la = find(&l, a->id);
-	CHECK(la && la->state == INST_SCHEDULED && strcmp(la->node_id, "1111111111111111") == 0 &&
-	      la->updated_wall_us == 99);
-	loaded_free(&l);
-
-	/* the node id can go back to none */
-	a->node_id[0] = '\0';
-	CHECK_EQ_INT(store_put_instance(s, a), 0);
-	CHECK_EQ_INT(store_load_instances(s, collect, &l), 0);
-	la = find(&l, a->id);
-	CHECK(la && la->node_id[0] == '\0');
-	loaded_free(&l);
-
-	CHECK_EQ_INT(store_delete_instance(s, a->id), 0);
-	CHECK_EQ_INT(store_load_instances(s, collect, &l), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &b), 0);
+	CHECK_EQ_INT(store_instance_delete(s, a.id), 0);
+	CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
 	CHECK_EQ_INT(l.n, 1);
-	CHECK(find(&l, a->id) == NULL && find(&l, b->id) != NULL);
+	CHECK(find(&l, a.id) == NULL && find(&l, b.id) != NULL);
 	loaded_free(&l);
 	/* deleting what is not there is not an error */
-	CHECK_EQ_INT(store_delete_instance(s, a->id), 0);
-	CHECK_EQ_INT(store_delete_instance(s, "0000000000000000"), 0);
-
+	CHECK_EQ_INT(store_instance_delete(s, a.id), 0);
+	CHECK_EQ_INT(store_instance_delete(s, "0000000000000000"), 0);
 	/* the name is free again once deleted */
-	struct instance *c = make_instance("cccccccccccccccc", "one", 30);
-	CHECK_EQ_INT(store_put_instance(s, c), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &c), 0);
 	CHECK_EQ_INT(count_instances(s), 2);
-
-	instance_free(a);
-	instance_free(b);
-	instance_free(c);
+	spec_free(&a.spec);
+	spec_free(&b.spec);
+	spec_free(&c.spec);
 	store_close(s);
 }
 
@@ -287,50 +312,30 @@ static void test_name_unique(void)
 	struct store *s = open_ok();
 	if (!s)
 		return;
-	struct instance *a = make_instance("aaaaaaaaaaaaaaaa", "same", 10);
-	struct instance *b = make_instance("bbbbbbbbbbbbbbbb", "same", 20);
-	struct instance *c = make_instance("cccccccccccccccc", "other", 30);
+	struct store_instance_row a = make_row("aaaaaaaaaaaaaaaa", "same", 10);
+	struct store_instance_row b = make_row("bbbbbbbbbbbbbbbb", "same", 20);
+	struct store_instance_row c = make_row("cccccccccccccccc", "other", 30);
 	struct loaded l = {.n = 0};
 
-	a->state = INST_RUNNING;
-	CHECK_EQ_INT(store_put_instance(s, a), 0);
-	int rc = store_put_instance(s, b);
-	if (rc != -1)
-		fprintf(stderr, "  a second instance named \"same\" was written (rc %d)\n", rc);
-	CHECK_EQ_INT(rc, -1);
-
-	CHECK_EQ_INT(store_load_instances(s, collect, &l), 0);
+	a.status.state = INST_RUNNING;
+	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &b), -1);
+	CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
 	CHECK_EQ_INT(l.n, 1);
-	struct instance *la = find(&l, a->id);
-	if (!la)
-		fprintf(stderr, "  instance %s (\"same\") is gone from the store\n", a->id);
-	CHECK(la != NULL);
-	CHECK(la && la->state == INST_RUNNING);
-	CHECK(find(&l, b->id) == NULL);
+	CHECK(find(&l, a.id) && find(&l, a.id)->status.state == INST_RUNNING);
 	loaded_free(&l);
-
-	/* the store is still usable */
-	CHECK_EQ_INT(store_put_instance(s, c), 0);
-	CHECK_EQ_INT(store_begin(s), 0);
-	CHECK_EQ_INT(store_delete_instance(s, c->id), 0);
-	CHECK_EQ_INT(store_commit(s), 0);
-	CHECK_EQ_INT(count_instances(s), 1);
 
 	/* inside a transaction: the failed write, then rollback, leaves the earlier state */
 	CHECK_EQ_INT(store_begin(s), 0);
-	CHECK_EQ_INT(store_put_instance(s, c), 0);
-	CHECK_EQ_INT(store_put_instance(s, b), -1);
+	CHECK_EQ_INT(store_instance_insert(s, &c), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &b), -1);
 	store_rollback(s);
-	CHECK_EQ_INT(store_load_instances(s, collect, &l), 0);
-	CHECK_EQ_INT(l.n, 1);
-	CHECK(find(&l, a->id) != NULL);
-	loaded_free(&l);
+	CHECK_EQ_INT(count_instances(s), 1);
 	CHECK_EQ_INT(store_begin(s), 0); /* no transaction left open */
 	CHECK_EQ_INT(store_commit(s), 0);
-
-	instance_free(a);
-	instance_free(b);
-	instance_free(c);
+	spec_free(&a.spec);
+	spec_free(&b.spec);
+	spec_free(&c.spec);
 	store_close(s);
 }
 
@@ -340,35 +345,38 @@ static void test_transactions(void)
 	struct store *s = open_ok();
 	if (!s)
 		return;
-	struct instance *in[5];
+	struct store_instance_row in[5];
 	for (int i = 0; i < 5; i++) {
 		char id[17], name[16];
 		snprintf(id, sizeof id, "%016x", i + 1);
 		snprintf(name, sizeof name, "t-%d", i + 1);
-		in[i] = make_instance(id, name, 100 + i);
+		in[i] = make_row(id, name, 100 + i);
 	}
-
 	/* begin + writes + rollback: nothing */
 	CHECK_EQ_INT(store_begin(s), 0);
 	for (int i = 0; i < 3; i++)
-		CHECK_EQ_INT(store_put_instance(s, in[i]), 0);
+		CHECK_EQ_INT(store_instance_insert(s, &in[i]), 0);
 	store_rollback(s);
 	CHECK_EQ_INT(count_instances(s), 0);
-
-	/* a rollback also undoes deletes */
-	CHECK_EQ_INT(store_put_instance(s, in[0]), 0);
+	/* a rollback also undoes updates and deletes */
+	CHECK_EQ_INT(store_instance_insert(s, &in[0]), 0);
 	CHECK_EQ_INT(store_begin(s), 0);
-	CHECK_EQ_INT(store_delete_instance(s, in[0]->id), 0);
+	in[0].status.state = INST_RUNNING;
+	CHECK_EQ_INT(store_instance_update(s, in[0].id, &in[0].status), 0);
+	CHECK_EQ_INT(store_instance_delete(s, in[0].id), 0);
 	store_rollback(s);
-	CHECK_EQ_INT(count_instances(s), 1);
-
+	{
+		struct loaded l = {.n = 0};
+		CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
+		CHECK(l.n == 1 && l.in[0].status.state == INST_PENDING);
+		loaded_free(&l);
+	}
 	/* begin + writes + commit: all (a `count` request) */
 	CHECK_EQ_INT(store_begin(s), 0);
 	for (int i = 1; i < 5; i++)
-		CHECK_EQ_INT(store_put_instance(s, in[i]), 0);
+		CHECK_EQ_INT(store_instance_insert(s, &in[i]), 0);
 	CHECK_EQ_INT(store_commit(s), 0);
 	CHECK_EQ_INT(count_instances(s), 5);
-
 	/* rollback without a transaction is harmless; nested begin is refused */
 	store_rollback(s);
 	CHECK_EQ_INT(count_instances(s), 5);
@@ -376,10 +384,9 @@ static void test_transactions(void)
 	CHECK_EQ_INT(store_begin(s), -1);
 	store_rollback(s);
 	CHECK_EQ_INT(store_commit(s), -1); /* nothing to commit */
-
 	/* the rolled-back transaction is not visible after a reopen either */
 	CHECK_EQ_INT(store_begin(s), 0);
-	CHECK_EQ_INT(store_delete_instance(s, in[4]->id), 0);
+	CHECK_EQ_INT(store_instance_delete(s, in[4].id), 0);
 	store_rollback(s);
 	store_close(s);
 	s = open_ok();
@@ -388,27 +395,80 @@ static void test_transactions(void)
 		store_close(s);
 	}
 	for (int i = 0; i < 5; i++)
-		instance_free(in[i]);
+		spec_free(&in[i].spec);
+}
+
+struct page_seen {
+	char ids[32][MV_ID_LEN + 1];
+	int n;
+};
+
+static void page_collect(void *arg, struct store_instance_row *row)
+{
+	struct page_seen *p = arg;
+	if (p->n < 32)
+		memcpy(p->ids[p->n++], row->id, MV_ID_LEN + 1);
+}
+
+/* Pages come in creation order then id, each after the last one's end, never twice. */
+static void test_pages(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	if (!s)
+		return;
+	struct store_instance_row in[7];
+	struct page_seen seen = {.n = 0};
+	struct store_cursor at = {0}, last;
+	size_t got;
+	/* created 100, 100, 100, 200, 200, 300, 50 */
+	const int64_t created[7] = {100, 100, 100, 200, 200, 300, 50};
+	CHECK_EQ_INT(store_begin(s), 0);
+	for (int i = 0; i < 7; i++) {
+		char id[17], name[16];
+		snprintf(id, sizeof id, "%016x", 0x70 - i); /* ids fall as i grows */
+		snprintf(name, sizeof name, "p-%d", i);
+		in[i] = make_row(id, name, created[i]);
+		CHECK_EQ_INT(store_instance_insert(s, &in[i]), 0);
+	}
+	CHECK_EQ_INT(store_commit(s), 0);
+	for (int round = 0; round < 10; round++) {
+		CHECK_EQ_INT(s->ops->instances_page(s, &at, 2, page_collect, &seen, &last, &got), 0);
+		if (got < 2)
+			break;
+		at = last;
+	}
+	CHECK_EQ_INT(seen.n, 7);
+	/* 50; then the three at 100 by id (i = 2, 1, 0); the two at 200 (i = 4, 3); 300 */
+	const int order[7] = {6, 2, 1, 0, 4, 3, 5};
+	for (int k = 0; k < 7 && k < seen.n; k++)
+		CHECK_STR(seen.ids[k], in[order[k]].id);
+	for (int i = 0; i < 7; i++)
+		spec_free(&in[i].spec);
+	store_close(s);
 }
 
 struct loaded_nodes {
-	struct node *n[16];
+	struct store_node_row n[16];
 	int count;
 };
 
-static void collect_node(void *arg, struct node *n)
+static void collect_node(void *arg, struct store_node_row *row)
 {
 	struct loaded_nodes *l = arg;
-	if (l->count < 16)
-		l->n[l->count++] = n;
-	else
-		node_free(n);
+	if (l->count >= 16)
+		return;
+	l->n[l->count++] = *row;
+	row->drivers = row->labels = row->bridges = NULL; /* taken */
 }
 
 static void nodes_free(struct loaded_nodes *l)
 {
-	for (int i = 0; i < l->count; i++)
-		node_free(l->n[i]);
+	for (int i = 0; i < l->count; i++) {
+		json_decref(l->n[i].drivers);
+		json_decref(l->n[i].labels);
+		json_decref(l->n[i].bridges);
+	}
 	l->count = 0;
 }
 
@@ -418,33 +478,29 @@ static void test_nodes(void)
 	struct store *s = open_ok();
 	if (!s)
 		return;
-	struct node n = {0};
+	struct store_node_row n = {.cpus = 8, .memory_mb = 32768};
 	struct loaded_nodes l = {.count = 0};
 
 	snprintf(n.id, sizeof n.id, "00000000000000aa");
 	snprintf(n.name, sizeof n.name, "host-1");
 	snprintf(n.address, sizeof n.address, "10.0.0.7:4651");
-	snprintf(n.token, sizeof n.token, "secret-token-not-stored");
 	n.drivers = json_pack("{s:{s:s, s:[s, s]}}", "exec", "version", "1", "allow", "/bin/sleep", "/bin/true");
 	n.labels = json_pack("{s:s}", "rack", "r1");
-	n.cpus = 8;
-	n.memory_mb = 32768;
-	n.ready = true;
-	CHECK_EQ_INT(store_put_node(s, &n), 0);
+	n.bridges = json_pack("[s]", "br0");
+	CHECK_EQ_INT(store_node_put(s, &n), 0);
 
-	CHECK_EQ_INT(store_load_nodes(s, collect_node, &l), 0);
+	CHECK_EQ_INT(store_nodes_load(s, collect_node, &l), 0);
 	CHECK_EQ_INT(l.count, 1);
 	if (l.count == 1) {
-		struct node *g = l.n[0];
+		struct store_node_row *g = &l.n[0];
 		CHECK_STR(g->id, n.id);
 		CHECK_STR(g->name, "host-1");
 		CHECK_STR(g->address, "10.0.0.7:4651");
 		CHECK(json_equal(g->drivers, n.drivers));
 		CHECK(json_equal(g->labels, n.labels));
+		CHECK(json_equal(g->bridges, n.bridges));
 		CHECK_EQ_INT(g->cpus, 8);
 		CHECK_EQ_INT(g->memory_mb, 32768);
-		CHECK(!g->ready); /* restored as down until it registers again */
-		CHECK_STR(g->token, "");
 	}
 	nodes_free(&l);
 
@@ -452,43 +508,99 @@ static void test_nodes(void)
 	json_object_set_new(n.labels, "zone", json_string("b"));
 	n.cpus = 16;
 	snprintf(n.name, sizeof n.name, "host-1b");
-	CHECK_EQ_INT(store_put_node(s, &n), 0);
-	struct node m = n;
+	CHECK_EQ_INT(store_node_put(s, &n), 0);
+	struct store_node_row m = n;
 	snprintf(m.id, sizeof m.id, "00000000000000bb");
 	snprintf(m.name, sizeof m.name, "host-2");
-	CHECK_EQ_INT(store_put_node(s, &m), 0);
-	CHECK_EQ_INT(store_load_nodes(s, collect_node, &l), 0);
+	CHECK_EQ_INT(store_node_put(s, &m), 0);
+	CHECK_EQ_INT(store_nodes_load(s, collect_node, &l), 0);
 	CHECK_EQ_INT(l.count, 2);
 	for (int i = 0; i < l.count; i++) {
-		if (strcmp(l.n[i]->id, n.id) == 0) {
-			CHECK_EQ_INT(l.n[i]->cpus, 16);
-			CHECK_STR(l.n[i]->name, "host-1b");
-			CHECK_STR(json_string_value(json_object_get(l.n[i]->labels, "zone")), "b");
+		if (strcmp(l.n[i].id, n.id) == 0) {
+			CHECK_EQ_INT(l.n[i].cpus, 16);
+			CHECK_STR(l.n[i].name, "host-1b");
+			CHECK_STR(json_string_value(json_object_get(l.n[i].labels, "zone")), "b");
 		} else {
-			CHECK_STR(l.n[i]->id, "00000000000000bb");
+			CHECK_STR(l.n[i].id, "00000000000000bb");
 		}
 	}
 	nodes_free(&l);
 
-	/* empty labels and drivers come back as objects */
-	struct node e = {0};
+	/* empty labels and drivers come back as objects, missing bridges as an array */
+	struct store_node_row e = {.drivers = json_object(), .labels = json_object()};
 	snprintf(e.id, sizeof e.id, "00000000000000cc");
 	snprintf(e.name, sizeof e.name, "bare");
-	e.drivers = json_object();
-	e.labels = json_object();
-	CHECK_EQ_INT(store_put_node(s, &e), 0);
-	CHECK_EQ_INT(store_load_nodes(s, collect_node, &l), 0);
+	CHECK_EQ_INT(store_node_put(s, &e), 0);
+	CHECK_EQ_INT(store_nodes_load(s, collect_node, &l), 0);
 	CHECK_EQ_INT(l.count, 3);
 	for (int i = 0; i < l.count; i++) {
-		CHECK(json_is_object(l.n[i]->drivers));
-		CHECK(json_is_object(l.n[i]->labels));
+		CHECK(json_is_object(l.n[i].drivers));
+		CHECK(json_is_object(l.n[i].labels));
+		CHECK(json_is_array(l.n[i].bridges));
 	}
 	nodes_free(&l);
 
 	json_decref(n.drivers);
 	json_decref(n.labels);
+	json_decref(n.bridges);
 	json_decref(e.drivers);
 	json_decref(e.labels);
+	store_close(s);
+}
+
+struct loaded_images {
+	struct store_image_row img[4];
+	char cmdline[4][64];
+	int n;
+};
+
+static void collect_image(void *arg, const struct store_image_row *row)
+{
+	struct loaded_images *l = arg;
+	if (l->n >= 4)
+		return;
+	l->img[l->n] = *row;
+	snprintf(l->cmdline[l->n], sizeof l->cmdline[0], "%s", row->cmdline ? row->cmdline : "(none)");
+	l->img[l->n].cmdline = NULL;
+	l->n++;
+}
+
+static void test_images(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	if (!s)
+		return;
+	struct store_image_row a = {.cmdline = "console=ttyS0", .kernel_size = 5000, .created_us = 9};
+	struct store_image_row b = {.kernel_size = 1, .initrd_size = 2, .created_us = 10};
+	struct loaded_images l = {.n = 0};
+	snprintf(a.name, sizeof a.name, "hello");
+	snprintf(a.kernel, sizeof a.kernel, "sha256:%064d", 1);
+	snprintf(b.name, sizeof b.name, "two");
+	snprintf(b.kernel, sizeof b.kernel, "sha256:%064d", 2);
+	snprintf(b.initrd, sizeof b.initrd, "sha256:%064d", 3);
+	CHECK_EQ_INT(store_image_insert(s, &a), 0);
+	CHECK_EQ_INT(store_image_insert(s, &b), 0);
+	CHECK_EQ_INT(store_image_insert(s, &a), -1); /* one name, one image */
+	CHECK_EQ_INT(store_images_load(s, collect_image, &l), 0);
+	CHECK_EQ_INT(l.n, 2);
+	for (int i = 0; i < l.n; i++) {
+		if (strcmp(l.img[i].name, "hello") == 0) {
+			CHECK_STR(l.img[i].kernel, a.kernel);
+			CHECK_STR(l.img[i].initrd, "");
+			CHECK_STR(l.cmdline[i], "console=ttyS0");
+			CHECK_EQ_INT(l.img[i].kernel_size, 5000);
+			CHECK_EQ_INT(l.img[i].created_us, 9);
+		} else {
+			CHECK_STR(l.img[i].initrd, b.initrd);
+			CHECK_STR(l.cmdline[i], "(none)");
+			CHECK_EQ_INT(l.img[i].initrd_size, 2);
+		}
+	}
+	CHECK_EQ_INT(store_image_delete(s, "hello"), 0);
+	l.n = 0;
+	CHECK_EQ_INT(store_images_load(s, collect_image, &l), 0);
+	CHECK_EQ_INT(l.n, 1);
 	store_close(s);
 }
 
@@ -498,40 +610,41 @@ static void test_idempotency(void)
 	struct store *s = open_ok();
 	if (!s)
 		return;
-	char *digest = (char *)1, *ids = (char *)1;
+	struct store_idem_row r = {.n_ids = 2, .created_us = 5}, got;
+	char ids[2][MV_ID_LEN + 1] = {"0123456789abcdef", "fedcba9876543210"};
+	bool found = true;
 
-	CHECK_EQ_INT(store_idem_get(s, "k1", &digest, &ids), 0);
-	CHECK(digest == NULL && ids == NULL);
-
-	CHECK_EQ_INT(store_idem_put(s, "k1", "sha256:abc", "[\"0123456789abcdef\"]"), 0);
-	CHECK_EQ_INT(store_idem_get(s, "k1", &digest, &ids), 0);
-	CHECK(digest && strcmp(digest, "sha256:abc") == 0);
-	CHECK(ids && strcmp(ids, "[\"0123456789abcdef\"]") == 0);
-	free(digest);
-	free(ids);
-
+	r.ids = ids;
+	snprintf(r.key, sizeof r.key, "k1");
+	snprintf(r.digest, sizeof r.digest, "abc");
+	CHECK_EQ_INT(store_idem_get(s, "k1", &got, &found), 0);
+	CHECK(!found);
+	CHECK_EQ_INT(store_idem_put(s, &r), 0);
+	CHECK_EQ_INT(store_idem_get(s, "k1", &got, &found), 0);
+	CHECK(found);
+	CHECK_STR(got.digest, "abc");
+	CHECK_EQ_INT(got.n_ids, 2);
+	if (got.n_ids == 2) {
+		CHECK_STR(got.ids[0], ids[0]);
+		CHECK_STR(got.ids[1], ids[1]);
+	}
+	store_idem_row_free(&got);
 	/* keys are distinct, case-sensitive */
-	CHECK_EQ_INT(store_idem_get(s, "K1", &digest, &ids), 0);
-	CHECK(digest == NULL && ids == NULL);
-
+	CHECK_EQ_INT(store_idem_get(s, "K1", &got, &found), 0);
+	CHECK(!found);
 	/* the first answer stays: a second put of the same key fails, the store goes on */
-	CHECK_EQ_INT(store_idem_put(s, "k1", "sha256:other", "[]"), -1);
-	CHECK_EQ_INT(store_idem_get(s, "k1", &digest, &ids), 0);
-	CHECK(digest && strcmp(digest, "sha256:abc") == 0);
-	free(digest);
-	free(ids);
-	CHECK_EQ_INT(store_idem_put(s, "k2 with spaces and ünicode", "d2", "[]"), 0);
-	CHECK_EQ_INT(store_idem_get(s, "k2 with spaces and ünicode", &digest, &ids), 0);
-	CHECK(digest && strcmp(digest, "d2") == 0 && ids && strcmp(ids, "[]") == 0);
-	free(digest);
-	free(ids);
-
+	snprintf(r.digest, sizeof r.digest, "other");
+	CHECK_EQ_INT(store_idem_put(s, &r), -1);
+	CHECK_EQ_INT(store_idem_get(s, "k1", &got, &found), 0);
+	CHECK(found && strcmp(got.digest, "abc") == 0);
+	store_idem_row_free(&got);
 	/* inside a rolled-back transaction, nothing */
+	snprintf(r.key, sizeof r.key, "k3 with spaces and ünicode");
 	CHECK_EQ_INT(store_begin(s), 0);
-	CHECK_EQ_INT(store_idem_put(s, "k3", "d3", "[]"), 0);
+	CHECK_EQ_INT(store_idem_put(s, &r), 0);
 	store_rollback(s);
-	CHECK_EQ_INT(store_idem_get(s, "k3", &digest, &ids), 0);
-	CHECK(digest == NULL && ids == NULL);
+	CHECK_EQ_INT(store_idem_get(s, r.key, &got, &found), 0);
+	CHECK(!found);
 	store_close(s);
 }
 
@@ -541,51 +654,53 @@ static void test_reopen_keeps_data(void)
 	struct store *s = open_ok();
 	if (!s)
 		return;
-	struct instance *a = make_instance("aaaaaaaaaaaaaaaa", "persist", 5);
-	struct node n = {0};
-	a->state = INST_RUNNING;
-	a->has_trace = true;
-	a->trace.phase_us[PHASE_SPAWN] = 1777;
-	a->trace.total_us = 2001;
+	struct store_instance_row a = make_row("aaaaaaaaaaaaaaaa", "persist", 5);
+	struct store_node_row n = {.drivers = json_object(), .labels = json_object()};
+	struct store_idem_row k = {.n_ids = 1, .created_us = 1};
+	char ids[1][MV_ID_LEN + 1] = {"aaaaaaaaaaaaaaaa"};
+	a.status.state = INST_RUNNING;
+	a.status.has_trace = true;
+	a.status.trace.phase_us[PHASE_SPAWN] = 1777;
+	a.status.trace.total_us = 2001;
 	snprintf(n.id, sizeof n.id, "00000000000000aa");
 	snprintf(n.name, sizeof n.name, "h");
-	n.drivers = json_object();
-	n.labels = json_object();
-	CHECK_EQ_INT(store_put_instance(s, a), 0);
-	CHECK_EQ_INT(store_put_node(s, &n), 0);
-	CHECK_EQ_INT(store_idem_put(s, "key", "dig", "[\"aaaaaaaaaaaaaaaa\"]"), 0);
+	k.ids = ids;
+	snprintf(k.key, sizeof k.key, "key");
+	snprintf(k.digest, sizeof k.digest, "dig");
+	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
+	CHECK_EQ_INT(store_node_put(s, &n), 0);
+	CHECK_EQ_INT(store_idem_put(s, &k), 0);
 	store_close(s);
 
 	for (int round = 0; round < 2; round++) { /* and reopening twice migrates nothing again */
-		s = open_ok();
-		if (!s)
-			break;
 		struct loaded l = {.n = 0};
 		struct loaded_nodes ln = {.count = 0};
-		char *digest = NULL, *ids = NULL;
-		CHECK_EQ_INT(store_load_instances(s, collect, &l), 0);
+		struct store_idem_row got;
+		bool found;
+		if (!(s = open_ok()))
+			break;
+		CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
 		CHECK_EQ_INT(l.n, 1);
 		if (l.n == 1) {
-			CHECK_STR(l.in[0]->name, "persist");
-			CHECK_EQ_INT(l.in[0]->state, INST_RUNNING);
-			CHECK(l.in[0]->has_trace);
-			CHECK_EQ_INT(l.in[0]->trace.phase_us[PHASE_SPAWN], 1777);
-			CHECK_EQ_INT(l.in[0]->trace.total_us, 2001);
-			CHECK(!l.in[0]->trace.has_boot);
+			CHECK_STR(l.in[0].spec.name, "persist");
+			CHECK_EQ_INT(l.in[0].status.state, INST_RUNNING);
+			CHECK(l.in[0].status.has_trace);
+			CHECK_EQ_INT(l.in[0].status.trace.phase_us[PHASE_SPAWN], 1777);
+			CHECK_EQ_INT(l.in[0].status.trace.total_us, 2001);
+			CHECK(!l.in[0].status.trace.has_boot);
 		}
 		loaded_free(&l);
-		CHECK_EQ_INT(store_load_nodes(s, collect_node, &ln), 0);
+		CHECK_EQ_INT(store_nodes_load(s, collect_node, &ln), 0);
 		CHECK_EQ_INT(ln.count, 1);
 		nodes_free(&ln);
-		CHECK_EQ_INT(store_idem_get(s, "key", &digest, &ids), 0);
-		CHECK(digest && strcmp(digest, "dig") == 0);
-		free(digest);
-		free(ids);
+		CHECK_EQ_INT(store_idem_get(s, "key", &got, &found), 0);
+		CHECK(found && strcmp(got.digest, "dig") == 0);
+		store_idem_row_free(&got);
 		store_close(s);
 	}
 	json_decref(n.drivers);
 	json_decref(n.labels);
-	instance_free(a);
+	spec_free(&a.spec);
 }
 
 static void test_newer_schema_refused(void)
@@ -594,8 +709,8 @@ static void test_newer_schema_refused(void)
 	struct store *s = open_ok();
 	if (!s)
 		return;
-	struct instance *a = make_instance("aaaaaaaaaaaaaaaa", "keep", 5);
-	CHECK_EQ_INT(store_put_instance(s, a), 0);
+	struct store_instance_row a = make_row("aaaaaaaaaaaaaaaa", "keep", 5);
+	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
 	store_close(s);
 
 	sqlite3 *db;
@@ -603,30 +718,82 @@ static void test_newer_schema_refused(void)
 	CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 
-	char err[512] = "";
+	char err[512] = "", known[16], sql[64];
 	s = (struct store *)1;
-	CHECK_EQ_INT(store_open(dbpath, &s, err, sizeof err), -1);
+	CHECK_EQ_INT(store_open(tmpdir, &s, err, sizeof err), -1);
 	CHECK(strstr(err, "99") != NULL);
 	CHECK(strstr(err, "schema version") != NULL);
 	CHECK(strstr(err, "newer") != NULL);
-	{
-		char known[16];
-		snprintf(known, sizeof known, "%d", STORE_SCHEMA_VERSION);
-		CHECK(strstr(err, known) != NULL);
-	}
+	snprintf(known, sizeof known, "%d", store_sqlite_ops.schema_version);
+	CHECK(strstr(err, known) != NULL);
 
 	/* and it did not touch the data: set the version back and everything is there */
 	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
-	char sql[64];
-	snprintf(sql, sizeof sql, "PRAGMA user_version=%d", STORE_SCHEMA_VERSION);
+	snprintf(sql, sizeof sql, "PRAGMA user_version=%d", store_sqlite_ops.schema_version);
 	CHECK_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	s = open_ok();
-	if (s) {
+	if ((s = open_ok())) {
 		CHECK_EQ_INT(count_instances(s), 1);
 		store_close(s);
 	}
-	instance_free(a);
+	spec_free(&a.spec);
+}
+
+/* A store written by an older core (schema 2: the spec as text only) is migrated at open:
+ * its rows read back whole, and the new typed columns hold what their specs say. */
+static void test_migration_from_v2(void)
+{
+	fresh_dir();
+	sqlite3 *db;
+	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_exec(db,
+	                          "CREATE TABLE instances (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, driver TEXT NOT NULL,"
+	                          " spec TEXT NOT NULL, state TEXT NOT NULL, stop_requested INTEGER NOT NULL DEFAULT 0,"
+	                          " node_id TEXT, exit_code INTEGER, error TEXT, trace TEXT, created_us INTEGER NOT NULL,"
+	                          " updated_us INTEGER NOT NULL);"
+	                          "CREATE TABLE nodes (id TEXT PRIMARY KEY, name TEXT NOT NULL, info TEXT NOT NULL,"
+	                          " updated_us INTEGER NOT NULL);"
+	                          "CREATE TABLE idempotency (key TEXT PRIMARY KEY, digest TEXT NOT NULL,"
+	                          " instance_ids TEXT NOT NULL, created_us INTEGER NOT NULL);"
+	                          "CREATE TABLE images (name TEXT PRIMARY KEY, kernel TEXT NOT NULL, kernel_size INTEGER NOT NULL,"
+	                          " initrd TEXT, initrd_size INTEGER, cmdline TEXT, created_us INTEGER NOT NULL);"
+	                          "INSERT INTO instances VALUES ('0123456789abcdef', 'old', 'qemu',"
+	                          " '{\"name\":\"old\",\"driver\":\"qemu\",\"resources\":{\"vcpus\":1.5,\"memory_mb\":32},"
+	                          "\"image\":\"hello\",\"boot\":{\"kernel\":\"sha256:"
+	                          "0000000000000000000000000000000000000000000000000000000000000001\"}}',"
+	                          " 'running', 0, 'aaaaaaaaaaaaaaaa', NULL, NULL, NULL, 11, 12);"
+	                          "PRAGMA user_version = 2;",
+	                          NULL, NULL, NULL),
+	             SQLITE_OK);
+	sqlite3_close(db);
+
+	struct store *s = open_ok();
+	struct loaded l = {.n = 0};
+	if (!s)
+		return;
+	CHECK_EQ_INT(schema_version_on_disk(), store_sqlite_ops.schema_version);
+	CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
+	CHECK_EQ_INT(l.n, 1);
+	if (l.n == 1) {
+		CHECK_STR(l.in[0].spec.name, "old");
+		CHECK_STR(l.in[0].spec.image, "hello");
+		CHECK(l.in[0].spec.has_boot);
+		CHECK_EQ_INT(l.in[0].spec.vcpus_milli, 1500);
+		CHECK_EQ_INT(l.in[0].status.state, INST_RUNNING);
+		CHECK_STR(l.in[0].status.node_id, "aaaaaaaaaaaaaaaa");
+	}
+	loaded_free(&l);
+	store_close(s);
+
+	sqlite3_stmt *st;
+	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_prepare_v2(db, "SELECT image, vcpus_milli, memory_mb FROM instances", -1, &st, NULL), SQLITE_OK);
+	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
+	CHECK_STR((const char *)sqlite3_column_text(st, 0), "hello");
+	CHECK_EQ_INT(sqlite3_column_int64(st, 1), 1500);
+	CHECK_EQ_INT(sqlite3_column_int64(st, 2), 32);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
 }
 
 /* A store file that is not a database is refused at open. */
@@ -638,7 +805,7 @@ static void test_garbage_file_refused(void)
 	CHECK_EQ_INT(fs_write_atomic(dbpath, junk, sizeof junk - 1, false), 0);
 	struct store *s = NULL;
 	char err[512] = "";
-	CHECK_EQ_INT(store_open(dbpath, &s, err, sizeof err), -1);
+	CHECK_EQ_INT(store_open(tmpdir, &s, err, sizeof err), -1);
 	CHECK(err[0] != '\0');
 }
 
@@ -646,13 +813,17 @@ int main(void)
 {
 	RUN(test_open_fresh);
 	RUN(test_instances_all_fields);
-	RUN(test_update_and_delete);
+	RUN(test_queried_columns);
+	RUN(test_delete);
 	RUN(test_name_unique);
 	RUN(test_transactions);
+	RUN(test_pages);
 	RUN(test_nodes);
+	RUN(test_images);
 	RUN(test_idempotency);
 	RUN(test_reopen_keeps_data);
 	RUN(test_newer_schema_refused);
+	RUN(test_migration_from_v2);
 	RUN(test_garbage_file_refused);
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);

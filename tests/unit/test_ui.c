@@ -10,6 +10,7 @@
 
 #include "common/model.h"
 #include "core/traces.h"
+#include "drivers/drivers.h"
 #include "core/ui.h"
 #include "unit.h"
 

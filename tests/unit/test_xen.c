@@ -60,7 +60,7 @@ static void inst_init(struct inst *in, const char *config_json)
 	snprintf(in->dir, sizeof in->dir, "%s/instances/%s", tmpdir, in->id);
 	fs_mkdir_p(in->dir, 0750);
 	in->spec = json_loads(config_json ? config_json : "{\"driver\": \"xen\", \"image\": \"hello\"}", 0, NULL);
-	in->r = (struct drv_start_request){.instance_id = in->id, .name = "vnf", .spec = in->spec, .dir = in->dir,
+	in->r = (struct drv_start_request){.instance_id = in->id, .name = "vnf", .config = json_object_get(in->spec, "config"), .dir = in->dir,
 	                                   .stdout_fd = -1, .stderr_fd = -1, .kernel = kernel, .vcpus = 1,
 	                                   .memory_mb = 32};
 	in->h.pidfd = -1;

@@ -1,0 +1,50 @@
+/* api — the native REST API (docs/API.md): the route handlers and what they share. Each
+ * handler parses its request into typed values, calls the cluster (or the image
+ * registry), and replies; the model is not here. core.c's route table lists them, one row
+ * per route:
+ *   api.c       instances (create, list, show, delete), health, events, metrics
+ *   nodeapi.c   nodes (list, show) and the node-facing routes (register, heartbeat,
+ *               the long-poll for assignments, status reports)
+ *   imageapi.c  images and their blobs
+ *   traces.c    recent instantiation traces; ui.c  the dashboard's files */
+#ifndef MICROVIM_API_H
+#define MICROVIM_API_H
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "common/httpguard.h"
+
+struct cluster;
+struct images;
+struct metrics;
+struct events;
+struct traces;
+struct node;
+
+/* What every handler gets. */
+struct api {
+	struct event_base *base;
+	struct cluster *cluster;
+	struct images *images;
+	struct metrics *metrics;
+	struct events *events;
+	struct traces *traces; /* recent instantiation traces (GET /v1/traces) */
+	struct http_guard *guard;
+};
+
+/* id: the path's '*' segment ("" when the route has none). */
+typedef void route_fn(struct api *a, struct evhttp_request *req, const char *id);
+
+route_fn api_instances_create, api_instances_list, api_instance_show, api_instance_delete;
+route_fn api_health, api_events, api_metrics;
+route_fn api_nodes_list, api_node_show, nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports;
+route_fn api_blob_put, api_blob_get, api_images_create, api_images_list, api_image_show, api_image_delete;
+route_fn api_traces, ui_index, ui_asset; /* traces.c, ui.c */
+
+/* Cluster hook (cluster_hooks.node_wake): answers the node's waiting long-poll. */
+void nodeapi_node_wake(void *arg, struct node *n);
+/* Answers every waiting long-poll with 503 (the core is going away). */
+void nodeapi_release_polls(struct api *a);
+
+#endif

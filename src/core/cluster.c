@@ -1,0 +1,1320 @@
+/* cluster — see cluster.h. Sections: instances in memory; the lifecycle (every state
+ * change is a step of core/lifecycle.h's table, carried out here: memory, then the store,
+ * then the world); batches (several steps, one transaction); waiting clients; creation and
+ * placement; nodes (registration, reconciliation, assignments, reports, liveness); loading. */
+#include "core/cluster.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/hmap.h"
+#include "common/log.h"
+#include "core/images.h"
+#include "core/lifecycle.h"
+#include "core/metrics.h"
+#include "core/store.h"
+#include "drivers/drivers.h"
+
+#define HEARTBEAT_INTERVAL_MAX_S 5
+#define SWEEP_INTERVAL_S 1.0
+
+struct cluster {
+	struct cluster_options opts;
+	struct event_base *base;
+	struct store *store;
+	struct images *images;
+	struct metrics *metrics;
+	struct cluster_hooks hooks;
+	struct hmap instances; /* id -> struct instance */
+	struct hmap names;     /* name -> struct instance */
+	struct hmap node_ids;  /* id -> struct node */
+	struct node **nodes;   /* array: the scheduler scans it */
+	int n_nodes, cap_nodes;
+	struct sched_node *sched_view; /* the scheduler's view of every node, kept current */
+	struct hmap exec_ids;  /* executable path -> id + 1 (at most 64): one bit in a node's mask */
+	int n_exec_ids;
+	struct event *sweep_timer;
+	/* Kept current by instance_state_assign, so that no count needs a scan. */
+	int64_t n_in_flight; /* pending, scheduled, starting: what --max-inflight bounds */
+	int64_t n_pending;
+	uint64_t n_refused_saturated;
+};
+
+const struct cluster_options *cluster_options(const struct cluster *c) { return &c->opts; }
+
+/* ---- instances in memory ---- */
+
+struct instance *cluster_instance(const struct cluster *c, const char *id) { return hmap_get(&c->instances, id); }
+
+size_t cluster_instance_count(const struct cluster *c) { return hmap_size(&c->instances); }
+int64_t cluster_in_flight(const struct cluster *c) { return c->n_in_flight; }
+uint64_t cluster_refused_saturated(const struct cluster *c) { return c->n_refused_saturated; }
+
+static void counts_add(struct cluster *c, enum inst_state st, int sign)
+{
+	c->n_in_flight += sign * (int)inst_state_in_flight(st);
+	c->n_pending += sign * (st == INST_PENDING);
+}
+
+static void instance_insert(struct cluster *c, struct instance *in)
+{
+	hmap_put(&c->instances, in->id, in);
+	hmap_put(&c->names, in->spec.name, in);
+	counts_add(c, in->state, +1);
+}
+
+static void instance_remove(struct cluster *c, struct instance *in)
+{
+	hmap_remove(&c->instances, in->id);
+	hmap_remove(&c->names, in->spec.name);
+	counts_add(c, in->state, -1);
+}
+
+/* Every change of in->state of an instance in the maps goes through here. */
+static void instance_state_assign(struct cluster *c, struct instance *in, enum inst_state st)
+{
+	counts_add(c, in->state, -1);
+	in->state = st;
+	counts_add(c, st, +1);
+}
+
+static void instance_free(struct instance *in)
+{
+	if (!in)
+		return;
+	spec_free(&in->spec);
+	free(in->error);
+	free(in->waiters);
+	free(in);
+}
+
+static void instance_status(const struct instance *in, struct store_instance_status *st)
+{
+	*st = (struct store_instance_status){.state = in->state, .stop_requested = in->stop_requested,
+	                                     .has_exit_code = in->has_exit_code, .exit_code = in->exit_code,
+	                                     .error = in->error, .has_trace = in->has_trace, .trace = in->trace,
+	                                     .updated_us = in->updated_wall_us};
+	memcpy(st->node_id, in->node_id, sizeof st->node_id);
+}
+
+void cluster_count_states(const struct cluster *c, int counts[INST_STATE_COUNT])
+{
+	const char *k;
+	void *v;
+	memset(counts, 0, sizeof(int) * INST_STATE_COUNT);
+	for (size_t i = 0; hmap_next(&c->instances, &i, &k, &v);)
+		counts[((struct instance *)v)->state]++;
+}
+
+const struct instance *cluster_image_user(const struct cluster *c, const char *name)
+{
+	const char *k;
+	void *v;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &k, &v);) {
+		const struct instance *in = v;
+		if (!inst_state_terminal(in->state) && strcmp(in->spec.image, name) == 0)
+			return in;
+	}
+	return NULL;
+}
+
+static int cmp_created(const void *a, const void *b)
+{
+	const struct instance *x = *(struct instance *const *)a, *y = *(struct instance *const *)b;
+	if (x->created_wall_us != y->created_wall_us)
+		return x->created_wall_us < y->created_wall_us ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+size_t cluster_instances_list(struct cluster *c, int state, const char *after_id, size_t limit,
+                              cluster_instance_fn *fn, void *arg)
+{
+	const struct instance *after = after_id ? cluster_instance(c, after_id) : NULL;
+	struct instance **all;
+	size_t n = 0, given = 0;
+	const char *k;
+	void *v;
+
+	if (!(all = malloc(sizeof *all * (hmap_size(&c->instances) + 1))))
+		fatal("malloc");
+	for (size_t i = 0; hmap_next(&c->instances, &i, &k, &v);) {
+		struct instance *in = v;
+		if ((state < 0 || in->state == (enum inst_state)state) &&
+		    (!after || cmp_created(&after, &in) < 0))
+			all[n++] = in;
+	}
+	qsort(all, n, sizeof *all, cmp_created);
+	for (size_t i = 0; i < n && given < limit; i++, given++)
+		fn(arg, all[i]);
+	free(all);
+	return given;
+}
+
+/* ---- nodes in memory ---- */
+
+struct node *cluster_node(const struct cluster *c, const char *id) { return hmap_get(&c->node_ids, id); }
+int cluster_node_count(const struct cluster *c) { return c->n_nodes; }
+struct node *cluster_node_at(const struct cluster *c, int i) { return i >= 0 && i < c->n_nodes ? c->nodes[i] : NULL; }
+
+int cluster_nodes_ready(const struct cluster *c)
+{
+	int ready = 0;
+	for (int i = 0; i < c->n_nodes; i++)
+		ready += c->nodes[i]->ready;
+	return ready;
+}
+
+/* The view is updated where a node changes, so that a create never rebuilds it: at
+ * 10,000 nodes a rebuild costs more than the pick itself. */
+static void node_view_sync(struct cluster *c, struct node *n)
+{
+	c->sched_view[n->view_idx] = (struct sched_node){
+		.ready = n->ready, .drivers = n->driver_mask, .exec_allow = &n->exec_allow,
+		.exec_bloom = n->exec_bloom, .exec_mask = n->exec_mask, .exec_exact = n->exec_exact,
+		.labels = n->labels, .bridges = n->bridges,
+		.vcpus_milli_total = n->vcpus_milli_total, .memory_mb_total = n->memory_mb_total,
+		.vcpus_milli_used = n->vcpus_milli_used, .memory_mb_used = n->memory_mb_used};
+}
+
+static void node_reserve(struct cluster *c, struct node *n, const struct instance *in)
+{
+	n->vcpus_milli_used += in->spec.vcpus_milli;
+	n->memory_mb_used += in->spec.memory_mb;
+	n->n_instances++;
+	node_view_sync(c, n);
+}
+
+static void node_release(struct cluster *c, struct node *n, const struct instance *in)
+{
+	n->vcpus_milli_used -= in->spec.vcpus_milli;
+	n->memory_mb_used -= in->spec.memory_mb;
+	n->n_instances--;
+	node_view_sync(c, n);
+}
+
+/* The id bit of an executable path (0 when it has none); with add, gives it one if there is
+ * room. *exact turns false once some path had to go without (then the masks are not exact). */
+static uint64_t exec_bit(struct cluster *c, const char *path, bool add, bool *exact)
+{
+	uintptr_t id;
+	char *key;
+	if (!path) {
+		*exact = false;
+		return 0;
+	}
+	if ((id = (uintptr_t)hmap_get(&c->exec_ids, path)))
+		return 1ULL << (id - 1);
+	if (!add || c->n_exec_ids >= 64) {
+		*exact = add ? false : *exact;
+		return 0;
+	}
+	if (!(key = strdup(path)))
+		fatal("strdup");
+	hmap_put(&c->exec_ids, key, (void *)(uintptr_t)(++c->n_exec_ids));
+	return 1ULL << (c->n_exec_ids - 1);
+}
+
+/* The executables a node allows: those its drivers list under "allow" (driver.h). */
+static int node_exec_allow(const json_t *driver_infos, struct exec_allow *out)
+{
+	const char *k;
+	json_t *info;
+	memset(out, 0, sizeof *out);
+	json_object_foreach((json_t *)driver_infos, k, info) {
+		struct exec_allow more;
+		if (exec_allow_from_json(&more, json_object_get(info, "allow")) < 0) {
+			exec_allow_free(out);
+			return -1;
+		}
+		for (size_t i = 0; i < more.n; i++) {
+			char **grown = realloc(out->paths, sizeof *out->paths * (out->n + 1));
+			if (!grown)
+				fatal("realloc");
+			out->paths = grown;
+			out->paths[out->n++] = more.paths[i];
+		}
+		free(more.paths);
+	}
+	return 0;
+}
+
+static void node_capacity(struct cluster *c, struct node *n)
+{
+	const char *k;
+	json_t *v;
+	n->driver_mask = 0;
+	json_object_foreach(n->drivers, k, v) {
+		int d = driver_index(k);
+		if (d >= 0)
+			n->driver_mask |= 1u << d;
+	}
+	n->exec_bloom = sched_exec_bloom(&n->exec_allow);
+	n->exec_mask = 0;
+	n->exec_exact = true;
+	for (size_t i = 0; i < n->exec_allow.n; i++) {
+		bool exact = true;
+		n->exec_mask |= exec_bit(c, n->exec_allow.paths[i], true, &exact);
+		n->exec_exact = n->exec_exact && exact;
+	}
+	n->vcpus_milli_total = (int64_t)(n->cpus * c->opts.cpu_ratio * 1000.0);
+	n->memory_mb_total = n->memory_mb;
+	node_view_sync(c, n);
+}
+
+static void node_free(struct node *n)
+{
+	struct assignment *a;
+	if (!n)
+		return;
+	while ((a = TAILQ_FIRST(&n->queue))) {
+		TAILQ_REMOVE(&n->queue, a, link);
+		free(a);
+	}
+	json_decref(n->drivers);
+	json_decref(n->labels);
+	json_decref(n->bridges);
+	exec_allow_free(&n->exec_allow);
+	free(n);
+}
+
+static struct node *node_new(const char *id)
+{
+	struct node *n = calloc(1, sizeof *n);
+	if (!n)
+		fatal("calloc");
+	snprintf(n->id, sizeof n->id, "%s", id);
+	TAILQ_INIT(&n->queue);
+	n->next_seq = 1;
+	return n;
+}
+
+static void node_add(struct cluster *c, struct node *n)
+{
+	if (c->n_nodes == c->cap_nodes) {
+		c->cap_nodes = c->cap_nodes ? c->cap_nodes * 2 : 16;
+		c->nodes = realloc(c->nodes, sizeof *c->nodes * (size_t)c->cap_nodes);
+		c->sched_view = realloc(c->sched_view, sizeof *c->sched_view * (size_t)c->cap_nodes);
+		if (!c->nodes || !c->sched_view)
+			fatal("realloc");
+	}
+	n->view_idx = c->n_nodes;
+	c->nodes[c->n_nodes++] = n;
+	hmap_put(&c->node_ids, n->id, n);
+	node_capacity(c, n);
+}
+
+/* The node of an instance, or NULL when it has none (or one the core does not know). */
+static struct node *node_of(const struct cluster *c, const struct instance *in)
+{
+	return in->node_id[0] ? cluster_node(c, in->node_id) : NULL;
+}
+
+/* ---- the assignment queues ---- */
+
+static void node_enqueue(struct cluster *c, struct node *n, enum node_op op, const char *id)
+{
+	struct assignment *a = calloc(1, sizeof *a);
+	if (!a)
+		fatal("calloc");
+	a->seq = n->next_seq++;
+	a->op = op;
+	snprintf(a->instance_id, sizeof a->instance_id, "%s", id);
+	TAILQ_INSERT_TAIL(&n->queue, a, link);
+	if (c->hooks.node_wake)
+		c->hooks.node_wake(c->hooks.arg, n);
+}
+
+bool cluster_node_has_work(const struct node *n) { return !TAILQ_EMPTY(&n->queue); }
+
+void cluster_node_take(struct cluster *c, struct node *n, cluster_assignment_fn *fn, void *arg)
+{
+	int64_t now = clock_mono_us();
+	struct assignment *a;
+	TAILQ_FOREACH(a, &n->queue, link) {
+		struct instance *in = a->op == NODE_OP_START ? cluster_instance(c, a->instance_id) : NULL;
+		fn(arg, a->seq, a->op, a->instance_id, in ? &in->spec : NULL);
+		if (in && in->marks.sent_us == 0)
+			in->marks.sent_us = now;
+	}
+}
+
+/* ---- the lifecycle: one step of the table, carried out ---- */
+
+/* What an event carries. */
+struct step_args {
+	struct node *node;               /* the node it came from or goes to (placement, reports, registration) */
+	const struct wire_report *report;
+	int64_t arrived_us;              /* when the report arrived */
+};
+
+/* What a step changed in memory, to undo when the store refuses it. */
+struct undo {
+	struct instance *in;
+	enum inst_state state;
+	bool stop_requested, ready, has_exit_code, has_trace;
+	int exit_code;
+	char node_id[MV_ID_LEN + 1], lost_node[MV_ID_LEN + 1];
+	char *error;            /* the error before; freed once the step is durable */
+	bool error_changed;
+	struct trace trace;
+	struct core_marks marks;
+	int64_t updated_wall_us;
+	struct node *reserved_on, *released_on;
+};
+
+/* One step, done in memory and waiting for the store: the actions left for after. */
+struct step {
+	struct undo undo;
+	uint32_t actions;
+	struct node *node;  /* where its assignments go */
+	bool traced;        /* its trace was computed by this step */
+	bool observe;       /* the trace is final: metrics */
+};
+
+static void set_error(struct instance *in, struct undo *u, const char *text)
+{
+	char *copy = text ? strdup(text) : NULL;
+	if (text && !copy)
+		fatal("strdup");
+	if (u->error_changed)
+		free(in->error); /* an earlier action of this step set it */
+	in->error = copy;
+	u->error_changed = true;
+}
+
+static void step_memory(struct cluster *c, struct instance *in, const struct inst_transition *t,
+                        const struct step_args *x, struct step *s)
+{
+	uint32_t a = t->actions;
+	struct node *n;
+
+	*s = (struct step){0};
+	s->undo = (struct undo){.in = in, .state = in->state, .stop_requested = in->stop_requested,
+	                        .ready = in->ready, .has_exit_code = in->has_exit_code, .has_trace = in->has_trace,
+	                        .exit_code = in->exit_code, .error = in->error, .trace = in->trace,
+	                        .marks = in->marks, .updated_wall_us = in->updated_wall_us};
+	memcpy(s->undo.node_id, in->node_id, sizeof in->node_id);
+	memcpy(s->undo.lost_node, in->lost_node, sizeof in->lost_node);
+	s->actions = a;
+	s->node = x->node ? x->node : node_of(c, in);
+
+	if (a & IA_RELEASE && (n = node_of(c, in))) {
+		node_release(c, n, in);
+		s->undo.released_on = n;
+	}
+	if (a & IA_SET_NODE) {
+		memcpy(in->node_id, x->node->id, sizeof in->node_id);
+		in->lost_node[0] = '\0';
+	}
+	if (a & IA_RESERVE && (n = node_of(c, in))) {
+		node_reserve(c, n, in);
+		s->undo.reserved_on = n;
+	}
+	if (a & IA_DESIRE_STOP)
+		in->stop_requested = true;
+	if (a & IA_CLEAR_ERROR)
+		set_error(in, &s->undo, NULL);
+	if (a & IA_ERROR_NODE_DOWN) {
+		char text[128];
+		snprintf(text, sizeof text, "node %s stopped heartbeating", x->node ? x->node->name : in->node_id);
+		set_error(in, &s->undo, text);
+	}
+	if (a & IA_ERROR_GONE && !in->error)
+		set_error(in, &s->undo, "its node no longer has it (restarted without its records?)");
+	if (a & IA_REPORT) {
+		const struct wire_report *r = x->report;
+		in->ready = in->ready || r->ready;
+		if (r->has_exit_code) {
+			in->has_exit_code = true;
+			in->exit_code = r->exit_code;
+		}
+		if (r->error[0] && !in->error)
+			set_error(in, &s->undo, r->error);
+	}
+	/* Only for an instantiation this core saw from its request on (not after its own restart
+	 * or the node's). The trace is stored with the state it explains. notify ends here: the
+	 * core has the report applied; storing it and waking the clients follow at once. */
+	if (a & IA_TRACE && in->marks.accepted_us && in->marks.sent_us && x->report->has_timing &&
+	    x->report->timing.work_us) {
+		in->marks.reported_us = x->arrived_us;
+		in->marks.notified_us = clock_mono_us();
+		trace_compute(&in->trace, &in->marks, &x->report->timing);
+		in->has_trace = s->traced = true;
+		/* with a ready marker the trace of "running" is provisional; the one of ready is final */
+		s->observe = a & IA_OBSERVE && (x->report->ready || !in->spec.ready_serial[0]);
+	}
+	if (a & IA_FORGET_NODE) {
+		memcpy(in->lost_node, in->node_id, sizeof in->lost_node);
+		in->node_id[0] = '\0';
+		in->has_trace = in->ready = false;
+		memset(&in->marks, 0, sizeof in->marks);
+	}
+	if (t->next != in->state || a & (IA_STORE | IA_PUBLISH)) {
+		instance_state_assign(c, in, (enum inst_state)t->next);
+		in->updated_wall_us = clock_wall_us();
+	}
+}
+
+static void step_undo(struct cluster *c, struct step *s)
+{
+	struct undo *u = &s->undo;
+	struct instance *in = u->in;
+	if (u->reserved_on)
+		node_release(c, u->reserved_on, in);
+	if (u->released_on)
+		node_reserve(c, u->released_on, in);
+	if (u->error_changed) {
+		free(in->error);
+		in->error = u->error;
+	}
+	instance_state_assign(c, in, u->state);
+	in->stop_requested = u->stop_requested;
+	in->ready = u->ready;
+	in->has_exit_code = u->has_exit_code;
+	in->exit_code = u->exit_code;
+	in->has_trace = u->has_trace;
+	in->trace = u->trace;
+	in->marks = u->marks;
+	in->updated_wall_us = u->updated_wall_us;
+	memcpy(in->node_id, u->node_id, sizeof in->node_id);
+	memcpy(in->lost_node, u->lost_node, sizeof in->lost_node);
+}
+
+static int step_store(struct cluster *c, const struct step *s)
+{
+	struct store_instance_status st;
+	if (s->actions & IA_DELETE)
+		return store_instance_delete(c->store, s->undo.in->id);
+	if (!(s->actions & IA_STORE))
+		return 0;
+	instance_status(s->undo.in, &st);
+	return store_instance_update(c->store, s->undo.in->id, &st);
+}
+
+static void instance_wake(struct instance *in);
+
+/* The step is durable: tell the world. */
+static void step_after(struct cluster *c, struct step *s)
+{
+	struct instance *in = s->undo.in;
+	uint32_t a = s->actions;
+	struct node *n = s->node;
+
+	if (s->undo.error_changed)
+		free(s->undo.error);
+	if (a & IA_MARK_SCHEDULED)
+		in->marks.scheduled_us = clock_mono_us();
+	if (s->observe) {
+		metrics_observe_trace(c->metrics, in->spec.driver, &in->trace);
+		if (c->hooks.instance_traced)
+			c->hooks.instance_traced(c->hooks.arg, in);
+	}
+	if (a & IA_PUBLISH && c->hooks.instance_event)
+		c->hooks.instance_event(c->hooks.arg, in);
+	if (a & IA_WAKE)
+		instance_wake(in);
+	if (n && a & IA_SEND_START)
+		node_enqueue(c, n, NODE_OP_START, in->id);
+	if (n && (a & IA_SEND_STOP || (a & IA_SEND_STOP_IF_ASKED && in->stop_requested)))
+		node_enqueue(c, n, NODE_OP_STOP, in->id);
+	if (n && a & IA_SEND_PURGE)
+		node_enqueue(c, n, NODE_OP_PURGE, in->id);
+	if (a & IA_DELETE) {
+		instance_remove(c, in);
+		instance_free(in);
+	}
+}
+
+/* Looks the event up; a refusal is logged here and nowhere else. *s is the step done in
+ * memory (for a T_MOVE). Returns the kind. */
+static int step_begin(struct cluster *c, struct instance *in, enum inst_event ev, const struct step_args *x,
+                      struct step *s)
+{
+	unsigned flags = (in->ready ? LF_READY : 0) | (in->stop_requested ? LF_STOP_REQUESTED : 0);
+	struct inst_transition t = lifecycle_step(in->state, ev, flags);
+	if (t.kind == T_REFUSE)
+		log_warnx("instance %s: event \"%s\" refused in state %s", in->id, inst_event_names[ev],
+		          inst_state_names[in->state]);
+	else if (t.kind == T_MOVE)
+		step_memory(c, in, &t, x, s);
+	return t.kind;
+}
+
+/* One event, stored on its own (autocommit). 0; -EINVAL when the state does not take
+ * the event; -EIO when the store refused it (memory unchanged). */
+static int instance_event(struct cluster *c, struct instance *in, enum inst_event ev, const struct step_args *x)
+{
+	struct step s;
+	int kind = step_begin(c, in, ev, x, &s);
+	if (kind == T_REFUSE)
+		return -EINVAL;
+	if (kind == T_REPEAT)
+		return 0;
+	if (step_store(c, &s) < 0) {
+		step_undo(c, &s);
+		return -EIO;
+	}
+	step_after(c, &s);
+	return 0;
+}
+
+/* ---- batches: several steps, one transaction ---- */
+
+struct batch {
+	struct step *steps;
+	int n, cap;
+};
+
+static void batch_event(struct cluster *c, struct batch *b, struct instance *in, enum inst_event ev,
+                        const struct step_args *x)
+{
+	struct step s;
+	if (step_begin(c, in, ev, x, &s) != T_MOVE)
+		return;
+	if (b->n == b->cap && !(b->steps = realloc(b->steps, sizeof *b->steps * (size_t)(b->cap = b->cap ? b->cap * 2 : 16))))
+		fatal("realloc");
+	b->steps[b->n++] = s;
+}
+
+/* Stores every step in one transaction, then tells the world; when the store refuses,
+ * every step is undone (in reverse) and -1 returned. Frees the batch. */
+static int batch_commit(struct cluster *c, struct batch *b)
+{
+	int rc = 0, i;
+	if (b->n > 0) {
+		if (store_begin(c->store) < 0)
+			rc = -1;
+		for (i = 0; rc == 0 && i < b->n; i++)
+			if (step_store(c, &b->steps[i]) < 0)
+				rc = -1;
+		if (rc == 0 && store_commit(c->store) < 0)
+			rc = -1;
+		if (rc < 0) {
+			store_rollback(c->store);
+			for (i = b->n - 1; i >= 0; i--)
+				step_undo(c, &b->steps[i]);
+		} else {
+			for (i = 0; i < b->n; i++)
+				step_after(c, &b->steps[i]);
+		}
+	}
+	free(b->steps);
+	*b = (struct batch){0};
+	return rc;
+}
+
+/* ---- clients waiting for states ---- */
+
+struct waiter {
+	struct cluster *c;
+	enum wait_kind kind;
+	int n, remaining;
+	char (*ids)[MV_ID_LEN + 1];
+	struct event *timer;
+	cluster_wait_fn *done;
+	void *arg;
+};
+
+static bool wait_satisfied(enum wait_kind kind, const struct instance *in)
+{
+	switch (kind) {
+	case WAIT_RUNNING: return in->state == INST_RUNNING || inst_state_terminal(in->state);
+	case WAIT_READY: return (in->state == INST_RUNNING && in->ready) || inst_state_terminal(in->state);
+	case WAIT_STOPPED: return inst_state_terminal(in->state);
+	}
+	return true;
+}
+
+static void detach(struct instance *in, struct waiter *w)
+{
+	for (int i = 0; i < in->n_waiters; i++) {
+		if (in->waiters[i] == w) {
+			in->waiters[i] = in->waiters[--in->n_waiters];
+			return;
+		}
+	}
+}
+
+static void waiter_finish(struct waiter *w)
+{
+	for (int i = 0; i < w->n; i++) {
+		struct instance *in = cluster_instance(w->c, w->ids[i]);
+		if (in)
+			detach(in, w);
+	}
+	w->done(w->arg, w->ids, w->n);
+	event_free(w->timer);
+	free(w->ids);
+	free(w);
+}
+
+static void waiter_timeout(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { waiter_finish(arg); }
+
+void cluster_wait(struct cluster *c, struct instance *const *insts, int n, enum wait_kind kind, double timeout_s,
+                  cluster_wait_fn *done, void *arg)
+{
+	struct waiter *w = calloc(1, sizeof *w);
+	struct timeval tv = clock_timeval(timeout_s);
+	if (!w || !(w->ids = calloc((size_t)n + 1, sizeof *w->ids)))
+		fatal("calloc");
+	*w = (struct waiter){.c = c, .kind = kind, .n = n, .ids = w->ids, .done = done, .arg = arg};
+	for (int i = 0; i < n; i++) {
+		struct instance *in = insts[i];
+		memcpy(w->ids[i], in->id, sizeof w->ids[i]);
+		if (wait_satisfied(kind, in))
+			continue;
+		if (!(in->waiters = realloc(in->waiters, sizeof *in->waiters * (size_t)(in->n_waiters + 1))))
+			fatal("realloc");
+		in->waiters[in->n_waiters++] = w;
+		w->remaining++;
+	}
+	w->timer = evtimer_new(c->base, waiter_timeout, w);
+	if (w->remaining == 0) {
+		waiter_finish(w);
+		return;
+	}
+	evtimer_add(w->timer, &tv);
+}
+
+/* Answers the clients waiting for a state this instance has now reached. */
+static void instance_wake(struct instance *in)
+{
+	for (int i = 0; i < in->n_waiters;) {
+		struct waiter *w = in->waiters[i];
+		if (!wait_satisfied(w->kind, in)) {
+			i++;
+			continue;
+		}
+		in->waiters[i] = in->waiters[--in->n_waiters];
+		if (--w->remaining == 0)
+			waiter_finish(w);
+	}
+}
+
+void cluster_drain(struct cluster *c)
+{
+	const char *key;
+	void *v;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		struct instance *in = v;
+		while (in->n_waiters > 0)
+			waiter_finish(in->waiters[0]);
+	}
+}
+
+/* ---- placement ---- */
+
+static struct sched_request sched_request_of(struct cluster *c, const struct inst_spec *spec)
+{
+	bool known = true;
+	return (struct sched_request){
+		.driver = driver_index(spec->driver),
+		.executable = spec->executable,
+		.exec_bit = sched_exec_bit(spec->executable),
+		/* a path without an id is on no exact node's list */
+		.exec_id_bit = spec->executable ? exec_bit(c, spec->executable, false, &known) : 0,
+		.exec_id_known = spec->executable != NULL,
+		.labels = spec->labels,
+		.bridge = spec->bridge[0] ? spec->bridge : NULL,
+		.vcpus_milli = spec->vcpus_milli,
+		.memory_mb = spec->memory_mb,
+	};
+}
+
+/* All-or-nothing feasibility: can every one of `count` instances be placed right now? */
+static int check_placeable(struct cluster *c, const struct inst_spec *spec, int count, struct mv_error *err)
+{
+	struct sched_request r = sched_request_of(c, spec);
+	enum sched_miss miss = SCHED_NO_NODE;
+	struct sched_node *view = c->sched_view;
+	int rc = 0;
+	/* one instance: the live view, untouched; several: a scratch copy that takes the
+	 * tentative reservations */
+	if (count > 1) {
+		if (!(view = malloc(sizeof *view * (size_t)(c->n_nodes + 1))))
+			fatal("malloc");
+		memcpy(view, c->sched_view, sizeof *view * (size_t)c->n_nodes);
+	}
+	for (int i = 0; i < count && rc == 0; i++) {
+		int k = sched_pick(view, c->n_nodes, &r, c->opts.policy, &miss);
+		if (k < 0) {
+			rc = mv_fail(err, 422, miss == SCHED_NO_CAPACITY ? "no_capacity" : "no_node", "%s%s",
+			             sched_miss_message(miss), count > 1 ? " (for all of count; nothing was created)" : "");
+		} else if (count > 1) {
+			view[k].vcpus_milli_used += r.vcpus_milli;
+			view[k].memory_mb_used += r.memory_mb;
+		}
+	}
+	if (view != c->sched_view)
+		free(view);
+	return rc;
+}
+
+/* Places pending instances on nodes and records the choices in one transaction; the
+ * starts go out once it is durable. Instances that fit nowhere stay pending. */
+static void schedule(struct cluster *c, struct instance **insts, int n)
+{
+	struct batch b = {0};
+	for (int i = 0; i < n; i++) {
+		struct sched_request r = sched_request_of(c, &insts[i]->spec);
+		enum sched_miss miss;
+		int k = sched_pick(c->sched_view, c->n_nodes, &r, c->opts.policy, &miss);
+		if (k < 0) {
+			log_warnx("instance %s stays pending: %s", insts[i]->id, sched_miss_message(miss));
+			continue;
+		}
+		/* reserved at once: the next pick of this batch sees it */
+		batch_event(c, &b, insts[i], IEV_PLACE, &(struct step_args){.node = c->nodes[k]});
+	}
+	int placed = b.n;
+	if (batch_commit(c, &b) < 0)
+		log_warnx("could not record placements; %d instances stay pending", placed);
+}
+
+static void schedule_pending(struct cluster *c)
+{
+	const char *key;
+	void *v;
+	int n = 0, cap = 0;
+	struct instance **pending = NULL;
+	int64_t now;
+
+	if (c->n_pending == 0)
+		return;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		struct instance *in = v;
+		if (in->state != INST_PENDING || in->stop_requested)
+			continue;
+		if (n == cap && !(pending = realloc(pending, sizeof *pending * (size_t)(cap = cap ? cap * 2 : 16))))
+			fatal("realloc");
+		pending[n++] = in;
+	}
+	now = clock_mono_us();
+	for (int i = 0; i < n; i++)
+		pending[i]->marks.accepted_us = pending[i]->marks.persisted_us = now;
+	if (n > 0)
+		schedule(c, pending, n);
+	free(pending);
+}
+
+/* ---- creation ---- */
+
+/* Answers a retried create from the stored ids; true when the key was known. */
+static int idem_replay(struct cluster *c, const struct cluster_create_req *r, struct instance ***out, int *n,
+                       bool *replayed, struct mv_error *err)
+{
+	struct store_idem_row row;
+	bool found;
+	*replayed = false;
+	if (store_idem_get(c->store, r->idem_key, &row, &found) < 0)
+		return mv_fail(err, 500, "store_failed", "the store could not be read; nothing was created");
+	if (!found)
+		return 0;
+	if (strcmp(row.digest, r->digest) != 0) {
+		store_idem_row_free(&row);
+		return mv_fail(err, 409, "idempotency_conflict", "Idempotency-Key %s was already used with a different body",
+		               r->idem_key);
+	}
+	if (!(*out = calloc(row.n_ids + 1, sizeof **out)))
+		fatal("calloc");
+	for (size_t i = 0; i < row.n_ids; i++) {
+		struct instance *in = cluster_instance(c, row.ids[i]);
+		if (in)
+			(*out)[(*n)++] = in;
+	}
+	store_idem_row_free(&row);
+	*replayed = true;
+	return 0;
+}
+
+/* Admission control (--max-inflight). Past the limit a create is refused at once and
+ * changes nothing, rather than queued: past saturation a queue only adds its length to the
+ * latency of every request behind it, and a client told to come back can go elsewhere.
+ * Checked before names, images and placement so that a refusal costs little. */
+static int admit(struct cluster *c, int count, struct mv_error *err)
+{
+	long long limit = (long long)c->opts.max_inflight, now = (long long)c->n_in_flight;
+	switch (admission_check(c->opts.max_inflight, c->n_in_flight, count)) {
+	case ADMIT:
+		return 0;
+	case ADMIT_NEVER:
+		return mv_fail(err, 422, "over_max_inflight",
+		               "count %d is more instances than this core ever holds in flight (--max-inflight %lld); "
+		               "send smaller batches",
+		               count, limit);
+	case ADMIT_LATER:
+		break;
+	}
+	c->n_refused_saturated++;
+	return mv_fail(err, 503, "saturated",
+	               "the core is saturated: %lld instances are in flight (pending, scheduled or starting) and "
+	               "this request adds %d, past its limit of %lld (--max-inflight); nothing was created: "
+	               "retry after %d s",
+	               now, count, limit, CLUSTER_RETRY_AFTER_S);
+}
+
+static int check_names_free(struct cluster *c, const struct inst_spec *spec, struct mv_error *err)
+{
+	char name[MV_NAME_MAX + 16];
+	for (int i = 0; i < spec->count; i++) {
+		spec_instance_name(spec, i, name, sizeof name);
+		if (hmap_get(&c->names, name))
+			return mv_fail(err, 409, "name_conflict",
+			               "an instance named %s exists; delete it or choose another name", name);
+	}
+	return 0;
+}
+
+static struct instance *instance_new(const struct inst_spec *spec, const struct image *img, int i,
+                                     int64_t accepted_us)
+{
+	struct instance *in = calloc(1, sizeof *in);
+	if (!in)
+		fatal("calloc");
+	id_generate(in->id);
+	spec_copy(&in->spec, spec);
+	spec_instance_name(spec, i, in->spec.name, sizeof in->spec.name);
+	in->spec.count = 1;
+	if (img) { /* resolved now: a later change of the image does not change this instance */
+		images_boot_of(img, &in->spec.boot);
+		in->spec.has_boot = true;
+	}
+	in->state = INST_PENDING;
+	in->created_wall_us = in->updated_wall_us = clock_wall_us();
+	in->marks.accepted_us = accepted_us;
+	return in;
+}
+
+/* Stores new instances as pending, with the idempotency key, in one transaction. */
+static int persist_new(struct cluster *c, struct instance **insts, int n, const struct cluster_create_req *r)
+{
+	if (store_begin(c->store) < 0)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		struct store_instance_row row = {.spec = insts[i]->spec, .created_us = insts[i]->created_wall_us};
+		memcpy(row.id, insts[i]->id, sizeof row.id);
+		instance_status(insts[i], &row.status);
+		if (store_instance_insert(c->store, &row) < 0)
+			goto fail;
+	}
+	if (r->idem_key) {
+		struct store_idem_row row = {.n_ids = (size_t)n, .created_us = clock_wall_us()};
+		int rc;
+		if (!(row.ids = calloc((size_t)n, sizeof *row.ids)))
+			fatal("calloc");
+		snprintf(row.key, sizeof row.key, "%s", r->idem_key);
+		snprintf(row.digest, sizeof row.digest, "%s", r->digest);
+		for (int i = 0; i < n; i++)
+			memcpy(row.ids[i], insts[i]->id, sizeof row.ids[i]);
+		rc = store_idem_put(c->store, &row);
+		free(row.ids);
+		if (rc < 0)
+			goto fail;
+	}
+	if (store_commit(c->store) < 0)
+		goto fail;
+	return 0;
+fail:
+	store_rollback(c->store);
+	return -1;
+}
+
+int cluster_instances_create(struct cluster *c, const struct cluster_create_req *r, struct instance ***out, int *n,
+                   bool *replayed, struct mv_error *err)
+{
+	const struct inst_spec *spec = r->spec;
+	const struct image *img = NULL;
+	struct instance **insts;
+
+	*out = NULL;
+	*n = 0;
+	if (r->idem_key && (idem_replay(c, r, out, n, replayed, err) < 0 || *replayed))
+		return *replayed ? 0 : -1;
+	if (admit(c, spec->count, err) < 0)
+		return -1;
+	if (spec->image[0] && !(img = images_get(c->images, spec->image)))
+		return mv_fail(err, 422, "unknown_image",
+		               "image %s is not registered (microvim image add NAME --kernel FILE)", spec->image);
+	if (check_names_free(c, spec, err) < 0 || check_placeable(c, spec, spec->count, err) < 0)
+		return -1;
+
+	if (!(insts = calloc((size_t)spec->count, sizeof *insts)))
+		fatal("calloc");
+	for (int i = 0; i < spec->count; i++)
+		insts[i] = instance_new(spec, img, i, r->accepted_us);
+	if (persist_new(c, insts, spec->count, r) < 0) {
+		for (int i = 0; i < spec->count; i++)
+			instance_free(insts[i]);
+		free(insts);
+		return mv_fail(err, 500, "store_failed", "the store could not save the request; nothing was created");
+	}
+	for (int i = 0; i < spec->count; i++) {
+		insts[i]->marks.persisted_us = clock_mono_us();
+		instance_insert(c, insts[i]);
+		if (c->hooks.instance_event)
+			c->hooks.instance_event(c->hooks.arg, insts[i]);
+	}
+	schedule(c, insts, spec->count);
+	*out = insts;
+	*n = spec->count;
+	return 0;
+}
+
+int cluster_instance_stop(struct cluster *c, struct instance *in, struct mv_error *err)
+{
+	enum inst_event ev = in->node_id[0] && !node_of(c, in) ? IEV_STOP_NO_NODE : IEV_STOP;
+	int rc = instance_event(c, in, ev, &(struct step_args){0});
+	if (rc == -EINVAL)
+		return mv_fail(err, 409, "invalid_state", "instance %s is %s: there is nothing to stop", in->id,
+		               inst_state_names[in->state]);
+	if (rc < 0)
+		return mv_fail(err, 500, "store_failed", "the store could not record the stop; nothing changed");
+	return 0;
+}
+
+int cluster_instance_remove(struct cluster *c, struct instance *in, struct mv_error *err)
+{
+	int rc = instance_event(c, in, IEV_REMOVE, &(struct step_args){0});
+	if (rc == -EINVAL)
+		return mv_fail(err, 409, "invalid_state", "instance %s is %s: stop it before removing it", in->id,
+		               inst_state_names[in->state]);
+	if (rc < 0)
+		return mv_fail(err, 500, "store_failed", "the store could not remove the instance; it is kept");
+	return 0;
+}
+
+/* ---- nodes: registration and reconciliation ---- */
+
+static void touch(struct node *n)
+{
+	n->last_heartbeat_mono_us = clock_mono_us();
+	n->last_heartbeat_wall_us = clock_wall_us();
+}
+
+int cluster_node_touch(UNUSED struct cluster *c, struct node *n, struct mv_error *err)
+{
+	if (!n->ready)
+		return mv_fail(err, 404, "register_again", "node %s is down in the core's view: register again", n->id);
+	touch(n);
+	return 0;
+}
+
+int cluster_heartbeat_interval(const struct cluster *c)
+{
+	int s = c->opts.heartbeat_timeout_s / 3;
+	return s < 1 ? 1 : s > HEARTBEAT_INTERVAL_MAX_S ? HEARTBEAT_INTERVAL_MAX_S : s;
+}
+
+/* Reconciliation, when a node registers (its restart, the core's, or a healed partition).
+ * The node says which instances it has alive; the core's record says what should run
+ * where. An instance of this node (or lost from it and not placed again) steps with
+ * NODE_HAS_IT or NODE_LACKS_IT (the table says what follows: adopted back, running again,
+ * lost, its start sent again, its copy stopped); a copy alive there that is someone else's
+ * (unknown, placed elsewhere) is stopped. Every difference is logged. */
+static void reconcile(struct cluster *c, struct node *n, const struct wire_register *reg)
+{
+	struct hmap listed; /* the node's alive ids, for lookups in O(1): a node may run 10,000 */
+	const char *key;
+	void *v;
+
+	hmap_init(&listed);
+	for (size_t i = 0; i < reg->n_alive; i++)
+		hmap_put(&listed, reg->alive[i], reg->alive[i]);
+	n->vcpus_milli_used = n->memory_mb_used = 0;
+	n->n_instances = 0;
+	node_view_sync(c, n);
+	for (size_t i = 0; i < reg->n_alive; i++) {
+		const char *id = reg->alive[i];
+		struct instance *in = cluster_instance(c, id);
+		bool ours = in && (strcmp(in->node_id, n->id) == 0 ||
+		                   (in->state == INST_PENDING && strcmp(in->lost_node, n->id) == 0));
+		if (!ours) {
+			log_warnx("reconcile: node %s runs %s, which the core %s: stopping that copy", n->name, id,
+			          !in ? "has no record of" : "placed on another node");
+			node_enqueue(c, n, NODE_OP_STOP, id);
+		}
+	}
+	for (size_t k = 0; hmap_next(&c->instances, &k, &key, &v);) {
+		struct instance *in = v;
+		bool alive = hmap_get(&listed, in->id) != NULL;
+		enum inst_state was = in->state;
+		bool ours = strcmp(in->node_id, n->id) == 0 ||
+		            (alive && in->state == INST_PENDING && strcmp(in->lost_node, n->id) == 0);
+		if (!ours)
+			continue;
+		if (instance_event(c, in, alive ? IEV_NODE_HAS_IT : IEV_NODE_LACKS_IT, &(struct step_args){.node = n}) < 0)
+			log_warnx("reconcile: could not store instance %s", in->id);
+		else if (in->state != was)
+			log_info("reconcile: instance %s was %s, node %s %s it: %s", in->id, inst_state_names[was], n->name,
+			         alive ? "has" : "no longer has", inst_state_names[in->state]);
+		else if (alive && inst_state_terminal(in->state))
+			log_warnx("reconcile: node %s runs %s, which the core sees ended: stopping that copy", n->name, in->id);
+	}
+	hmap_free(&listed);
+}
+
+static int check_drivers(const struct wire_register *reg, struct mv_error *err)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(reg->drivers, k, v) {
+		if (!driver_find(k))
+			return mv_fail(err, 400, "invalid_value", "drivers.%.32s is not a known driver description", k);
+	}
+	return 0;
+}
+
+static void node_set_facts(struct node *n, const struct wire_register *reg, struct exec_allow *allow)
+{
+	memcpy(n->name, reg->name, sizeof n->name);
+	memcpy(n->address, reg->address, sizeof n->address);
+	n->cpus = reg->cpus;
+	n->memory_mb = reg->memory_mb;
+	json_decref(n->drivers);
+	json_decref(n->labels);
+	json_decref(n->bridges);
+	n->drivers = json_incref(reg->drivers);
+	n->labels = json_incref(reg->labels);
+	n->bridges = json_incref(reg->bridges);
+	exec_allow_free(&n->exec_allow);
+	n->exec_allow = *allow;
+}
+
+int cluster_node_register(struct cluster *c, const struct wire_register *reg, struct node **out,
+                          struct mv_error *err)
+{
+	struct node *n = cluster_node(c, reg->id);
+	bool is_new = !n;
+	struct store_node_row row;
+	struct exec_allow allow;
+	char token_a[MV_ID_LEN + 1], token_b[MV_ID_LEN + 1];
+
+	if (check_drivers(reg, err) < 0)
+		return -1;
+	if (node_exec_allow(reg->drivers, &allow) < 0)
+		return mv_fail(err, 400, "invalid_value", "a driver's allow must be an array of absolute paths");
+	/* a node is known once it is durable */
+	row = (struct store_node_row){.cpus = reg->cpus, .memory_mb = reg->memory_mb, .drivers = reg->drivers,
+	                              .labels = reg->labels, .bridges = reg->bridges};
+	memcpy(row.id, reg->id, sizeof row.id);
+	memcpy(row.name, reg->name, sizeof row.name);
+	memcpy(row.address, reg->address, sizeof row.address);
+	if (store_node_put(c->store, &row) < 0) {
+		exec_allow_free(&allow);
+		return mv_fail(err, 500, "store_failed", "the store could not record the node; try again");
+	}
+	if (is_new)
+		n = node_new(reg->id);
+	node_set_facts(n, reg, &allow);
+	if (is_new)
+		node_add(c, n);
+	else
+		node_capacity(c, n);
+	id_generate(token_a);
+	id_generate(token_b);
+	snprintf(n->token, sizeof n->token, "%s%s", token_a, token_b);
+	log_info("node %s (%s) registered: %d cpus, %" PRId64 " MiB", n->name, n->id, n->cpus, n->memory_mb);
+	touch(n);
+	if (!n->ready) {
+		n->ready = true;
+		node_view_sync(c, n);
+		log_info("node %s (%s) is ready", n->name, n->id);
+		if (c->hooks.node_event)
+			c->hooks.node_event(c->hooks.arg, n, "ready");
+	}
+	reconcile(c, n, reg);
+	*out = n;
+	schedule_pending(c);
+	return 0;
+}
+
+/* ---- nodes: assignments and reports ---- */
+
+/* Start assignments the node has taken mean the instance is starting. That state is not
+ * written to the store on its own: after a core crash the record says "scheduled", the
+ * start is sent again, and the node answers with where the instance really is. */
+void cluster_node_ack(struct cluster *c, struct node *n, uint64_t after)
+{
+	struct assignment *a;
+	while ((a = TAILQ_FIRST(&n->queue)) && a->seq <= after) {
+		struct instance *in = cluster_instance(c, a->instance_id);
+		TAILQ_REMOVE(&n->queue, a, link);
+		if (in && a->op == NODE_OP_START)
+			instance_event(c, in, IEV_DISPATCHED, &(struct step_args){.node = n});
+		free(a);
+	}
+}
+
+int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_report *reps, size_t count,
+                         int64_t arrived_us, struct mv_error *err)
+{
+	struct batch b = {0};
+	for (size_t i = 0; i < count; i++) {
+		struct instance *in = cluster_instance(c, reps[i].id);
+		int ev = lifecycle_report_event(reps[i].state, reps[i].ready);
+		if (!in || strcmp(in->node_id, n->id) != 0 || ev < 0)
+			continue; /* not this node's business; an ended copy is purged below */
+		batch_event(c, &b, in, (enum inst_event)ev,
+		            &(struct step_args){.node = n, .report = &reps[i], .arrived_us = arrived_us});
+	}
+	if (batch_commit(c, &b) < 0)
+		return mv_fail(err, 500, "store_failed", "the store could not save the reports; report again");
+	for (size_t i = 0; i < count; i++) {
+		struct instance *in = cluster_instance(c, reps[i].id);
+		/* an ended copy the core does not count on (moved elsewhere, or forgotten): its node
+		 * may remove its files */
+		if ((!in || strcmp(in->node_id, n->id) != 0) && inst_state_terminal(reps[i].state))
+			node_enqueue(c, n, NODE_OP_PURGE, reps[i].id);
+	}
+	if (count > 0)
+		schedule_pending(c);
+	return 0;
+}
+
+/* ---- nodes: liveness ---- */
+
+/* A node is down: what it ran is lost. Instances with "restart": "on-lost" go back to
+ * pending and are placed on another node; if the old node comes back, reconciliation
+ * stops its copy. */
+static void lose_instances(struct cluster *c, struct node *n)
+{
+	const char *key;
+	void *v;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		struct instance *in = v;
+		if (strcmp(in->node_id, n->id) != 0 || inst_state_terminal(in->state))
+			continue;
+		if (instance_event(c, in, IEV_NODE_DOWN, &(struct step_args){.node = n}) < 0) {
+			log_warnx("could not store instance %s as lost", in->id);
+			continue;
+		}
+		if (in->spec.restart_on_lost && !in->stop_requested) {
+			log_info("instance %s was lost with node %s: placing it again", in->id, n->name);
+			if (instance_event(c, in, IEV_REPLACE, &(struct step_args){0}) < 0)
+				log_warnx("could not store instance %s as pending", in->id);
+		}
+	}
+	schedule_pending(c);
+}
+
+void cluster_sweep(struct cluster *c, int64_t now)
+{
+	int64_t limit = (int64_t)c->opts.heartbeat_timeout_s * 1000000;
+	for (int i = 0; i < c->n_nodes; i++) {
+		struct node *n = c->nodes[i];
+		if (!n->ready || now - n->last_heartbeat_mono_us <= limit)
+			continue;
+		n->ready = false;
+		node_view_sync(c, n);
+		log_warnx("node %s (%s) is down: no heartbeat for %d s", n->name, n->id, c->opts.heartbeat_timeout_s);
+		if (c->hooks.node_event)
+			c->hooks.node_event(c->hooks.arg, n, "down");
+		lose_instances(c, n);
+	}
+}
+
+static void on_sweep(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { cluster_sweep(arg, clock_mono_us()); }
+
+/* ---- loading and teardown ---- */
+
+static void load_node(void *arg, struct store_node_row *row)
+{
+	struct cluster *c = arg;
+	struct node *n = node_new(row->id);
+	struct exec_allow allow;
+	memcpy(n->name, row->name, sizeof n->name);
+	memcpy(n->address, row->address, sizeof n->address);
+	n->cpus = row->cpus;
+	n->memory_mb = row->memory_mb;
+	n->drivers = row->drivers;
+	n->labels = row->labels;
+	n->bridges = row->bridges;
+	row->drivers = row->labels = row->bridges = NULL; /* taken */
+	if (node_exec_allow(n->drivers, &allow) == 0)
+		n->exec_allow = allow;
+	else
+		log_warnx("store: node %s: an allow list of its drivers does not read back; it allows nothing", n->id);
+	node_add(c, n);
+}
+
+static void load_instance(void *arg, struct store_instance_row *row)
+{
+	struct cluster *c = arg;
+	struct instance *in = calloc(1, sizeof *in);
+	struct mv_error err;
+	if (!in)
+		fatal("calloc");
+	memcpy(in->id, row->id, sizeof in->id);
+	in->spec = row->spec;
+	memset(&row->spec, 0, sizeof row->spec); /* taken */
+	/* the driver sets what it alone knows (the executable); a spec stored by an older core
+	 * that the driver now refuses is kept as it was accepted then */
+	if (drv_spec_check(&in->spec, SPEC_STORED, &err) < 0)
+		log_warnx("store: instance %s: its spec does not pass the driver's check now (%s); kept", in->id,
+		          err.message);
+	in->state = row->status.state;
+	in->stop_requested = row->status.stop_requested;
+	memcpy(in->node_id, row->status.node_id, sizeof in->node_id);
+	in->has_exit_code = row->status.has_exit_code;
+	in->exit_code = row->status.exit_code;
+	if (row->status.error && !(in->error = strdup(row->status.error)))
+		fatal("strdup");
+	in->has_trace = row->status.has_trace;
+	in->trace = row->status.trace;
+	in->ready = in->has_trace && in->trace.has_boot; /* boot is measured when ready came */
+	in->created_wall_us = row->created_us;
+	in->updated_wall_us = row->status.updated_us;
+	instance_insert(c, in); /* counts those still in flight (--max-inflight) */
+}
+
+struct cluster *cluster_create(struct event_base *base, struct store *store, struct images *images,
+                               struct metrics *metrics, const struct cluster_options *o,
+                               const struct cluster_hooks *hooks, char *err, size_t errlen)
+{
+	struct cluster *c = calloc(1, sizeof *c);
+	struct timeval tv = clock_timeval(SWEEP_INTERVAL_S);
+	if (!c)
+		fatal("calloc");
+	*c = (struct cluster){.opts = *o, .base = base, .store = store, .images = images, .metrics = metrics,
+	                      .hooks = *hooks};
+	hmap_init(&c->instances);
+	hmap_init(&c->names);
+	hmap_init(&c->node_ids);
+	hmap_init(&c->exec_ids);
+	if (store_nodes_load(store, load_node, c) < 0 || store_instances_load(store, load_instance, c) < 0) {
+		snprintf(err, errlen, "cannot load the store");
+		cluster_destroy(c);
+		return NULL;
+	}
+	c->sweep_timer = event_new(base, -1, EV_PERSIST, on_sweep, c);
+	event_add(c->sweep_timer, &tv);
+	return c;
+}
+
+void cluster_destroy(struct cluster *c)
+{
+	const char *key;
+	void *v;
+	if (!c)
+		return;
+	cluster_drain(c);
+	if (c->sweep_timer)
+		event_free(c->sweep_timer);
+	for (int i = 0; i < c->n_nodes; i++)
+		node_free(c->nodes[i]);
+	free(c->nodes);
+	free(c->sched_view);
+	hmap_free(&c->node_ids);
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);)
+		instance_free(v);
+	hmap_free(&c->instances);
+	hmap_free(&c->names);
+	for (size_t i = 0; hmap_next(&c->exec_ids, &i, &key, &v);)
+		free((char *)key);
+	hmap_free(&c->exec_ids);
+	free(c);
+}

@@ -1,0 +1,192 @@
+/* cluster — the core's model: the instances, the nodes, placement, each node's queue of
+ * assignments, the clients waiting for states, and every state change of an instance (the
+ * lifecycle table, core/lifecycle.h). Front ends (the native REST API: api.c, nodeapi.c,
+ * imageapi.c; any other API later) parse their requests into typed values, call these
+ * functions and render what they return: nothing here knows HTTP. Everything runs on the
+ * core's one event loop.
+ *
+ * Errors: 0, or -1 with an mv_error (status, code, a sentence naming what to change). */
+#ifndef MICROVIM_CLUSTER_H
+#define MICROVIM_CLUSTER_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "common/error.h"
+#include "common/model.h"
+#include "common/trace.h"
+#include "common/wire.h"
+#include "core/sched.h"
+
+struct store;
+struct images;
+struct metrics;
+struct waiter;
+
+/* Seconds a create refused as saturated is told to wait (Retry-After). At saturation a
+ * node starts an instance in about a millisecond, so a second frees hundreds of slots. */
+#define CLUSTER_RETRY_AFTER_S 1
+
+struct cluster_options {
+	double cpu_ratio;        /* vCPUs offered per host CPU (Nova's cpu_allocation_ratio) */
+	enum sched_policy policy;
+	int heartbeat_timeout_s; /* a node silent this long is down */
+	int64_t max_inflight;    /* instances pending, scheduled or starting at once; 0: no limit */
+};
+
+struct instance {
+	char id[MV_ID_LEN + 1];
+	struct inst_spec spec;         /* stored form: this instance's name, the image resolved */
+	enum inst_state state;
+	bool stop_requested;           /* a client asked it to stop (desired: stopped) */
+	bool ready;                    /* the guest printed its ready marker (spec ready) */
+	char node_id[MV_ID_LEN + 1];   /* "" while unplaced */
+	char lost_node[MV_ID_LEN + 1]; /* waiting to be placed again after this node was lost */
+	bool has_exit_code;
+	int exit_code;
+	char *error;                   /* malloc'd or NULL */
+	bool has_trace;
+	struct trace trace;
+	struct core_marks marks;       /* this run of the core only */
+	int64_t created_wall_us, updated_wall_us;
+	struct waiter **waiters;       /* clients blocked on this instance */
+	int n_waiters;
+};
+
+/* One queued operation for a node, handed out on its long-poll. */
+struct assignment {
+	uint64_t seq;
+	enum node_op op;
+	char instance_id[MV_ID_LEN + 1];
+	TAILQ_ENTRY(assignment) link;
+};
+TAILQ_HEAD(assignment_list, assignment);
+
+struct node {
+	char id[MV_ID_LEN + 1];
+	char name[MV_NAME_MAX + 1];
+	char token[65];                /* its own bearer token, from its last registration */
+	char address[WIRE_ADDRESS_MAX + 1];
+	bool ready;
+	json_t *drivers;               /* {"exec": {"version": ..., "allow": [...]}, ...}: what it advertised */
+	json_t *labels;
+	json_t *bridges;               /* ["br0", ...] */
+	unsigned driver_mask;          /* bit driver_index() of each driver it offers */
+	struct exec_allow exec_allow;  /* the executables its drivers allow ("allow" in their info) */
+	uint64_t exec_bloom, exec_mask;
+	bool exec_exact;               /* exec_mask lists all of exec_allow */
+	int cpus;
+	int64_t memory_mb;
+	int64_t vcpus_milli_total, memory_mb_total;
+	int64_t vcpus_milli_used, memory_mb_used;
+	int n_instances;
+	int64_t last_heartbeat_mono_us, last_heartbeat_wall_us;
+	uint64_t next_seq;
+	struct assignment_list queue;
+	int view_idx;                  /* its entry in the scheduler's view */
+	void *poll;                    /* the front end's waiting long-poll, or NULL (not the cluster's) */
+};
+
+/* What the cluster tells its front ends. Called on the loop, after the change is durable. */
+struct cluster_hooks {
+	void *arg;
+	/* Assignments were queued for n: answer its waiting long-poll, if any. */
+	void (*node_wake)(void *arg, struct node *n);
+	/* For the event stream: an instance's state, or a node's readiness ("ready", "down"). */
+	void (*instance_event)(void *arg, const struct instance *in);
+	void (*node_event)(void *arg, const struct node *n, const char *what);
+	/* An instantiation's trace is final (also what goes to the metrics): recent traces. */
+	void (*instance_traced)(void *arg, const struct instance *in);
+};
+
+struct cluster;
+
+/* Loads nodes (as down until they register again) and instances from the store. */
+struct cluster *cluster_create(struct event_base *base, struct store *store, struct images *images,
+                               struct metrics *metrics, const struct cluster_options *o,
+                               const struct cluster_hooks *hooks, char *err, size_t errlen);
+/* Answers every waiting client (at shutdown). */
+void cluster_drain(struct cluster *c);
+void cluster_destroy(struct cluster *c);
+const struct cluster_options *cluster_options(const struct cluster *c);
+
+/* ---- instances ---- */
+
+struct cluster_create_req {
+	const struct inst_spec *spec;  /* SPEC_REQUEST form, checked (drv_spec_parse) */
+	const char *idem_key;          /* Idempotency-Key, or NULL */
+	const char *digest;            /* of the request body, with idem_key */
+	int64_t accepted_us;           /* when the request began (the accept phase) */
+};
+
+/* Creates spec->count instances, all or none: a retry with the same key answers the first
+ * creation (*replayed; the instances still known); then admission (--max-inflight), names,
+ * the image, room on the nodes; one transaction stores them with the key; then they are
+ * placed. *out: malloc'd, *n instances. */
+int cluster_instances_create(struct cluster *c, const struct cluster_create_req *r, struct instance ***out, int *n,
+                   bool *replayed, struct mv_error *err);
+struct instance *cluster_instance(const struct cluster *c, const char *id);
+/* Stops a live instance (a stop for its node; at once when it has none yet). */
+int cluster_instance_stop(struct cluster *c, struct instance *in, struct mv_error *err);
+/* Removes an ended instance (its record; its node removes its files); in is freed. */
+int cluster_instance_remove(struct cluster *c, struct instance *in, struct mv_error *err);
+
+/* Instances in creation order (then id), of one state (or -1: all), after the instance
+ * `after_id` (NULL: from the first), at most limit; fn gets each. Returns how many. */
+typedef void cluster_instance_fn(void *arg, const struct instance *in);
+size_t cluster_instances_list(struct cluster *c, int state, const char *after_id, size_t limit,
+                              cluster_instance_fn *fn, void *arg);
+size_t cluster_instance_count(const struct cluster *c);
+void cluster_count_states(const struct cluster *c, int counts[INST_STATE_COUNT]);
+int64_t cluster_in_flight(const struct cluster *c);
+uint64_t cluster_refused_saturated(const struct cluster *c);
+/* An instance not ended that boots image `name`, or NULL (an image in use stays). */
+const struct instance *cluster_image_user(const struct cluster *c, const char *name);
+
+/* ---- clients waiting for states ---- */
+
+enum wait_kind {
+	WAIT_RUNNING, /* running, or ended */
+	WAIT_READY,   /* running with its ready marker seen, or ended */
+	WAIT_STOPPED, /* ended */
+};
+/* Called once: when every instance is there, at the timeout, or at shutdown. ids stay
+ * valid for the call; an instance removed meanwhile is no longer found by its id. */
+typedef void cluster_wait_fn(void *arg, char (*ids)[MV_ID_LEN + 1], int n);
+void cluster_wait(struct cluster *c, struct instance *const *insts, int n, enum wait_kind kind, double timeout_s,
+                  cluster_wait_fn *done, void *arg);
+
+/* ---- nodes ---- */
+
+struct node *cluster_node(const struct cluster *c, const char *id);
+int cluster_node_count(const struct cluster *c);
+struct node *cluster_node_at(const struct cluster *c, int i);
+int cluster_nodes_ready(const struct cluster *c);
+/* A node says who it is, what it offers and what it has alive: recorded, made ready with a
+ * new token, reconciled (docs/API.md, "Node loss, partitions and reconciliation"); then
+ * pending instances are placed. */
+int cluster_node_register(struct cluster *c, const struct wire_register *reg, struct node **out,
+                          struct mv_error *err);
+/* Seconds between a node's heartbeats (three fit in the heartbeat timeout). */
+int cluster_heartbeat_interval(const struct cluster *c);
+/* A node the core declared down (or has not seen since its own restart) must register
+ * again (404 register_again); a live one's heartbeat is noted. */
+int cluster_node_touch(struct cluster *c, struct node *n, struct mv_error *err);
+/* The node asked its long-poll with after=SEQ: it has everything up to SEQ. */
+void cluster_node_ack(struct cluster *c, struct node *n, uint64_t after);
+bool cluster_node_has_work(const struct node *n);
+/* Hands out n's queued assignments, each to fn (spec: a start's, or NULL); the starts are
+ * marked sent (the dispatch phase ends as they go). They stay queued until acknowledged. */
+typedef void cluster_assignment_fn(void *arg, uint64_t seq, enum node_op op, const char *id,
+                                   const struct inst_spec *spec);
+void cluster_node_take(struct cluster *c, struct node *n, cluster_assignment_fn *fn, void *arg);
+/* A node's status reports, applied in one transaction; arrived_us: when they came. */
+int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_report *reps, size_t count,
+                         int64_t arrived_us, struct mv_error *err);
+/* Declares down the nodes silent longer than the heartbeat timeout (a timer calls it each second). */
+void cluster_sweep(struct cluster *c, int64_t now_mono_us);
+
+#endif

@@ -1,0 +1,496 @@
+/* store_sqlite — the store in SQLite (WAL), one file in the core's data dir. Statements
+ * are prepared once; migrations move the schema one version at a time, at open, each in
+ * its own transaction; PRAGMA user_version holds the version. */
+#include "core/store_sqlite.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+enum stmt_id {
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+	ST_INSERT_INSTANCE, ST_UPDATE_INSTANCE, ST_DELETE_INSTANCE, ST_PAGE_INSTANCES,
+	ST_PUT_NODE, ST_LOAD_NODES,
+	ST_IDEM_GET, ST_IDEM_PUT,
+	ST_PUT_IMAGE, ST_DELETE_IMAGE, ST_LOAD_IMAGES,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_INSERT_INSTANCE] =
+		"INSERT INTO instances (id, name, driver, image, vcpus_milli, memory_mb, spec, state, stop_requested,"
+		" node_id, exit_code, error, trace, updated_us, created_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	[ST_UPDATE_INSTANCE] =
+		"UPDATE instances SET state = ?, stop_requested = ?, node_id = ?, exit_code = ?, error = ?, trace = ?,"
+		" updated_us = ? WHERE id = ?",
+	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = ?",
+	[ST_PAGE_INSTANCES] =
+		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us"
+		" FROM instances WHERE created_us > ?1 OR (created_us = ?1 AND id > ?2) ORDER BY created_us, id LIMIT ?3",
+	[ST_PUT_NODE] = "INSERT OR REPLACE INTO nodes (id, name, info, updated_us) VALUES (?,?,?,?)",
+	[ST_LOAD_NODES] = "SELECT id, name, info FROM nodes",
+	[ST_IDEM_GET] = "SELECT digest, instance_ids FROM idempotency WHERE key = ?",
+	[ST_IDEM_PUT] = "INSERT INTO idempotency (key, digest, instance_ids, created_us) VALUES (?,?,?,?)",
+	[ST_PUT_IMAGE] = "INSERT INTO images (name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us)"
+	                 " VALUES (?,?,?,?,?,?,?)",
+	[ST_DELETE_IMAGE] = "DELETE FROM images WHERE name = ?",
+	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us FROM images",
+};
+
+/* Each entry moves the schema from version i to i+1. */
+static const char *const migrations[] = {
+	"CREATE TABLE instances (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, driver TEXT NOT NULL,"
+	" spec TEXT NOT NULL, state TEXT NOT NULL, stop_requested INTEGER NOT NULL DEFAULT 0,"
+	" node_id TEXT, exit_code INTEGER, error TEXT, trace TEXT, created_us INTEGER NOT NULL,"
+	" updated_us INTEGER NOT NULL);"
+	"CREATE TABLE nodes (id TEXT PRIMARY KEY, name TEXT NOT NULL, info TEXT NOT NULL,"
+	" updated_us INTEGER NOT NULL);"
+	"CREATE TABLE idempotency (key TEXT PRIMARY KEY, digest TEXT NOT NULL,"
+	" instance_ids TEXT NOT NULL, created_us INTEGER NOT NULL);",
+	"CREATE TABLE images (name TEXT PRIMARY KEY, kernel TEXT NOT NULL, kernel_size INTEGER NOT NULL,"
+	" initrd TEXT, initrd_size INTEGER, cmdline TEXT, created_us INTEGER NOT NULL);",
+	/* 3: what is queried gets a typed column of its own (the spec stays whole beside it),
+	 * and creation order an index, so that instances come in pages */
+	"ALTER TABLE instances ADD COLUMN image TEXT;"
+	"ALTER TABLE instances ADD COLUMN vcpus_milli INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE instances ADD COLUMN memory_mb INTEGER NOT NULL DEFAULT 0;"
+	"UPDATE instances SET image = json_extract(spec, '$.image'),"
+	" vcpus_milli = CAST(round(json_extract(spec, '$.resources.vcpus') * 1000) AS INTEGER),"
+	" memory_mb = json_extract(spec, '$.resources.memory_mb');"
+	"CREATE INDEX instances_created ON instances (created_us, id);",
+};
+
+#define SQLITE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
+
+struct sqlite_store {
+	struct store base;
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST_COUNT];
+};
+
+static struct sqlite_store *sq(struct store *s) { return (struct sqlite_store *)s; }
+
+static int fail(struct sqlite_store *s, const char *what)
+{
+	log_warnx("store: %s: %s", what, sqlite3_errmsg(s->db));
+	return -1;
+}
+
+static int exec_sql(struct sqlite_store *s, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		log_warnx("store: %s: %s", sql, msg ? msg : "?");
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static int schema_version(struct sqlite_store *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int migrate(struct sqlite_store *s, char *err, size_t errlen)
+{
+	int have = schema_version(s), want = SQLITE_SCHEMA_VERSION;
+	if (have < 0) {
+		snprintf(err, errlen, "cannot read the store's schema version: %s", sqlite3_errmsg(s->db));
+		return -1;
+	}
+	if (have > want) {
+		snprintf(err, errlen, "the store has schema version %d; this microvim knows up to %d "
+		         "(a newer microvim wrote it)", have, want);
+		return -1;
+	}
+	for (int v = have; v < want; v++) {
+		char bump[64];
+		snprintf(bump, sizeof bump, "PRAGMA user_version = %d", v + 1);
+		if (exec_sql(s, "BEGIN") < 0 || exec_sql(s, migrations[v]) < 0 || exec_sql(s, bump) < 0 ||
+		    exec_sql(s, "COMMIT") < 0) {
+			exec_sql(s, "ROLLBACK");
+			snprintf(err, errlen, "store migration to version %d failed", v + 1);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void sqlite_close(struct store *base)
+{
+	struct sqlite_store *s = sq(base);
+	if (!s)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+		log_warnx("store: close: %s", sqlite3_errmsg(s->db));
+	free(s);
+}
+
+int store_sqlite_open(const char *path, struct store **out, char *err, size_t errlen)
+{
+	struct sqlite_store *s = calloc(1, sizeof *s);
+	if (!s)
+		fatal("calloc");
+	s->base.ops = &store_sqlite_ops;
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	                    NULL) != SQLITE_OK) {
+		snprintf(err, errlen, "cannot open the store %s: %s", path, sqlite3_errmsg(s->db));
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 5000);
+	/* WAL with synchronous=NORMAL: a commit survives kill -9 of the process (the WAL is
+	 * written before COMMIT returns); only an OS crash can lose the last commits. */
+	if (exec_sql(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON") < 0) {
+		snprintf(err, errlen, "cannot set up the store %s (WAL mode)", path);
+		goto fail;
+	}
+	if (migrate(s, err, errlen) < 0)
+		goto fail;
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->stmt[i], NULL) !=
+		    SQLITE_OK) {
+			snprintf(err, errlen, "store statement failed to prepare: %s", sqlite3_errmsg(s->db));
+			goto fail;
+		}
+	}
+	*out = &s->base;
+	return 0;
+fail:
+	sqlite_close(&s->base);
+	return -1;
+}
+
+/* Runs a statement that returns no rows, then resets it for the next use. */
+static int step_done(struct sqlite_store *s, enum stmt_id id, const char *what)
+{
+	sqlite3_stmt *st = s->stmt[id];
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, what);
+}
+
+static int sqlite_begin(struct store *s) { return step_done(sq(s), ST_BEGIN, "begin"); }
+static int sqlite_commit(struct store *s) { return step_done(sq(s), ST_COMMIT, "commit"); }
+static void sqlite_rollback(struct store *s)
+{
+	if (sqlite3_get_autocommit(sq(s)->db) == 0)
+		step_done(sq(s), ST_ROLLBACK, "rollback");
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v && v[0])
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void bind_json(sqlite3_stmt *st, int i, const json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+	if (text)
+		sqlite3_bind_text(st, i, text, -1, free);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static void bind_status(sqlite3_stmt *st, int first, const struct store_instance_status *v)
+{
+	bind_text(st, first, inst_state_names[v->state]);
+	sqlite3_bind_int(st, first + 1, v->stop_requested);
+	bind_text(st, first + 2, v->node_id);
+	if (v->has_exit_code)
+		sqlite3_bind_int(st, first + 3, v->exit_code);
+	else
+		sqlite3_bind_null(st, first + 3);
+	bind_text(st, first + 4, v->error);
+	if (v->has_trace) {
+		json_t *t = trace_to_json(&v->trace);
+		bind_json(st, first + 5, t);
+		json_decref(t);
+	} else {
+		sqlite3_bind_null(st, first + 5);
+	}
+	sqlite3_bind_int64(st, first + 6, v->updated_us);
+}
+
+static int sqlite_instance_insert(struct store *base, const struct store_instance_row *r)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_INSERT_INSTANCE];
+	json_t *spec = spec_to_json(&r->spec);
+	bind_text(st, 1, r->id);
+	bind_text(st, 2, r->spec.name);
+	bind_text(st, 3, r->spec.driver);
+	bind_text(st, 4, r->spec.image);
+	sqlite3_bind_int64(st, 5, r->spec.vcpus_milli);
+	sqlite3_bind_int64(st, 6, r->spec.memory_mb);
+	bind_json(st, 7, spec);
+	json_decref(spec);
+	bind_status(st, 8, &r->status); /* state .. updated_us: 8-14 */
+	sqlite3_bind_int64(st, 15, r->created_us);
+	return step_done(s, ST_INSERT_INSTANCE, "write instance");
+}
+
+static int sqlite_instance_update(struct store *base, const char *id, const struct store_instance_status *v)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_UPDATE_INSTANCE];
+	bind_status(st, 1, v);
+	bind_text(st, 8, id);
+	return step_done(s, ST_UPDATE_INSTANCE, "write instance");
+}
+
+static int sqlite_instance_delete(struct store *base, const char *id)
+{
+	struct sqlite_store *s = sq(base);
+	bind_text(s->stmt[ST_DELETE_INSTANCE], 1, id);
+	return step_done(s, ST_DELETE_INSTANCE, "delete instance");
+}
+
+static json_t *column_json(sqlite3_stmt *st, int i)
+{
+	const char *text = (const char *)sqlite3_column_text(st, i);
+	return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+static void column_copy(sqlite3_stmt *st, int i, char *dst, size_t len)
+{
+	const char *text = (const char *)sqlite3_column_text(st, i);
+	snprintf(dst, len, "%s", text ? text : "");
+}
+
+/* One row of ST_PAGE_INSTANCES; -1 when it does not read back (skipped, with a warning). */
+static int row_read(sqlite3_stmt *st, struct store_instance_row *r)
+{
+	json_t *spec, *trace;
+	struct mv_error err;
+	int state;
+
+	memset(r, 0, sizeof *r);
+	column_copy(st, 0, r->id, sizeof r->id);
+	spec = column_json(st, 1);
+	state = inst_state_parse((const char *)sqlite3_column_text(st, 2));
+	if (!spec || state < 0 || spec_decode(&r->spec, spec, SPEC_STORED, &err) < 0) {
+		log_warnx("store: instance %s has an unreadable record; skipped", r->id);
+		json_decref(spec);
+		return -1;
+	}
+	json_decref(spec);
+	r->status.state = (enum inst_state)state;
+	r->status.stop_requested = sqlite3_column_int(st, 3) != 0;
+	column_copy(st, 4, r->status.node_id, sizeof r->status.node_id);
+	if (sqlite3_column_type(st, 5) != SQLITE_NULL) {
+		r->status.has_exit_code = true;
+		r->status.exit_code = sqlite3_column_int(st, 5);
+	}
+	r->status.error = (const char *)sqlite3_column_text(st, 6);
+	if ((trace = column_json(st, 7))) {
+		r->status.has_trace = trace_from_json(&r->status.trace, trace) == 0;
+		json_decref(trace);
+	}
+	r->created_us = sqlite3_column_int64(st, 8);
+	r->status.updated_us = sqlite3_column_int64(st, 9);
+	return 0;
+}
+
+static int sqlite_instances_page(struct store *base, const struct store_cursor *after, size_t limit,
+                                 store_instance_fn *fn, void *arg, struct store_cursor *last, size_t *got)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_PAGE_INSTANCES];
+	int rc;
+	*last = *after;
+	*got = 0;
+	sqlite3_bind_int64(st, 1, after->created_us);
+	sqlite3_bind_text(st, 2, after->id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)limit);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_instance_row r;
+		(*got)++;
+		last->created_us = sqlite3_column_int64(st, 8);
+		column_copy(st, 0, last->id, sizeof last->id);
+		if (row_read(st, &r) < 0)
+			continue;
+		fn(arg, &r);
+		spec_free(&r.spec);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "load instances");
+}
+
+static int sqlite_node_put(struct store *base, const struct store_node_row *n)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_PUT_NODE];
+	json_t *info = json_pack("{s:s, s:O, s:O, s:i, s:I}", "address", n->address, "drivers", n->drivers,
+	                         "labels", n->labels, "cpus", n->cpus, "memory_mb", (json_int_t)n->memory_mb);
+	if (n->bridges)
+		json_object_set(info, "bridges", n->bridges);
+	bind_text(st, 1, n->id);
+	bind_text(st, 2, n->name);
+	bind_json(st, 3, info);
+	sqlite3_bind_int64(st, 4, clock_wall_us());
+	json_decref(info);
+	return step_done(s, ST_PUT_NODE, "write node");
+}
+
+static json_t *object_or(json_t *v, json_t *(*empty)(void))
+{
+	return v ? json_incref(v) : empty();
+}
+
+static int sqlite_nodes_load(struct store *base, store_node_fn *fn, void *arg)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_LOAD_NODES];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_node_row n = {0};
+		json_t *info = column_json(st, 2);
+		column_copy(st, 0, n.id, sizeof n.id);
+		column_copy(st, 1, n.name, sizeof n.name);
+		if (!json_is_object(info)) {
+			log_warnx("store: node %s has an unreadable record; skipped", n.id);
+			json_decref(info);
+			continue;
+		}
+		snprintf(n.address, sizeof n.address, "%s", json_string_value(json_object_get(info, "address")) ?: "");
+		n.drivers = object_or(json_object_get(info, "drivers"), json_object);
+		n.labels = object_or(json_object_get(info, "labels"), json_object);
+		n.bridges = object_or(json_object_get(info, "bridges"), json_array);
+		n.cpus = (int)json_integer_value(json_object_get(info, "cpus"));
+		n.memory_mb = json_integer_value(json_object_get(info, "memory_mb"));
+		json_decref(info);
+		fn(arg, &n);
+		json_decref(n.drivers);
+		json_decref(n.labels);
+		json_decref(n.bridges);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "load nodes");
+}
+
+static int sqlite_idem_get(struct store *base, const char *key, struct store_idem_row *out, bool *found)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_IDEM_GET];
+	int rc;
+	memset(out, 0, sizeof *out);
+	*found = false;
+	bind_text(st, 1, key);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		json_t *ids = column_json(st, 1), *v;
+		size_t i;
+		snprintf(out->key, sizeof out->key, "%s", key);
+		column_copy(st, 0, out->digest, sizeof out->digest);
+		if (!(out->ids = calloc(json_array_size(ids) + 1, sizeof *out->ids)))
+			fatal("calloc");
+		json_array_foreach(ids, i, v) {
+			if (json_is_string(v))
+				snprintf(out->ids[out->n_ids++], sizeof out->ids[0], "%s", json_string_value(v));
+		}
+		json_decref(ids);
+		*found = true;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(s, "read idempotency key");
+}
+
+static int sqlite_idem_put(struct store *base, const struct store_idem_row *r)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_IDEM_PUT];
+	json_t *ids = json_array();
+	for (size_t i = 0; i < r->n_ids; i++)
+		json_array_append_new(ids, json_string(r->ids[i]));
+	bind_text(st, 1, r->key);
+	bind_text(st, 2, r->digest);
+	bind_json(st, 3, ids);
+	json_decref(ids);
+	sqlite3_bind_int64(st, 4, r->created_us);
+	return step_done(s, ST_IDEM_PUT, "write idempotency key");
+}
+
+static int sqlite_image_insert(struct store *base, const struct store_image_row *img)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_PUT_IMAGE];
+	bind_text(st, 1, img->name);
+	bind_text(st, 2, img->kernel);
+	sqlite3_bind_int64(st, 3, img->kernel_size);
+	bind_text(st, 4, img->initrd);
+	sqlite3_bind_int64(st, 5, img->initrd_size);
+	bind_text(st, 6, img->cmdline);
+	sqlite3_bind_int64(st, 7, img->created_us);
+	return step_done(s, ST_PUT_IMAGE, "write image");
+}
+
+static int sqlite_image_delete(struct store *base, const char *name)
+{
+	struct sqlite_store *s = sq(base);
+	bind_text(s->stmt[ST_DELETE_IMAGE], 1, name);
+	return step_done(s, ST_DELETE_IMAGE, "delete image");
+}
+
+static int sqlite_images_load(struct store *base, store_image_fn *fn, void *arg)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_LOAD_IMAGES];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_image_row img = {0};
+		column_copy(st, 0, img.name, sizeof img.name);
+		column_copy(st, 1, img.kernel, sizeof img.kernel);
+		img.kernel_size = sqlite3_column_int64(st, 2);
+		column_copy(st, 3, img.initrd, sizeof img.initrd);
+		img.initrd_size = sqlite3_column_int64(st, 4);
+		img.cmdline = (const char *)sqlite3_column_text(st, 5);
+		img.created_us = sqlite3_column_int64(st, 6);
+		fn(arg, &img);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "load images");
+}
+
+const struct store_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.schema_version = SQLITE_SCHEMA_VERSION,
+	.close = sqlite_close,
+	.begin = sqlite_begin,
+	.commit = sqlite_commit,
+	.rollback = sqlite_rollback,
+	.instance_insert = sqlite_instance_insert,
+	.instance_update = sqlite_instance_update,
+	.instance_delete = sqlite_instance_delete,
+	.instances_page = sqlite_instances_page,
+	.node_put = sqlite_node_put,
+	.nodes_load = sqlite_nodes_load,
+	.image_insert = sqlite_image_insert,
+	.image_delete = sqlite_image_delete,
+	.images_load = sqlite_images_load,
+	.idem_get = sqlite_idem_get,
+	.idem_put = sqlite_idem_put,
+};

@@ -1,0 +1,48 @@
+/* agent — the node's conversation with the core: register (with the instances alive, for
+ * reconciliation), heartbeat, the long-poll that brings assignments (each parsed once,
+ * common/wire.h, and handed to the instances), the status reports sent as they come, and
+ * the orderly exit. Backs off while the core is away; registers again when the core has
+ * forgotten the node. */
+#ifndef MICROVIM_AGENT_H
+#define MICROVIM_AGENT_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "node/instance.h"
+#include "node/reports.h"
+
+struct agent_options {
+	struct event_base *base;
+	const char *core_url;
+	const char *core_host;
+	int core_port;
+	const char *cluster_token;  /* NULL when the core has none */
+	const char *id, *name;
+	int cpus;
+	int64_t memory_mb;
+	const json_t *drivers_info; /* each available driver's probe info */
+	const json_t *labels;
+	int notify_batch_ms;        /* 0: report at once; N: gather reports for N ms (stock Nomad) */
+	bool stop_instances_on_exit;
+	double stop_grace_s;
+	struct instances *instances;
+	struct report_queue *reports;
+};
+
+struct agent;
+
+struct agent *agent_new(const struct agent_options *o);
+/* Registers (then polls, beats, reports). */
+void agent_start(struct agent *a);
+/* The report queue got a report: send it (now, or with the batch). */
+void agent_reports_pushed(struct agent *a);
+/* Begins an orderly exit: no new work; with stop_instances_on_exit every instance is
+ * stopped (grace, then force). done(arg) on the loop when the last reports went out (or
+ * the deadline passed). */
+void agent_shutdown(struct agent *a, void (*done)(void *arg), void *arg);
+void agent_free(struct agent *a);
+
+#endif

@@ -1,0 +1,252 @@
+/* target_microvim — push's target for microvim's own API (docs/API.md): one request
+ * creates and waits (POST /v1/instances?wait=running), the answer carries the core's phase
+ * trace (or a GET fetches it); deletion stops and waits (DELETE ?wait=stopped), then
+ * removes the record (DELETE again). */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h> /* NAN, isnan: macros only */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "common/http.h"
+#include "common/log.h"
+#include "common/model.h"
+#include "common/trace.h"
+#include "tools/push_target.h"
+
+enum step { STEP_CREATE, STEP_GET, STEP_STOP, STEP_PURGE };
+
+struct microvim {
+	const struct push_options *o;
+	json_t *body_template;
+};
+
+static double json_ms(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+	return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+static int check(const struct push_options *o)
+{
+	if (o->flavor || o->network || o->os_cloud) {
+		fprintf(stderr, "microvim push: --flavor, --network and --os-cloud go with --api openstack\n");
+		return -1;
+	}
+	if (!o->image && !o->config && strcmp(o->driver, "exec") == 0) {
+		fprintf(stderr, "microvim push: the exec driver needs --config '{\"command\":\"/bin/sleep\",\"args\":[\"60\"]}'\n");
+		return -1;
+	}
+	return 0;
+}
+
+static json_t *body_template(const struct push_options *o)
+{
+	json_t *b = json_pack("{s:s, s:s}", "name", "x", "driver", o->driver);
+	if (!b)
+		fatal("out of memory");
+	if (o->image)
+		json_object_set_new(b, "image", json_string(o->image));
+	if (o->config)
+		json_object_set(b, "config", o->config);
+	if (o->ready)
+		json_object_set_new(b, "ready", json_pack("{s:s}", "serial", o->ready));
+	if (o->vcpus > 0 || o->memory_mb > 0) {
+		json_t *res = json_object();
+		if (o->vcpus > 0)
+			json_object_set_new(res, "vcpus", json_real(o->vcpus));
+		if (o->memory_mb > 0)
+			json_object_set_new(res, "memory_mb", json_integer((json_int_t)o->memory_mb));
+		json_object_set_new(b, "resources", res);
+	}
+	return b;
+}
+
+static int open_(const struct push_options *o, struct push_endpoint *ep, void **state)
+{
+	struct http_response resp;
+	struct microvim *m;
+	char err[512];
+
+	if (http_parse_url(o->core, ep->host, sizeof ep->host, &ep->port) < 0) {
+		http_check_base_url(o->core, err, sizeof err);
+		fprintf(stderr, "microvim push: %s: %s\n", o->core_from, err);
+		return PUSH_EXIT_USAGE;
+	}
+	/* the core must answer before anything is measured */
+	if (http_call(o->core, "GET", "/v1/health", o->token, NULL, NULL, 10, &resp, err, sizeof err) < 0) {
+		fprintf(stderr, "microvim push: %s\n", err);
+		return PUSH_EXIT_UNREACHABLE;
+	}
+	http_response_free(&resp);
+	if (o->token && o->token[0]) {
+		snprintf(ep->headers[0][0], sizeof ep->headers[0][0], "Authorization");
+		if ((size_t)snprintf(ep->headers[0][1], sizeof ep->headers[0][1], "Bearer %s", o->token) >=
+		    sizeof ep->headers[0][1]) {
+			fprintf(stderr, "microvim push: the token is longer than %zu bytes\n", sizeof ep->headers[0][1] - 8);
+			return PUSH_EXIT_USAGE;
+		}
+		ep->n_headers = 1;
+	}
+	if (!(m = calloc(1, sizeof *m)))
+		fatal("out of memory");
+	m->o = o;
+	m->body_template = body_template(o);
+	*state = m;
+	return PUSH_EXIT_OK;
+}
+
+static void close_(void *state)
+{
+	struct microvim *m = state;
+	if (!m)
+		return;
+	json_decref(m->body_template);
+	free(m);
+}
+
+/* What the API said, as one line for the record's error field, and its code. */
+static void describe_error(struct push_job *j, int status, const json_t *body)
+{
+	const json_t *e = json_object_get(body, "error");
+	const char *code = json_string_value(json_object_get(e, "code"));
+	char fallback[16];
+	if (status == 0) {
+		push_job_failed(j, "no_answer", "no answer from the core");
+		return;
+	}
+	snprintf(fallback, sizeof fallback, "http_%d", status);
+	push_job_failed(j, code ?: fallback, "HTTP %d %s: %s", status, code ?: "error",
+	                json_string_value(json_object_get(e, "message")) ?: "(no message)");
+}
+
+static void take_trace(struct push_job *j, const json_t *inst)
+{
+	const json_t *trace = json_object_get(inst, "trace"), *phases = json_object_get(trace, "phases");
+	double spawn, boot;
+	if (!trace)
+		return;
+	for (int ph = 0; ph < PHASE_COUNT; ph++)
+		j->rec.phase_ms[ph] = json_ms(phases, phase_names[ph]);
+	j->rec.core_total_ms = json_ms(trace, "total_ms");
+	spawn = j->rec.phase_ms[PHASE_SPAWN];
+	boot = isnan(j->rec.phase_ms[PHASE_BOOT]) ? 0 : j->rec.phase_ms[PHASE_BOOT];
+	/* only a finished instantiation has an overhead: a guest that never printed its ready
+	 * marker has no total, its wait being the guest's */
+	if (j->running && !isnan(spawn) && !isnan(j->rec.total_ms))
+		j->rec.overhead_ms = j->rec.total_ms - spawn - boot;
+}
+
+static void finish(struct push_job *j, const json_t *trace_holder)
+{
+	if (trace_holder)
+		take_trace(j, trace_holder);
+	if (j->running && isnan(j->rec.core_total_ms) && !j->rec.error[0])
+		snprintf(j->rec.error, sizeof j->rec.error, "running, but the core gave no phase trace");
+	push_job_instantiated(j);
+}
+
+/* Did the create's answer finish the instantiation? If not, the record says why. */
+static void judge_answer(struct push_job *j, const struct microvim *m, const char *state, const json_t *body)
+{
+	const char *error = json_string_value(json_object_get(body, "error"));
+	int st = inst_state_parse(state);
+	bool running = strcmp(state, "running") == 0;
+
+	if (running && m->o->ready && !json_is_true(json_object_get(body, "ready"))) {
+		/* the wait for the marker is the guest's: no total, no overhead (see take_trace) */
+		j->rec.total_ms = NAN;
+		push_job_failed(j, "not_ready", "running, but the guest did not print its ready marker within the %.12g s wait",
+		                m->o->timeout);
+	} else if (running) {
+		push_job_reached(j);
+	} else if (st >= 0 && inst_state_terminal((enum inst_state)st)) {
+		push_job_failed(j, state, "%s", error ?: state);
+	} else {
+		push_job_failed(j, "timeout", "still %s after the %.12g s wait%s%s", state, m->o->timeout, error ? ": " : "",
+		                error ?: "");
+	}
+}
+
+static void on_get(struct push_job *j, int status, json_t *body, void *state UNUSED)
+{
+	finish(j, status == 200 ? body : NULL);
+}
+
+static void on_create(struct push_job *j, int status, json_t *body, void *state)
+{
+	struct microvim *m = state;
+	char path[160];
+	const char *st;
+
+	j->rec.total_ms = (double)(clock_mono_us() - j->intended_us) / 1000.0;
+	if (status != 201 && status != 200) {
+		snprintf(j->rec.state, sizeof j->rec.state, "error");
+		describe_error(j, status, body);
+		finish(j, NULL);
+		return;
+	}
+	st = json_string_value(json_object_get(body, "state")) ?: "";
+	snprintf(j->rec.id, sizeof j->rec.id, "%s", json_string_value(json_object_get(body, "id")) ?: "");
+	snprintf(j->rec.state, sizeof j->rec.state, "%s", st);
+	judge_answer(j, m, st, body);
+	if (j->running && !json_object_get(body, "trace") && j->rec.id[0]) {
+		j->step = STEP_GET;
+		snprintf(path, sizeof path, "/v1/instances/%s", j->rec.id);
+		push_job_send(j, "GET", path, NULL, on_get);
+		return;
+	}
+	finish(j, body);
+}
+
+static void create(struct push_job *j, void *state)
+{
+	struct microvim *m = state;
+	char path[160], *body;
+
+	json_object_set_new(m->body_template, "name", json_string(j->name));
+	if (!(body = json_dumps(m->body_template, JSON_COMPACT)))
+		fatal("out of memory");
+	snprintf(path, sizeof path, "/v1/instances?wait=%s&timeout=%.12g", m->o->ready ? "ready" : "running", m->o->timeout);
+	j->step = STEP_CREATE;
+	push_job_send(j, "POST", path, body, on_create);
+	free(body);
+}
+
+static void on_purge(struct push_job *j, int status, json_t *body UNUSED, void *state UNUSED)
+{
+	push_job_deleted(j, status == 204 || status == 404);
+}
+
+static void on_stop(struct push_job *j, int status, json_t *body UNUSED, void *state UNUSED)
+{
+	char path[160];
+	if (status != 200) {
+		push_job_deleted(j, status == 204 || status == 404);
+		return;
+	}
+	/* stopped: now remove the record */
+	j->step = STEP_PURGE;
+	snprintf(path, sizeof path, "/v1/instances/%s", j->rec.id);
+	push_job_send(j, "DELETE", path, NULL, on_purge);
+}
+
+static void remove_(struct push_job *j, void *state UNUSED)
+{
+	char path[160];
+	j->step = STEP_STOP;
+	snprintf(path, sizeof path, "/v1/instances/%s?wait=stopped&timeout=%d", j->rec.id, PUSH_STOP_TIMEOUT_S);
+	push_job_send(j, "DELETE", path, NULL, on_stop);
+}
+
+const struct push_target push_target_microvim = {
+	.name = "microvim",
+	.has_trace = true,
+	.check = check,
+	.open = open_,
+	.create = create,
+	.remove = remove_,
+	.close = close_,
+};

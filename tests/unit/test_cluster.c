@@ -1,0 +1,632 @@
+/* test_cluster — the core's model driven without HTTP, as any front end drives it: nodes
+ * register, instances are created, placed, dispatched, reported, stopped and removed, and
+ * the faults of tests/integration/test_faults.py happen in between: the core killed and
+ * reopened on its store at each step, a node killed and registering again with or without
+ * its instances, a lost "running" report with both killed, a partition with and without
+ * "restart": "on-lost" (and its heal before the instance was placed again), a shutdown
+ * with clients waiting. A store wrapped to fail on demand (a second backend behind the
+ * same interface) shows that a refused write leaves memory as it was. */
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fs.h"
+#include "common/log.h"
+#include "core/cluster.h"
+#include "core/images.h"
+#include "core/metrics.h"
+#include "core/store.h"
+#include "core/stores.h"
+#include "drivers/drivers.h"
+#include "unit.h"
+
+static char tmpdir[64];
+
+/* ---- a store that fails on demand, around the SQLite one ---- */
+
+struct failing_store {
+	struct store base;
+	struct store *inner;
+	int fail_commits; /* the next N commits fail (and roll back) */
+	int fail_writes;  /* the next N instance updates and deletes fail */
+};
+
+static struct store *inner(struct store *s) { return ((struct failing_store *)s)->inner; }
+static struct failing_store *fs(struct store *s) { return (struct failing_store *)s; }
+
+static void f_close(struct store *s)
+{
+	store_close(inner(s));
+	free(s);
+}
+static int f_begin(struct store *s) { return store_begin(inner(s)); }
+static int f_commit(struct store *s)
+{
+	if (fs(s)->fail_commits > 0) {
+		fs(s)->fail_commits--;
+		store_rollback(inner(s));
+		return -1;
+	}
+	return store_commit(inner(s));
+}
+static void f_rollback(struct store *s) { store_rollback(inner(s)); }
+static bool write_fails(struct store *s)
+{
+	if (fs(s)->fail_writes <= 0)
+		return false;
+	fs(s)->fail_writes--;
+	return true;
+}
+static int f_insert(struct store *s, const struct store_instance_row *r)
+{
+	return store_instance_insert(inner(s), r);
+}
+static int f_update(struct store *s, const char *id, const struct store_instance_status *st)
+{
+	return write_fails(s) ? -1 : store_instance_update(inner(s), id, st);
+}
+static int f_delete(struct store *s, const char *id) { return write_fails(s) ? -1 : store_instance_delete(inner(s), id); }
+static int f_page(struct store *s, const struct store_cursor *after, size_t limit, store_instance_fn *fn, void *arg,
+                  struct store_cursor *last, size_t *got)
+{
+	return inner(s)->ops->instances_page(inner(s), after, limit, fn, arg, last, got);
+}
+static int f_node_put(struct store *s, const struct store_node_row *r) { return store_node_put(inner(s), r); }
+static int f_nodes_load(struct store *s, store_node_fn *fn, void *arg) { return store_nodes_load(inner(s), fn, arg); }
+static int f_image_insert(struct store *s, const struct store_image_row *r) { return store_image_insert(inner(s), r); }
+static int f_image_delete(struct store *s, const char *name) { return store_image_delete(inner(s), name); }
+static int f_images_load(struct store *s, store_image_fn *fn, void *arg) { return store_images_load(inner(s), fn, arg); }
+static int f_idem_get(struct store *s, const char *k, struct store_idem_row *out, bool *found)
+{
+	return store_idem_get(inner(s), k, out, found);
+}
+static int f_idem_put(struct store *s, const struct store_idem_row *r) { return store_idem_put(inner(s), r); }
+
+static const struct store_ops failing_ops = {
+	.name = "failing", .schema_version = 1, .close = f_close, .begin = f_begin, .commit = f_commit,
+	.rollback = f_rollback, .instance_insert = f_insert, .instance_update = f_update, .instance_delete = f_delete,
+	.instances_page = f_page, .node_put = f_node_put, .nodes_load = f_nodes_load, .image_insert = f_image_insert,
+	.image_delete = f_image_delete, .images_load = f_images_load, .idem_get = f_idem_get, .idem_put = f_idem_put,
+};
+
+/* ---- a core without HTTP ---- */
+
+struct world {
+	struct event_base *base;
+	struct failing_store *store;
+	struct images *images;
+	struct metrics *metrics;
+	struct cluster *c;
+	int wakes, events;
+	int64_t max_inflight;
+};
+
+static void on_wake(void *arg, UNUSED struct node *n) { ((struct world *)arg)->wakes++; }
+static void on_instance(void *arg, UNUSED const struct instance *in) { ((struct world *)arg)->events++; }
+static void on_node(UNUSED void *arg, UNUSED const struct node *n, UNUSED const char *what) {}
+
+/* Opens (or reopens: a core restarted after kill -9) the core on the test's data dir. */
+static void world_open(struct world *w)
+{
+	struct cluster_options o = {.cpu_ratio = 16, .policy = SCHED_BINPACK, .heartbeat_timeout_s = 15,
+	                            .max_inflight = w->max_inflight};
+	struct cluster_hooks h = {.arg = w, .node_wake = on_wake, .instance_event = on_instance, .node_event = on_node};
+	char err[256];
+	if (!w->base)
+		w->base = event_base_new();
+	w->store = calloc(1, sizeof *w->store);
+	w->store->base.ops = &failing_ops;
+	if (store_open(tmpdir, &w->store->inner, err, sizeof err) < 0 ||
+	    !(w->images = images_open(&w->store->base, tmpdir, err, sizeof err))) {
+		fprintf(stderr, "  cannot open the store: %s\n", err);
+		exit(2);
+	}
+	w->metrics = metrics_new();
+	if (!(w->c = cluster_create(w->base, &w->store->base, w->images, w->metrics, &o, &h, err, sizeof err))) {
+		fprintf(stderr, "  cluster_create: %s\n", err);
+		exit(2);
+	}
+}
+
+/* kill -9 of the core: its memory goes; what is stored stays. */
+static void world_crash(struct world *w)
+{
+	cluster_destroy(w->c);
+	images_close(w->images);
+	store_close(&w->store->base);
+	metrics_free(w->metrics);
+	w->c = NULL;
+}
+
+static void world_fresh(struct world *w)
+{
+	if (tmpdir[0])
+		fs_remove_tree(tmpdir);
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/mv-test-cluster-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		exit(2);
+	memset(w, 0, sizeof *w);
+	world_open(w);
+}
+
+static void world_close(struct world *w)
+{
+	world_crash(w);
+	event_base_free(w->base);
+}
+
+/* A node offering exec of /bin/sleep, 2 CPUs (32 vCPUs at the ratio), with these alive. */
+static struct node *reg(struct world *w, const char *id, const char *name, const char *const *alive)
+{
+	struct wire_register r = {.cpus = 2, .memory_mb = 4096};
+	struct mv_error err;
+	struct node *n = NULL;
+	int k = 0;
+	snprintf(r.id, sizeof r.id, "%s", id);
+	snprintf(r.name, sizeof r.name, "%s", name);
+	r.drivers = json_pack("{s:{s:s, s:[s]}}", "exec", "version", "test", "allow", "/bin/sleep");
+	r.labels = json_object();
+	r.bridges = json_array();
+	while (alive && alive[k])
+		k++;
+	r.alive = calloc((size_t)k + 1, sizeof *r.alive);
+	for (int i = 0; i < k; i++)
+		snprintf(r.alive[i], sizeof r.alive[i], "%s", alive[i]);
+	r.n_alive = (size_t)k;
+	if (cluster_node_register(w->c, &r, &n, &err) < 0) {
+		fprintf(stderr, "  register %s: %s\n", name, err.message);
+		unit_current_failed = 1;
+	}
+	wire_register_free(&r);
+	return n;
+}
+
+static struct instance *create(struct world *w, const char *name, bool on_lost, struct mv_error *err)
+{
+	struct inst_spec spec;
+	struct instance **out = NULL, *in = NULL;
+	int n = 0;
+	bool replayed;
+	json_t *body = json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:s}", "name", name, "driver", "exec", "config", "command",
+	                         "/bin/sleep", "args", "60", "restart", on_lost ? "on-lost" : "never");
+	struct cluster_create_req r = {.spec = &spec, .accepted_us = 1};
+	if (drv_spec_parse(&spec, body, SPEC_REQUEST, err) < 0)
+		abort();
+	json_decref(body);
+	if (cluster_instances_create(w->c, &r, &out, &n, &replayed, err) == 0 && n == 1)
+		in = out[0];
+	free(out);
+	spec_free(&spec);
+	return in;
+}
+
+/* The assignments queued for n: "start:ID stop:ID ..." into buf; returns the last seq. */
+struct taken {
+	char text[2048];
+	uint64_t last;
+};
+
+static void take_one(void *arg, uint64_t seq, enum node_op op, const char *id, UNUSED const struct inst_spec *spec)
+{
+	struct taken *t = arg;
+	size_t used = strlen(t->text);
+	snprintf(t->text + used, sizeof t->text - used, "%s%s:%s", used ? " " : "", node_op_names[op], id);
+	t->last = seq;
+}
+
+static struct taken take(struct world *w, struct node *n)
+{
+	struct taken t = {.text = ""};
+	cluster_node_take(w->c, n, take_one, &t);
+	cluster_node_ack(w->c, n, t.last); /* the next poll acknowledges them */
+	return t;
+}
+
+static bool has(const struct taken *t, const char *op, const char *id)
+{
+	char want[64];
+	snprintf(want, sizeof want, "%s:%s", op, id);
+	return strstr(t->text, want) != NULL;
+}
+
+static int report(struct world *w, struct node *n, const char *id, enum inst_state st, bool timing)
+{
+	struct wire_report r = {.state = st, .has_timing = timing};
+	struct mv_error err;
+	snprintf(r.id, sizeof r.id, "%s", id);
+	if (timing)
+		r.timing = (struct node_timing){.prepare_us = 100, .spawn_us = 1000, .work_us = 1500};
+	return cluster_node_reports(w->c, n, &r, 1, 1000000, &err);
+}
+
+static const char N1[] = "00000000000000a1", N2[] = "00000000000000a2";
+
+/* ---- scenarios ---- */
+
+static void test_a_life(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n = reg(&w, N1, "n1", NULL);
+	struct instance *in = create(&w, "fw", false, &err);
+	CHECK(in != NULL);
+	if (!in || !n)
+		return world_close(&w);
+	char id[MV_ID_LEN + 1];
+	memcpy(id, in->id, sizeof id);
+	CHECK_EQ_INT(in->state, INST_SCHEDULED);
+	CHECK_STR(in->node_id, N1);
+	CHECK_EQ_INT(n->vcpus_milli_used, 100);
+	CHECK(w.wakes > 0);
+	struct taken t = take(&w, n);
+	CHECK(has(&t, "start", id));
+	CHECK_EQ_INT(in->state, INST_STARTING); /* taken: dispatched */
+	CHECK(in->marks.sent_us > 0);
+	CHECK_EQ_INT(report(&w, n, id, INST_RUNNING, true), 0);
+	CHECK_EQ_INT(in->state, INST_RUNNING);
+	CHECK(in->has_trace);
+	CHECK_EQ_INT(cluster_in_flight(w.c), 0);
+	CHECK_EQ_INT(cluster_instance_stop(w.c, in, &err), 0);
+	CHECK(in->stop_requested && in->state == INST_RUNNING);
+	t = take(&w, n);
+	CHECK(has(&t, "stop", id));
+	CHECK_EQ_INT(cluster_instance_stop(w.c, in, &err), 0); /* a second DELETE: the same request */
+	CHECK_EQ_INT(take(&w, n).text[0], '\0');
+	CHECK_EQ_INT(report(&w, n, id, INST_STOPPED, false), 0);
+	CHECK_EQ_INT(in->state, INST_STOPPED);
+	CHECK_EQ_INT(n->vcpus_milli_used, 0);
+	CHECK_EQ_INT(n->n_instances, 0);
+	/* a stop of an ended instance is refused (the front end removes it instead) */
+	CHECK_EQ_INT(cluster_instance_stop(w.c, in, &err), -1);
+	CHECK_EQ_INT(err.status, 409);
+	CHECK_EQ_INT(cluster_instance_remove(w.c, in, &err), 0);
+	CHECK(cluster_instance(w.c, id) == NULL);
+	t = take(&w, n);
+	CHECK(has(&t, "purge", id));
+	world_close(&w);
+}
+
+/* kill -9 of the core at each step; the node registers again with what it has alive. */
+static void test_core_killed(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n = reg(&w, N1, "n1", NULL);
+	struct instance *a = create(&w, "a", false, &err), *b = create(&w, "b", false, &err);
+	char ida[MV_ID_LEN + 1], idb[MV_ID_LEN + 1];
+	if (!a || !b || !n)
+		return world_close(&w);
+	memcpy(ida, a->id, sizeof ida);
+	memcpy(idb, b->id, sizeof idb);
+	take(&w, n);
+	CHECK_EQ_INT(report(&w, n, ida, INST_RUNNING, true), 0);
+	/* a runs; b was taken (starting in memory, "scheduled" on disk) but its report is lost */
+	world_crash(&w);
+	world_open(&w);
+	a = cluster_instance(w.c, ida);
+	b = cluster_instance(w.c, idb);
+	CHECK(a && a->state == INST_RUNNING && !a->marks.accepted_us);
+	CHECK(b && b->state == INST_SCHEDULED);
+	n = cluster_node(w.c, N1);
+	CHECK(n && !n->ready); /* down until it registers again */
+	CHECK_EQ_INT(cluster_in_flight(w.c), 1);
+	/* the node was killed too: it comes back with both alive */
+	const char *alive[] = {ida, idb, NULL};
+	n = reg(&w, N1, "n1", alive);
+	if (!n)
+		return world_close(&w);
+	struct taken t = take(&w, n);
+	CHECK(has(&t, "start", idb));  /* sent again: the node answers with where it stands */
+	CHECK(!has(&t, "start", ida)); /* running: nothing to send */
+	CHECK_EQ_INT(n->n_instances, 2);
+	CHECK_EQ_INT(report(&w, n, idb, INST_RUNNING, false), 0);
+	CHECK_EQ_INT(cluster_instance(w.c, idb)->state, INST_RUNNING);
+	CHECK(!cluster_instance(w.c, idb)->has_trace); /* not an instantiation this core saw whole */
+	world_close(&w);
+}
+
+/* kill -9 of a node: it registers again; what it no longer has is lost. */
+static void test_node_killed(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n = reg(&w, N1, "n1", NULL);
+	struct instance *a = create(&w, "a", false, &err), *b = create(&w, "b", false, &err);
+	if (!a || !b || !n)
+		return world_close(&w);
+	take(&w, n);
+	report(&w, n, a->id, INST_RUNNING, true);
+	report(&w, n, b->id, INST_RUNNING, true);
+	const char *alive[] = {a->id, NULL};
+	n = reg(&w, N1, "n1", alive);
+	CHECK_EQ_INT(a->state, INST_RUNNING);
+	CHECK_EQ_INT(b->state, INST_LOST);
+	CHECK(b->error && strstr(b->error, "no longer has it"));
+	CHECK_EQ_INT(n->n_instances, 1);
+	CHECK_EQ_INT(n->vcpus_milli_used, 100);
+	/* an instance the core knows nothing of, alive there: stopped */
+	const char *stray[] = {a->id, "0123456789abcdef", NULL};
+	n = reg(&w, N1, "n1", stray);
+	struct taken t = take(&w, n);
+	CHECK(has(&t, "stop", "0123456789abcdef"));
+	CHECK(!has(&t, "stop", a->id));
+	world_close(&w);
+}
+
+/* A partition: the node goes silent, its instances are lost, the on-lost one is placed
+ * on the other node; when it heals, the moved copy is stopped and the other runs again. */
+static void test_partition(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n1 = reg(&w, N1, "n1", NULL);
+	struct instance *a = create(&w, "a", true, &err), *b = create(&w, "b", false, &err);
+	struct node *n2 = reg(&w, N2, "n2", NULL);
+	if (!a || !b || !n1 || !n2)
+		return world_close(&w);
+	CHECK_STR(a->node_id, N1); /* binpack: both on the first */
+	CHECK_STR(b->node_id, N1);
+	take(&w, n1);
+	report(&w, n1, a->id, INST_RUNNING, true);
+	report(&w, n1, b->id, INST_RUNNING, true);
+	n1->last_heartbeat_mono_us = 0; /* silent since long ago */
+	cluster_sweep(w.c, n2->last_heartbeat_mono_us + 1);
+	CHECK(!n1->ready && n2->ready);
+	CHECK_EQ_INT(a->state, INST_SCHEDULED); /* lost, then placed again */
+	CHECK_STR(a->node_id, N2);
+	CHECK_STR(a->lost_node, "");
+	CHECK_EQ_INT(b->state, INST_LOST);
+	CHECK(b->error && strstr(b->error, "stopped heartbeating"));
+	CHECK_EQ_INT(n1->n_instances, 0);
+	struct taken t = take(&w, n2);
+	CHECK(has(&t, "start", a->id));
+	report(&w, n2, a->id, INST_RUNNING, true);
+	/* a late "running" of the cut-off node changes nothing (how an instance ended would:
+	 * test_lifecycle walks that) */
+	struct mv_error e2;
+	struct wire_report late = {.state = INST_RUNNING};
+	memcpy(late.id, b->id, sizeof late.id);
+	CHECK_EQ_INT(cluster_node_reports(w.c, n1, &late, 1, 1, &e2), 0);
+	CHECK_EQ_INT(b->state, INST_LOST);
+	/* the heal: n1 registers with both alive */
+	const char *alive[] = {a->id, b->id, NULL};
+	n1 = reg(&w, N1, "n1", alive);
+	t = take(&w, n1);
+	CHECK(has(&t, "stop", a->id)); /* exactly one copy runs: n2's */
+	CHECK_STR(a->node_id, N2);
+	CHECK_EQ_INT(a->state, INST_RUNNING);
+	CHECK_EQ_INT(b->state, INST_RUNNING); /* no restart: running again where it was */
+	CHECK(b->error == NULL);
+	CHECK_EQ_INT(n1->n_instances, 1);
+	world_close(&w);
+}
+
+/* The partition healed before the on-lost instance could be placed again (no room
+ * elsewhere): its old node keeps it. */
+static void test_partition_heals_before_replaced(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n1 = reg(&w, N1, "n1", NULL);
+	struct instance *a = create(&w, "a", true, &err);
+	if (!a || !n1)
+		return world_close(&w);
+	take(&w, n1);
+	report(&w, n1, a->id, INST_RUNNING, true);
+	n1->last_heartbeat_mono_us = 0;
+	cluster_sweep(w.c, 100000000);
+	CHECK_EQ_INT(a->state, INST_PENDING);
+	CHECK_STR(a->lost_node, N1);
+	const char *alive[] = {a->id, NULL};
+	n1 = reg(&w, N1, "n1", alive);
+	CHECK_EQ_INT(a->state, INST_RUNNING);
+	CHECK_STR(a->node_id, N1);
+	CHECK_EQ_INT(n1->n_instances, 1);
+	struct taken t = take(&w, n1);
+	CHECK(!has(&t, "stop", a->id) && !has(&t, "start", a->id));
+	world_close(&w);
+}
+
+struct waited {
+	int calls, n;
+	char first[MV_ID_LEN + 1];
+};
+
+static void on_waited(void *arg, char (*ids)[MV_ID_LEN + 1], int n)
+{
+	struct waited *wt = arg;
+	wt->calls++;
+	wt->n = n;
+	if (n > 0)
+		memcpy(wt->first, ids[0], sizeof wt->first);
+}
+
+/* Clients waiting: answered when the state comes, or at shutdown (SIGTERM of the core). */
+static void test_waiters(void)
+{
+	struct world w;
+	struct mv_error err;
+	struct waited w1 = {0}, w2 = {0};
+	world_fresh(&w);
+	struct node *n = reg(&w, N1, "n1", NULL);
+	struct instance *a = create(&w, "a", false, &err);
+	if (!a || !n)
+		return world_close(&w);
+	cluster_wait(w.c, &a, 1, WAIT_RUNNING, 30, on_waited, &w1);
+	cluster_wait(w.c, &a, 1, WAIT_STOPPED, 30, on_waited, &w2);
+	CHECK_EQ_INT(w1.calls, 0);
+	take(&w, n);
+	report(&w, n, a->id, INST_RUNNING, true);
+	CHECK_EQ_INT(w1.calls, 1);
+	CHECK_STR(w1.first, a->id);
+	CHECK_EQ_INT(w2.calls, 0);
+	cluster_drain(w.c); /* the core stops: every client gets its answer */
+	CHECK_EQ_INT(w2.calls, 1);
+	/* a wait already satisfied answers at once */
+	struct waited w3 = {0};
+	cluster_wait(w.c, &a, 1, WAIT_RUNNING, 30, on_waited, &w3);
+	CHECK_EQ_INT(w3.calls, 1);
+	world_close(&w);
+}
+
+/* A refused write leaves memory as it was; the retry then succeeds. */
+static void test_store_refusals_change_nothing(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n = reg(&w, N1, "n1", NULL);
+	if (!n)
+		return world_close(&w);
+	/* a create whose transaction fails: nothing */
+	w.store->fail_commits = 1;
+	CHECK(create(&w, "a", false, &err) == NULL);
+	CHECK_EQ_INT(err.status, 500);
+	CHECK_EQ_INT(cluster_instance_count(w.c), 0);
+	CHECK_EQ_INT(cluster_in_flight(w.c), 0);
+	/* a placement that cannot be recorded: pending, nothing reserved, nothing sent */
+	w.store->fail_writes = 1;
+	struct instance *a = create(&w, "a", false, &err);
+	CHECK(a != NULL);
+	if (!a)
+		return world_close(&w);
+	CHECK_EQ_INT(a->state, INST_PENDING);
+	CHECK_EQ_INT(n->vcpus_milli_used, 0);
+	CHECK_EQ_INT(take(&w, n).text[0], '\0');
+	/* the next report places it (pending instances are placed after each report batch) */
+	reg(&w, N1, "n1", NULL);
+	CHECK_EQ_INT(a->state, INST_SCHEDULED);
+	take(&w, n);
+	/* a report batch that cannot be stored: state, resources and trace as they were */
+	w.store->fail_commits = 1;
+	CHECK_EQ_INT(report(&w, n, a->id, INST_RUNNING, true), -1);
+	CHECK_EQ_INT(a->state, INST_STARTING);
+	CHECK(!a->has_trace);
+	CHECK_EQ_INT(cluster_in_flight(w.c), 1);
+	CHECK_EQ_INT(report(&w, n, a->id, INST_RUNNING, true), 0); /* the node reports again */
+	CHECK_EQ_INT(a->state, INST_RUNNING);
+	/* a stop that cannot be stored: not asked */
+	w.store->fail_writes = 1;
+	CHECK_EQ_INT(cluster_instance_stop(w.c, a, &err), -1);
+	CHECK(!a->stop_requested);
+	CHECK_EQ_INT(take(&w, n).text[0], '\0');
+	/* an end that cannot be stored keeps the node's resources counted */
+	w.store->fail_commits = 1;
+	CHECK_EQ_INT(report(&w, n, a->id, INST_EXITED, false), -1);
+	CHECK_EQ_INT(n->n_instances, 1);
+	CHECK_EQ_INT(a->state, INST_RUNNING);
+	world_close(&w);
+}
+
+static void test_idempotency_and_admission(void)
+{
+	struct world w;
+	struct mv_error err;
+	struct inst_spec spec;
+	struct instance **out;
+	int n;
+	bool replayed;
+	json_t *body = json_pack("{s:s, s:s, s:{s:s}}", "name", "k", "driver", "exec", "config", "command", "/bin/sleep");
+	memset(&w, 0, sizeof w);
+	w.max_inflight = 2;
+	if (tmpdir[0])
+		fs_remove_tree(tmpdir);
+	snprintf(tmpdir, sizeof tmpdir, "/tmp/mv-test-cluster-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		exit(2);
+	world_open(&w);
+	reg(&w, N1, "n1", NULL);
+	CHECK_EQ_INT(drv_spec_parse(&spec, body, SPEC_REQUEST, &err), 0);
+	struct cluster_create_req r = {.spec = &spec, .idem_key = "key-1", .digest = "d1", .accepted_us = 1};
+	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), 0);
+	CHECK(!replayed && n == 1);
+	char id[MV_ID_LEN + 1];
+	memcpy(id, out[0]->id, sizeof id);
+	free(out);
+	/* the same key and body: the first answer, nothing new */
+	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), 0);
+	CHECK(replayed && n == 1 && strcmp(out[0]->id, id) == 0);
+	free(out);
+	CHECK_EQ_INT(cluster_instance_count(w.c), 1);
+	/* and after a restart of the core */
+	world_crash(&w);
+	world_open(&w);
+	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), 0);
+	CHECK(replayed && n == 1 && strcmp(out[0]->id, id) == 0);
+	free(out);
+	/* the same key, another body */
+	r.digest = "d2";
+	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), -1);
+	CHECK_EQ_INT(err.status, 409);
+	/* admission: 2 in flight at most (the first is still scheduled: its node is down) */
+	r.idem_key = NULL;
+	snprintf(spec.name, sizeof spec.name, "k2");
+	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), -1);
+	CHECK_EQ_INT(err.status, 422); /* no node is ready: refused before it is stored */
+	reg(&w, N1, "n1", NULL);
+	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), 0);
+	free(out);
+	snprintf(spec.name, sizeof spec.name, "k3");
+	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), -1);
+	CHECK_EQ_INT(err.status, 503);
+	CHECK_EQ_INT(cluster_refused_saturated(w.c), 1);
+	spec_free(&spec);
+	json_decref(body);
+	world_close(&w);
+}
+
+/* The list comes in creation order, from a cursor, bounded. */
+static void add_name(void *arg, const struct instance *in)
+{
+	strncat(arg, in->spec.name, 255 - strlen(arg));
+	strncat(arg, " ", 255 - strlen(arg));
+}
+
+static void test_list_pages(void)
+{
+	struct world w;
+	struct mv_error err;
+	char names[256] = "";
+	world_fresh(&w);
+	reg(&w, N1, "n1", NULL);
+	struct instance *in[4];
+	const char *nm[4] = {"p0", "p1", "p2", "p3"};
+	for (int i = 0; i < 4; i++) {
+		in[i] = create(&w, nm[i], false, &err);
+		if (!in[i])
+			return world_close(&w);
+		in[i]->created_wall_us = 100 + i; /* distinct, in order */
+	}
+	CHECK_EQ_INT(cluster_instances_list(w.c, -1, NULL, 2, add_name, names), 2);
+	CHECK_STR(names, "p0 p1 ");
+	names[0] = '\0';
+	CHECK_EQ_INT(cluster_instances_list(w.c, -1, in[1]->id, 10, add_name, names), 2);
+	CHECK_STR(names, "p2 p3 ");
+	names[0] = '\0';
+	CHECK_EQ_INT(cluster_instances_list(w.c, INST_RUNNING, NULL, 10, add_name, names), 0);
+	world_close(&w);
+}
+
+int main(void)
+{
+	log_set_quiet(true);
+	RUN(test_a_life);
+	RUN(test_core_killed);
+	RUN(test_node_killed);
+	RUN(test_partition);
+	RUN(test_partition_heals_before_replaced);
+	RUN(test_waiters);
+	RUN(test_store_refusals_change_nothing);
+	RUN(test_idempotency_and_admission);
+	RUN(test_list_pages);
+	if (tmpdir[0])
+		fs_remove_tree(tmpdir);
+	UNIT_END();
+}
