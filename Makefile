@@ -34,11 +34,16 @@ endif
 LIB_SRC := $(wildcard src/common/*.c src/core/*.c src/node/*.c src/drivers/*.c src/tools/*.c)
 CLI_SRC := $(wildcard src/cli/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# The web dashboard (ui/, served by the core at /ui/): embedded in the binary as a generated
+# C source, one for every build dir (like build/vnf); its object is part of the library.
+UI_FILES := $(sort $(wildcard ui/*.html ui/*.css ui/*.js ui/*.svg))
+UI_GEN   := build/gen/ui_files.c
+LIB_OBJ  += $(UI_GEN:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps test test-unit demo clean bench format
+.PHONY: all deps test test-unit demo clean bench format ui-screenshots
 all: $(BUILD)/microvim $(UNIT_BIN)
 
 # Rebuilt from scratch: `ar r` keeps members of deleted sources, which would shadow
@@ -58,6 +63,14 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libmicrovim.a
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
+
+# The list of files, rewritten only when it changes: a file removed from ui/ regenerates too.
+$(UI_GEN): $(UI_FILES) build/gen/ui_files.list scripts/embed-ui
+	scripts/embed-ui $@ $(UI_FILES)
+build/gen/ui_files.list: FORCE
+	@mkdir -p $(@D)
+	@echo '$(UI_FILES)' | cmp -s - $@ || echo '$(UI_FILES)' >$@
+.PHONY: FORCE
 
 deps:
 	scripts/install-deps
@@ -79,6 +92,11 @@ demo: deps
 
 bench: all
 	bench/instantiate
+
+# docs/ui/*.png, the README's pictures of the dashboard: written by its browser test.
+ui-screenshots: all
+	MICROVIM_UI_SCREENSHOTS=$(CURDIR)/docs/ui MICROVIM_BIN=$(CURDIR)/build/microvim \
+		python3 tests/integration/run.py -k test_ui_in_browser
 
 clean:
 	rm -rf build
@@ -127,7 +145,7 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fn
 FUZZ_CFLAGS  := -O1 -g -fno-inline -fno-optimize-sibling-calls -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow \
                 -Isrc -Itests/fuzz -MMD -MP $(FUZZ_SAN) $(PKG_CFLAGS)
 FUZZ_LIB_SRC := $(wildcard src/common/*.c src/core/*.c src/drivers/*.c src/tools/pcap*.c src/tools/amqp.c)
-FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(UI_GEN:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_SUPPORT := $(FUZZ_BUILD)/obj/tests/fuzz/fuzzcore.o
 # fuzz_pcap only once the capture reader (src/tools/pcapread.c) is there.
 FUZZ_TARGETS := $(filter-out $(if $(wildcard src/tools/pcapread.c),,$(FUZZ_BUILD)/fuzz_pcap), \

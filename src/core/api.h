@@ -5,7 +5,8 @@
  *   api.c       instances (create, list, show, delete), health, events, metrics
  *   nodeapi.c   nodes (list, show) and the node-facing routes (register, heartbeat,
  *               the long-poll for assignments, status reports)
- *   imageapi.c  images and their blobs */
+ *   imageapi.c  images and their blobs
+ *   traces.c    recent instantiation traces; ui.c  the dashboard's files */
 #ifndef MICROVIM_API_H
 #define MICROVIM_API_H
 
@@ -18,6 +19,7 @@ struct cluster;
 struct images;
 struct metrics;
 struct events;
+struct traces;
 struct node;
 
 /* What every handler gets. */
@@ -27,6 +29,7 @@ struct api {
 	struct images *images;
 	struct metrics *metrics;
 	struct events *events;
+	struct traces *traces; /* recent instantiation traces (GET /v1/traces) */
 	struct http_guard *guard;
 };
 
@@ -37,6 +40,7 @@ route_fn api_instances_create, api_instances_list, api_instance_show, api_instan
 route_fn api_health, api_events, api_metrics;
 route_fn api_nodes_list, api_node_show, nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports;
 route_fn api_blob_put, api_blob_get, api_images_create, api_images_list, api_image_show, api_image_delete;
+route_fn api_traces, ui_index, ui_asset; /* traces.c, ui.c */
 
 /* Cluster hook (cluster_hooks.node_wake): answers the node's waiting long-poll. */
 void nodeapi_node_wake(void *arg, struct node *n);

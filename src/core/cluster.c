@@ -508,8 +508,11 @@ static void step_after(struct cluster *c, struct step *s)
 		free(s->undo.error);
 	if (a & IA_MARK_SCHEDULED)
 		in->marks.scheduled_us = clock_mono_us();
-	if (s->observe)
+	if (s->observe) {
 		metrics_observe_trace(c->metrics, in->spec.driver, &in->trace);
+		if (c->hooks.instance_traced)
+			c->hooks.instance_traced(c->hooks.arg, in);
+	}
 	if (a & IA_PUBLISH && c->hooks.instance_event)
 		c->hooks.instance_event(c->hooks.arg, in);
 	if (a & IA_WAKE)

@@ -98,6 +98,8 @@ struct cluster_hooks {
 	/* For the event stream: an instance's state, or a node's readiness ("ready", "down"). */
 	void (*instance_event)(void *arg, const struct instance *in);
 	void (*node_event)(void *arg, const struct node *n, const char *what);
+	/* An instantiation's trace is final (also what goes to the metrics): recent traces. */
+	void (*instance_traced)(void *arg, const struct instance *in);
 };
 
 struct cluster;

@@ -27,6 +27,7 @@
 #include "core/metrics.h"
 #include "core/store.h"
 #include "core/stores.h"
+#include "core/traces.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024) /* the guard's cap (431 in JSON) */
 /* evhttp's own cap, above the guard's so that the guard answers first */
@@ -70,7 +71,8 @@ void core_options_default(struct core_options *o)
 
 /* ---- routing ---- */
 
-enum route_auth { AUTH_USER, AUTH_NODE };
+/* AUTH_PUBLIC: the dashboard's files only, which hold no data. */
+enum route_auth { AUTH_USER, AUTH_NODE, AUTH_PUBLIC };
 
 struct route {
 	enum evhttp_cmd_type method;
@@ -100,6 +102,9 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/health", AUTH_USER, api_health},
 	{EVHTTP_REQ_GET, "/v1/events", AUTH_USER, api_events},
 	{EVHTTP_REQ_GET, "/metrics", AUTH_USER, api_metrics},
+	{EVHTTP_REQ_GET, "/v1/traces", AUTH_USER, api_traces},
+	{EVHTTP_REQ_GET, "/ui", AUTH_PUBLIC, ui_index},
+	{EVHTTP_REQ_GET, "/ui/*", AUTH_PUBLIC, ui_asset},
 };
 
 /* Matches path against pattern; copies the '*' segment into id. */
@@ -220,7 +225,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		path_known = true;
 		if (r->method != method)
 			continue;
-		if (r->auth == AUTH_USER ? !user_authorized(c, req) : !node_authorized(c, req, id)) {
+		if (r->auth != AUTH_PUBLIC &&
+		    (r->auth == AUTH_USER ? !user_authorized(c, req) : !node_authorized(c, req, id))) {
 			mv_fail(&err, 401, "unauthorized",
 			        r->auth == AUTH_USER ? "missing or wrong bearer token (Authorization: Bearer TOKEN)"
 			                             : "missing or wrong node token; register the node again");
@@ -350,13 +356,31 @@ static int bind_listener(struct core *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The cluster's hooks: the event stream, and the recent traces the dashboard reads. */
+static void on_instance_event(void *arg, const struct instance *in)
+{
+	events_publish_instance(((struct api *)arg)->events, in);
+}
+
+static void on_node_event(void *arg, const struct node *n, const char *what)
+{
+	events_publish_node(((struct api *)arg)->events, n, what);
+}
+
+static void on_instance_traced(void *arg, const struct instance *in)
+{
+	traces_record(((struct api *)arg)->traces, in->spec.driver, in->id, in->spec.name, in->node_id, &in->trace,
+	              clock_wall_us());
+}
+
 static int open_parts(struct core *c, char *err, size_t errlen)
 {
 	struct cluster_options co = {.cpu_ratio = c->opts.cpu_ratio, .policy = c->opts.policy,
 	                             .heartbeat_timeout_s = c->opts.heartbeat_timeout_s,
 	                             .max_inflight = c->opts.max_inflight};
-	struct cluster_hooks hooks = {.arg = c->api.events, .node_wake = nodeapi_node_wake,
-	                              .instance_event = events_publish_instance, .node_event = events_publish_node};
+	struct cluster_hooks hooks = {.arg = &c->api, .node_wake = nodeapi_node_wake,
+	                              .instance_event = on_instance_event, .node_event = on_node_event,
+	                              .instance_traced = on_instance_traced};
 	int rc;
 	if ((rc = fs_mkdir_p(c->opts.data_dir, 0700)) < 0) {
 		snprintf(err, errlen, "cannot create --data-dir %s: %s", c->opts.data_dir, strerror(-rc));
@@ -380,6 +404,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	c->base = base;
 	c->api.base = base;
 	c->api.metrics = metrics_new();
+	c->api.traces = traces_new();
 	hmap_init(&c->rate);
 	if (opts->token_file && read_token(opts->token_file, &c->token, err, errlen) < 0)
 		goto fail;
@@ -438,6 +463,7 @@ void core_destroy(struct core *c)
 	http_guard_free(c->api.guard);
 	store_close(c->store);
 	metrics_free(c->api.metrics);
+	traces_free(c->api.traces);
 	free(c->token);
 	free(c);
 }

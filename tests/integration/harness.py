@@ -51,10 +51,16 @@ _tmpdirs = []     # temp dirs to remove
 _tokens = set()   # unique argv tokens of instance processes started by this test
 _problems = []    # teardown problems (strings) that fail the test
 _logs_for_report = []  # (label, path) of daemon logs, to print on failure
+_cleanups = []    # functions teardown() calls first, newest first (e.g. a browser to stop)
 
 
 def problem(msg):
     _problems.append(msg)
+
+
+def on_teardown(fn):
+    """fn() runs at teardown, before the daemons are stopped; what it raises is a problem."""
+    _cleanups.append(fn)
 
 
 def tmpdir(prefix="mv-"):
@@ -631,6 +637,12 @@ def log_report(max_lines=25):
 def teardown(want_report=False, keep_logs=False):
     """Stops everything the test started; returns (problems, log report). The report (tails
     of the daemon logs) is made when asked for or when there are problems."""
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            problem(f"cleanup {getattr(fn, '__qualname__', fn)}: {e!r}")
     for d in list(reversed(_daemons)):
         try:
             d.stop()
