@@ -26,6 +26,7 @@
 #include "common/model.h"
 #include "core/core.h"
 #include "node/node.h"
+#include "node/simulate.h"
 
 /* ---- a loop on a thread, stoppable from the signal thread ---- */
 
@@ -322,6 +323,17 @@ static const struct daemon_option options[] = {
 	 "Xen's xenstore client: Click configurations, domain exits", NULL},
 	{"xen-console-dir", FOR_NODE, OT_STRING, NODE(xen_console_dir), 0, 0, 0, NULL, "DIR", "/var/log/xen/console",
 	 "where xenconsoled logs guest consoles", NULL},
+	{"simulate", FOR_NODE | NOT_DEV, OT_WHOLE, NODE(simulate), 0, 1, SIM_NODES_MAX, NULL, "N", NULL,
+	 "run N simulated nodes (driver sim, instances are records) instead of this host: the scale harness",
+	 "give a whole number of nodes, 1-100000"},
+	{"sim-spawn-ms", FOR_NODE | NOT_DEV, OT_NUMBER, NODE(sim_spawn_ms), 0, 0, SIM_SPAWN_MS_MAX, NULL, "MS", "1",
+	 "--simulate: how long a simulated start takes", "give milliseconds, 0-60000"},
+	{"sim-fail-rate", FOR_NODE | NOT_DEV, OT_NUMBER, NODE(sim_fail_rate), 0, 0, 1, NULL, "P", "0",
+	 "--simulate: the share of starts that fail", "give a fraction, 0-1"},
+	{"sim-cpus", FOR_NODE | NOT_DEV, OT_WHOLE, NODE(sim_cpus), 0, 1, 100000, NULL, "N", "64",
+	 "--simulate: each node's CPUs", "give a whole number, 1-100000"},
+	{"sim-memory-mb", FOR_NODE | NOT_DEV, OT_WHOLE64, NODE(sim_memory_mb), 0, 1, 1e12, NULL, "MB", "262144",
+	 "--simulate: each node's memory", "give whole MiB"},
 	/* all */
 	{"verbose", FOR_BOTH, OT_FLAG, NO_OFF, 0, 0, 0, NULL, NULL, NULL, "debug logs (-v)", NULL},
 };
@@ -580,6 +592,46 @@ int cmd_core(int argc, char **argv)
 	return EXIT_OK;
 }
 
+static void simulator_on_stop(struct loop_thread *lt) { event_base_loopbreak(lt->base); }
+
+/* node --simulate N: the simulated nodes instead of this host's agent. They hold nothing
+ * to stop (their instances are records), so they go at once. */
+static int run_simulator(struct daemon_args *d)
+{
+	struct loop_thread lt = {0};
+	struct simulator *s;
+	char err[512], *token = NULL;
+	sigset_t set;
+	int rc;
+
+	if (d->node.token_file && (rc = fs_read_token(d->node.token_file, &token)) < 0) {
+		fprintf(stderr, "microvim node: cannot read --token-file %s: %s\n", d->node.token_file, strerror(-rc));
+		return EXIT_FAILED;
+	}
+	signals_block(&set);
+	loop_init(&lt, "node", simulator_on_stop);
+	struct sim_options so = {
+		.base = lt.base, .core_url = d->node.core_url, .cluster_token = token, .count = d->node.simulate,
+		.name_prefix = d->node.name, .cpus = d->node.sim_cpus, .memory_mb = d->node.sim_memory_mb,
+		.labels = d->node.labels,
+		.params = {.spawn_ms = d->node.sim_spawn_ms, .fail_rate = d->node.sim_fail_rate},
+	};
+	if (!(s = simulator_create(&so, err, sizeof err))) {
+		fprintf(stderr, "microvim node: %s\n", err);
+		loop_free(&lt);
+		free(token);
+		return EXIT_FAILED;
+	}
+	lt.daemon = s;
+	loop_start(&lt);
+	log_info("stopping on %s", strsignal(wait_for_signal(&set)));
+	loop_stop_and_join(&lt);
+	simulator_destroy(s);
+	event_base_free(lt.base);
+	free(token);
+	return EXIT_OK;
+}
+
 int cmd_node(int argc, char **argv)
 {
 	struct daemon_args d = {0};
@@ -587,10 +639,16 @@ int cmd_node(int argc, char **argv)
 	char err[512];
 	sigset_t set;
 	struct node_agent *n;
+	int rc;
 
 	if (parse_daemon_args("node", argc, argv, &d) < 0)
 		return daemon_args_free(&d), EXIT_USAGE;
 	log_set_tag("node");
+	if (d.node.simulate > 0) {
+		rc = run_simulator(&d);
+		daemon_args_free(&d);
+		return rc;
+	}
 	signals_block(&set);
 	loop_init(&lt, "node", node_on_stop);
 	if (!(n = node_create(lt.base, &d.node, err, sizeof err))) {

@@ -10,12 +10,14 @@ extern const struct driver driver_exec;
 extern const struct driver driver_qemu;
 extern const struct driver driver_libvirt;
 extern const struct driver driver_xen;
+extern const struct driver driver_sim;
 
 const struct driver *const drivers[] = {
 	&driver_exec,
 	&driver_qemu,
 	&driver_libvirt,
 	&driver_xen,
+	&driver_sim, /* simulated nodes only (node --simulate): the scale harness */
 	NULL,
 };
 

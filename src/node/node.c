@@ -52,6 +52,9 @@ void node_options_default(struct node_options *o)
 		.core_url = "http://127.0.0.1:4650",
 		.data_dir = "/var/lib/microvim/node",
 		.stop_grace_s = 5.0,
+		.sim_spawn_ms = 1,
+		.sim_cpus = 64,
+		.sim_memory_mb = 262144,
 	};
 }
 

@@ -29,6 +29,11 @@ struct node_options {
 	int notify_batch_ms;    /* 0: report at once; N: gather reports for N ms (stock Nomad) */
 	const char *qemu_binary, *libvirt_uri, *xl_binary; /* driver settings; NULL = default */
 	const char *xenstore_binary, *xen_console_dir;    /* xen: the xenstore client, xenconsoled's log dir */
+	/* --simulate N: N simulated nodes (node/simulate.h) instead of this host */
+	int simulate;
+	double sim_spawn_ms, sim_fail_rate;
+	int sim_cpus;
+	int64_t sim_memory_mb;
 };
 
 void node_options_default(struct node_options *o);

@@ -108,6 +108,14 @@ ROWS = [
     ("xen config.click with a control byte", "POST", P,
      {"name": "t-click", "driver": "xen", "image": "no-such-image", "config": {"click": "a\u0001b"}}, {}, 400,
      {"invalid_value"}, "config.click"),
+    ("sim config.spawn (a typo)", "POST", P,
+     {"name": "t-sim1", "driver": "sim", "config": {"spawn": 1}}, {}, 400, {"unknown_field"}, "config.spawn"),
+    ("sim config.fail_rate: 2", "POST", P,
+     {"name": "t-sim2", "driver": "sim", "config": {"fail_rate": 2}}, {}, 400, {"invalid_value"}, "config.fail_rate"),
+    ("sim config.spawn_ms: \"5\"", "POST", P,
+     {"name": "t-sim3", "driver": "sim", "config": {"spawn_ms": "5"}}, {}, 400, {"invalid_type"}, "config.spawn_ms"),
+    ("sim with an image", "POST", P,
+     {"name": "t-sim4", "driver": "sim", "image": "hello"}, {}, 400, {"invalid_field"}, "image"),
 ] + [
     (f"invalid name {n!r}", "POST", P, body(n), {}, 400, {"invalid_value"}, "name")
     for n in INVALID_NAMES
