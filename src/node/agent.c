@@ -31,6 +31,7 @@ struct agent {
 	double backoff_s;
 	int hb_interval_s;
 	struct event *hb_timer, *register_timer, *poll_timer, *report_timer, *shutdown_timer;
+	struct event *batch_tick; /* --notify-batch-ms: the free-running tick that sends reports */
 	void (*on_shutdown)(void *arg);
 	void *on_shutdown_arg;
 };
@@ -195,15 +196,9 @@ static void on_heartbeat_timer(UNUSED evutil_socket_t fd, UNUSED short what, voi
 
 void agent_reports_pushed(struct agent *a)
 {
-	if (a->o.notify_batch_ms > 0) {
-		/* the stock behaviour the paper measured: reports wait and go out together */
-		if (!evtimer_pending(a->report_timer, NULL)) {
-			struct timeval tv = clock_timeval(a->o.notify_batch_ms / 1000.0);
-			evtimer_add(a->report_timer, &tv);
-		}
-	} else {
+	/* With --notify-batch-ms the report waits for the next batch tick (on_batch_tick). */
+	if (a->o.notify_batch_ms == 0)
 		report_flush(a);
-	}
 	shutdown_check(a);
 }
 
@@ -241,6 +236,12 @@ static void report_flush(struct agent *a)
 }
 
 static void on_report_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { report_flush(arg); }
+
+/* The stock behaviour the paper measured: Nomad's client sends its batched allocation
+ * updates on a free-running 200 ms ticker, not on a timer started by the first update, so
+ * a report waits anywhere between 0 and the period, depending on where in the period it
+ * was queued. The tick runs from the node's start, whether or not anything is queued. */
+static void on_batch_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { report_flush(arg); }
 
 /* ---- the long-poll ---- */
 
@@ -334,10 +335,19 @@ struct agent *agent_new(const struct agent_options *o)
 	a->register_timer = evtimer_new(o->base, on_register_timer, a);
 	a->poll_timer = evtimer_new(o->base, on_poll_timer, a);
 	a->report_timer = evtimer_new(o->base, on_report_timer, a);
+	if (o->notify_batch_ms > 0)
+		a->batch_tick = event_new(o->base, -1, EV_PERSIST, on_batch_tick, a);
 	return a;
 }
 
-void agent_start(struct agent *a) { register_send(a); }
+void agent_start(struct agent *a)
+{
+	if (a->batch_tick) {
+		struct timeval tv = clock_timeval(a->o.notify_batch_ms / 1000.0);
+		event_add(a->batch_tick, &tv);
+	}
+	register_send(a);
+}
 
 static void shutdown_finish(struct agent *a)
 {
@@ -395,7 +405,8 @@ void agent_free(struct agent *a)
 	for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++)
 		if (conns[i])
 			evhttp_connection_free(conns[i]);
-	struct event *timers[] = {a->hb_timer, a->register_timer, a->poll_timer, a->report_timer, a->shutdown_timer};
+	struct event *timers[] = {a->hb_timer,     a->register_timer, a->poll_timer,
+	                          a->report_timer, a->shutdown_timer, a->batch_tick};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		if (timers[i])
 			event_free(timers[i]);
