@@ -239,6 +239,20 @@ int wire_register_parse(struct wire_register *r, const json_t *b, struct mv_erro
 	return 0;
 }
 
+int wire_bridges_parse(const json_t *body, json_t **bridges, struct mv_error *err)
+{
+	const json_t *list = json_object_get(body, "bridges");
+	*bridges = NULL;
+	if (!json_is_object(body))
+		return mv_fail(err, 400, "invalid_type", "the body must be a JSON object {\"bridges\": [...]}");
+	if (!list)
+		return mv_fail(err, 400, "missing_field", "bridges is required: an array of interface names");
+	if (parse_bridges(list, err) < 0)
+		return -1;
+	*bridges = json_incref((json_t *)list);
+	return 0;
+}
+
 void wire_register_free(struct wire_register *r)
 {
 	json_decref(r->drivers);

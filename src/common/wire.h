@@ -93,6 +93,12 @@ json_t *wire_register_to_json(const struct wire_register *r);
 int wire_register_parse(struct wire_register *r, const json_t *j, struct mv_error *err);
 void wire_register_free(struct wire_register *r);
 
+/* ---- bridges changed: node -> core ---- */
+
+/* {"bridges": ["br0", ...]}: the node's bridges now, sent when they change while it runs
+ * (registration carries them at start). *bridges gets a reference to the array. */
+int wire_bridges_parse(const json_t *body, json_t **bridges, struct mv_error *err);
+
 /* An instance or node id: MV_ID_LEN lower-case hex characters. */
 bool wire_id_valid(const char *s);
 

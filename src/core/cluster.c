@@ -1132,6 +1132,31 @@ int cluster_node_register(struct cluster *c, const struct wire_register *reg, st
 	return 0;
 }
 
+static void node_row(const struct node *n, struct store_node_row *row, json_t *bridges)
+{
+	*row = (struct store_node_row){.cpus = n->cpus, .memory_mb = n->memory_mb, .drivers = n->drivers,
+	                               .labels = n->labels, .bridges = bridges};
+	memcpy(row->id, n->id, sizeof row->id);
+	memcpy(row->name, n->name, sizeof row->name);
+	memcpy(row->address, n->address, sizeof row->address);
+}
+
+int cluster_node_set_bridges(struct cluster *c, struct node *n, json_t *bridges, struct mv_error *err)
+{
+	struct store_node_row row;
+	if (json_equal(n->bridges, bridges))
+		return 0;
+	node_row(n, &row, bridges);
+	if (store_node_put(c->store, &row) < 0)
+		return mv_fail(err, 500, "store_failed", "the store could not record the node's bridges; try again");
+	json_decref(n->bridges);
+	n->bridges = json_incref(bridges);
+	node_view_sync(c, n);
+	log_info("node %s (%s) now has %zu bridges", n->name, n->id, json_array_size(bridges));
+	schedule_pending(c); /* a pending instance may wait for exactly this bridge */
+	return 0;
+}
+
 /* ---- nodes: assignments and reports ---- */
 
 /* Start assignments the node has taken mean the instance is starting. That state is not

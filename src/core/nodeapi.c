@@ -206,6 +206,23 @@ void nodeapi_register(struct api *a, struct evhttp_request *req, UNUSED const ch
 	                                    cluster_heartbeat_interval(a->cluster)));
 }
 
+void nodeapi_bridges(struct api *a, struct evhttp_request *req, const char *id)
+{
+	struct node *n;
+	json_t *b = NULL, *bridges = NULL;
+	struct mv_error err;
+
+	if (!(n = live_node_or_reply(a, req, id)))
+		return;
+	if (http_read_json(req, &b, &err) < 0 || wire_bridges_parse(b, &bridges, &err) < 0 ||
+	    cluster_node_set_bridges(a->cluster, n, bridges, &err) < 0)
+		http_reply_error(req, &err);
+	else
+		http_reply_json(req, 200, json_object());
+	json_decref(bridges);
+	json_decref(b);
+}
+
 void nodeapi_reports(struct api *a, struct evhttp_request *req, const char *id)
 {
 	int64_t arrived = clock_mono_us();

@@ -32,6 +32,9 @@ struct agent {
 	int hb_interval_s;
 	struct event *hb_timer, *register_timer, *poll_timer, *report_timer, *shutdown_timer;
 	struct event *batch_tick; /* --notify-batch-ms: the free-running tick that sends reports */
+	json_t *bridges_sent;     /* the bridges the core has (from the registration or an update) */
+	json_t *bridges_in_flight;
+	bool bridges_dirty;       /* they may have changed since: compare and send */
 	void (*on_shutdown)(void *arg);
 	void *on_shutdown_arg;
 };
@@ -40,6 +43,7 @@ static void register_send(struct agent *a);
 static void poll_send(struct agent *a);
 static void report_flush(struct agent *a);
 static void shutdown_check(struct agent *a);
+static void bridges_send(struct agent *a);
 
 /* ---- HTTP to the core ---- */
 
@@ -122,7 +126,8 @@ static json_t *register_body(struct agent *a)
 	snprintf(r.address, sizeof r.address, "%s", a->o.core_host);
 	instances_alive_ids(a->o.instances, &r.alive, &r.n_alive);
 	body = wire_register_to_json(&r);
-	json_decref(r.bridges);
+	json_decref(a->bridges_sent);
+	a->bridges_sent = r.bridges; /* taken */
 	free(r.alive);
 	return body;
 }
@@ -157,6 +162,7 @@ static void on_register(struct evhttp_request *req, void *arg)
 	a->acked = 0; /* a core that restarted numbers its assignments anew */
 	poll_send(a);
 	report_flush(a);
+	bridges_send(a); /* a change seen while registering */
 }
 
 static void register_send(struct agent *a)
@@ -187,9 +193,69 @@ static void on_heartbeat_timer(UNUSED evutil_socket_t fd, UNUSED short what, voi
 	struct timeval tv = clock_timeval(a->hb_interval_s);
 	if (!a->registered || a->shutting_down)
 		return;
+	bridges_send(a); /* one that failed before */
 	snprintf(path, sizeof path, "/v1/nodes/%s/heartbeat", a->o.id);
 	send_json(a, a->ctl_conn, EVHTTP_REQ_POST, path, a->node_token, NULL, on_heartbeat);
 	evtimer_add(a->hb_timer, &tv);
+}
+
+/* ---- bridges made or deleted while the node runs ---- */
+
+static void on_bridges(struct evhttp_request *req, void *arg)
+{
+	struct agent *a = arg;
+	int status = status_of(req);
+	json_t *sent = a->bridges_in_flight;
+	a->bridges_in_flight = NULL;
+	if (a->shutting_down) {
+		json_decref(sent);
+		return;
+	}
+	if (status == 200) {
+		json_decref(a->bridges_sent);
+		a->bridges_sent = sent;
+		bridges_send(a); /* changed again meanwhile */
+		return;
+	}
+	json_decref(sent);
+	if (status == 401 || status == 404) {
+		need_register(a); /* the registration carries them */
+		return;
+	}
+	log_warnx("the core did not take the node's bridges (%s); trying again with the next heartbeat",
+	          status ? "refused" : "no answer");
+	a->bridges_dirty = true;
+}
+
+/* Sends the bridges when they differ from what the core has; one update in flight at a
+ * time; a failed one is tried again with the next heartbeat. */
+static void bridges_send(struct agent *a)
+{
+	char path[128];
+	json_t *now;
+	if (!a->bridges_dirty || !a->registered || a->bridges_in_flight || a->shutting_down || a->on_shutdown)
+		return;
+	a->bridges_dirty = false;
+	now = bridges_json();
+	if (a->bridges_sent && json_equal(now, a->bridges_sent)) {
+		json_decref(now);
+		return;
+	}
+	log_info("bridges changed: advertising %zu to the core", json_array_size(now));
+	snprintf(path, sizeof path, "/v1/nodes/%s/bridges", a->o.id);
+	a->bridges_in_flight = now;
+	if (send_json(a, a->ctl_conn, EVHTTP_REQ_PUT, path, a->node_token, json_pack("{s:O}", "bridges", now),
+	              on_bridges) < 0) {
+		a->bridges_in_flight = NULL;
+		json_decref(now);
+		a->bridges_dirty = true;
+	}
+}
+
+void agent_bridges_changed(struct agent *a)
+{
+	a->bridges_dirty = true;
+	bridges_send(a);
 }
 
 /* ---- reports ---- */
@@ -410,5 +476,7 @@ void agent_free(struct agent *a)
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		if (timers[i])
 			event_free(timers[i]);
+	json_decref(a->bridges_sent);
+	json_decref(a->bridges_in_flight);
 	free(a);
 }

@@ -39,6 +39,9 @@ struct agent *agent_new(const struct agent_options *o);
 void agent_start(struct agent *a);
 /* The report queue got a report: send it (now, or with the batch). */
 void agent_reports_pushed(struct agent *a);
+/* The host's bridges may have changed (node/bridgewatch.h): the core is told when they
+ * differ from what it has. */
+void agent_bridges_changed(struct agent *a);
 /* Begins an orderly exit: no new work; with stop_instances_on_exit every instance is
  * stopped (grace, then force). done(arg) on the loop when the last reports went out (or
  * the deadline passed). */

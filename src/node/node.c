@@ -20,6 +20,7 @@
 #include "drivers/drivers.h"
 #include "drivers/proc.h"
 #include "node/agent.h"
+#include "node/bridgewatch.h"
 #include "node/imagecache.h"
 #include "node/instance.h"
 #include "node/netdev.h"
@@ -44,6 +45,7 @@ struct node_agent {
 	struct report_queue *reports;
 	struct instances *instances;
 	struct agent *agent;
+	struct bridgewatch *bridges; /* NULL when the host's link changes cannot be followed */
 };
 
 void node_options_default(struct node_options *o)
@@ -168,6 +170,21 @@ static void on_report_pushed(void *arg)
 		agent_reports_pushed(n->agent);
 }
 
+static void on_bridges_changed(void *arg)
+{
+	struct node_agent *n = arg;
+	agent_bridges_changed(n->agent);
+}
+
+/* A bridge made after the node started must reach the core without a restart of the node. */
+static void watch_bridges(struct node_agent *n)
+{
+	int rc;
+	if (!(n->bridges = bridgewatch_new(n->base, on_bridges_changed, n, &rc)))
+		log_warnx("cannot follow bridge changes (%s): bridges made or deleted from now on reach the core only "
+		          "when the node registers again", strerror(-rc));
+}
+
 static int make_parts(struct node_agent *n, char *err, size_t errlen)
 {
 	struct imagecache_options io = {.base = n->base, .data_dir = n->opts.data_dir, .off = n->opts.image_cache_off,
@@ -232,6 +249,7 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 	if (make_parts(n, err, errlen) < 0)
 		goto fail;
 	instances_recover(n->instances);
+	watch_bridges(n);
 	agent_start(n->agent);
 	return n;
 fail:
@@ -248,6 +266,7 @@ void node_destroy(struct node_agent *n)
 {
 	if (!n)
 		return;
+	bridgewatch_free(n->bridges);
 	agent_free(n->agent); /* no new work, no more callbacks from the core */
 	n->agent = NULL;
 	worker_pool_free(n->workers);
