@@ -732,8 +732,8 @@ int cmd_nodes(int argc, char **argv)
 	} else if (cl.json) {
 		print_json(resp);
 	} else {
-		printf("%-16s  %-16s  %-5s  %-20s  %-17s  %s\n", "ID", "NAME", "STATE", "VCPUS used/total",
-		       "MEMORY MiB", "DRIVERS");
+		printf("%-16s  %-16s  %-5s  %-20s  %-17s  %-20s  %s\n", "ID", "NAME", "STATE", "VCPUS used/total",
+		       "MEMORY MiB", "DRIVERS", "RUN DIR");
 		json_array_foreach(json_object_get(resp, "nodes"), i, n) {
 			const json_t *res = json_object_get(n, "resources"), *al = json_object_get(n, "allocated");
 			const char *k;
@@ -745,11 +745,13 @@ int cmd_nodes(int argc, char **argv)
 				if (w > 0 && (size_t)w < sizeof drivers - used)
 					used += (size_t)w;
 			}
-			printf("%-16s  %-16s  %-5s  %8.12g/%-11.12g  %7lld/%-9lld  %s\n", json_string_value(json_object_get(n, "id")),
+			printf("%-16s  %-16s  %-5s  %8.12g/%-11.12g  %7lld/%-9lld  %-20s  %s\n",
+			       json_string_value(json_object_get(n, "id")),
 			       json_string_value(json_object_get(n, "name")), json_string_value(json_object_get(n, "state")),
 			       json_number_value(json_object_get(al, "vcpus")), json_number_value(json_object_get(res, "vcpus")),
 			       (long long)json_integer_value(json_object_get(al, "memory_mb")),
-			       (long long)json_integer_value(json_object_get(res, "memory_mb")), drivers);
+			       (long long)json_integer_value(json_object_get(res, "memory_mb")), drivers,
+			       json_string_value(json_object_get(n, "run_dir")) ?: "-");
 		}
 	}
 	json_decref(resp);

@@ -74,6 +74,7 @@ struct node {
 	json_t *drivers;               /* {"exec": {"version": ..., "allow": [...]}, ...}: what it advertised */
 	json_t *labels;
 	json_t *bridges;               /* ["br0", ...] */
+	json_t *run_dir;               /* a string: its run dir, as it said at registration; or NULL */
 	unsigned driver_mask;          /* bit driver_index() of each driver it offers */
 	struct exec_allow exec_allow;  /* the executables its drivers allow ("allow" in their info) */
 	uint64_t exec_bloom, exec_mask;

@@ -119,7 +119,8 @@ static json_t *bridges_json(void)
 static json_t *register_body(struct agent *a)
 {
 	struct wire_register r = {.cpus = a->o.cpus, .memory_mb = a->o.memory_mb, .drivers = (json_t *)a->o.drivers_info,
-	                          .labels = (json_t *)a->o.labels, .bridges = bridges_json()};
+	                          .labels = (json_t *)a->o.labels, .bridges = bridges_json(),
+	                          .run_dir = json_string(a->o.run_dir)};
 	json_t *body;
 	snprintf(r.id, sizeof r.id, "%s", a->o.id);
 	snprintf(r.name, sizeof r.name, "%s", a->o.name);
@@ -128,6 +129,7 @@ static json_t *register_body(struct agent *a)
 	body = wire_register_to_json(&r);
 	json_decref(a->bridges_sent);
 	a->bridges_sent = r.bridges; /* taken */
+	json_decref(r.run_dir);
 	free(r.alive);
 	return body;
 }

@@ -25,6 +25,7 @@ struct agent_options {
 	int64_t memory_mb;
 	const json_t *drivers_info; /* each available driver's probe info */
 	const json_t *labels;
+	const char *run_dir;        /* shown by the core's node listing */
 	int notify_batch_ms;        /* 0: report at once; N: send reports on a free-running N ms tick (stock Nomad) */
 	bool stop_instances_on_exit;
 	double stop_grace_s;

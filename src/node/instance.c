@@ -803,9 +803,10 @@ struct instances *instances_new(const struct instances_env *env, char *err, size
 	return set;
 }
 
-/* Re-attaches to one instance a previous run of this node started. */
-static void recover_one(struct instances *set, struct instrec *r)
+/* Re-attaches to one instance a previous run of this node started; true when it is alive. */
+static bool recover_one(struct instances *set, struct instrec *r)
 {
+	bool alive = false;
 	struct ninst *ni = ninst_new(set, r->id, NI_RECOVERING);
 	struct mv_error err;
 	ni->spec = r->spec;
@@ -827,6 +828,7 @@ static void recover_one(struct instances *set, struct instrec *r)
 		if (ni->drv && drv_adopt(ni->drv, set->env.drv_opts, ni->id, &ni->h) == 0) {
 			log_info("instance %s was started just before the node stopped: adopted", ni->id);
 			ni_event(ni, NE_ADOPTED, &(struct ni_args){0});
+			alive = true;
 		} else {
 			ni_event(ni, NE_NOT_STARTED, &(struct ni_args){0});
 		}
@@ -835,6 +837,7 @@ static void recover_one(struct instances *set, struct instrec *r)
 		if (ni->drv && drv_recover(ni->drv, &ni->h) == 0) {
 			log_info("instance %s is still running: re-attached", ni->id);
 			ni_event(ni, NE_REATTACHED, &(struct ni_args){0});
+			alive = true;
 		} else {
 			ni_event(ni, NE_ENDED_AWAY,
 			         &(struct ni_args){.why = "ended while the node was not running (exit code unknown)"});
@@ -845,6 +848,7 @@ static void recover_one(struct instances *set, struct instrec *r)
 		ni_event(ni, NE_RECORD_ENDED, &(struct ni_args){0});
 		break;
 	}
+	return alive;
 }
 
 void instances_recover(struct instances *set)
@@ -852,6 +856,7 @@ void instances_recover(struct instances *set)
 	char dirpath[PATH_MAX];
 	DIR *d;
 	struct dirent *e;
+	int records = 0, alive = 0;
 	snprintf(dirpath, sizeof dirpath, "%.4000s/instances", set->env.run_dir);
 	if (!(d = opendir(dirpath)))
 		return;
@@ -867,9 +872,13 @@ void instances_recover(struct instances *set)
 			log_warnx("instance record %s/record.json is unreadable; left alone", path);
 			continue;
 		}
-		recover_one(set, &r);
+		records++;
+		alive += recover_one(set, &r);
 	}
 	closedir(d);
+	if (records)
+		log_info("%d instance%s from the run dir %s alive again under this node; %d other record%s (ended, or not started)", alive,
+		         alive == 1 ? "" : "s", set->env.run_dir, records - alive, records - alive == 1 ? "" : "s");
 }
 
 bool instances_alive(const struct instances *set)

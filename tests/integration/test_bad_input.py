@@ -313,7 +313,7 @@ def test_boundaries_accepted():
 def test_node_bridges_update_refused():
     """PUT /v1/nodes/{id}/bridges (a node's bridges changed while it runs): bad bodies are
     400 naming the field, a wrong token 401, an unknown node 401/404; the node's bridges
-    stay as they were."""
+    stay as they were. A registration with a bad run_dir is 400 naming it."""
     core = h.start_core()
     c = core.client()
     node_id = "00112233445566aa"
@@ -349,6 +349,12 @@ def test_node_bridges_update_refused():
     bridges = [n["bridges"] for n in c.nodes() if n["id"] == node_id]
     if bridges != [["br0"]]:
         fails.append(f"the refused updates changed the node's bridges: {bridges}")
+    # the run dir a node registers with is shown to people: an absolute printable path
+    for bad in ("relative/run", "/run/\u00e4", "/run/a\nb", 5, "/" + "x" * 1024):
+        st, js, raw = c.call("POST", "/v1/nodes/register", dict(reg, run_dir=bad))
+        err = js.get("error") if isinstance(js, dict) else None
+        if st != 400 or not isinstance(err, dict) or "run_dir" not in (err.get("message") or ""):
+            fails.append(f"register with run_dir {bad!r:.40}: {st} {raw[:200]!r}")
     # and a good one is taken
     st, js, raw = c.call("PUT", path, {"bridges": ["br0", "br1"]}, token=tok)
     if st != 200 or [n["bridges"] for n in c.nodes() if n["id"] == node_id] != [["br0", "br1"]]:
