@@ -184,14 +184,13 @@ static struct node *reg(struct world *w, const char *id, const char *name, const
 	return n;
 }
 
-static struct instance *create(struct world *w, const char *name, bool on_lost, struct mv_error *err)
+/* Creates one instance from a request body (taken). */
+static struct instance *create_from(struct world *w, json_t *body, struct mv_error *err)
 {
 	struct inst_spec spec;
 	struct instance **out = NULL, *in = NULL;
 	int n = 0;
 	bool replayed;
-	json_t *body = json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:s}", "name", name, "driver", "exec", "config", "command",
-	                         "/bin/sleep", "args", "60", "restart", on_lost ? "on-lost" : "never");
 	struct cluster_create_req r = {.spec = &spec, .accepted_us = 1};
 	if (drv_spec_parse(&spec, body, SPEC_REQUEST, err) < 0)
 		abort();
@@ -201,6 +200,13 @@ static struct instance *create(struct world *w, const char *name, bool on_lost, 
 	free(out);
 	spec_free(&spec);
 	return in;
+}
+
+static struct instance *create(struct world *w, const char *name, bool on_lost, struct mv_error *err)
+{
+	return create_from(w, json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:s}", "name", name, "driver", "exec", "config",
+	                                "command", "/bin/sleep", "args", "60", "restart", on_lost ? "on-lost" : "never"),
+	                   err);
 }
 
 /* The assignments queued for n: "start:ID stop:ID ..." into buf; returns the last seq. */
@@ -620,21 +626,9 @@ static void test_list_pages(void)
  * survives a restart of the core. */
 static struct instance *create_on_bridge(struct world *w, const char *name, struct mv_error *err)
 {
-	struct inst_spec spec;
-	struct instance **out = NULL, *in = NULL;
-	int n = 0;
-	bool replayed;
-	json_t *body = json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:{s:s}}", "name", name, "driver", "exec", "config",
-	                         "command", "/bin/sleep", "args", "60", "network", "bridge", "brlate");
-	struct cluster_create_req r = {.spec = &spec, .accepted_us = 1};
-	if (drv_spec_parse(&spec, body, SPEC_REQUEST, err) < 0)
-		abort();
-	json_decref(body);
-	if (cluster_instances_create(w->c, &r, &out, &n, &replayed, err) == 0 && n == 1)
-		in = out[0];
-	free(out);
-	spec_free(&spec);
-	return in;
+	return create_from(w, json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:{s:s}}", "name", name, "driver", "exec", "config",
+	                                "command", "/bin/sleep", "args", "60", "network", "bridge", "brlate"),
+	                   err);
 }
 
 static void test_node_bridges_follow(void)
