@@ -65,6 +65,7 @@ struct ninst {
 	size_t carry_len;
 
 	int64_t received_us, spawned_us;
+	int64_t blobs_done_us;  /* the image blobs were all in the cache (the artifact step) */
 	struct node_timing timing;
 	int start_rc;                /* the start job's result, and its words */
 	char start_err[256];
@@ -276,11 +277,26 @@ static int prepare_dir(struct ninst *ni)
 	return 0;
 }
 
+/* The steps of prepare and spawn (common/trace.h): artifact until the blobs were in the
+ * cache, environment the rest of prepare; config until the driver said its configuration
+ * was ready (with the node's record of the start), call the rest of spawn. */
+static void steps_split(struct ninst *ni, int64_t spawn_from, int64_t config_done)
+{
+	int64_t *s = ni->timing.step_us;
+	int64_t artifact = ni->blobs_done_us - ni->received_us;
+	int64_t config = config_done - spawn_from;
+	s[STEP_ARTIFACT] = artifact > 0 && artifact <= ni->timing.prepare_us ? artifact : 0;
+	s[STEP_ENVIRONMENT] = ni->timing.prepare_us - s[STEP_ARTIFACT];
+	s[STEP_CONFIG] = config_done && config > 0 && config <= ni->timing.spawn_us ? config : 0;
+	s[STEP_CALL] = ni->timing.spawn_us - s[STEP_CONFIG];
+	ni->timing.has_steps = true;
+}
+
 static void start_work(void *arg)
 {
 	struct ninst *ni = arg;
 	char nspath[64] = "";
-	int64_t t0, t1;
+	int64_t t0, t1, config_done = 0;
 
 	/* prepare: the instance's files, here on the worker since file creation can take
 	 * milliseconds on a loaded disk; the wait for a free worker counts as prepare too */
@@ -295,6 +311,7 @@ static void start_work(void *arg)
 		.serial_log = ni->serial_log[0] ? ni->serial_log : NULL,
 		.vcpus = (double)ni->spec.vcpus_milli / 1000.0,
 		.memory_mb = ni->spec.memory_mb,
+		.config_done_us = &config_done,
 	};
 	t0 = clock_mono_us();
 	ni->timing.prepare_us = t0 - ni->received_us;
@@ -309,6 +326,7 @@ static void start_work(void *arg)
 	ni->start_rc = ni->drv->start(ni->set->env.drv_opts, &r, &ni->h, ni->start_err, sizeof ni->start_err);
 	ni->spawned_us = clock_mono_us();
 	ni->timing.spawn_us = ni->spawned_us - t1;
+	steps_split(ni, t1, config_done);
 	if (ni->start_rc == 0)
 		record_write(ni, INSTREC_RUNNING);
 }
@@ -330,8 +348,10 @@ static void start_done(void *arg)
 
 static void blob_resolved(struct ninst *ni)
 {
-	if (--ni->pending_fetches == 0)
+	if (--ni->pending_fetches == 0) {
+		ni->blobs_done_us = clock_mono_us(); /* the artifact step ends */
 		ni_event(ni, NE_BLOBS_DONE, &(struct ni_args){0});
+	}
 }
 
 static void on_blob(void *arg, int rc, const char *why)
