@@ -5,6 +5,9 @@ they reach the core on the wire with the running report, are stored with the tra
 and a qemu guest whose image the node fetches (miss: artifact carries the fetch) and then
 has (hit)."""
 
+import json
+import os
+import shutil
 import subprocess
 
 import harness as h
@@ -57,7 +60,26 @@ def test_steps_exec_and_qemu():
         if want == "miss":
             assert s["artifact"] > 0, f"qemu: the image fetch is not in the artifact step: {s}"
         c.stop_and_remove(vm["id"], timeout=20)
+
+    # push records carry the steps, and report --kind driver draws them per driver (Fig. 6b)
+    work = h.tmpdir("mv-steps-")
+    runs = {"exec": ["--config", json.dumps({"command": "/bin/sleep", "args": [tok]})],
+            "qemu": ["--driver", "qemu", "--image", "hello", "--config", '{"accel": "tcg"}']}
+    for drv, args in runs.items():
+        out = os.path.join(work, f"{drv}.jsonl")
+        p = h.cli(["push", "--core", d.url, "--replicate", "3", *args, "--out", out], timeout=90)
+        assert p.returncode == 0, f"push {drv}: {p.stdout[-400:]} {p.stderr[-400:]}"
+        recs = [json.loads(x) for x in open(out)]
+        assert len(recs) == 3 and all(isinstance(r.get(k), (int, float)) for r in recs for k in STEPS), \
+            f"push {drv}: records without steps: {recs[:1]}"
+    if shutil.which("gnuplot"):
+        svg = os.path.join(work, "fig6b.svg")
+        p = h.cli(["report", os.path.join(work, "exec.jsonl"), os.path.join(work, "qemu.jsonl"), "--kind", "driver",
+                   "--label", "exec", "--label", "qemu", "-o", svg])
+        assert p.returncode == 0 and os.path.getsize(svg) > 0, f"report --kind driver: {p.stderr}"
+        text = open(svg).read()
+        assert "toolstack/hypervisor call" in text and "qemu" in text, "the driver plot lacks its steps"
     d.stop()
 
 
-test_steps_exec_and_qemu.budget = 90
+test_steps_exec_and_qemu.budget = 120
