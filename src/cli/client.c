@@ -122,6 +122,25 @@ static double ms_of(const json_t *obj, const char *key) { return json_number_val
  * trace ends at running, and the time since is the guest's (boot, not over), never the
  * VIM's: no VIM overhead is derived from a client total that includes that wait. push
  * and analyze count such an instance the same way (not done, no overhead). */
+/* The node's steps inside prepare and spawn (trace.steps), under their phase. */
+static void print_steps(const json_t *steps, int phase)
+{
+	static const struct {
+		int phase, step;
+		const char *what;
+	} rows[] = {
+		{PHASE_PREPARE, STEP_ARTIFACT, "image blobs in the node's cache"},
+		{PHASE_PREPARE, STEP_ENVIRONMENT, "instance dir and logs (and the wait for a worker)"},
+		{PHASE_SPAWN, STEP_CONFIG, "the driver's configuration (argv, XML, xl config)"},
+		{PHASE_SPAWN, STEP_CALL, "the toolstack or hypervisor call"},
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		const json_t *v = json_object_get(steps, step_names[rows[i].step]);
+		if (rows[i].phase == phase && v)
+			printf("    %-20s %12.3f   %s\n", step_names[rows[i].step], json_number_value(v), rows[i].what);
+	}
+}
+
 static void print_trace(const json_t *inst, double client_total_ms)
 {
 	const json_t *trace = json_object_get(inst, "trace"), *phases = json_object_get(trace, "phases");
@@ -137,6 +156,7 @@ static void print_trace(const json_t *inst, double client_total_ms)
 		const json_t *v = json_object_get(phases, phase_names[p]);
 		if (v)
 			printf("  %-22s %12.3f\n", phase_names[p], json_number_value(v));
+		print_steps(json_object_get(trace, "steps"), p);
 	}
 	if (cache)
 		printf("  %-22s %12s   %s\n", "image_cache", cache,
@@ -732,8 +752,8 @@ int cmd_nodes(int argc, char **argv)
 	} else if (cl.json) {
 		print_json(resp);
 	} else {
-		printf("%-16s  %-16s  %-5s  %-20s  %-17s  %s\n", "ID", "NAME", "STATE", "VCPUS used/total",
-		       "MEMORY MiB", "DRIVERS");
+		printf("%-16s  %-16s  %-5s  %-20s  %-17s  %-20s  %s\n", "ID", "NAME", "STATE", "VCPUS used/total",
+		       "MEMORY MiB", "DRIVERS", "RUN DIR");
 		json_array_foreach(json_object_get(resp, "nodes"), i, n) {
 			const json_t *res = json_object_get(n, "resources"), *al = json_object_get(n, "allocated");
 			const char *k;
@@ -745,11 +765,13 @@ int cmd_nodes(int argc, char **argv)
 				if (w > 0 && (size_t)w < sizeof drivers - used)
 					used += (size_t)w;
 			}
-			printf("%-16s  %-16s  %-5s  %8.12g/%-11.12g  %7lld/%-9lld  %s\n", json_string_value(json_object_get(n, "id")),
+			printf("%-16s  %-16s  %-5s  %8.12g/%-11.12g  %7lld/%-9lld  %-20s  %s\n",
+			       json_string_value(json_object_get(n, "id")),
 			       json_string_value(json_object_get(n, "name")), json_string_value(json_object_get(n, "state")),
 			       json_number_value(json_object_get(al, "vcpus")), json_number_value(json_object_get(res, "vcpus")),
 			       (long long)json_integer_value(json_object_get(al, "memory_mb")),
-			       (long long)json_integer_value(json_object_get(res, "memory_mb")), drivers);
+			       (long long)json_integer_value(json_object_get(res, "memory_mb")), drivers,
+			       json_string_value(json_object_get(n, "run_dir")) ?: "-");
 		}
 	}
 	json_decref(resp);

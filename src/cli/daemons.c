@@ -313,7 +313,7 @@ static const struct daemon_option options[] = {
 	{"image-cache", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_image_cache, "on|off", "on",
 	 "off: fetch the image for every instance (the paper's stock drivers)", NULL},
 	{"notify-batch-ms", FOR_NODE, OT_INT, NODE(notify_batch_ms), 0, 0, 60000, NULL, "N", "0: at once",
-	 "gather status reports for N ms (stock Nomad)", "give milliseconds, 0-60000"},
+	 "send status reports on a free-running N ms tick (stock Nomad: 200)", "give milliseconds, 0-60000"},
 	{"qemu", FOR_NODE, OT_STRING, NODE(qemu_binary), 0, 0, 0, NULL, "PATH", "qemu-system-x86_64",
 	 "the QEMU binary", NULL},
 	{"libvirt-uri", FOR_NODE, OT_STRING, NODE(libvirt_uri), 0, 0, 0, NULL, "URI", "qemu:///system",

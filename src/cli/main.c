@@ -78,10 +78,12 @@ static const struct command commands[] = {
 	 "  --ports LIST             nova: SERVICE=PORT,... (default nova=8774,keystone=5000,glance=9292,\n"
 	 "                           placement=8778,neutron=9696,amqp=5672)\n"
 	 "  --events                 nova: each server's messages in time order\n"},
-	{"report", report_main, "plot push/analyze records with gnuplot: phases (Fig. 6), latency vs rate, CDF",
-	 "  microvim report FILE... -o OUT.svg|OUT.png [--kind phases|latency|cdf] [--label NAME ...]\n"
+	{"report", report_main, "plot records with gnuplot: phases (Fig. 6), driver steps (6b), latency vs rate, CDF",
+	 "  microvim report FILE... -o OUT.svg|OUT.png [--kind phases|driver|latency|cdf] [--label NAME ...]\n"
 	 "  -o, --output OUT         the plot: .svg or .png\n"
 	 "  --kind K                 phases (default): stacked phase means with 95% CI, one bar per file;\n"
+	 "                           driver: the node's steps inside prepare and spawn (artifact,\n"
+	 "                           environment, network, config, call), one bar per file (a driver);\n"
 	 "                           latency: p50 and p99 of total_ms against offered rate;\n"
 	 "                           cdf: the distribution of total_ms, one curve per file\n"
 	 "  --label NAME             the name of each FILE in order (default: the file's base name)\n"

@@ -1,12 +1,17 @@
 #include "common/trace.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *const phase_names[PHASE_COUNT] = {
 	[PHASE_ACCEPT] = "accept",   [PHASE_SCHEDULE] = "schedule", [PHASE_DISPATCH] = "dispatch",
 	[PHASE_PREPARE] = "prepare", [PHASE_NETWORK] = "network",   [PHASE_SPAWN] = "spawn",
 	[PHASE_BOOT] = "boot",       [PHASE_NOTIFY] = "notify",
+};
+
+const char *const step_names[STEP_COUNT] = {
+	[STEP_ARTIFACT] = "artifact", [STEP_ENVIRONMENT] = "environment", [STEP_CONFIG] = "config", [STEP_CALL] = "call",
 };
 
 static int64_t nonneg(int64_t v) { return v < 0 ? 0 : v; }
@@ -31,6 +36,8 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 	t->phase_us[PHASE_NOTIFY] = (wire - wire / 2) + node_tail + nonneg(m->notified_us - m->reported_us);
 	t->total_us = nonneg(m->notified_us - m->accepted_us);
 	t->image_cache = n->image_cache;
+	t->has_steps = n->has_steps;
+	memcpy(t->step_us, n->step_us, sizeof t->step_us);
 }
 
 static const char *const image_cache_names[] = {[IMAGE_NONE] = "none", [IMAGE_HIT] = "hit", [IMAGE_MISS] = "miss"};
@@ -68,6 +75,12 @@ json_t *trace_to_json(const struct trace *t)
 	                      ms(trace_overhead_us(t)));
 	if (t->image_cache != IMAGE_NONE)
 		json_object_set_new(j, "image_cache", json_string(image_cache_names[t->image_cache]));
+	if (t->has_steps) {
+		json_t *steps = json_object();
+		for (int s = 0; s < STEP_COUNT; s++)
+			json_object_set_new(steps, step_names[s], ms(t->step_us[s]));
+		json_object_set_new(j, "steps", steps);
+	}
 	return j;
 }
 
@@ -99,6 +112,15 @@ int trace_from_json(struct trace *t, const json_t *j)
 		if (p == PHASE_BOOT)
 			t->has_boot = true;
 	}
+	json_t *steps = json_object_get(j, "steps");
+	if (steps) {
+		if (!json_is_object(steps))
+			return -EINVAL;
+		for (int s = 0; s < STEP_COUNT; s++)
+			if (ms_field(steps, step_names[s], &t->step_us[s]) < 0)
+				return -EINVAL;
+		t->has_steps = true;
+	}
 	return 0;
 }
 
@@ -109,6 +131,15 @@ json_t *node_timing_to_json(const struct node_timing *n)
 	                      (json_int_t)n->boot_us, "work_us", (json_int_t)n->work_us);
 	if (n->image_cache != IMAGE_NONE)
 		json_object_set_new(j, "image_cache", json_string(image_cache_names[n->image_cache]));
+	if (n->has_steps) {
+		json_t *steps = json_object();
+		char key[32];
+		for (int s = 0; s < STEP_COUNT; s++) {
+			snprintf(key, sizeof key, "%s_us", step_names[s]);
+			json_object_set_new(steps, key, json_integer((json_int_t)n->step_us[s]));
+		}
+		json_object_set_new(j, "steps", steps);
+	}
 	return j;
 }
 
@@ -128,6 +159,26 @@ static int us_field(const json_t *obj, const char *key, int64_t *out)
 	return 0;
 }
 
+/* The steps split their phases exactly: a node whose steps do not add up is broken. */
+static int steps_from_json(struct node_timing *n, const json_t *steps)
+{
+	char key[32];
+	if (!steps)
+		return 0;
+	if (!json_is_object(steps))
+		return -EINVAL;
+	for (int s = 0; s < STEP_COUNT; s++) {
+		snprintf(key, sizeof key, "%s_us", step_names[s]);
+		if (!json_object_get(steps, key) || us_field(steps, key, &n->step_us[s]) < 0)
+			return -EINVAL;
+	}
+	if (n->step_us[STEP_ARTIFACT] + n->step_us[STEP_ENVIRONMENT] != n->prepare_us ||
+	    n->step_us[STEP_CONFIG] + n->step_us[STEP_CALL] != n->spawn_us)
+		return -EINVAL;
+	n->has_steps = true;
+	return 0;
+}
+
 int node_timing_from_json(struct node_timing *n, const json_t *j)
 {
 	*n = (struct node_timing){0};
@@ -137,5 +188,5 @@ int node_timing_from_json(struct node_timing *n, const json_t *j)
 	    us_field(j, "spawn_us", &n->spawn_us) < 0 || us_field(j, "boot_us", &n->boot_us) < 0 ||
 	    us_field(j, "work_us", &n->work_us) < 0 || image_cache_parse(json_object_get(j, "image_cache"), &n->image_cache) < 0)
 		return -EINVAL;
-	return 0;
+	return steps_from_json(n, json_object_get(j, "steps"));
 }

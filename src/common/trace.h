@@ -27,6 +27,19 @@ enum phase {
 
 extern const char *const phase_names[PHASE_COUNT];
 
+/* The node's sub-steps of prepare and spawn (the paper's Fig. 6b: create image, generate
+ * XML, libvirt spawn), measured on the node's clock:
+ *   artifact + environment = prepare;   config + call = spawn. */
+enum trace_step {
+	STEP_ARTIFACT,    /* assignment received -> image blobs in the node's cache (0: no image) */
+	STEP_ENVIRONMENT, /* -> instance dir, logs, serial log ready (includes the wait for a worker) */
+	STEP_CONFIG,      /* driver: its configuration generated (argv, domain XML, xl config) */
+	STEP_CALL,        /* driver: the toolstack or hypervisor call (spawn, virDomainCreateXML, xl create) */
+	STEP_COUNT
+};
+
+extern const char *const step_names[STEP_COUNT];
+
 /* Where the prepare phase found the image: not needed, in the node's cache, fetched. */
 enum image_cache { IMAGE_NONE, IMAGE_HIT, IMAGE_MISS };
 
@@ -35,6 +48,8 @@ struct node_timing {
 	int64_t prepare_us, network_us, spawn_us, boot_us;
 	int64_t work_us; /* assignment received -> report handed to the network */
 	enum image_cache image_cache;
+	bool has_steps;
+	int64_t step_us[STEP_COUNT];
 };
 
 /* Instants on the core's monotonic clock. */
@@ -52,6 +67,8 @@ struct trace {
 	bool has_boot;
 	int64_t total_us;
 	enum image_cache image_cache;
+	bool has_steps; /* the node measured its sub-steps */
+	int64_t step_us[STEP_COUNT];
 };
 
 /* Derives every phase from the core's marks and the node's timing. The phases add up
@@ -63,13 +80,16 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 int64_t trace_overhead_us(const struct trace *t);
 
 /* {"phases": {"accept": ms, ...}, "total_ms": ms, "overhead_ms": ms, "image_cache": "hit"|"miss"
- * (when an image was needed)}; ms with µs precision. */
+ * (when an image was needed), "steps": {"artifact": ms, "environment": ms, "config": ms,
+ * "call": ms} (when the node measured them)}; ms with µs precision. */
 json_t *trace_to_json(const struct trace *t);
 /* Inverse of trace_to_json; 0 or -EINVAL. */
 int trace_from_json(struct trace *t, const json_t *j);
 
 /* Node timing as sent by the node: {"prepare_us":..,"network_us":..,"spawn_us":..,
- * "boot_us":..,"work_us":..}. Parsing checks types and ranges; 0 or -EINVAL. */
+ * "boot_us":..,"work_us":.., "steps": {"artifact_us":.., "environment_us":.., "config_us":..,
+ * "call_us":..}}. Parsing checks types and ranges, and that the steps add up to their phases
+ * (artifact + environment = prepare, config + call = spawn); 0 or -EINVAL. */
 json_t *node_timing_to_json(const struct node_timing *n);
 int node_timing_from_json(struct node_timing *n, const json_t *j);
 

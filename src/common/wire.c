@@ -151,9 +151,23 @@ json_t *wire_register_to_json(const struct wire_register *r)
 	json_t *alive = json_array();
 	for (size_t i = 0; i < r->n_alive; i++)
 		json_array_append_new(alive, json_string(r->alive[i]));
-	return json_pack("{s:s, s:s, s:s, s:{s:i, s:I}, s:O, s:O, s:O, s:o}", "id", r->id, "name", r->name, "address",
-	                 r->address, "resources", "cpus", r->cpus, "memory_mb", (json_int_t)r->memory_mb, "drivers",
-	                 r->drivers, "labels", r->labels, "bridges", r->bridges, "instances", alive);
+	return json_pack("{s:s, s:s, s:s, s:{s:i, s:I}, s:O, s:O, s:O, s:o, s:O*}", "id", r->id, "name", r->name,
+	                 "address", r->address, "resources", "cpus", r->cpus, "memory_mb", (json_int_t)r->memory_mb,
+	                 "drivers", r->drivers, "labels", r->labels, "bridges", r->bridges, "instances", alive,
+	                 "run_dir", r->run_dir);
+}
+
+/* An absolute path of printable ASCII, without NUL inside: it is shown to people. */
+static bool run_dir_valid(const json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t n = json_string_length(v);
+	if (!s || n == 0 || n > WIRE_RUN_DIR_MAX || strlen(s) != n || s[0] != '/')
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] < 0x20 || s[i] > 0x7e)
+			return false;
+	return true;
 }
 
 static int parse_bridges(const json_t *bridges, struct mv_error *err)
@@ -206,7 +220,7 @@ int wire_register_parse(struct wire_register *r, const json_t *b, struct mv_erro
 	const json_t *res = json_object_get(b, "resources");
 	const json_t *cpus = json_object_get(res, "cpus"), *mem = json_object_get(res, "memory_mb");
 	const json_t *drivers = json_object_get(b, "drivers"), *labels = json_object_get(b, "labels");
-	const json_t *bridges = json_object_get(b, "bridges");
+	const json_t *bridges = json_object_get(b, "bridges"), *run_dir = json_object_get(b, "run_dir");
 
 	memset(r, 0, sizeof *r);
 	if (!json_is_object(b))
@@ -225,6 +239,9 @@ int wire_register_parse(struct wire_register *r, const json_t *b, struct mv_erro
 	if (parse_drivers(drivers, err) < 0 || (bridges && parse_bridges(bridges, err) < 0) ||
 	    (labels && labels_check(labels, err) < 0))
 		return -1;
+	if (run_dir && !run_dir_valid(run_dir))
+		return mv_fail(err, 400, "invalid_value", "run_dir must be an absolute path of at most %d printable bytes",
+		               WIRE_RUN_DIR_MAX);
 	if (parse_alive(r, json_object_get(b, "instances"), err) < 0) {
 		wire_register_free(r);
 		return -1;
@@ -236,6 +253,21 @@ int wire_register_parse(struct wire_register *r, const json_t *b, struct mv_erro
 	r->drivers = json_incref((json_t *)drivers);
 	r->labels = labels ? json_incref((json_t *)labels) : json_object();
 	r->bridges = bridges ? json_incref((json_t *)bridges) : json_array();
+	r->run_dir = run_dir ? json_incref((json_t *)run_dir) : NULL;
+	return 0;
+}
+
+int wire_bridges_parse(const json_t *body, json_t **bridges, struct mv_error *err)
+{
+	const json_t *list = json_object_get(body, "bridges");
+	*bridges = NULL;
+	if (!json_is_object(body))
+		return mv_fail(err, 400, "invalid_type", "the body must be a JSON object {\"bridges\": [...]}");
+	if (!list)
+		return mv_fail(err, 400, "missing_field", "bridges is required: an array of interface names");
+	if (parse_bridges(list, err) < 0)
+		return -1;
+	*bridges = json_incref((json_t *)list);
 	return 0;
 }
 
@@ -244,8 +276,9 @@ void wire_register_free(struct wire_register *r)
 	json_decref(r->drivers);
 	json_decref(r->labels);
 	json_decref(r->bridges);
+	json_decref(r->run_dir);
 	free(r->alive);
-	r->drivers = r->labels = r->bridges = NULL;
+	r->drivers = r->labels = r->bridges = r->run_dir = NULL;
 	r->alive = NULL;
 	r->n_alive = 0;
 }

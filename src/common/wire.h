@@ -71,9 +71,10 @@ int wire_reports_parse(const json_t *body, struct wire_report **out, size_t *n, 
 #define WIRE_BRIDGES_MAX 1024
 #define WIRE_ADDRESS_MAX 63
 #define WIRE_ALIVE_MAX 1000000
+#define WIRE_RUN_DIR_MAX 1024
 
 /* {"id", "name", "address", "resources": {"cpus", "memory_mb"}, "drivers": {NAME: INFO},
- *  "labels": {"k": "v"}, "bridges": ["br0", ...], "instances": [ID, ...]} */
+ *  "labels": {"k": "v"}, "bridges": ["br0", ...], "instances": [ID, ...], "run_dir": "/run/..."} */
 struct wire_register {
 	char id[MV_ID_LEN + 1];
 	char name[MV_NAME_MAX + 1];
@@ -84,6 +85,8 @@ struct wire_register {
 	                  * driver table) */
 	json_t *labels;  /* {"k": "v"} */
 	json_t *bridges; /* ["br0", ...]: bridges instances can attach to */
+	json_t *run_dir; /* a string: where the node keeps instance dirs and records (shown, not used);
+	                  * NULL when not said */
 	size_t n_alive;  /* the instances the node has alive, for reconciliation */
 	char (*alive)[MV_ID_LEN + 1];
 };
@@ -92,6 +95,12 @@ struct wire_register {
 json_t *wire_register_to_json(const struct wire_register *r);
 int wire_register_parse(struct wire_register *r, const json_t *j, struct mv_error *err);
 void wire_register_free(struct wire_register *r);
+
+/* ---- bridges changed: node -> core ---- */
+
+/* {"bridges": ["br0", ...]}: the node's bridges now, sent when they change while it runs
+ * (registration carries them at start). *bridges gets a reference to the array. */
+int wire_bridges_parse(const json_t *body, json_t **bridges, struct mv_error *err);
 
 /* An instance or node id: MV_ID_LEN lower-case hex characters. */
 bool wire_id_valid(const char *s);

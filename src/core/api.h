@@ -38,7 +38,8 @@ typedef void route_fn(struct api *a, struct evhttp_request *req, const char *id)
 
 route_fn api_instances_create, api_instances_list, api_instance_show, api_instance_delete;
 route_fn api_health, api_events, api_metrics;
-route_fn api_nodes_list, api_node_show, nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports;
+route_fn api_nodes_list, api_node_show, nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports,
+    nodeapi_bridges;
 route_fn api_blob_put, api_blob_get, api_images_create, api_images_list, api_image_show, api_image_delete;
 route_fn api_traces, ui_index, ui_asset; /* traces.c, ui.c */
 

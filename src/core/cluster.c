@@ -277,6 +277,7 @@ static void node_free(struct node *n)
 	json_decref(n->drivers);
 	json_decref(n->labels);
 	json_decref(n->bridges);
+	json_decref(n->run_dir);
 	exec_allow_free(&n->exec_allow);
 	free(n);
 }
@@ -1080,6 +1081,8 @@ static void node_set_facts(struct node *n, const struct wire_register *reg, stru
 	n->drivers = json_incref(reg->drivers);
 	n->labels = json_incref(reg->labels);
 	n->bridges = json_incref(reg->bridges);
+	json_decref(n->run_dir);
+	n->run_dir = reg->run_dir ? json_incref(reg->run_dir) : NULL;
 	exec_allow_free(&n->exec_allow);
 	n->exec_allow = *allow;
 }
@@ -1099,7 +1102,7 @@ int cluster_node_register(struct cluster *c, const struct wire_register *reg, st
 		return mv_fail(err, 400, "invalid_value", "a driver's allow must be an array of absolute paths");
 	/* a node is known once it is durable */
 	row = (struct store_node_row){.cpus = reg->cpus, .memory_mb = reg->memory_mb, .drivers = reg->drivers,
-	                              .labels = reg->labels, .bridges = reg->bridges};
+	                              .labels = reg->labels, .bridges = reg->bridges, .run_dir = reg->run_dir};
 	memcpy(row.id, reg->id, sizeof row.id);
 	memcpy(row.name, reg->name, sizeof row.name);
 	memcpy(row.address, reg->address, sizeof row.address);
@@ -1129,6 +1132,31 @@ int cluster_node_register(struct cluster *c, const struct wire_register *reg, st
 	reconcile(c, n, reg);
 	*out = n;
 	schedule_pending(c);
+	return 0;
+}
+
+static void node_row(const struct node *n, struct store_node_row *row, json_t *bridges)
+{
+	*row = (struct store_node_row){.cpus = n->cpus, .memory_mb = n->memory_mb, .drivers = n->drivers,
+	                               .labels = n->labels, .bridges = bridges, .run_dir = n->run_dir};
+	memcpy(row->id, n->id, sizeof row->id);
+	memcpy(row->name, n->name, sizeof row->name);
+	memcpy(row->address, n->address, sizeof row->address);
+}
+
+int cluster_node_set_bridges(struct cluster *c, struct node *n, json_t *bridges, struct mv_error *err)
+{
+	struct store_node_row row;
+	if (json_equal(n->bridges, bridges))
+		return 0;
+	node_row(n, &row, bridges);
+	if (store_node_put(c->store, &row) < 0)
+		return mv_fail(err, 500, "store_failed", "the store could not record the node's bridges; try again");
+	json_decref(n->bridges);
+	n->bridges = json_incref(bridges);
+	node_view_sync(c, n);
+	log_info("node %s (%s) now has %zu bridges", n->name, n->id, json_array_size(bridges));
+	schedule_pending(c); /* a pending instance may wait for exactly this bridge */
 	return 0;
 }
 
@@ -1233,7 +1261,8 @@ static void load_node(void *arg, struct store_node_row *row)
 	n->drivers = row->drivers;
 	n->labels = row->labels;
 	n->bridges = row->bridges;
-	row->drivers = row->labels = row->bridges = NULL; /* taken */
+	n->run_dir = row->run_dir;
+	row->drivers = row->labels = row->bridges = row->run_dir = NULL; /* taken */
 	if (node_exec_allow(n->drivers, &allow) == 0)
 		n->exec_allow = allow;
 	else

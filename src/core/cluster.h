@@ -74,6 +74,7 @@ struct node {
 	json_t *drivers;               /* {"exec": {"version": ..., "allow": [...]}, ...}: what it advertised */
 	json_t *labels;
 	json_t *bridges;               /* ["br0", ...] */
+	json_t *run_dir;               /* a string: its run dir, as it said at registration; or NULL */
 	unsigned driver_mask;          /* bit driver_index() of each driver it offers */
 	struct exec_allow exec_allow;  /* the executables its drivers allow ("allow" in their info) */
 	uint64_t exec_bloom, exec_mask;
@@ -170,6 +171,10 @@ int cluster_nodes_ready(const struct cluster *c);
  * pending instances are placed. */
 int cluster_node_register(struct cluster *c, const struct wire_register *reg, struct node **out,
                           struct mv_error *err);
+/* A live node's bridges changed while it runs (a bridge made or deleted on its host):
+ * recorded, and placement sees them at once; pending instances are placed. Takes a
+ * reference to bridges (checked by wire_bridges_parse). */
+int cluster_node_set_bridges(struct cluster *c, struct node *n, json_t *bridges, struct mv_error *err);
 /* Seconds between a node's heartbeats (three fit in the heartbeat timeout). */
 int cluster_heartbeat_interval(const struct cluster *c);
 /* A node the core declared down (or has not seen since its own restart) must register

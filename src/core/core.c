@@ -93,6 +93,7 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/nodes/*/heartbeat", AUTH_NODE, nodeapi_heartbeat},
 	{EVHTTP_REQ_GET, "/v1/nodes/*/assignments", AUTH_NODE, nodeapi_assignments},
 	{EVHTTP_REQ_POST, "/v1/nodes/*/reports", AUTH_NODE, nodeapi_reports},
+	{EVHTTP_REQ_PUT, "/v1/nodes/*/bridges", AUTH_NODE, nodeapi_bridges},
 	{EVHTTP_REQ_PUT, "/v1/blobs/*", AUTH_USER, api_blob_put},
 	{EVHTTP_REQ_GET, "/v1/blobs/*", AUTH_USER, api_blob_get},
 	{EVHTTP_REQ_POST, "/v1/images", AUTH_USER, api_images_create},

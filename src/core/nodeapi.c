@@ -32,13 +32,13 @@ static json_t *node_to_json(const struct node *n)
 	char hb[40] = "";
 	if (n->last_heartbeat_wall_us)
 		clock_iso8601(n->last_heartbeat_wall_us, hb, sizeof hb);
-	return json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:O, s:{s:f, s:I, s:i}, s:{s:f, s:I}, s:i, s:s?}",
+	return json_pack("{s:s, s:s, s:s, s:s, s:O, s:O, s:O, s:{s:f, s:I, s:i}, s:{s:f, s:I}, s:i, s:s?, s:O?}",
 	                 "id", n->id, "name", n->name, "state", n->ready ? "ready" : "down", "address",
 	                 n->address, "drivers", n->drivers, "labels", n->labels, "bridges", n->bridges, "resources",
 	                 "vcpus", (double)n->vcpus_milli_total / 1000.0, "memory_mb", (json_int_t)n->memory_mb_total,
 	                 "cpus", n->cpus, "allocated", "vcpus", (double)n->vcpus_milli_used / 1000.0,
 	                 "memory_mb", (json_int_t)n->memory_mb_used, "instances", n->n_instances,
-	                 "last_heartbeat", n->last_heartbeat_wall_us ? hb : NULL);
+	                 "last_heartbeat", n->last_heartbeat_wall_us ? hb : NULL, "run_dir", n->run_dir);
 }
 
 void api_nodes_list(struct api *a, struct evhttp_request *req, UNUSED const char *id)
@@ -204,6 +204,23 @@ void nodeapi_register(struct api *a, struct evhttp_request *req, UNUSED const ch
 		poll_answer(n->poll);
 	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i}", "id", n->id, "token", n->token, "heartbeat_interval_s",
 	                                    cluster_heartbeat_interval(a->cluster)));
+}
+
+void nodeapi_bridges(struct api *a, struct evhttp_request *req, const char *id)
+{
+	struct node *n;
+	json_t *b = NULL, *bridges = NULL;
+	struct mv_error err;
+
+	if (!(n = live_node_or_reply(a, req, id)))
+		return;
+	if (http_read_json(req, &b, &err) < 0 || wire_bridges_parse(b, &bridges, &err) < 0 ||
+	    cluster_node_set_bridges(a->cluster, n, bridges, &err) < 0)
+		http_reply_error(req, &err);
+	else
+		http_reply_json(req, 200, json_object());
+	json_decref(bridges);
+	json_decref(b);
 }
 
 void nodeapi_reports(struct api *a, struct evhttp_request *req, const char *id)

@@ -112,7 +112,7 @@ const char *sched_miss_message(enum sched_miss miss)
 	case SCHED_NO_DRIVER: return "no ready node offers this driver";
 	case SCHED_NOT_ALLOWED: return "no ready node allows this executable (see the node's --exec-allow)";
 	case SCHED_NO_LABELS: return "no ready node has all the requested labels";
-	case SCHED_NO_BRIDGE: return "no ready node has the requested bridge (start a node with --bridge NAME to create it)";
+	case SCHED_NO_BRIDGE: return "no ready node has the requested bridge (create it on a node's host, or start a node with --bridge NAME)";
 	case SCHED_NO_CAPACITY: return "no ready node has room for the requested vcpus and memory_mb";
 	}
 	return "?";

@@ -60,6 +60,7 @@ struct store_node_row {
 	int cpus;
 	int64_t memory_mb;
 	json_t *drivers, *labels, *bridges; /* put: borrowed; load: the row's (a callback may take them) */
+	json_t *run_dir;                    /* a string, or NULL; as the json members */
 };
 
 struct store_image_row {

@@ -350,6 +350,8 @@ static int sqlite_node_put(struct store *base, const struct store_node_row *n)
 	                         "labels", n->labels, "cpus", n->cpus, "memory_mb", (json_int_t)n->memory_mb);
 	if (n->bridges)
 		json_object_set(info, "bridges", n->bridges);
+	if (n->run_dir)
+		json_object_set(info, "run_dir", n->run_dir);
 	bind_text(st, 1, n->id);
 	bind_text(st, 2, n->name);
 	bind_json(st, 3, info);
@@ -382,6 +384,8 @@ static int sqlite_nodes_load(struct store *base, store_node_fn *fn, void *arg)
 		n.drivers = object_or(json_object_get(info, "drivers"), json_object);
 		n.labels = object_or(json_object_get(info, "labels"), json_object);
 		n.bridges = object_or(json_object_get(info, "bridges"), json_array);
+		if (json_is_string(json_object_get(info, "run_dir")))
+			n.run_dir = json_incref(json_object_get(info, "run_dir"));
 		n.cpus = (int)json_integer_value(json_object_get(info, "cpus"));
 		n.memory_mb = json_integer_value(json_object_get(info, "memory_mb"));
 		json_decref(info);
@@ -389,6 +393,7 @@ static int sqlite_nodes_load(struct store *base, store_node_fn *fn, void *arg)
 		json_decref(n.drivers);
 		json_decref(n.labels);
 		json_decref(n.bridges);
+		json_decref(n.run_dir);
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : fail(s, "load nodes");

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 int drv_config_choices(const json_t *config, const char *const *fields, const char *const *const *choices,
@@ -30,6 +31,12 @@ int drv_config_choices(const json_t *config, const char *const *fields, const ch
 }
 
 /* ---- the lifecycle ---- */
+
+void drv_config_done(const struct drv_start_request *r)
+{
+	if (r->config_done_us)
+		*r->config_done_us = clock_mono_us();
+}
 
 int drv_stop(const struct driver *d, const struct drv_options *o, struct drv_handle *h, bool force)
 {

@@ -21,6 +21,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/error.h"
@@ -58,7 +59,15 @@ struct drv_start_request {
 	const char *tap;       /* DRV_NET_TAP: a tap already on the bridge, or NULL */
 	const char *bridge;    /* DRV_NET_BRIDGE: the bridge to attach the guest's interface to, or NULL */
 	const char *netns;     /* DRV_NET_NETNS: the network namespace to run in (path under /run/netns), or NULL */
+
+	/* Out: the driver calls drv_config_done(r) when its configuration (argv, domain XML,
+	 * xl config) is generated, just before the toolstack or hypervisor call, so that the
+	 * node can split the spawn phase into config and call (the trace's steps). */
+	int64_t *config_done_us;
 };
+
+/* Marks the end of the driver's configuration step (clock_mono_us); NULL slot: no-op. */
+void drv_config_done(const struct drv_start_request *r);
 
 /* How an instance of a driver attaches to a bridge (spec "network": {"bridge"}). The node's
  * network phase makes what the driver asks for, and removes it when the instance ends. */

@@ -136,6 +136,7 @@ static int exec_start(const struct drv_options *o, const struct drv_start_reques
 		.path = command, .argv = argv, .envp = envp, .fds = {-1, r->stdout_fd, r->stderr_fd},
 		.dir = r->dir, .netns = r->netns,
 	};
+	drv_config_done(r);
 	rc = proc_spawn(&sr, h, err, errlen);
 	free_vector(argv);
 	free_vector(envp);

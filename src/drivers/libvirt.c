@@ -495,6 +495,7 @@ static int lv_start(const struct drv_options *o, const struct drv_start_request 
 		lv.virConnectClose(c);
 		return rc;
 	}
+	drv_config_done(r); /* the XML (the connection and the host's facts count as config too) */
 	d = lv.virDomainCreateXML(c, xml, 0); /* transient: gone from libvirt once it stops */
 	free(xml);
 	if (!d) {

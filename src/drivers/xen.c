@@ -748,6 +748,7 @@ static int xen_start(const struct drv_options *o, const struct drv_start_request
 		return rc;
 
 	const char *argv[] = {"xl", "create", "-q", path, NULL};
+	drv_config_done(r);
 	rc = xl_run(o, argv, XL_CREATE_TIMEOUT_S, &res);
 	if (rc == -ETIMEDOUT) {
 		/* xl may have got as far as creating the domain: do not leave it behind */

@@ -31,6 +31,10 @@ struct agent {
 	double backoff_s;
 	int hb_interval_s;
 	struct event *hb_timer, *register_timer, *poll_timer, *report_timer, *shutdown_timer;
+	struct event *batch_tick; /* --notify-batch-ms: the free-running tick that sends reports */
+	json_t *bridges_sent;     /* the bridges the core has (from the registration or an update) */
+	json_t *bridges_in_flight;
+	bool bridges_dirty;       /* they may have changed since: compare and send */
 	void (*on_shutdown)(void *arg);
 	void *on_shutdown_arg;
 };
@@ -39,6 +43,7 @@ static void register_send(struct agent *a);
 static void poll_send(struct agent *a);
 static void report_flush(struct agent *a);
 static void shutdown_check(struct agent *a);
+static void bridges_send(struct agent *a);
 
 /* ---- HTTP to the core ---- */
 
@@ -114,14 +119,17 @@ static json_t *bridges_json(void)
 static json_t *register_body(struct agent *a)
 {
 	struct wire_register r = {.cpus = a->o.cpus, .memory_mb = a->o.memory_mb, .drivers = (json_t *)a->o.drivers_info,
-	                          .labels = (json_t *)a->o.labels, .bridges = bridges_json()};
+	                          .labels = (json_t *)a->o.labels, .bridges = bridges_json(),
+	                          .run_dir = json_string(a->o.run_dir)};
 	json_t *body;
 	snprintf(r.id, sizeof r.id, "%s", a->o.id);
 	snprintf(r.name, sizeof r.name, "%s", a->o.name);
 	snprintf(r.address, sizeof r.address, "%s", a->o.core_host);
 	instances_alive_ids(a->o.instances, &r.alive, &r.n_alive);
 	body = wire_register_to_json(&r);
-	json_decref(r.bridges);
+	json_decref(a->bridges_sent);
+	a->bridges_sent = r.bridges; /* taken */
+	json_decref(r.run_dir);
 	free(r.alive);
 	return body;
 }
@@ -156,6 +164,7 @@ static void on_register(struct evhttp_request *req, void *arg)
 	a->acked = 0; /* a core that restarted numbers its assignments anew */
 	poll_send(a);
 	report_flush(a);
+	bridges_send(a); /* a change seen while registering */
 }
 
 static void register_send(struct agent *a)
@@ -186,24 +195,78 @@ static void on_heartbeat_timer(UNUSED evutil_socket_t fd, UNUSED short what, voi
 	struct timeval tv = clock_timeval(a->hb_interval_s);
 	if (!a->registered || a->shutting_down)
 		return;
+	bridges_send(a); /* one that failed before */
 	snprintf(path, sizeof path, "/v1/nodes/%s/heartbeat", a->o.id);
 	send_json(a, a->ctl_conn, EVHTTP_REQ_POST, path, a->node_token, NULL, on_heartbeat);
 	evtimer_add(a->hb_timer, &tv);
+}
+
+/* ---- bridges made or deleted while the node runs ---- */
+
+static void on_bridges(struct evhttp_request *req, void *arg)
+{
+	struct agent *a = arg;
+	int status = status_of(req);
+	json_t *sent = a->bridges_in_flight;
+	a->bridges_in_flight = NULL;
+	if (a->shutting_down) {
+		json_decref(sent);
+		return;
+	}
+	if (status == 200) {
+		json_decref(a->bridges_sent);
+		a->bridges_sent = sent;
+		bridges_send(a); /* changed again meanwhile */
+		return;
+	}
+	json_decref(sent);
+	if (status == 401 || status == 404) {
+		need_register(a); /* the registration carries them */
+		return;
+	}
+	log_warnx("the core did not take the node's bridges (%s); trying again with the next heartbeat",
+	          status ? "refused" : "no answer");
+	a->bridges_dirty = true;
+}
+
+/* Sends the bridges when they differ from what the core has; one update in flight at a
+ * time; a failed one is tried again with the next heartbeat. */
+static void bridges_send(struct agent *a)
+{
+	char path[128];
+	json_t *now;
+	if (!a->bridges_dirty || !a->registered || a->bridges_in_flight || a->shutting_down || a->on_shutdown)
+		return;
+	a->bridges_dirty = false;
+	now = bridges_json();
+	if (a->bridges_sent && json_equal(now, a->bridges_sent)) {
+		json_decref(now);
+		return;
+	}
+	log_info("bridges changed: advertising %zu to the core", json_array_size(now));
+	snprintf(path, sizeof path, "/v1/nodes/%s/bridges", a->o.id);
+	a->bridges_in_flight = now;
+	if (send_json(a, a->ctl_conn, EVHTTP_REQ_PUT, path, a->node_token, json_pack("{s:O}", "bridges", now),
+	              on_bridges) < 0) {
+		a->bridges_in_flight = NULL;
+		json_decref(now);
+		a->bridges_dirty = true;
+	}
+}
+
+void agent_bridges_changed(struct agent *a)
+{
+	a->bridges_dirty = true;
+	bridges_send(a);
 }
 
 /* ---- reports ---- */
 
 void agent_reports_pushed(struct agent *a)
 {
-	if (a->o.notify_batch_ms > 0) {
-		/* the stock behaviour the paper measured: reports wait and go out together */
-		if (!evtimer_pending(a->report_timer, NULL)) {
-			struct timeval tv = clock_timeval(a->o.notify_batch_ms / 1000.0);
-			evtimer_add(a->report_timer, &tv);
-		}
-	} else {
+	/* With --notify-batch-ms the report waits for the next batch tick (on_batch_tick). */
+	if (a->o.notify_batch_ms == 0)
 		report_flush(a);
-	}
 	shutdown_check(a);
 }
 
@@ -241,6 +304,12 @@ static void report_flush(struct agent *a)
 }
 
 static void on_report_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { report_flush(arg); }
+
+/* The stock behaviour the paper measured: Nomad's client sends its batched allocation
+ * updates on a free-running 200 ms ticker, not on a timer started by the first update, so
+ * a report waits anywhere between 0 and the period, depending on where in the period it
+ * was queued. The tick runs from the node's start, whether or not anything is queued. */
+static void on_batch_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { report_flush(arg); }
 
 /* ---- the long-poll ---- */
 
@@ -334,10 +403,19 @@ struct agent *agent_new(const struct agent_options *o)
 	a->register_timer = evtimer_new(o->base, on_register_timer, a);
 	a->poll_timer = evtimer_new(o->base, on_poll_timer, a);
 	a->report_timer = evtimer_new(o->base, on_report_timer, a);
+	if (o->notify_batch_ms > 0)
+		a->batch_tick = event_new(o->base, -1, EV_PERSIST, on_batch_tick, a);
 	return a;
 }
 
-void agent_start(struct agent *a) { register_send(a); }
+void agent_start(struct agent *a)
+{
+	if (a->batch_tick) {
+		struct timeval tv = clock_timeval(a->o.notify_batch_ms / 1000.0);
+		event_add(a->batch_tick, &tv);
+	}
+	register_send(a);
+}
 
 static void shutdown_finish(struct agent *a)
 {
@@ -395,9 +473,12 @@ void agent_free(struct agent *a)
 	for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++)
 		if (conns[i])
 			evhttp_connection_free(conns[i]);
-	struct event *timers[] = {a->hb_timer, a->register_timer, a->poll_timer, a->report_timer, a->shutdown_timer};
+	struct event *timers[] = {a->hb_timer,     a->register_timer, a->poll_timer,
+	                          a->report_timer, a->shutdown_timer, a->batch_tick};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		if (timers[i])
 			event_free(timers[i]);
+	json_decref(a->bridges_sent);
+	json_decref(a->bridges_in_flight);
 	free(a);
 }

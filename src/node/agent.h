@@ -25,7 +25,8 @@ struct agent_options {
 	int64_t memory_mb;
 	const json_t *drivers_info; /* each available driver's probe info */
 	const json_t *labels;
-	int notify_batch_ms;        /* 0: report at once; N: gather reports for N ms (stock Nomad) */
+	const char *run_dir;        /* shown by the core's node listing */
+	int notify_batch_ms;        /* 0: report at once; N: send reports on a free-running N ms tick (stock Nomad) */
 	bool stop_instances_on_exit;
 	double stop_grace_s;
 	struct instances *instances;
@@ -39,6 +40,9 @@ struct agent *agent_new(const struct agent_options *o);
 void agent_start(struct agent *a);
 /* The report queue got a report: send it (now, or with the batch). */
 void agent_reports_pushed(struct agent *a);
+/* The host's bridges may have changed (node/bridgewatch.h): the core is told when they
+ * differ from what it has. */
+void agent_bridges_changed(struct agent *a);
 /* Begins an orderly exit: no new work; with stop_instances_on_exit every instance is
  * stopped (grace, then force). done(arg) on the loop when the last reports went out (or
  * the deadline passed). */

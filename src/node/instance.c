@@ -65,6 +65,7 @@ struct ninst {
 	size_t carry_len;
 
 	int64_t received_us, spawned_us;
+	int64_t blobs_done_us;  /* the image blobs were all in the cache (the artifact step) */
 	struct node_timing timing;
 	int start_rc;                /* the start job's result, and its words */
 	char start_err[256];
@@ -276,11 +277,26 @@ static int prepare_dir(struct ninst *ni)
 	return 0;
 }
 
+/* The steps of prepare and spawn (common/trace.h): artifact until the blobs were in the
+ * cache, environment the rest of prepare; config until the driver said its configuration
+ * was ready (with the node's record of the start), call the rest of spawn. */
+static void steps_split(struct ninst *ni, int64_t spawn_from, int64_t config_done)
+{
+	int64_t *s = ni->timing.step_us;
+	int64_t artifact = ni->blobs_done_us - ni->received_us;
+	int64_t config = config_done - spawn_from;
+	s[STEP_ARTIFACT] = artifact > 0 && artifact <= ni->timing.prepare_us ? artifact : 0;
+	s[STEP_ENVIRONMENT] = ni->timing.prepare_us - s[STEP_ARTIFACT];
+	s[STEP_CONFIG] = config_done && config > 0 && config <= ni->timing.spawn_us ? config : 0;
+	s[STEP_CALL] = ni->timing.spawn_us - s[STEP_CONFIG];
+	ni->timing.has_steps = true;
+}
+
 static void start_work(void *arg)
 {
 	struct ninst *ni = arg;
 	char nspath[64] = "";
-	int64_t t0, t1;
+	int64_t t0, t1, config_done = 0;
 
 	/* prepare: the instance's files, here on the worker since file creation can take
 	 * milliseconds on a loaded disk; the wait for a free worker counts as prepare too */
@@ -295,6 +311,7 @@ static void start_work(void *arg)
 		.serial_log = ni->serial_log[0] ? ni->serial_log : NULL,
 		.vcpus = (double)ni->spec.vcpus_milli / 1000.0,
 		.memory_mb = ni->spec.memory_mb,
+		.config_done_us = &config_done,
 	};
 	t0 = clock_mono_us();
 	ni->timing.prepare_us = t0 - ni->received_us;
@@ -309,6 +326,7 @@ static void start_work(void *arg)
 	ni->start_rc = ni->drv->start(ni->set->env.drv_opts, &r, &ni->h, ni->start_err, sizeof ni->start_err);
 	ni->spawned_us = clock_mono_us();
 	ni->timing.spawn_us = ni->spawned_us - t1;
+	steps_split(ni, t1, config_done);
 	if (ni->start_rc == 0)
 		record_write(ni, INSTREC_RUNNING);
 }
@@ -330,8 +348,10 @@ static void start_done(void *arg)
 
 static void blob_resolved(struct ninst *ni)
 {
-	if (--ni->pending_fetches == 0)
+	if (--ni->pending_fetches == 0) {
+		ni->blobs_done_us = clock_mono_us(); /* the artifact step ends */
 		ni_event(ni, NE_BLOBS_DONE, &(struct ni_args){0});
+	}
 }
 
 static void on_blob(void *arg, int rc, const char *why)
@@ -803,9 +823,10 @@ struct instances *instances_new(const struct instances_env *env, char *err, size
 	return set;
 }
 
-/* Re-attaches to one instance a previous run of this node started. */
-static void recover_one(struct instances *set, struct instrec *r)
+/* Re-attaches to one instance a previous run of this node started; true when it is alive. */
+static bool recover_one(struct instances *set, struct instrec *r)
 {
+	bool alive = false;
 	struct ninst *ni = ninst_new(set, r->id, NI_RECOVERING);
 	struct mv_error err;
 	ni->spec = r->spec;
@@ -827,6 +848,7 @@ static void recover_one(struct instances *set, struct instrec *r)
 		if (ni->drv && drv_adopt(ni->drv, set->env.drv_opts, ni->id, &ni->h) == 0) {
 			log_info("instance %s was started just before the node stopped: adopted", ni->id);
 			ni_event(ni, NE_ADOPTED, &(struct ni_args){0});
+			alive = true;
 		} else {
 			ni_event(ni, NE_NOT_STARTED, &(struct ni_args){0});
 		}
@@ -835,6 +857,7 @@ static void recover_one(struct instances *set, struct instrec *r)
 		if (ni->drv && drv_recover(ni->drv, &ni->h) == 0) {
 			log_info("instance %s is still running: re-attached", ni->id);
 			ni_event(ni, NE_REATTACHED, &(struct ni_args){0});
+			alive = true;
 		} else {
 			ni_event(ni, NE_ENDED_AWAY,
 			         &(struct ni_args){.why = "ended while the node was not running (exit code unknown)"});
@@ -845,6 +868,7 @@ static void recover_one(struct instances *set, struct instrec *r)
 		ni_event(ni, NE_RECORD_ENDED, &(struct ni_args){0});
 		break;
 	}
+	return alive;
 }
 
 void instances_recover(struct instances *set)
@@ -852,6 +876,7 @@ void instances_recover(struct instances *set)
 	char dirpath[PATH_MAX];
 	DIR *d;
 	struct dirent *e;
+	int records = 0, alive = 0;
 	snprintf(dirpath, sizeof dirpath, "%.4000s/instances", set->env.run_dir);
 	if (!(d = opendir(dirpath)))
 		return;
@@ -867,9 +892,13 @@ void instances_recover(struct instances *set)
 			log_warnx("instance record %s/record.json is unreadable; left alone", path);
 			continue;
 		}
-		recover_one(set, &r);
+		records++;
+		alive += recover_one(set, &r);
 	}
 	closedir(d);
+	if (records)
+		log_info("%d instance%s from the run dir %s alive again under this node; %d other record%s (ended, or not started)", alive,
+		         alive == 1 ? "" : "s", set->env.run_dir, records - alive, records - alive == 1 ? "" : "s");
 }
 
 bool instances_alive(const struct instances *set)

@@ -20,6 +20,7 @@
 #include "drivers/drivers.h"
 #include "drivers/proc.h"
 #include "node/agent.h"
+#include "node/bridgewatch.h"
 #include "node/imagecache.h"
 #include "node/instance.h"
 #include "node/netdev.h"
@@ -44,6 +45,7 @@ struct node_agent {
 	struct report_queue *reports;
 	struct instances *instances;
 	struct agent *agent;
+	struct bridgewatch *bridges; /* NULL when the host's link changes cannot be followed */
 };
 
 void node_options_default(struct node_options *o)
@@ -122,21 +124,29 @@ static bool on_tmpfs(const char *path)
 
 static int choose_run_dir(struct node_agent *n, char *err, size_t errlen)
 {
+	const char *why;
 	int rc;
-	if (n->opts.run_dir)
+	if (n->opts.run_dir) {
 		snprintf(n->run_dir, sizeof n->run_dir, "%s", n->opts.run_dir);
-	else if (on_tmpfs("/run"))
+		why = "--run-dir";
+	} else if (on_tmpfs("/run")) {
 		snprintf(n->run_dir, sizeof n->run_dir, "/run/microvim/%s", n->id);
-	else if (on_tmpfs("/dev/shm")) /* hosts whose /run is on disk */
+		why = "/run is tmpfs";
+	} else if (on_tmpfs("/dev/shm")) { /* hosts whose /run is on disk */
 		snprintf(n->run_dir, sizeof n->run_dir, "/dev/shm/microvim/%s", n->id);
-	else
+		why = "/run is not a writable tmpfs, /dev/shm is";
+	} else {
 		snprintf(n->run_dir, sizeof n->run_dir, "%.4000s/run", n->opts.data_dir);
+		why = "neither /run nor /dev/shm is a writable tmpfs: under --data-dir, on disk";
+	}
 	if ((rc = fs_mkdir_p(n->run_dir, 0700)) < 0) {
 		snprintf(err, errlen, "cannot create the run dir %s: %s", n->run_dir, strerror(-rc));
 		return -1;
 	}
-	/* Said at start: which of the fallbacks was taken is not obvious from the options. */
-	log_info("run dir %s (instance dirs, logs, records)", n->run_dir);
+	/* Said at start (and shown by `microvim nodes`): which of the fallbacks was taken is not
+	 * obvious from the options, and a node restarted with another run dir does not find,
+	 * so does not re-attach, the instances it left running. */
+	log_info("run dir %s (%s): instance dirs, logs, records", n->run_dir, why);
 	return 0;
 }
 
@@ -173,6 +183,21 @@ static void on_report_pushed(void *arg)
 		agent_reports_pushed(n->agent);
 }
 
+static void on_bridges_changed(void *arg)
+{
+	struct node_agent *n = arg;
+	agent_bridges_changed(n->agent);
+}
+
+/* A bridge made after the node started must reach the core without a restart of the node. */
+static void watch_bridges(struct node_agent *n)
+{
+	int rc;
+	if (!(n->bridges = bridgewatch_new(n->base, on_bridges_changed, n, &rc)))
+		log_warnx("cannot follow bridge changes (%s): bridges made or deleted from now on reach the core only "
+		          "when the node registers again", strerror(-rc));
+}
+
 static int make_parts(struct node_agent *n, char *err, size_t errlen)
 {
 	struct imagecache_options io = {.base = n->base, .data_dir = n->opts.data_dir, .off = n->opts.image_cache_off,
@@ -196,7 +221,7 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 	ao = (struct agent_options){.base = n->base, .core_url = n->opts.core_url, .core_host = n->host,
 	                            .core_port = n->port, .cluster_token = n->cluster_token, .id = n->id,
 	                            .name = n->name, .cpus = n->cpus, .memory_mb = n->memory_mb,
-	                            .drivers_info = n->drivers_info, .labels = n->opts.labels,
+	                            .drivers_info = n->drivers_info, .labels = n->opts.labels, .run_dir = n->run_dir,
 	                            .notify_batch_ms = n->opts.notify_batch_ms,
 	                            .stop_instances_on_exit = n->opts.stop_instances_on_exit,
 	                            .stop_grace_s = n->opts.stop_grace_s, .instances = n->instances,
@@ -237,6 +262,7 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 	if (make_parts(n, err, errlen) < 0)
 		goto fail;
 	instances_recover(n->instances);
+	watch_bridges(n);
 	agent_start(n->agent);
 	return n;
 fail:
@@ -244,8 +270,36 @@ fail:
 	return NULL;
 }
 
+#define LEFT_IDS_LOGGED 20
+
+/* Without --stop-instances-on-exit the instances outlive the node: say which, and how
+ * they come back. */
+static void log_left_running(struct node_agent *n)
+{
+	char (*ids)[MV_ID_LEN + 1] = NULL;
+	char list[LEFT_IDS_LOGGED * (MV_ID_LEN + 1) + 8] = "";
+	size_t count, used = 0;
+	instances_alive_ids(n->instances, &ids, &count);
+	for (size_t i = 0; i < count && i < LEFT_IDS_LOGGED; i++) {
+		int w = snprintf(list + used, sizeof list - used, "%s%s", i ? " " : "", ids[i]);
+		if (w > 0 && (size_t)w < sizeof list - used)
+			used += (size_t)w;
+	}
+	if (count > LEFT_IDS_LOGGED && used + 5 <= sizeof list)
+		memcpy(list + used, " ...", 5);
+	if (count)
+		log_info("leaving %zu instance%s running: %s; a node started again with the same --data-dir and run dir "
+		         "(%s) re-attaches them (--stop-instances-on-exit stops them instead)",
+		         count, count == 1 ? "" : "s", list, n->run_dir);
+	else
+		log_info("no instance left running");
+	free(ids);
+}
+
 void node_shutdown(struct node_agent *n, void (*done)(void *arg), void *arg)
 {
+	if (!n->opts.stop_instances_on_exit)
+		log_left_running(n);
 	agent_shutdown(n->agent, done, arg);
 }
 
@@ -253,6 +307,7 @@ void node_destroy(struct node_agent *n)
 {
 	if (!n)
 		return;
+	bridgewatch_free(n->bridges);
 	agent_free(n->agent); /* no new work, no more callbacks from the core */
 	n->agent = NULL;
 	worker_pool_free(n->workers);

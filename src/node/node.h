@@ -26,7 +26,7 @@ struct node_options {
 	bool stop_instances_on_exit;
 	const char *const *bridges; /* bridges to create at start (--bridge); NULL-terminated */
 	bool image_cache_off;   /* fetch the image for every instance (the paper's stock drivers) */
-	int notify_batch_ms;    /* 0: report at once; N: gather reports for N ms (stock Nomad) */
+	int notify_batch_ms;    /* 0: report at once; N: send reports on a free-running N ms tick (stock Nomad) */
 	const char *qemu_binary, *libvirt_uri, *xl_binary; /* driver settings; NULL = default */
 	const char *xenstore_binary, *xen_console_dir;    /* xen: the xenstore client, xenconsoled's log dir */
 	/* --simulate N: N simulated nodes (node/simulate.h) instead of this host */

@@ -1,7 +1,7 @@
 /* reports — the node's status reports waiting to go to the core, in order. Instances push
  * (instance.c); the agent takes them as one POST, and puts them back in front when the
  * core did not take them. Nothing here sends: on each push the queue calls its owner's
- * callback, which decides when (at once, or gathered for --notify-batch-ms). */
+ * callback, which decides when (at once, or at the next --notify-batch-ms tick). */
 #ifndef MICROVIM_REPORTS_H
 #define MICROVIM_REPORTS_H
 

@@ -11,6 +11,8 @@ void record_init(struct record *r)
 	memset(r, 0, sizeof *r);
 	for (int p = 0; p < PHASE_COUNT; p++)
 		r->phase_ms[p] = NAN;
+	for (int s = 0; s < STEP_COUNT; s++)
+		r->step_ms[s] = NAN;
 	r->total_ms = r->core_total_ms = r->overhead_ms = NAN;
 }
 
@@ -42,6 +44,8 @@ int record_open(struct record_writer *w, const char *path)
 		fprintf(w->f, "id,intended_send_us,actual_send_us");
 		for (int p = 0; p < PHASE_COUNT; p++)
 			fprintf(w->f, ",%s", phase_names[p]);
+		for (int s = 0; s < STEP_COUNT; s++)
+			fprintf(w->f, ",%s", step_names[s]);
 		fprintf(w->f, ",total_ms,core_total_ms,overhead_ms,state,error\n");
 	}
 	return ferror(w->f) ? -EIO : 0;
@@ -106,8 +110,11 @@ int record_json_finish(FILE *f, json_t *o, const struct record *r)
 int record_write(struct record_writer *w, const struct record *r)
 {
 	if (w->format == RECORD_JSONL) {
-		int rc = record_json_finish(w->f, record_json_head(r), r);
-		if (rc < 0)
+		json_t *o = record_json_head(r);
+		int rc;
+		for (int s = 0; s < STEP_COUNT; s++)
+			json_object_set_new(o, step_names[s], record_json_ms(r->step_ms[s]));
+		if ((rc = record_json_finish(w->f, o, r)) < 0)
 			return rc;
 	} else {
 		record_csv_string(w->f, r->id);
@@ -115,6 +122,10 @@ int record_write(struct record_writer *w, const struct record *r)
 		for (int p = 0; p < PHASE_COUNT; p++) {
 			fputc(',', w->f);
 			record_csv_number(w->f, r->phase_ms[p]);
+		}
+		for (int s = 0; s < STEP_COUNT; s++) {
+			fputc(',', w->f);
+			record_csv_number(w->f, r->step_ms[s]);
 		}
 		fputc(',', w->f);
 		record_csv_number(w->f, r->total_ms);

@@ -7,6 +7,9 @@
  *   actual_send_us     when it was handed to the connection, µs after the run started
  *   accept, schedule, dispatch, prepare, network, spawn, boot, notify
  *                      the instance's phase trace from the core (every phase of trace.h)
+ *   artifact, environment, config, call
+ *                      (push and spawn-baseline) the node's steps of prepare and spawn
+ *                      (trace.steps; null when the node did not measure them)
  *   total_ms           client-measured: intended send -> "running" seen (with a ready
  *                      marker: "ready" seen; null when the guest never printed it, as
  *                      that wait is the guest's, not the VIM's)
@@ -32,6 +35,7 @@ struct record {
 	char id[72];
 	int64_t intended_send_us, actual_send_us;
 	double phase_ms[PHASE_COUNT]; /* NaN when absent */
+	double step_ms[STEP_COUNT];   /* NaN when absent */
 	double total_ms, core_total_ms, overhead_ms; /* NaN when absent */
 	char state[24];
 	char error[256];

@@ -33,12 +33,14 @@
 
 extern char **environ;
 
-enum kind { KIND_PHASES, KIND_LATENCY, KIND_CDF };
+enum kind { KIND_PHASES, KIND_DRIVER, KIND_LATENCY, KIND_CDF };
+static const char *const kind_names[] = {"phases", "driver", "latency", "cdf"};
 
-/* The columns report reads: the trace phases, the wire phases, Nova's phases (analyze
- * --vim nova), total. */
+/* The columns report reads: the trace phases, the node's steps, the wire phases, Nova's
+ * phases (analyze --vim nova), total. */
 enum field {
 	FLD_ACCEPT, FLD_SCHEDULE, FLD_DISPATCH, FLD_PREPARE, FLD_NETWORK, FLD_SPAWN, FLD_BOOT, FLD_NOTIFY, /* = enum phase */
+	FLD_ARTIFACT, FLD_ENVIRONMENT, FLD_CONFIG, FLD_CALL, /* = enum trace_step */
 	FLD_WIRE_CORE, FLD_WIRE_NODE, FLD_WIRE_NOTIFY,
 	FLD_NOVA_API, FLD_NOVA_IMAGE, FLD_NOVA_SCHEDULING, FLD_NOVA_NETWORK, FLD_NOVA_SPAWN, FLD_NOVA_NOTIFICATION,
 	FLD_TOTAL,
@@ -47,13 +49,15 @@ enum field {
 
 static const char *const field_column[FLD_COUNT] = {
 	"accept", "schedule", "dispatch", "prepare", "network", "spawn", "boot", "notify",
+	"artifact", "environment", "config", "call",
 	"core_ms", "node_ms", "notify_ms",
 	"api_auth_ms", "image_ms", "scheduling_ms", "compute_network_ms", "compute_spawn_ms", "notification_ms",
 	"total_ms",
 };
 
-/* Which phases a run's bar stacks: push's trace, analyze's wire phases, or Nova's. */
-enum phase_set { SET_TRACE, SET_WIRE, SET_NOVA };
+/* Which phases a run's bar stacks: push's trace, analyze's wire phases, Nova's, or (--kind
+ * driver) the node's steps. */
+enum phase_set { SET_TRACE, SET_WIRE, SET_NOVA, SET_STEPS };
 
 /* Bars stack in this order; a run uses the phases of its set. Nova's follow the paper's
  * Fig. 4 (API and authentication, image, scheduling, compute: network + spawn,
@@ -75,6 +79,13 @@ static const struct {
 	{FLD_NOVA_NETWORK, "Nova: compute, network", "#33a02c", SET_NOVA},
 	{FLD_NOVA_SPAWN, "Nova: compute, spawn", "#e31a1c", SET_NOVA},
 	{FLD_NOVA_NOTIFICATION, "Nova: notification", "#a6761d", SET_NOVA},
+	/* --kind driver: the paper's Fig. 6b (create image, generate XML, libvirt spawn) for
+	 * microvim's drivers: prepare's steps, the network phase, spawn's steps */
+	{FLD_ARTIFACT, "artifact (image)", "#59a14f", SET_STEPS},
+	{FLD_ENVIRONMENT, "environment (dir, logs)", "#8cd17d", SET_STEPS},
+	{FLD_NETWORK, "network", "#edc948", SET_STEPS},
+	{FLD_CONFIG, "config (argv, XML, xl cfg)", "#b07aa1", SET_STEPS},
+	{FLD_CALL, "toolstack/hypervisor call", "#e15759", SET_STEPS},
 };
 #define N_STACK (sizeof stack_order / sizeof stack_order[0])
 
@@ -384,7 +395,11 @@ static int script_phases(FILE *sf, struct work *w, const struct options *o, stru
 			}
 		}
 		if (!any) {
-			log_warnx("%s: no phase values (records of push or analyze?)", runs[i].path);
+			if (o->kind == KIND_DRIVER)
+				log_warnx("%s: no step values (records of push against a node that measures its steps?)",
+				          runs[i].path);
+			else
+				log_warnx("%s: no phase values (records of push or analyze?)", runs[i].path);
 			fclose(df);
 			return -EINVAL;
 		}
@@ -411,10 +426,16 @@ static int script_phases(FILE *sf, struct work *w, const struct options *o, stru
 	if (work_close(df) < 0)
 		return -EIO;
 
-	gp_header(sf, o, "Instantiation phases: mean of each phase, 95% confidence interval", 180 + 70 * n);
-	fprintf(sf, "set xlabel 'time (ms): mean of each phase, stacked; error bars: 95%% CI of that mean'\n");
+	bool steps = o->kind == KIND_DRIVER;
+	gp_header(sf, o,
+	          steps ? "Inside the driver: the node's steps of prepare and spawn, mean and 95% confidence interval"
+	                : "Instantiation phases: mean of each phase, 95% confidence interval",
+	          180 + 70 * n);
+	fprintf(sf, "set xlabel 'time (ms): mean of each %s, stacked; error bars: 95%% CI of that mean'\n",
+	        steps ? "step" : "phase");
 	fprintf(sf, "set ylabel 'run'\nset yrange [-0.6:%f]\nset xrange [0:%f]\n", n - 0.4, xmax > 0 ? xmax * 1.3 : 1);
-	fprintf(sf, "set key outside right top vertical title 'phase' box\nset style fill solid 0.85 border rgb '#333333'\n");
+	fprintf(sf, "set key outside right top vertical title '%s' box\nset style fill solid 0.85 border rgb '#333333'\n",
+	        steps ? "step" : "phase");
 	fprintf(sf, "set ytics (");
 	for (int i = 0; i < n; i++) {
 		fprintf(sf, "%s", i ? ", " : "");
@@ -636,14 +657,11 @@ static int parse_options(int argc, char **argv, struct options *o)
 		switch (ch) {
 		case 'o': o->out = optarg; break;
 		case OPT_KIND:
-			if (strcmp(optarg, "phases") == 0)
-				o->kind = KIND_PHASES;
-			else if (strcmp(optarg, "latency") == 0)
-				o->kind = KIND_LATENCY;
-			else if (strcmp(optarg, "cdf") == 0)
-				o->kind = KIND_CDF;
-			else {
-				fprintf(stderr, "report: --kind: phases, latency or cdf\n");
+			for (o->kind = 0; o->kind < sizeof kind_names / sizeof kind_names[0]; o->kind++)
+				if (strcmp(optarg, kind_names[o->kind]) == 0)
+					break;
+			if (o->kind == sizeof kind_names / sizeof kind_names[0]) {
+				fprintf(stderr, "report: --kind: phases, driver, latency or cdf\n");
 				return -1;
 			}
 			break;
@@ -716,7 +734,7 @@ int report_main(int argc, char **argv)
 
 	log_set_tag("report");
 	if (parse_options(argc, argv, &o) < 0) {
-		fprintf(stderr, "usage: microvim report FILE... -o OUT.svg|OUT.png [--kind phases|latency|cdf] "
+		fprintf(stderr, "usage: microvim report FILE... -o OUT.svg|OUT.png [--kind phases|driver|latency|cdf] "
 		                "[--label NAME ...] [--rate R ...]   (microvim report --help)\n");
 		return REPORT_EXIT_USAGE;
 	}
@@ -745,6 +763,11 @@ int report_main(int argc, char **argv)
 		goto out;
 	}
 	switch (o.kind) {
+	case KIND_DRIVER: /* the same stacked bars, of the steps */
+		for (int i = 0; i < o.n_files; i++)
+			runs[i].set = SET_STEPS;
+		rc = script_phases(sf, &w, &o, runs, o.n_files);
+		break;
 	case KIND_PHASES: rc = script_phases(sf, &w, &o, runs, o.n_files); break;
 	case KIND_LATENCY: rc = script_latency(sf, &w, &o, runs, o.n_files); break;
 	case KIND_CDF: rc = script_cdf(sf, &w, &o, runs, o.n_files); break;
@@ -770,8 +793,7 @@ int report_main(int argc, char **argv)
 		keep = true;
 		goto out;
 	}
-	printf("report: %s (%s, %d run%s)\n", o.out, o.kind == KIND_PHASES ? "phases" : o.kind == KIND_LATENCY ? "latency" : "cdf",
-	       o.n_files, o.n_files == 1 ? "" : "s");
+	printf("report: %s (%s, %d run%s)\n", o.out, kind_names[o.kind], o.n_files, o.n_files == 1 ? "" : "s");
 	exit_code = REPORT_EXIT_OK;
 out:
 	if (sf)

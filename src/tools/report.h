@@ -1,6 +1,6 @@
 /* report — plots of push and analyze records (record.h, analyze.h) through gnuplot.
  *
- *   microvim report FILE... -o OUT.svg|OUT.png [--kind phases|latency|cdf] [--label NAME ...]
+ *   microvim report FILE... -o OUT.svg|OUT.png [--kind phases|driver|latency|cdf] [--label NAME ...]
  *                   [--rate R ...] [--title T] [--gnuplot PATH]
  *
  * Each FILE (.jsonl or .csv, as push, spawn-baseline and analyze write them) is one run,
@@ -14,6 +14,10 @@
  *            prepare, network, spawn, boot, notify); a run from analyze (it has core_ms and
  *            no accept) stacks the wire phases core, node, notify. Phases that no run has, or
  *            whose mean is 0 in every run (network without a bridge), are left out.
+ *   driver   the paper's Fig. 6b for microvim's drivers: one bar per run (a run per driver,
+ *            named by --label), stacked from the means of the node's steps (push records:
+ *            artifact, environment, then the network phase, config, call; docs/architecture.md,
+ *            "Phases"), with the same error bars and sums as phases.
  *   latency  p50 and p99 of total_ms (records whose state is "running") against the offered
  *            rate, one point per run. The rate is the run's --rate (instantiations/s, given
  *            in FILE order) or, without it, (n - 1) / (last - first intended_send_us) over

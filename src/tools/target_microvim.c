@@ -130,6 +130,8 @@ static void take_trace(struct push_job *j, const json_t *inst)
 		return;
 	for (int ph = 0; ph < PHASE_COUNT; ph++)
 		j->rec.phase_ms[ph] = json_ms(phases, phase_names[ph]);
+	for (int s = 0; s < STEP_COUNT; s++)
+		j->rec.step_ms[s] = json_ms(json_object_get(trace, "steps"), step_names[s]);
 	j->rec.core_total_ms = json_ms(trace, "total_ms");
 	spawn = j->rec.phase_ms[PHASE_SPAWN];
 	boot = isnan(j->rec.phase_ms[PHASE_BOOT]) ? 0 : j->rec.phase_ms[PHASE_BOOT];

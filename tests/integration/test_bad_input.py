@@ -316,3 +316,56 @@ def test_boundaries_accepted():
     assert g["spec"]["resources"] == {"vcpus": 0.001, "memory_mb": 1}, g["spec"]
     g = [i for i in c.list() if i["name"] == "frac"][0]
     assert g["spec"]["resources"]["vcpus"] == 1.5, g["spec"]
+
+
+def test_node_bridges_update_refused():
+    """PUT /v1/nodes/{id}/bridges (a node's bridges changed while it runs): bad bodies are
+    400 naming the field, a wrong token 401, an unknown node 401/404; the node's bridges
+    stay as they were. A registration with a bad run_dir is 400 naming it."""
+    core = h.start_core()
+    c = core.client()
+    node_id = "00112233445566aa"
+    reg = {"id": node_id, "name": "fake-bridges", "resources": {"cpus": 1, "memory_mb": 64},
+           "drivers": {}, "bridges": ["br0"]}
+    st, js, raw = c.call("POST", "/v1/nodes/register", reg)
+    assert st == 200 and js.get("token"), f"register -> {st}: {raw[:300]!r}"
+    tok = js["token"]
+    path = f"/v1/nodes/{node_id}/bridges"
+    rows = [
+        ("malformed JSON", b'{"bridges": [', 400, {"invalid_json"}, None),
+        ("body is an array", b'["br1"]', 400, {"invalid_type", "invalid_json"}, None),
+        ("no bridges", {}, 400, {"missing_field"}, "bridges"),
+        ("bridges: \"br1\"", {"bridges": "br1"}, 400, {"invalid_type"}, "bridges"),
+        ("bridges: [5]", {"bridges": [5]}, 400, {"invalid_value"}, "bridges[0]"),
+        ("bridges: [\"a b\"]", {"bridges": ["a b"]}, 400, {"invalid_value"}, "bridges[0]"),
+        ("bridges: 1025 names", {"bridges": [f"b{i}" for i in range(1025)]}, 400, {"invalid_type"},
+         "bridges"),
+    ]
+    fails = []
+    for desc, b, want, codes, field in rows:
+        st, js, raw = c.call("PUT", path, b, token=tok)
+        err = js.get("error") if isinstance(js, dict) else None
+        if st != want or not isinstance(err, dict) or err.get("code") not in codes or \
+                (field and field not in (err.get("message") or "")):
+            fails.append(f"{desc}: {st} {raw[:200]!r}")
+    st, js, raw = c.call("PUT", path, {"bridges": ["br1"]}, token="0" * 64)
+    if st != 401:
+        fails.append(f"wrong token: {st} {raw[:200]!r}")
+    st, js, raw = c.call("PUT", "/v1/nodes/ffffffffffffffff/bridges", {"bridges": ["br1"]}, token=tok)
+    if st not in (401, 404):
+        fails.append(f"unknown node: {st} {raw[:200]!r}")
+    bridges = [n["bridges"] for n in c.nodes() if n["id"] == node_id]
+    if bridges != [["br0"]]:
+        fails.append(f"the refused updates changed the node's bridges: {bridges}")
+    # the run dir a node registers with is shown to people: an absolute printable path
+    for bad in ("relative/run", "/run/\u00e4", "/run/a\nb", 5, "/" + "x" * 1024):
+        st, js, raw = c.call("POST", "/v1/nodes/register", dict(reg, run_dir=bad))
+        err = js.get("error") if isinstance(js, dict) else None
+        if st != 400 or not isinstance(err, dict) or "run_dir" not in (err.get("message") or ""):
+            fails.append(f"register with run_dir {bad!r:.40}: {st} {raw[:200]!r}")
+    # and a good one is taken
+    st, js, raw = c.call("PUT", path, {"bridges": ["br0", "br1"]}, token=tok)
+    if st != 200 or [n["bridges"] for n in c.nodes() if n["id"] == node_id] != [["br0", "br1"]]:
+        fails.append(f"a good update: {st} {raw[:200]!r}")
+    assert not fails, f"{len(fails)} rows failed:\n  " + "\n  ".join(fails)
+    core.stop()

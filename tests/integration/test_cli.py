@@ -88,6 +88,9 @@ def test_run_ps_show_rm_nodes():
     _ok(p, "microvim nodes")
     node = c.nodes()[0]
     assert node["name"] in p.stdout or node["id"] in p.stdout, f"nodes:\n{p.stdout}"
+    # where the node keeps instance dirs and records (it may be a fallback): API and table
+    assert node.get("run_dir") == d.run_dir, f"GET /v1/nodes run_dir {node.get('run_dir')!r}, want {d.run_dir!r}"
+    assert d.run_dir in p.stdout and "RUN DIR" in p.stdout, f"nodes does not show the run dir:\n{p.stdout}"
     p = h.cli(["nodes", *core, "--json"])
     _ok(p, "microvim nodes --json")
     assert _find(_json(p, "nodes --json"), lambda o: o.get("id") == node["id"]), p.stdout[:600]

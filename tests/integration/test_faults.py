@@ -812,6 +812,10 @@ def test_node_sigterm_leaves_instances():
     rc = fl.sigterm(node, timeout=15)
     tl.note(f"node exited with status {rc} on SIGTERM")
     assert rc in (0, -signal.SIGTERM), f"node exited with {rc} on SIGTERM\n{node.log_tail(20)}"
+    # it says what it leaves, and how they come back
+    left = fl.log_grep(node, r"leaving 3 instances running")
+    assert len(left) == 1 and all(i["id"] in left[0] for i in insts) and node.run_dir in left[0] \
+        and "--stop-instances-on-exit" in left[0], f"no word of the instances left: {node.log_tail(10)}"
     time.sleep(0.5)
     for k, t in enumerate(toks):
         assert h.procs_with_arg(t) == [pids[k]], \
@@ -823,6 +827,8 @@ def test_node_sigterm_leaves_instances():
         assert h.procs_with_arg(t) == [pids[k]], \
             f"stay{k}: processes {h.procs_with_arg(t)} after the restart, want [{pids[k]}]"
         assert c.get(insts[k]["id"])["state"] == "running"
+    back = fl.log_grep(node, r"3 instances from the run dir .* alive again")
+    assert len(back) == 1 and node.run_dir in back[0], f"no summary of the re-attachment: {node.log_tail(10)}"
     n_re = len(fl.log_grep(node, r"re-attached"))
     tl.note(f"restarted node re-attached {n_re} instances, same pids {pids}")
     assert n_re >= 3, f"re-attached {n_re}: {node.log_tail(20)}"

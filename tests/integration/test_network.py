@@ -198,3 +198,36 @@ def test_missing_bridge_is_refused():
         f"{st}: {body}"
     st, body = api(d, "GET", "/v1/instances")
     assert st == 200 and body["instances"] == [], "a refused create left a record"
+
+
+def _node_bridges(d):
+    st, body = api(d, "GET", "/v1/nodes")
+    assert st == 200, f"GET /v1/nodes -> {st}: {body}"
+    return [b for n in body["nodes"] if n["state"] == "ready" for b in n.get("bridges", [])]
+
+
+def test_bridge_added_and_deleted_while_the_node_runs():
+    """A bridge made after the node started is advertised (rtnetlink), and one deleted is
+    withdrawn: placement follows without restarting the node."""
+    d = start()
+    late = "mvlate0"
+    tok = h.unique_arg()
+    body = h.exec_body("late", [tok], network={"bridge": late})
+
+    st, err = api(d, "POST", "/v1/instances", body)
+    assert st == 422 and err["error"]["code"] == "no_node", f"before the bridge exists: {st}: {err}"
+
+    ns(d.pid, "ip", "link", "add", late, "type", "bridge")
+    ns(d.pid, "ip", "link", "set", late, "up")
+    h.wait_until(lambda: late in _node_bridges(d), 10, f"the core to list bridge {late}")
+    inst = create(d, body)
+    show = ns(d.pid, "ip", "-o", "link", "show", f"mv{inst['id'][:12]}", check=False)
+    assert f"master {late}" in show, f"veth not on the late bridge: {show}"
+    remove(d, inst["id"])
+
+    ns(d.pid, "ip", "link", "del", late)
+    h.wait_until(lambda: late not in _node_bridges(d), 10, f"the core to drop bridge {late}")
+    assert BRIDGE in _node_bridges(d), "the bridge made at start was dropped too"
+    st, err = api(d, "POST", "/v1/instances", body)
+    assert st == 422 and err["error"]["code"] == "no_node", f"after the bridge was deleted: {st}: {err}"
+    d.stop()

@@ -169,6 +169,7 @@ static struct node *reg(struct world *w, const char *id, const char *name, const
 	r.drivers = json_pack("{s:{s:s, s:[s]}}", "exec", "version", "test", "allow", "/bin/sleep");
 	r.labels = json_object();
 	r.bridges = json_array();
+	r.run_dir = json_string("/run/microvim/test");
 	while (alive && alive[k])
 		k++;
 	r.alive = calloc((size_t)k + 1, sizeof *r.alive);
@@ -183,14 +184,13 @@ static struct node *reg(struct world *w, const char *id, const char *name, const
 	return n;
 }
 
-static struct instance *create(struct world *w, const char *name, bool on_lost, struct mv_error *err)
+/* Creates one instance from a request body (taken). */
+static struct instance *create_from(struct world *w, json_t *body, struct mv_error *err)
 {
 	struct inst_spec spec;
 	struct instance **out = NULL, *in = NULL;
 	int n = 0;
 	bool replayed;
-	json_t *body = json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:s}", "name", name, "driver", "exec", "config", "command",
-	                         "/bin/sleep", "args", "60", "restart", on_lost ? "on-lost" : "never");
 	struct cluster_create_req r = {.spec = &spec, .accepted_us = 1};
 	if (drv_spec_parse(&spec, body, SPEC_REQUEST, err) < 0)
 		abort();
@@ -200,6 +200,13 @@ static struct instance *create(struct world *w, const char *name, bool on_lost, 
 	free(out);
 	spec_free(&spec);
 	return in;
+}
+
+static struct instance *create(struct world *w, const char *name, bool on_lost, struct mv_error *err)
+{
+	return create_from(w, json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:s}", "name", name, "driver", "exec", "config",
+	                                "command", "/bin/sleep", "args", "60", "restart", on_lost ? "on-lost" : "never"),
+	                   err);
 }
 
 /* The assignments queued for n: "start:ID stop:ID ..." into buf; returns the last seq. */
@@ -614,6 +621,51 @@ static void test_list_pages(void)
 	world_close(&w);
 }
 
+/* A bridge made or deleted on a node's host while it runs (PUT /v1/nodes/ID/bridges):
+ * placement follows at once, and the list (with the run dir the node registered with)
+ * survives a restart of the core. */
+static struct instance *create_on_bridge(struct world *w, const char *name, struct mv_error *err)
+{
+	return create_from(w, json_pack("{s:s, s:s, s:{s:s, s:[s]}, s:{s:s}}", "name", name, "driver", "exec", "config",
+	                                "command", "/bin/sleep", "args", "60", "network", "bridge", "brlate"),
+	                   err);
+}
+
+static void test_node_bridges_follow(void)
+{
+	struct world w;
+	struct mv_error err;
+	json_t *some = json_pack("[s, s]", "br0", "brlate"), *none = json_array();
+	world_fresh(&w);
+	struct node *n = reg(&w, N1, "n1", NULL);
+	CHECK(n != NULL);
+	if (!n)
+		return world_close(&w);
+	CHECK(create_on_bridge(&w, "nb1", &err) == NULL);
+	CHECK_EQ_INT(err.status, 422);
+	CHECK_STR(err.code, "no_node");
+	CHECK_EQ_INT(cluster_node_set_bridges(w.c, n, some, &err), 0);
+	CHECK(json_equal(n->bridges, some));
+	struct instance *in = create_on_bridge(&w, "nb2", &err);
+	CHECK(in != NULL && strcmp(in->node_id, N1) == 0);
+	CHECK_EQ_INT(cluster_node_set_bridges(w.c, n, some, &err), 0); /* the same again: nothing to do */
+
+	world_crash(&w); /* the core restarts: the node is known, down, with its last bridges */
+	world_open(&w);
+	n = cluster_node(w.c, N1);
+	CHECK(n != NULL && !n->ready && json_equal(n->bridges, some));
+	CHECK(n != NULL && n->run_dir && strcmp(json_string_value(n->run_dir), "/run/microvim/test") == 0);
+	n = reg(&w, N1, "n1", NULL);
+	if (n) {
+		CHECK_EQ_INT(cluster_node_set_bridges(w.c, n, none, &err), 0);
+		CHECK(create_on_bridge(&w, "nb3", &err) == NULL);
+		CHECK_EQ_INT(err.status, 422);
+	}
+	json_decref(some);
+	json_decref(none);
+	world_close(&w);
+}
+
 int main(void)
 {
 	log_set_quiet(true);
@@ -626,6 +678,7 @@ int main(void)
 	RUN(test_store_refusals_change_nothing);
 	RUN(test_idempotency_and_admission);
 	RUN(test_list_pages);
+	RUN(test_node_bridges_follow);
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);
 	UNIT_END();

@@ -46,6 +46,10 @@ static void write_push(const char *name, size_t n, double scale, int64_t gap_us)
 		r.phase_ms[PHASE_NETWORK] = 0;
 		r.phase_ms[PHASE_SPAWN] = 1.0 + jitter;
 		r.phase_ms[PHASE_NOTIFY] = 0.1 * scale;
+		r.step_ms[STEP_ARTIFACT] = 0.05 * scale;
+		r.step_ms[STEP_ENVIRONMENT] = r.phase_ms[PHASE_PREPARE] - r.step_ms[STEP_ARTIFACT];
+		r.step_ms[STEP_CONFIG] = 0.1 * scale;
+		r.step_ms[STEP_CALL] = r.phase_ms[PHASE_SPAWN] - r.step_ms[STEP_CONFIG];
 		r.total_ms = 1.6 * scale + jitter * 3;
 		r.core_total_ms = r.total_ms - 0.1;
 		r.overhead_ms = r.total_ms - r.phase_ms[PHASE_SPAWN];
@@ -136,6 +140,24 @@ static void test_phases_svg(void)
 	}
 }
 
+/* Fig. 6b: one bar per driver, stacked from the node's steps. */
+static void test_driver_svg(void)
+{
+	const char *args[] = {path_of("stock.jsonl"), path_of("tuned.csv"), "--kind", "driver", "--label", "qemu",
+	                      "--label", "exec", "-o", path_of("driver.svg"), NULL};
+	const char *words[] = {"Inside the driver", "artifact (image)", "environment (dir, logs)",
+	                       "config (argv, XML, xl cfg)", "toolstack/hypervisor call", "qemu", "exec", "step", NULL};
+	const char *wire[] = {path_of("wire.csv"), "--kind", "driver", "-o", path_of("driver2.svg"), NULL};
+	CHECK_EQ_INT(report(args), 0);
+	check_svg(path_of("driver.svg"), words);
+	{ /* the trace phases are not stacked here */
+		char *svg = slurp(path_of("driver.svg"));
+		CHECK(svg && !strstr(svg, ">accept<") && !strstr(svg, ">notify<"));
+		free(svg);
+	}
+	CHECK_EQ_INT(report(wire), 1); /* analyze's records have no steps */
+}
+
 static void test_latency_svg(void)
 {
 	const char *args[] = {path_of("stock.jsonl"), path_of("tuned.csv"), path_of("fast.jsonl"), "--kind", "latency",
@@ -222,6 +244,7 @@ int main(void)
 	RUN(setup);
 	if (have_gnuplot) {
 		RUN(test_phases_svg);
+		RUN(test_driver_svg);
 		RUN(test_latency_svg);
 		RUN(test_cdf_svg_and_png);
 	} else {

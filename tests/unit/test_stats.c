@@ -241,7 +241,8 @@ static void test_csv(void)
 	char line[4096], cells[32][256];
 	char *path;
 	FILE *f;
-	int n, ncols = 3 + PHASE_COUNT + 5;
+	int n, ncols = 3 + PHASE_COUNT + STEP_COUNT + 5;
+	const int T = 3 + PHASE_COUNT + STEP_COUNT; /* the totals' first column */
 
 	sample_records(r);
 	path = write_temp(".csv", r, 2);
@@ -257,11 +258,13 @@ static void test_csv(void)
 	CHECK_STR(cells[2], "actual_send_us");
 	for (int p = 0; p < PHASE_COUNT; p++)
 		CHECK_STR(cells[3 + p], phase_names[p]);
-	CHECK_STR(cells[3 + PHASE_COUNT], "total_ms");
-	CHECK_STR(cells[4 + PHASE_COUNT], "core_total_ms");
-	CHECK_STR(cells[5 + PHASE_COUNT], "overhead_ms");
-	CHECK_STR(cells[6 + PHASE_COUNT], "state");
-	CHECK_STR(cells[7 + PHASE_COUNT], "error");
+	for (int st = 0; st < STEP_COUNT; st++)
+		CHECK_STR(cells[3 + PHASE_COUNT + st], step_names[st]);
+	CHECK_STR(cells[T], "total_ms");
+	CHECK_STR(cells[T + 1], "core_total_ms");
+	CHECK_STR(cells[T + 2], "overhead_ms");
+	CHECK_STR(cells[T + 3], "state");
+	CHECK_STR(cells[T + 4], "error");
 
 	CHECK(fgets(line, sizeof line, f) != NULL);
 	n = csv_split(line, cells, 32);
@@ -273,19 +276,20 @@ static void test_csv(void)
 	CHECK(near(atof(cells[3 + PHASE_SPAWN]), 1.9, 1e-12));
 	CHECK_STR(cells[3 + PHASE_NETWORK], "0.000");
 	CHECK_STR(cells[3 + PHASE_BOOT], ""); /* absent */
-	CHECK(near(atof(cells[3 + PHASE_COUNT]), 2.5, 1e-12));
-	CHECK(near(atof(cells[4 + PHASE_COUNT]), 2.203, 1e-12));
-	CHECK(near(atof(cells[5 + PHASE_COUNT]), 0.6, 1e-12));
-	CHECK_STR(cells[6 + PHASE_COUNT], "running");
-	CHECK_STR(cells[7 + PHASE_COUNT], "");
+	CHECK_STR(cells[3 + PHASE_COUNT + STEP_CALL], ""); /* no steps measured */
+	CHECK(near(atof(cells[T]), 2.5, 1e-12));
+	CHECK(near(atof(cells[T + 1]), 2.203, 1e-12));
+	CHECK(near(atof(cells[T + 2]), 0.6, 1e-12));
+	CHECK_STR(cells[T + 3], "running");
+	CHECK_STR(cells[T + 4], "");
 
 	CHECK(fgets(line, sizeof line, f) != NULL);
 	n = csv_split(line, cells, 32);
 	CHECK_EQ_INT(n, ncols);
 	CHECK_STR(cells[0], "");
 	CHECK_STR(cells[3 + PHASE_ACCEPT], "");
-	CHECK_STR(cells[6 + PHASE_COUNT], "error");
-	CHECK_STR(cells[7 + PHASE_COUNT], "HTTP 422 no_node: no \"ready\" node, offers exec");
+	CHECK_STR(cells[T + 3], "error");
+	CHECK_STR(cells[T + 4], "HTTP 422 no_node: no \"ready\" node, offers exec");
 	CHECK(fgets(line, sizeof line, f) == NULL);
 	fclose(f);
 	unlink(path);

@@ -1,6 +1,7 @@
 /* test_trace — trace_compute arithmetic (phases add up to total, wire time split, clamping,
  * the node's tail, overhead), JSON round trips and node timing validation. */
 #include <errno.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -389,6 +390,61 @@ static void test_node_timing_json(void)
 	CHECK_EQ_INT(node_timing_from_json(&back, NULL), -EINVAL);
 }
 
+/* The node's steps of prepare and spawn: on the wire in µs, in the trace in ms; they
+ * must split their phases exactly, or the report is refused. */
+static void test_steps(void)
+{
+	struct node_timing n = {.prepare_us = 700, .spawn_us = 3000, .work_us = 5000, .has_steps = true,
+	                        .step_us = {[STEP_ARTIFACT] = 200, [STEP_ENVIRONMENT] = 500, [STEP_CONFIG] = 400,
+	                                    [STEP_CALL] = 2600}},
+	                   back;
+	json_t *j = node_timing_to_json(&n);
+	CHECK_EQ_INT(node_timing_from_json(&back, j), 0);
+	CHECK(back.has_steps);
+	CHECK_EQ_INT(back.step_us[STEP_ARTIFACT], 200);
+	CHECK_EQ_INT(back.step_us[STEP_CALL], 2600);
+	CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "steps"), "config_us")), 400);
+
+	/* steps that do not add up to their phase, a missing or a negative step: refused */
+	json_t *steps = json_object_get(j, "steps");
+	json_object_set_new(steps, "call_us", json_integer(2599));
+	CHECK_EQ_INT(node_timing_from_json(&back, j), -EINVAL);
+	json_object_del(steps, "call_us");
+	CHECK_EQ_INT(node_timing_from_json(&back, j), -EINVAL);
+	json_object_set_new(steps, "call_us", json_integer(-1));
+	CHECK_EQ_INT(node_timing_from_json(&back, j), -EINVAL);
+	json_object_set_new(j, "steps", json_string("x"));
+	CHECK_EQ_INT(node_timing_from_json(&back, j), -EINVAL);
+	json_decref(j);
+
+	/* without steps (an older node): none in the trace */
+	n.has_steps = false;
+	j = node_timing_to_json(&n);
+	CHECK(!json_object_get(j, "steps"));
+	CHECK_EQ_INT(node_timing_from_json(&back, j), 0);
+	CHECK(!back.has_steps);
+	json_decref(j);
+
+	/* into the trace, and its JSON both ways */
+	struct core_marks m = {.accepted_us = 1000, .persisted_us = 1100, .scheduled_us = 1200, .sent_us = 1300,
+	                       .reported_us = 7300, .notified_us = 7400};
+	struct trace t, t2;
+	n.has_steps = true;
+	trace_compute(&t, &m, &n);
+	CHECK(t.has_steps);
+	j = trace_to_json(&t);
+	json_t *js = json_object_get(j, "steps");
+	CHECK(json_is_object(js) && json_object_size(js) == STEP_COUNT);
+	CHECK(fabs(json_number_value(json_object_get(js, "environment")) - 0.5) < 1e-9);
+	CHECK_EQ_INT(trace_from_json(&t2, j), 0);
+	CHECK(t2.has_steps && t2.step_us[STEP_CONFIG] == 400 && t2.step_us[STEP_ARTIFACT] == 200);
+	json_object_set_new(js, "call", json_string("x"));
+	CHECK_EQ_INT(trace_from_json(&t2, j), -EINVAL);
+	json_decref(j);
+	CHECK_STR(step_names[STEP_ARTIFACT], "artifact");
+	CHECK_STR(step_names[STEP_CALL], "call");
+}
+
 static void test_phase_names(void)
 {
 	static const char *const want[PHASE_COUNT] = {"accept", "schedule", "dispatch", "prepare",
@@ -409,6 +465,7 @@ int main(void)
 	RUN(test_json_round_trip);
 	RUN(test_json_from_rejects);
 	RUN(test_node_timing_json);
+	RUN(test_steps);
 	RUN(test_phase_names);
 	UNIT_END();
 }
