@@ -6,7 +6,8 @@
  *   nodeapi.c   nodes (list, show) and the node-facing routes (register, heartbeat,
  *               the long-poll for assignments, status reports)
  *   imageapi.c  images and their blobs
- *   traces.c    recent instantiation traces; ui.c  the dashboard's files */
+ *   traces.c    recent instantiation traces; ui.c  the dashboard's files
+ *   logs.c      an instance's logs, relayed from its node as a chunked stream */
 #ifndef MICROVIM_API_H
 #define MICROVIM_API_H
 
@@ -41,6 +42,7 @@ route_fn api_health, api_events, api_metrics;
 route_fn api_nodes_list, api_node_show, nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports;
 route_fn api_blob_put, api_blob_get, api_images_create, api_images_list, api_image_show, api_image_delete;
 route_fn api_traces, ui_index, ui_asset; /* traces.c, ui.c */
+route_fn api_instance_logs;               /* logs.c */
 
 /* Cluster hook (cluster_hooks.node_wake): answers the node's waiting long-poll. */
 void nodeapi_node_wake(void *arg, struct node *n);

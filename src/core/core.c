@@ -87,6 +87,7 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/instances", AUTH_USER, api_instances_list},
 	{EVHTTP_REQ_GET, "/v1/instances/*", AUTH_USER, api_instance_show},
 	{EVHTTP_REQ_DELETE, "/v1/instances/*", AUTH_USER, api_instance_delete},
+	{EVHTTP_REQ_GET, "/v1/instances/*/logs", AUTH_USER, api_instance_logs},
 	{EVHTTP_REQ_GET, "/v1/nodes", AUTH_USER, api_nodes_list},
 	{EVHTTP_REQ_POST, "/v1/nodes/register", AUTH_USER, nodeapi_register},
 	{EVHTTP_REQ_GET, "/v1/nodes/*", AUTH_USER, api_node_show},

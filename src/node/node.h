@@ -29,6 +29,8 @@ struct node_options {
 	int notify_batch_ms;    /* 0: report at once; N: gather reports for N ms (stock Nomad) */
 	const char *qemu_binary, *libvirt_uri, *xl_binary; /* driver settings; NULL = default */
 	const char *xenstore_binary, *xen_console_dir;    /* xen: the xenstore client, xenconsoled's log dir */
+	const char *logs_listen; /* where the core reads instance logs (node/logapi.h): "HOST:PORT" */
+	int64_t log_max_bytes;   /* kept per log stream of an instance, the oldest dropped */
 };
 
 void node_options_default(struct node_options *o);
