@@ -474,9 +474,44 @@ static void print_end(const char *state, const json_t *in)
 		fprintf(stderr, "%s\n", state);
 }
 
-/* Says on stderr what became of an instance that is not (or no longer) as run wanted it;
- * returns the exit code it deserves. */
-static int run_outcome(const struct run_args *r, const json_t *in)
+#define STDERR_TAIL_LINES 10
+#define STDERR_TAIL_BYTES 2048
+
+/* The last lines of a failed instance's stderr (GET .../logs?stream=stderr), indented. */
+static void print_stderr_tail(struct client *cl, const char *id)
+{
+	struct http_response resp;
+	char path[128], err[256];
+	const char *tail;
+	int lines = 0;
+
+	snprintf(path, sizeof path, "/v1/instances/%s/logs?stream=stderr", id);
+	if (http_call(cl->core, "GET", path, cl->token, NULL, NULL, 10, &resp, err, sizeof err) < 0)
+		return;
+	if (resp.status == 200 && resp.len > 0) {
+		size_t n = resp.len;
+		while (n > 0 && resp.body[n - 1] == '\n')
+			n--;
+		tail = resp.body + n;
+		while (tail > resp.body && resp.body + n - tail < STDERR_TAIL_BYTES)
+			if (*--tail == '\n' && ++lines == STDERR_TAIL_LINES) {
+				tail++;
+				break;
+			}
+		fprintf(stderr, "  its stderr ends with:\n");
+		for (const char *p = tail; p < resp.body + n;) {
+			const char *eol = memchr(p, '\n', (size_t)(resp.body + n - p));
+			int len = (int)((eol ? eol : resp.body + n) - p);
+			fprintf(stderr, "    %.*s\n", len, p);
+			p += len + 1;
+		}
+	}
+	http_response_free(&resp);
+}
+
+/* Says on stderr what became of an instance that is not (or no longer) as run wanted it
+ * (with the tail of its stderr when it failed); returns the exit code it deserves. */
+static int run_outcome(struct client *cl, const struct run_args *r, const json_t *in)
 {
 	const char *id = json_string_value(json_object_get(in, "id"));
 	const char *state = json_string_value(json_object_get(in, "state")) ?: "?";
@@ -486,11 +521,12 @@ static int run_outcome(const struct run_args *r, const json_t *in)
 		return EXIT_OK;
 	if (st >= 0 && inst_state_terminal((enum inst_state)st)) {
 		/* it ran, then ended (before or after its running report reached the core): a
-		 * failure is run's failure, a clean exit is not. The tail of its stderr belongs
-		 * here once the API serves an instance's output. */
+		 * failure is run's failure, a clean exit is not */
 		fprintf(stderr, "microvim run: instance %s %s", id,
 		        json_object_get(in, "trace") ? "started, then " : "ended before it was seen running: ");
 		print_end(st == INST_STOPPED ? "was stopped" : state, in);
+		if (st == INST_FAILED)
+			print_stderr_tail(cl, id);
 		return st == INST_FAILED || st == INST_LOST ? EXIT_FAILED : EXIT_OK;
 	}
 	if (st != INST_RUNNING) {
@@ -562,7 +598,7 @@ int cmd_run(int argc, char **argv)
 				print_trace(in, json_array_size(list) == 1 ? (double)(t1 - t0) / 1000.0 : 0);
 			fflush(stdout); /* the table, then what went wrong with it */
 		}
-		if ((orc = run_outcome(&r, in)) != EXIT_OK)
+		if ((orc = run_outcome(&cl, &r, in)) != EXIT_OK)
 			rc = orc;
 	}
 	json_decref(list);
