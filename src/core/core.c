@@ -439,6 +439,7 @@ void core_drain(struct core *c)
 	if (c->api.cluster)
 		cluster_drain(c->api.cluster);
 	events_close_all(c->api.events);
+	logs_close_all(&c->api);
 	if (c->api.cluster)
 		nodeapi_release_polls(&c->api);
 	log_info("draining: waiting clients answered, no new connections");
@@ -450,6 +451,7 @@ void core_destroy(struct core *c)
 		return;
 	if (c->api.events)
 		events_close_all(c->api.events);
+	logs_close_all(&c->api);
 	if (c->api.cluster) {
 		cluster_drain(c->api.cluster);
 		nodeapi_release_polls(&c->api);

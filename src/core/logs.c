@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "common/http.h"
 #include "common/log.h"
@@ -38,27 +39,42 @@ struct relay {
 	uint64_t offset;
 	bool follow, started;
 	bool in_node_reply;                /* inside the node's answer: evhttp still uses conn */
+	TAILQ_ENTRY(relay) link;
 };
+TAILQ_HEAD(log_relays, relay);
 
 static bool fetch(struct relay *r);
 
+static void conn_free_later(UNUSED evutil_socket_t fd, UNUSED short what, void *conn) { evhttp_connection_free(conn); }
+
 static void relay_free(struct relay *r)
 {
+	TAILQ_REMOVE(r->api->log_relays, r, link);
 	if (r->client)
 		http_guard_on_close(r->api->guard, r->client, NULL, NULL);
-	/* evhttp goes on using the connection after the answer's callback returns: there it
-	 * is handed over to be freed once that request is done */
-	if (r->in_node_reply)
-		evhttp_connection_free_on_completion(r->conn);
-	else
+	/* evhttp goes on using the connection after the answer's callback returns (also when
+	 * the answer is a failure to connect): there it is freed on the next turn of the loop */
+	if (!r->in_node_reply)
 		evhttp_connection_free(r->conn); /* a request in flight goes with it, unanswered */
+	else if (event_base_once(r->api->base, -1, EV_TIMEOUT, conn_free_later, r->conn, &(struct timeval){0}) < 0)
+		evhttp_connection_free_on_completion(r->conn);
 	free(r);
 }
 
+/* The client's connection closes. When the client went away, libevent detached the
+ * unfinished request from the connection and left it to us: ending the reply frees it.
+ * (Still attached, the connection is being freed with it: at shutdown.) */
 static void client_gone(void *arg)
 {
 	struct relay *r = arg;
+	struct evhttp_request *req = r->client;
 	r->client = NULL;
+	if (!evhttp_request_get_connection(req)) {
+		if (r->started)
+			evhttp_send_reply_end(req);
+		else
+			evhttp_send_reply(req, 503, "Gone", NULL);
+	}
 	if (!r->in_node_reply)
 		relay_free(r);
 }
@@ -293,6 +309,28 @@ void api_instance_logs(struct api *a, struct evhttp_request *req, const char *id
 	if (!(r->conn = evhttp_connection_base_new(a->base, NULL, host, (unsigned short)port)))
 		fatalx("cannot create an HTTP connection");
 	evhttp_connection_set_timeout(r->conn, NODE_TIMEOUT_S);
+	if (!a->log_relays) {
+		if (!(a->log_relays = calloc(1, sizeof *a->log_relays)))
+			fatal("calloc");
+		TAILQ_INIT(a->log_relays);
+	}
+	TAILQ_INSERT_TAIL(a->log_relays, r, link);
 	http_guard_on_close(a->guard, req, client_gone, r);
 	fetch(r);
+}
+
+void logs_close_all(struct api *a)
+{
+	struct relay *r;
+	if (!a->log_relays)
+		return;
+	while ((r = TAILQ_FIRST(a->log_relays))) {
+		r->in_node_reply = false; /* the loop is not running: no answer is being handled */
+		if (r->started)
+			finish(r);
+		else
+			fail(r, 503, "unavailable", "the core is stopping");
+	}
+	free(a->log_relays);
+	a->log_relays = NULL;
 }

@@ -124,7 +124,16 @@ static void parked_answered(struct parked *p)
 	parked_free(p);
 }
 
-static void parked_closed(UNUSED struct evhttp_connection *c, void *arg) { parked_free(arg); }
+/* The core went away: libevent detached the unanswered request from the dying connection
+ * and left it to us, and answering it now frees it. */
+static void parked_closed(UNUSED struct evhttp_connection *c, void *arg)
+{
+	struct parked *p = arg;
+	struct evhttp_request *req = p->req;
+	parked_free(p);
+	if (!evhttp_request_get_connection(req))
+		evhttp_send_reply(req, 503, "Gone", NULL);
+}
 
 static void parked_timeout(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {

@@ -5,6 +5,7 @@ bounded on the node), a real QEMU guest's serial console, the refusals, and the 
 
 import http.client
 import os
+import signal
 import time
 import urllib.parse
 
@@ -186,3 +187,71 @@ def test_qemu_serial():
     c.stop_and_remove(inst["id"])
     st, _, _ = logs(d, inst["id"], "?stream=serial")
     assert st == 404
+
+
+def _follow_until(d, iid, want, timeout=20):
+    """Opens a follow stream and reads until `want` came; returns (conn, response, bytes)."""
+    u = urllib.parse.urlsplit(d.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    conn.request("GET", f"/v1/instances/{iid}/logs?follow=1")
+    r = conn.getresponse()
+    assert r.status == 200, r.read()
+    got = b""
+    while want not in got:  # bounded by the socket timeout
+        chunk = r.read1(4096)
+        assert chunk, f"the stream ended before {want!r}: {got!r}"
+        got += chunk
+    return conn, r, got
+
+
+def _read_to_end(r, got):
+    while True:
+        chunk = r.read1(4096)
+        if not chunk:
+            return got
+        got += chunk
+
+
+def test_clients_that_go_away_end_their_relays():
+    """Followers that hang up mid-stream: the core drops their relays (and its requests to
+    the node, whose waiting reads go too); a follower that stays gets the rest and the end.
+    Leaks would show in the sanitizer build's report at exit (teardown scans it)."""
+    d = h.start_dev()
+    c = d.client()
+    go = os.path.join(h.tmpdir("mv-logs-"), "go")
+    inst = c.create(sh("quiet", f'echo hi; while [ ! -e "{go}" ]; do /bin/sleep 0.05; done; echo bye'))[0]
+    for _ in range(10):
+        conn, _, _ = _follow_until(d, inst["id"], b"hi\n")
+        conn.close()
+    conn, r, got = _follow_until(d, inst["id"], b"hi\n")
+    open(go, "w").close()
+    assert _read_to_end(r, got) == b"hi\nbye\n"
+    conn.close()
+    st, js, _ = c.call("GET", "/v1/health")
+    assert st == 200, js
+
+
+def test_logs_across_a_node_restart():
+    """The logs are the node's files: a node killed and started again serves them (at its
+    new address) and follows the instance it re-attached to, to its end."""
+    core = h.start_core()
+    c = core.client()
+    node = h.start_node(core.url, name="phoenix")
+    go = os.path.join(h.tmpdir("mv-logs-"), "go")
+    inst = c.create(sh("survivor", f'echo before; while [ ! -e "{go}" ]; do /bin/sleep 0.05; done; echo after'))[0]
+    h.wait_until(lambda: logs(core, inst["id"])[2] == b"before\n", 10, "the first line")
+    node.stop(sig=signal.SIGKILL)
+    st, _, body = logs(core, inst["id"])
+    assert st == 503 and b"node_" in body, (st, body)  # its node is away: said, not hung
+    node2 = h.start_node(core.url, name="phoenix", data_dir=node.data_dir, run_dir=node.run_dir)
+    # the core took the old registration for the node until the new one came
+    h.wait_until(lambda: "registered with" in node2.log_text(), 15, "the restarted node registered")
+    conn, r, got = _follow_until(core, inst["id"], b"before\n")
+    open(go, "w").close()
+    assert _read_to_end(r, got) == b"before\nafter\n"
+    conn.close()
+    g = c.wait_state(inst["id"], ("exited", "failed"), 10)
+    assert g["state"] == "exited", g
+
+
+test_logs_across_a_node_restart.budget = 60
