@@ -255,3 +255,15 @@ def test_logs_across_a_node_restart():
 
 
 test_logs_across_a_node_restart.budget = 60
+
+
+def test_node_options_refused():
+    """--log-max-bytes below a page or not a number, --logs-listen not a numeric address."""
+    for bad in ("10", "1e9x", "-1", "2147483648000"):
+        p = h.cli(["dev", "--log-max-bytes", bad])
+        assert p.returncode == 2 and "--log-max-bytes" in p.stderr and "4096" in p.stderr, (bad, p.returncode, p.stderr)
+    work = h.tmpdir("mv-logs-")
+    p = h.cli(["dev", "--listen", f"127.0.0.1:{h.free_port()}", "--data-dir", os.path.join(work, "data"),
+               "--run-dir", os.path.join(work, "run"), "--logs-listen", "localhost:0"])
+    assert p.returncode != 0 and "--logs-listen localhost:0" in p.stderr and "numeric" in p.stderr, \
+        (p.returncode, p.stderr[-500:])
