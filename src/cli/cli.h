@@ -30,6 +30,7 @@ int cmd_show(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_nodes(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 /* tools (src/tools) */
 int push_main(int argc, char **argv);
 int spawnbase_main(int argc, char **argv);

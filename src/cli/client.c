@@ -1,4 +1,4 @@
-/* client — the user commands: run, ps, show, stop, rm, nodes. Clients of the public API
+/* client — the user commands: run, ps, show, stop, rm, nodes, logs. Clients of the public API
  * like any other; they print tables for people and the API's JSON with --json. */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/clock.h"
@@ -27,7 +28,7 @@ struct client {
 };
 
 enum { C_CORE = 300, C_TOKEN_FILE, C_JSON, C_NAME, C_DRIVER, C_IMAGE, C_VCPUS, C_MEMORY, C_COUNT, C_ENV,
-       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE, C_SETTLE };
+       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE, C_SETTLE, C_STREAM, C_FOLLOW };
 
 static const struct option client_options[] = {
 	{"core", required_argument, NULL, C_CORE},
@@ -48,6 +49,8 @@ static const struct option client_options[] = {
 	{"config", required_argument, NULL, C_CONFIG},
 	{"bridge", required_argument, NULL, C_BRIDGE},
 	{"settle", required_argument, NULL, C_SETTLE},
+	{"stream", required_argument, NULL, C_STREAM},
+	{"follow", no_argument, NULL, C_FOLLOW},
 	{NULL, 0, NULL, 0},
 };
 
@@ -491,9 +494,44 @@ static void print_end(const char *state, const json_t *in)
 		fprintf(stderr, "%s\n", state);
 }
 
-/* Says on stderr what became of an instance that is not (or no longer) as run wanted it;
- * returns the exit code it deserves. */
-static int run_outcome(const struct run_args *r, const json_t *in)
+#define STDERR_TAIL_LINES 10
+#define STDERR_TAIL_BYTES 2048
+
+/* The last lines of a failed instance's stderr (GET .../logs?stream=stderr), indented. */
+static void print_stderr_tail(struct client *cl, const char *id)
+{
+	struct http_response resp;
+	char path[128], err[256];
+	const char *tail;
+	int lines = 0;
+
+	snprintf(path, sizeof path, "/v1/instances/%s/logs?stream=stderr", id);
+	if (http_call(cl->core, "GET", path, cl->token, NULL, NULL, 10, &resp, err, sizeof err) < 0)
+		return;
+	if (resp.status == 200 && resp.len > 0) {
+		size_t n = resp.len;
+		while (n > 0 && resp.body[n - 1] == '\n')
+			n--;
+		tail = resp.body + n;
+		while (tail > resp.body && resp.body + n - tail < STDERR_TAIL_BYTES)
+			if (*--tail == '\n' && ++lines == STDERR_TAIL_LINES) {
+				tail++;
+				break;
+			}
+		fprintf(stderr, "  its stderr ends with:\n");
+		for (const char *p = tail; p < resp.body + n;) {
+			const char *eol = memchr(p, '\n', (size_t)(resp.body + n - p));
+			int len = (int)((eol ? eol : resp.body + n) - p);
+			fprintf(stderr, "    %.*s\n", len, p);
+			p += len + 1;
+		}
+	}
+	http_response_free(&resp);
+}
+
+/* Says on stderr what became of an instance that is not (or no longer) as run wanted it
+ * (with the tail of its stderr when it failed); returns the exit code it deserves. */
+static int run_outcome(struct client *cl, const struct run_args *r, const json_t *in)
 {
 	const char *id = json_string_value(json_object_get(in, "id"));
 	const char *state = json_string_value(json_object_get(in, "state")) ?: "?";
@@ -503,11 +541,12 @@ static int run_outcome(const struct run_args *r, const json_t *in)
 		return EXIT_OK;
 	if (st >= 0 && inst_state_terminal((enum inst_state)st)) {
 		/* it ran, then ended (before or after its running report reached the core): a
-		 * failure is run's failure, a clean exit is not. The tail of its stderr belongs
-		 * here once the API serves an instance's output. */
+		 * failure is run's failure, a clean exit is not */
 		fprintf(stderr, "microvim run: instance %s %s", id,
 		        json_object_get(in, "trace") ? "started, then " : "ended before it was seen running: ");
 		print_end(st == INST_STOPPED ? "was stopped" : state, in);
+		if (st == INST_FAILED)
+			print_stderr_tail(cl, id);
 		return st == INST_FAILED || st == INST_LOST ? EXIT_FAILED : EXIT_OK;
 	}
 	if (st != INST_RUNNING) {
@@ -579,7 +618,7 @@ int cmd_run(int argc, char **argv)
 				print_trace(in, json_array_size(list) == 1 ? (double)(t1 - t0) / 1000.0 : 0);
 			fflush(stdout); /* the table, then what went wrong with it */
 		}
-		if ((orc = run_outcome(&r, in)) != EXIT_OK)
+		if ((orc = run_outcome(&cl, &r, in)) != EXIT_OK)
 			rc = orc;
 	}
 	json_decref(list);
@@ -775,6 +814,148 @@ int cmd_nodes(int argc, char **argv)
 		}
 	}
 	json_decref(resp);
+	free(cl.token);
+	return rc;
+}
+
+/* ---- logs: an instance's output, relayed by the core from its node ---- */
+
+#define LOGS_TIMEOUT_S 60                  /* without -f: the whole answer */
+#define LOGS_FOLLOW_TIMEOUT_S (7 * 86400)  /* with -f a quiet instance sends nothing for long */
+#define LOGS_ERROR_MAX 65536
+
+struct logs_read {
+	struct event_base *base;
+	int status;              /* 0: no answer */
+	struct evbuffer *error;  /* the JSON error body of a refusal */
+	bool write_failed;
+};
+
+static int logs_headers(struct evhttp_request *req, void *arg)
+{
+	((struct logs_read *)arg)->status = evhttp_request_get_response_code(req);
+	return 0;
+}
+
+/* Bytes as they come: to stdout at once (-f shows each line as the instance writes it). */
+static void logs_chunk(struct evhttp_request *req, void *arg)
+{
+	struct logs_read *lr = arg;
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	if (lr->status != 200) {
+		if (evbuffer_get_length(lr->error) < LOGS_ERROR_MAX)
+			evbuffer_add_buffer(lr->error, in);
+		return;
+	}
+	if (evbuffer_write(in, STDOUT_FILENO) < 0 || evbuffer_get_length(in) > 0) {
+		/* a short write to a pipe: the rest, blocking (stdout is ours alone) */
+		while (evbuffer_get_length(in) > 0)
+			if (evbuffer_write(in, STDOUT_FILENO) < 0 && errno != EINTR && errno != EAGAIN) {
+				lr->write_failed = true; /* the reader went away (| head) */
+				event_base_loopbreak(lr->base);
+				return;
+			}
+	}
+}
+
+static void logs_done(struct evhttp_request *req, void *arg)
+{
+	struct logs_read *lr = arg;
+	if (req && lr->status == 0)
+		lr->status = evhttp_request_get_response_code(req);
+	if (req && lr->status != 200) /* a short error body may come whole, not as a chunk */
+		evbuffer_add_buffer(lr->error, evhttp_request_get_input_buffer(req));
+	event_base_loopbreak(lr->base);
+}
+
+static int logs_parse(struct client *cl, int argc, char **argv, const char **stream, bool *follow)
+{
+	int opt, h;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "f", client_options, NULL)) != -1) {
+		if ((h = common_option(cl, opt)) != 0) {
+			if (h < 0)
+				return -1;
+		} else if (opt == C_STREAM) {
+			if (log_stream_parse(optarg) < 0) {
+				fprintf(stderr, "microvim logs: --stream must be stdout, stderr or serial\n");
+				return -1;
+			}
+			*stream = optarg;
+		} else if (opt == 'f' || opt == C_FOLLOW) {
+			*follow = true;
+		} else {
+			cli_usage("logs", 1);
+			return -1;
+		}
+	}
+	if (optind != argc - 1 || !id_arg_valid(argv[optind])) {
+		fprintf(stderr, "usage: microvim logs ID [--stream stdout|stderr|serial] [-f]\n");
+		return -1;
+	}
+	return cli_check_core_url(cl->core, cl->core_from);
+}
+
+/* Reads GET path as a stream into stdout. */
+static int logs_fetch(struct client *cl, const char *path, bool follow)
+{
+	struct logs_read lr = {0};
+	struct evhttp_connection *conn;
+	struct evhttp_request *req;
+	struct evkeyvalq *hdr;
+	char host[256], hostport[300], auth[600];
+	json_t *body;
+	int port, rc = EXIT_OK;
+
+	if (http_parse_url(cl->core, host, sizeof host, &port) < 0)
+		return EXIT_USAGE;
+	snprintf(hostport, sizeof hostport, "%s:%d", host, port);
+	if (!(lr.base = event_base_new()) || !(lr.error = evbuffer_new()) ||
+	    !(conn = evhttp_connection_base_new(lr.base, NULL, host, (unsigned short)port)) ||
+	    !(req = evhttp_request_new(logs_done, &lr)))
+		fatalx("cannot set up the request");
+	evhttp_connection_set_timeout(conn, follow ? LOGS_FOLLOW_TIMEOUT_S : LOGS_TIMEOUT_S);
+	evhttp_request_set_header_cb(req, logs_headers);
+	evhttp_request_set_chunked_cb(req, logs_chunk);
+	hdr = evhttp_request_get_output_headers(req);
+	evhttp_add_header(hdr, "Host", hostport);
+	if (cl->token && cl->token[0]) {
+		snprintf(auth, sizeof auth, "Bearer %s", cl->token);
+		evhttp_add_header(hdr, "Authorization", auth);
+	}
+	if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, path) == 0)
+		event_base_dispatch(lr.base);
+	if (lr.write_failed) {
+		rc = EXIT_FAILED;
+	} else if (lr.status == 0) {
+		fprintf(stderr, "microvim: no answer from the core at %s\n", cl->core);
+		rc = EXIT_UNREACHABLE;
+	} else if (lr.status != 200) {
+		size_t n = evbuffer_get_length(lr.error);
+		body = json_loadb((const char *)evbuffer_pullup(lr.error, (ev_ssize_t)n), n, 0, NULL);
+		rc = report_error(lr.status, body);
+		json_decref(body);
+	}
+	evhttp_connection_free(conn);
+	evbuffer_free(lr.error);
+	event_base_free(lr.base);
+	return rc;
+}
+
+int cmd_logs(int argc, char **argv)
+{
+	struct client cl = {0};
+	const char *stream = NULL;
+	bool follow = false;
+	char path[160];
+	int rc;
+
+	client_init(&cl);
+	if (logs_parse(&cl, argc, argv, &stream, &follow) < 0)
+		return free(cl.token), EXIT_USAGE;
+	snprintf(path, sizeof path, "/v1/instances/%s/logs?follow=%d%s%s", argv[optind], follow ? 1 : 0,
+	         stream ? "&stream=" : "", stream ? stream : "");
+	rc = logs_fetch(&cl, path, follow);
 	free(cl.token);
 	return rc;
 }

@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/model.h"
 #include "core/core.h"
+#include "node/logbuf.h"
 #include "node/node.h"
 #include "node/simulate.h"
 
@@ -321,6 +322,12 @@ static const struct daemon_option options[] = {
 	{"xl", FOR_NODE, OT_STRING, NODE(xl_binary), 0, 0, 0, NULL, "PATH", "xl", "the Xen toolstack", NULL},
 	{"xenstore", FOR_NODE, OT_STRING, NODE(xenstore_binary), 0, 0, 0, NULL, "PATH", "xenstore",
 	 "Xen's xenstore client: Click configurations, domain exits", NULL},
+	{"logs-listen", FOR_NODE, OT_STRING, NODE(logs_listen), 0, 0, 0, NULL, "HOST:PORT", "127.0.0.1:0 (any free port)",
+	 "where the core reads instance logs from this node (it registers the address); give an address the core "
+	 "can reach when it runs on another host", NULL},
+	{"log-max-bytes", FOR_NODE, OT_WHOLE64, NODE(log_max_bytes), 0, LOGBUF_MAX_MIN, LOGBUF_MAX_MAX, NULL, "N",
+	 "1048576", "bytes kept per log stream of an instance (stdout, stderr, serial); the oldest are dropped",
+	 "give a whole number of bytes, 4096-1073741824"},
 	{"xen-console-dir", FOR_NODE, OT_STRING, NODE(xen_console_dir), 0, 0, 0, NULL, "DIR", "/var/log/xen/console",
 	 "where xenconsoled logs guest consoles", NULL},
 	{"simulate", FOR_NODE | NOT_DEV, OT_WHOLE, NODE(simulate), 0, 1, SIM_NODES_MAX, NULL, "N", NULL,

@@ -37,6 +37,11 @@ static const struct command commands[] = {
 	{"stop", cmd_stop, "stop an instance (the record stays)", "  microvim stop ID [--timeout S]\n"},
 	{"rm", cmd_rm, "stop an instance if needed and remove it", "  microvim rm ID [ID...] [--timeout S]\n"},
 	{"nodes", cmd_nodes, "list nodes", ""},
+	{"logs", cmd_logs, "print an instance's output: stdout, stderr or a guest's serial console",
+	 "  microvim logs ID [--stream stdout|stderr|serial] [-f]\n"
+	 "  --stream S               stdout (a process's default), stderr, serial (a guest's console, its\n"
+	 "                           default); the node keeps the last --log-max-bytes of each\n"
+	 "  -f, --follow             go on printing as the instance writes, until it ends\n"},
 	{"push", push_main, "workload generator: instantiate many, print phase statistics (docs/tools.md)",
 	 "  microvim push [OPTIONS] --replicate N                one at a time, each deleted before the next\n"
 	 "  microvim push [OPTIONS] --count N --concurrency C    closed loop\n"

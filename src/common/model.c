@@ -15,6 +15,18 @@ const char *const inst_state_names[INST_STATE_COUNT] = {
 	[INST_FAILED] = "failed",   [INST_LOST] = "lost",
 };
 
+const char *const log_stream_names[LOG_STREAM_COUNT] = {"stdout", "stderr", "serial"};
+
+int log_stream_parse(const char *s)
+{
+	for (int i = 0; i < LOG_STREAM_COUNT; i++)
+		if (strcmp(s, log_stream_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+bool log_stream_kept(enum log_stream s, bool boots_image) { return s != LOG_SERIAL || boots_image; }
+
 int inst_state_parse(const char *s)
 {
 	for (int i = 0; i < INST_STATE_COUNT; i++)

@@ -52,6 +52,14 @@ bool inst_state_terminal(enum inst_state s);
 /* In flight: accepted but not yet past starting (pending, scheduled, starting). */
 bool inst_state_in_flight(enum inst_state s);
 
+/* An instance's log streams (GET /v1/instances/ID/logs?stream=): what a process writes on
+ * its stdout and stderr, and a guest's first serial port (its console). */
+enum log_stream { LOG_STDOUT, LOG_STDERR, LOG_SERIAL, LOG_STREAM_COUNT };
+extern const char *const log_stream_names[LOG_STREAM_COUNT];
+int log_stream_parse(const char *s); /* enum value or -1 */
+/* serial only for instances that boot an image (a guest); stdout and stderr for all. */
+bool log_stream_kept(enum log_stream s, bool boots_image);
+
 /* Admission of a create of `count` instances with `in_flight` already in flight under a
  * limit (core --max-inflight; 0: none). NEVER: count alone is over the limit, so waiting
  * cannot help; LATER: it would be over now and fits once some have started. */

@@ -6,7 +6,8 @@
  *   nodeapi.c   nodes (list, show) and the node-facing routes (register, heartbeat,
  *               the long-poll for assignments, status reports)
  *   imageapi.c  images and their blobs
- *   traces.c    recent instantiation traces; ui.c  the dashboard's files */
+ *   traces.c    recent instantiation traces; ui.c  the dashboard's files
+ *   logs.c      an instance's logs, relayed from its node as a chunked stream */
 #ifndef MICROVIM_API_H
 #define MICROVIM_API_H
 
@@ -30,6 +31,7 @@ struct api {
 	struct metrics *metrics;
 	struct events *events;
 	struct traces *traces; /* recent instantiation traces (GET /v1/traces) */
+	struct log_relays *log_relays; /* the logs being relayed (logs.c; made at first use) */
 	struct http_guard *guard;
 };
 
@@ -42,6 +44,9 @@ route_fn api_nodes_list, api_node_show, nodeapi_register, nodeapi_heartbeat, nod
     nodeapi_bridges;
 route_fn api_blob_put, api_blob_get, api_images_create, api_images_list, api_image_show, api_image_delete;
 route_fn api_traces, ui_index, ui_asset; /* traces.c, ui.c */
+route_fn api_instance_logs;               /* logs.c */
+/* Ends every relayed log stream (at shutdown, before the listener goes) and frees the list. */
+void logs_close_all(struct api *a);
 
 /* Cluster hook (cluster_hooks.node_wake): answers the node's waiting long-poll. */
 void nodeapi_node_wake(void *arg, struct node *n);

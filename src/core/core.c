@@ -87,6 +87,7 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/instances", AUTH_USER, api_instances_list},
 	{EVHTTP_REQ_GET, "/v1/instances/*", AUTH_USER, api_instance_show},
 	{EVHTTP_REQ_DELETE, "/v1/instances/*", AUTH_USER, api_instance_delete},
+	{EVHTTP_REQ_GET, "/v1/instances/*/logs", AUTH_USER, api_instance_logs},
 	{EVHTTP_REQ_GET, "/v1/nodes", AUTH_USER, api_nodes_list},
 	{EVHTTP_REQ_POST, "/v1/nodes/register", AUTH_USER, nodeapi_register},
 	{EVHTTP_REQ_GET, "/v1/nodes/*", AUTH_USER, api_node_show},
@@ -439,6 +440,7 @@ void core_drain(struct core *c)
 	if (c->api.cluster)
 		cluster_drain(c->api.cluster);
 	events_close_all(c->api.events);
+	logs_close_all(&c->api);
 	if (c->api.cluster)
 		nodeapi_release_polls(&c->api);
 	log_info("draining: waiting clients answered, no new connections");
@@ -450,6 +452,7 @@ void core_destroy(struct core *c)
 		return;
 	if (c->api.events)
 		events_close_all(c->api.events);
+	logs_close_all(&c->api);
 	if (c->api.cluster) {
 		cluster_drain(c->api.cluster);
 		nodeapi_release_polls(&c->api);

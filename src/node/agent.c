@@ -124,7 +124,7 @@ static json_t *register_body(struct agent *a)
 	json_t *body;
 	snprintf(r.id, sizeof r.id, "%s", a->o.id);
 	snprintf(r.name, sizeof r.name, "%s", a->o.name);
-	snprintf(r.address, sizeof r.address, "%s", a->o.core_host);
+	snprintf(r.address, sizeof r.address, "%s", a->o.address ? a->o.address : "");
 	instances_alive_ids(a->o.instances, &r.alive, &r.n_alive);
 	body = wire_register_to_json(&r);
 	json_decref(a->bridges_sent);
@@ -463,6 +463,8 @@ void agent_shutdown(struct agent *a, void (*done)(void *arg), void *arg)
 	report_flush(a);
 	shutdown_check(a);
 }
+
+const char *agent_node_token(const struct agent *a) { return a->registered ? a->node_token : ""; }
 
 void agent_free(struct agent *a)
 {

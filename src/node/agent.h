@@ -18,6 +18,7 @@ struct agent_options {
 	struct event_base *base;
 	const char *core_url;
 	const char *core_host;
+	const char *address;        /* where the node serves its logs to the core (node/logapi.h) */
 	int core_port;
 	const char *cluster_token;  /* NULL when the core has none */
 	const char *id, *name;
@@ -48,5 +49,7 @@ void agent_bridges_changed(struct agent *a);
  * the deadline passed). */
 void agent_shutdown(struct agent *a, void (*done)(void *arg), void *arg);
 void agent_free(struct agent *a);
+/* The bearer token the core gave this node at its last registration; "" before. */
+const char *agent_node_token(const struct agent *a);
 
 #endif

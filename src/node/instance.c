@@ -23,6 +23,7 @@
 #include "drivers/drivers.h"
 #include "node/instrec.h"
 #include "node/lifecycle.h"
+#include "node/logbuf.h"
 #include "node/netdev.h"
 
 #define STATUS_INTERVAL_S 1.0
@@ -31,6 +32,7 @@
 struct instances {
 	struct instances_env env;
 	struct hmap map; /* id -> struct ninst */
+	struct hmap by_watch; /* inotify watch descriptor (decimal) -> struct ninst */
 	int inotify_fd;
 	struct event *inotify_ev;
 	struct event *status_timer;       /* handles without a pidfd (libvirt, xen) */
@@ -59,8 +61,12 @@ struct ninst {
 	char tap[NETDEV_NAME_MAX + 1];
 	char netns[NETDEV_NAME_MAX + 1];
 
-	/* boot phase: watching the serial log for the ready marker */
-	int serial_fd, watch;
+	/* its dir watched (inotify) while it runs: the logs grow (bounded, node/logbuf.h; readers
+	 * woken), and in the boot phase the serial log is scanned for the ready marker */
+	int watch;
+	char watch_key[16];
+	int log_fds[LOG_STREAM_COUNT]; /* each log, open for writing: holes are punched through it */
+	int serial_fd;
 	char carry[MV_READY_PATTERN_MAX];
 	size_t carry_len;
 
@@ -106,6 +112,8 @@ static struct ninst *ninst_new(struct instances *set, const char *id, enum ni_st
 	ni->set = set;
 	ni->state = state;
 	ni->stdout_fd = ni->stderr_fd = ni->serial_fd = ni->watch = -1;
+	for (int s = 0; s < LOG_STREAM_COUNT; s++)
+		ni->log_fds[s] = -1;
 	ni->h.pidfd = -1;
 	snprintf(ni->id, sizeof ni->id, "%s", id);
 	if (snprintf(ni->dir, sizeof ni->dir, "%.4000s/instances/%s", set->env.run_dir, id) >= (int)sizeof ni->dir)
@@ -114,11 +122,13 @@ static struct ninst *ninst_new(struct instances *set, const char *id, enum ni_st
 	return ni;
 }
 
-static void boot_watch_stop(struct ninst *ni);
+static void boot_scan_stop(struct ninst *ni);
+static void dir_watch_stop(struct ninst *ni);
 
 static void ninst_free(struct ninst *ni)
 {
-	boot_watch_stop(ni);
+	boot_scan_stop(ni);
+	dir_watch_stop(ni);
 	if (ni->exit_ev)
 		event_free(ni->exit_ev);
 	if (ni->kill_timer)
@@ -555,6 +565,99 @@ static void serial_reopen(struct ninst *ni)
 	ni->carry_len = 0;
 }
 
+/* ---- the instance dir watched: logs and the ready marker ---- */
+
+static const char *const log_files[LOG_STREAM_COUNT] = {"stdout.log", "stderr.log", "serial.log"};
+
+static int log_file_stream(const char *name)
+{
+	for (int s = 0; s < LOG_STREAM_COUNT; s++)
+		if (strcmp(name, log_files[s]) == 0)
+			return s;
+	return -1;
+}
+
+static void log_fd_open(struct ninst *ni, int s)
+{
+	char path[PATH_MAX + 16];
+	close_fd(&ni->log_fds[s]);
+	if (!log_stream_kept((enum log_stream)s, ni->spec.has_boot))
+		return;
+	snprintf(path, sizeof path, "%s/%s", ni->dir, log_files[s]);
+	/* may fail for a file the toolstack owns: that log is then kept whole, as before */
+	ni->log_fds[s] = open(path, O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+}
+
+/* Keeps the log within --log-max-bytes: what is older is freed (node/logbuf.h). */
+static void log_trim(struct ninst *ni, int s)
+{
+	int rc;
+	if (ni->log_fds[s] < 0 || (rc = logbuf_trim(ni->log_fds[s], ni->set->env.log_max_bytes)) == 0)
+		return;
+	log_warnx("instance %s: cannot bound its %s log (%s): it is kept whole", ni->id, log_stream_names[s],
+	          strerror(-rc));
+	close_fd(&ni->log_fds[s]); /* said once */
+}
+
+/* Readers waiting for more of an instance's logs (or for its end) are woken. */
+static void logs_written(struct ninst *ni)
+{
+	if (ni->set->env.log_written)
+		ni->set->env.log_written(ni->set->env.log_arg, ni->id);
+}
+
+/* Watches the instance dir rather than the files: a toolstack may replace a file. */
+static void dir_watch_start(struct ninst *ni)
+{
+	struct instances *set = ni->set;
+	if (ni->watch >= 0)
+		return;
+	ni->watch = inotify_add_watch(set->inotify_fd, ni->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
+	if (ni->watch < 0) {
+		log_warn("instance %s: cannot watch %s (logs unbounded, no ready marker)", ni->id, ni->dir);
+		return;
+	}
+	snprintf(ni->watch_key, sizeof ni->watch_key, "%d", ni->watch);
+	hmap_put(&set->by_watch, ni->watch_key, ni);
+	for (int s = 0; s < LOG_STREAM_COUNT; s++)
+		log_fd_open(ni, s);
+}
+
+/* At the end: the logs are bounded one last time and left as they are. */
+static void dir_watch_stop(struct ninst *ni)
+{
+	struct instances *set = ni->set;
+	if (ni->watch >= 0) {
+		if (hmap_get(&set->by_watch, ni->watch_key) == ni)
+			hmap_remove(&set->by_watch, ni->watch_key);
+		if (set->inotify_fd >= 0)
+			inotify_rm_watch(set->inotify_fd, ni->watch);
+	}
+	ni->watch = -1;
+	for (int s = 0; s < LOG_STREAM_COUNT; s++) {
+		log_trim(ni, s);
+		close_fd(&ni->log_fds[s]);
+	}
+}
+
+/* One change in an instance dir: a log grew or was replaced. */
+static void dir_changed(struct ninst *ni, const struct inotify_event *ev)
+{
+	int s = log_file_stream(ev->name);
+	if (s < 0)
+		return;
+	if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+		log_fd_open(ni, s);
+	if (s == LOG_SERIAL && ni->serial_fd >= 0 && has_handle(ni->state) && !ni->ready) {
+		if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+			serial_reopen(ni);
+		if (serial_scan(ni))
+			ni_event(ni, NE_READY, &(struct ni_args){0});
+	}
+	log_trim(ni, s);
+	logs_written(ni);
+}
+
 static void on_inotify(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {
 	struct instances *set = arg;
@@ -563,46 +666,45 @@ static void on_inotify(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 	while ((n = read(set->inotify_fd, buf, sizeof buf)) > 0) {
 		for (char *p = buf; p < buf + n;) {
 			struct inotify_event *ev = (struct inotify_event *)p;
-			const char *k;
-			void *v;
+			char key[16];
+			struct ninst *ni;
 			p += sizeof *ev + ev->len;
-			if (ev->len == 0 || strcmp(ev->name, "serial.log") != 0)
+			if (ev->len == 0)
 				continue;
-			for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);) {
-				struct ninst *ni = v;
-				if (ni->watch != ev->wd || !has_handle(ni->state) || ni->ready)
-					continue;
-				if (ev->mask & (IN_CREATE | IN_MOVED_TO))
-					serial_reopen(ni);
-				if (serial_scan(ni))
-					ni_event(ni, NE_READY, &(struct ni_args){0});
-				break;
-			}
+			snprintf(key, sizeof key, "%d", ev->wd);
+			if ((ni = hmap_get(&set->by_watch, key)))
+				dir_changed(ni, ev);
 		}
 	}
 }
 
-/* Watches the instance dir rather than the file: a toolstack may replace the file. */
+/* The boot phase: the serial log scanned for the marker as it grows. */
 static void boot_watch_start(struct ninst *ni)
 {
 	if (!ni->spec.ready_serial[0])
 		return;
-	ni->watch = inotify_add_watch(ni->set->inotify_fd, ni->dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO);
-	if (ni->watch < 0) {
-		log_warn("instance %s: cannot watch %s for the ready marker", ni->id, ni->dir);
-		return;
-	}
+	dir_watch_start(ni);
 	serial_reopen(ni); /* it may have been replaced while the guest started */
 	if (serial_scan(ni)) /* it may have been written before the watch existed */
 		ni_event(ni, NE_READY, &(struct ni_args){0});
 }
 
-static void boot_watch_stop(struct ninst *ni)
+static void boot_scan_stop(struct ninst *ni) { close_fd(&ni->serial_fd); }
+
+int instances_log_open(struct instances *set, const char *id, enum log_stream s, int *fd, bool *ended)
 {
-	if (ni->watch >= 0 && ni->set->inotify_fd >= 0)
-		inotify_rm_watch(ni->set->inotify_fd, ni->watch);
-	ni->watch = -1;
-	close_fd(&ni->serial_fd);
+	struct ninst *ni = hmap_get(&set->map, id);
+	char path[PATH_MAX + 16];
+	*fd = -1;
+	if (!ni || ni->state == NI_PURGED)
+		return -ENOENT;
+	if (!log_stream_kept(s, ni->spec.has_boot))
+		return -ENODATA;
+	*ended = ni->state == NI_ENDED;
+	snprintf(path, sizeof path, "%s/%s", ni->dir, log_files[s]);
+	if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 && errno != ENOENT)
+		return -errno;
+	return 0; /* not created yet (still preparing): nothing written */
 }
 
 /* ---- the actions ---- */
@@ -637,14 +739,17 @@ static void end(struct ninst *ni, enum ni_event ev, const struct ni_args *x)
 		evtimer_del(ni->kill_timer);
 	if (ni->exit_ev)
 		event_del(ni->exit_ev);
-	boot_watch_stop(ni);
+	boot_scan_stop(ni);
+	dir_watch_stop(ni);
 	network_teardown(ni);
+	logs_written(ni); /* followers learn of the end */
 }
 
 /* Follows its end: a pidfd, or the toolstack (events or the status poll). */
 static void watch_exit(struct ninst *ni)
 {
 	struct event_base *base = ni->set->env.base;
+	dir_watch_start(ni);
 	if (ni->h.pidfd >= 0) {
 		ni->exit_ev = event_new(base, ni->h.pidfd, EV_READ, on_process_exit, ni);
 		event_add(ni->exit_ev, NULL);
@@ -661,7 +766,7 @@ static void got_ready(struct ninst *ni)
 {
 	ni->timing.boot_us = clock_mono_us() - ni->spawned_us;
 	ni->ready = true;
-	boot_watch_stop(ni);
+	boot_scan_stop(ni);
 }
 
 /* The instance was removed: its dir goes; it is freed once no job points at it. */
@@ -669,6 +774,7 @@ static void forget(struct ninst *ni)
 {
 	int rc;
 	hmap_remove(&ni->set->map, ni->id);
+	logs_written(ni); /* its readers are told it is gone */
 	if ((rc = fs_remove_tree(ni->dir)) < 0)
 		log_warnx("cannot remove %s: %s", ni->dir, strerror(-rc));
 	if (ni->jobs == 0)
@@ -808,6 +914,7 @@ struct instances *instances_new(const struct instances_env *env, char *err, size
 		fatal("calloc");
 	set->env = *env;
 	hmap_init(&set->map);
+	hmap_init(&set->by_watch);
 	set->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (set->inotify_fd < 0) {
 		snprintf(err, errlen, "inotify_init1: %s", strerror(errno));
@@ -972,6 +1079,7 @@ void instances_free(struct instances *set, bool teardown)
 		ninst_free(ni);
 	}
 	hmap_free(&set->map);
+	hmap_free(&set->by_watch);
 	if (set->status_timer)
 		event_free(set->status_timer);
 	for (int i = 0; drivers[i] && i < WATCH_MAX; i++) {

@@ -3,6 +3,8 @@
  *   network  what the driver's network slot asks for, on the bridge   (on a worker)
  *   spawn    the driver's start call                                  (on a worker)
  *   boot     the guest's ready marker seen on its serial log          (inotify)
+ *   logs     stdout, stderr and serial, each bounded to --log-max-bytes while it runs
+ *            (node/logbuf.h) and kept until the instance is removed
  *   exit     pidfd readable, or the toolstack says the domain is gone (libvirt, xen)
  *   stop     gentle stop, then forced after the grace period
  * Every change is pushed to the report queue at once; the agent sends it. This module
@@ -31,6 +33,10 @@ struct instances_env {
 	double stop_grace_s;
 	struct imagecache *cache;
 	struct report_queue *reports;
+	uint64_t log_max_bytes;     /* per log stream */
+	/* An instance's logs grew, or it ended or was removed: wake its readers. May be NULL. */
+	void (*log_written)(void *arg, const char *id);
+	void *log_arg;
 };
 
 struct instances;
@@ -43,6 +49,11 @@ void instances_recover(struct instances *set);
 void instances_start(struct instances *set, const char *id, const struct inst_spec *spec);
 void instances_stop(struct instances *set, const char *id);
 void instances_purge(struct instances *set, const char *id);
+/* One of an instance's logs, for reading (node/logbuf.h): *fd open read-only, or -1 when
+ * nothing was written yet; *ended once the instance has ended (no more will come).
+ * -ENOENT: no such instance here (or removed); -ENODATA: the stream is not kept for it
+ * (serial of a process). */
+int instances_log_open(struct instances *set, const char *id, enum log_stream s, int *fd, bool *ended);
 /* Instances not ended (for the registration's reconciliation list, and shutdown). */
 bool instances_alive(const struct instances *set);
 /* *ids: malloc'd array of *n ids. */

@@ -23,6 +23,8 @@
 #include "node/bridgewatch.h"
 #include "node/imagecache.h"
 #include "node/instance.h"
+#include "node/logapi.h"
+#include "node/logbuf.h"
 #include "node/netdev.h"
 #include "node/reports.h"
 #include "node/worker.h"
@@ -44,6 +46,7 @@ struct node_agent {
 	struct imagecache *cache;
 	struct report_queue *reports;
 	struct instances *instances;
+	struct logapi *logapi;
 	struct agent *agent;
 	struct bridgewatch *bridges; /* NULL when the host's link changes cannot be followed */
 };
@@ -57,6 +60,8 @@ void node_options_default(struct node_options *o)
 		.sim_spawn_ms = 1,
 		.sim_cpus = 64,
 		.sim_memory_mb = 262144,
+		.logs_listen = "127.0.0.1:0",
+		.log_max_bytes = LOGBUF_MAX_DEFAULT,
 	};
 }
 
@@ -198,11 +203,26 @@ static void watch_bridges(struct node_agent *n)
 		          "when the node registers again", strerror(-rc));
 }
 
+/* The instances' hook: their logs grew, or one ended or went. */
+static void on_log_written(void *arg, const char *id)
+{
+	struct node_agent *n = arg;
+	logapi_written(n->logapi, id);
+}
+
+/* The log route accepts the core's token of the moment. */
+static const char *node_token(void *arg)
+{
+	struct node_agent *n = arg;
+	return n->agent ? agent_node_token(n->agent) : NULL;
+}
+
 static int make_parts(struct node_agent *n, char *err, size_t errlen)
 {
 	struct imagecache_options io = {.base = n->base, .data_dir = n->opts.data_dir, .off = n->opts.image_cache_off,
 	                                .core_host = n->host, .core_port = n->port, .token = n->cluster_token};
 	struct instances_env env;
+	struct logapi_options lo;
 	struct agent_options ao;
 
 	if (!(n->workers = worker_pool_new(n->base, 0))) {
@@ -215,10 +235,19 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 	n->reports = reports_new(on_report_pushed, n);
 	env = (struct instances_env){.base = n->base, .workers = n->workers, .drv_opts = &n->drv_opts,
 	                             .drivers_info = n->drivers_info, .run_dir = n->run_dir,
-	                             .stop_grace_s = n->opts.stop_grace_s, .cache = n->cache, .reports = n->reports};
+	                             .stop_grace_s = n->opts.stop_grace_s, .cache = n->cache, .reports = n->reports,
+	                             .log_max_bytes = (uint64_t)n->opts.log_max_bytes, .log_written = on_log_written,
+	                             .log_arg = n};
 	if (!(n->instances = instances_new(&env, err, errlen)))
 		return -1;
+	lo = (struct logapi_options){.base = n->base, .listen = n->opts.logs_listen, .instances = n->instances,
+	                             .max_bytes = (uint64_t)n->opts.log_max_bytes, .token = node_token,
+	                             .token_arg = n};
+	if (!(n->logapi = logapi_new(&lo, err, errlen)))
+		return -1;
+	log_info("logs served to the core at %s", logapi_address(n->logapi));
 	ao = (struct agent_options){.base = n->base, .core_url = n->opts.core_url, .core_host = n->host,
+	                            .address = logapi_address(n->logapi),
 	                            .core_port = n->port, .cluster_token = n->cluster_token, .id = n->id,
 	                            .name = n->name, .cpus = n->cpus, .memory_mb = n->memory_mb,
 	                            .drivers_info = n->drivers_info, .labels = n->opts.labels, .run_dir = n->run_dir,
@@ -312,6 +341,8 @@ void node_destroy(struct node_agent *n)
 	n->agent = NULL;
 	worker_pool_free(n->workers);
 	proc_spawner_stop(); /* no spawn can be in flight: the workers are gone */
+	logapi_free(n->logapi); /* its waiting readers are answered */
+	n->logapi = NULL;
 	instances_free(n->instances, n->opts.stop_instances_on_exit);
 	imagecache_free(n->cache);
 	reports_free(n->reports);

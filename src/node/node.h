@@ -34,6 +34,8 @@ struct node_options {
 	double sim_spawn_ms, sim_fail_rate;
 	int sim_cpus;
 	int64_t sim_memory_mb;
+	const char *logs_listen; /* where the core reads instance logs (node/logapi.h): "HOST:PORT" */
+	int64_t log_max_bytes;   /* kept per log stream of an instance, the oldest dropped */
 };
 
 void node_options_default(struct node_options *o);

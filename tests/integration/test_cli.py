@@ -243,7 +243,8 @@ test_ready_marker_that_never_came_is_not_charged_to_the_vim.budget = 150
 
 def test_run_reports_an_instance_that_ended_at_once():
     """`run -- /bin/sleep` (no argument): the process exits 1 right after it started. run
-    says so, with the error and exit code, and exits 1 instead of printing "running" and 0.
+    says so, with the error, exit code and its stderr's tail, and exits 1 instead of printing
+    "running" and 0.
     One that exits 0 is reported and run exits 0; a healthy one is running after --settle."""
     d = h.start_dev()
     core = ["--core", d.url]
@@ -255,6 +256,8 @@ def test_run_reports_an_instance_that_ended_at_once():
     # "started, then failed", or "ended before it was seen running" when the exit overtook
     # the running report
     assert "failed: exited with code 1" in p.stderr, p.stderr
+    # with the tail of its stderr (GET /v1/instances/ID/logs?stream=stderr): sleep's complaint
+    assert "its stderr ends with:" in p.stderr and "missing operand" in p.stderr, p.stderr
 
     p = h.cli(["run", *core, "--json", "--name", "nosleep2", "--settle", "10", "--", "/bin/sleep"])
     assert p.returncode == 1, f"run --json of a failing command exits {p.returncode} (want 1)"
