@@ -588,7 +588,7 @@ static void boot_watch_stop(struct ninst *ni)
 /* ---- the actions ---- */
 
 /* The process or domain is gone: its final state, from what is known of its end. */
-static enum inst_state end_state(struct ninst *ni, enum ni_event ev, const char *unknown_why)
+static enum inst_state end_state(struct ninst *ni, enum ni_event ev, const char *unknown_why, const char *driver_why)
 {
 	if (ev == NE_SPAWN_FAILED || ev == NE_BLOBS_DONE)
 		return INST_FAILED;
@@ -596,6 +596,10 @@ static enum inst_state end_state(struct ninst *ni, enum ni_event ev, const char 
 		return INST_STOPPED;
 	if (ni->has_exit_code && ni->exit_code == 0)
 		return INST_EXITED;
+	if (driver_why[0]) { /* the driver knows better than the exit code (killed for its memory) */
+		snprintf(ni->error, sizeof ni->error, "%s", driver_why);
+		return INST_FAILED;
+	}
 	if (ni->has_exit_code) {
 		int code = ni->exit_code;
 		snprintf(ni->error, sizeof ni->error, code > 128 ? "killed by signal %d" : "exited with code %d",
@@ -610,7 +614,10 @@ static void end(struct ninst *ni, enum ni_event ev, const struct ni_args *x)
 {
 	const char *why = x->why ? x->why
 	                         : "ended; exit code unknown: its process was re-attached by a restarted node, not started by it";
-	ni->final_state = end_state(ni, ev, why);
+	char driver_why[WIRE_ERROR_MAX + 1] = "";
+	if (ni->drv)
+		drv_release(ni->drv, ni->set->env.drv_opts, ni->id, driver_why, sizeof driver_why);
+	ni->final_state = end_state(ni, ev, why, driver_why);
 	if (ni->final_state == INST_FAILED && !ni->has_exit_code)
 		log_warnx("instance %s failed: %s", ni->id, ni->error);
 	if (ni->kill_timer)

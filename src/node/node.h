@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "common/model.h"
+#include "drivers/cgroup.h"
 
 struct node_options {
 	const char *core_url;   /* "http://127.0.0.1:4650" */
@@ -29,6 +30,9 @@ struct node_options {
 	int notify_batch_ms;    /* 0: report at once; N: gather reports for N ms (stock Nomad) */
 	const char *qemu_binary, *libvirt_uri, *xl_binary; /* driver settings; NULL = default */
 	const char *xenstore_binary, *xen_console_dir;    /* xen: the xenstore client, xenconsoled's log dir */
+	enum cgroup_mode cgroups;  /* exec instances' limits: auto (default), v1, v2, off */
+	const char *cgroup_parent; /* their groups go under PARENT/NODE-ID; default "microvim" */
+	const char *exec_user;     /* exec instances run as this user; NULL: as the node */
 };
 
 void node_options_default(struct node_options *o);
