@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -362,6 +363,29 @@ int cgroup_limits_read(const struct cgroup_host *c, const char *name, struct cgr
 	return 0;
 }
 
+/* The node's own dir i, made again: another node's sweep removed it while it had no
+ * instance (sweep_others). */
+static int node_dir_again(const struct cgroup_host *c, int i)
+{
+	int rc = fs_mkdir_p(c->dirs[i], 0755);
+	if (rc == 0 && c->mode == CGROUP_V2)
+		rc = file_write(c->dirs[i], "", "cgroup.subtree_control", "+cpu +memory");
+	return rc;
+}
+
+/* mkdir of a group in hierarchy i, its node's dir made again when it is gone. 0 or -errno. */
+static int group_mkdir(const struct cgroup_host *c, int i, const char *path)
+{
+	int rc;
+	if (mkdir(path, 0755) == 0 || errno == EEXIST)
+		return 0;
+	if (errno != ENOENT)
+		return -errno;
+	if ((rc = node_dir_again(c, i)) < 0)
+		return rc;
+	return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+}
+
 int cgroup_create(const struct cgroup_host *c, const char *name, const struct cgroup_limits *l, char *err,
                   size_t errlen)
 {
@@ -373,8 +397,7 @@ int cgroup_create(const struct cgroup_host *c, const char *name, const struct cg
 			continue;
 		if (snprintf(path, sizeof path, "%s/%s", c->dirs[i], name) >= (int)sizeof path)
 			return snprintf(err, errlen, "cgroup path too long"), -ENAMETOOLONG;
-		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-			rc = -errno;
+		if ((rc = group_mkdir(c, i, path)) < 0) {
 			snprintf(err, errlen, "cannot create cgroup %s: %s", path, strerror(-rc));
 			cgroup_remove(c, name);
 			return rc;
@@ -472,25 +495,76 @@ int cgroup_remove(const struct cgroup_host *c, const char *name)
 	return rc;
 }
 
+/* Removes the groups under dir that no process is in and that are older than min_age_s
+ * (0: any age). The number removed. */
+static int sweep_dir(const char *dir, time_t min_age_s)
+{
+	time_t now = time(NULL);
+	int removed = 0;
+	struct dirent *e;
+	DIR *d = opendir(dir);
+	char buf[64];
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+		if (e->d_type != DT_DIR || e->d_name[0] == '.')
+			continue;
+		if (file_read(dir, e->d_name, "cgroup.procs", buf, sizeof buf) < 0 || buf[0])
+			continue; /* a process is in it: an instance the node re-attached to */
+		if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path)
+			continue;
+		if (min_age_s && (stat(path, &st) < 0 || now - st.st_mtime < min_age_s))
+			continue;
+		if (rmdir(path) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+/* Other nodes' dirs under the parent (their age: mtime): those of nodes that are gone (a
+ * test's, a node whose data dir was wiped) would stay forever. A live node's group is empty only between its
+ * creation and its process joining (milliseconds), so only groups older than a minute are
+ * taken; a live node whose own dir was removed while it had no instance makes it again
+ * (cgroup_create). */
+#define SWEEP_OTHERS_AGE_S 60
+
+static int sweep_others(const char *node_dir)
+{
+	char parent[PATH_MAX];
+	const char *me = strrchr(node_dir, '/');
+	int removed = 0;
+	struct dirent *e;
+	DIR *d;
+	if (!me || snprintf(parent, sizeof parent, "%.*s", (int)(me - node_dir), node_dir) >= (int)sizeof parent ||
+	    !(d = opendir(parent)))
+		return 0;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+		if (e->d_type != DT_DIR || e->d_name[0] == '.' || strcmp(e->d_name, me + 1) == 0 ||
+		    snprintf(path, sizeof path, "%s/%s", parent, e->d_name) >= (int)sizeof path)
+			continue;
+		/* its age before the sweep, which makes it new (a removal changes its mtime) */
+		bool old = stat(path, &st) == 0 && time(NULL) - st.st_mtime >= SWEEP_OTHERS_AGE_S;
+		removed += sweep_dir(path, SWEEP_OTHERS_AGE_S);
+		if (old && rmdir(path) == 0)
+			removed++; /* no group left in it (busy otherwise) */
+	}
+	closedir(d);
+	return removed;
+}
+
 int cgroup_sweep(const struct cgroup_host *c)
 {
 	int removed = 0;
-	for (int i = 0; i < 2; i++) {
-		DIR *d;
-		struct dirent *e;
-		char buf[64];
-		if (!c->dirs[i][0] || !(d = opendir(c->dirs[i])))
+	for (int i = 0; i < 2 && c->mode != CGROUP_OFF; i++) {
+		if (!c->dirs[i][0])
 			continue;
-		while ((e = readdir(d))) {
-			char path[PATH_MAX];
-			if (e->d_type != DT_DIR || e->d_name[0] == '.')
-				continue;
-			if (file_read(c->dirs[i], e->d_name, "cgroup.procs", buf, sizeof buf) < 0 || buf[0])
-				continue; /* a process is in it: an instance the node re-attached to */
-			if (snprintf(path, sizeof path, "%s/%s", c->dirs[i], e->d_name) < (int)sizeof path && rmdir(path) == 0)
-				removed++;
-		}
-		closedir(d);
+		removed += sweep_dir(c->dirs[i], 0);
+		removed += sweep_others(c->dirs[i]);
 	}
 	return removed;
 }

@@ -92,7 +92,9 @@ int cgroup_oom_killed(const struct cgroup_host *c, const char *name);
  * a process is still dying in it (cgroup_sweep removes it later). */
 int cgroup_remove(const struct cgroup_host *c, const char *name);
 /* Removes the node's groups that no process is in (left by instances that ended while
- * the node was down, or a kill that took long). The number of dirs removed (v1: a group has one per hierarchy). */
+ * the node was down, or a kill that took long), and those of other nodes under the same
+ * parent that are empty and older than a minute (nodes that are gone), with their node
+ * dirs once empty. The number of dirs removed (v1: a group has one per hierarchy). */
 int cgroup_sweep(const struct cgroup_host *c);
 /* At the node's exit: removes its own group when no instance's group is left in it. */
 void cgroup_host_close(const struct cgroup_host *c);

@@ -165,6 +165,15 @@ def test_restart_sweeps_stale_groups():
     stale = _group_dirs(mode, node_id, "0123456789abcdef")
     for d in stale:
         os.mkdir(d)
+    # a node that is gone left a group (an hour old), and one of a live node is being made now
+    gone = [os.path.join(os.path.dirname(os.path.dirname(d)), "feedfeedfeedfeed") for d in stale]
+    young = [os.path.join(os.path.dirname(os.path.dirname(d)), "beefbeefbeefbeef") for d in stale]
+    for g, y in zip(gone, young):
+        os.makedirs(os.path.join(g, "0123456789abcdef"), exist_ok=True)
+        os.makedirs(os.path.join(y, "0123456789abcdef"), exist_ok=True)
+        old = os.stat(g).st_mtime - 3600
+        os.utime(os.path.join(g, "0123456789abcdef"), (old, old))
+        os.utime(g, (old, old))
     node.stop()
     node2 = h.start_node(core.url, name="n-cg-sweep", exec_allow=ALLOW, data_dir=node.data_dir,
                          run_dir=node.run_dir)
@@ -173,6 +182,11 @@ def test_restart_sweeps_stale_groups():
     for d in stale:
         assert not os.path.exists(d), f"the restarted node left the stale group {d}"
     assert "cgroups: removed" in node2.log_text(), node2.log_tail()
+    for g, y in zip(gone, young):
+        assert not os.path.exists(g), f"the group of a node that is gone stays: {g}"
+        assert os.path.isdir(os.path.join(y, "0123456789abcdef")), f"a live node's new group was taken: {y}"
+        os.rmdir(os.path.join(y, "0123456789abcdef"))
+        os.rmdir(y)
     # the running instance's group is kept, and still holds it
     for d in _group_dirs(mode, node_id, keep["id"]):
         assert os.path.isdir(d), f"the re-attached instance lost its group {d}"
