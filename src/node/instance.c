@@ -944,8 +944,10 @@ void instances_free(struct instances *set, bool teardown)
 	for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);) {
 		struct ninst *ni = v;
 		if (has_handle(ni->state) && teardown) {
+			char why[WIRE_ERROR_MAX + 1];
 			reap_killed(ni);
 			network_teardown(ni);
+			drv_release(ni->drv, set->env.drv_opts, ni->id, why, sizeof why); /* its cgroup */
 		}
 		ninst_free(ni);
 	}
