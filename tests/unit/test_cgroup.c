@@ -4,6 +4,10 @@
  * exercised by tests/integration/test_cgroups.py. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -165,6 +169,139 @@ static void test_user_lookup(void)
 	CHECK(strstr(err, "no user \"no-such-user-mv\"") != NULL);
 }
 
+/* ---- a cgroupfs played by plain files: the v2 and v1 paths end to end ----
+ * A group dir that exists is reused (cgroup_create), so its files can be made beforehand;
+ * the kernel's checks are not played, only what microvim writes and reads. */
+
+static void touch(const char *dir, const char *file, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	if ((f = fopen(path, "w"))) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static void slurp(const char *dir, const char *file, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+	FILE *f;
+	size_t n = 0;
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	if ((f = fopen(path, "r"))) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+}
+
+static void test_fake_v2(void)
+{
+	char top[] = "/tmp/mv-cgv2-XXXXXX", dir[PATH_MAX], group[PATH_MAX + 32], mi[PATH_MAX + 128], err[256] = "";
+	char buf[128], procs[2][PATH_MAX];
+	struct cgroup_host c;
+	struct cgroup_limits l, got;
+	if (!mkdtemp(top)) {
+		CHECK(0);
+		return;
+	}
+	snprintf(mi, sizeof mi, "25 21 0:22 / %s rw - cgroup2 cgroup2 rw\n", top);
+	touch(top, "cgroup.controllers", "cpuset cpu io memory pids\n");
+	touch(top, "cgroup.subtree_control", "");
+	snprintf(dir, sizeof dir, "%s/vnf", top);
+	mkdir(dir, 0755);
+	touch(dir, "cgroup.subtree_control", "");
+	snprintf(dir, sizeof dir, "%s/vnf/0123456789abcdef", top);
+	mkdir(dir, 0755);
+	touch(dir, "cgroup.subtree_control", "");
+	snprintf(group, sizeof group, "%s/fedcba9876543210", dir);
+	mkdir(group, 0755);
+	touch(group, "cpu.max", "");
+	touch(group, "memory.max", "");
+	touch(group, "memory.events", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n");
+
+	CHECK_EQ_INT(cgroup_host_init(&c, CGROUP_AUTO, "/vnf", "0123456789abcdef", mi, err, sizeof err), 0);
+	CHECK_EQ_INT(c.mode, CGROUP_V2);
+	CHECK_STR(c.dirs[0], dir);
+	CHECK_STR(c.dirs[1], "");
+	slurp(top, "cgroup.subtree_control", buf, sizeof buf);
+	CHECK_STR(buf, "+cpu +memory"); /* each level hands the controllers down */
+	slurp(dir, "cgroup.subtree_control", buf, sizeof buf);
+	CHECK_STR(buf, "+cpu +memory");
+
+	cgroup_limits_from(0.25, 48, &l);
+	CHECK_EQ_INT(cgroup_create(&c, "fedcba9876543210", &l, err, sizeof err), 0);
+	slurp(group, "cpu.max", buf, sizeof buf);
+	CHECK_STR(buf, "25000 100000");
+	slurp(group, "memory.max", buf, sizeof buf);
+	CHECK_STR(buf, "50331648");
+	CHECK_EQ_INT(cgroup_limits_read(&c, "fedcba9876543210", &got), 0);
+	CHECK_EQ_INT(got.cpu_quota_us, 25000);
+	CHECK_EQ_INT(got.memory_bytes, 48LL << 20);
+	CHECK_EQ_INT(cgroup_oom_killed(&c, "fedcba9876543210"), 1);
+	CHECK_EQ_INT(cgroup_procs_paths(&c, "fedcba9876543210", procs), 0);
+	snprintf(mi, sizeof mi, "%s/cgroup.procs", group);
+	CHECK_STR(procs[0], mi);
+	CHECK_STR(procs[1], "");
+
+	/* a v2 mount whose controllers are v1's: auto takes none, v2 insists and fails */
+	touch(top, "cgroup.controllers", "pids\n");
+	snprintf(mi, sizeof mi, "25 21 0:22 / %s rw - cgroup2 cgroup2 rw\n", top);
+	CHECK_EQ_INT(cgroup_host_init(&c, CGROUP_AUTO, "vnf", "0123456789abcdef", mi, err, sizeof err), 0);
+	CHECK_EQ_INT(c.mode, CGROUP_OFF);
+	CHECK(strstr(c.why, "has no cpu and memory controllers") != NULL);
+	CHECK(cgroup_host_init(&c, CGROUP_V2, "vnf", "0123456789abcdef", mi, err, sizeof err) < 0);
+	snprintf(mi, sizeof mi, "rm -rf %s", top);
+	CHECK_EQ_INT(system(mi), 0);
+}
+
+static void test_fake_v1(void)
+{
+	char top[] = "/tmp/mv-cgv1-XXXXXX", mi[2 * PATH_MAX + 256], err[256] = "", buf[128];
+	char cpu[PATH_MAX + 64], mem[PATH_MAX + 64], procs[2][PATH_MAX];
+	struct cgroup_host c;
+	struct cgroup_limits l;
+	if (!mkdtemp(top)) {
+		CHECK(0);
+		return;
+	}
+	snprintf(mi, sizeof mi,
+	         "31 30 0:28 / %s/cpu rw - cgroup cgroup rw,cpu\n34 30 0:31 / %s/memory rw - cgroup cgroup rw,memory\n",
+	         top, top);
+	snprintf(cpu, sizeof cpu, "%s/cpu/microvim/0123456789abcdef/fedcba9876543210", top);
+	snprintf(mem, sizeof mem, "%s/memory/microvim/0123456789abcdef/fedcba9876543210", top);
+	snprintf(mi, sizeof mi, "mkdir -p %s %s", cpu, mem);
+	CHECK_EQ_INT(system(mi), 0);
+	snprintf(mi, sizeof mi,
+	         "31 30 0:28 / %s/cpu rw - cgroup cgroup rw,cpu\n34 30 0:31 / %s/memory rw - cgroup cgroup rw,memory\n",
+	         top, top);
+	touch(cpu, "cpu.cfs_period_us", "");
+	touch(cpu, "cpu.cfs_quota_us", "");
+	touch(mem, "memory.limit_in_bytes", "");
+	touch(mem, "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
+	/* no memory.memsw.*: swap accounting off, which is not an error */
+
+	CHECK_EQ_INT(cgroup_host_init(&c, CGROUP_AUTO, "microvim", "0123456789abcdef", mi, err, sizeof err), 0);
+	CHECK_EQ_INT(c.mode, CGROUP_V1); /* no cgroup2 mount: auto falls to v1 */
+	cgroup_limits_from(1.5, 16, &l);
+	CHECK_EQ_INT(cgroup_create(&c, "fedcba9876543210", &l, err, sizeof err), 0);
+	slurp(cpu, "cpu.cfs_quota_us", buf, sizeof buf);
+	CHECK_STR(buf, "150000");
+	slurp(cpu, "cpu.cfs_period_us", buf, sizeof buf);
+	CHECK_STR(buf, "100000");
+	slurp(mem, "memory.limit_in_bytes", buf, sizeof buf);
+	CHECK_STR(buf, "16777216");
+	CHECK_EQ_INT(cgroup_oom_killed(&c, "fedcba9876543210"), 0);
+	CHECK_EQ_INT(cgroup_procs_paths(&c, "fedcba9876543210", procs), 0);
+	CHECK(strstr(procs[0], "/cpu/microvim/") != NULL && strstr(procs[1], "/memory/microvim/") != NULL);
+	touch(mem, "memory.oom_control", "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n");
+	CHECK_EQ_INT(cgroup_oom_killed(&c, "fedcba9876543210"), 1);
+	snprintf(mi, sizeof mi, "rm -rf %s", top);
+	CHECK_EQ_INT(system(mi), 0);
+}
+
 /* confine_spawn without cgroups or a user: what it shares with posix_spawn (stdout,
  * session, exit status) and its errors, which name the step. */
 static void test_confine_spawn(void)
@@ -208,5 +345,7 @@ int main(void)
 	RUN(test_host_without_cgroups);
 	RUN(test_user_lookup);
 	RUN(test_confine_spawn);
+	RUN(test_fake_v2);
+	RUN(test_fake_v1);
 	UNIT_END();
 }
