@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "drivers/cgroup.h"
@@ -170,6 +171,15 @@ static int exec_start(const struct drv_options *o, const struct drv_start_reques
 		}
 		sr.cgroup_procs[0] = procs[0];
 		sr.cgroup_procs[1] = procs[1];
+	}
+	/* its own dir is its working dir: the user it runs as may write there (as Nomad gives
+	 * a task its dir); the node's dirs above stay the node's */
+	if (o->exec_user && r->dir && chown(r->dir, o->exec_user->uid, o->exec_user->gid) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot give %s to user %s: %s", r->dir, o->exec_user->name, strerror(-rc));
+		if (limited(o))
+			cgroup_remove(o->cgroups, r->instance_id);
+		return rc;
 	}
 	build_vectors(r, command, &argv, &envp);
 	sr.argv = argv;

@@ -139,8 +139,12 @@ def test_exec_user_nobody():
     core, c, node, node_id, mode = _cluster("n-cg-user", extra=["--exec-user", "nobody"])
     assert _node(c, "n-cg-user")["drivers"]["exec"]["limits"].get("user") == "nobody"
     tok = h.unique_arg()
-    c.create(h.exec_body("as-nobody", ["30", tok]))
+    inst = c.create(h.exec_body("as-nobody", ["-c", f"echo made > own-file; exec sleep 30 {tok}"],
+                                command="/bin/sh"))[0]
     pid = h.expect_procs(tok, 1, "the instance run as nobody")[0]
+    made = os.path.join(node.run_dir, "instances", inst["id"], "own-file")
+    h.wait_until(lambda: os.path.exists(made), 5, "the instance's file in its own dir")
+    assert os.stat(made).st_uid == 65534, "the instance's file is not nobody's"
     uids, gids = _status_ids(pid, "Uid"), _status_ids(pid, "Gid")
     assert uids == [65534] * 4, f"Uid of the instance: {uids}, want nobody (65534) in all four"
     assert gids and len(set(gids)) == 1 and gids[0] != 0, f"Gid of the instance: {gids}"
