@@ -775,6 +775,21 @@ static int stop_or_remove(const char *cmd, bool purge, int argc, char **argv)
 int cmd_stop(int argc, char **argv) { return stop_or_remove("stop", false, argc, argv); }
 int cmd_rm(int argc, char **argv) { return stop_or_remove("rm", true, argc, argv); }
 
+/* What holds a node's exec instances (the exec driver's "limits"): "cgroups v1", with the
+ * user they run as; "none" when the node has no cgroups; "-" without the exec driver. */
+static void exec_limits_text(const json_t *exec, char *out, size_t len)
+{
+	const json_t *l = json_object_get(exec, "limits");
+	const char *mode = json_string_value(json_object_get(l, "cgroups"));
+	const char *user = json_string_value(json_object_get(l, "user"));
+	bool off = mode && strcmp(mode, "off") == 0;
+	if (!exec || !mode) {
+		snprintf(out, len, "-");
+		return;
+	}
+	snprintf(out, len, "%s%s%s%s", off ? "none" : "cgroups ", off ? "" : mode, user ? ", user " : "", user ? user : "");
+}
+
 int cmd_nodes(int argc, char **argv)
 {
 	struct client cl = {0};
@@ -791,8 +806,8 @@ int cmd_nodes(int argc, char **argv)
 	} else if (cl.json) {
 		print_json(resp);
 	} else {
-		printf("%-16s  %-16s  %-5s  %-20s  %-17s  %-20s  %s\n", "ID", "NAME", "STATE", "VCPUS used/total",
-		       "MEMORY MiB", "DRIVERS", "RUN DIR");
+		printf("%-16s  %-16s  %-5s  %-20s  %-17s  %-24s  %-24s  %s\n", "ID", "NAME", "STATE", "VCPUS used/total",
+		       "MEMORY MiB", "DRIVERS", "EXEC LIMITS", "RUN DIR");
 		json_array_foreach(json_object_get(resp, "nodes"), i, n) {
 			const json_t *res = json_object_get(n, "resources"), *al = json_object_get(n, "allocated");
 			const char *k;
@@ -804,12 +819,14 @@ int cmd_nodes(int argc, char **argv)
 				if (w > 0 && (size_t)w < sizeof drivers - used)
 					used += (size_t)w;
 			}
-			printf("%-16s  %-16s  %-5s  %8.12g/%-11.12g  %7lld/%-9lld  %-20s  %s\n",
+			char limits[128];
+			exec_limits_text(json_object_get(json_object_get(n, "drivers"), "exec"), limits, sizeof limits);
+			printf("%-16s  %-16s  %-5s  %8.12g/%-11.12g  %7lld/%-9lld  %-24s  %-24s  %s\n",
 			       json_string_value(json_object_get(n, "id")),
 			       json_string_value(json_object_get(n, "name")), json_string_value(json_object_get(n, "state")),
 			       json_number_value(json_object_get(al, "vcpus")), json_number_value(json_object_get(res, "vcpus")),
 			       (long long)json_integer_value(json_object_get(al, "memory_mb")),
-			       (long long)json_integer_value(json_object_get(res, "memory_mb")), drivers,
+			       (long long)json_integer_value(json_object_get(res, "memory_mb")), drivers, limits,
 			       json_string_value(json_object_get(n, "run_dir")) ?: "-");
 		}
 	}

@@ -254,6 +254,25 @@ static int parse_image_cache(struct daemon_args *d, const char *v, char *err, si
 	return 0;
 }
 
+static int parse_cgroups(struct daemon_args *d, const char *v, char *err, size_t errlen)
+{
+	if (cgroup_mode_parse(v, &d->node.cgroups) < 0) {
+		snprintf(err, errlen, "give auto, v1, v2 or off");
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_cgroup_parent(struct daemon_args *d, const char *v, char *err, size_t errlen)
+{
+	if (!cgroup_parent_valid(v)) {
+		snprintf(err, errlen, "give 1-4 path components of [A-Za-z0-9._-] joined by '/', like microvim or vnf/prod");
+		return -1;
+	}
+	d->node.cgroup_parent = v;
+	return 0;
+}
+
 static int parse_user(struct daemon_args *d, const char *v, UNUSED char *err, UNUSED size_t errlen)
 {
 	d->user = v;
@@ -304,6 +323,13 @@ static const struct daemon_option options[] = {
 	 "a label for placement (repeatable)", NULL},
 	{"exec-allow", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_exec_allow, "PATH[,PATH]", "none: exec is off",
 	 "executables the exec driver may run", NULL},
+	{"cgroups", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_cgroups, "auto|v1|v2|off", "auto",
+	 "hold each exec instance to its vCPUs and memory in a cgroup of its own (auto: v2 where its cpu and "
+	 "memory controllers are writable, else v1; none: the node says so)", NULL},
+	{"cgroup-parent", FOR_NODE, OT_PARSE, NO_OFF, 0, 0, 0, parse_cgroup_parent, "PATH", "microvim",
+	 "exec instances' cgroups go under PATH/NODE-ID in each hierarchy", NULL},
+	{"exec-user", FOR_NODE, OT_STRING, NODE(exec_user), 0, 0, 0, NULL, "USER", "the node's user",
+	 "run exec instances as this user", NULL},
 	{"stop-grace", FOR_NODE, OT_NUMBER, NODE(stop_grace_s), 0, 0, 3600, NULL, "S", "5",
 	 "seconds between the gentle stop and the forced one", "give seconds, 0-3600"},
 	{"stop-instances-on-exit", FOR_NODE, OT_FLAG, NODE(stop_instances_on_exit), 0, 0, 0, NULL, NULL,

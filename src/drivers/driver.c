@@ -55,6 +55,15 @@ int drv_recover(const struct driver *d, struct drv_handle *h)
 	return d->recover ? d->recover(h) : -ENOTSUP;
 }
 
+void drv_release(const struct driver *d, const struct drv_options *o, const char *instance_id, char *why,
+                 size_t whylen)
+{
+	if (whylen)
+		why[0] = '\0';
+	if (d->release)
+		d->release(o, instance_id, why, whylen);
+}
+
 int drv_adopt(const struct driver *d, const struct drv_options *o, const char *instance_id, struct drv_handle *h)
 {
 	bool alive = false;

@@ -8,6 +8,8 @@
  *   reap, status      the end: collect a process's exit, ask the toolstack for a domain
  *   recover, adopt    re-attach after a node restart, to a recorded handle or to what was
  *                     started just before the node died
+ *   release           after the end: what the driver holds beyond the process (exec: its
+ *                     cgroup), and why it ended when the exit code does not say (oom)
  *   watch             exit events for domains, where the toolstack has them
  * An operation a driver lacks is NULL; the drv_* wrappers turn that into -ENOTSUP in one
  * place. The drivers there are, and a lookup by name, are drivers/drivers.h: no code
@@ -27,6 +29,9 @@
 #include "common/error.h"
 #include "common/model.h"
 
+struct cgroup_host;  /* drivers/cgroup.h */
+struct confine_user; /* drivers/confine.h */
+
 /* Host-level settings a node passes to its drivers. */
 struct drv_options {
 	const struct exec_allow *exec_allow; /* executables instances may run; NULL or empty: none */
@@ -35,6 +40,8 @@ struct drv_options {
 	const char *xl_binary;         /* default "xl"; tests point it at the stand-in toolstack */
 	const char *xenstore_binary;   /* default "xenstore" (xenstore-utils: `xenstore write|watch|...`) */
 	const char *xen_console_dir;   /* default "/var/log/xen/console": xenconsoled's --log-dir */
+	const struct cgroup_host *cgroups;    /* exec: where instances' limits go; NULL or mode off: none */
+	const struct confine_user *exec_user; /* exec: instances run as this user; NULL: as the node */
 };
 
 /* What the node hands a driver to start one instance. */
@@ -118,6 +125,11 @@ struct driver {
 	/* The node died between asking for a start and recording the handle: find what was
 	 * started for instance_id and fill h, or -ESRCH when nothing was. */
 	int (*adopt)(const struct drv_options *o, const char *instance_id, struct drv_handle *h);
+	/* The instance ended (reaped, or found ended after a node restart): release what the
+	 * driver holds for it beyond its process or domain. why: the cause of the end when
+	 * the driver knows one its exit code does not tell ("oom: ..."), else left "". On the
+	 * node's loop: it must not block. */
+	void (*release)(const struct drv_options *o, const char *instance_id, char *why, size_t whylen);
 
 	/* Exit events for handles without a pidfd, where the toolstack has them (libvirt's
 	 * lifecycle events, xenstore's @releaseDomain).
@@ -139,6 +151,9 @@ int drv_signal(const struct driver *d, struct drv_handle *h, int signo);
 int drv_recover(const struct driver *d, struct drv_handle *h);
 /* d->adopt; for a handle without a process (a domain), d->status must also find it alive. */
 int drv_adopt(const struct driver *d, const struct drv_options *o, const char *instance_id, struct drv_handle *h);
+/* d->release, when d has one; why is "" otherwise. */
+void drv_release(const struct driver *d, const struct drv_options *o, const char *instance_id, char *why,
+                 size_t whylen);
 /* Does d report its domains' ends by events right now (no need to poll status())? */
 bool drv_watching(const struct driver *d);
 /* recover for drivers whose handle is a domain name (libvirt, xen): re-attaching needs

@@ -1,14 +1,20 @@
-/* exec — a Micro-VNF as a plain process. posix_spawn, never a shell; the executable must
- * be on the node's --exec-allow list (like Nomad's raw_exec, it runs as the node's user,
- * root on a compute host). The process leads its own session so the node's terminal
- * signals never reach it, and it starts with default signal dispositions and mask. */
+/* exec — a Micro-VNF as a plain process, never through a shell; the executable must be on
+ * the node's --exec-allow list. The process leads its own session so the node's terminal
+ * signals never reach it, and it starts with default signal dispositions and mask.
+ * Like Nomad's exec driver, where the host has cgroups (cgroup.h) each instance runs in a
+ * group of its own holding it to its vCPUs and memory, joined before it executes
+ * (confine.h); with --exec-user it runs as that user rather than the node's (root on a
+ * compute host). Without either it is posix_spawn'ed as Nomad's raw_exec would. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <unistd.h>
 
 #include "common/log.h"
+#include "drivers/cgroup.h"
+#include "drivers/confine.h"
 #include "drivers/driver.h"
 #include "drivers/proc.h"
 
@@ -72,6 +78,19 @@ static int exec_config_check(const json_t *cfg, const char **executable, struct 
 	return 0;
 }
 
+/* What holds its instances, for the core and `microvim nodes`:
+ * {"cgroups": "v1"|"v2"|"off", "why": "..." (off), "user": NAME (--exec-user)}. */
+static json_t *limits_info(const struct drv_options *o)
+{
+	const struct cgroup_host *c = o->cgroups;
+	json_t *j = json_pack("{s:s}", "cgroups", cgroup_mode_name(c ? c->mode : CGROUP_OFF));
+	if (!c || c->mode == CGROUP_OFF)
+		json_object_set_new(j, "why", json_string(c ? c->why : "not set up by the node"));
+	if (o->exec_user)
+		json_object_set_new(j, "user", json_string(o->exec_user->name));
+	return j;
+}
+
 static int exec_probe(const struct drv_options *o, json_t **info, char *err, size_t errlen)
 {
 	struct utsname u;
@@ -82,7 +101,7 @@ static int exec_probe(const struct drv_options *o, json_t **info, char *err, siz
 	}
 	uname(&u);
 	allow = exec_allow_to_json(o->exec_allow);
-	*info = json_pack("{s:s, s:o}", "version", u.release, "allow", allow);
+	*info = json_pack("{s:s, s:o, s:o}", "version", u.release, "allow", allow, "limits", limits_info(o));
 	return 0;
 }
 
@@ -120,6 +139,11 @@ static void free_vector(char **v)
 	free(v);
 }
 
+static bool limited(const struct drv_options *o)
+{
+	return o->cgroups && o->cgroups->mode != CGROUP_OFF;
+}
+
 static int exec_start(const struct drv_options *o, const struct drv_start_request *r, struct drv_handle *h,
                       char *err, size_t errlen)
 {
@@ -131,16 +155,54 @@ static int exec_start(const struct drv_options *o, const struct drv_start_reques
 		snprintf(err, errlen, "%s is not on this node's --exec-allow list", command ? command : "(none)");
 		return -EPERM;
 	}
-	build_vectors(r, command, &argv, &envp);
 	struct proc_spawn_request sr = {
-		.path = command, .argv = argv, .envp = envp, .fds = {-1, r->stdout_fd, r->stderr_fd},
-		.dir = r->dir, .netns = r->netns,
+		.path = command, .fds = {-1, r->stdout_fd, r->stderr_fd}, .dir = r->dir, .netns = r->netns,
+		.user = o->exec_user,
 	};
+	char procs[2][PATH_MAX];
+	if (limited(o)) {
+		struct cgroup_limits l;
+		cgroup_limits_from(r->vcpus, r->memory_mb, &l);
+		if ((rc = cgroup_create(o->cgroups, r->instance_id, &l, err, errlen)) < 0 ||
+		    (rc = cgroup_procs_paths(o->cgroups, r->instance_id, procs)) < 0) {
+			if (rc == -ENAMETOOLONG)
+				snprintf(err, errlen, "cgroup path too long");
+			return rc;
+		}
+		sr.cgroup_procs[0] = procs[0];
+		sr.cgroup_procs[1] = procs[1];
+	}
+	/* its own dir is its working dir: the user it runs as may write there (as Nomad gives
+	 * a task its dir); the node's dirs above stay the node's */
+	if (o->exec_user && r->dir && chown(r->dir, o->exec_user->uid, o->exec_user->gid) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "cannot give %s to user %s: %s", r->dir, o->exec_user->name, strerror(-rc));
+		if (limited(o))
+			cgroup_remove(o->cgroups, r->instance_id);
+		return rc;
+	}
+	build_vectors(r, command, &argv, &envp);
+	sr.argv = argv;
+	sr.envp = envp;
 	drv_config_done(r);
-	rc = proc_spawn(&sr, h, err, errlen);
+	if ((rc = proc_spawn(&sr, h, err, errlen)) < 0 && limited(o))
+		cgroup_remove(o->cgroups, r->instance_id);
 	free_vector(argv);
 	free_vector(envp);
 	return rc;
+}
+
+/* The group goes with the instance; a kill for its memory is the cause of its end. */
+static void exec_release(const struct drv_options *o, const char *instance_id, char *why, size_t whylen)
+{
+	int rc;
+	if (!limited(o))
+		return;
+	if (cgroup_oom_killed(o->cgroups, instance_id) == 1)
+		snprintf(why, whylen, "oom: killed by the kernel for going over its memory (resources.memory_mb)");
+	/* a process still dying in it keeps it busy: the sweep at the node's next start takes it */
+	if ((rc = cgroup_remove(o->cgroups, instance_id)) < 0)
+		log_info("instance %s: its cgroup stays for now: %s", instance_id, strerror(-rc));
 }
 
 const struct driver driver_exec = {
@@ -154,4 +216,5 @@ const struct driver driver_exec = {
 	.reap = proc_reap,
 	.recover = proc_recover,
 	.adopt = proc_adopt,
+	.release = exec_release,
 };

@@ -56,6 +56,34 @@ static void netns_leave(int saved)
 	close(saved);
 }
 
+static bool confined(const struct proc_spawn_request *r)
+{
+	return r->user || (r->cgroup_procs[0] && r->cgroup_procs[0][0]) || (r->cgroup_procs[1] && r->cgroup_procs[1][0]);
+}
+
+/* confine_spawn of r: the cgroup.procs files are opened here, in the spawning thread's
+ * own descriptor table, for the child to write to. */
+static int spawn_confined(const struct proc_spawn_request *r, const int fds[3], pid_t *pid, char *err, size_t errlen)
+{
+	struct confine_spawn s = {.path = r->path, .argv = r->argv, .envp = r->envp, .fds = {fds[0], fds[1], fds[2]},
+	                          .dir = r->dir, .join_fds = {-1, -1}, .user = r->user};
+	int rc = 0;
+	for (int i = 0; i < 2 && rc == 0; i++) {
+		if (!r->cgroup_procs[i] || !r->cgroup_procs[i][0])
+			continue;
+		if ((s.join_fds[i] = open(r->cgroup_procs[i], O_WRONLY | O_CLOEXEC)) < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "cannot open %s: %s", r->cgroup_procs[i], strerror(-rc));
+		}
+	}
+	if (rc == 0)
+		rc = confine_spawn(&s, pid, err, errlen);
+	for (int i = 0; i < 2; i++)
+		if (s.join_fds[i] >= 0)
+			close(s.join_fds[i]);
+	return rc;
+}
+
 /* posix_spawn of r with fds (numbers valid in the calling thread's descriptor table) as
  * stdin, stdout, stderr. 0 or -errno with a sentence in err. */
 static int spawn_here(const struct proc_spawn_request *r, const int fds[3], pid_t *pid, char *err, size_t errlen)
@@ -67,6 +95,12 @@ static int spawn_here(const struct proc_spawn_request *r, const int fds[3], pid_
 
 	if (r->netns && (rc = netns_enter(r->netns, &saved_ns)) < 0) {
 		snprintf(err, errlen, "cannot enter network namespace %s: %s", r->netns, strerror(-rc));
+		return rc;
+	}
+	if (confined(r)) {
+		rc = spawn_confined(r, fds, pid, err, errlen);
+		if (saved_ns >= 0)
+			netns_leave(saved_ns);
 		return rc;
 	}
 	posix_spawn_file_actions_init(&fa);

@@ -3,6 +3,7 @@
 #ifndef MICROVIM_PROC_H
 #define MICROVIM_PROC_H
 
+#include "drivers/confine.h"
 #include "drivers/driver.h"
 
 /* What to spawn: path (never through a shell, no PATH lookup) as the leader of its own
@@ -14,6 +15,10 @@ struct proc_spawn_request {
 	int fds[3];        /* become its stdin, stdout, stderr; -1: /dev/null */
 	const char *dir;   /* its working directory; NULL: ours */
 	const char *netns; /* a network namespace to start it in (a path under /run/netns); NULL: ours */
+	/* Confinement (confine.h): cgroup.procs files it joins before it executes (each may
+	 * be NULL or ""), and the user it runs as (NULL: ours). With neither, posix_spawn. */
+	const char *cgroup_procs[2];
+	const struct confine_user *user;
 };
 
 /* Spawns r and fills h (pidfd, start time). The spawn itself runs on a spawner thread

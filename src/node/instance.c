@@ -710,7 +710,7 @@ int instances_log_open(struct instances *set, const char *id, enum log_stream s,
 /* ---- the actions ---- */
 
 /* The process or domain is gone: its final state, from what is known of its end. */
-static enum inst_state end_state(struct ninst *ni, enum ni_event ev, const char *unknown_why)
+static enum inst_state end_state(struct ninst *ni, enum ni_event ev, const char *unknown_why, const char *driver_why)
 {
 	if (ev == NE_SPAWN_FAILED || ev == NE_BLOBS_DONE)
 		return INST_FAILED;
@@ -718,6 +718,10 @@ static enum inst_state end_state(struct ninst *ni, enum ni_event ev, const char 
 		return INST_STOPPED;
 	if (ni->has_exit_code && ni->exit_code == 0)
 		return INST_EXITED;
+	if (driver_why[0]) { /* the driver knows better than the exit code (killed for its memory) */
+		snprintf(ni->error, sizeof ni->error, "%s", driver_why);
+		return INST_FAILED;
+	}
 	if (ni->has_exit_code) {
 		int code = ni->exit_code;
 		snprintf(ni->error, sizeof ni->error, code > 128 ? "killed by signal %d" : "exited with code %d",
@@ -732,7 +736,10 @@ static void end(struct ninst *ni, enum ni_event ev, const struct ni_args *x)
 {
 	const char *why = x->why ? x->why
 	                         : "ended; exit code unknown: its process was re-attached by a restarted node, not started by it";
-	ni->final_state = end_state(ni, ev, why);
+	char driver_why[WIRE_ERROR_MAX + 1] = "";
+	if (ni->drv)
+		drv_release(ni->drv, ni->set->env.drv_opts, ni->id, driver_why, sizeof driver_why);
+	ni->final_state = end_state(ni, ev, why, driver_why);
 	if (ni->final_state == INST_FAILED && !ni->has_exit_code)
 		log_warnx("instance %s failed: %s", ni->id, ni->error);
 	if (ni->kill_timer)
@@ -1073,8 +1080,10 @@ void instances_free(struct instances *set, bool teardown)
 	for (size_t i = 0; hmap_next(&set->map, &i, &k, &v);) {
 		struct ninst *ni = v;
 		if (has_handle(ni->state) && teardown) {
+			char why[WIRE_ERROR_MAX + 1];
 			reap_killed(ni);
 			network_teardown(ni);
+			drv_release(ni->drv, set->env.drv_opts, ni->id, why, sizeof why); /* its cgroup */
 		}
 		ninst_free(ni);
 	}

@@ -17,6 +17,8 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/model.h"
+#include "drivers/cgroup.h"
+#include "drivers/confine.h"
 #include "drivers/drivers.h"
 #include "drivers/proc.h"
 #include "node/agent.h"
@@ -41,6 +43,8 @@ struct node_agent {
 	int cpus;
 	int64_t memory_mb;
 	json_t *drivers_info;
+	struct cgroup_host cgroups;
+	struct confine_user exec_user;
 	struct drv_options drv_opts;
 	struct worker_pool *workers;
 	struct imagecache *cache;
@@ -62,6 +66,8 @@ void node_options_default(struct node_options *o)
 		.sim_memory_mb = 262144,
 		.logs_listen = "127.0.0.1:0",
 		.log_max_bytes = LOGBUF_MAX_DEFAULT,
+		.cgroups = CGROUP_AUTO,
+		.cgroup_parent = "microvim",
 	};
 }
 
@@ -177,6 +183,39 @@ static int read_token_file(struct node_agent *n, char *err, size_t errlen)
 	return 0;
 }
 
+/* Resource limits for exec instances: the cgroups the host offers (said in the log and,
+ * through the exec driver's description, in `microvim nodes`), and the user they run as. */
+static int setup_limits(struct node_agent *n, char *err, size_t errlen)
+{
+	struct cgroup_host *c = &n->cgroups;
+	if (n->opts.exec_user) {
+		if (confine_user_lookup(n->opts.exec_user, &n->exec_user, err, errlen) < 0)
+			return -1;
+		n->drv_opts.exec_user = &n->exec_user;
+		log_info("exec instances run as user %s (uid %d, gid %d)", n->exec_user.name, (int)n->exec_user.uid,
+		         (int)n->exec_user.gid);
+	}
+	if (cgroup_host_init(c, n->opts.cgroups, n->opts.cgroup_parent, n->id, NULL, err, errlen) < 0)
+		return -1;
+	n->drv_opts.cgroups = c;
+	if (c->mode == CGROUP_OFF) {
+		log_info("cgroups: none: exec instances run without cpu and memory limits (%s)", c->why);
+		return 0;
+	}
+	log_info("cgroups: %s: exec instances are limited to their vCPUs and memory in %s%s%s", cgroup_mode_name(c->mode),
+	         c->dirs[0], c->dirs[1][0] ? " and " : "", c->dirs[1]);
+	return 0;
+}
+
+/* After the recovery: the groups of instances that ended while the node was down (the
+ * recovery read their oom counts) and of those a kill left busy. */
+static void sweep_cgroups(struct node_agent *n)
+{
+	int removed;
+	if (n->cgroups.mode != CGROUP_OFF && (removed = cgroup_sweep(&n->cgroups)) > 0)
+		log_info("cgroups: removed %d empty group dirs left by instances that are gone", removed);
+}
+
 /* ---- the parts ---- */
 
 /* The report queue's callback: the agent sends (it exists once the node is put together;
@@ -287,11 +326,14 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 	/* now, while the process holds few descriptors: each spawner thread copies the table
 	 * once (a failure is not fatal: proc_spawn then spawns from the workers, and says so) */
 	proc_spawner_start();
+	if (setup_limits(n, err, errlen) < 0)
+		goto fail;
 	probe_drivers(n);
 	if (make_parts(n, err, errlen) < 0)
 		goto fail;
 	instances_recover(n->instances);
 	watch_bridges(n);
+	sweep_cgroups(n);
 	agent_start(n->agent);
 	return n;
 fail:
@@ -344,6 +386,7 @@ void node_destroy(struct node_agent *n)
 	logapi_free(n->logapi); /* its waiting readers are answered */
 	n->logapi = NULL;
 	instances_free(n->instances, n->opts.stop_instances_on_exit);
+	cgroup_host_close(&n->cgroups);
 	imagecache_free(n->cache);
 	reports_free(n->reports);
 	json_decref(n->drivers_info);

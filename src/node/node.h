@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "common/model.h"
+#include "drivers/cgroup.h"
 
 struct node_options {
 	const char *core_url;   /* "http://127.0.0.1:4650" */
@@ -36,6 +37,9 @@ struct node_options {
 	int64_t sim_memory_mb;
 	const char *logs_listen; /* where the core reads instance logs (node/logapi.h): "HOST:PORT" */
 	int64_t log_max_bytes;   /* kept per log stream of an instance, the oldest dropped */
+	enum cgroup_mode cgroups;  /* exec instances' limits: auto (default), v1, v2, off */
+	const char *cgroup_parent; /* their groups go under PARENT/NODE-ID; default "microvim" */
+	const char *exec_user;     /* exec instances run as this user; NULL: as the node */
 };
 
 void node_options_default(struct node_options *o);
