@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/tls.h"
 #include "node/instance.h"
 #include "node/reports.h"
 
@@ -19,6 +20,7 @@ struct agent_options {
 	const char *core_url;
 	const char *core_host;
 	int core_port;
+	struct tls_ctx *tls;        /* an https:// core; NULL: plain HTTP */
 	const char *cluster_token;  /* NULL when the core has none */
 	const char *id, *name;
 	int cpus;
