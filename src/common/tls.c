@@ -7,7 +7,10 @@
 #include "common/tls.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
@@ -56,6 +59,41 @@ static const char *ssl_reason(void)
 	const char *r = e ? ERR_reason_error_string(e) : NULL;
 	ERR_clear_error();
 	return r ? r : "unknown OpenSSL error";
+}
+
+/* ---- one record per message ----
+ *
+ * bufferevent_openssl makes one TLS record (one send) per chain of its output buffer, and
+ * evhttp writes a message's head and body as two chains. With Nagle's algorithm the second
+ * small send then waits for the peer's delayed ACK: 40 ms on every request and answer. Up
+ * to a record's size the output is made one chain as it is filled, so a message leaves as
+ * one record; larger ones fill whole records anyway. And OpenSSL writes records of its own
+ * (TLS 1.3's session tickets, right after the handshake) straight to the socket: the first
+ * answer behind them would wait for their ACK, so the socket gets TCP_NODELAY when a
+ * message is queued (the socket is evhttp's to make, and a client's changes on reconnect). */
+#define RECORD_MAX 16384
+
+static void coalesce(struct evbuffer *out, const struct evbuffer_cb_info *info, void *arg)
+{
+	size_t len = evbuffer_get_length(out);
+	evutil_socket_t fd;
+	int one = 1;
+
+	if (info->n_added == 0)
+		return;
+	if (len <= RECORD_MAX)
+		evbuffer_pullup(out, (ev_ssize_t)len);
+	if ((fd = bufferevent_getfd(arg)) >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* best effort: a speed-up */
+}
+
+static struct bufferevent *record_per_message(struct bufferevent *bev)
+{
+	if (bev && !evbuffer_add_cb(bufferevent_get_output(bev), coalesce, bev)) {
+		bufferevent_free(bev);
+		return NULL;
+	}
+	return bev;
 }
 
 /* ---- checking the files ---- */
@@ -212,7 +250,7 @@ struct bufferevent *tls_server_bufferevent(struct event_base *base, struct tls_c
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (!bev)
 		SSL_free(ssl);
-	return bev;
+	return record_per_message(bev);
 }
 
 static SSL *ssl_of(struct evhttp_connection *evcon)
@@ -321,6 +359,8 @@ struct evhttp_connection *tls_http_connection(struct event_base *base, struct tl
 	/* A peer that closes without close_notify (evhttp itself, on Connection: close) ends
 	 * the stream; it is not an attack on a length-delimited HTTP reply. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	if (!(bev = record_per_message(bev)))
+		return NULL;
 	if (!(evcon = evhttp_connection_base_bufferevent_new(base, NULL, bev, host, (unsigned short)port)))
 		bufferevent_free(bev);
 	return evcon;
