@@ -61,6 +61,15 @@ def test_https_run_ps_rm_with_a_node_over_mtls():
     _ok(p, "microvim rm over https")
     h.wait_until(lambda: h.count_procs(arg) == 0, 10, "the instance's process gone after rm")
 
+    # the other clients of the API: image, push (keep-alive connections over TLS)
+    p = h.cli(["image", "ls", *cli])
+    _ok(p, "microvim image ls over https")
+    arg = h.unique_arg()
+    p = h.cli(["push", *cli, "--config", '{"command": "/bin/sleep", "args": ["%s"]}' % arg, "--replicate", "3",
+               "--json"])
+    _ok(p, "microvim push over https")
+    assert '"errors":0' in p.stdout.replace(" ", ""), p.stdout[-800:]
+
 
 def test_wrong_ca_is_refused_by_cli_and_node():
     pki = _certs()
