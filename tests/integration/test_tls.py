@@ -3,21 +3,33 @@
 TLS port gets nothing; bad certificate files stop the start with a sentence naming them.
 The PKI is made per test by tests/tls/make-certs (the openssl command)."""
 
+import atexit
 import os
+import shutil
 import socket
 import ssl
 import subprocess
+import tempfile
 import time
 
 import harness as h
 
 
+_pki_dir = None
+
+
 def _certs():
-    d = h.tmpdir("mv-certs-")
-    subprocess.run([str(h.ROOT / "tests" / "tls" / "make-certs"), d], check=True, timeout=60,
-                   stdout=subprocess.DEVNULL)
-    h.trust_ca(os.path.join(d, "ca.pem"))
-    return lambda name: os.path.join(d, name)
+    """The test PKI, made once for this file's tests (a few seconds of openssl on a busy
+    machine), removed when the runner exits."""
+    global _pki_dir
+    if _pki_dir is None:
+        d = tempfile.mkdtemp(prefix="mv-certs-")
+        atexit.register(shutil.rmtree, d, True)
+        subprocess.run([str(h.ROOT / "tests" / "tls" / "make-certs"), d], check=True, timeout=60,
+                       stdout=subprocess.DEVNULL)
+        _pki_dir = d
+    h.trust_ca(os.path.join(_pki_dir, "ca.pem"))
+    return lambda name: os.path.join(_pki_dir, name)
 
 
 def _tls_core(pki, client_ca=False, extra=()):
@@ -216,3 +228,36 @@ def test_bad_certificate_files_stop_the_start():
                          "--tls-key", pki("other-node.key")], ["is not the key"])
     _start_fails(node + ["--core", "http://127.0.0.1:1", "--tls-ca", pki("ca.pem")],
                  ["for an https:// core", "plain HTTP"])
+
+
+def test_guard_answers_over_tls_are_encrypted_json():
+    """The guard's own answers (413 before the body, 408 at the deadline) reach a TLS client
+    as JSON inside the session, like every other answer."""
+    pki = _certs()
+    core = _tls_core(pki, extra=["--read-timeout", "1"])
+    ctx = h.tls_context()
+
+    def exchange(data, timeout=10):
+        raw = socket.create_connection(("127.0.0.1", core.port), timeout=timeout)
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(data)
+            got = b""
+            try:
+                while len(got) < 65536:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    got += chunk
+                    if b"\r\n\r\n" in got and b'"}}' in got:
+                        break
+            except (ssl.SSLError, ConnectionResetError, socket.timeout):
+                pass
+            return got
+
+    got = exchange(b"POST /v1/instances HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: 5000000\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 413") and b'"body_too_large"' in got, got[:300]
+    got = exchange(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+    assert got.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in got, got[:300]
+    st, js, _ = core.client().call("GET", "/v1/health")
+    assert st == 200, (st, js)
