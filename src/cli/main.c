@@ -1,5 +1,6 @@
 /* microvim — one binary, a table of subcommands. `microvim --help` and
  * `microvim COMMAND --help` come from the table. */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,9 @@ int main(int argc, char **argv)
 				return EXIT_OK;
 			}
 		}
+		/* A peer that closes its end makes a write fail with EPIPE instead of killing the
+		 * client: OpenSSL writes to its sockets with plain write(). */
+		signal(SIGPIPE, SIG_IGN);
 		if (getenv("MICROVIM_TLS_CA")) /* --tls-ca, parsed by the command, overrides it */
 			http_client_tls_files(&(struct tls_files){.ca = getenv("MICROVIM_TLS_CA")});
 		return commands[i].run(argc - 1, argv + 1);
