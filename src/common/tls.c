@@ -274,6 +274,10 @@ static int verify_note(int ok, X509_STORE_CTX *store)
 	struct peer_note *note = ssl ? SSL_get_ex_data(ssl, note_index) : NULL;
 	int e = X509_STORE_CTX_get_error(store);
 
+	/* The leaf passes last when everything before it did: a fault of an earlier handshake
+	 * on this connection is no longer the reason for anything. */
+	if (ok && note && X509_STORE_CTX_get_error_depth(store) == 0)
+		note->why[0] = '\0';
 	if (!ok && note && !note->why[0]) {
 		const char *hint = "";
 		if (e == X509_V_ERR_HOSTNAME_MISMATCH || e == X509_V_ERR_IP_ADDRESS_MISMATCH)
