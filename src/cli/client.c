@@ -18,6 +18,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/model.h"
+#include "common/tls.h"
 #include "common/trace.h"
 
 struct client {
@@ -28,11 +29,12 @@ struct client {
 };
 
 enum { C_CORE = 300, C_TOKEN_FILE, C_JSON, C_NAME, C_DRIVER, C_IMAGE, C_VCPUS, C_MEMORY, C_COUNT, C_ENV,
-       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE, C_SETTLE, C_STREAM, C_FOLLOW };
+       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE, C_SETTLE, C_STREAM, C_FOLLOW, C_TLS_CA };
 
 static const struct option client_options[] = {
 	{"core", required_argument, NULL, C_CORE},
 	{"token-file", required_argument, NULL, C_TOKEN_FILE},
+	{"tls-ca", required_argument, NULL, C_TLS_CA},
 	{"json", no_argument, NULL, C_JSON},
 	{"name", required_argument, NULL, C_NAME},
 	{"driver", required_argument, NULL, C_DRIVER},
@@ -209,6 +211,7 @@ static int common_option(struct client *cl, int opt)
 	switch (opt) {
 	case C_CORE: cl->core = optarg; cl->core_from = "--core"; return 1;
 	case C_TOKEN_FILE: return set_token_file(cl, optarg) < 0 ? -1 : 1;
+	case C_TLS_CA: http_client_tls_files(&(struct tls_files){.ca = optarg}); return 1;
 	case C_JSON: cl->json = true; return 1;
 	default: return 0;
 	}
@@ -442,7 +445,8 @@ static void run_settle(struct client *cl, json_t *list, double settle_s)
 	struct watch w = {.cl = cl, .list = list};
 	struct evhttp_connection *conn = NULL;
 	struct event *timer = NULL;
-	char host[256], hostport[300];
+	struct tls_ctx *tls = NULL;
+	char host[256], hostport[300], err[512];
 	int port;
 	size_t i;
 	json_t *in;
@@ -451,9 +455,14 @@ static void run_settle(struct client *cl, json_t *list, double settle_s)
 		w.live += state_running(in);
 	if (w.live == 0 || settle_s <= 0 || http_parse_url(cl->core, host, sizeof host, &port) < 0)
 		return;
+	/* the run itself went through this context already: it is made and good */
+	if (http_url_is_tls(cl->core) && !(tls = http_client_tls(err, sizeof err))) {
+		fprintf(stderr, "microvim run: %s\n", err);
+		return;
+	}
 	snprintf(hostport, sizeof hostport, "%s:%d", host, port);
 	if (!(w.base = event_base_new()) || !(w.pending = evbuffer_new()) ||
-	    !(conn = evhttp_connection_base_new(w.base, NULL, host, (unsigned short)port)) ||
+	    !(conn = tls_http_connection(w.base, tls, host, port)) ||
 	    !(timer = evtimer_new(w.base, watch_timeout, &w)))
 		fatalx("cannot set up the event stream");
 	/* the stream is idle while nothing changes: no read timeout below the whole watch */

@@ -290,6 +290,11 @@ static const struct daemon_option options[] = {
 	 "the daemon's state: the core's store and image blobs, the node's id and image cache", NULL},
 	{"token-file", FOR_BOTH, OT_STRING, CORE(token_file), NODE(token_file), 0, 0, NULL, "FILE", NULL,
 	 "core: require 'Authorization: Bearer TOKEN' on every request; node: the core's token", NULL},
+	{"tls-cert", FOR_BOTH, OT_STRING, CORE(tls_cert), NODE(tls_cert), 0, 0, NULL, "FILE", NULL,
+	 "core: serve HTTPS (only) with this PEM certificate chain; node: the client certificate shown to an "
+	 "https:// core (for its --tls-client-ca)", NULL},
+	{"tls-key", FOR_BOTH, OT_STRING, CORE(tls_key), NODE(tls_key), 0, 0, NULL, "FILE", NULL,
+	 "the PEM private key of --tls-cert", NULL},
 	/* core */
 	{"listen", FOR_CORE, OT_STRING, CORE(listen), 0, 0, 0, NULL, "HOST:PORT", "127.0.0.1:4650",
 	 "where the core listens; a non-loopback address needs --token-file", NULL},
@@ -311,11 +316,16 @@ static const struct daemon_option options[] = {
 	{"max-conns-per-addr", FOR_CORE, OT_WHOLE, CORE(max_conns_per_addr), 0, 0, 1000000, NULL, "N", "512",
 	 "open connections per client address; past it 429 (0: off)",
 	 "give a whole number of connections, 0-1000000 (0: no limit)"},
+	{"tls-client-ca", FOR_CORE, OT_STRING, CORE(tls_client_ca), 0, 0, 0, NULL, "FILE", NULL,
+	 "with --tls-cert: nodes' routes need a client certificate this CA signed (mTLS; 403 without); a "
+	 "certificate it did not sign fails the handshake; people's commands still need only a token", NULL},
 	{"read-timeout", FOR_CORE, OT_WHOLE, CORE(read_timeout_s), 0, 1, 3600, NULL, "S", "60",
 	 "a request must arrive whole within S s of its first byte", "give whole seconds, 1-3600"},
 	/* node */
 	{"core", FOR_NODE | NOT_DEV, OT_STRING, NODE(core_url), 0, 0, 0, NULL, "URL", "http://127.0.0.1:4650",
 	 "the core", NULL},
+	{"tls-ca", FOR_NODE, OT_STRING, NODE(tls_ca), 0, 0, 0, NULL, "FILE", "the system's CA store",
+	 "an https:// core: the CAs its certificate must be signed by", NULL},
 	{"run-dir", FOR_NODE, OT_STRING, NODE(run_dir), 0, 0, 0, NULL, "DIR", "/run/microvim/NODE-ID on tmpfs",
 	 "instance dirs, logs and records; dev removes it at exit", NULL},
 	{"name", FOR_NODE, OT_STRING, NODE(name), 0, 0, 0, NULL, "NAME", "the host name; dev: dev", "node name", NULL},

@@ -11,6 +11,7 @@
 #include "common/fs.h"
 #include "common/http.h"
 #include "common/model.h"
+#include "common/tls.h"
 
 #define BLOB_MAX (64 << 20)
 
@@ -152,7 +153,8 @@ int cmd_image(int argc, char **argv)
 		{"core", required_argument, NULL, 'c'}, {"token-file", required_argument, NULL, 't'},
 		{"json", no_argument, NULL, 'j'},        {"kernel", required_argument, NULL, 'k'},
 		{"initrd", required_argument, NULL, 'i'}, {"cmdline", required_argument, NULL, 'l'},
-		{"xen-type", required_argument, NULL, 'x'}, {NULL, 0, NULL, 0},
+		{"xen-type", required_argument, NULL, 'x'}, {"tls-ca", required_argument, NULL, 'a'},
+		{NULL, 0, NULL, 0},
 	};
 	struct image_client ic = {.core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650"};
 	const char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *xen_type = NULL, *verb;
@@ -167,6 +169,7 @@ int cmd_image(int argc, char **argv)
 		case 'c': ic.core = optarg; core_from = "--core"; break;
 		case 't': if (read_token(&ic, optarg) < 0) goto out; break;
 		case 'j': ic.json = true; break;
+		case 'a': http_client_tls_files(&(struct tls_files){.ca = optarg}); break;
 		case 'k': kernel = optarg; break;
 		case 'i': initrd = optarg; break;
 		case 'l': cmdline = optarg; break;

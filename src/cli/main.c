@@ -1,10 +1,14 @@
 /* microvim — one binary, a table of subcommands. `microvim --help` and
  * `microvim COMMAND --help` come from the table. */
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/http.h"
+#include "common/tls.h"
 #include "common/version.h"
 
 static const struct command commands[] = {
@@ -100,7 +104,7 @@ static const struct command commands[] = {
 	 "  microvim image add NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	 "  microvim image ls\n"
 	 "  microvim image rm NAME     (refused while an instance uses it)\n"
-	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL, --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -108,6 +112,8 @@ static const struct command commands[] = {
 static const char client_options[] =
 	"  --core URL               the core (default $MICROVIM_CORE or http://127.0.0.1:4650)\n"
 	"  --token-file FILE        bearer token (default $MICROVIM_TOKEN)\n"
+	"  --tls-ca FILE            an https:// core: the CA that signed its certificate\n"
+	"                           (default $MICROVIM_TLS_CA, else the system's CA store)\n"
 	"  --json                   print the API's JSON instead of a table\n";
 
 void cli_usage(const char *name, int to_stderr)
@@ -171,6 +177,11 @@ int main(int argc, char **argv)
 				return EXIT_OK;
 			}
 		}
+		/* A peer that closes its end makes a write fail with EPIPE instead of killing the
+		 * client: OpenSSL writes to its sockets with plain write(). */
+		signal(SIGPIPE, SIG_IGN);
+		if (getenv("MICROVIM_TLS_CA")) /* --tls-ca, parsed by the command, overrides it */
+			http_client_tls_files(&(struct tls_files){.ca = getenv("MICROVIM_TLS_CA")});
 		return commands[i].run(argc - 1, argv + 1);
 	}
 	fprintf(stderr, "microvim: unknown command \"%s\"\n\n", argv[1]);

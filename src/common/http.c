@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/model.h"
+#include "common/tls.h"
 
 /* ---- server side ---- */
 
@@ -161,25 +162,30 @@ int http_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 	return 0;
 }
 
+bool http_url_is_tls(const char *url) { return strncmp(url, "https://", 8) == 0; }
+
 int http_parse_url(const char *url, char *host, size_t hostlen, int *port)
 {
 	char hp[300];
 	const char *rest;
 	size_t n;
-	if (strncmp(url, "http://", 7) != 0)
+	if (strncmp(url, "http://", 7) == 0)
+		rest = url + 7;
+	else if (http_url_is_tls(url))
+		rest = url + 8;
+	else
 		return -EINVAL;
-	rest = url + 7;
 	n = strcspn(rest, "/");
 	if (n == 0 || n >= sizeof hp || (rest[n] == '/' && rest[n + 1] != '\0'))
 		return -EINVAL;
 	memcpy(hp, rest, n);
 	hp[n] = '\0';
 	if (!strchr(hp, ':') || (hp[0] == '[' && !strstr(hp, "]:"))) {
-		/* no port: the default HTTP port */
+		/* no port: the scheme's default */
 		if (n >= hostlen || hp[0] == '[')
 			return -EINVAL;
 		snprintf(host, hostlen, "%s", hp);
-		*port = 80;
+		*port = http_url_is_tls(url) ? 443 : 80;
 		return 0;
 	}
 	return http_parse_hostport(hp, host, hostlen, port);
@@ -196,22 +202,22 @@ int http_check_base_url(const char *url, char *err, size_t errlen)
 		return 0;
 	if (!scheme_end) /* "127.0.0.1:4650", "localhost": the scheme is missing */
 		w = snprintf(fixed, sizeof fixed, "http://%s", url);
-	else if (strncmp(url, "https://", 8) == 0) /* the core speaks plain HTTP */
-		w = snprintf(fixed, sizeof fixed, "http://%s", url + 8);
 	else if (strncmp(url, "http://", 7) == 0 && strchr(url + 7, '/')) /* a base URL has no path */
 		w = snprintf(fixed, sizeof fixed, "%.*s", (int)(strchr(url + 7, '/') - url), url);
+	else if (http_url_is_tls(url) && strchr(url + 8, '/'))
+		w = snprintf(fixed, sizeof fixed, "%.*s", (int)(strchr(url + 8, '/') - url), url);
 	else
 		w = -1;
 	if (w < 0 || (size_t)w >= sizeof fixed || http_parse_url(fixed, host, sizeof host, &port) < 0)
-		w = snprintf(err, errlen, "\"%s\" is not a URL of the form http://HOST:PORT, e.g. %s", url, example);
+		w = snprintf(err, errlen, "\"%s\" is not a URL of the form http://HOST:PORT or https://HOST:PORT, e.g. %s",
+		             url, example);
 	else if (!scheme_end)
-		w = snprintf(err, errlen, "\"%s\" lacks its scheme: use %s", url, fixed);
-	else if (strncmp(url, "https://", 8) == 0)
-		w = snprintf(err, errlen, "\"%s\": the core speaks plain HTTP: use %s", url, fixed);
+		w = snprintf(err, errlen, "\"%s\" lacks its scheme: use %s (https:// for a core with --tls-cert)", url,
+		             fixed);
 	else
 		w = snprintf(err, errlen, "\"%s\": the core's URL has no path: use %s", url, fixed);
 	if (w < 0 || (size_t)w >= errlen) /* a cut sentence still says what is wrong */
-		snprintf(err, errlen, "not a URL of the form http://HOST:PORT");
+		snprintf(err, errlen, "not a URL of the form http(s)://HOST:PORT");
 	return -EINVAL;
 }
 
@@ -229,6 +235,30 @@ bool http_host_is_loopback(const char *host)
 }
 
 /* ---- synchronous client ---- */
+
+static struct {
+	char ca[4096], cert[4096], key[4096];
+	struct tls_ctx *ctx;
+} client_tls;
+
+void http_client_tls_files(const struct tls_files *f)
+{
+	snprintf(client_tls.ca, sizeof client_tls.ca, "%s", f->ca ? f->ca : "");
+	snprintf(client_tls.cert, sizeof client_tls.cert, "%s", f->cert ? f->cert : "");
+	snprintf(client_tls.key, sizeof client_tls.key, "%s", f->key ? f->key : "");
+	tls_ctx_free(client_tls.ctx);
+	client_tls.ctx = NULL;
+}
+
+struct tls_ctx *http_client_tls(char *err, size_t errlen)
+{
+	struct tls_files f = {.ca = client_tls.ca[0] ? client_tls.ca : NULL,
+	                      .cert = client_tls.cert[0] ? client_tls.cert : NULL,
+	                      .key = client_tls.key[0] ? client_tls.key : NULL};
+	if (!client_tls.ctx)
+		client_tls.ctx = tls_client_new(&f, err, errlen);
+	return client_tls.ctx;
+}
 
 struct call_state {
 	struct http_response *resp;
@@ -279,7 +309,8 @@ static void describe_no_answer(const char *base_url, const char *host, char *err
 	int rc = getaddrinfo(host, NULL, &hints, &ai);
 	if (rc == 0) {
 		freeaddrinfo(ai);
-		snprintf(err, errlen, "no answer from %s (is `microvim core` running there?)", base_url);
+		snprintf(err, errlen, "no answer from %s (is `microvim core` running there?%s)", base_url,
+		         http_url_is_tls(base_url) ? "" : " one with --tls-cert answers only https://");
 	} else {
 		snprintf(err, errlen, "cannot resolve the host \"%s\" of %s: %s", host, base_url,
 		         rc == EAI_SYSTEM ? strerror(errno) : gai_strerror(rc));
@@ -297,6 +328,7 @@ static int call(const char *base_url, const char *method, const char *path, cons
 	struct evhttp_request *req;
 	struct evkeyvalq *hdr;
 	struct call_state st = {.resp = resp};
+	struct tls_ctx *tls = NULL;
 
 	memset(resp, 0, sizeof *resp);
 	if (http_parse_url(base_url, host, sizeof host, &port) < 0) {
@@ -305,8 +337,9 @@ static int call(const char *base_url, const char *method, const char *path, cons
 		snprintf(err, errlen, "invalid core URL %s", why);
 		return -1;
 	}
-	if (!(base = event_base_new()) ||
-	    !(conn = evhttp_connection_base_new(base, NULL, host, (unsigned short)port))) {
+	if (http_url_is_tls(base_url) && !(tls = http_client_tls(err, errlen)))
+		return -1;
+	if (!(base = event_base_new()) || !(conn = tls_http_connection(base, tls, host, port))) {
 		snprintf(err, errlen, "could not set up an HTTP connection");
 		goto out;
 	}
@@ -335,7 +368,8 @@ static int call(const char *base_url, const char *method, const char *path, cons
 	}
 	event_base_dispatch(base);
 	if (resp->status == 0) {
-		describe_no_answer(base_url, host, err, errlen);
+		if (!tls_connection_error(conn, err, errlen))
+			describe_no_answer(base_url, host, err, errlen);
 		goto out;
 	}
 	rc = 0;

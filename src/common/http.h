@@ -36,15 +36,30 @@ const char *http_method_name(enum evhttp_cmd_type cmd);
 
 /* "127.0.0.1:4650", "[::1]:4650", "0.0.0.0:80" -> host and port; 0 or -EINVAL. */
 int http_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
-/* "http://host:port[/]" -> host and port; 0 or -EINVAL. */
+/* "http://host:port[/]" or "https://host:port[/]" -> host and port (default 80, 443);
+ * 0 or -EINVAL. */
 int http_parse_url(const char *url, char *host, size_t hostlen, int *port);
+/* The URL's scheme is https. */
+bool http_url_is_tls(const char *url);
 /* Checks a base URL as a user typed it (--core, $MICROVIM_CORE): 0 when http_parse_url
  * takes it, else -EINVAL with a sentence in err that shows the fix, e.g. for
  * "127.0.0.1:4650": "\"127.0.0.1:4650\" lacks its scheme: use http://127.0.0.1:4650". */
 int http_check_base_url(const char *url, char *err, size_t errlen);
 bool http_host_is_loopback(const char *host);
 
-/* ---- synchronous client (CLI and tools): one request, one answer ---- */
+/* ---- synchronous client (CLI and tools): one request, one answer ----
+ *
+ * An https:// base URL is verified with this process's client TLS settings: the files
+ * given to http_client_tls_files (the CLI's --tls-ca or $MICROVIM_TLS_CA), or the system
+ * store. Not for concurrent use: the CLI and tools call from one thread. */
+
+struct tls_files;
+struct tls_ctx;
+/* Copies the paths (not the files: they are read on the first https call). */
+void http_client_tls_files(const struct tls_files *f);
+/* The context https calls use, made on first use; NULL with a sentence in err when its
+ * files are bad. Owned by http.c (lives as long as the process). */
+struct tls_ctx *http_client_tls(char *err, size_t errlen);
 
 struct http_response {
 	int status; /* 0 when no answer came (connection refused, timeout) */

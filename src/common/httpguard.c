@@ -42,6 +42,7 @@
 #define LINE_PEEK 64
 
 enum conn_phase {
+	CONN_HANDSHAKE, /* TLS: accepted, no request byte decrypted yet; the deadline runs */
 	CONN_IDLE,     /* between requests; evhttp's idle timeout applies */
 	CONN_READING,  /* a request has begun arriving: its deadline runs */
 	CONN_HANDLED,  /* arrived whole: the handler owns it until the reply is written */
@@ -86,11 +87,13 @@ struct http_guard {
 
 /* ---- answers written straight to the socket ---- */
 
-static void send_raw_error(evutil_socket_t fd, int status, const char *reason, const char *code,
-                           const char *extra_headers, const char *fmt, ...) PRINTF_LIKE(6, 7);
+static void send_raw_error(struct http_guard *g, struct bufferevent *bev, int status, const char *reason,
+                           const char *code, const char *extra_headers, const char *fmt, ...) PRINTF_LIKE(7, 8);
 
-static void send_raw_error(evutil_socket_t fd, int status, const char *reason, const char *code,
-                           const char *extra_headers, const char *fmt, ...)
+/* Over TLS through the bufferevent (encrypted, sent as the loop runs); plain, straight to
+ * the socket, as evhttp may be about to free the bufferevent. */
+static void send_raw_error(struct http_guard *g, struct bufferevent *bev, int status, const char *reason,
+                           const char *code, const char *extra_headers, const char *fmt, ...)
 {
 	char msg[512], head[256];
 	va_list ap;
@@ -112,10 +115,18 @@ static void send_raw_error(evutil_socket_t fd, int status, const char *reason, c
 	             "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
 	             "Connection: close\r\n%s\r\n",
 	             status, reason, strlen(text), extra_headers ? extra_headers : "");
+	if (g->lim.tls) {
+		if (bufferevent_write(bev, head, (size_t)n) < 0 || bufferevent_write(bev, text, strlen(text)) < 0 ||
+		    bufferevent_enable(bev, EV_WRITE) < 0)
+			log_warnx("answering %d %s: cannot queue the answer", status, code);
+		free(text);
+		return;
+	}
 	/* A fresh or idle socket's send buffer is empty: one non-blocking send fits. */
 	struct iovec iov[2] = {{head, (size_t)n}, {text, strlen(text)}};
 	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE && errno != ECONNRESET)
+	if (sendmsg(bufferevent_getfd(bev), &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
+	    errno != ECONNRESET)
 		log_warnx("answering %d %s: %s", status, code, strerror(errno));
 	free(text);
 }
@@ -197,7 +208,10 @@ static void drain_and_close(struct guard_conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 
-	shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+	/* Over TLS the answer is still in the output buffer, to be encrypted: the client's
+	 * close (or the linger's end) closes the connection instead. */
+	if (!c->g->lim.tls)
+		shutdown(bufferevent_getfd(c->bev), SHUT_WR);
 	c->phase = CONN_DRAINING;
 	bufferevent_setcb(c->bev, drain_read, NULL, drain_done, c);
 	/* What is buffered goes too: evhttp may have a read of it scheduled (a request sent
@@ -211,7 +225,7 @@ static void drain_and_close(struct guard_conn *c)
 static void refuse_body(struct guard_conn *c, unsigned long long length)
 {
 	c->g->stats.bodies_too_large++;
-	send_raw_error(bufferevent_getfd(c->bev), 413, "Payload Too Large", "body_too_large", NULL,
+	send_raw_error(c->g, c->bev, 413, "Payload Too Large", "body_too_large", NULL,
 	               "the body is %llu bytes; at most %zu are accepted here", length, c->body_max);
 	drain_and_close(c);
 }
@@ -219,7 +233,7 @@ static void refuse_body(struct guard_conn *c, unsigned long long length)
 static void refuse_head(struct guard_conn *c)
 {
 	c->g->stats.heads_too_large++;
-	send_raw_error(bufferevent_getfd(c->bev), 431, "Request Header Fields Too Large", "headers_too_large",
+	send_raw_error(c->g, c->bev, 431, "Request Header Fields Too Large", "headers_too_large",
 	               NULL, "the request line and headers exceed %zu bytes, the most accepted",
 	               c->g->lim.head_max);
 	drain_and_close(c);
@@ -323,7 +337,7 @@ static void input_changed(UNUSED struct evbuffer *in, const struct evbuffer_cb_i
 	c->scanned = c->scanned > info->n_deleted ? c->scanned - info->n_deleted : 0;
 	if (info->n_added == 0)
 		return;
-	if (c->phase == CONN_IDLE)
+	if (c->phase == CONN_IDLE || c->phase == CONN_HANDSHAKE)
 		begin_request(c);
 	else if (c->phase == CONN_READING)
 		scan_request(c);
@@ -335,11 +349,17 @@ static void deadline_passed(UNUSED evutil_socket_t fd, UNUSED short what, void *
 	struct guard_conn *c = arg;
 	struct http_guard *g = c->g;
 
-	if (c->phase == CONN_READING) {
+	if (c->phase == CONN_HANDSHAKE) {
+		g->stats.handshake_timeouts++; /* no TLS session to answer in */
+	} else if (c->phase == CONN_READING) {
 		g->stats.read_timeouts++;
-		send_raw_error(bufferevent_getfd(c->bev), 408, "Request Timeout", "request_timeout", NULL,
+		send_raw_error(g, c->bev, 408, "Request Timeout", "request_timeout", NULL,
 		               "the request did not arrive whole within %d s of its first byte; send it at once",
 		               g->lim.read_timeout_s);
+		if (g->lim.tls) { /* the answer leaves as the loop runs */
+			drain_and_close(c);
+			return;
+		}
 	} else if (c->phase != CONN_DRAINING) {
 		return; /* the request arrived meanwhile */
 	}
@@ -360,25 +380,25 @@ static bool log_refusal_now(struct http_guard *g)
 static void refuse_connection(struct http_guard *g, struct evhttp_connection *evcon, struct bufferevent *bev,
                               const char *peer, bool full)
 {
-	evutil_socket_t fd = bufferevent_getfd(bev);
-
 	if (full) {
 		g->stats.refused_full++;
 		if (log_refusal_now(g))
 			log_warnx("%lu connections open, the most this process takes: refusing more (%lu refused "
 			          "so far; raise the open-files limit?)", g->stats.open, g->stats.refused_full);
-		send_raw_error(fd, 503, "Service Unavailable", "too_many_connections", "Retry-After: 1\r\n",
-		               "the server has %u connections open, the most it takes; retry in a moment",
-		               g->lim.conns_max);
+		if (!g->lim.tls) /* over TLS: closed unanswered, before any handshake work */
+			send_raw_error(g, bev, 503, "Service Unavailable", "too_many_connections", "Retry-After: 1\r\n",
+			               "the server has %u connections open, the most it takes; retry in a moment",
+			               g->lim.conns_max);
 	} else {
 		g->stats.refused_per_addr++;
 		if (log_refusal_now(g))
 			log_warnx("%s holds %u connections, the most one address may: refusing more (%lu refused "
 			          "so far)", peer, g->lim.conns_per_addr, g->stats.refused_per_addr);
-		send_raw_error(fd, 429, "Too Many Requests", "too_many_connections", "Retry-After: 1\r\n",
-		               "%s has %u connections open, the most one address may hold; reuse them "
-		               "(keep-alive) or close some",
-		               peer, g->lim.conns_per_addr);
+		if (!g->lim.tls)
+			send_raw_error(g, bev, 429, "Too Many Requests", "too_many_connections", "Retry-After: 1\r\n",
+			               "%s has %u connections open, the most one address may hold; reuse them "
+			               "(keep-alive) or close some",
+			               peer, g->lim.conns_per_addr);
 	}
 	evhttp_connection_free(evcon);
 }
@@ -408,7 +428,7 @@ static void adopt(struct http_guard *g, struct bufferevent *bev, struct evhttp_c
 	c->evcon = evcon;
 	c->bev = bev;
 	c->addr = addr_hold(g, peer);
-	c->phase = CONN_IDLE;
+	c->phase = g->lim.tls ? CONN_HANDSHAKE : CONN_IDLE;
 	snprintf(c->key, sizeof c->key, "%p", (void *)evcon);
 	if (!(c->timer = evtimer_new(g->base, deadline_passed, c)) ||
 	    !(c->input_cb = evbuffer_add_cb(bufferevent_get_input(bev), input_changed, c)))
@@ -419,6 +439,8 @@ static void adopt(struct http_guard *g, struct bufferevent *bev, struct evhttp_c
 	evhttp_connection_set_max_body_size(evcon, (ev_ssize_t)g->lim.body_max);
 	if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
 		begin_request(c);
+	else if (c->phase == CONN_HANDSHAKE && g->lim.read_timeout_s > 0)
+		arm_timer(c, g->lim.read_timeout_s);
 }
 
 static void adopt_fresh(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
@@ -442,9 +464,11 @@ static void adopt_fresh(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 static struct bufferevent *make_bufferevent(struct event_base *base, void *arg)
 {
 	struct http_guard *g = arg;
-	/* Options 0, as evhttp's own: evhttp closes the socket itself when it frees the
-	 * connection, so the short-lived reference below never holds a socket open. */
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+	/* Plain: options 0, as evhttp's own: evhttp closes the socket itself when it frees the
+	 * connection, so the short-lived reference below never holds a socket open. (A TLS
+	 * bufferevent closes it itself, when the last reference goes on this loop pass.) */
+	struct bufferevent *bev = g->lim.new_bufferevent ? g->lim.new_bufferevent(base, g->lim.new_bufferevent_arg)
+	                                                 : bufferevent_socket_new(base, -1, 0);
 
 	if (!bev) {
 		log_warnx("cannot make a bufferevent for a new connection; evhttp serves it unguarded");

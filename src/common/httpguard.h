@@ -10,7 +10,16 @@
  *   body size per route             decided from the request line before evhttp reads the
  *                                   body, so a JSON route holds at most its own cap, not
  *                                   the blob cap; a Content-Length over the route's cap is
- *                                   answered with a JSON 413 at once.
+ *                                   answered with a JSON 413 at once;
+ *   a TLS handshake's deadline      with new_bufferevent making TLS connections, the
+ *                                   handshake and the first request's first byte must come
+ *                                   within read_timeout_s of the accept (a client dripping
+ *                                   a handshake cannot hold a connection either).
+ *
+ * Over TLS the guard's answers go through the connection's bufferevent, encrypted; a
+ * connection refused at accept (over a cap) is closed without an answer, as its handshake
+ * has not happened. Plain HTTP sent to a TLS listener fails the handshake: closed, nothing
+ * read past the first bytes.
  *
  * Refusals are JSON errors like every other answer of the API. Everything runs on the
  * evhttp's event loop; one guard per evhttp, attached before it serves. */
@@ -19,6 +28,7 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct http_guard_limits {
@@ -34,6 +44,11 @@ struct http_guard_limits {
 	 * callback per request, and the guard needs it). */
 	void (*on_reply)(struct evhttp_request *req, void *arg);
 	void *on_reply_arg;
+	/* Makes each connection's bufferevent (tls_server_bufferevent, say); NULL: a plain
+	 * socket. One that makes TLS connections must set tls. */
+	struct bufferevent *(*new_bufferevent)(struct event_base *base, void *arg);
+	void *new_bufferevent_arg;
+	bool tls;
 };
 
 struct http_guard_stats {
@@ -43,6 +58,7 @@ struct http_guard_stats {
 	unsigned long read_timeouts;      /* closed: request not whole within the deadline */
 	unsigned long bodies_too_large;   /* answered 413 before the body was read */
 	unsigned long heads_too_large;    /* answered 431: request line and headers over the cap */
+	unsigned long handshake_timeouts; /* closed: TLS handshake and first byte not within the deadline */
 };
 
 struct http_guard;

@@ -20,6 +20,7 @@
 #include "common/http.h"
 #include "common/httpguard.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "core/api.h"
 #include "core/cluster.h"
 #include "core/events.h"
@@ -49,6 +50,7 @@ struct core {
 	struct evhttp_bound_socket *bound;
 	char url[128];
 	char *token;         /* cluster token, NULL when none */
+	struct tls_ctx *tls; /* HTTPS, NULL for plain HTTP */
 	struct hmap rate;    /* client address -> request token bucket */
 	struct store *store;
 	struct api api;      /* what the handlers get: cluster, images, metrics, events, guard */
@@ -142,6 +144,15 @@ static bool node_authorized(struct core *c, struct evhttp_request *req, const ch
 	return n && n->token[0] && http_bearer_matches(req, n->token);
 }
 
+/* With --tls-client-ca, what only nodes call (registering, heartbeats, long-polls,
+ * reports) needs a client certificate that CA signed: a stolen token alone does not make
+ * a node. People's routes take a token without a certificate. */
+static bool node_cert_missing(struct core *c, const struct route *r, struct evhttp_request *req)
+{
+	bool node_route = r->auth == AUTH_NODE || r->handler == nodeapi_register;
+	return node_route && tls_asks_client_cert(c->tls) && !tls_request_peer_verified(req);
+}
+
 static void count_reply(struct evhttp_request *req, void *arg)
 {
 	metrics_count_request(arg, evhttp_request_get_response_code(req));
@@ -227,6 +238,13 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		path_known = true;
 		if (r->method != method)
 			continue;
+		if (node_cert_missing(c, r, req)) {
+			mv_fail(&err, 403, "client_certificate_required",
+			        "%s is a node's route: the core takes it only over a client certificate signed by "
+			        "its --tls-client-ca (node --tls-cert FILE --tls-key FILE)", path);
+			http_reply_error(req, &err);
+			return;
+		}
 		if (r->auth != AUTH_PUBLIC &&
 		    (r->auth == AUTH_USER ? !user_authorized(c, req) : !node_authorized(c, req, id))) {
 			mv_fail(&err, 401, "unauthorized",
@@ -258,6 +276,11 @@ static unsigned connections_max(void)
 	return rl.rlim_cur > 2 * FDS_RESERVED ? (unsigned)(rl.rlim_cur - FDS_RESERVED) : (unsigned)rl.rlim_cur / 2;
 }
 
+static struct bufferevent *server_bufferevent(struct event_base *base, void *tls)
+{
+	return tls_server_bufferevent(base, tls);
+}
+
 static void attach_guard(struct core *c)
 {
 	struct http_guard_limits lim = {
@@ -270,6 +293,9 @@ static void attach_guard(struct core *c)
 		.big_body_line = "PUT /v1/blobs/",
 		.on_reply = count_reply,
 		.on_reply_arg = c->api.metrics,
+		.new_bufferevent = c->tls ? server_bufferevent : NULL,
+		.new_bufferevent_arg = c->tls,
+		.tls = c->tls != NULL,
 	};
 	c->api.guard = http_guard_attach(c->base, c->http, &lim);
 }
@@ -349,11 +375,11 @@ static int bind_listener(struct core *c, char *err, size_t errlen)
 	if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 		inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
-		snprintf(c->url, sizeof c->url, "http://[%s]:%d", addr, ntohs(s6->sin6_port));
+		snprintf(c->url, sizeof c->url, "%s://[%s]:%d", c->tls ? "https" : "http", addr, ntohs(s6->sin6_port));
 	} else {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
 		inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
-		snprintf(c->url, sizeof c->url, "http://%s:%d", addr, ntohs(s4->sin_port));
+		snprintf(c->url, sizeof c->url, "%s://%s:%d", c->tls ? "https" : "http", addr, ntohs(s4->sin_port));
 	}
 	return 0;
 }
@@ -409,6 +435,11 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	c->api.traces = traces_new();
 	hmap_init(&c->rate);
 	if (opts->token_file && read_token(opts->token_file, &c->token, err, errlen) < 0)
+		goto fail;
+	if ((opts->tls_cert || opts->tls_key || opts->tls_client_ca) &&
+	    !(c->tls = tls_server_new(&(struct tls_files){.cert = opts->tls_cert, .key = opts->tls_key,
+	                                                  .ca = opts->tls_client_ca},
+	                              err, errlen)))
 		goto fail;
 	c->http = evhttp_new(base);
 	evhttp_set_max_headers_size(c->http, EVHTTP_HEADERS_CAP);
@@ -469,5 +500,6 @@ void core_destroy(struct core *c)
 	metrics_free(c->api.metrics);
 	traces_free(c->api.traces);
 	free(c->token);
+	tls_ctx_free(c->tls); /* after evhttp_free: its connections used it */
 	free(c);
 }

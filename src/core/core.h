@@ -28,6 +28,9 @@ struct core_options {
 	int read_timeout_s;        /* a request must arrive whole within this of its first byte */
 	int64_t max_inflight;      /* instances pending, scheduled or starting at once; past it a
 	                            * create gets 503 (admission control); 0: no limit */
+	const char *tls_cert;      /* with tls_key: serve HTTPS only (NULL: plain HTTP) */
+	const char *tls_key;
+	const char *tls_client_ca; /* nodes' routes need a client certificate this CA signed */
 };
 
 void core_options_default(struct core_options *o);
@@ -37,7 +40,8 @@ struct core;
 /* Opens the store, loads it, binds the listener. NULL with a message in err. */
 struct core *core_create(struct event_base *base, const struct core_options *opts, char *err,
                          size_t errlen);
-/* The address actually bound (useful with port 0): "http://127.0.0.1:4650". */
+/* The address actually bound (useful with port 0): "http://127.0.0.1:4650", or
+ * "https://..." with TLS. */
 const char *core_url(const struct core *c);
 /* An orderly stop, on the loop: no new connections; every client still waiting
  * (?wait=..., node long-polls, event streams) gets its answer. The loop should run a

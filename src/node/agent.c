@@ -145,9 +145,22 @@ static void on_register(struct evhttp_request *req, void *arg)
 	if (a->shutting_down)
 		return;
 	if (status != 200 || !(b = body_of(req))) {
+		char why[512];
+		if (status == 0 && tls_connection_error(a->ctl_conn, why, sizeof why))
+			; /* the TLS layer's reason: the core's certificate, or ours */
+		else
+			snprintf(why, sizeof why, "%s",
+			         status == 401   ? "unauthorized: check --token-file"
+			         : status == 403 ? "forbidden: the core wants a client certificate its --tls-client-ca "
+			                           "signed (--tls-cert, --tls-key)"
+			         : status        ? "refused"
+			         /* TLS 1.3: a server that refuses our certificate may reset the connection
+			          * before its alert is read */
+			         : a->o.tls ? "no answer: the core is down, or it closed the connection (does its "
+			                      "--tls-client-ca take this node's --tls-cert?)"
+			                    : "no answer");
 		if (a->backoff_s <= BACKOFF_MIN_S)
-			log_warnx("cannot register with %s (%s); retrying with backoff", a->o.core_url,
-			          status == 401 ? "unauthorized: check --token-file" : status ? "refused" : "no answer");
+			log_warnx("cannot register with %s (%s); retrying with backoff", a->o.core_url, why);
 		backoff_later(a, a->register_timer);
 		return;
 	}
@@ -381,8 +394,7 @@ static void on_poll_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *ar
 
 static struct evhttp_connection *connection(struct agent *a, int timeout_s)
 {
-	struct evhttp_connection *c = evhttp_connection_base_new(a->o.base, NULL, a->o.core_host,
-	                                                         (unsigned short)a->o.core_port);
+	struct evhttp_connection *c = tls_http_connection(a->o.base, a->o.tls, a->o.core_host, a->o.core_port);
 	if (!c)
 		fatalx("cannot create an HTTP connection");
 	evhttp_connection_set_timeout(c, timeout_s);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/tls.h"
 #include "node/instance.h"
 #include "node/reports.h"
 
@@ -20,6 +21,7 @@ struct agent_options {
 	const char *core_host;
 	const char *address;        /* where the node serves its logs to the core (node/logapi.h) */
 	int core_port;
+	struct tls_ctx *tls;        /* an https:// core; NULL: plain HTTP */
 	const char *cluster_token;  /* NULL when the core has none */
 	const char *id, *name;
 	int cpus;

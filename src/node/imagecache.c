@@ -36,7 +36,7 @@ struct imagecache *imagecache_new(const struct imagecache_options *o, char *err,
 		snprintf(err, errlen, "cannot create the image cache %s: %s", ic->dir, strerror(-rc));
 		goto fail;
 	}
-	if (!(ic->conn = evhttp_connection_base_new(o->base, NULL, o->core_host, (unsigned short)o->core_port)))
+	if (!(ic->conn = tls_http_connection(o->base, o->tls, o->core_host, o->core_port)))
 		fatalx("cannot create an HTTP connection");
 	evhttp_connection_set_timeout(ic->conn, BLOB_TIMEOUT_S);
 	return ic;

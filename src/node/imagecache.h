@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/tls.h"
 #include "node/worker.h"
 
 struct imagecache;
@@ -20,6 +21,7 @@ struct imagecache_options {
 	bool off;             /* --image-cache off */
 	const char *core_host;
 	int core_port;
+	struct tls_ctx *tls;  /* an https:// core; NULL: plain HTTP */
 	const char *token;    /* the cluster token (blobs are fetched as any client of the images API) */
 };
 

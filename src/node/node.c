@@ -19,6 +19,7 @@
 #include "common/model.h"
 #include "drivers/cgroup.h"
 #include "drivers/confine.h"
+#include "common/tls.h"
 #include "drivers/drivers.h"
 #include "drivers/proc.h"
 #include "node/agent.h"
@@ -40,6 +41,7 @@ struct node_agent {
 	int port;
 	char run_dir[PATH_MAX];
 	char *cluster_token;
+	struct tls_ctx *tls; /* an https:// core */
 	int cpus;
 	int64_t memory_mb;
 	json_t *drivers_info;
@@ -216,6 +218,24 @@ static void sweep_cgroups(struct node_agent *n)
 		log_info("cgroups: removed %d empty group dirs left by instances that are gone", removed);
 }
 
+/* An https:// core gets a TLS client (checked now, so that a bad file stops the start);
+ * TLS files for a plain http:// core are a mistake worth saying. */
+static int make_tls(struct node_agent *n, char *err, size_t errlen)
+{
+	const struct node_options *o = &n->opts;
+	if (!http_url_is_tls(o->core_url)) {
+		if (o->tls_ca || o->tls_cert || o->tls_key) {
+			snprintf(err, errlen, "--tls-ca, --tls-cert and --tls-key are for an https:// core; --core %s is plain HTTP",
+			         o->core_url);
+			return -1;
+		}
+		return 0;
+	}
+	n->tls = tls_client_new(&(struct tls_files){.ca = o->tls_ca, .cert = o->tls_cert, .key = o->tls_key}, err,
+	                        errlen);
+	return n->tls ? 0 : -1;
+}
+
 /* ---- the parts ---- */
 
 /* The report queue's callback: the agent sends (it exists once the node is put together;
@@ -259,7 +279,8 @@ static const char *node_token(void *arg)
 static int make_parts(struct node_agent *n, char *err, size_t errlen)
 {
 	struct imagecache_options io = {.base = n->base, .data_dir = n->opts.data_dir, .off = n->opts.image_cache_off,
-	                                .core_host = n->host, .core_port = n->port, .token = n->cluster_token};
+	                                .core_host = n->host, .core_port = n->port, .tls = n->tls,
+	                                .token = n->cluster_token};
 	struct instances_env env;
 	struct logapi_options lo;
 	struct agent_options ao;
@@ -287,7 +308,7 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 	log_info("logs served to the core at %s", logapi_address(n->logapi));
 	ao = (struct agent_options){.base = n->base, .core_url = n->opts.core_url, .core_host = n->host,
 	                            .address = logapi_address(n->logapi),
-	                            .core_port = n->port, .cluster_token = n->cluster_token, .id = n->id,
+	                            .core_port = n->port, .tls = n->tls, .cluster_token = n->cluster_token, .id = n->id,
 	                            .name = n->name, .cpus = n->cpus, .memory_mb = n->memory_mb,
 	                            .drivers_info = n->drivers_info, .labels = n->opts.labels, .run_dir = n->run_dir,
 	                            .notify_batch_ms = n->opts.notify_batch_ms,
@@ -311,9 +332,11 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 	                                   .xenstore_binary = o->xenstore_binary,
 	                                   .xen_console_dir = o->xen_console_dir};
 	if (http_parse_url(o->core_url, n->host, sizeof n->host, &n->port) < 0) {
-		snprintf(err, errlen, "--core %s is not a URL like http://HOST:PORT", o->core_url);
+		snprintf(err, errlen, "--core %s is not a URL like http://HOST:PORT or https://HOST:PORT", o->core_url);
 		goto fail;
 	}
+	if (make_tls(n, err, errlen) < 0)
+		goto fail;
 	if (o->token_file && read_token_file(n, err, errlen) < 0)
 		goto fail;
 	if ((rc = fs_mkdir_p(o->data_dir, 0700)) < 0) {
@@ -393,5 +416,6 @@ void node_destroy(struct node_agent *n)
 	if (n->opts.remove_run_dir && n->run_dir[0] && fs_remove_tree(n->run_dir) < 0)
 		log_warnx("could not remove %s", n->run_dir);
 	free(n->cluster_token);
+	tls_ctx_free(n->tls); /* after the connections that used it */
 	free(n);
 }

@@ -21,6 +21,8 @@ struct node_options {
 	bool remove_run_dir;    /* remove it at exit (dev mode's throw-away state) */
 	const char *name;       /* default: the host name */
 	const char *token_file; /* the cluster token, when the core has one */
+	const char *tls_ca;     /* an https:// core: CAs that sign its certificate (NULL: system store) */
+	const char *tls_cert, *tls_key; /* the client certificate shown to the core (--tls-client-ca) */
 	json_t *labels;         /* {"k": "v"}; borrowed */
 	const struct exec_allow *exec_allow; /* executables instances may run; NULL or empty: none */
 	double stop_grace_s;    /* SIGTERM, then SIGKILL after this long */

@@ -26,6 +26,7 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "common/model.h"
+#include "common/tls.h"
 #include "common/trace.h"
 #include "tools/push_target.h"
 #include "tools/record.h"
@@ -116,7 +117,7 @@ static struct evhttp_connection *conn_get(struct push *p)
 	struct evhttp_connection *c;
 	if (p->n_idle > 0)
 		return p->idle[--p->n_idle];
-	c = evhttp_connection_base_new(p->base, NULL, p->ep.host, (unsigned short)p->ep.port);
+	c = tls_http_connection(p->base, p->ep.tls, p->ep.host, p->ep.port);
 	if (!c)
 		return NULL;
 	/* longer than any wait the core is asked for: it answers those itself */
@@ -572,7 +573,7 @@ static void print_summary(struct push *p, int64_t end_us)
 
 enum { O_CORE = 400, O_TOKEN_FILE, O_DRIVER, O_IMAGE, O_CONFIG, O_VCPUS, O_MEMORY, O_COUNT, O_CONCURRENCY,
        O_RATE, O_ARRIVAL, O_DURATION, O_REPLICATE, O_DELETE, O_KEEP, O_NAME_PREFIX, O_OUT, O_TIMEOUT, O_SEED,
-       O_QUIET, O_JSON, O_READY, O_API, O_FLAVOR, O_NETWORK, O_OS_CLOUD, O_POLL_MS };
+       O_QUIET, O_JSON, O_READY, O_API, O_FLAVOR, O_NETWORK, O_OS_CLOUD, O_POLL_MS, O_TLS_CA };
 
 static const struct option push_long_options[] = {
 	{"api", required_argument, NULL, O_API},
@@ -582,6 +583,7 @@ static const struct option push_long_options[] = {
 	{"poll-ms", required_argument, NULL, O_POLL_MS},
 	{"core", required_argument, NULL, O_CORE},
 	{"token-file", required_argument, NULL, O_TOKEN_FILE},
+	{"tls-ca", required_argument, NULL, O_TLS_CA},
 	{"driver", required_argument, NULL, O_DRIVER},
 	{"image", required_argument, NULL, O_IMAGE},
 	{"ready", required_argument, NULL, O_READY},
@@ -667,6 +669,7 @@ static int parse_options(struct push_options *o, int argc, char **argv)
 		case O_OS_CLOUD: o->os_cloud = optarg; break;
 		case O_POLL_MS: if (number_arg(optarg, 0.1, 60000, &o->poll_ms, "poll-ms") < 0) return -1; break;
 		case O_CORE: o->core = optarg; o->core_from = "--core"; break;
+		case O_TLS_CA: http_client_tls_files(&(struct tls_files){.ca = optarg}); break;
 		case O_TOKEN_FILE: {
 			int rc;
 			free(o->token);

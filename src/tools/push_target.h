@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/tls.h"
 #include "tools/record.h"
 
 #define PUSH_EXIT_OK 0
@@ -75,6 +76,7 @@ struct push_options {
 struct push_endpoint {
 	char host[256];
 	int port;
+	struct tls_ctx *tls; /* https: the context of this process's client calls; NULL: plain */
 	char headers[PUSH_MAX_HEADERS][2][1024]; /* name, value */
 	int n_headers;
 };

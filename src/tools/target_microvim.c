@@ -75,6 +75,10 @@ static int open_(const struct push_options *o, struct push_endpoint *ep, void **
 		fprintf(stderr, "microvim push: %s: %s\n", o->core_from, err);
 		return PUSH_EXIT_USAGE;
 	}
+	if (http_url_is_tls(o->core) && !(ep->tls = http_client_tls(err, sizeof err))) {
+		fprintf(stderr, "microvim push: %s\n", err);
+		return PUSH_EXIT_USAGE;
+	}
 	/* the core must answer before anything is measured */
 	if (http_call(o->core, "GET", "/v1/health", o->token, NULL, NULL, 10, &resp, err, sizeof err) < 0) {
 		fprintf(stderr, "microvim push: %s\n", err);

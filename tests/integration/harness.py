@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -52,6 +53,21 @@ _tokens = set()   # unique argv tokens of instance processes started by this tes
 _problems = []    # teardown problems (strings) that fail the test
 _logs_for_report = []  # (label, path) of daemon logs, to print on failure
 _cleanups = []    # functions teardown() calls first, newest first (e.g. a browser to stop)
+_tls_ca = None    # the CA file https:// calls verify with (trust_ca); None: the system's
+
+
+def trust_ca(path):
+    """https:// calls of this test verify the server with this CA file."""
+    global _tls_ca
+    _tls_ca = path
+
+
+def tls_context(cert=None, key=None):
+    """A client context trusting trust_ca's CA, presenting cert/key when given."""
+    ctx = ssl.create_default_context(cafile=_tls_ca)
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
 
 
 def problem(msg):
@@ -182,9 +198,10 @@ def wait_until(fn, timeout, what, interval=0.02):
 
 # ---- HTTP -----------------------------------------------------------------------------
 
-def call(base, method, path, body=None, headers=None, timeout=15.0, token=None):
+def call(base, method, path, body=None, headers=None, timeout=15.0, token=None, context=None):
     """One request. Returns (status, parsed JSON or None, raw bytes). HTTP error statuses
-    are answers like any other; status 0 means no answer (refused, reset, timeout)."""
+    are answers like any other; status 0 means no answer (refused, reset, timeout, a
+    failed TLS handshake). An https:// base is verified with trust_ca's CA, or `context`."""
     url = base.rstrip("/") + path
     data = None
     hdrs = {}
@@ -197,7 +214,9 @@ def call(base, method, path, body=None, headers=None, timeout=15.0, token=None):
         hdrs.update(headers)
     req = urllib.request.Request(url, data=data, method=method, headers=hdrs)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        if url.startswith("https://"):
+            context = context or tls_context()
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as e:
         status = e.code
@@ -206,7 +225,7 @@ def call(base, method, path, body=None, headers=None, timeout=15.0, token=None):
         except Exception:  # noqa: BLE001 - a reset while reading the error body
             raw = b""
     except (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout,
-            http.client.HTTPException) as e:
+            http.client.HTTPException, ssl.SSLError) as e:
         return 0, None, repr(e).encode()
     try:
         parsed = json.loads(raw) if raw else None
@@ -470,12 +489,13 @@ def start_dev(exec_allow=EXEC_ALLOW, data_dir=None, extra=(), port=None):
     return d
 
 
-def start_core(port=None, data_dir=None, token=None, token_file=None, extra=()):
+def start_core(port=None, data_dir=None, token=None, token_file=None, extra=(), scheme="http"):
+    """scheme https: extra gives --tls-cert and --tls-key; trust_ca the CA first."""
     work = tmpdir("mv-core-")
     port = port or free_port()
     data_dir = data_dir or os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{scheme}://127.0.0.1:{port}"
     args = ["core", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
     if token_file:
         args += ["--token-file", token_file]
@@ -655,6 +675,7 @@ def teardown(want_report=False, keep_logs=False):
         if not keep_logs:
             shutil.rmtree(t, ignore_errors=True)
     probs = list(_problems)
+    trust_ca(None)
     _daemons.clear()
     _tmpdirs.clear()
     _tokens.clear()

@@ -313,8 +313,8 @@ def test_core_url_mistakes_name_the_fix():
         assert f"http://{bare}" in p.stderr and "--core" in p.stderr, f"{argv}: {p.stderr!r}"
     p = h.cli(["nodes"], env={"MICROVIM_CORE": bare})
     assert p.returncode == 2 and "$MICROVIM_CORE" in p.stderr and f"http://{bare}" in p.stderr, p.stderr
-    p = h.cli(["ps", "--core", f"https://{bare}"])
-    assert p.returncode == 2 and f"use http://{bare}" in p.stderr, p.stderr
+    p = h.cli(["ps", "--core", f"https://{bare}/v1"])  # https is a core with --tls-cert; no path
+    assert p.returncode == 2 and f"use https://{bare}" in p.stderr, p.stderr
     p = h.cli(["ps", "--core", "http://no-such-host.invalid:4650"], timeout=90)
     assert p.returncode == 3, f"unresolvable host exits {p.returncode} (want 3): {p.stderr}"
     assert "cannot resolve" in p.stderr and "no-such-host.invalid" in p.stderr, p.stderr

@@ -304,6 +304,9 @@ static void test_parse_url(void)
 		{"http://localhost", "localhost", 80},
 		{"http://localhost/", "localhost", 80},
 		{"http://core.example.org:8080", "core.example.org", 8080},
+		{"https://127.0.0.1:4650", "127.0.0.1", 4650},
+		{"https://[::1]:4650/", "::1", 4650},
+		{"https://core.example.org", "core.example.org", 443},
 	};
 	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
 		port = -7;
@@ -317,7 +320,7 @@ static void test_parse_url(void)
 		}
 	}
 	static const char *const bad[] = {
-		"", "127.0.0.1:4650", "https://127.0.0.1:4650", "ftp://h:1", "http://", "http:///",
+		"", "127.0.0.1:4650", "https:/127.0.0.1:4650", "https://", "https://h:1/v1", "ftp://h:1", "http://", "http:///",
 		"http://h:1/v1", "http://h:1/v1/instances", "http://h:", "http://h:65536",
 		"http://h:-5", "http://:80", "HTTP//h:1", "http://[::1",
 	};
@@ -350,7 +353,7 @@ static void test_check_base_url(void)
 		{"127.0.0.1:4650", "use http://127.0.0.1:4650"},
 		{"localhost", "use http://localhost"},
 		{"[::1]:4650", "use http://[::1]:4650"},
-		{"https://core:4650", "plain HTTP: use http://core:4650"},
+		{"https://core:4650/v1", "no path: use https://core:4650"},
 		{"http://core:4650/v1/instances", "no path: use http://core:4650"},
 		{"ftp://h:1", "e.g. http://127.0.0.1:4650"},
 		{"", "e.g. http://127.0.0.1:4650"},
@@ -359,6 +362,7 @@ static void test_check_base_url(void)
 	};
 	CHECK_EQ_INT(http_check_base_url("http://127.0.0.1:4650", err, sizeof err), 0);
 	CHECK_EQ_INT(http_check_base_url("http://core.example.org", err, sizeof err), 0);
+	CHECK_EQ_INT(http_check_base_url("https://127.0.0.1:4650", err, sizeof err), 0);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		err[0] = '\0';
 		CHECK_EQ_INT(http_check_base_url(cases[i].in, err, sizeof err), -EINVAL);
@@ -369,7 +373,7 @@ static void test_check_base_url(void)
 	/* a sentence too long for the buffer is replaced, never cut mid-word */
 	char small[48];
 	CHECK_EQ_INT(http_check_base_url("some.very.long.host.name.example.org:4650", small, sizeof small), -EINVAL);
-	CHECK_STR(small, "not a URL of the form http://HOST:PORT");
+	CHECK_STR(small, "not a URL of the form http(s)://HOST:PORT");
 }
 
 static void test_loopback(void)
