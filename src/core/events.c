@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "common/clock.h"
@@ -124,21 +125,47 @@ static void flush_soon(struct events *ev)
 	evtimer_add(ev->flush_ev, &tv);
 }
 
-static void publish(struct events *ev, json_t *e)
+/* True when s needs no escaping inside a JSON string: printable ASCII but '"' and '\\'.
+ * Ids, state names and names checked by name_valid() always are. */
+static bool json_plain(const char *s)
 {
-	char *line;
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e || *s == '"' || *s == '\\')
+			return false;
+	return true;
+}
+
+/* Appends one line {"type","id","name","state","node","seq","time"} ("node" for instance
+ * events only) to the pending lines. Formatted directly, not through jansson: at ~500
+ * lines a second the objects and their allocations were a quarter of the stream's cost. */
+static void publish(struct events *ev, const char *type, const char *id, const char *name, const char *state,
+                    const char *node)
+{
 	char when[40];
-	if (!e)
-		return;
-	json_object_set_new(e, "seq", json_integer((json_int_t)++ev->seq));
+	uint64_t seq = ++ev->seq;
+
 	clock_iso8601(clock_wall_us(), when, sizeof when);
-	json_object_set_new(e, "time", json_string(when));
-	line = json_dumps(e, HTTP_JSON_FLAGS);
-	json_decref(e);
-	if (!line)
-		return;
-	evbuffer_add_printf(ev->pending, "%s\n", line);
-	free(line);
+	if (json_plain(id) && json_plain(name) && (!node || json_plain(node))) {
+		evbuffer_add_printf(ev->pending, "{\"type\":\"%s\",\"id\":\"%s\",\"name\":\"%s\",\"state\":\"%s\"%s%s%s,"
+		                                 "\"seq\":%llu,\"time\":\"%s\"}\n",
+		                    type, id, name, state, node ? ",\"node\":\"" : "", node ? node : "", node ? "\"" : "",
+		                    (unsigned long long)seq, when);
+	} else {
+		/* a name from before names were checked: let jansson escape it */
+		json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "id", id, "name", name, "state", state);
+		char *line;
+		if (!e) /* not UTF-8: nothing a client could read */
+			return;
+		if (node)
+			json_object_set_new(e, "node", json_string(node));
+		json_object_set_new(e, "seq", json_integer((json_int_t)seq));
+		json_object_set_new(e, "time", json_string(when));
+		line = json_dumps(e, HTTP_JSON_FLAGS);
+		json_decref(e);
+		if (line)
+			evbuffer_add_printf(ev->pending, "%s\n", line);
+		free(line);
+	}
 	flush_soon(ev);
 }
 
@@ -147,8 +174,7 @@ void events_publish_instance(void *arg, const struct instance *in)
 	struct events *ev = arg;
 	if (!ev->subscribers)
 		return;
-	publish(ev, json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "instance", "id", in->id, "name", in->spec.name,
-	                      "state", inst_state_names[in->state], "node", in->node_id));
+	publish(ev, "instance", in->id, in->spec.name, inst_state_names[in->state], in->node_id);
 }
 
 void events_publish_node(void *arg, const struct node *n, const char *what)
@@ -156,7 +182,7 @@ void events_publish_node(void *arg, const struct node *n, const char *what)
 	struct events *ev = arg;
 	if (!ev->subscribers)
 		return;
-	publish(ev, json_pack("{s:s, s:s, s:s, s:s}", "type", "node", "id", n->id, "name", n->name, "state", what));
+	publish(ev, "node", n->id, n->name, what, NULL);
 }
 
 void events_subscribe(struct events *ev, struct evhttp_request *req)
