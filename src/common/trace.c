@@ -84,6 +84,50 @@ json_t *trace_to_json(const struct trace *t)
 	return j;
 }
 
+/* Appends us as milliseconds with their three decimals ("12.345") at *pos in buf. */
+static void put_ms(char *buf, size_t len, size_t *pos, int64_t us)
+{
+	uint64_t mag = us < 0 ? (uint64_t)0 - (uint64_t)us : (uint64_t)us;
+	int n = snprintf(buf + *pos, *pos < len ? len - *pos : 0, "%s%llu.%03u", us < 0 ? "-" : "",
+	                 (unsigned long long)(mag / 1000), (unsigned)(mag % 1000));
+	*pos += n > 0 ? (size_t)n : 0;
+}
+
+static void put_str(char *buf, size_t len, size_t *pos, const char *s)
+{
+	int n = snprintf(buf + *pos, *pos < len ? len - *pos : 0, "%s", s);
+	*pos += n > 0 ? (size_t)n : 0;
+}
+
+int trace_format(const struct trace *t, char *buf, size_t len)
+{
+	size_t pos = 0;
+	const char *sep = "";
+
+	put_str(buf, len, &pos, "{\"phases\":{");
+	for (int p = 0; p < PHASE_COUNT; p++) {
+		if (p == PHASE_BOOT && !t->has_boot)
+			continue;
+		put_str(buf, len, &pos, sep);
+		put_str(buf, len, &pos, "\"");
+		put_str(buf, len, &pos, phase_names[p]);
+		put_str(buf, len, &pos, "\":");
+		put_ms(buf, len, &pos, t->phase_us[p]);
+		sep = ",";
+	}
+	put_str(buf, len, &pos, "},\"total_ms\":");
+	put_ms(buf, len, &pos, t->total_us);
+	put_str(buf, len, &pos, ",\"overhead_ms\":");
+	put_ms(buf, len, &pos, trace_overhead_us(t));
+	if (t->image_cache != IMAGE_NONE) {
+		put_str(buf, len, &pos, ",\"image_cache\":\"");
+		put_str(buf, len, &pos, image_cache_names[t->image_cache]);
+		put_str(buf, len, &pos, "\"");
+	}
+	put_str(buf, len, &pos, "}");
+	return pos < len ? (int)pos : -1;
+}
+
 /* Durations in a stored trace: 0 to 10^12 ms (31 years), so that the conversion to
  * microseconds cannot overflow, whatever a damaged store holds. */
 #define TRACE_MS_MAX 1e12

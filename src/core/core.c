@@ -449,7 +449,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	                                        EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(c->http, dispatch, c);
 	attach_guard(c);
-	c->api.events = events_new(c->api.guard);
+	c->api.events = events_new(base, c->api.guard);
 	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0)
 		goto fail;
 	log_info("core listening on %s (store %s/core.db, %zu instances, %d nodes known)", c->url, opts->data_dir,

@@ -1,8 +1,10 @@
 /* events — GET /v1/events: a chunked stream, one JSON object per line, for every state
- * change of an instance or node. The cluster's hooks feed it (core.c wires them). */
+ * change of an instance or node. The cluster's hooks feed it (core.c wires them). Lines
+ * are sent in batches, at most 10 a second per stream (a lone line at once). */
 #ifndef MICROVIM_EVENTS_H
 #define MICROVIM_EVENTS_H
 
+#include <event2/event.h>
 #include <event2/http.h>
 
 struct http_guard;
@@ -10,7 +12,8 @@ struct instance;
 struct node;
 struct events;
 
-struct events *events_new(struct http_guard *guard);
+/* base: the loop whose timer sends the batches. */
+struct events *events_new(struct event_base *base, struct http_guard *guard);
 /* Ends every stream and frees. */
 void events_free(struct events *ev);
 /* Takes req as a subscriber: the stream stays open until the client closes it. */
@@ -18,7 +21,7 @@ void events_subscribe(struct events *ev, struct evhttp_request *req);
 /* Cluster hooks (arg: struct events *). */
 void events_publish_instance(void *arg, const struct instance *in);
 void events_publish_node(void *arg, const struct node *n, const char *what);
-/* Ends every stream (at shutdown). */
+/* Sends what is pending, then ends every stream (at shutdown). */
 void events_close_all(struct events *ev);
 
 #endif

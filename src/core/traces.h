@@ -16,6 +16,7 @@
 #ifndef MICROVIM_TRACES_H
 #define MICROVIM_TRACES_H
 
+#include <event2/buffer.h>
 #include <jansson.h>
 #include <stdint.h>
 
@@ -36,9 +37,12 @@ void traces_record(struct traces *t, const char *driver, const char *id, const c
                    const struct trace *tr, int64_t wall_us);
 
 /* The traces with a sequence number > after, of one driver (driver_index()) or of all
- * (driver < 0), oldest first; of those, the newest `limit` only.
+ * (driver < 0), oldest first; of those, the newest `limit` only, written to out as JSON text
+ * with a newline:
  * {"seq": the last number given, "capacity": TRACES_PER_DRIVER, "traces": [{"seq", "id",
  * "name", "driver", "node", "running_at", "trace": {...as in an INSTANCE}}]}. */
+void traces_write(const struct traces *t, int driver, uint64_t after, size_t limit, struct evbuffer *out);
+/* The same answer as a jansson object (tests, tools). */
 json_t *traces_query(const struct traces *t, int driver, uint64_t after, size_t limit);
 
 #endif

@@ -295,6 +295,37 @@ static void test_json_round_trip(void)
 	}
 }
 
+/* trace_format writes the object trace_to_json builds: the same members, the same numbers. */
+static void test_format_matches_json(void)
+{
+	static const int64_t values[] = {0, 1, 9, 999, 1000, 1001, 12345, 999999, 1234567, 86400000000LL};
+	const size_t nv = sizeof values / sizeof values[0];
+	for (size_t v = 0; v < nv; v++) {
+		struct trace t = {0};
+		char buf[TRACE_TEXT_MAX];
+		json_t *want, *got;
+		for (int p = 0; p < PHASE_COUNT; p++)
+			t.phase_us[p] = values[(v + (size_t)p) % nv];
+		t.has_boot = v % 2;
+		t.total_us = values[(v + 3) % nv] * 9;
+		t.image_cache = (enum image_cache)(v % 3);
+		CHECK(trace_format(&t, buf, sizeof buf) > 0);
+		want = trace_to_json(&t);
+		got = json_loads(buf, 0, NULL);
+		CHECK(got != NULL);
+		if (!json_equal(want, got))
+			fprintf(stderr, "  %s\n", buf);
+		CHECK(json_equal(want, got));
+		json_decref(want);
+		json_decref(got);
+	}
+	{ /* too small a buffer is refused, not cut */
+		struct trace t = {0};
+		char small[16];
+		CHECK_EQ_INT(trace_format(&t, small, sizeof small), -1);
+	}
+}
+
 static void test_json_from_rejects(void)
 {
 	struct trace t;
@@ -463,6 +494,7 @@ int main(void)
 	RUN(test_clamping);
 	RUN(test_overhead);
 	RUN(test_json_round_trip);
+	RUN(test_format_matches_json);
 	RUN(test_json_from_rejects);
 	RUN(test_node_timing_json);
 	RUN(test_steps);
