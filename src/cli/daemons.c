@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/model.h"
 #include "core/core.h"
+#include "core/store_pg.h"
 #include "node/node.h"
 
 /* ---- a loop on a thread, stoppable from the signal thread ---- */
@@ -252,6 +253,18 @@ static int parse_image_cache(struct daemon_args *d, const char *v, char *err, si
 	return 0;
 }
 
+/* Only PostgreSQL is named by a URL; SQLite is the default and needs none. */
+static int parse_store(struct daemon_args *d, const char *v, char *err, size_t errlen)
+{
+	if (!store_pg_location(v)) {
+		snprintf(err, errlen, "give a PostgreSQL URL, postgresql://USER@HOST:PORT/DB (leave --store out for "
+		         "SQLite in --data-dir)");
+		return -1;
+	}
+	d->core.store = v;
+	return 0;
+}
+
 static int parse_user(struct daemon_args *d, const char *v, UNUSED char *err, UNUSED size_t errlen)
 {
 	d->user = v;
@@ -270,6 +283,9 @@ static const struct daemon_option options[] = {
 	{"token-file", FOR_BOTH, OT_STRING, CORE(token_file), NODE(token_file), 0, 0, NULL, "FILE", NULL,
 	 "core: require 'Authorization: Bearer TOKEN' on every request; node: the core's token", NULL},
 	/* core */
+	{"store", FOR_CORE, OT_PARSE, NO_OFF, 0, 0, 0, parse_store, "URL", "SQLite in --data-dir",
+	 "postgresql://USER@HOST:PORT/DB: the store in that PostgreSQL database, for several cores (image blobs "
+	 "stay in --data-dir, which those cores must then share)", NULL},
 	{"listen", FOR_CORE, OT_STRING, CORE(listen), 0, 0, 0, NULL, "HOST:PORT", "127.0.0.1:4650",
 	 "where the core listens; a non-loopback address needs --token-file", NULL},
 	{"cpu-ratio", FOR_CORE, OT_NUMBER, CORE(cpu_ratio), 0, 0.01, 1000, NULL, "R", "16",
