@@ -387,6 +387,7 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 		return -1;
 	}
 	if (store_open(c->opts.store ? c->opts.store : c->opts.data_dir, &c->store, err, errlen) < 0 ||
+	    store_claim(c->store, err, errlen) < 0 ||
 	    !(c->api.images = images_open(c->store, c->opts.data_dir, err, errlen)))
 		return -1;
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))

@@ -98,6 +98,11 @@ struct store_ops {
 	int schema_version; /* what this build writes */
 	void (*close)(struct store *s);
 
+	/* Makes this store the one core's that writes it, for as long as it is open: NULL when
+	 * the backend cannot be shared (SQLite: a file in one core's data dir). -1 with words
+	 * in err when another core has it. */
+	int (*claim)(struct store *s, char *err, size_t errlen);
+
 	/* One transaction at a time; writes outside one commit at once. */
 	int (*begin)(struct store *s);
 	int (*commit)(struct store *s);
@@ -132,6 +137,10 @@ struct store {
 /* Opening is the backend's (core/stores.h chooses one); closing is the same for all. */
 void store_close(struct store *s);
 
+static inline int store_claim(struct store *s, char *err, size_t errlen)
+{
+	return s->ops->claim ? s->ops->claim(s, err, errlen) : 0;
+}
 static inline int store_begin(struct store *s) { return s->ops->begin(s); }
 static inline int store_commit(struct store *s) { return s->ops->commit(s); }
 static inline void store_rollback(struct store *s) { s->ops->rollback(s); }

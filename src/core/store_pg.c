@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -73,11 +74,17 @@ static const struct pg_migration migrations[] = {
 #define PG_SCHEMA_VERSION 4 /* migrations[N_MIGRATIONS - 1].to */
 /* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
 #define MIGRATE_LOCK_KEY "7166453736806510957"
+/* The session lock of the core that writes the database (store_claim): one at a time
+ * until cores elect a leader among several. Held by the connection, so it goes with the
+ * core's death (kill -9 closes the socket; a dead host, with the keepalives). */
+#define CLAIM_LOCK_KEY "7166453736806510958"
+#define CLAIM_WAIT_MS 5000 /* at start, how long a claim waits for a dying core's session to end */
 
 struct pg_store {
 	struct store base;
 	PGconn *conn;
 	bool in_tx;
+	bool claimed; /* holds CLAIM_LOCK_KEY: a reconnect must take it again */
 };
 
 static struct pg_store *pg(struct store *s) { return (struct pg_store *)s; }
@@ -230,12 +237,42 @@ fail:
 	return -1;
 }
 
+/* 1 when this session got the claim lock, 0 when another has it, -1 on failure. */
+static int try_claim(struct pg_store *s, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(s->conn, "SELECT pg_try_advisory_lock(" CLAIM_LOCK_KEY ")");
+	int got = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	else
+		snprintf(err, errlen, "cannot claim the store: %s", pg_words(PQresultErrorMessage(r)));
+	PQclear(r);
+	return got;
+}
+
+static int pg_claim(struct store *base, char *err, size_t errlen)
+{
+	struct pg_store *s = pg(base);
+	int64_t until = clock_mono_us() + CLAIM_WAIT_MS * 1000LL;
+	int got;
+	/* a core restarted at once after kill -9 may meet its old session still ending */
+	while ((got = try_claim(s, err, errlen)) == 0 && clock_mono_us() < until)
+		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL); /* start-up only */
+	if (got == 0)
+		snprintf(err, errlen, "another core is using this PostgreSQL database (one core per database: stop it, or "
+		         "give this core a database of its own)");
+	s->claimed = got == 1;
+	return got == 1 ? 0 : -1;
+}
+
 /* A lost connection, outside a transaction, is made again (every host of the URL tried)
  * and the statements prepared on it. Inside one, the transaction is gone: the caller's
  * rollback ends it. */
 static int reconnect(struct pg_store *s)
 {
-	char err[400];
+	char err[400] = "";
+	if (!s->conn) /* fenced: it lost its claim */
+		return -1;
 	PQreset(s->conn);
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		log_warnx("store: PostgreSQL reconnect failed: %s", pg_words(PQerrorMessage(s->conn)));
@@ -243,6 +280,14 @@ static int reconnect(struct pg_store *s)
 	}
 	if (exec_sql(s, "SET client_min_messages = warning", err, sizeof err) < 0 || prepare_all(s, err, sizeof err) < 0) {
 		log_warnx("store: after reconnecting: %s", err);
+		return -1;
+	}
+	/* the claim went with the old session: without it again, another core may be writing */
+	if (s->claimed && try_claim(s, err, sizeof err) != 1) {
+		log_warnx("store: after reconnecting, this core no longer holds the database: %s",
+		          err[0] ? err : "another core claimed it");
+		PQfinish(s->conn);
+		s->conn = NULL;
 		return -1;
 	}
 	log_info("store: reconnected to PostgreSQL (%s:%s)", PQhost(s->conn), PQport(s->conn));
@@ -620,6 +665,7 @@ const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.schema_version = PG_SCHEMA_VERSION,
 	.close = pg_close,
+	.claim = pg_claim,
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,

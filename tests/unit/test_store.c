@@ -991,6 +991,27 @@ static void test_pg_reconnects(void)
 	spec_free(&b.spec);
 }
 
+/* One core per database: the second claim is refused with words (after its bounded wait),
+ * the first one's close frees it. SQLite has nothing to claim. */
+static void test_claim(void)
+{
+	fresh_dir();
+	struct store *s1 = open_ok(), *s2 = open_ok();
+	char err[512] = "";
+	if (s1 && s2) {
+		CHECK_EQ_INT(store_claim(s1, err, sizeof err), 0);
+		if (on_pg) {
+			CHECK_EQ_INT(store_claim(s2, err, sizeof err), -1);
+			CHECK(strstr(err, "another core") != NULL);
+			store_close(s1);
+			s1 = NULL;
+		}
+		CHECK_EQ_INT(store_claim(s2, err, sizeof err), 0);
+	}
+	store_close(s1);
+	store_close(s2);
+}
+
 /* ---- running on both backends ---- */
 
 static char pg_dir[256]; /* the server this test started ("" when given one or none) */
@@ -1048,6 +1069,7 @@ ON_PG(test_reopen_keeps_data)
 ON_PG(test_newer_schema_refused)
 ON_PG(test_pg_two_stores_one_database)
 ON_PG(test_pg_reconnects)
+ON_PG(test_claim)
 
 int main(void)
 {
@@ -1066,6 +1088,7 @@ int main(void)
 	RUN(test_migration_from_v2);
 	RUN(test_migration_from_v3_image_xen_type);
 	RUN(test_garbage_file_refused);
+	RUN(test_claim);
 	if (pg_setup()) {
 		RUN(test_pg_server_started);
 		if (pg_url[0]) {
@@ -1083,6 +1106,7 @@ int main(void)
 			RUN(test_newer_schema_refused_pg);
 			RUN(test_pg_two_stores_one_database_pg);
 			RUN(test_pg_reconnects_pg);
+			RUN(test_claim_pg);
 		}
 		pg_teardown();
 	}
