@@ -211,6 +211,17 @@ static PGconn *connect_url(const char *url)
 	return PQconnectdbParams(keys, values, 1);
 }
 
+/* A write is committed before the answer when synchronous_commit is on (the default). The
+ * URL may turn it off (options=-c synchronous_commit=off): the operator's choice, said once. */
+static void warn_commit_mode(struct pg_store *s)
+{
+	PGresult *r = PQexec(s->conn, "SHOW synchronous_commit");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "off") == 0)
+		log_warnx("store: synchronous_commit is off: an answer may come before its commit is on disk, and a "
+		          "PostgreSQL crash can lose the last ones");
+	PQclear(r);
+}
+
 int store_pg_open(const char *url, struct store **out, char *err, size_t errlen)
 {
 	struct pg_store *s = calloc(1, sizeof *s);
@@ -223,10 +234,10 @@ int store_pg_open(const char *url, struct store **out, char *err, size_t errlen)
 		         s->conn ? pg_words(PQerrorMessage(s->conn)) : "out of memory");
 		goto fail;
 	}
-	/* SQLite's semantics: every statement sees what was committed before it */
-	if (exec_sql(s, "SET synchronous_commit = on; SET client_min_messages = warning", err, errlen) < 0 ||
-	    migrate(s, err, errlen) < 0 || prepare_all(s, err, errlen) < 0)
+	if (exec_sql(s, "SET client_min_messages = warning", err, errlen) < 0 || migrate(s, err, errlen) < 0 ||
+	    prepare_all(s, err, errlen) < 0)
 		goto fail;
+	warn_commit_mode(s);
 	/* the URL may hold a password: only where it led is logged */
 	log_info("store: PostgreSQL at %s:%s, database %s, schema version %d", PQhost(s->conn), PQport(s->conn),
 	         PQdb(s->conn), PG_SCHEMA_VERSION);

@@ -7,7 +7,8 @@ the tools run through `runuser -u nobody`). Authentication is `trust` for the us
 its postmaster's PID (postmaster.pid), never by name.
 
 As a module:   srv = PgServer(); srv.start(); srv.url ... srv.stop()
-As a program:  pgserver.py start   -> prints "URL DIR" (the server keeps running)
+As a program:  pgserver.py start [--fsync]  -> prints "URL DIR" (the server keeps running;
+                                 fsync is off unless asked: tests kill processes, not hosts)
                pgserver.py stop DIR
                pgserver.py available  -> exit 0 when the PostgreSQL binaries are installed
 """
@@ -174,14 +175,14 @@ def _stop_dir(path):
 def main(argv):
     if len(argv) >= 1 and argv[0] == "available":
         return 0 if bindir() else 1
-    if len(argv) == 1 and argv[0] == "start":
-        srv = PgServer().start()
+    if argv[:1] == ["start"] and argv[1:] in ([], ["--fsync"]):
+        srv = PgServer(fsync=len(argv) == 2).start()
         print(srv.url, srv.dir, flush=True)
         return 0
     if len(argv) == 2 and argv[0] == "stop" and os.path.basename(argv[1]).startswith("mv-pg-"):
         _stop_dir(argv[1])
         return 0
-    print("usage: pgserver.py start | stop DIR | available", file=sys.stderr)
+    print("usage: pgserver.py start [--fsync] | stop DIR | available", file=sys.stderr)
     return 2
 
 
