@@ -2,7 +2,7 @@
 # SANITIZE=1 builds into build/asan with -fsanitize=address,undefined.
 
 CC      ?= cc
-PKGS    := libevent libevent_pthreads libevent_openssl jansson sqlite3 libssl libcrypto libpcap
+PKGS    := libevent libevent_pthreads libevent_openssl jansson sqlite3 libpq libssl libcrypto libpcap
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wformat=2 \
            -Werror=implicit-function-declaration -Isrc -MMD -MP

@@ -26,6 +26,7 @@
 #include "common/model.h"
 #include "core/core.h"
 #include "node/logbuf.h"
+#include "core/store_pg.h"
 #include "node/node.h"
 #include "node/simulate.h"
 
@@ -273,6 +274,18 @@ static int parse_cgroup_parent(struct daemon_args *d, const char *v, char *err, 
 	return 0;
 }
 
+/* Only PostgreSQL is named by a URL; SQLite is the default and needs none. */
+static int parse_store(struct daemon_args *d, const char *v, char *err, size_t errlen)
+{
+	if (!store_pg_location(v)) {
+		snprintf(err, errlen, "give a PostgreSQL URL, postgresql://USER@HOST:PORT/DB (leave --store out for "
+		         "SQLite in --data-dir)");
+		return -1;
+	}
+	d->core.store = v;
+	return 0;
+}
+
 static int parse_user(struct daemon_args *d, const char *v, UNUSED char *err, UNUSED size_t errlen)
 {
 	d->user = v;
@@ -296,6 +309,9 @@ static const struct daemon_option options[] = {
 	{"tls-key", FOR_BOTH, OT_STRING, CORE(tls_key), NODE(tls_key), 0, 0, NULL, "FILE", NULL,
 	 "the PEM private key of --tls-cert", NULL},
 	/* core */
+	{"store", FOR_CORE, OT_PARSE, NO_OFF, 0, 0, 0, parse_store, "URL", "SQLite in --data-dir",
+	 "postgresql://USER@HOST:PORT/DB: the store in that PostgreSQL database, for several cores (image blobs "
+	 "stay in --data-dir, which those cores must then share)", NULL},
 	{"listen", FOR_CORE, OT_STRING, CORE(listen), 0, 0, 0, NULL, "HOST:PORT", "127.0.0.1:4650",
 	 "where the core listens; a non-loopback address needs --token-file", NULL},
 	{"cpu-ratio", FOR_CORE, OT_NUMBER, CORE(cpu_ratio), 0, 0.01, 1000, NULL, "R", "16",

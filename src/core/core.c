@@ -414,7 +414,8 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create --data-dir %s: %s", c->opts.data_dir, strerror(-rc));
 		return -1;
 	}
-	if (store_open(c->opts.data_dir, &c->store, err, errlen) < 0 ||
+	if (store_open(c->opts.store ? c->opts.store : c->opts.data_dir, &c->store, err, errlen) < 0 ||
+	    store_claim(c->store, err, errlen) < 0 ||
 	    !(c->api.images = images_open(c->store, c->opts.data_dir, err, errlen)))
 		return -1;
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
@@ -452,7 +453,8 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	c->api.events = events_new(base, c->api.guard);
 	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0)
 		goto fail;
-	log_info("core listening on %s (store %s/core.db, %zu instances, %d nodes known)", c->url, opts->data_dir,
+	log_info("core listening on %s (store %s%s, %zu instances, %d nodes known)", c->url,
+	         opts->store ? "in PostgreSQL" : opts->data_dir, opts->store ? "" : "/core.db",
 	         cluster_instance_count(c->api.cluster), cluster_node_count(c->api.cluster));
 	return c;
 fail:

@@ -6,6 +6,7 @@
  *   sqlite   a file in the data dir (store_sqlite.h), WAL: a commit survives kill -9
  * Everything answered 2xx is written here first.
  *
+ * A second backend, PostgreSQL (store_pg.h), serves several cores over one database.
  * Errors: 0, or -1 after logging the backend's own words (the caller turns a failure into
  * a 500 and keeps its memory as it was). Opening says why in err. */
 #ifndef MICROVIM_STORE_H
@@ -98,6 +99,11 @@ struct store_ops {
 	int schema_version; /* what this build writes */
 	void (*close)(struct store *s);
 
+	/* Makes this store the one core's that writes it, for as long as it is open: NULL when
+	 * the backend cannot be shared (SQLite: a file in one core's data dir). -1 with words
+	 * in err when another core has it. */
+	int (*claim)(struct store *s, char *err, size_t errlen);
+
 	/* One transaction at a time; writes outside one commit at once. */
 	int (*begin)(struct store *s);
 	int (*commit)(struct store *s);
@@ -132,6 +138,10 @@ struct store {
 /* Opening is the backend's (core/stores.h chooses one); closing is the same for all. */
 void store_close(struct store *s);
 
+static inline int store_claim(struct store *s, char *err, size_t errlen)
+{
+	return s->ops->claim ? s->ops->claim(s, err, errlen) : 0;
+}
 static inline int store_begin(struct store *s) { return s->ops->begin(s); }
 static inline int store_commit(struct store *s) { return s->ops->commit(s); }
 static inline void store_rollback(struct store *s) { s->ops->rollback(s); }
@@ -167,5 +177,16 @@ static inline int store_idem_put(struct store *s, const struct store_idem_row *r
 /* Every instance, page by page (never one unbounded query), in creation order. */
 int store_instances_load(struct store *s, store_instance_fn *fn, void *arg);
 void store_idem_row_free(struct store_idem_row *r);
+
+/* ---- for backends: the JSON forms both keep in a text column ---- */
+
+/* A node's info column: address, drivers, labels, cpus, memory, bridges. New reference. */
+json_t *store_node_info(const struct store_node_row *n);
+/* Fills n's offers from an info column (takes no reference to info); -1 when it is no
+ * object. The caller json_decref()s n->drivers, labels, bridges after its callback. */
+int store_node_from_info(struct store_node_row *n, const json_t *info);
+/* An idempotency row's ids as a JSON array (new reference), and back into out->ids. */
+json_t *store_idem_ids_json(const struct store_idem_row *r);
+void store_idem_ids_from_json(struct store_idem_row *out, const json_t *ids);
 
 #endif

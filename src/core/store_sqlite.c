@@ -346,23 +346,13 @@ static int sqlite_node_put(struct store *base, const struct store_node_row *n)
 {
 	struct sqlite_store *s = sq(base);
 	sqlite3_stmt *st = s->stmt[ST_PUT_NODE];
-	json_t *info = json_pack("{s:s, s:O, s:O, s:i, s:I}", "address", n->address, "drivers", n->drivers,
-	                         "labels", n->labels, "cpus", n->cpus, "memory_mb", (json_int_t)n->memory_mb);
-	if (n->bridges)
-		json_object_set(info, "bridges", n->bridges);
-	if (n->run_dir)
-		json_object_set(info, "run_dir", n->run_dir);
+	json_t *info = store_node_info(n);
 	bind_text(st, 1, n->id);
 	bind_text(st, 2, n->name);
 	bind_json(st, 3, info);
 	sqlite3_bind_int64(st, 4, clock_wall_us());
 	json_decref(info);
 	return step_done(s, ST_PUT_NODE, "write node");
-}
-
-static json_t *object_or(json_t *v, json_t *(*empty)(void))
-{
-	return v ? json_incref(v) : empty();
 }
 
 static int sqlite_nodes_load(struct store *base, store_node_fn *fn, void *arg)
@@ -375,19 +365,11 @@ static int sqlite_nodes_load(struct store *base, store_node_fn *fn, void *arg)
 		json_t *info = column_json(st, 2);
 		column_copy(st, 0, n.id, sizeof n.id);
 		column_copy(st, 1, n.name, sizeof n.name);
-		if (!json_is_object(info)) {
+		if (store_node_from_info(&n, info) < 0) {
 			log_warnx("store: node %s has an unreadable record; skipped", n.id);
 			json_decref(info);
 			continue;
 		}
-		snprintf(n.address, sizeof n.address, "%s", json_string_value(json_object_get(info, "address")) ?: "");
-		n.drivers = object_or(json_object_get(info, "drivers"), json_object);
-		n.labels = object_or(json_object_get(info, "labels"), json_object);
-		n.bridges = object_or(json_object_get(info, "bridges"), json_array);
-		if (json_is_string(json_object_get(info, "run_dir")))
-			n.run_dir = json_incref(json_object_get(info, "run_dir"));
-		n.cpus = (int)json_integer_value(json_object_get(info, "cpus"));
-		n.memory_mb = json_integer_value(json_object_get(info, "memory_mb"));
 		json_decref(info);
 		fn(arg, &n);
 		json_decref(n.drivers);
@@ -409,16 +391,10 @@ static int sqlite_idem_get(struct store *base, const char *key, struct store_ide
 	bind_text(st, 1, key);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
-		json_t *ids = column_json(st, 1), *v;
-		size_t i;
+		json_t *ids = column_json(st, 1);
 		snprintf(out->key, sizeof out->key, "%s", key);
 		column_copy(st, 0, out->digest, sizeof out->digest);
-		if (!(out->ids = calloc(json_array_size(ids) + 1, sizeof *out->ids)))
-			fatal("calloc");
-		json_array_foreach(ids, i, v) {
-			if (json_is_string(v))
-				snprintf(out->ids[out->n_ids++], sizeof out->ids[0], "%s", json_string_value(v));
-		}
+		store_idem_ids_from_json(out, ids);
 		json_decref(ids);
 		*found = true;
 	}
@@ -431,9 +407,7 @@ static int sqlite_idem_put(struct store *base, const struct store_idem_row *r)
 {
 	struct sqlite_store *s = sq(base);
 	sqlite3_stmt *st = s->stmt[ST_IDEM_PUT];
-	json_t *ids = json_array();
-	for (size_t i = 0; i < r->n_ids; i++)
-		json_array_append_new(ids, json_string(r->ids[i]));
+	json_t *ids = store_idem_ids_json(r);
 	bind_text(st, 1, r->key);
 	bind_text(st, 2, r->digest);
 	bind_json(st, 3, ids);

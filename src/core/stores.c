@@ -3,12 +3,15 @@
 
 #include <stdio.h>
 
+#include "core/store_pg.h"
 #include "core/store_sqlite.h"
 
-int store_open(const char *data_dir, struct store **out, char *err, size_t errlen)
+int store_open(const char *location, struct store **out, char *err, size_t errlen)
 {
 	char path[4096];
-	if (snprintf(path, sizeof path, "%s/core.db", data_dir) >= (int)sizeof path) {
+	if (store_pg_location(location))
+		return store_pg_open(location, out, err, errlen);
+	if (snprintf(path, sizeof path, "%s/core.db", location) >= (int)sizeof path) {
 		snprintf(err, errlen, "--data-dir path too long");
 		return -1;
 	}

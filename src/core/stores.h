@@ -1,6 +1,7 @@
-/* stores — the store backends this build has, and which one a core uses: for now SQLite
- * in the data dir; a location such as "postgresql://..." would choose another backend
- * here, and nothing else of the core would change (core/store.h is all it sees). */
+/* stores — the store backends this build has, and which one a core uses: SQLite in the
+ * data dir (the default: one core, one host), or PostgreSQL when the core is given a
+ * "postgresql://..." URL (several cores over one database). Nothing else of the core
+ * changes: core/store.h is all it sees. */
 #ifndef MICROVIM_STORES_H
 #define MICROVIM_STORES_H
 
@@ -8,7 +9,9 @@
 
 #include "core/store.h"
 
-/* Opens (creating and migrating as needed) the store of a data dir: DATA_DIR/core.db. */
-int store_open(const char *data_dir, struct store **out, char *err, size_t errlen);
+/* Opens (creating and migrating as needed) the store at location: a PostgreSQL URL
+ * ("postgresql://..." or "postgres://..."), else a data dir whose DATA_DIR/core.db is
+ * SQLite's. -1 with words in err. */
+int store_open(const char *location, struct store **out, char *err, size_t errlen);
 
 #endif

@@ -468,6 +468,39 @@ def _node_ready(url, token, name=None):
     return ("no ready node", raw[:300])
 
 
+# ---- the store: SQLite in the data dir, or PostgreSQL --------------------------------------
+
+# MICROVIM_TEST_PG_URL (a server's URL, tests/integration/pgserver.py starts one; tests/run
+# does for its PostgreSQL pass): every core and dev a test starts gets --store, a database of
+# its own named after its data dir, so that a core restarted on the same data dir finds its
+# state again, as with SQLite.
+PG_URL = os.environ.get("MICROVIM_TEST_PG_URL", "")
+
+
+def pg_database_url(server_url, name):
+    """server_url with its database replaced by `name`, created when missing."""
+    from pgserver import bindir  # the tests' PostgreSQL helper, next to this file
+    parts = urllib.parse.urlsplit(server_url)
+    psql = os.path.join(bindir() or "/usr/bin", "psql")
+    r = subprocess.run([psql, "-X", "-A", "-t", "-d", server_url, "-c",
+                        f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode == 0 and r.stdout.strip() != "1":
+        r = subprocess.run([psql, "-X", "-q", "-d", server_url, "-c", f'CREATE DATABASE "{name}"'],
+                           capture_output=True, text=True, timeout=30)
+    if r.returncode != 0:
+        raise RuntimeError(f"cannot make database {name}: {r.stderr.strip()}")
+    return urllib.parse.urlunsplit(parts._replace(path="/" + name))
+
+
+def store_args(data_dir):
+    if not PG_URL:
+        return []
+    import hashlib
+    name = "mv_" + hashlib.sha256(os.path.realpath(data_dir).encode()).hexdigest()[:16]
+    return ["--store", pg_database_url(PG_URL, name)]
+
+
 def start_dev(exec_allow=EXEC_ALLOW, data_dir=None, extra=(), port=None):
     work = tmpdir("mv-dev-")
     port = port or free_port()
@@ -478,6 +511,7 @@ def start_dev(exec_allow=EXEC_ALLOW, data_dir=None, extra=(), port=None):
     # inside the test's temp dir
     run_dir = os.path.join(work, "run")
     args = ["dev", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir, "--run-dir", run_dir]
+    args += store_args(data_dir)
     if exec_allow:
         args += ["--exec-allow", exec_allow]
     d = Daemon("dev", args + list(extra), work, url=url).start()
@@ -496,7 +530,7 @@ def start_core(port=None, data_dir=None, token=None, token_file=None, extra=(), 
     data_dir = data_dir or os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
     url = f"{scheme}://127.0.0.1:{port}"
-    args = ["core", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
+    args = ["core", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir] + store_args(data_dir)
     if token_file:
         args += ["--token-file", token_file]
     d = Daemon("core", args + list(extra), work, url=url, token=token).start()

@@ -168,6 +168,16 @@ def test_daemon_options_of_the_other_daemon_are_refused():
         assert says in p.stderr and argv[1] in p.stderr, f"{argv}: {p.stderr!r}"
 
 
+def test_core_store_option():
+    """--store takes a PostgreSQL URL only (SQLite needs none); a server nobody listens on
+    stops the core at start with words naming PostgreSQL, exit status 1, nothing bound."""
+    p = h.cli(["core", "--store", "mysql://x@y/z", "--data-dir", h.tmpdir("mv-opt-")])
+    assert p.returncode == 2 and "--store" in p.stderr and "postgresql://" in p.stderr, p.stderr[-400:]
+    p = h.cli(["core", "--store", "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2", "--listen",
+               f"127.0.0.1:{h.free_port()}", "--data-dir", h.tmpdir("mv-opt-")], timeout=30)
+    assert p.returncode == 1 and "PostgreSQL" in p.stderr, (p.returncode, p.stderr[-400:])
+
+
 # ---- the guest's wait is not the VIM's; run does not call a failed instance a success ----
 
 def _add_hello(d):

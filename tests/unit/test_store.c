@@ -1,9 +1,15 @@
-/* test_store — the store interface with its SQLite backend, on a temp dir: instance rows
+/* test_store — the store interface on both backends: SQLite on a temp dir, and PostgreSQL
+ * (MICROVIM_TEST_PG_URL, else a private server this test starts with
+ * tests/integration/pgserver.py and stops at its end; skipped, saying so, only when the
+ * PostgreSQL binaries are not installed). Each backend gets the same tests: instance rows
  * (every field, inserted once, their status updated), delete, the name UNIQUE constraint,
- * transactions, pages in creation order, nodes, images, idempotency keys, reopen, schema
- * versions (a newer one refused, an older one migrated with its rows), a garbage file.
+ * transactions, pages in creation order, nodes, images, idempotency keys, reopen, a newer
+ * schema version refused. SQLite's own: older schemas migrated with their rows, a garbage
+ * file; PostgreSQL's own: an unreachable server refused with words, two stores (two cores)
+ * on one database that see each other's commits.
  * Failures the test provokes on purpose make the store log a warning on stderr. */
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +17,7 @@
 
 #include "common/fs.h"
 #include "core/store.h"
+#include "core/store_pg.h"
 #include "core/store_sqlite.h"
 #include "core/stores.h"
 #include "drivers/drivers.h"
@@ -18,7 +25,60 @@
 
 static char tmpdir[64];
 static char dbpath[128];
+static char pg_url[512];   /* "" when PostgreSQL is not available */
+static bool on_pg;         /* the backend the current test runs on */
 
+/* Runs SQL on the current backend's database, outside any store. */
+static int db_exec(const char *sql)
+{
+	if (on_pg) {
+		PGconn *c = PQconnectdb(pg_url);
+		PGresult *r = PQexec(c, sql);
+		int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+		if (!ok)
+			fprintf(stderr, "  %s: %s", sql, PQresultErrorMessage(r));
+		PQclear(r);
+		PQfinish(c);
+		return ok ? 0 : -1;
+	}
+	sqlite3 *db;
+	int rc = sqlite3_open(dbpath, &db) == SQLITE_OK ? sqlite3_exec(db, sql, NULL, NULL, NULL) : SQLITE_ERROR;
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+/* The first row of a query, as text ("(null)" for NULL): n columns into vals. */
+static int db_row(const char *sql, char vals[][64], int n)
+{
+	int rc = -1;
+	if (on_pg) {
+		PGconn *c = PQconnectdb(pg_url);
+		PGresult *r = PQexec(c, sql);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) >= 1 && PQnfields(r) >= n) {
+			for (int i = 0; i < n; i++)
+				snprintf(vals[i], 64, "%s", PQgetisnull(r, 0, i) ? "(null)" : PQgetvalue(r, 0, i));
+			rc = 0;
+		}
+		PQclear(r);
+		PQfinish(c);
+		return rc;
+	}
+	sqlite3 *db;
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_open(dbpath, &db) == SQLITE_OK && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW && sqlite3_column_count(st) >= n) {
+		for (int i = 0; i < n; i++) {
+			const char *t = (const char *)sqlite3_column_text(st, i);
+			snprintf(vals[i], 64, "%s", t ? t : "(null)");
+		}
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return rc;
+}
+
+/* A new empty store location: a new temp dir, and on PostgreSQL an emptied database. */
 static void fresh_dir(void)
 {
 	if (tmpdir[0])
@@ -29,14 +89,19 @@ static void fresh_dir(void)
 		exit(2);
 	}
 	snprintf(dbpath, sizeof dbpath, "%s/core.db", tmpdir);
+	if (on_pg && db_exec("SET client_min_messages = warning; DROP SCHEMA public CASCADE; CREATE SCHEMA public") < 0)
+		unit_current_failed = 1;
 }
+
+static const char *location(void) { return on_pg ? pg_url : tmpdir; }
+static const struct store_ops *backend(void) { return on_pg ? &store_pg_ops : &store_sqlite_ops; }
 
 static struct store *open_ok(void)
 {
 	struct store *s = NULL;
 	char err[256] = "";
-	if (store_open(tmpdir, &s, err, sizeof err) != 0) {
-		fprintf(stderr, "  store_open %s: %s\n", tmpdir, err);
+	if (store_open(location(), &s, err, sizeof err) != 0) {
+		fprintf(stderr, "  store_open %s: %s\n", location(), err);
 		unit_current_failed = 1;
 		return NULL;
 	}
@@ -107,16 +172,17 @@ static struct store_instance_row *find(struct loaded *l, const char *id)
 
 static int schema_version_on_disk(void)
 {
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	int v = -1;
-	if (sqlite3_open(dbpath, &db) != SQLITE_OK)
+	char v[1][64];
+	if (db_row(on_pg ? "SELECT max(version) FROM schema_version" : "PRAGMA user_version", v, 1) < 0)
 		return -1;
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
-	return v;
+	return atoi(v[0]);
+}
+
+static int schema_version_set(int v)
+{
+	char sql[96];
+	snprintf(sql, sizeof sql, on_pg ? "UPDATE schema_version SET version = %d" : "PRAGMA user_version = %d", v);
+	return db_exec(sql);
 }
 
 static void test_open_fresh(void)
@@ -126,21 +192,25 @@ static void test_open_fresh(void)
 	CHECK(s != NULL);
 	if (!s)
 		return;
-	CHECK_STR(s->ops->name, "sqlite");
+	CHECK_STR(s->ops->name, on_pg ? "postgresql" : "sqlite");
 	CHECK_EQ_INT(count_instances(s), 0);
 	store_close(s);
 
-	/* The backend's own schema version is recorded. */
-	CHECK_EQ_INT(schema_version_on_disk(), store_sqlite_ops.schema_version);
-	CHECK(store_sqlite_ops.schema_version >= 3);
+	/* The backend's own schema version is recorded; both backends are at the same one. */
+	CHECK_EQ_INT(schema_version_on_disk(), backend()->schema_version);
+	CHECK(backend()->schema_version >= 4);
+	CHECK_EQ_INT(store_pg_ops.schema_version, store_sqlite_ops.schema_version);
 
-	/* A path whose directory does not exist: refused with words. */
-	char bad[200], err[256] = "";
-	snprintf(bad, sizeof bad, "%s/missing/dir", tmpdir);
+	/* A path whose directory does not exist, a server nobody listens on: refused with words. */
+	char bad[200], err[512] = "";
+	if (on_pg)
+		snprintf(bad, sizeof bad, "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2");
+	else
+		snprintf(bad, sizeof bad, "%s/missing/dir", tmpdir);
 	s = (struct store *)1;
 	CHECK_EQ_INT(store_open(bad, &s, err, sizeof err), -1);
 	CHECK(err[0] != '\0');
-	CHECK(strstr(err, bad) != NULL);
+	CHECK(strstr(err, on_pg ? "PostgreSQL" : bad) != NULL);
 }
 
 static void test_instances_all_fields(void)
@@ -258,20 +328,13 @@ static void test_queried_columns(void)
 	struct store_instance_row a = make_row("0123456789abcdef", "typed", 7);
 	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
 	store_close(s);
-	sqlite3 *db;
-	sqlite3_stmt *st;
-	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_prepare_v2(db, "SELECT name, driver, image, vcpus_milli, memory_mb FROM instances", -1, &st,
-	                                NULL),
-	             SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_step(st), SQLITE_ROW);
-	CHECK_STR((const char *)sqlite3_column_text(st, 0), "typed");
-	CHECK_STR((const char *)sqlite3_column_text(st, 1), "exec");
-	CHECK(sqlite3_column_type(st, 2) == SQLITE_NULL); /* exec: no image */
-	CHECK_EQ_INT(sqlite3_column_int64(st, 3), 250);
-	CHECK_EQ_INT(sqlite3_column_int64(st, 4), 64);
-	sqlite3_finalize(st);
-	sqlite3_close(db);
+	char v[5][64];
+	CHECK_EQ_INT(db_row("SELECT name, driver, image, vcpus_milli, memory_mb FROM instances", v, 5), 0);
+	CHECK_STR(v[0], "typed");
+	CHECK_STR(v[1], "exec");
+	CHECK_STR(v[2], "(null)"); /* exec: no image */
+	CHECK_STR(v[3], "250");
+	CHECK_STR(v[4], "64");
 	spec_free(&a.spec);
 }
 
@@ -715,25 +778,19 @@ static void test_newer_schema_refused(void)
 	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
 	store_close(s);
 
-	sqlite3 *db;
-	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
-	CHECK_EQ_INT(sqlite3_exec(db, "PRAGMA user_version=99", NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	CHECK_EQ_INT(schema_version_set(99), 0);
 
-	char err[512] = "", known[16], sql[64];
+	char err[512] = "", known[16];
 	s = (struct store *)1;
-	CHECK_EQ_INT(store_open(tmpdir, &s, err, sizeof err), -1);
+	CHECK_EQ_INT(store_open(location(), &s, err, sizeof err), -1);
 	CHECK(strstr(err, "99") != NULL);
 	CHECK(strstr(err, "schema version") != NULL);
 	CHECK(strstr(err, "newer") != NULL);
-	snprintf(known, sizeof known, "%d", store_sqlite_ops.schema_version);
+	snprintf(known, sizeof known, "%d", backend()->schema_version);
 	CHECK(strstr(err, known) != NULL);
 
 	/* and it did not touch the data: set the version back and everything is there */
-	CHECK_EQ_INT(sqlite3_open(dbpath, &db), SQLITE_OK);
-	snprintf(sql, sizeof sql, "PRAGMA user_version=%d", store_sqlite_ops.schema_version);
-	CHECK_EQ_INT(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
+	CHECK_EQ_INT(schema_version_set(backend()->schema_version), 0);
 	if ((s = open_ok())) {
 		CHECK_EQ_INT(count_instances(s), 1);
 		store_close(s);
@@ -869,6 +926,151 @@ static void test_garbage_file_refused(void)
 	CHECK(err[0] != '\0');
 }
 
+/* ---- PostgreSQL's own ---- */
+
+/* Two cores on one database: both open it (the schema is made once), each sees what the
+ * other committed, and a name or an idempotency key taken through one is taken for both. */
+static void test_pg_two_stores_one_database(void)
+{
+	fresh_dir();
+	struct store *s1 = open_ok(), *s2 = open_ok();
+	struct store_instance_row a = make_row("aaaaaaaaaaaaaaaa", "shared", 10);
+	struct store_instance_row b = make_row("bbbbbbbbbbbbbbbb", "shared", 20);
+	struct store_idem_row k = {.n_ids = 1, .created_us = 1}, got;
+	char ids[1][MV_ID_LEN + 1] = {"aaaaaaaaaaaaaaaa"};
+	bool found = false;
+	if (s1 && s2) {
+		k.ids = ids;
+		snprintf(k.key, sizeof k.key, "once");
+		snprintf(k.digest, sizeof k.digest, "d1");
+		CHECK_EQ_INT(store_instance_insert(s1, &a), 0);
+		CHECK_EQ_INT(count_instances(s2), 1);
+		CHECK_EQ_INT(store_instance_insert(s2, &b), -1); /* the name is taken, by the other core */
+		CHECK_EQ_INT(store_idem_put(s2, &k), 0);
+		CHECK_EQ_INT(store_idem_put(s1, &k), -1); /* the first answer stays, whichever core gave it */
+		CHECK_EQ_INT(store_idem_get(s1, "once", &got, &found), 0);
+		CHECK(found && got.n_ids == 1);
+		store_idem_row_free(&got);
+		/* a transaction is seen by the other core only once committed */
+		CHECK_EQ_INT(store_begin(s1), 0);
+		CHECK_EQ_INT(store_instance_delete(s1, a.id), 0);
+		CHECK_EQ_INT(count_instances(s2), 1);
+		CHECK_EQ_INT(store_commit(s1), 0);
+		CHECK_EQ_INT(count_instances(s2), 0);
+	}
+	store_close(s1);
+	store_close(s2);
+	spec_free(&a.spec);
+	spec_free(&b.spec);
+}
+
+/* The server drops the store's connection (a restart, a failover): the next call outside a
+ * transaction connects again and succeeds; inside one, the call fails, the rollback ends it,
+ * and the store goes on. */
+static void test_pg_reconnects(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	struct store_instance_row a = make_row("aaaaaaaaaaaaaaaa", "before", 10);
+	struct store_instance_row b = make_row("bbbbbbbbbbbbbbbb", "after", 20);
+	static const char kill_sql[] = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	                               " WHERE application_name = 'microvim-core'";
+	if (s) {
+		CHECK_EQ_INT(store_instance_insert(s, &a), 0);
+		CHECK_EQ_INT(db_exec(kill_sql), 0);
+		CHECK_EQ_INT(count_instances(s), 1); /* reconnected */
+		CHECK_EQ_INT(store_begin(s), 0);
+		CHECK_EQ_INT(db_exec(kill_sql), 0);
+		CHECK_EQ_INT(store_instance_insert(s, &b), -1);
+		store_rollback(s);
+		CHECK_EQ_INT(store_instance_insert(s, &b), 0);
+		CHECK_EQ_INT(count_instances(s), 2);
+	}
+	store_close(s);
+	spec_free(&a.spec);
+	spec_free(&b.spec);
+}
+
+/* One core per database: the second claim is refused with words (after its bounded wait),
+ * the first one's close frees it. SQLite has nothing to claim. */
+static void test_claim(void)
+{
+	fresh_dir();
+	struct store *s1 = open_ok(), *s2 = open_ok();
+	char err[512] = "";
+	if (s1 && s2) {
+		CHECK_EQ_INT(store_claim(s1, err, sizeof err), 0);
+		if (on_pg) {
+			CHECK_EQ_INT(store_claim(s2, err, sizeof err), -1);
+			CHECK(strstr(err, "another core") != NULL);
+			store_close(s1);
+			s1 = NULL;
+		}
+		CHECK_EQ_INT(store_claim(s2, err, sizeof err), 0);
+	}
+	store_close(s1);
+	store_close(s2);
+}
+
+/* ---- running on both backends ---- */
+
+static char pg_dir[256]; /* the server this test started ("" when given one or none) */
+
+/* PostgreSQL for the _pg runs: the one MICROVIM_TEST_PG_URL names, else a private server.
+ * false (having said why) when the binaries are not installed. */
+static bool pg_setup(void)
+{
+	const char *url = getenv("MICROVIM_TEST_PG_URL");
+	char line[1024];
+	FILE *p;
+	if (url && url[0]) {
+		snprintf(pg_url, sizeof pg_url, "%s", url);
+		return true;
+	}
+	if (system("python3 tests/integration/pgserver.py available") != 0) {
+		printf("skip: the PostgreSQL runs: no PostgreSQL binaries (scripts/install-deps installs postgresql)\n");
+		return false;
+	}
+	if (!(p = popen("python3 tests/integration/pgserver.py start", "r")))
+		return true; /* pg_url stays "": test_pg_server_started fails */
+	if (fgets(line, sizeof line, p) && sscanf(line, "%511s %255s", pg_url, pg_dir) != 2)
+		pg_url[0] = pg_dir[0] = '\0';
+	if (pclose(p) != 0)
+		pg_url[0] = '\0';
+	return true;
+}
+
+static void pg_teardown(void)
+{
+	char cmd[512];
+	if (!pg_dir[0])
+		return;
+	snprintf(cmd, sizeof cmd, "python3 tests/integration/pgserver.py stop '%s'", pg_dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "test_store: stopping PostgreSQL in %s failed\n", pg_dir);
+}
+
+static void test_pg_server_started(void) { CHECK(pg_url[0] != '\0'); }
+
+/* test_X_pg: test_X on PostgreSQL. */
+#define ON_PG(test) \
+	static void test##_pg(void) { on_pg = true; test(); on_pg = false; }
+ON_PG(test_open_fresh)
+ON_PG(test_instances_all_fields)
+ON_PG(test_queried_columns)
+ON_PG(test_delete)
+ON_PG(test_name_unique)
+ON_PG(test_transactions)
+ON_PG(test_pages)
+ON_PG(test_nodes)
+ON_PG(test_images)
+ON_PG(test_idempotency)
+ON_PG(test_reopen_keeps_data)
+ON_PG(test_newer_schema_refused)
+ON_PG(test_pg_two_stores_one_database)
+ON_PG(test_pg_reconnects)
+ON_PG(test_claim)
+
 int main(void)
 {
 	RUN(test_open_fresh);
@@ -886,6 +1088,28 @@ int main(void)
 	RUN(test_migration_from_v2);
 	RUN(test_migration_from_v3_image_xen_type);
 	RUN(test_garbage_file_refused);
+	RUN(test_claim);
+	if (pg_setup()) {
+		RUN(test_pg_server_started);
+		if (pg_url[0]) {
+			RUN(test_open_fresh_pg);
+			RUN(test_instances_all_fields_pg);
+			RUN(test_queried_columns_pg);
+			RUN(test_delete_pg);
+			RUN(test_name_unique_pg);
+			RUN(test_transactions_pg);
+			RUN(test_pages_pg);
+			RUN(test_nodes_pg);
+			RUN(test_images_pg);
+			RUN(test_idempotency_pg);
+			RUN(test_reopen_keeps_data_pg);
+			RUN(test_newer_schema_refused_pg);
+			RUN(test_pg_two_stores_one_database_pg);
+			RUN(test_pg_reconnects_pg);
+			RUN(test_claim_pg);
+		}
+		pg_teardown();
+	}
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);
 	UNIT_END();

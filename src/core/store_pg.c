@@ -1,0 +1,695 @@
+/* store_pg — the store in PostgreSQL (see store_pg.h). Statements are prepared once per
+ * connection (again after a reconnect); parameters go as text. Columns mirror SQLite's
+ * schema 4 one for one; ids sort byte-wise (COLLATE "C") as SQLite's do, so pages come in
+ * the same order on both. */
+#include "core/store_pg.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+enum stmt_id {
+	ST_INSERT_INSTANCE, ST_UPDATE_INSTANCE, ST_DELETE_INSTANCE, ST_PAGE_INSTANCES,
+	ST_PUT_NODE, ST_LOAD_NODES,
+	ST_IDEM_GET, ST_IDEM_PUT,
+	ST_PUT_IMAGE, ST_DELETE_IMAGE, ST_LOAD_IMAGES,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_INSERT_INSTANCE] =
+		"INSERT INTO instances (id, name, driver, image, vcpus_milli, memory_mb, spec, state, stop_requested,"
+		" node_id, exit_code, error, trace, updated_us, created_us)"
+		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+	[ST_UPDATE_INSTANCE] =
+		"UPDATE instances SET state = $1, stop_requested = $2, node_id = $3, exit_code = $4, error = $5,"
+		" trace = $6, updated_us = $7 WHERE id = $8",
+	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = $1",
+	[ST_PAGE_INSTANCES] =
+		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us"
+		" FROM instances WHERE created_us > $1::bigint OR (created_us = $1::bigint AND id > $2)"
+		" ORDER BY created_us, id LIMIT $3",
+	[ST_PUT_NODE] = "INSERT INTO nodes (id, name, info, updated_us) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO UPDATE"
+	                " SET name = EXCLUDED.name, info = EXCLUDED.info, updated_us = EXCLUDED.updated_us",
+	[ST_LOAD_NODES] = "SELECT id, name, info FROM nodes",
+	[ST_IDEM_GET] = "SELECT digest, instance_ids FROM idempotency WHERE key = $1",
+	[ST_IDEM_PUT] = "INSERT INTO idempotency (key, digest, instance_ids, created_us) VALUES ($1,$2,$3,$4)",
+	[ST_PUT_IMAGE] = "INSERT INTO images (name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us,"
+	                 " xen_type) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+	[ST_DELETE_IMAGE] = "DELETE FROM images WHERE name = $1",
+	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us, xen_type"
+	                    " FROM images",
+};
+
+/* The schema by version: PostgreSQL support came with SQLite's schema 4, so its first step
+ * lands there at once; each later entry moves it one version, as SQLite's list does. */
+struct pg_migration {
+	int to;
+	const char *sql;
+};
+
+static const struct pg_migration migrations[] = {
+	{4, "CREATE TABLE instances (id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	    " driver TEXT NOT NULL, spec TEXT NOT NULL, state TEXT NOT NULL,"
+	    " stop_requested INTEGER NOT NULL DEFAULT 0, node_id TEXT, exit_code INTEGER, error TEXT, trace TEXT,"
+	    " created_us BIGINT NOT NULL, updated_us BIGINT NOT NULL, image TEXT,"
+	    " vcpus_milli BIGINT NOT NULL DEFAULT 0, memory_mb BIGINT NOT NULL DEFAULT 0);"
+	    "CREATE INDEX instances_created ON instances (created_us, id);"
+	    "CREATE TABLE nodes (id TEXT PRIMARY KEY, name TEXT NOT NULL, info TEXT NOT NULL,"
+	    " updated_us BIGINT NOT NULL);"
+	    "CREATE TABLE idempotency (key TEXT PRIMARY KEY, digest TEXT NOT NULL,"
+	    " instance_ids TEXT NOT NULL, created_us BIGINT NOT NULL);"
+	    "CREATE TABLE images (name TEXT PRIMARY KEY, kernel TEXT NOT NULL, kernel_size BIGINT NOT NULL,"
+	    " initrd TEXT, initrd_size BIGINT, cmdline TEXT, created_us BIGINT NOT NULL,"
+	    " xen_type TEXT CHECK (xen_type IN ('pv', 'pvh')));"},
+};
+
+#define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
+#define PG_SCHEMA_VERSION 4 /* migrations[N_MIGRATIONS - 1].to */
+/* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
+#define MIGRATE_LOCK_KEY "7166453736806510957"
+/* The session lock of the core that writes the database (store_claim): one at a time
+ * until cores elect a leader among several. Held by the connection, so it goes with the
+ * core's death (kill -9 closes the socket; a dead host, with the keepalives). */
+#define CLAIM_LOCK_KEY "7166453736806510958"
+#define CLAIM_WAIT_MS 5000 /* at start, how long a claim waits for a dying core's session to end */
+
+struct pg_store {
+	struct store base;
+	PGconn *conn;
+	bool in_tx;
+	bool claimed; /* holds CLAIM_LOCK_KEY: a reconnect must take it again */
+};
+
+static struct pg_store *pg(struct store *s) { return (struct pg_store *)s; }
+
+bool store_pg_location(const char *location)
+{
+	return location && (strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0);
+}
+
+/* libpq's message without its trailing newline. */
+static const char *pg_words(const char *msg)
+{
+	static char buf[512];
+	size_t n;
+	snprintf(buf, sizeof buf, "%s", msg ? msg : "?");
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return buf;
+}
+
+/* Runs SQL with no parameters and no rows wanted. */
+static int exec_sql(struct pg_store *s, const char *sql, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(s->conn, sql);
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok) {
+		if (err)
+			snprintf(err, errlen, "%s", pg_words(PQresultErrorMessage(r)));
+		else
+			log_warnx("store: %.60s: %s", sql, pg_words(PQresultErrorMessage(r)));
+	}
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+static int prepare_all(struct pg_store *s, char *err, size_t errlen)
+{
+	for (int i = 0; i < ST_COUNT; i++) {
+		char name[8];
+		snprintf(name, sizeof name, "s%d", i);
+		PGresult *r = PQprepare(s->conn, name, stmt_sql[i], 0, NULL);
+		if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+			snprintf(err, errlen, "store statement failed to prepare: %s", pg_words(PQresultErrorMessage(r)));
+			PQclear(r);
+			return -1;
+		}
+		PQclear(r);
+	}
+	return 0;
+}
+
+/* The version the database holds: 0 for a new one. The caller holds the migration lock. */
+static int read_version(struct pg_store *s, char *err, size_t errlen)
+{
+	PGresult *r;
+	int v = -1;
+	if (exec_sql(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", err, errlen) < 0)
+		return -1;
+	r = PQexec(s->conn, "SELECT max(version) FROM schema_version");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		v = PQgetisnull(r, 0, 0) ? 0 : atoi(PQgetvalue(r, 0, 0));
+	else
+		snprintf(err, errlen, "cannot read the store's schema version: %s", pg_words(PQresultErrorMessage(r)));
+	PQclear(r);
+	return v;
+}
+
+/* One transaction: the lock (held to its end), the version, the steps from there. */
+static int migrate(struct pg_store *s, char *err, size_t errlen)
+{
+	char why[400] = "", sql[96];
+	int have;
+	if (exec_sql(s, "BEGIN", err, errlen) < 0)
+		return -1;
+	if (exec_sql(s, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY ")", why, sizeof why) < 0 ||
+	    (have = read_version(s, why, sizeof why)) < 0)
+		goto fail;
+	if (have > PG_SCHEMA_VERSION) {
+		exec_sql(s, "ROLLBACK", NULL, 0);
+		snprintf(err, errlen, "the store has schema version %d; this microvim knows up to %d "
+		         "(a newer microvim wrote it)", have, PG_SCHEMA_VERSION);
+		return -1;
+	}
+	for (size_t i = 0; i < N_MIGRATIONS; i++) {
+		if (migrations[i].to <= have)
+			continue;
+		snprintf(sql, sizeof sql, "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d)",
+		         migrations[i].to);
+		if (exec_sql(s, migrations[i].sql, why, sizeof why) < 0 || exec_sql(s, sql, why, sizeof why) < 0) {
+			exec_sql(s, "ROLLBACK", NULL, 0);
+			snprintf(err, errlen, "store migration to version %d failed: %s", migrations[i].to, why);
+			return -1;
+		}
+	}
+	if (exec_sql(s, "COMMIT", why, sizeof why) < 0)
+		goto fail;
+	return 0;
+fail:
+	exec_sql(s, "ROLLBACK", NULL, 0);
+	snprintf(err, errlen, "cannot set up the store's schema: %s", why);
+	return -1;
+}
+
+static void pg_close(struct store *base)
+{
+	struct pg_store *s = pg(base);
+	if (!s)
+		return;
+	if (s->conn)
+		PQfinish(s->conn);
+	free(s);
+}
+
+/* Connection settings a core needs whatever the URL says (the URL's own win): a dead or
+ * stalled server is noticed within ~10 s (keepalives, unacknowledged data), a connect gives
+ * up after 5 s and goes on to the next host. */
+static PGconn *connect_url(const char *url)
+{
+	static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+	                                   "keepalives_count", "tcp_user_timeout", "application_name", "dbname",
+	                                   NULL};
+	const char *values[] = {"5", "1", "5", "2", "3", "10000", "microvim-core", url, NULL};
+	return PQconnectdbParams(keys, values, 1);
+}
+
+/* A write is committed before the answer when synchronous_commit is on (the default). The
+ * URL may turn it off (options=-c synchronous_commit=off): the operator's choice, said once. */
+static void warn_commit_mode(struct pg_store *s)
+{
+	PGresult *r = PQexec(s->conn, "SHOW synchronous_commit");
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "off") == 0)
+		log_warnx("store: synchronous_commit is off: an answer may come before its commit is on disk, and a "
+		          "PostgreSQL crash can lose the last ones");
+	PQclear(r);
+}
+
+int store_pg_open(const char *url, struct store **out, char *err, size_t errlen)
+{
+	struct pg_store *s = calloc(1, sizeof *s);
+	if (!s)
+		fatal("calloc");
+	s->base.ops = &store_pg_ops;
+	s->conn = connect_url(url);
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+		snprintf(err, errlen, "cannot connect to the PostgreSQL store: %s",
+		         s->conn ? pg_words(PQerrorMessage(s->conn)) : "out of memory");
+		goto fail;
+	}
+	if (exec_sql(s, "SET client_min_messages = warning", err, errlen) < 0 || migrate(s, err, errlen) < 0 ||
+	    prepare_all(s, err, errlen) < 0)
+		goto fail;
+	warn_commit_mode(s);
+	/* the URL may hold a password: only where it led is logged */
+	log_info("store: PostgreSQL at %s:%s, database %s, schema version %d", PQhost(s->conn), PQport(s->conn),
+	         PQdb(s->conn), PG_SCHEMA_VERSION);
+	*out = &s->base;
+	return 0;
+fail:
+	pg_close(&s->base);
+	return -1;
+}
+
+/* 1 when this session got the claim lock, 0 when another has it, -1 on failure. */
+static int try_claim(struct pg_store *s, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(s->conn, "SELECT pg_try_advisory_lock(" CLAIM_LOCK_KEY ")");
+	int got = -1;
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+		got = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	else
+		snprintf(err, errlen, "cannot claim the store: %s", pg_words(PQresultErrorMessage(r)));
+	PQclear(r);
+	return got;
+}
+
+static int pg_claim(struct store *base, char *err, size_t errlen)
+{
+	struct pg_store *s = pg(base);
+	int64_t until = clock_mono_us() + CLAIM_WAIT_MS * 1000LL;
+	int got;
+	/* a core restarted at once after kill -9 may meet its old session still ending */
+	while ((got = try_claim(s, err, errlen)) == 0 && clock_mono_us() < until)
+		nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL); /* start-up only */
+	if (got == 0)
+		snprintf(err, errlen, "another core is using this PostgreSQL database (one core per database: stop it, or "
+		         "give this core a database of its own)");
+	s->claimed = got == 1;
+	return got == 1 ? 0 : -1;
+}
+
+/* A lost connection, outside a transaction, is made again (every host of the URL tried)
+ * and the statements prepared on it. Inside one, the transaction is gone: the caller's
+ * rollback ends it. */
+static int reconnect(struct pg_store *s)
+{
+	char err[400] = "";
+	if (!s->conn) /* fenced: it lost its claim */
+		return -1;
+	PQreset(s->conn);
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		log_warnx("store: PostgreSQL reconnect failed: %s", pg_words(PQerrorMessage(s->conn)));
+		return -1;
+	}
+	if (exec_sql(s, "SET client_min_messages = warning", err, sizeof err) < 0 || prepare_all(s, err, sizeof err) < 0) {
+		log_warnx("store: after reconnecting: %s", err);
+		return -1;
+	}
+	/* the claim went with the old session: without it again, another core may be writing */
+	if (s->claimed && try_claim(s, err, sizeof err) != 1) {
+		log_warnx("store: after reconnecting, this core no longer holds the database: %s",
+		          err[0] ? err : "another core claimed it");
+		PQfinish(s->conn);
+		s->conn = NULL;
+		return -1;
+	}
+	log_info("store: reconnected to PostgreSQL (%s:%s)", PQhost(s->conn), PQport(s->conn));
+	return 0;
+}
+
+/* Runs a prepared statement; the result (NULL after logging on failure) is the caller's.
+ * A statement that failed because the connection broke, outside a transaction, is sent once
+ * more on a new connection: a write is then done at most twice, and the second try of an
+ * insert that had committed fails on its key, which the caller sees as a failure. */
+static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *const *params, const char *what)
+{
+	char name[8];
+	PGresult *r;
+	ExecStatusType want = id == ST_PAGE_INSTANCES || id == ST_LOAD_NODES || id == ST_IDEM_GET ||
+	                      id == ST_LOAD_IMAGES ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+	snprintf(name, sizeof name, "s%d", (int)id);
+	if (!s->in_tx && PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
+		return NULL;
+	r = PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0);
+	if (PQresultStatus(r) != want && !s->in_tx && PQstatus(s->conn) != CONNECTION_OK) {
+		PQclear(r);
+		r = reconnect(s) == 0 ? PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0) : NULL;
+	}
+	if (PQresultStatus(r) != want) {
+		log_warnx("store: %s: %s", what, pg_words(r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn)));
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+static int run_done(struct pg_store *s, enum stmt_id id, int n, const char *const *params, const char *what)
+{
+	PGresult *r = run(s, id, n, params, what);
+	PQclear(r);
+	return r ? 0 : -1;
+}
+
+static int pg_begin(struct store *base)
+{
+	struct pg_store *s = pg(base);
+	if (s->in_tx) {
+		log_warnx("store: begin: a transaction is already open");
+		return -1;
+	}
+	if (PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
+		return -1;
+	if (exec_sql(s, "BEGIN", NULL, 0) < 0)
+		return -1;
+	s->in_tx = true;
+	return 0;
+}
+
+static int pg_commit(struct store *base)
+{
+	struct pg_store *s = pg(base);
+	PGresult *r;
+	bool ok;
+	if (!s->in_tx) {
+		log_warnx("store: commit: no transaction is open");
+		return -1;
+	}
+	/* COMMIT of a transaction a statement aborted answers ROLLBACK, with no error */
+	r = PQexec(s->conn, "COMMIT");
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+	if (!ok)
+		log_warnx("store: commit: %s", PQresultStatus(r) == PGRES_COMMAND_OK ? "the transaction had failed"
+		                                                                         : pg_words(PQresultErrorMessage(r)));
+	PQclear(r);
+	s->in_tx = false;
+	return ok ? 0 : -1;
+}
+
+static void pg_rollback(struct store *base)
+{
+	struct pg_store *s = pg(base);
+	if (!s->in_tx)
+		return;
+	s->in_tx = false;
+	if (PQstatus(s->conn) == CONNECTION_OK)
+		exec_sql(s, "ROLLBACK", NULL, 0);
+}
+
+/* ---- parameters as text ---- */
+
+struct params {
+	const char *v[16];
+	char num[16][24];
+	char *owned[4];
+	int n, n_owned;
+};
+
+static void p_text(struct params *p, const char *v) { p->v[p->n++] = v && v[0] ? v : NULL; }
+
+static void p_int(struct params *p, int64_t v)
+{
+	snprintf(p->num[p->n], sizeof p->num[0], "%" PRId64, v);
+	p->v[p->n] = p->num[p->n];
+	p->n++;
+}
+
+static void p_json(struct params *p, const json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
+	if (text)
+		p->owned[p->n_owned++] = text;
+	p->v[p->n++] = text;
+}
+
+static void params_free(struct params *p)
+{
+	for (int i = 0; i < p->n_owned; i++)
+		free(p->owned[i]);
+}
+
+static void p_status(struct params *p, const struct store_instance_status *v)
+{
+	p_text(p, inst_state_names[v->state]);
+	p_int(p, v->stop_requested);
+	p_text(p, v->node_id);
+	if (v->has_exit_code)
+		p_int(p, v->exit_code);
+	else
+		p_text(p, NULL);
+	p_text(p, v->error);
+	if (v->has_trace) {
+		json_t *t = trace_to_json(&v->trace);
+		p_json(p, t);
+		json_decref(t);
+	} else {
+		p_text(p, NULL);
+	}
+	p_int(p, v->updated_us);
+}
+
+/* ---- instances ---- */
+
+static int pg_instance_insert(struct store *base, const struct store_instance_row *r)
+{
+	struct params p = {.n = 0};
+	json_t *spec = spec_to_json(&r->spec);
+	int rc;
+	p_text(&p, r->id);
+	p_text(&p, r->spec.name);
+	p_text(&p, r->spec.driver);
+	p_text(&p, r->spec.image);
+	p_int(&p, r->spec.vcpus_milli);
+	p_int(&p, r->spec.memory_mb);
+	p_json(&p, spec);
+	json_decref(spec);
+	p_status(&p, &r->status); /* $8 .. $14 */
+	p_int(&p, r->created_us);
+	rc = run_done(pg(base), ST_INSERT_INSTANCE, p.n, p.v, "write instance");
+	params_free(&p);
+	return rc;
+}
+
+static int pg_instance_update(struct store *base, const char *id, const struct store_instance_status *v)
+{
+	struct params p = {.n = 0};
+	int rc;
+	p_status(&p, v);
+	p_text(&p, id);
+	rc = run_done(pg(base), ST_UPDATE_INSTANCE, p.n, p.v, "write instance");
+	params_free(&p);
+	return rc;
+}
+
+static int pg_instance_delete(struct store *base, const char *id)
+{
+	const char *v[1] = {id};
+	return run_done(pg(base), ST_DELETE_INSTANCE, 1, v, "delete instance");
+}
+
+static const char *cell(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+static json_t *cell_json(const PGresult *r, int row, int col)
+{
+	const char *text = cell(r, row, col);
+	return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+static void cell_copy(const PGresult *r, int row, int col, char *dst, size_t len)
+{
+	snprintf(dst, len, "%s", PQgetvalue(r, row, col)); /* "" for NULL */
+}
+
+/* One row of ST_PAGE_INSTANCES; -1 when it does not read back (skipped, with a warning). */
+static int row_read(const PGresult *res, int i, struct store_instance_row *r)
+{
+	json_t *spec, *trace;
+	struct mv_error err;
+	int state;
+
+	memset(r, 0, sizeof *r);
+	cell_copy(res, i, 0, r->id, sizeof r->id);
+	spec = cell_json(res, i, 1);
+	state = inst_state_parse(cell(res, i, 2));
+	if (!spec || state < 0 || spec_decode(&r->spec, spec, SPEC_STORED, &err) < 0) {
+		log_warnx("store: instance %s has an unreadable record; skipped", r->id);
+		json_decref(spec);
+		return -1;
+	}
+	json_decref(spec);
+	r->status.state = (enum inst_state)state;
+	r->status.stop_requested = atoi(PQgetvalue(res, i, 3)) != 0;
+	cell_copy(res, i, 4, r->status.node_id, sizeof r->status.node_id);
+	if (!PQgetisnull(res, i, 5)) {
+		r->status.has_exit_code = true;
+		r->status.exit_code = atoi(PQgetvalue(res, i, 5));
+	}
+	r->status.error = cell(res, i, 6);
+	if ((trace = cell_json(res, i, 7))) {
+		r->status.has_trace = trace_from_json(&r->status.trace, trace) == 0;
+		json_decref(trace);
+	}
+	r->created_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+	r->status.updated_us = strtoll(PQgetvalue(res, i, 9), NULL, 10);
+	return 0;
+}
+
+static int pg_instances_page(struct store *base, const struct store_cursor *after, size_t limit,
+                             store_instance_fn *fn, void *arg, struct store_cursor *last, size_t *got)
+{
+	struct params p = {.n = 0};
+	PGresult *res;
+	*last = *after;
+	*got = 0;
+	p_int(&p, after->created_us);
+	p.v[p.n++] = after->id; /* "" is a value here, not NULL */
+	p_int(&p, (int64_t)limit);
+	if (!(res = run(pg(base), ST_PAGE_INSTANCES, p.n, p.v, "load instances")))
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_instance_row r;
+		(*got)++;
+		last->created_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
+		cell_copy(res, i, 0, last->id, sizeof last->id);
+		if (row_read(res, i, &r) < 0)
+			continue;
+		fn(arg, &r);
+		spec_free(&r.spec);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* ---- nodes ---- */
+
+static int pg_node_put(struct store *base, const struct store_node_row *n)
+{
+	struct params p = {.n = 0};
+	json_t *info = store_node_info(n);
+	int rc;
+	p_text(&p, n->id);
+	p_text(&p, n->name);
+	p_json(&p, info);
+	p_int(&p, clock_wall_us());
+	json_decref(info);
+	rc = run_done(pg(base), ST_PUT_NODE, p.n, p.v, "write node");
+	params_free(&p);
+	return rc;
+}
+
+static int pg_nodes_load(struct store *base, store_node_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_NODES, 0, NULL, "load nodes");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_node_row n = {0};
+		json_t *info = cell_json(res, i, 2);
+		cell_copy(res, i, 0, n.id, sizeof n.id);
+		cell_copy(res, i, 1, n.name, sizeof n.name);
+		if (store_node_from_info(&n, info) < 0) {
+			log_warnx("store: node %s has an unreadable record; skipped", n.id);
+			json_decref(info);
+			continue;
+		}
+		json_decref(info);
+		fn(arg, &n);
+		json_decref(n.drivers);
+		json_decref(n.labels);
+		json_decref(n.bridges);
+		json_decref(n.run_dir);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* ---- idempotency keys ---- */
+
+static int pg_idem_get(struct store *base, const char *key, struct store_idem_row *out, bool *found)
+{
+	const char *v[1] = {key};
+	PGresult *res;
+	memset(out, 0, sizeof *out);
+	*found = false;
+	if (!(res = run(pg(base), ST_IDEM_GET, 1, v, "read idempotency key")))
+		return -1;
+	if (PQntuples(res) == 1) {
+		json_t *ids = cell_json(res, 0, 1);
+		snprintf(out->key, sizeof out->key, "%s", key);
+		cell_copy(res, 0, 0, out->digest, sizeof out->digest);
+		store_idem_ids_from_json(out, ids);
+		json_decref(ids);
+		*found = true;
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int pg_idem_put(struct store *base, const struct store_idem_row *r)
+{
+	struct params p = {.n = 0};
+	json_t *ids = store_idem_ids_json(r);
+	int rc;
+	p_text(&p, r->key);
+	p_text(&p, r->digest);
+	p_json(&p, ids);
+	json_decref(ids);
+	p_int(&p, r->created_us);
+	rc = run_done(pg(base), ST_IDEM_PUT, p.n, p.v, "write idempotency key");
+	params_free(&p);
+	return rc;
+}
+
+/* ---- images ---- */
+
+static int pg_image_insert(struct store *base, const struct store_image_row *img)
+{
+	struct params p = {.n = 0};
+	p_text(&p, img->name);
+	p_text(&p, img->kernel);
+	p_int(&p, img->kernel_size);
+	p_text(&p, img->initrd);
+	p_int(&p, img->initrd_size);
+	p_text(&p, img->cmdline);
+	p_int(&p, img->created_us);
+	p_text(&p, img->xen_type);
+	return run_done(pg(base), ST_PUT_IMAGE, p.n, p.v, "write image");
+}
+
+static int pg_image_delete(struct store *base, const char *name)
+{
+	const char *v[1] = {name};
+	return run_done(pg(base), ST_DELETE_IMAGE, 1, v, "delete image");
+}
+
+static int pg_images_load(struct store *base, store_image_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_IMAGES, 0, NULL, "load images");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_image_row img = {0};
+		cell_copy(res, i, 0, img.name, sizeof img.name);
+		cell_copy(res, i, 1, img.kernel, sizeof img.kernel);
+		img.kernel_size = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		cell_copy(res, i, 3, img.initrd, sizeof img.initrd);
+		img.initrd_size = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+		img.cmdline = cell(res, i, 5);
+		img.created_us = strtoll(PQgetvalue(res, i, 6), NULL, 10);
+		cell_copy(res, i, 7, img.xen_type, sizeof img.xen_type);
+		fn(arg, &img);
+	}
+	PQclear(res);
+	return 0;
+}
+
+const struct store_ops store_pg_ops = {
+	.name = "postgresql",
+	.schema_version = PG_SCHEMA_VERSION,
+	.close = pg_close,
+	.claim = pg_claim,
+	.begin = pg_begin,
+	.commit = pg_commit,
+	.rollback = pg_rollback,
+	.instance_insert = pg_instance_insert,
+	.instance_update = pg_instance_update,
+	.instance_delete = pg_instance_delete,
+	.instances_page = pg_instances_page,
+	.node_put = pg_node_put,
+	.nodes_load = pg_nodes_load,
+	.image_insert = pg_image_insert,
+	.image_delete = pg_image_delete,
+	.images_load = pg_images_load,
+	.idem_get = pg_idem_get,
+	.idem_put = pg_idem_put,
+};

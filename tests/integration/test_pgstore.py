@@ -1,0 +1,116 @@
+"""The core's store in PostgreSQL, against private servers this file starts
+(tests/integration/pgserver.py: initdb + pg_ctl as an unprivileged user, stopped by PID).
+
+- one core per database: a second core on the same database is refused at start with
+  words; once the first is killed (-9), the second starts and finds every instance;
+- PostgreSQL's own failover: a primary + a hot standby (streaming replication, synchronous
+  so that a commit answered is on both), the core given both hosts with
+  target_session_attrs=read-write; the primary is killed (-9) and the standby promoted with
+  pg_ctl promote: the core reconnects to it, every instance answered 2xx is still there,
+  and creates go on (clients retry with the same Idempotency-Key while the database is away).
+"""
+
+import signal
+import time
+
+import harness as h
+from pgserver import PgServer, bindir
+
+
+def _server(**kw):
+    if not bindir():
+        raise AssertionError("no PostgreSQL binaries (scripts/install-deps installs postgresql)")
+    srv = PgServer(**kw)
+    h.on_teardown(srv.stop)
+    return srv.start()
+
+
+def _db_url(srv, name):
+    return h.pg_database_url(srv.url, name)
+
+
+def test_one_core_per_database():
+    srv = _server()
+    url = _db_url(srv, "one")
+    core = h.start_core(extra=["--store", url])
+    node = h.start_node(core.url)
+    c = core.client()
+    tok = h.unique_arg()
+    made = [c.create(h.exec_body(f"pg-{i}", [tok]), wait=True)[0] for i in range(3)]
+    assert all(m["state"] == "running" for m in made), made
+
+    p = h.cli(["core", "--store", url, "--listen", f"127.0.0.1:{h.free_port()}",
+               "--data-dir", h.tmpdir("mv-core2-")], timeout=60)
+    assert p.returncode == 1 and "another core" in p.stderr, (p.returncode, p.stderr[-500:])
+
+    core.stop(signal.SIGKILL, expect_alive=True)
+    core2 = h.start_core(port=core.port, extra=["--store", url])
+    got = {i["id"]: i["state"] for i in core2.client().list()}
+    for m in made:
+        assert m["id"] in got, f"{m['name']} lost across the second core's start: {got}"
+    for m in made:
+        core2.client().stop_and_remove(m["id"])
+    node.stop()
+    core2.stop()
+
+
+test_one_core_per_database.budget = 90
+
+
+def _wait_sync(primary, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if primary.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'") == "1":
+            return
+        time.sleep(0.2)
+    raise AssertionError("the standby never became synchronous:\n" + primary.log()[-2000:])
+
+
+def _create_retrying(c, name, tok, deadline):
+    """POST with one Idempotency-Key until a 2xx (the database may be away): the instance."""
+    key = f"pg-failover-{name}"
+    last = None
+    while time.monotonic() < deadline:
+        st, js, raw = c.call("POST", "/v1/instances?wait=running&timeout=10", h.exec_body(name, [tok]),
+                             headers={"Idempotency-Key": key}, timeout=30)
+        if st in (200, 201):
+            return h.instances_of(None, js, raw)[0]
+        assert st >= 500, f"create {name}: {st} {raw[:300]!r}"
+        last = (st, raw[:200])
+        time.sleep(0.1)
+    raise AssertionError(f"create {name} never succeeded; last answer {last}")
+
+
+def test_standby_promoted():
+    primary = _server()
+    standby = _server(standby_of=primary)
+    primary.psql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+    primary.psql("SELECT pg_reload_conf()")
+    _wait_sync(primary)
+
+    url = (f"postgresql://microvim@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/postgres"
+           "?target_session_attrs=read-write&connect_timeout=2")
+    d = h.start_dev(extra=["--store", url])
+    c = d.client()
+    tok = h.unique_arg()
+    before = [c.create(h.exec_body(f"before-{i}", [tok]), wait=True)[0] for i in range(3)]
+
+    primary.kill9()
+    t0 = time.monotonic()
+    standby.promote()
+    after = _create_retrying(c, "after", tok, time.monotonic() + 60)
+    pause = time.monotonic() - t0
+    print(f"first create answered {pause:.2f} s after the primary was killed (promotion included)")
+    assert after["state"] == "running", after
+
+    got = {i["id"]: i for i in c.list()}
+    for b in before:
+        assert b["id"] in got and got[b["id"]]["state"] == "running", f"{b['name']} lost: {got.get(b['id'])}"
+    assert "promoted" in standby.log() or standby.psql("SELECT pg_is_in_recovery()") == "f"
+    for i in before + [after]:
+        c.stop_and_remove(i["id"])
+    assert not h.procs_with_arg(tok), "processes left after deleting everything"
+    d.stop()
+
+
+test_standby_promoted.budget = 120
