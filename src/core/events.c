@@ -3,7 +3,9 @@
 #include "core/events.h"
 
 #include <event2/buffer.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "common/http.h"
@@ -15,6 +17,7 @@ struct subscriber {
 	struct evhttp_request *req;
 	struct subscriber *next;
 	struct events *events;
+	char project[MV_NAME_MAX + 1]; /* only this project's instances; "": everything */
 };
 
 struct events {
@@ -60,7 +63,8 @@ static void subscriber_closed(void *arg)
 	unsubscribe(s->events, s);
 }
 
-static void publish(struct events *ev, json_t *e)
+/* project: the instance's, or NULL (a node: for those who see everything). */
+static void publish(struct events *ev, json_t *e, const char *project)
 {
 	char *line;
 	char when[40];
@@ -72,7 +76,10 @@ static void publish(struct events *ev, json_t *e)
 	if (!line)
 		return;
 	for (struct subscriber *s = ev->subscribers; s; s = s->next) {
-		struct evbuffer *buf = evbuffer_new();
+		struct evbuffer *buf;
+		if (s->project[0] && (!project || strcmp(project, s->project) != 0))
+			continue;
+		buf = evbuffer_new();
 		evbuffer_add_printf(buf, "%s\n", line);
 		evhttp_send_reply_chunk(s->req, buf);
 		evbuffer_free(buf);
@@ -85,8 +92,9 @@ void events_publish_instance(void *arg, const struct instance *in)
 	struct events *ev = arg;
 	if (!ev->subscribers)
 		return;
-	publish(ev, json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "instance", "id", in->id, "name", in->spec.name,
-	                      "state", inst_state_names[in->state], "node", in->node_id));
+	publish(ev, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "type", "instance", "id", in->id, "name",
+	                      in->spec.name, "project", in->project, "state", inst_state_names[in->state], "node",
+	                      in->node_id), in->project);
 }
 
 void events_publish_node(void *arg, const struct node *n, const char *what)
@@ -94,14 +102,16 @@ void events_publish_node(void *arg, const struct node *n, const char *what)
 	struct events *ev = arg;
 	if (!ev->subscribers)
 		return;
-	publish(ev, json_pack("{s:s, s:s, s:s, s:s}", "type", "node", "id", n->id, "name", n->name, "state", what));
+	publish(ev, json_pack("{s:s, s:s, s:s, s:s}", "type", "node", "id", n->id, "name", n->name, "state", what),
+	        NULL);
 }
 
-void events_subscribe(struct events *ev, struct evhttp_request *req)
+void events_subscribe(struct events *ev, struct evhttp_request *req, const char *project)
 {
 	struct subscriber *s = calloc(1, sizeof *s);
 	if (!s)
 		fatal("calloc");
+	snprintf(s->project, sizeof s->project, "%s", project);
 	s->req = req;
 	s->events = ev;
 	s->next = ev->subscribers;

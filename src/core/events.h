@@ -13,8 +13,9 @@ struct events;
 struct events *events_new(struct http_guard *guard);
 /* Ends every stream and frees. */
 void events_free(struct events *ev);
-/* Takes req as a subscriber: the stream stays open until the client closes it. */
-void events_subscribe(struct events *ev, struct evhttp_request *req);
+/* Takes req as a subscriber: the stream stays open until the client closes it. project:
+ * only that project's instances (no nodes); "": everything. */
+void events_subscribe(struct events *ev, struct evhttp_request *req, const char *project);
 /* Cluster hooks (arg: struct events *). */
 void events_publish_instance(void *arg, const struct instance *in);
 void events_publish_node(void *arg, const struct node *n, const char *what);
