@@ -22,6 +22,27 @@
 #define WAIT_MAX_S 600.0
 #define IDEM_KEY_MAX 128
 
+/* ---- scope, shared with the other routes (api.h) ---- */
+
+bool api_sees(const struct api *a, const char *project) { return authz_sees(a->who, project); }
+
+int api_project_scope(struct api *a, struct evhttp_request *req, char out[MV_NAME_MAX + 1], struct mv_error *err)
+{
+	char q[MV_NAME_MAX + 2];
+	bool admin = authz_allows(a->who->role, ACTION_ADMIN);
+	if (!http_query(req, "project", q, sizeof q)) {
+		snprintf(out, MV_NAME_MAX + 1, "%s", admin ? "" : a->who->project);
+		return 0;
+	}
+	if (!name_valid(q))
+		return mv_fail(err, 400, "invalid_query", "project must be a project's name (1-%d of [A-Za-z0-9._-])",
+		               MV_NAME_MAX);
+	if (!admin && strcmp(q, a->who->project) != 0)
+		return mv_fail(err, 404, "not_found", "no project %s", q);
+	snprintf(out, MV_NAME_MAX + 1, "%.*s", MV_NAME_MAX, q);
+	return 0;
+}
+
 /* ---- rendering ---- */
 
 static json_t *instance_to_json(const struct instance *in)

@@ -18,27 +18,6 @@
 #define TOKEN_EXPIRES_DEFAULT_S (24 * 3600)
 #define TOKEN_EXPIRES_MAX_S (366 * 24 * 3600)
 
-/* ---- scope, shared with the other routes (api.h) ---- */
-
-bool api_sees(const struct api *a, const char *project) { return authz_sees(a->who, project); }
-
-int api_project_scope(struct api *a, struct evhttp_request *req, char out[MV_NAME_MAX + 1], struct mv_error *err)
-{
-	char q[MV_NAME_MAX + 2];
-	bool admin = authz_allows(a->who->role, ACTION_ADMIN);
-	if (!http_query(req, "project", q, sizeof q)) {
-		snprintf(out, MV_NAME_MAX + 1, "%s", admin ? "" : a->who->project);
-		return 0;
-	}
-	if (!name_valid(q))
-		return mv_fail(err, 400, "invalid_query", "project must be a project's name (1-%d of [A-Za-z0-9._-])",
-		               MV_NAME_MAX);
-	if (!admin && strcmp(q, a->who->project) != 0)
-		return mv_fail(err, 404, "not_found", "no project %s", q);
-	snprintf(out, MV_NAME_MAX + 1, "%.*s", MV_NAME_MAX, q);
-	return 0;
-}
-
 /* ---- rendering ---- */
 
 static json_t *limit_json(int64_t v, double scale)
