@@ -114,6 +114,11 @@ static const struct command commands[] = {
 	 "  --expires D                24h (default), 30m, 7d, seconds, or never\n"
 	 "  log in with a password: POST /v1/tokens {\"user\", \"password\", \"project\"} (docs/API.md)\n"
 	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	{"audit", cmd_audit, "read the core's audit log: every mutating request, who, what, the result",
+	 "  microvim audit [--data-dir DIR] [--since 24h|2026-12-05T07:00:00Z] [--json]\n"
+	 "  --data-dir DIR           the core's (default /var/lib/microvim/core): run it on the core's host\n"
+	 "  --since WHEN             lines from this time on: 30m, 24h, 7d, 90s ago, or an ISO 8601 time\n"
+	 "  --json                   the lines as the core wrote them\n"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -129,7 +134,8 @@ void cli_usage(const char *name, int to_stderr)
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		const struct command *c = &commands[i];
 		bool is_client = c->run != cmd_core && c->run != cmd_node && c->run != cmd_dev;
-		if (c->run == cmd_image || c->run == cmd_project || c->run == cmd_user || c->run == cmd_token)
+		if (c->run == cmd_image || c->run == cmd_project || c->run == cmd_user || c->run == cmd_token ||
+		    c->run == cmd_audit)
 			is_client = false; /* their own option sets */
 		if (c->run == spawnbase_main) /* talks to no core */
 			is_client = false;

@@ -21,6 +21,7 @@
 #include "common/httpguard.h"
 #include "common/log.h"
 #include "core/api.h"
+#include "core/audit.h"
 #include "core/cluster.h"
 #include "core/events.h"
 #include "core/images.h"
@@ -55,6 +56,7 @@ struct core {
 	bool auth;           /* users' tokens: --auth, or a non-loopback --listen */
 	struct hmap rate;    /* client address -> request token bucket */
 	struct store *store;
+	struct audit *audit; /* DATA_DIR/audit.log */
 	struct api api;      /* what the handlers get: cluster, images, metrics, events, guard */
 };
 
@@ -207,7 +209,16 @@ static bool node_authorized(struct core *c, struct evhttp_request *req, const ch
 
 static void count_reply(struct evhttp_request *req, void *arg)
 {
-	metrics_count_request(arg, evhttp_request_get_response_code(req));
+	struct core *c = arg;
+	metrics_count_request(c->api.metrics, evhttp_request_get_response_code(req));
+	audit_replied(c->audit, req);
+}
+
+/* What the audit log records: requests that change something, not the nodes' own chatter. */
+static bool audited(const struct route *r, enum evhttp_cmd_type method)
+{
+	return r->access != ACCESS_NODE && r->access != ACCESS_PUBLIC && method != EVHTTP_REQ_GET &&
+	       method != EVHTTP_REQ_HEAD;
 }
 
 /* ---- per-client request rate: a token bucket per peer address ---- */
@@ -299,11 +310,15 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		if (r->access != ACCESS_NODE && r->access != ACCESS_PUBLIC &&
 		    authorize(c, req, r, &who, &anonymous, &err) < 0) {
 			http_reply_error(req, &err);
+			if (audited(r, method))
+				audit_request(c->audit, req, r->pattern, id, anonymous || err.status == 401 ? NULL : &who);
 			return;
 		}
 		c->api.who = anonymous ? NULL : &who;
 		r->handler(&c->api, req, id);
 		c->api.who = NULL;
+		if (audited(r, method))
+			audit_request(c->audit, req, r->pattern, id, anonymous ? NULL : &who);
 		return;
 	}
 	if (path_known)
@@ -337,7 +352,7 @@ static void attach_guard(struct core *c)
 		.big_body_max = MV_BLOB_MAX,
 		.big_body_line = "PUT /v1/blobs/",
 		.on_reply = count_reply,
-		.on_reply_arg = c->api.metrics,
+		.on_reply_arg = c,
 	};
 	c->api.guard = http_guard_attach(c->base, c->http, &lim);
 }
@@ -470,7 +485,8 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 		return -1;
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
 		return -1;
-	if (!(c->api.tenants = tenants_open(c->store, err, errlen)))
+	if (!(c->api.tenants = tenants_open(c->store, err, errlen)) ||
+	    !(c->audit = audit_open(c->opts.data_dir, c->api.events, err, errlen)))
 		return -1;
 	if (c->auth && tenants_bootstrap(c->api.tenants, c->opts.data_dir, err, errlen) < 0)
 		return -1;
@@ -548,6 +564,7 @@ void core_destroy(struct core *c)
 	hmap_free(&c->rate);
 	if (c->http)
 		evhttp_free(c->http); /* closes the connections, through the guard */
+	audit_close(c->audit); /* after the last reply the guard reports */
 	events_free(c->api.events);
 	http_guard_free(c->api.guard);
 	store_close(c->store);

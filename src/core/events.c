@@ -106,6 +106,16 @@ void events_publish_node(void *arg, const struct node *n, const char *what)
 	        NULL);
 }
 
+void events_publish_audit(struct events *ev, const json_t *line)
+{
+	json_t *e;
+	if (!ev->subscribers)
+		return;
+	e = json_deep_copy(line);
+	json_object_set_new(e, "type", json_string("audit"));
+	publish(ev, e, NULL);
+}
+
 void events_subscribe(struct events *ev, struct evhttp_request *req, const char *project)
 {
 	struct subscriber *s = calloc(1, sizeof *s);

@@ -4,6 +4,7 @@
 #define MICROVIM_EVENTS_H
 
 #include <event2/http.h>
+#include <jansson.h>
 
 struct http_guard;
 struct instance;
@@ -19,6 +20,8 @@ void events_subscribe(struct events *ev, struct evhttp_request *req, const char 
 /* Cluster hooks (arg: struct events *). */
 void events_publish_instance(void *arg, const struct instance *in);
 void events_publish_node(void *arg, const struct node *n, const char *what);
+/* An audit line (audit.h), for the subscribers who see every project. */
+void events_publish_audit(struct events *ev, const json_t *line);
 /* Ends every stream (at shutdown). */
 void events_close_all(struct events *ev);
 

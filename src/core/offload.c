@@ -75,10 +75,13 @@ void offload_free(struct offload *o)
 	if (!o)
 		return;
 	for (int i = 0; i < OFFLOAD_MAX; i++) {
-		if (!o->jobs[i].used)
+		struct job *j = &o->jobs[i];
+		if (!j->used)
 			continue;
-		pthread_join(o->jobs[i].thread, NULL);
-		event_free(o->jobs[i].ev);
+		pthread_join(j->thread, NULL);
+		event_free(j->ev);
+		j->used = false;
+		j->done(j->arg); /* its client gets its answer; what it holds is freed */
 	}
 	free(o);
 }

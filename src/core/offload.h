@@ -12,7 +12,8 @@
 struct offload;
 
 struct offload *offload_new(struct event_base *base);
-/* Waits for the jobs still running (their done is not called), then frees. */
+/* Waits for the jobs still running and calls their done (on the loop's thread), then
+ * frees: call it while what the jobs' done uses still exists. */
 void offload_free(struct offload *o);
 /* work(arg) on a thread, then done(arg) on the loop. -1 (nothing started) when OFFLOAD_MAX
  * jobs run already or no thread could be made. */

@@ -64,7 +64,9 @@ class Tenancy:
     def call(self, who, method, path, body=None, want=None, token=None):
         tok = token if token is not None else self.tokens[who]
         hdrs = {"Content-Type": "application/octet-stream"} if isinstance(body, bytes) else None
-        st, js, raw = h.call(self.url, method, path, body, token=tok, headers=hdrs)
+        # a password is derived with 310000 rounds of PBKDF2: seconds under ASan on a busy host
+        timeout = 120 if isinstance(body, dict) and "password" in body else 15
+        st, js, raw = h.call(self.url, method, path, body, token=tok, headers=hdrs, timeout=timeout)
         if want is not None:
             _ok(st, js, raw, want, f"{who} {method} {path}")
             return js
@@ -339,4 +341,51 @@ def test_auth_survives_restart():
     core.stop()
 
 
-test_login_with_password.budget = 120  # seven PBKDF2 derivations of 310000 rounds; slow under ASan
+def test_audit_log():
+    """Every mutating request is a JSON line in DATA_DIR/audit.log (0600) with who, the route
+    and the result, refused ones too; never a token; on /v1/events for an admin only;
+    `microvim audit` reads it."""
+    t = Tenancy()
+    admin_ev = h.EventStream(t.url, token=t.admin).start()
+    member_ev = h.EventStream(t.url, token=t.tokens["bm"]).start()
+    try:
+        st, _, _ = t.call("br", "POST", "/v1/instances", h.exec_body("aud-refused", ["1"]))
+        assert st == 403
+        made = t.call("admin", "POST", "/v1/tokens", {"user": "br"}, want=201)
+        st, _, _ = t.call(None, "POST", "/v1/tokens", {"user": "br", "password": "nope"}, token="")
+        assert st == 401
+        t.call("bm", "DELETE", f"/v1/instances/{t.inst['blue']}?wait=stopped&timeout=10")
+        path = os.path.join(t.core.data_dir, "audit.log")
+        assert os.stat(path).st_mode & 0o777 == 0o600, oct(os.stat(path).st_mode)
+
+        def lines():
+            with open(path) as f:
+                return [__import__("json").loads(x) for x in f if x.strip()]
+        h.wait_until(lambda: any(e.get("route") == "/v1/tokens" and e.get("status") == 401 for e in lines()), 30,
+                     "the refused log-in in the audit log")
+        got = lines()
+        refused = [e for e in got if e.get("user") == "br" and e["method"] == "POST" and e["path"] == "/v1/instances"]
+        assert refused and refused[0]["status"] == 403 and refused[0]["project"] == "blue" and \
+            refused[0]["role"] == "reader", got
+        assert any(e.get("user") == "admin" and e["route"] == "/v1/tokens" and e["status"] == 201 for e in got), got
+        assert any(e.get("user") == "bm" and e["method"] == "DELETE" and e.get("id") == t.inst["blue"] and
+                   e["status"] in (200, 202) for e in got), got
+        assert not [e for e in got if e["method"] == "GET"], "a GET in the audit log"
+        with open(path) as f:
+            text = f.read()
+        for tok in list(t.tokens.values()) + [made["token"]]:
+            assert tok not in text, "a token in the audit log"
+        assert "nope" not in text, "a password in the audit log"
+        admin_ev.wait_for(lambda e: e.get("type") == "audit" and e.get("user") == "br", 10, "audit events for an admin")
+        assert not [e for e in member_ev.events() if e.get("type") == "audit"], "a member saw audit events"
+        out = h.cli(["audit", "--data-dir", t.core.data_dir, "--since", "1h"])
+        assert out.returncode == 0 and "/v1/instances" in out.stdout and "br" in out.stdout, out.stdout + out.stderr
+        out = h.cli(["audit", "--data-dir", t.core.data_dir, "--since", "2999-01-01T00:00:00Z", "--json"])
+        assert out.returncode == 0 and out.stdout == "", out.stdout
+    finally:
+        admin_ev.close()
+        member_ev.close()
+
+
+test_login_with_password.budget = 240  # seven PBKDF2 derivations of 310000 rounds; slow under ASan
+test_audit_log.budget = 120           # one
