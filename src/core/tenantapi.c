@@ -71,6 +71,32 @@ static json_t *token_json(struct api *a, const struct tenant_token *k)
 	                 k->revoked, "expired", k->expires_wall_us && now >= k->expires_wall_us);
 }
 
+/* Lists come in a stable order (the maps have none): by the string field sort_key. */
+static const char *sort_key;
+
+static int by_key(const void *a, const void *b)
+{
+	return strcmp(json_string_value(json_object_get(*(json_t *const *)a, sort_key)) ?: "",
+	              json_string_value(json_object_get(*(json_t *const *)b, sort_key)) ?: "");
+}
+
+static json_t *sorted(json_t *list, const char *key)
+{
+	size_t n = json_array_size(list);
+	json_t **items = calloc(n + 1, sizeof *items), *out = json_array();
+	if (!items)
+		fatal("calloc");
+	for (size_t i = 0; i < n; i++)
+		items[i] = json_array_get(list, i);
+	sort_key = key; /* one loop, no threads here: a file-scope key is enough for qsort */
+	qsort(items, n, sizeof *items, by_key);
+	for (size_t i = 0; i < n; i++)
+		json_array_append(out, items[i]);
+	free(items);
+	json_decref(list);
+	return out;
+}
+
 /* ---- body fields ---- */
 
 static int name_field(const json_t *b, const char *field, bool required, const char **out, struct mv_error *err)
@@ -200,7 +226,7 @@ void api_projects_list(struct api *a, struct evhttp_request *req, UNUSED const c
 {
 	struct list_ctx l = {.a = a, .list = json_array()};
 	tenants_projects_foreach(a->tenants, list_project, &l);
-	http_reply_json(req, 200, json_pack("{s:o}", "projects", l.list));
+	http_reply_json(req, 200, json_pack("{s:o}", "projects", sorted(l.list, "name")));
 }
 
 static const struct tenant_project *project_or_404(struct api *a, struct evhttp_request *req, const char *name)
@@ -383,7 +409,7 @@ void api_users_list(struct api *a, struct evhttp_request *req, UNUSED const char
 {
 	struct list_ctx l = {.a = a, .list = json_array()};
 	tenants_users_foreach(a->tenants, list_user, &l);
-	http_reply_json(req, 200, json_pack("{s:o}", "users", l.list));
+	http_reply_json(req, 200, json_pack("{s:o}", "users", sorted(l.list, "name")));
 }
 
 void api_user_delete(struct api *a, struct evhttp_request *req, const char *name)
@@ -529,7 +555,7 @@ void api_tokens_list(struct api *a, struct evhttp_request *req, UNUSED const cha
 	}
 	l.list = json_array();
 	tenants_tokens_foreach(a->tenants, list_token, &l);
-	http_reply_json(req, 200, json_pack("{s:o}", "tokens", l.list));
+	http_reply_json(req, 200, json_pack("{s:o}", "tokens", sorted(l.list, "created_at")));
 }
 
 void api_token_delete(struct api *a, struct evhttp_request *req, const char *id)

@@ -168,6 +168,8 @@ def test_isolation_matrix():
     assert names == [t.image["blue"]], names
     projects = [p["name"] for p in t.call("bm", "GET", "/v1/projects", want=200)["projects"]]
     assert projects == ["blue"], projects
+    projects = [p["name"] for p in t.call("admin", "GET", "/v1/projects", want=200)["projects"]]
+    assert projects == ["admin", "blue", "red"], f"not in name order: {projects}"
     toks = [k["user"] for k in t.call("bm", "GET", "/v1/tokens", want=200)["tokens"]]
     assert toks == ["bm"], toks
     # another project's image is as unknown as a missing one, on create too
