@@ -277,6 +277,10 @@ static void rate_forget(struct core *c)
 	hmap_init(&c->rate);
 }
 
+/* The path's '*' segment of a route that has one, else "" (id may hold a segment of a
+ * pattern that matched only in part). */
+static const char *route_id(const struct route *r, const char *id) { return strchr(r->pattern, '*') ? id : ""; }
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	struct core *c = arg;
@@ -311,14 +315,15 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		    authorize(c, req, r, &who, &anonymous, &err) < 0) {
 			http_reply_error(req, &err);
 			if (audited(r, method))
-				audit_request(c->audit, req, r->pattern, id, anonymous || err.status == 401 ? NULL : &who);
+				audit_request(c->audit, req, r->pattern, route_id(r, id),
+				              anonymous || err.status == 401 ? NULL : &who);
 			return;
 		}
 		c->api.who = anonymous ? NULL : &who;
 		r->handler(&c->api, req, id);
 		c->api.who = NULL;
 		if (audited(r, method))
-			audit_request(c->audit, req, r->pattern, id, anonymous ? NULL : &who);
+			audit_request(c->audit, req, r->pattern, route_id(r, id), anonymous ? NULL : &who);
 		return;
 	}
 	if (path_known)

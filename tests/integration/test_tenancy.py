@@ -363,9 +363,14 @@ def test_audit_log():
         def lines():
             with open(path) as f:
                 return [__import__("json").loads(x) for x in f if x.strip()]
+        # a request answered later is written when its answer has gone out: maybe just after
+        # the client has read it
         h.wait_until(lambda: any(e.get("route") == "/v1/tokens" and e.get("status") == 401 for e in lines()), 30,
                      "the refused log-in in the audit log")
+        h.wait_until(lambda: any(e["method"] == "DELETE" and e.get("id") == t.inst["blue"] for e in lines()), 30,
+                     "the delete in the audit log")
         got = lines()
+        assert not [e for e in got if e.get("id") and "*" not in e["route"]], "an id on a route without one"
         refused = [e for e in got if e.get("user") == "br" and e["method"] == "POST" and e["path"] == "/v1/instances"]
         assert refused and refused[0]["status"] == 403 and refused[0]["project"] == "blue" and \
             refused[0]["role"] == "reader", got
