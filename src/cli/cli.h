@@ -38,6 +38,12 @@ int analyze_main(int argc, char **argv);
 int report_main(int argc, char **argv);
 /* image.c */
 int cmd_image(int argc, char **argv);
+/* tenancy.c */
+int cmd_project(int argc, char **argv);
+int cmd_user(int argc, char **argv);
+int cmd_token(int argc, char **argv);
+/* audit.c */
+int cmd_audit(int argc, char **argv);
 
 /* 0 when url is a core URL microvim can use; else -1 after printing, on stderr, what is
  * wrong and the URL to give instead. `from` names where it came from ("--core"). */

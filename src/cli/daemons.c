@@ -313,7 +313,10 @@ static const struct daemon_option options[] = {
 	 "postgresql://USER@HOST:PORT/DB: the store in that PostgreSQL database, for several cores (image blobs "
 	 "stay in --data-dir, which those cores must then share)", NULL},
 	{"listen", FOR_CORE, OT_STRING, CORE(listen), 0, 0, 0, NULL, "HOST:PORT", "127.0.0.1:4650",
-	 "where the core listens; a non-loopback address needs --token-file", NULL},
+	 "where the core listens; a non-loopback address turns --auth on", NULL},
+	{"auth", FOR_CORE | NOT_DEV, OT_FLAG, CORE(auth), 0, 0, 0, NULL, NULL, NULL,
+	 "users' tokens, roles and projects (the first start writes DATA_DIR/admin.token); "
+	 "--token-file's token stays an admin's", NULL},
 	{"cpu-ratio", FOR_CORE, OT_NUMBER, CORE(cpu_ratio), 0, 0.01, 1000, NULL, "R", "16",
 	 "vCPUs offered per node CPU (as Nova's cpu_allocation_ratio)", "give a number, 0.01-1000"},
 	{"schedule", FOR_CORE, OT_PARSE, NO_OFF, 0, 0, 0, parse_schedule, "binpack|spread", "binpack",

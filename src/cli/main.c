@@ -105,6 +105,31 @@ static const struct command commands[] = {
 	 "  microvim image ls\n"
 	 "  microvim image rm NAME     (refused while an instance uses it)\n"
 	 "  --core URL, --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
+	{"project", cmd_project, "manage projects (tenants) and their quotas: create, ls, show, rm",
+	 "  microvim project create NAME [--quota-instances N] [--quota-vcpus X] [--quota-memory-mb M]\n"
+	 "  microvim project ls        every project for an admin, one's own otherwise; usage/limit\n"
+	 "  microvim project show NAME usage of each quota\n"
+	 "  microvim project rm NAME   (refused while it owns instances or images; its users go too)\n"
+	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	{"user", cmd_user, "manage users, each with one role on one project: create, ls, rm",
+	 "  microvim user create NAME --project P --role admin|member|reader [--password-file F]\n"
+	 "  microvim user ls\n"
+	 "  microvim user rm NAME      (its tokens stop working)\n"
+	 "  roles: reader reads its project, member also creates and deletes in it, admin does\n"
+	 "  everything in every project\n"
+	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	{"token", cmd_token, "bearer tokens: create (printed once), ls, revoke",
+	 "  microvim token create --user NAME [--expires 24h]   (an admin; the token alone on stdout)\n"
+	 "  microvim token ls          every token for an admin, one's own otherwise (never the secret)\n"
+	 "  microvim token revoke ID\n"
+	 "  --expires D                24h (default), 30m, 7d, seconds, or never\n"
+	 "  log in with a password: POST /v1/tokens {\"user\", \"password\", \"project\"} (docs/API.md)\n"
+	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	{"audit", cmd_audit, "read the core's audit log: every mutating request, who, what, the result",
+	 "  microvim audit [--data-dir DIR] [--since 24h|2026-12-05T07:00:00Z] [--json]\n"
+	 "  --data-dir DIR           the core's (default /var/lib/microvim/core): run it on the core's host\n"
+	 "  --since WHEN             lines from this time on: 30m, 24h, 7d, 90s ago, or an ISO 8601 time\n"
+	 "  --json                   the lines as the core wrote them\n"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
@@ -122,8 +147,9 @@ void cli_usage(const char *name, int to_stderr)
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		const struct command *c = &commands[i];
 		bool is_client = c->run != cmd_core && c->run != cmd_node && c->run != cmd_dev;
-		if (c->run == cmd_image) /* its own option set */
-			is_client = false;
+		if (c->run == cmd_image || c->run == cmd_project || c->run == cmd_user || c->run == cmd_token ||
+		    c->run == cmd_audit)
+			is_client = false; /* their own option sets */
 		if (c->run == spawnbase_main) /* talks to no core */
 			is_client = false;
 		if (c->run == analyze_main || c->run == report_main) /* read files and captures */

@@ -15,11 +15,33 @@
 #include "core/cluster.h"
 #include "core/events.h"
 #include "core/metrics.h"
+#include "core/tenants.h"
 #include "drivers/drivers.h"
 
 #define WAIT_DEFAULT_S 30.0
 #define WAIT_MAX_S 600.0
 #define IDEM_KEY_MAX 128
+
+/* ---- scope, shared with the other routes (api.h) ---- */
+
+bool api_sees(const struct api *a, const char *project) { return authz_sees(a->who, project); }
+
+int api_project_scope(struct api *a, struct evhttp_request *req, char out[MV_NAME_MAX + 1], struct mv_error *err)
+{
+	char q[MV_NAME_MAX + 2];
+	bool admin = authz_allows(a->who->role, ACTION_ADMIN);
+	if (!http_query(req, "project", q, sizeof q)) {
+		snprintf(out, MV_NAME_MAX + 1, "%s", admin ? "" : a->who->project);
+		return 0;
+	}
+	if (!name_valid(q))
+		return mv_fail(err, 400, "invalid_query", "project must be a project's name (1-%d of [A-Za-z0-9._-])",
+		               MV_NAME_MAX);
+	if (!admin && strcmp(q, a->who->project) != 0)
+		return mv_fail(err, 404, "not_found", "no project %s", q);
+	snprintf(out, MV_NAME_MAX + 1, "%.*s", MV_NAME_MAX, q);
+	return 0;
+}
 
 /* ---- rendering ---- */
 
@@ -29,10 +51,10 @@ static json_t *instance_to_json(const struct instance *in)
 	json_t *j;
 	clock_iso8601(in->created_wall_us, created, sizeof created);
 	clock_iso8601(in->updated_wall_us, updated, sizeof updated);
-	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", in->id, "name", in->spec.name, "driver",
-	              in->spec.driver, "state", inst_state_names[in->state], "desired",
-	              in->stop_requested ? "stopped" : "running", "spec", spec_to_json(&in->spec), "created_at",
-	              created, "updated_at", updated);
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", in->id, "name", in->spec.name,
+	              "project", in->project, "driver", in->spec.driver, "state", inst_state_names[in->state],
+	              "desired", in->stop_requested ? "stopped" : "running", "spec", spec_to_json(&in->spec),
+	              "created_at", created, "updated_at", updated);
 	json_object_set_new(j, "node", in->node_id[0] ? json_string(in->node_id) : json_null());
 	if (in->has_exit_code)
 		json_object_set_new(j, "exit_code", json_integer(in->exit_code));
@@ -100,11 +122,16 @@ static void wait_then_reply(struct api *a, struct evhttp_request *req, enum wait
 
 /* ---- POST /v1/instances ---- */
 
-/* 128-bit digest of the canonical body (two FNV-1a variants) for idempotency checks. */
-static void body_digest(const json_t *body, char out[33])
+/* 128-bit digest of the canonical body and the project (two FNV-1a variants) for
+ * idempotency checks: the same key from another project is another request. */
+static void body_digest(const json_t *body, const char *project, char out[33])
 {
 	char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
 	uint64_t h1 = 1469598103934665603ULL, h2 = 0x9e3779b97f4a7c15ULL;
+	for (const char *p = project; *p; p++) {
+		h1 = (h1 ^ (unsigned char)*p) * 1099511628211ULL;
+		h2 = (h2 ^ (unsigned char)*p) * 0x100000001b3ULL + 0x7f4a7c15ULL;
+	}
 	for (const char *p = text; p && *p; p++) {
 		h1 = (h1 ^ (unsigned char)*p) * 1099511628211ULL;
 		h2 = (h2 ^ (unsigned char)*p) * 0x100000001b3ULL + 0x7f4a7c15ULL;
@@ -135,7 +162,8 @@ struct create_request {
 	char digest[33];
 };
 
-static int parse_create(struct evhttp_request *req, struct create_request *cr, struct mv_error *err)
+static int parse_create(struct evhttp_request *req, const char *project, struct create_request *cr,
+                        struct mv_error *err)
 {
 	char wait[16];
 	cr->wait_s = WAIT_DEFAULT_S;
@@ -157,7 +185,7 @@ static int parse_create(struct evhttp_request *req, struct create_request *cr, s
 	if (http_read_json(req, &cr->body, err) < 0 || drv_spec_parse(&cr->spec, cr->body, SPEC_REQUEST, err) < 0)
 		return -1;
 	if (cr->idem_key)
-		body_digest(cr->body, cr->digest);
+		body_digest(cr->body, project, cr->digest);
 	cr->as_list = json_object_get(cr->body, "count") != NULL;
 	return 0;
 }
@@ -165,13 +193,16 @@ static int parse_create(struct evhttp_request *req, struct create_request *cr, s
 void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED const char *id)
 {
 	struct create_request cr = {0};
-	struct cluster_create_req r = {.spec = &cr.spec, .accepted_us = clock_mono_us()};
+	const struct tenant_project *p = tenants_project(a->tenants, a->who->project);
+	struct cluster_create_req r = {.spec = &cr.spec, .accepted_us = clock_mono_us(), .project = a->who->project,
+	                               .quota = p ? &p->quota : NULL,
+	                               .any_image = authz_allows(a->who->role, ACTION_ADMIN)};
 	struct instance **insts = NULL;
 	struct mv_error err;
 	bool replayed = false;
 	int n = 0;
 
-	if (parse_create(req, &cr, &err) < 0)
+	if (parse_create(req, a->who->project, &cr, &err) < 0)
 		goto fail;
 	r.idem_key = cr.idem_key;
 	r.digest = cr.digest;
@@ -200,13 +231,23 @@ out:
 
 /* ---- GET /v1/instances, GET/DELETE /v1/instances/{id} ---- */
 
-static void list_one(void *arg, const struct instance *in) { json_array_append_new(arg, instance_to_json(in)); }
+struct list_scope {
+	json_t *list;
+	const char *project; /* "": every project */
+};
+
+static void list_one(void *arg, const struct instance *in)
+{
+	struct list_scope *l = arg;
+	if (!l->project[0] || strcmp(l->project, in->project) == 0)
+		json_array_append_new(l->list, instance_to_json(in));
+}
 
 void api_instances_list(struct api *a, struct evhttp_request *req, UNUSED const char *id)
 {
-	char state[32];
+	char state[32], project[MV_NAME_MAX + 1];
 	int want = -1;
-	json_t *list;
+	struct list_scope l = {.project = project};
 	struct mv_error err;
 
 	if (http_query(req, "state", state, sizeof state) && (want = inst_state_parse(state)) < 0) {
@@ -215,16 +256,22 @@ void api_instances_list(struct api *a, struct evhttp_request *req, UNUSED const 
 		http_reply_error(req, &err);
 		return;
 	}
-	list = json_array();
-	cluster_instances_list(a->cluster, want, NULL, SIZE_MAX, list_one, list);
-	http_reply_json(req, 200, json_pack("{s:o}", "instances", list));
+	if (api_project_scope(a, req, project, &err) < 0) {
+		http_reply_error(req, &err);
+		return;
+	}
+	l.list = json_array();
+	cluster_instances_list(a->cluster, want, NULL, SIZE_MAX, list_one, &l);
+	http_reply_json(req, 200, json_pack("{s:o}", "instances", l.list));
 }
 
+/* Another project's instance is as missing as one that does not exist (no leak). */
 static struct instance *find_or_404(struct api *a, struct evhttp_request *req, const char *id)
 {
 	struct instance *in = cluster_instance(a->cluster, id);
 	struct mv_error err;
-	if (!in) {
+	if (!in || !api_sees(a, in->project)) {
+		in = NULL;
 		mv_fail(&err, 404, "not_found", "no instance with id %.64s", id);
 		http_reply_error(req, &err);
 	}
@@ -285,7 +332,14 @@ void api_health(struct api *a, struct evhttp_request *req, UNUSED const char *id
 
 void api_events(struct api *a, struct evhttp_request *req, UNUSED const char *id)
 {
-	events_subscribe(a->events, req);
+	char project[MV_NAME_MAX + 1];
+	struct mv_error err;
+	if (api_project_scope(a, req, project, &err) < 0) {
+		http_reply_error(req, &err);
+		return;
+	}
+	/* a reader or member gets its project's instances only; nodes are an admin's */
+	events_subscribe(a->events, req, project);
 }
 
 void api_metrics(struct api *a, struct evhttp_request *req, UNUSED const char *id)

@@ -6,6 +6,7 @@
  *   nodeapi.c   nodes (list, show) and the node-facing routes (register, heartbeat,
  *               the long-poll for assignments, status reports)
  *   imageapi.c  images and their blobs
+ *   tenantapi.c projects, users, tokens (log in)
  *   traces.c    recent instantiation traces; ui.c  the dashboard's files
  *   logs.c      an instance's logs, relayed from its node as a chunked stream */
 #ifndef MICROVIM_API_H
@@ -15,6 +16,7 @@
 #include <event2/http.h>
 
 #include "common/httpguard.h"
+#include "core/authz.h"
 
 struct cluster;
 struct images;
@@ -22,6 +24,8 @@ struct metrics;
 struct events;
 struct traces;
 struct node;
+struct tenants;
+struct offload;
 
 /* What every handler gets. */
 struct api {
@@ -33,6 +37,12 @@ struct api {
 	struct traces *traces; /* recent instantiation traces (GET /v1/traces) */
 	struct log_relays *log_relays; /* the logs being relayed (logs.c; made at first use) */
 	struct http_guard *guard;
+	struct tenants *tenants;
+	struct offload *offload; /* password hashing off the loop */
+	/* Who made the request being handled (core.c's dispatch sets it): valid during the
+	 * handler's call only, copied by what outlives it. NULL on POST /v1/tokens without
+	 * a token (a log-in by password). */
+	const struct authz_principal *who;
 };
 
 /* id: the path's '*' segment ("" when the route has none). */
@@ -47,6 +57,15 @@ route_fn api_traces, ui_index, ui_asset; /* traces.c, ui.c */
 route_fn api_instance_logs;               /* logs.c */
 /* Ends every relayed log stream (at shutdown, before the listener goes) and frees the list. */
 void logs_close_all(struct api *a);
+route_fn api_projects_create, api_projects_list, api_project_show, api_project_delete; /* tenantapi.c */
+route_fn api_users_create, api_users_list, api_user_delete, api_tokens_create, api_tokens_list, api_token_delete;
+
+/* The project a list shows: ?project= (400 when not a valid name; a reader or member
+ * may name only its own), else its own; "" for every project (an admin without it). */
+int api_project_scope(struct api *a, struct evhttp_request *req, char out[MV_NAME_MAX + 1],
+                      struct mv_error *err);
+/* The 404 a caller gets for an object of a project it does not see. */
+bool api_sees(const struct api *a, const char *project);
 
 /* Cluster hook (cluster_hooks.node_wake): answers the node's waiting long-poll. */
 void nodeapi_node_wake(void *arg, struct node *n);

@@ -31,6 +31,7 @@ struct cluster {
 	struct cluster_hooks hooks;
 	struct hmap instances; /* id -> struct instance */
 	struct hmap names;     /* name -> struct instance */
+	struct hmap usage;     /* project -> struct project_usage (quotas) */
 	struct hmap node_ids;  /* id -> struct node */
 	struct node **nodes;   /* array: the scheduler scans it */
 	int n_nodes, cap_nodes;
@@ -60,11 +61,38 @@ static void counts_add(struct cluster *c, enum inst_state st, int sign)
 	c->n_pending += sign * (st == INST_PENDING);
 }
 
+/* What a project's instance records hold, kept current by instance_insert/remove. */
+struct project_usage {
+	char project[MV_NAME_MAX + 1];
+	struct authz_quota used;
+};
+
+static void usage_add(struct cluster *c, const struct instance *in, int sign)
+{
+	struct project_usage *u = hmap_get(&c->usage, in->project);
+	if (!u) {
+		if (!(u = calloc(1, sizeof *u)))
+			fatal("calloc");
+		snprintf(u->project, sizeof u->project, "%s", in->project);
+		hmap_put(&c->usage, u->project, u);
+	}
+	u->used.instances += sign;
+	u->used.vcpus_milli += sign * in->spec.vcpus_milli;
+	u->used.memory_mb += sign * in->spec.memory_mb;
+}
+
+void cluster_project_usage(const struct cluster *c, const char *project, struct authz_quota *out)
+{
+	const struct project_usage *u = hmap_get(&c->usage, project);
+	*out = u ? u->used : (struct authz_quota){0};
+}
+
 static void instance_insert(struct cluster *c, struct instance *in)
 {
 	hmap_put(&c->instances, in->id, in);
 	hmap_put(&c->names, in->spec.name, in);
 	counts_add(c, in->state, +1);
+	usage_add(c, in, +1);
 }
 
 static void instance_remove(struct cluster *c, struct instance *in)
@@ -72,6 +100,7 @@ static void instance_remove(struct cluster *c, struct instance *in)
 	hmap_remove(&c->instances, in->id);
 	hmap_remove(&c->names, in->spec.name);
 	counts_add(c, in->state, -1);
+	usage_add(c, in, -1);
 }
 
 /* Every change of in->state of an instance in the maps goes through here. */
@@ -870,13 +899,26 @@ static int check_names_free(struct cluster *c, const struct inst_spec *spec, str
 	return 0;
 }
 
+/* All count instances within the project's quota, or none. */
+static int check_quota(struct cluster *c, const char *project, const struct authz_quota *quota,
+                       const struct inst_spec *spec, struct mv_error *err)
+{
+	struct authz_quota used, want = {.instances = spec->count, .vcpus_milli = spec->count * spec->vcpus_milli,
+	                                 .memory_mb = spec->count * spec->memory_mb};
+	if (!quota)
+		return 0;
+	cluster_project_usage(c, project, &used);
+	return authz_quota_check(project, quota, &used, &want, err);
+}
+
 static struct instance *instance_new(const struct inst_spec *spec, const struct image *img, int i,
-                                     int64_t accepted_us)
+                                     const struct cluster_create_req *r)
 {
 	struct instance *in = calloc(1, sizeof *in);
 	if (!in)
 		fatal("calloc");
 	id_generate(in->id);
+	snprintf(in->project, sizeof in->project, "%s", r->project ? r->project : AUTHZ_ADMIN_PROJECT);
 	spec_copy(&in->spec, spec);
 	spec_instance_name(spec, i, in->spec.name, sizeof in->spec.name);
 	in->spec.count = 1;
@@ -886,7 +928,7 @@ static struct instance *instance_new(const struct inst_spec *spec, const struct 
 	}
 	in->state = INST_PENDING;
 	in->created_wall_us = in->updated_wall_us = clock_wall_us();
-	in->marks.accepted_us = accepted_us;
+	in->marks.accepted_us = r->accepted_us;
 	return in;
 }
 
@@ -898,6 +940,7 @@ static int persist_new(struct cluster *c, struct instance **insts, int n, const 
 	for (int i = 0; i < n; i++) {
 		struct store_instance_row row = {.spec = insts[i]->spec, .created_us = insts[i]->created_wall_us};
 		memcpy(row.id, insts[i]->id, sizeof row.id);
+		memcpy(row.project, insts[i]->project, sizeof row.project);
 		instance_status(insts[i], &row.status);
 		if (store_instance_insert(c->store, &row) < 0)
 			goto fail;
@@ -928,6 +971,7 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
                    bool *replayed, struct mv_error *err)
 {
 	const struct inst_spec *spec = r->spec;
+	const char *project = r->project ? r->project : AUTHZ_ADMIN_PROJECT;
 	const struct image *img = NULL;
 	struct instance **insts;
 
@@ -937,16 +981,19 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 		return *replayed ? 0 : -1;
 	if (admit(c, spec->count, err) < 0)
 		return -1;
-	if (spec->image[0] && !(img = images_get(c->images, spec->image)))
+	/* another project's image is as unknown as a missing one: its existence does not leak */
+	if (spec->image[0] && (!(img = images_get(c->images, spec->image)) ||
+	                       (!r->any_image && strcmp(img->project, project) != 0)))
 		return mv_fail(err, 422, "unknown_image",
 		               "image %s is not registered (microvim image add NAME --kernel FILE)", spec->image);
-	if (check_names_free(c, spec, err) < 0 || check_placeable(c, spec, spec->count, err) < 0)
+	if (check_names_free(c, spec, err) < 0 || check_quota(c, project, r->quota, spec, err) < 0 ||
+	    check_placeable(c, spec, spec->count, err) < 0)
 		return -1;
 
 	if (!(insts = calloc((size_t)spec->count, sizeof *insts)))
 		fatal("calloc");
 	for (int i = 0; i < spec->count; i++)
-		insts[i] = instance_new(spec, img, i, r->accepted_us);
+		insts[i] = instance_new(spec, img, i, r);
 	if (persist_new(c, insts, spec->count, r) < 0) {
 		for (int i = 0; i < spec->count; i++)
 			instance_free(insts[i]);
@@ -1278,6 +1325,7 @@ static void load_instance(void *arg, struct store_instance_row *row)
 	if (!in)
 		fatal("calloc");
 	memcpy(in->id, row->id, sizeof in->id);
+	snprintf(in->project, sizeof in->project, "%s", row->project[0] ? row->project : AUTHZ_ADMIN_PROJECT);
 	in->spec = row->spec;
 	memset(&row->spec, 0, sizeof row->spec); /* taken */
 	/* the driver sets what it alone knows (the executable); a spec stored by an older core
@@ -1312,6 +1360,7 @@ struct cluster *cluster_create(struct event_base *base, struct store *store, str
 	                      .hooks = *hooks};
 	hmap_init(&c->instances);
 	hmap_init(&c->names);
+	hmap_init(&c->usage);
 	hmap_init(&c->node_ids);
 	hmap_init(&c->exec_ids);
 	if (store_nodes_load(store, load_node, c) < 0 || store_instances_load(store, load_instance, c) < 0) {
@@ -1342,6 +1391,9 @@ void cluster_destroy(struct cluster *c)
 		instance_free(v);
 	hmap_free(&c->instances);
 	hmap_free(&c->names);
+	for (size_t i = 0; hmap_next(&c->usage, &i, &key, &v);)
+		free(v);
+	hmap_free(&c->usage);
 	for (size_t i = 0; hmap_next(&c->exec_ids, &i, &key, &v);)
 		free((char *)key);
 	hmap_free(&c->exec_ids);

@@ -19,6 +19,7 @@
 #include "common/model.h"
 #include "common/trace.h"
 #include "common/wire.h"
+#include "core/authz.h"
 #include "core/sched.h"
 
 struct store;
@@ -39,6 +40,7 @@ struct cluster_options {
 
 struct instance {
 	char id[MV_ID_LEN + 1];
+	char project[MV_NAME_MAX + 1]; /* its owner (authz.h) */
 	struct inst_spec spec;         /* stored form: this instance's name, the image resolved */
 	enum inst_state state;
 	bool stop_requested;           /* a client asked it to stop (desired: stopped) */
@@ -121,12 +123,17 @@ struct cluster_create_req {
 	const char *idem_key;          /* Idempotency-Key, or NULL */
 	const char *digest;            /* of the request body, with idem_key */
 	int64_t accepted_us;           /* when the request began (the accept phase) */
+	const char *project;           /* the new instances' owner; NULL: AUTHZ_ADMIN_PROJECT */
+	const struct authz_quota *quota; /* the project's limits; NULL: none */
+	bool any_image;                /* may boot another project's image (an admin) */
 };
 
 /* Creates spec->count instances, all or none: a retry with the same key answers the first
  * creation (*replayed; the instances still known); then admission (--max-inflight), names,
- * the image, room on the nodes; one transaction stores them with the key; then they are
- * placed. *out: malloc'd, *n instances. */
+ * the image (of the project, unless any_image), the project's quota for all count of them
+ * (403 quota_exceeded), room on the nodes; one transaction stores them with the key; then
+ * they are placed. The checks and the store happen in one turn of the loop, so that
+ * concurrent creates can never overshoot a quota. *out: malloc'd, *n instances. */
 int cluster_instances_create(struct cluster *c, const struct cluster_create_req *r, struct instance ***out, int *n,
                    bool *replayed, struct mv_error *err);
 struct instance *cluster_instance(const struct cluster *c, const char *id);
@@ -144,6 +151,9 @@ size_t cluster_instance_count(const struct cluster *c);
 void cluster_count_states(const struct cluster *c, int counts[INST_STATE_COUNT]);
 int64_t cluster_in_flight(const struct cluster *c);
 uint64_t cluster_refused_saturated(const struct cluster *c);
+/* What a project's instances hold: every instance record counts until it is removed, as
+ * Nova counts a stopped server (zeros for a project with none). */
+void cluster_project_usage(const struct cluster *c, const char *project, struct authz_quota *out);
 /* An instance not ended that boots image `name`, or NULL (an image in use stays). */
 const struct instance *cluster_image_user(const struct cluster *c, const char *name);
 

@@ -22,12 +22,16 @@
 #include "common/log.h"
 #include "common/tls.h"
 #include "core/api.h"
+#include "core/audit.h"
 #include "core/cluster.h"
 #include "core/events.h"
 #include "core/images.h"
 #include "core/metrics.h"
+#include "core/authz.h"
+#include "core/offload.h"
 #include "core/store.h"
 #include "core/stores.h"
+#include "core/tenants.h"
 #include "core/traces.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024) /* the guard's cap (431 in JSON) */
@@ -51,8 +55,10 @@ struct core {
 	char url[128];
 	char *token;         /* cluster token, NULL when none */
 	struct tls_ctx *tls; /* HTTPS, NULL for plain HTTP */
+	bool auth;           /* users' tokens: --auth, or a non-loopback --listen */
 	struct hmap rate;    /* client address -> request token bucket */
 	struct store *store;
+	struct audit *audit; /* DATA_DIR/audit.log */
 	struct api api;      /* what the handlers get: cluster, images, metrics, events, guard */
 };
 
@@ -73,42 +79,59 @@ void core_options_default(struct core_options *o)
 
 /* ---- routing ---- */
 
-/* AUTH_PUBLIC: the dashboard's files only, which hold no data. */
-enum route_auth { AUTH_USER, AUTH_NODE, AUTH_PUBLIC };
+/* Who may call a route. READ, WRITE and ADMIN are authz.h's actions, checked against the
+ * caller's role (403 forbidden); which project's objects it sees is the handler's (404).
+ * PUBLIC: the dashboard's files only, which hold no data. NODE: the node's own token.
+ * LOGIN: with or without a token (POST /v1/tokens: a password logs in). */
+enum route_access { ACCESS_READ, ACCESS_WRITE, ACCESS_ADMIN, ACCESS_NODE, ACCESS_LOGIN, ACCESS_PUBLIC };
 
 struct route {
 	enum evhttp_cmd_type method;
 	const char *pattern; /* '*' matches one path segment, passed as id */
-	enum route_auth auth;
+	enum route_access access;
 	route_fn *handler;
 };
 
 /* The whole API, one row per route (handlers: api.h). */
 static const struct route routes[] = {
-	{EVHTTP_REQ_POST, "/v1/instances", AUTH_USER, api_instances_create},
-	{EVHTTP_REQ_GET, "/v1/instances", AUTH_USER, api_instances_list},
-	{EVHTTP_REQ_GET, "/v1/instances/*", AUTH_USER, api_instance_show},
-	{EVHTTP_REQ_DELETE, "/v1/instances/*", AUTH_USER, api_instance_delete},
-	{EVHTTP_REQ_GET, "/v1/instances/*/logs", AUTH_USER, api_instance_logs},
-	{EVHTTP_REQ_GET, "/v1/nodes", AUTH_USER, api_nodes_list},
-	{EVHTTP_REQ_POST, "/v1/nodes/register", AUTH_USER, nodeapi_register},
-	{EVHTTP_REQ_GET, "/v1/nodes/*", AUTH_USER, api_node_show},
-	{EVHTTP_REQ_POST, "/v1/nodes/*/heartbeat", AUTH_NODE, nodeapi_heartbeat},
-	{EVHTTP_REQ_GET, "/v1/nodes/*/assignments", AUTH_NODE, nodeapi_assignments},
-	{EVHTTP_REQ_POST, "/v1/nodes/*/reports", AUTH_NODE, nodeapi_reports},
-	{EVHTTP_REQ_PUT, "/v1/nodes/*/bridges", AUTH_NODE, nodeapi_bridges},
-	{EVHTTP_REQ_PUT, "/v1/blobs/*", AUTH_USER, api_blob_put},
-	{EVHTTP_REQ_GET, "/v1/blobs/*", AUTH_USER, api_blob_get},
-	{EVHTTP_REQ_POST, "/v1/images", AUTH_USER, api_images_create},
-	{EVHTTP_REQ_GET, "/v1/images", AUTH_USER, api_images_list},
-	{EVHTTP_REQ_GET, "/v1/images/*", AUTH_USER, api_image_show},
-	{EVHTTP_REQ_DELETE, "/v1/images/*", AUTH_USER, api_image_delete},
-	{EVHTTP_REQ_GET, "/v1/health", AUTH_USER, api_health},
-	{EVHTTP_REQ_GET, "/v1/events", AUTH_USER, api_events},
-	{EVHTTP_REQ_GET, "/metrics", AUTH_USER, api_metrics},
-	{EVHTTP_REQ_GET, "/v1/traces", AUTH_USER, api_traces},
-	{EVHTTP_REQ_GET, "/ui", AUTH_PUBLIC, ui_index},
-	{EVHTTP_REQ_GET, "/ui/*", AUTH_PUBLIC, ui_asset},
+	{EVHTTP_REQ_POST, "/v1/instances", ACCESS_WRITE, api_instances_create},
+	{EVHTTP_REQ_GET, "/v1/instances", ACCESS_READ, api_instances_list},
+	{EVHTTP_REQ_GET, "/v1/instances/*", ACCESS_READ, api_instance_show},
+	{EVHTTP_REQ_DELETE, "/v1/instances/*", ACCESS_WRITE, api_instance_delete},
+	{EVHTTP_REQ_GET, "/v1/instances/*/logs", ACCESS_READ, api_instance_logs},
+	{EVHTTP_REQ_GET, "/v1/nodes", ACCESS_ADMIN, api_nodes_list},
+	{EVHTTP_REQ_POST, "/v1/nodes/register", ACCESS_ADMIN, nodeapi_register},
+	{EVHTTP_REQ_GET, "/v1/nodes/*", ACCESS_ADMIN, api_node_show},
+	{EVHTTP_REQ_POST, "/v1/nodes/*/heartbeat", ACCESS_NODE, nodeapi_heartbeat},
+	{EVHTTP_REQ_GET, "/v1/nodes/*/assignments", ACCESS_NODE, nodeapi_assignments},
+	{EVHTTP_REQ_POST, "/v1/nodes/*/reports", ACCESS_NODE, nodeapi_reports},
+	{EVHTTP_REQ_PUT, "/v1/nodes/*/bridges", ACCESS_NODE, nodeapi_bridges},
+	{EVHTTP_REQ_PUT, "/v1/blobs/*", ACCESS_WRITE, api_blob_put},
+	{EVHTTP_REQ_GET, "/v1/blobs/*", ACCESS_READ, api_blob_get},
+	{EVHTTP_REQ_POST, "/v1/images", ACCESS_WRITE, api_images_create},
+	{EVHTTP_REQ_GET, "/v1/images", ACCESS_READ, api_images_list},
+	{EVHTTP_REQ_GET, "/v1/images/*", ACCESS_READ, api_image_show},
+	{EVHTTP_REQ_DELETE, "/v1/images/*", ACCESS_WRITE, api_image_delete},
+	{EVHTTP_REQ_GET, "/v1/health", ACCESS_READ, api_health},
+	{EVHTTP_REQ_GET, "/v1/events", ACCESS_READ, api_events},
+	{EVHTTP_REQ_GET, "/metrics", ACCESS_ADMIN, api_metrics},
+	{EVHTTP_REQ_GET, "/v1/traces", ACCESS_ADMIN, api_traces},
+	{EVHTTP_REQ_POST, "/v1/projects", ACCESS_ADMIN, api_projects_create},
+	{EVHTTP_REQ_GET, "/v1/projects", ACCESS_READ, api_projects_list},
+	{EVHTTP_REQ_GET, "/v1/projects/*", ACCESS_READ, api_project_show},
+	{EVHTTP_REQ_DELETE, "/v1/projects/*", ACCESS_ADMIN, api_project_delete},
+	{EVHTTP_REQ_POST, "/v1/users", ACCESS_ADMIN, api_users_create},
+	{EVHTTP_REQ_GET, "/v1/users", ACCESS_ADMIN, api_users_list},
+	{EVHTTP_REQ_DELETE, "/v1/users/*", ACCESS_ADMIN, api_user_delete},
+	{EVHTTP_REQ_POST, "/v1/tokens", ACCESS_LOGIN, api_tokens_create},
+	{EVHTTP_REQ_GET, "/v1/tokens", ACCESS_READ, api_tokens_list},
+	{EVHTTP_REQ_DELETE, "/v1/tokens/*", ACCESS_READ, api_token_delete}, /* one's own, or an admin any */
+	{EVHTTP_REQ_GET, "/ui", ACCESS_PUBLIC, ui_index},
+	{EVHTTP_REQ_GET, "/ui/*", ACCESS_PUBLIC, ui_asset},
+};
+
+static const enum authz_action access_action[] = {
+	[ACCESS_READ] = ACTION_READ, [ACCESS_WRITE] = ACTION_WRITE, [ACCESS_ADMIN] = ACTION_ADMIN,
 };
 
 /* Matches path against pattern; copies the '*' segment into id. */
@@ -133,9 +156,53 @@ static bool route_match(const char *pattern, const char *path, char *id, size_t 
 	return *pattern == '\0' && *path == '\0';
 }
 
-static bool user_authorized(struct core *c, struct evhttp_request *req)
+/* The token of "Authorization: Bearer TOKEN", or NULL. */
+static const char *bearer_of(struct evhttp_request *req)
 {
-	return !c->token || http_bearer_matches(req, c->token);
+	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	return h && strncmp(h, "Bearer ", 7) == 0 ? h + 7 : NULL;
+}
+
+/* Who calls: 0 with *who; 1 when no token came (anonymous); -1 with a 401 in err. With
+ * neither --auth nor --token-file everyone is the open core's admin, as before. */
+static int authenticate(struct core *c, struct evhttp_request *req, struct authz_principal *who,
+                        struct mv_error *err)
+{
+	const char *token;
+	if (!c->auth && !c->token) {
+		authz_principal_admin(who, AUTHZ_OPEN);
+		return 0;
+	}
+	if (!(token = bearer_of(req)))
+		return 1;
+	if (c->token && http_bearer_matches(req, c->token)) {
+		authz_principal_admin(who, AUTHZ_CLUSTER);
+		return 0;
+	}
+	if (!c->auth)
+		return mv_fail(err, 401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer TOKEN)");
+	return tenants_authenticate(c->api.tenants, token, clock_wall_us(), who, err);
+}
+
+/* The caller of a user route: 0 when it may go on to the handler, else -1 with the answer
+ * in err (401 unknown, 403 a role without the action). */
+static int authorize(struct core *c, struct evhttp_request *req, const struct route *r, struct authz_principal *who,
+                     bool *anonymous, struct mv_error *err)
+{
+	int rc = authenticate(c, req, who, err);
+	*anonymous = rc == 1;
+	if (rc < 0)
+		return -1;
+	if (r->access == ACCESS_LOGIN)
+		return 0;
+	if (rc == 1)
+		return mv_fail(err, 401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN; "
+		               "log in with POST /v1/tokens or microvim token create)");
+	if (!authz_allows(who->role, access_action[r->access]))
+		return mv_fail(err, 403, "forbidden", "role %s of project %s may not %s %s",
+		               authz_role_names[who->role], who->project,
+		               http_method_name(evhttp_request_get_command(req)), http_path(req));
+	return 0;
 }
 
 static bool node_authorized(struct core *c, struct evhttp_request *req, const char *id)
@@ -149,13 +216,22 @@ static bool node_authorized(struct core *c, struct evhttp_request *req, const ch
  * a node. People's routes take a token without a certificate. */
 static bool node_cert_missing(struct core *c, const struct route *r, struct evhttp_request *req)
 {
-	bool node_route = r->auth == AUTH_NODE || r->handler == nodeapi_register;
+	bool node_route = r->access == ACCESS_NODE || r->handler == nodeapi_register;
 	return node_route && tls_asks_client_cert(c->tls) && !tls_request_peer_verified(req);
 }
 
 static void count_reply(struct evhttp_request *req, void *arg)
 {
-	metrics_count_request(arg, evhttp_request_get_response_code(req));
+	struct core *c = arg;
+	metrics_count_request(c->api.metrics, evhttp_request_get_response_code(req));
+	audit_replied(c->audit, req);
+}
+
+/* What the audit log records: requests that change something, not the nodes' own chatter. */
+static bool audited(const struct route *r, enum evhttp_cmd_type method)
+{
+	return r->access != ACCESS_NODE && r->access != ACCESS_PUBLIC && method != EVHTTP_REQ_GET &&
+	       method != EVHTTP_REQ_HEAD;
 }
 
 /* ---- per-client request rate: a token bucket per peer address ---- */
@@ -214,14 +290,19 @@ static void rate_forget(struct core *c)
 	hmap_init(&c->rate);
 }
 
+/* The path's '*' segment of a route that has one, else "" (id may hold a segment of a
+ * pattern that matched only in part). */
+static const char *route_id(const struct route *r, const char *id) { return strchr(r->pattern, '*') ? id : ""; }
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	struct core *c = arg;
 	const char *path = http_path(req);
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
-	bool path_known = false;
+	bool path_known = false, anonymous = false;
 	char id[128];
 	struct mv_error err;
+	struct authz_principal who;
 
 	http_guard_request_arrived(c->api.guard, req);
 	if (!rate_allows(c, req)) {
@@ -245,15 +326,24 @@ static void dispatch(struct evhttp_request *req, void *arg)
 			http_reply_error(req, &err);
 			return;
 		}
-		if (r->auth != AUTH_PUBLIC &&
-		    (r->auth == AUTH_USER ? !user_authorized(c, req) : !node_authorized(c, req, id))) {
-			mv_fail(&err, 401, "unauthorized",
-			        r->auth == AUTH_USER ? "missing or wrong bearer token (Authorization: Bearer TOKEN)"
-			                             : "missing or wrong node token; register the node again");
+		if (r->access == ACCESS_NODE && !node_authorized(c, req, id)) {
+			mv_fail(&err, 401, "unauthorized", "missing or wrong node token; register the node again");
 			http_reply_error(req, &err);
 			return;
 		}
+		if (r->access != ACCESS_NODE && r->access != ACCESS_PUBLIC &&
+		    authorize(c, req, r, &who, &anonymous, &err) < 0) {
+			http_reply_error(req, &err);
+			if (audited(r, method))
+				audit_request(c->audit, req, r->pattern, route_id(r, id),
+				              anonymous || err.status == 401 ? NULL : &who);
+			return;
+		}
+		c->api.who = anonymous ? NULL : &who;
 		r->handler(&c->api, req, id);
+		c->api.who = NULL;
+		if (audited(r, method))
+			audit_request(c->audit, req, r->pattern, route_id(r, id), anonymous ? NULL : &who);
 		return;
 	}
 	if (path_known)
@@ -292,7 +382,7 @@ static void attach_guard(struct core *c)
 		.big_body_max = MV_BLOB_MAX,
 		.big_body_line = "PUT /v1/blobs/",
 		.on_reply = count_reply,
-		.on_reply_arg = c->api.metrics,
+		.on_reply_arg = c,
 		.new_bufferevent = c->tls ? server_bufferevent : NULL,
 		.new_bufferevent_arg = c->tls,
 		.tls = c->tls != NULL,
@@ -315,6 +405,20 @@ static int read_token(const char *path, char **out, char *err, size_t errlen)
 		snprintf(err, errlen, "--token-file %s must hold a token of 16-256 characters", path);
 		return -1;
 	}
+	return 0;
+}
+
+/* --auth, or a listen address others can reach: a VIM shared beyond this host checks who
+ * calls (loopback stays open for development, as before, unless --auth). */
+static int auth_wanted(const struct core_options *o, bool *auth, char *err, size_t errlen)
+{
+	char host[256];
+	int port;
+	if (http_parse_hostport(o->listen, host, sizeof host, &port) < 0) {
+		snprintf(err, errlen, "--listen %s is not HOST:PORT", o->listen);
+		return -1;
+	}
+	*auth = o->auth || !http_host_is_loopback(host);
 	return 0;
 }
 
@@ -355,11 +459,6 @@ static int bind_listener(struct core *c, char *err, size_t errlen)
 
 	if (http_parse_hostport(c->opts.listen, host, sizeof host, &port) < 0) {
 		snprintf(err, errlen, "--listen %s is not HOST:PORT", c->opts.listen);
-		return -1;
-	}
-	if (!http_host_is_loopback(host) && !c->token) {
-		snprintf(err, errlen, "--listen %s is not a loopback address: give --token-file so that "
-		         "every request must carry a bearer token", c->opts.listen);
 		return -1;
 	}
 	c->bound = evhttp_bind_socket_with_handle(c->http, host, (unsigned short)port);
@@ -420,6 +519,11 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 		return -1;
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
 		return -1;
+	if (!(c->api.tenants = tenants_open(c->store, err, errlen)) ||
+	    !(c->audit = audit_open(c->opts.data_dir, c->api.events, err, errlen)))
+		return -1;
+	if (c->auth && tenants_bootstrap(c->api.tenants, c->opts.data_dir, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
@@ -442,6 +546,9 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	                                                  .ca = opts->tls_client_ca},
 	                              err, errlen)))
 		goto fail;
+	if (auth_wanted(opts, &c->auth, err, errlen) < 0)
+		goto fail;
+	c->api.offload = offload_new(base);
 	c->http = evhttp_new(base);
 	evhttp_set_max_headers_size(c->http, EVHTTP_HEADERS_CAP);
 	evhttp_set_max_body_size(c->http, HARD_BODY_CAP);
@@ -453,9 +560,10 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	c->api.events = events_new(base, c->api.guard);
 	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0)
 		goto fail;
-	log_info("core listening on %s (store %s%s, %zu instances, %d nodes known)", c->url,
+	log_info("core listening on %s (store %s%s, %zu instances, %d nodes known; authentication: %s)", c->url,
 	         opts->store ? "in PostgreSQL" : opts->data_dir, opts->store ? "" : "/core.db",
-	         cluster_instance_count(c->api.cluster), cluster_node_count(c->api.cluster));
+	         cluster_instance_count(c->api.cluster), cluster_node_count(c->api.cluster),
+	         c->auth ? "users' tokens" : c->token ? "--token-file" : "none (loopback)");
 	return c;
 fail:
 	core_destroy(c);
@@ -490,12 +598,15 @@ void core_destroy(struct core *c)
 		cluster_drain(c->api.cluster);
 		nodeapi_release_polls(&c->api);
 	}
+	offload_free(c->api.offload); /* before what its jobs' requests refer to */
 	cluster_destroy(c->api.cluster);
+	tenants_close(c->api.tenants);
 	images_close(c->api.images);
 	rate_forget(c);
 	hmap_free(&c->rate);
 	if (c->http)
 		evhttp_free(c->http); /* closes the connections, through the guard */
+	audit_close(c->audit); /* after the last reply the guard reports */
 	events_free(c->api.events);
 	http_guard_free(c->api.guard);
 	store_close(c->store);

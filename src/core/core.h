@@ -20,7 +20,9 @@ struct core_options {
 	const char *listen;        /* "127.0.0.1:4650" */
 	const char *data_dir;      /* the SQLite store and the image blobs live here */
 	const char *store;         /* NULL: SQLite in data_dir; "postgresql://...": that database */
-	const char *token_file;    /* NULL: no authentication (loopback only) */
+	const char *token_file;    /* a shared token that acts as an admin; NULL: none */
+	bool auth;                 /* users' tokens (projects, roles); a non-loopback listen implies it.
+	                            * Neither this nor token_file: no authentication (loopback only) */
 	double cpu_ratio;          /* vCPUs offered per host CPU (Nova's cpu_allocation_ratio) */
 	enum sched_policy policy;
 	int heartbeat_timeout_s;   /* a node silent this long is down */

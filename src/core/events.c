@@ -14,7 +14,9 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "common/http.h"
@@ -29,6 +31,8 @@ struct subscriber {
 	struct evhttp_request *req;
 	struct subscriber *next;
 	struct events *events;
+	char project[MV_NAME_MAX + 1]; /* only this project's instances; "": everything */
+	struct evbuffer *mine;         /* with a project: its own pending lines (the shared ones are everyone's) */
 };
 
 struct events {
@@ -68,6 +72,8 @@ static void unsubscribe(struct events *ev, struct subscriber *gone)
 	for (struct subscriber **p = &ev->subscribers; *p; p = &(*p)->next) {
 		if (*p == gone) {
 			*p = gone->next;
+			if (gone->mine)
+				evbuffer_free(gone->mine);
 			free(gone);
 			return;
 		}
@@ -91,15 +97,20 @@ static void flush(struct events *ev)
 
 	event_del(ev->flush_ev);
 	ev->last_flush_us = clock_mono_us();
-	if (len == 0)
-		return;
-	data = evbuffer_pullup(ev->pending, -1);
+	data = len ? evbuffer_pullup(ev->pending, -1) : NULL;
 	for (struct subscriber *s = ev->subscribers; s; s = s->next) {
-		struct evbuffer *chunk = evbuffer_new();
-		if (!chunk || evbuffer_add(chunk, data, len) < 0)
+		struct evbuffer *from = s->project[0] ? s->mine : ev->pending;
+		size_t n = s->project[0] ? evbuffer_get_length(s->mine) : len;
+		struct evbuffer *chunk;
+		if (n == 0)
+			continue;
+		if (!(chunk = evbuffer_new()) ||
+		    evbuffer_add(chunk, s->project[0] ? evbuffer_pullup(s->mine, -1) : data, n) < 0)
 			fatal("events: out of memory");
 		evhttp_send_reply_chunk(s->req, chunk);
 		evbuffer_free(chunk);
+		if (s->project[0])
+			evbuffer_drain(from, n);
 	}
 	evbuffer_drain(ev->pending, len);
 }
@@ -135,38 +146,69 @@ static bool json_plain(const char *s)
 	return true;
 }
 
-/* Appends one line {"type","id","name","state","node","seq","time"} ("node" for instance
- * events only) to the pending lines. Formatted directly, not through jansson: at ~500
- * lines a second the objects and their allocations were a quarter of the stream's cost. */
-static void publish(struct events *ev, const char *type, const char *id, const char *name, const char *state,
-                    const char *node)
+/* Gives one line to those who see it: everyone who sees every project (the shared
+ * pending lines), and the subscribers of its project. project NULL: a node's or an audit
+ * line, for those who see everything only. */
+static void deliver(struct events *ev, struct evbuffer *line, const char *project)
+{
+	size_t len = evbuffer_get_length(line);
+	const unsigned char *data = evbuffer_pullup(line, -1);
+	for (struct subscriber *s = ev->subscribers; s; s = s->next)
+		if (s->project[0] && project && strcmp(project, s->project) == 0)
+			evbuffer_add(s->mine, data, len);
+	evbuffer_add(ev->pending, data, len);
+	flush_soon(ev);
+}
+
+static void deliver_json(struct events *ev, json_t *e, const char *project)
+{
+	char *text = json_dumps(e, HTTP_JSON_FLAGS);
+	struct evbuffer *line = evbuffer_new();
+	if (!line)
+		fatal("events: out of memory");
+	if (text) {
+		evbuffer_add_printf(line, "%s\n", text);
+		deliver(ev, line, project);
+	}
+	free(text);
+	evbuffer_free(line);
+}
+
+/* One line {"type","id","name"[,"project"],"state"[,"node"],"seq","time"} ("node" for
+ * instance events only). Formatted directly, not through jansson: at ~500 lines a second
+ * the objects and their allocations were a quarter of the stream's cost. */
+static void publish(struct events *ev, const char *type, const char *id, const char *name, const char *project,
+                    const char *state, const char *node)
 {
 	char when[40];
 	uint64_t seq = ++ev->seq;
 
 	clock_iso8601(clock_wall_us(), when, sizeof when);
-	if (json_plain(id) && json_plain(name) && (!node || json_plain(node))) {
-		evbuffer_add_printf(ev->pending, "{\"type\":\"%s\",\"id\":\"%s\",\"name\":\"%s\",\"state\":\"%s\"%s%s%s,"
-		                                 "\"seq\":%llu,\"time\":\"%s\"}\n",
-		                    type, id, name, state, node ? ",\"node\":\"" : "", node ? node : "", node ? "\"" : "",
-		                    (unsigned long long)seq, when);
+	if (json_plain(id) && json_plain(name) && (!node || json_plain(node)) && (!project || json_plain(project))) {
+		struct evbuffer *line = evbuffer_new();
+		if (!line)
+			fatal("events: out of memory");
+		evbuffer_add_printf(line, "{\"type\":\"%s\",\"id\":\"%s\",\"name\":\"%s\",%s%s%s\"state\":\"%s\"%s%s%s,"
+		                          "\"seq\":%llu,\"time\":\"%s\"}\n",
+		                    type, id, name, project ? "\"project\":\"" : "", project ? project : "",
+		                    project ? "\"," : "", state, node ? ",\"node\":\"" : "", node ? node : "",
+		                    node ? "\"" : "", (unsigned long long)seq, when);
+		deliver(ev, line, project);
+		evbuffer_free(line);
 	} else {
 		/* a name from before names were checked: let jansson escape it */
 		json_t *e = json_pack("{s:s, s:s, s:s, s:s}", "type", type, "id", id, "name", name, "state", state);
-		char *line;
 		if (!e) /* not UTF-8: nothing a client could read */
 			return;
+		if (project)
+			json_object_set_new(e, "project", json_string(project));
 		if (node)
 			json_object_set_new(e, "node", json_string(node));
 		json_object_set_new(e, "seq", json_integer((json_int_t)seq));
 		json_object_set_new(e, "time", json_string(when));
-		line = json_dumps(e, HTTP_JSON_FLAGS);
+		deliver_json(ev, e, project);
 		json_decref(e);
-		if (line)
-			evbuffer_add_printf(ev->pending, "%s\n", line);
-		free(line);
 	}
-	flush_soon(ev);
 }
 
 void events_publish_instance(void *arg, const struct instance *in)
@@ -174,7 +216,7 @@ void events_publish_instance(void *arg, const struct instance *in)
 	struct events *ev = arg;
 	if (!ev->subscribers)
 		return;
-	publish(ev, "instance", in->id, in->spec.name, inst_state_names[in->state], in->node_id);
+	publish(ev, "instance", in->id, in->spec.name, in->project, inst_state_names[in->state], in->node_id);
 }
 
 void events_publish_node(void *arg, const struct node *n, const char *what)
@@ -182,14 +224,29 @@ void events_publish_node(void *arg, const struct node *n, const char *what)
 	struct events *ev = arg;
 	if (!ev->subscribers)
 		return;
-	publish(ev, "node", n->id, n->name, what, NULL);
+	publish(ev, "node", n->id, n->name, NULL, what, NULL);
 }
 
-void events_subscribe(struct events *ev, struct evhttp_request *req)
+void events_publish_audit(struct events *ev, const json_t *line)
+{
+	json_t *e;
+	if (!ev->subscribers)
+		return;
+	e = json_deep_copy(line);
+	json_object_set_new(e, "type", json_string("audit"));
+	json_object_set_new(e, "seq", json_integer((json_int_t)++ev->seq));
+	deliver_json(ev, e, NULL);
+	json_decref(e);
+}
+
+void events_subscribe(struct events *ev, struct evhttp_request *req, const char *project)
 {
 	struct subscriber *s = calloc(1, sizeof *s);
 	if (!s)
 		fatal("calloc");
+	snprintf(s->project, sizeof s->project, "%s", project);
+	if (s->project[0] && !(s->mine = evbuffer_new()))
+		fatal("events: out of memory");
 	/* lines published before this subscriber came are not its own: send them first */
 	flush(ev);
 	s->req = req;
@@ -209,6 +266,8 @@ void events_close_all(struct events *ev)
 		http_guard_on_close(ev->guard, s->req, NULL, NULL);
 		evhttp_send_reply_end(s->req);
 		ev->subscribers = s->next;
+		if (s->mine)
+			evbuffer_free(s->mine);
 		free(s);
 	}
 }

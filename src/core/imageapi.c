@@ -18,8 +18,8 @@ static json_t *image_to_json(const struct image *img)
 {
 	char created[40];
 	clock_iso8601(img->created_wall_us, created, sizeof created);
-	json_t *j = json_pack("{s:s, s:s, s:I, s:s}", "name", img->name, "kernel", img->kernel, "kernel_size",
-	                      (json_int_t)img->kernel_size, "created_at", created);
+	json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:s}", "name", img->name, "project", img->project, "kernel",
+	                      img->kernel, "kernel_size", (json_int_t)img->kernel_size, "created_at", created);
 	if (img->initrd[0]) {
 		json_object_set_new(j, "initrd", json_string(img->initrd));
 		json_object_set_new(j, "initrd_size", json_integer(img->initrd_size));
@@ -139,6 +139,7 @@ void api_images_create(struct api *a, struct evhttp_request *req, UNUSED const c
 	struct image img = {0};
 	struct mv_error err;
 
+	snprintf(img.project, sizeof img.project, "%s", a->who->project);
 	if (http_read_json(req, &b, &err) < 0 || parse_image(a, b, &img, &err) < 0 || images_add(a->images, &img, &err) < 0) {
 		json_decref(b);
 		free(img.cmdline);
@@ -149,18 +150,42 @@ void api_images_create(struct api *a, struct evhttp_request *req, UNUSED const c
 	http_reply_json(req, 201, image_to_json(images_get(a->images, img.name)));
 }
 
-static void list_one(void *arg, const struct image *img) { json_array_append_new(arg, image_to_json(img)); }
+struct image_list {
+	json_t *list;
+	const char *project; /* "": every project */
+};
+
+static void list_one(void *arg, const struct image *img)
+{
+	struct image_list *l = arg;
+	if (!l->project[0] || strcmp(l->project, img->project) == 0)
+		json_array_append_new(l->list, image_to_json(img));
+}
 
 void api_images_list(struct api *a, struct evhttp_request *req, UNUSED const char *unused)
 {
-	json_t *list = json_array();
-	images_foreach(a->images, list_one, list);
-	http_reply_json(req, 200, json_pack("{s:o}", "images", list));
+	char project[MV_NAME_MAX + 1];
+	struct image_list l = {.project = project};
+	struct mv_error err;
+	if (api_project_scope(a, req, project, &err) < 0) {
+		http_reply_error(req, &err);
+		return;
+	}
+	l.list = json_array();
+	images_foreach(a->images, list_one, &l);
+	http_reply_json(req, 200, json_pack("{s:o}", "images", l.list));
+}
+
+/* Another project's image is as missing as one that does not exist (no leak). */
+static const struct image *visible_image(struct api *a, const char *name)
+{
+	const struct image *img = images_get(a->images, name);
+	return img && api_sees(a, img->project) ? img : NULL;
 }
 
 void api_image_show(struct api *a, struct evhttp_request *req, const char *name)
 {
-	const struct image *img = images_get(a->images, name);
+	const struct image *img = visible_image(a, name);
 	struct mv_error err;
 	if (!img) {
 		mv_fail(&err, 404, "not_found", "no image named %.64s", name);
@@ -175,7 +200,7 @@ void api_image_delete(struct api *a, struct evhttp_request *req, const char *nam
 	const struct instance *user;
 	struct mv_error err;
 
-	if (!images_get(a->images, name)) {
+	if (!visible_image(a, name)) {
 		mv_fail(&err, 404, "not_found", "no image named %.64s", name);
 		goto fail;
 	}

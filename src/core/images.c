@@ -40,6 +40,7 @@ static void load_one(void *arg, const struct store_image_row *row)
 	if (row->cmdline && !(img->cmdline = strdup(row->cmdline)))
 		fatal("strdup");
 	memcpy(img->xen_type, row->xen_type, sizeof img->xen_type);
+	snprintf(img->project, sizeof img->project, "%s", row->project[0] ? row->project : "admin");
 	img->kernel_size = row->kernel_size;
 	img->initrd_size = row->initrd_size;
 	img->created_wall_us = row->created_us;
@@ -107,6 +108,16 @@ void images_boot_of(const struct image *img, struct inst_boot *out)
 	memcpy(out->xen_type, img->xen_type, sizeof out->xen_type);
 }
 
+size_t images_project_count(const struct images *im, const char *project)
+{
+	const char *k;
+	void *v;
+	size_t n = 0;
+	for (size_t i = 0; hmap_next(&im->by_name, &i, &k, &v);)
+		n += strcmp(((const struct image *)v)->project, project) == 0;
+	return n;
+}
+
 int images_add(struct images *im, struct image *img, struct mv_error *err)
 {
 	struct image *copy;
@@ -119,6 +130,9 @@ int images_add(struct images *im, struct image *img, struct mv_error *err)
 	memcpy(row.kernel, img->kernel, sizeof row.kernel);
 	memcpy(row.initrd, img->initrd, sizeof row.initrd);
 	memcpy(row.xen_type, img->xen_type, sizeof row.xen_type);
+	if (!img->project[0]) /* as every image was before projects */
+		snprintf(img->project, sizeof img->project, "admin");
+	memcpy(row.project, img->project, sizeof row.project);
 	row.created_us = img->created_wall_us;
 	if (store_image_insert(im->store, &row) < 0)
 		return mv_fail(err, 500, "store_failed", "the store could not save the image; nothing changed");

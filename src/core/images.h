@@ -21,6 +21,7 @@ struct image {
 	char initrd[DIGEST_LEN + 1]; /* "" when none */
 	char *cmdline;               /* NULL when none */
 	char xen_type[4];            /* "pv" or "pvh": how the xen driver boots it; "" when not said (PVH) */
+	char project[MV_NAME_MAX + 1]; /* its owner: instances of this project (or an admin's) boot it */
 	int64_t kernel_size, initrd_size;
 	int64_t created_wall_us;
 };
@@ -33,6 +34,8 @@ struct images *images_open(struct store *store, const char *data_dir, char *err,
 void images_close(struct images *im);
 
 const struct image *images_get(const struct images *im, const char *name);
+/* How many images project owns. */
+size_t images_project_count(const struct images *im, const char *project);
 void images_foreach(const struct images *im, void (*fn)(void *arg, const struct image *img), void *arg);
 /* The boot of an instance of img: its blobs, command line and Xen guest type, resolved now. */
 void images_boot_of(const struct image *img, struct inst_boot *out);

@@ -1,5 +1,5 @@
-/* store — the core's durable state behind one interface: rows of instances, nodes, images
- * and idempotency keys, with transactions. Rows are plain typed values (the instance
+/* store — the core's durable state behind one interface: rows of instances, nodes, images,
+ * idempotency keys, and the tenancy (projects, users, tokens), with transactions. Rows are plain typed values (the instance
  * spec as model.h parses it); the store knows no core object and calls nothing above it.
  * Each backend fills a struct store_ops and keeps its own schema version and migrations,
  * run at open (core/stores.h lists them and chooses one):
@@ -43,6 +43,7 @@ struct store_instance_status {
  * columns of their own: name, driver, image, vcpus, memory, state, node. */
 struct store_instance_row {
 	char id[MV_ID_LEN + 1];
+	char project[MV_NAME_MAX + 1]; /* its owner; since schema 5; "" is "admin" (what came before) */
 	struct inst_spec spec;       /* stored form */
 	struct store_instance_status status;
 	int64_t created_us;
@@ -70,6 +71,7 @@ struct store_image_row {
 	char initrd[DIGEST_LEN + 1]; /* "" when none */
 	const char *cmdline;         /* NULL when none */
 	char xen_type[4];            /* "pv", "pvh" or "" (none said); a column of its own since schema 4 */
+	char project[MV_NAME_MAX + 1]; /* its owner; since schema 5; "" is "admin" (what came before) */
 	int64_t kernel_size, initrd_size;
 	int64_t created_us;
 };
@@ -84,11 +86,43 @@ struct store_idem_row {
 	int64_t created_us;
 };
 
+/* Tenancy (Keystone's names): a project with its quotas (-1: none), a user with one role
+ * on one project, a token of a user (only its SHA-256 is kept). Removing a project removes
+ * its users, removing a user its tokens. */
+struct store_project_row {
+	char name[MV_NAME_MAX + 1];
+	int64_t quota_instances, quota_vcpus_milli, quota_memory_mb;
+	int64_t created_us;
+};
+
+struct store_user_row {
+	char name[MV_NAME_MAX + 1];
+	char project[MV_NAME_MAX + 1];
+	char role[8];                /* "reader", "member" or "admin" */
+	const char *password_hash;   /* NULL: no password (tokens made by an admin only) */
+	int64_t created_us;
+};
+
+#define STORE_TOKEN_ID_LEN 16
+#define STORE_TOKEN_HASH_LEN 64
+
+struct store_token_row {
+	char id[STORE_TOKEN_ID_LEN + 1];     /* public: what ls shows and revoke takes */
+	char hash[STORE_TOKEN_HASH_LEN + 1]; /* SHA-256 of the token, hex */
+	char user[MV_NAME_MAX + 1];
+	int64_t expires_us;                  /* wall clock; 0: never */
+	bool revoked;
+	int64_t created_us;
+};
+
 /* Load callbacks get a row that lives for the call: one may take the parts the store
  * allocated (the spec, a node's json) by zeroing them in the row; strings are the store's. */
 typedef void store_instance_fn(void *arg, struct store_instance_row *row);
 typedef void store_node_fn(void *arg, struct store_node_row *row);
 typedef void store_image_fn(void *arg, const struct store_image_row *row);
+typedef void store_project_fn(void *arg, const struct store_project_row *row);
+typedef void store_user_fn(void *arg, const struct store_user_row *row);
+typedef void store_token_fn(void *arg, const struct store_token_row *row);
 
 /* ---- the interface every backend fills ---- */
 
@@ -128,6 +162,17 @@ struct store_ops {
 	/* *found false when the key is new; a second put of a key fails (the first answer stays). */
 	int (*idem_get)(struct store *s, const char *key, struct store_idem_row *out, bool *found);
 	int (*idem_put)(struct store *s, const struct store_idem_row *row);
+
+	/* Tenancy; an insert of a taken name or id fails. */
+	int (*project_insert)(struct store *s, const struct store_project_row *row);
+	int (*project_delete)(struct store *s, const char *name); /* with its users and their tokens */
+	int (*projects_load)(struct store *s, store_project_fn *fn, void *arg);
+	int (*user_insert)(struct store *s, const struct store_user_row *row);
+	int (*user_delete)(struct store *s, const char *name);    /* with its tokens */
+	int (*users_load)(struct store *s, store_user_fn *fn, void *arg);
+	int (*token_insert)(struct store *s, const struct store_token_row *row);
+	int (*token_revoke)(struct store *s, const char *id);
+	int (*tokens_load)(struct store *s, store_token_fn *fn, void *arg);
 };
 
 /* The head of every backend's own struct. */
@@ -173,6 +218,33 @@ static inline int store_idem_get(struct store *s, const char *key, struct store_
 	return s->ops->idem_get(s, key, out, found);
 }
 static inline int store_idem_put(struct store *s, const struct store_idem_row *r) { return s->ops->idem_put(s, r); }
+static inline int store_project_insert(struct store *s, const struct store_project_row *r)
+{
+	return s->ops->project_insert(s, r);
+}
+static inline int store_project_delete(struct store *s, const char *name) { return s->ops->project_delete(s, name); }
+static inline int store_projects_load(struct store *s, store_project_fn *fn, void *arg)
+{
+	return s->ops->projects_load(s, fn, arg);
+}
+static inline int store_user_insert(struct store *s, const struct store_user_row *r)
+{
+	return s->ops->user_insert(s, r);
+}
+static inline int store_user_delete(struct store *s, const char *name) { return s->ops->user_delete(s, name); }
+static inline int store_users_load(struct store *s, store_user_fn *fn, void *arg)
+{
+	return s->ops->users_load(s, fn, arg);
+}
+static inline int store_token_insert(struct store *s, const struct store_token_row *r)
+{
+	return s->ops->token_insert(s, r);
+}
+static inline int store_token_revoke(struct store *s, const char *id) { return s->ops->token_revoke(s, id); }
+static inline int store_tokens_load(struct store *s, store_token_fn *fn, void *arg)
+{
+	return s->ops->tokens_load(s, fn, arg);
+}
 
 /* Every instance, page by page (never one unbounded query), in creation order. */
 int store_instances_load(struct store *s, store_instance_fn *fn, void *arg);

@@ -18,6 +18,9 @@ enum stmt_id {
 	ST_PUT_NODE, ST_LOAD_NODES,
 	ST_IDEM_GET, ST_IDEM_PUT,
 	ST_PUT_IMAGE, ST_DELETE_IMAGE, ST_LOAD_IMAGES,
+	ST_PUT_PROJECT, ST_DELETE_PROJECT, ST_LOAD_PROJECTS,
+	ST_PUT_USER, ST_DELETE_USER, ST_LOAD_USERS,
+	ST_PUT_TOKEN, ST_REVOKE_TOKEN, ST_LOAD_TOKENS,
 	ST_COUNT
 };
 
@@ -27,23 +30,35 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_INSERT_INSTANCE] =
 		"INSERT INTO instances (id, name, driver, image, vcpus_milli, memory_mb, spec, state, stop_requested,"
-		" node_id, exit_code, error, trace, updated_us, created_us) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		" node_id, exit_code, error, trace, updated_us, created_us, project)"
+		" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[ST_UPDATE_INSTANCE] =
 		"UPDATE instances SET state = ?, stop_requested = ?, node_id = ?, exit_code = ?, error = ?, trace = ?,"
 		" updated_us = ? WHERE id = ?",
 	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = ?",
 	[ST_PAGE_INSTANCES] =
-		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us"
-		" FROM instances WHERE created_us > ?1 OR (created_us = ?1 AND id > ?2) ORDER BY created_us, id LIMIT ?3",
+		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us,"
+		" project FROM instances WHERE created_us > ?1 OR (created_us = ?1 AND id > ?2) ORDER BY created_us, id LIMIT ?3",
 	[ST_PUT_NODE] = "INSERT OR REPLACE INTO nodes (id, name, info, updated_us) VALUES (?,?,?,?)",
 	[ST_LOAD_NODES] = "SELECT id, name, info FROM nodes",
 	[ST_IDEM_GET] = "SELECT digest, instance_ids FROM idempotency WHERE key = ?",
 	[ST_IDEM_PUT] = "INSERT INTO idempotency (key, digest, instance_ids, created_us) VALUES (?,?,?,?)",
 	[ST_PUT_IMAGE] = "INSERT INTO images (name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us,"
-	                 " xen_type) VALUES (?,?,?,?,?,?,?,?)",
+	                 " xen_type, project) VALUES (?,?,?,?,?,?,?,?,?)",
 	[ST_DELETE_IMAGE] = "DELETE FROM images WHERE name = ?",
-	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us, xen_type"
-	                    " FROM images",
+	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us, xen_type,"
+	                    " project FROM images",
+	[ST_PUT_PROJECT] = "INSERT INTO projects (name, quota_instances, quota_vcpus_milli, quota_memory_mb,"
+	                   " created_us) VALUES (?,?,?,?,?)",
+	[ST_DELETE_PROJECT] = "DELETE FROM projects WHERE name = ?",
+	[ST_LOAD_PROJECTS] = "SELECT name, quota_instances, quota_vcpus_milli, quota_memory_mb, created_us"
+	                     " FROM projects",
+	[ST_PUT_USER] = "INSERT INTO users (name, project, role, password_hash, created_us) VALUES (?,?,?,?,?)",
+	[ST_DELETE_USER] = "DELETE FROM users WHERE name = ?",
+	[ST_LOAD_USERS] = "SELECT name, project, role, password_hash, created_us FROM users",
+	[ST_PUT_TOKEN] = "INSERT INTO tokens (id, hash, user, expires_us, revoked, created_us) VALUES (?,?,?,?,?,?)",
+	[ST_REVOKE_TOKEN] = "UPDATE tokens SET revoked = 1 WHERE id = ?",
+	[ST_LOAD_TOKENS] = "SELECT id, hash, user, expires_us, revoked, created_us FROM tokens",
 };
 
 /* Each entry moves the schema from version i to i+1. */
@@ -69,6 +84,23 @@ static const char *const migrations[] = {
 	"CREATE INDEX instances_created ON instances (created_us, id);",
 	/* 4: an image's Xen guest type, "pv" or "pvh" (NULL: not said, booted PVH as before) */
 	"ALTER TABLE images ADD COLUMN xen_type TEXT CHECK (xen_type IN ('pv', 'pvh'));",
+	/* 5: tenancy. Every instance and image belongs to a project (what was there before
+	 * goes to "admin", the project made at the first start with authentication); users
+	 * have one role on one project; tokens are kept as their SHA-256 only. Removing a
+	 * project removes its users, removing a user its tokens (the core refuses to remove a
+	 * project that still owns instances or images). */
+	"ALTER TABLE instances ADD COLUMN project TEXT NOT NULL DEFAULT 'admin';"
+	"ALTER TABLE images ADD COLUMN project TEXT NOT NULL DEFAULT 'admin';"
+	"CREATE INDEX instances_project ON instances (project);"
+	"CREATE TABLE projects (name TEXT PRIMARY KEY, quota_instances INTEGER NOT NULL,"
+	" quota_vcpus_milli INTEGER NOT NULL, quota_memory_mb INTEGER NOT NULL, created_us INTEGER NOT NULL);"
+	"CREATE TABLE users (name TEXT PRIMARY KEY,"
+	" project TEXT NOT NULL REFERENCES projects (name) ON DELETE CASCADE,"
+	" role TEXT NOT NULL CHECK (role IN ('reader', 'member', 'admin')), password_hash TEXT,"
+	" created_us INTEGER NOT NULL);"
+	"CREATE TABLE tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
+	" user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE, expires_us INTEGER NOT NULL,"
+	" revoked INTEGER NOT NULL DEFAULT 0, created_us INTEGER NOT NULL);",
 };
 
 #define SQLITE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -207,6 +239,9 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v)
 		sqlite3_bind_null(st, i);
 }
 
+/* A row that names no project is the admin project's, as everything before schema 5 was. */
+static const char *project_or_admin(const char *project) { return project[0] ? project : "admin"; }
+
 static void bind_json(sqlite3_stmt *st, int i, const json_t *j)
 {
 	char *text = j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12)) : NULL;
@@ -251,6 +286,7 @@ static int sqlite_instance_insert(struct store *base, const struct store_instanc
 	json_decref(spec);
 	bind_status(st, 8, &r->status); /* state .. updated_us: 8-14 */
 	sqlite3_bind_int64(st, 15, r->created_us);
+	bind_text(st, 16, project_or_admin(r->project));
 	return step_done(s, ST_INSERT_INSTANCE, "write instance");
 }
 
@@ -313,6 +349,7 @@ static int row_read(sqlite3_stmt *st, struct store_instance_row *r)
 	}
 	r->created_us = sqlite3_column_int64(st, 8);
 	r->status.updated_us = sqlite3_column_int64(st, 9);
+	column_copy(st, 10, r->project, sizeof r->project);
 	return 0;
 }
 
@@ -428,6 +465,7 @@ static int sqlite_image_insert(struct store *base, const struct store_image_row 
 	bind_text(st, 6, img->cmdline);
 	sqlite3_bind_int64(st, 7, img->created_us);
 	bind_text(st, 8, img->xen_type);
+	bind_text(st, 9, project_or_admin(img->project));
 	return step_done(s, ST_PUT_IMAGE, "write image");
 }
 
@@ -453,10 +491,126 @@ static int sqlite_images_load(struct store *base, store_image_fn *fn, void *arg)
 		img.cmdline = (const char *)sqlite3_column_text(st, 5);
 		img.created_us = sqlite3_column_int64(st, 6);
 		column_copy(st, 7, img.xen_type, sizeof img.xen_type);
+		column_copy(st, 8, img.project, sizeof img.project);
 		fn(arg, &img);
 	}
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? 0 : fail(s, "load images");
+}
+
+/* ---- tenancy ---- */
+
+static int sqlite_project_insert(struct store *base, const struct store_project_row *p)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_PUT_PROJECT];
+	bind_text(st, 1, p->name);
+	sqlite3_bind_int64(st, 2, p->quota_instances);
+	sqlite3_bind_int64(st, 3, p->quota_vcpus_milli);
+	sqlite3_bind_int64(st, 4, p->quota_memory_mb);
+	sqlite3_bind_int64(st, 5, p->created_us);
+	return step_done(s, ST_PUT_PROJECT, "write project");
+}
+
+static int sqlite_project_delete(struct store *base, const char *name)
+{
+	struct sqlite_store *s = sq(base);
+	bind_text(s->stmt[ST_DELETE_PROJECT], 1, name);
+	return step_done(s, ST_DELETE_PROJECT, "delete project");
+}
+
+static int sqlite_projects_load(struct store *base, store_project_fn *fn, void *arg)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_LOAD_PROJECTS];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_project_row p = {0};
+		column_copy(st, 0, p.name, sizeof p.name);
+		p.quota_instances = sqlite3_column_int64(st, 1);
+		p.quota_vcpus_milli = sqlite3_column_int64(st, 2);
+		p.quota_memory_mb = sqlite3_column_int64(st, 3);
+		p.created_us = sqlite3_column_int64(st, 4);
+		fn(arg, &p);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "load projects");
+}
+
+static int sqlite_user_insert(struct store *base, const struct store_user_row *u)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_PUT_USER];
+	bind_text(st, 1, u->name);
+	bind_text(st, 2, u->project);
+	bind_text(st, 3, u->role);
+	bind_text(st, 4, u->password_hash);
+	sqlite3_bind_int64(st, 5, u->created_us);
+	return step_done(s, ST_PUT_USER, "write user");
+}
+
+static int sqlite_user_delete(struct store *base, const char *name)
+{
+	struct sqlite_store *s = sq(base);
+	bind_text(s->stmt[ST_DELETE_USER], 1, name);
+	return step_done(s, ST_DELETE_USER, "delete user");
+}
+
+static int sqlite_users_load(struct store *base, store_user_fn *fn, void *arg)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_LOAD_USERS];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_user_row u = {0};
+		column_copy(st, 0, u.name, sizeof u.name);
+		column_copy(st, 1, u.project, sizeof u.project);
+		column_copy(st, 2, u.role, sizeof u.role);
+		u.password_hash = (const char *)sqlite3_column_text(st, 3);
+		u.created_us = sqlite3_column_int64(st, 4);
+		fn(arg, &u);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "load users");
+}
+
+static int sqlite_token_insert(struct store *base, const struct store_token_row *t)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_PUT_TOKEN];
+	bind_text(st, 1, t->id);
+	bind_text(st, 2, t->hash);
+	bind_text(st, 3, t->user);
+	sqlite3_bind_int64(st, 4, t->expires_us);
+	sqlite3_bind_int(st, 5, t->revoked);
+	sqlite3_bind_int64(st, 6, t->created_us);
+	return step_done(s, ST_PUT_TOKEN, "write token");
+}
+
+static int sqlite_token_revoke(struct store *base, const char *id)
+{
+	struct sqlite_store *s = sq(base);
+	bind_text(s->stmt[ST_REVOKE_TOKEN], 1, id);
+	return step_done(s, ST_REVOKE_TOKEN, "revoke token");
+}
+
+static int sqlite_tokens_load(struct store *base, store_token_fn *fn, void *arg)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_LOAD_TOKENS];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_token_row t = {0};
+		column_copy(st, 0, t.id, sizeof t.id);
+		column_copy(st, 1, t.hash, sizeof t.hash);
+		column_copy(st, 2, t.user, sizeof t.user);
+		t.expires_us = sqlite3_column_int64(st, 3);
+		t.revoked = sqlite3_column_int(st, 4) != 0;
+		t.created_us = sqlite3_column_int64(st, 5);
+		fn(arg, &t);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "load tokens");
 }
 
 const struct store_ops store_sqlite_ops = {
@@ -477,4 +631,13 @@ const struct store_ops store_sqlite_ops = {
 	.images_load = sqlite_images_load,
 	.idem_get = sqlite_idem_get,
 	.idem_put = sqlite_idem_put,
+	.project_insert = sqlite_project_insert,
+	.project_delete = sqlite_project_delete,
+	.projects_load = sqlite_projects_load,
+	.user_insert = sqlite_user_insert,
+	.user_delete = sqlite_user_delete,
+	.users_load = sqlite_users_load,
+	.token_insert = sqlite_token_insert,
+	.token_revoke = sqlite_token_revoke,
+	.tokens_load = sqlite_tokens_load,
 };

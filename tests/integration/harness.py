@@ -540,6 +540,27 @@ def start_core(port=None, data_dir=None, token=None, token_file=None, extra=(), 
     return d
 
 
+def start_auth_core(extra=()):
+    """`microvim core --auth`: waits for DATA_DIR/admin.token (written at the first start),
+    reads it and waits for health with it. The daemon's .token is the admin's."""
+    work = tmpdir("mv-core-")
+    port = free_port()
+    data_dir = os.path.join(work, "data")
+    os.makedirs(data_dir, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    args = ["core", "--auth", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]
+    d = Daemon("core", args + list(extra), work, url=url).start()
+    token_path = os.path.join(data_dir, "admin.token")
+    _wait_ready(d, lambda: os.path.exists(token_path) or "no admin.token yet", "DATA_DIR/admin.token")
+    with open(token_path) as f:
+        d.token = f.read().strip()
+    d.token_file = token_path
+    _wait_ready(d, lambda: _health_ok(url, d.token), "GET /v1/health")
+    d.data_dir = data_dir
+    d.port = port
+    return d
+
+
 def start_node(core_url, name=None, labels=None, exec_allow=EXEC_ALLOW, data_dir=None,
                run_dir=None, token=None, token_file=None, extra=(), wait=True):
     """Starts `microvim node`; waits until the core lists it (by name) as ready. `token`

@@ -98,22 +98,38 @@ def test_node_routes_need_node_token():
     assert g["state"] == "running" and "exit_code" not in g, f"a forged report changed it: {g}"
 
 
-def test_public_listen_needs_token_file():
-    """`core --listen 0.0.0.0:PORT` without --token-file must refuse to start."""
+def test_public_listen_turns_auth_on():
+    """`core --listen 0.0.0.0:PORT` turns authentication on by itself: the first start writes
+    DATA_DIR/admin.token (0600) and says where; a request without a token is refused, the
+    admin's token is taken."""
     port = h.free_port()
     data = h.tmpdir("mv-pub-")
     p = subprocess.Popen([h.BIN, "core", "--listen", f"0.0.0.0:{port}", "--data-dir", data],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, start_new_session=True)
+    token_path = os.path.join(data, "admin.token")
+    url = f"http://127.0.0.1:{port}"
     try:
-        out, err = p.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.kill(p.pid, signal.SIGKILL)
-        out, err = p.communicate(timeout=10)
-        raise AssertionError("core --listen 0.0.0.0 without --token-file was still running after 10 s "
-                             f"(killed); output: {(out + err)[-400:]!r}") from None
+        h.wait_until(lambda: os.path.exists(token_path) or p.poll() is not None, h.READY_TIMEOUT,
+                     "DATA_DIR/admin.token")
+        assert p.poll() is None, f"core --listen 0.0.0.0 exited {p.returncode}"
+        assert os.stat(token_path).st_mode & 0o777 == 0o600, oct(os.stat(token_path).st_mode)
+        with open(token_path) as f:
+            tok = f.read().strip()
+        h.wait_until(lambda: h.call(url, "GET", "/v1/health", token=tok, timeout=2)[0] == 200,
+                     h.READY_TIMEOUT, "health with the admin token")
+        st, js, raw = h.call(url, "GET", "/v1/instances")
+        assert st == 401 and _is_error(js), f"no token on a public listen: {st} {raw[:200]!r}"
+        st, js, raw = h.call(url, "GET", "/v1/instances", token="t-" + secrets.token_hex(16))
+        assert st == 401 and _is_error(js), f"a wrong token on a public listen: {st} {raw[:200]!r}"
+    finally:
+        os.kill(p.pid, signal.SIGTERM)
+        try:
+            out, _ = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(p.pid, signal.SIGKILL)
+            out, _ = p.communicate(timeout=10)
     for mark in h.SANITIZER_MARKS:
-        assert mark not in out + err, f"sanitizer report on the refusal path:\n{(out + err)[:3000]}"
-    assert p.returncode not in (0, None) and p.returncode > 0, \
-        f"core --listen 0.0.0.0 without --token-file exited {p.returncode}: {(out + err)[-400:]!r}"
-    assert "--token-file" in out + err, f"the refusal does not mention --token-file: {(out + err)[-400:]!r}"
+        assert mark not in out, f"sanitizer report:\n{out[:3000]}"
+    assert token_path in out, f"the core did not say where the admin token is: {out[-600:]!r}"
+    assert tok not in out, "the admin token itself was printed"

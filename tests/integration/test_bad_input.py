@@ -373,3 +373,106 @@ def test_node_bridges_update_refused():
         fails.append(f"a good update: {st} {raw[:200]!r}")
     assert not fails, f"{len(fails)} rows failed:\n  " + "\n  ".join(fails)
     core.stop()
+# ---- /v1/projects, /v1/users, /v1/tokens (open dev core: its caller is an admin) ----
+
+def _tenancy_rows():
+    PR, US, TK = "/v1/projects", "/v1/users", "/v1/tokens"
+    user = {"name": "u2", "project": "p1", "role": "member"}
+    return [
+        ("project: malformed JSON", "POST", PR, b'{"name": ', 400, {"invalid_json"}, None),
+        ("project: body is an array", "POST", PR, b"[1]", 400, {"invalid_type", "invalid_json"}, None),
+        ("project: missing name", "POST", PR, {"quota": {}}, 400, {"missing_field"}, "name"),
+        ("project: name 5", "POST", PR, {"name": 5}, 400, {"invalid_value"}, "name"),
+        ("project: name with a space", "POST", PR, {"name": "a b"}, 400, {"invalid_value"}, "name"),
+        ("project: name of 64 chars", "POST", PR, {"name": "p" * 64}, 400, {"invalid_value"}, "name"),
+        ("project: unknown field", "POST", PR, {"name": "p2", "domain": "x"}, 400, {"unknown_field"}, "domain"),
+        ("project: quota \"x\"", "POST", PR, {"name": "p2", "quota": "x"}, 400, {"invalid_type"}, "quota"),
+        ("project: quota.instances -1", "POST", PR, {"name": "p2", "quota": {"instances": -1}}, 400,
+         {"invalid_value"}, "quota.instances"),
+        ("project: quota.instances 1.5", "POST", PR, {"name": "p2", "quota": {"instances": 1.5}}, 400,
+         {"invalid_value"}, "quota.instances"),
+        ("project: quota.vcpus \"2\"", "POST", PR, {"name": "p2", "quota": {"vcpus": "2"}}, 400,
+         {"invalid_value"}, "quota.vcpus"),
+        ("project: quota.memory_mb true", "POST", PR, {"name": "p2", "quota": {"memory_mb": True}}, 400,
+         {"invalid_value"}, "quota.memory_mb"),
+        ("project: quota.disk_gb", "POST", PR, {"name": "p2", "quota": {"disk_gb": 1}}, 400,
+         {"unknown_field"}, "disk_gb"),
+        ("project: a taken name", "POST", PR, {"name": "p1"}, 409, {"name_conflict"}, "p1"),
+        ("project: show a missing one", "GET", PR + "/nope", None, 404, {"not_found"}, "nope"),
+        ("project: remove a missing one", "DELETE", PR + "/nope", None, 404, {"not_found"}, "nope"),
+        ("user: missing project", "POST", US, {"name": "u2", "role": "member"}, 400, {"missing_field"},
+         "project"),
+        ("user: missing role", "POST", US, {"name": "u2", "project": "p1"}, 400, {"missing_field"}, "role"),
+        ("user: role root", "POST", US, dict(user, role="root"), 400, {"invalid_value"}, "role"),
+        ("user: role 1", "POST", US, dict(user, role=1), 400, {"invalid_value"}, "role"),
+        ("user: a missing project", "POST", US, dict(user, project="nope"), 404, {"not_found"}, "nope"),
+        ("user: password 5", "POST", US, dict(user, password=5), 400, {"invalid_value"}, "password"),
+        ("user: empty password", "POST", US, dict(user, password=""), 400, {"invalid_value"}, "password"),
+        ("user: password over 1024 bytes", "POST", US, dict(user, password="x" * 1025), 400,
+         {"invalid_value"}, "password"),
+        ("user: unknown field", "POST", US, dict(user, email="a@b"), 400, {"unknown_field"}, "email"),
+        ("user: a taken name", "POST", US, dict(user, name="u1"), 409, {"name_conflict"}, "u1"),
+        ("user: remove a missing one", "DELETE", US + "/nope", None, 404, {"not_found"}, "nope"),
+        ("token: missing user", "POST", TK, {}, 400, {"missing_field"}, "user"),
+        ("token: user 5", "POST", TK, {"user": 5}, 400, {"invalid_value"}, "user"),
+        ("token: a missing user", "POST", TK, {"user": "nope"}, 404, {"not_found"}, "nope"),
+        ("token: another project of the user", "POST", TK, {"user": "u1", "project": "nope"}, 404,
+         {"not_found"}, "u1"),
+        ("token: expires \"soon\"", "POST", TK, {"user": "u1", "expires": "soon"}, 400, {"invalid_value"},
+         "expires"),
+        ("token: expires -5", "POST", TK, {"user": "u1", "expires": -5}, 400, {"invalid_value"}, "expires"),
+        ("token: expires 400d", "POST", TK, {"user": "u1", "expires": "400d"}, 400, {"invalid_value"},
+         "expires"),
+        ("token: expires 24hours", "POST", TK, {"user": "u1", "expires": "24hours"}, 400, {"invalid_value"},
+         "expires"),
+        ("token: unknown field", "POST", TK, {"user": "u1", "scope": "x"}, 400, {"unknown_field"}, "scope"),
+        ("token: log-in that never expires", "POST", TK, {"user": "u1", "password": "x", "expires": "never"},
+         400, {"invalid_value"}, "expires"),
+        ("token: wrong password", "POST", TK, {"user": "u1", "password": "wrong"}, 401, {"unauthorized"}, None),
+        ("token: revoke a missing one", "DELETE", TK + "/nope", None, 404, {"not_found"}, "nope"),
+        ("tokens: ?user=a b", "GET", TK + "?user=a%20b", None, 400, {"invalid_query"}, "user"),
+        ("instances: ?project=a b", "GET", "/v1/instances?project=a%20b", None, 400, {"invalid_query"},
+         "project"),
+        ("images: ?project=a/b", "GET", "/v1/images?project=a%2Fb", None, 400, {"invalid_query"}, "project"),
+    ]
+
+
+def _tenancy_state(c):
+    out = []
+    for path, key in (("/v1/projects", "projects"), ("/v1/users", "users"), ("/v1/tokens", "tokens")):
+        st, js, raw = c.call("GET", path)
+        assert st == 200, f"GET {path}: {st} {raw[:200]!r}"
+        out.append(sorted(str(sorted(x.items())) for x in js[key]))
+    return out
+
+
+def test_bad_input_tenancy():
+    d = h.start_dev()
+    c = d.client()
+    for path, b in (("/v1/projects", {"name": "p1"}),
+                    ("/v1/users", {"name": "u1", "project": "p1", "role": "reader", "password": "pw"}),
+                    ("/v1/tokens", {"user": "u1"})):
+        st, js, raw = c.call("POST", path, b, timeout=120)
+        assert st == 201, f"precondition POST {path}: {st} {raw[:200]!r}"
+    before = _tenancy_state(c)
+    fails = []
+    for desc, method, path, b, want, codes, field in _tenancy_rows():
+        st, js, raw = c.call(method, path, b, timeout=120 if isinstance(b, dict) and "password" in b else 30)
+        err = js.get("error") if isinstance(js, dict) else None
+        why = []
+        if st != want:
+            why.append(f"status {st} (want {want})")
+        if not isinstance(err, dict) or not isinstance(err.get("message"), str):
+            why.append("no JSON error object")
+        else:
+            if codes and err.get("code") not in codes:
+                why.append(f"code {err.get('code')!r} (want {'/'.join(sorted(codes))})")
+            if field and field.lower() not in err["message"].lower():
+                why.append(f"message does not name {field!r}")
+        if why:
+            fails.append(f"{desc}: {'; '.join(why)} | body: {raw[:300]!r}")
+    assert not fails, f"{len(fails)} rows failed:\n  " + "\n  ".join(fails)
+    assert _tenancy_state(c) == before, "a refused request changed projects, users or tokens"
+
+
+test_bad_input_tenancy.budget = 120  # two PBKDF2 derivations: seconds under ASan on a busy host

@@ -898,6 +898,7 @@ static void test_migration_from_v3_image_xen_type(void)
 		CHECK_STR(l.img[0].name, "old");
 		CHECK_STR(l.cmdline[0], "console=hvc0");
 		CHECK_STR(l.img[0].xen_type, "");
+		CHECK_STR(l.img[0].project, "admin"); /* schema 5: what came before is admin's */
 	}
 	snprintf(pv.name, sizeof pv.name, "clickos");
 	snprintf(pv.kernel, sizeof pv.kernel, "sha256:%064d", 2);
@@ -910,6 +911,93 @@ static void test_migration_from_v3_image_xen_type(void)
 	CHECK_EQ_INT(l.n, 2);
 	for (int i = 0; i < l.n; i++)
 		CHECK_STR(l.img[i].xen_type, strcmp(l.img[i].name, "clickos") == 0 ? "pv" : "");
+	store_close(s);
+}
+
+/* Schema 5: projects, users, tokens; a project's removal takes its users, a user's its
+ * tokens; names and token hashes are unique; a role outside the three is refused; the
+ * images migrated from schema 3 above belong to "admin". */
+struct tenancy_seen {
+	int projects, users, tokens, revoked;
+	char last_user_project[MV_NAME_MAX + 1];
+	char last_password[200];
+};
+
+static void seen_project(void *arg, const struct store_project_row *p)
+{
+	struct tenancy_seen *t = arg;
+	t->projects++;
+	if (strcmp(p->name, "blue") == 0)
+		CHECK(p->quota_instances == 3 && p->quota_vcpus_milli == 2500 && p->quota_memory_mb == -1);
+}
+
+static void seen_user(void *arg, const struct store_user_row *u)
+{
+	struct tenancy_seen *t = arg;
+	t->users++;
+	snprintf(t->last_user_project, sizeof t->last_user_project, "%s", u->project);
+	snprintf(t->last_password, sizeof t->last_password, "%s", u->password_hash ? u->password_hash : "(null)");
+}
+
+static void seen_token(void *arg, const struct store_token_row *r)
+{
+	struct tenancy_seen *t = arg;
+	t->tokens++;
+	t->revoked += r->revoked;
+}
+
+static struct tenancy_seen tenancy_load(struct store *s)
+{
+	struct tenancy_seen t = {0};
+	CHECK_EQ_INT(store_projects_load(s, seen_project, &t), 0);
+	CHECK_EQ_INT(store_users_load(s, seen_user, &t), 0);
+	CHECK_EQ_INT(store_tokens_load(s, seen_token, &t), 0);
+	return t;
+}
+
+static void test_tenancy(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	struct store_project_row blue = {.name = "blue", .quota_instances = 3, .quota_vcpus_milli = 2500,
+	                                 .quota_memory_mb = -1, .created_us = 1};
+	struct store_project_row red = {.name = "red", .quota_instances = -1, .quota_vcpus_milli = -1,
+	                                .quota_memory_mb = -1, .created_us = 2};
+	struct store_user_row alice = {.name = "alice", .project = "blue", .role = "member",
+	                               .password_hash = "pbkdf2-sha256$1$00$00", .created_us = 3};
+	struct store_user_row bob = {.name = "bob", .project = "red", .role = "reader", .created_us = 4};
+	struct store_user_row eve = {.name = "eve", .project = "red", .role = "root", .created_us = 5};
+	struct store_user_row ghost = {.name = "ghost", .project = "nowhere", .role = "reader", .created_us = 5};
+	struct store_token_row t1 = {.id = "0000000000000001", .user = "alice", .expires_us = 0, .created_us = 6};
+	struct store_token_row t2 = {.id = "0000000000000002", .user = "bob", .expires_us = 99, .created_us = 7};
+	struct store_token_row t3 = {.id = "0000000000000003", .user = "bob", .created_us = 8};
+	struct tenancy_seen t;
+	if (!s)
+		return;
+	snprintf(t1.hash, sizeof t1.hash, "%064d", 1);
+	snprintf(t2.hash, sizeof t2.hash, "%064d", 2);
+	snprintf(t3.hash, sizeof t3.hash, "%064d", 1); /* t1's hash again */
+	CHECK_EQ_INT(store_project_insert(s, &blue), 0);
+	CHECK_EQ_INT(store_project_insert(s, &red), 0);
+	CHECK_EQ_INT(store_project_insert(s, &red), -1);
+	CHECK_EQ_INT(store_user_insert(s, &alice), 0);
+	CHECK_EQ_INT(store_user_insert(s, &bob), 0);
+	CHECK_EQ_INT(store_user_insert(s, &eve), -1);   /* no such role */
+	CHECK_EQ_INT(store_user_insert(s, &ghost), -1); /* no such project */
+	CHECK_EQ_INT(store_token_insert(s, &t1), 0);
+	CHECK_EQ_INT(store_token_insert(s, &t2), 0);
+	CHECK_EQ_INT(store_token_insert(s, &t3), -1);   /* hashes are unique */
+	CHECK_EQ_INT(store_token_revoke(s, t2.id), 0);
+	t = tenancy_load(s);
+	CHECK(t.projects == 2 && t.users == 2 && t.tokens == 2 && t.revoked == 1);
+	CHECK_EQ_INT(store_project_delete(s, "red"), 0); /* bob and his token go with it */
+	t = tenancy_load(s);
+	CHECK(t.projects == 1 && t.users == 1 && t.tokens == 1 && t.revoked == 0);
+	CHECK_STR(t.last_user_project, "blue");
+	CHECK_STR(t.last_password, "pbkdf2-sha256$1$00$00");
+	CHECK_EQ_INT(store_user_delete(s, "alice"), 0);
+	t = tenancy_load(s);
+	CHECK(t.projects == 1 && t.users == 0 && t.tokens == 0);
 	store_close(s);
 }
 
@@ -1087,6 +1175,7 @@ int main(void)
 	RUN(test_newer_schema_refused);
 	RUN(test_migration_from_v2);
 	RUN(test_migration_from_v3_image_xen_type);
+	RUN(test_tenancy);
 	RUN(test_garbage_file_refused);
 	RUN(test_claim);
 	if (pg_setup()) {
