@@ -1,6 +1,6 @@
 /* store_pg — the store in PostgreSQL (see store_pg.h). Statements are prepared once per
  * connection (again after a reconnect); parameters go as text. Columns mirror SQLite's
- * schema 4 one for one; ids sort byte-wise (COLLATE "C") as SQLite's do, so pages come in
+ * schema 5 one for one (a column named user is quoted, a reserved word here); ids sort byte-wise (COLLATE "C") as SQLite's do, so pages come in
  * the same order on both. */
 #include "core/store_pg.h"
 
@@ -19,21 +19,24 @@ enum stmt_id {
 	ST_PUT_NODE, ST_LOAD_NODES,
 	ST_IDEM_GET, ST_IDEM_PUT,
 	ST_PUT_IMAGE, ST_DELETE_IMAGE, ST_LOAD_IMAGES,
+	ST_PUT_PROJECT, ST_DELETE_PROJECT, ST_LOAD_PROJECTS,
+	ST_PUT_USER, ST_DELETE_USER, ST_LOAD_USERS,
+	ST_PUT_TOKEN, ST_REVOKE_TOKEN, ST_LOAD_TOKENS,
 	ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INSERT_INSTANCE] =
 		"INSERT INTO instances (id, name, driver, image, vcpus_milli, memory_mb, spec, state, stop_requested,"
-		" node_id, exit_code, error, trace, updated_us, created_us)"
-		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+		" node_id, exit_code, error, trace, updated_us, created_us, project)"
+		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
 	[ST_UPDATE_INSTANCE] =
 		"UPDATE instances SET state = $1, stop_requested = $2, node_id = $3, exit_code = $4, error = $5,"
 		" trace = $6, updated_us = $7 WHERE id = $8",
 	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = $1",
 	[ST_PAGE_INSTANCES] =
-		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us"
-		" FROM instances WHERE created_us > $1::bigint OR (created_us = $1::bigint AND id > $2)"
+		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us,"
+		" project FROM instances WHERE created_us > $1::bigint OR (created_us = $1::bigint AND id > $2)"
 		" ORDER BY created_us, id LIMIT $3",
 	[ST_PUT_NODE] = "INSERT INTO nodes (id, name, info, updated_us) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO UPDATE"
 	                " SET name = EXCLUDED.name, info = EXCLUDED.info, updated_us = EXCLUDED.updated_us",
@@ -41,10 +44,22 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_IDEM_GET] = "SELECT digest, instance_ids FROM idempotency WHERE key = $1",
 	[ST_IDEM_PUT] = "INSERT INTO idempotency (key, digest, instance_ids, created_us) VALUES ($1,$2,$3,$4)",
 	[ST_PUT_IMAGE] = "INSERT INTO images (name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us,"
-	                 " xen_type) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+	                 " xen_type, project) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
 	[ST_DELETE_IMAGE] = "DELETE FROM images WHERE name = $1",
-	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us, xen_type"
-	                    " FROM images",
+	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us, xen_type,"
+	                    " project FROM images",
+	[ST_PUT_PROJECT] = "INSERT INTO projects (name, quota_instances, quota_vcpus_milli, quota_memory_mb,"
+	                   " created_us) VALUES ($1,$2,$3,$4,$5)",
+	[ST_DELETE_PROJECT] = "DELETE FROM projects WHERE name = $1",
+	[ST_LOAD_PROJECTS] = "SELECT name, quota_instances, quota_vcpus_milli, quota_memory_mb, created_us"
+	                     " FROM projects",
+	[ST_PUT_USER] = "INSERT INTO users (name, project, role, password_hash, created_us) VALUES ($1,$2,$3,$4,$5)",
+	[ST_DELETE_USER] = "DELETE FROM users WHERE name = $1",
+	[ST_LOAD_USERS] = "SELECT name, project, role, password_hash, created_us FROM users",
+	[ST_PUT_TOKEN] = "INSERT INTO tokens (id, hash, \"user\", expires_us, revoked, created_us)"
+	                 " VALUES ($1,$2,$3,$4,$5,$6)",
+	[ST_REVOKE_TOKEN] = "UPDATE tokens SET revoked = 1 WHERE id = $1",
+	[ST_LOAD_TOKENS] = "SELECT id, hash, \"user\", expires_us, revoked, created_us FROM tokens",
 };
 
 /* The schema by version: PostgreSQL support came with SQLite's schema 4, so its first step
@@ -68,10 +83,24 @@ static const struct pg_migration migrations[] = {
 	    "CREATE TABLE images (name TEXT PRIMARY KEY, kernel TEXT NOT NULL, kernel_size BIGINT NOT NULL,"
 	    " initrd TEXT, initrd_size BIGINT, cmdline TEXT, created_us BIGINT NOT NULL,"
 	    " xen_type TEXT CHECK (xen_type IN ('pv', 'pvh')));"},
+	/* 5: tenancy, as SQLite's 5: what was there goes to the "admin" project; removing a
+	 * project removes its users, removing a user its tokens (cascades) */
+	{5, "ALTER TABLE instances ADD COLUMN project TEXT NOT NULL DEFAULT 'admin';"
+	    "ALTER TABLE images ADD COLUMN project TEXT NOT NULL DEFAULT 'admin';"
+	    "CREATE INDEX instances_project ON instances (project);"
+	    "CREATE TABLE projects (name TEXT PRIMARY KEY, quota_instances BIGINT NOT NULL,"
+	    " quota_vcpus_milli BIGINT NOT NULL, quota_memory_mb BIGINT NOT NULL, created_us BIGINT NOT NULL);"
+	    "CREATE TABLE users (name TEXT PRIMARY KEY,"
+	    " project TEXT NOT NULL REFERENCES projects (name) ON DELETE CASCADE,"
+	    " role TEXT NOT NULL CHECK (role IN ('reader', 'member', 'admin')), password_hash TEXT,"
+	    " created_us BIGINT NOT NULL);"
+	    "CREATE TABLE tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
+	    " \"user\" TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE, expires_us BIGINT NOT NULL,"
+	    " revoked INTEGER NOT NULL DEFAULT 0, created_us BIGINT NOT NULL);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define PG_SCHEMA_VERSION 4 /* migrations[N_MIGRATIONS - 1].to */
+#define PG_SCHEMA_VERSION 5 /* migrations[N_MIGRATIONS - 1].to */
 /* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
 #define MIGRATE_LOCK_KEY "7166453736806510957"
 /* The session lock of the core that writes the database (store_claim): one at a time
@@ -314,7 +343,8 @@ static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *con
 	char name[8];
 	PGresult *r;
 	ExecStatusType want = id == ST_PAGE_INSTANCES || id == ST_LOAD_NODES || id == ST_IDEM_GET ||
-	                      id == ST_LOAD_IMAGES ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+	                      id == ST_LOAD_IMAGES || id == ST_LOAD_PROJECTS || id == ST_LOAD_USERS ||
+	                      id == ST_LOAD_TOKENS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
 	snprintf(name, sizeof name, "s%d", (int)id);
 	if (!s->in_tx && PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return NULL;
@@ -435,6 +465,9 @@ static void p_status(struct params *p, const struct store_instance_status *v)
 	p_int(p, v->updated_us);
 }
 
+/* A row that names no project is the admin project's, as everything before schema 5 was. */
+static const char *project_or_admin(const char *project) { return project[0] ? project : "admin"; }
+
 /* ---- instances ---- */
 
 static int pg_instance_insert(struct store *base, const struct store_instance_row *r)
@@ -452,6 +485,7 @@ static int pg_instance_insert(struct store *base, const struct store_instance_ro
 	json_decref(spec);
 	p_status(&p, &r->status); /* $8 .. $14 */
 	p_int(&p, r->created_us);
+	p_text(&p, project_or_admin(r->project));
 	rc = run_done(pg(base), ST_INSERT_INSTANCE, p.n, p.v, "write instance");
 	params_free(&p);
 	return rc;
@@ -521,6 +555,7 @@ static int row_read(const PGresult *res, int i, struct store_instance_row *r)
 	}
 	r->created_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
 	r->status.updated_us = strtoll(PQgetvalue(res, i, 9), NULL, 10);
+	cell_copy(res, i, 10, r->project, sizeof r->project);
 	return 0;
 }
 
@@ -643,6 +678,7 @@ static int pg_image_insert(struct store *base, const struct store_image_row *img
 	p_text(&p, img->cmdline);
 	p_int(&p, img->created_us);
 	p_text(&p, img->xen_type);
+	p_text(&p, project_or_admin(img->project));
 	return run_done(pg(base), ST_PUT_IMAGE, p.n, p.v, "write image");
 }
 
@@ -667,7 +703,119 @@ static int pg_images_load(struct store *base, store_image_fn *fn, void *arg)
 		img.cmdline = cell(res, i, 5);
 		img.created_us = strtoll(PQgetvalue(res, i, 6), NULL, 10);
 		cell_copy(res, i, 7, img.xen_type, sizeof img.xen_type);
+		cell_copy(res, i, 8, img.project, sizeof img.project);
 		fn(arg, &img);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* ---- tenancy ---- */
+
+static int64_t cell_int(const PGresult *r, int row, int col) { return strtoll(PQgetvalue(r, row, col), NULL, 10); }
+
+static int pg_project_insert(struct store *base, const struct store_project_row *pr)
+{
+	struct params p = {.n = 0};
+	p_text(&p, pr->name);
+	p_int(&p, pr->quota_instances);
+	p_int(&p, pr->quota_vcpus_milli);
+	p_int(&p, pr->quota_memory_mb);
+	p_int(&p, pr->created_us);
+	return run_done(pg(base), ST_PUT_PROJECT, p.n, p.v, "write project");
+}
+
+static int pg_project_delete(struct store *base, const char *name)
+{
+	const char *v[1] = {name};
+	return run_done(pg(base), ST_DELETE_PROJECT, 1, v, "delete project");
+}
+
+static int pg_projects_load(struct store *base, store_project_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_PROJECTS, 0, NULL, "load projects");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_project_row pr = {0};
+		cell_copy(res, i, 0, pr.name, sizeof pr.name);
+		pr.quota_instances = cell_int(res, i, 1);
+		pr.quota_vcpus_milli = cell_int(res, i, 2);
+		pr.quota_memory_mb = cell_int(res, i, 3);
+		pr.created_us = cell_int(res, i, 4);
+		fn(arg, &pr);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int pg_user_insert(struct store *base, const struct store_user_row *u)
+{
+	struct params p = {.n = 0};
+	p_text(&p, u->name);
+	p_text(&p, u->project);
+	p_text(&p, u->role);
+	p_text(&p, u->password_hash);
+	p_int(&p, u->created_us);
+	return run_done(pg(base), ST_PUT_USER, p.n, p.v, "write user");
+}
+
+static int pg_user_delete(struct store *base, const char *name)
+{
+	const char *v[1] = {name};
+	return run_done(pg(base), ST_DELETE_USER, 1, v, "delete user");
+}
+
+static int pg_users_load(struct store *base, store_user_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_USERS, 0, NULL, "load users");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_user_row u = {0};
+		cell_copy(res, i, 0, u.name, sizeof u.name);
+		cell_copy(res, i, 1, u.project, sizeof u.project);
+		cell_copy(res, i, 2, u.role, sizeof u.role);
+		u.password_hash = cell(res, i, 3);
+		u.created_us = cell_int(res, i, 4);
+		fn(arg, &u);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int pg_token_insert(struct store *base, const struct store_token_row *t)
+{
+	struct params p = {.n = 0};
+	p_text(&p, t->id);
+	p_text(&p, t->hash);
+	p_text(&p, t->user);
+	p_int(&p, t->expires_us);
+	p_int(&p, t->revoked);
+	p_int(&p, t->created_us);
+	return run_done(pg(base), ST_PUT_TOKEN, p.n, p.v, "write token");
+}
+
+static int pg_token_revoke(struct store *base, const char *id)
+{
+	const char *v[1] = {id};
+	return run_done(pg(base), ST_REVOKE_TOKEN, 1, v, "revoke token");
+}
+
+static int pg_tokens_load(struct store *base, store_token_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_TOKENS, 0, NULL, "load tokens");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_token_row t = {0};
+		cell_copy(res, i, 0, t.id, sizeof t.id);
+		cell_copy(res, i, 1, t.hash, sizeof t.hash);
+		cell_copy(res, i, 2, t.user, sizeof t.user);
+		t.expires_us = cell_int(res, i, 3);
+		t.revoked = cell_int(res, i, 4) != 0;
+		t.created_us = cell_int(res, i, 5);
+		fn(arg, &t);
 	}
 	PQclear(res);
 	return 0;
@@ -692,4 +840,13 @@ const struct store_ops store_pg_ops = {
 	.images_load = pg_images_load,
 	.idem_get = pg_idem_get,
 	.idem_put = pg_idem_put,
+	.project_insert = pg_project_insert,
+	.project_delete = pg_project_delete,
+	.projects_load = pg_projects_load,
+	.user_insert = pg_user_insert,
+	.user_delete = pg_user_delete,
+	.users_load = pg_users_load,
+	.token_insert = pg_token_insert,
+	.token_revoke = pg_token_revoke,
+	.tokens_load = pg_tokens_load,
 };

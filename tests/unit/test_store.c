@@ -1155,6 +1155,7 @@ ON_PG(test_images)
 ON_PG(test_idempotency)
 ON_PG(test_reopen_keeps_data)
 ON_PG(test_newer_schema_refused)
+ON_PG(test_tenancy)
 ON_PG(test_pg_two_stores_one_database)
 ON_PG(test_pg_reconnects)
 ON_PG(test_claim)
@@ -1193,6 +1194,7 @@ int main(void)
 			RUN(test_idempotency_pg);
 			RUN(test_reopen_keeps_data_pg);
 			RUN(test_newer_schema_refused_pg);
+			RUN(test_tenancy_pg);
 			RUN(test_pg_two_stores_one_database_pg);
 			RUN(test_pg_reconnects_pg);
 			RUN(test_claim_pg);
