@@ -1001,6 +1001,51 @@ static void test_tenancy(void)
 	store_close(s);
 }
 
+/* A PostgreSQL store at schema 4 (before tenancy) is migrated to 5 at open: its image is
+ * the admin project's, and projects can be written. */
+static void test_pg_migration_from_v4(void)
+{
+	struct store *s;
+	struct loaded_images l = {.n = 0};
+	struct store_project_row green = {.name = "green", .quota_instances = -1, .quota_vcpus_milli = -1,
+	                                  .quota_memory_mb = -1, .created_us = 1};
+	struct tenancy_seen t;
+	fresh_dir();
+	CHECK_EQ_INT(db_exec("CREATE TABLE schema_version (version INTEGER NOT NULL);"
+	                     "INSERT INTO schema_version VALUES (4);"
+	                     "CREATE TABLE instances (id TEXT COLLATE \"C\" PRIMARY KEY, name TEXT NOT NULL UNIQUE,"
+	                     " driver TEXT NOT NULL, spec TEXT NOT NULL, state TEXT NOT NULL,"
+	                     " stop_requested INTEGER NOT NULL DEFAULT 0, node_id TEXT, exit_code INTEGER, error TEXT,"
+	                     " trace TEXT, created_us BIGINT NOT NULL, updated_us BIGINT NOT NULL, image TEXT,"
+	                     " vcpus_milli BIGINT NOT NULL DEFAULT 0, memory_mb BIGINT NOT NULL DEFAULT 0);"
+	                     "CREATE INDEX instances_created ON instances (created_us, id);"
+	                     "CREATE TABLE nodes (id TEXT PRIMARY KEY, name TEXT NOT NULL, info TEXT NOT NULL,"
+	                     " updated_us BIGINT NOT NULL);"
+	                     "CREATE TABLE idempotency (key TEXT PRIMARY KEY, digest TEXT NOT NULL,"
+	                     " instance_ids TEXT NOT NULL, created_us BIGINT NOT NULL);"
+	                     "CREATE TABLE images (name TEXT PRIMARY KEY, kernel TEXT NOT NULL, kernel_size BIGINT NOT NULL,"
+	                     " initrd TEXT, initrd_size BIGINT, cmdline TEXT, created_us BIGINT NOT NULL,"
+	                     " xen_type TEXT CHECK (xen_type IN ('pv', 'pvh')));"
+	                     "INSERT INTO images VALUES ('old', 'sha256:"
+	                     "0000000000000000000000000000000000000000000000000000000000000001', 5, NULL, NULL,"
+	                     " 'console=hvc0', 7, 'pv');"),
+	             0);
+	if (!(s = open_ok()))
+		return;
+	CHECK_EQ_INT(schema_version_on_disk(), store_pg_ops.schema_version);
+	CHECK_EQ_INT(store_images_load(s, collect_image, &l), 0);
+	CHECK_EQ_INT(l.n, 1);
+	if (l.n == 1) {
+		CHECK_STR(l.img[0].name, "old");
+		CHECK_STR(l.img[0].xen_type, "pv");
+		CHECK_STR(l.img[0].project, "admin");
+	}
+	CHECK_EQ_INT(store_project_insert(s, &green), 0);
+	t = tenancy_load(s);
+	CHECK(t.projects == 1 && t.users == 0 && t.tokens == 0);
+	store_close(s);
+}
+
 /* A store file that is not a database is refused at open. */
 static void test_garbage_file_refused(void)
 {
@@ -1156,6 +1201,7 @@ ON_PG(test_idempotency)
 ON_PG(test_reopen_keeps_data)
 ON_PG(test_newer_schema_refused)
 ON_PG(test_tenancy)
+ON_PG(test_pg_migration_from_v4)
 ON_PG(test_pg_two_stores_one_database)
 ON_PG(test_pg_reconnects)
 ON_PG(test_claim)
@@ -1195,6 +1241,7 @@ int main(void)
 			RUN(test_reopen_keeps_data_pg);
 			RUN(test_newer_schema_refused_pg);
 			RUN(test_tenancy_pg);
+			RUN(test_pg_migration_from_v4_pg);
 			RUN(test_pg_two_stores_one_database_pg);
 			RUN(test_pg_reconnects_pg);
 			RUN(test_claim_pg);
