@@ -25,6 +25,7 @@
 #include "core/events.h"
 #include "core/images.h"
 #include "core/metrics.h"
+#include "core/osapi.h"
 #include "core/store.h"
 #include "core/stores.h"
 #include "core/traces.h"
@@ -52,6 +53,7 @@ struct core {
 	struct hmap rate;    /* client address -> request token bucket */
 	struct store *store;
 	struct api api;      /* what the handlers get: cluster, images, metrics, events, guard */
+	struct osapi *os;    /* the OpenStack façade, or NULL */
 };
 
 void core_options_default(struct core_options *o)
@@ -107,31 +109,10 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/ui/*", AUTH_PUBLIC, ui_asset},
 };
 
-/* Matches path against pattern; copies the '*' segment into id. */
-static bool route_match(const char *pattern, const char *path, char *id, size_t idlen)
-{
-	while (*pattern && *path) {
-		if (*pattern == '*') {
-			size_t n = strcspn(path, "/");
-			if (n == 0 || n >= idlen)
-				return false;
-			memcpy(id, path, n);
-			id[n] = '\0';
-			path += n;
-			pattern++;
-			continue;
-		}
-		if (*pattern++ != *path++)
-			return false;
-	}
-	if (*path == '/' && path[1] == '\0') /* tolerate one trailing slash */
-		path++;
-	return *pattern == '\0' && *path == '\0';
-}
-
+/* The cluster token, or a Keystone token of the OpenStack façade: one login for both APIs. */
 static bool user_authorized(struct core *c, struct evhttp_request *req)
 {
-	return !c->token || http_bearer_matches(req, c->token);
+	return !c->token || http_bearer_matches(req, c->token) || (c->os && osapi_bearer_valid(c->os, req));
 }
 
 static bool node_authorized(struct core *c, struct evhttp_request *req, const char *id)
@@ -220,7 +201,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	}
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		const struct route *r = &routes[i];
-		if (!route_match(r->pattern, path, id, sizeof id))
+		if (!http_route_match(r->pattern, path, id, sizeof id))
 			continue;
 		path_known = true;
 		if (r->method != method)
@@ -256,9 +237,10 @@ static unsigned connections_max(void)
 	return rl.rlim_cur > 2 * FDS_RESERVED ? (unsigned)(rl.rlim_cur - FDS_RESERVED) : (unsigned)rl.rlim_cur / 2;
 }
 
-static void attach_guard(struct core *c)
+/* The connection limits, the same on the native API and the OpenStack façade. */
+static void guard_limits(struct core *c, struct http_guard_limits *lim)
 {
-	struct http_guard_limits lim = {
+	*lim = (struct http_guard_limits){
 		.conns_max = connections_max(),
 		.conns_per_addr = (unsigned)c->opts.max_conns_per_addr,
 		.read_timeout_s = c->opts.read_timeout_s,
@@ -269,7 +251,26 @@ static void attach_guard(struct core *c)
 		.on_reply = count_reply,
 		.on_reply_arg = c->api.metrics,
 	};
+}
+
+static void attach_guard(struct core *c)
+{
+	struct http_guard_limits lim;
+	guard_limits(c, &lim);
 	c->api.guard = http_guard_attach(c->base, c->http, &lim);
+}
+
+static int open_openstack(struct core *c, char *err, size_t errlen)
+{
+	struct osapi_options oo = {.listen = c->opts.openstack_listen,
+	                           .password_file = c->opts.openstack_password_file,
+	                           .native_token = c->token,
+	                           .data_dir = c->opts.data_dir};
+	if (!c->opts.openstack_listen)
+		return 0;
+	guard_limits(c, &oo.guard);
+	c->os = osapi_create(c->base, &c->api, &oo, err, errlen);
+	return c->os ? 0 : -1;
 }
 
 static int read_token(const char *path, char **out, char *err, size_t errlen)
@@ -417,7 +418,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	evhttp_set_gencb(c->http, dispatch, c);
 	attach_guard(c);
 	c->api.events = events_new(c->api.guard);
-	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0)
+	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0 || open_openstack(c, err, errlen) < 0)
 		goto fail;
 	log_info("core listening on %s (store %s/core.db, %zu instances, %d nodes known)", c->url, opts->data_dir,
 	         cluster_instance_count(c->api.cluster), cluster_node_count(c->api.cluster));
@@ -429,12 +430,15 @@ fail:
 
 const char *core_url(const struct core *c) { return c->url; }
 
+const char *core_openstack_url(const struct core *c) { return c->os ? osapi_url(c->os) : NULL; }
+
 void core_drain(struct core *c)
 {
 	if (c->bound) {
 		evhttp_del_accept_socket(c->http, c->bound);
 		c->bound = NULL;
 	}
+	osapi_drain(c->os);
 	if (c->api.cluster)
 		cluster_drain(c->api.cluster);
 	events_close_all(c->api.events);
@@ -453,6 +457,7 @@ void core_destroy(struct core *c)
 		cluster_drain(c->api.cluster);
 		nodeapi_release_polls(&c->api);
 	}
+	osapi_free(c->os); /* after the drain: its servers being deleted had waits on the cluster */
 	cluster_destroy(c->api.cluster);
 	images_close(c->api.images);
 	rate_forget(c);

@@ -28,6 +28,8 @@ struct core_options {
 	int read_timeout_s;        /* a request must arrive whole within this of its first byte */
 	int64_t max_inflight;      /* instances pending, scheduled or starting at once; past it a
 	                            * create gets 503 (admission control); 0: no limit */
+	const char *openstack_listen;        /* the OpenStack façade's HOST:PORT; NULL: none */
+	const char *openstack_password_file; /* its admin's Keystone password; NULL: the token */
 };
 
 void core_options_default(struct core_options *o);
@@ -39,6 +41,8 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
                          size_t errlen);
 /* The address actually bound (useful with port 0): "http://127.0.0.1:4650". */
 const char *core_url(const struct core *c);
+/* The OpenStack façade's address ("http://127.0.0.1:5000"), or NULL when it has none. */
+const char *core_openstack_url(const struct core *c);
 /* An orderly stop, on the loop: no new connections; every client still waiting
  * (?wait=..., node long-polls, event streams) gets its answer. The loop should run a
  * moment longer so that the answers reach the wire. */
