@@ -127,6 +127,8 @@ struct os_flavors *os_flavors_open(const char *data_dir, char *err, size_t errle
 void os_flavors_free(struct os_flavors *f);
 struct os_glance *os_glance_open(const char *data_dir, char *err, size_t errlen);
 void os_glance_free(struct os_glance *g);
+/* Frees the servers being deleted whose removal has not come yet (at the end). */
+void os_deleting_free(struct osapi *o);
 /* The native image an imageRef names (a Glance id or name), or NULL. */
 const char *os_glance_native_name(struct osapi *o, const char *image_ref, char *buf, size_t len);
 

@@ -17,6 +17,7 @@
 #include "core/os.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -794,17 +795,41 @@ fail:
 struct deleting {
 	struct osapi *o;
 	char id[MV_ID_LEN + 1];
+	struct event *later; /* the removal, on the loop's next turn */
 };
 
-static void delete_stopped(void *arg, char (*ids)[MV_ID_LEN + 1], int n)
+/* Stopped (or the wait ended): removed now, out of the cluster's wake-up of its waiters. */
+static void delete_remove(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {
 	struct deleting *d = arg;
-	struct instance *in = n > 0 ? cluster_instance(d->o->native->cluster, ids[0]) : NULL;
+	struct instance *in = cluster_instance(d->o->native->cluster, d->id);
 	struct mv_error err;
 	hmap_remove(&d->o->deleting, d->id);
 	if (in && inst_state_terminal(in->state) && cluster_instance_remove(d->o->native->cluster, in, &err) < 0)
 		log_warnx("openstack: server %s stopped but not removed: %s", d->id, err.message);
+	event_free(d->later);
 	free(d);
+}
+
+/* The cluster calls this while it walks the instance's waiters: removing the instance here
+ * would free what it walks, so the removal waits for the loop's next turn. */
+static void delete_stopped(void *arg, UNUSED char (*ids)[MV_ID_LEN + 1], UNUSED int n)
+{
+	struct deleting *d = arg;
+	struct timeval now = {0, 0};
+	evtimer_add(d->later, &now);
+}
+
+void os_deleting_free(struct osapi *o)
+{
+	const char *k;
+	void *v;
+	for (size_t i = 0; hmap_next(&o->deleting, &i, &k, &v);) {
+		struct deleting *d = v;
+		event_free(d->later);
+		free(d);
+	}
+	hmap_free(&o->deleting);
 }
 
 void os_server_delete(struct osapi *o, struct os_req *r)
@@ -831,6 +856,8 @@ void os_server_delete(struct osapi *o, struct os_req *r)
 		fatal("calloc");
 	d->o = o;
 	snprintf(d->id, sizeof d->id, "%s", in->id);
+	if (!(d->later = evtimer_new(o->native->base, delete_remove, d)))
+		fatal("evtimer_new");
 	hmap_put(&o->deleting, d->id, d);
 	cluster_wait(o->native->cluster, &in, 1, WAIT_STOPPED, DELETE_WAIT_S, delete_stopped, d);
 	evhttp_send_reply(r->req, 204, "No Content", NULL);

@@ -300,6 +300,6 @@ void osapi_free(struct osapi *o)
 	os_identity_free(o->identity);
 	os_flavors_free(o->flavors);
 	os_glance_free(o->glance);
-	hmap_free(&o->deleting);
+	os_deleting_free(o);
 	free(o);
 }
