@@ -25,7 +25,7 @@ bare libvirt  `virsh -c URI create FILE.xml` of the XML src/drivers/libvirt.c bu
 VIM           POST /v1/instances?wait=ready (ready = {"serial": MARKER}) on a keep-alive
               connection, the same resources (1 vCPU, 64 MiB); total = request sent ->
               answer read, and the core's phase trace from the answer. overhead = total -
-              spawn - boot (DESIGN.md). clean = DELETE ?wait=stopped -> answer; purge =
+              spawn - boot (docs/architecture.md). clean = DELETE ?wait=stopped -> answer; purge =
               the second DELETE that removes the record.
 
 Raw records: PREFIX-bare.jsonl, PREFIX-vim.jsonl; statistics: PREFIX-summary.json.

@@ -132,6 +132,8 @@ static int choose_run_dir(struct node_agent *n, char *err, size_t errlen)
 		snprintf(err, errlen, "cannot create the run dir %s: %s", n->run_dir, strerror(-rc));
 		return -1;
 	}
+	/* Said at start: which of the fallbacks was taken is not obvious from the options. */
+	log_info("run dir %s (instance dirs, logs, records)", n->run_dir);
 	return 0;
 }
 

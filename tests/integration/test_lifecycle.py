@@ -30,7 +30,7 @@ def check_trace(inst):
     assert _num(total) and total >= 0, f"total_ms = {total!r}"
     assert _num(over) and over >= 0, f"overhead_ms = {over!r}"
     assert over <= total, f"overhead_ms {over} > total_ms {total}"
-    # DESIGN.md: the phases add up to total; overhead = total - spawn - boot.
+    # docs/architecture.md: the phases add up to total; overhead = total - spawn - boot.
     s = sum(phases.values())
     assert abs(s - total) <= 0.01, f"phases add up to {s:.4f} ms, total_ms is {total}: {phases}"
     expect_over = total - phases["spawn"] - phases.get("boot", 0)
