@@ -716,7 +716,16 @@ static int server_to_spec(struct osapi *o, struct os_req *r, const json_t *s, js
 	if (!json_is_string(fref) || !(f = flavor_find(o->flavors, json_string_value(fref))))
 		return mv_fail(err, 400, "invalid_field", "Flavor %.64s could not be found (server.flavorRef: a flavor id)",
 		               json_is_string(fref) ? json_string_value(fref) : "(none)");
-	if (!json_is_string(img) || !os_glance_native_name(o, json_string_value(img), image, sizeof image))
+	drv = json_string_value(json_object_get(f->extra_specs, "microvim:driver"));
+	if (!drv)
+		drv = DEFAULT_DRIVER;
+	image[0] = '\0';
+	if (!driver_find(drv)->boots_image) { /* a config says what runs (exec): no image to boot */
+		if (img && !(json_is_string(img) && json_string_length(img) == 0))
+			return mv_fail(err, 400, "invalid_field",
+			               "server.imageRef must be \"\" with flavor %s: its driver %s runs its microvim:config, "
+			               "not an image", f->name, drv);
+	} else if (!json_is_string(img) || !os_glance_native_name(o, json_string_value(img), image, sizeof image))
 		return mv_fail(err, 400, "invalid_field",
 		               "Image %.64s could not be found or has no data yet (server.imageRef: an active image's id)",
 		               json_is_string(img) ? json_string_value(img) : "(none)");
@@ -735,13 +744,13 @@ static int server_to_spec(struct osapi *o, struct os_req *r, const json_t *s, js
 	}
 	if (server_bridge(o, json_object_get(s, "networks"), r->minor, bridge, err) < 0)
 		return -1;
-	drv = json_string_value(json_object_get(f->extra_specs, "microvim:driver"));
 	vc = json_string_value(json_object_get(f->extra_specs, "microvim:vcpus"));
 	cfg = json_string_value(json_object_get(f->extra_specs, "microvim:config"));
 	ready = json_string_value(json_object_get(f->extra_specs, "microvim:ready"));
-	*spec = json_pack("{s:s, s:s, s:s, s:{s:f, s:I}}", "name", json_string_value(name), "driver",
-	                  drv ? drv : DEFAULT_DRIVER, "image", image, "resources", "vcpus",
-	                  vc ? strtod(vc, NULL) : (double)f->vcpus, "memory_mb", (json_int_t)f->ram_mb);
+	*spec = json_pack("{s:s, s:s, s:{s:f, s:I}}", "name", json_string_value(name), "driver", drv, "resources",
+	                  "vcpus", vc ? strtod(vc, NULL) : (double)f->vcpus, "memory_mb", (json_int_t)f->ram_mb);
+	if (image[0])
+		json_object_set_new(*spec, "image", json_string(image));
 	if (count > 1)
 		json_object_set_new(*spec, "count", json_integer(count));
 	if (cfg)
