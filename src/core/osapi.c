@@ -81,6 +81,7 @@ static const struct os_route routes[] = {
 	{EVHTTP_REQ_GET, "/network/v2.0/subnets", OS_NETWORK, false, os_network_empty_list},
 	{EVHTTP_REQ_GET, "/network/v2.0/ports", OS_NETWORK, false, os_network_empty_list},
 	{EVHTTP_REQ_GET, "/network/v2.0/security-groups", OS_NETWORK, false, os_network_empty_list},
+	{EVHTTP_REQ_GET, "/network/v2.0/extensions", OS_NETWORK, false, os_network_empty_list},
 };
 
 /* The microversion asked for: "OpenStack-API-Version: compute 2.X" (or "latest"), else
