@@ -187,3 +187,86 @@ def test_keystone_tokens_work_on_both_apis():
     assert st == 401, f"a revoked token still works on the native API: {st}"
     st, js, raw = h.call(os_url, "GET", "/compute/v2.1/servers", headers={"X-Auth-Token": issued})
     assert st == 401 and js["unauthorized"]["code"] == 401, (st, raw[:300])
+
+
+def _login(os_url):
+    import urllib.request
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": "admin", "domain": {"name": "Default"}, "password": "p"}}},
+        "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}}
+    r = urllib.request.urlopen(urllib.request.Request(
+        os_url + "/identity/v3/auth/tokens", method="POST", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}), timeout=10)
+    return {"X-Auth-Token": r.headers["X-Subject-Token"]}
+
+
+def test_glance_ami_image_is_a_diskless_boot():
+    """aki and ari images uploaded through Glance, an ami image naming them (kernel_id,
+    ramdisk_id, os_command_line) active at once: the registry image has that kernel, initrd
+    and command line, and a server of it boots them (its instance's boot). Glance's list
+    filters, the download of a file, an image in use refused (409), the other routes a
+    client reads (limits, zones, key pairs, networks) answer."""
+    d = _start()
+    os_url, c = d.os_url, d.client()
+    auth = _login(os_url)
+
+    def call(method, path, body=None, hdrs=None):
+        return h.call(os_url, method, path, body, headers={**auth, **(hdrs or {})})
+
+    kernel = open(h.ROOT / "build" / "vnf" / "hello", "rb").read()
+    ramdisk = b"a ramdisk " * 100
+    ids = {}
+    for name, fmt, data in (("k", "aki", kernel), ("r", "ari", ramdisk)):
+        st, js, raw = call("POST", "/image/v2/images", {"name": name, "disk_format": fmt, "container_format": fmt})
+        assert st == 201 and js["status"] == "queued", (st, raw[:300])
+        ids[name] = js["id"]
+        st, js, raw = call("PUT", f"/image/v2/images/{js['id']}/file", data,
+                           {"Content-Type": "application/octet-stream"})
+        assert st == 204, (st, raw[:300])
+    st, js, raw = call("POST", "/image/v2/images", {"name": "vnf", "disk_format": "ami", "container_format": "ami",
+                                                    "kernel_id": ids["k"], "ramdisk_id": ids["r"],
+                                                    "os_command_line": "console=ttyS0 quiet"})
+    assert st == 201 and js["status"] == "active" and js["kernel_id"] == ids["k"], (st, raw[:400])
+    vnf = js["id"]
+    st, img, raw = c.call("GET", "/v1/images/vnf")
+    assert st == 200, raw
+    assert img["kernel_size"] == len(kernel) and img["initrd_size"] == len(ramdisk), img
+    assert img["cmdline"] == "console=ttyS0 quiet", img
+    assert c.call("GET", "/v1/images/r")[0] == 404, "a ramdisk is not a bootable registry image"
+
+    st, js, raw = call("GET", "/image/v2/images?disk_format=ari")
+    assert [i["name"] for i in js["images"]] == ["r"], js
+    st, js, raw = call("GET", "/image/v2/images?limit=2")
+    assert len(js["images"]) == 2 and "next" in js, js
+    st, js, raw = call("GET", js["next"].replace("/v2/", "/image/v2/"))
+    assert len(js["images"]) == 1 and "next" not in js, js
+    req = __import__("urllib.request").request
+    with req.urlopen(req.Request(os_url + f"/image/v2/images/{ids['r']}/file", headers=auth), timeout=10) as r:
+        assert r.read() == ramdisk
+
+    # a server of the ami image boots its kernel, initrd and command line (its instance's boot,
+    # resolved when it was accepted); deleted without waiting for the guest
+    st, js, raw = call("POST", "/compute/v2.1/flavors", {"flavor": {"name": "m", "ram": 16, "vcpus": 1, "disk": 0}})
+    flavor = js["flavor"]["id"]
+    st, js, raw = call("POST", "/compute/v2.1/servers", {"server": {"name": "ami1", "imageRef": vnf,
+                                                                    "flavorRef": flavor, "networks": "none"}})
+    assert st == 202, (st, raw[:300])
+    sid = js["server"]["id"]
+    iid = sid.replace("-", "")[:16]
+    inst = c.get(iid)
+    assert inst["spec"]["image"] == "vnf" and inst["spec"]["boot"]["cmdline"] == "console=ttyS0 quiet", inst["spec"]
+    assert inst["spec"]["boot"]["initrd"] == img["initrd"], inst["spec"]
+    st, js, raw = call("DELETE", f"/image/v2/images/{vnf}")
+    assert st == 409 and "in use" in js["error"]["message"], (st, raw[:300])
+    st, js, raw = call("DELETE", f"/compute/v2.1/servers/{sid}")
+    assert st == 204, (st, raw[:300])
+    h.wait_until(lambda: call("GET", f"/compute/v2.1/servers/{sid}")[0] == 404, 30, "the deleted server to go")
+    st, js, raw = call("DELETE", f"/image/v2/images/{vnf}")
+    assert st == 204 and c.call("GET", "/v1/images/vnf")[0] == 404, (st, raw[:300])
+
+    for path, key in (("/compute/v2.1/limits", "limits"), ("/compute/v2.1/os-availability-zone", "availabilityZoneInfo"),
+                      ("/compute/v2.1/os-keypairs", "keypairs"), ("/network/v2.0/networks", "networks"),
+                      ("/identity/v3/projects", "projects"), ("/compute/v2.1/servers/detail", "servers")):
+        st, js, raw = call("GET", path)
+        assert st == 200 and key in js, (path, st, raw[:300])
+    assert js["servers"] == [], js
