@@ -165,6 +165,14 @@ static void find_native(void *arg, const struct image *img)
 	}
 }
 
+/* A record whose registry image went (removed through /v1/images): an active aki or ami is
+ * its registry image, so without it the image is gone (a new image of its name replaces it). */
+static bool record_orphaned(const json_t *rec)
+{
+	const char *fmt = json_string_value(json_object_get(rec, "disk_format"));
+	return strcmp(json_string_value(json_object_get(rec, "status")), "active") == 0 && strcmp(fmt, "ari") != 0;
+}
+
 static bool image_find(struct osapi *o, const char *ref, struct found *f)
 {
 	struct find_arg a = {.ref = ref, .f = f};
@@ -178,6 +186,8 @@ static bool image_find(struct osapi *o, const char *ref, struct found *f)
 	}
 	json_object_foreach(o->glance->records, k, v) {
 		char id[OS_UUID_LEN + 1];
+		if (record_orphaned(v))
+			continue;
 		os_uuid_of("image", k, id);
 		if (strcmp(id, ref) == 0 || strcmp(k, ref) == 0) {
 			snprintf(f->name, sizeof f->name, "%s", k);
@@ -260,7 +270,7 @@ void os_images_list(struct osapi *o, struct os_req *r)
 	http_query(r->req, "visibility", l.visibility, sizeof l.visibility);
 	images_foreach(o->native->images, list_native, &l);
 	json_object_foreach(o->glance->records, k, v)
-		if (!images_get(o->native->images, k))
+		if (!images_get(o->native->images, k) && !record_orphaned(v))
 			list_add(&l, k, NULL, v);
 	if (http_query(r->req, "limit", limit, sizeof limit)) {
 		char *end;

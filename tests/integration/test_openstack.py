@@ -263,6 +263,11 @@ def test_glance_ami_image_is_a_diskless_boot():
     h.wait_until(lambda: call("GET", f"/compute/v2.1/servers/{sid}")[0] == 404, 30, "the deleted server to go")
     st, js, raw = call("DELETE", f"/image/v2/images/{vnf}")
     assert st == 204 and c.call("GET", "/v1/images/vnf")[0] == 404, (st, raw[:300])
+    # removed through the native API, a Glance image is gone for Glance too
+    assert c.call("DELETE", "/v1/images/k")[0] == 204
+    st, js, raw = call("GET", f"/image/v2/images/{ids['k']}")
+    assert st == 404, (st, raw[:300])
+    assert [i["name"] for i in call("GET", "/image/v2/images")[1]["images"]] == ["r"]
 
     for path, key in (("/compute/v2.1/limits", "limits"), ("/compute/v2.1/os-availability-zone", "availabilityZoneInfo"),
                       ("/compute/v2.1/os-keypairs", "keypairs"), ("/network/v2.0/networks", "networks"),
