@@ -340,6 +340,12 @@ static const struct daemon_option options[] = {
 	 "certificate it did not sign fails the handshake; people's commands still need only a token", NULL},
 	{"read-timeout", FOR_CORE, OT_WHOLE, CORE(read_timeout_s), 0, 1, 3600, NULL, "S", "60",
 	 "a request must arrive whole within S s of its first byte", "give whole seconds, 1-3600"},
+	{"openstack-listen", FOR_CORE, OT_STRING, CORE(openstack_listen), 0, 0, 0, NULL, "HOST:PORT", "off",
+	 "serve the OpenStack façade (Keystone, Nova, Glance, Neutron) here: OS_AUTH_URL=http://HOST:PORT/identity/v3",
+	 NULL},
+	{"openstack-password-file", FOR_CORE, OT_STRING, CORE(openstack_password_file), 0, 0, 0, NULL, "FILE",
+	 "the --token-file token; neither: any password (loopback only)",
+	 "the Keystone password of the façade's user admin (project admin)", NULL},
 	/* node */
 	{"core", FOR_NODE | NOT_DEV, OT_STRING, NODE(core_url), 0, 0, 0, NULL, "URL", "http://127.0.0.1:4650",
 	 "the core", NULL},

@@ -117,6 +117,28 @@ bool http_bearer_matches(struct evhttp_request *req, const char *token)
 	return diff == 0;
 }
 
+/* Matches path against pattern; copies the '*' segment into id. */
+bool http_route_match(const char *pattern, const char *path, char *id, size_t idlen)
+{
+	while (*pattern && *path) {
+		if (*pattern == '*') {
+			size_t n = strcspn(path, "/");
+			if (n == 0 || n >= idlen)
+				return false;
+			memcpy(id, path, n);
+			id[n] = '\0';
+			path += n;
+			pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return false;
+	}
+	if (*path == '/' && path[1] == '\0') /* tolerate one trailing slash */
+		path++;
+	return *pattern == '\0' && *path == '\0';
+}
+
 const char *http_method_name(enum evhttp_cmd_type cmd)
 {
 	switch (cmd) {

@@ -33,6 +33,9 @@ const char *http_path(struct evhttp_request *req);
 /* True when the request carries "Authorization: Bearer <token>" (constant-time compare). */
 bool http_bearer_matches(struct evhttp_request *req, const char *token);
 const char *http_method_name(enum evhttp_cmd_type cmd);
+/* A route table's match: path against pattern, where '*' matches one path segment (copied
+ * into id, at most idlen - 1 bytes); one trailing slash of path is tolerated. */
+bool http_route_match(const char *pattern, const char *path, char *id, size_t idlen);
 
 /* "127.0.0.1:4650", "[::1]:4650", "0.0.0.0:80" -> host and port; 0 or -EINVAL. */
 int http_parse_hostport(const char *s, char *host, size_t hostlen, int *port);

@@ -124,6 +124,15 @@ int trace_format(const struct trace *t, char *buf, size_t len)
 		put_str(buf, len, &pos, image_cache_names[t->image_cache]);
 		put_str(buf, len, &pos, "\"");
 	}
+	if (t->has_steps) {
+		for (int s = 0; s < STEP_COUNT; s++) {
+			put_str(buf, len, &pos, s == 0 ? ",\"steps\":{\"" : ",\"");
+			put_str(buf, len, &pos, step_names[s]);
+			put_str(buf, len, &pos, "\":");
+			put_ms(buf, len, &pos, t->step_us[s]);
+		}
+		put_str(buf, len, &pos, "}");
+	}
 	put_str(buf, len, &pos, "}");
 	return pos < len ? (int)pos : -1;
 }

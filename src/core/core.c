@@ -29,6 +29,7 @@
 #include "core/metrics.h"
 #include "core/authz.h"
 #include "core/offload.h"
+#include "core/osapi.h"
 #include "core/store.h"
 #include "core/stores.h"
 #include "core/tenants.h"
@@ -60,6 +61,7 @@ struct core {
 	struct store *store;
 	struct audit *audit; /* DATA_DIR/audit.log */
 	struct api api;      /* what the handlers get: cluster, images, metrics, events, guard */
+	struct osapi *os;    /* the OpenStack façade, or NULL */
 };
 
 void core_options_default(struct core_options *o)
@@ -134,28 +136,6 @@ static const enum authz_action access_action[] = {
 	[ACCESS_READ] = ACTION_READ, [ACCESS_WRITE] = ACTION_WRITE, [ACCESS_ADMIN] = ACTION_ADMIN,
 };
 
-/* Matches path against pattern; copies the '*' segment into id. */
-static bool route_match(const char *pattern, const char *path, char *id, size_t idlen)
-{
-	while (*pattern && *path) {
-		if (*pattern == '*') {
-			size_t n = strcspn(path, "/");
-			if (n == 0 || n >= idlen)
-				return false;
-			memcpy(id, path, n);
-			id[n] = '\0';
-			path += n;
-			pattern++;
-			continue;
-		}
-		if (*pattern++ != *path++)
-			return false;
-	}
-	if (*path == '/' && path[1] == '\0') /* tolerate one trailing slash */
-		path++;
-	return *pattern == '\0' && *path == '\0';
-}
-
 /* The token of "Authorization: Bearer TOKEN", or NULL. */
 static const char *bearer_of(struct evhttp_request *req)
 {
@@ -175,7 +155,9 @@ static int authenticate(struct core *c, struct evhttp_request *req, struct authz
 	}
 	if (!(token = bearer_of(req)))
 		return 1;
-	if (c->token && http_bearer_matches(req, c->token)) {
+	/* the cluster token, or a Keystone token of the OpenStack façade (its one user is
+	 * admin of project admin): one login for both APIs */
+	if ((c->token && http_bearer_matches(req, c->token)) || (c->os && osapi_bearer_valid(c->os, req))) {
 		authz_principal_admin(who, AUTHZ_CLUSTER);
 		return 0;
 	}
@@ -314,7 +296,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 	}
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		const struct route *r = &routes[i];
-		if (!route_match(r->pattern, path, id, sizeof id))
+		if (!http_route_match(r->pattern, path, id, sizeof id))
 			continue;
 		path_known = true;
 		if (r->method != method)
@@ -371,9 +353,10 @@ static struct bufferevent *server_bufferevent(struct event_base *base, void *tls
 	return tls_server_bufferevent(base, tls);
 }
 
-static void attach_guard(struct core *c)
+/* The connection limits, the same on the native API and the OpenStack façade. */
+static void guard_limits(struct core *c, struct http_guard_limits *lim)
 {
-	struct http_guard_limits lim = {
+	*lim = (struct http_guard_limits){
 		.conns_max = connections_max(),
 		.conns_per_addr = (unsigned)c->opts.max_conns_per_addr,
 		.read_timeout_s = c->opts.read_timeout_s,
@@ -387,7 +370,26 @@ static void attach_guard(struct core *c)
 		.new_bufferevent_arg = c->tls,
 		.tls = c->tls != NULL,
 	};
+}
+
+static void attach_guard(struct core *c)
+{
+	struct http_guard_limits lim;
+	guard_limits(c, &lim);
 	c->api.guard = http_guard_attach(c->base, c->http, &lim);
+}
+
+static int open_openstack(struct core *c, char *err, size_t errlen)
+{
+	struct osapi_options oo = {.listen = c->opts.openstack_listen,
+	                           .password_file = c->opts.openstack_password_file,
+	                           .native_token = c->token,
+	                           .data_dir = c->opts.data_dir};
+	if (!c->opts.openstack_listen)
+		return 0;
+	guard_limits(c, &oo.guard);
+	c->os = osapi_create(c->base, &c->api, &oo, err, errlen);
+	return c->os ? 0 : -1;
 }
 
 static int read_token(const char *path, char **out, char *err, size_t errlen)
@@ -558,7 +560,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	evhttp_set_gencb(c->http, dispatch, c);
 	attach_guard(c);
 	c->api.events = events_new(base, c->api.guard);
-	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0)
+	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0 || open_openstack(c, err, errlen) < 0)
 		goto fail;
 	log_info("core listening on %s (store %s%s, %zu instances, %d nodes known; authentication: %s)", c->url,
 	         opts->store ? "in PostgreSQL" : opts->data_dir, opts->store ? "" : "/core.db",
@@ -572,12 +574,15 @@ fail:
 
 const char *core_url(const struct core *c) { return c->url; }
 
+const char *core_openstack_url(const struct core *c) { return c->os ? osapi_url(c->os) : NULL; }
+
 void core_drain(struct core *c)
 {
 	if (c->bound) {
 		evhttp_del_accept_socket(c->http, c->bound);
 		c->bound = NULL;
 	}
+	osapi_drain(c->os);
 	if (c->api.cluster)
 		cluster_drain(c->api.cluster);
 	events_close_all(c->api.events);
@@ -598,6 +603,7 @@ void core_destroy(struct core *c)
 		cluster_drain(c->api.cluster);
 		nodeapi_release_polls(&c->api);
 	}
+	osapi_free(c->os); /* after the drain: its servers being deleted had waits on the cluster */
 	offload_free(c->api.offload); /* before what its jobs' requests refer to */
 	cluster_destroy(c->api.cluster);
 	tenants_close(c->api.tenants);

@@ -34,6 +34,8 @@ struct core_options {
 	const char *tls_cert;      /* with tls_key: serve HTTPS only (NULL: plain HTTP) */
 	const char *tls_key;
 	const char *tls_client_ca; /* nodes' routes need a client certificate this CA signed */
+	const char *openstack_listen;        /* the OpenStack façade's HOST:PORT; NULL: none */
+	const char *openstack_password_file; /* its admin's Keystone password; NULL: the token */
 };
 
 void core_options_default(struct core_options *o);
@@ -46,6 +48,8 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 /* The address actually bound (useful with port 0): "http://127.0.0.1:4650", or
  * "https://..." with TLS. */
 const char *core_url(const struct core *c);
+/* The OpenStack façade's address ("http://127.0.0.1:5000"), or NULL when it has none. */
+const char *core_openstack_url(const struct core *c);
 /* An orderly stop, on the loop: no new connections; every client still waiting
  * (?wait=..., node long-polls, event streams) gets its answer. The loop should run a
  * moment longer so that the answers reach the wire. */

@@ -291,7 +291,7 @@ void api_instance_logs(struct api *a, struct evhttp_request *req, const char *id
 	char host[WIRE_ADDRESS_MAX + 1];
 	int port;
 
-	if (!in) {
+	if (!in || !api_sees(a, in->project)) { /* another project's: as if it did not exist */
 		mv_fail(&err, 404, "not_found", "no instance with id %.64s", id);
 		http_reply_error(req, &err);
 		return;

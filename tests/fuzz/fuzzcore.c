@@ -55,6 +55,7 @@ static void core_start_here(struct fuzzcore *fc)
 
 	core_options_default(&o);
 	o.listen = "127.0.0.1:0";
+	o.openstack_listen = "127.0.0.1:0"; /* the OpenStack façade: fuzz_openstack's way in */
 	o.data_dir = fc->dir;
 	/* Binding 127.0.0.1:0 can fail for a moment when the host is short of ports. */
 	for (int attempt = 0; !(fc->core = core_create(fc->base, &o, err, sizeof err)); attempt++) {
@@ -69,6 +70,11 @@ static void core_start_here(struct fuzzcore *fc)
 		abort();
 	}
 	fc->port = port;
+	if (sscanf(core_openstack_url(fc->core), "http://%63[0-9.]:%d", host, &port) != 2) {
+		fprintf(stderr, "fuzzcore: unexpected OpenStack URL %s\n", core_openstack_url(fc->core));
+		abort();
+	}
+	fc->os_port = port;
 }
 
 void fuzzcore_restart(struct fuzzcore *fc)

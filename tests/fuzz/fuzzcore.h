@@ -26,6 +26,7 @@ struct fuzzcore {
 	struct core *core;
 	char dir[256];
 	int port;
+	int os_port;           /* the OpenStack façade's (core --openstack-listen) */
 	char node_token[65];   /* after fuzzcore_setup_node */
 	char instance_id[17];  /* after fuzzcore_setup_node: one instance placed on the node */
 };

@@ -91,6 +91,8 @@ def _object_rows(t):
     return [
         ("GET", f"/v1/instances/{t.inst['blue']}", f"/v1/instances/{t.inst['red']}", None,
          {"admin": (200, 200), "member": (200, 404), "reader": (200, 404)}),
+        ("GET", f"/v1/instances/{t.inst['blue']}/logs?stream=stdout", f"/v1/instances/{t.inst['red']}/logs?stream=stdout",
+         None, {"admin": (200, 200), "member": (200, 404), "reader": (200, 404)}),
         ("DELETE", f"/v1/instances/{t.inst['blue']}", f"/v1/instances/{t.inst['red']}", None,
          {"member": (None, 404), "reader": (403, 403)}),
         ("GET", f"/v1/images/{t.image['blue']}", f"/v1/images/{t.image['red']}", None,

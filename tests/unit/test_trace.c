@@ -309,6 +309,9 @@ static void test_format_matches_json(void)
 		t.has_boot = v % 2;
 		t.total_us = values[(v + 3) % nv] * 9;
 		t.image_cache = (enum image_cache)(v % 3);
+		t.has_steps = v % 3 == 0; /* the node's sub-steps, when it measured them */
+		for (int s = 0; s < STEP_COUNT; s++)
+			t.step_us[s] = values[(v + 5 + (size_t)s) % nv];
 		CHECK(trace_format(&t, buf, sizeof buf) > 0);
 		want = trace_to_json(&t);
 		got = json_loads(buf, 0, NULL);
