@@ -7,7 +7,9 @@
   so that a commit answered is on both), the core given both hosts with
   target_session_attrs=read-write; the primary is killed (-9) and the standby promoted with
   pg_ctl promote: the core reconnects to it, every instance answered 2xx is still there,
-  and creates go on (clients retry with the same Idempotency-Key while the database is away).
+  and creates go on (clients retry with the same Idempotency-Key while the database is away);
+- tenancy in PostgreSQL: a `--auth` core starts on it (it makes the admin project at the first
+  start) and a project made over HTTP is there after a restart, the admin token still good.
 """
 
 import signal
@@ -55,6 +57,28 @@ def test_one_core_per_database():
 
 
 test_one_core_per_database.budget = 90
+
+
+def test_auth_core_on_pg():
+    srv = _server()
+    url = _db_url(srv, "auth")
+    core = h.start_auth_core(extra=["--store", url])
+    st, js, raw = h.call(core.url, "POST", "/v1/projects", {"name": "blue"}, token=core.token)
+    assert st == 201, (st, raw[:300])
+    core.stop()
+    core2 = h.Daemon("core", ["core", "--auth", "--listen", f"127.0.0.1:{core.port}", "--data-dir",
+                              core.data_dir, "--store", url], h.tmpdir("mv-core-"), url=core.url,
+                     token=core.token).start()
+    h.wait_until(lambda: h.call(core.url, "GET", "/v1/health", token=core.token, timeout=2)[0] == 200,
+                 h.READY_TIMEOUT, "the restarted core")
+    st, js, raw = h.call(core.url, "GET", "/v1/projects", token=core.token)
+    assert st == 200, (st, raw[:300])
+    names = sorted(p["name"] for p in js["projects"])
+    assert names == ["admin", "blue"], names
+    core2.stop()
+
+
+test_auth_core_on_pg.budget = 60
 
 
 def _wait_sync(primary, timeout=30):
