@@ -17,7 +17,7 @@ extern const struct driver *const drivers[];
 const struct driver *driver_find(const char *name);
 /* Stable small index of a driver (for bitmasks and metrics), or -1 when unknown. */
 int driver_index(const char *name);
-/* "exec, qemu, libvirt or xen": for messages. */
+/* "exec, qemu, libvirt, xen or sim": for messages. */
 const char *driver_names_text(void);
 
 /* spec_decode, then the driver's part: the driver is known, image or config as it needs

@@ -835,12 +835,13 @@ static void test_drivers(void)
 		CHECK_EQ_INT(driver_index(drivers[n]->name), n);
 		CHECK(driver_find(drivers[n]->name) == drivers[n]);
 	}
-	CHECK_EQ_INT(n, 4);
+	CHECK_EQ_INT(n, 5); /* exec, qemu, libvirt, xen and sim (simulated nodes only) */
 	CHECK(n <= 32); /* indexes fit a bitmask */
 	CHECK(driver_index("exec") >= 0);
 	CHECK(driver_index("qemu") >= 0);
 	CHECK(driver_index("libvirt") >= 0);
 	CHECK(driver_index("xen") >= 0);
+	CHECK(driver_index("sim") >= 0);
 	CHECK_EQ_INT(driver_index("docker"), -1);
 	CHECK_EQ_INT(driver_index(""), -1);
 	CHECK_EQ_INT(driver_index("Exec"), -1);
