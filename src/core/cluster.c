@@ -464,6 +464,11 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 		}
 		if (r->error[0] && !in->error)
 			set_error(in, &s->undo, r->error);
+		/* the stop's steps complete the trace of the instantiation it ends */
+		if (r->has_stop_timing && in->has_trace) {
+			in->trace.has_stop = true;
+			memcpy(in->trace.stop_us, r->stop_timing.step_us, sizeof in->trace.stop_us);
+		}
 	}
 	/* Only for an instantiation this core saw from its request on (not after its own restart
 	 * or the node's). The trace is stored with the state it explains. notify ends here: the

@@ -226,9 +226,12 @@ static void on_purge(struct push_job *j, int status, json_t *body UNUSED, void *
 	push_job_deleted(j, status == 204 || status == 404);
 }
 
-static void on_stop(struct push_job *j, int status, json_t *body UNUSED, void *state UNUSED)
+static void on_stop(struct push_job *j, int status, json_t *body, void *state UNUSED)
 {
 	char path[160];
+	const json_t *stop = json_object_get(json_object_get(body, "trace"), "stop_steps");
+	for (int s = 0; stop && s < STOP_STEP_COUNT; s++)
+		j->rec.stop_step_ms[s] = json_ms(stop, stop_step_names[s]);
 	if (status != 200) {
 		push_job_deleted(j, status == 204 || status == 404);
 		return;

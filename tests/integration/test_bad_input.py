@@ -373,6 +373,39 @@ def test_node_bridges_update_refused():
         fails.append(f"a good update: {st} {raw[:200]!r}")
     assert not fails, f"{len(fails)} rows failed:\n  " + "\n  ".join(fails)
     core.stop()
+
+
+def test_node_report_stop_timing_refused():
+    """POST /v1/nodes/{id}/reports: a stop's timing that is malformed, half, out of range or
+    sent with a state that is not an end is 400 naming stop_timing; nothing is applied."""
+    core = h.start_core()
+    c = core.client()
+    node_id = "00112233445566ab"
+    reg = {"id": node_id, "name": "fake-stops", "resources": {"cpus": 1, "memory_mb": 64}, "drivers": {}}
+    st, js, raw = c.call("POST", "/v1/nodes/register", reg)
+    assert st == 200 and js.get("token"), f"register -> {st}: {raw[:300]!r}"
+    tok = js["token"]
+    good = {"stop_us": 1000, "cleanup_us": 50}
+    rows = [
+        ("stop_timing with running", "running", good),
+        ("stop_timing: a string", "stopped", "fast"),
+        ("no cleanup_us", "stopped", {"stop_us": 1000}),
+        ("negative stop_us", "stopped", {"stop_us": -1, "cleanup_us": 0}),
+        ("cleanup_us over an hour", "stopped", {"stop_us": 0, "cleanup_us": 3600 * 1000000 + 1}),
+        ("stop_us a float", "stopped", {"stop_us": 1.5, "cleanup_us": 0}),
+    ]
+    fails = []
+    for desc, state, timing in rows:
+        body = {"reports": [{"id": "0123456789abcdef", "state": state, "stop_timing": timing}]}
+        st, js, raw = c.call("POST", f"/v1/nodes/{node_id}/reports", body, token=tok)
+        err = js.get("error") if isinstance(js, dict) else None
+        if st != 400 or not isinstance(err, dict) or "stop_timing" not in (err.get("message") or ""):
+            fails.append(f"{desc}: {st} {raw[:200]!r}")
+    assert not fails, f"{len(fails)} rows failed:\n  " + "\n  ".join(fails)
+    assert c.list() == [], "a refused report created something"
+    core.stop()
+
+
 # ---- /v1/projects, /v1/users, /v1/tokens (open dev core: its caller is an admin) ----
 
 def _tenancy_rows():
