@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "common/clock.h"
+#include "common/corelist.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/model.h"
@@ -286,6 +287,16 @@ static int parse_store(struct daemon_args *d, const char *v, char *err, size_t e
 	return 0;
 }
 
+/* One core or several of one control plane (common/corelist.h): each URL checked now. */
+static int parse_core(struct daemon_args *d, const char *v, char *err, size_t errlen)
+{
+	struct corelist l;
+	if (corelist_parse(&l, v, err, errlen) < 0)
+		return -1;
+	d->node.core_url = v;
+	return 0;
+}
+
 static int parse_user(struct daemon_args *d, const char *v, UNUSED char *err, UNUSED size_t errlen)
 {
 	d->user = v;
@@ -347,8 +358,9 @@ static const struct daemon_option options[] = {
 	 "the --token-file token; neither: any password (loopback only)",
 	 "the Keystone password of the façade's user admin (project admin)", NULL},
 	/* node */
-	{"core", FOR_NODE | NOT_DEV, OT_STRING, NODE(core_url), 0, 0, 0, NULL, "URL", "http://127.0.0.1:4650",
-	 "the core", NULL},
+	{"core", FOR_NODE | NOT_DEV, OT_PARSE, NO_OFF, 0, 0, 0, parse_core, "URL[,URL...]", "http://127.0.0.1:4650",
+	 "the core, or the cores of one control plane: the node follows their leader and fails over along the list",
+	 NULL},
 	{"tls-ca", FOR_NODE, OT_STRING, NODE(tls_ca), 0, 0, 0, NULL, "FILE", "the system's CA store",
 	 "an https:// core: the CAs its certificate must be signed by", NULL},
 	{"run-dir", FOR_NODE, OT_STRING, NODE(run_dir), 0, 0, 0, NULL, "DIR", "/run/microvim/NODE-ID on tmpfs",
@@ -547,7 +559,7 @@ static int option_apply(struct daemon_args *d, const struct daemon_option *o, co
 static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daemon_args *d)
 {
 	struct option longopts[N_OPTIONS + 1];
-	char err[256];
+	char err[512];
 	int opt;
 
 	core_options_default(&d->core);

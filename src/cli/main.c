@@ -33,6 +33,8 @@ static const struct command commands[] = {
 	 "  --env K=V                environment for exec (repeatable)\n"
 	 "  --label K=V              run only on nodes with this label (repeatable)\n"
 	 "  --timeout S              how long to wait for running (default 30)\n"
+	 "  --idempotency-key KEY    the create's Idempotency-Key, sent again on a retry (default: a\n"
+	 "                           random one per run; a script retrying run gives its own)\n"
 	 "  --settle S               then watch it S s more (default 0.5; 0: not at all): an instance\n"
 	 "                           that ends meanwhile is reported, exit 1 if it failed\n"
 	 "  --no-wait                return once accepted\n"},
@@ -104,27 +106,27 @@ static const struct command commands[] = {
 	 "  microvim image add NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	 "  microvim image ls\n"
 	 "  microvim image rm NAME     (refused while an instance uses it)\n"
-	 "  --core URL, --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"project", cmd_project, "manage projects (tenants) and their quotas: create, ls, show, rm",
 	 "  microvim project create NAME [--quota-instances N] [--quota-vcpus X] [--quota-memory-mb M]\n"
 	 "  microvim project ls        every project for an admin, one's own otherwise; usage/limit\n"
 	 "  microvim project show NAME usage of each quota\n"
 	 "  microvim project rm NAME   (refused while it owns instances or images; its users go too)\n"
-	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --json as for the other client commands\n"},
 	{"user", cmd_user, "manage users, each with one role on one project: create, ls, rm",
 	 "  microvim user create NAME --project P --role admin|member|reader [--password-file F]\n"
 	 "  microvim user ls\n"
 	 "  microvim user rm NAME      (its tokens stop working)\n"
 	 "  roles: reader reads its project, member also creates and deletes in it, admin does\n"
 	 "  everything in every project\n"
-	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --json as for the other client commands\n"},
 	{"token", cmd_token, "bearer tokens: create (printed once), ls, revoke",
 	 "  microvim token create --user NAME [--expires 24h]   (an admin; the token alone on stdout)\n"
 	 "  microvim token ls          every token for an admin, one's own otherwise (never the secret)\n"
 	 "  microvim token revoke ID\n"
 	 "  --expires D                24h (default), 30m, 7d, seconds, or never\n"
 	 "  log in with a password: POST /v1/tokens {\"user\", \"password\", \"project\"} (docs/API.md)\n"
-	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --json as for the other client commands\n"},
 	{"audit", cmd_audit, "read the core's audit log: every mutating request, who, what, the result",
 	 "  microvim audit [--data-dir DIR] [--since 24h|2026-12-05T07:00:00Z] [--json]\n"
 	 "  --data-dir DIR           the core's (default /var/lib/microvim/core): run it on the core's host\n"
@@ -135,7 +137,8 @@ static const struct command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static const char client_options[] =
-	"  --core URL               the core (default $MICROVIM_CORE or http://127.0.0.1:4650)\n"
+	"  --core URL[,URL...]      the core, or the cores of one control plane, tried in order when\n"
+	"                           one does not answer (default $MICROVIM_CORE or http://127.0.0.1:4650)\n"
 	"  --token-file FILE        bearer token (default $MICROVIM_TOKEN)\n"
 	"  --tls-ca FILE            an https:// core: the CA that signed its certificate\n"
 	"                           (default $MICROVIM_TLS_CA, else the system's CA store)\n"

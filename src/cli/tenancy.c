@@ -8,14 +8,16 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/corelist.h"
 #include "common/fs.h"
 #include "common/http.h"
 #include "common/model.h"
 
 struct tenancy_client {
 	const char *cmd; /* "project", "user", "token": the prefix of messages */
-	const char *core;
+	const char *core_arg;
 	const char *core_from;
+	struct corelist cores;
 	char *token;
 	bool json;
 };
@@ -25,11 +27,13 @@ static int call(struct tenancy_client *tc, const char *method, const char *path,
                 json_t **out)
 {
 	struct http_response r;
-	char err[512];
+	char err[768];
 	json_t *b;
 	if (out)
 		*out = NULL;
-	if (http_call(tc->core, method, path, tc->token, NULL, body, 30, &r, err, sizeof err) < 0) {
+	struct corelist_request rq = {.method = method, .path = path, .token = tc->token, .body = body, .timeout_s = 30,
+	                              .note = "microvim"};
+	if (corelist_call(&tc->cores, &rq, &r, err, sizeof err) < 0) {
 		fprintf(stderr, "microvim %s: %s\n", tc->cmd, err);
 		return EXIT_UNREACHABLE;
 	}
@@ -262,14 +266,14 @@ static int parse(const char *cmd, int argc, char **argv, struct tenancy_client *
 {
 	const char *tf = getenv("MICROVIM_TOKEN");
 	int opt, rc;
-	*tc = (struct tenancy_client){.cmd = cmd, .core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650",
+	*tc = (struct tenancy_client){.cmd = cmd, .core_arg = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650",
 	                              .core_from = getenv("MICROVIM_CORE") ? "$MICROVIM_CORE" : "the default core URL"};
 	if (tf && !(tc->token = strdup(tf)))
 		return -1;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", tenancy_options, NULL)) != -1) {
 		switch (opt) {
-		case T_CORE: tc->core = optarg; tc->core_from = "--core"; break;
+		case T_CORE: tc->core_arg = optarg; tc->core_from = "--core"; break;
 		case T_TOKEN_FILE:
 			free(tc->token);
 			tc->token = NULL;
@@ -290,7 +294,7 @@ static int parse(const char *cmd, int argc, char **argv, struct tenancy_client *
 		default: cli_usage(cmd, 1); return -1;
 		}
 	}
-	return cli_check_core_url(tc->core, tc->core_from);
+	return cli_core_list(&tc->cores, tc->core_arg, tc->core_from);
 }
 
 static bool verb_is(int argc, char **argv, const char *verb, int operands)

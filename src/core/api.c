@@ -20,7 +20,6 @@
 
 #define WAIT_DEFAULT_S 30.0
 #define WAIT_MAX_S 600.0
-#define IDEM_KEY_MAX 128
 
 /* ---- scope, shared with the other routes (api.h) ---- */
 
@@ -140,17 +139,6 @@ static void body_digest(const json_t *body, const char *project, char out[33])
 	snprintf(out, 33, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
 }
 
-static bool idem_key_valid(const char *k)
-{
-	size_t n = strlen(k);
-	if (n == 0 || n > IDEM_KEY_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (k[i] < 0x21 || k[i] > 0x7e)
-			return false;
-	return true;
-}
-
 struct create_request {
 	struct inst_spec spec;
 	json_t *body;
@@ -181,7 +169,7 @@ static int parse_create(struct evhttp_request *req, const char *project, struct 
 	cr->idem_key = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
 	if (cr->idem_key && !idem_key_valid(cr->idem_key))
 		return mv_fail(err, 400, "invalid_header",
-		               "Idempotency-Key must be 1-%d printable characters without spaces", IDEM_KEY_MAX);
+		               "Idempotency-Key must be 1-%d printable characters without spaces", MV_IDEM_KEY_MAX);
 	if (http_read_json(req, &cr->body, err) < 0 || drv_spec_parse(&cr->spec, cr->body, SPEC_REQUEST, err) < 0)
 		return -1;
 	if (cr->idem_key)
@@ -214,7 +202,11 @@ void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED cons
 		}
 		goto fail;
 	}
-	if (replayed)
+	/* A retried create (a client failing over from a core that died before it answered)
+	 * waits as the first would have, on whichever core it reached: 200, not 201. */
+	if (replayed && cr.wait)
+		wait_then_reply(a, req, cr.wait_kind, 200, cr.as_list, insts, n, cr.wait_s);
+	else if (replayed)
 		http_reply_json(req, 200, instances_json(insts, n, cr.as_list));
 	else if (cr.wait)
 		wait_then_reply(a, req, cr.wait_kind, 201, cr.as_list, insts, n, cr.wait_s);

@@ -24,6 +24,7 @@
 #include "drivers/proc.h"
 #include "node/agent.h"
 #include "node/bridgewatch.h"
+#include "node/corelink.h"
 #include "node/imagecache.h"
 #include "node/instance.h"
 #include "node/logapi.h"
@@ -37,8 +38,7 @@ struct node_agent {
 	struct event_base *base;
 	char id[MV_ID_LEN + 1];
 	char name[MV_NAME_MAX + 1];
-	char host[256];
-	int port;
+	struct corelink link; /* the core in use, of --core's list */
 	char run_dir[PATH_MAX];
 	char *cluster_token;
 	struct tls_ctx *tls; /* an https:// core */
@@ -223,7 +223,12 @@ static void sweep_cgroups(struct node_agent *n)
 static int make_tls(struct node_agent *n, char *err, size_t errlen)
 {
 	const struct node_options *o = &n->opts;
-	if (!http_url_is_tls(o->core_url)) {
+	bool mixed, tls = corelink_tls(&n->link, &mixed);
+	if (mixed) {
+		snprintf(err, errlen, "--core %s mixes http:// and https:// cores; one control plane speaks one", o->core_url);
+		return -1;
+	}
+	if (!tls) {
 		if (o->tls_ca || o->tls_cert || o->tls_key) {
 			snprintf(err, errlen, "--tls-ca, --tls-cert and --tls-key are for an https:// core; --core %s is plain HTTP",
 			         o->core_url);
@@ -279,7 +284,7 @@ static const char *node_token(void *arg)
 static int make_parts(struct node_agent *n, char *err, size_t errlen)
 {
 	struct imagecache_options io = {.base = n->base, .data_dir = n->opts.data_dir, .off = n->opts.image_cache_off,
-	                                .core_host = n->host, .core_port = n->port, .tls = n->tls,
+	                                .link = &n->link, .tls = n->tls,
 	                                .token = n->cluster_token};
 	struct instances_env env;
 	struct logapi_options lo;
@@ -306,9 +311,8 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 	if (!(n->logapi = logapi_new(&lo, err, errlen)))
 		return -1;
 	log_info("logs served to the core at %s", logapi_address(n->logapi));
-	ao = (struct agent_options){.base = n->base, .core_url = n->opts.core_url, .core_host = n->host,
-	                            .address = logapi_address(n->logapi),
-	                            .core_port = n->port, .tls = n->tls, .cluster_token = n->cluster_token, .id = n->id,
+	ao = (struct agent_options){.base = n->base, .link = &n->link, .address = logapi_address(n->logapi),
+	                            .tls = n->tls, .cluster_token = n->cluster_token, .id = n->id,
 	                            .name = n->name, .cpus = n->cpus, .memory_mb = n->memory_mb,
 	                            .drivers_info = n->drivers_info, .labels = n->opts.labels, .run_dir = n->run_dir,
 	                            .notify_batch_ms = n->opts.notify_batch_ms,
@@ -331,10 +335,8 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 	                                   .libvirt_uri = o->libvirt_uri, .xl_binary = o->xl_binary,
 	                                   .xenstore_binary = o->xenstore_binary,
 	                                   .xen_console_dir = o->xen_console_dir};
-	if (http_parse_url(o->core_url, n->host, sizeof n->host, &n->port) < 0) {
-		snprintf(err, errlen, "--core %s is not a URL like http://HOST:PORT or https://HOST:PORT", o->core_url);
+	if (corelink_init(&n->link, o->core_url, err, errlen) < 0)
 		goto fail;
-	}
 	if (make_tls(n, err, errlen) < 0)
 		goto fail;
 	if (o->token_file && read_token_file(n, err, errlen) < 0)

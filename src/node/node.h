@@ -12,7 +12,8 @@
 #include "drivers/cgroup.h"
 
 struct node_options {
-	const char *core_url;   /* "http://127.0.0.1:4650" */
+	const char *core_url;   /* "http://127.0.0.1:4650", or a list of the cores of one control plane
+	                         * (node/corelink.h) */
 	const char *data_dir;   /* node id and image cache: kept across reboots */
 	const char *run_dir;    /* instance dirs, logs and records: NULL = /run/microvim/NODE-ID
 	                         * when /run is writable, else DATA/run. Instances do not outlive
