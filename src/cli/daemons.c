@@ -356,7 +356,8 @@ static const struct daemon_option options[] = {
 	 NULL},
 	{"openstack-password-file", FOR_CORE, OT_STRING, CORE(openstack_password_file), 0, 0, 0, NULL, "FILE",
 	 "the --token-file token; neither: any password (loopback only)",
-	 "the Keystone password of the façade's user admin (project admin)", NULL},
+	 "the Keystone password of the façade's user admin (project admin); with --auth every user of the "
+	 "core logs in with its own password", NULL},
 	/* node */
 	{"core", FOR_NODE | NOT_DEV, OT_PARSE, NO_OFF, 0, 0, 0, parse_core, "URL[,URL...]", "http://127.0.0.1:4650",
 	 "the core, or the cores of one control plane: the node follows their leader and fails over along the list",

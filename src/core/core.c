@@ -155,8 +155,9 @@ static int authenticate(struct core *c, struct evhttp_request *req, struct authz
 	}
 	if (!(token = bearer_of(req)))
 		return 1;
-	/* the cluster token, or a Keystone token of the OpenStack façade (its one user is
-	 * admin of project admin): one login for both APIs */
+	/* the cluster token, or (without --auth) a Keystone token of the OpenStack façade, whose
+	 * one user is admin of project admin; with --auth the façade's tokens are the users'
+	 * own (tenants_authenticate below): one login for both APIs */
 	if ((c->token && http_bearer_matches(req, c->token)) || (c->os && osapi_bearer_valid(c->os, req))) {
 		authz_principal_admin(who, AUTHZ_CLUSTER);
 		return 0;
@@ -384,7 +385,8 @@ static int open_openstack(struct core *c, char *err, size_t errlen)
 	struct osapi_options oo = {.listen = c->opts.openstack_listen,
 	                           .password_file = c->opts.openstack_password_file,
 	                           .native_token = c->token,
-	                           .data_dir = c->opts.data_dir};
+	                           .data_dir = c->opts.data_dir,
+	                           .auth = c->auth};
 	if (!c->opts.openstack_listen)
 		return 0;
 	guard_limits(c, &oo.guard);
@@ -603,8 +605,8 @@ void core_destroy(struct core *c)
 		cluster_drain(c->api.cluster);
 		nodeapi_release_polls(&c->api);
 	}
+	offload_free(c->api.offload); /* before what its jobs' requests refer to (the façade's log-ins too) */
 	osapi_free(c->os); /* after the drain: its servers being deleted had waits on the cluster */
-	offload_free(c->api.offload); /* before what its jobs' requests refer to */
 	cluster_destroy(c->api.cluster);
 	tenants_close(c->api.tenants);
 	images_close(c->api.images);

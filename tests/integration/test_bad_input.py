@@ -547,6 +547,13 @@ OS_ROWS = [
      "keystone", "totp"),
     ("keystone: unknown user", "POST", f"{KEYSTONE}/auth/tokens", _pw(user="mallory"), {}, 401,
      "keystone", "user"),
+    ("keystone: user name not a string", "POST", f"{KEYSTONE}/auth/tokens", {"auth": {"identity": {
+        "methods": ["password"], "password": {"user": {"name": 7, "password": "x"}}}}}, {}, 400, "keystone", "name"),
+    ("keystone: password not a string", "POST", f"{KEYSTONE}/auth/tokens", {"auth": {"identity": {
+        "methods": ["password"], "password": {"user": {"name": "admin", "password": 7}}}}}, {}, 400, "keystone",
+     "password"),
+    ("keystone: token method with an unknown token", "POST", f"{KEYSTONE}/auth/tokens", {"auth": {"identity": {
+        "methods": ["token"], "token": {"id": "nosuch"}}}}, {}, 401, "keystone", "token"),
     ("keystone: domain scope", "POST", f"{KEYSTONE}/auth/tokens",
      dict(_pw(), auth=dict(_pw()["auth"], scope={"domain": {"id": "default"}})), {}, 401, "keystone", "project"),
     ("keystone: validate without X-Subject-Token", "GET", f"{KEYSTONE}/auth/tokens", None, {}, 400,
