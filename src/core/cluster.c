@@ -379,6 +379,7 @@ struct step_args {
 	struct node *node;               /* the node it came from or goes to (placement, reports, registration) */
 	const struct wire_report *report;
 	int64_t arrived_us;              /* when the report arrived */
+	const char *down_why;            /* why its node is down ("was revoked"); NULL: its heartbeats stopped */
 };
 
 /* What a step changed in memory, to undo when the store refuses it. */
@@ -450,7 +451,8 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 		set_error(in, &s->undo, NULL);
 	if (a & IA_ERROR_NODE_DOWN) {
 		char text[128];
-		snprintf(text, sizeof text, "node %s stopped heartbeating", x->node ? x->node->name : in->node_id);
+		snprintf(text, sizeof text, "node %s %s", x->node ? x->node->name : in->node_id,
+		         x->down_why ? x->down_why : "stopped heartbeating");
 		set_error(in, &s->undo, text);
 	}
 	if (a & IA_ERROR_GONE && !in->error)
@@ -1255,7 +1257,7 @@ int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_re
 /* A node is down: what it ran is lost. Instances with "restart": "on-lost" go back to
  * pending and are placed on another node; if the old node comes back, reconciliation
  * stops its copy. */
-static int lose_instances(struct cluster *c, struct node *n)
+static int lose_instances(struct cluster *c, struct node *n, const char *why)
 {
 	const char *key;
 	void *v;
@@ -1264,7 +1266,7 @@ static int lose_instances(struct cluster *c, struct node *n)
 		struct instance *in = v;
 		if (strcmp(in->node_id, n->id) != 0 || inst_state_terminal(in->state))
 			continue;
-		if (instance_event(c, in, IEV_NODE_DOWN, &(struct step_args){.node = n}) < 0) {
+		if (instance_event(c, in, IEV_NODE_DOWN, &(struct step_args){.node = n, .down_why = why}) < 0) {
 			log_warnx("could not store instance %s as lost", in->id);
 			continue;
 		}
@@ -1279,14 +1281,15 @@ static int lose_instances(struct cluster *c, struct node *n)
 	return lost;
 }
 
-/* A node goes down: out of placement, said on the event stream, its instances lost. */
-static int node_down(struct cluster *c, struct node *n)
+/* A node goes down: out of placement, said on the event stream, its instances lost (why
+ * goes in their error; NULL: its heartbeats stopped). */
+static int node_down(struct cluster *c, struct node *n, const char *why)
 {
 	n->ready = false;
 	node_view_sync(c, n);
 	if (c->hooks.node_event)
 		c->hooks.node_event(c->hooks.arg, n, "down");
-	return lose_instances(c, n);
+	return lose_instances(c, n, why);
 }
 
 int cluster_node_revoke(struct cluster *c, struct node *n)
@@ -1295,7 +1298,7 @@ int cluster_node_revoke(struct cluster *c, struct node *n)
 	if (!n->ready)
 		return 0; /* down already: what it ran was lost then */
 	log_warnx("node %s (%s) is down: revoked", n->name, n->id);
-	return node_down(c, n);
+	return node_down(c, n, "was revoked");
 }
 
 bool cluster_node_uses_blob(const struct cluster *c, const char *node_id, const char *digest)
@@ -1319,7 +1322,7 @@ void cluster_sweep(struct cluster *c, int64_t now)
 		if (!n->ready || now - n->last_heartbeat_mono_us <= limit)
 			continue;
 		log_warnx("node %s (%s) is down: no heartbeat for %d s", n->name, n->id, c->opts.heartbeat_timeout_s);
-		node_down(c, n);
+		node_down(c, n, NULL);
 	}
 }
 

@@ -388,6 +388,7 @@ static void test_node_revoked(void)
 	CHECK_EQ_INT(cluster_node_revoke(w.c, n1), 2);
 	CHECK(!n1->ready && n2->ready && n1->token[0] == '\0');
 	CHECK_EQ_INT(b->state, INST_LOST);
+	CHECK(b->error && strstr(b->error, "n1 was revoked"));
 	CHECK_STR(a->node_id, N2); /* on-lost: placed again */
 	CHECK_EQ_INT(n1->n_instances, 0);
 	CHECK_EQ_INT(cluster_node_revoke(w.c, n1), 0); /* down already */
