@@ -42,6 +42,7 @@ int cmd_image(int argc, char **argv);
 int cmd_project(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_node_token(int argc, char **argv);
 /* audit.c */
 int cmd_audit(int argc, char **argv);
 

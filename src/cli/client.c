@@ -831,6 +831,32 @@ static void exec_limits_text(const json_t *exec, char *out, size_t len)
 	snprintf(out, len, "%s%s%s%s", off ? "none" : "cgroups ", off ? "" : mode, user ? ", user " : "", user ? user : "");
 }
 
+/* `microvim nodes revoke ID`: the node is cut off at once (core/nodeauth.h). */
+static int nodes_revoke(struct client *cl, const char *id)
+{
+	char path[160];
+	json_t *resp;
+	int status, rc = EXIT_OK;
+	if (strlen(id) != MV_ID_LEN || strspn(id, "0123456789abcdef") != MV_ID_LEN) {
+		fprintf(stderr, "microvim nodes revoke: %s is not a node id (%d hex characters; see microvim nodes)\n", id,
+		        MV_ID_LEN);
+		free(cl->token);
+		return EXIT_USAGE;
+	}
+	snprintf(path, sizeof path, "/v1/nodes/%s/revoke", id);
+	status = api(cl, "POST", path, NULL, 10, &resp);
+	if (status != 200)
+		rc = report_error(status, resp);
+	else if (cl->json)
+		print_json(resp);
+	else
+		printf("node %s revoked: its credential no longer works; %lld instances lost with it\n", id,
+		       (long long)json_integer_value(json_object_get(resp, "instances_lost")));
+	json_decref(resp);
+	free(cl->token);
+	return rc;
+}
+
 int cmd_nodes(int argc, char **argv)
 {
 	struct client cl = {0};
@@ -839,8 +865,14 @@ int cmd_nodes(int argc, char **argv)
 	size_t i;
 
 	client_init(&cl);
-	if (parse_simple(&cl, "nodes", argc, argv, NULL, NULL) < 0 || optind < argc)
+	if (parse_simple(&cl, "nodes", argc, argv, NULL, NULL) < 0)
 		return free(cl.token), EXIT_USAGE;
+	if (optind + 2 == argc && strcmp(argv[optind], "revoke") == 0)
+		return nodes_revoke(&cl, argv[optind + 1]);
+	if (optind < argc) {
+		cli_usage("nodes", 1);
+		return free(cl.token), EXIT_USAGE;
+	}
 	status = api(&cl, "GET", "/v1/nodes", NULL, 10, &resp);
 	if (status != 200) {
 		rc = report_error(status, resp);

@@ -311,9 +311,11 @@ static const struct daemon_option options[] = {
 	/* both */
 	{"data-dir", FOR_BOTH, OT_STRING, CORE(data_dir), NODE(data_dir), 0, 0, NULL, "DIR",
 	 "core /var/lib/microvim/core, node /var/lib/microvim/node, dev a new temporary dir removed at exit",
-	 "the daemon's state: the core's store and image blobs, the node's id and image cache", NULL},
+	 "the daemon's state: the core's store and image blobs, the node's id, credential and image cache", NULL},
 	{"token-file", FOR_BOTH, OT_STRING, CORE(token_file), NODE(token_file), 0, 0, NULL, "FILE", NULL,
-	 "core: require 'Authorization: Bearer TOKEN' on every request; node: the core's token", NULL},
+	 "core: require 'Authorization: Bearer TOKEN' on every request; node: a join token (microvim "
+	 "node-token create: the node then keeps its own credential in DATA_DIR/node.credential and uses "
+	 "that), or the core's token", NULL},
 	{"tls-cert", FOR_BOTH, OT_STRING, CORE(tls_cert), NODE(tls_cert), 0, 0, NULL, "FILE", NULL,
 	 "core: serve HTTPS (only) with this PEM certificate chain; node: the client certificate shown to an "
 	 "https:// core (for its --tls-client-ca)", NULL},

@@ -42,7 +42,10 @@ static const struct command commands[] = {
 	{"show", cmd_show, "show one instance with its phase trace", "  microvim show ID\n"},
 	{"stop", cmd_stop, "stop an instance (the record stays)", "  microvim stop ID [--timeout S]\n"},
 	{"rm", cmd_rm, "stop an instance if needed and remove it", "  microvim rm ID [ID...] [--timeout S]\n"},
-	{"nodes", cmd_nodes, "list nodes", ""},
+	{"nodes", cmd_nodes, "list nodes, or cut one off",
+	 "  microvim nodes             the nodes, their state and resources\n"
+	 "  microvim nodes revoke ID   (an admin) the node's credential stops working at once, its id may not\n"
+	 "                           register again, and its instances are lost (restart on-lost ones move)\n"},
 	{"logs", cmd_logs, "print an instance's output: stdout, stderr or a guest's serial console",
 	 "  microvim logs ID [--stream stdout|stderr|serial] [-f]\n"
 	 "  --stream S               stdout (a process's default), stderr, serial (a guest's console, its\n"
@@ -127,6 +130,16 @@ static const struct command commands[] = {
 	 "  --expires D                24h (default), 30m, 7d, seconds, or never\n"
 	 "  log in with a password: POST /v1/tokens {\"user\", \"password\", \"project\"} (docs/API.md)\n"
 	 "  --core URL[,URL...], --token-file FILE, --json as for the other client commands\n"},
+	{"node-token", cmd_node_token, "join tokens for new nodes: create (printed once), ls, revoke",
+	 "  microvim node-token create [--expires 24h]   (an admin; the token alone on stdout)\n"
+	 "  microvim node-token ls     (never the secret; NODES: how many joined with it)\n"
+	 "  microvim node-token revoke ID   (nodes that joined keep their own credentials)\n"
+	 "  --expires D                24h (default), 1h, 30m, 7d, seconds, or never\n"
+	 "  A join token is multi-use until it expires or is revoked. A node started with\n"
+	 "  `microvim node --token-file FILE` registers with it once and gets its own credential,\n"
+	 "  bound to its node id and kept in DATA_DIR/node.credential (0600); it registers with\n"
+	 "  that from then on. Cut a node off with `microvim nodes revoke ID`.\n"
+	 "  --core URL[,URL...], --token-file FILE, --json as for the other client commands\n"},
 	{"audit", cmd_audit, "read the core's audit log: every mutating request, who, what, the result",
 	 "  microvim audit [--data-dir DIR] [--since 24h|2026-12-05T07:00:00Z] [--json]\n"
 	 "  --data-dir DIR           the core's (default /var/lib/microvim/core): run it on the core's host\n"
@@ -151,7 +164,7 @@ void cli_usage(const char *name, int to_stderr)
 		const struct command *c = &commands[i];
 		bool is_client = c->run != cmd_core && c->run != cmd_node && c->run != cmd_dev;
 		if (c->run == cmd_image || c->run == cmd_project || c->run == cmd_user || c->run == cmd_token ||
-		    c->run == cmd_audit)
+		    c->run == cmd_node_token || c->run == cmd_audit)
 			is_client = false; /* their own option sets */
 		if (c->run == spawnbase_main) /* talks to no core */
 			is_client = false;

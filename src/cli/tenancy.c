@@ -1,6 +1,7 @@
-/* tenancy — `microvim project|user|token`: the Keystone part (projects with quotas,
- * users with a role on a project, bearer tokens), clients of /v1/projects, /v1/users and
- * /v1/tokens. A token is printed once, when it is made; the core keeps only its hash. */
+/* tenancy — `microvim project|user|token|node-token`: the Keystone part (projects with
+ * quotas, users with a role on a project, bearer tokens) and the join tokens of nodes,
+ * clients of /v1/projects, /v1/users, /v1/tokens and /v1/node-tokens. A token is printed
+ * once, when it is made; the core keeps only its hash. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -138,7 +139,7 @@ static int remove_one(struct tenancy_client *tc, const char *collection, const c
 	int rc;
 	snprintf(path, sizeof path, "/v1/%s/%s", collection, name);
 	if ((rc = call(tc, "DELETE", path, NULL, 204, NULL)) == EXIT_OK && !tc->json)
-		printf("%s %s %s\n", what, name, strcmp(what, "token") == 0 ? "revoked" : "removed");
+		printf("%s %s %s\n", what, name, strstr(what, "token") ? "revoked" : "removed");
 	return rc;
 }
 
@@ -215,6 +216,45 @@ static int token_ls(struct tenancy_client *tc)
 		json_array_foreach(json_object_get(out, "tokens"), i, k)
 			printf("%-16s  %-20s  %-20s  %-7s  %-27s  %s\n", str(k, "id"), str(k, "user"), str(k, "project"),
 			       str(k, "role"), json_is_null(json_object_get(k, "expires_at")) ? "never" : str(k, "expires_at"),
+			       json_is_true(json_object_get(k, "revoked")) ? "revoked"
+			       : json_is_true(json_object_get(k, "expired")) ? "expired" : "valid");
+	}
+	json_decref(out);
+	return rc;
+}
+
+/* ---- node-token: join tokens for new nodes ---- */
+
+static int node_token_create(struct tenancy_client *tc, const char *expires)
+{
+	json_t *body = json_object(), *out;
+	int rc;
+	if (expires)
+		json_object_set_new(body, "expires", json_string(expires));
+	rc = call(tc, "POST", "/v1/node-tokens", body, 201, &out);
+	json_decref(body);
+	if (rc == EXIT_OK && !tc->json) {
+		/* alone on stdout: `microvim node-token create > JOIN` makes the node's --token-file */
+		printf("%s\n", str(out, "token"));
+		fprintf(stderr, "join token %s, expires %s: shown this once; start nodes with --token-file FILE "
+		        "(each gets its own credential)\n", str(out, "id"),
+		        json_is_null(json_object_get(out, "expires_at")) ? "never" : str(out, "expires_at"));
+	}
+	json_decref(out);
+	return rc;
+}
+
+static int node_token_ls(struct tenancy_client *tc)
+{
+	json_t *out, *k;
+	size_t i;
+	int rc = call(tc, "GET", "/v1/node-tokens", NULL, 200, &out);
+	if (rc == EXIT_OK && !tc->json) {
+		printf("%-16s  %-27s  %-5s  %s\n", "ID", "EXPIRES", "NODES", "STATE");
+		json_array_foreach(json_object_get(out, "node_tokens"), i, k)
+			printf("%-16s  %-27s  %5lld  %s\n", str(k, "id"),
+			       json_is_null(json_object_get(k, "expires_at")) ? "never" : str(k, "expires_at"),
+			       (long long)json_integer_value(json_object_get(k, "nodes")),
 			       json_is_true(json_object_get(k, "revoked")) ? "revoked"
 			       : json_is_true(json_object_get(k, "expired")) ? "expired" : "valid");
 	}
@@ -354,6 +394,19 @@ static int token_dispatch(struct tenancy_client *tc, struct tenancy_args *a, int
 	return EXIT_USAGE;
 }
 
+static int node_token_dispatch(struct tenancy_client *tc, struct tenancy_args *a, int argc, char **argv)
+{
+	if (verb_is(argc, argv, "create", 0))
+		return node_token_create(tc, a->expires);
+	if (verb_is(argc, argv, "ls", 0))
+		return node_token_ls(tc);
+	if (verb_is(argc, argv, "revoke", 1))
+		return remove_one(tc, "node-tokens", "join token", argv[optind + 1]);
+	cli_usage("node-token", 1);
+	return EXIT_USAGE;
+}
+
 int cmd_project(int argc, char **argv) { return run("project", argc, argv, project_dispatch); }
 int cmd_user(int argc, char **argv) { return run("user", argc, argv, user_dispatch); }
 int cmd_token(int argc, char **argv) { return run("token", argc, argv, token_dispatch); }
+int cmd_node_token(int argc, char **argv) { return run("node-token", argc, argv, node_token_dispatch); }

@@ -379,6 +379,7 @@ struct step_args {
 	struct node *node;               /* the node it came from or goes to (placement, reports, registration) */
 	const struct wire_report *report;
 	int64_t arrived_us;              /* when the report arrived */
+	const char *down_why;            /* why its node is down ("was revoked"); NULL: its heartbeats stopped */
 };
 
 /* What a step changed in memory, to undo when the store refuses it. */
@@ -450,7 +451,8 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 		set_error(in, &s->undo, NULL);
 	if (a & IA_ERROR_NODE_DOWN) {
 		char text[128];
-		snprintf(text, sizeof text, "node %s stopped heartbeating", x->node ? x->node->name : in->node_id);
+		snprintf(text, sizeof text, "node %s %s", x->node ? x->node->name : in->node_id,
+		         x->down_why ? x->down_why : "stopped heartbeating");
 		set_error(in, &s->undo, text);
 	}
 	if (a & IA_ERROR_GONE && !in->error)
@@ -1260,18 +1262,20 @@ int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_re
 /* A node is down: what it ran is lost. Instances with "restart": "on-lost" go back to
  * pending and are placed on another node; if the old node comes back, reconciliation
  * stops its copy. */
-static void lose_instances(struct cluster *c, struct node *n)
+static int lose_instances(struct cluster *c, struct node *n, const char *why)
 {
 	const char *key;
 	void *v;
+	int lost = 0;
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
 		struct instance *in = v;
 		if (strcmp(in->node_id, n->id) != 0 || inst_state_terminal(in->state))
 			continue;
-		if (instance_event(c, in, IEV_NODE_DOWN, &(struct step_args){.node = n}) < 0) {
+		if (instance_event(c, in, IEV_NODE_DOWN, &(struct step_args){.node = n, .down_why = why}) < 0) {
 			log_warnx("could not store instance %s as lost", in->id);
 			continue;
 		}
+		lost++;
 		if (in->spec.restart_on_lost && !in->stop_requested) {
 			log_info("instance %s was lost with node %s: placing it again", in->id, n->name);
 			if (instance_event(c, in, IEV_REPLACE, &(struct step_args){0}) < 0)
@@ -1279,6 +1283,40 @@ static void lose_instances(struct cluster *c, struct node *n)
 		}
 	}
 	schedule_pending(c);
+	return lost;
+}
+
+/* A node goes down: out of placement, said on the event stream, its instances lost (why
+ * goes in their error; NULL: its heartbeats stopped). */
+static int node_down(struct cluster *c, struct node *n, const char *why)
+{
+	n->ready = false;
+	node_view_sync(c, n);
+	if (c->hooks.node_event)
+		c->hooks.node_event(c->hooks.arg, n, "down");
+	return lose_instances(c, n, why);
+}
+
+int cluster_node_revoke(struct cluster *c, struct node *n)
+{
+	memset(n->token, 0, sizeof n->token);
+	if (!n->ready)
+		return 0; /* down already: what it ran was lost then */
+	log_warnx("node %s (%s) is down: revoked", n->name, n->id);
+	return node_down(c, n, "was revoked");
+}
+
+bool cluster_node_uses_blob(const struct cluster *c, const char *node_id, const char *digest)
+{
+	const char *key;
+	void *v;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		const struct instance *in = v;
+		if (in->spec.has_boot && strcmp(in->node_id, node_id) == 0 &&
+		    (strcmp(in->spec.boot.kernel, digest) == 0 || strcmp(in->spec.boot.initrd, digest) == 0))
+			return true;
+	}
+	return false;
 }
 
 void cluster_sweep(struct cluster *c, int64_t now)
@@ -1288,12 +1326,8 @@ void cluster_sweep(struct cluster *c, int64_t now)
 		struct node *n = c->nodes[i];
 		if (!n->ready || now - n->last_heartbeat_mono_us <= limit)
 			continue;
-		n->ready = false;
-		node_view_sync(c, n);
 		log_warnx("node %s (%s) is down: no heartbeat for %d s", n->name, n->id, c->opts.heartbeat_timeout_s);
-		if (c->hooks.node_event)
-			c->hooks.node_event(c->hooks.arg, n, "down");
-		lose_instances(c, n);
+		node_down(c, n, NULL);
 	}
 }
 

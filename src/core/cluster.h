@@ -201,6 +201,12 @@ void cluster_node_take(struct cluster *c, struct node *n, cluster_assignment_fn 
 /* A node's status reports, applied in one transaction; arrived_us: when they came. */
 int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_report *reps, size_t count,
                          int64_t arrived_us, struct mv_error *err);
+/* Cuts a node off (its credential was revoked, core/nodeauth.h): its token of the
+ * moment is forgotten, it is down, and its instances are lost as when it stops beating
+ * (those with "restart": "on-lost" are placed again). Returns how many were lost. */
+int cluster_node_revoke(struct cluster *c, struct node *n);
+/* Does an instance placed on node_id boot the blob `digest` (what that node may fetch)? */
+bool cluster_node_uses_blob(const struct cluster *c, const char *node_id, const char *digest);
 /* Declares down the nodes silent longer than the heartbeat timeout (a timer calls it each second). */
 void cluster_sweep(struct cluster *c, int64_t now_mono_us);
 

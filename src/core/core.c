@@ -27,6 +27,7 @@
 #include "core/events.h"
 #include "core/images.h"
 #include "core/metrics.h"
+#include "core/nodeauth.h"
 #include "core/authz.h"
 #include "core/offload.h"
 #include "core/osapi.h"
@@ -83,7 +84,8 @@ void core_options_default(struct core_options *o)
 
 /* Who may call a route. READ, WRITE and ADMIN are authz.h's actions, checked against the
  * caller's role (403 forbidden); which project's objects it sees is the handler's (404).
- * PUBLIC: the dashboard's files only, which hold no data. NODE: the node's own token.
+ * PUBLIC: the dashboard's files only, which hold no data. NODE: the node whose id is in
+ * the path, by the token of its registration or its credential (core/nodeauth.h).
  * LOGIN: with or without a token (POST /v1/tokens: a password logs in). */
 enum route_access { ACCESS_READ, ACCESS_WRITE, ACCESS_ADMIN, ACCESS_NODE, ACCESS_LOGIN, ACCESS_PUBLIC };
 
@@ -104,6 +106,7 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/nodes", ACCESS_ADMIN, api_nodes_list},
 	{EVHTTP_REQ_POST, "/v1/nodes/register", ACCESS_ADMIN, nodeapi_register},
 	{EVHTTP_REQ_GET, "/v1/nodes/*", ACCESS_ADMIN, api_node_show},
+	{EVHTTP_REQ_POST, "/v1/nodes/*/revoke", ACCESS_ADMIN, api_node_revoke},
 	{EVHTTP_REQ_POST, "/v1/nodes/*/heartbeat", ACCESS_NODE, nodeapi_heartbeat},
 	{EVHTTP_REQ_GET, "/v1/nodes/*/assignments", ACCESS_NODE, nodeapi_assignments},
 	{EVHTTP_REQ_POST, "/v1/nodes/*/reports", ACCESS_NODE, nodeapi_reports},
@@ -128,9 +131,16 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/tokens", ACCESS_LOGIN, api_tokens_create},
 	{EVHTTP_REQ_GET, "/v1/tokens", ACCESS_READ, api_tokens_list},
 	{EVHTTP_REQ_DELETE, "/v1/tokens/*", ACCESS_READ, api_token_delete}, /* one's own, or an admin any */
+	{EVHTTP_REQ_POST, "/v1/node-tokens", ACCESS_ADMIN, api_node_tokens_create},
+	{EVHTTP_REQ_GET, "/v1/node-tokens", ACCESS_ADMIN, api_node_tokens_list},
+	{EVHTTP_REQ_DELETE, "/v1/node-tokens/*", ACCESS_ADMIN, api_node_token_delete},
 	{EVHTTP_REQ_GET, "/ui", ACCESS_PUBLIC, ui_index},
 	{EVHTTP_REQ_GET, "/ui/*", ACCESS_PUBLIC, ui_asset},
 };
+
+/* A join token or a node's credential may call these too (the handler checks for whom):
+ * registering, and the blobs of a node's instances. Any other route gets them a 403. */
+static bool nodes_too(const struct route *r) { return r->handler == nodeapi_register || r->handler == api_blob_get; }
 
 static const enum authz_action access_action[] = {
 	[ACCESS_READ] = ACTION_READ, [ACCESS_WRITE] = ACTION_WRITE, [ACCESS_ADMIN] = ACTION_ADMIN,
@@ -144,11 +154,13 @@ static const char *bearer_of(struct evhttp_request *req)
 }
 
 /* Who calls: 0 with *who; 1 when no token came (anonymous); -1 with a 401 in err. With
- * neither --auth nor --token-file everyone is the open core's admin, as before. */
+ * neither --auth nor --token-file everyone is the open core's admin, as before. A join
+ * token or a node's credential is known with either. */
 static int authenticate(struct core *c, struct evhttp_request *req, struct authz_principal *who,
                         struct mv_error *err)
 {
 	const char *token;
+	int rc;
 	if (!c->auth && !c->token) {
 		authz_principal_admin(who, AUTHZ_OPEN);
 		return 0;
@@ -162,6 +174,8 @@ static int authenticate(struct core *c, struct evhttp_request *req, struct authz
 		authz_principal_admin(who, AUTHZ_CLUSTER);
 		return 0;
 	}
+	if ((rc = nodeauth_authenticate(c->api.nodeauth, token, clock_wall_us(), who, err)) <= 0)
+		return rc;
 	if (!c->auth)
 		return mv_fail(err, 401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer TOKEN)");
 	return tenants_authenticate(c->api.tenants, token, clock_wall_us(), who, err);
@@ -181,6 +195,12 @@ static int authorize(struct core *c, struct evhttp_request *req, const struct ro
 	if (rc == 1)
 		return mv_fail(err, 401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN; "
 		               "log in with POST /v1/tokens or microvim token create)");
+	if (authz_is_node(who))
+		return nodes_too(r) ? 0
+		                    : mv_fail(err, 403, "forbidden", "a %s may not %s %s: it registers a node, and a "
+		                              "node's credential serves that node's own routes only",
+		                              who->kind == AUTHZ_JOIN ? "join token" : "node's credential",
+		                              http_method_name(evhttp_request_get_command(req)), http_path(req));
 	if (!authz_allows(who->role, access_action[r->access]))
 		return mv_fail(err, 403, "forbidden", "role %s of project %s may not %s %s",
 		               authz_role_names[who->role], who->project,
@@ -188,10 +208,20 @@ static int authorize(struct core *c, struct evhttp_request *req, const struct ro
 	return 0;
 }
 
-static bool node_authorized(struct core *c, struct evhttp_request *req, const char *id)
+/* A node route (ACCESS_NODE) for node `id`: 0 with the token of its registration (what
+ * nodes send, as before) or its own credential; else -1 with a 401 (no, an unknown or a
+ * revoked token) or a 403 (another node's credential, a join token: node_mismatch). */
+static int node_authorized(struct core *c, struct evhttp_request *req, const char *id, struct mv_error *err)
 {
 	struct node *n = cluster_node(c->api.cluster, id);
-	return n && n->token[0] && http_bearer_matches(req, n->token);
+	const char *token = bearer_of(req);
+	struct authz_principal who;
+	int rc;
+	if (n && n->token[0] && http_bearer_matches(req, n->token))
+		return 0;
+	if (token && (rc = nodeauth_authenticate(c->api.nodeauth, token, clock_wall_us(), &who, err)) <= 0)
+		return rc < 0 ? -1 : authz_node_route_check(&who, id, err);
+	return mv_fail(err, 401, "unauthorized", "missing or wrong node token; register the node again");
 }
 
 /* With --tls-client-ca, what only nodes call (registering, heartbeats, long-polls,
@@ -309,8 +339,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 			http_reply_error(req, &err);
 			return;
 		}
-		if (r->access == ACCESS_NODE && !node_authorized(c, req, id)) {
-			mv_fail(&err, 401, "unauthorized", "missing or wrong node token; register the node again");
+		if (r->access == ACCESS_NODE && node_authorized(c, req, id, &err) < 0) {
 			http_reply_error(req, &err);
 			return;
 		}
@@ -524,6 +553,7 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
 		return -1;
 	if (!(c->api.tenants = tenants_open(c->store, err, errlen)) ||
+	    !(c->api.nodeauth = nodeauth_open(c->store, err, errlen)) ||
 	    !(c->audit = audit_open(c->opts.data_dir, c->api.events, err, errlen)))
 		return -1;
 	if (c->auth && tenants_bootstrap(c->api.tenants, c->opts.data_dir, err, errlen) < 0)
@@ -609,6 +639,7 @@ void core_destroy(struct core *c)
 	osapi_free(c->os); /* after the drain: its servers being deleted had waits on the cluster */
 	cluster_destroy(c->api.cluster);
 	tenants_close(c->api.tenants);
+	nodeauth_close(c->api.nodeauth);
 	images_close(c->api.images);
 	rate_forget(c);
 	hmap_free(&c->rate);

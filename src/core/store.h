@@ -1,5 +1,6 @@
 /* store — the core's durable state behind one interface: rows of instances, nodes, images,
- * idempotency keys, and the tenancy (projects, users, tokens), with transactions. Rows are plain typed values (the instance
+ * idempotency keys, the tenancy (projects, users, tokens) and node identity (join tokens,
+ * node credentials), with transactions. Rows are plain typed values (the instance
  * spec as model.h parses it); the store knows no core object and calls nothing above it.
  * Each backend fills a struct store_ops and keeps its own schema version and migrations,
  * run at open (core/stores.h lists them and chooses one):
@@ -115,6 +116,22 @@ struct store_token_row {
 	int64_t created_us;
 };
 
+/* Node identity (schema 6): a join token an admin made (kind "join": multi-use until it
+ * expires or is revoked), or a node's own credential (kind "node", one per node id, issued
+ * when the node joined with join_id). Only SHA-256 of either is kept. A node revoked
+ * without a credential (it registered with an admin's token) gets a "node" row with no
+ * hash, revoked, so that its id stays refused. */
+struct store_node_secret_row {
+	char id[STORE_TOKEN_ID_LEN + 1];     /* public: what ls shows and revoke takes */
+	char kind[8];                        /* "join" or "node" */
+	char hash[STORE_TOKEN_HASH_LEN + 1]; /* "" for a revoked node that never had a credential */
+	char node_id[MV_ID_LEN + 1];         /* a credential's node; "" for a join token */
+	char join_id[STORE_TOKEN_ID_LEN + 1]; /* the join token a credential came from, or "" */
+	int64_t expires_us;                  /* wall clock; 0: never (credentials never expire) */
+	bool revoked;
+	int64_t created_us;
+};
+
 /* Load callbacks get a row that lives for the call: one may take the parts the store
  * allocated (the spec, a node's json) by zeroing them in the row; strings are the store's. */
 typedef void store_instance_fn(void *arg, struct store_instance_row *row);
@@ -123,6 +140,7 @@ typedef void store_image_fn(void *arg, const struct store_image_row *row);
 typedef void store_project_fn(void *arg, const struct store_project_row *row);
 typedef void store_user_fn(void *arg, const struct store_user_row *row);
 typedef void store_token_fn(void *arg, const struct store_token_row *row);
+typedef void store_node_secret_fn(void *arg, const struct store_node_secret_row *row);
 
 /* ---- the interface every backend fills ---- */
 
@@ -173,6 +191,11 @@ struct store_ops {
 	int (*token_insert)(struct store *s, const struct store_token_row *row);
 	int (*token_revoke)(struct store *s, const char *id);
 	int (*tokens_load)(struct store *s, store_token_fn *fn, void *arg);
+
+	/* Node identity; an insert of a taken id (or a second credential of a node) fails. */
+	int (*node_secret_insert)(struct store *s, const struct store_node_secret_row *row);
+	int (*node_secret_revoke)(struct store *s, const char *id);
+	int (*node_secrets_load)(struct store *s, store_node_secret_fn *fn, void *arg);
 };
 
 /* The head of every backend's own struct. */
@@ -244,6 +267,18 @@ static inline int store_token_revoke(struct store *s, const char *id) { return s
 static inline int store_tokens_load(struct store *s, store_token_fn *fn, void *arg)
 {
 	return s->ops->tokens_load(s, fn, arg);
+}
+static inline int store_node_secret_insert(struct store *s, const struct store_node_secret_row *r)
+{
+	return s->ops->node_secret_insert(s, r);
+}
+static inline int store_node_secret_revoke(struct store *s, const char *id)
+{
+	return s->ops->node_secret_revoke(s, id);
+}
+static inline int store_node_secrets_load(struct store *s, store_node_secret_fn *fn, void *arg)
+{
+	return s->ops->node_secrets_load(s, fn, arg);
 }
 
 /* Every instance, page by page (never one unbounded query), in creation order. */

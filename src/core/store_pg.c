@@ -22,6 +22,7 @@ enum stmt_id {
 	ST_PUT_PROJECT, ST_DELETE_PROJECT, ST_LOAD_PROJECTS,
 	ST_PUT_USER, ST_DELETE_USER, ST_LOAD_USERS,
 	ST_PUT_TOKEN, ST_REVOKE_TOKEN, ST_LOAD_TOKENS,
+	ST_PUT_NODE_SECRET, ST_REVOKE_NODE_SECRET, ST_LOAD_NODE_SECRETS,
 	ST_COUNT
 };
 
@@ -60,6 +61,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                 " VALUES ($1,$2,$3,$4,$5,$6)",
 	[ST_REVOKE_TOKEN] = "UPDATE tokens SET revoked = 1 WHERE id = $1",
 	[ST_LOAD_TOKENS] = "SELECT id, hash, \"user\", expires_us, revoked, created_us FROM tokens",
+	[ST_PUT_NODE_SECRET] = "INSERT INTO node_secrets (id, kind, hash, node_id, join_id, expires_us, revoked,"
+	                       " created_us) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+	[ST_REVOKE_NODE_SECRET] = "UPDATE node_secrets SET revoked = 1 WHERE id = $1",
+	[ST_LOAD_NODE_SECRETS] = "SELECT id, kind, hash, node_id, join_id, expires_us, revoked, created_us"
+	                         " FROM node_secrets",
 };
 
 /* The schema by version: PostgreSQL support came with SQLite's schema 4, so its first step
@@ -97,10 +103,15 @@ static const struct pg_migration migrations[] = {
 	    "CREATE TABLE tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
 	    " \"user\" TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE, expires_us BIGINT NOT NULL,"
 	    " revoked INTEGER NOT NULL DEFAULT 0, created_us BIGINT NOT NULL);"},
+	/* 6: node identity, as SQLite's 6: join tokens and one credential per node id */
+	{6, "CREATE TABLE node_secrets (id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('join', 'node')),"
+	    " hash TEXT, node_id TEXT, join_id TEXT,"
+	    " expires_us BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_us BIGINT NOT NULL);"
+	    "CREATE UNIQUE INDEX node_secrets_node ON node_secrets (node_id) WHERE kind = 'node';"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define PG_SCHEMA_VERSION 5 /* migrations[N_MIGRATIONS - 1].to */
+#define PG_SCHEMA_VERSION 6 /* migrations[N_MIGRATIONS - 1].to */
 /* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
 #define MIGRATE_LOCK_KEY "7166453736806510957"
 /* The session lock of the core that writes the database (store_claim): one at a time
@@ -344,7 +355,7 @@ static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *con
 	PGresult *r;
 	ExecStatusType want = id == ST_PAGE_INSTANCES || id == ST_LOAD_NODES || id == ST_IDEM_GET ||
 	                      id == ST_LOAD_IMAGES || id == ST_LOAD_PROJECTS || id == ST_LOAD_USERS ||
-	                      id == ST_LOAD_TOKENS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+	                      id == ST_LOAD_TOKENS || id == ST_LOAD_NODE_SECRETS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
 	snprintf(name, sizeof name, "s%d", (int)id);
 	if (!s->in_tx && PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return NULL;
@@ -821,6 +832,47 @@ static int pg_tokens_load(struct store *base, store_token_fn *fn, void *arg)
 	return 0;
 }
 
+static int pg_node_secret_insert(struct store *base, const struct store_node_secret_row *r)
+{
+	struct params p = {.n = 0};
+	p_text(&p, r->id);
+	p_text(&p, r->kind);
+	p_text(&p, r->hash);
+	p_text(&p, r->node_id);
+	p_text(&p, r->join_id);
+	p_int(&p, r->expires_us);
+	p_int(&p, r->revoked);
+	p_int(&p, r->created_us);
+	return run_done(pg(base), ST_PUT_NODE_SECRET, p.n, p.v, "write node secret");
+}
+
+static int pg_node_secret_revoke(struct store *base, const char *id)
+{
+	const char *v[1] = {id};
+	return run_done(pg(base), ST_REVOKE_NODE_SECRET, 1, v, "revoke node secret");
+}
+
+static int pg_node_secrets_load(struct store *base, store_node_secret_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_NODE_SECRETS, 0, NULL, "load node secrets");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_node_secret_row r = {0};
+		cell_copy(res, i, 0, r.id, sizeof r.id);
+		cell_copy(res, i, 1, r.kind, sizeof r.kind);
+		cell_copy(res, i, 2, r.hash, sizeof r.hash);
+		cell_copy(res, i, 3, r.node_id, sizeof r.node_id);
+		cell_copy(res, i, 4, r.join_id, sizeof r.join_id);
+		r.expires_us = cell_int(res, i, 5);
+		r.revoked = cell_int(res, i, 6) != 0;
+		r.created_us = cell_int(res, i, 7);
+		fn(arg, &r);
+	}
+	PQclear(res);
+	return 0;
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.schema_version = PG_SCHEMA_VERSION,
@@ -849,4 +901,7 @@ const struct store_ops store_pg_ops = {
 	.token_insert = pg_token_insert,
 	.token_revoke = pg_token_revoke,
 	.tokens_load = pg_tokens_load,
+	.node_secret_insert = pg_node_secret_insert,
+	.node_secret_revoke = pg_node_secret_revoke,
+	.node_secrets_load = pg_node_secrets_load,
 };

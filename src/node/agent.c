@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/wire.h"
 #include "node/netdev.h"
@@ -232,6 +233,42 @@ static json_t *register_body(struct agent *a)
 	return body;
 }
 
+/* The core's error message of a refused request, in why; false when it gave none. */
+static bool core_said(struct evhttp_request *req, char *why, size_t len)
+{
+	json_t *b = body_of(req);
+	const char *msg = json_string_value(json_object_get(json_object_get(b, "error"), "message"));
+	if (msg)
+		snprintf(why, len, "%s: %s", status_of(req) == 401 ? "unauthorized: check --token-file" : "forbidden", msg);
+	json_decref(b);
+	return msg != NULL;
+}
+
+/* A join gave this node its own credential: kept in the data dir (0600; written on the
+ * loop once, as the node id is) before it is used, so that a restart registers with it and
+ * the join token is not needed again. -1 when it cannot be kept: the registration is
+ * retried (a second join of the same id is refused, so the node says why loudly). */
+static int keep_credential(struct agent *a, const char *credential)
+{
+	int rc;
+	if (!credential)
+		return 0;
+	if (strlen(credential) > AGENT_TOKEN_MAX || !a->o.credential_path) {
+		log_warnx("the core sent a credential this node cannot keep");
+		return -1;
+	}
+	if ((rc = fs_write_atomic(a->o.credential_path, credential, strlen(credential), true)) < 0) {
+		log_warnx("cannot keep the node's credential in %s: %s (the core will refuse a second join of this "
+		          "node id: free the disk, then `microvim nodes revoke %s` and join with a new id)",
+		          a->o.credential_path, strerror(-rc), a->o.id);
+		return -1;
+	}
+	snprintf(a->o.core_token, AGENT_TOKEN_MAX + 1, "%s", credential);
+	log_info("joined: this node's credential is in %s (mode 0600); it registers with it from now on",
+	         a->o.credential_path);
+	return 0;
+}
+
 static void on_register(struct evhttp_request *req, void *arg)
 {
 	struct agent *a = arg;
@@ -246,6 +283,8 @@ static void on_register(struct evhttp_request *req, void *arg)
 		char why[512];
 		if (status == 0 && tls_connection_error(a->ctl_conn, why, sizeof why))
 			; /* the TLS layer's reason: the core's certificate, or ours */
+		else if ((status == 401 || status == 403) && core_said(req, why, sizeof why))
+			; /* the core's own words: an expired join token, a revoked node, another's id */
 		else
 			snprintf(why, sizeof why, "%s",
 			         status == 401   ? "unauthorized: check --token-file"
@@ -259,6 +298,11 @@ static void on_register(struct evhttp_request *req, void *arg)
 			                    : "no answer");
 		if (a->backoff_s <= BACKOFF_MIN_S)
 			log_warnx("cannot register with %s (%s); retrying with backoff", a->o.link->url, why);
+		backoff_later(a, a->register_timer);
+		return;
+	}
+	if (keep_credential(a, json_string_value(json_object_get(b, "credential"))) < 0) {
+		json_decref(b);
 		backoff_later(a, a->register_timer);
 		return;
 	}
@@ -284,7 +328,7 @@ static void register_send(struct agent *a)
 	if (a->registering || a->shutting_down)
 		return;
 	a->registering = true;
-	if (send_json(a, a->ctl_conn, EVHTTP_REQ_POST, "/v1/nodes/register", a->o.cluster_token, register_body(a),
+	if (send_json(a, a->ctl_conn, EVHTTP_REQ_POST, "/v1/nodes/register", a->o.core_token, register_body(a),
 	              on_register) < 0) {
 		a->registering = false;
 		backoff_later(a, a->register_timer);

@@ -19,12 +19,20 @@
 #include "node/instance.h"
 #include "node/reports.h"
 
+#define AGENT_TOKEN_MAX 256
+#define AGENT_CREDENTIAL_FILE "node.credential" /* in the node's data dir */
+
 struct agent_options {
 	struct event_base *base;
 	struct corelink *link;      /* the core in use; the agent moves it */
 	const char *address;        /* where the node serves its logs to the core (node/logapi.h) */
 	struct tls_ctx *tls;        /* an https:// core; NULL: plain HTTP */
-	const char *cluster_token;  /* NULL when the core has none */
+	/* What the node shows the core to register and fetch blobs: its credential, or the
+	 * --token-file's token (a join token, or the cluster's). A buffer of
+	 * AGENT_TOKEN_MAX + 1 the agent rewrites when a join gives it a credential, which it
+	 * first keeps in credential_path (0600). "" when the core asks for none. */
+	char *core_token;
+	const char *credential_path;
 	const char *id, *name;
 	int cpus;
 	int64_t memory_mb;

@@ -22,7 +22,7 @@ struct imagecache_options {
 	bool off;             /* --image-cache off */
 	struct corelink *link; /* the core in use (the agent moves it; blobs follow) */
 	struct tls_ctx *tls;  /* an https:// core; NULL: plain HTTP */
-	const char *token;    /* the cluster token (blobs are fetched as any client of the images API) */
+	const char *token;    /* the node's credential or the cluster token (node/agent.h), read at each fetch */
 };
 
 /* Creates DATA_DIR/images. NULL with words in err. */

@@ -40,7 +40,8 @@ struct node_agent {
 	char name[MV_NAME_MAX + 1];
 	struct corelink link; /* the core in use, of --core's list */
 	char run_dir[PATH_MAX];
-	char *cluster_token;
+	char core_token[AGENT_TOKEN_MAX + 1];    /* the credential, or --token-file's; "" when none */
+	char credential_path[PATH_MAX];          /* DATA_DIR/node.credential */
 	struct tls_ctx *tls; /* an https:// core */
 	int cpus;
 	int64_t memory_mb;
@@ -175,14 +176,40 @@ static int create_bridges(struct node_agent *n, char *err, size_t errlen)
 	return 0;
 }
 
-static int read_token_file(struct node_agent *n, char *err, size_t errlen)
+static int read_token(const char *path, const char *what, char out[AGENT_TOKEN_MAX + 1], char *err, size_t errlen)
 {
-	int rc = fs_read_token(n->opts.token_file, &n->cluster_token);
+	char *token = NULL;
+	int rc = fs_read_token(path, &token);
+	if (rc == 0 && strlen(token) > AGENT_TOKEN_MAX)
+		rc = -EMSGSIZE;
 	if (rc < 0) {
-		snprintf(err, errlen, "cannot read --token-file %s: %s", n->opts.token_file, strerror(-rc));
+		snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(-rc));
+		free(token);
 		return -1;
 	}
+	snprintf(out, AGENT_TOKEN_MAX + 1, "%s", token);
+	memset(token, 0, strlen(token));
+	free(token);
 	return 0;
+}
+
+/* Who the node is to the core: the credential a join gave it (DATA_DIR/node.credential),
+ * once it has one; until then the --token-file's token (a join token, or the cluster's). */
+static int load_credential(struct node_agent *n, char *err, size_t errlen)
+{
+	if (snprintf(n->credential_path, sizeof n->credential_path, "%s/%s", n->opts.data_dir, AGENT_CREDENTIAL_FILE) >=
+	    (int)sizeof n->credential_path) {
+		snprintf(err, errlen, "--data-dir path too long");
+		return -1;
+	}
+	if (access(n->credential_path, F_OK) == 0) {
+		if (read_token(n->credential_path, "the node's credential", n->core_token, err, errlen) < 0)
+			return -1;
+		log_info("registering with this node's credential (%s)%s", n->credential_path,
+		         n->opts.token_file ? "; --token-file is not needed any more" : "");
+		return 0;
+	}
+	return n->opts.token_file ? read_token(n->opts.token_file, "--token-file", n->core_token, err, errlen) : 0;
 }
 
 /* Resource limits for exec instances: the cgroups the host offers (said in the log and,
@@ -285,7 +312,7 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 {
 	struct imagecache_options io = {.base = n->base, .data_dir = n->opts.data_dir, .off = n->opts.image_cache_off,
 	                                .link = &n->link, .tls = n->tls,
-	                                .token = n->cluster_token};
+	                                .token = n->core_token};
 	struct instances_env env;
 	struct logapi_options lo;
 	struct agent_options ao;
@@ -312,7 +339,8 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 		return -1;
 	log_info("logs served to the core at %s", logapi_address(n->logapi));
 	ao = (struct agent_options){.base = n->base, .link = &n->link, .address = logapi_address(n->logapi),
-	                            .tls = n->tls, .cluster_token = n->cluster_token, .id = n->id,
+	                            .tls = n->tls, .core_token = n->core_token,
+	                            .credential_path = n->credential_path, .id = n->id,
 	                            .name = n->name, .cpus = n->cpus, .memory_mb = n->memory_mb,
 	                            .drivers_info = n->drivers_info, .labels = n->opts.labels, .run_dir = n->run_dir,
 	                            .notify_batch_ms = n->opts.notify_batch_ms,
@@ -339,13 +367,11 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 		goto fail;
 	if (make_tls(n, err, errlen) < 0)
 		goto fail;
-	if (o->token_file && read_token_file(n, err, errlen) < 0)
-		goto fail;
 	if ((rc = fs_mkdir_p(o->data_dir, 0700)) < 0) {
 		snprintf(err, errlen, "cannot create --data-dir %s: %s", o->data_dir, strerror(-rc));
 		goto fail;
 	}
-	if (load_identity(n, err, errlen) < 0 || choose_run_dir(n, err, errlen) < 0 || create_bridges(n, err, errlen) < 0)
+	if (load_identity(n, err, errlen) < 0 || load_credential(n, err, errlen) < 0 || choose_run_dir(n, err, errlen) < 0 || create_bridges(n, err, errlen) < 0)
 		goto fail;
 	read_host(n);
 	/* now, while the process holds few descriptors: each spawner thread copies the table
@@ -417,7 +443,7 @@ void node_destroy(struct node_agent *n)
 	json_decref(n->drivers_info);
 	if (n->opts.remove_run_dir && n->run_dir[0] && fs_remove_tree(n->run_dir) < 0)
 		log_warnx("could not remove %s", n->run_dir);
-	free(n->cluster_token);
+	memset(n->core_token, 0, sizeof n->core_token);
 	tls_ctx_free(n->tls); /* after the connections that used it */
 	free(n);
 }

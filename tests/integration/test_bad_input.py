@@ -406,10 +406,10 @@ def test_node_report_stop_timing_refused():
     core.stop()
 
 
-# ---- /v1/projects, /v1/users, /v1/tokens (open dev core: its caller is an admin) ----
+# ---- /v1/projects, /v1/users, /v1/tokens, /v1/node-tokens (open dev core: its caller is an admin) ----
 
 def _tenancy_rows():
-    PR, US, TK = "/v1/projects", "/v1/users", "/v1/tokens"
+    PR, US, TK, NT = "/v1/projects", "/v1/users", "/v1/tokens", "/v1/node-tokens"
     user = {"name": "u2", "project": "p1", "role": "member"}
     return [
         ("project: malformed JSON", "POST", PR, b'{"name": ', 400, {"invalid_json"}, None),
@@ -464,6 +464,19 @@ def _tenancy_rows():
         ("token: wrong password", "POST", TK, {"user": "u1", "password": "wrong"}, 401, {"unauthorized"}, None),
         ("token: revoke a missing one", "DELETE", TK + "/nope", None, 404, {"not_found"}, "nope"),
         ("tokens: ?user=a b", "GET", TK + "?user=a%20b", None, 400, {"invalid_query"}, "user"),
+        ("node-token: malformed JSON", "POST", NT, b'{"expires": ', 400, {"invalid_json"}, None),
+        ("node-token: body is an array", "POST", NT, b"[1]", 400, {"invalid_type", "invalid_json"}, None),
+        ("node-token: expires \"soon\"", "POST", NT, {"expires": "soon"}, 400, {"invalid_value"}, "expires"),
+        ("node-token: expires -5", "POST", NT, {"expires": -5}, 400, {"invalid_value"}, "expires"),
+        ("node-token: expires 400d", "POST", NT, {"expires": "400d"}, 400, {"invalid_value"}, "expires"),
+        ("node-token: expires true", "POST", NT, {"expires": True}, 400, {"invalid_value"}, "expires"),
+        ("node-token: unknown field", "POST", NT, {"node": "x"}, 400, {"unknown_field"}, "node"),
+        ("node-token: revoke a missing one", "DELETE", NT + "/nope", None, 404, {"not_found"}, "nope"),
+        ("node-token: PUT", "PUT", NT + "/nope", {}, 405, {"method_not_allowed"}, None),
+        ("node: revoke a missing one", "POST", "/v1/nodes/00112233445566ff/revoke", None, 404, {"not_found"},
+         "00112233445566ff"),
+        ("node: revoke with GET", "GET", "/v1/nodes/00112233445566ff/revoke", None, 405,
+         {"method_not_allowed"}, None),
         ("instances: ?project=a b", "GET", "/v1/instances?project=a%20b", None, 400, {"invalid_query"},
          "project"),
         ("images: ?project=a/b", "GET", "/v1/images?project=a%2Fb", None, 400, {"invalid_query"}, "project"),
@@ -472,7 +485,8 @@ def _tenancy_rows():
 
 def _tenancy_state(c):
     out = []
-    for path, key in (("/v1/projects", "projects"), ("/v1/users", "users"), ("/v1/tokens", "tokens")):
+    for path, key in (("/v1/projects", "projects"), ("/v1/users", "users"), ("/v1/tokens", "tokens"),
+                      ("/v1/node-tokens", "node_tokens")):
         st, js, raw = c.call("GET", path)
         assert st == 200, f"GET {path}: {st} {raw[:200]!r}"
         out.append(sorted(str(sorted(x.items())) for x in js[key]))

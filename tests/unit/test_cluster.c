@@ -367,6 +367,34 @@ static void test_node_killed(void)
 
 /* A partition: the node goes silent, its instances are lost, the on-lost one is placed
  * on the other node; when it heals, the moved copy is stopped and the other runs again. */
+/* A revoked node (core/nodeauth.h) is down at once, with its token of the moment gone: its
+ * instances are lost, an on-lost one placed on the other node; an exec instance boots no
+ * blob, so the node may fetch none for it. */
+static void test_node_revoked(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n1 = reg(&w, N1, "n1", NULL);
+	struct instance *a = create(&w, "a", true, &err), *b = create(&w, "b", false, &err);
+	struct node *n2 = reg(&w, N2, "n2", NULL);
+	if (!a || !b || !n1 || !n2)
+		return world_close(&w);
+	take(&w, n1);
+	report(&w, n1, a->id, INST_RUNNING, true);
+	report(&w, n1, b->id, INST_RUNNING, true);
+	CHECK(n1->token[0] != '\0');
+	CHECK(!cluster_node_uses_blob(w.c, N1, "sha256:0000000000000000000000000000000000000000000000000000000000000001"));
+	CHECK_EQ_INT(cluster_node_revoke(w.c, n1), 2);
+	CHECK(!n1->ready && n2->ready && n1->token[0] == '\0');
+	CHECK_EQ_INT(b->state, INST_LOST);
+	CHECK(b->error && strstr(b->error, "n1 was revoked"));
+	CHECK_STR(a->node_id, N2); /* on-lost: placed again */
+	CHECK_EQ_INT(n1->n_instances, 0);
+	CHECK_EQ_INT(cluster_node_revoke(w.c, n1), 0); /* down already */
+	world_close(&w);
+}
+
 static void test_partition(void)
 {
 	struct world w;
@@ -679,6 +707,7 @@ int main(void)
 	RUN(test_idempotency_and_admission);
 	RUN(test_list_pages);
 	RUN(test_node_bridges_follow);
+	RUN(test_node_revoked);
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);
 	UNIT_END();

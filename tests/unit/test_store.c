@@ -1001,6 +1001,90 @@ static void test_tenancy(void)
 	store_close(s);
 }
 
+/* Node identity (schema 6): join tokens and credentials round-trip with their fields ("" as
+ * ""), one credential per node id, a taken id refused, a revocation kept. */
+struct secrets_seen {
+	int joins, nodes, revoked;
+	struct store_node_secret_row cred;
+};
+
+static void count_secret(void *arg, const struct store_node_secret_row *r)
+{
+	struct secrets_seen *t = arg;
+	if (strcmp(r->kind, "join") == 0) {
+		t->joins++;
+		CHECK_STR(r->node_id, "");
+		CHECK_STR(r->join_id, "");
+	} else {
+		t->nodes++;
+		if (r->hash[0])
+			t->cred = *r;
+	}
+	t->revoked += r->revoked;
+}
+
+static void test_node_secrets(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	struct store_node_secret_row join = {.id = "00000000000000a1", .kind = "join", .expires_us = 99, .created_us = 1};
+	struct store_node_secret_row cred = {.id = "00000000000000b1", .kind = "node", .node_id = "aaaaaaaaaaaaaaaa",
+	                                     .join_id = "00000000000000a1", .created_us = 2};
+	struct store_node_secret_row again = cred, cut = {.id = "00000000000000c1", .kind = "node",
+	                                                  .node_id = "bbbbbbbbbbbbbbbb", .revoked = true,
+	                                                  .created_us = 3};
+	struct secrets_seen t = {0};
+	if (!s)
+		return;
+	snprintf(join.hash, sizeof join.hash, "%064d", 1);
+	snprintf(cred.hash, sizeof cred.hash, "%064d", 2);
+	snprintf(again.id, sizeof again.id, "00000000000000b2"); /* a second credential of the same node */
+	CHECK_EQ_INT(store_node_secret_insert(s, &join), 0);
+	CHECK_EQ_INT(store_node_secret_insert(s, &cred), 0);
+	CHECK_EQ_INT(store_node_secret_insert(s, &again), -1);
+	CHECK_EQ_INT(store_node_secret_insert(s, &join), -1); /* a taken id */
+	CHECK_EQ_INT(store_node_secret_insert(s, &cut), 0);   /* revoked, no hash */
+	CHECK_EQ_INT(store_node_secret_revoke(s, join.id), 0);
+	store_close(s);
+	if (!(s = open_ok()))
+		return;
+	CHECK_EQ_INT(store_node_secrets_load(s, count_secret, &t), 0);
+	CHECK(t.joins == 1 && t.nodes == 2 && t.revoked == 2);
+	CHECK_STR(t.cred.hash, cred.hash);
+	CHECK_STR(t.cred.node_id, "aaaaaaaaaaaaaaaa");
+	CHECK_STR(t.cred.join_id, "00000000000000a1");
+	CHECK(!t.cred.revoked && t.cred.created_us == 2 && t.cred.expires_us == 0);
+	store_close(s);
+}
+
+/* A store at schema 5 (before node identity) moves to 6 at open, keeping its tenancy. */
+static void test_migration_from_v5(void)
+{
+	struct store *s;
+	struct store_project_row green = {.name = "green", .quota_instances = -1, .quota_vcpus_milli = -1,
+	                                  .quota_memory_mb = -1, .created_us = 1};
+	struct store_node_secret_row join = {.id = "00000000000000a1", .kind = "join", .created_us = 1};
+	struct tenancy_seen t;
+	struct secrets_seen n = {0};
+	fresh_dir();
+	if (!(s = open_ok()))
+		return;
+	CHECK_EQ_INT(store_project_insert(s, &green), 0);
+	store_close(s);
+	CHECK_EQ_INT(db_exec("DROP TABLE node_secrets"), 0);
+	CHECK_EQ_INT(schema_version_set(5), 0);
+	if (!(s = open_ok()))
+		return;
+	CHECK_EQ_INT(schema_version_on_disk(), 6);
+	t = tenancy_load(s);
+	CHECK(t.projects == 1);
+	snprintf(join.hash, sizeof join.hash, "%064d", 1);
+	CHECK_EQ_INT(store_node_secret_insert(s, &join), 0);
+	CHECK_EQ_INT(store_node_secrets_load(s, count_secret, &n), 0);
+	CHECK_EQ_INT(n.joins, 1);
+	store_close(s);
+}
+
 /* A PostgreSQL store at schema 4 (before tenancy) is migrated to 5 at open: its image is
  * the admin project's, and projects can be written. */
 static void test_pg_migration_from_v4(void)
@@ -1201,6 +1285,8 @@ ON_PG(test_idempotency)
 ON_PG(test_reopen_keeps_data)
 ON_PG(test_newer_schema_refused)
 ON_PG(test_tenancy)
+ON_PG(test_node_secrets)
+ON_PG(test_migration_from_v5)
 ON_PG(test_pg_migration_from_v4)
 ON_PG(test_pg_two_stores_one_database)
 ON_PG(test_pg_reconnects)
@@ -1223,6 +1309,8 @@ int main(void)
 	RUN(test_migration_from_v2);
 	RUN(test_migration_from_v3_image_xen_type);
 	RUN(test_tenancy);
+	RUN(test_node_secrets);
+	RUN(test_migration_from_v5);
 	RUN(test_garbage_file_refused);
 	RUN(test_claim);
 	if (pg_setup()) {
@@ -1241,6 +1329,8 @@ int main(void)
 			RUN(test_reopen_keeps_data_pg);
 			RUN(test_newer_schema_refused_pg);
 			RUN(test_tenancy_pg);
+			RUN(test_node_secrets_pg);
+			RUN(test_migration_from_v5_pg);
 			RUN(test_pg_migration_from_v4_pg);
 			RUN(test_pg_two_stores_one_database_pg);
 			RUN(test_pg_reconnects_pg);
