@@ -32,7 +32,7 @@ struct client {
 
 enum { C_CORE = 300, C_TOKEN_FILE, C_JSON, C_NAME, C_DRIVER, C_IMAGE, C_VCPUS, C_MEMORY, C_COUNT, C_ENV,
        C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE, C_SETTLE, C_STREAM, C_FOLLOW, C_TLS_CA,
-       C_IDEM_KEY };
+       C_IDEM_KEY, C_PAGE };
 
 static const struct option client_options[] = {
 	{"core", required_argument, NULL, C_CORE},
@@ -57,6 +57,7 @@ static const struct option client_options[] = {
 	{"stream", required_argument, NULL, C_STREAM},
 	{"follow", no_argument, NULL, C_FOLLOW},
 	{"idempotency-key", required_argument, NULL, C_IDEM_KEY},
+	{"page", required_argument, NULL, C_PAGE},
 	{NULL, 0, NULL, 0},
 };
 
@@ -676,7 +677,7 @@ out:
 
 /* Parses the common options and collects positional arguments. */
 static int parse_simple(struct client *cl, const char *cmd, int argc, char **argv, double *timeout,
-                        const char **state)
+                        const char **state, double *page)
 {
 	int opt, h;
 	optind = 1;
@@ -691,6 +692,13 @@ static int parse_simple(struct client *cl, const char *cmd, int argc, char **arg
 				return -1;
 		} else if (opt == C_STATE && state) {
 			*state = optarg;
+		} else if (opt == C_PAGE && page) {
+			if (parse_number(optarg, 1, 10000, page, "page") < 0)
+				return -1;
+			if (*page != (int)*page) {
+				fprintf(stderr, "microvim: --page takes a whole number of instances, 1-10000\n");
+				return -1;
+			}
 		} else {
 			cli_usage(cmd, 1);
 			return -1;
@@ -699,29 +707,62 @@ static int parse_simple(struct client *cl, const char *cmd, int argc, char **arg
 	return cli_core_list(&cl->cores, cl->core_arg, cl->core_from);
 }
 
+/* One page of ps: its lines, or (--json) its elements inside the one array ps prints, so
+ * that a million instances stream through in pages and are never all in memory. */
+static void ps_print_page(const struct client *cl, const json_t *page, bool *first)
+{
+	const json_t *in;
+	size_t i;
+	json_array_foreach(json_object_get(page, "instances"), i, in) {
+		if (!cl->json) {
+			print_instance_line(in);
+			continue;
+		}
+		fputs(*first ? "\n" : ",\n", stdout);
+		json_dumpf(in, stdout, JSON_COMPACT | JSON_REAL_PRECISION(12));
+		*first = false;
+	}
+}
+
 int cmd_ps(int argc, char **argv)
 {
 	struct client cl = {0};
 	const char *state = NULL;
-	char path[128];
-	json_t *resp, *in;
+	char path[192], after[MV_ID_LEN + 1] = "";
+	json_t *resp = NULL;
 	int status, rc = EXIT_OK;
-	size_t i;
+	bool first = true, opened = false;
+	double page = 1000; /* the core's default page */
 
 	client_init(&cl);
-	if (parse_simple(&cl, "ps", argc, argv, NULL, &state) < 0 || optind < argc)
+	if (parse_simple(&cl, "ps", argc, argv, NULL, &state, &page) < 0 || optind < argc)
 		return free(cl.token), EXIT_USAGE;
-	snprintf(path, sizeof path, state ? "/v1/instances?state=%.32s" : "/v1/instances", state);
-	status = api(&cl, "GET", path, NULL, 10, &resp);
-	if (status != 200) {
-		rc = report_error(status, resp);
-	} else if (cl.json) {
-		print_json(resp);
-	} else {
-		printf("%-16s  %-24s  %-7s  %-9s  %-16s  %s\n", "ID", "NAME", "DRIVER", "STATE", "NODE", "CREATED");
-		json_array_foreach(json_object_get(resp, "instances"), i, in)
-			print_instance_line(in);
+	/* GET /v1/instances pages by id; "next" is the after of the following page. Each page
+	 * must move forward, so a confused server cannot keep ps looping. */
+	for (;;) {
+		const char *next;
+		snprintf(path, sizeof path, "/v1/instances?limit=%d%s%s%s%.32s", (int)page, after[0] ? "&after=" : "", after,
+		         state ? "&state=" : "", state ? state : "");
+		status = api(&cl, "GET", path, NULL, 30, &resp);
+		if (status != 200) {
+			rc = report_error(status, resp);
+			break;
+		}
+		if (!opened && cl.json)
+			fputs("{\"instances\": [", stdout);
+		else if (!opened)
+			printf("%-16s  %-24s  %-7s  %-9s  %-16s  %s\n", "ID", "NAME", "DRIVER", "STATE", "NODE", "CREATED");
+		opened = true;
+		ps_print_page(&cl, resp, &first);
+		next = json_string_value(json_object_get(resp, "next"));
+		if (!next || strlen(next) > MV_ID_LEN || strcmp(next, after) <= 0)
+			break;
+		snprintf(after, sizeof after, "%s", next);
+		json_decref(resp);
+		resp = NULL;
 	}
+	if (opened && cl.json) /* closed even after a failed page: what came is valid JSON */
+		fputs(first ? "]}\n" : "\n]}\n", stdout);
 	json_decref(resp);
 	free(cl.token);
 	return rc;
@@ -740,7 +781,7 @@ int cmd_show(int argc, char **argv)
 	int status, rc = EXIT_OK;
 
 	client_init(&cl);
-	if (parse_simple(&cl, "show", argc, argv, NULL, NULL) < 0 || optind != argc - 1 || !id_arg_valid(argv[optind])) {
+	if (parse_simple(&cl, "show", argc, argv, NULL, NULL, NULL) < 0 || optind != argc - 1 || !id_arg_valid(argv[optind])) {
 		fprintf(stderr, "usage: microvim show ID\n");
 		return free(cl.token), EXIT_USAGE;
 	}
@@ -780,7 +821,7 @@ static int stop_or_remove(const char *cmd, bool purge, int argc, char **argv)
 	int rc = EXIT_OK;
 
 	client_init(&cl);
-	if (parse_simple(&cl, cmd, argc, argv, &timeout, NULL) < 0 || optind >= argc) {
+	if (parse_simple(&cl, cmd, argc, argv, &timeout, NULL, NULL) < 0 || optind >= argc) {
 		fprintf(stderr, "usage: microvim %s ID [ID...] [--timeout S]\n", cmd);
 		return free(cl.token), EXIT_USAGE;
 	}
@@ -865,7 +906,7 @@ int cmd_nodes(int argc, char **argv)
 	size_t i;
 
 	client_init(&cl);
-	if (parse_simple(&cl, "nodes", argc, argv, NULL, NULL) < 0)
+	if (parse_simple(&cl, "nodes", argc, argv, NULL, NULL, NULL) < 0)
 		return free(cl.token), EXIT_USAGE;
 	if (optind + 2 == argc && strcmp(argv[optind], "revoke") == 0)
 		return nodes_revoke(&cl, argv[optind + 1]);

@@ -38,7 +38,9 @@ static const struct command commands[] = {
 	 "  --settle S               then watch it S s more (default 0.5; 0: not at all): an instance\n"
 	 "                           that ends meanwhile is reported, exit 1 if it failed\n"
 	 "  --no-wait                return once accepted\n"},
-	{"ps", cmd_ps, "list instances", "  --state STATE            only instances in this state\n"},
+	{"ps", cmd_ps, "list instances (in id order, fetched in pages of 1000)",
+	 "  --state STATE            only instances in this state\n"
+	 "  --page N                 instances per request (1-10000, default 1000)\n"},
 	{"show", cmd_show, "show one instance with its phase trace", "  microvim show ID\n"},
 	{"stop", cmd_stop, "stop an instance (the record stays)", "  microvim stop ID [--timeout S]\n"},
 	{"rm", cmd_rm, "stop an instance if needed and remove it", "  microvim rm ID [ID...] [--timeout S]\n"},

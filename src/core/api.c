@@ -3,6 +3,7 @@
 #include "core/api.h"
 
 #include <event2/buffer.h>
+#include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,38 +224,80 @@ out:
 
 /* ---- GET /v1/instances, GET/DELETE /v1/instances/{id} ---- */
 
+/* A page of GET /v1/instances: in id order, `limit` of them (at most LIST_LIMIT_MAX, by
+ * default LIST_LIMIT_DEFAULT), after the id `after`; "next" (the after of the following
+ * page) when there is one. Bounded, so that a million instances are never one answer. */
+#define LIST_LIMIT_DEFAULT 1000
+#define LIST_LIMIT_MAX 10000
+
 struct list_scope {
 	json_t *list;
 	const char *project; /* "": every project */
+	size_t limit, n;
+	bool more; /* one more than limit matched: there is a next page */
+	char last[MV_ID_LEN + 1];
 };
 
-static void list_one(void *arg, const struct instance *in)
+static bool list_one(void *arg, const struct instance *in)
 {
 	struct list_scope *l = arg;
-	if (!l->project[0] || strcmp(l->project, in->project) == 0)
-		json_array_append_new(l->list, instance_to_json(in));
+	if (l->project[0] && strcmp(l->project, in->project) != 0)
+		return false;
+	if (l->n == l->limit) { /* the look-ahead: only says that a next page exists */
+		l->more = true;
+		return true;
+	}
+	json_array_append_new(l->list, instance_to_json(in));
+	snprintf(l->last, sizeof l->last, "%s", in->id);
+	l->n++;
+	return true;
+}
+
+static int list_query(struct evhttp_request *req, int *want, size_t *limit, char *after, size_t afterlen,
+                      struct mv_error *err)
+{
+	char state[32], num[32], *end;
+	long v;
+
+	if (http_query(req, "state", state, sizeof state) && (*want = inst_state_parse(state)) < 0)
+		return mv_fail(err, 400, "invalid_query",
+		               "state must be one of pending, scheduled, starting, running, stopped, exited, failed, lost");
+	if (http_query(req, "limit", num, sizeof num)) {
+		errno = 0;
+		v = strtol(num, &end, 10);
+		if (errno || end == num || *end || v < 1 || v > LIST_LIMIT_MAX)
+			return mv_fail(err, 400, "invalid_query", "limit must be a whole number from 1 to %d", LIST_LIMIT_MAX);
+		*limit = (size_t)v;
+	}
+	/* Any id-shaped value is a page boundary: it need not exist (it may have been removed
+	 * since the previous page). */
+	if (http_query(req, "after", after, afterlen) &&
+	    (!after[0] || strlen(after) > MV_ID_LEN || strspn(after, "0123456789abcdef") != strlen(after)))
+		return mv_fail(err, 400, "invalid_query",
+		               "after must be an instance id (1-%d lower-case hex characters), e.g. the \"next\" of the previous page",
+		               MV_ID_LEN);
+	return 0;
 }
 
 void api_instances_list(struct api *a, struct evhttp_request *req, UNUSED const char *id)
 {
-	char state[32], project[MV_NAME_MAX + 1];
+	char project[MV_NAME_MAX + 1], after[MV_ID_LEN + 2] = "";
 	int want = -1;
-	struct list_scope l = {.project = project};
+	struct list_scope l = {.project = project, .limit = LIST_LIMIT_DEFAULT};
 	struct mv_error err;
+	json_t *body;
 
-	if (http_query(req, "state", state, sizeof state) && (want = inst_state_parse(state)) < 0) {
-		mv_fail(&err, 400, "invalid_query",
-		        "state must be one of pending, scheduled, starting, running, stopped, exited, failed, lost");
-		http_reply_error(req, &err);
-		return;
-	}
-	if (api_project_scope(a, req, project, &err) < 0) {
+	if (list_query(req, &want, &l.limit, after, sizeof after, &err) < 0 ||
+	    api_project_scope(a, req, project, &err) < 0) {
 		http_reply_error(req, &err);
 		return;
 	}
 	l.list = json_array();
-	cluster_instances_list(a->cluster, want, NULL, SIZE_MAX, list_one, &l);
-	http_reply_json(req, 200, json_pack("{s:o}", "instances", l.list));
+	cluster_instances_list(a->cluster, want, after[0] ? after : NULL, l.limit + 1, list_one, &l);
+	body = json_pack("{s:o}", "instances", l.list);
+	if (l.more)
+		json_object_set_new(body, "next", json_string(l.last));
+	http_reply_json(req, 200, body);
 }
 
 /* Another project's instance is as missing as one that does not exist (no leak). */

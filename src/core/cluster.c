@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/hmap.h"
+#include "common/idset.h"
 #include "common/log.h"
 #include "core/images.h"
 #include "core/lifecycle.h"
@@ -30,6 +31,7 @@ struct cluster {
 	struct metrics *metrics;
 	struct cluster_hooks hooks;
 	struct hmap instances; /* id -> struct instance */
+	struct idset by_id;    /* the same, in id order: listing pages (GET /v1/instances) */
 	struct hmap names;     /* name -> struct instance */
 	struct hmap usage;     /* project -> struct project_usage (quotas) */
 	struct hmap node_ids;  /* id -> struct node */
@@ -90,6 +92,7 @@ void cluster_project_usage(const struct cluster *c, const char *project, struct 
 static void instance_insert(struct cluster *c, struct instance *in)
 {
 	hmap_put(&c->instances, in->id, in);
+	idset_put(&c->by_id, in->id, in);
 	hmap_put(&c->names, in->spec.name, in);
 	counts_add(c, in->state, +1);
 	usage_add(c, in, +1);
@@ -98,6 +101,7 @@ static void instance_insert(struct cluster *c, struct instance *in)
 static void instance_remove(struct cluster *c, struct instance *in)
 {
 	hmap_remove(&c->instances, in->id);
+	idset_remove(&c->by_id, in->id);
 	hmap_remove(&c->names, in->spec.name);
 	counts_add(c, in->state, -1);
 	usage_add(c, in, -1);
@@ -151,36 +155,30 @@ const struct instance *cluster_image_user(const struct cluster *c, const char *n
 	return NULL;
 }
 
-static int cmp_created(const void *a, const void *b)
+struct list_walk {
+	int state;
+	size_t limit, given;
+	cluster_instance_fn *fn;
+	void *arg;
+};
+
+static int list_step(void *arg, const char *id, void *value)
 {
-	const struct instance *x = *(struct instance *const *)a, *y = *(struct instance *const *)b;
-	if (x->created_wall_us != y->created_wall_us)
-		return x->created_wall_us < y->created_wall_us ? -1 : 1;
-	return strcmp(x->id, y->id);
+	struct list_walk *w = arg;
+	const struct instance *in = value;
+	(void)id;
+	if ((w->state < 0 || in->state == (enum inst_state)w->state) && w->fn(w->arg, in))
+		w->given++;
+	return w->given >= w->limit;
 }
 
 size_t cluster_instances_list(struct cluster *c, int state, const char *after_id, size_t limit,
                               cluster_instance_fn *fn, void *arg)
 {
-	const struct instance *after = after_id ? cluster_instance(c, after_id) : NULL;
-	struct instance **all;
-	size_t n = 0, given = 0;
-	const char *k;
-	void *v;
-
-	if (!(all = malloc(sizeof *all * (hmap_size(&c->instances) + 1))))
-		fatal("malloc");
-	for (size_t i = 0; hmap_next(&c->instances, &i, &k, &v);) {
-		struct instance *in = v;
-		if ((state < 0 || in->state == (enum inst_state)state) &&
-		    (!after || cmp_created(&after, &in) < 0))
-			all[n++] = in;
-	}
-	qsort(all, n, sizeof *all, cmp_created);
-	for (size_t i = 0; i < n && given < limit; i++, given++)
-		fn(arg, all[i]);
-	free(all);
-	return given;
+	struct list_walk w = {.state = state, .limit = limit, .fn = fn, .arg = arg};
+	if (limit > 0)
+		idset_walk(&c->by_id, after_id, list_step, &w);
+	return w.given;
 }
 
 /* ---- nodes in memory ---- */
@@ -1398,6 +1396,7 @@ struct cluster *cluster_create(struct event_base *base, struct store *store, str
 	*c = (struct cluster){.opts = *o, .base = base, .store = store, .images = images, .metrics = metrics,
 	                      .hooks = *hooks};
 	hmap_init(&c->instances);
+	idset_init(&c->by_id);
 	hmap_init(&c->names);
 	hmap_init(&c->usage);
 	hmap_init(&c->node_ids);
@@ -1429,6 +1428,7 @@ void cluster_destroy(struct cluster *c)
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);)
 		instance_free(v);
 	hmap_free(&c->instances);
+	idset_free(&c->by_id);
 	hmap_free(&c->names);
 	for (size_t i = 0; hmap_next(&c->usage, &i, &key, &v);)
 		free(v);

@@ -142,9 +142,12 @@ int cluster_instance_stop(struct cluster *c, struct instance *in, struct mv_erro
 /* Removes an ended instance (its record; its node removes its files); in is freed. */
 int cluster_instance_remove(struct cluster *c, struct instance *in, struct mv_error *err);
 
-/* Instances in creation order (then id), of one state (or -1: all), after the instance
- * `after_id` (NULL: from the first), at most limit; fn gets each. Returns how many. */
-typedef void cluster_instance_fn(void *arg, const struct instance *in);
+/* Instances in id order, of one state (or -1: all), whose id comes after `after_id` (NULL:
+ * from the first; it need not exist, so a page boundary survives the removal of its last
+ * instance), until fn has taken `limit` of them (fn returns true for one it takes, false for
+ * one its own filter skips). Costs O(log n + what is visited) and no memory: a pager over a
+ * million instances never builds the whole list. Returns how many fn took. */
+typedef bool cluster_instance_fn(void *arg, const struct instance *in);
 size_t cluster_instances_list(struct cluster *c, int state, const char *after_id, size_t limit,
                               cluster_instance_fn *fn, void *arg);
 size_t cluster_instance_count(const struct cluster *c);

@@ -595,21 +595,24 @@ struct server_list {
 	bool all_projects; /* an admin's ?all_tenants=1; else the caller's project only, as Nova lists */
 };
 
-static void list_one(void *arg, const struct instance *in)
+static bool list_one(void *arg, const struct instance *in)
 {
 	struct server_list *l = arg;
-	if (l->n == l->limit || (!l->all_projects && strcmp(in->project, l->r->who.authz.project) != 0) ||
+	if ((!l->all_projects && strcmp(in->project, l->r->who.authz.project) != 0) ||
 	    (l->name[0] && !strstr(in->spec.name, l->name)) ||
 	    (l->status[0] && strcasecmp(server_status(l->o, in).status, l->status) != 0))
-		return;
+		return false;
 	json_array_append_new(l->list, l->detail ? server_json(l->o, l->r, in) : server_brief(l->o, in));
 	os_server_id(in->id, l->last);
 	l->n++;
+	return true;
 }
 
 static void servers_reply(struct osapi *o, struct os_req *r, bool detail)
 {
-	struct server_list l = {.o = o, .r = r, .detail = detail, .limit = SIZE_MAX};
+	/* Nova's osapi_max_limit: a list without a limit is a page of 1000 with a next link,
+	 * so that a million servers are never one answer. */
+	struct server_list l = {.o = o, .r = r, .detail = detail, .limit = 1000};
 	char marker[64] = "", limit[32], iid[MV_ID_LEN + 1], all[8] = "";
 	struct mv_error err;
 	json_t *body;
@@ -634,9 +637,9 @@ static void servers_reply(struct osapi *o, struct os_req *r, bool detail)
 		goto fail;
 	}
 	l.list = json_array();
-	cluster_instances_list(o->native->cluster, -1, marker[0] ? iid : NULL, SIZE_MAX, list_one, &l);
+	cluster_instances_list(o->native->cluster, -1, marker[0] ? iid : NULL, l.limit, list_one, &l);
 	body = json_pack("{s:o}", "servers", l.list);
-	if (l.limit != SIZE_MAX && l.n == l.limit && l.n > 0) {
+	if (l.n == l.limit && l.n > 0) {
 		char next[512];
 		snprintf(next, sizeof next, "%s/compute/v2.1/servers%s?limit=%zu&marker=%s", o->url, detail ? "/detail" : "",
 		         l.limit, l.last);

@@ -185,6 +185,16 @@ ROWS = [
     ("unknown path", "GET", "/v1/nope", None, {}, 404, None, None),
     ("unknown path /", "GET", "/", None, {}, 404, None, None),
     ("bad state filter", "GET", f"{P}?state=bogus", None, {}, 400, {"invalid_query"}, "state"),
+    ("list: limit 0", "GET", f"{P}?limit=0", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit -1", "GET", f"{P}?limit=-1", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit above 10000", "GET", f"{P}?limit=10001", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit not a number", "GET", f"{P}?limit=ten", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit 1.5", "GET", f"{P}?limit=1.5", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit huge", "GET", f"{P}?limit=99999999999999999999", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: after empty", "GET", f"{P}?after=", None, {}, 400, {"invalid_query"}, "after"),
+    ("list: after not hex", "GET", f"{P}?after=zz", None, {}, 400, {"invalid_query"}, "after"),
+    ("list: after upper-case", "GET", f"{P}?after=ABCDEF", None, {}, 400, {"invalid_query"}, "after"),
+    ("list: after too long", "GET", f"{P}?after={'0' * 17}", None, {}, 400, {"invalid_query"}, "after"),
 ]
 
 

@@ -617,35 +617,62 @@ static void test_idempotency_and_admission(void)
 	world_close(&w);
 }
 
-/* The list comes in creation order, from a cursor, bounded. */
-static void add_name(void *arg, const struct instance *in)
+/* The list comes in id order, from a cursor (which need not exist), bounded; what fn
+ * skips does not count against the limit. */
+static bool add_name(void *arg, const struct instance *in)
 {
 	strncat(arg, in->spec.name, 255 - strlen(arg));
 	strncat(arg, " ", 255 - strlen(arg));
+	return true;
+}
+
+static bool add_name_but_p0(void *arg, const struct instance *in)
+{
+	return strcmp(in->spec.name, "p0") != 0 && add_name(arg, in);
+}
+
+static int cmp_inst_id(const void *a, const void *b)
+{
+	return strcmp((*(struct instance *const *)a)->id, (*(struct instance *const *)b)->id);
 }
 
 static void test_list_pages(void)
 {
 	struct world w;
 	struct mv_error err;
-	char names[256] = "";
+	char names[256] = "", want[256] = "", gone[MV_ID_LEN + 1];
 	world_fresh(&w);
 	reg(&w, N1, "n1", NULL);
 	struct instance *in[4];
 	const char *nm[4] = {"p0", "p1", "p2", "p3"};
-	for (int i = 0; i < 4; i++) {
-		in[i] = create(&w, nm[i], false, &err);
-		if (!in[i])
+	for (int i = 0; i < 4; i++)
+		if (!(in[i] = create(&w, nm[i], false, &err)))
 			return world_close(&w);
-		in[i]->created_wall_us = 100 + i; /* distinct, in order */
-	}
+	struct instance *by_id[4];
+	memcpy(by_id, in, sizeof by_id);
+	qsort(by_id, 4, sizeof *by_id, cmp_inst_id);
 	CHECK_EQ_INT(cluster_instances_list(w.c, -1, NULL, 2, add_name, names), 2);
-	CHECK_STR(names, "p0 p1 ");
+	snprintf(want, sizeof want, "%s %s ", by_id[0]->spec.name, by_id[1]->spec.name);
+	CHECK_STR(names, want);
 	names[0] = '\0';
-	CHECK_EQ_INT(cluster_instances_list(w.c, -1, in[1]->id, 10, add_name, names), 2);
-	CHECK_STR(names, "p2 p3 ");
+	CHECK_EQ_INT(cluster_instances_list(w.c, -1, by_id[1]->id, 10, add_name, names), 2);
+	snprintf(want, sizeof want, "%s %s ", by_id[2]->spec.name, by_id[3]->spec.name);
+	CHECK_STR(names, want);
 	names[0] = '\0';
 	CHECK_EQ_INT(cluster_instances_list(w.c, INST_RUNNING, NULL, 10, add_name, names), 0);
+	CHECK_EQ_INT(cluster_instances_list(w.c, -1, NULL, 3, add_name_but_p0, names), 3);
+	CHECK(strstr(names, "p0") == NULL);
+	/* The last instance of a page removed: the next page starts where it was. */
+	names[0] = '\0';
+	snprintf(gone, sizeof gone, "%s", by_id[1]->id);
+	struct node *n = cluster_node(w.c, N1);
+	take(&w, n);
+	CHECK_EQ_INT(report(&w, n, gone, INST_STOPPED, false), 0);
+	CHECK_EQ_INT(cluster_instance_remove(w.c, by_id[1], &err), 0);
+	CHECK(cluster_instance(w.c, gone) == NULL);
+	CHECK_EQ_INT(cluster_instances_list(w.c, -1, gone, 10, add_name, names), 2);
+	snprintf(want, sizeof want, "%s %s ", by_id[2]->spec.name, by_id[3]->spec.name);
+	CHECK_STR(names, want);
 	world_close(&w);
 }
 
