@@ -526,6 +526,8 @@ static void step_undo(struct cluster *c, struct step *s)
 static int step_store(struct cluster *c, const struct step *s)
 {
 	struct store_instance_status st;
+	if (!leading(c)) /* a stalled leader, resumed: its term may be over (core/leader.h) */
+		return -1;
 	if (s->actions & IA_DELETE)
 		return store_instance_delete(c->store, s->undo.in->id);
 	if (!(s->actions & IA_STORE))
@@ -588,10 +590,7 @@ static int step_begin(struct cluster *c, struct instance *in, enum inst_event ev
 static int instance_event(struct cluster *c, struct instance *in, enum inst_event ev, const struct step_args *x)
 {
 	struct step s;
-	int kind;
-	if (!leading(c)) /* a stalled leader, resumed: its term may be over (core/leader.h) */
-		return -EIO;
-	kind = step_begin(c, in, ev, x, &s);
+	int kind = step_begin(c, in, ev, x, &s);
 	if (kind == T_REFUSE)
 		return -EINVAL;
 	if (kind == T_REPEAT)
@@ -628,7 +627,7 @@ static int batch_commit(struct cluster *c, struct batch *b)
 {
 	int rc = 0, i;
 	if (b->n > 0) {
-		if (!leading(c) || store_begin(c->store) < 0)
+		if (store_begin(c->store) < 0)
 			rc = -1;
 		for (i = 0; rc == 0 && i < b->n; i++)
 			if (step_store(c, &b->steps[i]) < 0)
