@@ -68,6 +68,7 @@ struct core {
 	char app[48];               /* this core's application name on its PostgreSQL sessions */
 	char *store_location;       /* the store URL with app in it */
 	struct event *follow_timer; /* a follower's refresh while clients wait for states */
+	unsigned follow_ticks;
 };
 
 void core_options_default(struct core_options *o)
@@ -565,11 +566,22 @@ static bool core_leading(void *arg)
 	return a->leader && leader_is_leader(a->leader);
 }
 
-static void core_follower_wrote(void *arg)
+static void notify_leader(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {
 	struct api *a = arg;
 	if (a->leader && leader_notify(a->leader) < 0)
-		log_warnx("could not wake the leader; it takes the new instances at its next wake or election");
+		log_warnx("could not wake the leader; it takes the new instances within a second (its sweep)");
+}
+
+/* The NOTIFY goes on the election's connection, not in the store's transaction: sent at
+ * once it could reach the leader before the rows it announces are committed (the store
+ * may commit at the end of the loop's turn). A timer of 0 s fires in the next turn. */
+static void core_follower_wrote(void *arg)
+{
+	struct api *a = arg;
+	struct timeval now = {0, 0};
+	if (event_base_once(a->base, -1, EV_TIMEOUT, notify_leader, a, &now) < 0)
+		notify_leader(-1, 0, a);
 }
 
 /* A delete a follower took: what DELETE /v1/instances/ID does on the leader. Taken twice
@@ -608,14 +620,21 @@ static void on_promoted(void *arg)
 	cluster_refresh(c->api.cluster);
 }
 
+#define FOLLOW_REFRESH_S 0.2 /* how soon a client waiting on a follower sees a state */
+#define LEADER_SWEEP_TICKS 5 /* the leader picks up other cores' writes each second anyway */
+
+/* A follower refreshes while clients wait there; the leader picks up what other cores
+ * wrote each second even without a NOTIFY (one lost with a connection, say). */
 static void on_follow_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {
 	struct core *c = arg;
-	if (cluster_waiting(c->api.cluster) > 0 && !leader_is_leader(c->leader))
+	if (leader_is_leader(c->leader)) {
+		if (++c->follow_ticks % LEADER_SWEEP_TICKS == 0)
+			on_work(c);
+	} else if (cluster_waiting(c->api.cluster) > 0) {
 		cluster_refresh(c->api.cluster);
+	}
 }
-
-#define FOLLOW_REFRESH_S 0.2 /* how soon a client waiting on a follower sees a state */
 
 /* The store URL with this core's application name: the election fences a stalled leader
  * by it, its store's session with the rest. */
