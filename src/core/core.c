@@ -638,12 +638,12 @@ static void on_follow_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *a
 
 /* The store URL with this core's application name: the election fences a stalled leader
  * by it, its store's session with the rest. */
-static int ha_prepare(struct core *c, char *err, size_t errlen)
+static void ha_prepare(struct core *c)
 {
 	char id[MV_ID_LEN + 1];
 	size_t n;
 	if (!c->opts.store)
-		return 0;
+		return;
 	id_generate(id);
 	snprintf(c->app, sizeof c->app, "microvim-core-%s", id);
 	n = strlen(c->opts.store) + strlen(c->app) + 32;
@@ -651,9 +651,6 @@ static int ha_prepare(struct core *c, char *err, size_t errlen)
 		fatal("malloc");
 	snprintf(c->store_location, n, "%s%sapplication_name=%s", c->opts.store,
 	         strchr(c->opts.store, '?') ? "&" : "?", c->app);
-	(void)err;
-	(void)errlen;
-	return 0;
 }
 
 static int ha_open(struct core *c, char *err, size_t errlen)
@@ -734,7 +731,8 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	evhttp_set_gencb(c->http, dispatch, c);
 	attach_guard(c);
 	c->api.events = events_new(base, c->api.guard);
-	if (ha_prepare(c, err, errlen) < 0 || open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0 ||
+	ha_prepare(c);
+	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0 ||
 	    open_openstack(c, err, errlen) < 0 || ha_open(c, err, errlen) < 0)
 		goto fail;
 	c->api.url = c->opts.advertise ? c->opts.advertise : c->url;

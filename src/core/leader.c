@@ -107,11 +107,10 @@ static int setup(struct leader *l, char *err, size_t errlen)
  * what it holds in memory (queued assignments, waiting clients) belongs to a term that is
  * over. Exiting hands every client and node to the new leader at once; _exit, because no
  * cleanup of ours may write anything now. */
-static void step_down(struct leader *l, const char *why)
+static void step_down(const char *why)
 {
 	log_warnx("leader: lost the lead (%s): exiting so that only the new leader acts (restart this core: it "
 	          "comes back as a follower)", why);
-	(void)l;
 	_exit(LEADER_EXIT_LOST);
 }
 
@@ -247,14 +246,14 @@ static void resume(struct leader *l)
 	if (got < 0)
 		return; /* PostgreSQL still away: still suspended */
 	if (got == 0)
-		step_down(l, "another core holds the lead");
+		step_down("another core holds the lead");
 	r = query(l, "SELECT app FROM ha_leader WHERE one = 1", 0, NULL, PGRES_TUPLES_OK);
 	if (!r)
 		return;
 	ours = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), l->app) == 0;
 	PQclear(r);
 	if (!ours)
-		step_down(l, "another core led while this one was away");
+		step_down("another core led while this one was away");
 	if (renew(l) < 0)
 		return;
 	l->suspended = false;
