@@ -325,6 +325,8 @@ static const struct daemon_option options[] = {
 	{"store", FOR_CORE, OT_PARSE, NO_OFF, 0, 0, 0, parse_store, "URL", "SQLite in --data-dir",
 	 "postgresql://USER@HOST:PORT/DB: the store in that PostgreSQL database, for several cores (image blobs "
 	 "stay in --data-dir, which those cores must then share)", NULL},
+	{"advertise", FOR_CORE | NOT_DEV, OT_STRING, CORE(advertise), 0, 0, 0, NULL, "URL", "the --listen address",
+	 "with --store postgresql://: the URL other cores send nodes and clients to while this one leads", NULL},
 	{"listen", FOR_CORE, OT_STRING, CORE(listen), 0, 0, 0, NULL, "HOST:PORT", "127.0.0.1:4650",
 	 "where the core listens; a non-loopback address turns --auth on", NULL},
 	{"auth", FOR_CORE | NOT_DEV, OT_FLAG, CORE(auth), 0, 0, 0, NULL, NULL, NULL,

@@ -15,6 +15,7 @@
 #include "common/version.h"
 #include "core/cluster.h"
 #include "core/events.h"
+#include "core/leader.h"
 #include "core/metrics.h"
 #include "core/tenants.h"
 #include "drivers/drivers.h"
@@ -320,6 +321,30 @@ void api_instance_show(struct api *a, struct evhttp_request *req, const char *id
 		http_reply_json(req, 200, instance_to_json(in));
 }
 
+/* A follower does not touch an instance the leader runs: it records the delete for the
+ * leader (durably: a 2xx here is kept through a failover) and answers as the leader would,
+ * at once or once the instance has ended (?wait=stopped, seen as the leader writes it). */
+static void delete_on_follower(struct api *a, struct evhttp_request *req, struct instance *in, bool do_wait,
+                               double wait_s)
+{
+	struct mv_error err;
+	bool ended = inst_state_terminal(in->state);
+	if (leader_request_delete(a->leader, in->id) < 0) {
+		mv_fail(&err, 503, "store_failed", "this core could not record the delete for the leader; retry");
+		http_reply_error(req, &err);
+		return;
+	}
+	if (ended) {
+		evhttp_send_reply(req, 204, "No Content", NULL);
+		return;
+	}
+	in->stop_requested = true; /* until the next read of the database, which the leader has written */
+	if (do_wait)
+		wait_then_reply(a, req, WAIT_STOPPED, 200, false, &in, 1, wait_s);
+	else
+		http_reply_json(req, 202, instance_to_json(in));
+}
+
 void api_instance_delete(struct api *a, struct evhttp_request *req, const char *id)
 {
 	struct instance *in = find_or_404(a, req, id);
@@ -339,6 +364,10 @@ void api_instance_delete(struct api *a, struct evhttp_request *req, const char *
 	}
 	if (http_query_double(req, "timeout", 0, WAIT_MAX_S, &wait_s, &err) < 0)
 		goto fail;
+	if (a->leader && !leader_is_leader(a->leader)) {
+		delete_on_follower(a, req, in, do_wait, wait_s);
+		return;
+	}
 	if (inst_state_terminal(in->state)) {
 		if (cluster_instance_remove(a->cluster, in, &err) < 0)
 			goto fail;
@@ -360,9 +389,13 @@ fail:
 
 void api_health(struct api *a, struct evhttp_request *req, UNUSED const char *id)
 {
-	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i, s:i}", "status", "ok", "version", MICROVIM_VERSION,
-	                                    "nodes_ready", cluster_nodes_ready(a->cluster), "instances",
-	                                    (int)cluster_instance_count(a->cluster)));
+	bool leads = !a->leader || leader_is_leader(a->leader);
+	const char *leader = !a->leader ? a->url : leader_url(a->leader);
+	/* a follower's nodes_ready is 0: nodes register with the leader */
+	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i, s:i, s:s, s:s?}", "status", "ok", "version",
+	                                    MICROVIM_VERSION, "nodes_ready", cluster_nodes_ready(a->cluster),
+	                                    "instances", (int)cluster_instance_count(a->cluster), "role",
+	                                    leads ? "leader" : "follower", "leader", leader && leader[0] ? leader : NULL));
 }
 
 void api_events(struct api *a, struct evhttp_request *req, UNUSED const char *id)

@@ -44,6 +44,8 @@ struct api {
 	struct tenants *tenants;
 	struct nodeauth *nodeauth; /* join tokens and node credentials */
 	struct offload *offload; /* password hashing off the loop */
+	struct leader *leader;   /* several cores over PostgreSQL; NULL: this core alone leads */
+	const char *url;         /* this core's advertised URL */
 	/* Who made the request being handled (core.c's dispatch sets it): valid during the
 	 * handler's call only, copied by what outlives it. NULL on POST /v1/tokens without
 	 * a token (a log-in by password). */

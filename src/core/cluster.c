@@ -45,9 +45,15 @@ struct cluster {
 	int64_t n_in_flight; /* pending, scheduled, starting: what --max-inflight bounds */
 	int64_t n_pending;
 	uint64_t n_refused_saturated;
+	int n_waiters; /* clients waiting for states (a follower refreshes while there are) */
 };
 
 const struct cluster_options *cluster_options(const struct cluster *c) { return &c->opts; }
+
+/* Whether this core acts: places, sends to nodes, declares nodes down. A follower among
+ * several cores (hooks.leading false) only records what it is asked; the leader acts. */
+static bool leading(const struct cluster *c) { return !c->hooks.leading || c->hooks.leading(c->hooks.arg); }
+bool cluster_leading(const struct cluster *c) { return leading(c); }
 
 /* ---- instances in memory ---- */
 
@@ -101,8 +107,11 @@ static void instance_insert(struct cluster *c, struct instance *in)
 static void instance_remove(struct cluster *c, struct instance *in)
 {
 	hmap_remove(&c->instances, in->id);
-	idset_remove(&c->by_id, in->id);
-	hmap_remove(&c->names, in->spec.name);
+	void *had = idset_remove(&c->by_id, in->id);
+	if (had && had != in) /* a follower's refresh may have put a newer record under the id */
+		idset_put(&c->by_id, in->id, had);
+	if (hmap_get(&c->names, in->spec.name) == in) /* a refresh may have given the name to a newer one */
+		hmap_remove(&c->names, in->spec.name);
 	counts_add(c, in->state, -1);
 	usage_add(c, in, -1);
 }
@@ -345,8 +354,10 @@ static struct node *node_of(const struct cluster *c, const struct instance *in)
 
 static void node_enqueue(struct cluster *c, struct node *n, enum node_op op, const char *id)
 {
-	struct assignment *a = calloc(1, sizeof *a);
-	if (!a)
+	struct assignment *a;
+	if (!leading(c)) /* a follower's nodes are the leader's to talk to */
+		return;
+	if (!(a = calloc(1, sizeof *a)))
 		fatal("calloc");
 	a->seq = n->next_seq++;
 	a->op = op;
@@ -522,6 +533,8 @@ static void step_undo(struct cluster *c, struct step *s)
 static int step_store(struct cluster *c, const struct step *s)
 {
 	struct store_instance_status st;
+	if (!leading(c)) /* a stalled leader, resumed: its term may be over (core/leader.h) */
+		return -1;
 	if (s->actions & IA_DELETE)
 		return store_instance_delete(c->store, s->undo.in->id);
 	if (!(s->actions & IA_STORE))
@@ -682,6 +695,7 @@ static void waiter_finish(struct waiter *w)
 			detach(in, w);
 	}
 	w->done(w->arg, w->ids, w->n);
+	w->c->n_waiters--;
 	event_free(w->timer);
 	free(w->ids);
 	free(w);
@@ -697,6 +711,7 @@ void cluster_wait(struct cluster *c, struct instance *const *insts, int n, enum 
 	if (!w || !(w->ids = calloc((size_t)n + 1, sizeof *w->ids)))
 		fatal("calloc");
 	*w = (struct waiter){.c = c, .kind = kind, .n = n, .ids = w->ids, .done = done, .arg = arg};
+	c->n_waiters++;
 	for (int i = 0; i < n; i++) {
 		struct instance *in = insts[i];
 		memcpy(w->ids[i], in->id, sizeof w->ids[i]);
@@ -794,6 +809,8 @@ static int check_placeable(struct cluster *c, const struct inst_spec *spec, int 
 static void schedule(struct cluster *c, struct instance **insts, int n)
 {
 	struct batch b = {0};
+	if (!leading(c))
+		return;
 	for (int i = 0; i < n; i++) {
 		struct sched_request r = sched_request_of(c, &insts[i]->spec);
 		enum sched_miss miss;
@@ -818,7 +835,7 @@ static void schedule_pending(struct cluster *c)
 	struct instance **pending = NULL;
 	int64_t now;
 
-	if (c->n_pending == 0)
+	if (c->n_pending == 0 || !leading(c))
 		return;
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
 		struct instance *in = v;
@@ -991,8 +1008,9 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 	                       (!r->any_image && strcmp(img->project, project) != 0)))
 		return mv_fail(err, 422, "unknown_image",
 		               "image %s is not registered (microvim image add NAME --kernel FILE)", spec->image);
+	/* a follower knows no node's live capacity: the leader places, or keeps them pending */
 	if (check_names_free(c, spec, err) < 0 || check_quota(c, project, r->quota, spec, err) < 0 ||
-	    check_placeable(c, spec, spec->count, err) < 0)
+	    (leading(c) && check_placeable(c, spec, spec->count, err) < 0))
 		return -1;
 
 	if (!(insts = calloc((size_t)spec->count, sizeof *insts)))
@@ -1011,7 +1029,10 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 		if (c->hooks.instance_event)
 			c->hooks.instance_event(c->hooks.arg, insts[i]);
 	}
-	schedule(c, insts, spec->count);
+	if (leading(c))
+		schedule(c, insts, spec->count);
+	else if (c->hooks.follower_wrote)
+		c->hooks.follower_wrote(c->hooks.arg);
 	*out = insts;
 	*n = spec->count;
 	return 0;
@@ -1320,6 +1341,8 @@ bool cluster_node_uses_blob(const struct cluster *c, const char *node_id, const 
 void cluster_sweep(struct cluster *c, int64_t now)
 {
 	int64_t limit = (int64_t)c->opts.heartbeat_timeout_s * 1000000;
+	if (!leading(c))
+		return;
 	for (int i = 0; i < c->n_nodes; i++) {
 		struct node *n = c->nodes[i];
 		if (!n->ready || now - n->last_heartbeat_mono_us <= limit)
@@ -1384,6 +1407,114 @@ static void load_instance(void *arg, struct store_instance_row *row)
 	in->updated_wall_us = row->status.updated_us;
 	instance_insert(c, in); /* counts those still in flight (--max-inflight) */
 }
+
+/* ---- several cores: what the database says, read again ---- */
+
+struct refresh {
+	struct cluster *c;
+	struct hmap seen;  /* ids of the rows read */
+	bool leader;       /* pick up new pending rows only */
+};
+
+/* An instance's status as its row says (a follower's memory follows the leader's writes). */
+static bool status_from_row(struct cluster *c, struct instance *in, const struct store_instance_row *row)
+{
+	const struct store_instance_status *st = &row->status;
+	bool changed = in->state != st->state || in->stop_requested != st->stop_requested ||
+	               strcmp(in->node_id, st->node_id) != 0 || in->updated_wall_us != st->updated_us;
+	if (!changed)
+		return false;
+	instance_state_assign(c, in, st->state);
+	in->stop_requested = st->stop_requested;
+	memcpy(in->node_id, st->node_id, sizeof in->node_id);
+	in->has_exit_code = st->has_exit_code;
+	in->exit_code = st->exit_code;
+	free(in->error);
+	in->error = NULL;
+	if (st->error && !(in->error = strdup(st->error)))
+		fatal("strdup");
+	in->has_trace = st->has_trace;
+	in->trace = st->trace;
+	in->ready = in->has_trace && in->trace.has_boot;
+	in->updated_wall_us = st->updated_us;
+	return true;
+}
+
+static void refresh_row(void *arg, struct store_instance_row *row)
+{
+	struct refresh *r = arg;
+	struct instance *in = cluster_instance(r->c, row->id);
+	if (r->leader) {
+		/* the leader's memory is the truth of what it runs; a row it lacks is a follower's
+		 * create (pending); a row of another state it lacks is one it removed itself */
+		if (!in && row->status.state == INST_PENDING) {
+			load_instance(r->c, row);
+			log_info("instance %s: created through another core, now placed here", row->id);
+		}
+		return;
+	}
+	if (!in) {
+		load_instance(r->c, row);
+		in = cluster_instance(r->c, row->id);
+		if (r->c->hooks.instance_event)
+			r->c->hooks.instance_event(r->c->hooks.arg, in);
+	} else if (status_from_row(r->c, in, row)) {
+		if (r->c->hooks.instance_event)
+			r->c->hooks.instance_event(r->c->hooks.arg, in);
+		instance_wake(in);
+	}
+	hmap_put(&r->seen, in->id, in);
+}
+
+/* Instances whose rows are gone (the leader removed them): their clients are answered. */
+static void drop_unseen(struct cluster *c, struct hmap *seen)
+{
+	const char *key;
+	void *v;
+	struct instance **gone = NULL;
+	size_t n = 0;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		if (hmap_get(seen, key))
+			continue;
+		if (!(gone = realloc(gone, sizeof *gone * (n + 1))))
+			fatal("realloc");
+		gone[n++] = v;
+	}
+	for (size_t i = 0; i < n; i++) {
+		while (gone[i]->n_waiters > 0)
+			waiter_finish(gone[i]->waiters[0]);
+		instance_remove(c, gone[i]);
+		instance_free(gone[i]);
+	}
+	free(gone);
+}
+
+int cluster_refresh(struct cluster *c)
+{
+	struct refresh r = {.c = c};
+	int rc;
+	hmap_init(&r.seen);
+	rc = store_instances_load(c->store, refresh_row, &r);
+	if (rc == 0)
+		drop_unseen(c, &r.seen);
+	hmap_free(&r.seen);
+	if (rc < 0)
+		log_warnx("could not read the instances again from the store; answering from memory");
+	return rc;
+}
+
+int cluster_pick_up(struct cluster *c)
+{
+	struct refresh r = {.c = c, .leader = true};
+	if (store_instances_load(c->store, refresh_row, &r) < 0) {
+		log_warnx("could not read the instances other cores created; trying at the next wake");
+		return -1;
+	}
+	schedule_pending(c);
+	return 0;
+}
+
+int cluster_waiting(const struct cluster *c) { return c->n_waiters; }
 
 struct cluster *cluster_create(struct event_base *base, struct store *store, struct images *images,
                                struct metrics *metrics, const struct cluster_options *o,

@@ -103,6 +103,11 @@ struct cluster_hooks {
 	void (*node_event)(void *arg, const struct node *n, const char *what);
 	/* An instantiation's trace is final (also what goes to the metrics): recent traces. */
 	void (*instance_traced)(void *arg, const struct instance *in);
+	/* Several cores over one database (core/leader.h): whether this one leads now (NULL:
+	 * always, the one core of SQLite). A follower stores creates as pending and sends
+	 * nothing to nodes; it then calls follower_wrote, to wake the leader. */
+	bool (*leading)(void *arg);
+	void (*follower_wrote)(void *arg);
 };
 
 struct cluster;
@@ -212,5 +217,18 @@ int cluster_node_revoke(struct cluster *c, struct node *n);
 bool cluster_node_uses_blob(const struct cluster *c, const char *node_id, const char *digest);
 /* Declares down the nodes silent longer than the heartbeat timeout (a timer calls it each second). */
 void cluster_sweep(struct cluster *c, int64_t now_mono_us);
+
+/* ---- several cores over one database (core/leader.h) ---- */
+
+/* Whether this core acts (places, dispatches, reconciles): hooks.leading. */
+bool cluster_leading(const struct cluster *c);
+/* A follower (and a core taking the lead): every instance as the store has it now: new
+ * rows added, statuses taken, rows gone removed; waiting clients are answered as their
+ * instances reach the state they wait for. Costs a read of every row. */
+int cluster_refresh(struct cluster *c);
+/* The leader: pending instances other cores stored are taken in and placed. */
+int cluster_pick_up(struct cluster *c);
+/* Clients waiting for states now (a follower refreshes while there are some). */
+int cluster_waiting(const struct cluster *c);
 
 #endif

@@ -26,6 +26,7 @@
 #include "core/cluster.h"
 #include "core/events.h"
 #include "core/images.h"
+#include "core/leader.h"
 #include "core/metrics.h"
 #include "core/nodeauth.h"
 #include "core/authz.h"
@@ -63,6 +64,12 @@ struct core {
 	struct audit *audit; /* DATA_DIR/audit.log */
 	struct api api;      /* what the handlers get: cluster, images, metrics, events, guard */
 	struct osapi *os;    /* the OpenStack façade, or NULL */
+	/* Several cores over PostgreSQL (leader.h); NULL with SQLite: always the leader */
+	struct leader *leader;
+	char app[48];               /* this core's application name on its PostgreSQL sessions */
+	char *store_location;       /* the store URL with app in it */
+	struct event *follow_timer; /* a follower's refresh while clients wait for states */
+	unsigned follow_ticks;
 };
 
 void core_options_default(struct core_options *o)
@@ -247,6 +254,52 @@ static bool audited(const struct route *r, enum evhttp_cmd_type method)
 	       method != EVHTTP_REQ_HEAD;
 }
 
+/* ---- several cores: what a follower answers itself ---- */
+
+/* Routes whose answer is the leader's memory: nodes' own (registration, heartbeats,
+ * long-polls, reports, bridges) and the nodes' list, whose liveness only the leader sees. */
+static bool leader_route(const struct route *r)
+{
+	return r->access == ACCESS_NODE || r->handler == nodeapi_register || r->handler == api_nodes_list ||
+	       r->handler == api_node_show;
+}
+
+/* 307 to the same path on the leader (a client follows it with the same method and
+ * body); 503 while no core leads (an election takes up to about 2 s). */
+static void redirect_to_leader(struct core *c, struct evhttp_request *req)
+{
+	const char *to = leader_url(c->leader);
+	char loc[1024];
+	struct mv_error err;
+	int n = snprintf(loc, sizeof loc, "%s%s", to, evhttp_request_get_uri(req));
+	if (!to[0] || n < 0 || (size_t)n >= sizeof loc) {
+		mv_fail(&err, 503, "no_leader", "this core follows and no core leads right now (an election takes up "
+		        "to about 2 s): retry in a second");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		http_reply_error(req, &err);
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+	mv_fail(&err, 307, "not_leader", "this core follows; the leader is %s", to);
+	http_reply_error(req, &err);
+}
+
+/* On a follower: the leader's routes are redirected there (false: answered); instances'
+ * routes first read the instances again from the database, so that a follower answers
+ * what the leader last wrote, not what it loaded at its start. */
+static bool follower_may_answer(struct core *c, const struct route *r, struct evhttp_request *req)
+{
+	if (leader_is_leader(c->leader))
+		return true;
+	if (leader_route(r)) {
+		redirect_to_leader(c, req);
+		return false;
+	}
+	if (strncmp(r->pattern, "/v1/instances", 13) == 0 || r->handler == api_health || r->handler == api_metrics)
+		cluster_refresh(c->api.cluster);
+	return true;
+}
+
 /* ---- per-client request rate: a token bucket per peer address ---- */
 
 #define RATE_CLIENTS_MAX 65536 /* addresses remembered; past that the table starts afresh */
@@ -332,6 +385,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		path_known = true;
 		if (r->method != method)
 			continue;
+		if (c->leader && !follower_may_answer(c, r, req))
+			return;
 		if (node_cert_missing(c, r, req)) {
 			mv_fail(&err, 403, "client_certificate_required",
 			        "%s is a node's route: the core takes it only over a client certificate signed by "
@@ -533,6 +588,118 @@ static void on_instance_traced(void *arg, const struct instance *in)
 	              clock_wall_us());
 }
 
+/* ---- several cores over PostgreSQL ---- */
+
+/* The cluster's hooks (their arg is the api): a core leads once its election says so. */
+static bool core_leading(void *arg)
+{
+	struct api *a = arg;
+	return a->leader && leader_is_leader(a->leader);
+}
+
+static void notify_leader(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct api *a = arg;
+	if (a->leader && leader_notify(a->leader) < 0)
+		log_warnx("could not wake the leader; it takes the new instances within a second (its sweep)");
+}
+
+/* The NOTIFY goes on the election's connection, not in the store's transaction: sent at
+ * once it could reach the leader before the rows it announces are committed (the store
+ * may commit at the end of the loop's turn). A timer of 0 s fires in the next turn. */
+static void core_follower_wrote(void *arg)
+{
+	struct api *a = arg;
+	struct timeval now = {0, 0};
+	if (event_base_once(a->base, -1, EV_TIMEOUT, notify_leader, a, &now) < 0)
+		notify_leader(-1, 0, a);
+}
+
+/* A delete a follower took: what DELETE /v1/instances/ID does on the leader. Taken twice
+ * (a leader died between doing it and forgetting it), the second is refused harmlessly. */
+static void apply_delete(void *arg, const char *id)
+{
+	struct core *c = arg;
+	struct instance *in = cluster_instance(c->api.cluster, id);
+	struct mv_error err;
+	int rc;
+	if (!in)
+		return;
+	if (inst_state_terminal(in->state))
+		rc = cluster_instance_remove(c->api.cluster, in, &err);
+	else if (!in->stop_requested)
+		rc = cluster_instance_stop(c->api.cluster, in, &err);
+	else
+		return;
+	if (rc < 0)
+		log_warnx("a delete of %s taken by another core: %s", id, err.message);
+}
+
+static void on_work(void *arg)
+{
+	struct core *c = arg;
+	cluster_pick_up(c->api.cluster);
+	leader_take_intents(c->leader, apply_delete, c);
+}
+
+/* The lead was just taken: memory becomes what the database says (the old leader's last
+ * writes), then on_work places what waits. Nodes come to register (their heartbeats to
+ * this core get register_again), and registration reconciles what each one runs. */
+static void on_promoted(void *arg)
+{
+	struct core *c = arg;
+	cluster_refresh(c->api.cluster);
+}
+
+#define FOLLOW_REFRESH_S 0.2 /* how soon a client waiting on a follower sees a state */
+#define LEADER_SWEEP_TICKS 5 /* the leader picks up other cores' writes each second anyway */
+
+/* A follower refreshes while clients wait there; the leader picks up what other cores
+ * wrote each second even without a NOTIFY (one lost with a connection, say). */
+static void on_follow_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct core *c = arg;
+	if (leader_is_leader(c->leader)) {
+		if (++c->follow_ticks % LEADER_SWEEP_TICKS == 0)
+			on_work(c);
+	} else if (cluster_waiting(c->api.cluster) > 0) {
+		cluster_refresh(c->api.cluster);
+	}
+}
+
+/* The store URL with this core's application name: the election fences a stalled leader
+ * by it, its store's session with the rest. */
+static void ha_prepare(struct core *c)
+{
+	char id[MV_ID_LEN + 1];
+	size_t n;
+	if (!c->opts.store)
+		return;
+	id_generate(id);
+	snprintf(c->app, sizeof c->app, "microvim-core-%s", id);
+	n = strlen(c->opts.store) + strlen(c->app) + 32;
+	if (!(c->store_location = malloc(n)))
+		fatal("malloc");
+	snprintf(c->store_location, n, "%s%sapplication_name=%s", c->opts.store,
+	         strchr(c->opts.store, '?') ? "&" : "?", c->app);
+}
+
+static int ha_open(struct core *c, char *err, size_t errlen)
+{
+	struct leader_hooks h = {.arg = c, .promoted = on_promoted, .work = on_work};
+	struct timeval tv = clock_timeval(FOLLOW_REFRESH_S);
+	if (!c->store_location)
+		return 0;
+	if (!(c->leader = leader_open(c->base, c->opts.store, c->app, c->opts.advertise ? c->opts.advertise : c->url,
+	                              &h, err, errlen)))
+		return -1;
+	c->api.leader = c->leader;
+	leader_start(c->leader);
+	c->follow_timer = event_new(c->base, -1, EV_PERSIST, on_follow_tick, c);
+	event_add(c->follow_timer, &tv);
+	return 0;
+}
+
 static int open_parts(struct core *c, char *err, size_t errlen)
 {
 	struct cluster_options co = {.cpu_ratio = c->opts.cpu_ratio, .policy = c->opts.policy,
@@ -541,13 +708,17 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 	struct cluster_hooks hooks = {.arg = &c->api, .node_wake = nodeapi_node_wake,
 	                              .instance_event = on_instance_event, .node_event = on_node_event,
 	                              .instance_traced = on_instance_traced};
+	if (c->store_location) {
+		hooks.leading = core_leading;
+		hooks.follower_wrote = core_follower_wrote;
+	}
 	int rc;
 	if ((rc = fs_mkdir_p(c->opts.data_dir, 0700)) < 0) {
 		snprintf(err, errlen, "cannot create --data-dir %s: %s", c->opts.data_dir, strerror(-rc));
 		return -1;
 	}
-	if (store_open(c->opts.store ? c->opts.store : c->opts.data_dir, &c->store, err, errlen) < 0 ||
-	    store_claim(c->store, err, errlen) < 0 ||
+	if (store_open(c->store_location ? c->store_location : c->opts.data_dir, &c->store, err, errlen) < 0 ||
+	    (!c->store_location && store_claim(c->store, err, errlen) < 0) ||
 	    !(c->api.images = images_open(c->store, c->opts.data_dir, err, errlen)))
 		return -1;
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
@@ -592,8 +763,11 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	evhttp_set_gencb(c->http, dispatch, c);
 	attach_guard(c);
 	c->api.events = events_new(base, c->api.guard);
-	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0 || open_openstack(c, err, errlen) < 0)
+	ha_prepare(c);
+	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0 ||
+	    open_openstack(c, err, errlen) < 0 || ha_open(c, err, errlen) < 0)
 		goto fail;
+	c->api.url = c->opts.advertise ? c->opts.advertise : c->url;
 	log_info("core listening on %s (store %s%s, %zu instances, %d nodes known; authentication: %s)", c->url,
 	         opts->store ? "in PostgreSQL" : opts->data_dir, opts->store ? "" : "/core.db",
 	         cluster_instance_count(c->api.cluster), cluster_node_count(c->api.cluster),
@@ -637,6 +811,9 @@ void core_destroy(struct core *c)
 	}
 	offload_free(c->api.offload); /* before what its jobs' requests refer to (the façade's log-ins too) */
 	osapi_free(c->os); /* after the drain: its servers being deleted had waits on the cluster */
+	if (c->follow_timer)
+		event_free(c->follow_timer);
+	leader_close(c->leader); /* after the drain: nothing calls it any more */
 	cluster_destroy(c->api.cluster);
 	tenants_close(c->api.tenants);
 	nodeauth_close(c->api.nodeauth);
@@ -652,6 +829,7 @@ void core_destroy(struct core *c)
 	metrics_free(c->api.metrics);
 	traces_free(c->api.traces);
 	free(c->token);
+	free(c->store_location);
 	tls_ctx_free(c->tls); /* after evhttp_free: its connections used it */
 	free(c);
 }

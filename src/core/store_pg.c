@@ -114,9 +114,10 @@ static const struct pg_migration migrations[] = {
 #define PG_SCHEMA_VERSION 6 /* migrations[N_MIGRATIONS - 1].to */
 /* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
 #define MIGRATE_LOCK_KEY "7166453736806510957"
-/* The session lock of the core that writes the database (store_claim): one at a time
- * until cores elect a leader among several. Held by the connection, so it goes with the
- * core's death (kill -9 closes the socket; a dead host, with the keepalives). */
+/* The session lock of a store claimed whole (store_claim): a program that must be the
+ * database's only writer. The core does not claim it: several cores share a database and
+ * elect a leader (core/leader.h). Held by the connection, so it goes with the process's
+ * death (kill -9 closes the socket; a dead host, with the keepalives). */
 #define CLAIM_LOCK_KEY "7166453736806510958"
 #define CLAIM_WAIT_MS 5000 /* at start, how long a claim waits for a dying core's session to end */
 

@@ -721,6 +721,85 @@ static void test_node_bridges_follow(void)
 	world_close(&w);
 }
 
+
+/* ---- several cores over one database: a follower beside the leader ---- */
+
+struct follower {
+	struct cluster *c;
+	int wrote;
+};
+
+static bool never_leads(UNUSED void *arg) { return false; }
+static void on_follower_wrote(void *arg) { ((struct follower *)arg)->wrote++; }
+
+/* A second core's cluster on the same store, following (core/leader.h). */
+static void follower_open(struct world *w, struct follower *f)
+{
+	struct cluster_options o = {.cpu_ratio = 16, .policy = SCHED_BINPACK, .heartbeat_timeout_s = 15};
+	struct cluster_hooks h = {.arg = f, .leading = never_leads, .follower_wrote = on_follower_wrote};
+	char err[256];
+	if (!(f->c = cluster_create(w->base, &w->store->base, w->images, w->metrics, &o, &h, err, sizeof err))) {
+		fprintf(stderr, "  cluster_create (follower): %s\n", err);
+		exit(2);
+	}
+}
+
+/* A create through the follower is stored pending, not placed, and wakes the leader, which
+ * picks it up and places it; the follower's reads follow the leader's writes; a client
+ * waiting on the follower is answered as the rows change; a row the leader removes goes. */
+static void test_follower(void)
+{
+	struct world w;
+	struct follower f = {0};
+	struct mv_error err;
+	struct waited wt = {0};
+	struct cluster *leader_c;
+	world_fresh(&w);
+	struct node *n = reg(&w, N1, "n1", NULL);
+	follower_open(&w, &f);
+	leader_c = w.c;
+	w.c = f.c; /* create() through the follower */
+	struct instance *fa = create(&w, "fa", false, &err);
+	w.c = leader_c;
+	if (!fa || !n) {
+		cluster_destroy(f.c);
+		return world_close(&w);
+	}
+	CHECK_EQ_INT(fa->state, INST_PENDING);
+	CHECK_EQ_INT(f.wrote, 1);
+	CHECK(!cluster_leading(f.c) && cluster_leading(w.c));
+	CHECK(cluster_instance(w.c, fa->id) == NULL); /* until the leader is woken */
+	CHECK_EQ_INT(cluster_pick_up(w.c), 0);
+	struct instance *la = cluster_instance(w.c, fa->id);
+	CHECK(la != NULL);
+	if (!la) {
+		cluster_destroy(f.c);
+		return world_close(&w);
+	}
+	CHECK_EQ_INT(la->state, INST_SCHEDULED);
+	struct taken t = take(&w, n);
+	CHECK(has(&t, "start", fa->id));
+	cluster_wait(f.c, &fa, 1, WAIT_RUNNING, 30, on_waited, &wt);
+	CHECK_EQ_INT(cluster_waiting(f.c), 1);
+	report(&w, n, la->id, INST_RUNNING, true);
+	CHECK_EQ_INT(wt.calls, 0);
+	CHECK_EQ_INT(cluster_refresh(f.c), 0);
+	CHECK_EQ_INT(wt.calls, 1);
+	CHECK_EQ_INT(cluster_instance(f.c, fa->id)->state, INST_RUNNING);
+	CHECK_STR(cluster_instance(f.c, fa->id)->node_id, N1);
+	CHECK_EQ_INT(cluster_waiting(f.c), 0);
+	/* stopped and removed by the leader: gone from the follower at its next read */
+	CHECK_EQ_INT(cluster_instance_stop(w.c, la, &err), 0);
+	report(&w, n, la->id, INST_STOPPED, false);
+	CHECK_EQ_INT(cluster_instance_remove(w.c, la, &err), 0);
+	CHECK_EQ_INT(cluster_refresh(f.c), 0);
+	CHECK_EQ_INT(cluster_instance_count(f.c), 0);
+	/* nodes register with the leader only: none is ready in the follower's view */
+	CHECK_EQ_INT(cluster_nodes_ready(f.c), 0);
+	cluster_destroy(f.c);
+	world_close(&w);
+}
+
 int main(void)
 {
 	log_set_quiet(true);
@@ -735,6 +814,7 @@ int main(void)
 	RUN(test_list_pages);
 	RUN(test_node_bridges_follow);
 	RUN(test_node_revoked);
+	RUN(test_follower);
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);
 	UNIT_END();
