@@ -377,23 +377,27 @@ static int pg_begin(struct store *base)
 	}
 	if (PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return -1;
-	if (exec_sql(s, "BEGIN", NULL, 0) < 0)
+	/* a connection that broke while idle is known to be broken only once used: the BEGIN
+	 * of a transaction is sent once more on a new one (nothing was written yet) */
+	if (exec_sql(s, "BEGIN", NULL, 0) < 0 &&
+	    (PQstatus(s->conn) == CONNECTION_OK || reconnect(s) < 0 || exec_sql(s, "BEGIN", NULL, 0) < 0))
 		return -1;
 	s->in_tx = true;
 	return 0;
 }
 
-static int pg_commit(struct store *base)
+/* sql ends with COMMIT (what may come before it: settings of this transaction). */
+static int commit_with(struct pg_store *s, const char *sql)
 {
-	struct pg_store *s = pg(base);
 	PGresult *r;
 	bool ok;
 	if (!s->in_tx) {
 		log_warnx("store: commit: no transaction is open");
 		return -1;
 	}
-	/* COMMIT of a transaction a statement aborted answers ROLLBACK, with no error */
-	r = PQexec(s->conn, "COMMIT");
+	/* COMMIT of a transaction a statement aborted answers ROLLBACK, with no error; PQexec
+	 * gives the last statement's result */
+	r = PQexec(s->conn, sql);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (!ok)
 		log_warnx("store: commit: %s", PQresultStatus(r) == PGRES_COMMAND_OK ? "the transaction had failed"
@@ -401,6 +405,17 @@ static int pg_commit(struct store *base)
 	PQclear(r);
 	s->in_tx = false;
 	return ok ? 0 : -1;
+}
+
+static int pg_commit(struct store *base) { return commit_with(pg(base), "COMMIT"); }
+
+/* A transaction whose loss in a crash of the server costs nothing that cannot be learnt
+ * again (store.h, "Durability"): committed, visible and ordered before any later commit,
+ * without waiting for its WAL flush (that comes within wal_writer_delay, or with the next
+ * synchronous commit, whichever is first). */
+static int pg_commit_no_flush(struct store *base)
+{
+	return commit_with(pg(base), "SET LOCAL synchronous_commit = off; COMMIT");
 }
 
 static void pg_rollback(struct store *base)
@@ -829,6 +844,7 @@ const struct store_ops store_pg_ops = {
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
+	.commit_no_flush = pg_commit_no_flush,
 	.instance_insert = pg_instance_insert,
 	.instance_update = pg_instance_update,
 	.instance_delete = pg_instance_delete,
