@@ -530,6 +530,12 @@ static void step_undo(struct cluster *c, struct step *s)
 	memcpy(in->lost_node, u->lost_node, sizeof in->lost_node);
 }
 
+/* Whether the step's write must be on disk before the answers of its turn go out. */
+static bool step_flushed(const struct step *s)
+{
+	return (s->actions & (IA_STORE | IA_DELETE)) && !(s->actions & IA_STORE_NO_FLUSH);
+}
+
 static int step_store(struct cluster *c, const struct step *s)
 {
 	struct store_instance_status st;
@@ -602,6 +608,8 @@ static int instance_event(struct cluster *c, struct instance *in, enum inst_even
 		return -EINVAL;
 	if (kind == T_REPEAT)
 		return 0;
+	if (s.actions & IA_STORE_NO_FLUSH && !step_flushed(&s))
+		store_no_flush_next(c->store);
 	if (step_store(c, &s) < 0) {
 		step_undo(c, &s);
 		return -EIO;
@@ -633,7 +641,12 @@ static void batch_event(struct cluster *c, struct batch *b, struct instance *in,
 static int batch_commit(struct cluster *c, struct batch *b)
 {
 	int rc = 0, i;
+	bool flushed = false;
+	for (i = 0; i < b->n; i++)
+		flushed |= step_flushed(&b->steps[i]);
 	if (b->n > 0) {
+		if (!flushed)
+			store_no_flush_next(c->store);
 		if (store_begin(c->store) < 0)
 			rc = -1;
 		for (i = 0; rc == 0 && i < b->n; i++)

@@ -729,6 +729,8 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 		return -1;
 	if (c->auth && tenants_bootstrap(c->api.tenants, c->opts.data_dir, err, errlen) < 0)
 		return -1;
+	/* from here on (start-up wrote at once), one transaction per loop turn */
+	store_group_start(c->store, c->base);
 	return 0;
 }
 

@@ -125,6 +125,7 @@ struct pg_store {
 	struct store base;
 	PGconn *conn;
 	bool in_tx;
+	bool begin_unsent; /* begun, its BEGIN to go with the first statement (begin_and_run) */
 	bool claimed; /* holds CLAIM_LOCK_KEY: a reconnect must take it again */
 };
 
@@ -346,6 +347,51 @@ static int reconnect(struct pg_store *s)
 	return 0;
 }
 
+/* One exchange of a pipeline: BEGIN and the statement; the statement's result, or NULL
+ * (and *begun false when BEGIN did not take). */
+static PGresult *pipeline_begin(struct pg_store *s, const char *name, int n, const char *const *params, bool *begun)
+{
+	PGresult *r = NULL, *x;
+	*begun = false;
+	if (PQenterPipelineMode(s->conn) != 1)
+		return NULL;
+	if (PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+	    PQsendQueryPrepared(s->conn, name, n, params, NULL, NULL, 0) == 1 && PQpipelineSync(s->conn) == 1) {
+		/* each query's results end with a NULL; the sync point's result comes last */
+		if ((x = PQgetResult(s->conn))) {
+			*begun = PQresultStatus(x) == PGRES_COMMAND_OK;
+			PQclear(x);
+			while ((x = PQgetResult(s->conn)))
+				PQclear(x);
+			if ((r = PQgetResult(s->conn))) {
+				while ((x = PQgetResult(s->conn)))
+					PQclear(x);
+				PQclear(PQgetResult(s->conn)); /* PGRES_PIPELINE_SYNC */
+			}
+		}
+	}
+	if (PQexitPipelineMode(s->conn) != 1 && PQstatus(s->conn) == CONNECTION_OK)
+		log_warnx("store: after a pipeline: %s", pg_words(PQerrorMessage(s->conn)));
+	return r;
+}
+
+/* A transaction's BEGIN goes with its first statement, in one round trip (libpq's pipeline
+ * mode): a turn of one write costs one round trip for it and one for COMMIT. A connection
+ * that broke while idle is known to be broken only once used: then nothing was written,
+ * and the pair is sent once more on a new connection. */
+static PGresult *begin_and_run(struct pg_store *s, const char *name, int n, const char *const *params)
+{
+	bool begun;
+	PGresult *r = pipeline_begin(s, name, n, params, &begun);
+	if (!begun && PQstatus(s->conn) != CONNECTION_OK) {
+		PQclear(r);
+		r = reconnect(s) == 0 ? pipeline_begin(s, name, n, params, &begun) : NULL;
+	}
+	if (begun)
+		s->begin_unsent = false;
+	return r;
+}
+
 /* Runs a prepared statement; the result (NULL after logging on failure) is the caller's.
  * A statement that failed because the connection broke, outside a transaction, is sent once
  * more on a new connection: a write is then done at most twice, and the second try of an
@@ -360,7 +406,10 @@ static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *con
 	snprintf(name, sizeof name, "s%d", (int)id);
 	if (!s->in_tx && PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return NULL;
-	r = PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0);
+	if (s->begin_unsent)
+		r = begin_and_run(s, name, n, params);
+	else
+		r = PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != want && !s->in_tx && PQstatus(s->conn) != CONNECTION_OK) {
 		PQclear(r);
 		r = reconnect(s) == 0 ? PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0) : NULL;
@@ -389,23 +438,26 @@ static int pg_begin(struct store *base)
 	}
 	if (PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return -1;
-	if (exec_sql(s, "BEGIN", NULL, 0) < 0)
-		return -1;
-	s->in_tx = true;
+	s->in_tx = s->begin_unsent = true; /* sent with the first statement (begin_and_run) */
 	return 0;
 }
 
-static int pg_commit(struct store *base)
+/* sql ends with COMMIT (what may come before it: settings of this transaction). */
+static int commit_with(struct pg_store *s, const char *sql)
 {
-	struct pg_store *s = pg(base);
 	PGresult *r;
 	bool ok;
 	if (!s->in_tx) {
 		log_warnx("store: commit: no transaction is open");
 		return -1;
 	}
-	/* COMMIT of a transaction a statement aborted answers ROLLBACK, with no error */
-	r = PQexec(s->conn, "COMMIT");
+	if (s->begin_unsent) { /* nothing was sent: nothing to commit */
+		s->in_tx = s->begin_unsent = false;
+		return 0;
+	}
+	/* COMMIT of a transaction a statement aborted answers ROLLBACK, with no error; PQexec
+	 * gives the last statement's result */
+	r = PQexec(s->conn, sql);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (!ok)
 		log_warnx("store: commit: %s", PQresultStatus(r) == PGRES_COMMAND_OK ? "the transaction had failed"
@@ -415,12 +467,27 @@ static int pg_commit(struct store *base)
 	return ok ? 0 : -1;
 }
 
+static int pg_commit(struct store *base) { return commit_with(pg(base), "COMMIT"); }
+
+/* A transaction whose loss in a crash of the server costs nothing that cannot be learnt
+ * again (store.h, "Durability"): committed, visible and ordered before any later commit,
+ * without waiting for its WAL flush (that comes within wal_writer_delay, or with the next
+ * synchronous commit, whichever is first). */
+static int pg_commit_no_flush(struct store *base)
+{
+	return commit_with(pg(base), "SET LOCAL synchronous_commit = off; COMMIT");
+}
+
 static void pg_rollback(struct store *base)
 {
 	struct pg_store *s = pg(base);
 	if (!s->in_tx)
 		return;
 	s->in_tx = false;
+	if (s->begin_unsent) { /* nothing was sent */
+		s->begin_unsent = false;
+		return;
+	}
 	if (PQstatus(s->conn) == CONNECTION_OK)
 		exec_sql(s, "ROLLBACK", NULL, 0);
 }
@@ -882,6 +949,7 @@ const struct store_ops store_pg_ops = {
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
+	.commit_no_flush = pg_commit_no_flush,
 	.instance_insert = pg_instance_insert,
 	.instance_update = pg_instance_update,
 	.instance_delete = pg_instance_delete,

@@ -8,6 +8,7 @@
  * file; PostgreSQL's own: an unreachable server refused with words, two stores (two cores)
  * on one database that see each other's commits.
  * Failures the test provokes on purpose make the store log a warning on stderr. */
+#include <event2/event.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -457,6 +458,83 @@ static void test_transactions(void)
 		CHECK_EQ_INT(count_instances(s), 5);
 		store_close(s);
 	}
+	for (int i = 0; i < 5; i++)
+		spec_free(&in[i].spec);
+}
+
+/* Rows another connection sees: what is committed. */
+static int committed_count(void)
+{
+	char v[1][64];
+	return db_row("SELECT count(*) FROM instances", v, 1) == 0 ? atoi(v[0]) : -1;
+}
+
+/* Group commit: the writes of a loop turn are one transaction, committed when the turn
+ * ends; a failed first unit takes the transaction with it and the turn goes on; a turn of
+ * no-flush units only commits without a flush; close commits what is open. */
+static void test_group_commit(void)
+{
+	struct event_base *base = event_base_new();
+	struct store_instance_row in[5];
+	uint64_t commits, units, flushed;
+	fresh_dir();
+	struct store *s = open_ok();
+	if (!s || !base) {
+		store_close(s);
+		if (base)
+			event_base_free(base);
+		return;
+	}
+	for (int i = 0; i < 5; i++) {
+		char id[17], name[16];
+		snprintf(id, sizeof id, "%016x", i + 1);
+		snprintf(name, sizeof name, "g-%d", i + 1);
+		in[i] = make_row(id, name, 100 + i);
+	}
+	store_group_start(s, base);
+	/* one turn: a write alone and a begin..commit of two: nothing committed until it ends */
+	CHECK_EQ_INT(store_instance_insert(s, &in[0]), 0);
+	CHECK_EQ_INT(store_begin(s), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &in[1]), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &in[2]), 0);
+	CHECK_EQ_INT(store_commit(s), 0);
+	CHECK_EQ_INT(count_instances(s), 3); /* its own transaction sees them */
+	CHECK_EQ_INT(committed_count(), 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	CHECK_EQ_INT(committed_count(), 3);
+	store_group_counts(s, &commits, &units, &flushed);
+	CHECK(commits == 1 && units == 2 && flushed == 1);
+	/* the turn's first unit fails (a taken name): rolled back alone, the next one commits */
+	CHECK_EQ_INT(store_begin(s), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &in[3]), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &in[0]), -1);
+	store_rollback(s);
+	CHECK_EQ_INT(store_instance_insert(s, &in[4]), 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	CHECK_EQ_INT(committed_count(), 4);
+	{
+		struct loaded l = {.n = 0};
+		CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
+		CHECK(l.n == 4 && !find(&l, in[3].id) && find(&l, in[4].id));
+		loaded_free(&l);
+	}
+	/* a turn of no-flush units: committed, not counted as waiting for the disk */
+	store_no_flush_next(s);
+	in[0].status.state = INST_RUNNING;
+	CHECK_EQ_INT(store_instance_update(s, in[0].id, &in[0].status), 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	store_group_counts(s, &commits, &units, &flushed);
+	CHECK(commits == 3 && units == 4 && flushed == 2);
+	{
+		char v[1][64];
+		CHECK(db_row("SELECT state FROM instances WHERE id = '0000000000000001'", v, 1) == 0 &&
+		      strcmp(v[0], "running") == 0);
+	}
+	/* closing commits the open turn */
+	CHECK_EQ_INT(store_instance_delete(s, in[4].id), 0);
+	store_close(s);
+	CHECK_EQ_INT(committed_count(), 3);
+	event_base_free(base);
 	for (int i = 0; i < 5; i++)
 		spec_free(&in[i].spec);
 }
@@ -1196,9 +1274,13 @@ static void test_pg_reconnects(void)
 		CHECK_EQ_INT(store_instance_insert(s, &a), 0);
 		CHECK_EQ_INT(db_exec(kill_sql), 0);
 		CHECK_EQ_INT(count_instances(s), 1); /* reconnected */
+		/* a transaction's BEGIN goes with its first statement: a connection lost before
+		 * it is made again; one lost after takes the transaction with it */
 		CHECK_EQ_INT(store_begin(s), 0);
 		CHECK_EQ_INT(db_exec(kill_sql), 0);
-		CHECK_EQ_INT(store_instance_insert(s, &b), -1);
+		CHECK_EQ_INT(store_instance_insert(s, &b), 0);
+		CHECK_EQ_INT(db_exec(kill_sql), 0);
+		CHECK_EQ_INT(store_instance_update(s, b.id, &b.status), -1);
 		store_rollback(s);
 		CHECK_EQ_INT(store_instance_insert(s, &b), 0);
 		CHECK_EQ_INT(count_instances(s), 2);
@@ -1278,6 +1360,7 @@ ON_PG(test_queried_columns)
 ON_PG(test_delete)
 ON_PG(test_name_unique)
 ON_PG(test_transactions)
+ON_PG(test_group_commit)
 ON_PG(test_pages)
 ON_PG(test_nodes)
 ON_PG(test_images)
@@ -1300,6 +1383,7 @@ int main(void)
 	RUN(test_delete);
 	RUN(test_name_unique);
 	RUN(test_transactions);
+	RUN(test_group_commit);
 	RUN(test_pages);
 	RUN(test_nodes);
 	RUN(test_images);
@@ -1322,6 +1406,7 @@ int main(void)
 			RUN(test_delete_pg);
 			RUN(test_name_unique_pg);
 			RUN(test_transactions_pg);
+			RUN(test_group_commit_pg);
 			RUN(test_pages_pg);
 			RUN(test_nodes_pg);
 			RUN(test_images_pg);
