@@ -117,21 +117,21 @@ static const struct command commands[] = {
 	 "  microvim project ls        every project for an admin, one's own otherwise; usage/limit\n"
 	 "  microvim project show NAME usage of each quota\n"
 	 "  microvim project rm NAME   (refused while it owns instances or images; its users go too)\n"
-	 "  --core URL[,URL...], --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"user", cmd_user, "manage users, each with one role on one project: create, ls, rm",
 	 "  microvim user create NAME --project P --role admin|member|reader [--password-file F]\n"
 	 "  microvim user ls\n"
 	 "  microvim user rm NAME      (its tokens stop working)\n"
 	 "  roles: reader reads its project, member also creates and deletes in it, admin does\n"
 	 "  everything in every project\n"
-	 "  --core URL[,URL...], --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"token", cmd_token, "bearer tokens: create (printed once), ls, revoke",
 	 "  microvim token create --user NAME [--expires 24h]   (an admin; the token alone on stdout)\n"
 	 "  microvim token ls          every token for an admin, one's own otherwise (never the secret)\n"
 	 "  microvim token revoke ID\n"
 	 "  --expires D                24h (default), 30m, 7d, seconds, or never\n"
 	 "  log in with a password: POST /v1/tokens {\"user\", \"password\", \"project\"} (docs/API.md)\n"
-	 "  --core URL[,URL...], --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"node-token", cmd_node_token, "join tokens for new nodes: create (printed once), ls, revoke",
 	 "  microvim node-token create [--expires 24h]   (an admin; the token alone on stdout)\n"
 	 "  microvim node-token ls     (never the secret; NODES: how many joined with it)\n"
@@ -141,7 +141,7 @@ static const struct command commands[] = {
 	 "  `microvim node --token-file FILE` registers with it once and gets its own credential,\n"
 	 "  bound to its node id and kept in DATA_DIR/node.credential (0600); it registers with\n"
 	 "  that from then on. Cut a node off with `microvim nodes revoke ID`.\n"
-	 "  --core URL[,URL...], --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"audit", cmd_audit, "read the core's audit log: every mutating request, who, what, the result",
 	 "  microvim audit [--data-dir DIR] [--since 24h|2026-12-05T07:00:00Z] [--json]\n"
 	 "  --data-dir DIR           the core's (default /var/lib/microvim/core): run it on the core's host\n"

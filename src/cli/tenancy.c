@@ -12,6 +12,7 @@
 #include "common/corelist.h"
 #include "common/fs.h"
 #include "common/http.h"
+#include "common/tls.h"
 #include "common/model.h"
 
 struct tenancy_client {
@@ -264,7 +265,7 @@ static int node_token_ls(struct tenancy_client *tc)
 
 /* ---- the commands ---- */
 
-enum { T_CORE = 400, T_TOKEN_FILE, T_JSON, T_PROJECT, T_ROLE, T_PASSWORD_FILE, T_USER, T_EXPIRES, T_QI, T_QV, T_QM };
+enum { T_CORE = 400, T_TOKEN_FILE, T_JSON, T_PROJECT, T_ROLE, T_PASSWORD_FILE, T_USER, T_EXPIRES, T_QI, T_QV, T_QM, T_TLS_CA };
 
 static const struct option tenancy_options[] = {
 	{"core", required_argument, NULL, T_CORE},
@@ -278,6 +279,7 @@ static const struct option tenancy_options[] = {
 	{"quota-instances", required_argument, NULL, T_QI},
 	{"quota-vcpus", required_argument, NULL, T_QV},
 	{"quota-memory-mb", required_argument, NULL, T_QM},
+	{"tls-ca", required_argument, NULL, T_TLS_CA},
 	{NULL, 0, NULL, 0},
 };
 
@@ -323,6 +325,7 @@ static int parse(const char *cmd, int argc, char **argv, struct tenancy_client *
 			}
 			break;
 		case T_JSON: tc->json = true; break;
+		case T_TLS_CA: http_client_tls_files(&(struct tls_files){.ca = optarg}); break; /* an https:// core */
 		case T_PROJECT: a->project = optarg; break;
 		case T_ROLE: a->role = optarg; break;
 		case T_PASSWORD_FILE: a->password_file = optarg; break;
