@@ -40,6 +40,9 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 	t->image_cache = n->image_cache;
 	t->has_steps = n->has_steps;
 	memcpy(t->step_us, n->step_us, sizeof t->step_us);
+	/* an instantiation's trace: its stop, if any, comes later (cluster.c adds it) */
+	t->has_stop = false;
+	memset(t->stop_us, 0, sizeof t->stop_us);
 }
 
 static const char *const image_cache_names[] = {[IMAGE_NONE] = "none", [IMAGE_HIT] = "hit", [IMAGE_MISS] = "miss"};

@@ -497,7 +497,9 @@ static void test_stop_steps(void)
 	json_object_set_new(j, "cleanup_us", json_integer(3600LL * 1000000 + 1));
 	CHECK_EQ_INT(stop_timing_from_json(&back, j), -EINVAL);
 	json_decref(j);
-	CHECK_EQ_INT(stop_timing_from_json(&back, json_string("x")), -EINVAL);
+	j = json_string("x");
+	CHECK_EQ_INT(stop_timing_from_json(&back, j), -EINVAL);
+	json_decref(j);
 
 	struct trace t = {.total_us = 1000, .has_stop = true, .stop_us = {2000, 300}}, t2;
 	j = trace_to_json(&t);
