@@ -60,7 +60,17 @@ static void loop_init(struct loop_thread *lt, const char *tag, void (*on_stop)(s
 {
 	lt->tag = tag;
 	lt->on_stop = on_stop;
-	if (!(lt->base = event_base_new()))
+	struct event_config *cfg = event_config_new();
+	if (!cfg)
+		fatalx("cannot create an event loop");
+	/* epoll_ctl calls batched per loop turn: evhttp turns a connection's read and write
+	 * events off and on around every request, and with thousands of nodes heartbeating those
+	 * calls were a fifth of the core's CPU at rest. (The flag's one caveat, fds duplicated
+	 * with dup() being watched at once, does not arise: no loop watches a dup'd fd.) */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	lt->base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (!lt->base)
 		fatalx("cannot create an event loop");
 	lt->stop_ev = event_new(lt->base, -1, 0, on_stop_event, lt);
 }
