@@ -8,16 +8,28 @@ Three cores on one private PostgreSQL (pgserver.py); a node registered with the 
   its instances);
 - the new leader stopped (SIGSTOP): the last follower fences it and leads; the old one,
   continued (SIGCONT), finds another led meanwhile and exits (status 75) without acting.
+
+The OpenStack façade of a follower: servers created, stopped (os-stop) and deleted there
+run, stop and go on the leader's node (the follower asks the leader, as native deletes do).
+
+Two --auth cores sharing a database (and a data dir, for the blobs): what one writes of
+the catalog every core keeps in memory (projects, users, tokens, images, join tokens) the
+other sees within a bounded wait, and a token revoked on one is refused by both.
 """
 
+import hashlib
+import json
 import os
+import secrets
 import signal
+import urllib.request
 
 import harness as h
 from pgserver import PgServer, bindir
 
 EXIT_LOST = 75  # core/leader.h LEADER_EXIT_LOST
 ELECTION_TIMEOUT = 10  # bound of the waits; the election itself takes ~0.1 s (kill) or ~1.5 s (stop)
+CATALOG_TIMEOUT = 5  # bound of the waits for another core's change; it takes a loop turn or two
 
 
 def _server():
@@ -118,3 +130,141 @@ def test_three_cores_failover():
 
 
 test_three_cores_failover.budget = 90
+
+
+def _status(core, method, path, body=None, token=None):
+    hdrs = {"Content-Type": "application/octet-stream"} if isinstance(body, bytes) else None
+    st, _, raw = h.call(core.url, method, path, body, token=token or core.token, headers=hdrs, timeout=5)
+    return st, raw
+
+
+def _expect(core, method, path, body, want, what, token=None):
+    st, raw = _status(core, method, path, body, token)
+    assert st == want, f"{what}: {method} {path} on {core.url}: {st} {raw[:300]!r}"
+
+
+def _sees(core, path, want, what, token=None):
+    """Bounded wait until GET path on core answers want (another core's write reached it)."""
+    h.wait_until(lambda: _status(core, "GET", path, token=token)[0] == want, CATALOG_TIMEOUT,
+                 f"{what} ({core.url} GET {path} -> {want})", interval=0.05)
+
+
+def test_catalog_on_every_core():
+    srv = _server()
+    url = h.pg_database_url(srv.url, "catalog")
+    a = h.start_auth_core(extra=["--store", url])
+    b = h.start_auth_core(extra=["--store", url], data_dir=a.data_dir)
+    assert b.token == a.token
+
+    # a project, a user and its token made on A work on B
+    _expect(a, "POST", "/v1/projects", {"name": "blue"}, 201, "project on A")
+    _sees(b, "/v1/projects/blue", 200, "B sees A's project")
+    _expect(a, "POST", "/v1/users", {"name": "bm", "project": "blue", "role": "member"}, 201, "user on A")
+    st, js, raw = h.call(a.url, "POST", "/v1/tokens", {"user": "bm"}, token=a.token)
+    assert st == 201, raw
+    member, member_id = js["token"], js["id"]
+    _sees(b, "/v1/instances", 200, "B takes A's new token", token=member)
+
+    # an image made on B (its blob in the shared data dir) is A's too, for blue's member
+    blob = secrets.token_bytes(64)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    _expect(b, "PUT", f"/v1/blobs/{digest}", blob, 201, "blob on B", token=member)
+    _expect(b, "POST", "/v1/images", {"name": "img-blue", "kernel": digest}, 201, "image on B", token=member)
+    _sees(a, "/v1/images/img-blue", 200, "A sees B's image", token=member)
+
+    # a join token made on A is listed on B
+    st, js, raw = h.call(a.url, "POST", "/v1/node-tokens", {"expires": "1h"}, token=a.token)
+    assert st == 201, raw
+    join_id = js["id"]
+    h.wait_until(lambda: join_id in [j["id"] for j in (h.call(b.url, "GET", "/v1/node-tokens", token=b.token)[1]
+                                                      or {}).get("node_tokens", [])],
+                 CATALOG_TIMEOUT, "B lists A's join token", interval=0.05)
+
+    # the member's token revoked on B: refused on A as on B
+    _expect(b, "DELETE", f"/v1/tokens/{member_id}", None, 204, "revoke on B")
+    _expect(b, "GET", "/v1/instances", None, 401, "the revoked token on B", token=member)
+    _sees(a, "/v1/instances", 401, "A refuses the token revoked on B", token=member)
+
+    # the image removed on A, then the project with its user: gone on B
+    _expect(a, "DELETE", "/v1/images/img-blue", None, 204, "image removed on A")
+    _sees(b, "/v1/images/img-blue", 404, "B forgets the image removed on A")
+    _expect(a, "DELETE", "/v1/projects/blue", None, 204, "project removed on A")
+    _sees(b, "/v1/projects/blue", 404, "B forgets the project removed on A")
+    st, js, raw = h.call(b.url, "GET", "/v1/users", token=b.token)
+    assert st == 200 and "bm" not in [u["name"] for u in js["users"]], raw[:300]
+    b.stop()
+    a.stop()
+
+
+test_catalog_on_every_core.budget = 60
+
+
+NOVA = "/compute/v2.1"
+
+
+def _keystone_token(os_url):
+    """A token of the façade (a loopback core without --auth takes any password)."""
+    body = {"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"name": "admin", "domain": {"name": "Default"}, "password": "any"}}}}}
+    r = urllib.request.urlopen(urllib.request.Request(
+        os_url + "/identity/v3/auth/tokens", method="POST", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}), timeout=10)
+    return r.headers["X-Subject-Token"]
+
+
+def test_openstack_writes_on_a_follower():
+    srv = _server()
+    url = h.pg_database_url(srv.url, "facade")
+    leader = h.start_core(extra=["--store", url])
+    _wait_leader([leader], "the first core leading")
+    port = h.free_port()
+    follower = h.start_core(extra=["--store", url, "--openstack-listen", f"127.0.0.1:{port}"])
+    assert _role(follower) == "follower"
+    node = h.start_node(leader.url)
+    os_url = f"http://127.0.0.1:{port}"
+    auth = {"X-Auth-Token": _keystone_token(os_url)}
+
+    def call(method, path, b=None):
+        return h.call(os_url, method, path, b, headers=auth, timeout=15)
+
+    st, js, raw = call("POST", f"{NOVA}/flavors", {"flavor": {"name": "f1", "ram": 16, "vcpus": 1, "disk": 0}})
+    assert st == 200, raw[:300]
+    flavor = js["flavor"]["id"]
+    tok = h.unique_arg()
+    specs = {"microvim:driver": "exec", "microvim:vcpus": "0.01",
+             "microvim:config": json.dumps({"command": "/bin/sleep", "args": [tok]})}
+    st, js, raw = call("POST", f"{NOVA}/flavors/{flavor}/os-extra_specs", {"extra_specs": specs})
+    assert st == 200, raw[:300]
+    servers = []
+    for name in ("ha-os-stop", "ha-os-delete"):
+        st, js, raw = call("POST", f"{NOVA}/servers",
+                           {"server": {"name": name, "imageRef": "", "flavorRef": flavor, "networks": "none"}})
+        assert st == 202, f"a server created on the follower: {st} {raw[:300]!r}"
+        servers.append(js["server"]["id"])
+
+    def status(sid):
+        st, js, raw = call("GET", f"{NOVA}/servers/{sid}")
+        return js["server"]["status"] if st == 200 else st
+    for sid in servers:
+        h.wait_until(lambda: status(sid) == "ACTIVE", 10, f"server {sid} ACTIVE through the follower")
+    h.expect_procs([tok], 2, "both servers' processes on the leader's node")
+
+    st, _, raw = call("POST", f"{NOVA}/servers/{servers[0]}/action", {"os-stop": None})
+    assert st == 202, f"os-stop on the follower: {st} {raw[:300]!r}"
+    h.wait_until(lambda: status(servers[0]) == "SHUTOFF", 10, "the server stopped through the follower: SHUTOFF")
+    st, _, raw = call("DELETE", f"{NOVA}/servers/{servers[1]}")
+    assert st == 204, f"a server deleted on the follower: {st} {raw[:300]!r}"
+    h.wait_until(lambda: status(servers[1]) == 404, 10, "the deleted server gone (404) through the follower")
+    h.wait_until(lambda: leader.client().list() and len(leader.client().list()) == 1, 10,
+                 "the leader keeps only the stopped server")
+    st, _, raw = call("DELETE", f"{NOVA}/servers/{servers[0]}")
+    assert st == 204, f"the stopped server deleted on the follower: {st} {raw[:300]!r}"
+    h.wait_until(lambda: status(servers[0]) == 404, 10, "the stopped server gone (404) through the follower")
+    h.wait_until(lambda: h.count_procs([tok]) == 0, 5, "no server process left")
+    assert leader.client().list() == [], leader.client().list()
+    node.stop()
+    follower.stop()
+    leader.stop()
+
+
+test_openstack_writes_on_a_follower.budget = 60
