@@ -9,6 +9,10 @@ Three cores on one private PostgreSQL (pgserver.py); a node registered with the 
 - the new leader stopped (SIGSTOP): the last follower fences it and leads; the old one,
   continued (SIGCONT), finds another led meanwhile and exits (status 75) without acting.
 
+A node given `--core FOLLOWER,LEADER`: the follower redirects it (307) to the leader, where
+it registers; the leader killed (-9), it registers with the new leader (the follower, next
+in its list) and keeps its instances: the same processes, none started again.
+
 The OpenStack façade of a follower: servers created, stopped (os-stop) and deleted there
 run, stop and go on the leader's node (the follower asks the leader, as native deletes do).
 
@@ -268,3 +272,45 @@ def test_openstack_writes_on_a_follower():
 
 
 test_openstack_writes_on_a_follower.budget = 60
+
+
+def test_node_with_a_list_follows_the_leader():
+    srv = _server()
+    url = h.pg_database_url(srv.url, "nodelist")
+    first = h.start_core(extra=["--store", url])
+    _wait_leader([first], "the first core leading")
+    second = h.start_core(extra=["--store", url])
+    assert _role(second) == "follower"
+    # the follower first in the list: its 307 sends the node to the leader
+    node = h.start_node(f"{second.url},{first.url}", wait=False)
+    h.wait_until(lambda: h._node_ready(second.url, None, node.name) is True, ELECTION_TIMEOUT,
+                 "the node ready at the leader (GET /v1/nodes through the follower: 307)")
+    assert f"the core at {second.url} is a follower: moving to the leader at {first.url}" in node.log_text(), \
+        node.log_tail()
+    tok = h.unique_arg()
+    made = []
+    for i, core in enumerate((first, second)):
+        body = h.exec_body(f"ha-list-{i}", [tok])
+        st, js, raw = h.call(core.url, "POST", "/v1/instances?wait=running", body)
+        assert st == 201, (st, raw[:300])
+        made.append(h.instances_of(body, js, raw)[0])
+    pids = h.expect_procs([tok], 2, "both instances' processes on the node")
+
+    first.stop(signal.SIGKILL, expect_alive=True)
+    _wait_leader([second], "the follower leading after the leader's kill -9")
+    h.wait_until(lambda: h._node_ready(second.url, None, node.name) is True, ELECTION_TIMEOUT + 20,
+                 "the node registered with the new leader (next in its --core list)")
+    assert node.alive(), "the node kept running through the failover"
+    _check_all_there(second, made, tok)
+    assert h.expect_procs([tok], 2, "the same processes") == pids, "an instance was started again"
+    body = h.exec_body("ha-list-after", [tok])
+    st, js, raw = h.call(second.url, "POST", "/v1/instances?wait=running", body)
+    assert st == 201 and h.instances_of(body, js, raw)[0]["state"] == "running", (st, raw[:300])
+    made.append(h.instances_of(body, js, raw)[0])
+    for m in made:
+        second.client().stop_and_remove(m["id"])
+    node.stop()
+    second.stop()
+
+
+test_node_with_a_list_follows_the_leader.budget = 90
