@@ -13,6 +13,13 @@ A node given `--core FOLLOWER,LEADER`: the follower redirects it (307) to the le
 it registers; the leader killed (-9), it registers with the new leader (the follower, next
 in its list) and keeps its instances: the same processes, none started again.
 
+The fault suite's invariants with three cores (test_leader_kill9_under_load): 8 clients
+create (each with its Idempotency-Key, retried on another core with the same key when one
+does not answer) and delete through all three cores while the leader is killed -9 again and
+again (restarted each time, it comes back as a follower); then every create answered 2xx
+has one record, running unless deleted; nothing nobody asked for exists; one process per
+running instance and none for anything else; deleting everything leaves nothing.
+
 The OpenStack façade of a follower: servers created, stopped (os-stop) and deleted there
 run, stop and go on the leader's node (the follower asks the leader, as native deletes do).
 
@@ -21,13 +28,18 @@ the catalog every core keeps in memory (projects, users, tokens, images, join to
 other sees within a bounded wait, and a token revoked on one is refused by both.
 """
 
+import collections
 import hashlib
 import json
 import os
+import random
 import secrets
 import signal
+import threading
+import time
 import urllib.request
 
+import faultlib as fl
 import harness as h
 from pgserver import PgServer, bindir
 
@@ -314,3 +326,183 @@ def test_node_with_a_list_follows_the_leader():
 
 
 test_node_with_a_list_follows_the_leader.budget = 90
+
+
+# ---- the fault suite's invariants with three cores ------------------------------------------
+
+SMALL = {"vcpus": 0.01, "memory_mb": 1}
+SETTLED = {"running", "failed", "exited", "stopped", "lost"}
+
+
+class _Item:
+    def __init__(self, i, tok, delete):
+        self.i, self.tok, self.delete = i, tok, delete
+        self.name = f"ha{i:04d}-{tok}"
+        self.key = f"ha-{tok}-{i}"
+        self.statuses, self.ids = [], []
+        self.final = self.code = None
+        self.deleted = False     # both deletes answered: it must be gone
+        self.delete_log = []
+
+
+def _retrying(cores, start, fn, deadline):
+    """fn(url) -> (status, js); on no answer or 5xx the next core (bounded, with backoff)."""
+    backoff, k = 0.05, start
+    while True:
+        st, js = fn(cores[k % len(cores)].url)
+        if (st != 0 and st < 500) or time.monotonic() > deadline:
+            return st, js
+        k += 1
+        time.sleep(backoff)
+        backoff = min(backoff * 2, 0.5)
+
+
+def _client_work(cores, it, deadline):
+    body = h.exec_body(it.name, [it.tok], resources=dict(SMALL))
+    q = "?wait=running&timeout=3" if it.i % 2 else ""
+
+    def create(url):
+        st, js, _ = h.call(url, "POST", "/v1/instances" + q, body, headers={"Idempotency-Key": it.key}, timeout=8)
+        it.statuses.append(st)
+        return st, js
+    while True:
+        st, js = _retrying(cores, it.i, create, deadline)
+        it.final = st
+        it.code = ((js or {}).get("error") or {}).get("code") if isinstance(js, dict) else None
+        if not (st == 422 and it.code in ("no_node", "no_capacity")) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # the node is re-registering with the new leader
+    if not 200 <= st < 300:
+        return
+    it.ids.append(js.get("id") if isinstance(js, dict) else f"<bad answer {js!r}>")
+    if not it.delete:
+        return
+    iid = it.ids[0]
+    for path in (f"/v1/instances/{iid}?wait=stopped&timeout=5", f"/v1/instances/{iid}"):
+        def delete(url):
+            st, js, _ = h.call(url, "DELETE", path, timeout=8)
+            it.delete_log.append((path, st))
+            return st, js
+        st, _ = _retrying(cores, it.i + 1, delete, deadline)
+        if st not in (200, 202, 204, 404):
+            return
+    it.deleted = True
+
+
+def _kill_leaders(tl, cores, kills, gap_s, errors, stop_evt):
+    try:
+        for k in range(kills):
+            if stop_evt.wait(gap_s):
+                return
+            leader = _wait_leader([c for c in cores if c.alive()], f"a leader before kill {k + 1}")
+            tl.note(f"kill -9 of the leader {leader.url} (pid {leader.pid})")
+            fl.kill9(leader)
+            new = _wait_leader([c for c in cores if c is not leader], f"a new leader after kill {k + 1}")
+            tl.note(f"{new.url} leads; restarting {leader.url} (a follower now)")
+            fl.restart(leader)
+            fl.wait_core_ready(leader)
+    except Exception as e:  # noqa: BLE001 - reported by the test
+        errors.append(f"{type(e).__name__}: {e}")
+
+
+def test_leader_kill9_under_load():
+    seed = fl.seed_from_env()
+    rng = random.Random(seed)
+    n_items, threads, kills = (80, 6, 3) if fl.ASAN else (160, 8, 3)
+    tl = fl.Timeline("ha-chaos")
+    tl.note(f"seed {seed}; {n_items} creates by {threads} clients over three cores, {kills} leader kills")
+    srv = _server()
+    url = h.pg_database_url(srv.url, "chaos")
+    cores = [h.start_core(extra=["--store", url]) for _ in range(3)]
+    leader = _wait_leader(cores, "one leader among three cores")
+    node = h.start_node(",".join(c.url for c in cores), wait=False)
+    h.wait_until(lambda: h._node_ready(leader.url, None, node.name) is True, ELECTION_TIMEOUT,
+                 "the node ready at the leader")
+    items = [_Item(i, h.unique_arg(), rng.random() < 0.3) for i in range(n_items)]
+    push_s = 8.0  # creates paced over this long, so that every kill falls amid them
+    t_start = time.monotonic()
+    deadline = t_start + 90
+    nxt, lock, errors, stop_evt = [0], threading.Lock(), [], threading.Event()
+
+    def worker():
+        while True:
+            with lock:
+                k = nxt[0]
+                nxt[0] += 1
+            if k >= n_items:
+                return
+            delay = t_start + k * push_s / n_items - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            _client_work(cores, items[k], deadline)
+
+    chaos = threading.Thread(target=_kill_leaders, args=(tl, cores, kills, push_s / (kills + 1), errors, stop_evt), daemon=True)
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    chaos.start()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(max(1.0, deadline + 10 - time.monotonic()))
+    stop_evt.set()
+    chaos.join(30)
+    assert not chaos.is_alive() and not any(w.is_alive() for w in workers), f"clients or chaos stuck\n{tl.text()}"
+    assert not errors, f"seed {seed}: the fault injection failed: {errors}\n{tl.text()}"
+    hist = collections.Counter(str(s) for it in items for s in it.statuses)
+    tl.note(f"clients: {sum(1 for it in items if it.ids)}/{n_items} answered 2xx, "
+            f"{sum(1 for it in items if it.deleted)} deleted; statuses {dict(hist)}")
+
+    leader = _wait_leader(cores, "a leader after the chaos")
+    client = leader.client()
+    deleted_ids = {it.ids[0] for it in items if it.deleted}
+    box = {}
+
+    def converged():
+        insts = client.list()
+        box["insts"] = insts
+        return all(i["state"] in SETTLED for i in insts) and not deleted_ids & {i["id"] for i in insts}
+    h.wait_until(converged, 30, "every instance settled, every deleted one gone", 0.25)
+    insts = box["insts"]
+    by_id, by_name = {i["id"]: i for i in insts}, {i["name"]: i for i in insts}
+    names = {it.name for it in items}
+    violations = []
+    for it in items:
+        inst = by_name.get(it.name)
+        if it.ids:
+            iid = it.ids[0]
+            if it.deleted:
+                if inst is not None:
+                    violations.append(f"{it.name} ({iid}): deleted (answers {it.delete_log}) yet still {inst['state']}")
+                continue
+            if by_id.get(iid) is None:
+                violations.append(f"{it.name}: answered 2xx as {iid} (statuses {it.statuses}) but lost")
+            elif by_id[iid]["state"] != "running" and not (by_id[iid]["state"] == "failed" and by_id[iid].get("error")):
+                violations.append(f"{it.name} ({iid}) ended {by_id[iid]['state']}, want running")
+        elif inst is not None and it.final not in (0, None) and it.final < 500:
+            violations.append(f"{it.name}: refused for good ({it.final} {it.code}) yet stored as {inst['id']}")
+    violations += [f"an instance nobody asked for: {i['id']} {i['name']}" for i in insts if i["name"] not in names]
+    running = {i["name"] for i in insts if i["state"] == "running"}
+    box2 = {}
+
+    def procs_ok():
+        found = h.procs_matching([it.tok for it in items])
+        box2["bad"] = [f"{it.name}: {len(found[it.tok])} processes, want {int(it.name in running)}"
+                       for it in items if len(found[it.tok]) != int(it.name in running)]
+        return not box2["bad"]
+    try:
+        h.wait_until(procs_ok, 10, "one process per running instance, none else", 0.2)
+    except AssertionError:
+        violations += box2["bad"][:30]
+    tl.note(f"store: {len(insts)} instances {dict(collections.Counter(i['state'] for i in insts))}; "
+            f"{len(violations)} violations")
+    assert not violations, f"seed {seed}: " + "\n  ".join(violations[:40]) + f"\n{tl.text()}"
+
+    for i in insts:
+        client.stop_and_remove(i["id"])
+    h.wait_until(lambda: not client.list() and h.count_procs([it.tok for it in items]) == 0, 20,
+                 "nothing left after deleting everything")
+    node.stop()
+    for c in cores:
+        c.stop()
+
+
+test_leader_kill9_under_load.budget = 150
