@@ -28,6 +28,7 @@
 
 #define STATUS_INTERVAL_S 1.0
 #define WATCH_MAX 8 /* entries of drivers[] whose exit events the node can follow */
+#define SPAWN_HOLD_WAIT_MS 10000 /* bounds the wait for a child of a killed node to reach its exec */
 
 struct instances {
 	struct instances_env env;
@@ -341,7 +342,12 @@ static void start_work(void *arg)
 	/* Said before the start, so that a node killed right after it can find what it
 	 * started (the driver's adopt) instead of starting a second copy. */
 	record_write(ni, INSTREC_SPAWNING);
+	if ((r.hold_fd = instrec_hold_take(ni->dir)) < 0)
+		log_warnx("instance %s: no spawn hold in %s (%s): a node killed during this start could miss "
+		          "what it started", ni->id, ni->dir, strerror(-r.hold_fd));
 	ni->start_rc = ni->drv->start(ni->set->env.drv_opts, &r, &ni->h, ni->start_err, sizeof ni->start_err);
+	if (r.hold_fd > 0)
+		close(r.hold_fd);
 	ni->spawned_us = clock_mono_us();
 	ni->timing.spawn_us = ni->spawned_us - t1;
 	steps_split(ni, t1, config_done);
@@ -1028,7 +1034,11 @@ static bool recover_one(struct instances *set, struct instrec *r)
 	switch (r->state) {
 	case INSTREC_SPAWNING:
 		/* the node died while starting it: adopt what was started, or forget it all and
-		 * let the core's repeated start begin afresh */
+		 * let the core's repeated start begin afresh; a child still on its way to its
+		 * exec first gets there (the spawn hold) */
+		if (instrec_hold_wait(ni->dir, SPAWN_HOLD_WAIT_MS) < 0)
+			log_warnx("instance %s: a process of the previous start still holds %s/spawning.lock after "
+			          "%d ms; looking for it anyway", ni->id, ni->dir, SPAWN_HOLD_WAIT_MS);
 		if (ni->drv && drv_adopt(ni->drv, set->env.drv_opts, ni->id, &ni->h) == 0) {
 			log_info("instance %s was started just before the node stopped: adopted", ni->id);
 			ni_event(ni, NE_ADOPTED, &(struct ni_args){0});
