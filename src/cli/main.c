@@ -43,6 +43,14 @@ static const struct command commands[] = {
 	 "  --page N                 instances per request (1-10000, default 1000)\n"},
 	{"show", cmd_show, "show one instance with its phase trace", "  microvim show ID\n"},
 	{"stop", cmd_stop, "stop an instance (the record stays)", "  microvim stop ID [--timeout S]\n"},
+	{"start", cmd_start, "run a stopped (or ended) instance again on its node, print its new trace",
+	 "  microvim start ID [ID...] [--timeout S]\n"
+	 "  same spec, resources and network, on the same node; a new run (\"run\" in show --json)\n"
+	 "  --timeout S              how long to wait for running (default 30)\n"},
+	{"restart", cmd_restart, "stop a running instance and run it again on its node",
+	 "  microvim restart ID [ID...] [--timeout S]\n"
+	 "  an ended instance is started as by start\n"
+	 "  --timeout S              how long to wait for running (default 30)\n"},
 	{"rm", cmd_rm, "stop an instance if needed and remove it", "  microvim rm ID [ID...] [--timeout S]\n"},
 	{"nodes", cmd_nodes, "list nodes, or cut one off",
 	 "  microvim nodes             the nodes, their state and resources\n"

@@ -52,10 +52,10 @@ static json_t *instance_to_json(const struct instance *in)
 	json_t *j;
 	clock_iso8601(in->created_wall_us, created, sizeof created);
 	clock_iso8601(in->updated_wall_us, updated, sizeof updated);
-	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", in->id, "name", in->spec.name,
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I}", "id", in->id, "name", in->spec.name,
 	              "project", in->project, "driver", in->spec.driver, "state", inst_state_names[in->state],
 	              "desired", in->stop_requested ? "stopped" : "running", "spec", spec_to_json(&in->spec),
-	              "created_at", created, "updated_at", updated);
+	              "created_at", created, "updated_at", updated, "run", (json_int_t)in->run);
 	json_object_set_new(j, "node", in->node_id[0] ? json_string(in->node_id) : json_null());
 	if (in->has_exit_code)
 		json_object_set_new(j, "exit_code", json_integer(in->exit_code));
@@ -383,6 +383,52 @@ void api_instance_delete(struct api *a, struct evhttp_request *req, const char *
 	return;
 fail:
 	http_reply_error(req, &err);
+}
+
+/* ---- POST /v1/instances/{id}/start, /restart ---- */
+
+typedef int start_fn(struct cluster *c, struct instance *in, int64_t accepted_us, struct mv_error *err);
+
+/* ?wait=running|ready and ?timeout=S, as on create; the body, if any, is not read. */
+static void start_again(struct api *a, struct evhttp_request *req, const char *id, start_fn *fn)
+{
+	int64_t accepted_us = clock_mono_us();
+	struct instance *in = find_or_404(a, req, id);
+	struct mv_error err;
+	char wait[16];
+	double wait_s = WAIT_DEFAULT_S;
+	enum wait_kind kind = WAIT_RUNNING;
+	bool do_wait = false;
+
+	if (!in)
+		return;
+	if (http_query(req, "wait", wait, sizeof wait)) {
+		if (strcmp(wait, "running") != 0 && strcmp(wait, "ready") != 0) {
+			mv_fail(&err, 400, "invalid_query", "wait must be \"running\" or \"ready\" on start and restart");
+			goto fail;
+		}
+		kind = strcmp(wait, "ready") == 0 ? WAIT_READY : WAIT_RUNNING;
+		do_wait = true;
+	}
+	if (http_query_double(req, "timeout", 0, WAIT_MAX_S, &wait_s, &err) < 0 || fn(a->cluster, in, accepted_us, &err) < 0)
+		goto fail;
+	if (do_wait)
+		wait_then_reply(a, req, kind, 200, false, &in, 1, wait_s);
+	else
+		http_reply_json(req, 202, instance_to_json(in));
+	return;
+fail:
+	http_reply_error(req, &err);
+}
+
+void api_instance_start(struct api *a, struct evhttp_request *req, const char *id)
+{
+	start_again(a, req, id, cluster_instance_start);
+}
+
+void api_instance_restart(struct api *a, struct evhttp_request *req, const char *id)
+{
+	start_again(a, req, id, cluster_instance_restart);
 }
 
 /* ---- health, events, metrics ---- */

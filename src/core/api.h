@@ -56,6 +56,8 @@ struct api {
 typedef void route_fn(struct api *a, struct evhttp_request *req, const char *id);
 
 route_fn api_instances_create, api_instances_list, api_instance_show, api_instance_delete;
+/* POST /v1/instances/{id}/start and /restart: a new run on its node (?wait=running|ready). */
+route_fn api_instance_start, api_instance_restart;
 route_fn api_health, api_events, api_metrics;
 route_fn api_nodes_list, api_node_show, nodeapi_register, nodeapi_heartbeat, nodeapi_assignments, nodeapi_reports,
     nodeapi_bridges;

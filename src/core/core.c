@@ -110,6 +110,8 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/instances", ACCESS_READ, api_instances_list},
 	{EVHTTP_REQ_GET, "/v1/instances/*", ACCESS_READ, api_instance_show},
 	{EVHTTP_REQ_DELETE, "/v1/instances/*", ACCESS_WRITE, api_instance_delete},
+	{EVHTTP_REQ_POST, "/v1/instances/*/start", ACCESS_WRITE, api_instance_start},
+	{EVHTTP_REQ_POST, "/v1/instances/*/restart", ACCESS_WRITE, api_instance_restart},
 	{EVHTTP_REQ_GET, "/v1/instances/*/logs", ACCESS_READ, api_instance_logs},
 	{EVHTTP_REQ_GET, "/v1/nodes", ACCESS_ADMIN, api_nodes_list},
 	{EVHTTP_REQ_POST, "/v1/nodes/register", ACCESS_ADMIN, nodeapi_register},
@@ -262,7 +264,7 @@ static bool audited(const struct route *r, enum evhttp_cmd_type method)
 static bool leader_route(const struct route *r)
 {
 	return r->access == ACCESS_NODE || r->handler == nodeapi_register || r->handler == api_nodes_list ||
-	       r->handler == api_node_show;
+	       r->handler == api_node_show || r->handler == api_instance_start || r->handler == api_instance_restart;
 }
 
 /* 307 to the same path on the leader (a client follows it with the same method and

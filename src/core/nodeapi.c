@@ -65,9 +65,10 @@ void api_node_show(struct api *a, struct evhttp_request *req, const char *id)
 
 /* ---- the long-poll ---- */
 
-static void add_assignment(void *arg, uint64_t seq, enum node_op op, const char *id, const struct inst_spec *spec)
+static void add_assignment(void *arg, uint64_t seq, enum node_op op, const char *id, const struct inst_spec *spec,
+                           uint32_t run)
 {
-	json_array_append_new(arg, wire_assignment_to_json(seq, op, id, spec));
+	json_array_append_new(arg, wire_assignment_to_json(seq, op, id, spec, run));
 }
 
 /* Answers the node's waiting long-poll with everything queued (possibly nothing). */

@@ -52,6 +52,7 @@
 struct store_instance_status {
 	enum inst_state state;
 	bool stop_requested;
+	uint32_t run;                /* its run (wire.h): 0, one more at each start again; since schema 7 */
 	char node_id[MV_ID_LEN + 1]; /* "" while unplaced */
 	bool has_exit_code;
 	int exit_code;

@@ -29,15 +29,15 @@ enum stmt_id {
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INSERT_INSTANCE] =
 		"INSERT INTO instances (id, name, driver, image, vcpus_milli, memory_mb, spec, state, stop_requested,"
-		" node_id, exit_code, error, trace, updated_us, created_us, project)"
-		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+		" node_id, exit_code, error, trace, updated_us, run, created_us, project)"
+		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
 	[ST_UPDATE_INSTANCE] =
 		"UPDATE instances SET state = $1, stop_requested = $2, node_id = $3, exit_code = $4, error = $5,"
-		" trace = $6, updated_us = $7 WHERE id = $8",
+		" trace = $6, updated_us = $7, run = $8 WHERE id = $9",
 	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = $1",
 	[ST_PAGE_INSTANCES] =
 		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us,"
-		" project FROM instances WHERE created_us > $1::bigint OR (created_us = $1::bigint AND id > $2)"
+		" project, run FROM instances WHERE created_us > $1::bigint OR (created_us = $1::bigint AND id > $2)"
 		" ORDER BY created_us, id LIMIT $3",
 	[ST_PUT_NODE] = "INSERT INTO nodes (id, name, info, updated_us) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO UPDATE"
 	                " SET name = EXCLUDED.name, info = EXCLUDED.info, updated_us = EXCLUDED.updated_us",
@@ -108,10 +108,12 @@ static const struct pg_migration migrations[] = {
 	    " hash TEXT, node_id TEXT, join_id TEXT,"
 	    " expires_us BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_us BIGINT NOT NULL);"
 	    "CREATE UNIQUE INDEX node_secrets_node ON node_secrets (node_id) WHERE kind = 'node';"},
+	/* 7: an instance's run, as SQLite's 7 */
+	{7, "ALTER TABLE instances ADD COLUMN run BIGINT NOT NULL DEFAULT 0;"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define PG_SCHEMA_VERSION 6 /* migrations[N_MIGRATIONS - 1].to */
+#define PG_SCHEMA_VERSION 7 /* migrations[N_MIGRATIONS - 1].to */
 /* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
 #define MIGRATE_LOCK_KEY "7166453736806510957"
 /* The session lock of a store claimed whole (store_claim): a program that must be the
@@ -494,9 +496,11 @@ static void pg_rollback(struct store *base)
 
 /* ---- parameters as text ---- */
 
+#define PARAMS_MAX 20 /* the most a statement binds: an instance's insert, 17 */
+
 struct params {
-	const char *v[16];
-	char num[16][24];
+	const char *v[PARAMS_MAX];
+	char num[PARAMS_MAX][24];
 	char *owned[4];
 	int n, n_owned;
 };
@@ -542,6 +546,7 @@ static void p_status(struct params *p, const struct store_instance_status *v)
 		p_text(p, NULL);
 	}
 	p_int(p, v->updated_us);
+	p_int(p, v->run);
 }
 
 /* A row that names no project is the admin project's, as everything before schema 5 was. */
@@ -562,7 +567,7 @@ static int pg_instance_insert(struct store *base, const struct store_instance_ro
 	p_int(&p, r->spec.memory_mb);
 	p_json(&p, spec);
 	json_decref(spec);
-	p_status(&p, &r->status); /* $8 .. $14 */
+	p_status(&p, &r->status); /* $8 .. $15 */
 	p_int(&p, r->created_us);
 	p_text(&p, project_or_admin(r->project));
 	rc = run_done(pg(base), ST_INSERT_INSTANCE, p.n, p.v, "write instance");
@@ -635,6 +640,7 @@ static int row_read(const PGresult *res, int i, struct store_instance_row *r)
 	r->created_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
 	r->status.updated_us = strtoll(PQgetvalue(res, i, 9), NULL, 10);
 	cell_copy(res, i, 10, r->project, sizeof r->project);
+	r->status.run = (uint32_t)strtoul(PQgetvalue(res, i, 11), NULL, 10);
 	return 0;
 }
 

@@ -31,15 +31,15 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_ROLLBACK] = "ROLLBACK",
 	[ST_INSERT_INSTANCE] =
 		"INSERT INTO instances (id, name, driver, image, vcpus_milli, memory_mb, spec, state, stop_requested,"
-		" node_id, exit_code, error, trace, updated_us, created_us, project)"
-		" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+		" node_id, exit_code, error, trace, updated_us, run, created_us, project)"
+		" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[ST_UPDATE_INSTANCE] =
 		"UPDATE instances SET state = ?, stop_requested = ?, node_id = ?, exit_code = ?, error = ?, trace = ?,"
-		" updated_us = ? WHERE id = ?",
+		" updated_us = ?, run = ? WHERE id = ?",
 	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = ?",
 	[ST_PAGE_INSTANCES] =
 		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us,"
-		" project FROM instances WHERE created_us > ?1 OR (created_us = ?1 AND id > ?2) ORDER BY created_us, id LIMIT ?3",
+		" project, run FROM instances WHERE created_us > ?1 OR (created_us = ?1 AND id > ?2) ORDER BY created_us, id LIMIT ?3",
 	[ST_PUT_NODE] = "INSERT OR REPLACE INTO nodes (id, name, info, updated_us) VALUES (?,?,?,?)",
 	[ST_LOAD_NODES] = "SELECT id, name, info FROM nodes",
 	[ST_IDEM_GET] = "SELECT digest, instance_ids FROM idempotency WHERE key = ?",
@@ -114,6 +114,8 @@ static const char *const migrations[] = {
 	" hash TEXT, node_id TEXT, join_id TEXT,"
 	" expires_us INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_us INTEGER NOT NULL);"
 	"CREATE UNIQUE INDEX node_secrets_node ON node_secrets (node_id) WHERE kind = 'node';",
+	/* 7: an instance's run, one more each time it starts again on its node (0: the first) */
+	"ALTER TABLE instances ADD COLUMN run INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define SQLITE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -282,6 +284,7 @@ static void bind_status(sqlite3_stmt *st, int first, const struct store_instance
 		sqlite3_bind_null(st, first + 5);
 	}
 	sqlite3_bind_int64(st, first + 6, v->updated_us);
+	sqlite3_bind_int64(st, first + 7, v->run);
 }
 
 static int sqlite_instance_insert(struct store *base, const struct store_instance_row *r)
@@ -297,9 +300,9 @@ static int sqlite_instance_insert(struct store *base, const struct store_instanc
 	sqlite3_bind_int64(st, 6, r->spec.memory_mb);
 	bind_json(st, 7, spec);
 	json_decref(spec);
-	bind_status(st, 8, &r->status); /* state .. updated_us: 8-14 */
-	sqlite3_bind_int64(st, 15, r->created_us);
-	bind_text(st, 16, project_or_admin(r->project));
+	bind_status(st, 8, &r->status); /* state .. run: 8-15 */
+	sqlite3_bind_int64(st, 16, r->created_us);
+	bind_text(st, 17, project_or_admin(r->project));
 	return step_done(s, ST_INSERT_INSTANCE, "write instance");
 }
 
@@ -308,7 +311,7 @@ static int sqlite_instance_update(struct store *base, const char *id, const stru
 	struct sqlite_store *s = sq(base);
 	sqlite3_stmt *st = s->stmt[ST_UPDATE_INSTANCE];
 	bind_status(st, 1, v);
-	bind_text(st, 8, id);
+	bind_text(st, 9, id);
 	return step_done(s, ST_UPDATE_INSTANCE, "write instance");
 }
 
@@ -363,6 +366,7 @@ static int row_read(sqlite3_stmt *st, struct store_instance_row *r)
 	r->created_us = sqlite3_column_int64(st, 8);
 	r->status.updated_us = sqlite3_column_int64(st, 9);
 	column_copy(st, 10, r->project, sizeof r->project);
+	r->status.run = (uint32_t)sqlite3_column_int64(st, 11);
 	return 0;
 }
 

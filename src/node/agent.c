@@ -490,7 +490,7 @@ static void handle_assignment(struct agent *a, const json_t *j)
 	}
 	a->acked = as.seq;
 	switch (as.op) {
-	case NODE_OP_START: instances_start(a->o.instances, as.id, &as.spec); break;
+	case NODE_OP_START: instances_start(a->o.instances, as.id, &as.spec, as.run); break;
 	case NODE_OP_STOP: instances_stop(a->o.instances, as.id); break;
 	case NODE_OP_PURGE: instances_purge(a->o.instances, as.id); break;
 	case NODE_OP_COUNT: break;

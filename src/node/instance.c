@@ -47,6 +47,9 @@ struct ninst {
 	struct inst_spec spec;
 	const struct driver *drv;
 	enum ni_state state;
+	uint32_t run;                /* the run it is in (common/wire.h) */
+	uint32_t next_run;           /* a newer run asked: it begins at this one's end (0: none) */
+	int64_t next_received_us;    /* when that start arrived (its trace's prepare includes the stop) */
 	bool stop_requested;         /* a stop was asked: the end is "stopped" */
 	bool ready;                  /* the guest printed its ready marker */
 	enum inst_state final_state; /* once ended */
@@ -168,7 +171,7 @@ static void ninst_submit(struct ninst *ni, worker_fn *work, worker_fn *done, voi
 
 static void record_of(const struct ninst *ni, enum instrec_state state, struct instrec *r)
 {
-	*r = (struct instrec){.spec = ni->spec, .state = state, .ended_as = ni->final_state, .h = ni->h,
+	*r = (struct instrec){.spec = ni->spec, .run = ni->run, .state = state, .ended_as = ni->final_state, .h = ni->h,
 	                      .ready = ni->ready, .has_exit_code = ni->has_exit_code, .exit_code = ni->exit_code};
 	memcpy(r->id, ni->id, sizeof r->id);
 	memcpy(r->tap, ni->tap, sizeof r->tap);
@@ -190,7 +193,7 @@ static void report(struct ninst *ni)
 {
 	bool ended = ni->state == NI_ENDED || ni->state == NI_PURGED;
 	struct wire_report r = {.state = ended ? ni->final_state : INST_RUNNING, .has_exit_code = ni->has_exit_code,
-	                        .exit_code = ni->exit_code};
+	                        .exit_code = ni->exit_code, .run = ni->run};
 	memcpy(r.id, ni->id, sizeof r.id);
 	r.ready = !ended && ni->ready;
 	snprintf(r.error, sizeof r.error, "%s", ni->error);
@@ -801,8 +804,8 @@ static void got_ready(struct ninst *ni)
 
 /* A removed instance's dir, deleted on a worker when no start waits for one: a dozen
  * system calls (open, list, stat and unlink each file, rmdir) that would otherwise hold up
- * the loop, and with it the long-poll that brings the next start. Nothing refers to the dir any more: the instance
- * is out of the map, its ids are never reused, and a node killed before the job ran finds
+ * the loop, and with it the long-poll that brings the next start. Nothing refers to the
+ * dir any more: the instance is out of the map, its ids are never reused, and a node killed before the job ran finds
  * the dir at its next start as it would after a kill in the middle of a removal. */
 struct dir_removal {
 	char dir[PATH_MAX];
@@ -824,6 +827,36 @@ static void remove_dir_later(struct instances *set, const char *dir)
 		fatal("malloc");
 	snprintf(d->dir, sizeof d->dir, "%s", dir);
 	worker_submit_background(set->env.workers, dir_removal_work, d);
+}
+
+static void blobs_resolve(struct ninst *ni);
+
+/* A newer run begins where the last one ended: the same dir, spec and resources; what the
+ * last run knew of its end, readiness and timing is forgotten (its logs stay, appended to;
+ * the serial log starts afresh, for the ready marker). */
+static void new_run(struct ninst *ni)
+{
+	log_info("instance %s: run %u ended; run %u begins", ni->id, (unsigned)ni->run, (unsigned)ni->next_run);
+	ni->run = ni->next_run;
+	ni->next_run = 0;
+	ni->received_us = ni->next_received_us;
+	ni->stop_requested = ni->ready = ni->has_exit_code = ni->has_stop_timing = false;
+	ni->exit_code = ni->start_rc = 0;
+	ni->final_state = INST_PENDING;
+	ni->error[0] = ni->start_err[0] = ni->serial_log[0] = ni->kernel[0] = ni->initrd[0] = '\0';
+	ni->stop_asked_us = ni->spawned_us = ni->blobs_done_us = 0;
+	ni->timing = (struct node_timing){0};
+	ni->carry_len = 0;
+	ni->h = (struct drv_handle){.pidfd = -1};
+	if (ni->exit_ev) { /* watch_exit makes them again for the new process */
+		event_free(ni->exit_ev);
+		ni->exit_ev = NULL;
+	}
+	if (ni->kill_timer) {
+		event_free(ni->kill_timer);
+		ni->kill_timer = NULL;
+	}
+	blobs_resolve(ni);
 }
 
 /* The instance was removed: its dir goes; it is freed once no job points at it. */
@@ -895,22 +928,45 @@ static void ni_event(struct ninst *ni, enum ni_event ev, const struct ni_args *x
 		boot_watch_start(ni);
 	if (a & NA_STOP_IF_ASKED && ni->stop_requested && ni->state == NI_RUNNING)
 		ni_event(ni, NE_STOP, &(struct ni_args){0});
+	if (a & NA_NEW_RUN)
+		new_run(ni);
+	if (a & NA_RESTART_IF_ASKED && ni->next_run > ni->run && ni->state == NI_ENDED)
+		ni_event(ni, NE_RESTART, &(struct ni_args){0});
 	if (a & (NA_FORGET | NA_REMOVE))
 		forget(ni); /* last: it may be freed */
 }
 
 /* ---- the core's operations ---- */
 
-void instances_start(struct instances *set, const char *id, const struct inst_spec *spec)
+/* Prepare's first step: the image blobs, from the cache or fetched; then the spawn. */
+static void blobs_resolve(struct ninst *ni)
+{
+	ni->pending_fetches = 1; /* held until every blob is resolved */
+	if (ni->spec.has_boot) {
+		ni->timing.image_cache = IMAGE_HIT;
+		need_blob(ni, ni->spec.boot.kernel, ni->kernel, sizeof ni->kernel);
+		need_blob(ni, ni->spec.boot.initrd, ni->initrd, sizeof ni->initrd);
+	}
+	blob_resolved(ni);
+}
+
+void instances_start(struct instances *set, const char *id, const struct inst_spec *spec, uint32_t run)
 {
 	struct ninst *ni = hmap_get(&set->map, id);
 	struct mv_error err;
 
+	if (ni && run > ni->run && run > ni->next_run) { /* a newer run: the old one ends first */
+		ni->next_run = run;
+		ni->next_received_us = clock_mono_us();
+		ni_event(ni, NE_RESTART, &(struct ni_args){0});
+		return;
+	}
 	if (ni) { /* sent again after a reconnect: say where it stands */
 		ni_event(ni, NE_START_AGAIN, &(struct ni_args){0});
 		return;
 	}
 	ni = ninst_new(set, id, NI_FETCHING);
+	ni->run = run;
 	ni->received_us = clock_mono_us();
 	spec_copy(&ni->spec, spec);
 	ni->drv = driver_find(spec->driver);
@@ -926,13 +982,7 @@ void instances_start(struct instances *set, const char *id, const struct inst_sp
 		ni_event(ni, NE_SPAWN_FAILED, &(struct ni_args){.why = err.message});
 		return;
 	}
-	ni->pending_fetches = 1; /* held until every blob is resolved */
-	if (ni->spec.has_boot) {
-		ni->timing.image_cache = IMAGE_HIT;
-		need_blob(ni, ni->spec.boot.kernel, ni->kernel, sizeof ni->kernel);
-		need_blob(ni, ni->spec.boot.initrd, ni->initrd, sizeof ni->initrd);
-	}
-	blob_resolved(ni);
+	blobs_resolve(ni);
 }
 
 void instances_stop(struct instances *set, const char *id)
@@ -997,6 +1047,7 @@ static bool recover_one(struct instances *set, struct instrec *r)
 	if (ni->drv && drv_spec_check(&ni->spec, SPEC_STORED, &err) < 0)
 		log_warnx("instance %s: its recorded spec does not pass the driver's check now (%s)", ni->id, err.message);
 	ni->h = r->h;
+	ni->run = r->run;
 	memcpy(ni->tap, r->tap, sizeof ni->tap);
 	memcpy(ni->netns, r->netns, sizeof ni->netns);
 	ni->ready = r->ready;

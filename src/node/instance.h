@@ -45,8 +45,11 @@ struct instances;
 struct instances *instances_new(const struct instances_env *env, char *err, size_t errlen);
 /* Re-attaches to the instances a previous run of this node started (their records). */
 void instances_recover(struct instances *set);
-/* The core's operations. start takes a copy of spec. */
-void instances_start(struct instances *set, const char *id, const struct inst_spec *spec);
+/* The core's operations. start takes a copy of spec; run is the run it begins (common/wire.h):
+ * a start of a run the instance is in (or past) is a start sent again, and answered with
+ * where it stands; of a newer run, the instance ends the one it is in (stopped, as by a
+ * stop) and runs anew in the same dir. */
+void instances_start(struct instances *set, const char *id, const struct inst_spec *spec, uint32_t run);
 void instances_stop(struct instances *set, const char *id);
 void instances_purge(struct instances *set, const char *id);
 /* One of an instance's logs, for reading (node/logbuf.h): *fd open read-only, or -1 when

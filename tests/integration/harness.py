@@ -163,9 +163,9 @@ def expect_procs(tokens, n, what, timeout=2.0):
     def check():
         pids = sorted(p for v in procs_matching(tokens).values() for p in v)
         box["pids"] = pids
-        return pids if len(pids) == n else None
+        return (pids,) if len(pids) == n else None  # truthy also for none expected
     try:
-        return wait_until(check, timeout, what, 0.02)
+        return wait_until(check, timeout, what, 0.02)[0]
     except AssertionError:
         raise AssertionError(f"{what}: expected {n} processes, found {len(box['pids'])} "
                              f"after {timeout} s: {box['pids'][:20]}") from None
@@ -315,6 +315,20 @@ def instances_of(body, js, raw=b""):
     assert isinstance(js, dict) and isinstance(js.get("id"), str) and "instances" not in js, \
         f"create without count must answer the INSTANCE itself: {raw[:600]!r}"
     return [js]
+
+
+HELLO_KERNEL = str(ROOT / "build" / "vnf" / "hello")
+HELLO_READY = "MICROVIM-VNF READY"
+
+
+def qemu_with_hello(d):
+    """Fails unless the (only) node of d offers qemu; registers build/vnf/hello as image
+    "hello" (what a qemu instance of the tests boots)."""
+    st, nodes, _ = d.client().call("GET", "/v1/nodes")
+    if "qemu" not in nodes["nodes"][0]["drivers"]:
+        raise AssertionError("no qemu driver on this node (scripts/install-deps installs qemu-system-x86)")
+    r = cli(["image", "add", "hello", "--core", d.url, "--kernel", HELLO_KERNEL])
+    assert r.returncode == 0, r.stderr
 
 
 def exec_body(name, args, command="/bin/sleep", **extra):

@@ -177,6 +177,9 @@ ROWS = [
      400, {"invalid_value"}, "args"),
     ("GET unknown id", "GET", f"{P}/{BAD_ID}", None, {}, 404, {"not_found"}, None),
     ("DELETE unknown id", "DELETE", f"{P}/{BAD_ID}", None, {}, 404, {"not_found"}, None),
+    ("start of unknown id", "POST", f"{P}/{BAD_ID}/start", None, {}, 404, {"not_found"}, None),
+    ("restart of unknown id", "POST", f"{P}/{BAD_ID}/restart", None, {}, 404, {"not_found"}, None),
+    ("start with GET", "GET", f"{P}/{BAD_ID}/start", None, {}, 405, {"method_not_allowed"}, None),
     ("logs of unknown id", "GET", f"{P}/{BAD_ID}/logs", None, {}, 404, {"not_found"}, None),
     ("logs of unknown id, follow", "GET", f"{P}/{BAD_ID}/logs?follow=1&stream=stderr", None, {}, 404,
      {"not_found"}, None),
@@ -206,11 +209,22 @@ def test_bad_input_table():
     d = h.start_dev()
     c = d.client()
     # preconditions for the conflict rows
-    c.create(body("dup1"), wait=True)
+    dup1 = c.create(body("dup1"), wait=True)[0]["id"]
     c.create(body("dupc-2"), wait=True)
     h.register_token(TOKEN)  # every row's process, should one be created by mistake
     fails = []
-    for desc, method, path, b, hdrs, want, codes, field in ROWS:
+    one = f"{P}/{dup1}"
+    rows = ROWS + [
+        # start and restart of a running instance: refused, or refused before anything
+        ("start of a running instance", "POST", f"{one}/start", None, {}, 409, {"invalid_state"}, "restart"),
+        ("start ?wait=stopped", "POST", f"{one}/start?wait=stopped", None, {}, 400, {"invalid_query"}, "wait"),
+        ("restart ?wait=soon", "POST", f"{one}/restart?wait=soon", None, {}, 400, {"invalid_query"}, "wait"),
+        ("restart ?timeout=-1", "POST", f"{one}/restart?wait=running&timeout=-1", None, {}, 400,
+         {"invalid_query"}, "timeout"),
+        ("restart ?timeout=601", "POST", f"{one}/restart?wait=running&timeout=601", None, {}, 400,
+         {"invalid_query"}, "timeout"),
+    ]
+    for desc, method, path, b, hdrs, want, codes, field in rows:
         n0 = _count(c)
         st, js, raw = c.call(method, path, b, headers=hdrs, timeout=30)
         why = []
@@ -242,7 +256,8 @@ def test_bad_input_table():
         fails.append(f"chunked body of 1.3 MiB: status {st} (want 413) | body: {raw[:300]!r}")
     if _count(c) != n0:
         fails.append("chunked body of 1.3 MiB: an instance was stored")
-    assert not fails, f"{len(fails)} of {len(ROWS) + 1} rows failed:\n  " + "\n  ".join(fails)
+    assert c.get(dup1)["run"] == 0 and c.get(dup1)["state"] == "running", "a refused start changed the instance"
+    assert not fails, f"{len(fails)} of {len(rows) + 1} rows failed:\n  " + "\n  ".join(fails)
 
 
 def _post_chunked(url, path, chunks):

@@ -236,6 +236,7 @@ static void test_instances_all_fields(void)
 	a.status.trace.has_boot = true;
 	a.status.trace.total_us = 123456789;
 	a.status.stop_requested = true;
+	a.status.run = 3; /* started again three times */
 	a.status.updated_us = 1001;
 	CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
 	/* b: failed with an exit code and an error, no trace, no node */
@@ -264,6 +265,7 @@ static void test_instances_all_fields(void)
 		CHECK_EQ_INT(la->spec.memory_mb, 64);
 		CHECK_EQ_INT(la->status.state, INST_RUNNING);
 		CHECK(la->status.stop_requested);
+		CHECK_EQ_INT(la->status.run, 3);
 		CHECK_STR(la->status.node_id, "00000000000000aa");
 		CHECK(!la->status.has_exit_code);
 		CHECK(la->status.error == NULL);
@@ -278,6 +280,7 @@ static void test_instances_all_fields(void)
 		CHECK_STR(lb->spec.name, "fw2");
 		CHECK_EQ_INT(lb->status.state, INST_FAILED);
 		CHECK(!lb->status.stop_requested);
+		CHECK_EQ_INT(lb->status.run, 0);
 		CHECK_STR(lb->status.node_id, "");
 		CHECK(lb->status.has_exit_code);
 		CHECK_EQ_INT(lb->status.exit_code, -9);
@@ -1135,7 +1138,8 @@ static void test_node_secrets(void)
 	store_close(s);
 }
 
-/* A store at schema 5 (before node identity) moves to 6 at open, keeping its tenancy. */
+/* A store at schema 5 (before node identity and runs) moves to the latest at open, keeping
+ * its tenancy. */
 static void test_migration_from_v5(void)
 {
 	struct store *s;
@@ -1150,10 +1154,11 @@ static void test_migration_from_v5(void)
 	CHECK_EQ_INT(store_project_insert(s, &green), 0);
 	store_close(s);
 	CHECK_EQ_INT(db_exec("DROP TABLE node_secrets"), 0);
+	CHECK_EQ_INT(db_exec("ALTER TABLE instances DROP COLUMN run"), 0);
 	CHECK_EQ_INT(schema_version_set(5), 0);
 	if (!(s = open_ok()))
 		return;
-	CHECK_EQ_INT(schema_version_on_disk(), 6);
+	CHECK_EQ_INT(schema_version_on_disk(), backend()->schema_version);
 	t = tenancy_load(s);
 	CHECK(t.projects == 1);
 	snprintf(join.hash, sizeof join.hash, "%064d", 1);
