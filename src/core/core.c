@@ -30,6 +30,7 @@
 #include "core/authz.h"
 #include "core/offload.h"
 #include "core/osapi.h"
+#include "core/pools.h"
 #include "core/store.h"
 #include "core/stores.h"
 #include "core/tenants.h"
@@ -108,6 +109,11 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/nodes/*/assignments", ACCESS_NODE, nodeapi_assignments},
 	{EVHTTP_REQ_POST, "/v1/nodes/*/reports", ACCESS_NODE, nodeapi_reports},
 	{EVHTTP_REQ_PUT, "/v1/nodes/*/bridges", ACCESS_NODE, nodeapi_bridges},
+	{EVHTTP_REQ_PUT, "/v1/nodes/*/pools", ACCESS_NODE, nodeapi_pools_stock},
+	{EVHTTP_REQ_POST, "/v1/pools", ACCESS_ADMIN, api_pools_create},
+	{EVHTTP_REQ_GET, "/v1/pools", ACCESS_READ, api_pools_list},
+	{EVHTTP_REQ_GET, "/v1/pools/*", ACCESS_READ, api_pool_show},
+	{EVHTTP_REQ_DELETE, "/v1/pools/*", ACCESS_ADMIN, api_pool_delete},
 	{EVHTTP_REQ_PUT, "/v1/blobs/*", ACCESS_WRITE, api_blob_put},
 	{EVHTTP_REQ_GET, "/v1/blobs/*", ACCESS_READ, api_blob_get},
 	{EVHTTP_REQ_POST, "/v1/images", ACCESS_WRITE, api_images_create},
@@ -493,7 +499,12 @@ static void on_instance_event(void *arg, const struct instance *in)
 
 static void on_node_event(void *arg, const struct node *n, const char *what)
 {
-	events_publish_node(((struct api *)arg)->events, n, what);
+	struct api *a = arg;
+	events_publish_node(a->events, n, what);
+	/* a node came or went: the pools' shares change */
+	pools_changed(a->pools);
+	if (a->cluster)
+		nodeapi_pools_changed(a);
 }
 
 static void on_instance_traced(void *arg, const struct instance *in)
@@ -517,7 +528,8 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 	}
 	if (store_open(c->opts.store ? c->opts.store : c->opts.data_dir, &c->store, err, errlen) < 0 ||
 	    store_claim(c->store, err, errlen) < 0 ||
-	    !(c->api.images = images_open(c->store, c->opts.data_dir, err, errlen)))
+	    !(c->api.images = images_open(c->store, c->opts.data_dir, err, errlen)) ||
+	    !(c->api.pools = pools_open(c->store, err, errlen)))
 		return -1;
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
 		return -1;
@@ -608,6 +620,7 @@ void core_destroy(struct core *c)
 	cluster_destroy(c->api.cluster);
 	tenants_close(c->api.tenants);
 	images_close(c->api.images);
+	pools_close(c->api.pools);
 	rate_forget(c);
 	hmap_free(&c->rate);
 	if (c->http)

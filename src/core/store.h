@@ -1,5 +1,5 @@
 /* store — the core's durable state behind one interface: rows of instances, nodes, images,
- * idempotency keys, and the tenancy (projects, users, tokens), with transactions. Rows are plain typed values (the instance
+ * idempotency keys, the tenancy (projects, users, tokens) and warm pools, with transactions. Rows are plain typed values (the instance
  * spec as model.h parses it); the store knows no core object and calls nothing above it.
  * Each backend fills a struct store_ops and keeps its own schema version and migrations,
  * run at open (core/stores.h lists them and chooses one):
@@ -115,6 +115,15 @@ struct store_token_row {
 	int64_t created_us;
 };
 
+/* A warm pool (core/pools.h): its guests' spec, stored form, whole as JSON; and its size
+ * over all nodes. Since schema 6. */
+struct store_pool_row {
+	char name[MV_NAME_MAX + 1];
+	int size;
+	json_t *spec;                /* put: borrowed; load: the row's (a callback may take it) */
+	int64_t created_us;
+};
+
 /* Load callbacks get a row that lives for the call: one may take the parts the store
  * allocated (the spec, a node's json) by zeroing them in the row; strings are the store's. */
 typedef void store_instance_fn(void *arg, struct store_instance_row *row);
@@ -123,6 +132,7 @@ typedef void store_image_fn(void *arg, const struct store_image_row *row);
 typedef void store_project_fn(void *arg, const struct store_project_row *row);
 typedef void store_user_fn(void *arg, const struct store_user_row *row);
 typedef void store_token_fn(void *arg, const struct store_token_row *row);
+typedef void store_pool_fn(void *arg, struct store_pool_row *row);
 
 /* ---- the interface every backend fills ---- */
 
@@ -173,6 +183,11 @@ struct store_ops {
 	int (*token_insert)(struct store *s, const struct store_token_row *row);
 	int (*token_revoke)(struct store *s, const char *id);
 	int (*tokens_load)(struct store *s, store_token_fn *fn, void *arg);
+
+	/* Warm pools; an insert of a taken name fails. */
+	int (*pool_insert)(struct store *s, const struct store_pool_row *row);
+	int (*pool_delete)(struct store *s, const char *name);
+	int (*pools_load)(struct store *s, store_pool_fn *fn, void *arg);
 };
 
 /* The head of every backend's own struct. */
@@ -244,6 +259,16 @@ static inline int store_token_revoke(struct store *s, const char *id) { return s
 static inline int store_tokens_load(struct store *s, store_token_fn *fn, void *arg)
 {
 	return s->ops->tokens_load(s, fn, arg);
+}
+
+static inline int store_pool_insert(struct store *s, const struct store_pool_row *r)
+{
+	return s->ops->pool_insert(s, r);
+}
+static inline int store_pool_delete(struct store *s, const char *name) { return s->ops->pool_delete(s, name); }
+static inline int store_pools_load(struct store *s, store_pool_fn *fn, void *arg)
+{
+	return s->ops->pools_load(s, fn, arg);
 }
 
 /* Every instance, page by page (never one unbounded query), in creation order. */

@@ -22,6 +22,7 @@ enum stmt_id {
 	ST_PUT_PROJECT, ST_DELETE_PROJECT, ST_LOAD_PROJECTS,
 	ST_PUT_USER, ST_DELETE_USER, ST_LOAD_USERS,
 	ST_PUT_TOKEN, ST_REVOKE_TOKEN, ST_LOAD_TOKENS,
+	ST_PUT_POOL, ST_DELETE_POOL, ST_LOAD_POOLS,
 	ST_COUNT
 };
 
@@ -60,6 +61,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                 " VALUES ($1,$2,$3,$4,$5,$6)",
 	[ST_REVOKE_TOKEN] = "UPDATE tokens SET revoked = 1 WHERE id = $1",
 	[ST_LOAD_TOKENS] = "SELECT id, hash, \"user\", expires_us, revoked, created_us FROM tokens",
+	[ST_PUT_POOL] = "INSERT INTO pools (name, size, spec, created_us) VALUES ($1,$2,$3,$4)",
+	[ST_DELETE_POOL] = "DELETE FROM pools WHERE name = $1",
+	[ST_LOAD_POOLS] = "SELECT name, size, spec, created_us FROM pools",
 };
 
 /* The schema by version: PostgreSQL support came with SQLite's schema 4, so its first step
@@ -97,10 +101,13 @@ static const struct pg_migration migrations[] = {
 	    "CREATE TABLE tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
 	    " \"user\" TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE, expires_us BIGINT NOT NULL,"
 	    " revoked INTEGER NOT NULL DEFAULT 0, created_us BIGINT NOT NULL);"},
+	/* 6: warm pools, as SQLite's 6 */
+	{6, "CREATE TABLE pools (name TEXT PRIMARY KEY, size INTEGER NOT NULL, spec TEXT NOT NULL,"
+	    " created_us BIGINT NOT NULL);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define PG_SCHEMA_VERSION 5 /* migrations[N_MIGRATIONS - 1].to */
+#define PG_SCHEMA_VERSION 6 /* migrations[N_MIGRATIONS - 1].to */
 /* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
 #define MIGRATE_LOCK_KEY "7166453736806510957"
 /* The session lock of the core that writes the database (store_claim): one at a time
@@ -710,6 +717,45 @@ static int pg_images_load(struct store *base, store_image_fn *fn, void *arg)
 	return 0;
 }
 
+/* ---- warm pools ---- */
+
+static int pg_pool_insert(struct store *base, const struct store_pool_row *r)
+{
+	struct params p = {.n = 0};
+	int rc;
+	p_text(&p, r->name);
+	p_int(&p, r->size);
+	p_json(&p, r->spec);
+	p_int(&p, r->created_us);
+	rc = run_done(pg(base), ST_PUT_POOL, p.n, p.v, "write pool");
+	params_free(&p);
+	return rc;
+}
+
+static int pg_pool_delete(struct store *base, const char *name)
+{
+	const char *v[1] = {name};
+	return run_done(pg(base), ST_DELETE_POOL, 1, v, "delete pool");
+}
+
+static int pg_pools_load(struct store *base, store_pool_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_POOLS, 0, NULL, "load pools");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_pool_row r = {0};
+		cell_copy(res, i, 0, r.name, sizeof r.name);
+		r.size = (int)strtol(PQgetvalue(res, i, 1), NULL, 10);
+		r.spec = cell_json(res, i, 2);
+		r.created_us = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		fn(arg, &r);
+		json_decref(r.spec);
+	}
+	PQclear(res);
+	return 0;
+}
+
 /* ---- tenancy ---- */
 
 static int64_t cell_int(const PGresult *r, int row, int col) { return strtoll(PQgetvalue(r, row, col), NULL, 10); }
@@ -849,4 +895,7 @@ const struct store_ops store_pg_ops = {
 	.token_insert = pg_token_insert,
 	.token_revoke = pg_token_revoke,
 	.tokens_load = pg_tokens_load,
+	.pool_insert = pg_pool_insert,
+	.pool_delete = pg_pool_delete,
+	.pools_load = pg_pools_load,
 };
