@@ -57,18 +57,24 @@ def _pool_pids(run_dir):
     return sorted(p for p in _qemu_pids(run_dir) if _cwd(p).startswith(os.path.join(run_dir, "pool") + "/"))
 
 
-def _setup(d, name="warm", size=2):
-    """Image hello and pool `name` of `size` on dev daemon d; waits until all are warm."""
+def _setup(d, name="warm", size=2, cli=False):
+    """Image hello and pool `name` of `size` on dev daemon d (through the API, or `microvim
+    pool create`); waits until all are warm."""
     c = d.client()
     if "qemu" not in c.nodes()[0]["drivers"]:
         raise AssertionError("no qemu driver on this node (scripts/install-deps installs qemu-system-x86)")
     r = subprocess.run([h.BIN, "image", "add", "hello", "--core", d.url, "--kernel", KERNEL],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, f"image add: {r.stderr}"
-    st, js, raw = c.call("POST", "/v1/pools", {"name": name, "driver": "qemu", "image": "hello", "size": size,
-                                               "ready": {"serial": MARKER}, "config": {"accel": "tcg"},
-                                               "resources": {"memory_mb": 32}})
-    assert st == 201, f"POST /v1/pools -> {st}: {raw[:400]!r}"
+    if cli:
+        p = h.cli(["pool", "create", name, "--core", d.url, "--image", "hello", "--size", str(size), "--ready", MARKER,
+                   "--accel", "tcg", "--memory-mb", "32"])
+        assert p.returncode == 0 and f"pool {name}" in p.stdout, f"pool create: {p.stdout} {p.stderr}"
+    else:
+        st, js, raw = c.call("POST", "/v1/pools", {"name": name, "driver": "qemu", "image": "hello", "size": size,
+                                                   "ready": {"serial": MARKER}, "config": {"accel": "tcg"},
+                                                   "resources": {"memory_mb": 32}})
+        assert st == 201, f"POST /v1/pools -> {st}: {raw[:400]!r}"
     _wait_warm(c, name, size)
     return c
 
@@ -145,7 +151,9 @@ def test_pool_hit_miss_refill():
 
 def test_pool_guest_killed_is_replaced():
     d = _dev()
-    c = _setup(d, size=1)
+    c = _setup(d, size=1, cli=True)
+    p = h.cli(["pool", "ls", "--core", d.url])
+    assert p.returncode == 0 and "warm" in p.stdout and "MICROVIM-VNF READY" in p.stdout, p.stdout + p.stderr
     [pid] = _pool_pids(d.run_dir)
     os.kill(pid, signal.SIGKILL)
     h.wait_until(lambda: (p := _pool_pids(d.run_dir)) and p != [pid] and p, 30, "a new guest after kill -9")
@@ -153,6 +161,10 @@ def test_pool_guest_killed_is_replaced():
     inst = _create(c, {"name": "after-kill", "pool": "warm"})
     assert inst["trace"].get("pool") == "hit", inst["trace"]
     c.stop_and_remove(inst["id"], timeout=20)
+    p = h.cli(["pool", "rm", "warm", "--core", d.url])
+    assert p.returncode == 0, p.stderr
+    p = h.cli(["pool", "rm", "warm", "--core", d.url])
+    assert p.returncode != 0 and "not_found" in p.stderr, f"a second pool rm: {p.returncode} {p.stderr}"
 
 
 def test_pool_survives_node_restart():
