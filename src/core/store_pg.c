@@ -351,7 +351,7 @@ static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *con
 	PGresult *r;
 	ExecStatusType want = id == ST_PAGE_INSTANCES || id == ST_LOAD_NODES || id == ST_IDEM_GET ||
 	                      id == ST_LOAD_IMAGES || id == ST_LOAD_PROJECTS || id == ST_LOAD_USERS ||
-	                      id == ST_LOAD_TOKENS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+	                      id == ST_LOAD_TOKENS || id == ST_LOAD_POOLS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
 	snprintf(name, sizeof name, "s%d", (int)id);
 	if (!s->in_tx && PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return NULL;

@@ -669,6 +669,51 @@ static void test_images(void)
 	store_close(s);
 }
 
+struct loaded_pools {
+	int n;
+	char name[4][MV_NAME_MAX + 1];
+	int size[4];
+	json_t *spec[4];
+};
+
+static void collect_pool(void *arg, struct store_pool_row *row)
+{
+	struct loaded_pools *l = arg;
+	if (l->n == 4)
+		return;
+	snprintf(l->name[l->n], sizeof l->name[0], "%s", row->name);
+	l->size[l->n] = row->size;
+	l->spec[l->n] = row->spec; /* taken */
+	row->spec = NULL;
+	l->n++;
+}
+
+/* Warm pools (schema 6): a row keeps its size and its spec whole; a name is one pool. */
+static void test_pools(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	if (!s)
+		return;
+	json_t *spec = json_pack("{s:s, s:s, s:{s:s}}", "name", "warm", "driver", "qemu", "ready", "serial", "READY");
+	struct store_pool_row a = {.name = "warm", .size = 3, .spec = spec, .created_us = 7};
+	struct loaded_pools l = {.n = 0};
+	CHECK_EQ_INT(store_pool_insert(s, &a), 0);
+	CHECK_EQ_INT(store_pool_insert(s, &a), -1);
+	CHECK_EQ_INT(store_pools_load(s, collect_pool, &l), 0);
+	CHECK_EQ_INT(l.n, 1);
+	CHECK_STR(l.name[0], "warm");
+	CHECK_EQ_INT(l.size[0], 3);
+	CHECK(l.spec[0] && json_equal(l.spec[0], spec));
+	json_decref(l.spec[0]);
+	CHECK_EQ_INT(store_pool_delete(s, "warm"), 0);
+	l.n = 0;
+	CHECK_EQ_INT(store_pools_load(s, collect_pool, &l), 0);
+	CHECK_EQ_INT(l.n, 0);
+	json_decref(spec);
+	store_close(s);
+}
+
 static void test_idempotency(void)
 {
 	fresh_dir();
@@ -1198,6 +1243,7 @@ ON_PG(test_pages)
 ON_PG(test_nodes)
 ON_PG(test_images)
 ON_PG(test_idempotency)
+ON_PG(test_pools)
 ON_PG(test_reopen_keeps_data)
 ON_PG(test_newer_schema_refused)
 ON_PG(test_tenancy)
@@ -1218,6 +1264,7 @@ int main(void)
 	RUN(test_nodes);
 	RUN(test_images);
 	RUN(test_idempotency);
+	RUN(test_pools);
 	RUN(test_reopen_keeps_data);
 	RUN(test_newer_schema_refused);
 	RUN(test_migration_from_v2);
@@ -1238,6 +1285,7 @@ int main(void)
 			RUN(test_nodes_pg);
 			RUN(test_images_pg);
 			RUN(test_idempotency_pg);
+			RUN(test_pools_pg);
 			RUN(test_reopen_keeps_data_pg);
 			RUN(test_newer_schema_refused_pg);
 			RUN(test_tenancy_pg);
