@@ -20,6 +20,8 @@ const ENDED_KEEP = 2000;         // ended instances kept in the list (a removal 
 const HISTORY_KEEP = 16;         // events remembered per instance
 const TRACE_PULL_MS = 500;   // at most 2 pulls a second, each of what came since the last
 const RETRY_MAX_MS = 10000;
+const LIST_PAGE = 1000;      // GET /v1/instances?limit= (the core's default page)
+const LIST_MAX_PAGES = 20;   // a browser holds at most 20,000 rows; the CLI lists them all
 
 export const model = {
   status: 'connecting',  // connecting | live | reconnecting
@@ -27,6 +29,7 @@ export const model = {
   nodes: new Map(),
   instances: new Map(),  // id -> {id, name, state, node, driver?, created_at?, updated_at?, trace?, history: []}
   instancesLoaded: false,
+  instancesTruncated: false, // the core holds more than LIST_MAX_PAGES pages: only those are read
   traces: new Map(),     // driver -> [trace...] oldest first (the API's trace objects + ms)
   traceSeq: 0,
   completeSince: -Infinity, // traces are complete from this time (ms) on
@@ -89,14 +92,28 @@ export function putInstance(js) {
   return row;
 }
 
-// The whole list. Events keep flowing meanwhile on another connection: a row whose last
-// event came after the request was sent knows better than the list (its state is newer,
-// or it was created after), so it is kept as it is.
+// The list, page by page (in id order, following "next"), up to LIST_MAX_PAGES pages.
+async function readInstancePages() {
+  const all = [];
+  let after = '';
+  for (let page = 0; page < LIST_MAX_PAGES; page++) {
+    const js = await getJSON(`/v1/instances?limit=${LIST_PAGE}` + (after ? `&after=${after}` : ''));
+    all.push(...js.instances);
+    if (!js.next || js.next <= after) return {all, truncated: false};
+    after = js.next;
+  }
+  return {all, truncated: true};
+}
+
+// The whole list (or its first pages). Events keep flowing meanwhile on another connection:
+// a row whose last event came after the request was sent knows better than the list (its
+// state is newer, or it was created after), so it is kept as it is.
 export async function loadInstances() {
   const seqAtRequest = model.lastSeq;
-  const js = await getJSON('/v1/instances');
+  const {all, truncated} = await readInstancePages();
   const fresh = new Map();
-  for (const i of js.instances) {
+  model.instancesTruncated = truncated;
+  for (const i of all) {
     const old = model.instances.get(i.id);
     const row = Object.assign({history: old ? old.history : [], seq: old ? old.seq : 0}, i, {full: true});
     if (old && old.seq > seqAtRequest) Object.assign(row, {state: old.state, node: old.node, updated_at: old.updated_at});

@@ -1,6 +1,7 @@
 // view-instances.js — the instances, newest first: filtered by state, driver and text,
-// a page at a time, kept current by the event stream (live.js). The list is read whole
-// (GET /v1/instances) each time the view opens; a row created since comes from its events.
+// a page at a time, kept current by the event stream (live.js). The list is read (GET
+// /v1/instances, page by page, at most 20,000 rows) each time the view opens; a row
+// created since comes from its events.
 // Stop (DELETE of a live instance, 202) and Remove (DELETE of an ended one, 204).
 import {send} from './api.js';
 import {h, clear, fmtMs, fmtTime, throttle, stateBadge} from './dom.js';
@@ -91,7 +92,8 @@ export default {
       clear(pager,
         h('button', {text: '‹ newer', disabled: filter.page === 0, onclick: () => { filter.page--; paint(); }}),
         h('span', {class: 'muted', id: 'page-info', text: rows.length ?
-          `${filter.page * PAGE + 1}–${filter.page * PAGE + shown.length} of ${rows.length}` : '0'}),
+          `${filter.page * PAGE + 1}–${filter.page * PAGE + shown.length} of ${rows.length}` +
+          (model.instancesTruncated ? ' (the first 20,000 by id; `microvim ps` lists all)' : '') : '0'}),
         h('button', {text: 'older ›', disabled: filter.page >= pages - 1, onclick: () => { filter.page++; paint(); }}));
     }, 250);
 

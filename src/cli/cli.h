@@ -43,12 +43,15 @@ int cmd_pool(int argc, char **argv);
 int cmd_project(int argc, char **argv);
 int cmd_user(int argc, char **argv);
 int cmd_token(int argc, char **argv);
+int cmd_node_token(int argc, char **argv);
 /* audit.c */
 int cmd_audit(int argc, char **argv);
 
-/* 0 when url is a core URL microvim can use; else -1 after printing, on stderr, what is
- * wrong and the URL to give instead. `from` names where it came from ("--core"). */
-int cli_check_core_url(const char *url, const char *from);
+/* Parses a core URL or a list of them (common/corelist.h) into l: 0, else -1 after printing,
+ * on stderr, which entry is wrong and what to give instead. `from` names where it came from
+ * ("--core", "$MICROVIM_CORE"). */
+struct corelist;
+int cli_core_list(struct corelist *l, const char *text, const char *from);
 
 /* Prints the usage of `name` (to stdout when asked for, stderr on a mistake). */
 void cli_usage(const char *name, int to_stderr);

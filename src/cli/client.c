@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "common/clock.h"
+#include "common/corelist.h"
 #include "common/fs.h"
 #include "common/http.h"
 #include "common/log.h"
@@ -22,14 +23,16 @@
 #include "common/trace.h"
 
 struct client {
-	const char *core;
-	const char *core_from; /* where core came from, for messages: "--core" or "$MICROVIM_CORE" */
+	const char *core_arg;  /* the URL or list as given */
+	const char *core_from; /* where it came from, for messages: "--core" or "$MICROVIM_CORE" */
+	struct corelist cores; /* parsed once the options are */
 	char *token;
 	bool json;
 };
 
 enum { C_CORE = 300, C_TOKEN_FILE, C_JSON, C_NAME, C_DRIVER, C_IMAGE, C_VCPUS, C_MEMORY, C_COUNT, C_ENV,
-       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE, C_SETTLE, C_STREAM, C_FOLLOW, C_TLS_CA };
+       C_LABEL, C_TIMEOUT, C_NO_WAIT, C_STATE, C_READY, C_CONFIG, C_BRIDGE, C_SETTLE, C_STREAM, C_FOLLOW, C_TLS_CA,
+       C_IDEM_KEY, C_PAGE };
 
 static const struct option client_options[] = {
 	{"core", required_argument, NULL, C_CORE},
@@ -53,22 +56,24 @@ static const struct option client_options[] = {
 	{"settle", required_argument, NULL, C_SETTLE},
 	{"stream", required_argument, NULL, C_STREAM},
 	{"follow", no_argument, NULL, C_FOLLOW},
+	{"idempotency-key", required_argument, NULL, C_IDEM_KEY},
+	{"page", required_argument, NULL, C_PAGE},
 	{NULL, 0, NULL, 0},
 };
 
 static int client_init(struct client *cl)
 {
 	const char *tf = getenv("MICROVIM_TOKEN");
-	cl->core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650";
+	cl->core_arg = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650";
 	cl->core_from = getenv("MICROVIM_CORE") ? "$MICROVIM_CORE" : "the default core URL";
 	cl->token = tf ? strdup(tf) : NULL;
 	return 0;
 }
 
-int cli_check_core_url(const char *url, const char *from)
+int cli_core_list(struct corelist *l, const char *text, const char *from)
 {
-	char why[400];
-	if (http_check_base_url(url, why, sizeof why) == 0)
+	char why[600];
+	if (corelist_parse(l, text, why, sizeof why) == 0)
 		return 0;
 	fprintf(stderr, "microvim: %s: %s\n", from, why);
 	return -1;
@@ -86,14 +91,18 @@ static int set_token_file(struct client *cl, const char *path)
 	return 0;
 }
 
-/* One API call. Returns the HTTP status, or -EXIT_UNREACHABLE after printing why. */
-static int api(struct client *cl, const char *method, const char *path, const json_t *body, double timeout_s,
-               json_t **out)
+/* One API call to the list (common/corelist.h: the next core when one does not answer, a
+ * 307 followed). headers: name, value, ..., NULL, or NULL. Returns the HTTP status, or
+ * -EXIT_UNREACHABLE after printing why. */
+static int api_with(struct client *cl, const char *method, const char *path, const char *const *headers,
+                    const json_t *body, double timeout_s, json_t **out)
 {
+	struct corelist_request rq = {.method = method, .path = path, .token = cl->token, .headers = headers,
+	                              .body = body, .timeout_s = timeout_s, .note = "microvim"};
 	struct http_response resp;
-	char err[512];
+	char err[768];
 	*out = NULL;
-	if (http_call(cl->core, method, path, cl->token, NULL, body, timeout_s, &resp, err, sizeof err) < 0) {
+	if (corelist_call(&cl->cores, &rq, &resp, err, sizeof err) < 0) {
 		fprintf(stderr, "microvim: %s\n", err);
 		return -EXIT_UNREACHABLE;
 	}
@@ -101,6 +110,12 @@ static int api(struct client *cl, const char *method, const char *path, const js
 		*out = json_loads(resp.body, 0, NULL);
 	http_response_free(&resp);
 	return resp.status;
+}
+
+static int api(struct client *cl, const char *method, const char *path, const json_t *body, double timeout_s,
+               json_t **out)
+{
+	return api_with(cl, method, path, NULL, body, timeout_s, out);
 }
 
 /* Prints the API's error body for a failed call; returns the exit code to use. */
@@ -213,7 +228,7 @@ static int parse_kv_into(json_t *obj, const char *kv, const char *what)
 static int common_option(struct client *cl, int opt)
 {
 	switch (opt) {
-	case C_CORE: cl->core = optarg; cl->core_from = "--core"; return 1;
+	case C_CORE: cl->core_arg = optarg; cl->core_from = "--core"; return 1;
 	case C_TOKEN_FILE: return set_token_file(cl, optarg) < 0 ? -1 : 1;
 	case C_TLS_CA: http_client_tls_files(&(struct tls_files){.ca = optarg}); return 1;
 	case C_JSON: cl->json = true; return 1;
@@ -245,6 +260,7 @@ struct run_args {
 	double settle; /* seconds to watch a running instance for an early end */
 	bool no_wait;
 	json_t *env, *labels;
+	const char *idem_key; /* --idempotency-key, else one made up for this run */
 };
 
 static json_t *run_body(const struct run_args *r, int argc, char **argv, int first)
@@ -308,6 +324,14 @@ static int run_parse(struct client *cl, struct run_args *r, int argc, char **arg
 		case C_LABEL: if (parse_kv_into(r->labels, optarg, "label") < 0) return -1; break;
 		case C_READY: r->ready = optarg; break;
 		case C_BRIDGE: r->bridge = optarg; break;
+		case C_IDEM_KEY:
+			if (!idem_key_valid(optarg)) {
+				fprintf(stderr, "microvim run: --idempotency-key takes 1-%d printable characters without spaces\n",
+				        MV_IDEM_KEY_MAX);
+				return -1;
+			}
+			r->idem_key = optarg;
+			break;
 		case C_CONFIG:
 			json_decref(r->config);
 			r->config = json_loads(optarg, 0, NULL); /* not inside json_is_object: a macro that
@@ -320,11 +344,11 @@ static int run_parse(struct client *cl, struct run_args *r, int argc, char **arg
 		default: cli_usage("run", 1); return -1;
 		}
 	}
-	if (optind >= argc && !r->image) {
-		fprintf(stderr, "microvim run: give a command after -- (exec) or --image NAME (VM drivers)\n");
+	if (optind >= argc && !r->image && !r->config) {
+		fprintf(stderr, "microvim run: give a command after -- (exec), --image NAME (VM drivers) or --config\n");
 		return -1;
 	}
-	return cli_check_core_url(cl->core, cl->core_from);
+	return cli_core_list(&cl->cores, cl->core_arg, cl->core_from);
 }
 
 /* ---- run: the instance's first moments ----
@@ -457,10 +481,11 @@ static void run_settle(struct client *cl, json_t *list, double settle_s)
 
 	json_array_foreach(list, i, in)
 		w.live += state_running(in);
-	if (w.live == 0 || settle_s <= 0 || http_parse_url(cl->core, host, sizeof host, &port) < 0)
+	/* the core that answered the run */
+	if (w.live == 0 || settle_s <= 0 || http_parse_url(corelist_current(&cl->cores), host, sizeof host, &port) < 0)
 		return;
 	/* the run itself went through this context already: it is made and good */
-	if (http_url_is_tls(cl->core) && !(tls = http_client_tls(err, sizeof err))) {
+	if (http_url_is_tls(corelist_current(&cl->cores)) && !(tls = http_client_tls(err, sizeof err))) {
 		fprintf(stderr, "microvim run: %s\n", err);
 		return;
 	}
@@ -514,12 +539,13 @@ static void print_end(const char *state, const json_t *in)
 static void print_stderr_tail(struct client *cl, const char *id)
 {
 	struct http_response resp;
-	char path[128], err[256];
+	char path[128], err[768];
 	const char *tail;
 	int lines = 0;
+	struct corelist_request rq = {.method = "GET", .path = path, .token = cl->token, .timeout_s = 10};
 
 	snprintf(path, sizeof path, "/v1/instances/%s/logs?stream=stderr", id);
-	if (http_call(cl->core, "GET", path, cl->token, NULL, NULL, 10, &resp, err, sizeof err) < 0)
+	if (corelist_call(&cl->cores, &rq, &resp, err, sizeof err) < 0)
 		return;
 	if (resp.status == 200 && resp.len > 0) {
 		size_t n = resp.len;
@@ -579,7 +605,7 @@ int cmd_run(int argc, char **argv)
 {
 	struct client cl = {0};
 	struct run_args r;
-	char name_buf[MV_NAME_MAX + 1], path[128];
+	char name_buf[MV_NAME_MAX + 1], path[128], key[CORELIST_IDEM_KEY_LEN + 1];
 	json_t *body, *resp = NULL, *list;
 	int status, rc = EXIT_OK;
 	int64_t t0, t1;
@@ -606,8 +632,15 @@ int cmd_run(int argc, char **argv)
 		snprintf(path, sizeof path, "/v1/instances");
 	else
 		snprintf(path, sizeof path, "/v1/instances?wait=%s&timeout=%g", r.ready ? "ready" : "running", r.timeout);
+	/* The same key on every core tried: a create that a core committed before it died is
+	 * answered from that first result by the next, never made twice. */
+	if (!r.idem_key) {
+		corelist_idem_key(key);
+		r.idem_key = key;
+	}
 	t0 = clock_mono_us();
-	status = api(&cl, "POST", path, body, r.timeout + 10, &resp);
+	status = api_with(&cl, "POST", path, (const char *const[]){"Idempotency-Key", r.idem_key, NULL}, body,
+	                  r.timeout + 10, &resp);
 	t1 = clock_mono_us();
 	json_decref(body);
 	if (status != 201 && status != 200) {
@@ -648,7 +681,7 @@ out:
 
 /* Parses the common options and collects positional arguments. */
 static int parse_simple(struct client *cl, const char *cmd, int argc, char **argv, double *timeout,
-                        const char **state)
+                        const char **state, double *page)
 {
 	int opt, h;
 	optind = 1;
@@ -663,37 +696,77 @@ static int parse_simple(struct client *cl, const char *cmd, int argc, char **arg
 				return -1;
 		} else if (opt == C_STATE && state) {
 			*state = optarg;
+		} else if (opt == C_PAGE && page) {
+			if (parse_number(optarg, 1, 10000, page, "page") < 0)
+				return -1;
+			if (*page != (int)*page) {
+				fprintf(stderr, "microvim: --page takes a whole number of instances, 1-10000\n");
+				return -1;
+			}
 		} else {
 			cli_usage(cmd, 1);
 			return -1;
 		}
 	}
-	return cli_check_core_url(cl->core, cl->core_from);
+	return cli_core_list(&cl->cores, cl->core_arg, cl->core_from);
+}
+
+/* One page of ps: its lines, or (--json) its elements inside the one array ps prints, so
+ * that a million instances stream through in pages and are never all in memory. */
+static void ps_print_page(const struct client *cl, const json_t *page, bool *first)
+{
+	const json_t *in;
+	size_t i;
+	json_array_foreach(json_object_get(page, "instances"), i, in) {
+		if (!cl->json) {
+			print_instance_line(in);
+			continue;
+		}
+		fputs(*first ? "\n" : ",\n", stdout);
+		json_dumpf(in, stdout, JSON_COMPACT | JSON_REAL_PRECISION(12));
+		*first = false;
+	}
 }
 
 int cmd_ps(int argc, char **argv)
 {
 	struct client cl = {0};
 	const char *state = NULL;
-	char path[128];
-	json_t *resp, *in;
+	char path[192], after[MV_ID_LEN + 1] = "";
+	json_t *resp = NULL;
 	int status, rc = EXIT_OK;
-	size_t i;
+	bool first = true, opened = false;
+	double page = 1000; /* the core's default page */
 
 	client_init(&cl);
-	if (parse_simple(&cl, "ps", argc, argv, NULL, &state) < 0 || optind < argc)
+	if (parse_simple(&cl, "ps", argc, argv, NULL, &state, &page) < 0 || optind < argc)
 		return free(cl.token), EXIT_USAGE;
-	snprintf(path, sizeof path, state ? "/v1/instances?state=%.32s" : "/v1/instances", state);
-	status = api(&cl, "GET", path, NULL, 10, &resp);
-	if (status != 200) {
-		rc = report_error(status, resp);
-	} else if (cl.json) {
-		print_json(resp);
-	} else {
-		printf("%-16s  %-24s  %-7s  %-9s  %-16s  %s\n", "ID", "NAME", "DRIVER", "STATE", "NODE", "CREATED");
-		json_array_foreach(json_object_get(resp, "instances"), i, in)
-			print_instance_line(in);
+	/* GET /v1/instances pages by id; "next" is the after of the following page. Each page
+	 * must move forward, so a confused server cannot keep ps looping. */
+	for (;;) {
+		const char *next;
+		snprintf(path, sizeof path, "/v1/instances?limit=%d%s%s%s%.32s", (int)page, after[0] ? "&after=" : "", after,
+		         state ? "&state=" : "", state ? state : "");
+		status = api(&cl, "GET", path, NULL, 30, &resp);
+		if (status != 200) {
+			rc = report_error(status, resp);
+			break;
+		}
+		if (!opened && cl.json)
+			fputs("{\"instances\": [", stdout);
+		else if (!opened)
+			printf("%-16s  %-24s  %-7s  %-9s  %-16s  %s\n", "ID", "NAME", "DRIVER", "STATE", "NODE", "CREATED");
+		opened = true;
+		ps_print_page(&cl, resp, &first);
+		next = json_string_value(json_object_get(resp, "next"));
+		if (!next || strlen(next) > MV_ID_LEN || strcmp(next, after) <= 0)
+			break;
+		snprintf(after, sizeof after, "%s", next);
+		json_decref(resp);
+		resp = NULL;
 	}
+	if (opened && cl.json) /* closed even after a failed page: what came is valid JSON */
+		fputs(first ? "]}\n" : "\n]}\n", stdout);
 	json_decref(resp);
 	free(cl.token);
 	return rc;
@@ -712,7 +785,7 @@ int cmd_show(int argc, char **argv)
 	int status, rc = EXIT_OK;
 
 	client_init(&cl);
-	if (parse_simple(&cl, "show", argc, argv, NULL, NULL) < 0 || optind != argc - 1 || !id_arg_valid(argv[optind])) {
+	if (parse_simple(&cl, "show", argc, argv, NULL, NULL, NULL) < 0 || optind != argc - 1 || !id_arg_valid(argv[optind])) {
 		fprintf(stderr, "usage: microvim show ID\n");
 		return free(cl.token), EXIT_USAGE;
 	}
@@ -752,7 +825,7 @@ static int stop_or_remove(const char *cmd, bool purge, int argc, char **argv)
 	int rc = EXIT_OK;
 
 	client_init(&cl);
-	if (parse_simple(&cl, cmd, argc, argv, &timeout, NULL) < 0 || optind >= argc) {
+	if (parse_simple(&cl, cmd, argc, argv, &timeout, NULL, NULL) < 0 || optind >= argc) {
 		fprintf(stderr, "usage: microvim %s ID [ID...] [--timeout S]\n", cmd);
 		return free(cl.token), EXIT_USAGE;
 	}
@@ -803,6 +876,32 @@ static void exec_limits_text(const json_t *exec, char *out, size_t len)
 	snprintf(out, len, "%s%s%s%s", off ? "none" : "cgroups ", off ? "" : mode, user ? ", user " : "", user ? user : "");
 }
 
+/* `microvim nodes revoke ID`: the node is cut off at once (core/nodeauth.h). */
+static int nodes_revoke(struct client *cl, const char *id)
+{
+	char path[160];
+	json_t *resp;
+	int status, rc = EXIT_OK;
+	if (strlen(id) != MV_ID_LEN || strspn(id, "0123456789abcdef") != MV_ID_LEN) {
+		fprintf(stderr, "microvim nodes revoke: %s is not a node id (%d hex characters; see microvim nodes)\n", id,
+		        MV_ID_LEN);
+		free(cl->token);
+		return EXIT_USAGE;
+	}
+	snprintf(path, sizeof path, "/v1/nodes/%s/revoke", id);
+	status = api(cl, "POST", path, NULL, 10, &resp);
+	if (status != 200)
+		rc = report_error(status, resp);
+	else if (cl->json)
+		print_json(resp);
+	else
+		printf("node %s revoked: its credential no longer works; %lld instances lost with it\n", id,
+		       (long long)json_integer_value(json_object_get(resp, "instances_lost")));
+	json_decref(resp);
+	free(cl->token);
+	return rc;
+}
+
 int cmd_nodes(int argc, char **argv)
 {
 	struct client cl = {0};
@@ -811,8 +910,14 @@ int cmd_nodes(int argc, char **argv)
 	size_t i;
 
 	client_init(&cl);
-	if (parse_simple(&cl, "nodes", argc, argv, NULL, NULL) < 0 || optind < argc)
+	if (parse_simple(&cl, "nodes", argc, argv, NULL, NULL, NULL) < 0)
 		return free(cl.token), EXIT_USAGE;
+	if (optind + 2 == argc && strcmp(argv[optind], "revoke") == 0)
+		return nodes_revoke(&cl, argv[optind + 1]);
+	if (optind < argc) {
+		cli_usage("nodes", 1);
+		return free(cl.token), EXIT_USAGE;
+	}
 	status = api(&cl, "GET", "/v1/nodes", NULL, 10, &resp);
 	if (status != 200) {
 		rc = report_error(status, resp);
@@ -923,11 +1028,12 @@ static int logs_parse(struct client *cl, int argc, char **argv, const char **str
 		fprintf(stderr, "usage: microvim logs ID [--stream stdout|stderr|serial] [-f]\n");
 		return -1;
 	}
-	return cli_check_core_url(cl->core, cl->core_from);
+	return cli_core_list(&cl->cores, cl->core_arg, cl->core_from);
 }
 
-/* Reads GET path as a stream into stdout. */
-static int logs_fetch(struct client *cl, const char *path, bool follow)
+/* Reads GET path from the core at url as a stream into stdout; *no_answer when nothing
+ * answered there (another core may). */
+static int logs_fetch_from(struct client *cl, const char *url, const char *path, bool follow, bool *no_answer)
 {
 	struct logs_read lr = {0};
 	struct evhttp_connection *conn;
@@ -937,7 +1043,8 @@ static int logs_fetch(struct client *cl, const char *path, bool follow)
 	json_t *body;
 	int port, rc = EXIT_OK;
 
-	if (http_parse_url(cl->core, host, sizeof host, &port) < 0)
+	*no_answer = false;
+	if (http_parse_url(url, host, sizeof host, &port) < 0)
 		return EXIT_USAGE;
 	snprintf(hostport, sizeof hostport, "%s:%d", host, port);
 	if (!(lr.base = event_base_new()) || !(lr.error = evbuffer_new()) ||
@@ -958,7 +1065,7 @@ static int logs_fetch(struct client *cl, const char *path, bool follow)
 	if (lr.write_failed) {
 		rc = EXIT_FAILED;
 	} else if (lr.status == 0) {
-		fprintf(stderr, "microvim: no answer from the core at %s\n", cl->core);
+		*no_answer = true;
 		rc = EXIT_UNREACHABLE;
 	} else if (lr.status != 200) {
 		size_t n = evbuffer_get_length(lr.error);
@@ -970,6 +1077,21 @@ static int logs_fetch(struct client *cl, const char *path, bool follow)
 	evbuffer_free(lr.error);
 	event_base_free(lr.base);
 	return rc;
+}
+
+/* A stream is not retried once it has begun; before, each core of the list is tried once. */
+static int logs_fetch(struct client *cl, const char *path, bool follow)
+{
+	bool no_answer;
+	for (int tried = 0;; tried++) {
+		int rc = logs_fetch_from(cl, corelist_current(&cl->cores), path, follow, &no_answer);
+		if (!no_answer)
+			return rc;
+		fprintf(stderr, "microvim: no answer from the core at %s\n", corelist_current(&cl->cores));
+		if (tried + 1 == cl->cores.n)
+			return rc;
+		corelist_advance(&cl->cores);
+	}
 }
 
 int cmd_logs(int argc, char **argv)

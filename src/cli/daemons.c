@@ -21,6 +21,7 @@
 
 #include "cli/cli.h"
 #include "common/clock.h"
+#include "common/corelist.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "common/model.h"
@@ -286,6 +287,16 @@ static int parse_store(struct daemon_args *d, const char *v, char *err, size_t e
 	return 0;
 }
 
+/* One core or several of one control plane (common/corelist.h): each URL checked now. */
+static int parse_core(struct daemon_args *d, const char *v, char *err, size_t errlen)
+{
+	struct corelist l;
+	if (corelist_parse(&l, v, err, errlen) < 0)
+		return -1;
+	d->node.core_url = v;
+	return 0;
+}
+
 static int parse_user(struct daemon_args *d, const char *v, UNUSED char *err, UNUSED size_t errlen)
 {
 	d->user = v;
@@ -300,9 +311,11 @@ static const struct daemon_option options[] = {
 	/* both */
 	{"data-dir", FOR_BOTH, OT_STRING, CORE(data_dir), NODE(data_dir), 0, 0, NULL, "DIR",
 	 "core /var/lib/microvim/core, node /var/lib/microvim/node, dev a new temporary dir removed at exit",
-	 "the daemon's state: the core's store and image blobs, the node's id and image cache", NULL},
+	 "the daemon's state: the core's store and image blobs, the node's id, credential and image cache", NULL},
 	{"token-file", FOR_BOTH, OT_STRING, CORE(token_file), NODE(token_file), 0, 0, NULL, "FILE", NULL,
-	 "core: require 'Authorization: Bearer TOKEN' on every request; node: the core's token", NULL},
+	 "core: require 'Authorization: Bearer TOKEN' on every request; node: a join token (microvim "
+	 "node-token create: the node then keeps its own credential in DATA_DIR/node.credential and uses "
+	 "that), or the core's token", NULL},
 	{"tls-cert", FOR_BOTH, OT_STRING, CORE(tls_cert), NODE(tls_cert), 0, 0, NULL, "FILE", NULL,
 	 "core: serve HTTPS (only) with this PEM certificate chain; node: the client certificate shown to an "
 	 "https:// core (for its --tls-client-ca)", NULL},
@@ -312,6 +325,8 @@ static const struct daemon_option options[] = {
 	{"store", FOR_CORE, OT_PARSE, NO_OFF, 0, 0, 0, parse_store, "URL", "SQLite in --data-dir",
 	 "postgresql://USER@HOST:PORT/DB: the store in that PostgreSQL database, for several cores (image blobs "
 	 "stay in --data-dir, which those cores must then share)", NULL},
+	{"advertise", FOR_CORE | NOT_DEV, OT_STRING, CORE(advertise), 0, 0, 0, NULL, "URL", "the --listen address",
+	 "with --store postgresql://: the URL other cores send nodes and clients to while this one leads", NULL},
 	{"listen", FOR_CORE, OT_STRING, CORE(listen), 0, 0, 0, NULL, "HOST:PORT", "127.0.0.1:4650",
 	 "where the core listens; a non-loopback address turns --auth on", NULL},
 	{"auth", FOR_CORE | NOT_DEV, OT_FLAG, CORE(auth), 0, 0, 0, NULL, NULL, NULL,
@@ -345,10 +360,12 @@ static const struct daemon_option options[] = {
 	 NULL},
 	{"openstack-password-file", FOR_CORE, OT_STRING, CORE(openstack_password_file), 0, 0, 0, NULL, "FILE",
 	 "the --token-file token; neither: any password (loopback only)",
-	 "the Keystone password of the façade's user admin (project admin)", NULL},
+	 "the Keystone password of the façade's user admin (project admin); with --auth every user of the "
+	 "core logs in with its own password", NULL},
 	/* node */
-	{"core", FOR_NODE | NOT_DEV, OT_STRING, NODE(core_url), 0, 0, 0, NULL, "URL", "http://127.0.0.1:4650",
-	 "the core", NULL},
+	{"core", FOR_NODE | NOT_DEV, OT_PARSE, NO_OFF, 0, 0, 0, parse_core, "URL[,URL...]", "http://127.0.0.1:4650",
+	 "the core, or the cores of one control plane: the node follows their leader and fails over along the list",
+	 NULL},
 	{"tls-ca", FOR_NODE, OT_STRING, NODE(tls_ca), 0, 0, 0, NULL, "FILE", "the system's CA store",
 	 "an https:// core: the CAs its certificate must be signed by", NULL},
 	{"run-dir", FOR_NODE, OT_STRING, NODE(run_dir), 0, 0, 0, NULL, "DIR", "/run/microvim/NODE-ID on tmpfs",
@@ -547,7 +564,7 @@ static int option_apply(struct daemon_args *d, const struct daemon_option *o, co
 static int parse_daemon_args(const char *cmd, int argc, char **argv, struct daemon_args *d)
 {
 	struct option longopts[N_OPTIONS + 1];
-	char err[256];
+	char err[512];
 	int opt;
 
 	core_options_default(&d->core);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/corelist.h"
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/http.h"
@@ -19,10 +20,21 @@
 static const char *command_name = "image"; /* in messages: image or pool */
 
 struct image_client {
-	const char *core;
+	struct corelist cores;
 	char *token;
 	bool json;
 };
+
+/* One call to the list of cores (common/corelist.h): a blob PUT is content-addressed and
+ * an image's add or removal says what it found, so each may be sent again to another. */
+static int call(struct image_client *ic, const char *method, const char *path, const json_t *body, const void *raw,
+                size_t raw_len, double timeout_s, struct http_response *r, char *err, size_t errlen)
+{
+	struct corelist_request rq = {.method = method, .path = path, .token = ic->token, .body = body, .raw = raw,
+	                              .raw_len = raw_len, .timeout_s = timeout_s,
+	                              .note = strcmp(command_name, "pool") == 0 ? "microvim pool" : "microvim image"};
+	return corelist_call(&ic->cores, &rq, r, err, errlen);
+}
 
 static int read_token(struct image_client *ic, const char *path)
 {
@@ -62,7 +74,7 @@ static int answer(int rc, struct http_response *r, const char *err, int ok1, int
 /* Uploads a file as a blob; digest gets its address. */
 static int upload(struct image_client *ic, const char *file, char digest[DIGEST_LEN + 1])
 {
-	char *data, path[128], err[512];
+	char *data, path[128], err[768];
 	size_t len;
 	struct http_response r;
 	int rc = fs_read_file(file, BLOB_MAX, &data, &len);
@@ -72,7 +84,7 @@ static int upload(struct image_client *ic, const char *file, char digest[DIGEST_
 	}
 	digest_sha256(data, len, digest);
 	snprintf(path, sizeof path, "/v1/blobs/%s", digest);
-	rc = http_call_raw(ic->core, "PUT", path, ic->token, data, len, 120, &r, err, sizeof err);
+	rc = call(ic, "PUT", path, NULL, data, len, 120, &r, err, sizeof err);
 	free(data);
 	rc = answer(rc, &r, err, 200, 201, NULL);
 	http_response_free(&r);
@@ -82,7 +94,7 @@ static int upload(struct image_client *ic, const char *file, char digest[DIGEST_
 static int image_add(struct image_client *ic, const char *name, const char *kernel, const char *initrd,
                      const char *cmdline, const char *xen_type)
 {
-	char kd[DIGEST_LEN + 1], id[DIGEST_LEN + 1], err[512];
+	char kd[DIGEST_LEN + 1], id[DIGEST_LEN + 1], err[768];
 	struct http_response r;
 	json_t *body, *out = NULL;
 	int rc;
@@ -96,7 +108,7 @@ static int image_add(struct image_client *ic, const char *name, const char *kern
 		json_object_set_new(body, "cmdline", json_string(cmdline));
 	if (xen_type)
 		json_object_set_new(body, "xen_type", json_string(xen_type));
-	rc = http_call(ic->core, "POST", "/v1/images", ic->token, NULL, body, 30, &r, err, sizeof err);
+	rc = call(ic, "POST", "/v1/images", body, NULL, 0, 30, &r, err, sizeof err);
 	json_decref(body);
 	rc = answer(rc, &r, err, 201, 201, &out);
 	http_response_free(&r);
@@ -112,11 +124,11 @@ static int image_add(struct image_client *ic, const char *name, const char *kern
 
 static int image_ls(struct image_client *ic)
 {
-	char err[512];
+	char err[768];
 	struct http_response r;
 	json_t *out = NULL, *img;
 	size_t i;
-	int rc = http_call(ic->core, "GET", "/v1/images", ic->token, NULL, NULL, 30, &r, err, sizeof err);
+	int rc = call(ic, "GET", "/v1/images", NULL, NULL, 0, 30, &r, err, sizeof err);
 	rc = answer(rc, &r, err, 200, 200, &out);
 	http_response_free(&r);
 	if (rc != EXIT_OK)
@@ -138,11 +150,11 @@ static int image_ls(struct image_client *ic)
 
 static int image_rm(struct image_client *ic, const char *name)
 {
-	char err[512], path[128];
+	char err[768], path[128];
 	struct http_response r;
 	int rc;
 	snprintf(path, sizeof path, "/v1/images/%s", name);
-	rc = http_call(ic->core, "DELETE", path, ic->token, NULL, NULL, 30, &r, err, sizeof err);
+	rc = call(ic, "DELETE", path, NULL, NULL, 0, 30, &r, err, sizeof err);
 	rc = answer(rc, &r, err, 204, 204, NULL);
 	http_response_free(&r);
 	if (rc == EXIT_OK && !ic->json)
@@ -159,7 +171,8 @@ int cmd_image(int argc, char **argv)
 		{"xen-type", required_argument, NULL, 'x'}, {"tls-ca", required_argument, NULL, 'a'},
 		{NULL, 0, NULL, 0},
 	};
-	struct image_client ic = {.core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650"};
+	struct image_client ic = {0};
+	const char *core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650";
 	const char *kernel = NULL, *initrd = NULL, *cmdline = NULL, *xen_type = NULL, *verb;
 	const char *core_from = getenv("MICROVIM_CORE") ? "$MICROVIM_CORE" : "the default core URL";
 	int opt, rc = EXIT_USAGE;
@@ -169,7 +182,7 @@ int cmd_image(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': ic.core = optarg; core_from = "--core"; break;
+		case 'c': core = optarg; core_from = "--core"; break;
 		case 't': if (read_token(&ic, optarg) < 0) goto out; break;
 		case 'j': ic.json = true; break;
 		case 'a': http_client_tls_files(&(struct tls_files){.ca = optarg}); break;
@@ -180,7 +193,7 @@ int cmd_image(int argc, char **argv)
 		default: cli_usage("image", 1); goto out;
 		}
 	}
-	if (cli_check_core_url(ic.core, core_from) < 0)
+	if (cli_core_list(&ic.cores, core, core_from) < 0)
 		goto out;
 	verb = optind < argc ? argv[optind] : "";
 	if (strcmp(verb, "add") == 0 && optind + 2 == argc && kernel && name_valid(argv[optind + 1]))
@@ -228,7 +241,7 @@ static int pool_create(struct image_client *ic, const char *name, const struct p
 			json_object_set_new(cfg, "machine", json_string(pa->machine));
 		json_object_set_new(body, "config", cfg);
 	}
-	rc = http_call(ic->core, "POST", "/v1/pools", ic->token, NULL, body, 30, &r, err, sizeof err);
+	rc = call(ic, "POST", "/v1/pools", body, NULL, 0, 30, &r, err, sizeof err);
 	json_decref(body);
 	rc = answer(rc, &r, err, 201, 201, &out);
 	http_response_free(&r);
@@ -249,7 +262,7 @@ static int pool_ls(struct image_client *ic)
 	struct http_response r;
 	json_t *out = NULL, *p;
 	size_t i;
-	int rc = http_call(ic->core, "GET", "/v1/pools", ic->token, NULL, NULL, 30, &r, err, sizeof err);
+	int rc = call(ic, "GET", "/v1/pools", NULL, NULL, 0, 30, &r, err, sizeof err);
 	rc = answer(rc, &r, err, 200, 200, &out);
 	http_response_free(&r);
 	if (rc != EXIT_OK)
@@ -278,7 +291,7 @@ static int pool_rm(struct image_client *ic, const char *name)
 	struct http_response r;
 	int rc;
 	snprintf(path, sizeof path, "/v1/pools/%s", name);
-	rc = http_call(ic->core, "DELETE", path, ic->token, NULL, NULL, 30, &r, err, sizeof err);
+	rc = call(ic, "DELETE", path, NULL, NULL, 0, 30, &r, err, sizeof err);
 	rc = answer(rc, &r, err, 204, 204, NULL);
 	http_response_free(&r);
 	if (rc == EXIT_OK && !ic->json)
@@ -297,7 +310,8 @@ int cmd_pool(int argc, char **argv)
 		{"accel", required_argument, NULL, 'x'},   {"machine", required_argument, NULL, 'M'},
 		{NULL, 0, NULL, 0},
 	};
-	struct image_client ic = {.core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650"};
+	struct image_client ic = {0};
+	const char *core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650";
 	struct pool_args pa = {.driver = "qemu"};
 	const char *core_from = getenv("MICROVIM_CORE") ? "$MICROVIM_CORE" : "the default core URL", *verb;
 	char *end;
@@ -309,7 +323,7 @@ int cmd_pool(int argc, char **argv)
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': ic.core = optarg; core_from = "--core"; break;
+		case 'c': core = optarg; core_from = "--core"; break;
 		case 't': if (read_token(&ic, optarg) < 0) goto out; break;
 		case 'j': ic.json = true; break;
 		case 'a': http_client_tls_files(&(struct tls_files){.ca = optarg}); break;
@@ -337,7 +351,7 @@ int cmd_pool(int argc, char **argv)
 		default: cli_usage("pool", 1); goto out;
 		}
 	}
-	if (cli_check_core_url(ic.core, core_from) < 0)
+	if (cli_core_list(&ic.cores, core, core_from) < 0)
 		goto out;
 	verb = optind < argc ? argv[optind] : "";
 	if (strcmp(verb, "create") == 0 && optind + 2 == argc && pa.image && pa.size > 0)

@@ -33,14 +33,21 @@ static const struct command commands[] = {
 	 "  --env K=V                environment for exec (repeatable)\n"
 	 "  --label K=V              run only on nodes with this label (repeatable)\n"
 	 "  --timeout S              how long to wait for running (default 30)\n"
+	 "  --idempotency-key KEY    the create's Idempotency-Key, sent again on a retry (default: a\n"
+	 "                           random one per run; a script retrying run gives its own)\n"
 	 "  --settle S               then watch it S s more (default 0.5; 0: not at all): an instance\n"
 	 "                           that ends meanwhile is reported, exit 1 if it failed\n"
 	 "  --no-wait                return once accepted\n"},
-	{"ps", cmd_ps, "list instances", "  --state STATE            only instances in this state\n"},
+	{"ps", cmd_ps, "list instances (in id order, fetched in pages of 1000)",
+	 "  --state STATE            only instances in this state\n"
+	 "  --page N                 instances per request (1-10000, default 1000)\n"},
 	{"show", cmd_show, "show one instance with its phase trace", "  microvim show ID\n"},
 	{"stop", cmd_stop, "stop an instance (the record stays)", "  microvim stop ID [--timeout S]\n"},
 	{"rm", cmd_rm, "stop an instance if needed and remove it", "  microvim rm ID [ID...] [--timeout S]\n"},
-	{"nodes", cmd_nodes, "list nodes", ""},
+	{"nodes", cmd_nodes, "list nodes, or cut one off",
+	 "  microvim nodes             the nodes, their state and resources\n"
+	 "  microvim nodes revoke ID   (an admin) the node's credential stops working at once, its id may not\n"
+	 "                           register again, and its instances are lost (restart on-lost ones move)\n"},
 	{"logs", cmd_logs, "print an instance's output: stdout, stderr or a guest's serial console",
 	 "  microvim logs ID [--stream stdout|stderr|serial] [-f]\n"
 	 "  --stream S               stdout (a process's default), stderr, serial (a guest's console, its\n"
@@ -104,7 +111,7 @@ static const struct command commands[] = {
 	 "  microvim image add NAME --kernel FILE [--initrd FILE] [--cmdline STR]\n"
 	 "  microvim image ls\n"
 	 "  microvim image rm NAME     (refused while an instance uses it)\n"
-	 "  --core URL, --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"pool", cmd_pool, "warm pools of paused guests: create, ls, rm",
 	 "  microvim pool create NAME --image IMG --size N [--driver qemu] [--ready MARKER]\n"
 	 "                           [--vcpus X] [--memory-mb M] [--accel tcg|kvm] [--machine microvm|pc]\n"
@@ -113,27 +120,37 @@ static const struct command commands[] = {
 	 "                           cmdline or network) resumes one instead of booting\n"
 	 "  microvim pool ls           size, warm and booting guests of each pool\n"
 	 "  microvim pool rm NAME      (its guests are stopped; instances taken from it stay)\n"
-	 "  --core URL, --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"project", cmd_project, "manage projects (tenants) and their quotas: create, ls, show, rm",
 	 "  microvim project create NAME [--quota-instances N] [--quota-vcpus X] [--quota-memory-mb M]\n"
 	 "  microvim project ls        every project for an admin, one's own otherwise; usage/limit\n"
 	 "  microvim project show NAME usage of each quota\n"
 	 "  microvim project rm NAME   (refused while it owns instances or images; its users go too)\n"
-	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"user", cmd_user, "manage users, each with one role on one project: create, ls, rm",
 	 "  microvim user create NAME --project P --role admin|member|reader [--password-file F]\n"
 	 "  microvim user ls\n"
 	 "  microvim user rm NAME      (its tokens stop working)\n"
 	 "  roles: reader reads its project, member also creates and deletes in it, admin does\n"
 	 "  everything in every project\n"
-	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"token", cmd_token, "bearer tokens: create (printed once), ls, revoke",
 	 "  microvim token create --user NAME [--expires 24h]   (an admin; the token alone on stdout)\n"
 	 "  microvim token ls          every token for an admin, one's own otherwise (never the secret)\n"
 	 "  microvim token revoke ID\n"
 	 "  --expires D                24h (default), 30m, 7d, seconds, or never\n"
 	 "  log in with a password: POST /v1/tokens {\"user\", \"password\", \"project\"} (docs/API.md)\n"
-	 "  --core URL, --token-file FILE, --json as for the other client commands\n"},
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
+	{"node-token", cmd_node_token, "join tokens for new nodes: create (printed once), ls, revoke",
+	 "  microvim node-token create [--expires 24h]   (an admin; the token alone on stdout)\n"
+	 "  microvim node-token ls     (never the secret; NODES: how many joined with it)\n"
+	 "  microvim node-token revoke ID   (nodes that joined keep their own credentials)\n"
+	 "  --expires D                24h (default), 1h, 30m, 7d, seconds, or never\n"
+	 "  A join token is multi-use until it expires or is revoked. A node started with\n"
+	 "  `microvim node --token-file FILE` registers with it once and gets its own credential,\n"
+	 "  bound to its node id and kept in DATA_DIR/node.credential (0600); it registers with\n"
+	 "  that from then on. Cut a node off with `microvim nodes revoke ID`.\n"
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"audit", cmd_audit, "read the core's audit log: every mutating request, who, what, the result",
 	 "  microvim audit [--data-dir DIR] [--since 24h|2026-12-05T07:00:00Z] [--json]\n"
 	 "  --data-dir DIR           the core's (default /var/lib/microvim/core): run it on the core's host\n"
@@ -144,7 +161,8 @@ static const struct command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static const char client_options[] =
-	"  --core URL               the core (default $MICROVIM_CORE or http://127.0.0.1:4650)\n"
+	"  --core URL[,URL...]      the core, or the cores of one control plane, tried in order when\n"
+	"                           one does not answer (default $MICROVIM_CORE or http://127.0.0.1:4650)\n"
 	"  --token-file FILE        bearer token (default $MICROVIM_TOKEN)\n"
 	"  --tls-ca FILE            an https:// core: the CA that signed its certificate\n"
 	"                           (default $MICROVIM_TLS_CA, else the system's CA store)\n"
@@ -156,8 +174,8 @@ void cli_usage(const char *name, int to_stderr)
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		const struct command *c = &commands[i];
 		bool is_client = c->run != cmd_core && c->run != cmd_node && c->run != cmd_dev;
-		if (c->run == cmd_image || c->run == cmd_pool || c->run == cmd_project || c->run == cmd_user || c->run == cmd_token ||
-		    c->run == cmd_audit)
+		if (c->run == cmd_image || c->run == cmd_pool || c->run == cmd_project || c->run == cmd_user ||
+		    c->run == cmd_token || c->run == cmd_node_token || c->run == cmd_audit)
 			is_client = false; /* their own option sets */
 		if (c->run == spawnbase_main) /* talks to no core */
 			is_client = false;

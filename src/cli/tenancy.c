@@ -1,6 +1,7 @@
-/* tenancy — `microvim project|user|token`: the Keystone part (projects with quotas,
- * users with a role on a project, bearer tokens), clients of /v1/projects, /v1/users and
- * /v1/tokens. A token is printed once, when it is made; the core keeps only its hash. */
+/* tenancy — `microvim project|user|token|node-token`: the Keystone part (projects with
+ * quotas, users with a role on a project, bearer tokens) and the join tokens of nodes,
+ * clients of /v1/projects, /v1/users, /v1/tokens and /v1/node-tokens. A token is printed
+ * once, when it is made; the core keeps only its hash. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -8,14 +9,17 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/corelist.h"
 #include "common/fs.h"
 #include "common/http.h"
+#include "common/tls.h"
 #include "common/model.h"
 
 struct tenancy_client {
 	const char *cmd; /* "project", "user", "token": the prefix of messages */
-	const char *core;
+	const char *core_arg;
 	const char *core_from;
+	struct corelist cores;
 	char *token;
 	bool json;
 };
@@ -25,11 +29,13 @@ static int call(struct tenancy_client *tc, const char *method, const char *path,
                 json_t **out)
 {
 	struct http_response r;
-	char err[512];
+	char err[768];
 	json_t *b;
 	if (out)
 		*out = NULL;
-	if (http_call(tc->core, method, path, tc->token, NULL, body, 30, &r, err, sizeof err) < 0) {
+	struct corelist_request rq = {.method = method, .path = path, .token = tc->token, .body = body, .timeout_s = 30,
+	                              .note = "microvim"};
+	if (corelist_call(&tc->cores, &rq, &r, err, sizeof err) < 0) {
 		fprintf(stderr, "microvim %s: %s\n", tc->cmd, err);
 		return EXIT_UNREACHABLE;
 	}
@@ -134,7 +140,7 @@ static int remove_one(struct tenancy_client *tc, const char *collection, const c
 	int rc;
 	snprintf(path, sizeof path, "/v1/%s/%s", collection, name);
 	if ((rc = call(tc, "DELETE", path, NULL, 204, NULL)) == EXIT_OK && !tc->json)
-		printf("%s %s %s\n", what, name, strcmp(what, "token") == 0 ? "revoked" : "removed");
+		printf("%s %s %s\n", what, name, strstr(what, "token") ? "revoked" : "removed");
 	return rc;
 }
 
@@ -218,9 +224,48 @@ static int token_ls(struct tenancy_client *tc)
 	return rc;
 }
 
+/* ---- node-token: join tokens for new nodes ---- */
+
+static int node_token_create(struct tenancy_client *tc, const char *expires)
+{
+	json_t *body = json_object(), *out;
+	int rc;
+	if (expires)
+		json_object_set_new(body, "expires", json_string(expires));
+	rc = call(tc, "POST", "/v1/node-tokens", body, 201, &out);
+	json_decref(body);
+	if (rc == EXIT_OK && !tc->json) {
+		/* alone on stdout: `microvim node-token create > JOIN` makes the node's --token-file */
+		printf("%s\n", str(out, "token"));
+		fprintf(stderr, "join token %s, expires %s: shown this once; start nodes with --token-file FILE "
+		        "(each gets its own credential)\n", str(out, "id"),
+		        json_is_null(json_object_get(out, "expires_at")) ? "never" : str(out, "expires_at"));
+	}
+	json_decref(out);
+	return rc;
+}
+
+static int node_token_ls(struct tenancy_client *tc)
+{
+	json_t *out, *k;
+	size_t i;
+	int rc = call(tc, "GET", "/v1/node-tokens", NULL, 200, &out);
+	if (rc == EXIT_OK && !tc->json) {
+		printf("%-16s  %-27s  %-5s  %s\n", "ID", "EXPIRES", "NODES", "STATE");
+		json_array_foreach(json_object_get(out, "node_tokens"), i, k)
+			printf("%-16s  %-27s  %5lld  %s\n", str(k, "id"),
+			       json_is_null(json_object_get(k, "expires_at")) ? "never" : str(k, "expires_at"),
+			       (long long)json_integer_value(json_object_get(k, "nodes")),
+			       json_is_true(json_object_get(k, "revoked")) ? "revoked"
+			       : json_is_true(json_object_get(k, "expired")) ? "expired" : "valid");
+	}
+	json_decref(out);
+	return rc;
+}
+
 /* ---- the commands ---- */
 
-enum { T_CORE = 400, T_TOKEN_FILE, T_JSON, T_PROJECT, T_ROLE, T_PASSWORD_FILE, T_USER, T_EXPIRES, T_QI, T_QV, T_QM };
+enum { T_CORE = 400, T_TOKEN_FILE, T_JSON, T_PROJECT, T_ROLE, T_PASSWORD_FILE, T_USER, T_EXPIRES, T_QI, T_QV, T_QM, T_TLS_CA };
 
 static const struct option tenancy_options[] = {
 	{"core", required_argument, NULL, T_CORE},
@@ -234,6 +279,7 @@ static const struct option tenancy_options[] = {
 	{"quota-instances", required_argument, NULL, T_QI},
 	{"quota-vcpus", required_argument, NULL, T_QV},
 	{"quota-memory-mb", required_argument, NULL, T_QM},
+	{"tls-ca", required_argument, NULL, T_TLS_CA},
 	{NULL, 0, NULL, 0},
 };
 
@@ -262,14 +308,14 @@ static int parse(const char *cmd, int argc, char **argv, struct tenancy_client *
 {
 	const char *tf = getenv("MICROVIM_TOKEN");
 	int opt, rc;
-	*tc = (struct tenancy_client){.cmd = cmd, .core = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650",
+	*tc = (struct tenancy_client){.cmd = cmd, .core_arg = getenv("MICROVIM_CORE") ?: "http://127.0.0.1:4650",
 	                              .core_from = getenv("MICROVIM_CORE") ? "$MICROVIM_CORE" : "the default core URL"};
 	if (tf && !(tc->token = strdup(tf)))
 		return -1;
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "", tenancy_options, NULL)) != -1) {
 		switch (opt) {
-		case T_CORE: tc->core = optarg; tc->core_from = "--core"; break;
+		case T_CORE: tc->core_arg = optarg; tc->core_from = "--core"; break;
 		case T_TOKEN_FILE:
 			free(tc->token);
 			tc->token = NULL;
@@ -279,6 +325,7 @@ static int parse(const char *cmd, int argc, char **argv, struct tenancy_client *
 			}
 			break;
 		case T_JSON: tc->json = true; break;
+		case T_TLS_CA: http_client_tls_files(&(struct tls_files){.ca = optarg}); break; /* an https:// core */
 		case T_PROJECT: a->project = optarg; break;
 		case T_ROLE: a->role = optarg; break;
 		case T_PASSWORD_FILE: a->password_file = optarg; break;
@@ -290,7 +337,7 @@ static int parse(const char *cmd, int argc, char **argv, struct tenancy_client *
 		default: cli_usage(cmd, 1); return -1;
 		}
 	}
-	return cli_check_core_url(tc->core, tc->core_from);
+	return cli_core_list(&tc->cores, tc->core_arg, tc->core_from);
 }
 
 static bool verb_is(int argc, char **argv, const char *verb, int operands)
@@ -350,6 +397,19 @@ static int token_dispatch(struct tenancy_client *tc, struct tenancy_args *a, int
 	return EXIT_USAGE;
 }
 
+static int node_token_dispatch(struct tenancy_client *tc, struct tenancy_args *a, int argc, char **argv)
+{
+	if (verb_is(argc, argv, "create", 0))
+		return node_token_create(tc, a->expires);
+	if (verb_is(argc, argv, "ls", 0))
+		return node_token_ls(tc);
+	if (verb_is(argc, argv, "revoke", 1))
+		return remove_one(tc, "node-tokens", "join token", argv[optind + 1]);
+	cli_usage("node-token", 1);
+	return EXIT_USAGE;
+}
+
 int cmd_project(int argc, char **argv) { return run("project", argc, argv, project_dispatch); }
 int cmd_user(int argc, char **argv) { return run("user", argc, argv, user_dispatch); }
 int cmd_token(int argc, char **argv) { return run("token", argc, argv, token_dispatch); }
+int cmd_node_token(int argc, char **argv) { return run("node-token", argc, argv, node_token_dispatch); }

@@ -302,6 +302,9 @@ static void call_done(struct evhttp_request *req, void *arg)
 		evbuffer_remove(in, st->resp->body, len);
 		st->resp->body[len] = '\0';
 		st->resp->len = len;
+		const char *loc = evhttp_find_header(evhttp_request_get_input_headers(req), "Location");
+		if (loc && st->resp->status / 100 == 3 && !(st->resp->location = strdup(loc)))
+			fatal("strdup");
 	}
 	event_base_loopbreak(st->base);
 }
@@ -425,5 +428,7 @@ int http_call_raw(const char *base_url, const char *method, const char *path, co
 void http_response_free(struct http_response *resp)
 {
 	free(resp->body);
+	free(resp->location);
 	resp->body = NULL;
+	resp->location = NULL;
 }

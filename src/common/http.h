@@ -68,6 +68,7 @@ struct http_response {
 	int status; /* 0 when no answer came (connection refused, timeout) */
 	char *body; /* NUL-terminated, malloc'd; free with http_response_free */
 	size_t len;
+	char *location; /* a redirect's Location header (malloc'd), else NULL */
 };
 
 /* Sends `body` (may be NULL) and waits up to timeout_s. 0 when an HTTP answer came (any

@@ -69,6 +69,17 @@ bool name_valid(const char *s)
 	return true;
 }
 
+bool idem_key_valid(const char *k)
+{
+	size_t n = strlen(k);
+	if (n == 0 || n > MV_IDEM_KEY_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (k[i] < 0x21 || k[i] > 0x7e)
+			return false;
+	return true;
+}
+
 bool label_value_valid(const char *s)
 {
 	size_t n = strlen(s);

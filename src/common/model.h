@@ -27,6 +27,7 @@
 #define MV_LABEL_VALUE_MAX 255
 #define MV_BRIDGE_MAX 15            /* IFNAMSIZ - 1 */
 #define MV_ID_LEN 16                /* hex characters of an instance or node id */
+#define MV_IDEM_KEY_MAX 128         /* an Idempotency-Key header */
 #define MV_READY_PATTERN_MAX 128    /* ready.serial marker */
 #define MV_CLICK_MAX (64 * 1024)    /* xen config.click: a Click configuration, 128 xenstore chunks */
 #define MV_EXEC_ALLOW_MAX 1024      /* executables a node allows */
@@ -149,6 +150,8 @@ void exec_allow_free(struct exec_allow *a);
 bool name_valid(const char *s);
 /* A label key follows the name rule; a value is printable ASCII up to 255 bytes. */
 bool label_value_valid(const char *s);
+/* An Idempotency-Key: 1 to MV_IDEM_KEY_MAX printable characters, no spaces. */
+bool idem_key_valid(const char *k);
 /* {"k": "v", ...}: at most MV_LABELS_MAX, keys and values as above; 400 naming the label. */
 int labels_check(const json_t *labels, struct mv_error *err);
 

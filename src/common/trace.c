@@ -14,6 +14,8 @@ const char *const step_names[STEP_COUNT] = {
 	[STEP_ARTIFACT] = "artifact", [STEP_ENVIRONMENT] = "environment", [STEP_CONFIG] = "config", [STEP_CALL] = "call",
 };
 
+const char *const stop_step_names[STOP_STEP_COUNT] = {[STOP_STEP_STOP] = "stop", [STOP_STEP_CLEANUP] = "cleanup"};
+
 static int64_t nonneg(int64_t v) { return v < 0 ? 0 : v; }
 
 void trace_compute(struct trace *t, const struct core_marks *m, const struct node_timing *n)
@@ -39,6 +41,9 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 	t->pool = n->pool;
 	t->has_steps = n->has_steps;
 	memcpy(t->step_us, n->step_us, sizeof t->step_us);
+	/* an instantiation's trace: its stop, if any, comes later (cluster.c adds it) */
+	t->has_stop = false;
+	memset(t->stop_us, 0, sizeof t->stop_us);
 }
 
 static const char *const image_cache_names[] = {[IMAGE_NONE] = "none", [IMAGE_HIT] = "hit", [IMAGE_MISS] = "miss"};
@@ -100,6 +105,12 @@ json_t *trace_to_json(const struct trace *t)
 			json_object_set_new(steps, step_names[s], ms(t->step_us[s]));
 		json_object_set_new(j, "steps", steps);
 	}
+	if (t->has_stop) {
+		json_t *stop = json_object();
+		for (int s = 0; s < STOP_STEP_COUNT; s++)
+			json_object_set_new(stop, stop_step_names[s], ms(t->stop_us[s]));
+		json_object_set_new(j, "stop_steps", stop);
+	}
 	return j;
 }
 
@@ -157,6 +168,15 @@ int trace_format(const struct trace *t, char *buf, size_t len)
 		}
 		put_str(buf, len, &pos, "}");
 	}
+	if (t->has_stop) {
+		for (int s = 0; s < STOP_STEP_COUNT; s++) {
+			put_str(buf, len, &pos, s == 0 ? ",\"stop_steps\":{\"" : ",\"");
+			put_str(buf, len, &pos, stop_step_names[s]);
+			put_str(buf, len, &pos, "\":");
+			put_ms(buf, len, &pos, t->stop_us[s]);
+		}
+		put_str(buf, len, &pos, "}");
+	}
 	put_str(buf, len, &pos, "}");
 	return pos < len ? (int)pos : -1;
 }
@@ -198,6 +218,15 @@ int trace_from_json(struct trace *t, const json_t *j)
 			if (ms_field(steps, step_names[s], &t->step_us[s]) < 0)
 				return -EINVAL;
 		t->has_steps = true;
+	}
+	json_t *stop = json_object_get(j, "stop_steps");
+	if (stop) {
+		if (!json_is_object(stop))
+			return -EINVAL;
+		for (int s = 0; s < STOP_STEP_COUNT; s++)
+			if (ms_field(stop, stop_step_names[s], &t->stop_us[s]) < 0)
+				return -EINVAL;
+		t->has_stop = true;
 	}
 	return 0;
 }
@@ -270,4 +299,29 @@ int node_timing_from_json(struct node_timing *n, const json_t *j)
 	    pool_use_parse(json_object_get(j, "pool"), &n->pool) < 0)
 		return -EINVAL;
 	return steps_from_json(n, json_object_get(j, "steps"));
+}
+
+json_t *stop_timing_to_json(const struct stop_timing *s)
+{
+	json_t *j = json_object();
+	char key[32];
+	for (int i = 0; i < STOP_STEP_COUNT; i++) {
+		snprintf(key, sizeof key, "%s_us", stop_step_names[i]);
+		json_object_set_new(j, key, json_integer((json_int_t)s->step_us[i]));
+	}
+	return j;
+}
+
+int stop_timing_from_json(struct stop_timing *s, const json_t *j)
+{
+	char key[32];
+	*s = (struct stop_timing){0};
+	if (!json_is_object(j))
+		return -EINVAL;
+	for (int i = 0; i < STOP_STEP_COUNT; i++) {
+		snprintf(key, sizeof key, "%s_us", stop_step_names[i]);
+		if (!json_object_get(j, key) || us_field(j, key, &s->step_us[i]) < 0)
+			return -EINVAL;
+	}
+	return 0;
 }

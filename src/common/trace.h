@@ -41,6 +41,20 @@ enum trace_step {
 
 extern const char *const step_names[STEP_COUNT];
 
+/* The node's steps of a stop, on its clock (the clean-up the paper's Fig. 6b leaves out):
+ *   stop    = the stop asked on the node -> the instance ended (the driver's stop call and
+ *             the process's or guest's own exit: mostly the guest's time);
+ *   cleanup = -> what it held released (the driver's release: its domain, cgroup, config
+ *             files; the network torn down; its logs closed). */
+enum stop_step { STOP_STEP_STOP, STOP_STEP_CLEANUP, STOP_STEP_COUNT };
+
+extern const char *const stop_step_names[STOP_STEP_COUNT];
+
+/* What the node measured of a stop it was asked for, sent with the report of the end. */
+struct stop_timing {
+	int64_t step_us[STOP_STEP_COUNT];
+};
+
 /* Where the prepare phase found the image: not needed, in the node's cache, fetched. */
 enum image_cache { IMAGE_NONE, IMAGE_HIT, IMAGE_MISS };
 
@@ -76,6 +90,8 @@ struct trace {
 	enum pool_use pool;
 	bool has_steps; /* the node measured its sub-steps */
 	int64_t step_us[STEP_COUNT];
+	bool has_stop; /* stopped on request, and the node measured the stop */
+	int64_t stop_us[STOP_STEP_COUNT];
 };
 
 /* Derives every phase from the core's marks and the node's timing. The phases add up
@@ -87,8 +103,9 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 int64_t trace_overhead_us(const struct trace *t);
 
 /* {"phases": {"accept": ms, ...}, "total_ms": ms, "overhead_ms": ms, "image_cache": "hit"|"miss"
- * (when an image was needed), "pool": "hit"|"miss" (when a warm pool was asked), "steps": {"artifact": ms, "environment": ms, "config": ms,
- * "call": ms} (when the node measured them)}; ms with µs precision. */
+ * (when an image was needed), "pool": "hit"|"miss" (when a warm pool was asked), "steps":
+ * {"artifact": ms, "environment": ms, "config": ms, "call": ms} (when the node measured them),
+ * "stop_steps": {"stop": ms, "cleanup": ms} (once stopped on request)}; ms with µs precision. */
 json_t *trace_to_json(const struct trace *t);
 /* The same object as JSON text, written straight into buf (no jansson objects: the
  * dashboard reads ~100 traces a second at 100 instantiations/s); ms with three decimals
@@ -105,5 +122,9 @@ int trace_from_json(struct trace *t, const json_t *j);
  * (artifact + environment = prepare, config + call = spawn); 0 or -EINVAL. */
 json_t *node_timing_to_json(const struct node_timing *n);
 int node_timing_from_json(struct node_timing *n, const json_t *j);
+
+/* A stop as sent by the node: {"stop_us":.., "cleanup_us":..}, each 0 to 1 h; 0 or -EINVAL. */
+json_t *stop_timing_to_json(const struct stop_timing *s);
+int stop_timing_from_json(struct stop_timing *s, const json_t *j);
 
 #endif

@@ -85,6 +85,8 @@ json_t *wire_report_to_json(const struct wire_report *r)
 		json_object_set_new(j, "error", json_string(r->error));
 	if (r->has_timing)
 		json_object_set_new(j, "timing", node_timing_to_json(&r->timing));
+	if (r->has_stop_timing)
+		json_object_set_new(j, "stop_timing", stop_timing_to_json(&r->stop_timing));
 	return j;
 }
 
@@ -92,7 +94,7 @@ int wire_report_parse(struct wire_report *r, const json_t *j, struct mv_error *e
 {
 	const json_t *st = json_object_get(j, "state"), *code = json_object_get(j, "exit_code");
 	const json_t *msg = json_object_get(j, "error"), *ready = json_object_get(j, "ready");
-	const json_t *timing = json_object_get(j, "timing");
+	const json_t *timing = json_object_get(j, "timing"), *stop = json_object_get(j, "stop_timing");
 	int s;
 
 	memset(r, 0, sizeof *r);
@@ -114,6 +116,11 @@ int wire_report_parse(struct wire_report *r, const json_t *j, struct mv_error *e
 	if (timing && node_timing_from_json(&r->timing, timing) < 0)
 		return mv_fail(err, 400, "invalid_value", "timing must hold durations in microseconds (0 to 1 h)");
 	r->has_timing = timing != NULL;
+	if (stop && (r->state == INST_STARTING || r->state == INST_RUNNING))
+		return mv_fail(err, 400, "invalid_value", "stop_timing comes with an end (stopped, exited or failed)");
+	if (stop && stop_timing_from_json(&r->stop_timing, stop) < 0)
+		return mv_fail(err, 400, "invalid_value", "stop_timing must hold stop_us and cleanup_us in microseconds (0 to 1 h)");
+	r->has_stop_timing = stop != NULL;
 	r->has_exit_code = code != NULL;
 	r->exit_code = (int)json_integer_value(code);
 	snprintf(r->error, sizeof r->error, "%s", msg ? json_string_value(msg) : "");

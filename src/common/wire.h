@@ -59,6 +59,8 @@ struct wire_report {
 	char error[WIRE_ERROR_MAX + 1]; /* "" when none */
 	bool has_timing;       /* what the node measured (an instantiation it saw from its assignment on) */
 	struct node_timing timing;
+	bool has_stop_timing;  /* an end after a stop the node was asked for, measured */
+	struct stop_timing stop_timing;
 };
 
 json_t *wire_report_to_json(const struct wire_report *r);

@@ -3,6 +3,7 @@
 #include "core/api.h"
 
 #include <event2/buffer.h>
+#include <errno.h>
 #include <event2/keyvalq_struct.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +16,13 @@
 #include "core/cluster.h"
 #include "core/pools.h"
 #include "core/events.h"
+#include "core/leader.h"
 #include "core/metrics.h"
 #include "core/tenants.h"
 #include "drivers/drivers.h"
 
 #define WAIT_DEFAULT_S 30.0
 #define WAIT_MAX_S 600.0
-#define IDEM_KEY_MAX 128
 
 /* ---- scope, shared with the other routes (api.h) ---- */
 
@@ -141,17 +142,6 @@ static void body_digest(const json_t *body, const char *project, char out[33])
 	snprintf(out, 33, "%016llx%016llx", (unsigned long long)h1, (unsigned long long)h2);
 }
 
-static bool idem_key_valid(const char *k)
-{
-	size_t n = strlen(k);
-	if (n == 0 || n > IDEM_KEY_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (k[i] < 0x21 || k[i] > 0x7e)
-			return false;
-	return true;
-}
-
 struct create_request {
 	struct inst_spec spec;
 	json_t *body;
@@ -182,7 +172,7 @@ static int parse_create(struct api *a, struct evhttp_request *req, const char *p
 	cr->idem_key = evhttp_find_header(evhttp_request_get_input_headers(req), "Idempotency-Key");
 	if (cr->idem_key && !idem_key_valid(cr->idem_key))
 		return mv_fail(err, 400, "invalid_header",
-		               "Idempotency-Key must be 1-%d printable characters without spaces", IDEM_KEY_MAX);
+		               "Idempotency-Key must be 1-%d printable characters without spaces", MV_IDEM_KEY_MAX);
 	if (http_read_json(req, &cr->body, err) < 0)
 		return -1;
 	if (cr->idem_key) /* of the body as sent, before a pool fills it in */
@@ -218,7 +208,11 @@ void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED cons
 		}
 		goto fail;
 	}
-	if (replayed)
+	/* A retried create (a client failing over from a core that died before it answered)
+	 * waits as the first would have, on whichever core it reached: 200, not 201. */
+	if (replayed && cr.wait)
+		wait_then_reply(a, req, cr.wait_kind, 200, cr.as_list, insts, n, cr.wait_s);
+	else if (replayed)
 		http_reply_json(req, 200, instances_json(insts, n, cr.as_list));
 	else if (cr.wait)
 		wait_then_reply(a, req, cr.wait_kind, 201, cr.as_list, insts, n, cr.wait_s);
@@ -235,38 +229,80 @@ out:
 
 /* ---- GET /v1/instances, GET/DELETE /v1/instances/{id} ---- */
 
+/* A page of GET /v1/instances: in id order, `limit` of them (at most LIST_LIMIT_MAX, by
+ * default LIST_LIMIT_DEFAULT), after the id `after`; "next" (the after of the following
+ * page) when there is one. Bounded, so that a million instances are never one answer. */
+#define LIST_LIMIT_DEFAULT 1000
+#define LIST_LIMIT_MAX 10000
+
 struct list_scope {
 	json_t *list;
 	const char *project; /* "": every project */
+	size_t limit, n;
+	bool more; /* one more than limit matched: there is a next page */
+	char last[MV_ID_LEN + 1];
 };
 
-static void list_one(void *arg, const struct instance *in)
+static bool list_one(void *arg, const struct instance *in)
 {
 	struct list_scope *l = arg;
-	if (!l->project[0] || strcmp(l->project, in->project) == 0)
-		json_array_append_new(l->list, instance_to_json(in));
+	if (l->project[0] && strcmp(l->project, in->project) != 0)
+		return false;
+	if (l->n == l->limit) { /* the look-ahead: only says that a next page exists */
+		l->more = true;
+		return true;
+	}
+	json_array_append_new(l->list, instance_to_json(in));
+	snprintf(l->last, sizeof l->last, "%s", in->id);
+	l->n++;
+	return true;
+}
+
+static int list_query(struct evhttp_request *req, int *want, size_t *limit, char *after, size_t afterlen,
+                      struct mv_error *err)
+{
+	char state[32], num[32], *end;
+	long v;
+
+	if (http_query(req, "state", state, sizeof state) && (*want = inst_state_parse(state)) < 0)
+		return mv_fail(err, 400, "invalid_query",
+		               "state must be one of pending, scheduled, starting, running, stopped, exited, failed, lost");
+	if (http_query(req, "limit", num, sizeof num)) {
+		errno = 0;
+		v = strtol(num, &end, 10);
+		if (errno || end == num || *end || v < 1 || v > LIST_LIMIT_MAX)
+			return mv_fail(err, 400, "invalid_query", "limit must be a whole number from 1 to %d", LIST_LIMIT_MAX);
+		*limit = (size_t)v;
+	}
+	/* Any id-shaped value is a page boundary: it need not exist (it may have been removed
+	 * since the previous page). */
+	if (http_query(req, "after", after, afterlen) &&
+	    (!after[0] || strlen(after) > MV_ID_LEN || strspn(after, "0123456789abcdef") != strlen(after)))
+		return mv_fail(err, 400, "invalid_query",
+		               "after must be an instance id (1-%d lower-case hex characters), e.g. the \"next\" of the previous page",
+		               MV_ID_LEN);
+	return 0;
 }
 
 void api_instances_list(struct api *a, struct evhttp_request *req, UNUSED const char *id)
 {
-	char state[32], project[MV_NAME_MAX + 1];
+	char project[MV_NAME_MAX + 1], after[MV_ID_LEN + 2] = "";
 	int want = -1;
-	struct list_scope l = {.project = project};
+	struct list_scope l = {.project = project, .limit = LIST_LIMIT_DEFAULT};
 	struct mv_error err;
+	json_t *body;
 
-	if (http_query(req, "state", state, sizeof state) && (want = inst_state_parse(state)) < 0) {
-		mv_fail(&err, 400, "invalid_query",
-		        "state must be one of pending, scheduled, starting, running, stopped, exited, failed, lost");
-		http_reply_error(req, &err);
-		return;
-	}
-	if (api_project_scope(a, req, project, &err) < 0) {
+	if (list_query(req, &want, &l.limit, after, sizeof after, &err) < 0 ||
+	    api_project_scope(a, req, project, &err) < 0) {
 		http_reply_error(req, &err);
 		return;
 	}
 	l.list = json_array();
-	cluster_instances_list(a->cluster, want, NULL, SIZE_MAX, list_one, &l);
-	http_reply_json(req, 200, json_pack("{s:o}", "instances", l.list));
+	cluster_instances_list(a->cluster, want, after[0] ? after : NULL, l.limit + 1, list_one, &l);
+	body = json_pack("{s:o}", "instances", l.list);
+	if (l.more)
+		json_object_set_new(body, "next", json_string(l.last));
+	http_reply_json(req, 200, body);
 }
 
 /* Another project's instance is as missing as one that does not exist (no leak). */
@@ -289,6 +325,30 @@ void api_instance_show(struct api *a, struct evhttp_request *req, const char *id
 		http_reply_json(req, 200, instance_to_json(in));
 }
 
+/* A follower does not touch an instance the leader runs: it records the delete for the
+ * leader (durably: a 2xx here is kept through a failover) and answers as the leader would,
+ * at once or once the instance has ended (?wait=stopped, seen as the leader writes it). */
+static void delete_on_follower(struct api *a, struct evhttp_request *req, struct instance *in, bool do_wait,
+                               double wait_s)
+{
+	struct mv_error err;
+	bool ended = inst_state_terminal(in->state);
+	if (leader_request_delete(a->leader, in->id) < 0) {
+		mv_fail(&err, 503, "store_failed", "this core could not record the delete for the leader; retry");
+		http_reply_error(req, &err);
+		return;
+	}
+	if (ended) {
+		evhttp_send_reply(req, 204, "No Content", NULL);
+		return;
+	}
+	in->stop_requested = true; /* until the next read of the database, which the leader has written */
+	if (do_wait)
+		wait_then_reply(a, req, WAIT_STOPPED, 200, false, &in, 1, wait_s);
+	else
+		http_reply_json(req, 202, instance_to_json(in));
+}
+
 void api_instance_delete(struct api *a, struct evhttp_request *req, const char *id)
 {
 	struct instance *in = find_or_404(a, req, id);
@@ -308,6 +368,10 @@ void api_instance_delete(struct api *a, struct evhttp_request *req, const char *
 	}
 	if (http_query_double(req, "timeout", 0, WAIT_MAX_S, &wait_s, &err) < 0)
 		goto fail;
+	if (a->leader && !leader_is_leader(a->leader)) {
+		delete_on_follower(a, req, in, do_wait, wait_s);
+		return;
+	}
 	if (inst_state_terminal(in->state)) {
 		if (cluster_instance_remove(a->cluster, in, &err) < 0)
 			goto fail;
@@ -329,9 +393,13 @@ fail:
 
 void api_health(struct api *a, struct evhttp_request *req, UNUSED const char *id)
 {
-	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i, s:i}", "status", "ok", "version", MICROVIM_VERSION,
-	                                    "nodes_ready", cluster_nodes_ready(a->cluster), "instances",
-	                                    (int)cluster_instance_count(a->cluster)));
+	bool leads = !a->leader || leader_is_leader(a->leader);
+	const char *leader = !a->leader ? a->url : leader_url(a->leader);
+	/* a follower's nodes_ready is 0: nodes register with the leader */
+	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i, s:i, s:s, s:s?}", "status", "ok", "version",
+	                                    MICROVIM_VERSION, "nodes_ready", cluster_nodes_ready(a->cluster),
+	                                    "instances", (int)cluster_instance_count(a->cluster), "role",
+	                                    leads ? "leader" : "follower", "leader", leader && leader[0] ? leader : NULL));
 }
 
 void api_events(struct api *a, struct evhttp_request *req, UNUSED const char *id)

@@ -8,6 +8,7 @@
  *   imageapi.c  images and their blobs
  *   tenantapi.c projects, users, tokens (log in)
  *   poolapi.c   warm pools, and the nodes' word on what they have warm
+ *   nodeidapi.c join tokens (node-tokens) and revoking a node
  *   traces.c    recent instantiation traces; ui.c  the dashboard's files
  *   logs.c      an instance's logs, relayed from its node as a chunked stream */
 #ifndef MICROVIM_API_H
@@ -15,7 +16,9 @@
 
 #include <event2/event.h>
 #include <event2/http.h>
+#include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "common/httpguard.h"
 #include "core/authz.h"
@@ -27,6 +30,7 @@ struct events;
 struct traces;
 struct node;
 struct tenants;
+struct nodeauth;
 struct offload;
 struct pools;
 
@@ -41,8 +45,11 @@ struct api {
 	struct log_relays *log_relays; /* the logs being relayed (logs.c; made at first use) */
 	struct http_guard *guard;
 	struct tenants *tenants;
+	struct nodeauth *nodeauth; /* join tokens and node credentials */
 	struct offload *offload; /* password hashing off the loop */
 	struct pools *pools;     /* warm pools (pools.h) */
+	struct leader *leader;   /* several cores over PostgreSQL; NULL: this core alone leads */
+	const char *url;         /* this core's advertised URL */
 	/* Who made the request being handled (core.c's dispatch sets it): valid during the
 	 * handler's call only, copied by what outlives it. NULL on POST /v1/tokens without
 	 * a token (a log-in by password). */
@@ -63,6 +70,15 @@ route_fn api_instance_logs;               /* logs.c */
 void logs_close_all(struct api *a);
 route_fn api_projects_create, api_projects_list, api_project_show, api_project_delete; /* tenantapi.c */
 route_fn api_users_create, api_users_list, api_user_delete, api_tokens_create, api_tokens_list, api_token_delete;
+route_fn api_node_tokens_create, api_node_tokens_list, api_node_token_delete, api_node_revoke; /* nodeidapi.c */
+
+/* Shared by the token routes (tenantapi.c): an RFC 3339 time, or null for 0. */
+json_t *api_when_json(int64_t wall_us);
+/* A body's "expires": "24h", "30m", "90s", "7d" or seconds (at most 366 days), "never"
+ * (0); absent: default_s. 400 invalid_value otherwise. */
+int api_parse_expires(const json_t *v, int64_t default_s, int64_t *out_s, struct mv_error *err);
+/* list sorted by the string field key (the list is taken; a new one returned). */
+json_t *api_sorted(json_t *list, const char *key);
 
 /* The project a list shows: ?project= (400 when not a valid name; a reader or member
  * may name only its own), else its own; "" for every project (an admin without it). */
@@ -86,6 +102,8 @@ struct node *nodeapi_live_node(struct api *a, struct evhttp_request *req, const 
 
 /* Cluster hook (cluster_hooks.node_wake): answers the node's waiting long-poll. */
 void nodeapi_node_wake(void *arg, struct node *n);
+/* Answers n's waiting long-poll, if any, with err (the node was revoked). */
+void nodeapi_poll_refuse(struct api *a, struct node *n, const struct mv_error *err);
 /* Answers every waiting long-poll with 503 (the core is going away). */
 void nodeapi_release_polls(struct api *a);
 

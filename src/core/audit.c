@@ -89,7 +89,8 @@ static void request_key(struct evhttp_request *req, char *buf, size_t len) { snp
 void audit_request(struct audit *a, struct evhttp_request *req, const char *route, const char *id,
                    const struct authz_principal *who)
 {
-	static const char *const kinds[] = {[AUTHZ_OPEN] = "open", [AUTHZ_CLUSTER] = "token-file", [AUTHZ_USER] = "user"};
+	static const char *const kinds[] = {[AUTHZ_OPEN] = "open", [AUTHZ_CLUSTER] = "token-file", [AUTHZ_USER] = "user",
+	                                    [AUTHZ_JOIN] = "join-token", [AUTHZ_NODE] = "node"};
 	char when[40];
 	int status = evhttp_request_get_response_code(req);
 	struct pending *p, *old;
@@ -100,7 +101,12 @@ void audit_request(struct audit *a, struct evhttp_request *req, const char *rout
 	              http_method_name(evhttp_request_get_command(req)), "route", route, "path", http_path(req));
 	if (id && id[0])
 		json_object_set_new(e, "id", json_string(id));
-	if (who) {
+	if (who && authz_is_node(who)) { /* a join token's or a node's: no project, no role */
+		json_object_set_new(e, "auth", json_string(kinds[who->kind]));
+		if (who->node_id[0])
+			json_object_set_new(e, "node", json_string(who->node_id));
+		json_object_set_new(e, "token_id", json_string(who->token_id));
+	} else if (who) {
 		json_object_set_new(e, "auth", json_string(kinds[who->kind]));
 		json_object_set_new(e, "project", json_string(who->project));
 		json_object_set_new(e, "role", json_string(authz_role_names[who->role]));

@@ -41,6 +41,35 @@ bool authz_sees(const struct authz_principal *p, const char *project)
 	return authz_allows(p->role, ACTION_ADMIN) || strcmp(p->project, project) == 0;
 }
 
+bool authz_is_node(const struct authz_principal *p) { return p->kind == AUTHZ_JOIN || p->kind == AUTHZ_NODE; }
+
+int authz_node_register_check(const struct authz_principal *who, const char *node_id, bool has_credential,
+                              bool revoked, struct mv_error *err)
+{
+	if (revoked)
+		return mv_fail(err, 403, "node_revoked", "node %s was revoked (microvim nodes revoke): it may not register "
+		               "again; to bring the host back, remove its DATA_DIR/node-id and node.credential and join "
+		               "with a new join token", node_id);
+	if (who->kind == AUTHZ_NODE && strcmp(who->node_id, node_id) != 0)
+		return mv_fail(err, 403, "node_mismatch", "this credential is node %s's: it may not register as node %s",
+		               who->node_id, node_id);
+	if (who->kind == AUTHZ_JOIN && has_credential)
+		return mv_fail(err, 403, "node_id_taken", "node %s has its own credential already: register with it "
+		               "(DATA_DIR/node.credential), not with a join token", node_id);
+	return 0;
+}
+
+int authz_node_route_check(const struct authz_principal *who, const char *node_id, struct mv_error *err)
+{
+	if (who->kind == AUTHZ_JOIN)
+		return mv_fail(err, 403, "forbidden", "a join token only registers a node (POST /v1/nodes/register); "
+		               "use the credential the registration gave");
+	if (who->kind == AUTHZ_NODE && strcmp(who->node_id, node_id) != 0)
+		return mv_fail(err, 403, "node_mismatch", "this credential is node %s's: it may not act as node %.64s",
+		               who->node_id, node_id);
+	return 0;
+}
+
 static bool over(int64_t limit, int64_t used, int64_t want)
 {
 	return limit != AUTHZ_UNLIMITED && want > 0 && used + want > limit;

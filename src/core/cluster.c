@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/hmap.h"
+#include "common/idset.h"
 #include "common/log.h"
 #include "core/images.h"
 #include "core/lifecycle.h"
@@ -30,6 +31,7 @@ struct cluster {
 	struct metrics *metrics;
 	struct cluster_hooks hooks;
 	struct hmap instances; /* id -> struct instance */
+	struct idset by_id;    /* the same, in id order: listing pages (GET /v1/instances) */
 	struct hmap names;     /* name -> struct instance */
 	struct hmap usage;     /* project -> struct project_usage (quotas) */
 	struct hmap node_ids;  /* id -> struct node */
@@ -43,9 +45,15 @@ struct cluster {
 	int64_t n_in_flight; /* pending, scheduled, starting: what --max-inflight bounds */
 	int64_t n_pending;
 	uint64_t n_refused_saturated;
+	int n_waiters; /* clients waiting for states (a follower refreshes while there are) */
 };
 
 const struct cluster_options *cluster_options(const struct cluster *c) { return &c->opts; }
+
+/* Whether this core acts: places, sends to nodes, declares nodes down. A follower among
+ * several cores (hooks.leading false) only records what it is asked; the leader acts. */
+static bool leading(const struct cluster *c) { return !c->hooks.leading || c->hooks.leading(c->hooks.arg); }
+bool cluster_leading(const struct cluster *c) { return leading(c); }
 
 /* ---- instances in memory ---- */
 
@@ -90,6 +98,7 @@ void cluster_project_usage(const struct cluster *c, const char *project, struct 
 static void instance_insert(struct cluster *c, struct instance *in)
 {
 	hmap_put(&c->instances, in->id, in);
+	idset_put(&c->by_id, in->id, in);
 	hmap_put(&c->names, in->spec.name, in);
 	counts_add(c, in->state, +1);
 	usage_add(c, in, +1);
@@ -98,7 +107,11 @@ static void instance_insert(struct cluster *c, struct instance *in)
 static void instance_remove(struct cluster *c, struct instance *in)
 {
 	hmap_remove(&c->instances, in->id);
-	hmap_remove(&c->names, in->spec.name);
+	void *had = idset_remove(&c->by_id, in->id);
+	if (had && had != in) /* a follower's refresh may have put a newer record under the id */
+		idset_put(&c->by_id, in->id, had);
+	if (hmap_get(&c->names, in->spec.name) == in) /* a refresh may have given the name to a newer one */
+		hmap_remove(&c->names, in->spec.name);
 	counts_add(c, in->state, -1);
 	usage_add(c, in, -1);
 }
@@ -151,36 +164,30 @@ const struct instance *cluster_image_user(const struct cluster *c, const char *n
 	return NULL;
 }
 
-static int cmp_created(const void *a, const void *b)
+struct list_walk {
+	int state;
+	size_t limit, given;
+	cluster_instance_fn *fn;
+	void *arg;
+};
+
+static int list_step(void *arg, const char *id, void *value)
 {
-	const struct instance *x = *(struct instance *const *)a, *y = *(struct instance *const *)b;
-	if (x->created_wall_us != y->created_wall_us)
-		return x->created_wall_us < y->created_wall_us ? -1 : 1;
-	return strcmp(x->id, y->id);
+	struct list_walk *w = arg;
+	const struct instance *in = value;
+	(void)id;
+	if ((w->state < 0 || in->state == (enum inst_state)w->state) && w->fn(w->arg, in))
+		w->given++;
+	return w->given >= w->limit;
 }
 
 size_t cluster_instances_list(struct cluster *c, int state, const char *after_id, size_t limit,
                               cluster_instance_fn *fn, void *arg)
 {
-	const struct instance *after = after_id ? cluster_instance(c, after_id) : NULL;
-	struct instance **all;
-	size_t n = 0, given = 0;
-	const char *k;
-	void *v;
-
-	if (!(all = malloc(sizeof *all * (hmap_size(&c->instances) + 1))))
-		fatal("malloc");
-	for (size_t i = 0; hmap_next(&c->instances, &i, &k, &v);) {
-		struct instance *in = v;
-		if ((state < 0 || in->state == (enum inst_state)state) &&
-		    (!after || cmp_created(&after, &in) < 0))
-			all[n++] = in;
-	}
-	qsort(all, n, sizeof *all, cmp_created);
-	for (size_t i = 0; i < n && given < limit; i++, given++)
-		fn(arg, all[i]);
-	free(all);
-	return given;
+	struct list_walk w = {.state = state, .limit = limit, .fn = fn, .arg = arg};
+	if (limit > 0)
+		idset_walk(&c->by_id, after_id, list_step, &w);
+	return w.given;
 }
 
 /* ---- nodes in memory ---- */
@@ -347,8 +354,10 @@ static struct node *node_of(const struct cluster *c, const struct instance *in)
 
 static void node_enqueue(struct cluster *c, struct node *n, enum node_op op, const char *id)
 {
-	struct assignment *a = calloc(1, sizeof *a);
-	if (!a)
+	struct assignment *a;
+	if (!leading(c)) /* a follower's nodes are the leader's to talk to */
+		return;
+	if (!(a = calloc(1, sizeof *a)))
 		fatal("calloc");
 	a->seq = n->next_seq++;
 	a->op = op;
@@ -379,6 +388,7 @@ struct step_args {
 	struct node *node;               /* the node it came from or goes to (placement, reports, registration) */
 	const struct wire_report *report;
 	int64_t arrived_us;              /* when the report arrived */
+	const char *down_why;            /* why its node is down ("was revoked"); NULL: its heartbeats stopped */
 };
 
 /* What a step changed in memory, to undo when the store refuses it. */
@@ -450,7 +460,8 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 		set_error(in, &s->undo, NULL);
 	if (a & IA_ERROR_NODE_DOWN) {
 		char text[128];
-		snprintf(text, sizeof text, "node %s stopped heartbeating", x->node ? x->node->name : in->node_id);
+		snprintf(text, sizeof text, "node %s %s", x->node ? x->node->name : in->node_id,
+		         x->down_why ? x->down_why : "stopped heartbeating");
 		set_error(in, &s->undo, text);
 	}
 	if (a & IA_ERROR_GONE && !in->error)
@@ -464,6 +475,11 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 		}
 		if (r->error[0] && !in->error)
 			set_error(in, &s->undo, r->error);
+		/* the stop's steps complete the trace of the instantiation it ends */
+		if (r->has_stop_timing && in->has_trace) {
+			in->trace.has_stop = true;
+			memcpy(in->trace.stop_us, r->stop_timing.step_us, sizeof in->trace.stop_us);
+		}
 	}
 	/* Only for an instantiation this core saw from its request on (not after its own restart
 	 * or the node's). The trace is stored with the state it explains. notify ends here: the
@@ -514,9 +530,17 @@ static void step_undo(struct cluster *c, struct step *s)
 	memcpy(in->lost_node, u->lost_node, sizeof in->lost_node);
 }
 
+/* Whether the step's write must be on disk before the answers of its turn go out. */
+static bool step_flushed(const struct step *s)
+{
+	return (s->actions & (IA_STORE | IA_DELETE)) && !(s->actions & IA_STORE_NO_FLUSH);
+}
+
 static int step_store(struct cluster *c, const struct step *s)
 {
 	struct store_instance_status st;
+	if (!leading(c)) /* a stalled leader, resumed: its term may be over (core/leader.h) */
+		return -1;
 	if (s->actions & IA_DELETE)
 		return store_instance_delete(c->store, s->undo.in->id);
 	if (!(s->actions & IA_STORE))
@@ -584,6 +608,8 @@ static int instance_event(struct cluster *c, struct instance *in, enum inst_even
 		return -EINVAL;
 	if (kind == T_REPEAT)
 		return 0;
+	if (s.actions & IA_STORE_NO_FLUSH && !step_flushed(&s))
+		store_no_flush_next(c->store);
 	if (step_store(c, &s) < 0) {
 		step_undo(c, &s);
 		return -EIO;
@@ -615,7 +641,12 @@ static void batch_event(struct cluster *c, struct batch *b, struct instance *in,
 static int batch_commit(struct cluster *c, struct batch *b)
 {
 	int rc = 0, i;
+	bool flushed = false;
+	for (i = 0; i < b->n; i++)
+		flushed |= step_flushed(&b->steps[i]);
 	if (b->n > 0) {
+		if (!flushed)
+			store_no_flush_next(c->store);
 		if (store_begin(c->store) < 0)
 			rc = -1;
 		for (i = 0; rc == 0 && i < b->n; i++)
@@ -677,6 +708,7 @@ static void waiter_finish(struct waiter *w)
 			detach(in, w);
 	}
 	w->done(w->arg, w->ids, w->n);
+	w->c->n_waiters--;
 	event_free(w->timer);
 	free(w->ids);
 	free(w);
@@ -692,6 +724,7 @@ void cluster_wait(struct cluster *c, struct instance *const *insts, int n, enum 
 	if (!w || !(w->ids = calloc((size_t)n + 1, sizeof *w->ids)))
 		fatal("calloc");
 	*w = (struct waiter){.c = c, .kind = kind, .n = n, .ids = w->ids, .done = done, .arg = arg};
+	c->n_waiters++;
 	for (int i = 0; i < n; i++) {
 		struct instance *in = insts[i];
 		memcpy(w->ids[i], in->id, sizeof w->ids[i]);
@@ -789,6 +822,8 @@ static int check_placeable(struct cluster *c, const struct inst_spec *spec, int 
 static void schedule(struct cluster *c, struct instance **insts, int n)
 {
 	struct batch b = {0};
+	if (!leading(c))
+		return;
 	for (int i = 0; i < n; i++) {
 		struct sched_request r = sched_request_of(c, &insts[i]->spec);
 		enum sched_miss miss;
@@ -813,7 +848,7 @@ static void schedule_pending(struct cluster *c)
 	struct instance **pending = NULL;
 	int64_t now;
 
-	if (c->n_pending == 0)
+	if (c->n_pending == 0 || !leading(c))
 		return;
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
 		struct instance *in = v;
@@ -997,8 +1032,9 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 		return mv_fail(err, 422, "cmdline_without_image",
 		               "cmdline is a guest's kernel command line: it needs an image (driver %s boots none here)",
 		               spec->driver);
+	/* a follower knows no node's live capacity: the leader places, or keeps them pending */
 	if (check_names_free(c, spec, err) < 0 || check_quota(c, project, r->quota, spec, err) < 0 ||
-	    check_placeable(c, spec, spec->count, err) < 0)
+	    (leading(c) && check_placeable(c, spec, spec->count, err) < 0))
 		return -1;
 
 	if (!(insts = calloc((size_t)spec->count, sizeof *insts)))
@@ -1017,7 +1053,10 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 		if (c->hooks.instance_event)
 			c->hooks.instance_event(c->hooks.arg, insts[i]);
 	}
-	schedule(c, insts, spec->count);
+	if (leading(c))
+		schedule(c, insts, spec->count);
+	else if (c->hooks.follower_wrote)
+		c->hooks.follower_wrote(c->hooks.arg);
 	*out = insts;
 	*n = spec->count;
 	return 0;
@@ -1266,18 +1305,20 @@ int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_re
 /* A node is down: what it ran is lost. Instances with "restart": "on-lost" go back to
  * pending and are placed on another node; if the old node comes back, reconciliation
  * stops its copy. */
-static void lose_instances(struct cluster *c, struct node *n)
+static int lose_instances(struct cluster *c, struct node *n, const char *why)
 {
 	const char *key;
 	void *v;
+	int lost = 0;
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
 		struct instance *in = v;
 		if (strcmp(in->node_id, n->id) != 0 || inst_state_terminal(in->state))
 			continue;
-		if (instance_event(c, in, IEV_NODE_DOWN, &(struct step_args){.node = n}) < 0) {
+		if (instance_event(c, in, IEV_NODE_DOWN, &(struct step_args){.node = n, .down_why = why}) < 0) {
 			log_warnx("could not store instance %s as lost", in->id);
 			continue;
 		}
+		lost++;
 		if (in->spec.restart_on_lost && !in->stop_requested) {
 			log_info("instance %s was lost with node %s: placing it again", in->id, n->name);
 			if (instance_event(c, in, IEV_REPLACE, &(struct step_args){0}) < 0)
@@ -1285,21 +1326,53 @@ static void lose_instances(struct cluster *c, struct node *n)
 		}
 	}
 	schedule_pending(c);
+	return lost;
+}
+
+/* A node goes down: out of placement, said on the event stream, its instances lost (why
+ * goes in their error; NULL: its heartbeats stopped). */
+static int node_down(struct cluster *c, struct node *n, const char *why)
+{
+	n->ready = false;
+	node_view_sync(c, n);
+	if (c->hooks.node_event)
+		c->hooks.node_event(c->hooks.arg, n, "down");
+	return lose_instances(c, n, why);
+}
+
+int cluster_node_revoke(struct cluster *c, struct node *n)
+{
+	memset(n->token, 0, sizeof n->token);
+	if (!n->ready)
+		return 0; /* down already: what it ran was lost then */
+	log_warnx("node %s (%s) is down: revoked", n->name, n->id);
+	return node_down(c, n, "was revoked");
+}
+
+bool cluster_node_uses_blob(const struct cluster *c, const char *node_id, const char *digest)
+{
+	const char *key;
+	void *v;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		const struct instance *in = v;
+		if (in->spec.has_boot && strcmp(in->node_id, node_id) == 0 &&
+		    (strcmp(in->spec.boot.kernel, digest) == 0 || strcmp(in->spec.boot.initrd, digest) == 0))
+			return true;
+	}
+	return false;
 }
 
 void cluster_sweep(struct cluster *c, int64_t now)
 {
 	int64_t limit = (int64_t)c->opts.heartbeat_timeout_s * 1000000;
+	if (!leading(c))
+		return;
 	for (int i = 0; i < c->n_nodes; i++) {
 		struct node *n = c->nodes[i];
 		if (!n->ready || now - n->last_heartbeat_mono_us <= limit)
 			continue;
-		n->ready = false;
-		node_view_sync(c, n);
 		log_warnx("node %s (%s) is down: no heartbeat for %d s", n->name, n->id, c->opts.heartbeat_timeout_s);
-		if (c->hooks.node_event)
-			c->hooks.node_event(c->hooks.arg, n, "down");
-		lose_instances(c, n);
+		node_down(c, n, NULL);
 	}
 }
 
@@ -1359,6 +1432,114 @@ static void load_instance(void *arg, struct store_instance_row *row)
 	instance_insert(c, in); /* counts those still in flight (--max-inflight) */
 }
 
+/* ---- several cores: what the database says, read again ---- */
+
+struct refresh {
+	struct cluster *c;
+	struct hmap seen;  /* ids of the rows read */
+	bool leader;       /* pick up new pending rows only */
+};
+
+/* An instance's status as its row says (a follower's memory follows the leader's writes). */
+static bool status_from_row(struct cluster *c, struct instance *in, const struct store_instance_row *row)
+{
+	const struct store_instance_status *st = &row->status;
+	bool changed = in->state != st->state || in->stop_requested != st->stop_requested ||
+	               strcmp(in->node_id, st->node_id) != 0 || in->updated_wall_us != st->updated_us;
+	if (!changed)
+		return false;
+	instance_state_assign(c, in, st->state);
+	in->stop_requested = st->stop_requested;
+	memcpy(in->node_id, st->node_id, sizeof in->node_id);
+	in->has_exit_code = st->has_exit_code;
+	in->exit_code = st->exit_code;
+	free(in->error);
+	in->error = NULL;
+	if (st->error && !(in->error = strdup(st->error)))
+		fatal("strdup");
+	in->has_trace = st->has_trace;
+	in->trace = st->trace;
+	in->ready = in->has_trace && in->trace.has_boot;
+	in->updated_wall_us = st->updated_us;
+	return true;
+}
+
+static void refresh_row(void *arg, struct store_instance_row *row)
+{
+	struct refresh *r = arg;
+	struct instance *in = cluster_instance(r->c, row->id);
+	if (r->leader) {
+		/* the leader's memory is the truth of what it runs; a row it lacks is a follower's
+		 * create (pending); a row of another state it lacks is one it removed itself */
+		if (!in && row->status.state == INST_PENDING) {
+			load_instance(r->c, row);
+			log_info("instance %s: created through another core, now placed here", row->id);
+		}
+		return;
+	}
+	if (!in) {
+		load_instance(r->c, row);
+		in = cluster_instance(r->c, row->id);
+		if (r->c->hooks.instance_event)
+			r->c->hooks.instance_event(r->c->hooks.arg, in);
+	} else if (status_from_row(r->c, in, row)) {
+		if (r->c->hooks.instance_event)
+			r->c->hooks.instance_event(r->c->hooks.arg, in);
+		instance_wake(in);
+	}
+	hmap_put(&r->seen, in->id, in);
+}
+
+/* Instances whose rows are gone (the leader removed them): their clients are answered. */
+static void drop_unseen(struct cluster *c, struct hmap *seen)
+{
+	const char *key;
+	void *v;
+	struct instance **gone = NULL;
+	size_t n = 0;
+	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+		if (hmap_get(seen, key))
+			continue;
+		if (!(gone = realloc(gone, sizeof *gone * (n + 1))))
+			fatal("realloc");
+		gone[n++] = v;
+	}
+	for (size_t i = 0; i < n; i++) {
+		while (gone[i]->n_waiters > 0)
+			waiter_finish(gone[i]->waiters[0]);
+		instance_remove(c, gone[i]);
+		instance_free(gone[i]);
+	}
+	free(gone);
+}
+
+int cluster_refresh(struct cluster *c)
+{
+	struct refresh r = {.c = c};
+	int rc;
+	hmap_init(&r.seen);
+	rc = store_instances_load(c->store, refresh_row, &r);
+	if (rc == 0)
+		drop_unseen(c, &r.seen);
+	hmap_free(&r.seen);
+	if (rc < 0)
+		log_warnx("could not read the instances again from the store; answering from memory");
+	return rc;
+}
+
+int cluster_pick_up(struct cluster *c)
+{
+	struct refresh r = {.c = c, .leader = true};
+	if (store_instances_load(c->store, refresh_row, &r) < 0) {
+		log_warnx("could not read the instances other cores created; trying at the next wake");
+		return -1;
+	}
+	schedule_pending(c);
+	return 0;
+}
+
+int cluster_waiting(const struct cluster *c) { return c->n_waiters; }
+
 struct cluster *cluster_create(struct event_base *base, struct store *store, struct images *images,
                                struct metrics *metrics, const struct cluster_options *o,
                                const struct cluster_hooks *hooks, char *err, size_t errlen)
@@ -1370,6 +1551,7 @@ struct cluster *cluster_create(struct event_base *base, struct store *store, str
 	*c = (struct cluster){.opts = *o, .base = base, .store = store, .images = images, .metrics = metrics,
 	                      .hooks = *hooks};
 	hmap_init(&c->instances);
+	idset_init(&c->by_id);
 	hmap_init(&c->names);
 	hmap_init(&c->usage);
 	hmap_init(&c->node_ids);
@@ -1401,6 +1583,7 @@ void cluster_destroy(struct cluster *c)
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);)
 		instance_free(v);
 	hmap_free(&c->instances);
+	idset_free(&c->by_id);
 	hmap_free(&c->names);
 	for (size_t i = 0; hmap_next(&c->usage, &i, &key, &v);)
 		free(v);

@@ -103,6 +103,11 @@ struct cluster_hooks {
 	void (*node_event)(void *arg, const struct node *n, const char *what);
 	/* An instantiation's trace is final (also what goes to the metrics): recent traces. */
 	void (*instance_traced)(void *arg, const struct instance *in);
+	/* Several cores over one database (core/leader.h): whether this one leads now (NULL:
+	 * always, the one core of SQLite). A follower stores creates as pending and sends
+	 * nothing to nodes; it then calls follower_wrote, to wake the leader. */
+	bool (*leading)(void *arg);
+	void (*follower_wrote)(void *arg);
 };
 
 struct cluster;
@@ -142,9 +147,12 @@ int cluster_instance_stop(struct cluster *c, struct instance *in, struct mv_erro
 /* Removes an ended instance (its record; its node removes its files); in is freed. */
 int cluster_instance_remove(struct cluster *c, struct instance *in, struct mv_error *err);
 
-/* Instances in creation order (then id), of one state (or -1: all), after the instance
- * `after_id` (NULL: from the first), at most limit; fn gets each. Returns how many. */
-typedef void cluster_instance_fn(void *arg, const struct instance *in);
+/* Instances in id order, of one state (or -1: all), whose id comes after `after_id` (NULL:
+ * from the first; it need not exist, so a page boundary survives the removal of its last
+ * instance), until fn has taken `limit` of them (fn returns true for one it takes, false for
+ * one its own filter skips). Costs O(log n + what is visited) and no memory: a pager over a
+ * million instances never builds the whole list. Returns how many fn took. */
+typedef bool cluster_instance_fn(void *arg, const struct instance *in);
 size_t cluster_instances_list(struct cluster *c, int state, const char *after_id, size_t limit,
                               cluster_instance_fn *fn, void *arg);
 size_t cluster_instance_count(const struct cluster *c);
@@ -201,7 +209,26 @@ void cluster_node_take(struct cluster *c, struct node *n, cluster_assignment_fn 
 /* A node's status reports, applied in one transaction; arrived_us: when they came. */
 int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_report *reps, size_t count,
                          int64_t arrived_us, struct mv_error *err);
+/* Cuts a node off (its credential was revoked, core/nodeauth.h): its token of the
+ * moment is forgotten, it is down, and its instances are lost as when it stops beating
+ * (those with "restart": "on-lost" are placed again). Returns how many were lost. */
+int cluster_node_revoke(struct cluster *c, struct node *n);
+/* Does an instance placed on node_id boot the blob `digest` (what that node may fetch)? */
+bool cluster_node_uses_blob(const struct cluster *c, const char *node_id, const char *digest);
 /* Declares down the nodes silent longer than the heartbeat timeout (a timer calls it each second). */
 void cluster_sweep(struct cluster *c, int64_t now_mono_us);
+
+/* ---- several cores over one database (core/leader.h) ---- */
+
+/* Whether this core acts (places, dispatches, reconciles): hooks.leading. */
+bool cluster_leading(const struct cluster *c);
+/* A follower (and a core taking the lead): every instance as the store has it now: new
+ * rows added, statuses taken, rows gone removed; waiting clients are answered as their
+ * instances reach the state they wait for. Costs a read of every row. */
+int cluster_refresh(struct cluster *c);
+/* The leader: pending instances other cores stored are taken in and placed. */
+int cluster_pick_up(struct cluster *c);
+/* Clients waiting for states now (a follower refreshes while there are some). */
+int cluster_waiting(const struct cluster *c);
 
 #endif

@@ -26,7 +26,9 @@
 #include "core/cluster.h"
 #include "core/events.h"
 #include "core/images.h"
+#include "core/leader.h"
 #include "core/metrics.h"
+#include "core/nodeauth.h"
 #include "core/authz.h"
 #include "core/offload.h"
 #include "core/osapi.h"
@@ -63,6 +65,12 @@ struct core {
 	struct audit *audit; /* DATA_DIR/audit.log */
 	struct api api;      /* what the handlers get: cluster, images, metrics, events, guard */
 	struct osapi *os;    /* the OpenStack façade, or NULL */
+	/* Several cores over PostgreSQL (leader.h); NULL with SQLite: always the leader */
+	struct leader *leader;
+	char app[48];               /* this core's application name on its PostgreSQL sessions */
+	char *store_location;       /* the store URL with app in it */
+	struct event *follow_timer; /* a follower's refresh while clients wait for states */
+	unsigned follow_ticks;
 };
 
 void core_options_default(struct core_options *o)
@@ -84,7 +92,8 @@ void core_options_default(struct core_options *o)
 
 /* Who may call a route. READ, WRITE and ADMIN are authz.h's actions, checked against the
  * caller's role (403 forbidden); which project's objects it sees is the handler's (404).
- * PUBLIC: the dashboard's files only, which hold no data. NODE: the node's own token.
+ * PUBLIC: the dashboard's files only, which hold no data. NODE: the node whose id is in
+ * the path, by the token of its registration or its credential (core/nodeauth.h).
  * LOGIN: with or without a token (POST /v1/tokens: a password logs in). */
 enum route_access { ACCESS_READ, ACCESS_WRITE, ACCESS_ADMIN, ACCESS_NODE, ACCESS_LOGIN, ACCESS_PUBLIC };
 
@@ -105,6 +114,7 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/nodes", ACCESS_ADMIN, api_nodes_list},
 	{EVHTTP_REQ_POST, "/v1/nodes/register", ACCESS_ADMIN, nodeapi_register},
 	{EVHTTP_REQ_GET, "/v1/nodes/*", ACCESS_ADMIN, api_node_show},
+	{EVHTTP_REQ_POST, "/v1/nodes/*/revoke", ACCESS_ADMIN, api_node_revoke},
 	{EVHTTP_REQ_POST, "/v1/nodes/*/heartbeat", ACCESS_NODE, nodeapi_heartbeat},
 	{EVHTTP_REQ_GET, "/v1/nodes/*/assignments", ACCESS_NODE, nodeapi_assignments},
 	{EVHTTP_REQ_POST, "/v1/nodes/*/reports", ACCESS_NODE, nodeapi_reports},
@@ -134,9 +144,16 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/tokens", ACCESS_LOGIN, api_tokens_create},
 	{EVHTTP_REQ_GET, "/v1/tokens", ACCESS_READ, api_tokens_list},
 	{EVHTTP_REQ_DELETE, "/v1/tokens/*", ACCESS_READ, api_token_delete}, /* one's own, or an admin any */
+	{EVHTTP_REQ_POST, "/v1/node-tokens", ACCESS_ADMIN, api_node_tokens_create},
+	{EVHTTP_REQ_GET, "/v1/node-tokens", ACCESS_ADMIN, api_node_tokens_list},
+	{EVHTTP_REQ_DELETE, "/v1/node-tokens/*", ACCESS_ADMIN, api_node_token_delete},
 	{EVHTTP_REQ_GET, "/ui", ACCESS_PUBLIC, ui_index},
 	{EVHTTP_REQ_GET, "/ui/*", ACCESS_PUBLIC, ui_asset},
 };
+
+/* A join token or a node's credential may call these too (the handler checks for whom):
+ * registering, and the blobs of a node's instances. Any other route gets them a 403. */
+static bool nodes_too(const struct route *r) { return r->handler == nodeapi_register || r->handler == api_blob_get; }
 
 static const enum authz_action access_action[] = {
 	[ACCESS_READ] = ACTION_READ, [ACCESS_WRITE] = ACTION_WRITE, [ACCESS_ADMIN] = ACTION_ADMIN,
@@ -150,23 +167,28 @@ static const char *bearer_of(struct evhttp_request *req)
 }
 
 /* Who calls: 0 with *who; 1 when no token came (anonymous); -1 with a 401 in err. With
- * neither --auth nor --token-file everyone is the open core's admin, as before. */
+ * neither --auth nor --token-file everyone is the open core's admin, as before. A join
+ * token or a node's credential is known with either. */
 static int authenticate(struct core *c, struct evhttp_request *req, struct authz_principal *who,
                         struct mv_error *err)
 {
 	const char *token;
+	int rc;
 	if (!c->auth && !c->token) {
 		authz_principal_admin(who, AUTHZ_OPEN);
 		return 0;
 	}
 	if (!(token = bearer_of(req)))
 		return 1;
-	/* the cluster token, or a Keystone token of the OpenStack façade (its one user is
-	 * admin of project admin): one login for both APIs */
+	/* the cluster token, or (without --auth) a Keystone token of the OpenStack façade, whose
+	 * one user is admin of project admin; with --auth the façade's tokens are the users'
+	 * own (tenants_authenticate below): one login for both APIs */
 	if ((c->token && http_bearer_matches(req, c->token)) || (c->os && osapi_bearer_valid(c->os, req))) {
 		authz_principal_admin(who, AUTHZ_CLUSTER);
 		return 0;
 	}
+	if ((rc = nodeauth_authenticate(c->api.nodeauth, token, clock_wall_us(), who, err)) <= 0)
+		return rc;
 	if (!c->auth)
 		return mv_fail(err, 401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer TOKEN)");
 	return tenants_authenticate(c->api.tenants, token, clock_wall_us(), who, err);
@@ -186,6 +208,12 @@ static int authorize(struct core *c, struct evhttp_request *req, const struct ro
 	if (rc == 1)
 		return mv_fail(err, 401, "unauthorized", "missing bearer token (Authorization: Bearer TOKEN; "
 		               "log in with POST /v1/tokens or microvim token create)");
+	if (authz_is_node(who))
+		return nodes_too(r) ? 0
+		                    : mv_fail(err, 403, "forbidden", "a %s may not %s %s: it registers a node, and a "
+		                              "node's credential serves that node's own routes only",
+		                              who->kind == AUTHZ_JOIN ? "join token" : "node's credential",
+		                              http_method_name(evhttp_request_get_command(req)), http_path(req));
 	if (!authz_allows(who->role, access_action[r->access]))
 		return mv_fail(err, 403, "forbidden", "role %s of project %s may not %s %s",
 		               authz_role_names[who->role], who->project,
@@ -193,10 +221,20 @@ static int authorize(struct core *c, struct evhttp_request *req, const struct ro
 	return 0;
 }
 
-static bool node_authorized(struct core *c, struct evhttp_request *req, const char *id)
+/* A node route (ACCESS_NODE) for node `id`: 0 with the token of its registration (what
+ * nodes send, as before) or its own credential; else -1 with a 401 (no, an unknown or a
+ * revoked token) or a 403 (another node's credential, a join token: node_mismatch). */
+static int node_authorized(struct core *c, struct evhttp_request *req, const char *id, struct mv_error *err)
 {
 	struct node *n = cluster_node(c->api.cluster, id);
-	return n && n->token[0] && http_bearer_matches(req, n->token);
+	const char *token = bearer_of(req);
+	struct authz_principal who;
+	int rc;
+	if (n && n->token[0] && http_bearer_matches(req, n->token))
+		return 0;
+	if (token && (rc = nodeauth_authenticate(c->api.nodeauth, token, clock_wall_us(), &who, err)) <= 0)
+		return rc < 0 ? -1 : authz_node_route_check(&who, id, err);
+	return mv_fail(err, 401, "unauthorized", "missing or wrong node token; register the node again");
 }
 
 /* With --tls-client-ca, what only nodes call (registering, heartbeats, long-polls,
@@ -220,6 +258,55 @@ static bool audited(const struct route *r, enum evhttp_cmd_type method)
 {
 	return r->access != ACCESS_NODE && r->access != ACCESS_PUBLIC && method != EVHTTP_REQ_GET &&
 	       method != EVHTTP_REQ_HEAD;
+}
+
+/* ---- several cores: what a follower answers itself ---- */
+
+/* Routes whose answer is the leader's memory: nodes' own (registration, heartbeats,
+ * long-polls, reports, bridges), the nodes' list, whose liveness only the leader sees, and
+ * the warm pools (what each node keeps is the leader's word to its nodes). */
+static bool leader_route(const struct route *r)
+{
+	return r->access == ACCESS_NODE || r->handler == nodeapi_register || r->handler == api_nodes_list ||
+	       r->handler == api_node_show || strncmp(r->pattern, "/v1/pools", 9) == 0;
+}
+
+/* 307 to the same path on the leader (a client follows it with the same method and
+ * body); 503 while no core leads (an election takes up to about 2 s). */
+static void redirect_to_leader(struct core *c, struct evhttp_request *req)
+{
+	const char *to = leader_url(c->leader);
+	char loc[1024];
+	struct mv_error err;
+	int n = snprintf(loc, sizeof loc, "%s%s", to, evhttp_request_get_uri(req));
+	if (!to[0] || n < 0 || (size_t)n >= sizeof loc) {
+		mv_fail(&err, 503, "no_leader", "this core follows and no core leads right now (an election takes up "
+		        "to about 2 s): retry in a second");
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		http_reply_error(req, &err);
+		return;
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Location", loc);
+	mv_fail(&err, 307, "not_leader", "this core follows; the leader is %s", to);
+	http_reply_error(req, &err);
+}
+
+/* On a follower: the leader's routes are redirected there (false: answered); instances'
+ * routes first read the instances again from the database, so that a follower answers
+ * what the leader last wrote, not what it loaded at its start. */
+static bool follower_may_answer(struct core *c, const struct route *r, struct evhttp_request *req)
+{
+	if (leader_is_leader(c->leader))
+		return true;
+	if (leader_route(r)) {
+		redirect_to_leader(c, req);
+		return false;
+	}
+	if (strncmp(r->pattern, "/v1/instances", 13) == 0 || r->handler == api_health || r->handler == api_metrics)
+		cluster_refresh(c->api.cluster);
+	if (r->handler == api_instances_create && pools_reload(c->api.pools) < 0)
+		log_warnx("could not read the pools again; a create naming a new pool may be refused");
+	return true;
 }
 
 /* ---- per-client request rate: a token bucket per peer address ---- */
@@ -307,6 +394,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		path_known = true;
 		if (r->method != method)
 			continue;
+		if (c->leader && !follower_may_answer(c, r, req))
+			return;
 		if (node_cert_missing(c, r, req)) {
 			mv_fail(&err, 403, "client_certificate_required",
 			        "%s is a node's route: the core takes it only over a client certificate signed by "
@@ -314,8 +403,7 @@ static void dispatch(struct evhttp_request *req, void *arg)
 			http_reply_error(req, &err);
 			return;
 		}
-		if (r->access == ACCESS_NODE && !node_authorized(c, req, id)) {
-			mv_fail(&err, 401, "unauthorized", "missing or wrong node token; register the node again");
+		if (r->access == ACCESS_NODE && node_authorized(c, req, id, &err) < 0) {
 			http_reply_error(req, &err);
 			return;
 		}
@@ -390,7 +478,8 @@ static int open_openstack(struct core *c, char *err, size_t errlen)
 	struct osapi_options oo = {.listen = c->opts.openstack_listen,
 	                           .password_file = c->opts.openstack_password_file,
 	                           .native_token = c->token,
-	                           .data_dir = c->opts.data_dir};
+	                           .data_dir = c->opts.data_dir,
+	                           .auth = c->auth};
 	if (!c->opts.openstack_listen)
 		return 0;
 	guard_limits(c, &oo.guard);
@@ -513,6 +602,120 @@ static void on_instance_traced(void *arg, const struct instance *in)
 	              clock_wall_us());
 }
 
+/* ---- several cores over PostgreSQL ---- */
+
+/* The cluster's hooks (their arg is the api): a core leads once its election says so. */
+static bool core_leading(void *arg)
+{
+	struct api *a = arg;
+	return a->leader && leader_is_leader(a->leader);
+}
+
+static void notify_leader(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct api *a = arg;
+	if (a->leader && leader_notify(a->leader) < 0)
+		log_warnx("could not wake the leader; it takes the new instances within a second (its sweep)");
+}
+
+/* The NOTIFY goes on the election's connection, not in the store's transaction: sent at
+ * once it could reach the leader before the rows it announces are committed (the store
+ * may commit at the end of the loop's turn). A timer of 0 s fires in the next turn. */
+static void core_follower_wrote(void *arg)
+{
+	struct api *a = arg;
+	struct timeval now = {0, 0};
+	if (event_base_once(a->base, -1, EV_TIMEOUT, notify_leader, a, &now) < 0)
+		notify_leader(-1, 0, a);
+}
+
+/* A delete a follower took: what DELETE /v1/instances/ID does on the leader. Taken twice
+ * (a leader died between doing it and forgetting it), the second is refused harmlessly. */
+static void apply_delete(void *arg, const char *id)
+{
+	struct core *c = arg;
+	struct instance *in = cluster_instance(c->api.cluster, id);
+	struct mv_error err;
+	int rc;
+	if (!in)
+		return;
+	if (inst_state_terminal(in->state))
+		rc = cluster_instance_remove(c->api.cluster, in, &err);
+	else if (!in->stop_requested)
+		rc = cluster_instance_stop(c->api.cluster, in, &err);
+	else
+		return;
+	if (rc < 0)
+		log_warnx("a delete of %s taken by another core: %s", id, err.message);
+}
+
+static void on_work(void *arg)
+{
+	struct core *c = arg;
+	cluster_pick_up(c->api.cluster);
+	leader_take_intents(c->leader, apply_delete, c);
+}
+
+/* The lead was just taken: memory becomes what the database says (the old leader's last
+ * writes), then on_work places what waits. Nodes come to register (their heartbeats to
+ * this core get register_again), and registration reconciles what each one runs. */
+static void on_promoted(void *arg)
+{
+	struct core *c = arg;
+	cluster_refresh(c->api.cluster);
+	if (pools_reload(c->api.pools) < 0)
+		log_warnx("could not read the pools again; nodes keep what this core loaded at its start");
+}
+
+#define FOLLOW_REFRESH_S 0.2 /* how soon a client waiting on a follower sees a state */
+#define LEADER_SWEEP_TICKS 5 /* the leader picks up other cores' writes each second anyway */
+
+/* A follower refreshes while clients wait there; the leader picks up what other cores
+ * wrote each second even without a NOTIFY (one lost with a connection, say). */
+static void on_follow_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct core *c = arg;
+	if (leader_is_leader(c->leader)) {
+		if (++c->follow_ticks % LEADER_SWEEP_TICKS == 0)
+			on_work(c);
+	} else if (cluster_waiting(c->api.cluster) > 0) {
+		cluster_refresh(c->api.cluster);
+	}
+}
+
+/* The store URL with this core's application name: the election fences a stalled leader
+ * by it, its store's session with the rest. */
+static void ha_prepare(struct core *c)
+{
+	char id[MV_ID_LEN + 1];
+	size_t n;
+	if (!c->opts.store)
+		return;
+	id_generate(id);
+	snprintf(c->app, sizeof c->app, "microvim-core-%s", id);
+	n = strlen(c->opts.store) + strlen(c->app) + 32;
+	if (!(c->store_location = malloc(n)))
+		fatal("malloc");
+	snprintf(c->store_location, n, "%s%sapplication_name=%s", c->opts.store,
+	         strchr(c->opts.store, '?') ? "&" : "?", c->app);
+}
+
+static int ha_open(struct core *c, char *err, size_t errlen)
+{
+	struct leader_hooks h = {.arg = c, .promoted = on_promoted, .work = on_work};
+	struct timeval tv = clock_timeval(FOLLOW_REFRESH_S);
+	if (!c->store_location)
+		return 0;
+	if (!(c->leader = leader_open(c->base, c->opts.store, c->app, c->opts.advertise ? c->opts.advertise : c->url,
+	                              &h, err, errlen)))
+		return -1;
+	c->api.leader = c->leader;
+	leader_start(c->leader);
+	c->follow_timer = event_new(c->base, -1, EV_PERSIST, on_follow_tick, c);
+	event_add(c->follow_timer, &tv);
+	return 0;
+}
+
 static int open_parts(struct core *c, char *err, size_t errlen)
 {
 	struct cluster_options co = {.cpu_ratio = c->opts.cpu_ratio, .policy = c->opts.policy,
@@ -521,23 +724,30 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 	struct cluster_hooks hooks = {.arg = &c->api, .node_wake = nodeapi_node_wake,
 	                              .instance_event = on_instance_event, .node_event = on_node_event,
 	                              .instance_traced = on_instance_traced};
+	if (c->store_location) {
+		hooks.leading = core_leading;
+		hooks.follower_wrote = core_follower_wrote;
+	}
 	int rc;
 	if ((rc = fs_mkdir_p(c->opts.data_dir, 0700)) < 0) {
 		snprintf(err, errlen, "cannot create --data-dir %s: %s", c->opts.data_dir, strerror(-rc));
 		return -1;
 	}
-	if (store_open(c->opts.store ? c->opts.store : c->opts.data_dir, &c->store, err, errlen) < 0 ||
-	    store_claim(c->store, err, errlen) < 0 ||
+	if (store_open(c->store_location ? c->store_location : c->opts.data_dir, &c->store, err, errlen) < 0 ||
+	    (!c->store_location && store_claim(c->store, err, errlen) < 0) ||
 	    !(c->api.images = images_open(c->store, c->opts.data_dir, err, errlen)) ||
 	    !(c->api.pools = pools_open(c->store, err, errlen)))
 		return -1;
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
 		return -1;
 	if (!(c->api.tenants = tenants_open(c->store, err, errlen)) ||
+	    !(c->api.nodeauth = nodeauth_open(c->store, err, errlen)) ||
 	    !(c->audit = audit_open(c->opts.data_dir, c->api.events, err, errlen)))
 		return -1;
 	if (c->auth && tenants_bootstrap(c->api.tenants, c->opts.data_dir, err, errlen) < 0)
 		return -1;
+	/* from here on (start-up wrote at once), one transaction per loop turn */
+	store_group_start(c->store, c->base);
 	return 0;
 }
 
@@ -572,8 +782,11 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	evhttp_set_gencb(c->http, dispatch, c);
 	attach_guard(c);
 	c->api.events = events_new(base, c->api.guard);
-	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0 || open_openstack(c, err, errlen) < 0)
+	ha_prepare(c);
+	if (open_parts(c, err, errlen) < 0 || bind_listener(c, err, errlen) < 0 ||
+	    open_openstack(c, err, errlen) < 0 || ha_open(c, err, errlen) < 0)
 		goto fail;
+	c->api.url = c->opts.advertise ? c->opts.advertise : c->url;
 	log_info("core listening on %s (store %s%s, %zu instances, %d nodes known; authentication: %s)", c->url,
 	         opts->store ? "in PostgreSQL" : opts->data_dir, opts->store ? "" : "/core.db",
 	         cluster_instance_count(c->api.cluster), cluster_node_count(c->api.cluster),
@@ -615,10 +828,14 @@ void core_destroy(struct core *c)
 		cluster_drain(c->api.cluster);
 		nodeapi_release_polls(&c->api);
 	}
+	offload_free(c->api.offload); /* before what its jobs' requests refer to (the façade's log-ins too) */
 	osapi_free(c->os); /* after the drain: its servers being deleted had waits on the cluster */
-	offload_free(c->api.offload); /* before what its jobs' requests refer to */
+	if (c->follow_timer)
+		event_free(c->follow_timer);
+	leader_close(c->leader); /* after the drain: nothing calls it any more */
 	cluster_destroy(c->api.cluster);
 	tenants_close(c->api.tenants);
+	nodeauth_close(c->api.nodeauth);
 	images_close(c->api.images);
 	pools_close(c->api.pools);
 	rate_forget(c);
@@ -632,6 +849,7 @@ void core_destroy(struct core *c)
 	metrics_free(c->api.metrics);
 	traces_free(c->api.traces);
 	free(c->token);
+	free(c->store_location);
 	tls_ctx_free(c->tls); /* after evhttp_free: its connections used it */
 	free(c);
 }

@@ -19,7 +19,10 @@
 struct core_options {
 	const char *listen;        /* "127.0.0.1:4650" */
 	const char *data_dir;      /* the SQLite store and the image blobs live here */
-	const char *store;         /* NULL: SQLite in data_dir; "postgresql://...": that database */
+	const char *store;         /* NULL: SQLite in data_dir; "postgresql://...": that database,
+	                            * shared with other cores: one leads (core/leader.h) */
+	const char *advertise;     /* the URL other cores send nodes to when this one leads;
+	                            * NULL: the address bound */
 	const char *token_file;    /* a shared token that acts as an admin; NULL: none */
 	bool auth;                 /* users' tokens (projects, roles); a non-loopback listen implies it.
 	                            * Neither this nor token_file: no authentication (loopback only) */

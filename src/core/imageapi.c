@@ -57,6 +57,21 @@ fail:
 	http_reply_error(req, &err);
 }
 
+/* A node's credential fetches what its own instances boot, nothing else; a join token
+ * nothing (it only registers). People's tokens are not the business of this check. */
+static int node_may_fetch(struct api *a, const char *digest, struct mv_error *err)
+{
+	if (!a->who || !authz_is_node(a->who))
+		return 0;
+	if (a->who->kind == AUTHZ_JOIN)
+		return mv_fail(err, 403, "forbidden", "a join token only registers a node: fetch blobs with the "
+		               "credential the registration gave");
+	if (!cluster_node_uses_blob(a->cluster, a->who->node_id, digest))
+		return mv_fail(err, 403, "forbidden", "node %s has no instance that boots blob %s", a->who->node_id,
+		               digest);
+	return 0;
+}
+
 void api_blob_get(struct api *a, struct evhttp_request *req, const char *digest)
 {
 	struct mv_error err;
@@ -65,6 +80,10 @@ void api_blob_get(struct api *a, struct evhttp_request *req, const char *digest)
 
 	if (!digest_valid(digest) || !images_blob_exists(a->images, digest, NULL)) {
 		mv_fail(&err, 404, "not_found", "no blob %.80s", digest);
+		http_reply_error(req, &err);
+		return;
+	}
+	if (node_may_fetch(a, digest, &err) < 0) {
 		http_reply_error(req, &err);
 		return;
 	}

@@ -27,6 +27,10 @@ const char *const inst_event_names[IEV_COUNT] = {
 
 /* What a change of state always does once stored: tell the event stream and the clients. */
 #define CHANGED (IA_STORE | IA_PUBLISH | IA_WAKE)
+/* A node's report that the instance is up: stored, but its loss in a crash of the database
+ * server costs nothing (the node reports it again when it registers), so it waits for no
+ * disk flush; how an instance ended is the node's to forget once purged, and is flushed. */
+#define UP_BY_REPORT (IA_REPORT | IA_TRACE | CHANGED | IA_OBSERVE | IA_STORE_NO_FLUSH)
 /* A node's report that the instance ended. */
 #define ENDED_BY_REPORT (IA_REPORT | IA_RELEASE | CHANGED)
 /* A node's report of how an instance the core had given up as lost ended. */
@@ -49,8 +53,8 @@ const char *const inst_event_names[IEV_COUNT] = {
 /* The rows of an instance placed but not yet running; s is the row's own state. */
 #define PLACED_ROW(s)                                                                                  \
 	[IEV_PLACE] = REFUSE,                                                                          \
-	[IEV_REPORT_RUNNING] = MOVE(INST_RUNNING, IA_REPORT | IA_TRACE | CHANGED | IA_OBSERVE),        \
-	[IEV_REPORT_READY] = MOVE(INST_RUNNING, IA_REPORT | IA_TRACE | CHANGED | IA_OBSERVE),          \
+	[IEV_REPORT_RUNNING] = MOVE(INST_RUNNING, UP_BY_REPORT),                                       \
+	[IEV_REPORT_READY] = MOVE(INST_RUNNING, UP_BY_REPORT),                                         \
 	[IEV_REPORT_STOPPED] = MOVE(INST_STOPPED, ENDED_BY_REPORT),                                    \
 	[IEV_REPORT_EXITED] = MOVE(INST_EXITED, ENDED_BY_REPORT),                                      \
 	[IEV_REPORT_FAILED] = MOVE(INST_FAILED, ENDED_BY_REPORT),                                      \
@@ -82,7 +86,7 @@ static const struct inst_transition table[INST_STATE_COUNT][IEV_COUNT] = {
 	[INST_SCHEDULED] = {
 		PLACED_ROW(INST_SCHEDULED),
 		[IEV_DISPATCHED] = MOVE(INST_STARTING, IA_PUBLISH),
-		[IEV_REPORT_STARTING] = MOVE(INST_STARTING, IA_REPORT | CHANGED),
+		[IEV_REPORT_STARTING] = MOVE(INST_STARTING, IA_REPORT | CHANGED | IA_STORE_NO_FLUSH),
 	},
 	[INST_STARTING] = {
 		PLACED_ROW(INST_STARTING),
@@ -94,7 +98,7 @@ static const struct inst_transition table[INST_STATE_COUNT][IEV_COUNT] = {
 		[IEV_DISPATCHED] = REPEAT,
 		[IEV_REPORT_STARTING] = REPEAT,
 		[IEV_REPORT_RUNNING] = REPEAT,
-		[IEV_REPORT_READY] = MOVE_UNLESS(INST_RUNNING, IA_REPORT | IA_TRACE | CHANGED | IA_OBSERVE, LF_READY),
+		[IEV_REPORT_READY] = MOVE_UNLESS(INST_RUNNING, UP_BY_REPORT, LF_READY),
 		[IEV_REPORT_STOPPED] = MOVE(INST_STOPPED, ENDED_BY_REPORT),
 		[IEV_REPORT_EXITED] = MOVE(INST_EXITED, ENDED_BY_REPORT),
 		[IEV_REPORT_FAILED] = MOVE(INST_FAILED, ENDED_BY_REPORT),

@@ -65,6 +65,9 @@ enum {
 	IA_SEND_STOP = 1u << 17,    /* queue a stop for its node */
 	IA_SEND_STOP_IF_ASKED = 1u << 18, /* queue a stop again when one was asked */
 	IA_SEND_PURGE = 1u << 19,   /* its node may remove its files */
+	/* its row (IA_STORE) needs no flush to disk before the answers go: the node's word that
+	 * it is up, which the node gives again when it registers (store.h, "Durability") */
+	IA_STORE_NO_FLUSH = 1u << 20,
 };
 
 enum transition_kind {

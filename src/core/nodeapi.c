@@ -10,9 +10,11 @@
 #include "common/clock.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "common/secret.h"
 #include "common/wire.h"
 #include "core/api.h"
 #include "core/cluster.h"
+#include "core/nodeauth.h"
 #include "core/pools.h"
 
 #define POLL_DEFAULT_S 25.0
@@ -171,6 +173,17 @@ void nodeapi_node_wake(UNUSED void *arg, struct node *n)
 		poll_answer(n->poll);
 }
 
+void nodeapi_poll_refuse(UNUSED struct api *a, struct node *n, const struct mv_error *err)
+{
+	struct node_poll *p = n->poll;
+	struct evhttp_request *req;
+	if (!p || !(req = p->req))
+		return;
+	p->req = NULL;
+	evtimer_del(p->timer);
+	http_reply_error(req, err);
+}
+
 void nodeapi_release_polls(struct api *a)
 {
 	struct mv_error err;
@@ -262,9 +275,35 @@ void nodeapi_heartbeat(struct api *a, struct evhttp_request *req, const char *id
 		http_reply_json(req, 200, json_object());
 }
 
+/* Who may register reg->id (authz_node_register_check), asked before anything changes. */
+static int register_allowed(struct api *a, const struct wire_register *reg, struct mv_error *err)
+{
+	const struct node_credential *k = nodeauth_credential(a->nodeauth, reg->id);
+	return authz_node_register_check(a->who, reg->id, k && !k->revoked, k && k->revoked, err);
+}
+
+/* A node that joined with a join token gets its own credential, bound to its id, in the
+ * reply (its only copy). Issued after the registration is durable: if this fails, the
+ * node is registered without one and may join again. */
+static int credential_for(struct api *a, const struct node *n, json_t *reply, struct mv_error *err)
+{
+	char token[SECRET_TOKEN_LEN + 1];
+	const struct node_credential *k;
+	if (a->who->kind != AUTHZ_JOIN)
+		return 0;
+	if (nodeauth_credential_issue(a->nodeauth, n->id, a->who->token_id, token, &k, err) < 0)
+		return -1;
+	json_object_set_new(reply, "credential", json_string(token));
+	json_object_set_new(reply, "credential_id", json_string(k->id));
+	memset(token, 0, sizeof token);
+	log_info("node %s (%s) joined with join token %s: credential %s issued", n->name, n->id, a->who->token_id,
+	         k->id);
+	return 0;
+}
+
 void nodeapi_register(struct api *a, struct evhttp_request *req, UNUSED const char *unused)
 {
-	json_t *b = NULL;
+	json_t *b = NULL, *reply;
 	struct wire_register reg;
 	struct mv_error err;
 	struct node *n;
@@ -275,7 +314,7 @@ void nodeapi_register(struct api *a, struct evhttp_request *req, UNUSED const ch
 		return;
 	}
 	json_decref(b);
-	if (cluster_node_register(a->cluster, &reg, &n, &err) < 0) {
+	if (register_allowed(a, &reg, &err) < 0 || cluster_node_register(a->cluster, &reg, &n, &err) < 0) {
 		wire_register_free(&reg);
 		http_reply_error(req, &err);
 		return;
@@ -283,8 +322,42 @@ void nodeapi_register(struct api *a, struct evhttp_request *req, UNUSED const ch
 	wire_register_free(&reg);
 	if (n->poll) /* a poll from before it registered again gets what is queued */
 		poll_answer(n->poll);
-	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i}", "id", n->id, "token", n->token, "heartbeat_interval_s",
-	                                    cluster_heartbeat_interval(a->cluster)));
+	reply = json_pack("{s:s, s:s, s:i}", "id", n->id, "token", n->token, "heartbeat_interval_s",
+	                  cluster_heartbeat_interval(a->cluster));
+	if (credential_for(a, n, reply, &err) < 0) {
+		json_decref(reply);
+		http_reply_error(req, &err);
+		return;
+	}
+	http_reply_json(req, 200, reply);
+}
+
+/* POST /v1/nodes/{id}/revoke (admin): the node's credential ends and its id is refused
+ * from now on; the node is down at once (its token of the moment stops working, its
+ * long-poll is answered 401) and its instances are lost, as when a node stops beating. */
+void api_node_revoke(struct api *a, struct evhttp_request *req, const char *id)
+{
+	struct node *n = cluster_node(a->cluster, id);
+	const struct node_credential *k = nodeauth_credential(a->nodeauth, id);
+	struct mv_error err;
+	int lost;
+
+	if (!n && !k) {
+		mv_fail(&err, 404, "not_found", "no node with id %.64s", id);
+		http_reply_error(req, &err);
+		return;
+	}
+	if (nodeauth_node_revoke(a->nodeauth, id, &err) < 0) {
+		http_reply_error(req, &err);
+		return;
+	}
+	lost = n ? cluster_node_revoke(a->cluster, n) : 0;
+	if (n) {
+		mv_fail(&err, 401, "unauthorized", "node %s was revoked", id);
+		nodeapi_poll_refuse(a, n, &err);
+	}
+	log_info("node %s revoked: %d instances lost with it", id, lost);
+	http_reply_json(req, 200, json_pack("{s:s, s:b, s:i}", "id", id, "revoked", 1, "instances_lost", lost));
 }
 
 void nodeapi_bridges(struct api *a, struct evhttp_request *req, const char *id)
@@ -304,6 +377,26 @@ void nodeapi_bridges(struct api *a, struct evhttp_request *req, const char *id)
 	json_decref(b);
 }
 
+/* The reply to a node's reports: {"skipped": [ids]} names those about instances the core
+ * has placed on another node, which changed nothing (cluster_node_reports applies a
+ * node's reports to its own instances only). The batch is not refused for them: after a
+ * partition a node's stale copy may still report, and a refused batch would hold back
+ * the reports of its own instances. */
+static json_t *others_skipped(struct api *a, const struct node *n, const struct wire_report *reps, size_t count)
+{
+	json_t *skipped = json_array();
+	for (size_t i = 0; i < count; i++) {
+		const struct instance *in = cluster_instance(a->cluster, reps[i].id);
+		if (in && in->node_id[0] && strcmp(in->node_id, n->id) != 0)
+			json_array_append_new(skipped, json_string(in->id));
+	}
+	if (json_array_size(skipped) == 0) {
+		json_decref(skipped);
+		return json_object();
+	}
+	return json_pack("{s:o}", "skipped", skipped);
+}
+
 void nodeapi_reports(struct api *a, struct evhttp_request *req, const char *id)
 {
 	int64_t arrived = clock_mono_us();
@@ -319,7 +412,7 @@ void nodeapi_reports(struct api *a, struct evhttp_request *req, const char *id)
 	    cluster_node_reports(a->cluster, n, reps, count, arrived, &err) < 0)
 		http_reply_error(req, &err);
 	else
-		http_reply_json(req, 200, json_object());
+		http_reply_json(req, 200, others_skipped(a, n, reps, count));
 	free(reps);
 	json_decref(b);
 }

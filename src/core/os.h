@@ -27,9 +27,12 @@
 #include "common/error.h"
 #include "common/hmap.h"
 #include "common/model.h"
+#include "core/authz.h"
 
 struct api;
 struct instance;
+struct offload;
+struct tenants;
 
 enum os_service { OS_IDENTITY, OS_COMPUTE, OS_IMAGE, OS_NETWORK, OS_SERVICE_COUNT };
 
@@ -38,15 +41,16 @@ enum os_service { OS_IDENTITY, OS_COMPUTE, OS_IMAGE, OS_NETWORK, OS_SERVICE_COUN
 #define OS_NOVA_MAX_MINOR 79
 #define OS_UUID_LEN 36
 
-/* Who a request is from: the principal a token carries. One user and one project today
- * ("admin" with the admin role, domain Default); the fields are those of Keystone's
- * users, projects and roles so that a store of many maps onto them as it is. */
+/* Who a request is from: the principal a token carries, in Keystone's terms (user,
+ * project, ids derived from their names) and in the native API's (authz.h: role, project
+ * and user, what the same token means on /v1). */
 struct os_principal {
+	struct authz_principal authz;
 	char user_id[OS_UUID_LEN + 1];
 	char user_name[MV_NAME_MAX + 1];
 	char project_id[OS_UUID_LEN + 1]; /* "" when the token is unscoped */
 	char project_name[MV_NAME_MAX + 1];
-	bool admin;
+	bool admin; /* authz's role is admin */
 };
 
 struct os_identity;
@@ -58,6 +62,7 @@ struct osapi {
 	struct api *native;          /* the cluster, the image registry, the guard of the native API */
 	char url[128];               /* "http://127.0.0.1:5000": how clients reach the façade */
 	const char *data_dir;
+	bool auth;                   /* --auth: Keystone's users are tenants.h's */
 	struct os_identity *identity;
 	struct os_flavors *flavors;
 	struct os_glance *glance;
@@ -115,7 +120,12 @@ void os_time(int64_t wall_us, char *buf, int len);
 
 /* ---- os_identity.c ---- */
 
-struct os_identity *os_identity_new(const char *admin_password, const char *native_token);
+/* tenants NULL (a core without --auth): one user, admin of project admin, whose password
+ * is admin_password (NULL: native_token; both NULL: any). With tenants: its users log in
+ * (their passwords checked on offload's threads) and the tokens issued are theirs, the
+ * native API's too; admin_password, if given, is also user admin's. */
+struct os_identity *os_identity_new(const char *admin_password, const char *native_token, struct tenants *tenants,
+                                    struct offload *offload);
 void os_identity_free(struct os_identity *id);
 /* Who X-Auth-Token is: a token the façade issued and has not revoked, not expired; or
  * the core's own token (--token-file), which is the admin's. */
@@ -129,7 +139,8 @@ struct os_glance *os_glance_open(const char *data_dir, char *err, size_t errlen)
 void os_glance_free(struct os_glance *g);
 /* Frees the servers being deleted whose removal has not come yet (at the end). */
 void os_deleting_free(struct osapi *o);
-/* The native image an imageRef names (a Glance id or name), or NULL. */
-const char *os_glance_native_name(struct osapi *o, const char *image_ref, char *buf, size_t len);
+/* The native image an imageRef names (a Glance id or name) among those who sees, or NULL. */
+const char *os_glance_native_name(struct osapi *o, const struct os_principal *who, const char *image_ref, char *buf,
+                                  size_t len);
 
 #endif

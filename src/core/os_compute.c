@@ -29,6 +29,7 @@
 #include "core/api.h"
 #include "core/cluster.h"
 #include "core/images.h"
+#include "core/tenants.h"
 #include "drivers/drivers.h"
 
 #define FLAVORS_FILE "openstack-flavors.json"
@@ -282,16 +283,6 @@ void os_flavors_free(struct os_flavors *fl)
 
 static void reply_fail(struct os_req *r, const struct mv_error *err) { os_reply_error(r->req, OS_COMPUTE, err); }
 
-static bool admin_or_403(struct os_req *r, const char *what)
-{
-	struct mv_error err;
-	if (r->who.admin)
-		return true;
-	mv_fail(&err, 403, "forbidden", "Policy doesn't allow %s to be performed.", what);
-	reply_fail(r, &err);
-	return false;
-}
-
 static struct os_flavor *flavor_or_404(struct osapi *o, struct os_req *r)
 {
 	struct os_flavor *f = flavor_find(o->flavors, r->id);
@@ -335,8 +326,6 @@ void os_flavor_create(struct osapi *o, struct os_req *r)
 	if (!f)
 		fatal("calloc");
 	f->extra_specs = json_object();
-	if (!admin_or_403(r, "os_compute_api:os-flavor-manage:create"))
-		goto out;
 	if (os_read_body(r->req, &body, &err) < 0)
 		goto fail;
 	fj = json_object_get(body, "flavor");
@@ -367,7 +356,6 @@ void os_flavor_create(struct osapi *o, struct os_req *r)
 	return;
 fail:
 	reply_fail(r, &err);
-out:
 	json_decref(body);
 	flavor_free(f);
 }
@@ -378,7 +366,7 @@ void os_flavor_delete(struct osapi *o, struct os_req *r)
 	struct os_flavor *f;
 	struct mv_error err;
 	size_t i;
-	if (!admin_or_403(r, "os_compute_api:os-flavor-manage:delete") || !(f = flavor_or_404(o, r)))
+	if (!(f = flavor_or_404(o, r)))
 		return;
 	for (i = 0; fl->items[i] != f; i++)
 		;
@@ -409,7 +397,7 @@ void os_flavor_specs_set(struct osapi *o, struct os_req *r)
 	const char *k;
 	struct mv_error err;
 
-	if (!admin_or_403(r, "os_compute_api:os-flavor-extra-specs:create") || !(f = flavor_or_404(o, r)))
+	if (!(f = flavor_or_404(o, r)))
 		return;
 	if (os_read_body(r->req, &body, &err) < 0)
 		goto fail;
@@ -515,17 +503,20 @@ static json_t *server_brief(const struct osapi *o, const struct instance *in)
 
 static json_t *server_json(const struct osapi *o, const struct os_req *r, const struct instance *in)
 {
-	char created[32], updated[32], iid[OS_UUID_LEN + 1];
+	char created[32], updated[32], iid[OS_UUID_LEN + 1], pid[OS_UUID_LEN + 1];
 	struct server_status s = server_status(o, in);
+	/* microvim keeps an instance's project, not the user who made it */
+	bool own = strcmp(in->project, r->who.authz.project) == 0;
 	const struct node *n = in->node_id[0] ? cluster_node(o->native->cluster, in->node_id) : NULL;
 	json_t *j = server_brief(o, in), *addresses = json_object();
 
 	os_time(in->created_wall_us, created, sizeof created);
 	os_time(in->updated_wall_us, updated, sizeof updated);
+	os_uuid_of("project", in->project, pid);
 	if (in->spec.bridge[0])
 		json_object_set_new(addresses, in->spec.bridge, json_array());
 	json_object_update_new(j, json_pack("{s:s, s:s, s:s, s:s, s:s, s:{}, s:o, s:o, s:s, s:s, s:s, s:i}", "status",
-	                                    s.status, "tenant_id", r->who.project_id, "user_id", r->who.user_id,
+	                                    s.status, "tenant_id", pid, "user_id", own ? r->who.user_id : "",
 	                                    "created", created, "updated", updated, "metadata", "flavor",
 	                                    server_flavor(o, in, r->minor), "addresses", addresses, "accessIPv4", "",
 	                                    "accessIPv6", "", "OS-DCF:diskConfig", "MANUAL", "progress",
@@ -573,6 +564,8 @@ static struct instance *server_or_404(struct osapi *o, struct os_req *r)
 	char iid[MV_ID_LEN + 1];
 	struct instance *in = os_instance_id(r->id, iid) ? cluster_instance(o->native->cluster, iid) : NULL;
 	struct mv_error err;
+	if (in && !authz_sees(&r->who.authz, in->project))
+		in = NULL; /* another project's: not found, so that its existence does not leak */
 	if (!in) {
 		mv_fail(&err, 404, "not_found", "Instance %.64s could not be found.", r->id);
 		reply_fail(r, &err);
@@ -599,27 +592,34 @@ struct server_list {
 	size_t limit, n;
 	json_t *list;
 	char last[OS_UUID_LEN + 1];
+	bool all_projects; /* an admin's ?all_tenants=1; else the caller's project only, as Nova lists */
 };
 
-static void list_one(void *arg, const struct instance *in)
+static bool list_one(void *arg, const struct instance *in)
 {
 	struct server_list *l = arg;
-	if (l->n == l->limit || (l->name[0] && !strstr(in->spec.name, l->name)) ||
+	if ((!l->all_projects && strcmp(in->project, l->r->who.authz.project) != 0) ||
+	    (l->name[0] && !strstr(in->spec.name, l->name)) ||
 	    (l->status[0] && strcasecmp(server_status(l->o, in).status, l->status) != 0))
-		return;
+		return false;
 	json_array_append_new(l->list, l->detail ? server_json(l->o, l->r, in) : server_brief(l->o, in));
 	os_server_id(in->id, l->last);
 	l->n++;
+	return true;
 }
 
 static void servers_reply(struct osapi *o, struct os_req *r, bool detail)
 {
-	struct server_list l = {.o = o, .r = r, .detail = detail, .limit = SIZE_MAX};
-	char marker[64] = "", limit[32], iid[MV_ID_LEN + 1];
+	/* Nova's osapi_max_limit: a list without a limit is a page of 1000 with a next link,
+	 * so that a million servers are never one answer. */
+	struct server_list l = {.o = o, .r = r, .detail = detail, .limit = 1000};
+	char marker[64] = "", limit[32], iid[MV_ID_LEN + 1], all[8] = "";
 	struct mv_error err;
 	json_t *body;
 
 	http_query(r->req, "name", l.name, sizeof l.name);
+	http_query(r->req, "all_tenants", all, sizeof all);
+	l.all_projects = r->who.admin && all[0] && strcmp(all, "0") != 0 && strcasecmp(all, "false") != 0;
 	http_query(r->req, "status", l.status, sizeof l.status);
 	if (http_query(r->req, "limit", limit, sizeof limit)) {
 		char *end;
@@ -631,14 +631,15 @@ static void servers_reply(struct osapi *o, struct os_req *r, bool detail)
 		l.limit = (size_t)v;
 	}
 	if (http_query(r->req, "marker", marker, sizeof marker) &&
-	    (!os_instance_id(marker, iid) || !cluster_instance(o->native->cluster, iid))) {
+	    (!os_instance_id(marker, iid) || !cluster_instance(o->native->cluster, iid) ||
+	     !authz_sees(&r->who.authz, cluster_instance(o->native->cluster, iid)->project))) {
 		mv_fail(&err, 400, "invalid_query", "marker [%.64s] not found", marker);
 		goto fail;
 	}
 	l.list = json_array();
-	cluster_instances_list(o->native->cluster, -1, marker[0] ? iid : NULL, SIZE_MAX, list_one, &l);
+	cluster_instances_list(o->native->cluster, -1, marker[0] ? iid : NULL, l.limit, list_one, &l);
 	body = json_pack("{s:o}", "servers", l.list);
-	if (l.limit != SIZE_MAX && l.n == l.limit && l.n > 0) {
+	if (l.n == l.limit && l.n > 0) {
 		char next[512];
 		snprintf(next, sizeof next, "%s/compute/v2.1/servers%s?limit=%zu&marker=%s", o->url, detail ? "/detail" : "",
 		         l.limit, l.last);
@@ -725,7 +726,7 @@ static int server_to_spec(struct osapi *o, struct os_req *r, const json_t *s, js
 			return mv_fail(err, 400, "invalid_field",
 			               "server.imageRef must be \"\" with flavor %s: its driver %s runs its microvim:config, "
 			               "not an image", f->name, drv);
-	} else if (!json_is_string(img) || !os_glance_native_name(o, json_string_value(img), image, sizeof image))
+	} else if (!json_is_string(img) || !os_glance_native_name(o, &r->who, json_string_value(img), image, sizeof image))
 		return mv_fail(err, 400, "invalid_field",
 		               "Image %.64s could not be found or has no data yet (server.imageRef: an active image's id)",
 		               json_is_string(img) ? json_string_value(img) : "(none)");
@@ -766,7 +767,9 @@ void os_servers_create(struct osapi *o, struct os_req *r)
 {
 	json_t *body = NULL, *spec_json = NULL, *srv;
 	struct inst_spec spec = {0};
-	struct cluster_create_req cr = {.spec = &spec, .accepted_us = clock_mono_us()};
+	const struct tenant_project *p = tenants_project(o->native->tenants, r->who.authz.project);
+	struct cluster_create_req cr = {.spec = &spec, .accepted_us = clock_mono_us(), .project = r->who.authz.project,
+	                                .quota = p ? &p->quota : NULL, .any_image = r->who.admin};
 	struct instance **insts = NULL;
 	struct mv_error err;
 	bool replayed;
@@ -961,26 +964,15 @@ void os_compute_v21(struct osapi *o, struct os_req *r)
 	http_reply_json(r->req, 200, json_pack("{s:o}", "version", v21_version(o)));
 }
 
-struct usage {
-	int64_t instances, cores_milli, ram_mb;
-};
-
-static void count_use(void *arg, const struct instance *in)
-{
-	struct usage *u = arg;
-	if (inst_state_terminal(in->state))
-		return;
-	u->instances++;
-	u->cores_milli += in->spec.vcpus_milli;
-	u->ram_mb += in->spec.memory_mb;
-}
-
-/* The quotas are the cluster's capacity: what the ready nodes offer (vCPUs after
- * --cpu-ratio) and the in-flight admission limit. */
+/* The caller's project: what it holds (every record counts, as Nova counts a stopped
+ * server) and its limits, each the project's quota where it has one, else the cluster's
+ * capacity (what the ready nodes offer, vCPUs after --cpu-ratio; the in-flight admission
+ * limit for instances). */
 void os_limits(struct osapi *o, struct os_req *r)
 {
 	struct cluster *c = o->native->cluster;
-	struct usage u = {0};
+	const struct tenant_project *p = tenants_project(o->native->tenants, r->who.authz.project);
+	struct authz_quota used;
 	int64_t cores = 0, ram = 0, inflight = cluster_options(c)->max_inflight;
 	for (int i = 0; i < cluster_node_count(c); i++) {
 		const struct node *n = cluster_node_at(c, i);
@@ -989,14 +981,21 @@ void os_limits(struct osapi *o, struct os_req *r)
 			ram += n->memory_mb_total;
 		}
 	}
-	cluster_instances_list(c, -1, NULL, SIZE_MAX, count_use, &u);
+	if (!inflight)
+		inflight = -1;
+	if (p && p->quota.instances != AUTHZ_UNLIMITED)
+		inflight = p->quota.instances;
+	if (p && p->quota.vcpus_milli != AUTHZ_UNLIMITED)
+		cores = p->quota.vcpus_milli / 1000;
+	if (p && p->quota.memory_mb != AUTHZ_UNLIMITED)
+		ram = p->quota.memory_mb;
+	cluster_project_usage(c, r->who.authz.project, &used);
 	http_reply_json(r->req, 200, json_pack("{s:{s:[], s:{s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}}}",
-	                                       "limits", "rate", "absolute", "maxTotalInstances",
-	                                       (json_int_t)(inflight ? inflight : -1), "maxTotalCores", (json_int_t)cores,
-	                                       "maxTotalRAMSize", (json_int_t)ram, "totalInstancesUsed",
-	                                       (json_int_t)u.instances, "totalCoresUsed",
-	                                       (json_int_t)((u.cores_milli + 999) / 1000), "totalRAMUsed",
-	                                       (json_int_t)u.ram_mb, "maxServerMeta", 0, "maxImageMeta", 128,
+	                                       "limits", "rate", "absolute", "maxTotalInstances", (json_int_t)inflight,
+	                                       "maxTotalCores", (json_int_t)cores, "maxTotalRAMSize", (json_int_t)ram,
+	                                       "totalInstancesUsed", (json_int_t)used.instances, "totalCoresUsed",
+	                                       (json_int_t)((used.vcpus_milli + 999) / 1000), "totalRAMUsed",
+	                                       (json_int_t)used.memory_mb, "maxServerMeta", 0, "maxImageMeta", 128,
 	                                       "maxPersonality", 0, "maxPersonalitySize", 0, "maxTotalKeypairs", 0,
 	                                       "maxServerGroups", 0, "maxServerGroupMembers", 0, "totalServerGroupsUsed",
 	                                       0));

@@ -11,7 +11,12 @@
  *        active at once (it needs no file).
  * What Glance keeps that the registry does not (formats, visibility, properties, and the
  * images not yet uploaded) is DATA_DIR/openstack-images.json, by image name, written
- * atomically at every change. Native images made through /v1/images show as aki images. */
+ * atomically at every change. Native images made through /v1/images show as aki images.
+ *
+ * An image belongs to the project that made it (its "owner"; the native image's project,
+ * or the record's "owner", admin for records older than projects), as native images do:
+ * its project's users and admins see it; to others it does not exist (404), whatever its
+ * visibility says (kept and shown, as a client set it). Names are unique across projects. */
 #include "core/os.h"
 
 #include <errno.h>
@@ -97,6 +102,19 @@ static int glance_save(struct os_glance *g, struct mv_error *err)
 
 /* ---- the images as Glance shows them ---- */
 
+/* The project an image belongs to (the module comment). */
+static const char *record_owner(const json_t *rec)
+{
+	const char *p = json_string_value(json_object_get(rec, "owner"));
+	return p ? p : AUTHZ_ADMIN_PROJECT;
+}
+
+static bool visible(const struct authz_principal *who, const char *project)
+{
+	return !who || authz_sees(who, project);
+}
+
+
 static json_t *image_json(const struct osapi *o, const char *name, const struct image *img, const json_t *rec)
 {
 	char id[OS_UUID_LEN + 1], self[128], file[160], created[32] = "";
@@ -135,6 +153,8 @@ static json_t *image_json(const struct osapi *o, const char *name, const struct 
 		if (img->initrd[0])
 			json_object_set_new(j, "microvim_initrd", json_string(img->initrd));
 	}
+	os_uuid_of("project", img ? img->project : record_owner(rec), id);
+	json_object_set_new(j, "owner", json_string(id));
 	(void)o;
 	return j;
 }
@@ -149,6 +169,7 @@ struct found {
 
 struct find_arg {
 	const char *ref;
+	const struct authz_principal *who; /* NULL: every project's */
 	struct found *f;
 };
 
@@ -159,7 +180,7 @@ static void find_native(void *arg, const struct image *img)
 	if (a->f->img)
 		return;
 	os_uuid_of("image", img->name, id);
-	if (strcmp(id, a->ref) == 0 || strcmp(img->name, a->ref) == 0) {
+	if ((strcmp(id, a->ref) == 0 || strcmp(img->name, a->ref) == 0) && visible(a->who, img->project)) {
 		a->f->img = img;
 		snprintf(a->f->name, sizeof a->f->name, "%s", img->name);
 	}
@@ -173,9 +194,10 @@ static bool record_orphaned(const json_t *rec)
 	return strcmp(json_string_value(json_object_get(rec, "status")), "active") == 0 && strcmp(fmt, "ari") != 0;
 }
 
-static bool image_find(struct osapi *o, const char *ref, struct found *f)
+/* The image ref names, among those who sees (NULL: all). */
+static bool image_find(struct osapi *o, const struct authz_principal *who, const char *ref, struct found *f)
 {
-	struct find_arg a = {.ref = ref, .f = f};
+	struct find_arg a = {.ref = ref, .who = who, .f = f};
 	const char *k;
 	json_t *v;
 	memset(f, 0, sizeof *f);
@@ -186,7 +208,7 @@ static bool image_find(struct osapi *o, const char *ref, struct found *f)
 	}
 	json_object_foreach(o->glance->records, k, v) {
 		char id[OS_UUID_LEN + 1];
-		if (record_orphaned(v))
+		if (record_orphaned(v) || !visible(who, record_owner(v)))
 			continue;
 		os_uuid_of("image", k, id);
 		if (strcmp(id, ref) == 0 || strcmp(k, ref) == 0) {
@@ -198,13 +220,14 @@ static bool image_find(struct osapi *o, const char *ref, struct found *f)
 	return false;
 }
 
-const char *os_glance_native_name(struct osapi *o, const char *image_ref, char *buf, size_t len)
+const char *os_glance_native_name(struct osapi *o, const struct os_principal *who, const char *image_ref, char *buf,
+                                  size_t len)
 {
 	struct found f;
 	const char *slash = strrchr(image_ref, '/'); /* an imageRef may be the image's URL */
 	if (slash)
 		image_ref = slash + 1;
-	if (!image_find(o, image_ref, &f) || !f.img)
+	if (!image_find(o, &who->authz, image_ref, &f) || !f.img)
 		return NULL;
 	snprintf(buf, len, "%s", f.name);
 	return buf;
@@ -213,7 +236,7 @@ const char *os_glance_native_name(struct osapi *o, const char *image_ref, char *
 static bool image_or_404(struct osapi *o, struct os_req *r, struct found *f)
 {
 	struct mv_error err;
-	if (image_find(o, r->id, f))
+	if (image_find(o, &r->who.authz, r->id, f))
 		return true;
 	mv_fail(&err, 404, "not_found", "No image found with ID %.64s", r->id);
 	reply_fail(r, &err);
@@ -231,6 +254,7 @@ void os_image_show(struct osapi *o, struct os_req *r)
 
 struct image_list {
 	struct osapi *o;
+	const struct authz_principal *who;
 	char name[MV_NAME_MAX + 2], status[16], disk_format[16], visibility[16];
 	json_t *list;
 };
@@ -252,12 +276,13 @@ static void list_add(struct image_list *l, const char *name, const struct image 
 static void list_native(void *arg, const struct image *img)
 {
 	struct image_list *l = arg;
-	list_add(l, img->name, img, json_object_get(l->o->glance->records, img->name));
+	if (visible(l->who, img->project))
+		list_add(l, img->name, img, json_object_get(l->o->glance->records, img->name));
 }
 
 void os_images_list(struct osapi *o, struct os_req *r)
 {
-	struct image_list l = {.o = o, .list = json_array()};
+	struct image_list l = {.o = o, .who = &r->who.authz, .list = json_array()};
 	char marker[64] = "", limit[16];
 	size_t from = 0, max = SIZE_MAX, i;
 	json_t *v, *page, *body;
@@ -270,7 +295,7 @@ void os_images_list(struct osapi *o, struct os_req *r)
 	http_query(r->req, "visibility", l.visibility, sizeof l.visibility);
 	images_foreach(o->native->images, list_native, &l);
 	json_object_foreach(o->glance->records, k, v)
-		if (!images_get(o->native->images, k) && !record_orphaned(v))
+		if (!images_get(o->native->images, k) && !record_orphaned(v) && visible(l.who, record_owner(v)))
 			list_add(&l, k, NULL, v);
 	if (http_query(r->req, "limit", limit, sizeof limit)) {
 		char *end;
@@ -312,12 +337,12 @@ void os_images_list(struct osapi *o, struct os_req *r)
 
 /* An image's kernel and ramdisk by reference (kernel_id, ramdisk_id): the blob of an
  * active aki (or ari) image. */
-static int blob_of(struct osapi *o, const char *prop, const char *ref, const char *format, char *digest,
-                   struct mv_error *err)
+static int blob_of(struct osapi *o, const struct authz_principal *who, const char *prop, const char *ref,
+                   const char *format, char *digest, struct mv_error *err)
 {
 	struct found f;
 	const char *fmt;
-	if (!image_find(o, ref, &f))
+	if (!image_find(o, who, ref, &f))
 		return mv_fail(err, 400, "invalid_field", "%s %.64s: no such image", prop, ref);
 	fmt = f.rec ? json_string_value(json_object_get(f.rec, "disk_format")) : "aki";
 	if (strcmp(fmt, format) != 0)
@@ -334,8 +359,10 @@ static int blob_of(struct osapi *o, const char *prop, const char *ref, const cha
 	return 0;
 }
 
-/* Registers the native image of an aki (its kernel uploaded) or an ami (kernel_id ...). */
-static int make_native(struct osapi *o, const char *name, const char *kernel, const json_t *props, struct mv_error *err)
+/* Registers the native image of an aki (its kernel uploaded) or an ami (kernel_id ...),
+ * project's; who must see the kernel and ramdisk it names. */
+static int make_native(struct osapi *o, const struct authz_principal *who, const char *name, const char *project,
+                       const char *kernel, const json_t *props, struct mv_error *err)
 {
 	struct image img = {0};
 	const char *kid = json_string_value(json_object_get(props, "kernel_id"));
@@ -343,11 +370,12 @@ static int make_native(struct osapi *o, const char *name, const char *kernel, co
 	const char *cmd = json_string_value(json_object_get(props, "os_command_line"));
 
 	snprintf(img.name, sizeof img.name, "%s", name);
+	snprintf(img.project, sizeof img.project, "%s", project);
 	if (kernel)
 		snprintf(img.kernel, sizeof img.kernel, "%s", kernel);
-	else if (blob_of(o, "kernel_id", kid, "aki", img.kernel, err) < 0)
+	else if (blob_of(o, who, "kernel_id", kid, "aki", img.kernel, err) < 0)
 		return -1;
-	if (rid && blob_of(o, "ramdisk_id", rid, "ari", img.initrd, err) < 0)
+	if (rid && blob_of(o, who, "ramdisk_id", rid, "ari", img.initrd, err) < 0)
 		return -1;
 	images_blob_exists(o->native->images, img.kernel, &img.kernel_size);
 	if (img.initrd[0])
@@ -372,7 +400,8 @@ static int choice(const json_t *v, const char *field, const char *const *choices
 }
 
 /* Glance's create body: its fields, the rest string properties. 400 naming the field. */
-static int parse_create(struct osapi *o, const json_t *b, json_t **rec, const char **name, struct mv_error *err)
+static int parse_create(struct osapi *o, const struct os_req *r, const json_t *b, json_t **rec, const char **name,
+                        struct mv_error *err)
 {
 	static const char *const disk_formats[] = {"aki", "ari", "ami", NULL};
 	static const char *const containers[] = {"aki", "ari", "ami", "bare", NULL};
@@ -390,7 +419,7 @@ static int parse_create(struct osapi *o, const json_t *b, json_t **rec, const ch
 		return mv_fail(err, 400, "invalid_field", "name is required: 1-%d characters [A-Za-z0-9._-] (unique here)",
 		               MV_NAME_MAX);
 	*name = json_string_value(n);
-	if (image_find(o, *name, &f)) {
+	if (image_find(o, NULL, *name, &f)) {
 		char id[OS_UUID_LEN + 1];
 		os_uuid_of("image", f.name, id);
 		return mv_fail(err, 409, "name_conflict", "an image named %s exists (its id %s): names are unique here",
@@ -406,8 +435,8 @@ static int parse_create(struct osapi *o, const json_t *b, json_t **rec, const ch
 		    strcmp(k, "visibility") == 0 || strcmp(k, "tags") == 0 || strcmp(k, "min_disk") == 0 ||
 		    strcmp(k, "min_ram") == 0 || strcmp(k, "protected") == 0 || strcmp(k, "os_hidden") == 0)
 			continue;
-		for (const char *const *r = reserved; *r; r++)
-			if (strcmp(k, *r) == 0) {
+		for (const char *const *res = reserved; *res; res++)
+			if (strcmp(k, *res) == 0) {
 				json_decref(props);
 				return mv_fail(err, 403, "forbidden", "Attribute '%s' is read-only.", k);
 			}
@@ -430,8 +459,9 @@ static int parse_create(struct osapi *o, const json_t *b, json_t **rec, const ch
 		               "microvim boots no disk images");
 	}
 	os_time(clock_wall_us(), now, sizeof now);
-	*rec = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "disk_format", df, "container_format", cf, "visibility",
-	                 vis, "status", "queued", "properties", props, "created_at", now, "updated_at", now);
+	*rec = json_pack("{s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s}", "disk_format", df, "container_format", cf,
+	                 "visibility", vis, "status", "queued", "properties", props, "created_at", now, "updated_at", now,
+	                 "owner", r->who.authz.project);
 	return 0;
 }
 
@@ -442,14 +472,14 @@ void os_images_create(struct osapi *o, struct os_req *r)
 	struct mv_error err;
 	bool native = false;
 
-	if (os_read_body(r->req, &body, &err) < 0 || parse_create(o, body, &rec, &name, &err) < 0)
+	if (os_read_body(r->req, &body, &err) < 0 || parse_create(o, r, body, &rec, &name, &err) < 0)
 		goto fail;
 	if (json_object_size(o->glance->records) >= RECORDS_MAX) {
 		mv_fail(&err, 413, "too_many_images", "at most %d images; delete some first", RECORDS_MAX);
 		goto fail;
 	}
 	if (json_object_get(json_object_get(rec, "properties"), "kernel_id")) { /* AMI style: bootable now */
-		if (make_native(o, name, NULL, json_object_get(rec, "properties"), &err) < 0)
+		if (make_native(o, &r->who.authz, name, r->who.authz.project, NULL, json_object_get(rec, "properties"), &err) < 0)
 			goto fail;
 		native = true;
 		json_object_set_new(rec, "status", json_string("active"));
@@ -505,7 +535,7 @@ void os_image_upload(struct osapi *o, struct os_req *r)
 	os_time(clock_wall_us(), now, sizeof now);
 	json_object_update_new(rec, json_pack("{s:s, s:s, s:I, s:s}", "status", "active", "blob", digest, "size",
 	                                      (json_int_t)len, "updated_at", now));
-	if (strcmp(fmt, "aki") == 0 && make_native(o, f.name, digest, json_object_get(rec, "properties"), &err) < 0) {
+	if (strcmp(fmt, "aki") == 0 && make_native(o, &r->who.authz, f.name, record_owner(rec), digest, json_object_get(rec, "properties"), &err) < 0) {
 		json_decref(rec);
 		goto fail;
 	}

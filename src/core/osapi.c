@@ -1,6 +1,8 @@
 /* osapi — the façade's listener and its route table: one row per route, with its service
- * (whose shape its errors take) and whether it needs a token. Discovery documents and
- * POST /v3/auth/tokens are public, as in OpenStack; everything else needs X-Auth-Token. */
+ * (whose shape its errors take) and who may call it. Discovery documents and
+ * POST /v3/auth/tokens are public, as in OpenStack; everything else needs X-Auth-Token,
+ * and the role it carries must allow the route's action (authz.h: a reader reads, a
+ * member also creates and deletes, an admin also manages flavors, projects and users). */
 #include "core/osapi.h"
 
 #include <errno.h>
@@ -16,72 +18,76 @@
 #include "common/fs.h"
 #include "common/http.h"
 #include "common/log.h"
+#include "core/api.h"
 #include "core/os.h"
 
 #define OS_PASSWORD_MAX 256
+
+/* PUBLIC: no token; the others: authz.h's actions. */
+enum os_access { OS_READ = ACTION_READ, OS_WRITE = ACTION_WRITE, OS_ADMIN = ACTION_ADMIN, OS_PUBLIC };
 
 struct os_route {
 	enum evhttp_cmd_type method;
 	const char *pattern; /* '*' matches one path segment, the handler's r->id */
 	enum os_service service;
-	bool public;         /* no token needed */
+	enum os_access access;
 	os_route_fn *handler;
 };
 
 /* The whole façade, one row per route (handlers: os.h). A fixed path comes before the
  * pattern it would also match (servers/detail before servers/ *). */
 static const struct os_route routes[] = {
-	{EVHTTP_REQ_GET, "/identity", OS_IDENTITY, true, os_identity_root},
-	{EVHTTP_REQ_GET, "/identity/v3", OS_IDENTITY, true, os_identity_v3},
-	{EVHTTP_REQ_POST, "/identity/v3/auth/tokens", OS_IDENTITY, true, os_tokens_issue},
-	{EVHTTP_REQ_GET, "/identity/v3/auth/tokens", OS_IDENTITY, false, os_tokens_check},
-	{EVHTTP_REQ_HEAD, "/identity/v3/auth/tokens", OS_IDENTITY, false, os_tokens_check},
-	{EVHTTP_REQ_DELETE, "/identity/v3/auth/tokens", OS_IDENTITY, false, os_tokens_revoke},
-	{EVHTTP_REQ_GET, "/identity/v3/projects", OS_IDENTITY, false, os_projects_list},
-	{EVHTTP_REQ_GET, "/identity/v3/projects/*", OS_IDENTITY, false, os_project_show},
-	{EVHTTP_REQ_GET, "/identity/v3/users", OS_IDENTITY, false, os_users_list},
+	{EVHTTP_REQ_GET, "/identity", OS_IDENTITY, OS_PUBLIC, os_identity_root},
+	{EVHTTP_REQ_GET, "/identity/v3", OS_IDENTITY, OS_PUBLIC, os_identity_v3},
+	{EVHTTP_REQ_POST, "/identity/v3/auth/tokens", OS_IDENTITY, OS_PUBLIC, os_tokens_issue},
+	{EVHTTP_REQ_GET, "/identity/v3/auth/tokens", OS_IDENTITY, OS_READ, os_tokens_check},
+	{EVHTTP_REQ_HEAD, "/identity/v3/auth/tokens", OS_IDENTITY, OS_READ, os_tokens_check},
+	{EVHTTP_REQ_DELETE, "/identity/v3/auth/tokens", OS_IDENTITY, OS_READ, os_tokens_revoke},
+	{EVHTTP_REQ_GET, "/identity/v3/projects", OS_IDENTITY, OS_ADMIN, os_projects_list},
+	{EVHTTP_REQ_GET, "/identity/v3/projects/*", OS_IDENTITY, OS_READ, os_project_show},
+	{EVHTTP_REQ_GET, "/identity/v3/users", OS_IDENTITY, OS_ADMIN, os_users_list},
 
-	{EVHTTP_REQ_GET, "/compute", OS_COMPUTE, true, os_compute_root},
-	{EVHTTP_REQ_GET, "/compute/v2.1", OS_COMPUTE, true, os_compute_v21},
-	{EVHTTP_REQ_POST, "/compute/v2.1/servers", OS_COMPUTE, false, os_servers_create},
-	{EVHTTP_REQ_GET, "/compute/v2.1/servers", OS_COMPUTE, false, os_servers_list},
-	{EVHTTP_REQ_GET, "/compute/v2.1/servers/detail", OS_COMPUTE, false, os_servers_detail},
-	{EVHTTP_REQ_GET, "/compute/v2.1/servers/*", OS_COMPUTE, false, os_server_show},
-	{EVHTTP_REQ_DELETE, "/compute/v2.1/servers/*", OS_COMPUTE, false, os_server_delete},
-	{EVHTTP_REQ_POST, "/compute/v2.1/servers/*/action", OS_COMPUTE, false, os_server_action},
-	{EVHTTP_REQ_GET, "/compute/v2.1/servers/*/ips", OS_COMPUTE, false, os_server_ips},
-	{EVHTTP_REQ_GET, "/compute/v2.1/servers/*/metadata", OS_COMPUTE, false, os_server_metadata},
-	{EVHTTP_REQ_GET, "/compute/v2.1/servers/*/os-volume_attachments", OS_COMPUTE, false, os_server_volumes},
-	{EVHTTP_REQ_GET, "/compute/v2.1/flavors", OS_COMPUTE, false, os_flavors_list},
-	{EVHTTP_REQ_POST, "/compute/v2.1/flavors", OS_COMPUTE, false, os_flavor_create},
-	{EVHTTP_REQ_GET, "/compute/v2.1/flavors/detail", OS_COMPUTE, false, os_flavors_detail},
-	{EVHTTP_REQ_GET, "/compute/v2.1/flavors/*", OS_COMPUTE, false, os_flavor_show},
-	{EVHTTP_REQ_DELETE, "/compute/v2.1/flavors/*", OS_COMPUTE, false, os_flavor_delete},
-	{EVHTTP_REQ_GET, "/compute/v2.1/flavors/*/os-extra_specs", OS_COMPUTE, false, os_flavor_specs_get},
-	{EVHTTP_REQ_POST, "/compute/v2.1/flavors/*/os-extra_specs", OS_COMPUTE, false, os_flavor_specs_set},
-	{EVHTTP_REQ_GET, "/compute/v2.1/limits", OS_COMPUTE, false, os_limits},
-	{EVHTTP_REQ_GET, "/compute/v2.1/os-availability-zone", OS_COMPUTE, false, os_zones},
-	{EVHTTP_REQ_GET, "/compute/v2.1/os-availability-zone/detail", OS_COMPUTE, false, os_zones},
-	{EVHTTP_REQ_GET, "/compute/v2.1/os-keypairs", OS_COMPUTE, false, os_keypairs},
+	{EVHTTP_REQ_GET, "/compute", OS_COMPUTE, OS_PUBLIC, os_compute_root},
+	{EVHTTP_REQ_GET, "/compute/v2.1", OS_COMPUTE, OS_PUBLIC, os_compute_v21},
+	{EVHTTP_REQ_POST, "/compute/v2.1/servers", OS_COMPUTE, OS_WRITE, os_servers_create},
+	{EVHTTP_REQ_GET, "/compute/v2.1/servers", OS_COMPUTE, OS_READ, os_servers_list},
+	{EVHTTP_REQ_GET, "/compute/v2.1/servers/detail", OS_COMPUTE, OS_READ, os_servers_detail},
+	{EVHTTP_REQ_GET, "/compute/v2.1/servers/*", OS_COMPUTE, OS_READ, os_server_show},
+	{EVHTTP_REQ_DELETE, "/compute/v2.1/servers/*", OS_COMPUTE, OS_WRITE, os_server_delete},
+	{EVHTTP_REQ_POST, "/compute/v2.1/servers/*/action", OS_COMPUTE, OS_WRITE, os_server_action},
+	{EVHTTP_REQ_GET, "/compute/v2.1/servers/*/ips", OS_COMPUTE, OS_READ, os_server_ips},
+	{EVHTTP_REQ_GET, "/compute/v2.1/servers/*/metadata", OS_COMPUTE, OS_READ, os_server_metadata},
+	{EVHTTP_REQ_GET, "/compute/v2.1/servers/*/os-volume_attachments", OS_COMPUTE, OS_READ, os_server_volumes},
+	{EVHTTP_REQ_GET, "/compute/v2.1/flavors", OS_COMPUTE, OS_READ, os_flavors_list},
+	{EVHTTP_REQ_POST, "/compute/v2.1/flavors", OS_COMPUTE, OS_ADMIN, os_flavor_create},
+	{EVHTTP_REQ_GET, "/compute/v2.1/flavors/detail", OS_COMPUTE, OS_READ, os_flavors_detail},
+	{EVHTTP_REQ_GET, "/compute/v2.1/flavors/*", OS_COMPUTE, OS_READ, os_flavor_show},
+	{EVHTTP_REQ_DELETE, "/compute/v2.1/flavors/*", OS_COMPUTE, OS_ADMIN, os_flavor_delete},
+	{EVHTTP_REQ_GET, "/compute/v2.1/flavors/*/os-extra_specs", OS_COMPUTE, OS_READ, os_flavor_specs_get},
+	{EVHTTP_REQ_POST, "/compute/v2.1/flavors/*/os-extra_specs", OS_COMPUTE, OS_ADMIN, os_flavor_specs_set},
+	{EVHTTP_REQ_GET, "/compute/v2.1/limits", OS_COMPUTE, OS_READ, os_limits},
+	{EVHTTP_REQ_GET, "/compute/v2.1/os-availability-zone", OS_COMPUTE, OS_READ, os_zones},
+	{EVHTTP_REQ_GET, "/compute/v2.1/os-availability-zone/detail", OS_COMPUTE, OS_READ, os_zones},
+	{EVHTTP_REQ_GET, "/compute/v2.1/os-keypairs", OS_COMPUTE, OS_READ, os_keypairs},
 
-	{EVHTTP_REQ_GET, "/image", OS_IMAGE, true, os_image_root},
-	{EVHTTP_REQ_GET, "/image/versions", OS_IMAGE, true, os_image_root},
-	{EVHTTP_REQ_GET, "/image/v2/schemas/image", OS_IMAGE, false, os_image_schemas},
-	{EVHTTP_REQ_POST, "/image/v2/images", OS_IMAGE, false, os_images_create},
-	{EVHTTP_REQ_GET, "/image/v2/images", OS_IMAGE, false, os_images_list},
-	{EVHTTP_REQ_GET, "/image/v2/images/*", OS_IMAGE, false, os_image_show},
-	{EVHTTP_REQ_DELETE, "/image/v2/images/*", OS_IMAGE, false, os_image_delete},
-	{EVHTTP_REQ_PUT, "/image/v2/images/*/file", OS_IMAGE, false, os_image_upload},
-	{EVHTTP_REQ_GET, "/image/v2/images/*/file", OS_IMAGE, false, os_image_download},
+	{EVHTTP_REQ_GET, "/image", OS_IMAGE, OS_PUBLIC, os_image_root},
+	{EVHTTP_REQ_GET, "/image/versions", OS_IMAGE, OS_PUBLIC, os_image_root},
+	{EVHTTP_REQ_GET, "/image/v2/schemas/image", OS_IMAGE, OS_READ, os_image_schemas},
+	{EVHTTP_REQ_POST, "/image/v2/images", OS_IMAGE, OS_WRITE, os_images_create},
+	{EVHTTP_REQ_GET, "/image/v2/images", OS_IMAGE, OS_READ, os_images_list},
+	{EVHTTP_REQ_GET, "/image/v2/images/*", OS_IMAGE, OS_READ, os_image_show},
+	{EVHTTP_REQ_DELETE, "/image/v2/images/*", OS_IMAGE, OS_WRITE, os_image_delete},
+	{EVHTTP_REQ_PUT, "/image/v2/images/*/file", OS_IMAGE, OS_WRITE, os_image_upload},
+	{EVHTTP_REQ_GET, "/image/v2/images/*/file", OS_IMAGE, OS_READ, os_image_download},
 
-	{EVHTTP_REQ_GET, "/network", OS_NETWORK, true, os_network_root},
-	{EVHTTP_REQ_GET, "/network/v2.0", OS_NETWORK, true, os_network_v20},
-	{EVHTTP_REQ_GET, "/network/v2.0/networks", OS_NETWORK, false, os_networks_list},
-	{EVHTTP_REQ_GET, "/network/v2.0/networks/*", OS_NETWORK, false, os_network_show},
-	{EVHTTP_REQ_GET, "/network/v2.0/subnets", OS_NETWORK, false, os_network_empty_list},
-	{EVHTTP_REQ_GET, "/network/v2.0/ports", OS_NETWORK, false, os_network_empty_list},
-	{EVHTTP_REQ_GET, "/network/v2.0/security-groups", OS_NETWORK, false, os_network_empty_list},
-	{EVHTTP_REQ_GET, "/network/v2.0/extensions", OS_NETWORK, false, os_network_empty_list},
+	{EVHTTP_REQ_GET, "/network", OS_NETWORK, OS_PUBLIC, os_network_root},
+	{EVHTTP_REQ_GET, "/network/v2.0", OS_NETWORK, OS_PUBLIC, os_network_v20},
+	{EVHTTP_REQ_GET, "/network/v2.0/networks", OS_NETWORK, OS_READ, os_networks_list},
+	{EVHTTP_REQ_GET, "/network/v2.0/networks/*", OS_NETWORK, OS_READ, os_network_show},
+	{EVHTTP_REQ_GET, "/network/v2.0/subnets", OS_NETWORK, OS_READ, os_network_empty_list},
+	{EVHTTP_REQ_GET, "/network/v2.0/ports", OS_NETWORK, OS_READ, os_network_empty_list},
+	{EVHTTP_REQ_GET, "/network/v2.0/security-groups", OS_NETWORK, OS_READ, os_network_empty_list},
+	{EVHTTP_REQ_GET, "/network/v2.0/extensions", OS_NETWORK, OS_READ, os_network_empty_list},
 };
 
 /* The microversion asked for: "OpenStack-API-Version: compute 2.X" (or "latest"), else
@@ -157,12 +163,18 @@ static void dispatch(struct evhttp_request *req, void *arg)
 			nova_version_headers(req, r.minor);
 		}
 		token = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Auth-Token");
-		if (!rt->public && (!token || !os_identity_authenticate(o->identity, token, &r.who))) {
+		if (rt->access != OS_PUBLIC && (!token || !os_identity_authenticate(o->identity, token, &r.who))) {
 			evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
 			                  "Keystone uri=\"/identity/v3\"");
 			mv_fail(&err, 401, "unauthorized",
 			        "%s X-Auth-Token: get one with POST /identity/v3/auth/tokens (openstack token issue)",
 			        token ? "unknown or expired" : "missing");
+			os_reply_error(req, rt->service, &err);
+			return;
+		}
+		if (rt->access != OS_PUBLIC && !authz_allows(r.who.authz.role, (enum authz_action)rt->access)) {
+			mv_fail(&err, 403, "forbidden", "Policy doesn't allow %s %s to be performed: role %s of project %s",
+			        http_method_name(method), path, authz_role_names[r.who.authz.role], r.who.authz.project);
 			os_reply_error(req, rt->service, &err);
 			return;
 		}
@@ -251,7 +263,9 @@ struct osapi *osapi_create(struct event_base *base, struct api *native, const st
 	hmap_init(&o->deleting);
 	if (opts->password_file && read_password(opts->password_file, &password, err, errlen) < 0)
 		goto fail;
-	o->identity = os_identity_new(password, opts->native_token);
+	o->identity = os_identity_new(password, opts->native_token, opts->auth ? native->tenants : NULL,
+	                              native->offload);
+	o->auth = opts->auth;
 	free(password);
 	if (!(o->flavors = os_flavors_open(opts->data_dir, err, errlen)) ||
 	    !(o->glance = os_glance_open(opts->data_dir, err, errlen)))
@@ -265,7 +279,7 @@ struct osapi *osapi_create(struct event_base *base, struct api *native, const st
 	evhttp_set_gencb(o->http, dispatch, o);
 	lim.big_body_line = "PUT /image/v2/images/"; /* an image's upload: up to a blob */
 	o->guard = http_guard_attach(base, o->http, &lim);
-	if (bind_listener(o, opts->listen, opts->password_file || opts->native_token, err, errlen) < 0)
+	if (bind_listener(o, opts->listen, opts->auth || opts->password_file || opts->native_token, err, errlen) < 0)
 		goto fail;
 	log_info("OpenStack façade listening on %s (OS_AUTH_URL=%s/identity/v3)", o->url, o->url);
 	return o;
@@ -280,7 +294,7 @@ bool osapi_bearer_valid(struct osapi *o, struct evhttp_request *req)
 {
 	const char *h = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	struct os_principal who;
-	return h && strncmp(h, "Bearer ", 7) == 0 && os_identity_authenticate(o->identity, h + 7, &who);
+	return !o->auth && h && strncmp(h, "Bearer ", 7) == 0 && os_identity_authenticate(o->identity, h + 7, &who);
 }
 
 void osapi_drain(struct osapi *o)

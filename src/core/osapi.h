@@ -20,6 +20,7 @@ struct osapi_options {
 	const char *password_file;  /* the admin's Keystone password; NULL: see os_identity_new */
 	const char *native_token;   /* the core's --token-file token, or NULL */
 	const char *data_dir;       /* the core's: the façade's own files go next to the store */
+	bool auth;                  /* the core's --auth: Keystone's users are native's (tenants.h) */
 	struct http_guard_limits guard; /* the native API's connection limits (big_body_line set here) */
 };
 
@@ -28,8 +29,9 @@ struct osapi *osapi_create(struct event_base *base, struct api *native, const st
                            char *err, size_t errlen);
 /* "http://127.0.0.1:5000" as bound (port 0 resolved). */
 const char *osapi_url(const struct osapi *o);
-/* The native API takes the façade's tokens too: true when req's "Authorization: Bearer
- * TOKEN" is a Keystone token the façade issued (and still valid). */
+/* The native API takes the façade's tokens too. With --auth they are the users' tokens
+ * (tenants.h) and the native API knows them already; without, true when req's
+ * "Authorization: Bearer TOKEN" is a Keystone token the façade issued (the admin's). */
 bool osapi_bearer_valid(struct osapi *o, struct evhttp_request *req);
 /* No new connections (core_drain). */
 void osapi_drain(struct osapi *o);

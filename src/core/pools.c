@@ -86,6 +86,22 @@ struct pools *pools_open(struct store *store, char *err, size_t errlen)
 	return p;
 }
 
+int pools_reload(struct pools *p)
+{
+	struct pools fresh = {.store = p->store};
+	if (store_pools_load(p->store, load_one, &fresh) < 0) {
+		for (int i = 0; i < fresh.n; i++)
+			pool_free(fresh.list[i]);
+		return -1;
+	}
+	for (int i = 0; i < p->n; i++)
+		pool_free(p->list[i]);
+	memcpy(p->list, fresh.list, sizeof p->list);
+	p->n = fresh.n;
+	pools_changed(p);
+	return 0;
+}
+
 void pools_close(struct pools *p)
 {
 	const char *k;

@@ -8,7 +8,7 @@
  * machine, microvm, has no hot-plug bus). A create with a cmdline or a network never
  * matches a pool by itself; one that names a pool and has either is refused (422).
  *
- * The registry lives in the store (table pools, schema 6) and in memory here; what each
+ * The registry lives in the store (table pools, schema 7) and in memory here; what each
  * node has ready (its stock) is what the node last said (PUT /v1/nodes/{id}/pools), kept
  * in memory only. No HTTP here (poolapi.c serves it). Errors: 0, or -1 with an mv_error. */
 #ifndef MICROVIM_POOLS_H
@@ -38,6 +38,10 @@ struct pools;
 /* Loads the pools from the store. NULL with words in err. */
 struct pools *pools_open(struct store *store, char *err, size_t errlen);
 void pools_close(struct pools *p);
+/* Reads the pools again from the store (several cores: another core changed them): on a
+ * follower before a create, and when the lead is taken. The version is bumped. -1: the
+ * store failed (logged); what was in memory stays. */
+int pools_reload(struct pools *p);
 
 const struct pool *pools_get(const struct pools *p, const char *name);
 /* In name order. */

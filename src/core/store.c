@@ -1,16 +1,175 @@
-/* store — what every backend shares: closing, loading page by page, freeing a row, the
- * JSON forms of a node's offers and of an idempotency key's ids. */
+/* store — what every backend shares: group commit, closing, loading page by page, freeing
+ * a row, the JSON forms of a node's offers and of an idempotency key's ids. */
 #include "core/store.h"
 
 #include "common/log.h"
 
+#include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+/* ---- group commit (see store.h) ---- */
+
+struct store_group {
+	struct store *s;
+	struct event *commit_ev; /* made active by the turn's first write: runs at the turn's end */
+	bool open;               /* the backend transaction of this turn is open */
+	bool in_unit;            /* between store_begin and store_commit */
+	bool next_no_flush;      /* store_no_flush_next: for the unit under way or the next one */
+	bool flush;              /* a unit of the open transaction needs the disk */
+	int units;               /* units accepted in the open transaction */
+	uint64_t commits, units_total, flushed;
+};
+
+static void on_group_commit(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { store_group_flush(arg); }
+
+void store_group_start(struct store *s, struct event_base *base)
+{
+	struct store_group *g = calloc(1, sizeof *g);
+	if (!g || !(g->commit_ev = event_new(base, -1, 0, on_group_commit, s)))
+		fatal("store: cannot set up group commit");
+	g->s = s;
+	s->group = g;
+}
+
+void store_group_flush(struct store *s)
+{
+	struct store_group *g = s->group;
+	int rc;
+	if (!g || !g->open)
+		return;
+	if (g->in_unit) /* units begin and end within one callback */
+		fatal("store: group commit inside an open unit");
+	rc = g->flush || !s->ops->commit_no_flush ? s->ops->commit(s) : s->ops->commit_no_flush(s);
+	if (rc < 0)
+		fatal("store: the commit of this loop turn's %d writes failed: their answers are queued and must not go "
+		      "out uncommitted; exiting (a restart reloads what the store holds)", g->units);
+	g->commits++;
+	g->units_total += (uint64_t)g->units;
+	g->flushed += g->flush;
+	g->open = g->flush = false;
+	g->units = 0;
+}
+
+void store_no_flush_next(struct store *s)
+{
+	if (s->group)
+		s->group->next_no_flush = true;
+}
+
+void store_group_counts(const struct store *s, uint64_t *commits, uint64_t *units, uint64_t *flushed)
+{
+	const struct store_group *g = s->group;
+	*commits = g ? g->commits : 0;
+	*units = g ? g->units_total : 0;
+	*flushed = g ? g->flushed : 0;
+}
+
+/* A unit failed: with the turn's transaction when it was the first; else nothing can take
+ * the others back, and their answers are queued (store.h). */
+static void group_abort(struct store *s)
+{
+	struct store_group *g = s->group;
+	g->in_unit = g->next_no_flush = false;
+	if (!g->open)
+		return;
+	if (g->units > 0)
+		fatal("store: a write failed after %d others of this loop turn were accepted: they cannot be taken back "
+		      "alone, and their answers must not go out uncommitted; exiting (a restart reloads what the "
+		      "store holds)", g->units);
+	s->ops->rollback(s);
+	g->open = g->flush = false;
+}
+
+static void unit_done(struct store_group *g)
+{
+	g->units++;
+	if (!g->next_no_flush)
+		g->flush = true;
+	g->next_no_flush = false;
+}
+
+int store_op_enter(struct store *s, bool write)
+{
+	struct store_group *g = s->group;
+	if (!g || !write || g->open)
+		return 0;
+	if (s->ops->begin(s) < 0) {
+		g->in_unit = g->next_no_flush = false;
+		return -1;
+	}
+	g->open = true;
+	/* appended to the turn's queue of active callbacks: it runs after those the poll made
+	 * ready, before the loop polls (and so writes any socket) again */
+	event_active(g->commit_ev, EV_TIMEOUT, 0);
+	return 0;
+}
+
+int store_op_leave(struct store *s, bool write, int rc)
+{
+	struct store_group *g = s->group;
+	if (!g || g->in_unit)
+		return rc;
+	if (rc < 0)
+		group_abort(s);
+	else if (write)
+		unit_done(g);
+	return rc;
+}
+
+int store_begin(struct store *s)
+{
+	struct store_group *g = s->group;
+	if (!g)
+		return s->ops->begin(s);
+	if (g->in_unit) {
+		log_warnx("store: begin: a transaction is already open");
+		return -1;
+	}
+	if (store_op_enter(s, true) < 0)
+		return -1;
+	g->in_unit = true;
+	return 0;
+}
+
+int store_commit(struct store *s)
+{
+	struct store_group *g = s->group;
+	if (!g)
+		return s->ops->commit(s);
+	if (!g->in_unit) {
+		log_warnx("store: commit: no transaction is open");
+		return -1;
+	}
+	g->in_unit = false;
+	unit_done(g); /* committed with the turn's others, before any answer of the turn goes out */
+	return 0;
+}
+
+void store_rollback(struct store *s)
+{
+	struct store_group *g = s->group;
+	if (!g)
+		s->ops->rollback(s);
+	else if (g->in_unit)
+		group_abort(s);
+}
+
 void store_close(struct store *s)
 {
-	if (s)
-		s->ops->close(s);
+	struct store_group *g;
+	if (!s)
+		return;
+	if ((g = s->group)) {
+		store_group_flush(s);
+		log_info("store: %llu writes in %llu commits (%llu of them waited for the disk)",
+		         (unsigned long long)g->units_total, (unsigned long long)g->commits,
+		         (unsigned long long)g->flushed);
+		event_free(g->commit_ev);
+		free(g);
+		s->group = NULL;
+	}
+	s->ops->close(s);
 }
 
 int store_instances_load(struct store *s, store_instance_fn *fn, void *arg)
@@ -18,7 +177,7 @@ int store_instances_load(struct store *s, store_instance_fn *fn, void *arg)
 	struct store_cursor at = {0}, last;
 	size_t got;
 	do {
-		if (s->ops->instances_page(s, &at, STORE_PAGE_DEFAULT, fn, arg, &last, &got) < 0)
+		if (STORE_READ(s, s->ops->instances_page(s, &at, STORE_PAGE_DEFAULT, fn, arg, &last, &got)) < 0)
 			return -1;
 		at = last;
 	} while (got == STORE_PAGE_DEFAULT);

@@ -1,5 +1,6 @@
 /* store — the core's durable state behind one interface: rows of instances, nodes, images,
- * idempotency keys, the tenancy (projects, users, tokens) and warm pools, with transactions. Rows are plain typed values (the instance
+ * idempotency keys, the tenancy (projects, users, tokens), node identity (join tokens,
+ * node credentials) and warm pools, with transactions. Rows are plain typed values (the instance
  * spec as model.h parses it); the store knows no core object and calls nothing above it.
  * Each backend fills a struct store_ops and keeps its own schema version and migrations,
  * run at open (core/stores.h lists them and chooses one):
@@ -8,7 +9,28 @@
  *
  * A second backend, PostgreSQL (store_pg.h), serves several cores over one database.
  * Errors: 0, or -1 after logging the backend's own words (the caller turns a failure into
- * a 500 and keeps its memory as it was). Opening says why in err. */
+ * a 500 and keeps its memory as it was). Opening says why in err.
+ *
+ * Group commit (store_group_start; the core's mode). Without it every begin..commit, and
+ * every write outside one, is a transaction of its own: one PostgreSQL round trip and WAL
+ * flush per state change. With it, the writes of one event-loop turn go into one backend
+ * transaction, opened at the turn's first write and committed at the end of the turn, by
+ * an event that runs after every callback the turn's poll made ready and before the loop
+ * polls again. That is what keeps "an answer only after its write is committed": libevent
+ * writes an answer to its socket in the write callback of a later turn (bufferevent_write
+ * only queues it), so whatever a turn answers leaves after the turn's commit. store_commit
+ * then ends a unit (what the caller's begin..commit held), not the transaction: a failed
+ * unit is rolled back with the transaction when it is the turn's first; after other units
+ * were accepted it cannot be taken back alone, and the process exits (their answers are
+ * queued and must not go out uncommitted; a restart reloads what was committed).
+ *
+ * Durability per unit: by default its commit is flushed to disk before the answers of the
+ * turn go out (PostgreSQL: synchronous_commit as the server has it; SQLite: WAL written,
+ * synchronous=NORMAL). store_no_flush_next() says the next unit holds only what can be
+ * learnt again (a node's report of where its instance is, which it gives again when it
+ * registers): a turn of such units only is committed without waiting for the WAL flush
+ * (PostgreSQL: SET LOCAL synchronous_commit = off; the commit is still ordered before any
+ * later one, and survives the core's crash, not the database server's). */
 #ifndef MICROVIM_STORE_H
 #define MICROVIM_STORE_H
 
@@ -115,8 +137,24 @@ struct store_token_row {
 	int64_t created_us;
 };
 
+/* Node identity (schema 6): a join token an admin made (kind "join": multi-use until it
+ * expires or is revoked), or a node's own credential (kind "node", one per node id, issued
+ * when the node joined with join_id). Only SHA-256 of either is kept. A node revoked
+ * without a credential (it registered with an admin's token) gets a "node" row with no
+ * hash, revoked, so that its id stays refused. */
+struct store_node_secret_row {
+	char id[STORE_TOKEN_ID_LEN + 1];     /* public: what ls shows and revoke takes */
+	char kind[8];                        /* "join" or "node" */
+	char hash[STORE_TOKEN_HASH_LEN + 1]; /* "" for a revoked node that never had a credential */
+	char node_id[MV_ID_LEN + 1];         /* a credential's node; "" for a join token */
+	char join_id[STORE_TOKEN_ID_LEN + 1]; /* the join token a credential came from, or "" */
+	int64_t expires_us;                  /* wall clock; 0: never (credentials never expire) */
+	bool revoked;
+	int64_t created_us;
+};
+
 /* A warm pool (core/pools.h): its guests' spec, stored form, whole as JSON; and its size
- * over all nodes. Since schema 6. */
+ * over all nodes. Since schema 7. */
 struct store_pool_row {
 	char name[MV_NAME_MAX + 1];
 	int size;
@@ -132,6 +170,7 @@ typedef void store_image_fn(void *arg, const struct store_image_row *row);
 typedef void store_project_fn(void *arg, const struct store_project_row *row);
 typedef void store_user_fn(void *arg, const struct store_user_row *row);
 typedef void store_token_fn(void *arg, const struct store_token_row *row);
+typedef void store_node_secret_fn(void *arg, const struct store_node_secret_row *row);
 typedef void store_pool_fn(void *arg, struct store_pool_row *row);
 
 /* ---- the interface every backend fills ---- */
@@ -152,6 +191,8 @@ struct store_ops {
 	int (*begin)(struct store *s);
 	int (*commit)(struct store *s);
 	void (*rollback)(struct store *s); /* harmless without a transaction */
+	/* Commits without waiting for the disk (see "Durability" above); NULL: as commit. */
+	int (*commit_no_flush)(struct store *s);
 
 	int (*instance_insert)(struct store *s, const struct store_instance_row *row); /* -1 on a taken name */
 	int (*instance_update)(struct store *s, const char *id, const struct store_instance_status *st);
@@ -184,91 +225,154 @@ struct store_ops {
 	int (*token_revoke)(struct store *s, const char *id);
 	int (*tokens_load)(struct store *s, store_token_fn *fn, void *arg);
 
+	/* Node identity; an insert of a taken id (or a second credential of a node) fails. */
+	int (*node_secret_insert)(struct store *s, const struct store_node_secret_row *row);
+	int (*node_secret_revoke)(struct store *s, const char *id);
+	int (*node_secrets_load)(struct store *s, store_node_secret_fn *fn, void *arg);
+
 	/* Warm pools; an insert of a taken name fails. */
 	int (*pool_insert)(struct store *s, const struct store_pool_row *row);
 	int (*pool_delete)(struct store *s, const char *name);
 	int (*pools_load)(struct store *s, store_pool_fn *fn, void *arg);
 };
 
+struct store_group;
+
 /* The head of every backend's own struct. */
 struct store {
 	const struct store_ops *ops;
+	struct store_group *group; /* NULL: no group commit (store_group_start) */
 };
 
-/* Opening is the backend's (core/stores.h chooses one); closing is the same for all. */
+/* Opening is the backend's (core/stores.h chooses one); closing is the same for all, and
+ * commits an open group first. */
 void store_close(struct store *s);
+
+struct event_base;
+/* From now on, the writes of each turn of base's loop are one transaction (see the top). */
+void store_group_start(struct store *s, struct event_base *base);
+/* Commits the open group now (exits when that fails: see the top); nothing without one. */
+void store_group_flush(struct store *s);
+/* The next unit (begin..commit, or one write outside one) needs no flush of its own. */
+void store_no_flush_next(struct store *s);
+/* Transactions committed and units they held, since the start (for the metrics). */
+void store_group_counts(const struct store *s, uint64_t *commits, uint64_t *units, uint64_t *flushed);
 
 static inline int store_claim(struct store *s, char *err, size_t errlen)
 {
 	return s->ops->claim ? s->ops->claim(s, err, errlen) : 0;
 }
-static inline int store_begin(struct store *s) { return s->ops->begin(s); }
-static inline int store_commit(struct store *s) { return s->ops->commit(s); }
-static inline void store_rollback(struct store *s) { s->ops->rollback(s); }
+int store_begin(struct store *s);
+int store_commit(struct store *s);
+void store_rollback(struct store *s);
+
+/* Every write and read below goes through these two (the group's bookkeeping): op_enter
+ * opens the turn's transaction before a write; op_leave accounts for a write's result. */
+int store_op_enter(struct store *s, bool write);
+int store_op_leave(struct store *s, bool write, int rc);
+#define STORE_WRITE(s, call) (store_op_enter((s), true) < 0 ? -1 : store_op_leave((s), true, (call)))
+#define STORE_READ(s, call) store_op_leave((s), false, (call))
+
 static inline int store_instance_insert(struct store *s, const struct store_instance_row *r)
 {
-	return s->ops->instance_insert(s, r);
+	return STORE_WRITE(s, s->ops->instance_insert(s, r));
 }
 static inline int store_instance_update(struct store *s, const char *id, const struct store_instance_status *st)
 {
-	return s->ops->instance_update(s, id, st);
+	return STORE_WRITE(s, s->ops->instance_update(s, id, st));
 }
-static inline int store_instance_delete(struct store *s, const char *id) { return s->ops->instance_delete(s, id); }
-static inline int store_node_put(struct store *s, const struct store_node_row *r) { return s->ops->node_put(s, r); }
+static inline int store_instance_delete(struct store *s, const char *id)
+{
+	return STORE_WRITE(s, s->ops->instance_delete(s, id));
+}
+static inline int store_node_put(struct store *s, const struct store_node_row *r)
+{
+	return STORE_WRITE(s, s->ops->node_put(s, r));
+}
 static inline int store_nodes_load(struct store *s, store_node_fn *fn, void *arg)
 {
-	return s->ops->nodes_load(s, fn, arg);
+	return STORE_READ(s, s->ops->nodes_load(s, fn, arg));
 }
 static inline int store_image_insert(struct store *s, const struct store_image_row *r)
 {
-	return s->ops->image_insert(s, r);
+	return STORE_WRITE(s, s->ops->image_insert(s, r));
 }
-static inline int store_image_delete(struct store *s, const char *name) { return s->ops->image_delete(s, name); }
+static inline int store_image_delete(struct store *s, const char *name)
+{
+	return STORE_WRITE(s, s->ops->image_delete(s, name));
+}
 static inline int store_images_load(struct store *s, store_image_fn *fn, void *arg)
 {
-	return s->ops->images_load(s, fn, arg);
+	return STORE_READ(s, s->ops->images_load(s, fn, arg));
 }
 static inline int store_idem_get(struct store *s, const char *key, struct store_idem_row *out, bool *found)
 {
-	return s->ops->idem_get(s, key, out, found);
+	return STORE_READ(s, s->ops->idem_get(s, key, out, found));
 }
-static inline int store_idem_put(struct store *s, const struct store_idem_row *r) { return s->ops->idem_put(s, r); }
+static inline int store_idem_put(struct store *s, const struct store_idem_row *r)
+{
+	return STORE_WRITE(s, s->ops->idem_put(s, r));
+}
 static inline int store_project_insert(struct store *s, const struct store_project_row *r)
 {
-	return s->ops->project_insert(s, r);
+	return STORE_WRITE(s, s->ops->project_insert(s, r));
 }
-static inline int store_project_delete(struct store *s, const char *name) { return s->ops->project_delete(s, name); }
+static inline int store_project_delete(struct store *s, const char *name)
+{
+	return STORE_WRITE(s, s->ops->project_delete(s, name));
+}
 static inline int store_projects_load(struct store *s, store_project_fn *fn, void *arg)
 {
-	return s->ops->projects_load(s, fn, arg);
+	return STORE_READ(s, s->ops->projects_load(s, fn, arg));
 }
 static inline int store_user_insert(struct store *s, const struct store_user_row *r)
 {
-	return s->ops->user_insert(s, r);
+	return STORE_WRITE(s, s->ops->user_insert(s, r));
 }
-static inline int store_user_delete(struct store *s, const char *name) { return s->ops->user_delete(s, name); }
+static inline int store_user_delete(struct store *s, const char *name)
+{
+	return STORE_WRITE(s, s->ops->user_delete(s, name));
+}
 static inline int store_users_load(struct store *s, store_user_fn *fn, void *arg)
 {
-	return s->ops->users_load(s, fn, arg);
+	return STORE_READ(s, s->ops->users_load(s, fn, arg));
 }
 static inline int store_token_insert(struct store *s, const struct store_token_row *r)
 {
-	return s->ops->token_insert(s, r);
+	return STORE_WRITE(s, s->ops->token_insert(s, r));
 }
-static inline int store_token_revoke(struct store *s, const char *id) { return s->ops->token_revoke(s, id); }
+static inline int store_token_revoke(struct store *s, const char *id)
+{
+	return STORE_WRITE(s, s->ops->token_revoke(s, id));
+}
 static inline int store_tokens_load(struct store *s, store_token_fn *fn, void *arg)
 {
-	return s->ops->tokens_load(s, fn, arg);
+	return STORE_READ(s, s->ops->tokens_load(s, fn, arg));
+}
+static inline int store_node_secret_insert(struct store *s, const struct store_node_secret_row *r)
+{
+	return s->ops->node_secret_insert(s, r);
+}
+static inline int store_node_secret_revoke(struct store *s, const char *id)
+{
+	return s->ops->node_secret_revoke(s, id);
+}
+static inline int store_node_secrets_load(struct store *s, store_node_secret_fn *fn, void *arg)
+{
+	return s->ops->node_secrets_load(s, fn, arg);
 }
 
 static inline int store_pool_insert(struct store *s, const struct store_pool_row *r)
 {
-	return s->ops->pool_insert(s, r);
+	return STORE_WRITE(s, s->ops->pool_insert(s, r));
 }
-static inline int store_pool_delete(struct store *s, const char *name) { return s->ops->pool_delete(s, name); }
+static inline int store_pool_delete(struct store *s, const char *name)
+{
+	return STORE_WRITE(s, s->ops->pool_delete(s, name));
+}
 static inline int store_pools_load(struct store *s, store_pool_fn *fn, void *arg)
 {
-	return s->ops->pools_load(s, fn, arg);
+	return STORE_READ(s, s->ops->pools_load(s, fn, arg));
 }
 
 /* Every instance, page by page (never one unbounded query), in creation order. */

@@ -22,6 +22,7 @@ enum stmt_id {
 	ST_PUT_PROJECT, ST_DELETE_PROJECT, ST_LOAD_PROJECTS,
 	ST_PUT_USER, ST_DELETE_USER, ST_LOAD_USERS,
 	ST_PUT_TOKEN, ST_REVOKE_TOKEN, ST_LOAD_TOKENS,
+	ST_PUT_NODE_SECRET, ST_REVOKE_NODE_SECRET, ST_LOAD_NODE_SECRETS,
 	ST_PUT_POOL, ST_DELETE_POOL, ST_LOAD_POOLS,
 	ST_COUNT
 };
@@ -61,6 +62,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                 " VALUES ($1,$2,$3,$4,$5,$6)",
 	[ST_REVOKE_TOKEN] = "UPDATE tokens SET revoked = 1 WHERE id = $1",
 	[ST_LOAD_TOKENS] = "SELECT id, hash, \"user\", expires_us, revoked, created_us FROM tokens",
+	[ST_PUT_NODE_SECRET] = "INSERT INTO node_secrets (id, kind, hash, node_id, join_id, expires_us, revoked,"
+	                       " created_us) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+	[ST_REVOKE_NODE_SECRET] = "UPDATE node_secrets SET revoked = 1 WHERE id = $1",
+	[ST_LOAD_NODE_SECRETS] = "SELECT id, kind, hash, node_id, join_id, expires_us, revoked, created_us"
+	                         " FROM node_secrets",
 	[ST_PUT_POOL] = "INSERT INTO pools (name, size, spec, created_us) VALUES ($1,$2,$3,$4)",
 	[ST_DELETE_POOL] = "DELETE FROM pools WHERE name = $1",
 	[ST_LOAD_POOLS] = "SELECT name, size, spec, created_us FROM pools",
@@ -101,18 +107,24 @@ static const struct pg_migration migrations[] = {
 	    "CREATE TABLE tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
 	    " \"user\" TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE, expires_us BIGINT NOT NULL,"
 	    " revoked INTEGER NOT NULL DEFAULT 0, created_us BIGINT NOT NULL);"},
-	/* 6: warm pools, as SQLite's 6 */
-	{6, "CREATE TABLE pools (name TEXT PRIMARY KEY, size INTEGER NOT NULL, spec TEXT NOT NULL,"
+	/* 6: node identity, as SQLite's 6: join tokens and one credential per node id */
+	{6, "CREATE TABLE node_secrets (id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('join', 'node')),"
+	    " hash TEXT, node_id TEXT, join_id TEXT,"
+	    " expires_us BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_us BIGINT NOT NULL);"
+	    "CREATE UNIQUE INDEX node_secrets_node ON node_secrets (node_id) WHERE kind = 'node';"},
+	/* 7: warm pools, as SQLite's 7 */
+	{7, "CREATE TABLE pools (name TEXT PRIMARY KEY, size INTEGER NOT NULL, spec TEXT NOT NULL,"
 	    " created_us BIGINT NOT NULL);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define PG_SCHEMA_VERSION 6 /* migrations[N_MIGRATIONS - 1].to */
+#define PG_SCHEMA_VERSION 7 /* migrations[N_MIGRATIONS - 1].to */
 /* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
 #define MIGRATE_LOCK_KEY "7166453736806510957"
-/* The session lock of the core that writes the database (store_claim): one at a time
- * until cores elect a leader among several. Held by the connection, so it goes with the
- * core's death (kill -9 closes the socket; a dead host, with the keepalives). */
+/* The session lock of a store claimed whole (store_claim): a program that must be the
+ * database's only writer. The core does not claim it: several cores share a database and
+ * elect a leader (core/leader.h). Held by the connection, so it goes with the process's
+ * death (kill -9 closes the socket; a dead host, with the keepalives). */
 #define CLAIM_LOCK_KEY "7166453736806510958"
 #define CLAIM_WAIT_MS 5000 /* at start, how long a claim waits for a dying core's session to end */
 
@@ -120,6 +132,7 @@ struct pg_store {
 	struct store base;
 	PGconn *conn;
 	bool in_tx;
+	bool begin_unsent; /* begun, its BEGIN to go with the first statement (begin_and_run) */
 	bool claimed; /* holds CLAIM_LOCK_KEY: a reconnect must take it again */
 };
 
@@ -341,6 +354,51 @@ static int reconnect(struct pg_store *s)
 	return 0;
 }
 
+/* One exchange of a pipeline: BEGIN and the statement; the statement's result, or NULL
+ * (and *begun false when BEGIN did not take). */
+static PGresult *pipeline_begin(struct pg_store *s, const char *name, int n, const char *const *params, bool *begun)
+{
+	PGresult *r = NULL, *x;
+	*begun = false;
+	if (PQenterPipelineMode(s->conn) != 1)
+		return NULL;
+	if (PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+	    PQsendQueryPrepared(s->conn, name, n, params, NULL, NULL, 0) == 1 && PQpipelineSync(s->conn) == 1) {
+		/* each query's results end with a NULL; the sync point's result comes last */
+		if ((x = PQgetResult(s->conn))) {
+			*begun = PQresultStatus(x) == PGRES_COMMAND_OK;
+			PQclear(x);
+			while ((x = PQgetResult(s->conn)))
+				PQclear(x);
+			if ((r = PQgetResult(s->conn))) {
+				while ((x = PQgetResult(s->conn)))
+					PQclear(x);
+				PQclear(PQgetResult(s->conn)); /* PGRES_PIPELINE_SYNC */
+			}
+		}
+	}
+	if (PQexitPipelineMode(s->conn) != 1 && PQstatus(s->conn) == CONNECTION_OK)
+		log_warnx("store: after a pipeline: %s", pg_words(PQerrorMessage(s->conn)));
+	return r;
+}
+
+/* A transaction's BEGIN goes with its first statement, in one round trip (libpq's pipeline
+ * mode): a turn of one write costs one round trip for it and one for COMMIT. A connection
+ * that broke while idle is known to be broken only once used: then nothing was written,
+ * and the pair is sent once more on a new connection. */
+static PGresult *begin_and_run(struct pg_store *s, const char *name, int n, const char *const *params)
+{
+	bool begun;
+	PGresult *r = pipeline_begin(s, name, n, params, &begun);
+	if (!begun && PQstatus(s->conn) != CONNECTION_OK) {
+		PQclear(r);
+		r = reconnect(s) == 0 ? pipeline_begin(s, name, n, params, &begun) : NULL;
+	}
+	if (begun)
+		s->begin_unsent = false;
+	return r;
+}
+
 /* Runs a prepared statement; the result (NULL after logging on failure) is the caller's.
  * A statement that failed because the connection broke, outside a transaction, is sent once
  * more on a new connection: a write is then done at most twice, and the second try of an
@@ -351,11 +409,15 @@ static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *con
 	PGresult *r;
 	ExecStatusType want = id == ST_PAGE_INSTANCES || id == ST_LOAD_NODES || id == ST_IDEM_GET ||
 	                      id == ST_LOAD_IMAGES || id == ST_LOAD_PROJECTS || id == ST_LOAD_USERS ||
-	                      id == ST_LOAD_TOKENS || id == ST_LOAD_POOLS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+	                      id == ST_LOAD_TOKENS || id == ST_LOAD_NODE_SECRETS ||
+	                      id == ST_LOAD_POOLS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
 	snprintf(name, sizeof name, "s%d", (int)id);
 	if (!s->in_tx && PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return NULL;
-	r = PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0);
+	if (s->begin_unsent)
+		r = begin_and_run(s, name, n, params);
+	else
+		r = PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != want && !s->in_tx && PQstatus(s->conn) != CONNECTION_OK) {
 		PQclear(r);
 		r = reconnect(s) == 0 ? PQexecPrepared(s->conn, name, n, params, NULL, NULL, 0) : NULL;
@@ -384,23 +446,26 @@ static int pg_begin(struct store *base)
 	}
 	if (PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return -1;
-	if (exec_sql(s, "BEGIN", NULL, 0) < 0)
-		return -1;
-	s->in_tx = true;
+	s->in_tx = s->begin_unsent = true; /* sent with the first statement (begin_and_run) */
 	return 0;
 }
 
-static int pg_commit(struct store *base)
+/* sql ends with COMMIT (what may come before it: settings of this transaction). */
+static int commit_with(struct pg_store *s, const char *sql)
 {
-	struct pg_store *s = pg(base);
 	PGresult *r;
 	bool ok;
 	if (!s->in_tx) {
 		log_warnx("store: commit: no transaction is open");
 		return -1;
 	}
-	/* COMMIT of a transaction a statement aborted answers ROLLBACK, with no error */
-	r = PQexec(s->conn, "COMMIT");
+	if (s->begin_unsent) { /* nothing was sent: nothing to commit */
+		s->in_tx = s->begin_unsent = false;
+		return 0;
+	}
+	/* COMMIT of a transaction a statement aborted answers ROLLBACK, with no error; PQexec
+	 * gives the last statement's result */
+	r = PQexec(s->conn, sql);
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (!ok)
 		log_warnx("store: commit: %s", PQresultStatus(r) == PGRES_COMMAND_OK ? "the transaction had failed"
@@ -410,12 +475,27 @@ static int pg_commit(struct store *base)
 	return ok ? 0 : -1;
 }
 
+static int pg_commit(struct store *base) { return commit_with(pg(base), "COMMIT"); }
+
+/* A transaction whose loss in a crash of the server costs nothing that cannot be learnt
+ * again (store.h, "Durability"): committed, visible and ordered before any later commit,
+ * without waiting for its WAL flush (that comes within wal_writer_delay, or with the next
+ * synchronous commit, whichever is first). */
+static int pg_commit_no_flush(struct store *base)
+{
+	return commit_with(pg(base), "SET LOCAL synchronous_commit = off; COMMIT");
+}
+
 static void pg_rollback(struct store *base)
 {
 	struct pg_store *s = pg(base);
 	if (!s->in_tx)
 		return;
 	s->in_tx = false;
+	if (s->begin_unsent) { /* nothing was sent */
+		s->begin_unsent = false;
+		return;
+	}
 	if (PQstatus(s->conn) == CONNECTION_OK)
 		exec_sql(s, "ROLLBACK", NULL, 0);
 }
@@ -867,6 +947,47 @@ static int pg_tokens_load(struct store *base, store_token_fn *fn, void *arg)
 	return 0;
 }
 
+static int pg_node_secret_insert(struct store *base, const struct store_node_secret_row *r)
+{
+	struct params p = {.n = 0};
+	p_text(&p, r->id);
+	p_text(&p, r->kind);
+	p_text(&p, r->hash);
+	p_text(&p, r->node_id);
+	p_text(&p, r->join_id);
+	p_int(&p, r->expires_us);
+	p_int(&p, r->revoked);
+	p_int(&p, r->created_us);
+	return run_done(pg(base), ST_PUT_NODE_SECRET, p.n, p.v, "write node secret");
+}
+
+static int pg_node_secret_revoke(struct store *base, const char *id)
+{
+	const char *v[1] = {id};
+	return run_done(pg(base), ST_REVOKE_NODE_SECRET, 1, v, "revoke node secret");
+}
+
+static int pg_node_secrets_load(struct store *base, store_node_secret_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_NODE_SECRETS, 0, NULL, "load node secrets");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_node_secret_row r = {0};
+		cell_copy(res, i, 0, r.id, sizeof r.id);
+		cell_copy(res, i, 1, r.kind, sizeof r.kind);
+		cell_copy(res, i, 2, r.hash, sizeof r.hash);
+		cell_copy(res, i, 3, r.node_id, sizeof r.node_id);
+		cell_copy(res, i, 4, r.join_id, sizeof r.join_id);
+		r.expires_us = cell_int(res, i, 5);
+		r.revoked = cell_int(res, i, 6) != 0;
+		r.created_us = cell_int(res, i, 7);
+		fn(arg, &r);
+	}
+	PQclear(res);
+	return 0;
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "postgresql",
 	.schema_version = PG_SCHEMA_VERSION,
@@ -875,6 +996,7 @@ const struct store_ops store_pg_ops = {
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
+	.commit_no_flush = pg_commit_no_flush,
 	.instance_insert = pg_instance_insert,
 	.instance_update = pg_instance_update,
 	.instance_delete = pg_instance_delete,
@@ -895,6 +1017,9 @@ const struct store_ops store_pg_ops = {
 	.token_insert = pg_token_insert,
 	.token_revoke = pg_token_revoke,
 	.tokens_load = pg_tokens_load,
+	.node_secret_insert = pg_node_secret_insert,
+	.node_secret_revoke = pg_node_secret_revoke,
+	.node_secrets_load = pg_node_secrets_load,
 	.pool_insert = pg_pool_insert,
 	.pool_delete = pg_pool_delete,
 	.pools_load = pg_pools_load,

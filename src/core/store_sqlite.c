@@ -21,6 +21,7 @@ enum stmt_id {
 	ST_PUT_PROJECT, ST_DELETE_PROJECT, ST_LOAD_PROJECTS,
 	ST_PUT_USER, ST_DELETE_USER, ST_LOAD_USERS,
 	ST_PUT_TOKEN, ST_REVOKE_TOKEN, ST_LOAD_TOKENS,
+	ST_PUT_NODE_SECRET, ST_REVOKE_NODE_SECRET, ST_LOAD_NODE_SECRETS,
 	ST_PUT_POOL, ST_DELETE_POOL, ST_LOAD_POOLS,
 	ST_COUNT
 };
@@ -60,6 +61,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_PUT_TOKEN] = "INSERT INTO tokens (id, hash, user, expires_us, revoked, created_us) VALUES (?,?,?,?,?,?)",
 	[ST_REVOKE_TOKEN] = "UPDATE tokens SET revoked = 1 WHERE id = ?",
 	[ST_LOAD_TOKENS] = "SELECT id, hash, user, expires_us, revoked, created_us FROM tokens",
+	[ST_PUT_NODE_SECRET] = "INSERT INTO node_secrets (id, kind, hash, node_id, join_id, expires_us, revoked,"
+	                       " created_us) VALUES (?,?,?,?,?,?,?,?)",
+	[ST_REVOKE_NODE_SECRET] = "UPDATE node_secrets SET revoked = 1 WHERE id = ?",
+	[ST_LOAD_NODE_SECRETS] = "SELECT id, kind, hash, node_id, join_id, expires_us, revoked, created_us"
+	                         " FROM node_secrets",
 	[ST_PUT_POOL] = "INSERT INTO pools (name, size, spec, created_us) VALUES (?,?,?,?)",
 	[ST_DELETE_POOL] = "DELETE FROM pools WHERE name = ?",
 	[ST_LOAD_POOLS] = "SELECT name, size, spec, created_us FROM pools",
@@ -105,7 +111,14 @@ static const char *const migrations[] = {
 	"CREATE TABLE tokens (id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE,"
 	" user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE, expires_us INTEGER NOT NULL,"
 	" revoked INTEGER NOT NULL DEFAULT 0, created_us INTEGER NOT NULL);",
-	/* 6: warm pools: the guests' spec (stored form, JSON) and the pool's size */
+	/* 6: node identity. Join tokens an admin makes and the credential each node gets when
+	 * it joins, as SHA-256 only; one credential per node id (the partial index), so that
+	 * no second join can take a node's id. */
+	"CREATE TABLE node_secrets (id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN ('join', 'node')),"
+	" hash TEXT, node_id TEXT, join_id TEXT,"
+	" expires_us INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_us INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX node_secrets_node ON node_secrets (node_id) WHERE kind = 'node';",
+	/* 7: warm pools: the guests' spec (stored form, JSON) and the pool's size */
 	"CREATE TABLE pools (name TEXT PRIMARY KEY, size INTEGER NOT NULL, spec TEXT NOT NULL,"
 	" created_us INTEGER NOT NULL);",
 };
@@ -620,6 +633,49 @@ static int sqlite_tokens_load(struct store *base, store_token_fn *fn, void *arg)
 	return rc == SQLITE_DONE ? 0 : fail(s, "load tokens");
 }
 
+static int sqlite_node_secret_insert(struct store *base, const struct store_node_secret_row *r)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_PUT_NODE_SECRET];
+	bind_text(st, 1, r->id);
+	bind_text(st, 2, r->kind);
+	bind_text(st, 3, r->hash);
+	bind_text(st, 4, r->node_id);
+	bind_text(st, 5, r->join_id);
+	sqlite3_bind_int64(st, 6, r->expires_us);
+	sqlite3_bind_int(st, 7, r->revoked);
+	sqlite3_bind_int64(st, 8, r->created_us);
+	return step_done(s, ST_PUT_NODE_SECRET, "write node secret");
+}
+
+static int sqlite_node_secret_revoke(struct store *base, const char *id)
+{
+	struct sqlite_store *s = sq(base);
+	bind_text(s->stmt[ST_REVOKE_NODE_SECRET], 1, id);
+	return step_done(s, ST_REVOKE_NODE_SECRET, "revoke node secret");
+}
+
+static int sqlite_node_secrets_load(struct store *base, store_node_secret_fn *fn, void *arg)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_LOAD_NODE_SECRETS];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_node_secret_row r = {0};
+		column_copy(st, 0, r.id, sizeof r.id);
+		column_copy(st, 1, r.kind, sizeof r.kind);
+		column_copy(st, 2, r.hash, sizeof r.hash);
+		column_copy(st, 3, r.node_id, sizeof r.node_id);
+		column_copy(st, 4, r.join_id, sizeof r.join_id);
+		r.expires_us = sqlite3_column_int64(st, 5);
+		r.revoked = sqlite3_column_int(st, 6) != 0;
+		r.created_us = sqlite3_column_int64(st, 7);
+		fn(arg, &r);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "load node secrets");
+}
+
 static int sqlite_pool_insert(struct store *base, const struct store_pool_row *r)
 {
 	struct sqlite_store *s = sq(base);
@@ -683,6 +739,9 @@ const struct store_ops store_sqlite_ops = {
 	.token_insert = sqlite_token_insert,
 	.token_revoke = sqlite_token_revoke,
 	.tokens_load = sqlite_tokens_load,
+	.node_secret_insert = sqlite_node_secret_insert,
+	.node_secret_revoke = sqlite_node_secret_revoke,
+	.node_secrets_load = sqlite_node_secrets_load,
 	.pool_insert = sqlite_pool_insert,
 	.pool_delete = sqlite_pool_delete,
 	.pools_load = sqlite_pools_load,

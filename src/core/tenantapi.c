@@ -52,7 +52,7 @@ static json_t *user_json(const struct tenant_user *u)
 	                 authz_role_names[u->role], "password", u->password_hash != NULL, "created_at", created);
 }
 
-static json_t *when_json(int64_t wall_us)
+json_t *api_when_json(int64_t wall_us)
 {
 	char buf[40];
 	if (!wall_us)
@@ -67,7 +67,7 @@ static json_t *token_json(struct api *a, const struct tenant_token *k)
 	int64_t now = clock_wall_us();
 	return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:b, s:b}", "id", k->id, "user", k->user, "project",
 	                 u ? u->project : "", "role", u ? authz_role_names[u->role] : "", "created_at",
-	                 when_json(k->created_wall_us), "expires_at", when_json(k->expires_wall_us), "revoked",
+	                 api_when_json(k->created_wall_us), "expires_at", api_when_json(k->expires_wall_us), "revoked",
 	                 k->revoked, "expired", k->expires_wall_us && now >= k->expires_wall_us);
 }
 
@@ -80,7 +80,7 @@ static int by_key(const void *a, const void *b)
 	              json_string_value(json_object_get(*(json_t *const *)b, sort_key)) ?: "");
 }
 
-static json_t *sorted(json_t *list, const char *key)
+json_t *api_sorted(json_t *list, const char *key)
 {
 	size_t n = json_array_size(list);
 	json_t **items = calloc(n + 1, sizeof *items), *out = json_array();
@@ -154,12 +154,12 @@ static int parse_quota(const json_t *b, struct authz_quota *q, struct mv_error *
 }
 
 /* "24h", "30m", "90s", "7d" or a number of seconds; "never" or 0: no expiry (0 in *out). */
-static int parse_expires(const json_t *v, int64_t *out_s, struct mv_error *err)
+int api_parse_expires(const json_t *v, int64_t default_s, int64_t *out_s, struct mv_error *err)
 {
 	const char *s;
 	char *end;
 	double n, unit = 1;
-	*out_s = TOKEN_EXPIRES_DEFAULT_S;
+	*out_s = default_s;
 	if (!v)
 		return 0;
 	if (json_is_integer(v) && json_integer_value(v) >= 0 && json_integer_value(v) <= TOKEN_EXPIRES_MAX_S) {
@@ -226,7 +226,7 @@ void api_projects_list(struct api *a, struct evhttp_request *req, UNUSED const c
 {
 	struct list_ctx l = {.a = a, .list = json_array()};
 	tenants_projects_foreach(a->tenants, list_project, &l);
-	http_reply_json(req, 200, json_pack("{s:o}", "projects", sorted(l.list, "name")));
+	http_reply_json(req, 200, json_pack("{s:o}", "projects", api_sorted(l.list, "name")));
 }
 
 static const struct tenant_project *project_or_404(struct api *a, struct evhttp_request *req, const char *name)
@@ -409,7 +409,7 @@ void api_users_list(struct api *a, struct evhttp_request *req, UNUSED const char
 {
 	struct list_ctx l = {.a = a, .list = json_array()};
 	tenants_users_foreach(a->tenants, list_user, &l);
-	http_reply_json(req, 200, json_pack("{s:o}", "users", sorted(l.list, "name")));
+	http_reply_json(req, 200, json_pack("{s:o}", "users", api_sorted(l.list, "name")));
 }
 
 void api_user_delete(struct api *a, struct evhttp_request *req, const char *name)
@@ -482,7 +482,7 @@ void api_tokens_create(struct api *a, struct evhttp_request *req, UNUSED const c
 
 	if (object_body(req, fields, &b, &err) < 0 || name_field(b, "user", true, &user, &err) < 0 ||
 	    name_field(b, "project", false, &project, &err) < 0 || password_field(b, &password, &err) < 0 ||
-	    parse_expires(json_object_get(b, "expires"), &expires_s, &err) < 0)
+	    api_parse_expires(json_object_get(b, "expires"), TOKEN_EXPIRES_DEFAULT_S, &expires_s, &err) < 0)
 		goto fail;
 	if (!password) { /* an admin makes a token for a user */
 		if (!a->who) {
@@ -555,7 +555,7 @@ void api_tokens_list(struct api *a, struct evhttp_request *req, UNUSED const cha
 	}
 	l.list = json_array();
 	tenants_tokens_foreach(a->tenants, list_token, &l);
-	http_reply_json(req, 200, json_pack("{s:o}", "tokens", sorted(l.list, "created_at")));
+	http_reply_json(req, 200, json_pack("{s:o}", "tokens", api_sorted(l.list, "created_at")));
 }
 
 void api_token_delete(struct api *a, struct evhttp_request *req, const char *id)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "common/wire.h"
 #include "node/netdev.h"
@@ -31,6 +32,8 @@ struct agent {
 	double backoff_s;
 	int hb_interval_s;
 	struct event *hb_timer, *register_timer, *poll_timer, *report_timer, *shutdown_timer;
+	struct event *move_timer; /* a move to another core (node/corelink.h) is due */
+	bool moving;
 	struct event *batch_tick; /* --notify-batch-ms: the free-running tick that sends reports */
 	json_t *bridges_sent;     /* the bridges the core has (from the registration or an update) */
 	json_t *bridges_in_flight;
@@ -43,6 +46,8 @@ struct agent {
 
 static void register_send(struct agent *a);
 static void poll_send(struct agent *a);
+static bool core_failed(struct agent *a, int status);
+static bool core_redirected(struct agent *a, struct evhttp_request *req);
 static void report_flush(struct agent *a);
 static void shutdown_check(struct agent *a);
 static void bridges_send(struct agent *a);
@@ -56,7 +61,7 @@ static int send_json(struct agent *a, struct evhttp_connection *conn, enum evhtt
 	struct evhttp_request *req = evhttp_request_new(cb, a);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	char buf[300];
-	snprintf(buf, sizeof buf, "%s:%d", a->o.core_host, a->o.core_port);
+	snprintf(buf, sizeof buf, "%s:%d", a->o.link->host, a->o.link->port);
 	evhttp_add_header(h, "Host", buf);
 	if (token && token[0]) {
 		snprintf(buf, sizeof buf, "Bearer %s", token);
@@ -102,6 +107,100 @@ static void need_register(struct agent *a)
 	register_send(a);
 }
 
+/* ---- several cores: following the leader, failing over ---- */
+
+static struct evhttp_connection *connection(struct agent *a, int timeout_s);
+
+/* Points the connections at the link's core. Requests still on the old ones are dropped
+ * with them (libevent calls no callback): what they carried is put back to go again. */
+static void connections_replace(struct agent *a)
+{
+	struct evhttp_connection **conns[] = {&a->poll_conn, &a->ctl_conn, &a->report_conn};
+	if (reports_in_flight(a->o.reports))
+		reports_requeue(a->o.reports);
+	if (a->bridges_in_flight) {
+		json_decref(a->bridges_in_flight);
+		a->bridges_in_flight = NULL;
+		a->bridges_dirty = true;
+	}
+	a->registering = false;
+	for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++) {
+		evhttp_connection_free(*conns[i]);
+		*conns[i] = NULL;
+	}
+	a->poll_conn = connection(a, POLL_WAIT_S + 10);
+	a->ctl_conn = connection(a, CTL_TIMEOUT_S);
+	a->report_conn = connection(a, CTL_TIMEOUT_S);
+}
+
+/* On the loop, never inside a callback of the connections it replaces. */
+static void on_move_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
+{
+	struct agent *a = arg;
+	a->moving = false;
+	if (a->shutting_down)
+		return;
+	connections_replace(a);
+	register_send(a);
+}
+
+/* The link moved: nothing more goes to the old core; the new one gets a registration with
+ * the instances alive (as after a core's restart) after delay_s. */
+static void move_later(struct agent *a, double delay_s)
+{
+	struct timeval tv = clock_timeval(delay_s);
+	a->moving = true;
+	a->registered = false;
+	evtimer_del(a->hb_timer);
+	evtimer_del(a->poll_timer);
+	evtimer_del(a->report_timer);
+	evtimer_del(a->register_timer);
+	evtimer_add(a->move_timer, &tv);
+}
+
+/* No answer, or 502/503/504: with another core in the list, move there (after a backoff
+ * when each failed since the last answer) and return true. False when there is no other
+ * (a list of one): the caller backs off and tries the same core again. */
+static bool core_failed(struct agent *a, int status)
+{
+	char was[CORELIST_URL_MAX];
+	double delay_s;
+	if (!corelist_status_fails_over(status) || a->shutting_down)
+		return false;
+	if (a->moving)
+		return true; /* another request saw it first */
+	snprintf(was, sizeof was, "%s", a->o.link->url);
+	if (!corelink_failed(a->o.link, &delay_s))
+		return false;
+	if (status)
+		log_warnx("the core at %s answered %d; moving to %s in %.2f s", was, status, a->o.link->url, delay_s);
+	else
+		log_warnx("no answer from the core at %s; moving to %s in %.2f s", was, a->o.link->url, delay_s);
+	move_later(a, delay_s);
+	return true;
+}
+
+/* A follower's 307: the leader is at Location; true when the agent moves there (or the
+ * redirect was no core's URL and another core is tried), false when not a 307. */
+static bool core_redirected(struct agent *a, struct evhttp_request *req)
+{
+	const char *loc;
+	char was[CORELIST_URL_MAX];
+	if (status_of(req) != 307 || a->shutting_down)
+		return false;
+	if (a->moving)
+		return true;
+	loc = evhttp_find_header(evhttp_request_get_input_headers(req), "Location");
+	snprintf(was, sizeof was, "%s", a->o.link->url);
+	if (!loc || corelink_redirect(a->o.link, loc) < 0) {
+		log_warnx("the core at %s redirected to \"%.200s\", which is no other core's URL", was, loc ? loc : "");
+		return core_failed(a, 0);
+	}
+	log_info("the core at %s is a follower: moving to the leader at %s", was, a->o.link->url);
+	move_later(a, 0);
+	return true;
+}
+
 /* ---- register and heartbeat ---- */
 
 static json_t *bridges_json(void)
@@ -137,6 +236,42 @@ static json_t *register_body(struct agent *a)
 	return body;
 }
 
+/* The core's error message of a refused request, in why; false when it gave none. */
+static bool core_said(struct evhttp_request *req, char *why, size_t len)
+{
+	json_t *b = body_of(req);
+	const char *msg = json_string_value(json_object_get(json_object_get(b, "error"), "message"));
+	if (msg)
+		snprintf(why, len, "%s: %s", status_of(req) == 401 ? "unauthorized: check --token-file" : "forbidden", msg);
+	json_decref(b);
+	return msg != NULL;
+}
+
+/* A join gave this node its own credential: kept in the data dir (0600; written on the
+ * loop once, as the node id is) before it is used, so that a restart registers with it and
+ * the join token is not needed again. -1 when it cannot be kept: the registration is
+ * retried (a second join of the same id is refused, so the node says why loudly). */
+static int keep_credential(struct agent *a, const char *credential)
+{
+	int rc;
+	if (!credential)
+		return 0;
+	if (strlen(credential) > AGENT_TOKEN_MAX || !a->o.credential_path) {
+		log_warnx("the core sent a credential this node cannot keep");
+		return -1;
+	}
+	if ((rc = fs_write_atomic(a->o.credential_path, credential, strlen(credential), true)) < 0) {
+		log_warnx("cannot keep the node's credential in %s: %s (the core will refuse a second join of this "
+		          "node id: free the disk, then `microvim nodes revoke %s` and join with a new id)",
+		          a->o.credential_path, strerror(-rc), a->o.id);
+		return -1;
+	}
+	snprintf(a->o.core_token, AGENT_TOKEN_MAX + 1, "%s", credential);
+	log_info("joined: this node's credential is in %s (mode 0600); it registers with it from now on",
+	         a->o.credential_path);
+	return 0;
+}
+
 static void on_register(struct evhttp_request *req, void *arg)
 {
 	struct agent *a = arg;
@@ -145,12 +280,14 @@ static void on_register(struct evhttp_request *req, void *arg)
 	struct timeval tv;
 
 	a->registering = false;
-	if (a->shutting_down)
+	if (a->shutting_down || core_redirected(a, req) || core_failed(a, status))
 		return;
 	if (status != 200 || !(b = body_of(req))) {
 		char why[512];
 		if (status == 0 && tls_connection_error(a->ctl_conn, why, sizeof why))
 			; /* the TLS layer's reason: the core's certificate, or ours */
+		else if ((status == 401 || status == 403) && core_said(req, why, sizeof why))
+			; /* the core's own words: an expired join token, a revoked node, another's id */
 		else
 			snprintf(why, sizeof why, "%s",
 			         status == 401   ? "unauthorized: check --token-file"
@@ -163,7 +300,12 @@ static void on_register(struct evhttp_request *req, void *arg)
 			                      "--tls-client-ca take this node's --tls-cert?)"
 			                    : "no answer");
 		if (a->backoff_s <= BACKOFF_MIN_S)
-			log_warnx("cannot register with %s (%s); retrying with backoff", a->o.core_url, why);
+			log_warnx("cannot register with %s (%s); retrying with backoff", a->o.link->url, why);
+		backoff_later(a, a->register_timer);
+		return;
+	}
+	if (keep_credential(a, json_string_value(json_object_get(b, "credential"))) < 0) {
+		json_decref(b);
 		backoff_later(a, a->register_timer);
 		return;
 	}
@@ -174,7 +316,8 @@ static void on_register(struct evhttp_request *req, void *arg)
 	json_decref(b);
 	a->registered = true;
 	a->backoff_s = BACKOFF_MIN_S;
-	log_info("registered with %s as %s (%s)", a->o.core_url, a->o.name, a->o.id);
+	log_info("registered with %s as %s (%s)", a->o.link->url, a->o.name, a->o.id);
+	corelink_answered(a->o.link);
 	tv = clock_timeval(a->hb_interval_s);
 	evtimer_add(a->hb_timer, &tv);
 	a->acked = 0; /* a core that restarted numbers its assignments anew */
@@ -191,7 +334,7 @@ static void register_send(struct agent *a)
 	if (a->registering || a->shutting_down)
 		return;
 	a->registering = true;
-	if (send_json(a, a->ctl_conn, EVHTTP_REQ_POST, "/v1/nodes/register", a->o.cluster_token, register_body(a),
+	if (send_json(a, a->ctl_conn, EVHTTP_REQ_POST, "/v1/nodes/register", a->o.core_token, register_body(a),
 	              on_register) < 0) {
 		a->registering = false;
 		backoff_later(a, a->register_timer);
@@ -203,6 +346,8 @@ static void on_register_timer(UNUSED evutil_socket_t fd, UNUSED short what, void
 static void on_heartbeat(struct evhttp_request *req, void *arg)
 {
 	int status = status_of(req);
+	if (core_redirected(arg, req) || core_failed(arg, status))
+		return;
 	if (status == 401 || status == 404)
 		need_register(arg);
 }
@@ -228,8 +373,9 @@ static void on_bridges(struct evhttp_request *req, void *arg)
 	int status = status_of(req);
 	json_t *sent = a->bridges_in_flight;
 	a->bridges_in_flight = NULL;
-	if (a->shutting_down) {
+	if (a->shutting_down || core_redirected(a, req)) {
 		json_decref(sent);
+		a->bridges_dirty = !a->shutting_down;
 		return;
 	}
 	if (status == 200) {
@@ -351,7 +497,9 @@ static void on_reports(struct evhttp_request *req, void *arg)
 		reports_drop(a->o.reports);
 	} else {
 		reports_requeue(a->o.reports);
-		if (status == 401 || status == 404)
+		if (core_redirected(a, req) || core_failed(a, status))
+			; /* sent again once registered where the link points now */
+		else if (status == 401 || status == 404)
 			need_register(a);
 		else
 			backoff_later(a, a->report_timer);
@@ -429,6 +577,8 @@ static void on_poll(struct evhttp_request *req, void *arg)
 		poll_send(a);
 		return;
 	}
+	if (core_redirected(a, req) || core_failed(a, status))
+		return;
 	if (status == 401 || status == 404) {
 		need_register(a);
 		return;
@@ -455,7 +605,7 @@ static void on_poll_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *ar
 
 static struct evhttp_connection *connection(struct agent *a, int timeout_s)
 {
-	struct evhttp_connection *c = tls_http_connection(a->o.base, a->o.tls, a->o.core_host, a->o.core_port);
+	struct evhttp_connection *c = tls_http_connection(a->o.base, a->o.tls, a->o.link->host, a->o.link->port);
 	if (!c)
 		fatalx("cannot create an HTTP connection");
 	evhttp_connection_set_timeout(c, timeout_s);
@@ -476,6 +626,7 @@ struct agent *agent_new(const struct agent_options *o)
 	a->register_timer = evtimer_new(o->base, on_register_timer, a);
 	a->poll_timer = evtimer_new(o->base, on_poll_timer, a);
 	a->report_timer = evtimer_new(o->base, on_report_timer, a);
+	a->move_timer = evtimer_new(o->base, on_move_timer, a);
 	if (o->notify_batch_ms > 0)
 		a->batch_tick = event_new(o->base, -1, EV_PERSIST, on_batch_tick, a);
 	return a;
@@ -548,8 +699,8 @@ void agent_free(struct agent *a)
 	for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++)
 		if (conns[i])
 			evhttp_connection_free(conns[i]);
-	struct event *timers[] = {a->hb_timer,     a->register_timer, a->poll_timer,
-	                          a->report_timer, a->shutdown_timer, a->batch_tick};
+	struct event *timers[] = {a->hb_timer,       a->register_timer, a->poll_timer, a->report_timer,
+	                          a->shutdown_timer, a->batch_tick,     a->move_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		if (timers[i])
 			event_free(timers[i]);

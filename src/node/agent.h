@@ -2,7 +2,10 @@
  * reconciliation), heartbeat, the long-poll that brings assignments (each parsed once,
  * common/wire.h, and handed to the instances), the status reports sent as they come, and
  * the orderly exit. Backs off while the core is away; registers again when the core has
- * forgotten the node. */
+ * forgotten the node. With several cores (node/corelink.h) it keeps all of that on the
+ * leader: a follower's 307 moves it to the Location, a core that stops answering to the
+ * next of the list, and each move is a new registration there with the instances alive,
+ * their reports not sent yet sent after it; nothing is stopped or started again. */
 #ifndef MICROVIM_AGENT_H
 #define MICROVIM_AGENT_H
 
@@ -12,18 +15,25 @@
 #include <stdint.h>
 
 #include "common/tls.h"
+#include "node/corelink.h"
 #include "node/instance.h"
 #include "node/reports.h"
 #include "node/warmpool.h"
 
+#define AGENT_TOKEN_MAX 256
+#define AGENT_CREDENTIAL_FILE "node.credential" /* in the node's data dir */
+
 struct agent_options {
 	struct event_base *base;
-	const char *core_url;
-	const char *core_host;
+	struct corelink *link;      /* the core in use; the agent moves it */
 	const char *address;        /* where the node serves its logs to the core (node/logapi.h) */
-	int core_port;
 	struct tls_ctx *tls;        /* an https:// core; NULL: plain HTTP */
-	const char *cluster_token;  /* NULL when the core has none */
+	/* What the node shows the core to register and fetch blobs: its credential, or the
+	 * --token-file's token (a join token, or the cluster's). A buffer of
+	 * AGENT_TOKEN_MAX + 1 the agent rewrites when a join gives it a credential, which it
+	 * first keeps in credential_path (0600). "" when the core asks for none. */
+	char *core_token;
+	const char *credential_path;
 	const char *id, *name;
 	int cpus;
 	int64_t memory_mb;

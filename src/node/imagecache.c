@@ -19,7 +19,27 @@ struct imagecache {
 	struct imagecache_options o;
 	char dir[4096];
 	struct evhttp_connection *conn;
+	unsigned conn_gen; /* the link's gen conn was made for */
+	int in_flight;     /* fetches on conn */
 };
+
+/* A connection to the core in use: when the link moved since conn was made, a new one; the
+ * old one goes when its fetches have ended (they fail or finish where they were sent). */
+static struct evhttp_connection *blob_conn(struct imagecache *ic)
+{
+	if (ic->conn && ic->conn_gen == ic->o.link->gen)
+		return ic->conn;
+	if (ic->conn && ic->in_flight > 0)
+		evhttp_connection_free_on_completion(ic->conn);
+	else if (ic->conn)
+		evhttp_connection_free(ic->conn);
+	ic->in_flight = 0;
+	if (!(ic->conn = tls_http_connection(ic->o.base, ic->o.tls, ic->o.link->host, ic->o.link->port)))
+		fatalx("cannot create an HTTP connection");
+	evhttp_connection_set_timeout(ic->conn, BLOB_TIMEOUT_S);
+	ic->conn_gen = ic->o.link->gen;
+	return ic->conn;
+}
 
 struct imagecache *imagecache_new(const struct imagecache_options *o, char *err, size_t errlen)
 {
@@ -36,9 +56,7 @@ struct imagecache *imagecache_new(const struct imagecache_options *o, char *err,
 		snprintf(err, errlen, "cannot create the image cache %s: %s", ic->dir, strerror(-rc));
 		goto fail;
 	}
-	if (!(ic->conn = tls_http_connection(o->base, o->tls, o->core_host, o->core_port)))
-		fatalx("cannot create an HTTP connection");
-	evhttp_connection_set_timeout(ic->conn, BLOB_TIMEOUT_S);
+	blob_conn(ic);
 	return ic;
 fail:
 	imagecache_free(ic);
@@ -73,6 +91,7 @@ struct fetch {
 	imagecache_done_fn *done;
 	void *arg;
 	int rc;
+	unsigned gen; /* of the connection it went on */
 };
 
 /* On a worker: checks the digest and writes the file atomically (no fsync: a cache). */
@@ -106,6 +125,8 @@ static void on_blob(struct evhttp_request *req, void *arg)
 	struct fetch *f = arg;
 	int status = req ? evhttp_request_get_response_code(req) : 0;
 	char why[256];
+	if (f->gen == f->ic->conn_gen)
+		f->ic->in_flight--;
 	if (status != 200) {
 		if (status)
 			snprintf(why, sizeof why, "cannot fetch image blob %.80s: the core answered %d", f->digest, status);
@@ -126,6 +147,7 @@ void imagecache_fetch(struct imagecache *ic, const char *digest, const char *pat
 {
 	struct fetch *f = calloc(1, sizeof *f);
 	struct evhttp_request *req;
+	struct evhttp_connection *conn;
 	struct evkeyvalq *h;
 	char uri[128], buf[300];
 	if (!f)
@@ -136,16 +158,20 @@ void imagecache_fetch(struct imagecache *ic, const char *digest, const char *pat
 	snprintf(uri, sizeof uri, "/v1/blobs/%s", digest);
 	req = evhttp_request_new(on_blob, f);
 	h = evhttp_request_get_output_headers(req);
-	snprintf(buf, sizeof buf, "%s:%d", ic->o.core_host, ic->o.core_port);
+	snprintf(buf, sizeof buf, "%s:%d", ic->o.link->host, ic->o.link->port);
 	evhttp_add_header(h, "Host", buf);
 	if (ic->o.token && ic->o.token[0]) {
 		snprintf(buf, sizeof buf, "Bearer %s", ic->o.token);
 		evhttp_add_header(h, "Authorization", buf);
 	}
-	if (evhttp_make_request(ic->conn, req, EVHTTP_REQ_GET, uri) < 0) {
+	conn = blob_conn(ic);
+	f->gen = ic->conn_gen;
+	if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, uri) < 0) {
 		char why[256];
 		snprintf(why, sizeof why, "cannot fetch image blob %.80s: cannot send the request", digest);
 		done(arg, -EIO, why);
 		free(f);
+		return;
 	}
+	ic->in_flight++;
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "common/tls.h"
+#include "node/corelink.h"
 #include "node/worker.h"
 
 struct imagecache;
@@ -19,10 +20,9 @@ struct imagecache_options {
 	struct worker_pool *workers;
 	const char *data_dir; /* the cache is DATA_DIR/images */
 	bool off;             /* --image-cache off */
-	const char *core_host;
-	int core_port;
+	struct corelink *link; /* the core in use (the agent moves it; blobs follow) */
 	struct tls_ctx *tls;  /* an https:// core; NULL: plain HTTP */
-	const char *token;    /* the cluster token (blobs are fetched as any client of the images API) */
+	const char *token;    /* the node's credential or the cluster token (node/agent.h), read at each fetch */
 };
 
 /* Creates DATA_DIR/images. NULL with words in err. */

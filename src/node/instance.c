@@ -76,6 +76,9 @@ struct ninst {
 	struct warm_taken taken;     /* ... the guest as the pool handed it over */
 
 	int64_t received_us, spawned_us;
+	int64_t stop_asked_us;  /* when the core's stop arrived (0: none) */
+	bool has_stop_timing;   /* that stop, measured once the instance ended */
+	struct stop_timing stop_timing;
 	int64_t blobs_done_us;  /* the image blobs were all in the cache (the artifact step) */
 	struct node_timing timing;
 	int start_rc;                /* the start job's result, and its words */
@@ -200,6 +203,8 @@ static void report(struct ninst *ni)
 		r.has_timing = true;
 		r.timing = ni->timing;
 	}
+	r.has_stop_timing = ended && ni->has_stop_timing;
+	r.stop_timing = ni->stop_timing;
 	reports_push(ni->set->env.reports, &r, ni->received_us);
 }
 
@@ -800,8 +805,19 @@ static enum inst_state end_state(struct ninst *ni, enum ni_event ev, const char 
 	return INST_EXITED;
 }
 
+/* The stop's two steps, when a stop was asked: until the end was seen, and the clean-up. */
+static void stop_measured(struct ninst *ni, int64_t ended_us)
+{
+	if (!ni->stop_asked_us || ni->stop_asked_us > ended_us)
+		return;
+	ni->stop_timing.step_us[STOP_STEP_STOP] = ended_us - ni->stop_asked_us;
+	ni->stop_timing.step_us[STOP_STEP_CLEANUP] = clock_mono_us() - ended_us;
+	ni->has_stop_timing = true;
+}
+
 static void end(struct ninst *ni, enum ni_event ev, const struct ni_args *x)
 {
+	int64_t ended_us = clock_mono_us();
 	const char *why = x->why ? x->why
 	                         : "ended; exit code unknown: its process was re-attached by a restarted node, not started by it";
 	char driver_why[WIRE_ERROR_MAX + 1] = "";
@@ -818,6 +834,7 @@ static void end(struct ninst *ni, enum ni_event ev, const struct ni_args *x)
 	dir_watch_stop(ni);
 	network_teardown(ni);
 	logs_written(ni); /* followers learn of the end */
+	stop_measured(ni, ended_us);
 }
 
 /* Follows its end: a pidfd, or the toolstack (events or the status poll). */
@@ -970,6 +987,8 @@ void instances_stop(struct instances *set, const char *id)
 		report_unknown_stopped(set, id);
 		return;
 	}
+	if (!ni->stop_asked_us) /* the first ask: a stop sent again after a reconnect is the same */
+		ni->stop_asked_us = clock_mono_us();
 	ni_event(ni, NE_STOP, &(struct ni_args){0});
 }
 

@@ -24,6 +24,7 @@
 #include "drivers/proc.h"
 #include "node/agent.h"
 #include "node/bridgewatch.h"
+#include "node/corelink.h"
 #include "node/warmpool.h"
 #include "node/imagecache.h"
 #include "node/instance.h"
@@ -38,10 +39,10 @@ struct node_agent {
 	struct event_base *base;
 	char id[MV_ID_LEN + 1];
 	char name[MV_NAME_MAX + 1];
-	char host[256];
-	int port;
+	struct corelink link; /* the core in use, of --core's list */
 	char run_dir[PATH_MAX];
-	char *cluster_token;
+	char core_token[AGENT_TOKEN_MAX + 1];    /* the credential, or --token-file's; "" when none */
+	char credential_path[PATH_MAX];          /* DATA_DIR/node.credential */
 	struct tls_ctx *tls; /* an https:// core */
 	int cpus;
 	int64_t memory_mb;
@@ -177,14 +178,40 @@ static int create_bridges(struct node_agent *n, char *err, size_t errlen)
 	return 0;
 }
 
-static int read_token_file(struct node_agent *n, char *err, size_t errlen)
+static int read_token(const char *path, const char *what, char out[AGENT_TOKEN_MAX + 1], char *err, size_t errlen)
 {
-	int rc = fs_read_token(n->opts.token_file, &n->cluster_token);
+	char *token = NULL;
+	int rc = fs_read_token(path, &token);
+	if (rc == 0 && strlen(token) > AGENT_TOKEN_MAX)
+		rc = -EMSGSIZE;
 	if (rc < 0) {
-		snprintf(err, errlen, "cannot read --token-file %s: %s", n->opts.token_file, strerror(-rc));
+		snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(-rc));
+		free(token);
 		return -1;
 	}
+	snprintf(out, AGENT_TOKEN_MAX + 1, "%s", token);
+	memset(token, 0, strlen(token));
+	free(token);
 	return 0;
+}
+
+/* Who the node is to the core: the credential a join gave it (DATA_DIR/node.credential),
+ * once it has one; until then the --token-file's token (a join token, or the cluster's). */
+static int load_credential(struct node_agent *n, char *err, size_t errlen)
+{
+	if (snprintf(n->credential_path, sizeof n->credential_path, "%s/%s", n->opts.data_dir, AGENT_CREDENTIAL_FILE) >=
+	    (int)sizeof n->credential_path) {
+		snprintf(err, errlen, "--data-dir path too long");
+		return -1;
+	}
+	if (access(n->credential_path, F_OK) == 0) {
+		if (read_token(n->credential_path, "the node's credential", n->core_token, err, errlen) < 0)
+			return -1;
+		log_info("registering with this node's credential (%s)%s", n->credential_path,
+		         n->opts.token_file ? "; --token-file is not needed any more" : "");
+		return 0;
+	}
+	return n->opts.token_file ? read_token(n->opts.token_file, "--token-file", n->core_token, err, errlen) : 0;
 }
 
 /* Resource limits for exec instances: the cgroups the host offers (said in the log and,
@@ -225,7 +252,12 @@ static void sweep_cgroups(struct node_agent *n)
 static int make_tls(struct node_agent *n, char *err, size_t errlen)
 {
 	const struct node_options *o = &n->opts;
-	if (!http_url_is_tls(o->core_url)) {
+	bool mixed, tls = corelink_tls(&n->link, &mixed);
+	if (mixed) {
+		snprintf(err, errlen, "--core %s mixes http:// and https:// cores; one control plane speaks one", o->core_url);
+		return -1;
+	}
+	if (!tls) {
 		if (o->tls_ca || o->tls_cert || o->tls_key) {
 			snprintf(err, errlen, "--tls-ca, --tls-cert and --tls-key are for an https:// core; --core %s is plain HTTP",
 			         o->core_url);
@@ -288,8 +320,8 @@ static const char *node_token(void *arg)
 static int make_parts(struct node_agent *n, char *err, size_t errlen)
 {
 	struct imagecache_options io = {.base = n->base, .data_dir = n->opts.data_dir, .off = n->opts.image_cache_off,
-	                                .core_host = n->host, .core_port = n->port, .tls = n->tls,
-	                                .token = n->cluster_token};
+	                                .link = &n->link, .tls = n->tls,
+	                                .token = n->core_token};
 	struct instances_env env;
 	struct warm_env we;
 	struct logapi_options lo;
@@ -321,9 +353,9 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 	if (!(n->logapi = logapi_new(&lo, err, errlen)))
 		return -1;
 	log_info("logs served to the core at %s", logapi_address(n->logapi));
-	ao = (struct agent_options){.base = n->base, .core_url = n->opts.core_url, .core_host = n->host,
-	                            .address = logapi_address(n->logapi),
-	                            .core_port = n->port, .tls = n->tls, .cluster_token = n->cluster_token, .id = n->id,
+	ao = (struct agent_options){.base = n->base, .link = &n->link, .address = logapi_address(n->logapi),
+	                            .tls = n->tls, .core_token = n->core_token,
+	                            .credential_path = n->credential_path, .id = n->id,
 	                            .name = n->name, .cpus = n->cpus, .memory_mb = n->memory_mb,
 	                            .drivers_info = n->drivers_info, .labels = n->opts.labels, .run_dir = n->run_dir,
 	                            .notify_batch_ms = n->opts.notify_batch_ms,
@@ -346,19 +378,15 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 	                                   .libvirt_uri = o->libvirt_uri, .xl_binary = o->xl_binary,
 	                                   .xenstore_binary = o->xenstore_binary,
 	                                   .xen_console_dir = o->xen_console_dir};
-	if (http_parse_url(o->core_url, n->host, sizeof n->host, &n->port) < 0) {
-		snprintf(err, errlen, "--core %s is not a URL like http://HOST:PORT or https://HOST:PORT", o->core_url);
+	if (corelink_init(&n->link, o->core_url, err, errlen) < 0)
 		goto fail;
-	}
 	if (make_tls(n, err, errlen) < 0)
-		goto fail;
-	if (o->token_file && read_token_file(n, err, errlen) < 0)
 		goto fail;
 	if ((rc = fs_mkdir_p(o->data_dir, 0700)) < 0) {
 		snprintf(err, errlen, "cannot create --data-dir %s: %s", o->data_dir, strerror(-rc));
 		goto fail;
 	}
-	if (load_identity(n, err, errlen) < 0 || choose_run_dir(n, err, errlen) < 0 || create_bridges(n, err, errlen) < 0)
+	if (load_identity(n, err, errlen) < 0 || load_credential(n, err, errlen) < 0 || choose_run_dir(n, err, errlen) < 0 || create_bridges(n, err, errlen) < 0)
 		goto fail;
 	read_host(n);
 	/* now, while the process holds few descriptors: each spawner thread copies the table
@@ -432,7 +460,7 @@ void node_destroy(struct node_agent *n)
 	json_decref(n->drivers_info);
 	if (n->opts.remove_run_dir && n->run_dir[0] && fs_remove_tree(n->run_dir) < 0)
 		log_warnx("could not remove %s", n->run_dir);
-	free(n->cluster_token);
+	memset(n->core_token, 0, sizeof n->core_token);
 	tls_ctx_free(n->tls); /* after the connections that used it */
 	free(n);
 }

@@ -12,7 +12,8 @@
 #include "drivers/cgroup.h"
 
 struct node_options {
-	const char *core_url;   /* "http://127.0.0.1:4650" */
+	const char *core_url;   /* "http://127.0.0.1:4650", or a list of the cores of one control plane
+	                         * (node/corelink.h) */
 	const char *data_dir;   /* node id and image cache: kept across reboots */
 	const char *run_dir;    /* instance dirs, logs and records: NULL = /run/microvim/NODE-ID
 	                         * when /run is writable, else DATA/run. Instances do not outlive
@@ -20,7 +21,7 @@ struct node_options {
 	                         * instantiation path off the disk. */
 	bool remove_run_dir;    /* remove it at exit (dev mode's throw-away state) */
 	const char *name;       /* default: the host name */
-	const char *token_file; /* the cluster token, when the core has one */
+	const char *token_file; /* a join token, or the cluster token; not needed once DATA_DIR/node.credential exists */
 	const char *tls_ca;     /* an https:// core: CAs that sign its certificate (NULL: system store) */
 	const char *tls_cert, *tls_key; /* the client certificate shown to the core (--tls-client-ca) */
 	json_t *labels;         /* {"k": "v"}; borrowed */

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "common/wire.h"
+#include "node/corelink.h"
 
 #define POLL_WAIT_S 25
 #define CTL_TIMEOUT_S 10
@@ -42,7 +43,9 @@ struct simnode {
 	char id[MV_ID_LEN + 1], name[MV_NAME_MAX + 1], token[80];
 	char local_addr[16];  /* "" or the loopback source address its connections use */
 	struct evhttp_connection *poll_conn, *ctl_conn;
-	bool registered, registering, reporting;
+	unsigned gen; /* of the link its connections were made for */
+	bool registered, registering;
+	json_t *in_flight; /* the reports sent and not answered yet, or NULL */
 	uint64_t acked;
 	int hb_interval_s;
 	double backoff_s;
@@ -53,8 +56,7 @@ struct simnode {
 
 struct simulator {
 	struct sim_options o;
-	char host[256];
-	int port;
+	struct corelink link; /* the core in use, shared by every node; moved by the first to see it fail */
 	bool loopback;
 	struct simnode *nodes;
 	int registered;
@@ -66,6 +68,8 @@ struct simulator {
 static void node_register(struct simnode *n);
 static void node_poll(struct simnode *n);
 static void node_report_flush(struct simnode *n);
+static bool core_moved(struct simnode *n, struct evhttp_request *req);
+static void node_reconnect(struct simnode *n);
 
 /* ---- ids ---- */
 
@@ -90,7 +94,7 @@ static int send_json(struct simnode *n, struct evhttp_connection *conn, enum evh
 	struct evhttp_request *req = evhttp_request_new(cb, n);
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
 	char buf[300];
-	snprintf(buf, sizeof buf, "%s:%d", n->sim->host, n->sim->port);
+	snprintf(buf, sizeof buf, "%s:%d", n->sim->link.host, n->sim->link.port);
 	evhttp_add_header(h, "Host", buf);
 	if (token && token[0]) {
 		snprintf(buf, sizeof buf, "Bearer %s", token);
@@ -203,20 +207,34 @@ static void inst_purge(struct simnode *n, const char *id)
 
 /* ---- reports ---- */
 
+/* The batch in flight goes back in front of what came meanwhile. */
+static void reports_requeue(struct simnode *n)
+{
+	if (!n->in_flight)
+		return;
+	json_array_extend(n->in_flight, n->reports);
+	json_decref(n->reports);
+	n->reports = n->in_flight;
+	n->in_flight = NULL;
+}
+
 static void on_reports(struct evhttp_request *req, void *arg)
 {
 	struct simnode *n = arg;
 	int status = status_of(req);
-	n->reporting = false;
-	if (status == 401 || status == 404) {
+	if (status == 200 || status == 400) {
+		json_decref(n->in_flight);
+		n->in_flight = NULL;
+		node_report_flush(n); /* what came meanwhile */
+		return;
+	}
+	reports_requeue(n);
+	if (core_moved(n, req))
+		return;
+	if (status == 401 || status == 404)
 		node_register(n);
-		return;
-	}
-	if (status != 200 && status != 400) {
+	else
 		retry_later(n);
-		return;
-	}
-	node_report_flush(n); /* what came meanwhile */
 }
 
 /* One POST in flight per node; what comes meanwhile goes with the next. */
@@ -224,16 +242,16 @@ static void node_report_flush(struct simnode *n)
 {
 	char path[128];
 	json_t *batch;
-	if (!n->registered || n->reporting || json_array_size(n->reports) == 0)
+	if (!n->registered || n->in_flight || json_array_size(n->reports) == 0)
 		return;
 	batch = n->reports;
 	if (!(n->reports = json_array()))
 		fatalx("json_array");
 	snprintf(path, sizeof path, "/v1/nodes/%s/reports", n->id);
-	n->reporting = true;
-	if (send_json(n, n->ctl_conn, EVHTTP_REQ_POST, path, n->token, json_pack("{s:o}", "reports", batch),
+	n->in_flight = batch;
+	if (send_json(n, n->ctl_conn, EVHTTP_REQ_POST, path, n->token, json_pack("{s:O}", "reports", batch),
 	              on_reports) < 0) {
-		n->reporting = false;
+		reports_requeue(n);
 		retry_later(n);
 	}
 }
@@ -283,6 +301,8 @@ static void on_poll(struct evhttp_request *req, void *arg)
 		}
 		json_decref(b);
 		node_poll(n);
+	} else if (core_moved(n, req)) {
+		return;
 	} else if (status == 401 || status == 404) {
 		node_register(n);
 	} else {
@@ -306,6 +326,8 @@ static void node_poll(struct simnode *n)
 static void on_heartbeat(struct evhttp_request *req, void *arg)
 {
 	int status = status_of(req);
+	if (core_moved(arg, req))
+		return;
 	if (status == 401 || status == 404)
 		node_register(arg);
 }
@@ -334,7 +356,7 @@ static json_t *register_body(struct simnode *n)
 
 	snprintf(r.id, sizeof r.id, "%s", n->id);
 	snprintf(r.name, sizeof r.name, "%s", n->name);
-	snprintf(r.address, sizeof r.address, "%.63s", n->local_addr[0] ? n->local_addr : s->host);
+	snprintf(r.address, sizeof r.address, "%.63s", n->local_addr[0] ? n->local_addr : s->link.host);
 	if (!(r.alive = calloc(hmap_size(&n->instances) + 1, sizeof *r.alive)))
 		fatal("calloc");
 	while (hmap_next(&n->instances, &i, &k, &v))
@@ -359,6 +381,10 @@ static void on_register(struct evhttp_request *req, void *arg)
 
 	n->registering = false;
 	s->registering--;
+	if (core_moved(n, req)) {
+		window_next(s);
+		return;
+	}
 	if (status != 200 || !(b = body_of(req))) {
 		if (status == 401)
 			log_warnx("%s: cannot register: unauthorized (check --token-file)", n->name);
@@ -376,6 +402,7 @@ static void on_register(struct evhttp_request *req, void *arg)
 	n->registered = true;
 	n->backoff_s = BACKOFF_MIN_S;
 	n->acked = 0; /* a core that restarted numbers its assignments anew */
+	corelink_answered(&s->link);
 	/* The first beat at a random point of the interval: N nodes started together must not
 	 * beat together ever after. */
 	tv = clock_timeval(n->hb_interval_s * (0.1 + 0.9 * sim_random(s)));
@@ -383,7 +410,7 @@ static void on_register(struct evhttp_request *req, void *arg)
 	node_poll(n);
 	node_report_flush(n);
 	if (s->registered == s->o.count)
-		log_info("all %d simulated nodes registered with %s", s->o.count, s->o.core_url);
+		log_info("all %d simulated nodes registered with %s", s->o.count, s->link.url);
 	window_next(s);
 }
 
@@ -411,6 +438,8 @@ static void node_register(struct simnode *n)
 static void on_retry_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {
 	struct simnode *n = arg;
+	if (n->gen != n->sim->link.gen)
+		node_reconnect(n);
 	if (!n->registered) {
 		node_register(n);
 		return;
@@ -432,13 +461,70 @@ static void window_next(struct simulator *s)
 static struct evhttp_connection *connection(struct simnode *n, int timeout_s)
 {
 	struct simulator *s = n->sim;
-	struct evhttp_connection *c = evhttp_connection_base_new(s->o.base, NULL, s->host, (unsigned short)s->port);
+	struct evhttp_connection *c = evhttp_connection_base_new(s->o.base, NULL, s->link.host, (unsigned short)s->link.port);
 	if (!c)
 		fatalx("cannot create an HTTP connection");
 	evhttp_connection_set_timeout(c, timeout_s);
 	if (n->local_addr[0])
 		evhttp_connection_set_local_address(c, n->local_addr);
 	return c;
+}
+
+/* ---- several cores: the shared link, each node's connections ---- */
+
+/* New connections to the link's core; what was in flight on the old ones is dropped with
+ * them (no callback): reports go back in the queue, a registration is over. */
+static void node_reconnect(struct simnode *n)
+{
+	struct simulator *s = n->sim;
+	reports_requeue(n);
+	if (n->registering) {
+		n->registering = false;
+		s->registering--;
+	}
+	if (n->registered) {
+		n->registered = false;
+		s->registered--;
+		evtimer_del(n->hb_timer);
+	}
+	evhttp_connection_free(n->poll_conn);
+	evhttp_connection_free(n->ctl_conn);
+	n->poll_conn = connection(n, POLL_WAIT_S + 10);
+	n->ctl_conn = connection(n, CTL_TIMEOUT_S);
+	n->gen = s->link.gen;
+}
+
+/* A 307, no answer or 502/503/504 (node/corelink.h): true when the node goes to another
+ * core. The first node to see the core in use fail moves the shared link; the others,
+ * their connections made for the old one, follow it. The move happens on the node's retry
+ * timer, never inside a callback of the connection it replaces. */
+static bool core_moved(struct simnode *n, struct evhttp_request *req)
+{
+	struct simulator *s = n->sim;
+	int status = status_of(req);
+	char was[CORELIST_URL_MAX];
+	double delay_s = 0;
+	if (status != 307 && !corelist_status_fails_over(status))
+		return false;
+	if (n->gen == s->link.gen) {
+		const char *loc = status == 307 ? evhttp_find_header(evhttp_request_get_input_headers(req), "Location") : NULL;
+		snprintf(was, sizeof was, "%s", s->link.url);
+		if (loc && corelink_redirect(&s->link, loc) == 0)
+			log_info("the core at %s is a follower: the simulated nodes move to the leader at %s", was, s->link.url);
+		else if (corelink_failed(&s->link, &delay_s))
+			log_warnx("the core at %s failed (%d); the simulated nodes move to %s", was, status, s->link.url);
+		else
+			return false; /* a list of one: back off and try it again */
+	}
+	if (n->registered) { /* nothing more to the old core */
+		n->registered = false;
+		s->registered--;
+		evtimer_del(n->hb_timer);
+	}
+	evtimer_del(n->retry_timer);
+	struct timeval tv = clock_timeval(delay_s);
+	evtimer_add(n->retry_timer, &tv);
+	return true;
 }
 
 static void node_init(struct simulator *s, struct simnode *n, int index)
@@ -456,6 +542,7 @@ static void node_init(struct simulator *s, struct simnode *n, int index)
 	n->backoff_s = BACKOFF_MIN_S;
 	n->poll_conn = connection(n, POLL_WAIT_S + 10);
 	n->ctl_conn = connection(n, CTL_TIMEOUT_S);
+	n->gen = s->link.gen;
 	n->hb_timer = evtimer_new(s->o.base, on_heartbeat_timer, n);
 	n->retry_timer = evtimer_new(s->o.base, on_retry_timer, n);
 	if (!n->hb_timer || !n->retry_timer || !(n->reports = json_array()))
@@ -479,6 +566,7 @@ static void node_free(struct simnode *n)
 		inst_free(v);
 	hmap_free(&n->instances);
 	json_decref(n->reports);
+	json_decref(n->in_flight);
 }
 
 struct simulator *simulator_create(const struct sim_options *o, char *err, size_t errlen)
@@ -495,12 +583,17 @@ struct simulator *simulator_create(const struct sim_options *o, char *err, size_
 		s->o.name_prefix = "sim";
 	if (s->o.register_window <= 0)
 		s->o.register_window = 256;
-	if (http_parse_url(o->core_url, s->host, sizeof s->host, &s->port) < 0) {
-		snprintf(err, errlen, "--core %s is not an http://HOST:PORT URL", o->core_url);
+	if (corelink_init(&s->link, o->core_url, err, errlen) < 0) {
 		free(s);
 		return NULL;
 	}
-	s->loopback = strncmp(s->host, "127.", 4) == 0;
+	for (int i = 0; i < s->link.list.n; i++)
+		if (http_url_is_tls(s->link.list.urls[i])) {
+			snprintf(err, errlen, "--simulate speaks plain http:// only; --core %s has an https:// core", o->core_url);
+			free(s);
+			return NULL;
+		}
+	s->loopback = strncmp(s->link.host, "127.", 4) == 0;
 	s->rand_state[0] = (unsigned short)getpid();
 	s->rand_state[1] = (unsigned short)clock_mono_us();
 	s->rand_state[2] = 0x330e;

@@ -253,17 +253,22 @@ static void count_error(struct push *p, const struct job *j)
 	g->count = 1;
 }
 
-/* The instantiation is over (running or not): record it, free its slot, then delete. */
+static void record_out(struct push *p, const struct record *r)
+{
+	int rc;
+	if (p->have_out && (rc = record_write(&p->out, r)) < 0)
+		log_warnx("cannot write %s: %s", p->o.out, strerror(-rc));
+}
+
+/* The instantiation is over (running or not): count it, free its slot, then delete. Its
+ * record is written once the deletion is over too, which adds the stop's steps. */
 void push_job_instantiated(struct push_job *pj)
 {
 	struct job *j = JOB_OF(pj);
 	struct push *p = j->p;
 	struct series *s = &p->s;
 	struct record *r = &pj->rec;
-	int rc;
 
-	if (p->have_out && (rc = record_write(&p->out, r)) < 0)
-		log_warnx("cannot write %s: %s", p->o.out, strerror(-rc));
 	for (int ph = 0; ph < PHASE_COUNT; ph++)
 		if (stats_add(&s->phase[ph], r->phase_ms[ph]) < 0)
 			out_of_memory();
@@ -287,6 +292,7 @@ void push_job_instantiated(struct push_job *pj)
 		pj->step = 0;
 		p->o.target->remove(pj, p->target_state);
 	} else {
+		record_out(p, r);
 		job_free(j);
 	}
 	pump(p);
@@ -298,6 +304,7 @@ void push_job_deleted(struct push_job *pj, bool ok)
 	struct push *p = j->p;
 	if (!ok)
 		p->n_delete_errors++;
+	record_out(p, &pj->rec);
 	p->deleting--;
 	job_free(j);
 	pump(p);

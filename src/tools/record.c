@@ -13,6 +13,8 @@ void record_init(struct record *r)
 		r->phase_ms[p] = NAN;
 	for (int s = 0; s < STEP_COUNT; s++)
 		r->step_ms[s] = NAN;
+	for (int s = 0; s < STOP_STEP_COUNT; s++)
+		r->stop_step_ms[s] = NAN;
 	r->total_ms = r->core_total_ms = r->overhead_ms = NAN;
 }
 
@@ -46,6 +48,8 @@ int record_open(struct record_writer *w, const char *path)
 			fprintf(w->f, ",%s", phase_names[p]);
 		for (int s = 0; s < STEP_COUNT; s++)
 			fprintf(w->f, ",%s", step_names[s]);
+		for (int s = 0; s < STOP_STEP_COUNT; s++)
+			fprintf(w->f, ",%s", stop_step_names[s]);
 		fprintf(w->f, ",total_ms,core_total_ms,overhead_ms,state,error\n");
 	}
 	return ferror(w->f) ? -EIO : 0;
@@ -114,6 +118,8 @@ int record_write(struct record_writer *w, const struct record *r)
 		int rc;
 		for (int s = 0; s < STEP_COUNT; s++)
 			json_object_set_new(o, step_names[s], record_json_ms(r->step_ms[s]));
+		for (int s = 0; s < STOP_STEP_COUNT; s++)
+			json_object_set_new(o, stop_step_names[s], record_json_ms(r->stop_step_ms[s]));
 		if ((rc = record_json_finish(w->f, o, r)) < 0)
 			return rc;
 	} else {
@@ -126,6 +132,10 @@ int record_write(struct record_writer *w, const struct record *r)
 		for (int s = 0; s < STEP_COUNT; s++) {
 			fputc(',', w->f);
 			record_csv_number(w->f, r->step_ms[s]);
+		}
+		for (int s = 0; s < STOP_STEP_COUNT; s++) {
+			fputc(',', w->f);
+			record_csv_number(w->f, r->stop_step_ms[s]);
 		}
 		fputc(',', w->f);
 		record_csv_number(w->f, r->total_ms);

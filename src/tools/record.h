@@ -10,6 +10,8 @@
  *   artifact, environment, config, call
  *                      (push and spawn-baseline) the node's steps of prepare and spawn
  *                      (trace.steps; null when the node did not measure them)
+ *   stop, cleanup      (push with deletion) the node's steps of the stop: asked -> ended,
+ *                      then the clean-up (trace.stop_steps; null without them)
  *   total_ms           client-measured: intended send -> "running" seen (with a ready
  *                      marker: "ready" seen; null when the guest never printed it, as
  *                      that wait is the guest's, not the VIM's)
@@ -36,6 +38,7 @@ struct record {
 	int64_t intended_send_us, actual_send_us;
 	double phase_ms[PHASE_COUNT]; /* NaN when absent */
 	double step_ms[STEP_COUNT];   /* NaN when absent */
+	double stop_step_ms[STOP_STEP_COUNT]; /* NaN when absent */
 	double total_ms, core_total_ms, overhead_ms; /* NaN when absent */
 	char state[24];
 	char error[256];

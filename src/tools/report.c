@@ -41,6 +41,7 @@ static const char *const kind_names[] = {"phases", "driver", "latency", "cdf"};
 enum field {
 	FLD_ACCEPT, FLD_SCHEDULE, FLD_DISPATCH, FLD_PREPARE, FLD_NETWORK, FLD_SPAWN, FLD_BOOT, FLD_NOTIFY, /* = enum phase */
 	FLD_ARTIFACT, FLD_ENVIRONMENT, FLD_CONFIG, FLD_CALL, /* = enum trace_step */
+	FLD_CLEANUP, /* the stop's clean-up (stop_steps.cleanup) */
 	FLD_WIRE_CORE, FLD_WIRE_NODE, FLD_WIRE_NOTIFY,
 	FLD_NOVA_API, FLD_NOVA_IMAGE, FLD_NOVA_SCHEDULING, FLD_NOVA_NETWORK, FLD_NOVA_SPAWN, FLD_NOVA_NOTIFICATION,
 	FLD_TOTAL,
@@ -50,6 +51,7 @@ enum field {
 static const char *const field_column[FLD_COUNT] = {
 	"accept", "schedule", "dispatch", "prepare", "network", "spawn", "boot", "notify",
 	"artifact", "environment", "config", "call",
+	"cleanup",
 	"core_ms", "node_ms", "notify_ms",
 	"api_auth_ms", "image_ms", "scheduling_ms", "compute_network_ms", "compute_spawn_ms", "notification_ms",
 	"total_ms",
@@ -80,12 +82,15 @@ static const struct {
 	{FLD_NOVA_SPAWN, "Nova: compute, spawn", "#e31a1c", SET_NOVA},
 	{FLD_NOVA_NOTIFICATION, "Nova: notification", "#a6761d", SET_NOVA},
 	/* --kind driver: the paper's Fig. 6b (create image, generate XML, libvirt spawn) for
-	 * microvim's drivers: prepare's steps, the network phase, spawn's steps */
+	 * microvim's drivers: prepare's steps, the network phase, spawn's steps, and the
+	 * clean-up of the stop */
 	{FLD_ARTIFACT, "artifact (image)", "#59a14f", SET_STEPS},
 	{FLD_ENVIRONMENT, "environment (dir, logs)", "#8cd17d", SET_STEPS},
 	{FLD_NETWORK, "network", "#edc948", SET_STEPS},
 	{FLD_CONFIG, "config (argv, XML, xl cfg)", "#b07aa1", SET_STEPS},
 	{FLD_CALL, "toolstack/hypervisor call", "#e15759", SET_STEPS},
+	/* after the instance's life: what the node releases once a stopped instance ended */
+	{FLD_CLEANUP, "clean-up on stop", "#79706e", SET_STEPS},
 };
 #define N_STACK (sizeof stack_order / sizeof stack_order[0])
 
@@ -428,7 +433,7 @@ static int script_phases(FILE *sf, struct work *w, const struct options *o, stru
 
 	bool steps = o->kind == KIND_DRIVER;
 	gp_header(sf, o,
-	          steps ? "Inside the driver: the node's steps of prepare and spawn, mean and 95% confidence interval"
+	          steps ? "Inside the driver: the node's steps of prepare and spawn, and its clean-up on stop; mean and 95% CI"
 	                : "Instantiation phases: mean of each phase, 95% confidence interval",
 	          180 + 70 * n);
 	fprintf(sf, "set xlabel 'time (ms): mean of each %s, stacked; error bars: 95%% CI of that mean'\n",

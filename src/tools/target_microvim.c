@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/corelist.h"
 #include "common/http.h"
 #include "common/log.h"
 #include "common/model.h"
@@ -68,23 +69,26 @@ static int open_(const struct push_options *o, struct push_endpoint *ep, void **
 {
 	struct http_response resp;
 	struct microvim *m;
-	char err[512];
+	struct corelist cores;
+	struct corelist_request health = {.method = "GET", .path = "/v1/health", .token = o->token, .timeout_s = 10,
+	                                  .note = "microvim push"};
+	char err[768];
 
-	if (http_parse_url(o->core, ep->host, sizeof ep->host, &ep->port) < 0) {
-		http_check_base_url(o->core, err, sizeof err);
+	if (corelist_parse(&cores, o->core, err, sizeof err) < 0) {
 		fprintf(stderr, "microvim push: %s: %s\n", o->core_from, err);
 		return PUSH_EXIT_USAGE;
 	}
-	if (http_url_is_tls(o->core) && !(ep->tls = http_client_tls(err, sizeof err))) {
-		fprintf(stderr, "microvim push: %s\n", err);
-		return PUSH_EXIT_USAGE;
-	}
-	/* the core must answer before anything is measured */
-	if (http_call(o->core, "GET", "/v1/health", o->token, NULL, NULL, 10, &resp, err, sizeof err) < 0) {
+	/* the core must answer before anything is measured: the first of the list that does */
+	if (corelist_call(&cores, &health, &resp, err, sizeof err) < 0) {
 		fprintf(stderr, "microvim push: %s\n", err);
 		return PUSH_EXIT_UNREACHABLE;
 	}
 	http_response_free(&resp);
+	http_parse_url(corelist_current(&cores), ep->host, sizeof ep->host, &ep->port); /* checked by the parse */
+	if (http_url_is_tls(corelist_current(&cores)) && !(ep->tls = http_client_tls(err, sizeof err))) {
+		fprintf(stderr, "microvim push: %s\n", err);
+		return PUSH_EXIT_USAGE;
+	}
 	if (o->token && o->token[0]) {
 		snprintf(ep->headers[0][0], sizeof ep->headers[0][0], "Authorization");
 		if ((size_t)snprintf(ep->headers[0][1], sizeof ep->headers[0][1], "Bearer %s", o->token) >=
@@ -226,9 +230,12 @@ static void on_purge(struct push_job *j, int status, json_t *body UNUSED, void *
 	push_job_deleted(j, status == 204 || status == 404);
 }
 
-static void on_stop(struct push_job *j, int status, json_t *body UNUSED, void *state UNUSED)
+static void on_stop(struct push_job *j, int status, json_t *body, void *state UNUSED)
 {
 	char path[160];
+	const json_t *stop = json_object_get(json_object_get(body, "trace"), "stop_steps");
+	for (int s = 0; stop && s < STOP_STEP_COUNT; s++)
+		j->rec.stop_step_ms[s] = json_ms(stop, stop_step_names[s]);
 	if (status != 200) {
 		push_job_deleted(j, status == 204 || status == 404);
 		return;

@@ -256,12 +256,20 @@ class Client:
         assert st == 200, f"GET /v1/instances/{iid} -> {st}: {raw[:400]!r}"
         return js
 
-    def list(self, state=None):
-        q = f"?state={state}" if state else ""
-        st, js, raw = self.call("GET", "/v1/instances" + q, timeout=30)
-        assert st == 200, f"GET /v1/instances{q} -> {st}: {raw[:400]!r}"
-        assert isinstance(js, dict) and isinstance(js.get("instances"), list), raw[:400]
-        return js["instances"]
+    def list(self, state=None, limit=1000, max_pages=1000):
+        """Every instance (of one state), following the pages' "next" (a bounded loop)."""
+        out, after = [], None
+        for _ in range(max_pages):
+            q = f"?limit={limit}" + (f"&state={state}" if state else "") + (f"&after={after}" if after else "")
+            st, js, raw = self.call("GET", "/v1/instances" + q, timeout=30)
+            assert st == 200, f"GET /v1/instances{q} -> {st}: {raw[:400]!r}"
+            assert isinstance(js, dict) and isinstance(js.get("instances"), list), raw[:400]
+            out += js["instances"]
+            if "next" not in js:
+                return out
+            assert after is None or js["next"] > after, f"page after {after} did not move on: {js['next']}"
+            after = js["next"]
+        raise AssertionError(f"GET /v1/instances: more than {max_pages} pages")
 
     def nodes(self):
         st, js, raw = self.call("GET", "/v1/nodes")

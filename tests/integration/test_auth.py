@@ -102,16 +102,29 @@ def test_public_listen_turns_auth_on():
     """`core --listen 0.0.0.0:PORT` turns authentication on by itself: the first start writes
     DATA_DIR/admin.token (0600) and says where; a request without a token is refused, the
     admin's token is taken."""
-    port = h.free_port()
-    data = h.tmpdir("mv-pub-")
-    p = subprocess.Popen([h.BIN, "core", "--listen", f"0.0.0.0:{port}", "--data-dir", data],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
-    token_path = os.path.join(data, "admin.token")
-    url = f"http://127.0.0.1:{port}"
+    # 0.0.0.0:PORT collides with any socket on PORT, on any address (a client's ephemeral
+    # port in TIME_WAIT, thousands of them on a busy host): a port taken is tried again on
+    # another, a bounded number of times; any other exit fails below.
+    for attempt in range(5):
+        port = h.free_port()
+        data = h.tmpdir("mv-pub-")
+        p = subprocess.Popen([h.BIN, "core", "--listen", f"0.0.0.0:{port}", "--data-dir", data],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True, start_new_session=True)
+        token_path = os.path.join(data, "admin.token")
+        url = f"http://127.0.0.1:{port}"
+        # the token is written before the listen: wait for an answer, or the exit
+        h.wait_until(lambda: p.poll() is not None or (os.path.exists(token_path) and
+                                                       h.call(url, "GET", "/v1/health", timeout=2)[0] != 0),
+                     h.READY_TIMEOUT, "the core's first answer")
+        if p.poll() is None:
+            break
+        out, _ = p.communicate(timeout=10)
+        if "in use" not in out:
+            raise AssertionError(f"core --listen 0.0.0.0 exited {p.returncode}: {out[-400:]}")
+    else:
+        raise AssertionError("five free ports in a row were taken on 0.0.0.0")
     try:
-        h.wait_until(lambda: os.path.exists(token_path) or p.poll() is not None, h.READY_TIMEOUT,
-                     "DATA_DIR/admin.token")
         assert p.poll() is None, f"core --listen 0.0.0.0 exited {p.returncode}"
         assert os.stat(token_path).st_mode & 0o777 == 0o600, oct(os.stat(token_path).st_mode)
         with open(token_path) as f:

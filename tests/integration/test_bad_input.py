@@ -185,6 +185,16 @@ ROWS = [
     ("unknown path", "GET", "/v1/nope", None, {}, 404, None, None),
     ("unknown path /", "GET", "/", None, {}, 404, None, None),
     ("bad state filter", "GET", f"{P}?state=bogus", None, {}, 400, {"invalid_query"}, "state"),
+    ("list: limit 0", "GET", f"{P}?limit=0", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit -1", "GET", f"{P}?limit=-1", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit above 10000", "GET", f"{P}?limit=10001", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit not a number", "GET", f"{P}?limit=ten", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit 1.5", "GET", f"{P}?limit=1.5", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: limit huge", "GET", f"{P}?limit=99999999999999999999", None, {}, 400, {"invalid_query"}, "limit"),
+    ("list: after empty", "GET", f"{P}?after=", None, {}, 400, {"invalid_query"}, "after"),
+    ("list: after not hex", "GET", f"{P}?after=zz", None, {}, 400, {"invalid_query"}, "after"),
+    ("list: after upper-case", "GET", f"{P}?after=ABCDEF", None, {}, 400, {"invalid_query"}, "after"),
+    ("list: after too long", "GET", f"{P}?after={'0' * 17}", None, {}, 400, {"invalid_query"}, "after"),
 ]
 
 
@@ -373,10 +383,43 @@ def test_node_bridges_update_refused():
         fails.append(f"a good update: {st} {raw[:200]!r}")
     assert not fails, f"{len(fails)} rows failed:\n  " + "\n  ".join(fails)
     core.stop()
-# ---- /v1/projects, /v1/users, /v1/tokens (open dev core: its caller is an admin) ----
+
+
+def test_node_report_stop_timing_refused():
+    """POST /v1/nodes/{id}/reports: a stop's timing that is malformed, half, out of range or
+    sent with a state that is not an end is 400 naming stop_timing; nothing is applied."""
+    core = h.start_core()
+    c = core.client()
+    node_id = "00112233445566ab"
+    reg = {"id": node_id, "name": "fake-stops", "resources": {"cpus": 1, "memory_mb": 64}, "drivers": {}}
+    st, js, raw = c.call("POST", "/v1/nodes/register", reg)
+    assert st == 200 and js.get("token"), f"register -> {st}: {raw[:300]!r}"
+    tok = js["token"]
+    good = {"stop_us": 1000, "cleanup_us": 50}
+    rows = [
+        ("stop_timing with running", "running", good),
+        ("stop_timing: a string", "stopped", "fast"),
+        ("no cleanup_us", "stopped", {"stop_us": 1000}),
+        ("negative stop_us", "stopped", {"stop_us": -1, "cleanup_us": 0}),
+        ("cleanup_us over an hour", "stopped", {"stop_us": 0, "cleanup_us": 3600 * 1000000 + 1}),
+        ("stop_us a float", "stopped", {"stop_us": 1.5, "cleanup_us": 0}),
+    ]
+    fails = []
+    for desc, state, timing in rows:
+        body = {"reports": [{"id": "0123456789abcdef", "state": state, "stop_timing": timing}]}
+        st, js, raw = c.call("POST", f"/v1/nodes/{node_id}/reports", body, token=tok)
+        err = js.get("error") if isinstance(js, dict) else None
+        if st != 400 or not isinstance(err, dict) or "stop_timing" not in (err.get("message") or ""):
+            fails.append(f"{desc}: {st} {raw[:200]!r}")
+    assert not fails, f"{len(fails)} rows failed:\n  " + "\n  ".join(fails)
+    assert c.list() == [], "a refused report created something"
+    core.stop()
+
+
+# ---- /v1/projects, /v1/users, /v1/tokens, /v1/node-tokens (open dev core: its caller is an admin) ----
 
 def _tenancy_rows():
-    PR, US, TK = "/v1/projects", "/v1/users", "/v1/tokens"
+    PR, US, TK, NT = "/v1/projects", "/v1/users", "/v1/tokens", "/v1/node-tokens"
     user = {"name": "u2", "project": "p1", "role": "member"}
     return [
         ("project: malformed JSON", "POST", PR, b'{"name": ', 400, {"invalid_json"}, None),
@@ -431,6 +474,19 @@ def _tenancy_rows():
         ("token: wrong password", "POST", TK, {"user": "u1", "password": "wrong"}, 401, {"unauthorized"}, None),
         ("token: revoke a missing one", "DELETE", TK + "/nope", None, 404, {"not_found"}, "nope"),
         ("tokens: ?user=a b", "GET", TK + "?user=a%20b", None, 400, {"invalid_query"}, "user"),
+        ("node-token: malformed JSON", "POST", NT, b'{"expires": ', 400, {"invalid_json"}, None),
+        ("node-token: body is an array", "POST", NT, b"[1]", 400, {"invalid_type", "invalid_json"}, None),
+        ("node-token: expires \"soon\"", "POST", NT, {"expires": "soon"}, 400, {"invalid_value"}, "expires"),
+        ("node-token: expires -5", "POST", NT, {"expires": -5}, 400, {"invalid_value"}, "expires"),
+        ("node-token: expires 400d", "POST", NT, {"expires": "400d"}, 400, {"invalid_value"}, "expires"),
+        ("node-token: expires true", "POST", NT, {"expires": True}, 400, {"invalid_value"}, "expires"),
+        ("node-token: unknown field", "POST", NT, {"node": "x"}, 400, {"unknown_field"}, "node"),
+        ("node-token: revoke a missing one", "DELETE", NT + "/nope", None, 404, {"not_found"}, "nope"),
+        ("node-token: PUT", "PUT", NT + "/nope", {}, 405, {"method_not_allowed"}, None),
+        ("node: revoke a missing one", "POST", "/v1/nodes/00112233445566ff/revoke", None, 404, {"not_found"},
+         "00112233445566ff"),
+        ("node: revoke with GET", "GET", "/v1/nodes/00112233445566ff/revoke", None, 405,
+         {"method_not_allowed"}, None),
         ("instances: ?project=a b", "GET", "/v1/instances?project=a%20b", None, 400, {"invalid_query"},
          "project"),
         ("images: ?project=a/b", "GET", "/v1/images?project=a%2Fb", None, 400, {"invalid_query"}, "project"),
@@ -439,7 +495,8 @@ def _tenancy_rows():
 
 def _tenancy_state(c):
     out = []
-    for path, key in (("/v1/projects", "projects"), ("/v1/users", "users"), ("/v1/tokens", "tokens")):
+    for path, key in (("/v1/projects", "projects"), ("/v1/users", "users"), ("/v1/tokens", "tokens"),
+                      ("/v1/node-tokens", "node_tokens")):
         st, js, raw = c.call("GET", path)
         assert st == 200, f"GET {path}: {st} {raw[:200]!r}"
         out.append(sorted(str(sorted(x.items())) for x in js[key]))
@@ -514,6 +571,13 @@ OS_ROWS = [
      "keystone", "totp"),
     ("keystone: unknown user", "POST", f"{KEYSTONE}/auth/tokens", _pw(user="mallory"), {}, 401,
      "keystone", "user"),
+    ("keystone: user name not a string", "POST", f"{KEYSTONE}/auth/tokens", {"auth": {"identity": {
+        "methods": ["password"], "password": {"user": {"name": 7, "password": "x"}}}}}, {}, 400, "keystone", "name"),
+    ("keystone: password not a string", "POST", f"{KEYSTONE}/auth/tokens", {"auth": {"identity": {
+        "methods": ["password"], "password": {"user": {"name": "admin", "password": 7}}}}}, {}, 400, "keystone",
+     "password"),
+    ("keystone: token method with an unknown token", "POST", f"{KEYSTONE}/auth/tokens", {"auth": {"identity": {
+        "methods": ["token"], "token": {"id": "nosuch"}}}}, {}, 401, "keystone", "token"),
     ("keystone: domain scope", "POST", f"{KEYSTONE}/auth/tokens",
      dict(_pw(), auth=dict(_pw()["auth"], scope={"domain": {"id": "default"}})), {}, 401, "keystone", "project"),
     ("keystone: validate without X-Subject-Token", "GET", f"{KEYSTONE}/auth/tokens", None, {}, 400,

@@ -275,3 +275,136 @@ def test_glance_ami_image_is_a_diskless_boot():
         st, js, raw = call("GET", path)
         assert st == 200 and key in js, (path, st, raw[:300])
     assert js["servers"] == [], js
+
+
+def _token_of(os_url, user, password, project):
+    """(status, X-Subject-Token or None, body) of a password log-in."""
+    import urllib.error
+    import urllib.request
+    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+        "name": user, "domain": {"name": "Default"}, "password": password}}},
+        "scope": {"project": {"name": project, "domain": {"name": "Default"}}}}}
+    req = urllib.request.Request(os_url + "/identity/v3/auth/tokens", method="POST", data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    try:  # PBKDF2 off the loop: seconds under ASan on a busy host
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return r.status, r.headers["X-Subject-Token"], json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, None, json.loads(e.read() or b"null")
+
+
+def test_keystone_users_are_the_tenancy_users():
+    """A core with --auth: Keystone's users, projects and roles are its own. Projects p1 and
+    p2, p1's member m1 and reader r1, p2's member m2 (made on the native API). The openstack
+    CLI as m1 uploads an image and creates a server in p1; as m2 it sees neither (the CLI's
+    "No server with a name or ID"); as r1 it lists p1's server but may not delete it (403).
+    A Keystone token works on the native API with the same rights; the admin lists projects
+    and users; wrong password, another project's scope, a reader's create, another
+    project's server each refused in OpenStack's shape, changing nothing."""
+    _need_clients()
+    port = h.free_port()
+    core = h.start_auth_core(extra=["--openstack-listen", f"127.0.0.1:{port}"])
+    os_url = f"http://127.0.0.1:{port}"
+    h.start_node(core.url, name="n-os", token=core.token, token_file=core.token_file)
+    adm = {"X-Auth-Token": core.token}  # the admin's native token is a Keystone token too
+
+    def native(method, path, body=None, token=core.token, want=None):
+        st, js, raw = h.call(core.url, method, path, body, token=token, timeout=120)
+        assert want is None or st == want, f"{method} {path}: {st} {raw[:300]!r}"
+        return st, js
+
+    for p in ("p1", "p2"):
+        native("POST", "/v1/projects", {"name": p}, want=201)
+    pw = {u: f"pw-{u}-{secrets.token_hex(4)}" for u in ("m1", "r1", "m2")}
+    for user, project, role in (("m1", "p1", "member"), ("r1", "p1", "reader"), ("m2", "p2", "member")):
+        native("POST", "/v1/users", {"name": user, "project": project, "role": role, "password": pw[user]}, want=201)
+    st, js, raw = h.call(os_url, "POST", "/compute/v2.1/flavors", {"flavor": {
+        "name": "m1.micro", "ram": 16, "vcpus": 1, "disk": 0}}, headers=adm)
+    assert st == 200, (st, raw[:300])
+    flavor = js["flavor"]["id"]
+    st, js, raw = h.call(os_url, "POST", f"/compute/v2.1/flavors/{flavor}/os-extra_specs",
+                         {"extra_specs": {"microvim:vcpus": "0.1"}}, headers=adm)
+    assert st == 200, (st, raw[:300])
+
+    def cli(user, project, batch):
+        e = _env(type("D", (), {"os_url": os_url}), pw[user])
+        e.update({"OS_USERNAME": user, "OS_PROJECT_NAME": project})
+        return _run([OPENSTACK], e, "\n".join(batch) + "\n")
+
+    kernel = str(h.ROOT / "build" / "vnf" / "hello")
+    rc, out = cli("m1", "p1", [f"image create hello --disk-format aki --container-format aki --file {kernel} -f json",
+                               "server create --image hello --flavor m1.micro s1 -f json", "server list -f json"])
+    docs = _documents(out)
+    assert len(docs) == 3, f"m1's batch: {len(docs)} JSON answers (want 3):\n{out[-3000:]}"
+    image, created, listed = docs
+    sid = created["id"]
+    assert [s["Name"] for s in listed] == ["s1"], listed
+
+    rc, out = cli("m2", "p2", ["server list -f json", "image list -f json", f"server show {sid}"])
+    docs = _documents(out)
+    assert docs[:2] == [[], []], f"m2 sees p1's server or image:\n{out[-2000:]}"
+    assert f"No server with a name or ID of '{sid}' exists." in out, out[-1500:]
+
+    rc, out = cli("r1", "p1", ["server list -f json", f"server delete {sid}"])
+    docs = _documents(out)
+    assert [s["Name"] for s in docs[0]] == ["s1"], out[-2000:]
+    assert "HTTP 403" in out or "Policy doesn't allow" in out, out[-1500:]
+
+    # the same tokens on the native API, with the same rights
+    tokens = {}
+    for user, project in (("m1", "p1"), ("r1", "p1"), ("m2", "p2")):
+        st, tokens[user], js = _token_of(os_url, user, pw[user], project)
+        assert st == 201 and js["token"]["project"]["name"] == project, (st, js)
+        assert js["token"]["roles"][0]["name"] == {"m1": "member", "r1": "reader", "m2": "member"}[user], js
+        if user == "m1":
+            assert image["owner"] == js["token"]["project"]["id"], (image, js["token"]["project"])
+    iid = sid.replace("-", "")[:16]
+    st, js = native("GET", "/v1/instances", token=tokens["m1"], want=200)
+    assert [i["id"] for i in js["instances"]] == [iid], js
+    native("GET", f"/v1/instances/{iid}", token=tokens["m2"], want=404)
+    native("DELETE", f"/v1/instances/{iid}", token=tokens["r1"], want=403)
+
+    # the admin's view of Keystone
+    st, js, raw = h.call(os_url, "GET", "/identity/v3/projects", headers=adm)
+    assert st == 200 and {"admin", "p1", "p2"} <= {p["name"] for p in js["projects"]}, (st, raw[:300])
+    st, js, raw = h.call(os_url, "GET", "/identity/v3/users", headers=adm)
+    assert st == 200 and {"admin", "m1", "r1", "m2"} <= {u["name"] for u in js["users"]}, (st, raw[:300])
+
+    # refusals, in OpenStack's shapes; nothing changes
+    def snapshot():
+        return sorted(i["id"] for i in native("GET", "/v1/instances", want=200)[1]["instances"])
+
+    before = snapshot()
+    st, tok, js = _token_of(os_url, "m1", "wrong-password", "p1")
+    assert st == 401 and tok is None and js["error"]["code"] == 401, (st, js)
+    st, tok, js = _token_of(os_url, "m1", pw["m1"], "p2")
+    assert st == 401 and "p2" in js["error"]["message"], (st, js)
+    st, tok, js = _token_of(os_url, "nosuch", pw["m1"], "p1")
+    assert st == 401 and js["error"]["code"] == 401, (st, js)
+    srv = {"server": {"name": "s2", "imageRef": image["id"], "flavorRef": flavor, "networks": "none"}}
+    rows = [
+        ("r1", "POST", "/compute/v2.1/servers", srv, 403, "forbidden"),
+        ("r1", "POST", f"/compute/v2.1/servers/{sid}/action", {"os-stop": None}, 403, "forbidden"),
+        ("r1", "POST", "/image/v2/images", {"name": "r1img", "disk_format": "aki"}, 403, "error"),
+        ("m2", "GET", f"/compute/v2.1/servers/{sid}", None, 404, "itemNotFound"),
+        ("m2", "DELETE", f"/compute/v2.1/servers/{sid}", None, 404, "itemNotFound"),
+        ("m2", "GET", f"/image/v2/images/{image['id']}", None, 404, "error"),
+        ("m2", "POST", "/compute/v2.1/servers", dict(srv, server=dict(srv["server"], name="s3")), 400, "badRequest"),
+        ("m1", "GET", "/identity/v3/projects", None, 403, "error"),
+        ("m1", "GET", "/identity/v3/users", None, 403, "error"),
+        ("m1", "GET", "/identity/v3/projects/p2", None, 404, "error"),
+        ("m1", "GET", "/compute/v2.1/servers?all_tenants=1", None, 200, None),
+    ]
+    fails = []
+    for user, method, path, body, want, shape in rows:
+        st, js, raw = h.call(os_url, method, path, body, headers={"X-Auth-Token": tokens[user]}, timeout=30)
+        if st != want or (shape and not (isinstance(js, dict) and shape in js and js[shape].get("message"))):
+            fails.append(f"{user} {method} {path}: {st} (want {want} {shape}) {raw[:200]!r}")
+    assert not fails, "\n".join(fails)
+    assert snapshot() == before, "a refused request changed the instances"
+    # a member's Nova list is its project's, all_tenants or not
+    st, js, raw = h.call(os_url, "GET", "/compute/v2.1/servers?all_tenants=1", headers={"X-Auth-Token": tokens["m2"]})
+    assert st == 200 and js["servers"] == [], js
+
+
+test_keystone_users_are_the_tenancy_users.budget = 240

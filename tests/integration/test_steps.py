@@ -3,7 +3,8 @@ drivers): artifact and environment split prepare, config and call split spawn, e
 they reach the core on the wire with the running report, are stored with the trace
 (GET /v1/instances/{id}, GET /v1/traces) and shown by `microvim show`. For an exec process
 and a qemu guest whose image the node fetches (miss: artifact carries the fetch) and then
-has (hit)."""
+has (hit). A stop adds its two steps (asked -> ended, then the clean-up) to the trace, push's
+records and the driver figure."""
 
 import json
 import os
@@ -26,6 +27,20 @@ def _check_steps(inst, what):
     return st
 
 
+def _stop_checked(c, iid, what, timeout=10):
+    """DELETE ?wait=stopped: the answer's trace carries the stop's steps; then the purge."""
+    st, js, raw = c.delete(iid, wait=True, timeout=timeout)
+    assert st == 200 and js.get("state") == "stopped", f"{what}: DELETE ?wait=stopped -> {st}: {raw[:300]!r}"
+    stop = (js.get("trace") or {}).get("stop_steps")
+    assert isinstance(stop, dict) and set(stop) == {"stop", "cleanup"}, f"{what}: trace.stop_steps {stop!r}"
+    assert all(isinstance(v, (int, float)) and v >= 0 for v in stop.values()), f"{what}: {stop}"
+    assert stop["stop"] > 0, f"{what}: a stop takes time on the node: {stop}"
+    g = c.get(iid)
+    assert g["trace"].get("stop_steps") == stop, f"{what}: GET after the stop: {g['trace']}"
+    st, _, raw = c.delete(iid)
+    assert st == 204, f"{what}: purge -> {st}: {raw[:200]!r}"
+
+
 def test_steps_exec_and_qemu():
     d = h.start_dev()
     c = d.client()
@@ -42,7 +57,7 @@ def test_steps_exec_and_qemu():
     assert p.returncode == 0, p.stderr
     for k in STEPS:
         assert f"    {k} " in p.stdout, f"show lacks the step {k}:\n{p.stdout}"
-    c.stop_and_remove(inst["id"])
+    _stop_checked(c, inst["id"], "exec")
 
     nodes = c.nodes()
     if "qemu" not in nodes[0]["drivers"]:
@@ -59,7 +74,7 @@ def test_steps_exec_and_qemu():
         assert s["call"] > 0, f"qemu: no time in the hypervisor call: {s}"
         if want == "miss":
             assert s["artifact"] > 0, f"qemu: the image fetch is not in the artifact step: {s}"
-        c.stop_and_remove(vm["id"], timeout=20)
+        _stop_checked(c, vm["id"], f"qemu ({want})", timeout=20)
 
     # push records carry the steps, and report --kind driver draws them per driver (Fig. 6b)
     work = h.tmpdir("mv-steps-")
@@ -72,6 +87,8 @@ def test_steps_exec_and_qemu():
         recs = [json.loads(x) for x in open(out)]
         assert len(recs) == 3 and all(isinstance(r.get(k), (int, float)) for r in recs for k in STEPS), \
             f"push {drv}: records without steps: {recs[:1]}"
+        assert all(isinstance(r.get(k), (int, float)) for r in recs for k in ("stop", "cleanup")), \
+            f"push {drv}: records without the stop's steps: {recs[:1]}"
     if shutil.which("gnuplot"):
         svg = os.path.join(work, "fig6b.svg")
         p = h.cli(["report", os.path.join(work, "exec.jsonl"), os.path.join(work, "qemu.jsonl"), "--kind", "driver",
@@ -79,6 +96,7 @@ def test_steps_exec_and_qemu():
         assert p.returncode == 0 and os.path.getsize(svg) > 0, f"report --kind driver: {p.stderr}"
         text = open(svg).read()
         assert "toolstack/hypervisor call" in text and "qemu" in text, "the driver plot lacks its steps"
+        assert "clean-up on stop" in text, "the driver plot lacks the stop's clean-up"
     d.stop()
 
 

@@ -135,6 +135,10 @@ def _route_rows(t):
         ("DELETE", "/v1/users/rm", None, {"member": 403, "reader": 403}),
         ("POST", "/v1/tokens", {"user": "rm"}, {"member": 403, "reader": 403}),
         ("DELETE", f"/v1/tokens/{t.token_ids['rm']}", None, {"member": 404, "reader": 404}),
+        ("GET", "/v1/node-tokens", None, adm),
+        ("POST", "/v1/node-tokens", {}, {"member": 403, "reader": 403}),
+        ("DELETE", "/v1/node-tokens/00000000000000aa", None, {"member": 403, "reader": 403}),
+        ("POST", f"/v1/nodes/{t.node_id}/revoke", None, {"member": 403, "reader": 403}),
     ]
 
 

@@ -76,6 +76,12 @@ def test_https_run_ps_rm_with_a_node_over_mtls():
     # the other clients of the API: image, push (keep-alive connections over TLS)
     p = h.cli(["image", "ls", *cli])
     _ok(p, "microvim image ls over https")
+    # and the tenancy commands (an open loopback core: its caller is an admin)
+    p = h.cli(["project", "create", "tlsproj", *cli])
+    _ok(p, "microvim project create over https")
+    p = h.cli(["project", "ls", *cli])
+    _ok(p, "microvim project ls over https")
+    assert "tlsproj" in p.stdout, p.stdout
     arg = h.unique_arg()
     p = h.cli(["push", *cli, "--config", '{"command": "/bin/sleep", "args": ["%s"]}' % arg, "--replicate", "3",
                "--json"])

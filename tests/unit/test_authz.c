@@ -117,6 +117,36 @@ static void test_quota(void)
 	CHECK(strstr(err.message, "memory_mb"));
 }
 
+/* Who may register which node id, and act as which node (core/nodeauth.h's policy). */
+static void test_node_identity(void)
+{
+	struct authz_principal admin, a = {.kind = AUTHZ_NODE, .node_id = "aaaaaaaaaaaaaaaa", .token_id = "k1"};
+	struct authz_principal join = {.kind = AUTHZ_JOIN, .token_id = "j1"};
+	struct authz_principal user = {.kind = AUTHZ_USER, .role = ROLE_MEMBER, .project = "blue"};
+	struct mv_error err;
+	authz_principal_admin(&admin, AUTHZ_CLUSTER);
+	CHECK(authz_is_node(&a) && authz_is_node(&join) && !authz_is_node(&admin) && !authz_is_node(&user));
+	/* registering */
+	CHECK_EQ_INT(authz_node_register_check(&a, "aaaaaaaaaaaaaaaa", true, false, &err), 0);
+	CHECK_EQ_INT(authz_node_register_check(&a, "bbbbbbbbbbbbbbbb", true, false, &err), -1);
+	CHECK(err.status == 403 && strcmp(err.code, "node_mismatch") == 0 && strstr(err.message, "bbbbbbbbbbbbbbbb"));
+	CHECK_EQ_INT(authz_node_register_check(&join, "bbbbbbbbbbbbbbbb", false, false, &err), 0);
+	CHECK_EQ_INT(authz_node_register_check(&join, "bbbbbbbbbbbbbbbb", true, false, &err), -1);
+	CHECK(err.status == 403 && strcmp(err.code, "node_id_taken") == 0);
+	CHECK_EQ_INT(authz_node_register_check(&admin, "bbbbbbbbbbbbbbbb", true, false, &err), 0);
+	for (const struct authz_principal *p = &admin; p; p = p == &admin ? &a : p == &a ? &join : NULL) {
+		CHECK_EQ_INT(authz_node_register_check(p, "aaaaaaaaaaaaaaaa", false, true, &err), -1);
+		CHECK(err.status == 403 && strcmp(err.code, "node_revoked") == 0);
+	}
+	/* the node routes */
+	CHECK_EQ_INT(authz_node_route_check(&a, "aaaaaaaaaaaaaaaa", &err), 0);
+	CHECK_EQ_INT(authz_node_route_check(&a, "bbbbbbbbbbbbbbbb", &err), -1);
+	CHECK(err.status == 403 && strcmp(err.code, "node_mismatch") == 0);
+	CHECK_EQ_INT(authz_node_route_check(&join, "aaaaaaaaaaaaaaaa", &err), -1);
+	CHECK(err.status == 403 && strcmp(err.code, "forbidden") == 0);
+	CHECK_EQ_INT(authz_node_route_check(&admin, "bbbbbbbbbbbbbbbb", &err), 0);
+}
+
 int main(void)
 {
 	RUN(test_token_shape);
@@ -127,5 +157,6 @@ int main(void)
 	RUN(test_permission_table);
 	RUN(test_visibility);
 	RUN(test_quota);
+	RUN(test_node_identity);
 	UNIT_END();
 }

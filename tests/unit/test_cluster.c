@@ -367,6 +367,34 @@ static void test_node_killed(void)
 
 /* A partition: the node goes silent, its instances are lost, the on-lost one is placed
  * on the other node; when it heals, the moved copy is stopped and the other runs again. */
+/* A revoked node (core/nodeauth.h) is down at once, with its token of the moment gone: its
+ * instances are lost, an on-lost one placed on the other node; an exec instance boots no
+ * blob, so the node may fetch none for it. */
+static void test_node_revoked(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n1 = reg(&w, N1, "n1", NULL);
+	struct instance *a = create(&w, "a", true, &err), *b = create(&w, "b", false, &err);
+	struct node *n2 = reg(&w, N2, "n2", NULL);
+	if (!a || !b || !n1 || !n2)
+		return world_close(&w);
+	take(&w, n1);
+	report(&w, n1, a->id, INST_RUNNING, true);
+	report(&w, n1, b->id, INST_RUNNING, true);
+	CHECK(n1->token[0] != '\0');
+	CHECK(!cluster_node_uses_blob(w.c, N1, "sha256:0000000000000000000000000000000000000000000000000000000000000001"));
+	CHECK_EQ_INT(cluster_node_revoke(w.c, n1), 2);
+	CHECK(!n1->ready && n2->ready && n1->token[0] == '\0');
+	CHECK_EQ_INT(b->state, INST_LOST);
+	CHECK(b->error && strstr(b->error, "n1 was revoked"));
+	CHECK_STR(a->node_id, N2); /* on-lost: placed again */
+	CHECK_EQ_INT(n1->n_instances, 0);
+	CHECK_EQ_INT(cluster_node_revoke(w.c, n1), 0); /* down already */
+	world_close(&w);
+}
+
 static void test_partition(void)
 {
 	struct world w;
@@ -589,35 +617,62 @@ static void test_idempotency_and_admission(void)
 	world_close(&w);
 }
 
-/* The list comes in creation order, from a cursor, bounded. */
-static void add_name(void *arg, const struct instance *in)
+/* The list comes in id order, from a cursor (which need not exist), bounded; what fn
+ * skips does not count against the limit. */
+static bool add_name(void *arg, const struct instance *in)
 {
 	strncat(arg, in->spec.name, 255 - strlen(arg));
 	strncat(arg, " ", 255 - strlen(arg));
+	return true;
+}
+
+static bool add_name_but_p0(void *arg, const struct instance *in)
+{
+	return strcmp(in->spec.name, "p0") != 0 && add_name(arg, in);
+}
+
+static int cmp_inst_id(const void *a, const void *b)
+{
+	return strcmp((*(struct instance *const *)a)->id, (*(struct instance *const *)b)->id);
 }
 
 static void test_list_pages(void)
 {
 	struct world w;
 	struct mv_error err;
-	char names[256] = "";
+	char names[256] = "", want[256] = "", gone[MV_ID_LEN + 1];
 	world_fresh(&w);
 	reg(&w, N1, "n1", NULL);
 	struct instance *in[4];
 	const char *nm[4] = {"p0", "p1", "p2", "p3"};
-	for (int i = 0; i < 4; i++) {
-		in[i] = create(&w, nm[i], false, &err);
-		if (!in[i])
+	for (int i = 0; i < 4; i++)
+		if (!(in[i] = create(&w, nm[i], false, &err)))
 			return world_close(&w);
-		in[i]->created_wall_us = 100 + i; /* distinct, in order */
-	}
+	struct instance *by_id[4];
+	memcpy(by_id, in, sizeof by_id);
+	qsort(by_id, 4, sizeof *by_id, cmp_inst_id);
 	CHECK_EQ_INT(cluster_instances_list(w.c, -1, NULL, 2, add_name, names), 2);
-	CHECK_STR(names, "p0 p1 ");
+	snprintf(want, sizeof want, "%s %s ", by_id[0]->spec.name, by_id[1]->spec.name);
+	CHECK_STR(names, want);
 	names[0] = '\0';
-	CHECK_EQ_INT(cluster_instances_list(w.c, -1, in[1]->id, 10, add_name, names), 2);
-	CHECK_STR(names, "p2 p3 ");
+	CHECK_EQ_INT(cluster_instances_list(w.c, -1, by_id[1]->id, 10, add_name, names), 2);
+	snprintf(want, sizeof want, "%s %s ", by_id[2]->spec.name, by_id[3]->spec.name);
+	CHECK_STR(names, want);
 	names[0] = '\0';
 	CHECK_EQ_INT(cluster_instances_list(w.c, INST_RUNNING, NULL, 10, add_name, names), 0);
+	CHECK_EQ_INT(cluster_instances_list(w.c, -1, NULL, 3, add_name_but_p0, names), 3);
+	CHECK(strstr(names, "p0") == NULL);
+	/* The last instance of a page removed: the next page starts where it was. */
+	names[0] = '\0';
+	snprintf(gone, sizeof gone, "%s", by_id[1]->id);
+	struct node *n = cluster_node(w.c, N1);
+	take(&w, n);
+	CHECK_EQ_INT(report(&w, n, gone, INST_STOPPED, false), 0);
+	CHECK_EQ_INT(cluster_instance_remove(w.c, by_id[1], &err), 0);
+	CHECK(cluster_instance(w.c, gone) == NULL);
+	CHECK_EQ_INT(cluster_instances_list(w.c, -1, gone, 10, add_name, names), 2);
+	snprintf(want, sizeof want, "%s %s ", by_id[2]->spec.name, by_id[3]->spec.name);
+	CHECK_STR(names, want);
 	world_close(&w);
 }
 
@@ -666,6 +721,85 @@ static void test_node_bridges_follow(void)
 	world_close(&w);
 }
 
+
+/* ---- several cores over one database: a follower beside the leader ---- */
+
+struct follower {
+	struct cluster *c;
+	int wrote;
+};
+
+static bool never_leads(UNUSED void *arg) { return false; }
+static void on_follower_wrote(void *arg) { ((struct follower *)arg)->wrote++; }
+
+/* A second core's cluster on the same store, following (core/leader.h). */
+static void follower_open(struct world *w, struct follower *f)
+{
+	struct cluster_options o = {.cpu_ratio = 16, .policy = SCHED_BINPACK, .heartbeat_timeout_s = 15};
+	struct cluster_hooks h = {.arg = f, .leading = never_leads, .follower_wrote = on_follower_wrote};
+	char err[256];
+	if (!(f->c = cluster_create(w->base, &w->store->base, w->images, w->metrics, &o, &h, err, sizeof err))) {
+		fprintf(stderr, "  cluster_create (follower): %s\n", err);
+		exit(2);
+	}
+}
+
+/* A create through the follower is stored pending, not placed, and wakes the leader, which
+ * picks it up and places it; the follower's reads follow the leader's writes; a client
+ * waiting on the follower is answered as the rows change; a row the leader removes goes. */
+static void test_follower(void)
+{
+	struct world w;
+	struct follower f = {0};
+	struct mv_error err;
+	struct waited wt = {0};
+	struct cluster *leader_c;
+	world_fresh(&w);
+	struct node *n = reg(&w, N1, "n1", NULL);
+	follower_open(&w, &f);
+	leader_c = w.c;
+	w.c = f.c; /* create() through the follower */
+	struct instance *fa = create(&w, "fa", false, &err);
+	w.c = leader_c;
+	if (!fa || !n) {
+		cluster_destroy(f.c);
+		return world_close(&w);
+	}
+	CHECK_EQ_INT(fa->state, INST_PENDING);
+	CHECK_EQ_INT(f.wrote, 1);
+	CHECK(!cluster_leading(f.c) && cluster_leading(w.c));
+	CHECK(cluster_instance(w.c, fa->id) == NULL); /* until the leader is woken */
+	CHECK_EQ_INT(cluster_pick_up(w.c), 0);
+	struct instance *la = cluster_instance(w.c, fa->id);
+	CHECK(la != NULL);
+	if (!la) {
+		cluster_destroy(f.c);
+		return world_close(&w);
+	}
+	CHECK_EQ_INT(la->state, INST_SCHEDULED);
+	struct taken t = take(&w, n);
+	CHECK(has(&t, "start", fa->id));
+	cluster_wait(f.c, &fa, 1, WAIT_RUNNING, 30, on_waited, &wt);
+	CHECK_EQ_INT(cluster_waiting(f.c), 1);
+	report(&w, n, la->id, INST_RUNNING, true);
+	CHECK_EQ_INT(wt.calls, 0);
+	CHECK_EQ_INT(cluster_refresh(f.c), 0);
+	CHECK_EQ_INT(wt.calls, 1);
+	CHECK_EQ_INT(cluster_instance(f.c, fa->id)->state, INST_RUNNING);
+	CHECK_STR(cluster_instance(f.c, fa->id)->node_id, N1);
+	CHECK_EQ_INT(cluster_waiting(f.c), 0);
+	/* stopped and removed by the leader: gone from the follower at its next read */
+	CHECK_EQ_INT(cluster_instance_stop(w.c, la, &err), 0);
+	report(&w, n, la->id, INST_STOPPED, false);
+	CHECK_EQ_INT(cluster_instance_remove(w.c, la, &err), 0);
+	CHECK_EQ_INT(cluster_refresh(f.c), 0);
+	CHECK_EQ_INT(cluster_instance_count(f.c), 0);
+	/* nodes register with the leader only: none is ready in the follower's view */
+	CHECK_EQ_INT(cluster_nodes_ready(f.c), 0);
+	cluster_destroy(f.c);
+	world_close(&w);
+}
+
 int main(void)
 {
 	log_set_quiet(true);
@@ -679,6 +813,8 @@ int main(void)
 	RUN(test_idempotency_and_admission);
 	RUN(test_list_pages);
 	RUN(test_node_bridges_follow);
+	RUN(test_node_revoked);
+	RUN(test_follower);
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);
 	UNIT_END();

@@ -1,4 +1,4 @@
-/* test_common — hmap, the host:port and URL parsers, loopback detection, and the fs helpers. */
+/* test_common — hmap, idset, the host:port and URL parsers, loopback detection, and the fs helpers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -10,6 +10,7 @@
 
 #include "common/fs.h"
 #include "common/hmap.h"
+#include "common/idset.h"
 #include "common/http.h"
 #include "unit.h"
 
@@ -608,6 +609,76 @@ static void test_fs_remove_tree(void)
 	CHECK(lstat(p, &st) < 0);
 }
 
+/* ---- idset --------------------------------------------------------------------------- */
+
+struct walk_log {
+	char keys[4096];
+	int n, stop_at;
+};
+
+static int log_key(void *arg, const char *key, void *value)
+{
+	struct walk_log *w = arg;
+	(void)value;
+	strncat(w->keys, key, sizeof w->keys - strlen(w->keys) - 1);
+	strncat(w->keys, " ", sizeof w->keys - strlen(w->keys) - 1);
+	return ++w->n == w->stop_at;
+}
+
+/* Hex keys walk in strcmp order, also across buckets, from any boundary (present or not). */
+static void test_idset_order_and_after(void)
+{
+	static const char *ids[] = {"ffff0000", "0000aaaa", "00001111", "8000", "80001", "7fffffff", "a"};
+	struct idset s;
+	struct walk_log w = {.stop_at = -1};
+	int v = 1;
+	idset_init(&s);
+	CHECK_EQ_INT(idset_walk(&s, NULL, log_key, &w), 0);
+	for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+		idset_put(&s, ids[i], &v);
+	idset_put(&s, "8000", &v); /* a replacement, not a second entry */
+	CHECK_EQ_INT(idset_size(&s), 7);
+	idset_walk(&s, NULL, log_key, &w);
+	CHECK_STR(w.keys, "00001111 0000aaaa 7fffffff 8000 80001 a ffff0000 ");
+	w = (struct walk_log){.stop_at = 2};
+	CHECK_EQ_INT(idset_walk(&s, "7", log_key, &w), 1); /* stopped by fn */
+	CHECK_STR(w.keys, "7fffffff 8000 ");
+	w = (struct walk_log){.stop_at = -1};
+	idset_walk(&s, "8000", log_key, &w); /* after an existing key: that key excluded */
+	CHECK_STR(w.keys, "80001 a ffff0000 ");
+	CHECK(idset_remove(&s, "80001") == &v);
+	CHECK(idset_remove(&s, "80001") == NULL);
+	w = (struct walk_log){.stop_at = -1};
+	idset_walk(&s, "80001", log_key, &w); /* after a removed key */
+	CHECK_STR(w.keys, "a ffff0000 ");
+	w = (struct walk_log){.stop_at = -1};
+	idset_walk(&s, "ffff0000", log_key, &w);
+	CHECK_STR(w.keys, "");
+	idset_free(&s);
+}
+
+/* Many keys in one bucket (same first four characters) stay sorted through removals. */
+static void test_idset_one_bucket(void)
+{
+	char ids[200][8];
+	struct idset s;
+	struct walk_log w = {.stop_at = -1};
+	idset_init(&s);
+	for (int i = 0; i < 200; i++) {
+		snprintf(ids[i], sizeof ids[i], "abcd%03d", (i * 7) % 200);
+		idset_put(&s, ids[i], ids[i]);
+	}
+	for (int i = 0; i < 200; i += 2)
+		CHECK(idset_remove(&s, ids[i]) == ids[i]); /* the even numbers go */
+	CHECK_EQ_INT(idset_size(&s), 100);
+	idset_walk(&s, "abcd100", log_key, &w);
+	CHECK_EQ_INT(w.n, 50);
+	CHECK(strncmp(w.keys, "abcd101 abcd103 ", 16) == 0);
+	for (char *p = w.keys, *q; (q = strchr(p, ' ')) && q[1]; p = q + 1)
+		CHECK(strncmp(p, q + 1, 7) < 0);
+	idset_free(&s);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/mv-test-common-XXXXXX");
@@ -619,6 +690,8 @@ int main(void)
 	RUN(test_hmap_replace_takes_new_key);
 	RUN(test_hmap_growth_and_iteration);
 	RUN(test_hmap_tombstone_reuse);
+	RUN(test_idset_order_and_after);
+	RUN(test_idset_one_bucket);
 	RUN(test_parse_hostport);
 	RUN(test_parse_url);
 	RUN(test_check_base_url);

@@ -64,12 +64,14 @@ static void test_time(void)
 
 static void test_identity_takes_the_native_token(void)
 {
-	struct os_identity *id = os_identity_new(NULL, "cluster-token-0123456789");
+	struct os_identity *id = os_identity_new(NULL, "cluster-token-0123456789", NULL, NULL);
 	struct os_principal who;
 	CHECK(os_identity_authenticate(id, "cluster-token-0123456789", &who));
 	CHECK_STR(who.user_name, "admin");
 	CHECK_STR(who.project_name, "admin");
 	CHECK(who.admin);
+	CHECK(who.authz.role == ROLE_ADMIN && who.authz.kind == AUTHZ_CLUSTER);
+	CHECK_STR(who.authz.project, "admin");
 	CHECK(!os_identity_authenticate(id, "cluster-token-012345678", &who));
 	CHECK(!os_identity_authenticate(id, "", &who));
 	CHECK(!os_identity_authenticate(id, "0123456789abcdef0123456789abcdef", &who));

@@ -241,8 +241,8 @@ static void test_csv(void)
 	char line[4096], cells[32][256];
 	char *path;
 	FILE *f;
-	int n, ncols = 3 + PHASE_COUNT + STEP_COUNT + 5;
-	const int T = 3 + PHASE_COUNT + STEP_COUNT; /* the totals' first column */
+	int n, ncols = 3 + PHASE_COUNT + STEP_COUNT + STOP_STEP_COUNT + 5;
+	const int T = 3 + PHASE_COUNT + STEP_COUNT + STOP_STEP_COUNT; /* the totals' first column */
 
 	sample_records(r);
 	path = write_temp(".csv", r, 2);
@@ -260,6 +260,8 @@ static void test_csv(void)
 		CHECK_STR(cells[3 + p], phase_names[p]);
 	for (int st = 0; st < STEP_COUNT; st++)
 		CHECK_STR(cells[3 + PHASE_COUNT + st], step_names[st]);
+	for (int st = 0; st < STOP_STEP_COUNT; st++)
+		CHECK_STR(cells[3 + PHASE_COUNT + STEP_COUNT + st], stop_step_names[st]);
 	CHECK_STR(cells[T], "total_ms");
 	CHECK_STR(cells[T + 1], "core_total_ms");
 	CHECK_STR(cells[T + 2], "overhead_ms");

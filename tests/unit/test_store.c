@@ -8,6 +8,7 @@
  * file; PostgreSQL's own: an unreachable server refused with words, two stores (two cores)
  * on one database that see each other's commits.
  * Failures the test provokes on purpose make the store log a warning on stderr. */
+#include <event2/event.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -461,6 +462,83 @@ static void test_transactions(void)
 		spec_free(&in[i].spec);
 }
 
+/* Rows another connection sees: what is committed. */
+static int committed_count(void)
+{
+	char v[1][64];
+	return db_row("SELECT count(*) FROM instances", v, 1) == 0 ? atoi(v[0]) : -1;
+}
+
+/* Group commit: the writes of a loop turn are one transaction, committed when the turn
+ * ends; a failed first unit takes the transaction with it and the turn goes on; a turn of
+ * no-flush units only commits without a flush; close commits what is open. */
+static void test_group_commit(void)
+{
+	struct event_base *base = event_base_new();
+	struct store_instance_row in[5];
+	uint64_t commits, units, flushed;
+	fresh_dir();
+	struct store *s = open_ok();
+	if (!s || !base) {
+		store_close(s);
+		if (base)
+			event_base_free(base);
+		return;
+	}
+	for (int i = 0; i < 5; i++) {
+		char id[17], name[16];
+		snprintf(id, sizeof id, "%016x", i + 1);
+		snprintf(name, sizeof name, "g-%d", i + 1);
+		in[i] = make_row(id, name, 100 + i);
+	}
+	store_group_start(s, base);
+	/* one turn: a write alone and a begin..commit of two: nothing committed until it ends */
+	CHECK_EQ_INT(store_instance_insert(s, &in[0]), 0);
+	CHECK_EQ_INT(store_begin(s), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &in[1]), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &in[2]), 0);
+	CHECK_EQ_INT(store_commit(s), 0);
+	CHECK_EQ_INT(count_instances(s), 3); /* its own transaction sees them */
+	CHECK_EQ_INT(committed_count(), 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	CHECK_EQ_INT(committed_count(), 3);
+	store_group_counts(s, &commits, &units, &flushed);
+	CHECK(commits == 1 && units == 2 && flushed == 1);
+	/* the turn's first unit fails (a taken name): rolled back alone, the next one commits */
+	CHECK_EQ_INT(store_begin(s), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &in[3]), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &in[0]), -1);
+	store_rollback(s);
+	CHECK_EQ_INT(store_instance_insert(s, &in[4]), 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	CHECK_EQ_INT(committed_count(), 4);
+	{
+		struct loaded l = {.n = 0};
+		CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
+		CHECK(l.n == 4 && !find(&l, in[3].id) && find(&l, in[4].id));
+		loaded_free(&l);
+	}
+	/* a turn of no-flush units: committed, not counted as waiting for the disk */
+	store_no_flush_next(s);
+	in[0].status.state = INST_RUNNING;
+	CHECK_EQ_INT(store_instance_update(s, in[0].id, &in[0].status), 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	store_group_counts(s, &commits, &units, &flushed);
+	CHECK(commits == 3 && units == 4 && flushed == 2);
+	{
+		char v[1][64];
+		CHECK(db_row("SELECT state FROM instances WHERE id = '0000000000000001'", v, 1) == 0 &&
+		      strcmp(v[0], "running") == 0);
+	}
+	/* closing commits the open turn */
+	CHECK_EQ_INT(store_instance_delete(s, in[4].id), 0);
+	store_close(s);
+	CHECK_EQ_INT(committed_count(), 3);
+	event_base_free(base);
+	for (int i = 0; i < 5; i++)
+		spec_free(&in[i].spec);
+}
+
 struct page_seen {
 	char ids[32][MV_ID_LEN + 1];
 	int n;
@@ -688,7 +766,7 @@ static void collect_pool(void *arg, struct store_pool_row *row)
 	l->n++;
 }
 
-/* Warm pools (schema 6): a row keeps its size and its spec whole; a name is one pool. */
+/* Warm pools (schema 7): a row keeps its size and its spec whole; a name is one pool. */
 static void test_pools(void)
 {
 	fresh_dir();
@@ -1046,6 +1124,91 @@ static void test_tenancy(void)
 	store_close(s);
 }
 
+/* Node identity (schema 6): join tokens and credentials round-trip with their fields ("" as
+ * ""), one credential per node id, a taken id refused, a revocation kept. */
+struct secrets_seen {
+	int joins, nodes, revoked;
+	struct store_node_secret_row cred;
+};
+
+static void count_secret(void *arg, const struct store_node_secret_row *r)
+{
+	struct secrets_seen *t = arg;
+	if (strcmp(r->kind, "join") == 0) {
+		t->joins++;
+		CHECK_STR(r->node_id, "");
+		CHECK_STR(r->join_id, "");
+	} else {
+		t->nodes++;
+		if (r->hash[0])
+			t->cred = *r;
+	}
+	t->revoked += r->revoked;
+}
+
+static void test_node_secrets(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	struct store_node_secret_row join = {.id = "00000000000000a1", .kind = "join", .expires_us = 99, .created_us = 1};
+	struct store_node_secret_row cred = {.id = "00000000000000b1", .kind = "node", .node_id = "aaaaaaaaaaaaaaaa",
+	                                     .join_id = "00000000000000a1", .created_us = 2};
+	struct store_node_secret_row again = cred, cut = {.id = "00000000000000c1", .kind = "node",
+	                                                  .node_id = "bbbbbbbbbbbbbbbb", .revoked = true,
+	                                                  .created_us = 3};
+	struct secrets_seen t = {0};
+	if (!s)
+		return;
+	snprintf(join.hash, sizeof join.hash, "%064d", 1);
+	snprintf(cred.hash, sizeof cred.hash, "%064d", 2);
+	snprintf(again.id, sizeof again.id, "00000000000000b2"); /* a second credential of the same node */
+	CHECK_EQ_INT(store_node_secret_insert(s, &join), 0);
+	CHECK_EQ_INT(store_node_secret_insert(s, &cred), 0);
+	CHECK_EQ_INT(store_node_secret_insert(s, &again), -1);
+	CHECK_EQ_INT(store_node_secret_insert(s, &join), -1); /* a taken id */
+	CHECK_EQ_INT(store_node_secret_insert(s, &cut), 0);   /* revoked, no hash */
+	CHECK_EQ_INT(store_node_secret_revoke(s, join.id), 0);
+	store_close(s);
+	if (!(s = open_ok()))
+		return;
+	CHECK_EQ_INT(store_node_secrets_load(s, count_secret, &t), 0);
+	CHECK(t.joins == 1 && t.nodes == 2 && t.revoked == 2);
+	CHECK_STR(t.cred.hash, cred.hash);
+	CHECK_STR(t.cred.node_id, "aaaaaaaaaaaaaaaa");
+	CHECK_STR(t.cred.join_id, "00000000000000a1");
+	CHECK(!t.cred.revoked && t.cred.created_us == 2 && t.cred.expires_us == 0);
+	store_close(s);
+}
+
+/* A store at schema 5 (before node identity and pools) moves to the present schema at open,
+ * keeping its tenancy. */
+static void test_migration_from_v5(void)
+{
+	struct store *s;
+	struct store_project_row green = {.name = "green", .quota_instances = -1, .quota_vcpus_milli = -1,
+	                                  .quota_memory_mb = -1, .created_us = 1};
+	struct store_node_secret_row join = {.id = "00000000000000a1", .kind = "join", .created_us = 1};
+	struct tenancy_seen t;
+	struct secrets_seen n = {0};
+	fresh_dir();
+	if (!(s = open_ok()))
+		return;
+	CHECK_EQ_INT(store_project_insert(s, &green), 0);
+	store_close(s);
+	CHECK_EQ_INT(db_exec("DROP TABLE node_secrets; DROP TABLE pools"), 0);
+	CHECK_EQ_INT(schema_version_set(5), 0);
+	if (!(s = open_ok()))
+		return;
+	CHECK_EQ_INT(schema_version_on_disk(), backend()->schema_version);
+	t = tenancy_load(s);
+	CHECK(t.projects == 1);
+	snprintf(join.hash, sizeof join.hash, "%064d", 1);
+	CHECK_EQ_INT(store_node_secret_insert(s, &join), 0);
+	CHECK_EQ_INT(store_node_secrets_load(s, count_secret, &n), 0);
+	CHECK_EQ_INT(n.joins, 1);
+	store_close(s);
+}
+
 /* A PostgreSQL store at schema 4 (before tenancy) is migrated to 5 at open: its image is
  * the admin project's, and projects can be written. */
 static void test_pg_migration_from_v4(void)
@@ -1157,9 +1320,13 @@ static void test_pg_reconnects(void)
 		CHECK_EQ_INT(store_instance_insert(s, &a), 0);
 		CHECK_EQ_INT(db_exec(kill_sql), 0);
 		CHECK_EQ_INT(count_instances(s), 1); /* reconnected */
+		/* a transaction's BEGIN goes with its first statement: a connection lost before
+		 * it is made again; one lost after takes the transaction with it */
 		CHECK_EQ_INT(store_begin(s), 0);
 		CHECK_EQ_INT(db_exec(kill_sql), 0);
-		CHECK_EQ_INT(store_instance_insert(s, &b), -1);
+		CHECK_EQ_INT(store_instance_insert(s, &b), 0);
+		CHECK_EQ_INT(db_exec(kill_sql), 0);
+		CHECK_EQ_INT(store_instance_update(s, b.id, &b.status), -1);
 		store_rollback(s);
 		CHECK_EQ_INT(store_instance_insert(s, &b), 0);
 		CHECK_EQ_INT(count_instances(s), 2);
@@ -1239,6 +1406,7 @@ ON_PG(test_queried_columns)
 ON_PG(test_delete)
 ON_PG(test_name_unique)
 ON_PG(test_transactions)
+ON_PG(test_group_commit)
 ON_PG(test_pages)
 ON_PG(test_nodes)
 ON_PG(test_images)
@@ -1247,6 +1415,8 @@ ON_PG(test_pools)
 ON_PG(test_reopen_keeps_data)
 ON_PG(test_newer_schema_refused)
 ON_PG(test_tenancy)
+ON_PG(test_node_secrets)
+ON_PG(test_migration_from_v5)
 ON_PG(test_pg_migration_from_v4)
 ON_PG(test_pg_two_stores_one_database)
 ON_PG(test_pg_reconnects)
@@ -1260,6 +1430,7 @@ int main(void)
 	RUN(test_delete);
 	RUN(test_name_unique);
 	RUN(test_transactions);
+	RUN(test_group_commit);
 	RUN(test_pages);
 	RUN(test_nodes);
 	RUN(test_images);
@@ -1270,6 +1441,8 @@ int main(void)
 	RUN(test_migration_from_v2);
 	RUN(test_migration_from_v3_image_xen_type);
 	RUN(test_tenancy);
+	RUN(test_node_secrets);
+	RUN(test_migration_from_v5);
 	RUN(test_garbage_file_refused);
 	RUN(test_claim);
 	if (pg_setup()) {
@@ -1281,6 +1454,7 @@ int main(void)
 			RUN(test_delete_pg);
 			RUN(test_name_unique_pg);
 			RUN(test_transactions_pg);
+			RUN(test_group_commit_pg);
 			RUN(test_pages_pg);
 			RUN(test_nodes_pg);
 			RUN(test_images_pg);
@@ -1289,6 +1463,8 @@ int main(void)
 			RUN(test_reopen_keeps_data_pg);
 			RUN(test_newer_schema_refused_pg);
 			RUN(test_tenancy_pg);
+			RUN(test_node_secrets_pg);
+			RUN(test_migration_from_v5_pg);
 			RUN(test_pg_migration_from_v4_pg);
 			RUN(test_pg_two_stores_one_database_pg);
 			RUN(test_pg_reconnects_pg);

@@ -312,6 +312,9 @@ static void test_format_matches_json(void)
 		t.has_steps = v % 3 == 0; /* the node's sub-steps, when it measured them */
 		for (int s = 0; s < STEP_COUNT; s++)
 			t.step_us[s] = values[(v + 5 + (size_t)s) % nv];
+		t.has_stop = v % 2 == 0; /* once stopped on request */
+		for (int s = 0; s < STOP_STEP_COUNT; s++)
+			t.stop_us[s] = values[(v + 7 + (size_t)s) % nv];
 		CHECK(trace_format(&t, buf, sizeof buf) > 0);
 		want = trace_to_json(&t);
 		got = json_loads(buf, 0, NULL);
@@ -479,6 +482,42 @@ static void test_steps(void)
 	CHECK_STR(step_names[STEP_CALL], "call");
 }
 
+/* The stop's steps: the node's wire form (both keys, 0 to 1 h), and the trace's. */
+static void test_stop_steps(void)
+{
+	struct stop_timing st = {.step_us = {[STOP_STEP_STOP] = 1500, [STOP_STEP_CLEANUP] = 250}}, back;
+	json_t *j = stop_timing_to_json(&st);
+	CHECK_EQ_INT(stop_timing_from_json(&back, j), 0);
+	CHECK_EQ_INT(back.step_us[STOP_STEP_STOP], 1500);
+	CHECK_EQ_INT(back.step_us[STOP_STEP_CLEANUP], 250);
+	json_object_del(j, "cleanup_us"); /* half a stop is a broken node */
+	CHECK_EQ_INT(stop_timing_from_json(&back, j), -EINVAL);
+	json_object_set_new(j, "cleanup_us", json_integer(-1));
+	CHECK_EQ_INT(stop_timing_from_json(&back, j), -EINVAL);
+	json_object_set_new(j, "cleanup_us", json_integer(3600LL * 1000000 + 1));
+	CHECK_EQ_INT(stop_timing_from_json(&back, j), -EINVAL);
+	json_decref(j);
+	j = json_string("x");
+	CHECK_EQ_INT(stop_timing_from_json(&back, j), -EINVAL);
+	json_decref(j);
+
+	struct trace t = {.total_us = 1000, .has_stop = true, .stop_us = {2000, 300}}, t2;
+	j = trace_to_json(&t);
+	json_t *js = json_object_get(j, "stop_steps");
+	CHECK(json_is_object(js) && json_object_size(js) == STOP_STEP_COUNT);
+	CHECK(fabs(json_number_value(json_object_get(js, "cleanup")) - 0.3) < 1e-9);
+	CHECK_EQ_INT(trace_from_json(&t2, j), 0);
+	CHECK(t2.has_stop && t2.stop_us[STOP_STEP_STOP] == 2000 && t2.stop_us[STOP_STEP_CLEANUP] == 300);
+	json_object_set_new(js, "stop", json_integer(-5));
+	CHECK_EQ_INT(trace_from_json(&t2, j), -EINVAL);
+	json_decref(j);
+	t.has_stop = false; /* not stopped (yet): no key at all */
+	j = trace_to_json(&t);
+	CHECK(json_object_get(j, "stop_steps") == NULL);
+	json_decref(j);
+	CHECK_STR(stop_step_names[STOP_STEP_CLEANUP], "cleanup");
+}
+
 static void test_phase_names(void)
 {
 	static const char *const want[PHASE_COUNT] = {"accept", "schedule", "dispatch", "prepare",
@@ -501,6 +540,7 @@ int main(void)
 	RUN(test_json_from_rejects);
 	RUN(test_node_timing_json);
 	RUN(test_steps);
+	RUN(test_stop_steps);
 	RUN(test_phase_names);
 	UNIT_END();
 }

@@ -1,0 +1,388 @@
+/* leader — see leader.h. One connection (libpq, blocking calls of one short round trip on
+ * the loop, as the store's), one timer, one read event for NOTIFY. */
+#include "core/leader.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+/* The advisory lock of the lead (any fixed number: "mvleader"), and the one taken while
+ * the tables are made, so that cores starting together do not race on CREATE TABLE. */
+#define LEAD_LOCK_KEY "7166453736806510959"
+#define TABLES_LOCK_KEY "7166453736806510960"
+#define CHANNEL "microvim_work"
+
+static const char tables_sql[] =
+	"CREATE TABLE IF NOT EXISTS ha_leader (one INTEGER PRIMARY KEY CHECK (one = 1), url TEXT NOT NULL,"
+	" app TEXT NOT NULL, renewed TIMESTAMPTZ NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS ha_intents (seq BIGSERIAL PRIMARY KEY, instance_id TEXT NOT NULL)";
+
+struct leader {
+	struct event_base *base;
+	PGconn *conn;
+	char *app, *advertise;
+	struct leader_hooks hooks;
+	struct event *tick, *readable;
+	bool leading;
+	bool suspended;         /* leading, but the lease lapsed: acting stops until it is renewed */
+	int64_t renew_sent_us;  /* when the last lease renewal that succeeded was sent */
+	char url[256];          /* the leader's, as its lease row says ("" unknown) */
+};
+
+static const char *pg_words(const PGconn *conn, const PGresult *r)
+{
+	static char buf[400];
+	size_t n;
+	snprintf(buf, sizeof buf, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return buf;
+}
+
+/* Runs sql with text parameters; the result when it has the status wanted, else NULL
+ * after logging. */
+static PGresult *query(struct leader *l, const char *sql, int n, const char *const *params, ExecStatusType want)
+{
+	PGresult *r = PQexecParams(l->conn, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) == want)
+		return r;
+	log_warnx("leader: %.40s...: %s", sql, pg_words(l->conn, r));
+	PQclear(r);
+	return NULL;
+}
+
+static bool query_ok(struct leader *l, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = query(l, sql, n, params, PGRES_TUPLES_OK);
+	PQclear(r);
+	return r != NULL;
+}
+
+/* The settings of the store's connection, tighter: the election must notice a dead server
+ * (or path to it) within about two seconds. */
+static PGconn *connect_url(const char *url, const char *app)
+{
+	static const char *const keys[] = {"connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+	                                   "keepalives_count", "tcp_user_timeout", "dbname", "application_name",
+	                                   NULL};
+	const char *values[] = {"2", "1", "1", "1", "1", "2000", url, app, NULL};
+	/* app after the URL: the fence finds this core's sessions by it */
+	return PQconnectdbParams(keys, values, 1);
+}
+
+static int setup(struct leader *l, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(l->conn, "SET client_min_messages = warning; BEGIN; SELECT pg_advisory_xact_lock("
+	                              TABLES_LOCK_KEY ")");
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	PQclear(r);
+	if (ok) {
+		r = PQexec(l->conn, tables_sql);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (!ok)
+			snprintf(err, errlen, "cannot make the election's tables: %s", pg_words(l->conn, r));
+		PQclear(r);
+	} else {
+		snprintf(err, errlen, "cannot make the election's tables: %s", pg_words(l->conn, NULL));
+	}
+	r = PQexec(l->conn, ok ? "COMMIT; LISTEN " CHANNEL : "ROLLBACK");
+	if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "cannot listen for the followers' writes: %s", pg_words(l->conn, r));
+		ok = false;
+	}
+	PQclear(r);
+	return ok ? 0 : -1;
+}
+
+/* ---- the lead ---- */
+
+/* A leader that lost its lock, its connection or its lease must not act one moment more:
+ * what it holds in memory (queued assignments, waiting clients) belongs to a term that is
+ * over. Exiting hands every client and node to the new leader at once; _exit, because no
+ * cleanup of ours may write anything now. */
+static void step_down(const char *why)
+{
+	log_warnx("leader: lost the lead (%s): exiting so that only the new leader acts (restart this core: it "
+	          "comes back as a follower)", why);
+	_exit(LEADER_EXIT_LOST);
+}
+
+/* Writes the lease row (the URL and application name with it); 0 when it is written. */
+static int renew(struct leader *l)
+{
+	const char *params[] = {l->advertise, l->app};
+	int64_t sent = clock_mono_us();
+	PGresult *r = query(l,
+	                    "INSERT INTO ha_leader (one, url, app, renewed) VALUES (1, $1, $2, clock_timestamp())"
+	                    " ON CONFLICT (one) DO UPDATE SET url = $1, app = $2, renewed = clock_timestamp()",
+	                    2, params, PGRES_COMMAND_OK);
+	PQclear(r);
+	if (!r)
+		return -1;
+	l->renew_sent_us = sent;
+	return 0;
+}
+
+/* 1: this session holds the lock now; 0: another has it; -1: the query failed. */
+static int try_lock(struct leader *l)
+{
+	PGresult *r = query(l, "SELECT pg_try_advisory_lock(" LEAD_LOCK_KEY ")", 0, NULL, PGRES_TUPLES_OK);
+	int got = r ? strcmp(PQgetvalue(r, 0, 0), "t") == 0 : -1;
+	PQclear(r);
+	return got;
+}
+
+static void promote(struct leader *l)
+{
+	if (renew(l) < 0) {
+		/* leading without a lease would let followers fence us at once: give it back */
+		PQclear(PQexec(l->conn, "SELECT pg_advisory_unlock(" LEAD_LOCK_KEY ")"));
+		return;
+	}
+	l->leading = true;
+	snprintf(l->url, sizeof l->url, "%s", l->advertise);
+	log_info("leader: this core leads (advertised as %s)", l->advertise);
+	if (l->hooks.promoted)
+		l->hooks.promoted(l->hooks.arg);
+	if (l->hooks.work)
+		l->hooks.work(l->hooks.arg);
+}
+
+/* Ends every session of a leader whose lease lapsed (its lock's and its store's), waiting
+ * up to 500 ms for each to be gone so that the lock is free for our next try. */
+static void fence(struct leader *l, const char *app, long long age_ms)
+{
+	const char *params[] = {app};
+	PGresult *r = query(l,
+	                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 500)) FROM pg_stat_activity"
+	                    " WHERE application_name = $1 AND pid <> pg_backend_pid()",
+	                    1, params, PGRES_TUPLES_OK);
+	if (r)
+		log_warnx("leader: the leader %s has not renewed its lease for %lld ms (stalled?): ended its %s "
+		          "session(s)", l->url, age_ms, PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
+/* A follower reads who leads, and fences a leader whose lease lapsed; 1 after a fence. */
+static int watch(struct leader *l)
+{
+	PGresult *r = query(l,
+	                    "SELECT url, app, (extract(epoch FROM clock_timestamp() - renewed) * 1000)::bigint"
+	                    " FROM ha_leader WHERE one = 1",
+	                    0, NULL, PGRES_TUPLES_OK);
+	int fenced = 0;
+	if (!r)
+		return 0;
+	if (PQntuples(r) == 1) {
+		long long age = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+		snprintf(l->url, sizeof l->url, "%s", PQgetvalue(r, 0, 0));
+		if (age > LEADER_LEASE_MS) {
+			fence(l, PQgetvalue(r, 0, 1), age);
+			l->url[0] = '\0';
+			fenced = 1;
+		}
+	}
+	PQclear(r);
+	return fenced;
+}
+
+static void drain_notifies(struct leader *l)
+{
+	PGnotify *n;
+	int got = 0;
+	if (PQconsumeInput(l->conn) == 0)
+		return; /* the connection broke: the next tick makes it again */
+	while ((n = PQnotifies(l->conn))) {
+		got++;
+		PQfreemem(n);
+	}
+	if (got && leader_is_leader(l) && l->hooks.work)
+		l->hooks.work(l->hooks.arg);
+}
+
+static void on_readable(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { drain_notifies(arg); }
+
+static void watch_socket(struct leader *l)
+{
+	if (l->readable)
+		event_free(l->readable);
+	l->readable = event_new(l->base, PQsocket(l->conn), EV_READ | EV_PERSIST, on_readable, l);
+	event_add(l->readable, NULL);
+}
+
+/* A follower whose connection broke makes it again (the leader's break is its end). */
+static int reconnect(struct leader *l)
+{
+	char err[400];
+	PQreset(l->conn);
+	if (PQstatus(l->conn) != CONNECTION_OK) {
+		log_warnx("leader: cannot reach PostgreSQL: %s", pg_words(l->conn, NULL));
+		return -1;
+	}
+	if (setup(l, err, sizeof err) < 0) {
+		log_warnx("leader: %s", err);
+		return -1;
+	}
+	watch_socket(l);
+	return 0;
+}
+
+/* A leader whose lease lapsed (stalled, or PostgreSQL away, failing over to a standby)
+ * takes it up again only if no core led meanwhile: it holds the lock again (a new session
+ * after a reconnect, or still the old one) and the lease row is still its own (every
+ * leader writes its row as it takes the lead). Otherwise its term is over: it exits. */
+static void resume(struct leader *l)
+{
+	PGresult *r;
+	bool ours;
+	int got = try_lock(l);
+	if (got < 0)
+		return; /* PostgreSQL still away: still suspended */
+	if (got == 0)
+		step_down("another core holds the lead");
+	r = query(l, "SELECT app FROM ha_leader WHERE one = 1", 0, NULL, PGRES_TUPLES_OK);
+	if (!r)
+		return;
+	ours = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), l->app) == 0;
+	PQclear(r);
+	if (!ours)
+		step_down("another core led while this one was away");
+	if (renew(l) < 0)
+		return;
+	l->suspended = false;
+	log_info("leader: lease renewed after a pause: this core leads again");
+	if (l->hooks.work)
+		l->hooks.work(l->hooks.arg);
+}
+
+static void tick(struct leader *l)
+{
+	if (l->leading) {
+		if (PQstatus(l->conn) != CONNECTION_OK && reconnect(l) < 0)
+			return;
+		leader_is_leader(l); /* notices a lapse */
+		if (l->suspended)
+			resume(l);
+		else
+			renew(l); /* a failed renewal is not yet the end: the lease has room for a few */
+		drain_notifies(l);
+		return;
+	}
+	if (PQstatus(l->conn) != CONNECTION_OK && reconnect(l) < 0)
+		return;
+	if (try_lock(l) == 1 || (watch(l) && try_lock(l) == 1))
+		promote(l);
+	if (!l->leading)
+		drain_notifies(l); /* followers drop them: the leader acts */
+}
+
+static void on_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { tick(arg); }
+
+/* ---- the interface ---- */
+
+struct leader *leader_open(struct event_base *base, const char *url, const char *app, const char *advertise,
+                           const struct leader_hooks *hooks, char *err, size_t errlen)
+{
+	struct leader *l = calloc(1, sizeof *l);
+	if (!l || !(l->app = strdup(app)) || !(l->advertise = strdup(advertise)))
+		fatal("calloc");
+	l->base = base;
+	l->hooks = *hooks;
+	l->conn = connect_url(url, app);
+	if (!l->conn || PQstatus(l->conn) != CONNECTION_OK) {
+		snprintf(err, errlen, "the election cannot connect to PostgreSQL: %s",
+		         l->conn ? pg_words(l->conn, NULL) : "out of memory");
+		goto fail;
+	}
+	if (setup(l, err, errlen) < 0)
+		goto fail;
+	watch_socket(l);
+	l->tick = event_new(base, -1, EV_PERSIST, on_tick, l);
+	return l;
+fail:
+	leader_close(l);
+	return NULL;
+}
+
+void leader_start(struct leader *l)
+{
+	struct timeval tv = clock_timeval(LEADER_TICK_MS / 1000.0);
+	tick(l);
+	if (!l->leading)
+		log_info("leader: this core follows%s%s", l->url[0] ? " the leader at " : " (no leader yet)", l->url);
+	event_add(l->tick, &tv);
+}
+
+void leader_close(struct leader *l)
+{
+	if (!l)
+		return;
+	if (l->tick)
+		event_free(l->tick);
+	if (l->readable)
+		event_free(l->readable);
+	if (l->conn)
+		PQfinish(l->conn);
+	free(l->app);
+	free(l->advertise);
+	free(l);
+}
+
+bool leader_is_leader(struct leader *l)
+{
+	if (!l->leading || l->suspended)
+		return false;
+	if (clock_mono_us() - l->renew_sent_us > LEADER_SELF_LEASE_MS * 1000LL) {
+		l->suspended = true;
+		log_warnx("leader: the lease was not renewed for %d ms (this core was stalled, or PostgreSQL is away): "
+		          "acting stops until it is renewed, or the core exits if another led meanwhile",
+		          LEADER_SELF_LEASE_MS);
+		return false;
+	}
+	return true;
+}
+
+const char *leader_url(const struct leader *l) { return l->suspended ? "" : l->url; }
+
+int leader_request_delete(struct leader *l, const char *id)
+{
+	const char *params[] = {id};
+	if (PQstatus(l->conn) != CONNECTION_OK && reconnect(l) < 0)
+		return -1;
+	return query_ok(l,
+	                "WITH i AS (INSERT INTO ha_intents (instance_id) VALUES ($1) RETURNING seq)"
+	                " SELECT pg_notify('" CHANNEL "', '') FROM i",
+	                1, params) ? 0 : -1;
+}
+
+int leader_notify(struct leader *l)
+{
+	if (PQstatus(l->conn) != CONNECTION_OK && reconnect(l) < 0)
+		return -1;
+	return query_ok(l, "SELECT pg_notify('" CHANNEL "', '')", 0, NULL) ? 0 : -1;
+}
+
+int leader_take_intents(struct leader *l, leader_intent_fn *fn, void *arg)
+{
+	PGresult *r = query(l, "SELECT seq, instance_id FROM ha_intents ORDER BY seq", 0, NULL, PGRES_TUPLES_OK);
+	const char *params[1];
+	int n;
+	if (!r)
+		return -1;
+	n = PQntuples(r);
+	for (int i = 0; i < n; i++)
+		fn(arg, PQgetvalue(r, i, 1));
+	if (n > 0) {
+		params[0] = PQgetvalue(r, n - 1, 0);
+		PQclear(query(l, "DELETE FROM ha_intents WHERE seq <= $1::bigint", 1, params, PGRES_COMMAND_OK));
+	}
+	PQclear(r);
+	return 0;
+}
