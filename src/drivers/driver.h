@@ -52,6 +52,8 @@ struct drv_start_request {
 	const json_t *config;  /* the spec's config, as the driver's config_check accepted it; or NULL */
 	const char *dir;       /* the instance's own directory */
 	int stdout_fd, stderr_fd; /* log files opened by the node */
+	int hold_fd;           /* > 0: the node's spawn hold (node/instrec.h), close-on-exec; a
+	                        * driver that spawns a process hands it to the child (proc.h) */
 
 	/* VM drivers: the image, already in the node's cache (prepare phase). */
 	const char *kernel;    /* absolute path */

@@ -157,7 +157,7 @@ static int exec_start(const struct drv_options *o, const struct drv_start_reques
 	}
 	struct proc_spawn_request sr = {
 		.path = command, .fds = {-1, r->stdout_fd, r->stderr_fd}, .dir = r->dir, .netns = r->netns,
-		.user = o->exec_user,
+		.user = o->exec_user, .hold_fd = r->hold_fd,
 	};
 	char procs[2][PATH_MAX];
 	if (limited(o)) {

@@ -163,10 +163,14 @@ static int spawn_here(const struct proc_spawn_request *r, const int fds[3], pid_
 #define SPAWNER_THREADS_MAX 16
 #define SPAWNER_STACK (256 * 1024)
 
+/* Descriptors a request carries: stdin, stdout, stderr and the hold. */
+#define CALL_FDS 4
+
 struct spawn_call {
 	const struct proc_spawn_request *r;
-	int nfds;       /* descriptors sent along */
-	int slot[3];    /* stdin, stdout, stderr: index into what was sent, -1 for /dev/null */
+	int nfds;              /* descriptors sent along */
+	int slot[CALL_FDS];    /* stdin, stdout, stderr, hold: index into what was sent, -1: none
+	                        * (/dev/null for stdio) */
 	pid_t pid;
 	int rc;
 	char err[256];
@@ -213,10 +217,10 @@ static int private_table(int keep)
 /* Receives one request and its descriptors (close-on-exec, in this thread's table).
  * 1, or 0 at the end (the callers' end was shut). Anything else breaks the invariant that
  * only proc_spawn writes to this socket, one whole request at a time. */
-static int call_recv(int sock, struct spawn_call **c, int fds[3], int *nfds)
+static int call_recv(int sock, struct spawn_call **c, int fds[CALL_FDS], int *nfds)
 {
 	union {
-		char buf[CMSG_SPACE(3 * sizeof(int))];
+		char buf[CMSG_SPACE(CALL_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = {.iov_base = c, .iov_len = sizeof *c};
@@ -233,6 +237,8 @@ static int call_recv(int sock, struct spawn_call **c, int fds[3], int *nfds)
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
 		*nfds = (int)((cm->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		if (*nfds > CALL_FDS)
+			fatalx("spawner: %d descriptors in one request", *nfds);
 		memcpy(fds, CMSG_DATA(cm), (size_t)*nfds * sizeof(int));
 	}
 	if (n != sizeof *c || (m.msg_flags & MSG_CTRUNC))
@@ -240,8 +246,9 @@ static int call_recv(int sock, struct spawn_call **c, int fds[3], int *nfds)
 	return 1;
 }
 
-/* Serves one request: the descriptors it brought become the child's stdin/out/err. */
-static void call_serve(struct spawn_call *c, const int got[3], int ngot)
+/* Serves one request: the descriptors it brought become the child's stdin/out/err; the
+ * hold stays in this thread's table while it spawns, so the child has a copy of it. */
+static void call_serve(struct spawn_call *c, const int got[CALL_FDS], int ngot)
 {
 	int fds[3];
 	if (ngot != c->nfds) {
@@ -257,7 +264,7 @@ static void call_serve(struct spawn_call *c, const int got[3], int ngot)
 static void *spawner_main(void *arg)
 {
 	struct spawner_start *st = arg;
-	int sock = st->serve, got[3], ngot, rc;
+	int sock = st->serve, got[CALL_FDS], ngot, rc;
 	struct spawn_call *c;
 	st->rc = rc = private_table(sock);
 	sem_post(&st->ready); /* st is gone after this: rc is read from our own copy */
@@ -368,18 +375,18 @@ static int spawner_acquire(void)
 	return spawner.sock;
 }
 
-/* Sends c with the descriptors it names. 0 or -errno. */
-static int call_send(int sock, struct spawn_call *c, const int fds[3])
+/* Sends c with the descriptors it names (-1: none). 0 or -errno. */
+static int call_send(int sock, struct spawn_call *c, const int fds[CALL_FDS])
 {
 	union {
-		char buf[CMSG_SPACE(3 * sizeof(int))];
+		char buf[CMSG_SPACE(CALL_FDS * sizeof(int))];
 		struct cmsghdr align;
 	} u;
-	int pass[3];
+	int pass[CALL_FDS];
 	struct iovec iov = {.iov_base = &c, .iov_len = sizeof c};
 	struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
 	c->nfds = 0;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < CALL_FDS; i++) {
 		c->slot[i] = fds[i] < 0 ? -1 : c->nfds;
 		if (fds[i] >= 0)
 			pass[c->nfds++] = fds[i];
@@ -410,8 +417,9 @@ static int spawn_via_spawner(const struct proc_spawn_request *r, pid_t *pid, cha
 		pthread_rwlock_unlock(&spawner.lock);
 		return spawn_here(r, r->fds, pid, err, errlen);
 	}
+	int fds[CALL_FDS] = {r->fds[0], r->fds[1], r->fds[2], r->hold_fd > 0 ? r->hold_fd : -1};
 	sem_init(&c.done, 0, 0);
-	if ((rc = call_send(sock, &c, r->fds)) == 0) {
+	if ((rc = call_send(sock, &c, fds)) == 0) {
 		while (sem_wait(&c.done) < 0 && errno == EINTR)
 			;
 		rc = c.rc;

@@ -14,6 +14,8 @@ struct proc_spawn_request {
 	char *const *envp;
 	int fds[3];        /* become its stdin, stdout, stderr; -1: /dev/null */
 	const char *dir;   /* its working directory; NULL: ours */
+	int hold_fd;       /* > 0: a close-on-exec descriptor the child holds until it executes
+	                    * or dies, so that a lock on it outlasts a spawner killed mid-spawn */
 	const char *netns; /* a network namespace to start it in (a path under /run/netns); NULL: ours */
 	/* Confinement (confine.h): cgroup.procs files it joins before it executes (each may
 	 * be NULL or ""), and the user it runs as (NULL: ours). With neither, posix_spawn. */

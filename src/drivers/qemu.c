@@ -450,6 +450,7 @@ static int qemu_start(const struct drv_options *o, const struct drv_start_reques
 	unlink(qmp); /* a stale socket from a previous run of this dir */
 	struct proc_spawn_request sr = {
 		.path = binary, .argv = a.v, .envp = envp, .fds = {-1, r->stdout_fd, r->stderr_fd}, .dir = r->dir,
+		.hold_fd = r->hold_fd,
 	};
 	drv_config_done(r);
 	rc = proc_spawn(&sr, h, err, errlen);

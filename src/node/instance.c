@@ -30,6 +30,7 @@
 
 #define STATUS_INTERVAL_S 1.0
 #define WATCH_MAX 8 /* entries of drivers[] whose exit events the node can follow */
+#define SPAWN_HOLD_WAIT_MS 10000 /* bounds the wait for a child of a killed node to reach its exec */
 
 struct instances {
 	struct instances_env env;
@@ -406,7 +407,12 @@ static void start_work(void *arg)
 	/* Said before the start, so that a node killed right after it can find what it
 	 * started (the driver's adopt) instead of starting a second copy. */
 	record_write(ni, INSTREC_SPAWNING);
+	if ((r.hold_fd = instrec_hold_take(ni->dir)) < 0)
+		log_warnx("instance %s: no spawn hold in %s (%s): a node killed during this start could miss "
+		          "what it started", ni->id, ni->dir, strerror(-r.hold_fd));
 	ni->start_rc = ni->drv->start(ni->set->env.drv_opts, &r, &ni->h, ni->start_err, sizeof ni->start_err);
+	if (r.hold_fd > 0)
+		close(r.hold_fd);
 	ni->spawned_us = clock_mono_us();
 	ni->timing.spawn_us = ni->spawned_us - t1;
 	steps_split(ni, t1, config_done);
@@ -861,14 +867,39 @@ static void got_ready(struct ninst *ni)
 	boot_scan_stop(ni);
 }
 
+/* A removed instance's dir, deleted on a worker when no start waits for one: a dozen
+ * system calls (open, list, stat and unlink each file, rmdir) that would otherwise hold up
+ * the loop, and with it the long-poll that brings the next start. Nothing refers to the dir any more: the instance
+ * is out of the map, its ids are never reused, and a node killed before the job ran finds
+ * the dir at its next start as it would after a kill in the middle of a removal. */
+struct dir_removal {
+	char dir[PATH_MAX];
+};
+
+static void dir_removal_work(void *arg)
+{
+	struct dir_removal *d = arg;
+	int rc;
+	if ((rc = fs_remove_tree(d->dir)) < 0)
+		log_warnx("cannot remove %s: %s", d->dir, strerror(-rc));
+	free(d);
+}
+
+static void remove_dir_later(struct instances *set, const char *dir)
+{
+	struct dir_removal *d = malloc(sizeof *d);
+	if (!d)
+		fatal("malloc");
+	snprintf(d->dir, sizeof d->dir, "%s", dir);
+	worker_submit_background(set->env.workers, dir_removal_work, d);
+}
+
 /* The instance was removed: its dir goes; it is freed once no job points at it. */
 static void forget(struct ninst *ni)
 {
-	int rc;
 	hmap_remove(&ni->set->map, ni->id);
 	logs_written(ni); /* its readers are told it is gone */
-	if ((rc = fs_remove_tree(ni->dir)) < 0)
-		log_warnx("cannot remove %s: %s", ni->dir, strerror(-rc));
+	remove_dir_later(ni->set, ni->dir);
 	if (ni->jobs == 0)
 		ninst_free(ni);
 }
@@ -996,14 +1027,12 @@ void instances_purge(struct instances *set, const char *id)
 {
 	struct ninst *ni = hmap_get(&set->map, id);
 	char dir[PATH_MAX];
-	int rc;
 	if (ni) {
 		ni_event(ni, NE_PURGE, &(struct ni_args){0}); /* never the files of something alive */
 		return;
 	}
 	snprintf(dir, sizeof dir, "%.4000s/instances/%s", set->env.run_dir, id);
-	if ((rc = fs_remove_tree(dir)) < 0)
-		log_warnx("cannot remove %s: %s", dir, strerror(-rc));
+	remove_dir_later(set, dir);
 }
 
 /* ---- start-up, recovery, shutdown ---- */
@@ -1053,7 +1082,11 @@ static bool recover_one(struct instances *set, struct instrec *r)
 	switch (r->state) {
 	case INSTREC_SPAWNING:
 		/* the node died while starting it: adopt what was started, or forget it all and
-		 * let the core's repeated start begin afresh */
+		 * let the core's repeated start begin afresh; a child still on its way to its
+		 * exec first gets there (the spawn hold) */
+		if (instrec_hold_wait(ni->dir, SPAWN_HOLD_WAIT_MS) < 0)
+			log_warnx("instance %s: a process of the previous start still holds %s/spawning.lock after "
+			          "%d ms; looking for it anyway", ni->id, ni->dir, SPAWN_HOLD_WAIT_MS);
 		if (ni->drv && drv_adopt(ni->drv, set->env.drv_opts, ni->id, &ni->h) == 0) {
 			log_info("instance %s was started just before the node stopped: adopted", ni->id);
 			ni_event(ni, NE_ADOPTED, &(struct ni_args){0});

@@ -1,9 +1,13 @@
 #include "node/instrec.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/fs.h"
 #include "common/log.h"
@@ -35,6 +39,50 @@ int instrec_write(const char *dir, const struct instrec *r)
 	else
 		rc = fs_write_atomic(path, text, strlen(text), false);
 	free(text);
+	return rc;
+}
+
+static int hold_path(const char *dir, char *path, size_t len)
+{
+	return snprintf(path, len, "%s/spawning.lock", dir) >= (int)len ? -ENAMETOOLONG : 0;
+}
+
+int instrec_hold_take(const char *dir)
+{
+	char path[4200];
+	int fd, rc;
+	if ((rc = hold_path(dir, path, sizeof path)) < 0)
+		return rc;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) { /* a child of a previous start still holds it */
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int instrec_hold_wait(const char *dir, int timeout_ms)
+{
+	char path[4200];
+	const struct timespec step = {.tv_nsec = 5 * 1000 * 1000};
+	int fd, rc = -ETIMEDOUT;
+	if (hold_path(dir, path, sizeof path) < 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return 0; /* none: the node stopped before it took one (or an older node wrote this record) */
+	for (int waited = 0; waited <= timeout_ms; waited += 5) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			flock(fd, LOCK_UN);
+			rc = 0;
+			break;
+		}
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			rc = -errno;
+			break;
+		}
+		nanosleep(&step, NULL);
+	}
+	close(fd);
 	return rc;
 }
 

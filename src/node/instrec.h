@@ -31,6 +31,17 @@ struct instrec {
 
 /* Writes dir/record.json. 0 or -errno. */
 int instrec_write(const char *dir, const struct instrec *r);
+/* The spawn hold: a lock the node takes (dir/spawning.lock, flock) before the driver's
+ * start and hands to the child, which holds it, close-on-exec, until it executes or dies.
+ * A node killed while a child is between its clone and its exec (joining cgroups can take
+ * a while) leaves that child invisible to the adopt's search (its environment is still the
+ * node's); a restarted node first waits for the hold's release, then searches.
+ * instrec_hold_take: the locked descriptor (close-on-exec; the caller closes it after the
+ * start), or -errno. instrec_hold_wait: 0 once no one holds it (or there is none),
+ * -ETIMEDOUT after timeout_ms. */
+int instrec_hold_take(const char *dir);
+int instrec_hold_wait(const char *dir, int timeout_ms);
+
 /* Reads dir/record.json into r (r->spec generic-checked; the caller's driver table checks
  * the rest). 0, -ENOENT, or -EINVAL when it does not read back. */
 int instrec_read(const char *dir, struct instrec *r);

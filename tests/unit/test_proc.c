@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,9 +17,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "drivers/proc.h"
+#include "node/instrec.h"
 #include "unit.h"
 
 #define HELD 2000    /* descriptors the "node" holds, like pidfds of running instances */
@@ -287,6 +290,54 @@ static void test_adopt_and_recover(void)
 	CHECK(known && code == 128 + SIGKILL);
 }
 
+/* The spawn hold (node/instrec.h): held while the node spawns, handed to the child, gone
+ * once the child executes; a restarted node's wait ends when a slow child gets to its exec. */
+static void test_spawn_hold(void)
+{
+	char dir[] = "/tmp/mv-hold-XXXXXX", path[64], exe[PATH_MAX];
+	char *argv[] = {"/bin/sleep", "60", NULL};
+	char *envp[] = {NULL};
+	struct drv_handle h = {.pidfd = -1};
+	char err[256];
+	int code, fd;
+	bool known;
+	pid_t slow;
+	ssize_t n;
+	CHECK(mkdtemp(dir) != NULL);
+	CHECK_EQ_INT(instrec_hold_wait(dir, 0), 0); /* none taken yet */
+	CHECK((fd = instrec_hold_take(dir)) > 0);
+	CHECK_EQ_INT(instrec_hold_take(dir), -EWOULDBLOCK);
+	CHECK_EQ_INT(instrec_hold_wait(dir, 20), -ETIMEDOUT);
+	/* through a spawner thread: neither it nor the executed child keeps the hold */
+	struct proc_spawn_request r = {.path = "/bin/sleep", .argv = argv, .envp = envp, .fds = {-1, -1, -1}, .hold_fd = fd};
+	CHECK_EQ_INT(proc_spawn(&r, &h, err, sizeof err), 0);
+	close(fd);
+	CHECK_EQ_INT(instrec_hold_wait(dir, 0), 0);
+	CHECK_EQ_INT(proc_signal(&h, SIGKILL), 0);
+	CHECK_EQ_INT(wait_and_reap(&h, &code, &known), 0);
+	/* a child slow to reach its exec (as one joining cgroups after its node was killed) */
+	CHECK((fd = instrec_hold_take(dir)) > 0);
+	if ((slow = fork()) == 0) {
+		struct timespec t = {.tv_nsec = 200 * 1000 * 1000};
+		nanosleep(&t, NULL);
+		execve("/bin/sleep", argv, envp);
+		_exit(127);
+	}
+	CHECK(slow > 0);
+	close(fd); /* the "node" is gone: only the child holds it now */
+	CHECK_EQ_INT(instrec_hold_wait(dir, 10000), 0);
+	snprintf(path, sizeof path, "/proc/%d/exe", (int)slow);
+	n = readlink(path, exe, sizeof exe - 1);
+	CHECK(n > 0);
+	exe[n > 0 ? n : 0] = '\0';
+	CHECK(strstr(exe, "sleep") != NULL); /* it had executed when the wait ended */
+	kill(slow, SIGKILL);
+	waitpid(slow, NULL, 0);
+	snprintf(path, sizeof path, "%s/spawning.lock", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* Stopped (as the node does at exit), the spawner starts again on the next spawn; a child
  * whose spawner thread is gone is still ours (the kernel gives it to another thread of the
  * process), with its exit status. */
@@ -323,6 +374,7 @@ int main(void)
 	RUN(test_signal_and_status);
 	RUN(test_spawn_errors);
 	RUN(test_adopt_and_recover);
+	RUN(test_spawn_hold);
 	RUN(test_spawner_stop_and_restart);
 	proc_spawner_stop();
 	UNIT_END();
