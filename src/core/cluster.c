@@ -987,7 +987,14 @@ static struct instance *instance_new(const struct inst_spec *spec, const struct 
 	if (img) { /* resolved now: a later change of the image does not change this instance */
 		images_boot_of(img, &in->spec.boot);
 		in->spec.has_boot = true;
+		if (spec->cmdline) { /* its own command line instead of the image's */
+			free(in->spec.boot.cmdline);
+			if (!(in->spec.boot.cmdline = strdup(spec->cmdline)))
+				fatal("strdup");
+		}
 	}
+	free(in->spec.cmdline); /* the stored form has it in boot */
+	in->spec.cmdline = NULL;
 	in->state = INST_PENDING;
 	in->created_wall_us = in->updated_wall_us = clock_wall_us();
 	in->marks.accepted_us = r->accepted_us;
@@ -1048,6 +1055,10 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 	                       (!r->any_image && strcmp(img->project, project) != 0)))
 		return mv_fail(err, 422, "unknown_image",
 		               "image %s is not registered (microvim image add NAME --kernel FILE)", spec->image);
+	if (spec->cmdline && !img)
+		return mv_fail(err, 422, "cmdline_without_image",
+		               "cmdline is a guest's kernel command line: it needs an image (driver %s boots none here)",
+		               spec->driver);
 	/* a follower knows no node's live capacity: the leader places, or keeps them pending */
 	if (check_names_free(c, spec, err) < 0 || check_quota(c, project, r->quota, spec, err) < 0 ||
 	    (leading(c) && check_placeable(c, spec, spec->count, err) < 0))
