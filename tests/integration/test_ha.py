@@ -20,6 +20,10 @@ again (restarted each time, it comes back as a follower); then every create answ
 has one record, running unless deleted; nothing nobody asked for exists; one process per
 running instance and none for anything else; deleting everything leaves nothing.
 
+`microvim push --core LEADER,FOLLOWER` with the leader killed -9 mid-run: push moves to
+the follower and sends what got no answer again there (creates with their Idempotency-Key):
+every instance of the run is running, once.
+
 The OpenStack façade of a follower: servers created, stopped (os-stop) and deleted there
 run, stop and go on the leader's node (the follower asks the leader, as native deletes do).
 
@@ -35,6 +39,7 @@ import os
 import random
 import secrets
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -506,3 +511,49 @@ def test_leader_kill9_under_load():
 
 
 test_leader_kill9_under_load.budget = 150
+
+
+def test_push_fails_over():
+    srv = _server()
+    url = h.pg_database_url(srv.url, "push")
+    first = h.start_core(extra=["--store", url])
+    _wait_leader([first], "the first core leading")
+    second = h.start_core(extra=["--store", url])
+    node = h.start_node(f"{first.url},{second.url}", wait=False)
+    h.wait_until(lambda: h._node_ready(first.url, None, node.name) is True, ELECTION_TIMEOUT, "the node ready")
+    tok, n = h.unique_arg(), 60
+    out = os.path.join(h.tmpdir("mv-push-"), "push.jsonl")
+    env = dict(os.environ)
+    env.pop("MICROVIM_CORE", None)
+    push = subprocess.Popen(
+        [h.BIN, "push", "--core", f"{first.url},{second.url}", "--rate", "20", "--count", str(n), "--keep",
+         "--config", json.dumps({"command": "/bin/sleep", "args": [tok]}), "--vcpus", "0.01", "--memory-mb", "1",
+         "--name-prefix", "hapush", "--timeout", "10", "--out", out, "--quiet"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True)
+    try:
+        h.wait_until(lambda: h.count_procs([tok]) >= 10 or push.poll() is not None, 20, "push under way")
+        assert push.poll() is None, f"push ended before the kill: {push.communicate()}"
+        first.stop(signal.SIGKILL, expect_alive=True)
+        stdout, stderr = push.communicate(timeout=90)
+    finally:
+        if push.poll() is None:
+            os.kill(push.pid, signal.SIGKILL)
+            push.communicate(timeout=10)
+    assert push.returncode == 0, f"push exited {push.returncode}:\n{stdout[-2000:]}\n{stderr[-2000:]}"
+    assert f"{first.url}: no answer; going on with {second.url}" in stderr, stderr[-2000:]
+    recs = [json.loads(line) for line in open(out).read().splitlines()]
+    assert len(recs) == n and all(r["state"] == "running" for r in recs), [r for r in recs if r["state"] != "running"][:5]
+    _wait_leader([second], "the follower leading")
+    insts = [i for i in second.client().list() if i["name"].startswith("hapush-")]
+    assert sorted(i["id"] for i in insts) == sorted(r["id"] for r in recs), "push's records and the store differ"
+    h.wait_until(lambda: all(second.client().get(i["id"])["state"] == "running" for i in insts), 20,
+                 "every pushed instance running at the new leader")
+    h.expect_procs([tok], n, "one process per pushed instance")
+    for i in insts:
+        second.client().stop_and_remove(i["id"])
+    node.stop()
+    second.stop()
+
+
+test_push_fails_over.budget = 90
