@@ -25,7 +25,9 @@ the follower and sends what got no answer again there (creates with their Idempo
 every instance of the run is running, once.
 
 The OpenStack façade of a follower: servers created, stopped (os-stop) and deleted there
-run, stop and go on the leader's node (the follower asks the leader, as native deletes do).
+run, stop and go on the leader's node (the follower asks the leader, as native deletes do);
+with a shared data dir, a flavor made on one core's façade and an image record made on the
+other's are seen by both.
 
 Two --auth cores sharing a database (and a data dir, for the blobs): what one writes of
 the catalog every core keeps in memory (projects, users, tokens, images, join tokens) the
@@ -236,14 +238,17 @@ def _keystone_token(os_url):
 def test_openstack_writes_on_a_follower():
     srv = _server()
     url = h.pg_database_url(srv.url, "facade")
-    leader = h.start_core(extra=["--store", url])
+    leader_port, port = h.free_port(), h.free_port()
+    leader = h.start_core(extra=["--store", url, "--openstack-listen", f"127.0.0.1:{leader_port}"])
     _wait_leader([leader], "the first core leading")
-    port = h.free_port()
-    follower = h.start_core(extra=["--store", url, "--openstack-listen", f"127.0.0.1:{port}"])
+    # the cores share the data dir: the façade's flavors and image records are files there
+    follower = h.start_core(data_dir=leader.data_dir,
+                            extra=["--store", url, "--openstack-listen", f"127.0.0.1:{port}"])
     assert _role(follower) == "follower"
     node = h.start_node(leader.url)
-    os_url = f"http://127.0.0.1:{port}"
+    os_url, leader_os = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{leader_port}"
     auth = {"X-Auth-Token": _keystone_token(os_url)}
+    leader_auth = {"X-Auth-Token": _keystone_token(leader_os)}
 
     def call(method, path, b=None):
         return h.call(os_url, method, path, b, headers=auth, timeout=15)
@@ -256,6 +261,14 @@ def test_openstack_writes_on_a_follower():
              "microvim:config": json.dumps({"command": "/bin/sleep", "args": [tok]})}
     st, js, raw = call("POST", f"{NOVA}/flavors/{flavor}/os-extra_specs", {"extra_specs": specs})
     assert st == 200, raw[:300]
+    # the follower's flavor on the leader's façade, the leader's image record on the follower's
+    st, js, raw = h.call(leader_os, "GET", f"{NOVA}/flavors/{flavor}/os-extra_specs", headers=leader_auth)
+    assert st == 200 and js["extra_specs"]["microvim:driver"] == "exec", (st, raw[:300])
+    st, js, raw = h.call(leader_os, "POST", "/image/v2/images", {"name": "ha-queued", "disk_format": "aki"},
+                         headers=leader_auth)
+    assert st == 201, raw[:300]
+    st, js, raw = call("GET", f"/image/v2/images/{js['id']}")
+    assert st == 200 and js["name"] == "ha-queued", (st, raw[:300])
     servers = []
     for name in ("ha-os-stop", "ha-os-delete"):
         st, js, raw = call("POST", f"{NOVA}/servers",
@@ -383,14 +396,22 @@ def _client_work(cores, it, deadline):
     if not it.delete:
         return
     iid = it.ids[0]
-    for path in (f"/v1/instances/{iid}?wait=stopped&timeout=5", f"/v1/instances/{iid}"):
+    # the API's delete: stop (wait until stopped), then DELETE again removes the record (204);
+    # a core that still sees it stopping answers 200/202 (not yet ended) or 409: asked again
+    for path, done in ((f"/v1/instances/{iid}?wait=stopped&timeout=5", lambda st, js: st in (204, 404) or (
+                           st == 200 and isinstance(js, dict) and js.get("state") in ("stopped", "exited", "failed"))),
+                       (f"/v1/instances/{iid}", lambda st, js: st in (204, 404))):
         def delete(url):
             st, js, _ = h.call(url, "DELETE", path, timeout=8)
             it.delete_log.append((path, st))
             return st, js
-        st, _ = _retrying(cores, it.i + 1, delete, deadline)
-        if st not in (200, 202, 204, 404):
-            return
+        while True:
+            st, js = _retrying(cores, it.i + 1, delete, deadline)
+            if done(st, js):
+                break
+            if st not in (200, 202, 409) or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
     it.deleted = True
 
 
@@ -465,7 +486,17 @@ def test_leader_kill9_under_load():
         insts = client.list()
         box["insts"] = insts
         return all(i["state"] in SETTLED for i in insts) and not deleted_ids & {i["id"] for i in insts}
-    h.wait_until(converged, 30, "every instance settled, every deleted one gone", 0.25)
+    try:
+        h.wait_until(converged, 30, "every instance settled, every deleted one gone", 0.25)
+    except AssertionError:
+        insts = box.get("insts", [])
+        raise AssertionError(
+            f"seed {seed}: not settled within 30 s at the leader {leader.url}: states "
+            f"{dict(collections.Counter(i['state'] for i in insts))}; unsettled "
+            f"{[(i['id'], i['state'], i.get('node')) for i in insts if i['state'] not in SETTLED][:10]}; deleted yet "
+            f"there {[(i['id'], i['state']) for i in insts if i['id'] in deleted_ids][:10]}; their deletes "
+            f"{[(it.ids[0], it.statuses, it.delete_log) for it in items if it.deleted and it.ids[0] in {i['id'] for i in insts}][:5]}"
+            f"\n{tl.text()}") from None
     insts = box["insts"]
     by_id, by_name = {i["id"]: i for i in insts}, {i["name"]: i for i in insts}
     names = {it.name for it in items}
