@@ -310,6 +310,11 @@ static struct instance *find_or_404(struct api *a, struct evhttp_request *req, c
 {
 	struct instance *in = cluster_instance(a->cluster, id);
 	struct mv_error err;
+	/* the leader takes in what followers stored on their NOTIFY, a loop turn or more after
+	 * their 201: a miss reads them now, so that an instance answered 201 by one core is
+	 * found by every core at once (a follower read every row before this route already) */
+	if (!in && a->leader && leader_is_leader(a->leader) && cluster_pick_up(a->cluster) == 0)
+		in = cluster_instance(a->cluster, id);
 	if (!in || !api_sees(a, in->project)) {
 		in = NULL;
 		mv_fail(&err, 404, "not_found", "no instance with id %.64s", id);

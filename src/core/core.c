@@ -668,12 +668,14 @@ static void on_work(void *arg)
 /* The lead was just taken: memory becomes what the database says (the old leader's last
  * writes), then on_work places what waits. Nodes come to register (their heartbeats to
  * this core get register_again), and registration reconciles what each one runs. */
-static void on_promoted(void *arg)
+static void on_promoted(void *arg, bool after_another)
 {
 	struct core *c = arg;
 	cluster_refresh(c->api.cluster);
 	if (pools_reload(c->api.pools) < 0)
 		log_warnx("could not read the pools again; nodes keep what this core loaded at its start");
+	if (after_another)
+		cluster_took_lead(c->api.cluster);
 }
 
 /* Another core changed what every core keeps in memory (leader.h, the catalog hook): that
