@@ -10,7 +10,7 @@ struct worker_pool;
 
 typedef void worker_fn(void *arg);
 
-/* threads <= 0: four per online CPU. NULL with errno set on failure. */
+/* threads <= 0: 16 per online CPU, at most 64. NULL with errno set on failure. */
 struct worker_pool *worker_pool_new(struct event_base *base, int threads);
 /* work(arg) on a worker thread, then done(arg) on the loop. */
 void worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg);
