@@ -13,7 +13,8 @@
  *                          BUILD until the guest prints it, then ACTIVE
  * Flavors are the façade's own (Nova's are too): DATA_DIR/openstack-flavors.json, written
  * atomically at every change. Deleting a server stops its instance and removes it once
- * stopped (task_state "deleting" meanwhile), as Nova's delete does. */
+ * stopped (task_state "deleting" meanwhile), as Nova's delete does; on a follower among
+ * several cores, the leader is asked to (core/leader.h), as the native delete does. */
 #include "core/os.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include "core/api.h"
 #include "core/cluster.h"
 #include "core/images.h"
+#include "core/leader.h"
 #include "core/tenants.h"
 #include "drivers/drivers.h"
 
@@ -844,6 +846,21 @@ void os_deleting_free(struct osapi *o)
 	hmap_free(&o->deleting);
 }
 
+/* A follower acts on no instance (core/leader.h): it records the delete for the leader,
+ * durably, which stops the instance and removes it once ended, as below. */
+static bool following(const struct osapi *o) { return o->native->leader && !leader_is_leader(o->native->leader); }
+
+static int delete_on_follower(struct osapi *o, struct os_req *r, struct instance *in, bool remove_when_ended,
+                              struct mv_error *err)
+{
+	if (leader_request_delete(o->native->leader, in->id, remove_when_ended) < 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
+		return mv_fail(err, 503, "store_failed", "this core could not record the request for the leader; retry");
+	}
+	in->stop_requested = true; /* until the next read of the database, which the leader has written */
+	return 0;
+}
+
 void os_server_delete(struct osapi *o, struct os_req *r)
 {
 	struct instance *in = server_or_404(o, r);
@@ -852,6 +869,12 @@ void os_server_delete(struct osapi *o, struct os_req *r)
 
 	if (!in)
 		return;
+	if (following(o)) {
+		if (delete_on_follower(o, r, in, true, &err) < 0)
+			goto fail;
+		evhttp_send_reply(r->req, 204, "No Content", NULL);
+		return;
+	}
 	if (hmap_get(&o->deleting, in->id)) {
 		evhttp_send_reply(r->req, 204, "No Content", NULL);
 		return;
@@ -902,7 +925,8 @@ void os_server_action(struct osapi *o, struct os_req *r)
 			        server_status(o, in).vm_state);
 			goto fail;
 		}
-		if (cluster_instance_stop(o->native->cluster, in, &err) < 0)
+		if (following(o) ? delete_on_follower(o, r, in, false, &err) < 0
+		                 : cluster_instance_stop(o->native->cluster, in, &err) < 0)
 			goto fail;
 		evhttp_send_reply(r->req, 202, "Accepted", NULL);
 	} else if (strcmp(action, "os-start") == 0 || strcmp(action, "reboot") == 0) {
