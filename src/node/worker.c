@@ -159,6 +159,21 @@ void worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void
 	pthread_mutex_unlock(&p->lock);
 }
 
+void worker_submit_first(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg)
+{
+	struct job *j = calloc(1, sizeof *j);
+	if (!j)
+		fatal("calloc");
+	*j = (struct job){.work = work, .done = done, .arg = arg};
+	pthread_mutex_lock(&p->lock);
+	if (!(j->next = p->todo.head))
+		p->todo.tail = j;
+	p->todo.head = j;
+	p->pending++;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+}
+
 void worker_submit_background(struct worker_pool *p, worker_fn *work, void *arg)
 {
 	struct job *j = calloc(1, sizeof *j);
