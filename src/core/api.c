@@ -329,7 +329,7 @@ static void delete_on_follower(struct api *a, struct evhttp_request *req, struct
 {
 	struct mv_error err;
 	bool ended = inst_state_terminal(in->state);
-	if (leader_request_delete(a->leader, in->id) < 0) {
+	if (leader_request_delete(a->leader, in->id, false) < 0) {
 		mv_fail(&err, 503, "store_failed", "this core could not record the delete for the leader; retry");
 		http_reply_error(req, &err);
 		return;

@@ -38,6 +38,8 @@ struct cluster {
 	struct node **nodes;   /* array: the scheduler scans it */
 	int n_nodes, cap_nodes;
 	struct sched_node *sched_view; /* the scheduler's view of every node, kept current */
+	struct sched_slot *sched_scratch; /* sched_place()'s heap: cap_nodes slots */
+	int *chosen, cap_chosen;          /* sched_place()'s answer for one run of requests */
 	struct hmap exec_ids;  /* executable path -> id + 1 (at most 64): one bit in a node's mask */
 	int n_exec_ids;
 	struct event *sweep_timer;
@@ -335,7 +337,8 @@ static void node_add(struct cluster *c, struct node *n)
 		c->cap_nodes = c->cap_nodes ? c->cap_nodes * 2 : 16;
 		c->nodes = realloc(c->nodes, sizeof *c->nodes * (size_t)c->cap_nodes);
 		c->sched_view = realloc(c->sched_view, sizeof *c->sched_view * (size_t)c->cap_nodes);
-		if (!c->nodes || !c->sched_view)
+		c->sched_scratch = realloc(c->sched_scratch, sizeof *c->sched_scratch * (size_t)c->cap_nodes);
+		if (!c->nodes || !c->sched_view || !c->sched_scratch)
 			fatal("realloc");
 	}
 	n->view_idx = c->n_nodes;
@@ -800,52 +803,64 @@ static struct sched_request sched_request_of(struct cluster *c, const struct ins
 	};
 }
 
+/* The nodes for `count` instances of request r, each where a pick would put it after the
+ * ones before (sched_place): c->chosen[0 ..] for the returned number. */
+static int place_run(struct cluster *c, const struct sched_request *r, int count, enum sched_miss *miss)
+{
+	if (count > c->cap_chosen) {
+		c->cap_chosen = count > 2 * c->cap_chosen ? count : 2 * c->cap_chosen;
+		if (!(c->chosen = realloc(c->chosen, sizeof *c->chosen * (size_t)c->cap_chosen)))
+			fatal("realloc");
+	}
+	return sched_place(c->sched_view, c->n_nodes, r, c->opts.policy, count, c->sched_scratch, c->chosen, miss);
+}
+
 /* All-or-nothing feasibility: can every one of `count` instances be placed right now? */
 static int check_placeable(struct cluster *c, const struct inst_spec *spec, int count, struct mv_error *err)
 {
 	struct sched_request r = sched_request_of(c, spec);
 	enum sched_miss miss = SCHED_NO_NODE;
-	struct sched_node *view = c->sched_view;
-	int rc = 0;
-	/* one instance: the live view, untouched; several: a scratch copy that takes the
-	 * tentative reservations */
-	if (count > 1) {
-		if (!(view = malloc(sizeof *view * (size_t)(c->n_nodes + 1))))
-			fatal("malloc");
-		memcpy(view, c->sched_view, sizeof *view * (size_t)c->n_nodes);
-	}
-	for (int i = 0; i < count && rc == 0; i++) {
-		int k = sched_pick(view, c->n_nodes, &r, c->opts.policy, &miss);
-		if (k < 0) {
-			rc = mv_fail(err, 422, miss == SCHED_NO_CAPACITY ? "no_capacity" : "no_node", "%s%s",
-			             sched_miss_message(miss), count > 1 ? " (for all of count; nothing was created)" : "");
-		} else if (count > 1) {
-			view[k].vcpus_milli_used += r.vcpus_milli;
-			view[k].memory_mb_used += r.memory_mb;
-		}
-	}
-	if (view != c->sched_view)
-		free(view);
-	return rc;
+	if (place_run(c, &r, count, &miss) < count)
+		return mv_fail(err, 422, miss == SCHED_NO_CAPACITY ? "no_capacity" : "no_node", "%s%s",
+		               sched_miss_message(miss), count > 1 ? " (for all of count; nothing was created)" : "");
+	return 0;
+}
+
+static bool same_string(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+/* Whether two requests are placed alike (sched_place takes a run of them at once). */
+static bool same_request(const struct sched_request *a, const struct sched_request *b)
+{
+	return a->driver == b->driver && same_string(a->executable, b->executable) &&
+	       same_string(a->bridge, b->bridge) && a->vcpus_milli == b->vcpus_milli &&
+	       a->memory_mb == b->memory_mb &&
+	       (a->labels == b->labels || (a->labels && b->labels && json_equal(a->labels, b->labels)));
 }
 
 /* Places pending instances on nodes and records the choices in one transaction; the
- * starts go out once it is durable. Instances that fit nowhere stay pending. */
+ * starts go out once it is durable. Instances that fit nowhere stay pending. Each run of
+ * alike requests (all the instances of one create) is placed by one sched_place: a create
+ * of count 1000 among 10,000 nodes scans them once, not 1000 times. */
 static void schedule(struct cluster *c, struct instance **insts, int n)
 {
 	struct batch b = {0};
 	if (!leading(c))
 		return;
-	for (int i = 0; i < n; i++) {
+	for (int i = 0, run; i < n; i += run) {
 		struct sched_request r = sched_request_of(c, &insts[i]->spec);
 		enum sched_miss miss;
-		int k = sched_pick(c->sched_view, c->n_nodes, &r, c->opts.policy, &miss);
-		if (k < 0) {
-			log_warnx("instance %s stays pending: %s", insts[i]->id, sched_miss_message(miss));
-			continue;
+		int placed;
+		for (run = 1; i + run < n; run++) {
+			struct sched_request next = sched_request_of(c, &insts[i + run]->spec);
+			if (!same_request(&r, &next))
+				break;
 		}
-		/* reserved at once: the next pick of this batch sees it */
-		batch_event(c, &b, insts[i], IEV_PLACE, &(struct step_args){.node = c->nodes[k]});
+		placed = place_run(c, &r, run, &miss);
+		/* reserved as each step is done in memory: the next run sees them */
+		for (int j = 0; j < placed; j++)
+			batch_event(c, &b, insts[i + j], IEV_PLACE, &(struct step_args){.node = c->nodes[c->chosen[j]]});
+		for (int j = placed; j < run; j++)
+			log_warnx("instance %s stays pending: %s", insts[i + j]->id, sched_miss_message(miss));
 	}
 	int placed = b.n;
 	if (batch_commit(c, &b) < 0)
@@ -1656,6 +1671,8 @@ void cluster_destroy(struct cluster *c)
 		node_free(c->nodes[i]);
 	free(c->nodes);
 	free(c->sched_view);
+	free(c->sched_scratch);
+	free(c->chosen);
 	hmap_free(&c->node_ids);
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);)
 		instance_free(v);

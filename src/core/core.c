@@ -70,6 +70,7 @@ struct core {
 	char *store_location;       /* the store URL with app in it */
 	struct event *follow_timer; /* a follower's refresh while clients wait for states */
 	unsigned follow_ticks;
+	unsigned catalog_stale; /* CATALOG_ parts to load again (another core changed them) */
 };
 
 void core_options_default(struct core_options *o)
@@ -617,24 +618,29 @@ static void core_follower_wrote(void *arg)
 		notify_leader(-1, 0, a);
 }
 
-/* A delete a follower took: what DELETE /v1/instances/ID does on the leader. Taken twice
- * (a leader died between doing it and forgetting it), the second is refused harmlessly. */
-static void apply_delete(void *arg, const char *id)
+/* A delete a follower took: what DELETE /v1/instances/ID does on the leader, or a
+ * server's delete (remove_when_ended: stop, then remove once ended; kept until then).
+ * Taken twice (a leader died between doing it and forgetting it), the second is refused
+ * harmlessly. Done (true) unless it waits for the end, or the store failed. */
+static bool apply_delete(void *arg, const char *id, bool remove_when_ended)
 {
 	struct core *c = arg;
 	struct instance *in = cluster_instance(c->api.cluster, id);
-	struct mv_error err;
-	int rc;
+	struct mv_error err = {0};
+	int rc = 0;
+	bool ended;
 	if (!in)
-		return;
-	if (inst_state_terminal(in->state))
+		return true;
+	ended = inst_state_terminal(in->state);
+	if (ended)
 		rc = cluster_instance_remove(c->api.cluster, in, &err);
 	else if (!in->stop_requested)
 		rc = cluster_instance_stop(c->api.cluster, in, &err);
-	else
-		return;
 	if (rc < 0)
 		log_warnx("a delete of %s taken by another core: %s", id, err.message);
+	if (rc < 0 && err.status >= 500)
+		return false; /* the store failed: tried again at the next sweep */
+	return ended || !remove_when_ended;
 }
 
 static void on_work(void *arg)
@@ -653,6 +659,41 @@ static void on_promoted(void *arg)
 	cluster_refresh(c->api.cluster);
 }
 
+/* Another core changed what every core keeps in memory (leader.h, the catalog hook): that
+ * part is loaded again from the database. One that fails to load stays marked and is
+ * tried again on the next follow tick, so a change is seen within a bounded time. */
+enum { CATALOG_TENANTS = 1, CATALOG_IMAGES = 2, CATALOG_NODEAUTH = 4, CATALOG_ALL = 7 };
+
+static unsigned catalog_part(const char *table)
+{
+	if (!table)
+		return CATALOG_ALL;
+	if (strcmp(table, "projects") == 0 || strcmp(table, "users") == 0 || strcmp(table, "tokens") == 0)
+		return CATALOG_TENANTS;
+	if (strcmp(table, "images") == 0)
+		return CATALOG_IMAGES;
+	return strcmp(table, "node_secrets") == 0 ? CATALOG_NODEAUTH : CATALOG_ALL;
+}
+
+static void catalog_reload(struct core *c)
+{
+	unsigned todo = c->catalog_stale;
+	c->catalog_stale = 0;
+	if ((todo & CATALOG_TENANTS) && tenants_reload(c->api.tenants) < 0)
+		c->catalog_stale |= CATALOG_TENANTS;
+	if ((todo & CATALOG_IMAGES) && images_reload(c->api.images) < 0)
+		c->catalog_stale |= CATALOG_IMAGES;
+	if ((todo & CATALOG_NODEAUTH) && nodeauth_reload(c->api.nodeauth) < 0)
+		c->catalog_stale |= CATALOG_NODEAUTH;
+}
+
+static void on_catalog(void *arg, const char *table)
+{
+	struct core *c = arg;
+	c->catalog_stale |= catalog_part(table);
+	catalog_reload(c);
+}
+
 #define FOLLOW_REFRESH_S 0.2 /* how soon a client waiting on a follower sees a state */
 #define LEADER_SWEEP_TICKS 5 /* the leader picks up other cores' writes each second anyway */
 
@@ -661,6 +702,8 @@ static void on_promoted(void *arg)
 static void on_follow_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 {
 	struct core *c = arg;
+	if (c->catalog_stale)
+		catalog_reload(c);
 	if (leader_is_leader(c->leader)) {
 		if (++c->follow_ticks % LEADER_SWEEP_TICKS == 0)
 			on_work(c);
@@ -688,7 +731,7 @@ static void ha_prepare(struct core *c)
 
 static int ha_open(struct core *c, char *err, size_t errlen)
 {
-	struct leader_hooks h = {.arg = c, .promoted = on_promoted, .work = on_work};
+	struct leader_hooks h = {.arg = c, .promoted = on_promoted, .work = on_work, .catalog = on_catalog};
 	struct timeval tv = clock_timeval(FOLLOW_REFRESH_S);
 	if (!c->store_location)
 		return 0;

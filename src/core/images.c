@@ -73,6 +73,27 @@ fail:
 	return NULL;
 }
 
+int images_reload(struct images *im)
+{
+	struct images fresh = {.store = im->store}, old;
+	const char *k;
+	void *v;
+	hmap_init(&fresh.by_name);
+	if (store_images_load(im->store, load_one, &fresh) < 0) {
+		log_warnx("images: cannot load them again from the store; keeping what was loaded before");
+		for (size_t i = 0; hmap_next(&fresh.by_name, &i, &k, &v);)
+			image_free(v);
+		hmap_free(&fresh.by_name);
+		return -1;
+	}
+	old = *im;
+	im->by_name = fresh.by_name;
+	for (size_t i = 0; hmap_next(&old.by_name, &i, &k, &v);)
+		image_free(v);
+	hmap_free(&old.by_name);
+	return 0;
+}
+
 void images_close(struct images *im)
 {
 	const char *k;

@@ -32,6 +32,10 @@ struct images;
 /* Creates DATA_DIR/blobs and loads the images from the store. NULL with words in err. */
 struct images *images_open(struct store *store, const char *data_dir, char *err, size_t errlen);
 void images_close(struct images *im);
+/* Loads the image rows again from the store (another core sharing it changed them): 0,
+ * or -1 after logging with memory as it was. What images_get returned before does not
+ * outlive it. (Blobs are files: cores that share a store share the data dir's blobs.) */
+int images_reload(struct images *im);
 
 const struct image *images_get(const struct images *im, const char *name);
 /* How many images project owns. */

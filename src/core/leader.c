@@ -17,11 +17,29 @@
 #define LEAD_LOCK_KEY "7166453736806510959"
 #define TABLES_LOCK_KEY "7166453736806510960"
 #define CHANNEL "microvim_work"
+#define CATALOG_CHANNEL "microvim_catalog"
+#define CATALOG_TABLES_MAX 8 /* distinct tables told apart in one read of notifications */
 
+/* The catalog's triggers: a statement that changes one of the tables every core keeps in
+ * memory NOTIFYs its table's name and the writer's application name. A NOTIFY is
+ * transactional: the others hear of it once it is committed, never before, and never when
+ * it is rolled back. Made only when missing: CREATE TRIGGER locks its table. */
 static const char tables_sql[] =
 	"CREATE TABLE IF NOT EXISTS ha_leader (one INTEGER PRIMARY KEY CHECK (one = 1), url TEXT NOT NULL,"
 	" app TEXT NOT NULL, renewed TIMESTAMPTZ NOT NULL);"
-	"CREATE TABLE IF NOT EXISTS ha_intents (seq BIGSERIAL PRIMARY KEY, instance_id TEXT NOT NULL)";
+	"CREATE TABLE IF NOT EXISTS ha_intents (seq BIGSERIAL PRIMARY KEY, instance_id TEXT NOT NULL);"
+	/* a server's delete (the OpenStack façade): stop, then remove once ended */
+	"ALTER TABLE ha_intents ADD COLUMN IF NOT EXISTS remove_when_ended BOOLEAN NOT NULL DEFAULT false;"
+	"CREATE OR REPLACE FUNCTION microvim_catalog_changed() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN"
+	" PERFORM pg_notify('" CATALOG_CHANNEL "', TG_TABLE_NAME || ' ' || current_setting('application_name'));"
+	" RETURN NULL; END $f$;"
+	"DO $d$ DECLARE t text; BEGIN"
+	" FOREACH t IN ARRAY ARRAY['projects', 'users', 'tokens', 'images', 'node_secrets'] LOOP"
+	"  IF to_regclass(t) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_trigger"
+	"   WHERE tgname = 'microvim_catalog' AND tgrelid = to_regclass(t)) THEN"
+	"   EXECUTE format('CREATE TRIGGER microvim_catalog AFTER INSERT OR UPDATE OR DELETE ON %I"
+	" FOR EACH STATEMENT EXECUTE FUNCTION microvim_catalog_changed()', t);"
+	"  END IF; END LOOP; END $d$";
 
 struct leader {
 	struct event_base *base;
@@ -92,7 +110,7 @@ static int setup(struct leader *l, char *err, size_t errlen)
 	} else {
 		snprintf(err, errlen, "cannot make the election's tables: %s", pg_words(l->conn, NULL));
 	}
-	r = PQexec(l->conn, ok ? "COMMIT; LISTEN " CHANNEL : "ROLLBACK");
+	r = PQexec(l->conn, ok ? "COMMIT; LISTEN " CHANNEL "; LISTEN " CATALOG_CHANNEL : "ROLLBACK");
 	if (ok && PQresultStatus(r) != PGRES_COMMAND_OK) {
 		snprintf(err, errlen, "cannot listen for the followers' writes: %s", pg_words(l->conn, r));
 		ok = false;
@@ -193,16 +211,59 @@ static int watch(struct leader *l)
 	return fenced;
 }
 
+/* The tables other cores changed, each once however many notifications name it. */
+struct catalog_changes {
+	char tables[CATALOG_TABLES_MAX][64];
+	int n;
+	bool overflow; /* more tables than room: everything is loaded again */
+};
+
+/* A catalog notification's payload is "TABLE APP": this core's own writes are in its
+ * memory already. */
+static void catalog_note(struct leader *l, struct catalog_changes *c, const char *payload)
+{
+	const char *space = strchr(payload, ' ');
+	size_t len = space ? (size_t)(space - payload) : strlen(payload);
+	if (space && strcmp(space + 1, l->app) == 0)
+		return;
+	for (int i = 0; i < c->n; i++)
+		if (strlen(c->tables[i]) == len && strncmp(c->tables[i], payload, len) == 0)
+			return;
+	if (c->n == CATALOG_TABLES_MAX || len >= sizeof c->tables[0]) {
+		c->overflow = true;
+		return;
+	}
+	memcpy(c->tables[c->n], payload, len);
+	c->tables[c->n++][len] = '\0';
+}
+
+static void catalog_tell(struct leader *l, const struct catalog_changes *c)
+{
+	if (!l->hooks.catalog)
+		return;
+	if (c->overflow) {
+		l->hooks.catalog(l->hooks.arg, NULL);
+		return;
+	}
+	for (int i = 0; i < c->n; i++)
+		l->hooks.catalog(l->hooks.arg, c->tables[i]);
+}
+
 static void drain_notifies(struct leader *l)
 {
 	PGnotify *n;
 	int got = 0;
+	struct catalog_changes changed = {.n = 0};
 	if (PQconsumeInput(l->conn) == 0)
 		return; /* the connection broke: the next tick makes it again */
 	while ((n = PQnotifies(l->conn))) {
-		got++;
+		if (strcmp(n->relname, CATALOG_CHANNEL) == 0)
+			catalog_note(l, &changed, n->extra);
+		else
+			got++;
 		PQfreemem(n);
 	}
+	catalog_tell(l, &changed);
 	if (got && leader_is_leader(l) && l->hooks.work)
 		l->hooks.work(l->hooks.arg);
 }
@@ -231,6 +292,9 @@ static int reconnect(struct leader *l)
 		return -1;
 	}
 	watch_socket(l);
+	/* notifications sent while the connection was down are lost: load everything again */
+	if (l->hooks.catalog)
+		l->hooks.catalog(l->hooks.arg, NULL);
 	return 0;
 }
 
@@ -314,6 +378,9 @@ fail:
 void leader_start(struct leader *l)
 {
 	struct timeval tv = clock_timeval(LEADER_TICK_MS / 1000.0);
+	/* what other cores changed between the core's loading and this connection's LISTEN */
+	if (l->hooks.catalog)
+		l->hooks.catalog(l->hooks.arg, NULL);
 	tick(l);
 	if (!l->leading)
 		log_info("leader: this core follows%s%s", l->url[0] ? " the leader at " : " (no leader yet)", l->url);
@@ -351,15 +418,15 @@ bool leader_is_leader(struct leader *l)
 
 const char *leader_url(const struct leader *l) { return l->suspended ? "" : l->url; }
 
-int leader_request_delete(struct leader *l, const char *id)
+int leader_request_delete(struct leader *l, const char *id, bool remove_when_ended)
 {
-	const char *params[] = {id};
+	const char *params[] = {id, remove_when_ended ? "t" : "f"};
 	if (PQstatus(l->conn) != CONNECTION_OK && reconnect(l) < 0)
 		return -1;
 	return query_ok(l,
-	                "WITH i AS (INSERT INTO ha_intents (instance_id) VALUES ($1) RETURNING seq)"
-	                " SELECT pg_notify('" CHANNEL "', '') FROM i",
-	                1, params) ? 0 : -1;
+	                "WITH i AS (INSERT INTO ha_intents (instance_id, remove_when_ended) VALUES ($1, $2)"
+	                " RETURNING seq) SELECT pg_notify('" CHANNEL "', '') FROM i",
+	                2, params) ? 0 : -1;
 }
 
 int leader_notify(struct leader *l)
@@ -369,20 +436,47 @@ int leader_notify(struct leader *l)
 	return query_ok(l, "SELECT pg_notify('" CHANNEL "', '')", 0, NULL) ? 0 : -1;
 }
 
+/* The array literal "{1,2,...}" of the intents taken, grown as they are. */
+struct seq_list {
+	char *text;
+	size_t len, cap;
+};
+
+static void seq_list_add(struct seq_list *sl, const char *piece)
+{
+	size_t need = sl->len + strlen(piece) + 1;
+	if (need > sl->cap) {
+		sl->cap = need * 2;
+		if (!(sl->text = realloc(sl->text, sl->cap)))
+			fatal("realloc");
+	}
+	memcpy(sl->text + sl->len, piece, strlen(piece) + 1);
+	sl->len += strlen(piece);
+}
+
 int leader_take_intents(struct leader *l, leader_intent_fn *fn, void *arg)
 {
-	PGresult *r = query(l, "SELECT seq, instance_id FROM ha_intents ORDER BY seq", 0, NULL, PGRES_TUPLES_OK);
+	PGresult *r = query(l, "SELECT seq, instance_id, remove_when_ended FROM ha_intents ORDER BY seq", 0, NULL,
+	                    PGRES_TUPLES_OK);
+	struct seq_list done = {0};
 	const char *params[1];
-	int n;
+	int n = 0;
 	if (!r)
 		return -1;
-	n = PQntuples(r);
-	for (int i = 0; i < n; i++)
-		fn(arg, PQgetvalue(r, i, 1));
-	if (n > 0) {
-		params[0] = PQgetvalue(r, n - 1, 0);
-		PQclear(query(l, "DELETE FROM ha_intents WHERE seq <= $1::bigint", 1, params, PGRES_COMMAND_OK));
+	seq_list_add(&done, "{");
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (!fn(arg, PQgetvalue(r, i, 1), strcmp(PQgetvalue(r, i, 2), "t") == 0))
+			continue; /* kept for a later sweep */
+		if (n++ > 0)
+			seq_list_add(&done, ",");
+		seq_list_add(&done, PQgetvalue(r, i, 0));
 	}
+	seq_list_add(&done, "}");
+	if (n > 0) {
+		params[0] = done.text;
+		PQclear(query(l, "DELETE FROM ha_intents WHERE seq = ANY($1::bigint[])", 1, params, PGRES_COMMAND_OK));
+	}
+	free(done.text);
 	PQclear(r);
 	return 0;
 }

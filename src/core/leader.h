@@ -20,6 +20,11 @@
  * leader's can undo one), then NOTIFY; the leader LISTENs and picks them up (the "work"
  * hook). The leader's URL is in the lease row: followers redirect nodes there (307).
  *
+ * What every core keeps in memory besides (projects, users, tokens, images, node
+ * identity) is told to all of them the same way: triggers NOTIFY each committed change,
+ * and each core loads that part again (the "catalog" hook), so that a token revoked on
+ * one core stops working on all within a loop turn or two.
+ *
  * Everything runs on the core's loop; each call is one short round trip. Errors: 0, or -1
  * after logging (opening: words in err). */
 #ifndef MICROVIM_LEADER_H
@@ -41,6 +46,10 @@ struct leader_hooks {
 	/* Leader only: a follower wrote pending instances or intents (NOTIFY), or the lead was
 	 * just taken: pick them up. */
 	void (*work)(void *arg);
+	/* Any core: another core committed a change to table (projects, users, tokens, images,
+	 * node_secrets), which every core keeps in memory: load it again. NULL: any of them
+	 * may have changed (at the start, after a lost connection). */
+	void (*catalog)(void *arg, const char *table);
 };
 
 struct leader;
@@ -62,15 +71,17 @@ bool leader_is_leader(struct leader *l);
 /* The leader's URL ("" when no core leads, none is known yet, or this one's lease lapsed). */
 const char *leader_url(const struct leader *l);
 
-/* A follower: asks the leader to delete instance id (stop it, or remove it once ended),
- * durably, and wakes the leader. */
-int leader_request_delete(struct leader *l, const char *id);
+/* A follower: asks the leader to delete instance id, durably, and wakes the leader: as
+ * DELETE /v1/instances/ID does (stop it, or remove it once ended), or with
+ * remove_when_ended as a server's delete does (stop it, and remove it once it has ended). */
+int leader_request_delete(struct leader *l, const char *id, bool remove_when_ended);
 /* A follower wrote new pending instances: wakes the leader. */
 int leader_notify(struct leader *l);
-/* The leader: every delete asked of it, oldest first, to fn; then they are forgotten (a
- * leader that dies between the two gives them to the next one again: fn must take one
- * twice). */
-typedef void leader_intent_fn(void *arg, const char *instance_id);
+/* The leader: every delete asked of it, oldest first, to fn; those fn says are done (true)
+ * are then forgotten, the others given again at the next call (a server's delete waiting
+ * for its instance to end). A leader that dies between the two gives them to the next one
+ * again: fn must take one twice. */
+typedef bool leader_intent_fn(void *arg, const char *instance_id, bool remove_when_ended);
 int leader_take_intents(struct leader *l, leader_intent_fn *fn, void *arg);
 
 #endif

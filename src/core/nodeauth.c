@@ -107,6 +107,21 @@ struct nodeauth *nodeauth_open(struct store *store, char *err, size_t errlen)
 	return na;
 }
 
+int nodeauth_reload(struct nodeauth *na)
+{
+	char err[160];
+	struct nodeauth *fresh = nodeauth_open(na->store, err, sizeof err), old;
+	if (!fresh) {
+		log_warnx("nodeauth: %s; keeping what was loaded before", err);
+		return -1;
+	}
+	old = *na; /* the caller's pointer stays valid: the contents change places */
+	*na = *fresh;
+	*fresh = old;
+	nodeauth_close(fresh);
+	return 0;
+}
+
 static void free_values(struct hmap *m)
 {
 	const char *k;

@@ -54,6 +54,9 @@ struct nodeauth;
 /* Loads join tokens and credentials. NULL with words in err. */
 struct nodeauth *nodeauth_open(struct store *store, char *err, size_t errlen);
 void nodeauth_close(struct nodeauth *na);
+/* Loads everything again from the store (another core sharing it changed something): 0,
+ * or -1 after logging with memory as it was. Earlier getters' pointers do not outlive it. */
+int nodeauth_reload(struct nodeauth *na);
 
 /* What a bearer token is to node identity: 0 with *out (AUTHZ_JOIN or AUTHZ_NODE) when it
  * is a join token or a credential; 1 when it is neither (someone else's to check); -1

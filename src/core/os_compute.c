@@ -13,12 +13,13 @@
  *                          BUILD until the guest prints it, then ACTIVE
  * Flavors are the façade's own (Nova's are too): DATA_DIR/openstack-flavors.json, written
  * atomically at every change. Deleting a server stops its instance and removes it once
- * stopped (task_state "deleting" meanwhile), as Nova's delete does. Its actions: os-stop
- * stops the instance (SHUTOFF); os-start runs a SHUTOFF one again (cluster_instance_start:
- * SHUTOFF with task_state "powering-on", then ACTIVE); reboot, SOFT or HARD, restarts it
- * on its node (cluster_instance_restart: REBOOT or HARD_REBOOT, task_state "rebooting" or
- * "rebooting_hard", then ACTIVE); SOFT needs an ACTIVE server, HARD takes a SHUTOFF or ERROR
- * one too, as Nova's do. */
+ * stopped (task_state "deleting" meanwhile), as Nova's delete does; on a follower among
+ * several cores, the leader is asked to (core/leader.h), as the native delete does. Its
+ * actions: os-stop stops the instance (SHUTOFF); os-start runs a SHUTOFF one again
+ * (cluster_instance_start: SHUTOFF with task_state "powering-on", then ACTIVE); reboot, SOFT
+ * or HARD, restarts it on its node (cluster_instance_restart: REBOOT or HARD_REBOOT,
+ * task_state "rebooting" or "rebooting_hard", then ACTIVE); SOFT needs an ACTIVE server,
+ * HARD takes a SHUTOFF or ERROR one too, as Nova's do. */
 #include "core/os.h"
 
 #include <errno.h>
@@ -34,6 +35,7 @@
 #include "core/api.h"
 #include "core/cluster.h"
 #include "core/images.h"
+#include "core/leader.h"
 #include "core/tenants.h"
 #include "drivers/drivers.h"
 
@@ -881,6 +883,21 @@ void os_deleting_free(struct osapi *o)
 	hmap_free(&o->deleting);
 }
 
+/* A follower acts on no instance (core/leader.h): it records the delete for the leader,
+ * durably, which stops the instance and removes it once ended, as below. */
+static bool following(const struct osapi *o) { return o->native->leader && !leader_is_leader(o->native->leader); }
+
+static int delete_on_follower(struct osapi *o, struct os_req *r, struct instance *in, bool remove_when_ended,
+                              struct mv_error *err)
+{
+	if (leader_request_delete(o->native->leader, in->id, remove_when_ended) < 0) {
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
+		return mv_fail(err, 503, "store_failed", "this core could not record the request for the leader; retry");
+	}
+	in->stop_requested = true; /* until the next read of the database, which the leader has written */
+	return 0;
+}
+
 void os_server_delete(struct osapi *o, struct os_req *r)
 {
 	struct instance *in = server_or_404(o, r);
@@ -889,6 +906,12 @@ void os_server_delete(struct osapi *o, struct os_req *r)
 
 	if (!in)
 		return;
+	if (following(o)) {
+		if (delete_on_follower(o, r, in, true, &err) < 0)
+			goto fail;
+		evhttp_send_reply(r->req, 204, "No Content", NULL);
+		return;
+	}
 	if (hmap_get(&o->deleting, in->id)) {
 		evhttp_send_reply(r->req, 204, "No Content", NULL);
 		return;
@@ -950,8 +973,16 @@ static int start_action(struct osapi *o, struct instance *in, enum os_action wha
 	struct cluster *c = o->native->cluster;
 	int64_t accepted_us = clock_mono_us();
 	struct acting *act;
-	int rc = what == ACT_START ? cluster_instance_start(c, in, accepted_us, err)
-	                           : cluster_instance_restart(c, in, accepted_us, err);
+	int rc;
+	/* a new run is the leader's to begin (it talks to the node); a follower has no way to
+	 * ask for one yet, as it has for a delete */
+	if (following(o))
+		return mv_fail(err, 503, "not_leader",
+		               "this core follows the leader at %s: send os-start and reboot to the leader's OpenStack "
+		               "listener",
+		               leader_url(o->native->leader) ? leader_url(o->native->leader) : "(none elected yet)");
+	rc = what == ACT_START ? cluster_instance_start(c, in, accepted_us, err)
+	                       : cluster_instance_restart(c, in, accepted_us, err);
 	if (rc < 0)
 		return -1;
 	if (!(act = calloc(1, sizeof *act)))
@@ -1006,7 +1037,8 @@ void os_server_action(struct osapi *o, struct os_req *r)
 			action_conflict(o, in, r->id, "stop", &err);
 			goto fail;
 		}
-		if (cluster_instance_stop(o->native->cluster, in, &err) < 0)
+		if (following(o) ? delete_on_follower(o, r, in, false, &err) < 0
+		                 : cluster_instance_stop(o->native->cluster, in, &err) < 0)
 			goto fail;
 	} else if (strcmp(action, "os-start") == 0) {
 		if (busy || strcmp(server_status(o, in).status, "SHUTOFF") != 0) {

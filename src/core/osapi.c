@@ -19,6 +19,8 @@
 #include "common/http.h"
 #include "common/log.h"
 #include "core/api.h"
+#include "core/cluster.h"
+#include "core/leader.h"
 #include "core/os.h"
 
 #define OS_PASSWORD_MAX 256
@@ -178,6 +180,9 @@ static void dispatch(struct evhttp_request *req, void *arg)
 			os_reply_error(req, rt->service, &err);
 			return;
 		}
+		/* a follower among several cores answers what the leader last wrote (core/leader.h) */
+		if (rt->service == OS_COMPUTE && o->native->leader && !leader_is_leader(o->native->leader))
+			cluster_refresh(o->native->cluster);
 		rt->handler(o, &r);
 		return;
 	}

@@ -61,6 +61,32 @@ static int64_t load_after(const struct sched_node *n, const struct sched_request
 	return cpu > mem ? cpu : mem;
 }
 
+/* Whether node c can take req at all (ready, driver, executable, labels, bridge: what
+ * placing instances cannot change), raising *why to the most specific reason when not. */
+static bool eligible(const struct sched_node *c, const struct sched_request *req, enum sched_miss *why)
+{
+	bool allowed;
+	if (!c->ready)
+		return false;
+	if (!driver_offered(c, req, &allowed)) {
+		*why = *why < SCHED_NO_DRIVER ? SCHED_NO_DRIVER : *why;
+		return false;
+	}
+	if (!allowed) {
+		*why = *why < SCHED_NOT_ALLOWED ? SCHED_NOT_ALLOWED : *why;
+		return false;
+	}
+	if (req->labels && !labels_match(c, req->labels)) {
+		*why = *why < SCHED_NO_LABELS ? SCHED_NO_LABELS : *why;
+		return false;
+	}
+	if (req->bridge && !has_bridge(c, req->bridge)) {
+		*why = *why < SCHED_NO_BRIDGE ? SCHED_NO_BRIDGE : *why;
+		return false;
+	}
+	return true;
+}
+
 int sched_pick(const struct sched_node *nodes, int n, const struct sched_request *req,
                enum sched_policy policy, enum sched_miss *miss)
 {
@@ -70,26 +96,9 @@ int sched_pick(const struct sched_node *nodes, int n, const struct sched_request
 
 	for (int i = 0; i < n; i++) {
 		const struct sched_node *c = &nodes[i];
-		bool allowed;
 		int64_t load;
-		if (!c->ready)
+		if (!eligible(c, req, &why))
 			continue;
-		if (!driver_offered(c, req, &allowed)) {
-			why = why < SCHED_NO_DRIVER ? SCHED_NO_DRIVER : why;
-			continue;
-		}
-		if (!allowed) {
-			why = why < SCHED_NOT_ALLOWED ? SCHED_NOT_ALLOWED : why;
-			continue;
-		}
-		if (req->labels && !labels_match(c, req->labels)) {
-			why = why < SCHED_NO_LABELS ? SCHED_NO_LABELS : why;
-			continue;
-		}
-		if (req->bridge && !has_bridge(c, req->bridge)) {
-			why = why < SCHED_NO_BRIDGE ? SCHED_NO_BRIDGE : why;
-			continue;
-		}
 		if (!fits(c, req)) {
 			why = SCHED_NO_CAPACITY;
 			continue;
@@ -102,6 +111,81 @@ int sched_pick(const struct sched_node *nodes, int n, const struct sched_request
 	}
 	*miss = best < 0 ? why : SCHED_OK;
 	return best;
+}
+
+/* ---- many instances of one request: a heap of the nodes that still fit ---- */
+
+/* The node of slot s as it would be with the slot's tentative placements reserved. */
+static struct sched_node tentative(const struct sched_node *nodes, const struct sched_slot *s,
+                                   const struct sched_request *r)
+{
+	struct sched_node c = nodes[s->idx];
+	c.vcpus_milli_used += (int64_t)s->placed * r->vcpus_milli;
+	c.memory_mb_used += (int64_t)s->placed * r->memory_mb;
+	return c;
+}
+
+/* Whether slot a ranks before slot b: the order of sched_pick (binpack the fullest after
+ * placing, spread the emptiest, ties to the lower index). */
+static bool ranks_before(const struct sched_slot *a, const struct sched_slot *b, enum sched_policy policy)
+{
+	if (a->load != b->load)
+		return policy == SCHED_BINPACK ? a->load > b->load : a->load < b->load;
+	return a->idx < b->idx;
+}
+
+static void sift_down(struct sched_slot *h, int n, int i, enum sched_policy policy)
+{
+	for (;;) {
+		int l = 2 * i + 1, r = l + 1, top = i;
+		struct sched_slot t;
+		if (l < n && ranks_before(&h[l], &h[top], policy))
+			top = l;
+		if (r < n && ranks_before(&h[r], &h[top], policy))
+			top = r;
+		if (top == i)
+			return;
+		t = h[i];
+		h[i] = h[top];
+		h[top] = t;
+		i = top;
+	}
+}
+
+int sched_place(const struct sched_node *nodes, int n, const struct sched_request *req, enum sched_policy policy,
+                int count, struct sched_slot *scratch, int *chosen, enum sched_miss *miss)
+{
+	enum sched_miss why = SCHED_NO_NODE;
+	int h = 0, placed = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!eligible(&nodes[i], req, &why))
+			continue;
+		if (!fits(&nodes[i], req)) {
+			why = SCHED_NO_CAPACITY;
+			continue;
+		}
+		scratch[h++] = (struct sched_slot){.idx = i, .load = load_after(&nodes[i], req)};
+	}
+	for (int i = h / 2 - 1; i >= 0; i--)
+		sift_down(scratch, h, i, policy);
+	/* The top is sched_pick's choice for the next instance. Its placement changes only its
+	 * own rank: it goes down in the heap, or out once the next one no longer fits there
+	 * (within one request nothing frees room, so it never fits again). */
+	while (placed < count && h > 0) {
+		struct sched_node c;
+		chosen[placed++] = scratch[0].idx;
+		scratch[0].placed++;
+		c = tentative(nodes, &scratch[0], req);
+		if (fits(&c, req))
+			scratch[0].load = load_after(&c, req);
+		else
+			scratch[0] = scratch[--h];
+		sift_down(scratch, h, 0, policy);
+	}
+	/* what stopped it: every eligible node is full */
+	*miss = placed == count ? SCHED_OK : placed > 0 ? SCHED_NO_CAPACITY : why;
+	return placed;
 }
 
 const char *sched_miss_message(enum sched_miss miss)

@@ -1,7 +1,7 @@
 /* sched — choose a node for an instance: filter (ready, driver offered, executable
  * allowed, labels match, resources fit), then rank (binpack: the fullest node that fits,
  * so small functions pack onto few hosts; spread: the emptiest). Pure logic over an array
- * of candidate views: no I/O, no allocation, unit-tested. */
+ * of candidate views: no I/O, no allocation (the caller gives scratch space), unit-tested. */
 #ifndef MICROVIM_SCHED_H
 #define MICROVIM_SCHED_H
 
@@ -44,6 +44,18 @@ enum sched_miss { SCHED_OK, SCHED_NO_NODE, SCHED_NO_DRIVER, SCHED_NOT_ALLOWED, S
 /* Index of the chosen node, or -1 with *miss set. */
 int sched_pick(const struct sched_node *nodes, int n, const struct sched_request *req,
                enum sched_policy policy, enum sched_miss *miss);
+/* Places `count` instances of one request, each where sched_pick() would put it had the
+ * ones before it been reserved (the same choices, ties included): chosen[i] is the index of
+ * the i-th one's node. Returns how many fit (count, or fewer with *miss saying why the next
+ * one did not). One scan and a heap of the eligible nodes: O(n + count log n) where count
+ * picks cost count x n. The views are not changed; scratch holds n slots. */
+struct sched_slot {
+	int64_t load; /* its rank: the share in use after one more instance */
+	int idx;      /* index in the views */
+	int placed;   /* instances of this call put there so far */
+};
+int sched_place(const struct sched_node *nodes, int n, const struct sched_request *req, enum sched_policy policy,
+                int count, struct sched_slot *scratch, int *chosen, enum sched_miss *miss);
 const char *sched_miss_message(enum sched_miss miss);
 int sched_policy_parse(const char *s); /* enum value or -1 */
 /* One bit of 64 for an executable path: a node's bloom of its allow list lets the filter

@@ -94,6 +94,21 @@ struct tenants *tenants_open(struct store *store, char *err, size_t errlen)
 	return t;
 }
 
+int tenants_reload(struct tenants *t)
+{
+	char err[160];
+	struct tenants *fresh = tenants_open(t->store, err, sizeof err), old;
+	if (!fresh) {
+		log_warnx("tenants: %s; keeping what was loaded before", err);
+		return -1;
+	}
+	old = *t; /* the caller's pointer stays valid: the contents change places */
+	*t = *fresh;
+	*fresh = old;
+	tenants_close(fresh);
+	return 0;
+}
+
 static void free_all(struct hmap *m, void (*free_one)(void *))
 {
 	const char *k;

@@ -50,6 +50,10 @@ struct tenants;
 /* Loads projects, users and tokens. NULL with words in err. */
 struct tenants *tenants_open(struct store *store, char *err, size_t errlen);
 void tenants_close(struct tenants *t);
+/* Loads everything again from the store (another core sharing it changed something): 0,
+ * memory now what the store holds; -1 after logging, memory as it was. What the getters
+ * returned before does not outlive it. */
+int tenants_reload(struct tenants *t);
 /* First start with authentication: creates project admin, user admin (role admin) and a
  * token written to DATA_DIR/admin.token (0600), whose path it logs. Nothing when the
  * admin user exists. */

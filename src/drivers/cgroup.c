@@ -301,9 +301,10 @@ int cgroup_host_init(struct cgroup_host *c, enum cgroup_mode want, const char *p
 	return rc < 0 ? rc : -ENOTSUP;
 }
 
-/* Writes the limits into group name. */
-static int limits_write(const struct cgroup_host *c, const char *name, const struct cgroup_limits *l, char *err,
-                        size_t errlen)
+/* Writes the limits into group name; fresh: both its dirs were made just now, so they hold
+ * the kernel's defaults. */
+static int limits_write(const struct cgroup_host *c, const char *name, const struct cgroup_limits *l, bool fresh,
+                        char *err, size_t errlen)
 {
 	char buf[64];
 	int rc;
@@ -321,16 +322,23 @@ static int limits_write(const struct cgroup_host *c, const char *name, const str
 			goto fail;
 		return 0;
 	}
+	/* A v1 write costs tens of µs on a VM (cpu.cfs_* the most), every instance pays them:
+	 * what a fresh group holds already is not written again. A new group's period is the
+	 * kernel's default, 100 ms; the read-back in cgroup_create would catch a kernel where it
+	 * is not. */
 	snprintf(buf, sizeof buf, "%lld", l->cpu_period_us);
-	if ((rc = file_write(c->dirs[0], name, what = "cpu.cfs_period_us", buf)) < 0)
+	if ((!fresh || l->cpu_period_us != CGROUP_CPU_PERIOD_US) &&
+	    (rc = file_write(c->dirs[0], name, what = "cpu.cfs_period_us", buf)) < 0)
 		goto fail;
 	snprintf(buf, sizeof buf, "%lld", l->cpu_quota_us > 0 ? l->cpu_quota_us : -1);
 	if ((rc = file_write(c->dirs[0], name, what = "cpu.cfs_quota_us", buf)) < 0)
 		goto fail;
-	/* memsw (memory + swap) must stay >= the memory limit at every step: lift it, set the
-	 * memory, then pin memsw to it (no swap); memsw is missing without swap accounting */
+	/* memsw (memory + swap) must stay >= the memory limit at every step: lift it (a fresh
+	 * group's is unlimited already), set the memory, then pin memsw to it (no swap); memsw is
+	 * missing without swap accounting */
 	snprintf(buf, sizeof buf, "%lld", l->memory_bytes > 0 ? l->memory_bytes : -1);
-	if ((rc = file_write(memory_dir(c), name, what = "memory.memsw.limit_in_bytes", "-1")) < 0 && rc != -ENOENT)
+	if (!fresh && (rc = file_write(memory_dir(c), name, what = "memory.memsw.limit_in_bytes", "-1")) < 0 &&
+	    rc != -ENOENT)
 		goto fail;
 	if ((rc = file_write(memory_dir(c), name, what = "memory.limit_in_bytes", buf)) < 0)
 		goto fail;
@@ -373,17 +381,20 @@ static int node_dir_again(const struct cgroup_host *c, int i)
 	return rc;
 }
 
-/* mkdir of a group in hierarchy i, its node's dir made again when it is gone. 0 or -errno. */
+/* mkdir of a group in hierarchy i, its node's dir made again when it is gone. 1 when it
+ * was made, 0 when it was there already, or -errno. */
 static int group_mkdir(const struct cgroup_host *c, int i, const char *path)
 {
 	int rc;
-	if (mkdir(path, 0755) == 0 || errno == EEXIST)
+	if (mkdir(path, 0755) == 0)
+		return 1;
+	if (errno == EEXIST)
 		return 0;
 	if (errno != ENOENT)
 		return -errno;
 	if ((rc = node_dir_again(c, i)) < 0)
 		return rc;
-	return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -errno;
+	return mkdir(path, 0755) == 0 ? 1 : errno == EEXIST ? 0 : -errno;
 }
 
 int cgroup_create(const struct cgroup_host *c, const char *name, const struct cgroup_limits *l, char *err,
@@ -391,6 +402,7 @@ int cgroup_create(const struct cgroup_host *c, const char *name, const struct cg
 {
 	struct cgroup_limits got;
 	char path[PATH_MAX];
+	bool fresh = true;
 	int rc;
 	for (int i = 0; i < 2; i++) {
 		if (!c->dirs[i][0])
@@ -402,8 +414,9 @@ int cgroup_create(const struct cgroup_host *c, const char *name, const struct cg
 			cgroup_remove(c, name);
 			return rc;
 		}
+		fresh = fresh && rc == 1;
 	}
-	if ((rc = limits_write(c, name, l, err, errlen)) < 0)
+	if ((rc = limits_write(c, name, l, fresh, err, errlen)) < 0)
 		goto fail;
 	/* read back: a kernel that clamps or rounds would hold the instance to another limit
 	 * than the one it asked for, silently */

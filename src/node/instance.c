@@ -832,14 +832,39 @@ static void new_run(struct ninst *ni)
 	blobs_resolve(ni);
 }
 
+/* A removed instance's dir, deleted on a worker when no start waits for one: a dozen
+ * system calls (open, list, stat and unlink each file, rmdir) that would otherwise hold up
+ * the loop, and with it the long-poll that brings the next start. Nothing refers to the dir any more: the instance
+ * is out of the map, its ids are never reused, and a node killed before the job ran finds
+ * the dir at its next start as it would after a kill in the middle of a removal. */
+struct dir_removal {
+	char dir[PATH_MAX];
+};
+
+static void dir_removal_work(void *arg)
+{
+	struct dir_removal *d = arg;
+	int rc;
+	if ((rc = fs_remove_tree(d->dir)) < 0)
+		log_warnx("cannot remove %s: %s", d->dir, strerror(-rc));
+	free(d);
+}
+
+static void remove_dir_later(struct instances *set, const char *dir)
+{
+	struct dir_removal *d = malloc(sizeof *d);
+	if (!d)
+		fatal("malloc");
+	snprintf(d->dir, sizeof d->dir, "%s", dir);
+	worker_submit_background(set->env.workers, dir_removal_work, d);
+}
+
 /* The instance was removed: its dir goes; it is freed once no job points at it. */
 static void forget(struct ninst *ni)
 {
-	int rc;
 	hmap_remove(&ni->set->map, ni->id);
 	logs_written(ni); /* its readers are told it is gone */
-	if ((rc = fs_remove_tree(ni->dir)) < 0)
-		log_warnx("cannot remove %s: %s", ni->dir, strerror(-rc));
+	remove_dir_later(ni->set, ni->dir);
 	if (ni->jobs == 0)
 		ninst_free(ni);
 }
@@ -976,14 +1001,12 @@ void instances_purge(struct instances *set, const char *id)
 {
 	struct ninst *ni = hmap_get(&set->map, id);
 	char dir[PATH_MAX];
-	int rc;
 	if (ni) {
 		ni_event(ni, NE_PURGE, &(struct ni_args){0}); /* never the files of something alive */
 		return;
 	}
 	snprintf(dir, sizeof dir, "%.4000s/instances/%s", set->env.run_dir, id);
-	if ((rc = fs_remove_tree(dir)) < 0)
-		log_warnx("cannot remove %s: %s", dir, strerror(-rc));
+	remove_dir_later(set, dir);
 }
 
 /* ---- start-up, recovery, shutdown ---- */

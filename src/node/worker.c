@@ -24,6 +24,7 @@ struct worker_pool {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct job_queue todo, finished;
+	struct job_queue later; /* background jobs: taken only when todo is empty */
 	int pending; /* submitted, done callback not yet run */
 	bool stopping;
 	int n_threads;
@@ -57,13 +58,18 @@ static void *worker_main(void *arg)
 	for (;;) {
 		struct job *j;
 		pthread_mutex_lock(&p->lock);
-		while (!p->todo.head && !p->stopping)
+		while (!p->todo.head && !p->later.head && !p->stopping)
 			pthread_cond_wait(&p->wake, &p->lock);
-		j = pop(&p->todo);
+		if (!(j = pop(&p->todo)))
+			j = pop(&p->later);
 		pthread_mutex_unlock(&p->lock);
 		if (!j)
 			return NULL; /* stopping and nothing left */
 		j->work(j->arg);
+		if (!j->done) { /* a background job: nothing to run on the loop, no wake-up */
+			free(j);
+			continue;
+		}
 		pthread_mutex_lock(&p->lock);
 		push(&p->finished, j);
 		pthread_mutex_unlock(&p->lock);
@@ -140,6 +146,18 @@ void worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void
 	pthread_mutex_lock(&p->lock);
 	push(&p->todo, j);
 	p->pending++;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void worker_submit_background(struct worker_pool *p, worker_fn *work, void *arg)
+{
+	struct job *j = calloc(1, sizeof *j);
+	if (!j)
+		fatal("calloc");
+	*j = (struct job){.work = work, .arg = arg};
+	pthread_mutex_lock(&p->lock);
+	push(&p->later, j);
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->lock);
 }

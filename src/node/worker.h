@@ -14,7 +14,11 @@ typedef void worker_fn(void *arg);
 struct worker_pool *worker_pool_new(struct event_base *base, int threads);
 /* work(arg) on a worker thread, then done(arg) on the loop. */
 void worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg);
-/* Waits for queued work to finish (runs the done callbacks), then stops the threads. */
+/* work(arg) on a worker thread when no other job waits, and nothing on the loop after it
+ * (work owns arg): clean-up nobody waits for, which must not delay a start. */
+void worker_submit_background(struct worker_pool *p, worker_fn *work, void *arg);
+/* Waits for queued work to finish (background jobs included; runs the done callbacks),
+ * then stops the threads. */
 void worker_pool_free(struct worker_pool *p);
 
 #endif

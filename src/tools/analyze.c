@@ -353,8 +353,9 @@ int analyze_records(const struct analyze *a, struct analyze_record **out, size_t
 
 static const char *const wire_names[4] = {"core_ms", "node_ms", "notify_ms", "node_work_ms"};
 
-static int write_one(FILE *f, enum record_format fmt, const struct analyze_record *ar)
+static int write_row(FILE *f, enum record_format fmt, size_t i, const void *rows)
 {
+	const struct analyze_record *ar = (const struct analyze_record *)rows + i;
 	const struct record *r = &ar->rec;
 	const double wire[4] = {ar->core_ms, ar->node_ms, ar->notify_ms, ar->node_work_ms};
 	if (fmt == RECORD_JSONL) {
@@ -387,29 +388,17 @@ static int write_one(FILE *f, enum record_format fmt, const struct analyze_recor
 	return 0;
 }
 
+static void write_header(FILE *f, UNUSED const void *rows)
+{
+	fprintf(f, "id,intended_send_us,actual_send_us");
+	for (int p = 0; p < PHASE_COUNT; p++)
+		fprintf(f, ",%s", phase_names[p]);
+	fprintf(f, ",core_ms,node_ms,notify_ms,node_work_ms,total_ms,core_total_ms,overhead_ms,state,error\n");
+}
+
 int analyze_write(const char *path, const struct analyze_record *v, size_t n)
 {
-	enum record_format fmt;
-	FILE *f;
-	int rc = 0;
-
-	if (record_format_of(path, &fmt) < 0)
-		return -EINVAL;
-	if (!(f = fopen(path, "w")))
-		return -errno;
-	if (fmt == RECORD_CSV) {
-		fprintf(f, "id,intended_send_us,actual_send_us");
-		for (int p = 0; p < PHASE_COUNT; p++)
-			fprintf(f, ",%s", phase_names[p]);
-		fprintf(f, ",core_ms,node_ms,notify_ms,node_work_ms,total_ms,core_total_ms,overhead_ms,state,error\n");
-	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = write_one(f, fmt, &v[i]);
-	if (rc == 0 && ferror(f))
-		rc = -EIO;
-	if (fclose(f) != 0 && rc == 0)
-		rc = -errno;
-	return rc;
+	return record_file_write(path, write_header, write_row, n, v);
 }
 
 /* ---- the command ---- */

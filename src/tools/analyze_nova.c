@@ -610,12 +610,11 @@ int analyze_nova_records(const struct analyze_nova *a, struct nova_record **out,
 
 /* ---- writing ---- */
 
-static int write_one(FILE *f, enum record_format fmt, const struct nova_record *r)
+static int write_row(FILE *f, enum record_format fmt, size_t i, const void *rows)
 {
+	const struct nova_record *r = (const struct nova_record *)rows + i;
 	if (fmt == RECORD_JSONL) {
 		json_t *o = json_object();
-		char *line;
-		int rc = 0;
 		if (!o)
 			return -ENOMEM;
 		json_object_set_new(o, "id", json_string(r->id));
@@ -628,13 +627,7 @@ static int write_one(FILE *f, enum record_format fmt, const struct nova_record *
 		json_object_set_new(o, "total_ms", record_json_ms(r->total_ms));
 		json_object_set_new(o, "state", json_string(r->state));
 		json_object_set_new(o, "error", json_string(r->error));
-		if (!(line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12))))
-			rc = -ENOMEM;
-		else if (fprintf(f, "%s\n", line) < 0)
-			rc = -EIO;
-		free(line);
-		json_decref(o);
-		return rc;
+		return record_json_line(f, o);
 	}
 	record_csv_string(f, r->id);
 	fprintf(f, ",%lld,%lld", (long long)r->send_us, (long long)r->send_us);
@@ -656,31 +649,19 @@ static int write_one(FILE *f, enum record_format fmt, const struct nova_record *
 	return 0;
 }
 
+static void write_header(FILE *f, UNUSED const void *rows)
+{
+	fprintf(f, "id,intended_send_us,actual_send_us");
+	for (int p = 0; p < NOVA_PHASE_COUNT; p++)
+		fprintf(f, ",%s", nova_phase_names[p]);
+	for (int d = 0; d < NOVA_DETAIL_COUNT; d++)
+		fprintf(f, ",%s", nova_detail_names[d]);
+	fprintf(f, ",total_ms,state,error\n");
+}
+
 int analyze_nova_write(const char *path, const struct nova_record *v, size_t n)
 {
-	enum record_format fmt;
-	FILE *f;
-	int rc = 0;
-
-	if (record_format_of(path, &fmt) < 0)
-		return -EINVAL;
-	if (!(f = fopen(path, "w")))
-		return -errno;
-	if (fmt == RECORD_CSV) {
-		fprintf(f, "id,intended_send_us,actual_send_us");
-		for (int p = 0; p < NOVA_PHASE_COUNT; p++)
-			fprintf(f, ",%s", nova_phase_names[p]);
-		for (int d = 0; d < NOVA_DETAIL_COUNT; d++)
-			fprintf(f, ",%s", nova_detail_names[d]);
-		fprintf(f, ",total_ms,state,error\n");
-	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = write_one(f, fmt, &v[i]);
-	if (rc == 0 && ferror(f))
-		rc = -EIO;
-	if (fclose(f) != 0 && rc == 0)
-		rc = -errno;
-	return rc;
+	return record_file_write(path, write_header, write_row, n, v);
 }
 
 /* ---- the command ---- */

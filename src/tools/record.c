@@ -94,21 +94,47 @@ json_t *record_json_head(const struct record *r)
 	return o;
 }
 
+int record_json_line(FILE *f, json_t *o)
+{
+	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12)) : NULL;
+	int rc = 0;
+	json_decref(o);
+	if (!line)
+		return -ENOMEM;
+	if (fprintf(f, "%s\n", line) < 0)
+		rc = -EIO;
+	free(line);
+	return rc;
+}
+
 int record_json_finish(FILE *f, json_t *o, const struct record *r)
 {
-	char *line;
 	json_object_set_new(o, "total_ms", record_json_ms(r->total_ms));
 	json_object_set_new(o, "core_total_ms", record_json_ms(r->core_total_ms));
 	json_object_set_new(o, "overhead_ms", record_json_ms(r->overhead_ms));
 	json_object_set_new(o, "state", json_string(r->state));
 	json_object_set_new(o, "error", json_string(r->error));
-	line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
-	json_decref(o);
-	if (!line)
-		return -ENOMEM;
-	fprintf(f, "%s\n", line);
-	free(line);
-	return 0;
+	return record_json_line(f, o);
+}
+
+int record_file_write(const char *path, record_header_fn *header, record_row_fn *row, size_t n, const void *ctx)
+{
+	enum record_format fmt;
+	FILE *f;
+	int rc = 0;
+	if (record_format_of(path, &fmt) < 0)
+		return -EINVAL;
+	if (!(f = fopen(path, "w")))
+		return -errno;
+	if (fmt == RECORD_CSV)
+		header(f, ctx);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = row(f, fmt, i, ctx);
+	if (rc == 0 && ferror(f))
+		rc = -EIO;
+	if (fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	return rc;
 }
 
 int record_write(struct record_writer *w, const struct record *r)

@@ -69,6 +69,14 @@ void record_csv_string(FILE *f, const char *s);
  * finish takes o. 0 or -ENOMEM. */
 json_t *record_json_head(const struct record *r);
 int record_json_finish(FILE *f, json_t *o, const struct record *r);
+/* o as one JSONL line to f (compact, in insertion order); takes o. 0 or -ENOMEM/-EIO. */
+int record_json_line(FILE *f, json_t *o);
+/* A whole file of rows for tools with columns of their own (analyze): path's name says
+ * the format (record_format_of); for CSV, header(f, ctx) writes the header line first;
+ * then row(f, fmt, i, ctx) writes row i as one line. 0, -EINVAL (the name), or -errno. */
+typedef void record_header_fn(FILE *f, const void *ctx);
+typedef int record_row_fn(FILE *f, enum record_format fmt, size_t i, const void *ctx);
+int record_file_write(const char *path, record_header_fn *header, record_row_fn *row, size_t n, const void *ctx);
 /* Flushes and closes; 0 or -errno (a failed write shows here too). */
 int record_close(struct record_writer *w);
 

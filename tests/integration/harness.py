@@ -562,12 +562,13 @@ def start_core(port=None, data_dir=None, token=None, token_file=None, extra=(), 
     return d
 
 
-def start_auth_core(extra=()):
+def start_auth_core(extra=(), data_dir=None):
     """`microvim core --auth`: waits for DATA_DIR/admin.token (written at the first start),
-    reads it and waits for health with it. The daemon's .token is the admin's."""
+    reads it and waits for health with it. The daemon's .token is the admin's. data_dir:
+    another core's (cores sharing a database share it, and the admin's token in it)."""
     work = tmpdir("mv-core-")
     port = free_port()
-    data_dir = os.path.join(work, "data")
+    data_dir = data_dir or os.path.join(work, "data")
     os.makedirs(data_dir, exist_ok=True)
     url = f"http://127.0.0.1:{port}"
     args = ["core", "--auth", "--listen", f"127.0.0.1:{port}", "--data-dir", data_dir]

@@ -8,16 +8,44 @@ Three cores on one private PostgreSQL (pgserver.py); a node registered with the 
   its instances);
 - the new leader stopped (SIGSTOP): the last follower fences it and leads; the old one,
   continued (SIGCONT), finds another led meanwhile and exits (status 75) without acting.
+
+A node given `--core FOLLOWER,LEADER`: the follower redirects it (307) to the leader, where
+it registers; the leader killed (-9), it registers with the new leader (the follower, next
+in its list) and keeps its instances: the same processes, none started again.
+
+The fault suite's invariants with three cores (test_leader_kill9_under_load): 8 clients
+create (each with its Idempotency-Key, retried on another core with the same key when one
+does not answer) and delete through all three cores while the leader is killed -9 again and
+again (restarted each time, it comes back as a follower); then every create answered 2xx
+has one record, running unless deleted; nothing nobody asked for exists; one process per
+running instance and none for anything else; deleting everything leaves nothing.
+
+The OpenStack façade of a follower: servers created, stopped (os-stop) and deleted there
+run, stop and go on the leader's node (the follower asks the leader, as native deletes do).
+
+Two --auth cores sharing a database (and a data dir, for the blobs): what one writes of
+the catalog every core keeps in memory (projects, users, tokens, images, join tokens) the
+other sees within a bounded wait, and a token revoked on one is refused by both.
 """
 
+import collections
+import hashlib
+import json
 import os
+import random
+import secrets
 import signal
+import threading
+import time
+import urllib.request
 
+import faultlib as fl
 import harness as h
 from pgserver import PgServer, bindir
 
 EXIT_LOST = 75  # core/leader.h LEADER_EXIT_LOST
 ELECTION_TIMEOUT = 10  # bound of the waits; the election itself takes ~0.1 s (kill) or ~1.5 s (stop)
+CATALOG_TIMEOUT = 5  # bound of the waits for another core's change; it takes a loop turn or two
 
 
 def _server():
@@ -118,3 +146,363 @@ def test_three_cores_failover():
 
 
 test_three_cores_failover.budget = 90
+
+
+def _status(core, method, path, body=None, token=None):
+    hdrs = {"Content-Type": "application/octet-stream"} if isinstance(body, bytes) else None
+    st, _, raw = h.call(core.url, method, path, body, token=token or core.token, headers=hdrs, timeout=5)
+    return st, raw
+
+
+def _expect(core, method, path, body, want, what, token=None):
+    st, raw = _status(core, method, path, body, token)
+    assert st == want, f"{what}: {method} {path} on {core.url}: {st} {raw[:300]!r}"
+
+
+def _sees(core, path, want, what, token=None):
+    """Bounded wait until GET path on core answers want (another core's write reached it)."""
+    h.wait_until(lambda: _status(core, "GET", path, token=token)[0] == want, CATALOG_TIMEOUT,
+                 f"{what} ({core.url} GET {path} -> {want})", interval=0.05)
+
+
+def test_catalog_on_every_core():
+    srv = _server()
+    url = h.pg_database_url(srv.url, "catalog")
+    a = h.start_auth_core(extra=["--store", url])
+    b = h.start_auth_core(extra=["--store", url], data_dir=a.data_dir)
+    assert b.token == a.token
+
+    # a project, a user and its token made on A work on B
+    _expect(a, "POST", "/v1/projects", {"name": "blue"}, 201, "project on A")
+    _sees(b, "/v1/projects/blue", 200, "B sees A's project")
+    _expect(a, "POST", "/v1/users", {"name": "bm", "project": "blue", "role": "member"}, 201, "user on A")
+    st, js, raw = h.call(a.url, "POST", "/v1/tokens", {"user": "bm"}, token=a.token)
+    assert st == 201, raw
+    member, member_id = js["token"], js["id"]
+    _sees(b, "/v1/instances", 200, "B takes A's new token", token=member)
+
+    # an image made on B (its blob in the shared data dir) is A's too, for blue's member
+    blob = secrets.token_bytes(64)
+    digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+    _expect(b, "PUT", f"/v1/blobs/{digest}", blob, 201, "blob on B", token=member)
+    _expect(b, "POST", "/v1/images", {"name": "img-blue", "kernel": digest}, 201, "image on B", token=member)
+    _sees(a, "/v1/images/img-blue", 200, "A sees B's image", token=member)
+
+    # a join token made on A is listed on B
+    st, js, raw = h.call(a.url, "POST", "/v1/node-tokens", {"expires": "1h"}, token=a.token)
+    assert st == 201, raw
+    join_id = js["id"]
+    h.wait_until(lambda: join_id in [j["id"] for j in (h.call(b.url, "GET", "/v1/node-tokens", token=b.token)[1]
+                                                      or {}).get("node_tokens", [])],
+                 CATALOG_TIMEOUT, "B lists A's join token", interval=0.05)
+
+    # the member's token revoked on B: refused on A as on B
+    _expect(b, "DELETE", f"/v1/tokens/{member_id}", None, 204, "revoke on B")
+    _expect(b, "GET", "/v1/instances", None, 401, "the revoked token on B", token=member)
+    _sees(a, "/v1/instances", 401, "A refuses the token revoked on B", token=member)
+
+    # the image removed on A, then the project with its user: gone on B
+    _expect(a, "DELETE", "/v1/images/img-blue", None, 204, "image removed on A")
+    _sees(b, "/v1/images/img-blue", 404, "B forgets the image removed on A")
+    _expect(a, "DELETE", "/v1/projects/blue", None, 204, "project removed on A")
+    _sees(b, "/v1/projects/blue", 404, "B forgets the project removed on A")
+    st, js, raw = h.call(b.url, "GET", "/v1/users", token=b.token)
+    assert st == 200 and "bm" not in [u["name"] for u in js["users"]], raw[:300]
+    b.stop()
+    a.stop()
+
+
+test_catalog_on_every_core.budget = 60
+
+
+NOVA = "/compute/v2.1"
+
+
+def _keystone_token(os_url):
+    """A token of the façade (a loopback core without --auth takes any password)."""
+    body = {"auth": {"identity": {"methods": ["password"], "password": {
+        "user": {"name": "admin", "domain": {"name": "Default"}, "password": "any"}}}}}
+    r = urllib.request.urlopen(urllib.request.Request(
+        os_url + "/identity/v3/auth/tokens", method="POST", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}), timeout=10)
+    return r.headers["X-Subject-Token"]
+
+
+def test_openstack_writes_on_a_follower():
+    srv = _server()
+    url = h.pg_database_url(srv.url, "facade")
+    leader = h.start_core(extra=["--store", url])
+    _wait_leader([leader], "the first core leading")
+    port = h.free_port()
+    follower = h.start_core(extra=["--store", url, "--openstack-listen", f"127.0.0.1:{port}"])
+    assert _role(follower) == "follower"
+    node = h.start_node(leader.url)
+    os_url = f"http://127.0.0.1:{port}"
+    auth = {"X-Auth-Token": _keystone_token(os_url)}
+
+    def call(method, path, b=None):
+        return h.call(os_url, method, path, b, headers=auth, timeout=15)
+
+    st, js, raw = call("POST", f"{NOVA}/flavors", {"flavor": {"name": "f1", "ram": 16, "vcpus": 1, "disk": 0}})
+    assert st == 200, raw[:300]
+    flavor = js["flavor"]["id"]
+    tok = h.unique_arg()
+    specs = {"microvim:driver": "exec", "microvim:vcpus": "0.01",
+             "microvim:config": json.dumps({"command": "/bin/sleep", "args": [tok]})}
+    st, js, raw = call("POST", f"{NOVA}/flavors/{flavor}/os-extra_specs", {"extra_specs": specs})
+    assert st == 200, raw[:300]
+    servers = []
+    for name in ("ha-os-stop", "ha-os-delete"):
+        st, js, raw = call("POST", f"{NOVA}/servers",
+                           {"server": {"name": name, "imageRef": "", "flavorRef": flavor, "networks": "none"}})
+        assert st == 202, f"a server created on the follower: {st} {raw[:300]!r}"
+        servers.append(js["server"]["id"])
+
+    def status(sid):
+        st, js, raw = call("GET", f"{NOVA}/servers/{sid}")
+        return js["server"]["status"] if st == 200 else st
+    for sid in servers:
+        h.wait_until(lambda: status(sid) == "ACTIVE", 10, f"server {sid} ACTIVE through the follower")
+    h.expect_procs([tok], 2, "both servers' processes on the leader's node")
+
+    st, _, raw = call("POST", f"{NOVA}/servers/{servers[0]}/action", {"os-stop": None})
+    assert st == 202, f"os-stop on the follower: {st} {raw[:300]!r}"
+    h.wait_until(lambda: status(servers[0]) == "SHUTOFF", 10, "the server stopped through the follower: SHUTOFF")
+    st, _, raw = call("DELETE", f"{NOVA}/servers/{servers[1]}")
+    assert st == 204, f"a server deleted on the follower: {st} {raw[:300]!r}"
+    h.wait_until(lambda: status(servers[1]) == 404, 10, "the deleted server gone (404) through the follower")
+    h.wait_until(lambda: leader.client().list() and len(leader.client().list()) == 1, 10,
+                 "the leader keeps only the stopped server")
+    st, _, raw = call("DELETE", f"{NOVA}/servers/{servers[0]}")
+    assert st == 204, f"the stopped server deleted on the follower: {st} {raw[:300]!r}"
+    h.wait_until(lambda: status(servers[0]) == 404, 10, "the stopped server gone (404) through the follower")
+    h.wait_until(lambda: h.count_procs([tok]) == 0, 5, "no server process left")
+    assert leader.client().list() == [], leader.client().list()
+    node.stop()
+    follower.stop()
+    leader.stop()
+
+
+test_openstack_writes_on_a_follower.budget = 60
+
+
+def test_node_with_a_list_follows_the_leader():
+    srv = _server()
+    url = h.pg_database_url(srv.url, "nodelist")
+    first = h.start_core(extra=["--store", url])
+    _wait_leader([first], "the first core leading")
+    second = h.start_core(extra=["--store", url])
+    assert _role(second) == "follower"
+    # the follower first in the list: its 307 sends the node to the leader
+    node = h.start_node(f"{second.url},{first.url}", wait=False)
+    h.wait_until(lambda: h._node_ready(second.url, None, node.name) is True, ELECTION_TIMEOUT,
+                 "the node ready at the leader (GET /v1/nodes through the follower: 307)")
+    assert f"the core at {second.url} is a follower: moving to the leader at {first.url}" in node.log_text(), \
+        node.log_tail()
+    tok = h.unique_arg()
+    made = []
+    for i, core in enumerate((first, second)):
+        body = h.exec_body(f"ha-list-{i}", [tok])
+        st, js, raw = h.call(core.url, "POST", "/v1/instances?wait=running", body)
+        assert st == 201, (st, raw[:300])
+        made.append(h.instances_of(body, js, raw)[0])
+    pids = h.expect_procs([tok], 2, "both instances' processes on the node")
+
+    first.stop(signal.SIGKILL, expect_alive=True)
+    _wait_leader([second], "the follower leading after the leader's kill -9")
+    h.wait_until(lambda: h._node_ready(second.url, None, node.name) is True, ELECTION_TIMEOUT + 20,
+                 "the node registered with the new leader (next in its --core list)")
+    assert node.alive(), "the node kept running through the failover"
+    _check_all_there(second, made, tok)
+    assert h.expect_procs([tok], 2, "the same processes") == pids, "an instance was started again"
+    body = h.exec_body("ha-list-after", [tok])
+    st, js, raw = h.call(second.url, "POST", "/v1/instances?wait=running", body)
+    assert st == 201 and h.instances_of(body, js, raw)[0]["state"] == "running", (st, raw[:300])
+    made.append(h.instances_of(body, js, raw)[0])
+    for m in made:
+        second.client().stop_and_remove(m["id"])
+    node.stop()
+    second.stop()
+
+
+test_node_with_a_list_follows_the_leader.budget = 90
+
+
+# ---- the fault suite's invariants with three cores ------------------------------------------
+
+SMALL = {"vcpus": 0.01, "memory_mb": 1}
+SETTLED = {"running", "failed", "exited", "stopped", "lost"}
+
+
+class _Item:
+    def __init__(self, i, tok, delete):
+        self.i, self.tok, self.delete = i, tok, delete
+        self.name = f"ha{i:04d}-{tok}"
+        self.key = f"ha-{tok}-{i}"
+        self.statuses, self.ids = [], []
+        self.final = self.code = None
+        self.deleted = False     # both deletes answered: it must be gone
+        self.delete_log = []
+
+
+def _retrying(cores, start, fn, deadline):
+    """fn(url) -> (status, js); on no answer or 5xx the next core (bounded, with backoff)."""
+    backoff, k = 0.05, start
+    while True:
+        st, js = fn(cores[k % len(cores)].url)
+        if (st != 0 and st < 500) or time.monotonic() > deadline:
+            return st, js
+        k += 1
+        time.sleep(backoff)
+        backoff = min(backoff * 2, 0.5)
+
+
+def _client_work(cores, it, deadline):
+    body = h.exec_body(it.name, [it.tok], resources=dict(SMALL))
+    q = "?wait=running&timeout=3" if it.i % 2 else ""
+
+    def create(url):
+        st, js, _ = h.call(url, "POST", "/v1/instances" + q, body, headers={"Idempotency-Key": it.key}, timeout=8)
+        it.statuses.append(st)
+        return st, js
+    while True:
+        st, js = _retrying(cores, it.i, create, deadline)
+        it.final = st
+        it.code = ((js or {}).get("error") or {}).get("code") if isinstance(js, dict) else None
+        if not (st == 422 and it.code in ("no_node", "no_capacity")) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)  # the node is re-registering with the new leader
+    if not 200 <= st < 300:
+        return
+    it.ids.append(js.get("id") if isinstance(js, dict) else f"<bad answer {js!r}>")
+    if not it.delete:
+        return
+    iid = it.ids[0]
+    for path in (f"/v1/instances/{iid}?wait=stopped&timeout=5", f"/v1/instances/{iid}"):
+        def delete(url):
+            st, js, _ = h.call(url, "DELETE", path, timeout=8)
+            it.delete_log.append((path, st))
+            return st, js
+        st, _ = _retrying(cores, it.i + 1, delete, deadline)
+        if st not in (200, 202, 204, 404):
+            return
+    it.deleted = True
+
+
+def _kill_leaders(tl, cores, kills, gap_s, errors, stop_evt):
+    try:
+        for k in range(kills):
+            if stop_evt.wait(gap_s):
+                return
+            leader = _wait_leader([c for c in cores if c.alive()], f"a leader before kill {k + 1}")
+            tl.note(f"kill -9 of the leader {leader.url} (pid {leader.pid})")
+            fl.kill9(leader)
+            new = _wait_leader([c for c in cores if c is not leader], f"a new leader after kill {k + 1}")
+            tl.note(f"{new.url} leads; restarting {leader.url} (a follower now)")
+            fl.restart(leader)
+            fl.wait_core_ready(leader)
+    except Exception as e:  # noqa: BLE001 - reported by the test
+        errors.append(f"{type(e).__name__}: {e}")
+
+
+def test_leader_kill9_under_load():
+    seed = fl.seed_from_env()
+    rng = random.Random(seed)
+    n_items, threads, kills = (80, 6, 3) if fl.ASAN else (160, 8, 3)
+    tl = fl.Timeline("ha-chaos")
+    tl.note(f"seed {seed}; {n_items} creates by {threads} clients over three cores, {kills} leader kills")
+    srv = _server()
+    url = h.pg_database_url(srv.url, "chaos")
+    cores = [h.start_core(extra=["--store", url]) for _ in range(3)]
+    leader = _wait_leader(cores, "one leader among three cores")
+    node = h.start_node(",".join(c.url for c in cores), wait=False)
+    h.wait_until(lambda: h._node_ready(leader.url, None, node.name) is True, ELECTION_TIMEOUT,
+                 "the node ready at the leader")
+    items = [_Item(i, h.unique_arg(), rng.random() < 0.3) for i in range(n_items)]
+    push_s = 8.0  # creates paced over this long, so that every kill falls amid them
+    t_start = time.monotonic()
+    deadline = t_start + 90
+    nxt, lock, errors, stop_evt = [0], threading.Lock(), [], threading.Event()
+
+    def worker():
+        while True:
+            with lock:
+                k = nxt[0]
+                nxt[0] += 1
+            if k >= n_items:
+                return
+            delay = t_start + k * push_s / n_items - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            _client_work(cores, items[k], deadline)
+
+    chaos = threading.Thread(target=_kill_leaders, args=(tl, cores, kills, push_s / (kills + 1), errors, stop_evt), daemon=True)
+    workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    chaos.start()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(max(1.0, deadline + 10 - time.monotonic()))
+    stop_evt.set()
+    chaos.join(30)
+    assert not chaos.is_alive() and not any(w.is_alive() for w in workers), f"clients or chaos stuck\n{tl.text()}"
+    assert not errors, f"seed {seed}: the fault injection failed: {errors}\n{tl.text()}"
+    hist = collections.Counter(str(s) for it in items for s in it.statuses)
+    tl.note(f"clients: {sum(1 for it in items if it.ids)}/{n_items} answered 2xx, "
+            f"{sum(1 for it in items if it.deleted)} deleted; statuses {dict(hist)}")
+
+    leader = _wait_leader(cores, "a leader after the chaos")
+    client = leader.client()
+    deleted_ids = {it.ids[0] for it in items if it.deleted}
+    box = {}
+
+    def converged():
+        insts = client.list()
+        box["insts"] = insts
+        return all(i["state"] in SETTLED for i in insts) and not deleted_ids & {i["id"] for i in insts}
+    h.wait_until(converged, 30, "every instance settled, every deleted one gone", 0.25)
+    insts = box["insts"]
+    by_id, by_name = {i["id"]: i for i in insts}, {i["name"]: i for i in insts}
+    names = {it.name for it in items}
+    violations = []
+    for it in items:
+        inst = by_name.get(it.name)
+        if it.ids:
+            iid = it.ids[0]
+            if it.deleted:
+                if inst is not None:
+                    violations.append(f"{it.name} ({iid}): deleted (answers {it.delete_log}) yet still {inst['state']}")
+                continue
+            if by_id.get(iid) is None:
+                violations.append(f"{it.name}: answered 2xx as {iid} (statuses {it.statuses}) but lost")
+            elif by_id[iid]["state"] != "running" and not (by_id[iid]["state"] == "failed" and by_id[iid].get("error")):
+                violations.append(f"{it.name} ({iid}) ended {by_id[iid]['state']}, want running")
+        elif inst is not None and it.final not in (0, None) and it.final < 500:
+            violations.append(f"{it.name}: refused for good ({it.final} {it.code}) yet stored as {inst['id']}")
+    violations += [f"an instance nobody asked for: {i['id']} {i['name']}" for i in insts if i["name"] not in names]
+    running = {i["name"] for i in insts if i["state"] == "running"}
+    box2 = {}
+
+    def procs_ok():
+        found = h.procs_matching([it.tok for it in items])
+        box2["bad"] = [f"{it.name}: {len(found[it.tok])} processes, want {int(it.name in running)}"
+                       for it in items if len(found[it.tok]) != int(it.name in running)]
+        return not box2["bad"]
+    try:
+        h.wait_until(procs_ok, 10, "one process per running instance, none else", 0.2)
+    except AssertionError:
+        violations += box2["bad"][:30]
+    tl.note(f"store: {len(insts)} instances {dict(collections.Counter(i['state'] for i in insts))}; "
+            f"{len(violations)} violations")
+    assert not violations, f"seed {seed}: " + "\n  ".join(violations[:40]) + f"\n{tl.text()}"
+
+    for i in insts:
+        client.stop_and_remove(i["id"])
+    h.wait_until(lambda: not client.list() and h.count_procs([it.tok for it in items]) == 0, 20,
+                 "nothing left after deleting everything")
+    node.stop()
+    for c in cores:
+        c.stop()
+
+
+test_leader_kill9_under_load.budget = 150

@@ -597,6 +597,100 @@ static void test_exec_bloom_agrees(void)
 	free(e);
 }
 
+/* sched_place agrees with count picks one after the other, each reserved before the next:
+ * the same node for every instance, ties included, and the same reason when they run out.
+ * Random views (some nodes not ready, other labels, full, or of equal load), both policies,
+ * counts from 1 to past the capacity of all nodes. */
+static void place_agrees(struct sched_node *nodes, int n, const struct sched_request *r, enum sched_policy policy,
+                         int count)
+{
+	struct sched_node *seq = malloc(sizeof *seq * (size_t)(n + 1));
+	struct sched_slot *scratch = malloc(sizeof *scratch * (size_t)(n + 1));
+	int *chosen = malloc(sizeof *chosen * (size_t)count);
+	enum sched_miss miss_seq = SCHED_OK, miss_place = SCHED_OK;
+	int placed_seq = 0, placed;
+	CHECK(seq && scratch && chosen);
+	if (!seq || !scratch || !chosen)
+		goto out;
+	memcpy(seq, nodes, sizeof *seq * (size_t)n);
+	placed = sched_place(nodes, n, r, policy, count, scratch, chosen, &miss_place);
+	for (; placed_seq < count; placed_seq++) {
+		int k = sched_pick(seq, n, r, policy, &miss_seq);
+		if (k < 0)
+			break;
+		if (placed_seq < placed && k != chosen[placed_seq]) {
+			CHECK_EQ_INT(chosen[placed_seq], k);
+			break;
+		}
+		seq[k].vcpus_milli_used += r->vcpus_milli;
+		seq[k].memory_mb_used += r->memory_mb;
+	}
+	CHECK_EQ_INT(placed, placed_seq);
+	CHECK_EQ_INT(miss_place, placed_seq == count ? SCHED_OK : miss_seq);
+out:
+	free(seq);
+	free(scratch);
+	free(chosen);
+}
+
+static void test_place_agrees_with_picks(void)
+{
+	enum { N = 200 };
+	struct sched_node nodes[N];
+	unsigned seed = 4242;
+	for (int round = 0; round < 40; round++) {
+		for (int i = 0; i < N; i++) {
+			seed = seed * 1103515245u + 12345u;
+			nodes[i] = node_ok();
+			nodes[i].ready = (seed >> 8) % 10 != 0;
+			nodes[i].labels = (seed >> 12) % 7 == 0 ? labels_r2 : labels_r1;
+			/* coarse steps: many equal loads, so ties are decided by the index */
+			nodes[i].vcpus_milli_used = 100 * (int64_t)((seed >> 16) % 11);
+			nodes[i].memory_mb_used = 128 * (int64_t)((seed >> 20) % 9);
+		}
+		struct sched_request r = req_exec(round % 3 ? 100 : 250, round % 2 ? 16 : 128);
+		r.labels = round % 4 == 0 ? labels_r1 : NULL;
+		int counts[] = {1, 2, 7, 50, 400, 5000};
+		for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+			place_agrees(nodes, N, &r, SCHED_BINPACK, counts[k]);
+			place_agrees(nodes, N, &r, SCHED_SPREAD, counts[k]);
+		}
+	}
+}
+
+/* Nothing placed: the most specific reason, as sched_pick gives it; part placed: no capacity. */
+static void test_place_reasons(void)
+{
+	struct sched_node n[2] = {node_ok(), node_ok()};
+	struct sched_slot scratch[2];
+	int chosen[8];
+	enum sched_miss miss = SCHED_OK;
+	struct sched_request r = req_exec(500, 16);
+
+	CHECK_EQ_INT(sched_place(NULL, 0, &r, SCHED_BINPACK, 1, scratch, chosen, &miss), 0);
+	CHECK_EQ_INT(miss, SCHED_NO_NODE);
+	r.labels = labels_r2;
+	CHECK_EQ_INT(sched_place(n, 2, &r, SCHED_SPREAD, 1, scratch, chosen, &miss), 0);
+	CHECK_EQ_INT(miss, SCHED_NO_LABELS);
+	r.labels = NULL;
+	/* two nodes of 1000 milli: four instances of 500 fit, the fifth does not */
+	CHECK_EQ_INT(sched_place(n, 2, &r, SCHED_SPREAD, 5, scratch, chosen, &miss), 4);
+	CHECK_EQ_INT(miss, SCHED_NO_CAPACITY);
+	CHECK_EQ_INT(chosen[0], 0);
+	CHECK_EQ_INT(chosen[1], 1);
+	CHECK_EQ_INT(chosen[2], 0);
+	CHECK_EQ_INT(chosen[3], 1);
+	CHECK_EQ_INT(sched_place(n, 2, &r, SCHED_BINPACK, 4, scratch, chosen, &miss), 4);
+	CHECK_EQ_INT(miss, SCHED_OK);
+	CHECK_EQ_INT(chosen[0], 0);
+	CHECK_EQ_INT(chosen[1], 0);
+	CHECK_EQ_INT(chosen[2], 1);
+	CHECK_EQ_INT(chosen[3], 1);
+	/* the views themselves are not changed */
+	CHECK_EQ_INT(n[0].vcpus_milli_used, 0);
+	CHECK_EQ_INT(n[1].vcpus_milli_used, 0);
+}
+
 int main(void)
 {
 	char err[128];
@@ -621,6 +715,8 @@ int main(void)
 	RUN(test_many_nodes);
 	RUN(test_policy_and_messages);
 	RUN(test_exec_bloom_agrees);
+	RUN(test_place_agrees_with_picks);
+	RUN(test_place_reasons);
 
 	exec_allow_free(&allow_sleep);
 	json_decref(labels_r1);
