@@ -79,6 +79,8 @@ struct osapi {
 	struct os_glance *glance;
 	struct os_file_stamp flavors_seen, glance_seen; /* several cores: files_refresh */
 	struct hmap deleting;        /* instance id -> itself: a server being deleted (stopping, then removed) */
+	struct hmap acting;          /* instance id -> what it is doing: a server starting or rebooting, until
+	                              * it is ACTIVE again (or ended) */
 	struct http_guard *guard;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
@@ -155,6 +157,7 @@ struct os_glance *os_glance_open(const char *data_dir, char *err, size_t errlen)
 void os_glance_free(struct os_glance *g);
 /* Frees the servers being deleted whose removal has not come yet (at the end). */
 void os_deleting_free(struct osapi *o);
+void os_acting_free(struct osapi *o);
 /* The native image an imageRef names (a Glance id or name) among those who sees, or NULL. */
 const char *os_glance_native_name(struct osapi *o, const struct os_principal *who, const char *image_ref, char *buf,
                                   size_t len);

@@ -314,6 +314,7 @@ struct osapi *osapi_create(struct event_base *base, struct api *native, const st
 	o->native = native;
 	o->data_dir = opts->data_dir;
 	hmap_init(&o->deleting);
+	hmap_init(&o->acting);
 	if (opts->password_file && read_password(opts->password_file, &password, err, errlen) < 0)
 		goto fail;
 	o->identity = os_identity_new(password, opts->native_token, opts->auth ? native->tenants : NULL,
@@ -369,5 +370,6 @@ void osapi_free(struct osapi *o)
 	os_flavors_free(o->flavors);
 	os_glance_free(o->glance);
 	os_deleting_free(o);
+	os_acting_free(o);
 	free(o);
 }

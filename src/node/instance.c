@@ -876,8 +876,9 @@ static void got_ready(struct ninst *ni)
 /* A removed instance's dir, deleted on a worker when no start waits for one: a dozen
  * system calls (open, list, stat and unlink each file, rmdir) that would otherwise hold up
  * the loop, and with it the long-poll that brings the next start. Nothing refers to the
- * dir any more: the instance is out of the map, its ids are never reused, and a node killed before the job ran finds
- * the dir at its next start as it would after a kill in the middle of a removal. */
+ * dir any more: the instance is out of the map, its ids are never reused, and a node
+ * killed before the job ran finds the dir at its next start as it would after a kill in
+ * the middle of a removal. */
 struct dir_removal {
 	char dir[PATH_MAX];
 };
