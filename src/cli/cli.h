@@ -28,6 +28,8 @@ int cmd_run(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_restart(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_nodes(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
@@ -38,6 +40,7 @@ int analyze_main(int argc, char **argv);
 int report_main(int argc, char **argv);
 /* image.c */
 int cmd_image(int argc, char **argv);
+int cmd_pool(int argc, char **argv);
 /* tenancy.c */
 int cmd_project(int argc, char **argv);
 int cmd_user(int argc, char **argv);

@@ -165,6 +165,7 @@ static void print_trace(const json_t *inst, double client_total_ms)
 {
 	const json_t *trace = json_object_get(inst, "trace"), *phases = json_object_get(trace, "phases");
 	const char *cache = json_string_value(json_object_get(trace, "image_cache"));
+	const char *pool = json_string_value(json_object_get(trace, "pool"));
 	double spawn = ms_of(phases, "spawn"), boot = ms_of(phases, "boot");
 	bool not_ready = json_is_false(json_object_get(inst, "ready"));
 	if (!trace) {
@@ -181,6 +182,9 @@ static void print_trace(const json_t *inst, double client_total_ms)
 	if (cache)
 		printf("  %-22s %12s   %s\n", "image_cache", cache,
 		       strcmp(cache, "hit") == 0 ? "the node had the image (prepare)" : "prepare fetched the image");
+	if (pool)
+		printf("  %-22s %12s   %s\n", "pool", pool,
+		       strcmp(pool, "hit") == 0 ? "a warm guest was taken: spawn is its resume" : "none was warm: booted cold");
 	printf("  %-22s %12.3f%s\n", "total (core)", ms_of(trace, "total_ms"),
 	       not_ready ? "   until running: the guest has not printed its ready marker" : "");
 	printf("  %-22s %12.3f   = total - spawn - boot\n", "VIM overhead (core)", ms_of(trace, "overhead_ms"));
@@ -813,8 +817,12 @@ int cmd_show(int argc, char **argv)
 	return rc;
 }
 
-/* DELETE with wait=stopped; with purge, a second DELETE removes the stopped record. */
-static int stop_or_remove(const char *cmd, bool purge, int argc, char **argv)
+/* What one of the instance commands (stop, rm, start, restart) does with one id; returns
+ * the exit code for it. */
+typedef int id_op_fn(struct client *cl, const char *cmd, const char *id, double timeout);
+
+/* CMD ID [ID...] [--timeout S]: op on each id; the exit code of the last that failed. */
+static int each_id(const char *cmd, int argc, char **argv, id_op_fn *op)
 {
 	struct client cl = {0};
 	double timeout = 30;
@@ -826,36 +834,76 @@ static int stop_or_remove(const char *cmd, bool purge, int argc, char **argv)
 		return free(cl.token), EXIT_USAGE;
 	}
 	for (int k = optind; k < argc; k++) {
-		char path[160];
-		json_t *resp = NULL;
-		int status;
+		int one;
 		if (!id_arg_valid(argv[k])) {
 			fprintf(stderr, "microvim %s: \"%s\" is not an instance id\n", cmd, argv[k]);
 			rc = EXIT_USAGE;
-			continue;
+		} else if ((one = op(&cl, cmd, argv[k], timeout)) != EXIT_OK) {
+			rc = one;
 		}
-		snprintf(path, sizeof path, "/v1/instances/%s?wait=stopped&timeout=%g", argv[k], timeout);
-		status = api(&cl, "DELETE", path, NULL, timeout + 10, &resp);
-		if (status == 200 && purge) {
-			json_decref(resp);
-			snprintf(path, sizeof path, "/v1/instances/%s", argv[k]);
-			status = api(&cl, "DELETE", path, NULL, 10, &resp);
-		}
-		if (status != 200 && status != 204) {
-			rc = report_error(status, resp);
-		} else if (cl.json && resp) {
-			print_json(resp);
-		} else if (!cl.json) {
-			printf("%s %s\n", argv[k], purge ? "removed" : "stopped");
-		}
-		json_decref(resp);
 	}
 	free(cl.token);
 	return rc;
 }
 
-int cmd_stop(int argc, char **argv) { return stop_or_remove("stop", false, argc, argv); }
-int cmd_rm(int argc, char **argv) { return stop_or_remove("rm", true, argc, argv); }
+/* DELETE with wait=stopped; for rm, a second DELETE removes the stopped record. */
+static int stop_or_remove(struct client *cl, const char *cmd, const char *id, double timeout)
+{
+	bool purge = strcmp(cmd, "rm") == 0;
+	char path[160];
+	json_t *resp = NULL;
+	int status, rc = EXIT_OK;
+	snprintf(path, sizeof path, "/v1/instances/%s?wait=stopped&timeout=%g", id, timeout);
+	status = api(cl, "DELETE", path, NULL, timeout + 10, &resp);
+	if (status == 200 && purge) {
+		json_decref(resp);
+		snprintf(path, sizeof path, "/v1/instances/%s", id);
+		status = api(cl, "DELETE", path, NULL, 10, &resp);
+	}
+	if (status != 200 && status != 204)
+		rc = report_error(status, resp);
+	else if (cl->json && resp)
+		print_json(resp);
+	else if (!cl->json)
+		printf("%s %s\n", id, purge ? "removed" : "stopped");
+	json_decref(resp);
+	return rc;
+}
+
+/* POST .../start or .../restart with wait=running; the new run's phase trace is printed. */
+static int start_again(struct client *cl, const char *cmd, const char *id, double timeout)
+{
+	char path[160];
+	json_t *resp = NULL;
+	int status, rc = EXIT_OK;
+	const char *state;
+	snprintf(path, sizeof path, "/v1/instances/%s/%s?wait=running&timeout=%g", id, cmd, timeout);
+	status = api(cl, "POST", path, NULL, timeout + 10, &resp);
+	state = json_string_value(json_object_get(resp, "state"));
+	if (status != 200) {
+		rc = report_error(status, resp);
+	} else if (cl->json) {
+		print_json(resp);
+	} else {
+		printf("%s %s (run %lld)\n", id, state ? state : "?", (long long)json_integer_value(json_object_get(resp, "run")));
+		if (state && strcmp(state, "running") == 0)
+			print_trace(resp, 0);
+	}
+	if (status == 200 && (!state || strcmp(state, "running") != 0)) {
+		if (!cl->json)
+			fprintf(stderr, "microvim %s: %s did not reach running%s%s\n", cmd, id,
+			        json_object_get(resp, "error") ? ": " : " (see microvim show ID)",
+			        json_string_value(json_object_get(resp, "error")) ?: "");
+		rc = EXIT_FAILED;
+	}
+	json_decref(resp);
+	return rc;
+}
+
+int cmd_start(int argc, char **argv) { return each_id("start", argc, argv, start_again); }
+int cmd_restart(int argc, char **argv) { return each_id("restart", argc, argv, start_again); }
+int cmd_stop(int argc, char **argv) { return each_id("stop", argc, argv, stop_or_remove); }
+int cmd_rm(int argc, char **argv) { return each_id("rm", argc, argv, stop_or_remove); }
 
 /* What holds a node's exec instances (the exec driver's "limits"): "cgroups v1", with the
  * user they run as; "none" when the node has no cgroups; "-" without the exec driver. */

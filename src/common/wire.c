@@ -27,11 +27,26 @@ static int copy_id(char out[MV_ID_LEN + 1], const json_t *v, const char *field, 
 
 /* ---- assignments ---- */
 
-json_t *wire_assignment_to_json(uint64_t seq, enum node_op op, const char *id, const struct inst_spec *spec)
+/* An optional run number (absent: 0). */
+static int parse_run(uint32_t *out, const json_t *v, struct mv_error *err)
+{
+	*out = 0;
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > WIRE_RUN_MAX)
+		return mv_fail(err, 400, "invalid_value", "run must be an integer from 0 to %d", WIRE_RUN_MAX);
+	*out = (uint32_t)json_integer_value(v);
+	return 0;
+}
+
+json_t *wire_assignment_to_json(uint64_t seq, enum node_op op, const char *id, const struct inst_spec *spec,
+                                uint32_t run)
 {
 	json_t *inst = json_pack("{s:s}", "id", id);
 	if (spec)
 		json_object_set_new(inst, "spec", spec_to_json(spec));
+	if (run)
+		json_object_set_new(inst, "run", json_integer(run));
 	return json_pack("{s:I, s:s, s:o}", "seq", (json_int_t)seq, "op", node_op_names[op], "instance", inst);
 }
 
@@ -58,7 +73,8 @@ int wire_assignment_parse(struct wire_assignment *a, const json_t *j, struct mv_
 		if (!spec)
 			return mv_fail(err, 400, "missing_field", "assignment %llu: a start needs instance.spec",
 			               (unsigned long long)a->seq);
-		if (spec_decode(&a->spec, spec, SPEC_STORED, err) < 0)
+		if (parse_run(&a->run, json_object_get(inst, "run"), err) < 0 ||
+		    spec_decode(&a->spec, spec, SPEC_STORED, err) < 0)
 			return -1;
 		a->has_spec = true;
 	}
@@ -77,6 +93,8 @@ void wire_assignment_free(struct wire_assignment *a)
 json_t *wire_report_to_json(const struct wire_report *r)
 {
 	json_t *j = json_pack("{s:s, s:s}", "id", r->id, "state", inst_state_names[r->state]);
+	if (r->run)
+		json_object_set_new(j, "run", json_integer(r->run));
 	if (r->ready)
 		json_object_set_new(j, "ready", json_true());
 	if (r->has_exit_code)
@@ -100,7 +118,8 @@ int wire_report_parse(struct wire_report *r, const json_t *j, struct mv_error *e
 	memset(r, 0, sizeof *r);
 	if (!json_is_object(j) || !json_is_string(json_object_get(j, "id")) || !json_is_string(st))
 		return mv_fail(err, 400, "invalid_value", "each report needs id and state strings");
-	if (copy_id(r->id, json_object_get(j, "id"), "report id", err) < 0)
+	if (copy_id(r->id, json_object_get(j, "id"), "report id", err) < 0 ||
+	    parse_run(&r->run, json_object_get(j, "run"), err) < 0)
 		return -1;
 	s = inst_state_parse(json_string_value(st));
 	if (s != INST_STARTING && s != INST_RUNNING && s != INST_STOPPED && s != INST_EXITED && s != INST_FAILED)

@@ -29,17 +29,25 @@ extern const char *const node_op_names[NODE_OP_COUNT];
 
 #define WIRE_ASSIGNMENTS_MAX 100000 /* in one long-poll answer */
 
-/* {"seq": N, "op": "start"|"stop"|"purge", "instance": {"id": ID[, "spec": SPEC]}} */
+/* An instance's run: 0 for its first start, one more at each start again (POST
+ * /v1/instances/ID/start or /restart). A start names the run it begins; a report names the
+ * run it speaks of, so that news of an earlier run (a stop's end arriving after the start
+ * that followed it) is told from news of the current one. Absent on the wire: 0. */
+#define WIRE_RUN_MAX 1000000000
+
+/* {"seq": N, "op": "start"|"stop"|"purge", "instance": {"id": ID[, "spec": SPEC][, "run": N]}} */
 struct wire_assignment {
 	uint64_t seq;
 	enum node_op op;
 	char id[MV_ID_LEN + 1];
 	bool has_spec;         /* start: the stored-form spec (generic checks; the node's driver table checks the rest) */
 	struct inst_spec spec;
+	uint32_t run;          /* start: the run it begins */
 };
 
 /* spec may be NULL (stop, purge; a start whose instance is gone). */
-json_t *wire_assignment_to_json(uint64_t seq, enum node_op op, const char *id, const struct inst_spec *spec);
+json_t *wire_assignment_to_json(uint64_t seq, enum node_op op, const char *id, const struct inst_spec *spec,
+                                uint32_t run);
 int wire_assignment_parse(struct wire_assignment *a, const json_t *j, struct mv_error *err);
 void wire_assignment_free(struct wire_assignment *a);
 
@@ -49,9 +57,10 @@ void wire_assignment_free(struct wire_assignment *a);
 #define WIRE_ERROR_MAX 255    /* bytes of a report's error sentence */
 
 /* {"id", "state": "starting"|"running"|"stopped"|"exited"|"failed", "ready": true (with
- *  running), "exit_code": N, "error": "...", "timing": {...node_timing_to_json...}} */
+ *  running), "exit_code": N, "error": "...", "timing": {...node_timing_to_json...}, "run": N} */
 struct wire_report {
 	char id[MV_ID_LEN + 1];
+	uint32_t run;          /* the run it speaks of */
 	enum inst_state state;
 	bool ready;            /* the guest printed its ready marker */
 	bool has_exit_code;

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "core/cluster.h"
+#include "core/pools.h"
 #include "core/events.h"
 #include "core/leader.h"
 #include "core/metrics.h"
@@ -52,10 +53,10 @@ static json_t *instance_to_json(const struct instance *in)
 	json_t *j;
 	clock_iso8601(in->created_wall_us, created, sizeof created);
 	clock_iso8601(in->updated_wall_us, updated, sizeof updated);
-	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id", in->id, "name", in->spec.name,
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I}", "id", in->id, "name", in->spec.name,
 	              "project", in->project, "driver", in->spec.driver, "state", inst_state_names[in->state],
 	              "desired", in->stop_requested ? "stopped" : "running", "spec", spec_to_json(&in->spec),
-	              "created_at", created, "updated_at", updated);
+	              "created_at", created, "updated_at", updated, "run", (json_int_t)in->run);
 	json_object_set_new(j, "node", in->node_id[0] ? json_string(in->node_id) : json_null());
 	if (in->has_exit_code)
 		json_object_set_new(j, "exit_code", json_integer(in->exit_code));
@@ -152,7 +153,7 @@ struct create_request {
 	char digest[33];
 };
 
-static int parse_create(struct evhttp_request *req, const char *project, struct create_request *cr,
+static int parse_create(struct api *a, struct evhttp_request *req, const char *project, struct create_request *cr,
                         struct mv_error *err)
 {
 	char wait[16];
@@ -172,12 +173,15 @@ static int parse_create(struct evhttp_request *req, const char *project, struct 
 	if (cr->idem_key && !idem_key_valid(cr->idem_key))
 		return mv_fail(err, 400, "invalid_header",
 		               "Idempotency-Key must be 1-%d printable characters without spaces", MV_IDEM_KEY_MAX);
-	if (http_read_json(req, &cr->body, err) < 0 || drv_spec_parse(&cr->spec, cr->body, SPEC_REQUEST, err) < 0)
+	if (http_read_json(req, &cr->body, err) < 0)
 		return -1;
-	if (cr->idem_key)
+	if (cr->idem_key) /* of the body as sent, before a pool fills it in */
 		body_digest(cr->body, project, cr->digest);
 	cr->as_list = json_object_get(cr->body, "count") != NULL;
-	return 0;
+	if (pools_fill_request(a->pools, cr->body, err) < 0 ||
+	    drv_spec_parse(&cr->spec, cr->body, SPEC_REQUEST, err) < 0)
+		return -1;
+	return pools_resolve(a->pools, &cr->spec, err);
 }
 
 void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED const char *id)
@@ -192,7 +196,7 @@ void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED cons
 	bool replayed = false;
 	int n = 0;
 
-	if (parse_create(req, a->who->project, &cr, &err) < 0)
+	if (parse_create(a, req, a->who->project, &cr, &err) < 0)
 		goto fail;
 	r.idem_key = cr.idem_key;
 	r.digest = cr.digest;
@@ -306,6 +310,11 @@ static struct instance *find_or_404(struct api *a, struct evhttp_request *req, c
 {
 	struct instance *in = cluster_instance(a->cluster, id);
 	struct mv_error err;
+	/* the leader takes in what followers stored on their NOTIFY, a loop turn or more after
+	 * their 201: a miss reads them now, so that an instance answered 201 by one core is
+	 * found by every core at once (a follower read every row before this route already) */
+	if (!in && a->leader && leader_is_leader(a->leader) && cluster_pick_up(a->cluster) == 0)
+		in = cluster_instance(a->cluster, id);
 	if (!in || !api_sees(a, in->project)) {
 		in = NULL;
 		mv_fail(&err, 404, "not_found", "no instance with id %.64s", id);
@@ -383,6 +392,52 @@ void api_instance_delete(struct api *a, struct evhttp_request *req, const char *
 	return;
 fail:
 	http_reply_error(req, &err);
+}
+
+/* ---- POST /v1/instances/{id}/start, /restart ---- */
+
+typedef int start_fn(struct cluster *c, struct instance *in, int64_t accepted_us, struct mv_error *err);
+
+/* ?wait=running|ready and ?timeout=S, as on create; the body, if any, is not read. */
+static void start_again(struct api *a, struct evhttp_request *req, const char *id, start_fn *fn)
+{
+	int64_t accepted_us = clock_mono_us();
+	struct instance *in = find_or_404(a, req, id);
+	struct mv_error err;
+	char wait[16];
+	double wait_s = WAIT_DEFAULT_S;
+	enum wait_kind kind = WAIT_RUNNING;
+	bool do_wait = false;
+
+	if (!in)
+		return;
+	if (http_query(req, "wait", wait, sizeof wait)) {
+		if (strcmp(wait, "running") != 0 && strcmp(wait, "ready") != 0) {
+			mv_fail(&err, 400, "invalid_query", "wait must be \"running\" or \"ready\" on start and restart");
+			goto fail;
+		}
+		kind = strcmp(wait, "ready") == 0 ? WAIT_READY : WAIT_RUNNING;
+		do_wait = true;
+	}
+	if (http_query_double(req, "timeout", 0, WAIT_MAX_S, &wait_s, &err) < 0 || fn(a->cluster, in, accepted_us, &err) < 0)
+		goto fail;
+	if (do_wait)
+		wait_then_reply(a, req, kind, 200, false, &in, 1, wait_s);
+	else
+		http_reply_json(req, 202, instance_to_json(in));
+	return;
+fail:
+	http_reply_error(req, &err);
+}
+
+void api_instance_start(struct api *a, struct evhttp_request *req, const char *id)
+{
+	start_again(a, req, id, cluster_instance_start);
+}
+
+void api_instance_restart(struct api *a, struct evhttp_request *req, const char *id)
+{
+	start_again(a, req, id, cluster_instance_restart);
 }
 
 /* ---- health, events, metrics ---- */

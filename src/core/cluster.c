@@ -35,6 +35,7 @@ struct cluster {
 	struct hmap names;     /* name -> struct instance */
 	struct hmap usage;     /* project -> struct project_usage (quotas) */
 	struct hmap node_ids;  /* id -> struct node */
+	int64_t settled_us;    /* monotonic: until then creates are not refused for want of a node */
 	struct node **nodes;   /* array: the scheduler scans it */
 	int n_nodes, cap_nodes;
 	struct sched_node *sched_view; /* the scheduler's view of every node, kept current */
@@ -138,7 +139,7 @@ static void instance_free(struct instance *in)
 
 static void instance_status(const struct instance *in, struct store_instance_status *st)
 {
-	*st = (struct store_instance_status){.state = in->state, .stop_requested = in->stop_requested,
+	*st = (struct store_instance_status){.state = in->state, .stop_requested = in->stop_requested, .run = in->run,
 	                                     .has_exit_code = in->has_exit_code, .exit_code = in->exit_code,
 	                                     .error = in->error, .has_trace = in->has_trace, .trace = in->trace,
 	                                     .updated_us = in->updated_wall_us};
@@ -378,7 +379,7 @@ void cluster_node_take(struct cluster *c, struct node *n, cluster_assignment_fn 
 	struct assignment *a;
 	TAILQ_FOREACH(a, &n->queue, link) {
 		struct instance *in = a->op == NODE_OP_START ? cluster_instance(c, a->instance_id) : NULL;
-		fn(arg, a->seq, a->op, a->instance_id, in ? &in->spec : NULL);
+		fn(arg, a->seq, a->op, a->instance_id, in ? &in->spec : NULL, in ? in->run : 0);
 		if (in && in->marks.sent_us == 0)
 			in->marks.sent_us = now;
 	}
@@ -392,6 +393,7 @@ struct step_args {
 	const struct wire_report *report;
 	int64_t arrived_us;              /* when the report arrived */
 	const char *down_why;            /* why its node is down ("was revoked"); NULL: its heartbeats stopped */
+	int64_t accepted_us;             /* a new run: when its request began */
 };
 
 /* What a step changed in memory, to undo when the store refuses it. */
@@ -400,6 +402,7 @@ struct undo {
 	enum inst_state state;
 	bool stop_requested, ready, has_exit_code, has_trace;
 	int exit_code;
+	uint32_t run;
 	char node_id[MV_ID_LEN + 1], lost_node[MV_ID_LEN + 1];
 	char *error;            /* the error before; freed once the step is durable */
 	bool error_changed;
@@ -436,7 +439,7 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 	struct node *n;
 
 	*s = (struct step){0};
-	s->undo = (struct undo){.in = in, .state = in->state, .stop_requested = in->stop_requested,
+	s->undo = (struct undo){.in = in, .state = in->state, .stop_requested = in->stop_requested, .run = in->run,
 	                        .ready = in->ready, .has_exit_code = in->has_exit_code, .has_trace = in->has_trace,
 	                        .exit_code = in->exit_code, .error = in->error, .trace = in->trace,
 	                        .marks = in->marks, .updated_wall_us = in->updated_wall_us};
@@ -459,6 +462,13 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 	}
 	if (a & IA_DESIRE_STOP)
 		in->stop_requested = true;
+	if (a & IA_NEW_RUN) {
+		in->run++;
+		in->stop_requested = in->ready = in->has_exit_code = in->has_trace = false;
+		in->exit_code = 0;
+		set_error(in, &s->undo, NULL);
+		in->marks = (struct core_marks){.accepted_us = x->accepted_us};
+	}
 	if (a & IA_CLEAR_ERROR)
 		set_error(in, &s->undo, NULL);
 	if (a & IA_ERROR_NODE_DOWN) {
@@ -522,6 +532,7 @@ static void step_undo(struct cluster *c, struct step *s)
 	}
 	instance_state_assign(c, in, u->state);
 	in->stop_requested = u->stop_requested;
+	in->run = u->run;
 	in->ready = u->ready;
 	in->has_exit_code = u->has_exit_code;
 	in->exit_code = u->exit_code;
@@ -563,6 +574,8 @@ static void step_after(struct cluster *c, struct step *s)
 
 	if (s->undo.error_changed)
 		free(s->undo.error);
+	if (a & IA_NEW_RUN)
+		in->marks.persisted_us = clock_mono_us();
 	if (a & IA_MARK_SCHEDULED)
 		in->marks.scheduled_us = clock_mono_us();
 	if (s->observe) {
@@ -975,7 +988,14 @@ static struct instance *instance_new(const struct inst_spec *spec, const struct 
 	if (img) { /* resolved now: a later change of the image does not change this instance */
 		images_boot_of(img, &in->spec.boot);
 		in->spec.has_boot = true;
+		if (spec->cmdline) { /* its own command line instead of the image's */
+			free(in->spec.boot.cmdline);
+			if (!(in->spec.boot.cmdline = strdup(spec->cmdline)))
+				fatal("strdup");
+		}
 	}
+	free(in->spec.cmdline); /* the stored form has it in boot */
+	in->spec.cmdline = NULL;
 	in->state = INST_PENDING;
 	in->created_wall_us = in->updated_wall_us = clock_wall_us();
 	in->marks.accepted_us = r->accepted_us;
@@ -1017,6 +1037,15 @@ fail:
 	return -1;
 }
 
+/* Just after taking the lead from another core, while the nodes it knows (at least one:
+ * a follower may have known none) have not registered yet (see cluster_took_lead).
+ * O(nodes), only inside that window. */
+static bool settling(const struct cluster *c)
+{
+	return c->settled_us && clock_mono_us() < c->settled_us &&
+	       cluster_nodes_ready(c) < (c->n_nodes > 0 ? c->n_nodes : 1);
+}
+
 int cluster_instances_create(struct cluster *c, const struct cluster_create_req *r, struct instance ***out, int *n,
                    bool *replayed, struct mv_error *err)
 {
@@ -1036,9 +1065,13 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 	                       (!r->any_image && strcmp(img->project, project) != 0)))
 		return mv_fail(err, 422, "unknown_image",
 		               "image %s is not registered (microvim image add NAME --kernel FILE)", spec->image);
+	if (spec->cmdline && !img)
+		return mv_fail(err, 422, "cmdline_without_image",
+		               "cmdline is a guest's kernel command line: it needs an image (driver %s boots none here)",
+		               spec->driver);
 	/* a follower knows no node's live capacity: the leader places, or keeps them pending */
 	if (check_names_free(c, spec, err) < 0 || check_quota(c, project, r->quota, spec, err) < 0 ||
-	    (leading(c) && check_placeable(c, spec, spec->count, err) < 0))
+	    (leading(c) && !settling(c) && check_placeable(c, spec, spec->count, err) < 0))
 		return -1;
 
 	if (!(insts = calloc((size_t)spec->count, sizeof *insts)))
@@ -1076,6 +1109,80 @@ int cluster_instance_stop(struct cluster *c, struct instance *in, struct mv_erro
 	if (rc < 0)
 		return mv_fail(err, 500, "store_failed", "the store could not record the stop; nothing changed");
 	return 0;
+}
+
+/* Can in's node take a new run of it now: known, up, and room for it (what the scheduler
+ * asks of any node: driver, executable, labels, bridge, resources)? held: its resources are
+ * already counted there (a restart). */
+static int check_own_node(struct cluster *c, const struct instance *in, bool held, struct mv_error *err)
+{
+	struct node *n = node_of(c, in);
+	struct sched_request r;
+	enum sched_miss miss = SCHED_NO_NODE;
+	if (!n || !n->ready)
+		return mv_fail(err, 409, "node_down",
+		               "instance %s runs on node %s, which is down: it starts again there once the node is back; "
+		               "or delete it and create it anew",
+		               in->id, n ? n->name : in->node_id);
+	r = sched_request_of(c, &in->spec);
+	if (held)
+		r.vcpus_milli = r.memory_mb = 0;
+	if (sched_pick(&c->sched_view[n->view_idx], 1, &r, c->opts.policy, &miss) < 0)
+		return mv_fail(err, 409, "no_capacity",
+		               "instance %s cannot start again on its node %s: %s; free room there, or delete it and "
+		               "create it anew",
+		               in->id, n->name, sched_miss_message(miss));
+	return 0;
+}
+
+/* Why a start or restart is refused in this state, for a person. */
+static int refuse_start(const struct instance *in, const char *what, struct mv_error *err)
+{
+	if (in->state == INST_RUNNING)
+		return mv_fail(err, 409, "invalid_state",
+		               "instance %s is running already: restart it (POST /v1/instances/%s/restart) to run it anew",
+		               in->id, in->id);
+	if (in->state == INST_LOST)
+		return mv_fail(err, 409, "invalid_state",
+		               "instance %s is lost (its node went away): delete it and create it again", in->id);
+	return mv_fail(err, 409, "invalid_state", "instance %s is %s: wait until it is running or ended, then %s it",
+	               in->id, inst_state_names[in->state], what);
+}
+
+static int start_event(struct cluster *c, struct instance *in, enum inst_event ev, int64_t accepted_us,
+                       const char *what, struct mv_error *err)
+{
+	int rc = instance_event(c, in, ev, &(struct step_args){.accepted_us = accepted_us});
+	if (rc == -EINVAL)
+		return refuse_start(in, what, err);
+	if (rc < 0)
+		return mv_fail(err, 500, "store_failed", "the store could not record the %s; nothing changed", what);
+	if (ev == IEV_START_NO_NODE)
+		schedule_pending(c);
+	log_info("instance %s: %s (run %" PRIu32 ")", in->id, what, in->run);
+	return 0;
+}
+
+int cluster_instance_start(struct cluster *c, struct instance *in, int64_t accepted_us, struct mv_error *err)
+{
+	if (!inst_state_terminal(in->state) || in->state == INST_LOST)
+		return refuse_start(in, "start", err);
+	if (!in->node_id[0]) /* stopped before it was placed: placed now, like a new one */
+		return start_event(c, in, IEV_START_NO_NODE, accepted_us, "start", err);
+	if (check_own_node(c, in, false, err) < 0)
+		return -1;
+	return start_event(c, in, IEV_START, accepted_us, "start", err);
+}
+
+int cluster_instance_restart(struct cluster *c, struct instance *in, int64_t accepted_us, struct mv_error *err)
+{
+	if (in->state != INST_RUNNING)
+		return in->state == INST_LOST || !inst_state_terminal(in->state)
+		               ? refuse_start(in, "restart", err)
+		               : cluster_instance_start(c, in, accepted_us, err);
+	if (check_own_node(c, in, true, err) < 0)
+		return -1;
+	return start_event(c, in, IEV_RESTART, accepted_us, "restart", err);
 }
 
 int cluster_instance_remove(struct cluster *c, struct instance *in, struct mv_error *err)
@@ -1285,8 +1392,8 @@ int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_re
 	for (size_t i = 0; i < count; i++) {
 		struct instance *in = cluster_instance(c, reps[i].id);
 		int ev = lifecycle_report_event(reps[i].state, reps[i].ready);
-		if (!in || strcmp(in->node_id, n->id) != 0 || ev < 0)
-			continue; /* not this node's business; an ended copy is purged below */
+		if (!in || strcmp(in->node_id, n->id) != 0 || ev < 0 || reps[i].run < in->run)
+			continue; /* not this node's business (an ended copy is purged below), or of a run before */
 		batch_event(c, &b, in, (enum inst_event)ev,
 		            &(struct step_args){.node = n, .report = &reps[i], .arrived_us = arrived_us});
 	}
@@ -1423,6 +1530,7 @@ static void load_instance(void *arg, struct store_instance_row *row)
 		          err.message);
 	in->state = row->status.state;
 	in->stop_requested = row->status.stop_requested;
+	in->run = row->status.run;
 	memcpy(in->node_id, row->status.node_id, sizeof in->node_id);
 	in->has_exit_code = row->status.has_exit_code;
 	in->exit_code = row->status.exit_code;
@@ -1448,12 +1556,13 @@ struct refresh {
 static bool status_from_row(struct cluster *c, struct instance *in, const struct store_instance_row *row)
 {
 	const struct store_instance_status *st = &row->status;
-	bool changed = in->state != st->state || in->stop_requested != st->stop_requested ||
+	bool changed = in->state != st->state || in->stop_requested != st->stop_requested || in->run != st->run ||
 	               strcmp(in->node_id, st->node_id) != 0 || in->updated_wall_us != st->updated_us;
 	if (!changed)
 		return false;
 	instance_state_assign(c, in, st->state);
 	in->stop_requested = st->stop_requested;
+	in->run = st->run;
 	memcpy(in->node_id, st->node_id, sizeof in->node_id);
 	in->has_exit_code = st->has_exit_code;
 	in->exit_code = st->exit_code;
@@ -1529,6 +1638,11 @@ int cluster_refresh(struct cluster *c)
 	if (rc < 0)
 		log_warnx("could not read the instances again from the store; answering from memory");
 	return rc;
+}
+
+void cluster_took_lead(struct cluster *c)
+{
+	c->settled_us = clock_mono_us() + (int64_t)c->opts.heartbeat_timeout_s * 1000000;
 }
 
 int cluster_pick_up(struct cluster *c)

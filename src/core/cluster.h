@@ -44,6 +44,7 @@ struct instance {
 	struct inst_spec spec;         /* stored form: this instance's name, the image resolved */
 	enum inst_state state;
 	bool stop_requested;           /* a client asked it to stop (desired: stopped) */
+	uint32_t run;                  /* 0; one more each time it starts again (common/wire.h) */
 	bool ready;                    /* the guest printed its ready marker (spec ready) */
 	char node_id[MV_ID_LEN + 1];   /* "" while unplaced */
 	char lost_node[MV_ID_LEN + 1]; /* waiting to be placed again after this node was lost */
@@ -144,6 +145,15 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 struct instance *cluster_instance(const struct cluster *c, const char *id);
 /* Stops a live instance (a stop for its node; at once when it has none yet). */
 int cluster_instance_stop(struct cluster *c, struct instance *in, struct mv_error *err);
+/* Runs an ended instance again on its node, with the same spec, resources and network: a new
+ * run (common/wire.h) whose trace is measured from accepted_us. 409 when it is not ended,
+ * its node is down, or its node has no room for it now; an instance stopped before it had
+ * a node is placed like a new one. */
+int cluster_instance_start(struct cluster *c, struct instance *in, int64_t accepted_us, struct mv_error *err);
+/* Stops a running instance and runs it again on its node (the node ends the old run
+ * first; its resources stay held); an ended one is started as above. 409 while it is on
+ * its way to running or lost. */
+int cluster_instance_restart(struct cluster *c, struct instance *in, int64_t accepted_us, struct mv_error *err);
 /* Removes an ended instance (its record; its node removes its files); in is freed. */
 int cluster_instance_remove(struct cluster *c, struct instance *in, struct mv_error *err);
 
@@ -204,9 +214,10 @@ bool cluster_node_has_work(const struct node *n);
 /* Hands out n's queued assignments, each to fn (spec: a start's, or NULL); the starts are
  * marked sent (the dispatch phase ends as they go). They stay queued until acknowledged. */
 typedef void cluster_assignment_fn(void *arg, uint64_t seq, enum node_op op, const char *id,
-                                   const struct inst_spec *spec);
+                                   const struct inst_spec *spec, uint32_t run);
 void cluster_node_take(struct cluster *c, struct node *n, cluster_assignment_fn *fn, void *arg);
-/* A node's status reports, applied in one transaction; arrived_us: when they came. */
+/* A node's status reports, applied in one transaction; arrived_us: when they came. A
+ * report of an earlier run than the instance's is old news, and ignored. */
 int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_report *reps, size_t count,
                          int64_t arrived_us, struct mv_error *err);
 /* Cuts a node off (its credential was revoked, core/nodeauth.h): its token of the
@@ -228,6 +239,12 @@ bool cluster_leading(const struct cluster *c);
 int cluster_refresh(struct cluster *c);
 /* The leader: pending instances other cores stored are taken in and placed. */
 int cluster_pick_up(struct cluster *c);
+/* This core just took the lead from another: its nodes are down in its view until they
+ * register with it, which they do within their heartbeat timeout. Until then (or until
+ * every node it knows, at least one, is ready) a create that no ready node could take
+ * stays pending (placed as nodes register), as on a follower, rather than being refused
+ * 422 no_node/no_capacity by a leader that has not heard from its nodes yet. */
+void cluster_took_lead(struct cluster *c);
 /* Clients waiting for states now (a follower refreshes while there are some). */
 int cluster_waiting(const struct cluster *c);
 

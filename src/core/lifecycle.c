@@ -12,6 +12,9 @@ const char *const inst_event_names[IEV_COUNT] = {
 	[IEV_REPORT_EXITED] = "report exited",
 	[IEV_REPORT_FAILED] = "report failed",
 	[IEV_STOP] = "stop",
+	[IEV_START] = "start",
+	[IEV_START_NO_NODE] = "start (no node)",
+	[IEV_RESTART] = "restart",
 	[IEV_STOP_NO_NODE] = "stop (node unknown)",
 	[IEV_REMOVE] = "remove",
 	[IEV_NODE_DOWN] = "node down",
@@ -35,6 +38,9 @@ const char *const inst_event_names[IEV_COUNT] = {
 #define ENDED_BY_REPORT (IA_REPORT | IA_RELEASE | CHANGED)
 /* A node's report of how an instance the core had given up as lost ended. */
 #define ENDED_BY_NODE_AFTER_LOST (IA_CLEAR_ERROR | IA_REPORT | CHANGED)
+/* A client asked it to run again on its node: its start goes there (the node ends what is
+ * left of the previous run first). The schedule phase is empty: the node is the same. */
+#define RUN_AGAIN (IA_NEW_RUN | CHANGED | IA_MARK_SCHEDULED | IA_SEND_START)
 /* A copy the core does not count on any more ended: its node may remove it. */
 #define ENDED_COPY(s) MOVE(s, IA_SEND_PURGE)
 
@@ -45,6 +51,9 @@ const char *const inst_event_names[IEV_COUNT] = {
 		[IEV_REPORT_RUNNING] = REPEAT, [IEV_REPORT_READY] = REPEAT,                            \
 		[IEV_REPORT_STOPPED] = ENDED_COPY(s), [IEV_REPORT_EXITED] = ENDED_COPY(s),                   \
 		[IEV_REPORT_FAILED] = ENDED_COPY(s), [IEV_STOP] = REFUSE, [IEV_STOP_NO_NODE] = REFUSE,    \
+		[IEV_START] = MOVE(INST_SCHEDULED, IA_RESERVE | RUN_AGAIN),                            \
+		[IEV_START_NO_NODE] = MOVE(INST_PENDING, IA_NEW_RUN | CHANGED),                        \
+		[IEV_RESTART] = MOVE(INST_SCHEDULED, IA_RESERVE | RUN_AGAIN),                          \
 		[IEV_REMOVE] = MOVE(s, IA_DELETE | IA_SEND_PURGE), [IEV_NODE_DOWN] = REFUSE,           \
 		[IEV_REPLACE] = REFUSE, [IEV_NODE_HAS_IT] = MOVE(s, IA_SEND_STOP),                     \
 		[IEV_NODE_LACKS_IT] = REPEAT,                                                          \
@@ -60,6 +69,7 @@ const char *const inst_event_names[IEV_COUNT] = {
 	[IEV_REPORT_FAILED] = MOVE(INST_FAILED, ENDED_BY_REPORT),                                      \
 	[IEV_STOP] = MOVE_UNLESS(s, IA_DESIRE_STOP | IA_STORE | IA_SEND_STOP, LF_STOP_REQUESTED),       \
 	[IEV_STOP_NO_NODE] = MOVE(INST_STOPPED, IA_DESIRE_STOP | IA_RELEASE | CHANGED),                \
+	[IEV_START] = REFUSE, [IEV_START_NO_NODE] = REFUSE, [IEV_RESTART] = REFUSE,                     \
 	[IEV_REMOVE] = REFUSE,                                                                         \
 	[IEV_NODE_DOWN] = MOVE(INST_LOST, IA_RELEASE | IA_ERROR_NODE_DOWN | CHANGED),                  \
 	[IEV_REPLACE] = REFUSE,                                                                        \
@@ -76,6 +86,7 @@ static const struct inst_transition table[INST_STATE_COUNT][IEV_COUNT] = {
 		[IEV_REPORT_STOPPED] = REFUSE, [IEV_REPORT_EXITED] = REFUSE, [IEV_REPORT_FAILED] = REFUSE,
 		[IEV_STOP] = MOVE(INST_STOPPED, IA_DESIRE_STOP | CHANGED),
 		[IEV_STOP_NO_NODE] = MOVE(INST_STOPPED, IA_DESIRE_STOP | CHANGED),
+		[IEV_START] = REFUSE, [IEV_START_NO_NODE] = REFUSE, [IEV_RESTART] = REFUSE,
 		[IEV_REMOVE] = REFUSE,
 		[IEV_NODE_DOWN] = REFUSE,
 		[IEV_REPLACE] = REFUSE,
@@ -104,6 +115,8 @@ static const struct inst_transition table[INST_STATE_COUNT][IEV_COUNT] = {
 		[IEV_REPORT_FAILED] = MOVE(INST_FAILED, ENDED_BY_REPORT),
 		[IEV_STOP] = MOVE_UNLESS(INST_RUNNING, IA_DESIRE_STOP | IA_STORE | IA_SEND_STOP, LF_STOP_REQUESTED),
 		[IEV_STOP_NO_NODE] = MOVE(INST_STOPPED, IA_DESIRE_STOP | IA_RELEASE | CHANGED),
+		/* its vCPUs and memory stay held on its node through the restart */
+		[IEV_START] = REFUSE, [IEV_START_NO_NODE] = REFUSE, [IEV_RESTART] = MOVE(INST_SCHEDULED, RUN_AGAIN),
 		[IEV_REMOVE] = REFUSE,
 		[IEV_NODE_DOWN] = MOVE(INST_LOST, IA_RELEASE | IA_ERROR_NODE_DOWN | CHANGED),
 		[IEV_REPLACE] = REFUSE,
@@ -125,6 +138,7 @@ static const struct inst_transition table[INST_STATE_COUNT][IEV_COUNT] = {
 		[IEV_REPORT_EXITED] = MOVE(INST_EXITED, ENDED_BY_NODE_AFTER_LOST),
 		[IEV_REPORT_FAILED] = MOVE(INST_FAILED, ENDED_BY_NODE_AFTER_LOST),
 		[IEV_STOP] = REFUSE, [IEV_STOP_NO_NODE] = REFUSE,
+		[IEV_START] = REFUSE, [IEV_START_NO_NODE] = REFUSE, [IEV_RESTART] = REFUSE,
 		[IEV_REMOVE] = MOVE(INST_LOST, IA_DELETE | IA_SEND_PURGE),
 		[IEV_NODE_DOWN] = REFUSE,
 		[IEV_REPLACE] = MOVE_UNLESS(INST_PENDING, IA_FORGET_NODE | CHANGED, LF_STOP_REQUESTED),

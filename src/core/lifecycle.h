@@ -25,6 +25,9 @@ enum inst_event {
 	IEV_REPORT_EXITED,
 	IEV_REPORT_FAILED,
 	IEV_STOP,            /* a client asked it to stop (DELETE of a live instance) */
+	IEV_START,           /* a client asked an ended instance to run again, on its node (POST .../start) */
+	IEV_START_NO_NODE,   /* the same, for one that never had a node (stopped while pending) */
+	IEV_RESTART,         /* a client asked a running instance to stop and run again (POST .../restart) */
 	IEV_STOP_NO_NODE,    /* the same, for an instance on a node the core does not know */
 	IEV_REMOVE,          /* a client removed it (DELETE of an ended instance) */
 	IEV_NODE_DOWN,       /* its node stopped heartbeating (or was cut off by a partition) */
@@ -68,6 +71,9 @@ enum {
 	/* its row (IA_STORE) needs no flush to disk before the answers go: the node's word that
 	 * it is up, which the node gives again when it registers (store.h, "Durability") */
 	IA_STORE_NO_FLUSH = 1u << 20,
+	/* a new run begins (wire.h): no stop asked, not ready, no exit code, error or trace;
+	 * its trace measured again from this request on (the accept phase) */
+	IA_NEW_RUN = 1u << 21,
 };
 
 enum transition_kind {

@@ -23,6 +23,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "common/error.h"
 #include "common/hmap.h"
@@ -57,6 +59,15 @@ struct os_identity;
 struct os_flavors;
 struct os_glance;
 
+/* What a file was when last read (osapi.c reads the façade's files again when they change). */
+struct os_file_stamp {
+	bool known; /* it existed */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
 /* The façade: what every handler gets. */
 struct osapi {
 	struct api *native;          /* the cluster, the image registry, the guard of the native API */
@@ -66,7 +77,10 @@ struct osapi {
 	struct os_identity *identity;
 	struct os_flavors *flavors;
 	struct os_glance *glance;
+	struct os_file_stamp flavors_seen, glance_seen; /* several cores: files_refresh */
 	struct hmap deleting;        /* instance id -> itself: a server being deleted (stopping, then removed) */
+	struct hmap acting;          /* instance id -> what it is doing: a server starting or rebooting, until
+	                              * it is ACTIVE again (or ended) */
 	struct http_guard *guard;
 	struct evhttp *http;
 	struct evhttp_bound_socket *bound;
@@ -133,12 +147,17 @@ bool os_identity_authenticate(struct os_identity *id, const char *token, struct 
 
 /* ---- os_compute.c / os_image.c: their state ---- */
 
+/* Their files in the data dir, each written whole (temp file, rename) at every change. */
+#define OS_FLAVORS_FILE "openstack-flavors.json"
+#define OS_GLANCE_FILE "openstack-images.json"
+
 struct os_flavors *os_flavors_open(const char *data_dir, char *err, size_t errlen);
 void os_flavors_free(struct os_flavors *f);
 struct os_glance *os_glance_open(const char *data_dir, char *err, size_t errlen);
 void os_glance_free(struct os_glance *g);
 /* Frees the servers being deleted whose removal has not come yet (at the end). */
 void os_deleting_free(struct osapi *o);
+void os_acting_free(struct osapi *o);
 /* The native image an imageRef names (a Glance id or name) among those who sees, or NULL. */
 const char *os_glance_native_name(struct osapi *o, const struct os_principal *who, const char *image_ref, char *buf,
                                   size_t len);

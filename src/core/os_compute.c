@@ -14,7 +14,12 @@
  * Flavors are the façade's own (Nova's are too): DATA_DIR/openstack-flavors.json, written
  * atomically at every change. Deleting a server stops its instance and removes it once
  * stopped (task_state "deleting" meanwhile), as Nova's delete does; on a follower among
- * several cores, the leader is asked to (core/leader.h), as the native delete does. */
+ * several cores, the leader is asked to (core/leader.h), as the native delete does. Its
+ * actions: os-stop stops the instance (SHUTOFF); os-start runs a SHUTOFF one again
+ * (cluster_instance_start: SHUTOFF with task_state "powering-on", then ACTIVE); reboot, SOFT
+ * or HARD, restarts it on its node (cluster_instance_restart: REBOOT or HARD_REBOOT,
+ * task_state "rebooting" or "rebooting_hard", then ACTIVE); SOFT needs an ACTIVE server,
+ * HARD takes a SHUTOFF or ERROR one too, as Nova's do. */
 #include "core/os.h"
 
 #include <errno.h>
@@ -34,7 +39,6 @@
 #include "core/tenants.h"
 #include "drivers/drivers.h"
 
-#define FLAVORS_FILE "openstack-flavors.json"
 #define FLAVORS_MAX 1024
 #define FLAVOR_ID_MAX 255
 #define FLAVOR_NAME_MAX 255
@@ -238,7 +242,7 @@ struct os_flavors *os_flavors_open(const char *data_dir, char *err, size_t errle
 
 	if (!fl)
 		fatal("calloc");
-	snprintf(fl->path, sizeof fl->path, "%s/%s", data_dir, FLAVORS_FILE);
+	snprintf(fl->path, sizeof fl->path, "%s/%s", data_dir, OS_FLAVORS_FILE);
 	if ((rc = fs_read_file(fl->path, 16 << 20, &text, &len)) == -ENOENT)
 		return fl;
 	if (rc < 0) {
@@ -441,9 +445,38 @@ struct server_status {
 	int power_state; /* 0 no state, 1 running, 4 shutdown */
 };
 
+/* What a server is doing: a start or reboot the façade asked for, until the instance is
+ * running (ready, with a marker) or has ended. */
+enum os_action { ACT_START, ACT_REBOOT_SOFT, ACT_REBOOT_HARD };
+
+struct acting {
+	struct osapi *o;
+	char id[MV_ID_LEN + 1];
+	enum os_action what;
+	uint32_t run; /* the run it began */
+};
+
+static struct server_status acting_status(enum os_action what)
+{
+	switch (what) {
+	case ACT_START: return (struct server_status){"SHUTOFF", "stopped", "powering-on", 4};
+	case ACT_REBOOT_SOFT: return (struct server_status){"REBOOT", "active", "rebooting", 1};
+	case ACT_REBOOT_HARD: break;
+	}
+	return (struct server_status){"HARD_REBOOT", "active", "rebooting_hard", 1};
+}
+
+/* The start or reboot in effect for in, or NULL. */
+static const struct acting *acting_now(const struct osapi *o, const struct instance *in)
+{
+	const struct acting *act = hmap_get(&o->acting, in->id);
+	return act && act->run == in->run && !inst_state_terminal(in->state) && !in->stop_requested ? act : NULL;
+}
+
 static struct server_status server_status(const struct osapi *o, const struct instance *in)
 {
 	bool deleting = hmap_get(&o->deleting, in->id) != NULL;
+	const struct acting *act = acting_now(o, in);
 	struct server_status s;
 	switch (in->state) {
 	case INST_PENDING:
@@ -461,6 +494,8 @@ static struct server_status server_status(const struct osapi *o, const struct in
 	case INST_LOST:
 	default: s = (struct server_status){"ERROR", "error", NULL, in->state == INST_LOST ? 0 : 4}; break;
 	}
+	if (act)
+		s = acting_status(act->what);
 	if (deleting)
 		s.task_state = "deleting";
 	return s;
@@ -556,16 +591,24 @@ static json_t *server_json(const struct osapi *o, const struct os_req *r, const 
 	/* microvim's own view, for a client that wants it: the native state and the phase trace */
 	json_object_set_new(j, "microvim:state", json_string(inst_state_names[in->state]));
 	json_object_set_new(j, "microvim:driver", json_string(in->spec.driver));
+	json_object_set_new(j, "microvim:run", json_integer(in->run)); /* one more at each os-start or reboot */
 	if (in->has_trace)
 		json_object_set_new(j, "microvim:trace", trace_to_json(&in->trace));
 	return j;
 }
 
+/* A follower among several cores (core/leader.h): it acts on no instance itself. */
+static bool following(const struct osapi *o) { return o->native->leader && !leader_is_leader(o->native->leader); }
+
 static struct instance *server_or_404(struct osapi *o, struct os_req *r)
 {
 	char iid[MV_ID_LEN + 1];
-	struct instance *in = os_instance_id(r->id, iid) ? cluster_instance(o->native->cluster, iid) : NULL;
+	bool well_formed = os_instance_id(r->id, iid);
+	struct instance *in = well_formed ? cluster_instance(o->native->cluster, iid) : NULL;
 	struct mv_error err;
+	/* the leader reads what followers stored before saying 404 (api.c's find_or_404) */
+	if (!in && well_formed && !following(o) && o->native->leader && cluster_pick_up(o->native->cluster) == 0)
+		in = cluster_instance(o->native->cluster, iid);
 	if (in && !authz_sees(&r->who.authz, in->project))
 		in = NULL; /* another project's: not found, so that its existence does not leak */
 	if (!in) {
@@ -848,7 +891,6 @@ void os_deleting_free(struct osapi *o)
 
 /* A follower acts on no instance (core/leader.h): it records the delete for the leader,
  * durably, which stops the instance and removes it once ended, as below. */
-static bool following(const struct osapi *o) { return o->native->leader && !leader_is_leader(o->native->leader); }
 
 static int delete_on_follower(struct osapi *o, struct os_req *r, struct instance *in, bool remove_when_ended,
                               struct mv_error *err)
@@ -903,12 +945,85 @@ fail:
 
 /* ---- POST /servers/{id}/action ---- */
 
+/* The instance is running again (or ended, or the wait ran out): the action is over. */
+static void acting_done(void *arg, UNUSED char (*ids)[MV_ID_LEN + 1], UNUSED int n)
+{
+	struct acting *act = arg;
+	if (hmap_get(&act->o->acting, act->id) == act)
+		hmap_remove(&act->o->acting, act->id);
+	free(act);
+}
+
+void os_acting_free(struct osapi *o)
+{
+	/* every entry's wait was answered by the cluster's drain, which freed it */
+	hmap_free(&o->acting);
+}
+
+/* Nova's 409 for an action the server's state does not take. */
+static int action_conflict(struct osapi *o, const struct instance *in, const char *server_id, const char *action,
+                           struct mv_error *err)
+{
+	struct server_status s = server_status(o, in);
+	if (s.task_state)
+		return mv_fail(err, 409, "invalid_state", "Cannot '%s' instance %s while it is in task_state %s", action,
+		               server_id, s.task_state);
+	return mv_fail(err, 409, "invalid_state", "Cannot '%s' instance %s while it is in vm_state %s", action,
+	               server_id, s.vm_state);
+}
+
+/* os-start and reboot: a new run (cluster.h), followed until the server is ACTIVE. */
+static int start_action(struct osapi *o, struct instance *in, enum os_action what, struct mv_error *err)
+{
+	struct cluster *c = o->native->cluster;
+	int64_t accepted_us = clock_mono_us();
+	struct acting *act;
+	int rc;
+	/* a new run is the leader's to begin (it talks to the node); a follower has no way to
+	 * ask for one yet, as it has for a delete */
+	if (following(o))
+		return mv_fail(err, 503, "not_leader",
+		               "this core follows the leader at %s: send os-start and reboot to the leader's OpenStack "
+		               "listener",
+		               leader_url(o->native->leader) ? leader_url(o->native->leader) : "(none elected yet)");
+	rc = what == ACT_START ? cluster_instance_start(c, in, accepted_us, err)
+	                       : cluster_instance_restart(c, in, accepted_us, err);
+	if (rc < 0)
+		return -1;
+	if (!(act = calloc(1, sizeof *act)))
+		fatal("calloc");
+	*act = (struct acting){.o = o, .what = what, .run = in->run};
+	snprintf(act->id, sizeof act->id, "%s", in->id);
+	hmap_put(&o->acting, act->id, act);
+	cluster_wait(c, &in, 1, in->spec.ready_serial[0] ? WAIT_READY : WAIT_RUNNING, DELETE_WAIT_S, acting_done, act);
+	return 0;
+}
+
+/* {"reboot": {"type": "SOFT"|"HARD"}}: 400 naming the field otherwise. */
+static int reboot_type(const json_t *arg, enum os_action *what, struct mv_error *err)
+{
+	const json_t *type = json_object_get(arg, "type");
+	if (!json_is_object(arg) || json_object_size(arg) != 1 || !json_is_string(type))
+		return mv_fail(err, 400, "invalid_field", "reboot must be {\"type\": \"SOFT\"} or {\"type\": \"HARD\"}");
+	if (strcasecmp(json_string_value(type), "SOFT") == 0)
+		*what = ACT_REBOOT_SOFT;
+	else if (strcasecmp(json_string_value(type), "HARD") == 0)
+		*what = ACT_REBOOT_HARD;
+	else
+		return mv_fail(err, 400, "invalid_field", "reboot.type must be SOFT or HARD, not %.32s",
+		               json_string_value(type));
+	return 0;
+}
+
 void os_server_action(struct osapi *o, struct os_req *r)
 {
 	struct instance *in = server_or_404(o, r);
 	json_t *body = NULL;
 	struct mv_error err;
 	const char *action;
+	const json_t *arg;
+	enum os_action what = ACT_REBOOT_SOFT;
+	bool busy;
 
 	if (!in)
 		return;
@@ -919,27 +1034,43 @@ void os_server_action(struct osapi *o, struct os_req *r)
 		goto fail;
 	}
 	action = json_object_iter_key(json_object_iter(body));
+	arg = json_object_iter_value(json_object_iter(body));
+	/* a server being deleted, starting again or rebooting takes no other action */
+	busy = hmap_get(&o->deleting, in->id) || acting_now(o, in);
 	if (strcmp(action, "os-stop") == 0) {
-		if (inst_state_terminal(in->state) || in->stop_requested) {
-			mv_fail(&err, 409, "invalid_state", "Cannot 'stop' instance %s while it is in vm_state %s", r->id,
-			        server_status(o, in).vm_state);
+		if (inst_state_terminal(in->state) || in->stop_requested || busy) {
+			action_conflict(o, in, r->id, "stop", &err);
 			goto fail;
 		}
 		if (following(o) ? delete_on_follower(o, r, in, false, &err) < 0
 		                 : cluster_instance_stop(o->native->cluster, in, &err) < 0)
 			goto fail;
-		evhttp_send_reply(r->req, 202, "Accepted", NULL);
-	} else if (strcmp(action, "os-start") == 0 || strcmp(action, "reboot") == 0) {
-		/* a stopped instance has ended for good: its record stays until removed */
-		mv_fail(&err, 409, "not_supported",
-		        "Cannot '%s' instance %s: a microvim instance does not start again once stopped; "
-		        "delete it and create a new server",
-		        action, r->id);
-		goto fail;
+	} else if (strcmp(action, "os-start") == 0) {
+		if (busy || strcmp(server_status(o, in).status, "SHUTOFF") != 0) {
+			action_conflict(o, in, r->id, "start", &err);
+			goto fail;
+		}
+		if (start_action(o, in, ACT_START, &err) < 0)
+			goto fail;
+	} else if (strcmp(action, "reboot") == 0) {
+		const char *status = server_status(o, in).status;
+		if (reboot_type(arg, &what, &err) < 0)
+			goto fail;
+		/* SOFT asks the guest of an ACTIVE server; HARD also powers on a SHUTOFF or ERROR one
+		 * (a lost instance's node is gone: nothing to reboot it on) */
+		if (busy || in->state == INST_LOST ||
+		    !(strcmp(status, "ACTIVE") == 0 ||
+		      (what == ACT_REBOOT_HARD && (strcmp(status, "SHUTOFF") == 0 || strcmp(status, "ERROR") == 0)))) {
+			action_conflict(o, in, r->id, "reboot", &err);
+			goto fail;
+		}
+		if (start_action(o, in, what, &err) < 0)
+			goto fail;
 	} else {
-		mv_fail(&err, 400, "invalid_field", "action %.64s is not offered: os-stop (os-start and reboot: 409)", action);
+		mv_fail(&err, 400, "invalid_field", "action %.64s is not offered: os-stop, os-start, reboot", action);
 		goto fail;
 	}
+	evhttp_send_reply(r->req, 202, "Accepted", NULL);
 	json_decref(body);
 	return;
 fail:

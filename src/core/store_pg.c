@@ -23,21 +23,22 @@ enum stmt_id {
 	ST_PUT_USER, ST_DELETE_USER, ST_LOAD_USERS,
 	ST_PUT_TOKEN, ST_REVOKE_TOKEN, ST_LOAD_TOKENS,
 	ST_PUT_NODE_SECRET, ST_REVOKE_NODE_SECRET, ST_LOAD_NODE_SECRETS,
+	ST_PUT_POOL, ST_DELETE_POOL, ST_LOAD_POOLS,
 	ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INSERT_INSTANCE] =
 		"INSERT INTO instances (id, name, driver, image, vcpus_milli, memory_mb, spec, state, stop_requested,"
-		" node_id, exit_code, error, trace, updated_us, created_us, project)"
-		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+		" node_id, exit_code, error, trace, updated_us, run, created_us, project)"
+		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
 	[ST_UPDATE_INSTANCE] =
 		"UPDATE instances SET state = $1, stop_requested = $2, node_id = $3, exit_code = $4, error = $5,"
-		" trace = $6, updated_us = $7 WHERE id = $8",
+		" trace = $6, updated_us = $7, run = $8 WHERE id = $9",
 	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = $1",
 	[ST_PAGE_INSTANCES] =
 		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us,"
-		" project FROM instances WHERE created_us > $1::bigint OR (created_us = $1::bigint AND id > $2)"
+		" project, run FROM instances WHERE created_us > $1::bigint OR (created_us = $1::bigint AND id > $2)"
 		" ORDER BY created_us, id LIMIT $3",
 	[ST_PUT_NODE] = "INSERT INTO nodes (id, name, info, updated_us) VALUES ($1,$2,$3,$4) ON CONFLICT (id) DO UPDATE"
 	                " SET name = EXCLUDED.name, info = EXCLUDED.info, updated_us = EXCLUDED.updated_us",
@@ -66,6 +67,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REVOKE_NODE_SECRET] = "UPDATE node_secrets SET revoked = 1 WHERE id = $1",
 	[ST_LOAD_NODE_SECRETS] = "SELECT id, kind, hash, node_id, join_id, expires_us, revoked, created_us"
 	                         " FROM node_secrets",
+	[ST_PUT_POOL] = "INSERT INTO pools (name, size, spec, created_us) VALUES ($1,$2,$3,$4)",
+	[ST_DELETE_POOL] = "DELETE FROM pools WHERE name = $1",
+	[ST_LOAD_POOLS] = "SELECT name, size, spec, created_us FROM pools",
 };
 
 /* The schema by version: PostgreSQL support came with SQLite's schema 4, so its first step
@@ -108,10 +112,15 @@ static const struct pg_migration migrations[] = {
 	    " hash TEXT, node_id TEXT, join_id TEXT,"
 	    " expires_us BIGINT NOT NULL, revoked INTEGER NOT NULL DEFAULT 0, created_us BIGINT NOT NULL);"
 	    "CREATE UNIQUE INDEX node_secrets_node ON node_secrets (node_id) WHERE kind = 'node';"},
+	/* 7: an instance's run, as SQLite's 7 */
+	{7, "ALTER TABLE instances ADD COLUMN run BIGINT NOT NULL DEFAULT 0;"},
+	/* 8: warm pools, as SQLite's 8 */
+	{8, "CREATE TABLE pools (name TEXT PRIMARY KEY, size INTEGER NOT NULL, spec TEXT NOT NULL,"
+	    " created_us BIGINT NOT NULL);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define PG_SCHEMA_VERSION 6 /* migrations[N_MIGRATIONS - 1].to */
+#define PG_SCHEMA_VERSION 8 /* migrations[N_MIGRATIONS - 1].to */
 /* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
 #define MIGRATE_LOCK_KEY "7166453736806510957"
 /* The session lock of a store claimed whole (store_claim): a program that must be the
@@ -402,7 +411,8 @@ static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *con
 	PGresult *r;
 	ExecStatusType want = id == ST_PAGE_INSTANCES || id == ST_LOAD_NODES || id == ST_IDEM_GET ||
 	                      id == ST_LOAD_IMAGES || id == ST_LOAD_PROJECTS || id == ST_LOAD_USERS ||
-	                      id == ST_LOAD_TOKENS || id == ST_LOAD_NODE_SECRETS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+	                      id == ST_LOAD_TOKENS || id == ST_LOAD_NODE_SECRETS ||
+	                      id == ST_LOAD_POOLS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
 	snprintf(name, sizeof name, "s%d", (int)id);
 	if (!s->in_tx && PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return NULL;
@@ -494,9 +504,11 @@ static void pg_rollback(struct store *base)
 
 /* ---- parameters as text ---- */
 
+#define PARAMS_MAX 20 /* the most a statement binds: an instance's insert, 17 */
+
 struct params {
-	const char *v[16];
-	char num[16][24];
+	const char *v[PARAMS_MAX];
+	char num[PARAMS_MAX][24];
 	char *owned[4];
 	int n, n_owned;
 };
@@ -542,6 +554,7 @@ static void p_status(struct params *p, const struct store_instance_status *v)
 		p_text(p, NULL);
 	}
 	p_int(p, v->updated_us);
+	p_int(p, v->run);
 }
 
 /* A row that names no project is the admin project's, as everything before schema 5 was. */
@@ -562,7 +575,7 @@ static int pg_instance_insert(struct store *base, const struct store_instance_ro
 	p_int(&p, r->spec.memory_mb);
 	p_json(&p, spec);
 	json_decref(spec);
-	p_status(&p, &r->status); /* $8 .. $14 */
+	p_status(&p, &r->status); /* $8 .. $15 */
 	p_int(&p, r->created_us);
 	p_text(&p, project_or_admin(r->project));
 	rc = run_done(pg(base), ST_INSERT_INSTANCE, p.n, p.v, "write instance");
@@ -635,6 +648,7 @@ static int row_read(const PGresult *res, int i, struct store_instance_row *r)
 	r->created_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
 	r->status.updated_us = strtoll(PQgetvalue(res, i, 9), NULL, 10);
 	cell_copy(res, i, 10, r->project, sizeof r->project);
+	r->status.run = (uint32_t)strtoul(PQgetvalue(res, i, 11), NULL, 10);
 	return 0;
 }
 
@@ -784,6 +798,45 @@ static int pg_images_load(struct store *base, store_image_fn *fn, void *arg)
 		cell_copy(res, i, 7, img.xen_type, sizeof img.xen_type);
 		cell_copy(res, i, 8, img.project, sizeof img.project);
 		fn(arg, &img);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* ---- warm pools ---- */
+
+static int pg_pool_insert(struct store *base, const struct store_pool_row *r)
+{
+	struct params p = {.n = 0};
+	int rc;
+	p_text(&p, r->name);
+	p_int(&p, r->size);
+	p_json(&p, r->spec);
+	p_int(&p, r->created_us);
+	rc = run_done(pg(base), ST_PUT_POOL, p.n, p.v, "write pool");
+	params_free(&p);
+	return rc;
+}
+
+static int pg_pool_delete(struct store *base, const char *name)
+{
+	const char *v[1] = {name};
+	return run_done(pg(base), ST_DELETE_POOL, 1, v, "delete pool");
+}
+
+static int pg_pools_load(struct store *base, store_pool_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_POOLS, 0, NULL, "load pools");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_pool_row r = {0};
+		cell_copy(res, i, 0, r.name, sizeof r.name);
+		r.size = (int)strtol(PQgetvalue(res, i, 1), NULL, 10);
+		r.spec = cell_json(res, i, 2);
+		r.created_us = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		fn(arg, &r);
+		json_decref(r.spec);
 	}
 	PQclear(res);
 	return 0;
@@ -973,4 +1026,7 @@ const struct store_ops store_pg_ops = {
 	.node_secret_insert = pg_node_secret_insert,
 	.node_secret_revoke = pg_node_secret_revoke,
 	.node_secrets_load = pg_node_secrets_load,
+	.pool_insert = pg_pool_insert,
+	.pool_delete = pg_pool_delete,
+	.pools_load = pg_pools_load,
 };

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/inotify.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -47,6 +49,9 @@ struct ninst {
 	struct inst_spec spec;
 	const struct driver *drv;
 	enum ni_state state;
+	uint32_t run;                /* the run it is in (common/wire.h) */
+	uint32_t next_run;           /* a newer run asked: it begins at this one's end (0: none) */
+	int64_t next_received_us;    /* when that start arrived (its trace's prepare includes the stop) */
 	bool stop_requested;         /* a stop was asked: the end is "stopped" */
 	bool ready;                  /* the guest printed its ready marker */
 	enum inst_state final_state; /* once ended */
@@ -70,6 +75,9 @@ struct ninst {
 	int serial_fd;
 	char carry[MV_READY_PATTERN_MAX];
 	size_t carry_len;
+
+	bool warm;                   /* taken from a warm pool: started by resuming it */
+	struct warm_taken taken;     /* ... the guest as the pool handed it over */
 
 	int64_t received_us, spawned_us;
 	int64_t stop_asked_us;  /* when the core's stop arrived (0: none) */
@@ -118,7 +126,7 @@ static struct ninst *ninst_new(struct instances *set, const char *id, enum ni_st
 	ni->stdout_fd = ni->stderr_fd = ni->serial_fd = ni->watch = -1;
 	for (int s = 0; s < LOG_STREAM_COUNT; s++)
 		ni->log_fds[s] = -1;
-	ni->h.pidfd = -1;
+	ni->h.pidfd = ni->taken.h.pidfd = -1;
 	snprintf(ni->id, sizeof ni->id, "%s", id);
 	if (snprintf(ni->dir, sizeof ni->dir, "%.4000s/instances/%s", set->env.run_dir, id) >= (int)sizeof ni->dir)
 		fatalx("instance dir path too long");
@@ -140,6 +148,7 @@ static void ninst_free(struct ninst *ni)
 	close_fd(&ni->stdout_fd);
 	close_fd(&ni->stderr_fd);
 	close_fd(&ni->h.pidfd);
+	close_fd(&ni->taken.h.pidfd);
 	spec_free(&ni->spec);
 	free(ni);
 }
@@ -168,7 +177,7 @@ static void ninst_submit(struct ninst *ni, worker_fn *work, worker_fn *done, voi
 
 static void record_of(const struct ninst *ni, enum instrec_state state, struct instrec *r)
 {
-	*r = (struct instrec){.spec = ni->spec, .state = state, .ended_as = ni->final_state, .h = ni->h,
+	*r = (struct instrec){.spec = ni->spec, .run = ni->run, .state = state, .ended_as = ni->final_state, .h = ni->h,
 	                      .ready = ni->ready, .has_exit_code = ni->has_exit_code, .exit_code = ni->exit_code};
 	memcpy(r->id, ni->id, sizeof r->id);
 	memcpy(r->tap, ni->tap, sizeof r->tap);
@@ -190,7 +199,7 @@ static void report(struct ninst *ni)
 {
 	bool ended = ni->state == NI_ENDED || ni->state == NI_PURGED;
 	struct wire_report r = {.state = ended ? ni->final_state : INST_RUNNING, .has_exit_code = ni->has_exit_code,
-	                        .exit_code = ni->exit_code};
+	                        .exit_code = ni->exit_code, .run = ni->run};
 	memcpy(r.id, ni->id, sizeof r.id);
 	r.ready = !ended && ni->ready;
 	snprintf(r.error, sizeof r.error, "%s", ni->error);
@@ -308,11 +317,73 @@ static void steps_split(struct ninst *ni, int64_t spawn_from, int64_t config_don
 	ni->timing.has_steps = true;
 }
 
+/* path is under the guest's dir `from`: the same path under `to` (the dir moved). */
+static void path_moved(char *path, size_t len, const char *from, const char *to)
+{
+	size_t n = strlen(from);
+	char rest[PATH_MAX];
+	if (strncmp(path, from, n) != 0 || path[n] != '/')
+		return;
+	snprintf(rest, sizeof rest, "%s", path + n);
+	if ((size_t)snprintf(path, len, "%s%s", to, rest) >= len)
+		path[0] = '\0';
+}
+
+/* A warm guest's start: prepare moves its dir to the instance's (the process keeps its
+ * open files: logs, serial, QMP socket), spawn resumes it. The instance's record is
+ * written into the guest's dir before the move, so that whatever a crash leaves is either
+ * the pool's (its recovery kills a guest with a record: it was being taken) or the
+ * instance's (its recovery re-attaches it). */
+static void start_warm(struct ninst *ni)
+{
+	char parent[PATH_MAX];
+	int64_t t0;
+	int rc;
+
+	ni->h = ni->taken.h;
+	ni->taken.h.pidfd = -1;
+	path_moved(ni->h.control, sizeof ni->h.control, ni->taken.dir, ni->dir);
+	snprintf(ni->serial_log, sizeof ni->serial_log, "%s", ni->taken.serial_log);
+	path_moved(ni->serial_log, sizeof ni->serial_log, ni->taken.dir, ni->dir);
+	snprintf(parent, sizeof parent, "%.4000s/instances", ni->set->env.run_dir);
+	{
+		struct instrec r;
+		record_of(ni, INSTREC_RUNNING, &r);
+		if ((rc = fs_mkdir_p(parent, 0750)) < 0 || (rc = instrec_write(ni->taken.dir, &r)) < 0 ||
+		    (rename(ni->taken.dir, ni->dir) < 0 && (rc = -errno) < 0)) {
+			snprintf(ni->start_err, sizeof ni->start_err, "warm guest: cannot move %.100s to %.100s: %s", ni->taken.dir,
+			         ni->dir, strerror(-rc));
+			goto fail;
+		}
+	}
+	t0 = clock_mono_us();
+	ni->timing.prepare_us = t0 - ni->received_us;
+	ni->start_rc = drv_resume(ni->drv, ni->set->env.drv_opts, &ni->h, ni->start_err, sizeof ni->start_err);
+	ni->spawned_us = clock_mono_us();
+	ni->timing.spawn_us = ni->spawned_us - t0;
+	steps_split(ni, t0, 0);
+	if (ni->start_rc == 0)
+		return;
+fail:
+	/* it cannot serve this instance, nor go back to its pool: it ends here */
+	drv_signal(ni->drv, &ni->h, SIGKILL);
+	if (ni->h.is_child)
+		while (waitpid(ni->h.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	close_fd(&ni->h.pidfd);
+	ni->start_rc = ni->start_rc < 0 ? ni->start_rc : -EIO;
+}
+
 static void start_work(void *arg)
 {
 	struct ninst *ni = arg;
 	char nspath[64] = "";
 	int64_t t0, t1, config_done = 0;
+
+	if (ni->warm) {
+		start_warm(ni);
+		return;
+	}
 
 	/* prepare: the instance's files, here on the worker since file creation can take
 	 * milliseconds on a loaded disk; the wait for a free worker counts as prepare too */
@@ -530,7 +601,10 @@ static void stop_call(struct ninst *ni, bool force)
 	if (!j)
 		fatal("calloc");
 	*j = (struct stop_job){.ni = ni, .force = force};
-	ninst_submit(ni, stop_work, stop_done, j);
+	/* ahead of queued starts: under load a stop's signal waited ~0.3 s behind them (the
+	 * "stop" step at 64 clients), the instance running on meanwhile */
+	ninst_hold(ni);
+	worker_submit_first(ni->set->env.workers, stop_work, stop_done, j);
 }
 
 static void on_kill_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
@@ -801,9 +875,10 @@ static void got_ready(struct ninst *ni)
 
 /* A removed instance's dir, deleted on a worker when no start waits for one: a dozen
  * system calls (open, list, stat and unlink each file, rmdir) that would otherwise hold up
- * the loop, and with it the long-poll that brings the next start. Nothing refers to the dir any more: the instance
- * is out of the map, its ids are never reused, and a node killed before the job ran finds
- * the dir at its next start as it would after a kill in the middle of a removal. */
+ * the loop, and with it the long-poll that brings the next start. Nothing refers to the
+ * dir any more: the instance is out of the map, its ids are never reused, and a node
+ * killed before the job ran finds the dir at its next start as it would after a kill in
+ * the middle of a removal. */
 struct dir_removal {
 	char dir[PATH_MAX];
 };
@@ -824,6 +899,37 @@ static void remove_dir_later(struct instances *set, const char *dir)
 		fatal("malloc");
 	snprintf(d->dir, sizeof d->dir, "%s", dir);
 	worker_submit_background(set->env.workers, dir_removal_work, d);
+}
+
+static void blobs_resolve(struct ninst *ni);
+
+/* A newer run begins where the last one ended: the same dir, spec and resources; what the
+ * last run knew of its end, readiness and timing is forgotten (its logs stay, appended to;
+ * the serial log starts afresh, for the ready marker). */
+static void new_run(struct ninst *ni)
+{
+	log_info("instance %s: run %u ended; run %u begins", ni->id, (unsigned)ni->run, (unsigned)ni->next_run);
+	ni->run = ni->next_run;
+	ni->next_run = 0;
+	ni->received_us = ni->next_received_us;
+	ni->stop_requested = ni->ready = ni->has_exit_code = ni->has_stop_timing = false;
+	ni->exit_code = ni->start_rc = 0;
+	ni->final_state = INST_PENDING;
+	ni->error[0] = ni->start_err[0] = ni->serial_log[0] = ni->kernel[0] = ni->initrd[0] = '\0';
+	ni->stop_asked_us = ni->spawned_us = ni->blobs_done_us = 0;
+	ni->timing = (struct node_timing){0};
+	ni->carry_len = 0;
+	ni->h = (struct drv_handle){.pidfd = -1};
+	ni->warm = false; /* a pooled guest served its run: the next one starts cold */
+	if (ni->exit_ev) { /* watch_exit makes them again for the new process */
+		event_free(ni->exit_ev);
+		ni->exit_ev = NULL;
+	}
+	if (ni->kill_timer) {
+		event_free(ni->kill_timer);
+		ni->kill_timer = NULL;
+	}
+	blobs_resolve(ni);
 }
 
 /* The instance was removed: its dir goes; it is freed once no job points at it. */
@@ -895,22 +1001,45 @@ static void ni_event(struct ninst *ni, enum ni_event ev, const struct ni_args *x
 		boot_watch_start(ni);
 	if (a & NA_STOP_IF_ASKED && ni->stop_requested && ni->state == NI_RUNNING)
 		ni_event(ni, NE_STOP, &(struct ni_args){0});
+	if (a & NA_NEW_RUN)
+		new_run(ni);
+	if (a & NA_RESTART_IF_ASKED && ni->next_run > ni->run && ni->state == NI_ENDED)
+		ni_event(ni, NE_RESTART, &(struct ni_args){0});
 	if (a & (NA_FORGET | NA_REMOVE))
 		forget(ni); /* last: it may be freed */
 }
 
 /* ---- the core's operations ---- */
 
-void instances_start(struct instances *set, const char *id, const struct inst_spec *spec)
+/* Prepare's first step: the image blobs, from the cache or fetched; then the spawn. */
+static void blobs_resolve(struct ninst *ni)
+{
+	ni->pending_fetches = 1; /* held until every blob is resolved */
+	if (ni->spec.has_boot) {
+		ni->timing.image_cache = IMAGE_HIT;
+		need_blob(ni, ni->spec.boot.kernel, ni->kernel, sizeof ni->kernel);
+		need_blob(ni, ni->spec.boot.initrd, ni->initrd, sizeof ni->initrd);
+	}
+	blob_resolved(ni);
+}
+
+void instances_start(struct instances *set, const char *id, const struct inst_spec *spec, uint32_t run)
 {
 	struct ninst *ni = hmap_get(&set->map, id);
 	struct mv_error err;
 
+	if (ni && run > ni->run && run > ni->next_run) { /* a newer run: the old one ends first */
+		ni->next_run = run;
+		ni->next_received_us = clock_mono_us();
+		ni_event(ni, NE_RESTART, &(struct ni_args){0});
+		return;
+	}
 	if (ni) { /* sent again after a reconnect: say where it stands */
 		ni_event(ni, NE_START_AGAIN, &(struct ni_args){0});
 		return;
 	}
 	ni = ninst_new(set, id, NI_FETCHING);
+	ni->run = run;
 	ni->received_us = clock_mono_us();
 	spec_copy(&ni->spec, spec);
 	ni->drv = driver_find(spec->driver);
@@ -926,13 +1055,16 @@ void instances_start(struct instances *set, const char *id, const struct inst_sp
 		ni_event(ni, NE_SPAWN_FAILED, &(struct ni_args){.why = err.message});
 		return;
 	}
-	ni->pending_fetches = 1; /* held until every blob is resolved */
-	if (ni->spec.has_boot) {
-		ni->timing.image_cache = IMAGE_HIT;
-		need_blob(ni, ni->spec.boot.kernel, ni->kernel, sizeof ni->kernel);
-		need_blob(ni, ni->spec.boot.initrd, ni->initrd, sizeof ni->initrd);
+	if (ni->spec.pool[0]) {
+		ni->warm = set->env.pools && warm_pools_take(set->env.pools, ni->spec.pool, &ni->spec, &ni->taken);
+		ni->timing.pool = ni->warm ? POOL_HIT : POOL_MISS;
 	}
-	blob_resolved(ni);
+	if (ni->warm) { /* its image is in the guest already */
+		ni->pending_fetches = 1;
+		blob_resolved(ni);
+		return;
+	}
+	blobs_resolve(ni);
 }
 
 void instances_stop(struct instances *set, const char *id)
@@ -997,6 +1129,7 @@ static bool recover_one(struct instances *set, struct instrec *r)
 	if (ni->drv && drv_spec_check(&ni->spec, SPEC_STORED, &err) < 0)
 		log_warnx("instance %s: its recorded spec does not pass the driver's check now (%s)", ni->id, err.message);
 	ni->h = r->h;
+	ni->run = r->run;
 	memcpy(ni->tap, r->tap, sizeof ni->tap);
 	memcpy(ni->netns, r->netns, sizeof ni->netns);
 	ni->ready = r->ready;

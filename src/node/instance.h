@@ -1,4 +1,7 @@
 /* instance — the instances of this node, each through its life (node/lifecycle.h):
+ *   pool     a start naming a warm pool takes a paused guest from it (node/warmpool.h):
+ *            prepare moves the guest's dir to the instance's, spawn resumes it; none
+ *            warm: started cold as any other
  *   prepare  instance dir, logs, image blobs (cache hit, or fetched and verified)
  *   network  what the driver's network slot asks for, on the bridge   (on a worker)
  *   spawn    the driver's start call                                  (on a worker)
@@ -21,6 +24,7 @@
 #include "drivers/driver.h"
 #include "node/imagecache.h"
 #include "node/reports.h"
+#include "node/warmpool.h"
 #include "node/worker.h"
 
 /* What instances need from their node. Borrowed: it outlives them. */
@@ -32,6 +36,7 @@ struct instances_env {
 	const char *run_dir;        /* instance dirs are RUN_DIR/instances/ID */
 	double stop_grace_s;
 	struct imagecache *cache;
+	struct warm_pools *pools;   /* a start naming a pool takes a warm guest from it; or NULL */
 	struct report_queue *reports;
 	uint64_t log_max_bytes;     /* per log stream */
 	/* An instance's logs grew, or it ended or was removed: wake its readers. May be NULL. */
@@ -45,8 +50,11 @@ struct instances;
 struct instances *instances_new(const struct instances_env *env, char *err, size_t errlen);
 /* Re-attaches to the instances a previous run of this node started (their records). */
 void instances_recover(struct instances *set);
-/* The core's operations. start takes a copy of spec. */
-void instances_start(struct instances *set, const char *id, const struct inst_spec *spec);
+/* The core's operations. start takes a copy of spec; run is the run it begins (common/wire.h):
+ * a start of a run the instance is in (or past) is a start sent again, and answered with
+ * where it stands; of a newer run, the instance ends the one it is in (stopped, as by a
+ * stop) and runs anew in the same dir. */
+void instances_start(struct instances *set, const char *id, const struct inst_spec *spec, uint32_t run);
 void instances_stop(struct instances *set, const char *id);
 void instances_purge(struct instances *set, const char *id);
 /* One of an instance's logs, for reading (node/logbuf.h): *fd open read-only, or -1 when

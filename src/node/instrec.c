@@ -11,6 +11,7 @@
 
 #include "common/fs.h"
 #include "common/log.h"
+#include "common/wire.h"
 
 #define RECORD_MAX (1 << 20)
 
@@ -28,6 +29,8 @@ int instrec_write(const char *dir, const struct instrec *r)
 	int rc;
 	if (r->has_exit_code)
 		json_object_set_new(j, "exit_code", json_integer(r->exit_code));
+	if (r->run)
+		json_object_set_new(j, "run", json_integer(r->run));
 	if (r->error[0])
 		json_object_set_new(j, "error", json_string(r->error));
 	text = json_dumps(j, JSON_COMPACT);
@@ -131,6 +134,8 @@ int instrec_read(const char *dir, struct instrec *r)
 		r->exit_code = (int)json_integer_value(json_object_get(j, "exit_code"));
 	}
 	copy_string(r->error, sizeof r->error, json_object_get(j, "error"));
+	if (json_integer_value(json_object_get(j, "run")) > 0 && json_integer_value(json_object_get(j, "run")) <= WIRE_RUN_MAX)
+		r->run = (uint32_t)json_integer_value(json_object_get(j, "run"));
 	json_decref(j);
 	return 0;
 }

@@ -4,7 +4,8 @@
  * "spawning" before the driver's start, so that a node killed in between finds what was
  * started instead of starting a second copy.
  *   {"id", "name", "spec": SPEC (stored form), "state": "spawning"|"running"|ENDED-STATE,
- *    "pid", "start_time", "domain", "control", "tap", "netns", "ready", "exit_code", "error"} */
+ *    "pid", "start_time", "domain", "control", "tap", "netns", "ready", "exit_code", "error",
+ *    "run" (common/wire.h; absent: 0)} */
 #ifndef MICROVIM_INSTREC_H
 #define MICROVIM_INSTREC_H
 
@@ -19,6 +20,7 @@ enum instrec_state { INSTREC_SPAWNING, INSTREC_RUNNING, INSTREC_ENDED };
 struct instrec {
 	char id[MV_ID_LEN + 1];
 	struct inst_spec spec;
+	uint32_t run;             /* the run it records */
 	enum instrec_state state;
 	enum inst_state ended_as; /* with INSTREC_ENDED */
 	struct drv_handle h;      /* pid, start_time, domain, control (pidfd: -1) */

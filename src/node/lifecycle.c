@@ -11,7 +11,8 @@ const char *const ni_event_names[NE_COUNT] = {
 	[NE_BLOB_FAILED] = "blob failed", [NE_BLOBS_DONE] = "blobs done",   [NE_SPAWNED] = "spawned",
 	[NE_SPAWN_FAILED] = "spawn failed", [NE_READY] = "ready",           [NE_EXITED] = "exited",
 	[NE_GONE] = "gone",               [NE_STOP] = "stop",               [NE_STOP_DONE] = "stop done",
-	[NE_GRACE] = "grace over",        [NE_START_AGAIN] = "start again", [NE_PURGE] = "purge",
+	[NE_GRACE] = "grace over",        [NE_START_AGAIN] = "start again", [NE_RESTART] = "restart",
+	[NE_PURGE] = "purge",
 	[NE_ADOPTED] = "adopted",         [NE_NOT_STARTED] = "not started", [NE_REATTACHED] = "re-attached",
 	[NE_ENDED_AWAY] = "ended away",   [NE_RECORD_ENDED] = "record ended",
 };
@@ -21,8 +22,12 @@ const char *const ni_event_names[NE_COUNT] = {
 #define REPEAT {.kind = NT_REPEAT}
 #define REFUSE {.kind = NT_REFUSE}
 
-/* The end: network removed, record written, reported. */
-#define END (NA_END | NA_RECORD | NA_REPORT)
+/* The end: network removed, record written, reported; then a newer run asked meanwhile begins. */
+#define END (NA_END | NA_RECORD | NA_REPORT | NA_RESTART_IF_ASKED)
+/* A newer run asked before this one runs: stopped once it runs, and the new run follows. */
+#define RESTART_LATER(s) MOVE(s, NA_DESIRE_STOP)
+/* A newer run asked while a stop is under way: it follows the end (the run asked is noted). */
+#define RESTART_AT_END REPEAT
 /* Asked to stop before it runs: said so, done once it runs. */
 #define STOP_LATER(s) MOVE(s, NA_DESIRE_STOP)
 /* Where it stands, said again (an assignment sent again after a reconnect). */
@@ -45,7 +50,7 @@ const char *const ni_event_names[NE_COUNT] = {
 static const struct ni_transition table[NI_STATE_COUNT][NE_COUNT] = {
 	[NI_RECOVERING] = {
 		[NE_BLOB_FAILED] = REFUSE, [NE_BLOBS_DONE] = REFUSE, [NE_SPAWNED] = REFUSE, [NE_SPAWN_FAILED] = REFUSE,
-		NOT_STARTED_YET, [NE_STOP] = REFUSE, [NE_START_AGAIN] = REFUSE, [NE_PURGE] = REFUSE,
+		NOT_STARTED_YET, [NE_STOP] = REFUSE, [NE_START_AGAIN] = REFUSE, [NE_RESTART] = REFUSE, [NE_PURGE] = REFUSE,
 		[NE_ADOPTED] = MOVE(NI_RUNNING, NA_WATCH | NA_RECORD | NA_REPORT),
 		[NE_NOT_STARTED] = MOVE(NI_PURGED, NA_FORGET),
 		/* the core learns it is alive from the registration's list */
@@ -58,20 +63,23 @@ static const struct ni_transition table[NI_STATE_COUNT][NE_COUNT] = {
 		[NE_BLOB_FAILED] = MOVE(NI_FETCH_FAILED, NA_NOTE_ERROR),
 		[NE_BLOBS_DONE] = MOVE(NI_SPAWNING, NA_SPAWN),
 		[NE_SPAWNED] = REFUSE, [NE_SPAWN_FAILED] = REFUSE, NOT_STARTED_YET,
-		[NE_STOP] = STOP_LATER(NI_FETCHING), [NE_START_AGAIN] = REPEAT, [NE_PURGE] = REPEAT, NOT_RECOVERING,
+		[NE_STOP] = STOP_LATER(NI_FETCHING), [NE_START_AGAIN] = REPEAT, [NE_RESTART] = RESTART_LATER(NI_FETCHING),
+		[NE_PURGE] = REPEAT, NOT_RECOVERING,
 	},
 	[NI_FETCH_FAILED] = {
 		[NE_BLOB_FAILED] = REPEAT, /* the first error is the one said */
 		[NE_BLOBS_DONE] = MOVE(NI_ENDED, END),
 		[NE_SPAWNED] = REFUSE, [NE_SPAWN_FAILED] = REFUSE, NOT_STARTED_YET,
-		[NE_STOP] = STOP_LATER(NI_FETCH_FAILED), [NE_START_AGAIN] = REPEAT, [NE_PURGE] = REPEAT, NOT_RECOVERING,
+		[NE_STOP] = STOP_LATER(NI_FETCH_FAILED), [NE_START_AGAIN] = REPEAT,
+		[NE_RESTART] = RESTART_LATER(NI_FETCH_FAILED), [NE_PURGE] = REPEAT, NOT_RECOVERING,
 	},
 	[NI_SPAWNING] = {
 		[NE_BLOB_FAILED] = REFUSE, [NE_BLOBS_DONE] = REFUSE,
 		[NE_SPAWNED] = MOVE(NI_RUNNING, NA_WATCH | NA_REPORT | NA_BOOT_WATCH | NA_STOP_IF_ASKED),
 		[NE_SPAWN_FAILED] = MOVE(NI_ENDED, NA_NOTE_ERROR | END),
 		NOT_STARTED_YET,
-		[NE_STOP] = STOP_LATER(NI_SPAWNING), [NE_START_AGAIN] = REPEAT, [NE_PURGE] = REPEAT, NOT_RECOVERING,
+		[NE_STOP] = STOP_LATER(NI_SPAWNING), [NE_START_AGAIN] = REPEAT, [NE_RESTART] = RESTART_LATER(NI_SPAWNING),
+		[NE_PURGE] = REPEAT, NOT_RECOVERING,
 	},
 	[NI_RUNNING] = {
 		PREPARED,
@@ -80,7 +88,9 @@ static const struct ni_transition table[NI_STATE_COUNT][NE_COUNT] = {
 		[NE_GONE] = MOVE(NI_ENDED, END),
 		[NE_STOP] = MOVE(NI_STOPPING, NA_DESIRE_STOP | NA_STOP_GENTLE | NA_ARM_GRACE),
 		[NE_STOP_DONE] = REFUSE, [NE_GRACE] = REPEAT,
-		[NE_START_AGAIN] = SAY_AGAIN(NI_RUNNING), [NE_PURGE] = REPEAT, NOT_RECOVERING,
+		[NE_START_AGAIN] = SAY_AGAIN(NI_RUNNING),
+		[NE_RESTART] = MOVE(NI_STOPPING, NA_DESIRE_STOP | NA_STOP_GENTLE | NA_ARM_GRACE),
+		[NE_PURGE] = REPEAT, NOT_RECOVERING,
 	},
 	[NI_STOPPING] = {
 		PREPARED,
@@ -92,7 +102,8 @@ static const struct ni_transition table[NI_STATE_COUNT][NE_COUNT] = {
 		[NE_STOP] = REPEAT,
 		[NE_STOP_DONE] = MOVE(NI_STOP_SENT, NA_STATUS_CHECK),
 		[NE_GRACE] = MOVE(NI_STOPPING_FORCE, 0),
-		[NE_START_AGAIN] = SAY_AGAIN(NI_STOPPING), [NE_PURGE] = REPEAT, NOT_RECOVERING,
+		[NE_START_AGAIN] = SAY_AGAIN(NI_STOPPING), [NE_RESTART] = RESTART_AT_END, [NE_PURGE] = REPEAT,
+		NOT_RECOVERING,
 	},
 	[NI_STOPPING_FORCE] = {
 		PREPARED,
@@ -102,14 +113,16 @@ static const struct ni_transition table[NI_STATE_COUNT][NE_COUNT] = {
 		[NE_STOP] = REPEAT,
 		[NE_STOP_DONE] = MOVE(NI_STOPPING, NA_STOP_FORCE),
 		[NE_GRACE] = REPEAT,
-		[NE_START_AGAIN] = SAY_AGAIN(NI_STOPPING_FORCE), [NE_PURGE] = REPEAT, NOT_RECOVERING,
+		[NE_START_AGAIN] = SAY_AGAIN(NI_STOPPING_FORCE), [NE_RESTART] = RESTART_AT_END, [NE_PURGE] = REPEAT,
+		NOT_RECOVERING,
 	},
 	[NI_STOPPING_EXITED] = {
 		PREPARED,
 		[NE_READY] = REPEAT, [NE_EXITED] = REPEAT, [NE_GONE] = REPEAT, [NE_STOP] = REPEAT,
 		[NE_STOP_DONE] = MOVE(NI_ENDED, NA_REAP | END),
 		[NE_GRACE] = REPEAT,
-		[NE_START_AGAIN] = SAY_AGAIN(NI_STOPPING_EXITED), [NE_PURGE] = REPEAT, NOT_RECOVERING,
+		[NE_START_AGAIN] = SAY_AGAIN(NI_STOPPING_EXITED), [NE_RESTART] = RESTART_AT_END, [NE_PURGE] = REPEAT,
+		NOT_RECOVERING,
 	},
 	[NI_STOP_SENT] = {
 		PREPARED,
@@ -119,7 +132,8 @@ static const struct ni_transition table[NI_STATE_COUNT][NE_COUNT] = {
 		[NE_STOP] = REPEAT,
 		[NE_STOP_DONE] = REPEAT,
 		[NE_GRACE] = MOVE(NI_STOPPING, NA_STOP_FORCE),
-		[NE_START_AGAIN] = SAY_AGAIN(NI_STOP_SENT), [NE_PURGE] = REPEAT, NOT_RECOVERING,
+		[NE_START_AGAIN] = SAY_AGAIN(NI_STOP_SENT), [NE_RESTART] = RESTART_AT_END, [NE_PURGE] = REPEAT,
+		NOT_RECOVERING,
 	},
 	[NI_ENDED] = {
 		PREPARED,
@@ -127,13 +141,14 @@ static const struct ni_transition table[NI_STATE_COUNT][NE_COUNT] = {
 		[NE_READY] = REPEAT, [NE_EXITED] = REPEAT, [NE_GONE] = REPEAT, [NE_STOP_DONE] = REPEAT,
 		[NE_GRACE] = REPEAT,
 		[NE_STOP] = SAY_AGAIN(NI_ENDED), [NE_START_AGAIN] = SAY_AGAIN(NI_ENDED),
+		[NE_RESTART] = MOVE(NI_FETCHING, NA_NEW_RUN),
 		[NE_PURGE] = MOVE(NI_PURGED, NA_REMOVE), NOT_RECOVERING,
 	},
 	[NI_PURGED] = {
 		/* only its last worker jobs can still speak of it */
 		PREPARED, [NE_READY] = REPEAT, [NE_EXITED] = REPEAT, [NE_GONE] = REPEAT, [NE_STOP] = REPEAT,
-		[NE_STOP_DONE] = REPEAT, [NE_GRACE] = REPEAT, [NE_START_AGAIN] = REPEAT, [NE_PURGE] = REPEAT,
-		NOT_RECOVERING,
+		[NE_STOP_DONE] = REPEAT, [NE_GRACE] = REPEAT, [NE_START_AGAIN] = REPEAT, [NE_RESTART] = REPEAT,
+		[NE_PURGE] = REPEAT, NOT_RECOVERING,
 	},
 };
 

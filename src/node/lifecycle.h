@@ -8,7 +8,11 @@
  * reaped: its pid must not be reused under the signal), the grace period running out. Two
  * facts stay beside the state: a stop was asked (the end is then "stopped"; asked while
  * the instance was still starting, it is carried out once started), and the guest said it
- * is ready. */
+ * is ready.
+ *
+ * A start of a newer run (POST /v1/instances/ID/start or /restart at the core) is the
+ * third fact, kept by instance.c as the run asked for: a live instance is stopped first
+ * (as for a stop), and the new run begins at its end, from "ended" back to "fetching". */
 #ifndef MICROVIM_NODE_LIFECYCLE_H
 #define MICROVIM_NODE_LIFECYCLE_H
 
@@ -41,6 +45,7 @@ enum ni_event {
 	NE_STOP_DONE,     /* a stop call returned from its worker */
 	NE_GRACE,         /* the grace period after the gentle stop passed */
 	NE_START_AGAIN,   /* a start assignment for an instance it already has (sent again) */
+	NE_RESTART,       /* a start of a newer run (common/wire.h) than the one it has: end that one, then run anew */
 	NE_PURGE,         /* a purge assignment: the core forgot it */
 	NE_ADOPTED,       /* recovery: the record said spawning and the driver found what was started */
 	NE_NOT_STARTED,   /* recovery: the record said spawning and nothing was started */
@@ -77,6 +82,8 @@ enum {
 	NA_STOP_IF_ASKED = 1u << 14, /* just started: carry out a stop asked meanwhile */
 	NA_FORGET = 1u << 15,       /* remove its dir and drop it: nothing was started */
 	NA_REMOVE = 1u << 16,       /* remove its dir; freed when the last job returns */
+	NA_RESTART_IF_ASKED = 1u << 17, /* just ended: begin the newer run asked meanwhile */
+	NA_NEW_RUN = 1u << 18,      /* the newer run begins: its facts reset, prepare again (blobs, then spawn) */
 };
 
 enum {

@@ -34,6 +34,7 @@ struct siminst {
 	enum inst_state state;
 	struct sim_params params;
 	int64_t received_us; /* the start assignment arrived */
+	uint32_t run;        /* the run its last start began (common/wire.h) */
 	struct event *timer; /* the end of the simulated spawn */
 };
 
@@ -130,7 +131,7 @@ static void retry_later(struct simnode *n)
 
 static void report(struct simnode *n, const struct siminst *in, const char *error)
 {
-	struct wire_report r = {.state = in->state};
+	struct wire_report r = {.state = in->state, .run = in->run};
 	snprintf(r.id, sizeof r.id, "%s", in->id);
 	if (error)
 		snprintf(r.error, sizeof r.error, "%s", error);
@@ -159,23 +160,28 @@ static void on_spawned(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)
 	}
 }
 
-static void inst_start(struct simnode *n, const char *id, const struct inst_spec *spec)
+static void inst_start(struct simnode *n, const char *id, const struct inst_spec *spec, uint32_t run)
 {
 	struct siminst *in = hmap_get(&n->instances, id);
-	if (in) { /* a start already taken: answer with its state */
+	if (in && run <= in->run) { /* a start already taken: answer with its state */
 		if (in->state != INST_STARTING)
 			report(n, in, NULL);
 		return;
 	}
-	if (!(in = calloc(1, sizeof *in)) || !(in->timer = evtimer_new(n->sim->o.base, on_spawned, in)))
-		fatal("calloc");
-	in->node = n;
-	snprintf(in->id, sizeof in->id, "%s", id);
+	if (in) { /* a new run: what is left of the old one ends at once (nothing runs) */
+		evtimer_del(in->timer);
+	} else {
+		if (!(in = calloc(1, sizeof *in)) || !(in->timer = evtimer_new(n->sim->o.base, on_spawned, in)))
+			fatal("calloc");
+		in->node = n;
+		snprintf(in->id, sizeof in->id, "%s", id);
+		hmap_put(&n->instances, in->id, in);
+	}
+	in->run = run;
 	in->state = INST_STARTING;
 	in->params = n->sim->o.params;
 	sim_params_apply(&in->params, spec->config);
 	in->received_us = clock_mono_us();
-	hmap_put(&n->instances, in->id, in);
 	struct timeval tv = clock_timeval(in->params.spawn_ms / 1000.0);
 	evtimer_add(in->timer, &tv);
 }
@@ -276,7 +282,7 @@ static void handle_assignment(struct simnode *n, const json_t *j)
 	switch (as.op) {
 	case NODE_OP_START:
 		if (as.has_spec)
-			inst_start(n, as.id, &as.spec);
+			inst_start(n, as.id, &as.spec, as.run);
 		break;
 	case NODE_OP_STOP: inst_stop(n, as.id); break;
 	case NODE_OP_PURGE: inst_purge(n, as.id); break;

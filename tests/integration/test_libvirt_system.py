@@ -78,6 +78,12 @@ def test_libvirt_system_daemon_boots_and_cleans_up():
         groups = [os.path.join(m, n) for m in libvirtd.machine_cgroups() for n in os.listdir(m) if iid in n]
         print(f"  the domain's cgroups while it runs: {len(groups)} ({', '.join(groups[:2])}...)")
 
+        # restarted: the domain destroyed, created anew (transient, the same name), ready again
+        st, js, raw = c.call("POST", f"/v1/instances/{iid}/restart?wait=ready&timeout=60", timeout=90)
+        assert st == 200 and js["state"] == "running" and js["ready"] is True and js["run"] == 1, raw
+        assert lv.qemu_pid(domain) != qemu, "the same QEMU after the restart"
+        qemu = lv.qemu_pid(domain)
+
         c.stop_and_remove(iid, timeout=30)
         assert c.call("GET", f"/v1/instances/{iid}")[0] == 404
         assert domain not in lv.domains(all_=True), lv.domains(all_=True)

@@ -11,7 +11,6 @@ import urllib.parse
 
 import harness as h
 
-KERNEL = str(h.ROOT / "build" / "vnf" / "hello")
 READY = "MICROVIM-VNF READY"
 
 
@@ -155,11 +154,7 @@ def test_cli_logs_and_follow():
 def test_qemu_serial():
     d = h.start_dev()
     c = d.client()
-    st, nodes, _ = c.call("GET", "/v1/nodes")
-    if "qemu" not in nodes["nodes"][0]["drivers"]:
-        raise AssertionError("no qemu driver on this node (scripts/install-deps installs qemu-system-x86)")
-    r = h.cli(["image", "add", "hello", "--core", d.url, "--kernel", KERNEL])
-    assert r.returncode == 0, r.stderr
+    h.qemu_with_hello(d)
     inst = c.create({"name": "vm", "driver": "qemu", "image": "hello", "config": {"accel": "tcg"},
                      "ready": {"serial": READY}}, timeout=60)[0]
     # the console is a guest's default stream; following it shows the marker

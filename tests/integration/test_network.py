@@ -182,6 +182,11 @@ def test_qemu_tap_on_the_bridge():
         show = ns(d.pid, "ip", "-o", "link", "show", tap)
         assert f"master {BRIDGE}" in show, f"tap not on the bridge: {show}"
         assert inst.get("ready") is True and inst["trace"]["phases"].get("boot", 0) > 0
+        if i == 0:  # restarted: the same network, its tap made again on the bridge
+            st, again = api(d, "POST", f"/v1/instances/{inst['id']}/restart?wait=ready&timeout=30")
+            assert st == 200 and again["ready"] is True and again["run"] == 1, f"restart -> {st}: {again}"
+            show = ns(d.pid, "ip", "-o", "link", "show", tap)
+            assert f"master {BRIDGE}" in show, f"tap not on the bridge after the restart: {show}"
         remove(d, inst["id"])
     mine, nsl = leftovers(d)
     assert not mine and not nsl, f"after qemu cycles: links {mine}, netns {nsl}"

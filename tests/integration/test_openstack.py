@@ -408,3 +408,88 @@ def test_keystone_users_are_the_tenancy_users():
 
 
 test_keystone_users_are_the_tenancy_users.budget = 240
+
+
+def _os_token(d):
+    """A Keystone token for the admin project, and the X-Subject-Token header's value."""
+    import urllib.request
+    body = _password_body("any-password")
+    r = urllib.request.urlopen(urllib.request.Request(
+        d.os_url + "/identity/v3/auth/tokens", method="POST", data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"}), timeout=10)
+    return r.headers["X-Subject-Token"]
+
+
+def test_openstack_server_start_and_reboot():
+    """openstack server stop, then server start (SHUTOFF -> ACTIVE, the guest's marker seen
+    again), server reboot --soft --wait and --hard --wait (ACTIVE again, each a new run of
+    the instance on its node), and the Nova 409 of a start of an ACTIVE server, through the
+    real CLI; the task states in between through Nova's API."""
+    _need_clients()
+    d = _start(["--stop-grace", "1"])  # the sample guest ignores the gentle stop: forced after 1 s
+    env = _env(d)
+    c = d.client()
+    kernel = str(h.ROOT / "build" / "vnf" / "hello")
+    rc, out = _run([OPENSTACK], env, "\n".join([
+        f"image create hello --disk-format aki --container-format aki --file {kernel} -f json",
+        f"flavor create m1.micro --vcpus 1 --ram 16 --disk 0 --property microvim:vcpus=0.1 "
+        f"--property microvim:ready={MARKER} -f json",
+        "server create --image hello --flavor m1.micro --wait s1 -f json",
+        "server stop s1",
+    ]) + "\n")
+    docs = _documents(out)
+    assert len(docs) == 3 and docs[2]["status"] == "ACTIVE", f"openstack batch:\n{out[-3000:]}"
+    iid = [i for i in c.list() if i["name"] == "s1"][0]["id"]
+    c.wait_state(iid, "stopped", timeout=30)
+
+    rc, out = _run([OPENSTACK], env, "server show s1 -f json\nserver start s1\n")
+    shown = _documents(out)
+    assert shown and shown[0]["status"] == "SHUTOFF", out[-2000:]
+    assert "Error" not in out and "HTTP 409" not in out, out[-2000:]
+    inst = c.wait_state(iid, "running", timeout=60)
+    h.wait_until(lambda: c.get(iid).get("ready"), 60, "the guest's marker after os-start")
+    assert c.get(iid)["run"] == 1
+
+    rc, out = _run([OPENSTACK], env, "\n".join([
+        "server show s1 -f json",
+        "server reboot --soft --wait s1",
+        "server show s1 -f json",
+        "server reboot --hard --wait s1",
+        "server show s1 -f json",
+        "server start s1",
+    ]) + "\n")
+    docs = _documents(out)
+    assert len(docs) == 3, f"openstack batch: {len(docs)} JSON answers (want 3):\n{out[-3000:]}"
+    for doc, run in zip(docs, (1, 2, 3)):
+        assert doc["status"] == "ACTIVE" and doc["OS-EXT-STS:task_state"] is None, doc
+        assert doc["microvim:run"] == run and "boot" in doc["microvim:trace"]["phases"], doc
+    assert "Cannot 'start' instance" in out and "vm_state active" in out and "HTTP 409" in out, out[-2000:]
+    assert c.get(iid)["run"] == 3 and c.get(iid)["ready"] is True
+
+    # through Nova's API: the task state while it reboots; what SHUTOFF takes
+    tok = {"X-Auth-Token": _os_token(d)}
+    sid = docs[0]["id"]
+    path = f"/compute/v2.1/servers/{sid}"
+    st, _, raw = h.call(d.os_url, "POST", path + "/action", {"reboot": {"type": "HARD"}}, headers=tok)
+    assert st == 202, raw
+    st, js, raw = h.call(d.os_url, "GET", path, headers=tok)
+    srv = js["server"]
+    # the reboot is on its way, or (on a very fast host) done already: never anything else
+    assert (srv["status"], srv["OS-EXT-STS:task_state"]) in (("HARD_REBOOT", "rebooting_hard"), ("ACTIVE", None)), srv
+    if srv["status"] == "HARD_REBOOT":
+        st, js, raw = h.call(d.os_url, "POST", path + "/action", {"reboot": {"type": "SOFT"}}, headers=tok)
+        assert st == 409 and "task_state rebooting_hard" in js["conflictingRequest"]["message"], raw
+    h.wait_until(lambda: h.call(d.os_url, "GET", path, headers=tok)[1]["server"]["status"] == "ACTIVE", 60,
+                 "ACTIVE after the hard reboot")
+    assert c.get(iid)["run"] == 4
+    st, _, raw = h.call(d.os_url, "POST", path + "/action", {"os-stop": None}, headers=tok)
+    assert st == 202, raw
+    c.wait_state(iid, "stopped", timeout=30)
+    st, js, raw = h.call(d.os_url, "POST", path + "/action", {"reboot": {"type": "SOFT"}}, headers=tok)
+    assert st == 409 and "vm_state stopped" in js["conflictingRequest"]["message"], raw
+    assert c.get(iid)["state"] == "stopped" and c.get(iid)["run"] == 4  # refused: nothing changed
+    rc, out = _run([OPENSTACK], env, "server delete --wait s1\nserver list -f json\n")
+    assert _documents(out) == [[]], out[-2000:]
+
+
+test_openstack_server_start_and_reboot.budget = 240

@@ -95,6 +95,11 @@ def _object_rows(t):
          None, {"admin": (200, 200), "member": (200, 404), "reader": (200, 404)}),
         ("DELETE", f"/v1/instances/{t.inst['blue']}", f"/v1/instances/{t.inst['red']}", None,
          {"member": (None, 404), "reader": (403, 403)}),
+        # both run: a start is refused as such (409) where the instance is seen
+        ("POST", f"/v1/instances/{t.inst['blue']}/start", f"/v1/instances/{t.inst['red']}/start", None,
+         {"admin": (409, 409), "member": (409, 404), "reader": (403, 403)}),
+        ("POST", f"/v1/instances/{t.inst['blue']}/restart", f"/v1/instances/{t.inst['red']}/restart", None,
+         {"member": (None, 404), "reader": (403, 403)}),
         ("GET", f"/v1/images/{t.image['blue']}", f"/v1/images/{t.image['red']}", None,
          {"admin": (200, 200), "member": (200, 404), "reader": (200, 404)}),
         ("DELETE", f"/v1/images/{t.image['blue']}", f"/v1/images/{t.image['red']}", None,

@@ -124,6 +124,16 @@ def test_xen_clickos_and_pvh_through_the_standin():
     assert f"instance {fw['id']}: domain mv-{fw['id']} ended (xen event)" in dev.log_text(), dev.log_tail(20)
     assert "gone" in (ended.get("error") or "") or ended["state"] == "exited", ended
 
+    # the destroyed ClickOS domain started again (xl create anew, its Click configuration
+    # written again), and the PVH one restarted: each a new run, ready again
+    st, js, raw = c.call("POST", f"/v1/instances/{fw['id']}/start?wait=ready&timeout=30", timeout=60)
+    assert st == 200 and js["state"] == "running" and js["ready"] is True and js["run"] == 1, raw
+    with open(os.path.join(env["XL_STANDIN_DIR"], "guests", str(_domid(env, fw["id"])), "click-0.conf")) as f:
+        assert f.read() == CLICK, "the new run's guest read another Click configuration"
+    st, js, raw = c.call("POST", f"/v1/instances/{pvh['id']}/restart?wait=ready&timeout=30", timeout=60)
+    assert st == 200 and js["state"] == "running" and js["ready"] is True and js["run"] == 1, raw
+    assert _standin_xl(env, "list").stdout.count("mv-") == 2
+
     # a normal stop
     c.stop_and_remove(pvh["id"], timeout=20)
     c.stop_and_remove(fw["id"], timeout=20)

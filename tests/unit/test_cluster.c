@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "core/cluster.h"
@@ -215,7 +216,8 @@ struct taken {
 	uint64_t last;
 };
 
-static void take_one(void *arg, uint64_t seq, enum node_op op, const char *id, UNUSED const struct inst_spec *spec)
+static void take_one(void *arg, uint64_t seq, enum node_op op, const char *id, UNUSED const struct inst_spec *spec,
+                     UNUSED uint32_t run)
 {
 	struct taken *t = arg;
 	size_t used = strlen(t->text);
@@ -238,14 +240,19 @@ static bool has(const struct taken *t, const char *op, const char *id)
 	return strstr(t->text, want) != NULL;
 }
 
-static int report(struct world *w, struct node *n, const char *id, enum inst_state st, bool timing)
+static int report_run(struct world *w, struct node *n, const char *id, enum inst_state st, bool timing, uint32_t run)
 {
-	struct wire_report r = {.state = st, .has_timing = timing};
+	struct wire_report r = {.state = st, .has_timing = timing, .run = run};
 	struct mv_error err;
 	snprintf(r.id, sizeof r.id, "%s", id);
 	if (timing)
 		r.timing = (struct node_timing){.prepare_us = 100, .spawn_us = 1000, .work_us = 1500};
 	return cluster_node_reports(w->c, n, &r, 1, 1000000, &err);
+}
+
+static int report(struct world *w, struct node *n, const char *id, enum inst_state st, bool timing)
+{
+	return report_run(w, n, id, st, timing, 0);
 }
 
 static const char N1[] = "00000000000000a1", N2[] = "00000000000000a2";
@@ -293,6 +300,80 @@ static void test_a_life(void)
 	CHECK(cluster_instance(w.c, id) == NULL);
 	t = take(&w, n);
 	CHECK(has(&t, "purge", id));
+	world_close(&w);
+}
+
+/* Started again and restarted: a new run on the same node, its resources held again (or
+ * kept), a new trace; news of an earlier run ignored; refusals change nothing; a core
+ * killed after storing a restart sends the new run's start again. */
+static void test_start_again(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n = reg(&w, N1, "n1", NULL);
+	struct instance *in = create(&w, "fw", false, &err);
+	char id[MV_ID_LEN + 1];
+	if (!in || !n)
+		return world_close(&w);
+	memcpy(id, in->id, sizeof id);
+	take(&w, n);
+	CHECK_EQ_INT(report(&w, n, id, INST_RUNNING, true), 0);
+	/* a start of a running instance: 409, nothing changes */
+	CHECK_EQ_INT(cluster_instance_start(w.c, in, 1, &err), -1);
+	CHECK_EQ_INT(err.status, 409);
+	CHECK(strstr(err.message, "restart") != NULL);
+	CHECK(in->state == INST_RUNNING && in->run == 0);
+	CHECK_EQ_INT(cluster_instance_stop(w.c, in, &err), 0);
+	take(&w, n);
+	CHECK_EQ_INT(report(&w, n, id, INST_STOPPED, false), 0);
+	CHECK_EQ_INT(n->vcpus_milli_used, 0);
+	/* started again: scheduled on the same node, held again, a start of run 1 */
+	CHECK_EQ_INT(cluster_instance_start(w.c, in, clock_mono_us(), &err), 0);
+	CHECK(in->state == INST_SCHEDULED && in->run == 1 && !in->stop_requested && !in->has_trace);
+	CHECK_STR(in->node_id, N1);
+	CHECK_EQ_INT(n->vcpus_milli_used, 100);
+	CHECK_EQ_INT(cluster_instance_start(w.c, in, 1, &err), -1); /* on its way already */
+	CHECK_EQ_INT(err.status, 409);
+	struct taken t = take(&w, n);
+	CHECK(has(&t, "start", id));
+	/* a late report of run 0 is old news */
+	CHECK_EQ_INT(report_run(&w, n, id, INST_STOPPED, false, 0), 0);
+	CHECK_EQ_INT(in->state, INST_STARTING);
+	CHECK_EQ_INT(report_run(&w, n, id, INST_RUNNING, true, 1), 0);
+	CHECK_EQ_INT(in->state, INST_RUNNING);
+	CHECK(in->has_trace); /* the new run's, measured from the start request */
+	/* restart: resources kept, run 2 */
+	CHECK_EQ_INT(cluster_instance_restart(w.c, in, clock_mono_us(), &err), 0);
+	CHECK(in->state == INST_SCHEDULED && in->run == 2);
+	CHECK_EQ_INT(n->vcpus_milli_used, 100);
+	CHECK_EQ_INT(n->n_instances, 1);
+	/* the core is killed before the node took it: the record says run 2, scheduled */
+	world_crash(&w);
+	world_open(&w);
+	in = cluster_instance(w.c, id);
+	CHECK(in && in->state == INST_SCHEDULED && in->run == 2);
+	const char *alive[] = {id, NULL};
+	n = reg(&w, N1, "n1", alive); /* alive: run 1 still, on the node */
+	if (!in || !n)
+		return world_close(&w);
+	t = take(&w, n);
+	CHECK(has(&t, "start", id));
+	CHECK_EQ_INT(n->vcpus_milli_used, 100);
+	CHECK_EQ_INT(report_run(&w, n, id, INST_STOPPED, false, 1), 0); /* the old run's end */
+	CHECK_EQ_INT(in->state, INST_STARTING);
+	CHECK_EQ_INT(report_run(&w, n, id, INST_RUNNING, false, 2), 0);
+	CHECK_EQ_INT(in->state, INST_RUNNING);
+	/* a lost instance does not start again */
+	world_crash(&w);
+	world_open(&w);
+	in = cluster_instance(w.c, id);
+	n = cluster_node(w.c, N1);
+	if (!in || !n)
+		return world_close(&w);
+	CHECK_EQ_INT(cluster_instance_restart(w.c, in, 1, &err), -1); /* its node is down */
+	CHECK_EQ_INT(err.status, 409);
+	CHECK_STR(err.code, "node_down");
 	world_close(&w);
 }
 
@@ -815,6 +896,7 @@ int main(void)
 	RUN(test_node_bridges_follow);
 	RUN(test_node_revoked);
 	RUN(test_follower);
+	RUN(test_start_again);
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);
 	UNIT_END();

@@ -26,6 +26,8 @@ static bool recount(enum inst_event e) { return e == IEV_NODE_HAS_IT || e == IEV
 
 static bool is_report(enum inst_event e) { return e >= IEV_REPORT_STARTING && e <= IEV_REPORT_FAILED; }
 
+static bool is_start(enum inst_event e) { return e == IEV_START || e == IEV_START_NO_NODE || e == IEV_RESTART; }
+
 #define CELL_FAIL(what)                                                                                   \
 	do {                                                                                              \
 		fprintf(stderr, "  core table [%s][%s] flags %u: %s\n", inst_state_names[s], inst_event_names[e], \
@@ -76,14 +78,21 @@ static void test_core_every_cell(void)
 				}
 				if (a & (IA_PUBLISH | IA_WAKE) && !(a & IA_STORE) && !(s == INST_SCHEDULED && e == IEV_DISPATCHED))
 					CELL_FAIL("tells the world what is not stored");
-				/* ended stays ended, but for a lost instance that comes back or is placed again */
+				/* ended stays ended, but for a lost instance that comes back or is placed again,
+				 * and a client's start: a new run */
 				if (inst_state_terminal(s) && n != s &&
 				    !(s == INST_LOST && ((e == IEV_REPLACE && n == INST_PENDING) ||
 				                         (e == IEV_NODE_HAS_IT && n == INST_RUNNING) ||
-				                         (is_report(e) && inst_state_terminal(n)))))
+				                         (is_report(e) && inst_state_terminal(n)))) &&
+				    !(is_start(e) && a & IA_NEW_RUN))
 					CELL_FAIL("leaves an ended state");
-				if (n == INST_PENDING && s != INST_PENDING && e != IEV_REPLACE)
+				if (n == INST_PENDING && s != INST_PENDING && e != IEV_REPLACE && e != IEV_START_NO_NODE)
 					CELL_FAIL("back to pending other than to be placed again");
+				/* a new run only on a client's start, never of a lost instance */
+				if (a & IA_NEW_RUN && (!is_start(e) || s == INST_LOST))
+					CELL_FAIL("a new run other than by a client's start");
+				if (is_start(e) && t.kind == T_MOVE && !(a & IA_NEW_RUN))
+					CELL_FAIL("a start that begins no new run");
 				if (is_report(e) && inst_state_terminal(s) && n != s && s != INST_LOST)
 					CELL_FAIL("a node's report moves an ended instance");
 				if (a & IA_DELETE && (!inst_state_terminal(s) || e != IEV_REMOVE))
@@ -244,6 +253,36 @@ static void test_core_walks(void)
 	     MOVE_TO(IEV_STOP, INST_STOPPED, IA_DESIRE_STOP | IA_STORE | IA_WAKE));
 	WALK("delete on a node the core does not know", INST_RUNNING,
 	     MOVE_TO(IEV_STOP_NO_NODE, INST_STOPPED, IA_STORE | IA_WAKE));
+	/* start again: a new run on the same node, its resources held again, a new trace */
+	WALK("stopped, started again, stopped again", INST_RUNNING,
+	     MOVE_TO(IEV_STOP, INST_RUNNING, IA_DESIRE_STOP | IA_SEND_STOP),
+	     MOVE_F(IEV_REPORT_STOPPED, LF_STOP_REQUESTED, INST_STOPPED, IA_RELEASE),
+	     MOVE_F(IEV_START, LF_STOP_REQUESTED, INST_SCHEDULED,
+	            IA_NEW_RUN | IA_RESERVE | IA_STORE | IA_PUBLISH | IA_WAKE | IA_MARK_SCHEDULED | IA_SEND_START),
+	     MOVE_TO(IEV_DISPATCHED, INST_STARTING, IA_PUBLISH),
+	     MOVE_TO(IEV_REPORT_RUNNING, INST_RUNNING, IA_TRACE | IA_STORE | IA_WAKE),
+	     MOVE_TO(IEV_STOP, INST_RUNNING, IA_SEND_STOP));
+	WALK("an instance that exited by itself is started again", INST_EXITED,
+	     MOVE_TO(IEV_START, INST_SCHEDULED, IA_NEW_RUN | IA_RESERVE | IA_SEND_START));
+	WALK("stopped before it had a node: placed like a new one", INST_STOPPED,
+	     MOVE_TO(IEV_START_NO_NODE, INST_PENDING, IA_NEW_RUN | IA_STORE),
+	     MOVE_TO(IEV_PLACE, INST_SCHEDULED, IA_SET_NODE | IA_RESERVE | IA_SEND_START));
+	/* restart: its resources stay held; the node ends the old run before the new one */
+	WALK("restart of a running instance", INST_RUNNING,
+	     MOVE_TO(IEV_RESTART, INST_SCHEDULED, IA_NEW_RUN | IA_STORE | IA_WAKE | IA_SEND_START),
+	     MOVE_TO(IEV_DISPATCHED, INST_STARTING, 0), MOVE_TO(IEV_REPORT_READY, INST_RUNNING, IA_TRACE));
+	/* kill -9 of the core after the restart was stored: the record says scheduled (the new
+	 * run); the node registers listing it alive (the old run, or the new) and the start of
+	 * the new run goes out again */
+	WALK("core killed during a restart", INST_SCHEDULED,
+	     MOVE_TO(IEV_NODE_HAS_IT, INST_SCHEDULED, IA_RESERVE | IA_SEND_START),
+	     MOVE_TO(IEV_REPORT_RUNNING, INST_RUNNING, IA_STORE));
+	/* start and restart refused where they make no sense */
+	CHECK_EQ_INT(lifecycle_step(INST_RUNNING, IEV_START, 0).kind, T_REFUSE);
+	CHECK_EQ_INT(lifecycle_step(INST_STARTING, IEV_RESTART, 0).kind, T_REFUSE);
+	CHECK_EQ_INT(lifecycle_step(INST_PENDING, IEV_START, 0).kind, T_REFUSE);
+	CHECK_EQ_INT(lifecycle_step(INST_LOST, IEV_START, 0).kind, T_REFUSE);
+	CHECK_EQ_INT(lifecycle_step(INST_LOST, IEV_RESTART, 0).kind, T_REFUSE);
 }
 
 /* ---- the node's table ---- */
@@ -290,8 +329,13 @@ static void test_node_every_cell(void)
 					NCELL_FAIL("an end that does not end");
 				if (n == NI_ENDED && s != NI_ENDED && s != NI_RECOVERING && !(a & NA_END))
 					NCELL_FAIL("ends without the end (network, watches)");
-				if (s == NI_ENDED && n != NI_ENDED && n != NI_PURGED)
+				if (s == NI_ENDED && n != NI_ENDED && n != NI_PURGED && !(e == NE_RESTART && a & NA_NEW_RUN))
 					NCELL_FAIL("leaves the end");
+				if (a & NA_NEW_RUN && (s != NI_ENDED || n != NI_FETCHING))
+					NCELL_FAIL("a new run begins from what has not ended, or not with prepare");
+				/* every end looks for a newer run asked meanwhile */
+				if (a & NA_END && !(a & NA_RESTART_IF_ASKED))
+					NCELL_FAIL("an end that forgets a newer run asked");
 				if (s == NI_PURGED && n != NI_PURGED)
 					NCELL_FAIL("leaves purged");
 				/* the gentle stop always has its grace period */
@@ -405,6 +449,19 @@ static void test_node_walks(void)
 	      NMOVE(NE_ENDED_AWAY, NI_ENDED, NA_END | NA_RECORD | NA_REPORT));
 	NWALK("its end was recorded before the node died", NI_RECOVERING, NMOVE(NE_RECORD_ENDED, NI_ENDED, NA_REPORT),
 	      NMOVE(NE_PURGE, NI_PURGED, NA_REMOVE));
+	/* a newer run: the old one is stopped, and at its end the new one prepares */
+	NWALK("restart of a running instance", NI_RUNNING,
+	      NMOVE(NE_RESTART, NI_STOPPING, NA_DESIRE_STOP | NA_STOP_GENTLE | NA_ARM_GRACE),
+	      NMOVE(NE_STOP_DONE, NI_STOP_SENT, 0), NMOVE(NE_EXITED, NI_ENDED, NA_REAP | NA_END | NA_RESTART_IF_ASKED),
+	      NMOVE(NE_RESTART, NI_FETCHING, NA_NEW_RUN), NMOVE(NE_BLOBS_DONE, NI_SPAWNING, NA_SPAWN),
+	      NMOVE(NE_SPAWNED, NI_RUNNING, NA_WATCH | NA_REPORT));
+	NWALK("restart asked while a stop is under way", NI_STOPPING, NREPEAT(NE_RESTART, NF_STOP_REQUESTED),
+	      NMOVE(NE_STOP_DONE, NI_STOP_SENT, 0), NMOVE(NE_EXITED, NI_ENDED, NA_RESTART_IF_ASKED));
+	NWALK("restart asked while it starts: stopped once it runs, then run anew", NI_SPAWNING,
+	      NMOVE(NE_RESTART, NI_SPAWNING, NA_DESIRE_STOP),
+	      NMOVE_F(NE_SPAWNED, NF_STOP_REQUESTED, NI_RUNNING, NA_STOP_IF_ASKED));
+	NWALK("an ended instance started again", NI_ENDED, NMOVE(NE_RESTART, NI_FETCHING, NA_NEW_RUN));
+	NWALK("a purged instance is not started again", NI_PURGED, NREPEAT(NE_RESTART, 0));
 	/* refusals: events that cannot come in a state */
 	CHECK_EQ_INT(ni_lifecycle_step(NI_RUNNING, NE_SPAWNED, 0).kind, NT_REFUSE);
 	CHECK_EQ_INT(ni_lifecycle_step(NI_FETCHING, NE_EXITED, 0).kind, NT_REFUSE);
@@ -420,12 +477,12 @@ static void test_node_walks(void)
 static const char *const core_actions[] = {
 	"release", "set node", "reserve", "stop asked", "clear error", "error: node down", "error: gone",
 	"take the report", "trace", "forget node", "store", "delete", "schedule ends", "metrics", "publish",
-	"wake", "send start", "send stop", "send stop if asked", "send purge",
+	"wake", "send start", "send stop", "send stop if asked", "send purge", "no flush", "new run",
 };
 static const char *const node_actions[] = {
 	"reap", "stop asked", "note error", "end", "ready", "record", "report", "watch the end", "spawn job",
 	"gentle stop job", "forced stop job", "grace timer", "ask status", "boot watch", "stop if asked",
-	"forget", "remove",
+	"forget", "remove", "restart if asked", "new run",
 };
 
 static void actions_text(uint32_t a, const char *const *names, size_t n, char *out, size_t len)
@@ -501,8 +558,8 @@ static char *rendered(void (*render)(FILE *))
 /* Every action has a name here (a new one must be named, and so documented). */
 static void test_actions_named(void)
 {
-	CHECK(IA_SEND_PURGE == 1u << (sizeof core_actions / sizeof core_actions[0] - 1));
-	CHECK(NA_REMOVE == 1u << (sizeof node_actions / sizeof node_actions[0] - 1));
+	CHECK(IA_NEW_RUN == 1u << (sizeof core_actions / sizeof core_actions[0] - 1));
+	CHECK(NA_NEW_RUN == 1u << (sizeof node_actions / sizeof node_actions[0] - 1));
 }
 
 /* docs/architecture.md holds the tables exactly as the code has them. */

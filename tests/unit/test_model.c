@@ -6,6 +6,7 @@
 
 #include "common/hmap.h"
 #include "common/model.h"
+#include "common/wire.h"
 #include "drivers/drivers.h"
 #include "unit.h"
 
@@ -916,6 +917,44 @@ static void test_boot_xen_type(void)
 	CHECK(strstr(err.message, "boot.xen_type") != NULL);
 }
 
+/* A start names its run and a report the run it speaks of; absent is 0 (what a node or
+ * core from before runs sends); out of range or of another type is refused. */
+static void test_wire_run(void)
+{
+	struct mv_error err;
+	struct wire_report r = {.id = "00000000000000a1", .state = INST_RUNNING, .run = 7}, back;
+	struct wire_assignment a;
+	struct inst_spec spec;
+	json_t *j = wire_report_to_json(&r), *body, *spec_json;
+	CHECK_EQ_INT(wire_report_parse(&back, j, &err), 0);
+	CHECK_EQ_INT(back.run, 7);
+	json_object_del(j, "run");
+	CHECK_EQ_INT(wire_report_parse(&back, j, &err), 0);
+	CHECK_EQ_INT(back.run, 0);
+	json_object_set_new(j, "run", json_string("1"));
+	CHECK_EQ_INT(wire_report_parse(&back, j, &err), -1);
+	CHECK(strstr(err.message, "run") != NULL);
+	json_object_set_new(j, "run", json_integer(-1));
+	CHECK_EQ_INT(wire_report_parse(&back, j, &err), -1);
+	json_decref(j);
+
+	body = json_pack("{s:s, s:s, s:{s:s}}", "name", "fw", "driver", "exec", "config", "command", "/bin/true");
+	CHECK_EQ_INT(spec_decode(&spec, body, SPEC_STORED, &err), 0);
+	spec_json = wire_assignment_to_json(3, NODE_OP_START, "00000000000000a1", &spec, 2);
+	CHECK_EQ_INT(wire_assignment_parse(&a, spec_json, &err), 0);
+	CHECK_EQ_INT(a.run, 2);
+	wire_assignment_free(&a);
+	json_decref(spec_json);
+	spec_json = wire_assignment_to_json(3, NODE_OP_START, "00000000000000a1", &spec, 0);
+	CHECK(json_object_get(json_object_get(spec_json, "instance"), "run") == NULL);
+	CHECK_EQ_INT(wire_assignment_parse(&a, spec_json, &err), 0);
+	CHECK_EQ_INT(a.run, 0);
+	wire_assignment_free(&a);
+	json_decref(spec_json);
+	spec_free(&spec);
+	json_decref(body);
+}
+
 int main(void)
 {
 	RUN(test_boot_xen_type);
@@ -939,5 +978,6 @@ int main(void)
 	RUN(test_admission);
 	RUN(test_drivers);
 	RUN(test_id_generate);
+	RUN(test_wire_run);
 	UNIT_END();
 }
