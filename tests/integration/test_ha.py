@@ -460,7 +460,12 @@ def test_leader_kill9_under_load():
         insts = client.list()
         box["insts"] = insts
         return all(i["state"] in SETTLED for i in insts) and not deleted_ids & {i["id"] for i in insts}
-    h.wait_until(converged, 30, "every instance settled, every deleted one gone", 0.25)
+    try:
+        h.wait_until(converged, 30, "every instance settled, every deleted one gone", 0.25)
+    except AssertionError:
+        raise AssertionError(f"seed {seed}: not settled after 30 s: "
+                             f"{[(i['id'], i['name'], i['state'], i.get('run')) for i in box['insts'] if i['state'] not in SETTLED or i['id'] in deleted_ids][:20]}"
+                             f"\n{tl.text()}") from None
     insts = box["insts"]
     by_id, by_name = {i["id"]: i for i in insts}, {i["name"]: i for i in insts}
     names = {it.name for it in items}
