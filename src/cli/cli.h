@@ -40,6 +40,7 @@ int analyze_main(int argc, char **argv);
 int report_main(int argc, char **argv);
 /* image.c */
 int cmd_image(int argc, char **argv);
+int cmd_pool(int argc, char **argv);
 /* tenancy.c */
 int cmd_project(int argc, char **argv);
 int cmd_user(int argc, char **argv);

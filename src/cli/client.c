@@ -165,6 +165,7 @@ static void print_trace(const json_t *inst, double client_total_ms)
 {
 	const json_t *trace = json_object_get(inst, "trace"), *phases = json_object_get(trace, "phases");
 	const char *cache = json_string_value(json_object_get(trace, "image_cache"));
+	const char *pool = json_string_value(json_object_get(trace, "pool"));
 	double spawn = ms_of(phases, "spawn"), boot = ms_of(phases, "boot");
 	bool not_ready = json_is_false(json_object_get(inst, "ready"));
 	if (!trace) {
@@ -181,6 +182,9 @@ static void print_trace(const json_t *inst, double client_total_ms)
 	if (cache)
 		printf("  %-22s %12s   %s\n", "image_cache", cache,
 		       strcmp(cache, "hit") == 0 ? "the node had the image (prepare)" : "prepare fetched the image");
+	if (pool)
+		printf("  %-22s %12s   %s\n", "pool", pool,
+		       strcmp(pool, "hit") == 0 ? "a warm guest was taken: spawn is its resume" : "none was warm: booted cold");
 	printf("  %-22s %12.3f%s\n", "total (core)", ms_of(trace, "total_ms"),
 	       not_ready ? "   until running: the guest has not printed its ready marker" : "");
 	printf("  %-22s %12.3f   = total - spawn - boot\n", "VIM overhead (core)", ms_of(trace, "overhead_ms"));

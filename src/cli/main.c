@@ -120,6 +120,15 @@ static const struct command commands[] = {
 	 "  microvim image ls\n"
 	 "  microvim image rm NAME     (refused while an instance uses it)\n"
 	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
+	{"pool", cmd_pool, "warm pools of paused guests: create, ls, rm",
+	 "  microvim pool create NAME --image IMG --size N [--driver qemu] [--ready MARKER]\n"
+	 "                           [--vcpus X] [--memory-mb M] [--accel tcg|kvm] [--machine microvm|pc]\n"
+	 "                           each node keeps its share of N guests booted to MARKER and paused;\n"
+	 "                           a create with \"pool\": NAME (or the same guest exactly, without\n"
+	 "                           cmdline or network) resumes one instead of booting\n"
+	 "  microvim pool ls           size, warm and booting guests of each pool\n"
+	 "  microvim pool rm NAME      (its guests are stopped; instances taken from it stay)\n"
+	 "  --core URL[,URL...], --token-file FILE, --tls-ca FILE, --json as for the other client commands\n"},
 	{"project", cmd_project, "manage projects (tenants) and their quotas: create, ls, show, rm",
 	 "  microvim project create NAME [--quota-instances N] [--quota-vcpus X] [--quota-memory-mb M]\n"
 	 "  microvim project ls        every project for an admin, one's own otherwise; usage/limit\n"
@@ -173,8 +182,8 @@ void cli_usage(const char *name, int to_stderr)
 	for (size_t i = 0; i < N_COMMANDS; i++) {
 		const struct command *c = &commands[i];
 		bool is_client = c->run != cmd_core && c->run != cmd_node && c->run != cmd_dev;
-		if (c->run == cmd_image || c->run == cmd_project || c->run == cmd_user || c->run == cmd_token ||
-		    c->run == cmd_node_token || c->run == cmd_audit)
+		if (c->run == cmd_image || c->run == cmd_pool || c->run == cmd_project || c->run == cmd_user ||
+		    c->run == cmd_token || c->run == cmd_node_token || c->run == cmd_audit)
 			is_client = false; /* their own option sets */
 		if (c->run == spawnbase_main) /* talks to no core */
 			is_client = false;

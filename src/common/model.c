@@ -342,12 +342,33 @@ static int parse_restart(struct inst_spec *s, const json_t *v, struct mv_error *
 	return 0;
 }
 
+/* "pool": NAME, the warm pool to take a guest from (core/pools.h checks that it fits). */
+static int parse_pool(struct inst_spec *s, const json_t *v, struct mv_error *err)
+{
+	if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
+	    !name_valid(json_string_value(v)))
+		return mv_fail(err, 400, "invalid_value", "pool must be a pool's name of 1-%d characters [A-Za-z0-9._-]",
+		               MV_NAME_MAX);
+	snprintf(s->pool, sizeof s->pool, "%s", json_string_value(v));
+	return 0;
+}
+
+/* "cmdline": the instance's own kernel command line, instead of its image's. */
+static int parse_cmdline(struct inst_spec *s, const json_t *v, struct mv_error *err)
+{
+	if (mv_check_string(v, "cmdline", MV_STRING_MAX, err) < 0)
+		return -1;
+	if (!(s->cmdline = strdup(json_string_value(v))))
+		fatal("strdup");
+	return 0;
+}
+
 int spec_decode(struct inst_spec *s, const json_t *body, enum spec_form form, struct mv_error *err)
 {
 	static const char *const request_fields[] = {"name", "driver", "image", "config", "resources", "network",
-	                                             "count", "labels", "ready", "restart", NULL};
+	                                             "count", "labels", "ready", "restart", "pool", "cmdline", NULL};
 	static const char *const stored_fields[] = {"name", "driver", "image", "boot", "config", "resources",
-	                                            "network", "labels", "ready", "restart", NULL};
+	                                            "network", "labels", "ready", "restart", "pool", NULL};
 	const json_t *v;
 
 	memset(s, 0, sizeof *s);
@@ -372,6 +393,10 @@ int spec_decode(struct inst_spec *s, const json_t *body, enum spec_form form, st
 		goto fail;
 	if ((v = json_object_get(body, "restart")) && parse_restart(s, v, err) < 0)
 		goto fail;
+	if ((v = json_object_get(body, "pool")) && parse_pool(s, v, err) < 0)
+		goto fail;
+	if ((v = json_object_get(body, "cmdline")) && parse_cmdline(s, v, err) < 0)
+		goto fail;
 	/* count > 1 appends "-N"; the longest result must still be a valid name. */
 	if (s->count > 1 && strlen(s->name) + 1 + (size_t)snprintf(NULL, 0, "%d", s->count) > MV_NAME_MAX) {
 		mv_fail(err, 400, "invalid_value", "name is too long to append \"-%d\" for count", s->count);
@@ -388,7 +413,8 @@ void spec_free(struct inst_spec *s)
 	json_decref(s->config);
 	json_decref(s->labels);
 	free(s->boot.cmdline);
-	s->boot.cmdline = NULL;
+	free(s->cmdline);
+	s->boot.cmdline = s->cmdline = NULL;
 	s->config = s->labels = NULL;
 	s->executable = NULL;
 }
@@ -401,6 +427,8 @@ void spec_copy(struct inst_spec *dst, const struct inst_spec *src)
 	json_incref(dst->config);
 	json_incref(dst->labels);
 	if (src->boot.cmdline && !(dst->boot.cmdline = strdup(src->boot.cmdline)))
+		fatal("strdup");
+	if (src->cmdline && !(dst->cmdline = strdup(src->cmdline)))
 		fatal("strdup");
 }
 
@@ -428,6 +456,8 @@ json_t *spec_to_json(const struct inst_spec *s)
 		json_object_set_new(j, "ready", json_pack("{s:s}", "serial", s->ready_serial));
 	if (s->restart_on_lost)
 		json_object_set_new(j, "restart", json_string("on-lost"));
+	if (s->pool[0])
+		json_object_set_new(j, "pool", json_string(s->pool));
 	if (s->has_boot) {
 		json_t *b = json_pack("{s:s}", "kernel", s->boot.kernel);
 		if (s->boot.initrd[0])

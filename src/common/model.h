@@ -81,7 +81,7 @@ struct inst_boot {
 };
 
 /* The two shapes of a spec in JSON (docs/architecture.md, "The instance spec"):
- *   SPEC_REQUEST  a create body (POST /v1/instances): may have count; never boot.
+ *   SPEC_REQUEST  a create body (POST /v1/instances): may have count and cmdline; never boot.
  *   SPEC_STORED   one instance as the core stores it and sends it to its node: the name
  *                 as given (NAME-i for count > 1), no count, boot once the image is known. */
 enum spec_form { SPEC_REQUEST, SPEC_STORED };
@@ -101,6 +101,9 @@ struct inst_spec {
 	json_t *labels;              /* node selector: every k=v must be a label of the node */
 	char ready_serial[MV_READY_PATTERN_MAX + 1]; /* "" or the guest's ready marker on serial */
 	bool restart_on_lost;        /* "restart": "on-lost": placed elsewhere when its node is lost */
+	char pool[MV_NAME_MAX + 1];  /* "" or the warm pool it is taken from (said, or matched by the core) */
+	char *cmdline;               /* SPEC_REQUEST: its own kernel command line instead of the image's
+	                              * (the stored form has it in boot); NULL when none; owned */
 	int count;                   /* SPEC_REQUEST; 1 in a stored spec */
 	const char *executable;      /* the host executable it runs, when its driver runs one (set by
 	                              * the driver's config_check; points into config) */

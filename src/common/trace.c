@@ -38,6 +38,7 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 	t->phase_us[PHASE_NOTIFY] = (wire - wire / 2) + node_tail + nonneg(m->notified_us - m->reported_us);
 	t->total_us = nonneg(m->notified_us - m->accepted_us);
 	t->image_cache = n->image_cache;
+	t->pool = n->pool;
 	t->has_steps = n->has_steps;
 	memcpy(t->step_us, n->step_us, sizeof t->step_us);
 	/* an instantiation's trace: its stop, if any, comes later (cluster.c adds it) */
@@ -46,19 +47,35 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 }
 
 static const char *const image_cache_names[] = {[IMAGE_NONE] = "none", [IMAGE_HIT] = "hit", [IMAGE_MISS] = "miss"};
+static const char *const pool_use_names[] = {[POOL_NONE] = "none", [POOL_HIT] = "hit", [POOL_MISS] = "miss"};
 
-static int image_cache_parse(const json_t *v, enum image_cache *out)
+/* One of names[0..2] (absent: 0). */
+static int hit_miss_parse(const json_t *v, const char *const names[3], int *out)
 {
-	*out = IMAGE_NONE;
+	*out = 0;
 	if (!v)
 		return 0;
 	for (int i = 0; i < 3; i++) {
-		if (json_is_string(v) && strcmp(json_string_value(v), image_cache_names[i]) == 0) {
-			*out = (enum image_cache)i;
+		if (json_is_string(v) && strcmp(json_string_value(v), names[i]) == 0) {
+			*out = i;
 			return 0;
 		}
 	}
 	return -EINVAL;
+}
+
+static int image_cache_parse(const json_t *v, enum image_cache *out)
+{
+	int i, rc = hit_miss_parse(v, image_cache_names, &i);
+	*out = (enum image_cache)i;
+	return rc;
+}
+
+static int pool_use_parse(const json_t *v, enum pool_use *out)
+{
+	int i, rc = hit_miss_parse(v, pool_use_names, &i);
+	*out = (enum pool_use)i;
+	return rc;
 }
 
 int64_t trace_overhead_us(const struct trace *t)
@@ -80,6 +97,8 @@ json_t *trace_to_json(const struct trace *t)
 	                      ms(trace_overhead_us(t)));
 	if (t->image_cache != IMAGE_NONE)
 		json_object_set_new(j, "image_cache", json_string(image_cache_names[t->image_cache]));
+	if (t->pool != POOL_NONE)
+		json_object_set_new(j, "pool", json_string(pool_use_names[t->pool]));
 	if (t->has_steps) {
 		json_t *steps = json_object();
 		for (int s = 0; s < STEP_COUNT; s++)
@@ -135,6 +154,11 @@ int trace_format(const struct trace *t, char *buf, size_t len)
 		put_str(buf, len, &pos, image_cache_names[t->image_cache]);
 		put_str(buf, len, &pos, "\"");
 	}
+	if (t->pool != POOL_NONE) {
+		put_str(buf, len, &pos, ",\"pool\":\"");
+		put_str(buf, len, &pos, pool_use_names[t->pool]);
+		put_str(buf, len, &pos, "\"");
+	}
 	if (t->has_steps) {
 		for (int s = 0; s < STEP_COUNT; s++) {
 			put_str(buf, len, &pos, s == 0 ? ",\"steps\":{\"" : ",\"");
@@ -175,7 +199,8 @@ int trace_from_json(struct trace *t, const json_t *j)
 	json_t *phases = json_object_get(j, "phases");
 	*t = (struct trace){0};
 	if (!json_is_object(phases) || ms_field(j, "total_ms", &t->total_us) < 0 ||
-	    image_cache_parse(json_object_get(j, "image_cache"), &t->image_cache) < 0)
+	    image_cache_parse(json_object_get(j, "image_cache"), &t->image_cache) < 0 ||
+	    pool_use_parse(json_object_get(j, "pool"), &t->pool) < 0)
 		return -EINVAL;
 	for (int p = 0; p < PHASE_COUNT; p++) {
 		if (!json_object_get(phases, phase_names[p]))
@@ -213,6 +238,8 @@ json_t *node_timing_to_json(const struct node_timing *n)
 	                      (json_int_t)n->boot_us, "work_us", (json_int_t)n->work_us);
 	if (n->image_cache != IMAGE_NONE)
 		json_object_set_new(j, "image_cache", json_string(image_cache_names[n->image_cache]));
+	if (n->pool != POOL_NONE)
+		json_object_set_new(j, "pool", json_string(pool_use_names[n->pool]));
 	if (n->has_steps) {
 		json_t *steps = json_object();
 		char key[32];
@@ -268,7 +295,8 @@ int node_timing_from_json(struct node_timing *n, const json_t *j)
 		return -EINVAL;
 	if (us_field(j, "prepare_us", &n->prepare_us) < 0 || us_field(j, "network_us", &n->network_us) < 0 ||
 	    us_field(j, "spawn_us", &n->spawn_us) < 0 || us_field(j, "boot_us", &n->boot_us) < 0 ||
-	    us_field(j, "work_us", &n->work_us) < 0 || image_cache_parse(json_object_get(j, "image_cache"), &n->image_cache) < 0)
+	    us_field(j, "work_us", &n->work_us) < 0 || image_cache_parse(json_object_get(j, "image_cache"), &n->image_cache) < 0 ||
+	    pool_use_parse(json_object_get(j, "pool"), &n->pool) < 0)
 		return -EINVAL;
 	return steps_from_json(n, json_object_get(j, "steps"));
 }

@@ -58,11 +58,16 @@ struct stop_timing {
 /* Where the prepare phase found the image: not needed, in the node's cache, fetched. */
 enum image_cache { IMAGE_NONE, IMAGE_HIT, IMAGE_MISS };
 
+/* Whether a guest came from a warm pool (core/pools.h): none asked for, a warm guest
+ * taken (spawn is then its resume), or none was warm (booted cold). */
+enum pool_use { POOL_NONE, POOL_HIT, POOL_MISS };
+
 /* What the node measured on its own clock, sent in its status report. */
 struct node_timing {
 	int64_t prepare_us, network_us, spawn_us, boot_us;
 	int64_t work_us; /* assignment received -> report handed to the network */
 	enum image_cache image_cache;
+	enum pool_use pool;
 	bool has_steps;
 	int64_t step_us[STEP_COUNT];
 };
@@ -82,6 +87,7 @@ struct trace {
 	bool has_boot;
 	int64_t total_us;
 	enum image_cache image_cache;
+	enum pool_use pool;
 	bool has_steps; /* the node measured its sub-steps */
 	int64_t step_us[STEP_COUNT];
 	bool has_stop; /* stopped on request, and the node measured the stop */
@@ -97,9 +103,9 @@ void trace_compute(struct trace *t, const struct core_marks *m, const struct nod
 int64_t trace_overhead_us(const struct trace *t);
 
 /* {"phases": {"accept": ms, ...}, "total_ms": ms, "overhead_ms": ms, "image_cache": "hit"|"miss"
- * (when an image was needed), "steps": {"artifact": ms, "environment": ms, "config": ms,
- * "call": ms} (when the node measured them), "stop_steps": {"stop": ms, "cleanup": ms} (once
- * stopped on request)}; ms with µs precision. */
+ * (when an image was needed), "pool": "hit"|"miss" (when a warm pool was asked), "steps":
+ * {"artifact": ms, "environment": ms, "config": ms, "call": ms} (when the node measured them),
+ * "stop_steps": {"stop": ms, "cleanup": ms} (once stopped on request)}; ms with µs precision. */
 json_t *trace_to_json(const struct trace *t);
 /* The same object as JSON text, written straight into buf (no jansson objects: the
  * dashboard reads ~100 traces a second at 100 instantiations/s); ms with three decimals
@@ -111,7 +117,7 @@ int trace_format(const struct trace *t, char *buf, size_t len);
 int trace_from_json(struct trace *t, const json_t *j);
 
 /* Node timing as sent by the node: {"prepare_us":..,"network_us":..,"spawn_us":..,
- * "boot_us":..,"work_us":.., "steps": {"artifact_us":.., "environment_us":.., "config_us":..,
+ * "boot_us":..,"work_us":.., "image_cache": .., "pool": "hit"|"miss", "steps": {"artifact_us":.., "environment_us":.., "config_us":..,
  * "call_us":..}}. Parsing checks types and ranges, and that the steps add up to their phases
  * (artifact + environment = prepare, config + call = spawn); 0 or -EINVAL. */
 json_t *node_timing_to_json(const struct node_timing *n);

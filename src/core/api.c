@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/version.h"
 #include "core/cluster.h"
+#include "core/pools.h"
 #include "core/events.h"
 #include "core/leader.h"
 #include "core/metrics.h"
@@ -152,7 +153,7 @@ struct create_request {
 	char digest[33];
 };
 
-static int parse_create(struct evhttp_request *req, const char *project, struct create_request *cr,
+static int parse_create(struct api *a, struct evhttp_request *req, const char *project, struct create_request *cr,
                         struct mv_error *err)
 {
 	char wait[16];
@@ -172,12 +173,15 @@ static int parse_create(struct evhttp_request *req, const char *project, struct 
 	if (cr->idem_key && !idem_key_valid(cr->idem_key))
 		return mv_fail(err, 400, "invalid_header",
 		               "Idempotency-Key must be 1-%d printable characters without spaces", MV_IDEM_KEY_MAX);
-	if (http_read_json(req, &cr->body, err) < 0 || drv_spec_parse(&cr->spec, cr->body, SPEC_REQUEST, err) < 0)
+	if (http_read_json(req, &cr->body, err) < 0)
 		return -1;
-	if (cr->idem_key)
+	if (cr->idem_key) /* of the body as sent, before a pool fills it in */
 		body_digest(cr->body, project, cr->digest);
 	cr->as_list = json_object_get(cr->body, "count") != NULL;
-	return 0;
+	if (pools_fill_request(a->pools, cr->body, err) < 0 ||
+	    drv_spec_parse(&cr->spec, cr->body, SPEC_REQUEST, err) < 0)
+		return -1;
+	return pools_resolve(a->pools, &cr->spec, err);
 }
 
 void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED const char *id)
@@ -192,7 +196,7 @@ void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED cons
 	bool replayed = false;
 	int n = 0;
 
-	if (parse_create(req, a->who->project, &cr, &err) < 0)
+	if (parse_create(a, req, a->who->project, &cr, &err) < 0)
 		goto fail;
 	r.idem_key = cr.idem_key;
 	r.digest = cr.digest;
@@ -306,6 +310,11 @@ static struct instance *find_or_404(struct api *a, struct evhttp_request *req, c
 {
 	struct instance *in = cluster_instance(a->cluster, id);
 	struct mv_error err;
+	/* the leader takes in what followers stored on their NOTIFY, a loop turn or more after
+	 * their 201: a miss reads them now, so that an instance answered 201 by one core is
+	 * found by every core at once (a follower read every row before this route already) */
+	if (!in && a->leader && leader_is_leader(a->leader) && cluster_pick_up(a->cluster) == 0)
+		in = cluster_instance(a->cluster, id);
 	if (!in || !api_sees(a, in->project)) {
 		in = NULL;
 		mv_fail(&err, 404, "not_found", "no instance with id %.64s", id);

@@ -7,6 +7,7 @@
  *               the long-poll for assignments, status reports)
  *   imageapi.c  images and their blobs
  *   tenantapi.c projects, users, tokens (log in)
+ *   poolapi.c   warm pools, and the nodes' word on what they have warm
  *   nodeidapi.c join tokens (node-tokens) and revoking a node
  *   traces.c    recent instantiation traces; ui.c  the dashboard's files
  *   logs.c      an instance's logs, relayed from its node as a chunked stream */
@@ -16,6 +17,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/httpguard.h"
@@ -30,6 +32,7 @@ struct node;
 struct tenants;
 struct nodeauth;
 struct offload;
+struct pools;
 
 /* What every handler gets. */
 struct api {
@@ -44,6 +47,7 @@ struct api {
 	struct tenants *tenants;
 	struct nodeauth *nodeauth; /* join tokens and node credentials */
 	struct offload *offload; /* password hashing off the loop */
+	struct pools *pools;     /* warm pools (pools.h) */
 	struct leader *leader;   /* several cores over PostgreSQL; NULL: this core alone leads */
 	const char *url;         /* this core's advertised URL */
 	/* Who made the request being handled (core.c's dispatch sets it): valid during the
@@ -84,6 +88,19 @@ int api_project_scope(struct api *a, struct evhttp_request *req, char out[MV_NAM
                       struct mv_error *err);
 /* The 404 a caller gets for an object of a project it does not see. */
 bool api_sees(const struct api *a, const char *project);
+
+route_fn api_pools_create, api_pools_list, api_pool_show, api_pool_delete, nodeapi_pools_stock; /* poolapi.c */
+struct pool;
+/* Does n keep guests of pl (ready, offering its driver), and how many: its share among
+ * the nodes that keep pl, in the cluster's order of nodes (stable while they stay). */
+bool nodeapi_keeps_pool(const struct node *n, const struct pool *pl);
+int nodeapi_pool_share(struct api *a, const struct pool *pl, const struct node *n);
+/* The pools changed (made, removed, or the nodes that keep them): every node's waiting
+ * long-poll that has an older version of them is answered with the new one. */
+void nodeapi_pools_changed(struct api *a);
+/* The live node of a node-facing route, or NULL after answering 404 register_again (or
+ * what cluster_node_touch said). */
+struct node *nodeapi_live_node(struct api *a, struct evhttp_request *req, const char *id);
 
 /* Cluster hook (cluster_hooks.node_wake): answers the node's waiting long-poll. */
 void nodeapi_node_wake(void *arg, struct node *n);

@@ -35,6 +35,7 @@ struct cluster {
 	struct hmap names;     /* name -> struct instance */
 	struct hmap usage;     /* project -> struct project_usage (quotas) */
 	struct hmap node_ids;  /* id -> struct node */
+	int64_t settled_us;    /* monotonic: until then creates are not refused for want of a node */
 	struct node **nodes;   /* array: the scheduler scans it */
 	int n_nodes, cap_nodes;
 	struct sched_node *sched_view; /* the scheduler's view of every node, kept current */
@@ -987,7 +988,14 @@ static struct instance *instance_new(const struct inst_spec *spec, const struct 
 	if (img) { /* resolved now: a later change of the image does not change this instance */
 		images_boot_of(img, &in->spec.boot);
 		in->spec.has_boot = true;
+		if (spec->cmdline) { /* its own command line instead of the image's */
+			free(in->spec.boot.cmdline);
+			if (!(in->spec.boot.cmdline = strdup(spec->cmdline)))
+				fatal("strdup");
+		}
 	}
+	free(in->spec.cmdline); /* the stored form has it in boot */
+	in->spec.cmdline = NULL;
 	in->state = INST_PENDING;
 	in->created_wall_us = in->updated_wall_us = clock_wall_us();
 	in->marks.accepted_us = r->accepted_us;
@@ -1029,6 +1037,15 @@ fail:
 	return -1;
 }
 
+/* Just after taking the lead from another core, while the nodes it knows (at least one:
+ * a follower may have known none) have not registered yet (see cluster_took_lead).
+ * O(nodes), only inside that window. */
+static bool settling(const struct cluster *c)
+{
+	return c->settled_us && clock_mono_us() < c->settled_us &&
+	       cluster_nodes_ready(c) < (c->n_nodes > 0 ? c->n_nodes : 1);
+}
+
 int cluster_instances_create(struct cluster *c, const struct cluster_create_req *r, struct instance ***out, int *n,
                    bool *replayed, struct mv_error *err)
 {
@@ -1048,9 +1065,13 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 	                       (!r->any_image && strcmp(img->project, project) != 0)))
 		return mv_fail(err, 422, "unknown_image",
 		               "image %s is not registered (microvim image add NAME --kernel FILE)", spec->image);
+	if (spec->cmdline && !img)
+		return mv_fail(err, 422, "cmdline_without_image",
+		               "cmdline is a guest's kernel command line: it needs an image (driver %s boots none here)",
+		               spec->driver);
 	/* a follower knows no node's live capacity: the leader places, or keeps them pending */
 	if (check_names_free(c, spec, err) < 0 || check_quota(c, project, r->quota, spec, err) < 0 ||
-	    (leading(c) && check_placeable(c, spec, spec->count, err) < 0))
+	    (leading(c) && !settling(c) && check_placeable(c, spec, spec->count, err) < 0))
 		return -1;
 
 	if (!(insts = calloc((size_t)spec->count, sizeof *insts)))
@@ -1617,6 +1638,11 @@ int cluster_refresh(struct cluster *c)
 	if (rc < 0)
 		log_warnx("could not read the instances again from the store; answering from memory");
 	return rc;
+}
+
+void cluster_took_lead(struct cluster *c)
+{
+	c->settled_us = clock_mono_us() + (int64_t)c->opts.heartbeat_timeout_s * 1000000;
 }
 
 int cluster_pick_up(struct cluster *c)

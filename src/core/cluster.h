@@ -239,6 +239,12 @@ bool cluster_leading(const struct cluster *c);
 int cluster_refresh(struct cluster *c);
 /* The leader: pending instances other cores stored are taken in and placed. */
 int cluster_pick_up(struct cluster *c);
+/* This core just took the lead from another: its nodes are down in its view until they
+ * register with it, which they do within their heartbeat timeout. Until then (or until
+ * every node it knows, at least one, is ready) a create that no ready node could take
+ * stays pending (placed as nodes register), as on a follower, rather than being refused
+ * 422 no_node/no_capacity by a leader that has not heard from its nodes yet. */
+void cluster_took_lead(struct cluster *c);
 /* Clients waiting for states now (a follower refreshes while there are some). */
 int cluster_waiting(const struct cluster *c);
 

@@ -32,6 +32,7 @@
 #include "core/authz.h"
 #include "core/offload.h"
 #include "core/osapi.h"
+#include "core/pools.h"
 #include "core/store.h"
 #include "core/stores.h"
 #include "core/tenants.h"
@@ -121,6 +122,11 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/nodes/*/assignments", ACCESS_NODE, nodeapi_assignments},
 	{EVHTTP_REQ_POST, "/v1/nodes/*/reports", ACCESS_NODE, nodeapi_reports},
 	{EVHTTP_REQ_PUT, "/v1/nodes/*/bridges", ACCESS_NODE, nodeapi_bridges},
+	{EVHTTP_REQ_PUT, "/v1/nodes/*/pools", ACCESS_NODE, nodeapi_pools_stock},
+	{EVHTTP_REQ_POST, "/v1/pools", ACCESS_ADMIN, api_pools_create},
+	{EVHTTP_REQ_GET, "/v1/pools", ACCESS_READ, api_pools_list},
+	{EVHTTP_REQ_GET, "/v1/pools/*", ACCESS_READ, api_pool_show},
+	{EVHTTP_REQ_DELETE, "/v1/pools/*", ACCESS_ADMIN, api_pool_delete},
 	{EVHTTP_REQ_PUT, "/v1/blobs/*", ACCESS_WRITE, api_blob_put},
 	{EVHTTP_REQ_GET, "/v1/blobs/*", ACCESS_READ, api_blob_get},
 	{EVHTTP_REQ_POST, "/v1/images", ACCESS_WRITE, api_images_create},
@@ -260,11 +266,13 @@ static bool audited(const struct route *r, enum evhttp_cmd_type method)
 /* ---- several cores: what a follower answers itself ---- */
 
 /* Routes whose answer is the leader's memory: nodes' own (registration, heartbeats,
- * long-polls, reports, bridges) and the nodes' list, whose liveness only the leader sees. */
+ * long-polls, reports, bridges), the nodes' list, whose liveness only the leader sees, and
+ * the warm pools (what each node keeps is the leader's word to its nodes). */
 static bool leader_route(const struct route *r)
 {
 	return r->access == ACCESS_NODE || r->handler == nodeapi_register || r->handler == api_nodes_list ||
-	       r->handler == api_node_show || r->handler == api_instance_start || r->handler == api_instance_restart;
+	       r->handler == api_node_show || r->handler == api_instance_start || r->handler == api_instance_restart ||
+	       strncmp(r->pattern, "/v1/pools", 9) == 0;
 }
 
 /* 307 to the same path on the leader (a client follows it with the same method and
@@ -300,6 +308,8 @@ static bool follower_may_answer(struct core *c, const struct route *r, struct ev
 	}
 	if (strncmp(r->pattern, "/v1/instances", 13) == 0 || r->handler == api_health || r->handler == api_metrics)
 		cluster_refresh(c->api.cluster);
+	if (r->handler == api_instances_create && pools_reload(c->api.pools) < 0)
+		log_warnx("could not read the pools again; a create naming a new pool may be refused");
 	return true;
 }
 
@@ -582,7 +592,12 @@ static void on_instance_event(void *arg, const struct instance *in)
 
 static void on_node_event(void *arg, const struct node *n, const char *what)
 {
-	events_publish_node(((struct api *)arg)->events, n, what);
+	struct api *a = arg;
+	events_publish_node(a->events, n, what);
+	/* a node came or went: the pools' shares change */
+	pools_changed(a->pools);
+	if (a->cluster)
+		nodeapi_pools_changed(a);
 }
 
 static void on_instance_traced(void *arg, const struct instance *in)
@@ -653,10 +668,14 @@ static void on_work(void *arg)
 /* The lead was just taken: memory becomes what the database says (the old leader's last
  * writes), then on_work places what waits. Nodes come to register (their heartbeats to
  * this core get register_again), and registration reconciles what each one runs. */
-static void on_promoted(void *arg)
+static void on_promoted(void *arg, bool after_another)
 {
 	struct core *c = arg;
 	cluster_refresh(c->api.cluster);
+	if (pools_reload(c->api.pools) < 0)
+		log_warnx("could not read the pools again; nodes keep what this core loaded at its start");
+	if (after_another)
+		cluster_took_lead(c->api.cluster);
 }
 
 /* Another core changed what every core keeps in memory (leader.h, the catalog hook): that
@@ -764,7 +783,8 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 	}
 	if (store_open(c->store_location ? c->store_location : c->opts.data_dir, &c->store, err, errlen) < 0 ||
 	    (!c->store_location && store_claim(c->store, err, errlen) < 0) ||
-	    !(c->api.images = images_open(c->store, c->opts.data_dir, err, errlen)))
+	    !(c->api.images = images_open(c->store, c->opts.data_dir, err, errlen)) ||
+	    !(c->api.pools = pools_open(c->store, err, errlen)))
 		return -1;
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
 		return -1;
@@ -865,6 +885,7 @@ void core_destroy(struct core *c)
 	tenants_close(c->api.tenants);
 	nodeauth_close(c->api.nodeauth);
 	images_close(c->api.images);
+	pools_close(c->api.pools);
 	rate_forget(c);
 	hmap_free(&c->rate);
 	if (c->http)

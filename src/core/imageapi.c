@@ -13,6 +13,7 @@
 #include "core/api.h"
 #include "core/cluster.h"
 #include "core/images.h"
+#include "core/pools.h"
 
 static json_t *image_to_json(const struct image *img)
 {
@@ -217,6 +218,7 @@ void api_image_show(struct api *a, struct evhttp_request *req, const char *name)
 void api_image_delete(struct api *a, struct evhttp_request *req, const char *name)
 {
 	const struct instance *user;
+	const struct pool *pool;
 	struct mv_error err;
 
 	if (!visible_image(a, name)) {
@@ -225,6 +227,10 @@ void api_image_delete(struct api *a, struct evhttp_request *req, const char *nam
 	}
 	if ((user = cluster_image_user(a->cluster, name))) {
 		mv_fail(&err, 409, "image_in_use", "image %s is used by instance %s; stop it first", name, user->id);
+		goto fail;
+	}
+	if ((pool = pools_image_user(a->pools, name))) {
+		mv_fail(&err, 409, "image_in_use", "image %s is booted by pool %s; remove the pool first", name, pool->name);
 		goto fail;
 	}
 	if (images_remove(a->images, name, &err) < 0)

@@ -157,8 +157,18 @@ static int try_lock(struct leader *l)
 	return got;
 }
 
+/* Whether the lease row names another core (read before this one writes its own). */
+static bool led_by_another(struct leader *l)
+{
+	PGresult *r = query(l, "SELECT app FROM ha_leader WHERE one = 1", 0, NULL, PGRES_TUPLES_OK);
+	bool another = r && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), l->app) != 0;
+	PQclear(r);
+	return another;
+}
+
 static void promote(struct leader *l)
 {
+	bool after_another = led_by_another(l);
 	if (renew(l) < 0) {
 		/* leading without a lease would let followers fence us at once: give it back */
 		PQclear(PQexec(l->conn, "SELECT pg_advisory_unlock(" LEAD_LOCK_KEY ")"));
@@ -168,7 +178,7 @@ static void promote(struct leader *l)
 	snprintf(l->url, sizeof l->url, "%s", l->advertise);
 	log_info("leader: this core leads (advertised as %s)", l->advertise);
 	if (l->hooks.promoted)
-		l->hooks.promoted(l->hooks.arg);
+		l->hooks.promoted(l->hooks.arg, after_another);
 	if (l->hooks.work)
 		l->hooks.work(l->hooks.arg);
 }

@@ -41,8 +41,9 @@
 
 struct leader_hooks {
 	void *arg;
-	/* This core just became the leader (the lock is held, the lease written). */
-	void (*promoted)(void *arg);
+	/* This core just became the leader (the lock is held, the lease written);
+	 * after_another: another core led before it (a failover, not a first start). */
+	void (*promoted)(void *arg, bool after_another);
 	/* Leader only: a follower wrote pending instances or intents (NOTIFY), or the lead was
 	 * just taken: pick them up. */
 	void (*work)(void *arg);

@@ -15,6 +15,7 @@
 #include "core/api.h"
 #include "core/cluster.h"
 #include "core/nodeauth.h"
+#include "core/pools.h"
 
 #define POLL_DEFAULT_S 25.0
 #define POLL_MAX_S 60.0
@@ -25,6 +26,8 @@ struct node_poll {
 	struct node *node;
 	struct evhttp_request *req; /* NULL while none waits */
 	struct event *timer;
+	bool wants_pools;           /* the node asked with pools=VERSION (warm pools, core/pools.h) */
+	uint64_t pools_seen;        /* ... the version of its pools it has */
 };
 
 /* ---- users: GET /v1/nodes[/{id}] ---- */
@@ -71,7 +74,15 @@ static void add_assignment(void *arg, uint64_t seq, enum node_op op, const char 
 	json_array_append_new(arg, wire_assignment_to_json(seq, op, id, spec, run));
 }
 
-/* Answers the node's waiting long-poll with everything queued (possibly nothing). */
+static bool pools_outdated(const struct node_poll *p)
+{
+	return p->wants_pools && p->pools_seen != pools_version(p->api->pools);
+}
+
+static json_t *node_pools(struct api *a, const struct node *n);
+
+/* Answers the node's waiting long-poll with everything queued (possibly nothing), and the
+ * pools it keeps when its version of them is not the core's. */
 static void poll_answer(struct node_poll *p)
 {
 	struct evhttp_request *req = p->req;
@@ -82,7 +93,64 @@ static void poll_answer(struct node_poll *p)
 	evtimer_del(p->timer);
 	list = json_array();
 	cluster_node_take(p->api->cluster, p->node, add_assignment, list);
-	http_reply_json(req, 200, json_pack("{s:o}", "assignments", list));
+	if (pools_outdated(p)) /* what it must keep warm now, whole */
+		http_reply_json(req, 200, json_pack("{s:o, s:{s:I, s:o}}", "assignments", list, "pools", "version",
+		                                    (json_int_t)pools_version(p->api->pools), "list",
+		                                    node_pools(p->api, p->node)));
+	else
+		http_reply_json(req, 200, json_pack("{s:o}", "assignments", list));
+}
+
+bool nodeapi_keeps_pool(const struct node *n, const struct pool *pl)
+{
+	return n->ready && json_object_get(n->drivers, pl->spec.driver) != NULL;
+}
+
+int nodeapi_pool_share(struct api *a, const struct pool *pl, const struct node *want)
+{
+	int idx = -1, k = 0;
+	for (int i = 0; i < cluster_node_count(a->cluster); i++) {
+		const struct node *n = cluster_node_at(a->cluster, i);
+		if (!nodeapi_keeps_pool(n, pl))
+			continue;
+		if (n == want)
+			idx = k;
+		k++;
+	}
+	return pools_share(pl->size, idx, k);
+}
+
+struct node_pools {
+	struct api *api;
+	const struct node *node;
+	json_t *list;
+};
+
+static void add_node_pool(void *arg, const struct pool *pl)
+{
+	struct node_pools *np = arg;
+	if (!nodeapi_keeps_pool(np->node, pl))
+		return;
+	json_array_append_new(np->list, json_pack("{s:s, s:i, s:o}", "name", pl->name, "size",
+	                                          nodeapi_pool_share(np->api, pl, np->node), "spec",
+	                                          spec_to_json(&pl->spec)));
+}
+
+/* The pools node n keeps, with its share of each: [{"name", "size", "spec"}]. */
+static json_t *node_pools(struct api *a, const struct node *n)
+{
+	struct node_pools np = {.api = a, .node = n, .list = json_array()};
+	pools_foreach(a->pools, add_node_pool, &np);
+	return np.list;
+}
+
+void nodeapi_pools_changed(struct api *a)
+{
+	for (int i = 0; i < cluster_node_count(a->cluster); i++) {
+		struct node_poll *p = cluster_node_at(a->cluster, i)->poll;
+		if (p && p->req && pools_outdated(p))
+			poll_answer(p);
+	}
 }
 
 static void poll_timeout(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { poll_answer(arg); }
@@ -136,7 +204,7 @@ void nodeapi_release_polls(struct api *a)
 
 /* A node the core declared down (or has not seen since its own restart) must register
  * again, so that its instances are reconciled before it takes new work. */
-static struct node *live_node_or_reply(struct api *a, struct evhttp_request *req, const char *id)
+struct node *nodeapi_live_node(struct api *a, struct evhttp_request *req, const char *id)
 {
 	struct node *n = cluster_node(a->cluster, id);
 	struct mv_error err;
@@ -157,7 +225,8 @@ void nodeapi_assignments(struct api *a, struct evhttp_request *req, const char *
 	struct node *n;
 	struct node_poll *p;
 	char buf[32], *end;
-	uint64_t after = 0;
+	uint64_t after = 0, pools_seen = 0;
+	bool wants_pools = false;
 	double wait_s = POLL_DEFAULT_S;
 	struct mv_error err;
 
@@ -170,18 +239,30 @@ void nodeapi_assignments(struct api *a, struct evhttp_request *req, const char *
 			return;
 		}
 	}
+	if (http_query(req, "pools", buf, sizeof buf)) {
+		errno = 0;
+		pools_seen = strtoull(buf, &end, 10);
+		if (errno || end == buf || *end) {
+			mv_fail(&err, 400, "invalid_query", "pools must be an unsigned integer (the version of the pools the node has)");
+			http_reply_error(req, &err);
+			return;
+		}
+		wants_pools = true;
+	}
 	if (http_query_double(req, "wait", 0, POLL_MAX_S, &wait_s, &err) < 0) {
 		http_reply_error(req, &err);
 		return;
 	}
-	if (!(n = live_node_or_reply(a, req, id)))
+	if (!(n = nodeapi_live_node(a, req, id)))
 		return;
 	cluster_node_ack(a->cluster, n, after);
 	p = poll_of(a, n);
 	if (p->req) /* a stale poll from a connection the node gave up on */
 		poll_answer(p);
 	p->req = req;
-	if (cluster_node_has_work(n) || wait_s == 0) {
+	p->wants_pools = wants_pools;
+	p->pools_seen = pools_seen;
+	if (cluster_node_has_work(n) || pools_outdated(p) || wait_s == 0) {
 		poll_answer(p);
 		return;
 	}
@@ -191,7 +272,7 @@ void nodeapi_assignments(struct api *a, struct evhttp_request *req, const char *
 
 void nodeapi_heartbeat(struct api *a, struct evhttp_request *req, const char *id)
 {
-	if (live_node_or_reply(a, req, id))
+	if (nodeapi_live_node(a, req, id))
 		http_reply_json(req, 200, json_object());
 }
 
@@ -286,7 +367,7 @@ void nodeapi_bridges(struct api *a, struct evhttp_request *req, const char *id)
 	json_t *b = NULL, *bridges = NULL;
 	struct mv_error err;
 
-	if (!(n = live_node_or_reply(a, req, id)))
+	if (!(n = nodeapi_live_node(a, req, id)))
 		return;
 	if (http_read_json(req, &b, &err) < 0 || wire_bridges_parse(b, &bridges, &err) < 0 ||
 	    cluster_node_set_bridges(a->cluster, n, bridges, &err) < 0)
@@ -326,7 +407,7 @@ void nodeapi_reports(struct api *a, struct evhttp_request *req, const char *id)
 	size_t count;
 	struct mv_error err;
 
-	if (!(n = live_node_or_reply(a, req, id)))
+	if (!(n = nodeapi_live_node(a, req, id)))
 		return;
 	if (http_read_json(req, &b, &err) < 0 || wire_reports_parse(b, &reps, &count, &err) < 0 ||
 	    cluster_node_reports(a->cluster, n, reps, count, arrived, &err) < 0)
@@ -335,4 +416,22 @@ void nodeapi_reports(struct api *a, struct evhttp_request *req, const char *id)
 		http_reply_json(req, 200, others_skipped(a, n, reps, count));
 	free(reps);
 	json_decref(b);
+}
+
+/* PUT /v1/nodes/{id}/pools {"pools": {"NAME": {"ready": N, "booting": N}}}: what it has warm. */
+void nodeapi_pools_stock(struct api *a, struct evhttp_request *req, const char *id)
+{
+	struct node *n;
+	json_t *b = NULL;
+	struct mv_error err;
+	if (!(n = nodeapi_live_node(a, req, id)))
+		return;
+	if (http_read_json(req, &b, &err) < 0 || pools_stock_check(b, &err) < 0) {
+		json_decref(b);
+		http_reply_error(req, &err);
+		return;
+	}
+	pools_set_stock(a->pools, n->id, json_object_get(b, "pools"));
+	json_decref(b);
+	http_reply_json(req, 200, json_object());
 }

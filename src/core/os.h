@@ -23,6 +23,8 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "common/error.h"
 #include "common/hmap.h"
@@ -57,6 +59,15 @@ struct os_identity;
 struct os_flavors;
 struct os_glance;
 
+/* What a file was when last read (osapi.c reads the façade's files again when they change). */
+struct os_file_stamp {
+	bool known; /* it existed */
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
 /* The façade: what every handler gets. */
 struct osapi {
 	struct api *native;          /* the cluster, the image registry, the guard of the native API */
@@ -66,6 +77,7 @@ struct osapi {
 	struct os_identity *identity;
 	struct os_flavors *flavors;
 	struct os_glance *glance;
+	struct os_file_stamp flavors_seen, glance_seen; /* several cores: files_refresh */
 	struct hmap deleting;        /* instance id -> itself: a server being deleted (stopping, then removed) */
 	struct hmap acting;          /* instance id -> what it is doing: a server starting or rebooting, until
 	                              * it is ACTIVE again (or ended) */
@@ -134,6 +146,10 @@ void os_identity_free(struct os_identity *id);
 bool os_identity_authenticate(struct os_identity *id, const char *token, struct os_principal *who);
 
 /* ---- os_compute.c / os_image.c: their state ---- */
+
+/* Their files in the data dir, each written whole (temp file, rename) at every change. */
+#define OS_FLAVORS_FILE "openstack-flavors.json"
+#define OS_GLANCE_FILE "openstack-images.json"
 
 struct os_flavors *os_flavors_open(const char *data_dir, char *err, size_t errlen);
 void os_flavors_free(struct os_flavors *f);

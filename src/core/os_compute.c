@@ -39,7 +39,6 @@
 #include "core/tenants.h"
 #include "drivers/drivers.h"
 
-#define FLAVORS_FILE "openstack-flavors.json"
 #define FLAVORS_MAX 1024
 #define FLAVOR_ID_MAX 255
 #define FLAVOR_NAME_MAX 255
@@ -243,7 +242,7 @@ struct os_flavors *os_flavors_open(const char *data_dir, char *err, size_t errle
 
 	if (!fl)
 		fatal("calloc");
-	snprintf(fl->path, sizeof fl->path, "%s/%s", data_dir, FLAVORS_FILE);
+	snprintf(fl->path, sizeof fl->path, "%s/%s", data_dir, OS_FLAVORS_FILE);
 	if ((rc = fs_read_file(fl->path, 16 << 20, &text, &len)) == -ENOENT)
 		return fl;
 	if (rc < 0) {
@@ -598,11 +597,18 @@ static json_t *server_json(const struct osapi *o, const struct os_req *r, const 
 	return j;
 }
 
+/* A follower among several cores (core/leader.h): it acts on no instance itself. */
+static bool following(const struct osapi *o) { return o->native->leader && !leader_is_leader(o->native->leader); }
+
 static struct instance *server_or_404(struct osapi *o, struct os_req *r)
 {
 	char iid[MV_ID_LEN + 1];
-	struct instance *in = os_instance_id(r->id, iid) ? cluster_instance(o->native->cluster, iid) : NULL;
+	bool well_formed = os_instance_id(r->id, iid);
+	struct instance *in = well_formed ? cluster_instance(o->native->cluster, iid) : NULL;
 	struct mv_error err;
+	/* the leader reads what followers stored before saying 404 (api.c's find_or_404) */
+	if (!in && well_formed && !following(o) && o->native->leader && cluster_pick_up(o->native->cluster) == 0)
+		in = cluster_instance(o->native->cluster, iid);
 	if (in && !authz_sees(&r->who.authz, in->project))
 		in = NULL; /* another project's: not found, so that its existence does not leak */
 	if (!in) {
@@ -885,7 +891,6 @@ void os_deleting_free(struct osapi *o)
 
 /* A follower acts on no instance (core/leader.h): it records the delete for the leader,
  * durably, which stops the instance and removes it once ended, as below. */
-static bool following(const struct osapi *o) { return o->native->leader && !leader_is_leader(o->native->leader); }
 
 static int delete_on_follower(struct osapi *o, struct os_req *r, struct instance *in, bool remove_when_ended,
                               struct mv_error *err)

@@ -35,7 +35,6 @@
 #include "core/cluster.h"
 #include "core/images.h"
 
-#define GLANCE_FILE "openstack-images.json"
 #define RECORDS_MAX 4096
 #define PROPERTIES_MAX 64
 #define PROPERTY_MAX 255
@@ -58,7 +57,7 @@ struct os_glance *os_glance_open(const char *data_dir, char *err, size_t errlen)
 
 	if (!g)
 		fatal("calloc");
-	snprintf(g->path, sizeof g->path, "%s/%s", data_dir, GLANCE_FILE);
+	snprintf(g->path, sizeof g->path, "%s/%s", data_dir, OS_GLANCE_FILE);
 	if ((rc = fs_read_file(g->path, 64 << 20, &text, &len)) == -ENOENT) {
 		g->records = json_object();
 		return g;

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "common/fs.h"
 #include "common/http.h"
@@ -135,6 +136,51 @@ static void nova_version_headers(struct evhttp_request *req, int minor)
 	evhttp_add_header(out, "Vary", "OpenStack-API-Version, X-OpenStack-Nova-API-Version");
 }
 
+/* ---- several cores sharing a data dir ---- */
+
+/* The façade's files (flavors, Glance's records) may be written by another core's façade
+ * when the cores share --data-dir: each is read again when it changed. A writer renames a
+ * new file into place, so a new inode, size or mtime says so; one stat a request. */
+static bool file_changed(const char *data_dir, const char *name, struct os_file_stamp *seen)
+{
+	char path[4096];
+	struct stat st;
+	struct os_file_stamp now = {0};
+	if (snprintf(path, sizeof path, "%s/%s", data_dir, name) >= (int)sizeof path)
+		return false;
+	if (stat(path, &st) == 0)
+		now = (struct os_file_stamp){.known = true, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+		                             .mtime = st.st_mtim};
+	if (now.known == seen->known && now.dev == seen->dev && now.ino == seen->ino && now.size == seen->size &&
+	    now.mtime.tv_sec == seen->mtime.tv_sec && now.mtime.tv_nsec == seen->mtime.tv_nsec)
+		return false;
+	*seen = now;
+	return true;
+}
+
+static void files_refresh(struct osapi *o)
+{
+	char err[512];
+	struct os_flavors *fl;
+	struct os_glance *g;
+	if (file_changed(o->data_dir, OS_FLAVORS_FILE, &o->flavors_seen)) {
+		if ((fl = os_flavors_open(o->data_dir, err, sizeof err))) {
+			os_flavors_free(o->flavors);
+			o->flavors = fl;
+		} else {
+			log_warnx("openstack: %s; keeping the flavors read before", err);
+		}
+	}
+	if (file_changed(o->data_dir, OS_GLANCE_FILE, &o->glance_seen)) {
+		if ((g = os_glance_open(o->data_dir, err, sizeof err))) {
+			os_glance_free(o->glance);
+			o->glance = g;
+		} else {
+			log_warnx("openstack: %s; keeping the image records read before", err);
+		}
+	}
+}
+
 static void dispatch(struct evhttp_request *req, void *arg)
 {
 	struct osapi *o = arg;
@@ -183,6 +229,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 		/* a follower among several cores answers what the leader last wrote (core/leader.h) */
 		if (rt->service == OS_COMPUTE && o->native->leader && !leader_is_leader(o->native->leader))
 			cluster_refresh(o->native->cluster);
+		if (o->native->leader)
+			files_refresh(o);
 		rt->handler(o, &r);
 		return;
 	}

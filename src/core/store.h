@@ -1,6 +1,6 @@
 /* store — the core's durable state behind one interface: rows of instances, nodes, images,
- * idempotency keys, the tenancy (projects, users, tokens) and node identity (join tokens,
- * node credentials), with transactions. Rows are plain typed values (the instance
+ * idempotency keys, the tenancy (projects, users, tokens), node identity (join tokens,
+ * node credentials) and warm pools, with transactions. Rows are plain typed values (the instance
  * spec as model.h parses it); the store knows no core object and calls nothing above it.
  * Each backend fills a struct store_ops and keeps its own schema version and migrations,
  * run at open (core/stores.h lists them and chooses one):
@@ -154,6 +154,15 @@ struct store_node_secret_row {
 	int64_t created_us;
 };
 
+/* A warm pool (core/pools.h): its guests' spec, stored form, whole as JSON; and its size
+ * over all nodes. Since schema 8. */
+struct store_pool_row {
+	char name[MV_NAME_MAX + 1];
+	int size;
+	json_t *spec;                /* put: borrowed; load: the row's (a callback may take it) */
+	int64_t created_us;
+};
+
 /* Load callbacks get a row that lives for the call: one may take the parts the store
  * allocated (the spec, a node's json) by zeroing them in the row; strings are the store's. */
 typedef void store_instance_fn(void *arg, struct store_instance_row *row);
@@ -163,6 +172,7 @@ typedef void store_project_fn(void *arg, const struct store_project_row *row);
 typedef void store_user_fn(void *arg, const struct store_user_row *row);
 typedef void store_token_fn(void *arg, const struct store_token_row *row);
 typedef void store_node_secret_fn(void *arg, const struct store_node_secret_row *row);
+typedef void store_pool_fn(void *arg, struct store_pool_row *row);
 
 /* ---- the interface every backend fills ---- */
 
@@ -220,6 +230,11 @@ struct store_ops {
 	int (*node_secret_insert)(struct store *s, const struct store_node_secret_row *row);
 	int (*node_secret_revoke)(struct store *s, const char *id);
 	int (*node_secrets_load)(struct store *s, store_node_secret_fn *fn, void *arg);
+
+	/* Warm pools; an insert of a taken name fails. */
+	int (*pool_insert)(struct store *s, const struct store_pool_row *row);
+	int (*pool_delete)(struct store *s, const char *name);
+	int (*pools_load)(struct store *s, store_pool_fn *fn, void *arg);
 };
 
 struct store_group;
@@ -346,6 +361,19 @@ static inline int store_node_secret_revoke(struct store *s, const char *id)
 static inline int store_node_secrets_load(struct store *s, store_node_secret_fn *fn, void *arg)
 {
 	return s->ops->node_secrets_load(s, fn, arg);
+}
+
+static inline int store_pool_insert(struct store *s, const struct store_pool_row *r)
+{
+	return STORE_WRITE(s, s->ops->pool_insert(s, r));
+}
+static inline int store_pool_delete(struct store *s, const char *name)
+{
+	return STORE_WRITE(s, s->ops->pool_delete(s, name));
+}
+static inline int store_pools_load(struct store *s, store_pool_fn *fn, void *arg)
+{
+	return STORE_READ(s, s->ops->pools_load(s, fn, arg));
 }
 
 /* Every instance, page by page (never one unbounded query), in creation order. */

@@ -23,6 +23,7 @@ enum stmt_id {
 	ST_PUT_USER, ST_DELETE_USER, ST_LOAD_USERS,
 	ST_PUT_TOKEN, ST_REVOKE_TOKEN, ST_LOAD_TOKENS,
 	ST_PUT_NODE_SECRET, ST_REVOKE_NODE_SECRET, ST_LOAD_NODE_SECRETS,
+	ST_PUT_POOL, ST_DELETE_POOL, ST_LOAD_POOLS,
 	ST_COUNT
 };
 
@@ -66,6 +67,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REVOKE_NODE_SECRET] = "UPDATE node_secrets SET revoked = 1 WHERE id = $1",
 	[ST_LOAD_NODE_SECRETS] = "SELECT id, kind, hash, node_id, join_id, expires_us, revoked, created_us"
 	                         " FROM node_secrets",
+	[ST_PUT_POOL] = "INSERT INTO pools (name, size, spec, created_us) VALUES ($1,$2,$3,$4)",
+	[ST_DELETE_POOL] = "DELETE FROM pools WHERE name = $1",
+	[ST_LOAD_POOLS] = "SELECT name, size, spec, created_us FROM pools",
 };
 
 /* The schema by version: PostgreSQL support came with SQLite's schema 4, so its first step
@@ -110,10 +114,13 @@ static const struct pg_migration migrations[] = {
 	    "CREATE UNIQUE INDEX node_secrets_node ON node_secrets (node_id) WHERE kind = 'node';"},
 	/* 7: an instance's run, as SQLite's 7 */
 	{7, "ALTER TABLE instances ADD COLUMN run BIGINT NOT NULL DEFAULT 0;"},
+	/* 8: warm pools, as SQLite's 8 */
+	{8, "CREATE TABLE pools (name TEXT PRIMARY KEY, size INTEGER NOT NULL, spec TEXT NOT NULL,"
+	    " created_us BIGINT NOT NULL);"},
 };
 
 #define N_MIGRATIONS (sizeof migrations / sizeof migrations[0])
-#define PG_SCHEMA_VERSION 7 /* migrations[N_MIGRATIONS - 1].to */
+#define PG_SCHEMA_VERSION 8 /* migrations[N_MIGRATIONS - 1].to */
 /* The advisory lock key cores take while they migrate (any fixed number; "mvschema"). */
 #define MIGRATE_LOCK_KEY "7166453736806510957"
 /* The session lock of a store claimed whole (store_claim): a program that must be the
@@ -404,7 +411,8 @@ static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *con
 	PGresult *r;
 	ExecStatusType want = id == ST_PAGE_INSTANCES || id == ST_LOAD_NODES || id == ST_IDEM_GET ||
 	                      id == ST_LOAD_IMAGES || id == ST_LOAD_PROJECTS || id == ST_LOAD_USERS ||
-	                      id == ST_LOAD_TOKENS || id == ST_LOAD_NODE_SECRETS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+	                      id == ST_LOAD_TOKENS || id == ST_LOAD_NODE_SECRETS ||
+	                      id == ST_LOAD_POOLS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
 	snprintf(name, sizeof name, "s%d", (int)id);
 	if (!s->in_tx && PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return NULL;
@@ -795,6 +803,45 @@ static int pg_images_load(struct store *base, store_image_fn *fn, void *arg)
 	return 0;
 }
 
+/* ---- warm pools ---- */
+
+static int pg_pool_insert(struct store *base, const struct store_pool_row *r)
+{
+	struct params p = {.n = 0};
+	int rc;
+	p_text(&p, r->name);
+	p_int(&p, r->size);
+	p_json(&p, r->spec);
+	p_int(&p, r->created_us);
+	rc = run_done(pg(base), ST_PUT_POOL, p.n, p.v, "write pool");
+	params_free(&p);
+	return rc;
+}
+
+static int pg_pool_delete(struct store *base, const char *name)
+{
+	const char *v[1] = {name};
+	return run_done(pg(base), ST_DELETE_POOL, 1, v, "delete pool");
+}
+
+static int pg_pools_load(struct store *base, store_pool_fn *fn, void *arg)
+{
+	PGresult *res = run(pg(base), ST_LOAD_POOLS, 0, NULL, "load pools");
+	if (!res)
+		return -1;
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct store_pool_row r = {0};
+		cell_copy(res, i, 0, r.name, sizeof r.name);
+		r.size = (int)strtol(PQgetvalue(res, i, 1), NULL, 10);
+		r.spec = cell_json(res, i, 2);
+		r.created_us = strtoll(PQgetvalue(res, i, 3), NULL, 10);
+		fn(arg, &r);
+		json_decref(r.spec);
+	}
+	PQclear(res);
+	return 0;
+}
+
 /* ---- tenancy ---- */
 
 static int64_t cell_int(const PGresult *r, int row, int col) { return strtoll(PQgetvalue(r, row, col), NULL, 10); }
@@ -979,4 +1026,7 @@ const struct store_ops store_pg_ops = {
 	.node_secret_insert = pg_node_secret_insert,
 	.node_secret_revoke = pg_node_secret_revoke,
 	.node_secrets_load = pg_node_secrets_load,
+	.pool_insert = pg_pool_insert,
+	.pool_delete = pg_pool_delete,
+	.pools_load = pg_pools_load,
 };

@@ -22,6 +22,7 @@ enum stmt_id {
 	ST_PUT_USER, ST_DELETE_USER, ST_LOAD_USERS,
 	ST_PUT_TOKEN, ST_REVOKE_TOKEN, ST_LOAD_TOKENS,
 	ST_PUT_NODE_SECRET, ST_REVOKE_NODE_SECRET, ST_LOAD_NODE_SECRETS,
+	ST_PUT_POOL, ST_DELETE_POOL, ST_LOAD_POOLS,
 	ST_COUNT
 };
 
@@ -65,6 +66,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REVOKE_NODE_SECRET] = "UPDATE node_secrets SET revoked = 1 WHERE id = ?",
 	[ST_LOAD_NODE_SECRETS] = "SELECT id, kind, hash, node_id, join_id, expires_us, revoked, created_us"
 	                         " FROM node_secrets",
+	[ST_PUT_POOL] = "INSERT INTO pools (name, size, spec, created_us) VALUES (?,?,?,?)",
+	[ST_DELETE_POOL] = "DELETE FROM pools WHERE name = ?",
+	[ST_LOAD_POOLS] = "SELECT name, size, spec, created_us FROM pools",
 };
 
 /* Each entry moves the schema from version i to i+1. */
@@ -116,6 +120,9 @@ static const char *const migrations[] = {
 	"CREATE UNIQUE INDEX node_secrets_node ON node_secrets (node_id) WHERE kind = 'node';",
 	/* 7: an instance's run, one more each time it starts again on its node (0: the first) */
 	"ALTER TABLE instances ADD COLUMN run INTEGER NOT NULL DEFAULT 0;",
+	/* 8: warm pools: the guests' spec (stored form, JSON) and the pool's size */
+	"CREATE TABLE pools (name TEXT PRIMARY KEY, size INTEGER NOT NULL, spec TEXT NOT NULL,"
+	" created_us INTEGER NOT NULL);",
 };
 
 #define SQLITE_SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
@@ -673,6 +680,42 @@ static int sqlite_node_secrets_load(struct store *base, store_node_secret_fn *fn
 	return rc == SQLITE_DONE ? 0 : fail(s, "load node secrets");
 }
 
+static int sqlite_pool_insert(struct store *base, const struct store_pool_row *r)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_PUT_POOL];
+	bind_text(st, 1, r->name);
+	sqlite3_bind_int(st, 2, r->size);
+	bind_json(st, 3, r->spec);
+	sqlite3_bind_int64(st, 4, r->created_us);
+	return step_done(s, ST_PUT_POOL, "write pool");
+}
+
+static int sqlite_pool_delete(struct store *base, const char *name)
+{
+	struct sqlite_store *s = sq(base);
+	bind_text(s->stmt[ST_DELETE_POOL], 1, name);
+	return step_done(s, ST_DELETE_POOL, "delete pool");
+}
+
+static int sqlite_pools_load(struct store *base, store_pool_fn *fn, void *arg)
+{
+	struct sqlite_store *s = sq(base);
+	sqlite3_stmt *st = s->stmt[ST_LOAD_POOLS];
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct store_pool_row r = {0};
+		column_copy(st, 0, r.name, sizeof r.name);
+		r.size = sqlite3_column_int(st, 1);
+		r.spec = column_json(st, 2);
+		r.created_us = sqlite3_column_int64(st, 3);
+		fn(arg, &r);
+		json_decref(r.spec);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : fail(s, "load pools");
+}
+
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
 	.schema_version = SQLITE_SCHEMA_VERSION,
@@ -703,4 +746,7 @@ const struct store_ops store_sqlite_ops = {
 	.node_secret_insert = sqlite_node_secret_insert,
 	.node_secret_revoke = sqlite_node_secret_revoke,
 	.node_secrets_load = sqlite_node_secrets_load,
+	.pool_insert = sqlite_pool_insert,
+	.pool_delete = sqlite_pool_delete,
+	.pools_load = sqlite_pools_load,
 };

@@ -499,9 +499,14 @@ int cgroup_remove(const struct cgroup_host *c, const char *name)
 	for (int i = 0; i < 2; i++) {
 		if (!c->dirs[i][0])
 			continue;
-		group_kill(c->dirs[i], name, c->mode == CGROUP_V2);
 		if (snprintf(path, sizeof path, "%s/%s", c->dirs[i], name) >= (int)sizeof path)
 			return -ENAMETOOLONG;
+		/* the rmdir first: an emptied group (the common end) goes in one call, without
+		 * reading its cgroup.procs; one still holding processes refuses (EBUSY), and they
+		 * are killed before the rmdir is tried again */
+		if (rmdir(path) == 0 || errno == ENOENT)
+			continue;
+		group_kill(c->dirs[i], name, c->mode == CGROUP_V2);
 		if (rmdir(path) < 0 && errno != ENOENT && rc == 0)
 			rc = -errno;
 	}

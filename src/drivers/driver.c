@@ -50,6 +50,29 @@ int drv_signal(const struct driver *d, struct drv_handle *h, int signo)
 	return d->signal ? d->signal(h, signo) : -ENOTSUP;
 }
 
+bool drv_can_pool(const struct driver *d) { return d->boots_image && d->pause && d->resume; }
+
+static int vcpus_op(const struct driver *d, const struct drv_options *o, struct drv_handle *h, bool resume, char *err,
+                    size_t errlen)
+{
+	int (*op)(const struct drv_options *, struct drv_handle *, char *, size_t) = resume ? d->resume : d->pause;
+	if (!op) {
+		snprintf(err, errlen, "the %s driver cannot %s a guest", d->name, resume ? "resume" : "pause");
+		return -ENOTSUP;
+	}
+	return op(o, h, err, errlen);
+}
+
+int drv_pause(const struct driver *d, const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen)
+{
+	return vcpus_op(d, o, h, false, err, errlen);
+}
+
+int drv_resume(const struct driver *d, const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen)
+{
+	return vcpus_op(d, o, h, true, err, errlen);
+}
+
 int drv_recover(const struct driver *d, struct drv_handle *h)
 {
 	return d->recover ? d->recover(h) : -ENOTSUP;

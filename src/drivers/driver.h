@@ -5,6 +5,7 @@
  *   probe             fingerprint the host: does the driver work here, what it offers
  *   start             may block: the node calls it on a worker thread
  *   stop              gently or by force; signal: a signal to an instance that is a process
+ *   pause, resume     freeze a booted guest's vCPUs and let them run on (warm pools)
  *   reap, status      the end: collect a process's exit, ask the toolstack for a domain
  *   recover, adopt    re-attach after a node restart, to a recorded handle or to what was
  *                     started just before the node died
@@ -116,6 +117,11 @@ struct driver {
 	/* Gently (the guest or process may clean up) or by force. May block (QMP, a toolstack):
 	 * the node calls it on a worker. NULL: drv_stop sends SIGTERM or SIGKILL through signal. */
 	int (*stop)(const struct drv_options *o, struct drv_handle *h, bool force);
+	/* Warm pools: freezes a guest that booted (its vCPUs stop where they are, memory and
+	 * devices stay) and lets it run on; the handle does not change. May block (QMP, a
+	 * toolstack): on a worker. NULL: the driver cannot keep warm guests. */
+	int (*pause)(const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen);
+	int (*resume)(const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen);
 	/* A signal to an instance that is a host process (its whole process group). */
 	int (*signal)(struct drv_handle *h, int signo);
 	/* After h->pidfd became readable: exit_code is set when known (our own child). */
@@ -150,6 +156,11 @@ struct driver {
 /* Stops the instance: d->stop, else SIGTERM (SIGKILL when force) through d->signal. */
 int drv_stop(const struct driver *d, const struct drv_options *o, struct drv_handle *h, bool force);
 int drv_signal(const struct driver *d, struct drv_handle *h, int signo);
+/* Can d keep warm guests (a pool): it boots images and can pause and resume them? */
+bool drv_can_pool(const struct driver *d);
+/* d->pause, d->resume; -ENOTSUP with words when d lacks them. */
+int drv_pause(const struct driver *d, const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen);
+int drv_resume(const struct driver *d, const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen);
 int drv_recover(const struct driver *d, struct drv_handle *h);
 /* d->adopt; for a handle without a process (a domain), d->status must also find it alive. */
 int drv_adopt(const struct driver *d, const struct drv_options *o, const char *instance_id, struct drv_handle *h);

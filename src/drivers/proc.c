@@ -159,8 +159,8 @@ static int spawn_here(const struct proc_spawn_request *r, const int fds[3], pid_
 /* As many as the node's workers (worker.h), so that no spawn waits for a spawner where it
  * would not have waited for a worker: measured at concurrency 64, 2 per CPU moved ~1 ms of
  * queueing into the spawn phase. */
-#define SPAWNER_THREADS_PER_CPU 4
-#define SPAWNER_THREADS_MAX 16
+#define SPAWNER_THREADS_PER_CPU 16
+#define SPAWNER_THREADS_MAX 64
 #define SPAWNER_STACK (256 * 1024)
 
 /* Descriptors a request carries: stdin, stdout, stderr and the hold. */

@@ -33,6 +33,7 @@
 #define QEMU_MAX_ARGS 64
 #define QEMU_VERSION_TIMEOUT_MS 5000
 #define QMP_QUIT_TIMEOUT_MS 200 /* the node's loop waits this long at most for a stop */
+#define QMP_VCPUS_TIMEOUT_MS 1000 /* stop, cont: on a worker */
 #define MULTIBOOT_SEARCH 8192   /* the multiboot v1 header is in the first 8 KiB */
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
 #define KVM_GET_API_VERSION 0xAE00 /* _IO(KVMIO, 0x00) from <linux/kvm.h> */
@@ -462,17 +463,22 @@ static int qemu_start(const struct drv_options *o, const struct drv_start_reques
 
 /* ---- stop and reap ---- */
 
-/* Asks QEMU to quit over QMP: capabilities negotiation then quit, pipelined, and waits
- * (bounded) for the quit to be acknowledged. 0 when QEMU said yes. */
-static int qmp_quit(const char *path)
+/* One QMP command: capabilities negotiation then cmd, pipelined, waiting (bounded) for
+ * both to be acknowledged. quit: QEMU may close the socket instead of answering, which
+ * counts as done once both commands went out. 0 when QEMU said yes, -EPROTO when it
+ * refused, -ETIMEDOUT, or -errno of the socket. */
+static int qmp_command(const char *path, const char *cmd, int timeout_ms)
 {
-	static const char cmds[] = "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"quit\"}\n";
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int64_t deadline = now_ms() + QMP_QUIT_TIMEOUT_MS;
-	char buf[4096];
-	size_t n = 0, sent = 0;
+	int64_t deadline = now_ms() + timeout_ms;
+	char cmds[128], buf[4096];
+	size_t n = 0, sent = 0, len;
 	int fd, rc = -ETIMEDOUT, returns = 0;
+	bool is_quit = strcmp(cmd, "quit") == 0;
 
+	len = (size_t)snprintf(cmds, sizeof cmds, "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"%s\"}\n", cmd);
+	if (len >= sizeof cmds)
+		return -EINVAL;
 	if (strlen(path) >= sizeof sa.sun_path)
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
@@ -483,7 +489,7 @@ static int qmp_quit(const char *path)
 		goto out;
 	}
 	while (returns < 2) {
-		struct pollfd pfd = {.fd = fd, .events = (short)(POLLIN | (sent < sizeof cmds - 1 ? POLLOUT : 0))};
+		struct pollfd pfd = {.fd = fd, .events = (short)(POLLIN | (sent < len ? POLLOUT : 0))};
 		int64_t left = deadline - now_ms();
 		ssize_t got;
 		if (left <= 0)
@@ -494,8 +500,8 @@ static int qmp_quit(const char *path)
 			rc = -errno;
 			break;
 		}
-		if ((pfd.revents & POLLOUT) && sent < sizeof cmds - 1) {
-			ssize_t w = send(fd, cmds + sent, sizeof cmds - 1 - sent, MSG_NOSIGNAL);
+		if ((pfd.revents & POLLOUT) && sent < len) {
+			ssize_t w = send(fd, cmds + sent, len - sent, MSG_NOSIGNAL);
 			if (w < 0 && errno != EAGAIN && errno != EINTR) {
 				rc = -errno;
 				break;
@@ -510,18 +516,19 @@ static int qmp_quit(const char *path)
 			continue;
 		if (got <= 0) {
 			/* EOF after both commands went out: QEMU is quitting */
-			rc = sent == sizeof cmds - 1 ? 0 : -ECONNRESET;
+			rc = is_quit && sent == len ? 0 : -ECONNRESET;
 			break;
 		}
 		n += (size_t)got;
 		buf[n] = '\0';
-		/* one reply per line: the greeting, then {"return": {}} for each command */
+		/* one reply per line: the greeting, then {"return": {}} for each command, and
+		 * events ({"event": ...}) in between */
 		for (char *line; (line = strchr(buf, '\n'));) {
 			*line = '\0';
 			if (strstr(buf, "\"return\""))
 				returns++;
 			else if (strstr(buf, "\"error\""))
-				returns = 3; /* refused: fall back to a signal */
+				returns = 3; /* refused */
 			n -= (size_t)(line + 1 - buf);
 			memmove(buf, line + 1, n + 1);
 		}
@@ -543,9 +550,34 @@ static int qemu_stop(UNUSED const struct drv_options *o, struct drv_handle *h, b
 {
 	if (h->pidfd < 0)
 		return -ESRCH;
-	if (!force && h->control[0] && qmp_quit(h->control) == 0)
+	if (!force && h->control[0] && qmp_command(h->control, "quit", QMP_QUIT_TIMEOUT_MS) == 0)
 		return 0;
 	return proc_signal(h, force ? SIGKILL : SIGTERM);
+}
+
+/* Warm pools (drivers/driver.h): QMP stop freezes the vCPUs where they are (the guest's
+ * memory and devices stay as they were); cont lets them run on. Both leave the process as
+ * it is: its pid, start time and QMP socket do not change. */
+static int qemu_vcpus(struct drv_handle *h, const char *cmd, char *err, size_t errlen)
+{
+	int rc;
+	if (h->pidfd < 0 || !h->control[0]) {
+		snprintf(err, errlen, "qemu: no process or QMP socket to send %s to", cmd);
+		return -ESRCH;
+	}
+	if ((rc = qmp_command(h->control, cmd, QMP_VCPUS_TIMEOUT_MS)) < 0)
+		snprintf(err, errlen, "qemu: QMP %s on %.200s: %s", cmd, h->control, strerror(-rc));
+	return rc;
+}
+
+static int qemu_pause(UNUSED const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen)
+{
+	return qemu_vcpus(h, "stop", err, errlen);
+}
+
+static int qemu_resume(UNUSED const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen)
+{
+	return qemu_vcpus(h, "cont", err, errlen);
 }
 
 static int qemu_reap(struct drv_handle *h, int *exit_code, bool *code_known)
@@ -568,6 +600,8 @@ const struct driver driver_qemu = {
 	.probe = qemu_probe,
 	.start = qemu_start,
 	.stop = qemu_stop,
+	.pause = qemu_pause,
+	.resume = qemu_resume,
 	.signal = proc_signal,
 	.reap = qemu_reap,
 	.recover = proc_recover,

@@ -38,6 +38,8 @@ struct agent {
 	json_t *bridges_sent;     /* the bridges the core has (from the registration or an update) */
 	json_t *bridges_in_flight;
 	bool bridges_dirty;       /* they may have changed since: compare and send */
+	uint64_t pools_version;   /* of the pools the core last sent (0: none yet) */
+	bool stock_dirty, stock_in_flight; /* what is warm here changed; an update is on its way */
 	void (*on_shutdown)(void *arg);
 	void *on_shutdown_arg;
 };
@@ -49,6 +51,7 @@ static bool core_redirected(struct agent *a, struct evhttp_request *req);
 static void report_flush(struct agent *a);
 static void shutdown_check(struct agent *a);
 static void bridges_send(struct agent *a);
+static void stock_send(struct agent *a);
 
 /* ---- HTTP to the core ---- */
 
@@ -318,9 +321,12 @@ static void on_register(struct evhttp_request *req, void *arg)
 	tv = clock_timeval(a->hb_interval_s);
 	evtimer_add(a->hb_timer, &tv);
 	a->acked = 0; /* a core that restarted numbers its assignments anew */
+	a->pools_version = 0; /* the core may have other pools now: it sends them again */
+	a->stock_dirty = true;
 	poll_send(a);
 	report_flush(a);
 	bridges_send(a); /* a change seen while registering */
+	stock_send(a);
 }
 
 static void register_send(struct agent *a)
@@ -419,6 +425,56 @@ void agent_bridges_changed(struct agent *a)
 	bridges_send(a);
 }
 
+/* ---- warm pools: what is warm here ---- */
+
+static void on_stock(struct evhttp_request *req, void *arg)
+{
+	struct agent *a = arg;
+	int status = status_of(req);
+	a->stock_in_flight = false;
+	if (a->shutting_down)
+		return;
+	if (status == 401 || status == 404) {
+		need_register(a); /* sent again once registered */
+		return;
+	}
+	if (status != 200)
+		a->stock_dirty = true; /* with the next change, or registration */
+	stock_send(a);
+}
+
+static void stock_send(struct agent *a)
+{
+	char path[128];
+	if (!a->stock_dirty || !a->o.pools || !a->registered || a->stock_in_flight || a->shutting_down ||
+	    a->on_shutdown)
+		return;
+	a->stock_dirty = false;
+	snprintf(path, sizeof path, "/v1/nodes/%s/pools", a->o.id);
+	a->stock_in_flight = true;
+	if (send_json(a, a->ctl_conn, EVHTTP_REQ_PUT, path, a->node_token,
+	              json_pack("{s:o}", "pools", warm_pools_stock(a->o.pools)), on_stock) < 0) {
+		a->stock_in_flight = false;
+		a->stock_dirty = true;
+	}
+}
+
+void agent_pools_changed(struct agent *a)
+{
+	a->stock_dirty = true;
+	stock_send(a);
+}
+
+/* {"version": V, "list": [...]}: what the core wants kept warm here now. */
+static void handle_pools(struct agent *a, const json_t *p)
+{
+	const json_t *v = json_object_get(p, "version"), *list = json_object_get(p, "list");
+	if (!a->o.pools || !json_is_integer(v) || !json_is_array(list))
+		return;
+	a->pools_version = (uint64_t)json_integer_value(v);
+	warm_pools_set(a->o.pools, list);
+}
+
 /* ---- reports ---- */
 
 void agent_reports_pushed(struct agent *a)
@@ -510,6 +566,8 @@ static void on_poll(struct evhttp_request *req, void *arg)
 		return;
 	if (status == 200 && (b = body_of(req))) {
 		a->backoff_s = BACKOFF_MIN_S;
+		/* pools first: a start in the same answer may take from them */
+		handle_pools(a, json_object_get(b, "pools"));
 		json_array_foreach(json_object_get(b, "assignments"), i, as) {
 			if (i >= WIRE_ASSIGNMENTS_MAX)
 				break;
@@ -530,10 +588,13 @@ static void on_poll(struct evhttp_request *req, void *arg)
 
 static void poll_send(struct agent *a)
 {
-	char path[160];
+	char path[200];
 	if (!a->registered || a->shutting_down || a->on_shutdown)
 		return;
-	snprintf(path, sizeof path, "/v1/nodes/%s/assignments?after=%" PRIu64 "&wait=%d", a->o.id, a->acked, POLL_WAIT_S);
+	snprintf(path, sizeof path, "/v1/nodes/%s/assignments?after=%" PRIu64 "&wait=%d%s", a->o.id, a->acked,
+	         POLL_WAIT_S, a->o.pools ? "&pools=" : "");
+	if (a->o.pools)
+		snprintf(path + strlen(path), sizeof path - strlen(path), "%" PRIu64, a->pools_version);
 	if (send_json(a, a->poll_conn, EVHTTP_REQ_GET, path, a->node_token, NULL, on_poll) < 0)
 		backoff_later(a, a->poll_timer);
 }

@@ -18,6 +18,7 @@
 #include "node/corelink.h"
 #include "node/instance.h"
 #include "node/reports.h"
+#include "node/warmpool.h"
 
 #define AGENT_TOKEN_MAX 256
 #define AGENT_CREDENTIAL_FILE "node.credential" /* in the node's data dir */
@@ -44,6 +45,7 @@ struct agent_options {
 	double stop_grace_s;
 	struct instances *instances;
 	struct report_queue *reports;
+	struct warm_pools *pools;   /* what the core asks kept warm comes on the long-poll */
 };
 
 struct agent;
@@ -56,6 +58,8 @@ void agent_reports_pushed(struct agent *a);
 /* The host's bridges may have changed (node/bridgewatch.h): the core is told when they
  * differ from what it has. */
 void agent_bridges_changed(struct agent *a);
+/* What the node has warm changed (warmpool.h): the core is told (one update in flight). */
+void agent_pools_changed(struct agent *a);
 /* Begins an orderly exit: no new work; with stop_instances_on_exit every instance is
  * stopped (grace, then force). done(arg) on the loop when the last reports went out (or
  * the deadline passed). */

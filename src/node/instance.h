@@ -1,4 +1,7 @@
 /* instance — the instances of this node, each through its life (node/lifecycle.h):
+ *   pool     a start naming a warm pool takes a paused guest from it (node/warmpool.h):
+ *            prepare moves the guest's dir to the instance's, spawn resumes it; none
+ *            warm: started cold as any other
  *   prepare  instance dir, logs, image blobs (cache hit, or fetched and verified)
  *   network  what the driver's network slot asks for, on the bridge   (on a worker)
  *   spawn    the driver's start call                                  (on a worker)
@@ -21,6 +24,7 @@
 #include "drivers/driver.h"
 #include "node/imagecache.h"
 #include "node/reports.h"
+#include "node/warmpool.h"
 #include "node/worker.h"
 
 /* What instances need from their node. Borrowed: it outlives them. */
@@ -32,6 +36,7 @@ struct instances_env {
 	const char *run_dir;        /* instance dirs are RUN_DIR/instances/ID */
 	double stop_grace_s;
 	struct imagecache *cache;
+	struct warm_pools *pools;   /* a start naming a pool takes a warm guest from it; or NULL */
 	struct report_queue *reports;
 	uint64_t log_max_bytes;     /* per log stream */
 	/* An instance's logs grew, or it ended or was removed: wake its readers. May be NULL. */

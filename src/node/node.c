@@ -25,6 +25,7 @@
 #include "node/agent.h"
 #include "node/bridgewatch.h"
 #include "node/corelink.h"
+#include "node/warmpool.h"
 #include "node/imagecache.h"
 #include "node/instance.h"
 #include "node/logapi.h"
@@ -53,6 +54,7 @@ struct node_agent {
 	struct imagecache *cache;
 	struct report_queue *reports;
 	struct instances *instances;
+	struct warm_pools *pools;
 	struct logapi *logapi;
 	struct agent *agent;
 	struct bridgewatch *bridges; /* NULL when the host's link changes cannot be followed */
@@ -279,6 +281,13 @@ static void on_report_pushed(void *arg)
 		agent_reports_pushed(n->agent);
 }
 
+static void on_pools_changed(void *arg)
+{
+	struct node_agent *n = arg;
+	if (n->agent)
+		agent_pools_changed(n->agent);
+}
+
 static void on_bridges_changed(void *arg)
 {
 	struct node_agent *n = arg;
@@ -314,6 +323,7 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 	                                .link = &n->link, .tls = n->tls,
 	                                .token = n->core_token};
 	struct instances_env env;
+	struct warm_env we;
 	struct logapi_options lo;
 	struct agent_options ao;
 
@@ -325,7 +335,12 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 	if (!(n->cache = imagecache_new(&io, err, errlen)))
 		return -1;
 	n->reports = reports_new(on_report_pushed, n);
-	env = (struct instances_env){.base = n->base, .workers = n->workers, .drv_opts = &n->drv_opts,
+	we = (struct warm_env){.base = n->base, .workers = n->workers, .drv_opts = &n->drv_opts,
+	                       .drivers_info = n->drivers_info, .run_dir = n->run_dir, .cache = n->cache,
+	                       .stock_changed = on_pools_changed, .arg = n};
+	if (!(n->pools = warm_pools_new(&we, err, errlen)))
+		return -1;
+	env = (struct instances_env){.pools = n->pools, .base = n->base, .workers = n->workers, .drv_opts = &n->drv_opts,
 	                             .drivers_info = n->drivers_info, .run_dir = n->run_dir,
 	                             .stop_grace_s = n->opts.stop_grace_s, .cache = n->cache, .reports = n->reports,
 	                             .log_max_bytes = (uint64_t)n->opts.log_max_bytes, .log_written = on_log_written,
@@ -346,7 +361,7 @@ static int make_parts(struct node_agent *n, char *err, size_t errlen)
 	                            .notify_batch_ms = n->opts.notify_batch_ms,
 	                            .stop_instances_on_exit = n->opts.stop_instances_on_exit,
 	                            .stop_grace_s = n->opts.stop_grace_s, .instances = n->instances,
-	                            .reports = n->reports};
+	                            .reports = n->reports, .pools = n->pools};
 	n->agent = agent_new(&ao);
 	return 0;
 }
@@ -383,6 +398,7 @@ struct node_agent *node_create(struct event_base *base, const struct node_option
 	if (make_parts(n, err, errlen) < 0)
 		goto fail;
 	instances_recover(n->instances);
+	warm_pools_recover(n->pools);
 	watch_bridges(n);
 	sweep_cgroups(n);
 	agent_start(n->agent);
@@ -437,6 +453,7 @@ void node_destroy(struct node_agent *n)
 	logapi_free(n->logapi); /* its waiting readers are answered */
 	n->logapi = NULL;
 	instances_free(n->instances, n->opts.stop_instances_on_exit);
+	warm_pools_free(n->pools, n->opts.stop_instances_on_exit);
 	cgroup_host_close(&n->cgroups);
 	imagecache_free(n->cache);
 	reports_free(n->reports);

@@ -10,6 +10,9 @@
 
 #include "common/log.h"
 
+#define WORKER_THREADS_PER_CPU 16
+#define WORKER_THREADS_MAX 64 /* the drivers' spawner threads match (drivers/proc.c) */
+
 struct job {
 	worker_fn *work, *done;
 	void *arg;
@@ -110,9 +113,15 @@ struct worker_pool *worker_pool_new(struct event_base *base, int threads)
 	if (!p)
 		fatal("calloc");
 	/* Driver calls mostly wait (exec in the kernel, a toolstack, a disk): more threads than
-	 * CPUs keep the CPUs busy while some wait. */
+	 * CPUs keep the CPUs busy while some wait. A start holds its worker for the whole call,
+	 * so the pool is the node's start concurrency: with 4 per CPU, 64 clients on a busy host
+	 * queued ~0.7 s for a worker while each posix_spawn took ~0.1 s in the kernel, and the
+	 * node started a quarter of what 64 bare threads spawn (BENCHMARKS.md, "The overhead
+	 * floor"). Idle threads cost a stack of address space each, no CPU. */
 	if (threads <= 0)
-		threads = 4 * (int)sysconf(_SC_NPROCESSORS_ONLN);
+		threads = WORKER_THREADS_PER_CPU * (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (threads > WORKER_THREADS_MAX)
+		threads = WORKER_THREADS_MAX;
 	if (threads < 4)
 		threads = 4;
 	pthread_mutex_init(&p->lock, NULL);
@@ -145,6 +154,21 @@ void worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void
 	*j = (struct job){.work = work, .done = done, .arg = arg};
 	pthread_mutex_lock(&p->lock);
 	push(&p->todo, j);
+	p->pending++;
+	pthread_cond_signal(&p->wake);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void worker_submit_first(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg)
+{
+	struct job *j = calloc(1, sizeof *j);
+	if (!j)
+		fatal("calloc");
+	*j = (struct job){.work = work, .done = done, .arg = arg};
+	pthread_mutex_lock(&p->lock);
+	if (!(j->next = p->todo.head))
+		p->todo.tail = j;
+	p->todo.head = j;
 	p->pending++;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->lock);

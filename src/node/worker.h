@@ -10,10 +10,13 @@ struct worker_pool;
 
 typedef void worker_fn(void *arg);
 
-/* threads <= 0: four per online CPU. NULL with errno set on failure. */
+/* threads <= 0: 16 per online CPU, at most 64. NULL with errno set on failure. */
 struct worker_pool *worker_pool_new(struct event_base *base, int threads);
 /* work(arg) on a worker thread, then done(arg) on the loop. */
 void worker_submit(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg);
+/* The same, ahead of every job waiting: a short call that ends something (a stop's signal)
+ * should not wait behind the starts queued meanwhile. */
+void worker_submit_first(struct worker_pool *p, worker_fn *work, worker_fn *done, void *arg);
 /* work(arg) on a worker thread when no other job waits, and nothing on the loop after it
  * (work owns arg): clean-up nobody waits for, which must not delay a start. */
 void worker_submit_background(struct worker_pool *p, worker_fn *work, void *arg);

@@ -44,6 +44,7 @@ struct job {
 	struct push_job pub; /* what the target sees */
 	struct push *p;
 	struct evhttp_connection *conn;
+	unsigned conn_gen;       /* the endpoint conn goes to (push.ep_gen when it was made) */
 	push_reply_fn reply_fn;  /* the request in flight */
 	push_timer_fn timer_fn;  /* the wait in progress */
 	struct job *next; /* ready queue (open loop) */
@@ -66,6 +67,7 @@ struct series {
 struct push {
 	struct push_options o;
 	struct push_endpoint ep;
+	unsigned ep_gen; /* push_endpoint_move()s so far */
 	void *target_state;
 	bool target_open;
 	char hostport[300], run_tag[8];
@@ -77,6 +79,8 @@ struct push {
 	/* connections not in use */
 	struct evhttp_connection **idle;
 	size_t n_idle, cap_idle;
+	struct evhttp_connection **retired; /* to endpoints left behind (conn_retire) */
+	size_t n_retired;
 
 	/* open loop: due instants (µs after start) and the requests waiting for a connection */
 	int64_t *schedule;
@@ -127,8 +131,24 @@ static struct evhttp_connection *conn_get(struct push *p)
 	return c;
 }
 
-static void conn_put(struct push *p, struct evhttp_connection *c)
+/* A connection to an endpoint left behind (a failover): kept unused and freed at the end,
+ * never now (this may run inside a callback of one of its own requests). Few: at most one
+ * per request in flight and move. */
+static void conn_retire(struct push *p, struct evhttp_connection *c)
 {
+	struct evhttp_connection **v;
+	if (!(v = realloc(p->retired, (p->n_retired + 1) * sizeof *v)))
+		out_of_memory();
+	p->retired = v;
+	p->retired[p->n_retired++] = c;
+}
+
+static void conn_put(struct push *p, struct evhttp_connection *c, unsigned gen)
+{
+	if (gen != p->ep_gen) {
+		conn_retire(p, c);
+		return;
+	}
 	if (p->n_idle == p->cap_idle) {
 		size_t cap = p->cap_idle ? p->cap_idle * 2 : 64;
 		struct evhttp_connection **v = realloc(p->idle, cap * sizeof *v);
@@ -152,14 +172,21 @@ static int send_request(struct job *j, enum evhttp_cmd_type cmd, const char *pat
 	struct evhttp_request *req;
 	struct evkeyvalq *hdr;
 
+	if (j->conn && j->conn_gen != p->ep_gen) {
+		conn_retire(p, j->conn);
+		j->conn = NULL;
+	}
 	if (!j->conn && !(j->conn = conn_get(p)))
 		return -1;
+	j->conn_gen = j->pub.endpoint_gen = p->ep_gen;
 	if (!(req = evhttp_request_new(on_reply, j)))
 		return -1;
 	hdr = evhttp_request_get_output_headers(req);
 	evhttp_add_header(hdr, "Host", p->hostport);
 	for (int i = 0; i < p->ep.n_headers; i++)
 		evhttp_add_header(hdr, p->ep.headers[i][0], p->ep.headers[i][1]);
+	if (j->pub.idempotency_key[0])
+		evhttp_add_header(hdr, "Idempotency-Key", j->pub.idempotency_key);
 	if (body) {
 		evhttp_add_header(hdr, "Content-Type", "application/json");
 		evbuffer_add(evhttp_request_get_output_buffer(req), body, strlen(body));
@@ -188,6 +215,21 @@ void push_job_send(struct push_job *pj, const char *method, const char *path, co
 	if (send_request(j, method_of(method), path, body) < 0 &&
 	    event_base_once(j->p->base, -1, EV_TIMEOUT, job_send_failed, j, &(struct timeval){0}) < 0)
 		fatalx("cannot schedule an event");
+}
+
+int push_endpoint_move(struct push_job *pj, const char *url)
+{
+	struct push *p = JOB_OF(pj)->p;
+	char host[sizeof p->ep.host];
+	int port;
+	if (http_parse_url(url, host, sizeof host, &port) < 0 || http_url_is_tls(url) != (p->ep.tls != NULL))
+		return -1;
+	snprintf(p->ep.host, sizeof p->ep.host, "%s", host);
+	p->ep.port = port;
+	snprintf(p->hostport, sizeof p->hostport, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+	while (p->n_idle > 0)
+		conn_retire(p, p->idle[--p->n_idle]);
+	return (int)++p->ep_gen;
 }
 
 static void on_job_timer(evutil_socket_t fd UNUSED, short what UNUSED, void *arg)
@@ -230,7 +272,7 @@ static void job_free(struct job *j)
 {
 	struct push *p = j->p;
 	if (j->conn)
-		conn_put(p, j->conn);
+		conn_put(p, j->conn, j->conn_gen);
 	free(j);
 	p->done++;
 }
@@ -776,6 +818,9 @@ static void push_free(struct push *p)
 	for (size_t i = 0; i < p->n_idle; i++)
 		evhttp_connection_free(p->idle[i]);
 	free(p->idle);
+	for (size_t i = 0; i < p->n_retired; i++)
+		evhttp_connection_free(p->retired[i]);
+	free(p->retired);
 	while (p->ready_head) {
 		struct job *j = p->ready_head;
 		p->ready_head = j->next;

@@ -90,6 +90,8 @@ struct push_job {
 	struct record rec;
 	bool running;          /* reached its running state (see push_job_reached) */
 	char error_code[48];   /* when not: the API's code, or what push saw (timeout ...) */
+	char idempotency_key[48]; /* sent with each of its requests when not "" (the target's) */
+	unsigned endpoint_gen; /* push: the endpoint its last request went to (push_endpoint_move) */
 	int step;              /* the target's */
 	int64_t since_us;      /* the target's */
 	void *data;            /* the target's; it frees it before the job ends */
@@ -118,6 +120,11 @@ extern const struct push_target push_target_openstack;
  * JSON (NULL when empty or not JSON; push frees it after fn). Never calls fn before it
  * returns. */
 void push_job_send(struct push_job *j, const char *method, const char *path, const char *body, push_reply_fn fn);
+/* Points every later request, of every job, at url (a failover to another core of a
+ * list): idle connections are closed, busy ones once they come free. The endpoint's
+ * number (later requests' endpoint_gen), or -1 when url is not a base URL of the same
+ * scheme (http or https) as the endpoint's. */
+int push_endpoint_move(struct push_job *j, const char *url);
 /* Calls fn after delay_us. */
 void push_job_later(struct push_job *j, int64_t delay_us, push_timer_fn fn);
 /* The instance reached running now: total_ms is now - intended_us. */

@@ -1,7 +1,14 @@
 /* target_microvim — push's target for microvim's own API (docs/API.md): one request
  * creates and waits (POST /v1/instances?wait=running), the answer carries the core's phase
  * trace (or a GET fetches it); deletion stops and waits (DELETE ?wait=stopped), then
- * removes the record (DELETE again). */
+ * removes the record (DELETE again).
+ *
+ * With several cores (--core URL1,URL2,...: common/corelist.h's rules) a request that gets
+ * no answer, or 502/503/504, moves every job to the next core and is sent again there after
+ * the list's backoff, for up to CORELIST_WINDOW_S from the job's first failure: creates
+ * carry an Idempotency-Key of their own, the same on every try, so that a create the lost
+ * core committed is answered from its first result; GETs and DELETEs are safe to repeat.
+ * With one core, nothing is retried and no key is sent (as before lists). */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h> /* NAN, isnan: macros only */
@@ -22,6 +29,9 @@ enum step { STEP_CREATE, STEP_GET, STEP_STOP, STEP_PURGE };
 struct microvim {
 	const struct push_options *o;
 	json_t *body_template;
+	struct corelist cores;
+	unsigned gen; /* push_endpoint_move()s: the endpoint jobs' requests go to now */
+	int rounds;   /* rounds of the list without an answer since the last one */
 };
 
 static double json_ms(const json_t *o, const char *key)
@@ -102,6 +112,7 @@ static int open_(const struct push_options *o, struct push_endpoint *ep, void **
 		fatal("out of memory");
 	m->o = o;
 	m->body_template = body_template(o);
+	m->cores = cores; /* at the core that answered */
 	*state = m;
 	return PUSH_EXIT_OK;
 }
@@ -180,17 +191,70 @@ static void judge_answer(struct push_job *j, const struct microvim *m, const cha
 	}
 }
 
-static void on_get(struct push_job *j, int status, json_t *body, void *state UNUSED)
+/* A request without a usable answer: with several cores, sent again (again(j, state))
+ * at the next core (see the top); true then, and the caller returns. A usable answer
+ * (false) ends the job's failures and the list's round. */
+static bool fail_over(struct push_job *j, struct microvim *m, int status, push_timer_fn again)
 {
+	int64_t now = clock_mono_us();
+	double delay_s = 0;
+	int gen;
+	if (m->cores.n < 2)
+		return false;
+	if (!corelist_status_fails_over(status)) {
+		corelist_answered(&m->cores);
+		m->rounds = 0;
+		j->since_us = 0;
+		return false;
+	}
+	if (!j->since_us)
+		j->since_us = now;
+	else if (now - j->since_us > (int64_t)(CORELIST_WINDOW_S * 1e6))
+		return false;
+	if (j->endpoint_gen == m->gen) { /* the first to find this core gone: every job moves */
+		const char *from = corelist_current(&m->cores);
+		char left[CORELIST_URL_MAX];
+		snprintf(left, sizeof left, "%s", from);
+		if (corelist_advance(&m->cores))
+			delay_s = corelist_backoff_s(++m->rounds);
+		if ((gen = push_endpoint_move(j, corelist_current(&m->cores))) < 0)
+			return false;
+		m->gen = (unsigned)gen;
+		fprintf(stderr, "microvim push: %s: %s; going on with %s\n", left, status ? "unavailable" : "no answer",
+		        corelist_current(&m->cores));
+	} else if (m->rounds > 0) {
+		delay_s = corelist_backoff_s(m->rounds);
+	}
+	push_job_later(j, (int64_t)(delay_s * 1e6), again);
+	return true;
+}
+
+static void send_get(struct push_job *j, void *state);
+
+static void on_get(struct push_job *j, int status, json_t *body, void *state)
+{
+	if (fail_over(j, state, status, send_get))
+		return;
 	finish(j, status == 200 ? body : NULL);
 }
+
+static void send_get(struct push_job *j, void *state UNUSED)
+{
+	char path[160];
+	j->step = STEP_GET;
+	snprintf(path, sizeof path, "/v1/instances/%s", j->rec.id);
+	push_job_send(j, "GET", path, NULL, on_get);
+}
+
+static void create(struct push_job *j, void *state);
 
 static void on_create(struct push_job *j, int status, json_t *body, void *state)
 {
 	struct microvim *m = state;
-	char path[160];
 	const char *st;
 
+	if (fail_over(j, m, status, create))
+		return;
 	j->rec.total_ms = (double)(clock_mono_us() - j->intended_us) / 1000.0;
 	if (status != 201 && status != 200) {
 		snprintf(j->rec.state, sizeof j->rec.state, "error");
@@ -203,9 +267,7 @@ static void on_create(struct push_job *j, int status, json_t *body, void *state)
 	snprintf(j->rec.state, sizeof j->rec.state, "%s", st);
 	judge_answer(j, m, st, body);
 	if (j->running && !json_object_get(body, "trace") && j->rec.id[0]) {
-		j->step = STEP_GET;
-		snprintf(path, sizeof path, "/v1/instances/%s", j->rec.id);
-		push_job_send(j, "GET", path, NULL, on_get);
+		send_get(j, m);
 		return;
 	}
 	finish(j, body);
@@ -216,6 +278,8 @@ static void create(struct push_job *j, void *state)
 	struct microvim *m = state;
 	char path[160], *body;
 
+	if (m->cores.n > 1 && !j->idempotency_key[0])
+		corelist_idem_key(j->idempotency_key); /* kept for every try of this create */
 	json_object_set_new(m->body_template, "name", json_string(j->name));
 	if (!(body = json_dumps(m->body_template, JSON_COMPACT)))
 		fatal("out of memory");
@@ -225,25 +289,36 @@ static void create(struct push_job *j, void *state)
 	free(body);
 }
 
-static void on_purge(struct push_job *j, int status, json_t *body UNUSED, void *state UNUSED)
+static void send_purge(struct push_job *j, void *state);
+static void remove_(struct push_job *j, void *state);
+
+static void on_purge(struct push_job *j, int status, json_t *body UNUSED, void *state)
 {
+	if (fail_over(j, state, status, send_purge))
+		return;
 	push_job_deleted(j, status == 204 || status == 404);
 }
 
-static void on_stop(struct push_job *j, int status, json_t *body, void *state UNUSED)
+static void send_purge(struct push_job *j, void *state UNUSED)
 {
 	char path[160];
+	j->step = STEP_PURGE;
+	snprintf(path, sizeof path, "/v1/instances/%s", j->rec.id);
+	push_job_send(j, "DELETE", path, NULL, on_purge);
+}
+
+static void on_stop(struct push_job *j, int status, json_t *body, void *state)
+{
 	const json_t *stop = json_object_get(json_object_get(body, "trace"), "stop_steps");
+	if (fail_over(j, state, status, remove_))
+		return;
 	for (int s = 0; stop && s < STOP_STEP_COUNT; s++)
 		j->rec.stop_step_ms[s] = json_ms(stop, stop_step_names[s]);
 	if (status != 200) {
 		push_job_deleted(j, status == 204 || status == 404);
 		return;
 	}
-	/* stopped: now remove the record */
-	j->step = STEP_PURGE;
-	snprintf(path, sizeof path, "/v1/instances/%s", j->rec.id);
-	push_job_send(j, "DELETE", path, NULL, on_purge);
+	send_purge(j, state); /* stopped: now remove the record */
 }
 
 static void remove_(struct push_job *j, void *state UNUSED)

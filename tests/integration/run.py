@@ -32,19 +32,8 @@ sys.path.insert(0, HERE)
 import harness  # noqa: E402
 
 DEFAULT_BUDGET = 60
-# Past this, more load stretches the budgets no further: a machine that busy is not one a
-# test run can be judged on, and tests/run's own time limit assumes it (MAX_LOAD_FACTOR x
-# the suite budget, plus a margin).
-MAX_LOAD_FACTOR = 4.0
-
-
-def load_factor():
-    """Runnable tasks per CPU over the last minute (os.getloadavg), within [1, MAX]."""
-    try:
-        per_cpu = os.getloadavg()[0] / (os.cpu_count() or 1)
-    except OSError:
-        return 1.0
-    return min(MAX_LOAD_FACTOR, max(1.0, per_cpu))
+MAX_LOAD_FACTOR = harness.MAX_LOAD_FACTOR
+load_factor = harness.load_factor
 
 
 class TestTimeout(Exception):

@@ -775,3 +775,97 @@ def test_openstack_bad_input_table():
         if why:
             fails.append(f"{desc}: {'; '.join(why)} | body: {raw[:300]!r}")
     assert not fails, f"{len(fails)} of {len(OS_ROWS)} rows failed:\n  " + "\n  ".join(fails)
+
+
+def test_bad_input_pools():
+    """/v1/pools and the creates that name a pool: each refusal has its status, code and a
+    message naming the field; nothing changes (the pools listed stay the same). A core
+    without nodes: a pool made here boots nothing."""
+    import subprocess
+    core = h.start_core()
+    c = core.client()
+    kernel = str(h.ROOT / "build" / "vnf" / "hello")
+    r = subprocess.run([h.BIN, "image", "add", "hello", "--core", core.url, "--kernel", kernel],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"image add: {r.stderr}"
+    pool = {"name": "p1", "driver": "qemu", "image": "hello", "size": 2, "ready": {"serial": "READY"}}
+    st, js, raw = c.call("POST", "/v1/pools", pool)
+    assert st == 201, f"precondition POST /v1/pools: {st} {raw[:300]!r}"
+    P, I = "/v1/pools", "/v1/instances"
+    rows = [
+        ("pool: malformed JSON", "POST", P, b'{"name": ', 400, {"invalid_json"}, None),
+        ("pool: body is an array", "POST", P, b'[1]', 400, {"invalid_type", "invalid_json"}, None),
+        ("pool: no size", "POST", P, dict(pool, name="p2", size=None), 400, {"missing_field"}, "size"),
+        ("pool: size 0", "POST", P, dict(pool, name="p2", size=0), 400, {"invalid_value"}, "size"),
+        ("pool: size 257", "POST", P, dict(pool, name="p2", size=257), 400, {"invalid_value"}, "size"),
+        ("pool: size \"2\"", "POST", P, dict(pool, name="p2", size="2"), 400, {"invalid_value"}, "size"),
+        ("pool: no name", "POST", P, {k: v for k, v in pool.items() if k != "name"}, 400, {"missing_field"},
+         "name"),
+        ("pool: name a/b", "POST", P, dict(pool, name="a/b"), 400, {"invalid_value"}, "name"),
+        ("pool: unknown field", "POST", P, dict(pool, name="p2", count=3), 400, {"unknown_field"}, "count"),
+        ("pool: network", "POST", P, dict(pool, name="p2", network={"bridge": "br0"}), 400, {"unknown_field"},
+         "network"),
+        ("pool: driver exec", "POST", P, {"name": "p2", "driver": "exec", "size": 1,
+                                          "config": {"command": "/bin/sleep", "args": ["1"]}}, 422,
+         {"driver_cannot_pool"}, "exec"),
+        ("pool: unknown image", "POST", P, dict(pool, name="p2", image="nope"), 422, {"unknown_image"}, "nope"),
+        ("pool: no image", "POST", P, {k: v for k, v in pool.items() if k != "image"} | {"name": "p2"}, 400,
+         {"missing_field", "invalid_value"}, "image"),
+        ("pool: memory 0", "POST", P, dict(pool, name="p2", resources={"memory_mb": 0}), 400, {"invalid_value"},
+         "memory_mb"),
+        ("pool: a taken name", "POST", P, pool, 409, {"name_conflict"}, "p1"),
+        ("pool: show a missing one", "GET", P + "/nope", None, 404, {"not_found"}, "nope"),
+        ("pool: remove a missing one", "DELETE", P + "/nope", None, 404, {"not_found"}, "nope"),
+        ("image: remove one a pool boots", "DELETE", "/v1/images/hello", None, 409, {"image_in_use"}, "p1"),
+        ("create: pool 5", "POST", I, {"name": "i1", "pool": 5}, 400, {"invalid_value", "missing_field"}, None),
+        ("create: unknown pool", "POST", I, {"name": "i1", "pool": "nope"}, 422, {"unknown_pool"}, "nope"),
+        ("create: pool + cmdline", "POST", I, {"name": "i1", "pool": "p1", "cmdline": "x=1"}, 422,
+         {"pool_cmdline"}, "cmdline"),
+        ("create: pool + network", "POST", I, {"name": "i1", "pool": "p1", "network": {"bridge": "br0"}}, 422,
+         {"pool_network"}, "network"),
+        ("create: pool + other memory", "POST", I, {"name": "i1", "pool": "p1", "resources": {"memory_mb": 64}},
+         422, {"pool_mismatch"}, "resources"),
+        ("create: pool + other driver", "POST", I, {"name": "i1", "pool": "p1", "driver": "libvirt"}, 422,
+         {"pool_mismatch"}, "driver"),
+        ("create: cmdline 5", "POST", I, {"name": "i1", "driver": "qemu", "image": "hello", "cmdline": 5}, 400,
+         {"invalid_value", "invalid_type"}, "cmdline"),
+        ("create: cmdline without image", "POST", I, {"name": "i1", "driver": "exec", "cmdline": "x",
+                                                      "config": {"command": "/bin/sleep", "args": ["1"]}}, 422,
+         {"cmdline_without_image"}, "cmdline"),
+    ]
+    for row in rows:  # size None: the field left out
+        if isinstance(row[3], dict) and row[3].get("size", 0) is None:
+            del row[3]["size"]
+    before = c.call("GET", P)[1]
+    fails = []
+    for desc, method, path, b, want, codes, field in rows:
+        st, js, raw = c.call(method, path, b)
+        err = js.get("error") if isinstance(js, dict) else None
+        if st != want or not isinstance(err, dict) or err.get("code") not in codes or \
+                (field and field.lower() not in (err.get("message") or "").lower()):
+            fails.append(f"{desc}: {st} {raw[:240]!r}")
+    after = c.call("GET", P)[1]
+    if json.dumps(before, sort_keys=True) != json.dumps(after, sort_keys=True):
+        fails.append(f"the pools changed: {before} -> {after}")
+    if c.list():
+        fails.append(f"instances were created: {c.list()}")
+
+    # the node-facing side: PUT /v1/nodes/{id}/pools (what a node has warm)
+    node_id = "00112233445566bb"
+    st, js, raw = c.call("POST", "/v1/nodes/register", {"id": node_id, "name": "fake-pools", "drivers": {},
+                                                         "resources": {"cpus": 1, "memory_mb": 64}})
+    assert st == 200, raw[:300]
+    tok = js["token"]
+    path = f"/v1/nodes/{node_id}/pools"
+    for desc, b, field in (("no pools", {}, "pools"), ("pools: [1]", {"pools": [1]}, "pools"),
+                           ("pools: bad name", {"pools": {"a b": {"ready": 1, "booting": 0}}}, "a b"),
+                           ("pools: ready -1", {"pools": {"p1": {"ready": -1, "booting": 0}}}, "ready"),
+                           ("pools: no booting", {"pools": {"p1": {"ready": 1}}}, "booting")):
+        st, js, raw = c.call("PUT", path, b, token=tok)
+        err = js.get("error") if isinstance(js, dict) else None
+        if st != 400 or not isinstance(err, dict) or field not in (err.get("message") or ""):
+            fails.append(f"PUT pools {desc}: {st} {raw[:200]!r}")
+    st, js, raw = c.call("PUT", path, {"pools": {}}, token="0" * 64)
+    if st != 401:
+        fails.append(f"PUT pools with a wrong token: {st} {raw[:200]!r}")
+    assert not fails, f"{len(fails)} pool rows failed:\n  " + "\n  ".join(fails)

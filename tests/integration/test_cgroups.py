@@ -118,6 +118,21 @@ def test_limits_written_and_read_back():
         h.wait_until(lambda d=d: not os.path.exists(d), 5, f"{d} removed after the instance ended")
 
 
+def test_escaped_process_killed_with_the_group():
+    """A process the instance left in its group, in a session of its own (out of reach of
+    the stop's signal to the instance's process group), is killed when the group goes."""
+    core, c, node, node_id, mode = _cluster("n-cg-escape")
+    tok, tok2 = h.unique_arg(), h.unique_arg()
+    inst = c.create(h.exec_body("escaper", ["-c", f"setsid sleep 60 {tok2} & exec sleep 60 {tok}"],
+                                command="/bin/sh"))[0]
+    h.expect_procs(tok, 1, "the instance's own process")
+    escaped = h.expect_procs(tok2, 1, "the process in a session of its own")[0]
+    assert os.getsid(escaped) == escaped, "the second process did not get a session of its own"
+    c.stop_and_remove(inst["id"])
+    h.wait_until(lambda: not h.procs_with_arg(tok2), 5, "the escaped process killed with its group")
+    # (its group may stay until the node's next start sweeps it: the kill is not waited for)
+
+
 def test_memory_hog_fails_with_oom():
     core, c, node, node_id, mode = _cluster("n-cg-oom")
     hog = {"name": "hog", "driver": "exec", "resources": {"vcpus": 1, "memory_mb": 16},

@@ -20,8 +20,14 @@ again (restarted each time, it comes back as a follower); then every create answ
 has one record, running unless deleted; nothing nobody asked for exists; one process per
 running instance and none for anything else; deleting everything leaves nothing.
 
+`microvim push --core LEADER,FOLLOWER` with the leader killed -9 mid-run: push moves to
+the follower and sends what got no answer again there (creates with their Idempotency-Key):
+every instance of the run is running, once.
+
 The OpenStack façade of a follower: servers created, stopped (os-stop) and deleted there
-run, stop and go on the leader's node (the follower asks the leader, as native deletes do).
+run, stop and go on the leader's node (the follower asks the leader, as native deletes do);
+with a shared data dir, a flavor made on one core's façade and an image record made on the
+other's are seen by both.
 
 Two --auth cores sharing a database (and a data dir, for the blobs): what one writes of
 the catalog every core keeps in memory (projects, users, tokens, images, join tokens) the
@@ -35,6 +41,7 @@ import os
 import random
 import secrets
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -231,14 +238,17 @@ def _keystone_token(os_url):
 def test_openstack_writes_on_a_follower():
     srv = _server()
     url = h.pg_database_url(srv.url, "facade")
-    leader = h.start_core(extra=["--store", url])
+    leader_port, port = h.free_port(), h.free_port()
+    leader = h.start_core(extra=["--store", url, "--openstack-listen", f"127.0.0.1:{leader_port}"])
     _wait_leader([leader], "the first core leading")
-    port = h.free_port()
-    follower = h.start_core(extra=["--store", url, "--openstack-listen", f"127.0.0.1:{port}"])
+    # the cores share the data dir: the façade's flavors and image records are files there
+    follower = h.start_core(data_dir=leader.data_dir,
+                            extra=["--store", url, "--openstack-listen", f"127.0.0.1:{port}"])
     assert _role(follower) == "follower"
     node = h.start_node(leader.url)
-    os_url = f"http://127.0.0.1:{port}"
+    os_url, leader_os = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{leader_port}"
     auth = {"X-Auth-Token": _keystone_token(os_url)}
+    leader_auth = {"X-Auth-Token": _keystone_token(leader_os)}
 
     def call(method, path, b=None):
         return h.call(os_url, method, path, b, headers=auth, timeout=15)
@@ -251,6 +261,14 @@ def test_openstack_writes_on_a_follower():
              "microvim:config": json.dumps({"command": "/bin/sleep", "args": [tok]})}
     st, js, raw = call("POST", f"{NOVA}/flavors/{flavor}/os-extra_specs", {"extra_specs": specs})
     assert st == 200, raw[:300]
+    # the follower's flavor on the leader's façade, the leader's image record on the follower's
+    st, js, raw = h.call(leader_os, "GET", f"{NOVA}/flavors/{flavor}/os-extra_specs", headers=leader_auth)
+    assert st == 200 and js["extra_specs"]["microvim:driver"] == "exec", (st, raw[:300])
+    st, js, raw = h.call(leader_os, "POST", "/image/v2/images", {"name": "ha-queued", "disk_format": "aki"},
+                         headers=leader_auth)
+    assert st == 201, raw[:300]
+    st, js, raw = call("GET", f"/image/v2/images/{js['id']}")
+    assert st == 200 and js["name"] == "ha-queued", (st, raw[:300])
     servers = []
     for name in ("ha-os-stop", "ha-os-delete"):
         st, js, raw = call("POST", f"{NOVA}/servers",
@@ -378,14 +396,22 @@ def _client_work(cores, it, deadline):
     if not it.delete:
         return
     iid = it.ids[0]
-    for path in (f"/v1/instances/{iid}?wait=stopped&timeout=5", f"/v1/instances/{iid}"):
+    # the API's delete: stop (wait until stopped), then DELETE again removes the record (204);
+    # a core that still sees it stopping answers 200/202 (not yet ended) or 409: asked again
+    for path, done in ((f"/v1/instances/{iid}?wait=stopped&timeout=5", lambda st, js: st in (204, 404) or (
+                           st == 200 and isinstance(js, dict) and js.get("state") in ("stopped", "exited", "failed"))),
+                       (f"/v1/instances/{iid}", lambda st, js: st in (204, 404))):
         def delete(url):
             st, js, _ = h.call(url, "DELETE", path, timeout=8)
             it.delete_log.append((path, st))
             return st, js
-        st, _ = _retrying(cores, it.i + 1, delete, deadline)
-        if st not in (200, 202, 204, 404):
-            return
+        while True:
+            st, js = _retrying(cores, it.i + 1, delete, deadline)
+            if done(st, js):
+                break
+            if st not in (200, 202, 409) or time.monotonic() > deadline:
+                return
+            time.sleep(0.1)
     it.deleted = True
 
 
@@ -463,9 +489,14 @@ def test_leader_kill9_under_load():
     try:
         h.wait_until(converged, 30, "every instance settled, every deleted one gone", 0.25)
     except AssertionError:
-        raise AssertionError(f"seed {seed}: not settled after 30 s: "
-                             f"{[(i['id'], i['name'], i['state'], i.get('run')) for i in box['insts'] if i['state'] not in SETTLED or i['id'] in deleted_ids][:20]}"
-                             f"\n{tl.text()}") from None
+        insts = box.get("insts", [])
+        raise AssertionError(
+            f"seed {seed}: not settled within 30 s at the leader {leader.url}: states "
+            f"{dict(collections.Counter(i['state'] for i in insts))}; unsettled "
+            f"{[(i['id'], i['state'], i.get('node')) for i in insts if i['state'] not in SETTLED][:10]}; deleted yet "
+            f"there {[(i['id'], i['state']) for i in insts if i['id'] in deleted_ids][:10]}; their deletes "
+            f"{[(it.ids[0], it.statuses, it.delete_log) for it in items if it.deleted and it.ids[0] in {i['id'] for i in insts}][:5]}"
+            f"\n{tl.text()}") from None
     insts = box["insts"]
     by_id, by_name = {i["id"]: i for i in insts}, {i["name"]: i for i in insts}
     names = {it.name for it in items}
@@ -511,3 +542,49 @@ def test_leader_kill9_under_load():
 
 
 test_leader_kill9_under_load.budget = 150
+
+
+def test_push_fails_over():
+    srv = _server()
+    url = h.pg_database_url(srv.url, "push")
+    first = h.start_core(extra=["--store", url])
+    _wait_leader([first], "the first core leading")
+    second = h.start_core(extra=["--store", url])
+    node = h.start_node(f"{first.url},{second.url}", wait=False)
+    h.wait_until(lambda: h._node_ready(first.url, None, node.name) is True, ELECTION_TIMEOUT, "the node ready")
+    tok, n = h.unique_arg(), 60
+    out = os.path.join(h.tmpdir("mv-push-"), "push.jsonl")
+    env = dict(os.environ)
+    env.pop("MICROVIM_CORE", None)
+    push = subprocess.Popen(
+        [h.BIN, "push", "--core", f"{first.url},{second.url}", "--rate", "20", "--count", str(n), "--keep",
+         "--config", json.dumps({"command": "/bin/sleep", "args": [tok]}), "--vcpus", "0.01", "--memory-mb", "1",
+         "--name-prefix", "hapush", "--timeout", "10", "--out", out, "--quiet"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True)
+    try:
+        h.wait_until(lambda: h.count_procs([tok]) >= 10 or push.poll() is not None, 20, "push under way")
+        assert push.poll() is None, f"push ended before the kill: {push.communicate()}"
+        first.stop(signal.SIGKILL, expect_alive=True)
+        stdout, stderr = push.communicate(timeout=90)
+    finally:
+        if push.poll() is None:
+            os.kill(push.pid, signal.SIGKILL)
+            push.communicate(timeout=10)
+    assert push.returncode == 0, f"push exited {push.returncode}:\n{stdout[-2000:]}\n{stderr[-2000:]}"
+    assert f"{first.url}: no answer; going on with {second.url}" in stderr, stderr[-2000:]
+    recs = [json.loads(line) for line in open(out).read().splitlines()]
+    assert len(recs) == n and all(r["state"] == "running" for r in recs), [r for r in recs if r["state"] != "running"][:5]
+    _wait_leader([second], "the follower leading")
+    insts = [i for i in second.client().list() if i["name"].startswith("hapush-")]
+    assert sorted(i["id"] for i in insts) == sorted(r["id"] for r in recs), "push's records and the store differ"
+    h.wait_until(lambda: all(second.client().get(i["id"])["state"] == "running" for i in insts), 20,
+                 "every pushed instance running at the new leader")
+    h.expect_procs([tok], n, "one process per pushed instance")
+    for i in insts:
+        second.client().stop_and_remove(i["id"])
+    node.stop()
+    second.stop()
+
+
+test_push_fails_over.budget = 90

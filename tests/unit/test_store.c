@@ -750,6 +750,51 @@ static void test_images(void)
 	store_close(s);
 }
 
+struct loaded_pools {
+	int n;
+	char name[4][MV_NAME_MAX + 1];
+	int size[4];
+	json_t *spec[4];
+};
+
+static void collect_pool(void *arg, struct store_pool_row *row)
+{
+	struct loaded_pools *l = arg;
+	if (l->n == 4)
+		return;
+	snprintf(l->name[l->n], sizeof l->name[0], "%s", row->name);
+	l->size[l->n] = row->size;
+	l->spec[l->n] = row->spec; /* taken */
+	row->spec = NULL;
+	l->n++;
+}
+
+/* Warm pools (schema 8): a row keeps its size and its spec whole; a name is one pool. */
+static void test_pools(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	if (!s)
+		return;
+	json_t *spec = json_pack("{s:s, s:s, s:{s:s}}", "name", "warm", "driver", "qemu", "ready", "serial", "READY");
+	struct store_pool_row a = {.name = "warm", .size = 3, .spec = spec, .created_us = 7};
+	struct loaded_pools l = {.n = 0};
+	CHECK_EQ_INT(store_pool_insert(s, &a), 0);
+	CHECK_EQ_INT(store_pool_insert(s, &a), -1);
+	CHECK_EQ_INT(store_pools_load(s, collect_pool, &l), 0);
+	CHECK_EQ_INT(l.n, 1);
+	CHECK_STR(l.name[0], "warm");
+	CHECK_EQ_INT(l.size[0], 3);
+	CHECK(l.spec[0] && json_equal(l.spec[0], spec));
+	json_decref(l.spec[0]);
+	CHECK_EQ_INT(store_pool_delete(s, "warm"), 0);
+	l.n = 0;
+	CHECK_EQ_INT(store_pools_load(s, collect_pool, &l), 0);
+	CHECK_EQ_INT(l.n, 0);
+	json_decref(spec);
+	store_close(s);
+}
+
 static void test_idempotency(void)
 {
 	fresh_dir();
@@ -1138,8 +1183,8 @@ static void test_node_secrets(void)
 	store_close(s);
 }
 
-/* A store at schema 5 (before node identity and runs) moves to the latest at open, keeping
- * its tenancy. */
+/* A store at schema 5 (before node identity, runs and pools) moves to the present schema at
+ * open, keeping its tenancy. */
 static void test_migration_from_v5(void)
 {
 	struct store *s;
@@ -1153,7 +1198,7 @@ static void test_migration_from_v5(void)
 		return;
 	CHECK_EQ_INT(store_project_insert(s, &green), 0);
 	store_close(s);
-	CHECK_EQ_INT(db_exec("DROP TABLE node_secrets"), 0);
+	CHECK_EQ_INT(db_exec("DROP TABLE node_secrets; DROP TABLE pools"), 0);
 	CHECK_EQ_INT(db_exec("ALTER TABLE instances DROP COLUMN run"), 0);
 	CHECK_EQ_INT(schema_version_set(5), 0);
 	if (!(s = open_ok()))
@@ -1370,6 +1415,7 @@ ON_PG(test_pages)
 ON_PG(test_nodes)
 ON_PG(test_images)
 ON_PG(test_idempotency)
+ON_PG(test_pools)
 ON_PG(test_reopen_keeps_data)
 ON_PG(test_newer_schema_refused)
 ON_PG(test_tenancy)
@@ -1393,6 +1439,7 @@ int main(void)
 	RUN(test_nodes);
 	RUN(test_images);
 	RUN(test_idempotency);
+	RUN(test_pools);
 	RUN(test_reopen_keeps_data);
 	RUN(test_newer_schema_refused);
 	RUN(test_migration_from_v2);
@@ -1416,6 +1463,7 @@ int main(void)
 			RUN(test_nodes_pg);
 			RUN(test_images_pg);
 			RUN(test_idempotency_pg);
+			RUN(test_pools_pg);
 			RUN(test_reopen_keeps_data_pg);
 			RUN(test_newer_schema_refused_pg);
 			RUN(test_tenancy_pg);

@@ -1,0 +1,193 @@
+"""Warm pools with real QEMU under TCG (the sample VNF, build/vnf/hello): a pool keeps its
+guests booted to the ready marker and paused; a create that names the pool (or whose guest
+is the pool's exactly) takes one and answers ready with trace.pool "hit"; with none warm it
+boots cold ("miss"); the pool refills; a paused guest killed with SIGKILL is replaced; a
+node restarted re-attaches its paused guests; a guest never serves two instances."""
+
+import os
+import signal
+import subprocess
+
+import harness as h
+
+MARKER = "MICROVIM-VNF READY"
+KERNEL = str(h.ROOT / "build" / "vnf" / "hello")
+BOOT_TIMEOUT = 60  # a pool of 2 boots 2 guests of ~50 ms each; generous for an ASan build on a busy host
+
+
+def _qemu_pids(run_dir):
+    """pid -> argv of the QEMU processes whose command line names this test's run dir."""
+    found = {}
+    for ent in os.listdir("/proc"):
+        if not ent.isdigit():
+            continue
+        argv = h._argv(ent)
+        if not argv or "qemu-system" not in os.path.basename(argv[0]):
+            continue
+        if any(run_dir in a for a in argv):
+            try:
+                with open(f"/proc/{ent}/stat") as f:
+                    st = f.read()
+                if st[st.rindex(")") + 2] == "Z":
+                    continue
+            except (OSError, ValueError, IndexError):
+                continue
+            found[int(ent)] = argv
+    return found
+
+
+def _kill_qemus(run_dir):
+    for pid in _qemu_pids(run_dir):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _cwd(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return ""
+
+
+def _pool_pids(run_dir):
+    """QEMU processes of pool guests: their working dir (the guest's dir, which moves to the
+    instance's when taken) is under RUN_DIR/pool/."""
+    return sorted(p for p in _qemu_pids(run_dir) if _cwd(p).startswith(os.path.join(run_dir, "pool") + "/"))
+
+
+def _setup(d, name="warm", size=2, cli=False):
+    """Image hello and pool `name` of `size` on dev daemon d (through the API, or `microvim
+    pool create`); waits until all are warm."""
+    c = d.client()
+    if "qemu" not in c.nodes()[0]["drivers"]:
+        raise AssertionError("no qemu driver on this node (scripts/install-deps installs qemu-system-x86)")
+    r = subprocess.run([h.BIN, "image", "add", "hello", "--core", d.url, "--kernel", KERNEL],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, f"image add: {r.stderr}"
+    if cli:
+        p = h.cli(["pool", "create", name, "--core", d.url, "--image", "hello", "--size", str(size), "--ready", MARKER,
+                   "--accel", "tcg", "--memory-mb", "32"])
+        assert p.returncode == 0 and f"pool {name}" in p.stdout, f"pool create: {p.stdout} {p.stderr}"
+    else:
+        st, js, raw = c.call("POST", "/v1/pools", {"name": name, "driver": "qemu", "image": "hello", "size": size,
+                                                   "ready": {"serial": MARKER}, "config": {"accel": "tcg"},
+                                                   "resources": {"memory_mb": 32}})
+        assert st == 201, f"POST /v1/pools -> {st}: {raw[:400]!r}"
+    _wait_warm(c, name, size)
+    return c
+
+
+def _wait_warm(c, name, n):
+    def check():
+        st, js, raw = c.call("GET", f"/v1/pools/{name}")
+        return js if st == 200 and js.get("warm") == n and js.get("booting") == 0 else None
+    return h.wait_until(check, BOOT_TIMEOUT, f"pool {name} with {n} warm guests", 0.05)
+
+
+def _create(c, body):
+    st, js, raw = c.call("POST", "/v1/instances?wait=ready&timeout=30", body, timeout=60)
+    assert st == 201, f"create -> {st}: {raw[:400]!r}"
+    assert js["state"] == "running" and js.get("ready") is True, f"not running/ready: {raw[:400]!r}"
+    return js
+
+
+def _dev():
+    d = h.start_dev()
+    h.on_teardown(lambda: _kill_qemus(d.run_dir))
+    return d
+
+
+def test_pool_hit_miss_refill():
+    d = _dev()
+    c = _setup(d, size=2)
+    warm = _pool_pids(d.run_dir)
+    assert len(warm) == 2, f"2 pool guests expected, found {warm}"
+
+    # hit: named pool, and a create whose guest is the pool's exactly (implicit)
+    a = _create(c, {"name": "hit-a", "pool": "warm"})
+    b = _create(c, {"name": "hit-b", "driver": "qemu", "image": "hello", "config": {"accel": "tcg"},
+                    "resources": {"memory_mb": 32}, "ready": {"serial": MARKER}})
+    for inst in (a, b):
+        t = inst["trace"]
+        assert t.get("pool") == "hit", f"{inst['name']}: trace.pool {t.get('pool')!r}: {t}"
+    # a guest serves one instance: the two took two different QEMU processes, both from the pool
+    gone = set(warm) - set(_pool_pids(d.run_dir))
+    assert len(gone) == 2, f"both warm guests should have left the pool: before {warm}, now {_pool_pids(d.run_dir)}"
+    took = set()
+    for inst in (a, b):
+        log = os.path.join(d.run_dir, "instances", inst["id"], "serial.log")
+        assert MARKER in open(log, errors="replace").read(), f"{inst['id']}: no marker in {log}"
+        took |= {p for p in gone if _cwd(p) == os.path.join(d.run_dir, "instances", inst["id"])}
+    assert took == gone, f"each instance runs one of the pool's guests: {gone} vs {took}"
+
+    # miss: take more than the pool has before it refills (count 3, the pool refills 2 at a time)
+    st, js, raw = c.call("POST", "/v1/instances?wait=ready&timeout=30", {"name": "many", "pool": "warm", "count": 3},
+                         timeout=60)
+    assert st == 201, raw[:400]
+    uses = sorted(i["trace"].get("pool") for i in js["instances"])
+    assert "miss" in uses and all(u in ("hit", "miss") for u in uses), f"trace.pool of count 3: {uses}"
+    assert all(i["state"] == "running" and i["ready"] for i in js["instances"]), raw[:400]
+
+    # refill: back to 2 warm, with new processes
+    _wait_warm(c, "warm", 2)
+    again = _pool_pids(d.run_dir)
+    assert len(again) == 2 and not set(again) & set(warm), f"refilled pool {again} vs first {warm}"
+
+    # no implicit match with a cmdline of its own: booted cold, nothing taken
+    cold = _create(c, {"name": "cold", "driver": "qemu", "image": "hello", "config": {"accel": "tcg"},
+                       "resources": {"memory_mb": 32}, "ready": {"serial": MARKER}, "cmdline": "vnf=cold"})
+    assert "pool" not in cold["trace"], f"a create with a cmdline matched a pool: {cold['trace']}"
+    assert _pool_pids(d.run_dir) == again, "a cold create took a pool guest"
+    for i in [a, b, cold] + js["instances"]:
+        c.stop_and_remove(i["id"], timeout=20)
+
+    # pool removed: its guests go
+    st, _, raw = c.call("DELETE", "/v1/pools/warm")
+    assert st == 204, raw[:300]
+    h.wait_until(lambda: not _pool_pids(d.run_dir), 20, "the removed pool's guests to end")
+
+
+def test_pool_guest_killed_is_replaced():
+    d = _dev()
+    c = _setup(d, size=1, cli=True)
+    p = h.cli(["pool", "ls", "--core", d.url])
+    assert p.returncode == 0 and "warm" in p.stdout and "MICROVIM-VNF READY" in p.stdout, p.stdout + p.stderr
+    [pid] = _pool_pids(d.run_dir)
+    os.kill(pid, signal.SIGKILL)
+    h.wait_until(lambda: (p := _pool_pids(d.run_dir)) and p != [pid] and p, 30, "a new guest after kill -9")
+    _wait_warm(c, "warm", 1)
+    inst = _create(c, {"name": "after-kill", "pool": "warm"})
+    assert inst["trace"].get("pool") == "hit", inst["trace"]
+    c.stop_and_remove(inst["id"], timeout=20)
+    p = h.cli(["pool", "rm", "warm", "--core", d.url])
+    assert p.returncode == 0, p.stderr
+    p = h.cli(["pool", "rm", "warm", "--core", d.url])
+    assert p.returncode != 0 and "not_found" in p.stderr, f"a second pool rm: {p.returncode} {p.stderr}"
+
+
+def test_pool_survives_node_restart():
+    core = h.start_core()
+    c = core.client()
+    node = h.start_node(core.url, name="n-pool")
+    h.on_teardown(lambda: _kill_qemus(node.run_dir))
+    r = subprocess.run([h.BIN, "image", "add", "hello", "--core", core.url, "--kernel", KERNEL],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    st, js, raw = c.call("POST", "/v1/pools", {"name": "keep", "driver": "qemu", "image": "hello", "size": 2,
+                                               "ready": {"serial": MARKER}, "config": {"accel": "tcg"}})
+    assert st == 201, raw[:400]
+    _wait_warm(c, "keep", 2)
+    before = _pool_pids(node.run_dir)
+    assert len(before) == 2, before
+
+    node.stop(sig=signal.SIGKILL)
+    node2 = h.start_node(core.url, name="n-pool", data_dir=node.data_dir, run_dir=node.run_dir)
+    _wait_warm(c, "keep", 2)
+    assert _pool_pids(node2.run_dir) == before, \
+        f"the paused guests were not re-attached: before {before}, after {_pool_pids(node2.run_dir)}"
+    inst = _create(c, {"name": "after-restart", "pool": "keep"})
+    assert inst["trace"].get("pool") == "hit", inst["trace"]
+    assert not set(_pool_pids(node2.run_dir)) & {p for p in before if p not in _pool_pids(node2.run_dir)}
+    c.stop_and_remove(inst["id"], timeout=20)
