@@ -49,6 +49,7 @@ struct leader {
 	struct event *tick, *readable;
 	bool leading;
 	bool suspended;         /* leading, but the lease lapsed: acting stops until it is renewed */
+	bool catalog_owed;      /* reconnected: the catalog hook is told at the next tick */
 	int64_t renew_sent_us;  /* when the last lease renewal that succeeded was sent */
 	char url[256];          /* the leader's, as its lease row says ("" unknown) */
 };
@@ -95,11 +96,23 @@ static PGconn *connect_url(const char *url, const char *app)
 	return PQconnectdbParams(keys, values, 1);
 }
 
-static int setup(struct leader *l, char *err, size_t errlen)
+/* tables: make the election's tables when missing (at the start; a reconnect only
+ * listens again, so that a leader fenced while stalled writes nothing before it finds its
+ * term over). */
+static int setup(struct leader *l, bool tables, char *err, size_t errlen)
 {
-	PGresult *r = PQexec(l->conn, "SET client_min_messages = warning; BEGIN; SELECT pg_advisory_xact_lock("
-	                              TABLES_LOCK_KEY ")");
-	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	PGresult *r;
+	bool ok;
+	if (!tables) {
+		r = PQexec(l->conn, "SET client_min_messages = warning; LISTEN " CHANNEL "; LISTEN " CATALOG_CHANNEL);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		if (!ok)
+			snprintf(err, errlen, "cannot listen for the followers' writes: %s", pg_words(l->conn, r));
+		PQclear(r);
+		return ok ? 0 : -1;
+	}
+	r = PQexec(l->conn, "SET client_min_messages = warning; BEGIN; SELECT pg_advisory_xact_lock(" TABLES_LOCK_KEY ")");
+	ok = PQresultStatus(r) == PGRES_TUPLES_OK;
 	PQclear(r);
 	if (ok) {
 		r = PQexec(l->conn, tables_sql);
@@ -297,38 +310,47 @@ static int reconnect(struct leader *l)
 		log_warnx("leader: cannot reach PostgreSQL: %s", pg_words(l->conn, NULL));
 		return -1;
 	}
-	if (setup(l, err, sizeof err) < 0) {
+	if (setup(l, false, err, sizeof err) < 0) {
 		log_warnx("leader: %s", err);
 		return -1;
 	}
 	watch_socket(l);
-	/* notifications sent while the connection was down are lost: load everything again */
-	if (l->hooks.catalog)
-		l->hooks.catalog(l->hooks.arg, NULL);
+	/* notifications sent while the connection was down are lost: everything is loaded
+	 * again, at the next tick (a reconnect may happen amid a request's handling, whose
+	 * objects a reload must not free under it) */
+	l->catalog_owed = true;
 	return 0;
 }
 
 /* A leader whose lease lapsed (stalled, or PostgreSQL away, failing over to a standby)
- * takes it up again only if no core led meanwhile: it holds the lock again (a new session
- * after a reconnect, or still the old one) and the lease row is still its own (every
- * leader writes its row as it takes the lead). Otherwise its term is over: it exits. */
-static void resume(struct leader *l)
+ * may take it up again only if no core led meanwhile: it holds the lock again (a new
+ * session after a reconnect, or still the old one) and the lease row is still its own
+ * (every leader writes its row as it takes the lead). Otherwise its term is over: it
+ * exits. 1: the term goes on; 0: not known yet (PostgreSQL away). */
+static int term_goes_on(struct leader *l)
 {
 	PGresult *r;
 	bool ours;
 	int got = try_lock(l);
+	if (got < 0 && PQstatus(l->conn) != CONNECTION_OK && reconnect(l) == 0)
+		got = try_lock(l); /* a fence ended the session: a new one asks */
 	if (got < 0)
-		return; /* PostgreSQL still away: still suspended */
+		return 0;
 	if (got == 0)
 		step_down("another core holds the lead");
 	r = query(l, "SELECT app FROM ha_leader WHERE one = 1", 0, NULL, PGRES_TUPLES_OK);
 	if (!r)
-		return;
+		return 0;
 	ours = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), l->app) == 0;
 	PQclear(r);
 	if (!ours)
 		step_down("another core led while this one was away");
-	if (renew(l) < 0)
+	return 1;
+}
+
+static void resume(struct leader *l)
+{
+	if (term_goes_on(l) != 1 || renew(l) < 0)
 		return;
 	l->suspended = false;
 	log_info("leader: lease renewed after a pause: this core leads again");
@@ -338,6 +360,11 @@ static void resume(struct leader *l)
 
 static void tick(struct leader *l)
 {
+	if (l->catalog_owed && PQstatus(l->conn) == CONNECTION_OK) {
+		l->catalog_owed = false;
+		if (l->hooks.catalog)
+			l->hooks.catalog(l->hooks.arg, NULL);
+	}
 	if (l->leading) {
 		if (PQstatus(l->conn) != CONNECTION_OK && reconnect(l) < 0)
 			return;
@@ -375,7 +402,7 @@ struct leader *leader_open(struct event_base *base, const char *url, const char 
 		         l->conn ? pg_words(l->conn, NULL) : "out of memory");
 		goto fail;
 	}
-	if (setup(l, err, errlen) < 0)
+	if (setup(l, true, err, errlen) < 0)
 		goto fail;
 	watch_socket(l);
 	l->tick = event_new(base, -1, EV_PERSIST, on_tick, l);
@@ -421,6 +448,11 @@ bool leader_is_leader(struct leader *l)
 		log_warnx("leader: the lease was not renewed for %d ms (this core was stalled, or PostgreSQL is away): "
 		          "acting stops until it is renewed, or the core exits if another led meanwhile",
 		          LEADER_SELF_LEASE_MS);
+		/* most often the first event a continued stalled leader handles (a request, a
+		 * node's report, a timer of the cluster): its term found over, it exits before
+		 * handling that event or any after it. A term that goes on is taken up by the
+		 * tick (resume), not here: the work hook must not run inside another event. */
+		term_goes_on(l);
 		return false;
 	}
 	return true;

@@ -66,8 +66,10 @@ void leader_start(struct leader *l);
 void leader_close(struct leader *l);
 
 /* True when this core leads now: call it before acting as the leader. False from the
- * moment its lease lapsed (it was stalled) until it is renewed; a core that finds another
- * led meanwhile exits with LEADER_EXIT_LOST. */
+ * moment its lease lapsed (it was stalled) until it is renewed. The call that notices the
+ * lapse asks the database at once (one round trip, or a reconnect) whether another core
+ * leads or led meanwhile, and then exits with LEADER_EXIT_LOST: a stalled leader, continued,
+ * handles nothing as the leader, not even the event that woke it. */
 bool leader_is_leader(struct leader *l);
 /* The leader's URL ("" when no core leads, none is known yet, or this one's lease lapsed). */
 const char *leader_url(const struct leader *l);

@@ -63,9 +63,15 @@ def _pid_alive(pid):
 
 class PgServer:
     """One PostgreSQL cluster in its own temp dir. standby_of: a running primary whose base
-    backup this one starts from, as a hot standby streaming from it."""
+    backup this one starts from, as a hot standby streaming from it. audit: the server's log
+    (log()) names, with each session's application_name, every statement that changes
+    something (log_statement = mod) and every session's end: a test reads there what a
+    core wrote after it was fenced."""
 
-    def __init__(self, standby_of=None, fsync=False):
+    AUDIT_CONF = ("log_line_prefix = '%m [%p] app=%a '\nlog_statement = mod\nlog_disconnections = on\n")
+
+    def __init__(self, standby_of=None, fsync=False, audit=False):
+        self.audit = audit
         self.bin = bindir()
         if not self.bin:
             raise RuntimeError("PostgreSQL is not installed (scripts/install-deps installs postgresql)")
@@ -111,7 +117,8 @@ class PgServer:
                 f.write("\n# pgserver.py (tests)\n"
                         f"fsync = {'on' if self.fsync else 'off'}\n"
                         "wal_level = replica\nmax_wal_senders = 4\nhot_standby = on\n"
-                        "max_connections = 100\nshared_buffers = 32MB\n")
+                        "max_connections = 100\nshared_buffers = 32MB\n"
+                        + (self.AUDIT_CONF if self.audit else ""))
             with open(os.path.join(self.data, "pg_hba.conf"), "a") as f:
                 f.write("host replication all 127.0.0.1/32 trust\n")
         # port and socket dir on the command line: a standby's copied config keeps the primary's

@@ -13,12 +13,17 @@ A node given `--core FOLLOWER,LEADER`: the follower redirects it (307) to the le
 it registers; the leader killed (-9), it registers with the new leader (the follower, next
 in its list) and keeps its instances: the same processes, none started again.
 
-The fault suite's invariants with three cores (test_leader_kill9_under_load): 8 clients
-create (each with its Idempotency-Key, retried on another core with the same key when one
-does not answer) and delete through all three cores while the leader is killed -9 again and
-again (restarted each time, it comes back as a follower); then every create answered 2xx
-has one record, running unless deleted; nothing nobody asked for exists; one process per
-running instance and none for anything else; deleting everything leaves nothing.
+The fault suite's invariants with three cores (test_leader_kill9_under_load,
+test_leader_stalled_under_load): 8 clients create (each with its Idempotency-Key, retried
+on another core with the same key when one does not answer) and delete through all three
+cores while the leader is killed -9, or stalled (SIGSTOP), again and again. A stalled one
+is fenced by a follower, which leads; continued (SIGCONT), it must exit 75 at once, and
+PostgreSQL's own audit log (every changing statement, with its session's name) must show
+nothing written by it after the fence. Restarted each time, it comes back as a follower.
+Then every create answered 2xx has one record, running unless deleted; no key has two
+records; nothing nobody asked for exists; one process per running instance and none for
+anything else; the node, never restarted, is ready at the last leader; deleting
+everything leaves nothing.
 
 `microvim push --core LEADER,FOLLOWER` with the leader killed -9 mid-run: push moves to
 the follower and sends what got no answer again there (creates with their Idempotency-Key):
@@ -55,10 +60,10 @@ ELECTION_TIMEOUT = 10  # bound of the waits; the election itself takes ~0.1 s (k
 CATALOG_TIMEOUT = 5  # bound of the waits for another core's change; it takes a loop turn or two
 
 
-def _server():
+def _server(audit=False):
     if not bindir():
         raise AssertionError("no PostgreSQL binaries (scripts/install-deps installs postgresql)")
-    srv = PgServer()
+    srv = PgServer(audit=audit)
     h.on_teardown(srv.stop)
     return srv.start()
 
@@ -415,29 +420,93 @@ def _client_work(cores, it, deadline):
     it.deleted = True
 
 
-def _kill_leaders(tl, cores, kills, gap_s, errors, stop_evt):
+class _KillFault:
+    """kill -9 of the leader; restarted, it comes back as a follower."""
+    name, rounds, gap_s = "kill -9", 3, 2.0  # gap_s: load before each round
+
+    def __init__(self, srv):
+        self.srv = srv
+
+    def inject(self, tl, leader, cores):
+        tl.note(f"kill -9 of the leader {leader.url} (pid {leader.pid})")
+        fl.kill9(leader)
+        new = _wait_leader([c for c in cores if c is not leader], "a new leader after the kill")
+        tl.note(f"{new.url} leads; restarting {leader.url} (a follower now)")
+
+
+class _StallFault:
+    """SIGSTOP of the leader: a follower fences it (its lease lapsed) and leads; continued
+    (SIGCONT), the stalled core must exit EXIT_LOST at once, having written nothing in the
+    database after the fence ended its sessions (the server's audit log says so: every
+    changing statement with its session's application_name); restarted, a follower."""
+    name, rounds, gap_s = "SIGSTOP", 2, 1.5  # a round takes ~1.5 s more: both amid the creates
+
+    def __init__(self, srv):
+        self.srv = srv
+
+    def _leader_app(self, leader):
+        app, url = self.srv.psql("SELECT app || ' ' || url FROM ha_leader WHERE one = 1", db="chaos").split()
+        assert url == leader.url, f"the lease names {url}, not the leader found {leader.url}"
+        return app
+
+    def inject(self, tl, leader, cores):
+        app = self._leader_app(leader)
+        log_from = len(self.srv.log())
+        tl.note(f"SIGSTOP of the leader {leader.url} (pid {leader.pid}, sessions {app})")
+        os.kill(leader.pid, signal.SIGSTOP)
+        try:
+            new = _wait_leader([c for c in cores if c is not leader], "a follower leading after the SIGSTOP")
+        finally:
+            os.kill(leader.pid, signal.SIGCONT)
+        tl.note(f"{new.url} leads; SIGCONT of {leader.url}")
+        try:
+            rc = leader.proc.wait(timeout=ELECTION_TIMEOUT * h.load_factor())
+        except subprocess.TimeoutExpired:
+            rc = None
+        leader.stop(signal.SIGKILL, expect_alive=False)
+        assert rc == EXIT_LOST, (f"the stalled leader, continued, exited {rc}, want {EXIT_LOST}:\n"
+                                 f"{leader.log_tail(15)}")
+        bad = _writes_after_fence(self.srv.log()[log_from:], app)
+        assert not bad, "the stalled leader wrote after it was fenced:\n  " + "\n  ".join(bad[:10])
+        tl.note(f"{leader.url} exited {rc}, nothing written after its fence; restarting it (a follower now)")
+
+
+def _writes_after_fence(log, app):
+    """The changing statements of sessions named app that the server's audit log has after
+    the first of them ended (the fence)."""
+    fenced, bad = False, []
+    for line in log.splitlines():
+        if f" app={app} " not in line:
+            continue
+        if "terminating connection due to administrator command" in line or "disconnection:" in line:
+            fenced = True
+        elif fenced and ("statement: " in line or " execute " in line):
+            bad.append(line[:300])
+    return bad
+
+
+def _fault_leaders(tl, cores, fault, gap_s, errors, stop_evt):
     try:
-        for k in range(kills):
+        for k in range(fault.rounds):
             if stop_evt.wait(gap_s):
                 return
-            leader = _wait_leader([c for c in cores if c.alive()], f"a leader before kill {k + 1}")
-            tl.note(f"kill -9 of the leader {leader.url} (pid {leader.pid})")
-            fl.kill9(leader)
-            new = _wait_leader([c for c in cores if c is not leader], f"a new leader after kill {k + 1}")
-            tl.note(f"{new.url} leads; restarting {leader.url} (a follower now)")
+            leader = _wait_leader([c for c in cores if c.alive()], f"a leader before {fault.name} {k + 1}")
+            fault.inject(tl, leader, cores)
             fl.restart(leader)
             fl.wait_core_ready(leader)
     except Exception as e:  # noqa: BLE001 - reported by the test
         errors.append(f"{type(e).__name__}: {e}")
 
 
-def test_leader_kill9_under_load():
+def _leader_faults_under_load(fault_cls):
     seed = fl.seed_from_env()
     rng = random.Random(seed)
-    n_items, threads, kills = (80, 6, 3) if fl.ASAN else (160, 8, 3)
+    n_items, threads = (80, 6) if fl.ASAN else (160, 8)
+    srv = _server(audit=True)
+    fault = fault_cls(srv)
     tl = fl.Timeline("ha-chaos")
-    tl.note(f"seed {seed}; {n_items} creates by {threads} clients over three cores, {kills} leader kills")
-    srv = _server()
+    tl.note(f"seed {seed}; {n_items} creates by {threads} clients over three cores, {fault.rounds} x "
+            f"{fault.name} of the leader")
     url = h.pg_database_url(srv.url, "chaos")
     cores = [h.start_core(extra=["--store", url]) for _ in range(3)]
     leader = _wait_leader(cores, "one leader among three cores")
@@ -445,7 +514,7 @@ def test_leader_kill9_under_load():
     h.wait_until(lambda: h._node_ready(leader.url, None, node.name) is True, ELECTION_TIMEOUT,
                  "the node ready at the leader")
     items = [_Item(i, h.unique_arg(), rng.random() < 0.3) for i in range(n_items)]
-    push_s = 8.0  # creates paced over this long, so that every kill falls amid them
+    push_s = 8.0  # creates paced over this long, so that every fault falls amid them
     t_start = time.monotonic()
     deadline = t_start + 90
     nxt, lock, errors, stop_evt = [0], threading.Lock(), [], threading.Event()
@@ -462,7 +531,8 @@ def test_leader_kill9_under_load():
                 time.sleep(delay)
             _client_work(cores, items[k], deadline)
 
-    chaos = threading.Thread(target=_kill_leaders, args=(tl, cores, kills, push_s / (kills + 1), errors, stop_evt), daemon=True)
+    chaos = threading.Thread(target=_fault_leaders, args=(tl, cores, fault, fault.gap_s, errors, stop_evt),
+                             daemon=True)
     workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     chaos.start()
     for w in workers:
@@ -479,6 +549,10 @@ def test_leader_kill9_under_load():
 
     leader = _wait_leader(cores, "a leader after the chaos")
     client = leader.client()
+    # the node, never restarted, follows the leader of the moment (its --core list)
+    assert node.alive(), f"the node died amid the failovers:\n{node.log_tail(20)}"
+    h.wait_until(lambda: h._node_ready(leader.url, None, node.name) is True, ELECTION_TIMEOUT + 20,
+                 f"the node ready at the last leader {leader.url}")
     deleted_ids = {it.ids[0] for it in items if it.deleted}
     box = {}
 
@@ -516,6 +590,9 @@ def test_leader_kill9_under_load():
         elif inst is not None and it.final not in (0, None) and it.final < 500:
             violations.append(f"{it.name}: refused for good ({it.final} {it.code}) yet stored as {inst['id']}")
     violations += [f"an instance nobody asked for: {i['id']} {i['name']}" for i in insts if i["name"] not in names]
+    # one Idempotency-Key, one record: retried on another core, a create must not be made twice
+    twice = collections.Counter(i["name"] for i in insts)
+    violations += [f"{name}: {n} records for one Idempotency-Key" for name, n in twice.items() if n > 1]
     running = {i["name"] for i in insts if i["state"] == "running"}
     box2 = {}
 
@@ -541,7 +618,18 @@ def test_leader_kill9_under_load():
         c.stop()
 
 
+def test_leader_kill9_under_load():
+    _leader_faults_under_load(_KillFault)
+
+
 test_leader_kill9_under_load.budget = 150
+
+
+def test_leader_stalled_under_load():
+    _leader_faults_under_load(_StallFault)
+
+
+test_leader_stalled_under_load.budget = 150
 
 
 def test_push_fails_over():
