@@ -658,11 +658,14 @@ static bool apply_delete(void *arg, const char *id, bool remove_when_ended)
 	return ended || !remove_when_ended;
 }
 
+/* What apply_delete wrote, committed before its intents are forgotten (leader.h). */
+static void commit_deletes(void *arg) { store_group_flush(((struct core *)arg)->store); }
+
 static void on_work(void *arg)
 {
 	struct core *c = arg;
 	cluster_pick_up(c->api.cluster);
-	leader_take_intents(c->leader, apply_delete, c);
+	leader_take_intents(c->leader, apply_delete, commit_deletes, c);
 }
 
 /* The lead was just taken: memory becomes what the database says (the old leader's last

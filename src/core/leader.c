@@ -496,7 +496,7 @@ static void seq_list_add(struct seq_list *sl, const char *piece)
 	sl->len += strlen(piece);
 }
 
-int leader_take_intents(struct leader *l, leader_intent_fn *fn, void *arg)
+int leader_take_intents(struct leader *l, leader_intent_fn *fn, void (*commit)(void *arg), void *arg)
 {
 	PGresult *r = query(l, "SELECT seq, instance_id, remove_when_ended FROM ha_intents ORDER BY seq", 0, NULL,
 	                    PGRES_TUPLES_OK);
@@ -515,6 +515,7 @@ int leader_take_intents(struct leader *l, leader_intent_fn *fn, void *arg)
 	}
 	seq_list_add(&done, "}");
 	if (n > 0) {
+		commit(arg);
 		params[0] = done.text;
 		PQclear(query(l, "DELETE FROM ha_intents WHERE seq = ANY($1::bigint[])", 1, params, PGRES_COMMAND_OK));
 	}

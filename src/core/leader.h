@@ -82,9 +82,11 @@ int leader_request_delete(struct leader *l, const char *id, bool remove_when_end
 int leader_notify(struct leader *l);
 /* The leader: every delete asked of it, oldest first, to fn; those fn says are done (true)
  * are then forgotten, the others given again at the next call (a server's delete waiting
- * for its instance to end). A leader that dies between the two gives them to the next one
- * again: fn must take one twice. */
+ * for its instance to end). Forgetting is a write on this module's connection, not in the
+ * store's transaction: commit(arg) first makes fn's writes durable, so that a leader killed
+ * between the two leaves the intents to the next one rather than losing the deletes (the
+ * follower that took one may have answered 204 already). fn must take one twice. */
 typedef bool leader_intent_fn(void *arg, const char *instance_id, bool remove_when_ended);
-int leader_take_intents(struct leader *l, leader_intent_fn *fn, void *arg);
+int leader_take_intents(struct leader *l, leader_intent_fn *fn, void (*commit)(void *arg), void *arg);
 
 #endif
