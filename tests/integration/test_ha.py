@@ -485,10 +485,10 @@ def _writes_after_fence(log, app):
     return bad
 
 
-def _fault_leaders(tl, cores, fault, gap_s, errors, stop_evt):
+def _fault_leaders(tl, cores, fault, errors, stop_evt):
     try:
         for k in range(fault.rounds):
-            if stop_evt.wait(gap_s):
+            if stop_evt.wait(fault.gap_s):
                 return
             leader = _wait_leader([c for c in cores if c.alive()], f"a leader before {fault.name} {k + 1}")
             fault.inject(tl, leader, cores)
@@ -531,7 +531,7 @@ def _leader_faults_under_load(fault_cls):
                 time.sleep(delay)
             _client_work(cores, items[k], deadline)
 
-    chaos = threading.Thread(target=_fault_leaders, args=(tl, cores, fault, fault.gap_s, errors, stop_evt),
+    chaos = threading.Thread(target=_fault_leaders, args=(tl, cores, fault, errors, stop_evt),
                              daemon=True)
     workers = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     chaos.start()
