@@ -126,7 +126,7 @@ static struct ninst *ninst_new(struct instances *set, const char *id, enum ni_st
 	ni->stdout_fd = ni->stderr_fd = ni->serial_fd = ni->watch = -1;
 	for (int s = 0; s < LOG_STREAM_COUNT; s++)
 		ni->log_fds[s] = -1;
-	ni->h.pidfd = ni->taken.h.pidfd = -1;
+	ni->h.pidfd = ni->taken.h.pidfd = ni->taken.control_fd = -1;
 	snprintf(ni->id, sizeof ni->id, "%s", id);
 	if (snprintf(ni->dir, sizeof ni->dir, "%.4000s/instances/%s", set->env.run_dir, id) >= (int)sizeof ni->dir)
 		fatalx("instance dir path too long");
@@ -149,6 +149,7 @@ static void ninst_free(struct ninst *ni)
 	close_fd(&ni->stderr_fd);
 	close_fd(&ni->h.pidfd);
 	close_fd(&ni->taken.h.pidfd);
+	close_fd(&ni->taken.control_fd);
 	spec_free(&ni->spec);
 	free(ni);
 }
@@ -338,10 +339,11 @@ static void start_warm(struct ninst *ni)
 {
 	char parent[PATH_MAX];
 	int64_t t0;
-	int rc;
+	int rc, keep = ni->taken.control_fd; /* drv_resume's to close from here */
 
 	ni->h = ni->taken.h;
 	ni->taken.h.pidfd = -1;
+	ni->taken.control_fd = -1;
 	path_moved(ni->h.control, sizeof ni->h.control, ni->taken.dir, ni->dir);
 	snprintf(ni->serial_log, sizeof ni->serial_log, "%s", ni->taken.serial_log);
 	path_moved(ni->serial_log, sizeof ni->serial_log, ni->taken.dir, ni->dir);
@@ -358,7 +360,8 @@ static void start_warm(struct ninst *ni)
 	}
 	t0 = clock_mono_us();
 	ni->timing.prepare_us = t0 - ni->received_us;
-	ni->start_rc = drv_resume(ni->drv, ni->set->env.drv_opts, &ni->h, ni->start_err, sizeof ni->start_err);
+	ni->start_rc = drv_resume(ni->drv, ni->set->env.drv_opts, &ni->h, keep, ni->start_err, sizeof ni->start_err);
+	keep = -1;
 	ni->spawned_us = clock_mono_us();
 	ni->timing.spawn_us = ni->spawned_us - t0;
 	steps_split(ni, t0, 0);
@@ -366,6 +369,7 @@ static void start_warm(struct ninst *ni)
 		return;
 fail:
 	/* it cannot serve this instance, nor go back to its pool: it ends here */
+	close_fd(&keep);
 	drv_signal(ni->drv, &ni->h, SIGKILL);
 	if (ni->h.is_child)
 		while (waitpid(ni->h.pid, NULL, 0) < 0 && errno == EINTR)
@@ -921,6 +925,8 @@ static void new_run(struct ninst *ni)
 	ni->carry_len = 0;
 	ni->h = (struct drv_handle){.pidfd = -1};
 	ni->warm = false; /* a pooled guest served its run: the next one starts cold */
+	if (ni->spec.pool[0])
+		ni->timing.pool = POOL_MISS; /* and says so: its trace reads pool miss */
 	if (ni->exit_ev) { /* watch_exit makes them again for the new process */
 		event_free(ni->exit_ev);
 		ni->exit_ev = NULL;

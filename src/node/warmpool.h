@@ -8,7 +8,8 @@
  * A guest here serves no instance until taken, and once taken it is no longer here: it
  * serves one instance at most. A guest that dies (kill -9 of its QEMU) is reaped and
  * replaced. Each guest's record (RUN_DIR/pool/ID/pool.json: its pool, spec, pid and start
- * time, QMP socket, state) lets a restarted node re-attach the paused ones; those that
+ * time, QMP socket, state) lets a restarted node re-attach the paused ones (paused again on
+ * a worker, which re-opens the QMP connection a take resumes through); those that
  * were still booting, or were being taken, are killed and booted again. */
 #ifndef MICROVIM_WARMPOOL_H
 #define MICROVIM_WARMPOOL_H
@@ -51,9 +52,12 @@ void warm_pools_set(struct warm_pools *wp, const json_t *list);
 /* {"NAME": {"ready": N, "booting": N}, ...}: new reference. */
 json_t *warm_pools_stock(const struct warm_pools *wp);
 
-/* A guest taken for an instance: its process (handle, pidfd open: the taker's now) and dir. */
+/* A guest taken for an instance: its process (handle, pidfd open: the taker's now), the
+ * control connection its pause kept (the taker's too: drv_resume consumes it; -1 when
+ * none) and its dir. */
 struct warm_taken {
 	struct drv_handle h;
+	int control_fd;
 	char dir[PATH_MAX];
 	char serial_log[PATH_MAX];
 };

@@ -191,3 +191,43 @@ def test_pool_survives_node_restart():
     assert inst["trace"].get("pool") == "hit", inst["trace"]
     assert not set(_pool_pids(node2.run_dir)) & {p for p in before if p not in _pool_pids(node2.run_dir)}
     c.stop_and_remove(inst["id"], timeout=20)
+
+
+def _wait_state(c, iid, state, timeout=30):
+    def check():
+        st, js, raw = c.call("GET", f"/v1/instances/{iid}")
+        return js if st == 200 and js.get("state") == state else None
+    return h.wait_until(check, timeout, f"instance {iid} {state}", 0.05)
+
+
+def test_pooled_instance_stop_start_restart():
+    """A pooled guest serves one run: the instance's next runs (start after a stop, restart)
+    boot cold, on the same node, with a new QEMU process, and their trace says pool miss."""
+    d = _dev()
+    c = _setup(d, size=1)
+    a = _create(c, {"name": "pooled", "pool": "warm"})
+    assert a["trace"].get("pool") == "hit", a["trace"]
+    idir = os.path.join(d.run_dir, "instances", a["id"])
+    [first] = [p for p in _qemu_pids(d.run_dir) if _cwd(p) == idir]
+    _wait_warm(c, "warm", 1)  # refilled: a later run could take from it, and must not
+
+    st, js, raw = c.call("DELETE", f"/v1/instances/{a['id']}?wait=stopped&timeout=20", timeout=40)
+    assert st == 200 and js["state"] == "stopped", f"stop -> {st}: {raw[:400]!r}"
+    h.wait_until(lambda: first not in _qemu_pids(d.run_dir), 20, "the pooled guest's QEMU to end")
+    warm = _pool_pids(d.run_dir)
+
+    runs = []
+    for verb in ("start", "restart"):
+        st, js, raw = c.call("POST", f"/v1/instances/{a['id']}/{verb}?wait=ready&timeout=30", timeout=60)
+        assert st == 200, f"{verb} -> {st}: {raw[:400]!r}"
+        assert js["state"] == "running" and js.get("ready") is True, f"{verb}: not running/ready: {raw[:400]!r}"
+        assert js["trace"].get("pool") == "miss", f"{verb}: trace.pool {js['trace'].get('pool')!r}: {js['trace']}"
+        assert js["run"] == len(runs) + 1, f"{verb}: run {js['run']}"
+        pids = [p for p in _qemu_pids(d.run_dir) if _cwd(p) == idir]
+        assert len(pids) == 1 and pids[0] != first and pids[0] not in runs, f"{verb}: QEMU {pids}, before {runs}"
+        runs.append(pids[0])
+        log = os.path.join(idir, "serial.log")
+        assert MARKER in open(log, errors="replace").read(), f"{verb}: no marker in {log}"
+        assert _pool_pids(d.run_dir) == warm, f"{verb}: the pool's guest was taken: {warm} -> {_pool_pids(d.run_dir)}"
+    h.wait_until(lambda: runs[0] not in _qemu_pids(d.run_dir), 20, "the first cold run's QEMU to end")
+    c.stop_and_remove(a["id"], timeout=20)
