@@ -231,3 +231,36 @@ def test_pooled_instance_stop_start_restart():
         assert _pool_pids(d.run_dir) == warm, f"{verb}: the pool's guest was taken: {warm} -> {_pool_pids(d.run_dir)}"
     h.wait_until(lambda: runs[0] not in _qemu_pids(d.run_dir), 20, "the first cold run's QEMU to end")
     c.stop_and_remove(a["id"], timeout=20)
+
+
+def test_pool_placement_prefers_warm_node():
+    """Two nodes, a pool of 1: only one node holds its warm guest. Under --schedule spread a
+    cold create goes to the emptier node, yet every pooled create goes where the warm guest
+    is (and is a hit), even once that node is the fuller one."""
+    core = h.start_core(extra=["--schedule", "spread"])
+    c = core.client()
+    nodes = [h.start_node(core.url, name=f"n-warm-{k}") for k in "ab"]
+    for n in nodes:
+        h.on_teardown(lambda n=n: _kill_qemus(n.run_dir))
+    r = subprocess.run([h.BIN, "image", "add", "hello", "--core", core.url, "--kernel", KERNEL],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    guest = {"driver": "qemu", "image": "hello", "ready": {"serial": MARKER}, "config": {"accel": "tcg"},
+             "resources": {"memory_mb": 32}}
+    st, js, raw = c.call("POST", "/v1/pools", dict(guest, name="one", size=1))
+    assert st == 201, raw[:400]
+    pool = _wait_warm(c, "one", 1)
+    [holder] = [n["id"] for n in pool["nodes"] if n["warm"] == 1]
+    made = []
+    for k in range(3):
+        _wait_warm(c, "one", 1)
+        inst = _create(c, {"name": f"pooled-{k}", "pool": "one"})
+        made.append(inst)
+        assert inst["node"] == holder, f"pooled create {k} placed on {inst['node']}, the warm guest is on {holder}"
+        assert inst["trace"].get("pool") == "hit", inst["trace"]
+        if k == 1:  # the holder is now the fuller node: spread alone puts a cold create elsewhere
+            cold = _create(c, dict(guest, name="cold", cmdline="vnf=cold"))
+            made.append(cold)
+            assert cold["node"] != holder, f"spread put a cold create on the fuller node {holder}"
+    for i in made:
+        c.stop_and_remove(i["id"], timeout=20)
