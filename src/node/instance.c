@@ -430,14 +430,21 @@ static void start_work(void *arg)
 static void start_done(void *arg)
 {
 	struct ninst *ni = arg;
+	struct warm_pools *refill = NULL; /* read before ni_event, which may end ni */
 	if (ninst_release(ni))
 		return; /* cannot happen: only ended instances are purged */
 	close_fd(&ni->stdout_fd);
 	close_fd(&ni->stderr_fd);
+	if (ni->warm)
+		refill = ni->set->env.pools;
 	if (ni->start_rc < 0)
 		ni_event(ni, NE_SPAWN_FAILED, &(struct ni_args){.why = ni->start_err});
 	else
 		ni_event(ni, NE_SPAWNED, &(struct ni_args){0});
+	/* a warm start's ready report has gone out (the marker was in the serial log): the
+	 * pool's refill boot no longer competes with it */
+	if (refill)
+		warm_pools_refill(refill);
 }
 
 /* ---- prepare: image blobs ---- */

@@ -628,10 +628,18 @@ bool warm_pools_take(struct warm_pools *wp, const char *name, const struct inst_
 	snprintf(out->serial_log, sizeof out->serial_log, "%s", g->serial_log);
 	unlink_guest(g);
 	guest_free(g);
-	refill(wp);
+	/* the refill waits for the taker's warm_pools_refill (its resume done): a boot started
+	 * now would compete with it for the CPUs and the workers; the timer only in case the
+	 * call never comes (the start never ran) */
+	{
+		struct timeval tv = clock_timeval(WARM_REFILL_FALLBACK_S);
+		evtimer_add(wp->retry_timer, &tv);
+	}
 	stock_changed(wp);
 	return true;
 }
+
+void warm_pools_refill(struct warm_pools *wp) { refill(wp); }
 
 /* ---- start-up, recovery, exit ---- */
 

@@ -27,6 +27,7 @@
 #define WARM_BOOTS_MAX 2   /* guests booting at once on a node, over all pools */
 #define WARM_RETRY_S 1.0   /* after a failed boot, the next no sooner */
 #define WARM_BOOT_TIMEOUT_S 30.0 /* a guest that has not printed its marker by then is killed */
+#define WARM_REFILL_FALLBACK_S 0.5 /* after a take, the refill no later than this */
 
 struct warm_env {
 	struct event_base *base;
@@ -64,6 +65,9 @@ struct warm_taken {
 /* A paused guest of pool `name` whose guest is spec's exactly (driver, boot, resources,
  * config, ready), or false (none warm: the caller boots cold). */
 bool warm_pools_take(struct warm_pools *wp, const char *name, const struct inst_spec *spec, struct warm_taken *out);
+/* The taker's resume is done (or failed): the pool refills now. A take that is never
+ * followed by this refills after WARM_REFILL_FALLBACK_S. */
+void warm_pools_refill(struct warm_pools *wp);
 
 /* Frees everything. stop: kill every guest (--stop-instances-on-exit), else the paused
  * ones are left for the next run (those still booting are killed either way). Blocking:
