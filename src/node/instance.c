@@ -1131,6 +1131,18 @@ struct instances *instances_new(const struct instances_env *env, char *err, size
 }
 
 /* Re-attaches to one instance a previous run of this node started; true when it is alive. */
+/* A guest taken from a pool is recorded RUNNING before its resume (start_warm): a node
+ * killed between the two leaves it paused. Resumed here (QMP cont: nothing for a guest
+ * that runs; bounded, once per pooled instance at start-up). */
+static void resume_left_paused(struct instances *set, struct ninst *ni)
+{
+	char err[256];
+	if (!ni->spec.pool[0] || !drv_can_pool(ni->drv))
+		return;
+	if (drv_resume(ni->drv, set->env.drv_opts, &ni->h, -1, err, sizeof err) < 0)
+		log_warnx("instance %s: taken from pool %s, cannot make sure it runs: %s", ni->id, ni->spec.pool, err);
+}
+
 static bool recover_one(struct instances *set, struct instrec *r)
 {
 	bool alive = false;
@@ -1168,6 +1180,7 @@ static bool recover_one(struct instances *set, struct instrec *r)
 	case INSTREC_RUNNING:
 		if (ni->drv && drv_recover(ni->drv, &ni->h) == 0) {
 			log_info("instance %s is still running: re-attached", ni->id);
+			resume_left_paused(set, ni);
 			ni_event(ni, NE_REATTACHED, &(struct ni_args){0});
 			alive = true;
 		} else {
