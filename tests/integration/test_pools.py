@@ -167,18 +167,25 @@ def test_pool_guest_killed_is_replaced():
     assert p.returncode != 0 and "not_found" in p.stderr, f"a second pool rm: {p.returncode} {p.stderr}"
 
 
-def test_pool_survives_node_restart():
+def _core_node_pool(node_name, pool, size):
+    """A core and one node (apart, so that the node can be killed and started again), image
+    hello and pool `pool` of `size`, all warm. Returns (core, client, node)."""
     core = h.start_core()
     c = core.client()
-    node = h.start_node(core.url, name="n-pool")
+    node = h.start_node(core.url, name=node_name)
     h.on_teardown(lambda: _kill_qemus(node.run_dir))
     r = subprocess.run([h.BIN, "image", "add", "hello", "--core", core.url, "--kernel", KERNEL],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    st, js, raw = c.call("POST", "/v1/pools", {"name": "keep", "driver": "qemu", "image": "hello", "size": 2,
+    st, js, raw = c.call("POST", "/v1/pools", {"name": pool, "driver": "qemu", "image": "hello", "size": size,
                                                "ready": {"serial": MARKER}, "config": {"accel": "tcg"}})
     assert st == 201, raw[:400]
-    _wait_warm(c, "keep", 2)
+    _wait_warm(c, pool, size)
+    return core, c, node
+
+
+def test_pool_survives_node_restart():
+    core, c, node = _core_node_pool("n-pool", "keep", 2)
     before = _pool_pids(node.run_dir)
     assert len(before) == 2, before
 
@@ -311,17 +318,7 @@ def test_pooled_instance_left_paused_resumed_by_node_restart():
     """A node killed between a take's record and its resume leaves the guest paused: the
     restarted node re-attaches the instance and resumes it (here the pause is made by
     hand, through QMP, before the kill)."""
-    core = h.start_core()
-    c = core.client()
-    node = h.start_node(core.url, name="n-paused")
-    h.on_teardown(lambda: _kill_qemus(node.run_dir))
-    r = subprocess.run([h.BIN, "image", "add", "hello", "--core", core.url, "--kernel", KERNEL],
-                       capture_output=True, text=True, timeout=30)
-    assert r.returncode == 0, r.stderr
-    st, js, raw = c.call("POST", "/v1/pools", {"name": "p", "driver": "qemu", "image": "hello", "size": 1,
-                                               "ready": {"serial": MARKER}, "config": {"accel": "tcg"}})
-    assert st == 201, raw[:400]
-    _wait_warm(c, "p", 1)
+    core, c, node = _core_node_pool("n-paused", "p", 1)
     inst = _create(c, {"name": "taken", "pool": "p"})
     assert inst["trace"].get("pool") == "hit", inst["trace"]
     sock = os.path.join(node.run_dir, "instances", inst["id"], "qmp.sock")
