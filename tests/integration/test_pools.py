@@ -2,7 +2,9 @@
 guests booted to the ready marker and paused; a create that names the pool (or whose guest
 is the pool's exactly) takes one and answers ready with trace.pool "hit"; with none warm it
 boots cold ("miss"); the pool refills; a paused guest killed with SIGKILL is replaced; a
-node restarted re-attaches its paused guests; a guest never serves two instances."""
+node restarted re-attaches its paused guests (and resumes an instance's guest it left
+paused); a guest never serves two instances; a pooled instance's later runs boot cold;
+placement prefers the node that holds a warm guest."""
 
 import os
 import signal
