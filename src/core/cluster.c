@@ -17,6 +17,7 @@
 #include "core/images.h"
 #include "core/lifecycle.h"
 #include "core/metrics.h"
+#include "core/pools.h"
 #include "core/store.h"
 #include "drivers/drivers.h"
 
@@ -41,6 +42,9 @@ struct cluster {
 	struct sched_node *sched_view; /* the scheduler's view of every node, kept current */
 	struct sched_slot *sched_scratch; /* sched_place()'s heap: cap_nodes slots */
 	int *chosen, cap_chosen;          /* sched_place()'s answer for one run of requests */
+	struct pools *pools;              /* the nodes' warm stock, for placement; NULL: none */
+	int *warm, cap_warm;              /* a request's pool: warm guests per node view */
+	bool warm_any;                    /* ... some node has one */
 	struct hmap exec_ids;  /* executable path -> id + 1 (at most 64): one bit in a node's mask */
 	int n_exec_ids;
 	struct event *sweep_timer;
@@ -801,7 +805,37 @@ static struct sched_request sched_request_of(struct cluster *c, const struct ins
 		.bridge = spec->bridge[0] ? spec->bridge : NULL,
 		.vcpus_milli = spec->vcpus_milli,
 		.memory_mb = spec->memory_mb,
+		.pool = spec->pool[0] ? spec->pool : NULL,
 	};
+}
+
+void cluster_set_pools(struct cluster *c, struct pools *pools) { c->pools = pools; }
+
+static void warm_of_node(void *arg, const char *node_id, int ready)
+{
+	struct cluster *c = arg;
+	struct node *n = hmap_get(&c->node_ids, node_id);
+	if (n) {
+		c->warm[n->view_idx] = ready;
+		c->warm_any = true;
+	}
+}
+
+/* Warm guests of `pool` per node view (sched_request.warm), or NULL when no node has any:
+ * a clear of n ints and a walk of the nodes that reported a stock, for pooled creates only. */
+static const int *warm_view(struct cluster *c, const char *pool)
+{
+	if (!pool || !c->pools)
+		return NULL;
+	if (c->cap_warm < c->n_nodes) {
+		c->cap_warm = c->cap_nodes;
+		if (!(c->warm = realloc(c->warm, sizeof *c->warm * (size_t)c->cap_warm)))
+			fatal("realloc");
+	}
+	memset(c->warm, 0, sizeof *c->warm * (size_t)c->n_nodes);
+	c->warm_any = false;
+	pools_warm_nodes(c->pools, pool, warm_of_node, c);
+	return c->warm_any ? c->warm : NULL;
 }
 
 /* The nodes for `count` instances of request r, each where a pick would put it after the
@@ -813,7 +847,9 @@ static int place_run(struct cluster *c, const struct sched_request *r, int count
 		if (!(c->chosen = realloc(c->chosen, sizeof *c->chosen * (size_t)c->cap_chosen)))
 			fatal("realloc");
 	}
-	return sched_place(c->sched_view, c->n_nodes, r, c->opts.policy, count, c->sched_scratch, c->chosen, miss);
+	struct sched_request rw = *r;
+	rw.warm = warm_view(c, r->pool);
+	return sched_place(c->sched_view, c->n_nodes, &rw, c->opts.policy, count, c->sched_scratch, c->chosen, miss);
 }
 
 /* All-or-nothing feasibility: can every one of `count` instances be placed right now? */
@@ -834,7 +870,7 @@ static bool same_request(const struct sched_request *a, const struct sched_reque
 {
 	return a->driver == b->driver && same_string(a->executable, b->executable) &&
 	       same_string(a->bridge, b->bridge) && a->vcpus_milli == b->vcpus_milli &&
-	       a->memory_mb == b->memory_mb &&
+	       a->memory_mb == b->memory_mb && same_string(a->pool, b->pool) &&
 	       (a->labels == b->labels || (a->labels && b->labels && json_equal(a->labels, b->labels)));
 }
 
@@ -1698,6 +1734,7 @@ void cluster_destroy(struct cluster *c)
 	free(c->nodes);
 	free(c->sched_view);
 	free(c->sched_scratch);
+	free(c->warm);
 	free(c->chosen);
 	hmap_free(&c->node_ids);
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);)

@@ -112,11 +112,15 @@ struct cluster_hooks {
 };
 
 struct cluster;
+struct pools;
 
 /* Loads nodes (as down until they register again) and instances from the store. */
 struct cluster *cluster_create(struct event_base *base, struct store *store, struct images *images,
                                struct metrics *metrics, const struct cluster_options *o,
                                const struct cluster_hooks *hooks, char *err, size_t errlen);
+/* Warm pools (core/pools.h): a create that takes from a pool is placed on a node that said
+ * it holds a warm guest of it, when one fits (sched.h). NULL (the default): no preference. */
+void cluster_set_pools(struct cluster *c, struct pools *pools);
 /* Answers every waiting client (at shutdown). */
 void cluster_drain(struct cluster *c);
 void cluster_destroy(struct cluster *c);

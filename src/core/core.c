@@ -791,6 +791,7 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 		return -1;
 	if (!(c->api.cluster = cluster_create(c->base, c->store, c->api.images, c->api.metrics, &co, &hooks, err, errlen)))
 		return -1;
+	cluster_set_pools(c->api.cluster, c->api.pools);
 	if (!(c->api.tenants = tenants_open(c->store, err, errlen)) ||
 	    !(c->api.nodeauth = nodeauth_open(c->store, err, errlen)) ||
 	    !(c->audit = audit_open(c->opts.data_dir, c->api.events, err, errlen)))

@@ -374,6 +374,19 @@ void pools_set_stock(struct pools *p, const char *node_id, json_t *stock)
 	}
 }
 
+void pools_warm_nodes(const struct pools *p, const char *name, void (*fn)(void *arg, const char *node_id, int ready),
+                      void *arg)
+{
+	const char *k;
+	void *v;
+	for (size_t i = 0; hmap_next(&p->stock, &i, &k, &v);) {
+		const struct node_stock *ns = v;
+		json_int_t ready = json_integer_value(json_object_get(json_object_get(ns->stock, name), "ready"));
+		if (ready > 0)
+			fn(arg, ns->node_id, ready > POOL_SIZE_MAX ? POOL_SIZE_MAX : (int)ready);
+	}
+}
+
 void pools_stock(const struct pools *p, const char *node_id, const char *name, int *ready, int *booting)
 {
 	const struct node_stock *ns = hmap_get(&p->stock, node_id);

@@ -80,5 +80,9 @@ int pools_stock_check(const json_t *body, struct mv_error *err);
 void pools_set_stock(struct pools *p, const char *node_id, json_t *stock);
 /* What node_id said of pool `name`: its ready and booting guests (0 when it said nothing). */
 void pools_stock(const struct pools *p, const char *node_id, const char *name, int *ready, int *booting);
+/* fn for each node that last said it has warm guests of pool `name` (placement prefers
+ * them): a walk of the nodes that sent a stock, not of all nodes. */
+void pools_warm_nodes(const struct pools *p, const char *name, void (*fn)(void *arg, const char *node_id, int ready),
+                      void *arg);
 
 #endif

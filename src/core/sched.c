@@ -87,11 +87,16 @@ static bool eligible(const struct sched_node *c, const struct sched_request *req
 	return true;
 }
 
+/* Whether a node with `warm` guests of the pool, `placed` of them taken by this call, has
+ * one left: it ranks before every node without. */
+static bool has_warm(int warm, int placed) { return warm > placed; }
+
 int sched_pick(const struct sched_node *nodes, int n, const struct sched_request *req,
                enum sched_policy policy, enum sched_miss *miss)
 {
 	int best = -1;
 	int64_t best_load = 0;
+	bool best_warm = false;
 	enum sched_miss why = SCHED_NO_NODE;
 
 	for (int i = 0; i < n; i++) {
@@ -104,9 +109,12 @@ int sched_pick(const struct sched_node *nodes, int n, const struct sched_request
 			continue;
 		}
 		load = load_after(c, req);
-		if (best < 0 || (policy == SCHED_BINPACK ? load > best_load : load < best_load)) {
+		bool warm = req->warm && has_warm(req->warm[i], 0);
+		if (best < 0 || warm > best_warm ||
+		    (warm == best_warm && (policy == SCHED_BINPACK ? load > best_load : load < best_load))) {
 			best = i;
 			best_load = load;
+			best_warm = warm;
 		}
 	}
 	*miss = best < 0 ? why : SCHED_OK;
@@ -125,10 +133,13 @@ static struct sched_node tentative(const struct sched_node *nodes, const struct 
 	return c;
 }
 
-/* Whether slot a ranks before slot b: the order of sched_pick (binpack the fullest after
- * placing, spread the emptiest, ties to the lower index). */
+/* Whether slot a ranks before slot b: the order of sched_pick (a warm guest left first,
+ * then binpack the fullest after placing, spread the emptiest, ties to the lower index). */
 static bool ranks_before(const struct sched_slot *a, const struct sched_slot *b, enum sched_policy policy)
 {
+	bool aw = has_warm(a->warm, a->placed), bw = has_warm(b->warm, b->placed);
+	if (aw != bw)
+		return aw;
 	if (a->load != b->load)
 		return policy == SCHED_BINPACK ? a->load > b->load : a->load < b->load;
 	return a->idx < b->idx;
@@ -165,7 +176,8 @@ int sched_place(const struct sched_node *nodes, int n, const struct sched_reques
 			why = SCHED_NO_CAPACITY;
 			continue;
 		}
-		scratch[h++] = (struct sched_slot){.idx = i, .load = load_after(&nodes[i], req)};
+		scratch[h++] = (struct sched_slot){.idx = i, .load = load_after(&nodes[i], req),
+		                                   .warm = req->warm ? req->warm[i] : 0};
 	}
 	for (int i = h / 2 - 1; i >= 0; i--)
 		sift_down(scratch, h, i, policy);

@@ -1,7 +1,10 @@
 /* sched — choose a node for an instance: filter (ready, driver offered, executable
  * allowed, labels match, resources fit), then rank (binpack: the fullest node that fits,
  * so small functions pack onto few hosts; spread: the emptiest). Pure logic over an array
- * of candidate views: no I/O, no allocation (the caller gives scratch space), unit-tested. */
+ * of candidate views: no I/O, no allocation (the caller gives scratch space), unit-tested.
+ * A request that names a warm pool ranks the nodes holding a warm guest of it before all
+ * others (a take there is a resume, elsewhere a cold boot); among those, and among the
+ * rest, the policy's order. */
 #ifndef MICROVIM_SCHED_H
 #define MICROVIM_SCHED_H
 
@@ -35,6 +38,8 @@ struct sched_request {
 	const json_t *labels;   /* selector or NULL */
 	const char *bridge;     /* network.bridge or NULL */
 	int64_t vcpus_milli, memory_mb;
+	const char *pool;       /* the warm pool it takes from, or NULL */
+	const int *warm;        /* per node view: its warm guests of `pool` (NULL: no preference) */
 };
 
 /* Why nothing was chosen: the most specific reason among all nodes. */
@@ -53,6 +58,7 @@ struct sched_slot {
 	int64_t load; /* its rank: the share in use after one more instance */
 	int idx;      /* index in the views */
 	int placed;   /* instances of this call put there so far */
+	int warm;     /* its warm guests of the request's pool: the first `warm` placed there are takes */
 };
 int sched_place(const struct sched_node *nodes, int n, const struct sched_request *req, enum sched_policy policy,
                 int count, struct sched_slot *scratch, int *chosen, enum sched_miss *miss);

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -52,25 +53,28 @@ int drv_signal(const struct driver *d, struct drv_handle *h, int signo)
 
 bool drv_can_pool(const struct driver *d) { return d->boots_image && d->pause && d->resume; }
 
-static int vcpus_op(const struct driver *d, const struct drv_options *o, struct drv_handle *h, bool resume, char *err,
-                    size_t errlen)
+int drv_pause(const struct driver *d, const struct drv_options *o, struct drv_handle *h, int *keep, char *err,
+              size_t errlen)
 {
-	int (*op)(const struct drv_options *, struct drv_handle *, char *, size_t) = resume ? d->resume : d->pause;
-	if (!op) {
-		snprintf(err, errlen, "the %s driver cannot %s a guest", d->name, resume ? "resume" : "pause");
+	if (keep)
+		*keep = -1;
+	if (!d->pause) {
+		snprintf(err, errlen, "the %s driver cannot pause a guest", d->name);
 		return -ENOTSUP;
 	}
-	return op(o, h, err, errlen);
+	return d->pause(o, h, keep, err, errlen);
 }
 
-int drv_pause(const struct driver *d, const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen)
+int drv_resume(const struct driver *d, const struct drv_options *o, struct drv_handle *h, int keep, char *err,
+               size_t errlen)
 {
-	return vcpus_op(d, o, h, false, err, errlen);
-}
-
-int drv_resume(const struct driver *d, const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen)
-{
-	return vcpus_op(d, o, h, true, err, errlen);
+	if (!d->resume) {
+		if (keep >= 0)
+			close(keep);
+		snprintf(err, errlen, "the %s driver cannot resume a guest", d->name);
+		return -ENOTSUP;
+	}
+	return d->resume(o, h, keep, err, errlen);
 }
 
 int drv_recover(const struct driver *d, struct drv_handle *h)

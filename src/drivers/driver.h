@@ -119,9 +119,12 @@ struct driver {
 	int (*stop)(const struct drv_options *o, struct drv_handle *h, bool force);
 	/* Warm pools: freezes a guest that booted (its vCPUs stop where they are, memory and
 	 * devices stay) and lets it run on; the handle does not change. May block (QMP, a
-	 * toolstack): on a worker. NULL: the driver cannot keep warm guests. */
-	int (*pause)(const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen);
-	int (*resume)(const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen);
+	 * toolstack): on a worker. NULL: the driver cannot keep warm guests. keep (pause, may
+	 * be NULL): a control connection the driver leaves open and ready for the resume, or
+	 * -1; the caller holds it (a plain fd: close() drops it) and hands it to resume, which
+	 * closes it in any case (-1: resume opens its own). */
+	int (*pause)(const struct drv_options *o, struct drv_handle *h, int *keep, char *err, size_t errlen);
+	int (*resume)(const struct drv_options *o, struct drv_handle *h, int keep, char *err, size_t errlen);
 	/* A signal to an instance that is a host process (its whole process group). */
 	int (*signal)(struct drv_handle *h, int signo);
 	/* After h->pidfd became readable: exit_code is set when known (our own child). */
@@ -159,8 +162,10 @@ int drv_signal(const struct driver *d, struct drv_handle *h, int signo);
 /* Can d keep warm guests (a pool): it boots images and can pause and resume them? */
 bool drv_can_pool(const struct driver *d);
 /* d->pause, d->resume; -ENOTSUP with words when d lacks them. */
-int drv_pause(const struct driver *d, const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen);
-int drv_resume(const struct driver *d, const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen);
+int drv_pause(const struct driver *d, const struct drv_options *o, struct drv_handle *h, int *keep, char *err,
+              size_t errlen);
+int drv_resume(const struct driver *d, const struct drv_options *o, struct drv_handle *h, int keep, char *err,
+               size_t errlen);
 int drv_recover(const struct driver *d, struct drv_handle *h);
 /* d->adopt; for a handle without a process (a domain), d->status must also find it alive. */
 int drv_adopt(const struct driver *d, const struct drv_options *o, const char *instance_id, struct drv_handle *h);

@@ -463,32 +463,39 @@ static int qemu_start(const struct drv_options *o, const struct drv_start_reques
 
 /* ---- stop and reap ---- */
 
-/* One QMP command: capabilities negotiation then cmd, pipelined, waiting (bounded) for
- * both to be acknowledged. quit: QEMU may close the socket instead of answering, which
- * counts as done once both commands went out. 0 when QEMU said yes, -EPROTO when it
- * refused, -ETIMEDOUT, or -errno of the socket. */
-static int qmp_command(const char *path, const char *cmd, int timeout_ms)
+/* QMP (QEMU Machine Protocol): a unix socket, one JSON object a line. A connection starts
+ * with QEMU's greeting ({"QMP": ...}) and must negotiate (qmp_capabilities) before any
+ * command; each command is answered {"return": ...} or {"error": ...}, and events
+ * ({"event": ...}) come in between, skipped here. QEMU serves one connection at a time. */
+
+static int qmp_connect(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int64_t deadline = now_ms() + timeout_ms;
-	char cmds[128], buf[4096];
-	size_t n = 0, sent = 0, len;
-	int fd, rc = -ETIMEDOUT, returns = 0;
-	bool is_quit = strcmp(cmd, "quit") == 0;
-
-	len = (size_t)snprintf(cmds, sizeof cmds, "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"%s\"}\n", cmd);
-	if (len >= sizeof cmds)
-		return -EINVAL;
+	int fd;
 	if (strlen(path) >= sizeof sa.sun_path)
 		return -ENAMETOOLONG;
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 		return -errno;
 	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 && errno != EINPROGRESS && errno != EAGAIN) {
-		rc = -errno;
-		goto out;
+		int rc = -errno;
+		close(fd);
+		return rc;
 	}
-	while (returns < 2) {
+	return fd;
+}
+
+/* Sends cmds (pipelined) on fd and waits, until deadline, for `want` answers. quit: QEMU
+ * may close the socket instead of answering, which counts as done once all went out. 0
+ * when QEMU said yes to each, -EPROTO when it refused one, -ETIMEDOUT, or -errno of the
+ * socket. */
+static int qmp_talk(int fd, const char *cmds, int want, int64_t deadline, bool is_quit)
+{
+	char buf[4096];
+	size_t n = 0, sent = 0, len = strlen(cmds);
+	int rc = -ETIMEDOUT, returns = 0;
+
+	while (returns < want) {
 		struct pollfd pfd = {.fd = fd, .events = (short)(POLLIN | (sent < len ? POLLOUT : 0))};
 		int64_t left = deadline - now_ms();
 		ssize_t got;
@@ -515,31 +522,66 @@ static int qmp_command(const char *path, const char *cmd, int timeout_ms)
 		if (got < 0 && (errno == EAGAIN || errno == EINTR))
 			continue;
 		if (got <= 0) {
-			/* EOF after both commands went out: QEMU is quitting */
+			/* EOF after every command went out: QEMU is quitting */
 			rc = is_quit && sent == len ? 0 : -ECONNRESET;
 			break;
 		}
 		n += (size_t)got;
 		buf[n] = '\0';
-		/* one reply per line: the greeting, then {"return": {}} for each command, and
-		 * events ({"event": ...}) in between */
 		for (char *line; (line = strchr(buf, '\n'));) {
 			*line = '\0';
 			if (strstr(buf, "\"return\""))
 				returns++;
 			else if (strstr(buf, "\"error\""))
-				returns = 3; /* refused */
+				returns = want + 1; /* refused */
 			n -= (size_t)(line + 1 - buf);
 			memmove(buf, line + 1, n + 1);
 		}
 		if (n == sizeof buf - 1)
 			n = 0; /* an event line longer than any we expect: drop it */
 	}
-	if (returns == 2)
+	if (returns == want)
 		rc = 0;
-	else if (returns > 2)
+	else if (returns > want)
 		rc = -EPROTO;
-out:
+	return rc;
+}
+
+/* A fresh connection: negotiation and cmd pipelined in one write. With keep, the connection
+ * stays open (negotiated) in *keep on success, for qmp_on_kept; else it is closed. */
+static int qmp_command_keep(const char *path, const char *cmd, int timeout_ms, int *keep)
+{
+	char cmds[128];
+	int fd, rc;
+	if ((size_t)snprintf(cmds, sizeof cmds, "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"%s\"}\n", cmd) >=
+	    sizeof cmds)
+		return -EINVAL;
+	if ((fd = qmp_connect(path)) < 0)
+		return fd;
+	rc = qmp_talk(fd, cmds, 2, now_ms() + timeout_ms, strcmp(cmd, "quit") == 0);
+	if (rc == 0 && keep)
+		*keep = fd;
+	else
+		close(fd);
+	return rc;
+}
+
+static int qmp_command(const char *path, const char *cmd, int timeout_ms)
+{
+	return qmp_command_keep(path, cmd, timeout_ms, NULL);
+}
+
+/* cmd on a connection kept negotiated (one write, one answer: no connect, no greeting, no
+ * negotiation); the connection is closed after, as QEMU serves one at a time and the next
+ * command (a stop's quit) opens its own. */
+static int qmp_on_kept(int fd, const char *cmd, int timeout_ms)
+{
+	char line[96];
+	int rc;
+	if ((size_t)snprintf(line, sizeof line, "{\"execute\":\"%s\"}\n", cmd) >= sizeof line)
+		rc = -EINVAL;
+	else
+		rc = qmp_talk(fd, line, 1, now_ms() + timeout_ms, false);
 	close(fd);
 	return rc;
 }
@@ -557,27 +599,42 @@ static int qemu_stop(UNUSED const struct drv_options *o, struct drv_handle *h, b
 
 /* Warm pools (drivers/driver.h): QMP stop freezes the vCPUs where they are (the guest's
  * memory and devices stay as they were); cont lets them run on. Both leave the process as
- * it is: its pid, start time and QMP socket do not change. */
-static int qemu_vcpus(struct drv_handle *h, const char *cmd, char *err, size_t errlen)
+ * it is: its pid, start time and QMP socket do not change. The pause keeps its QMP
+ * connection, negotiated, for the resume: a take is then one write and one answer. */
+static int qemu_no_qmp(struct drv_handle *h, const char *cmd, char *err, size_t errlen)
+{
+	if (h->pidfd >= 0 && h->control[0])
+		return 0;
+	snprintf(err, errlen, "qemu: no process or QMP socket to send %s to", cmd);
+	return -ESRCH;
+}
+
+static int qemu_pause(UNUSED const struct drv_options *o, struct drv_handle *h, int *keep, char *err, size_t errlen)
 {
 	int rc;
-	if (h->pidfd < 0 || !h->control[0]) {
-		snprintf(err, errlen, "qemu: no process or QMP socket to send %s to", cmd);
-		return -ESRCH;
-	}
-	if ((rc = qmp_command(h->control, cmd, QMP_VCPUS_TIMEOUT_MS)) < 0)
-		snprintf(err, errlen, "qemu: QMP %s on %.200s: %s", cmd, h->control, strerror(-rc));
+	if (keep)
+		*keep = -1;
+	if ((rc = qemu_no_qmp(h, "stop", err, errlen)) < 0)
+		return rc;
+	if ((rc = qmp_command_keep(h->control, "stop", QMP_VCPUS_TIMEOUT_MS, keep)) < 0)
+		snprintf(err, errlen, "qemu: QMP stop on %.200s: %s", h->control, strerror(-rc));
 	return rc;
 }
 
-static int qemu_pause(UNUSED const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen)
+static int qemu_resume(UNUSED const struct drv_options *o, struct drv_handle *h, int keep, char *err, size_t errlen)
 {
-	return qemu_vcpus(h, "stop", err, errlen);
-}
-
-static int qemu_resume(UNUSED const struct drv_options *o, struct drv_handle *h, char *err, size_t errlen)
-{
-	return qemu_vcpus(h, "cont", err, errlen);
+	int rc;
+	if ((rc = qemu_no_qmp(h, "cont", err, errlen)) < 0) {
+		if (keep >= 0)
+			close(keep);
+		return rc;
+	}
+	/* a kept connection QEMU dropped (it may have restarted its monitor): a fresh one */
+	if (keep < 0 || (rc = qmp_on_kept(keep, "cont", QMP_VCPUS_TIMEOUT_MS)) == -ECONNRESET || rc == -EPIPE)
+		rc = qmp_command(h->control, "cont", QMP_VCPUS_TIMEOUT_MS);
+	if (rc < 0)
+		snprintf(err, errlen, "qemu: QMP cont on %.200s: %s", h->control, strerror(-rc));
+	return rc;
 }
 
 static int qemu_reap(struct drv_handle *h, int *exit_code, bool *code_known)

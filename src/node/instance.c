@@ -126,7 +126,7 @@ static struct ninst *ninst_new(struct instances *set, const char *id, enum ni_st
 	ni->stdout_fd = ni->stderr_fd = ni->serial_fd = ni->watch = -1;
 	for (int s = 0; s < LOG_STREAM_COUNT; s++)
 		ni->log_fds[s] = -1;
-	ni->h.pidfd = ni->taken.h.pidfd = -1;
+	ni->h.pidfd = ni->taken.h.pidfd = ni->taken.control_fd = -1;
 	snprintf(ni->id, sizeof ni->id, "%s", id);
 	if (snprintf(ni->dir, sizeof ni->dir, "%.4000s/instances/%s", set->env.run_dir, id) >= (int)sizeof ni->dir)
 		fatalx("instance dir path too long");
@@ -149,6 +149,7 @@ static void ninst_free(struct ninst *ni)
 	close_fd(&ni->stderr_fd);
 	close_fd(&ni->h.pidfd);
 	close_fd(&ni->taken.h.pidfd);
+	close_fd(&ni->taken.control_fd);
 	spec_free(&ni->spec);
 	free(ni);
 }
@@ -338,10 +339,11 @@ static void start_warm(struct ninst *ni)
 {
 	char parent[PATH_MAX];
 	int64_t t0;
-	int rc;
+	int rc, keep = ni->taken.control_fd; /* drv_resume's to close from here */
 
 	ni->h = ni->taken.h;
 	ni->taken.h.pidfd = -1;
+	ni->taken.control_fd = -1;
 	path_moved(ni->h.control, sizeof ni->h.control, ni->taken.dir, ni->dir);
 	snprintf(ni->serial_log, sizeof ni->serial_log, "%s", ni->taken.serial_log);
 	path_moved(ni->serial_log, sizeof ni->serial_log, ni->taken.dir, ni->dir);
@@ -358,7 +360,8 @@ static void start_warm(struct ninst *ni)
 	}
 	t0 = clock_mono_us();
 	ni->timing.prepare_us = t0 - ni->received_us;
-	ni->start_rc = drv_resume(ni->drv, ni->set->env.drv_opts, &ni->h, ni->start_err, sizeof ni->start_err);
+	ni->start_rc = drv_resume(ni->drv, ni->set->env.drv_opts, &ni->h, keep, ni->start_err, sizeof ni->start_err);
+	keep = -1;
 	ni->spawned_us = clock_mono_us();
 	ni->timing.spawn_us = ni->spawned_us - t0;
 	steps_split(ni, t0, 0);
@@ -366,6 +369,7 @@ static void start_warm(struct ninst *ni)
 		return;
 fail:
 	/* it cannot serve this instance, nor go back to its pool: it ends here */
+	close_fd(&keep);
 	drv_signal(ni->drv, &ni->h, SIGKILL);
 	if (ni->h.is_child)
 		while (waitpid(ni->h.pid, NULL, 0) < 0 && errno == EINTR)
@@ -426,14 +430,21 @@ static void start_work(void *arg)
 static void start_done(void *arg)
 {
 	struct ninst *ni = arg;
+	struct warm_pools *refill = NULL; /* read before ni_event, which may end ni */
 	if (ninst_release(ni))
 		return; /* cannot happen: only ended instances are purged */
 	close_fd(&ni->stdout_fd);
 	close_fd(&ni->stderr_fd);
+	if (ni->warm)
+		refill = ni->set->env.pools;
 	if (ni->start_rc < 0)
 		ni_event(ni, NE_SPAWN_FAILED, &(struct ni_args){.why = ni->start_err});
 	else
 		ni_event(ni, NE_SPAWNED, &(struct ni_args){0});
+	/* a warm start's ready report has gone out (the marker was in the serial log): the
+	 * pool's refill boot no longer competes with it */
+	if (refill)
+		warm_pools_refill(refill);
 }
 
 /* ---- prepare: image blobs ---- */
@@ -921,6 +932,8 @@ static void new_run(struct ninst *ni)
 	ni->carry_len = 0;
 	ni->h = (struct drv_handle){.pidfd = -1};
 	ni->warm = false; /* a pooled guest served its run: the next one starts cold */
+	if (ni->spec.pool[0])
+		ni->timing.pool = POOL_MISS; /* and says so: its trace reads pool miss */
 	if (ni->exit_ev) { /* watch_exit makes them again for the new process */
 		event_free(ni->exit_ev);
 		ni->exit_ev = NULL;
@@ -1118,6 +1131,18 @@ struct instances *instances_new(const struct instances_env *env, char *err, size
 }
 
 /* Re-attaches to one instance a previous run of this node started; true when it is alive. */
+/* A guest taken from a pool is recorded RUNNING before its resume (start_warm): a node
+ * killed between the two leaves it paused. Resumed here (QMP cont: nothing for a guest
+ * that runs; bounded, once per pooled instance at start-up). */
+static void resume_left_paused(struct instances *set, struct ninst *ni)
+{
+	char err[256];
+	if (!ni->spec.pool[0] || !drv_can_pool(ni->drv))
+		return;
+	if (drv_resume(ni->drv, set->env.drv_opts, &ni->h, -1, err, sizeof err) < 0)
+		log_warnx("instance %s: taken from pool %s, cannot make sure it runs: %s", ni->id, ni->spec.pool, err);
+}
+
 static bool recover_one(struct instances *set, struct instrec *r)
 {
 	bool alive = false;
@@ -1155,6 +1180,7 @@ static bool recover_one(struct instances *set, struct instrec *r)
 	case INSTREC_RUNNING:
 		if (ni->drv && drv_recover(ni->drv, &ni->h) == 0) {
 			log_info("instance %s is still running: re-attached", ni->id);
+			resume_left_paused(set, ni);
 			ni_event(ni, NE_REATTACHED, &(struct ni_args){0});
 			alive = true;
 		} else {

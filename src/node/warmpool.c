@@ -43,6 +43,7 @@ struct wguest {
 	bool in_job;             /* a worker job or fetch points at it */
 	int pending_fetches;
 	struct drv_handle h;
+	int control_fd;          /* the pause's QMP connection, kept for the take's resume; -1 */
 	struct event *exit_ev, *boot_timer;
 	int watch, serial_fd, stdout_fd, stderr_fd;
 	char carry[MV_READY_PATTERN_MAX];
@@ -117,7 +118,7 @@ static struct wguest *guest_new(struct warm_pools *wp, struct wpool *pl, enum wg
 	g->wp = wp;
 	g->pool = pl;
 	g->state = state;
-	g->h.pidfd = g->watch = g->serial_fd = g->stdout_fd = g->stderr_fd = -1;
+	g->h.pidfd = g->control_fd = g->watch = g->serial_fd = g->stdout_fd = g->stderr_fd = -1;
 	id_generate(g->id);
 	if (snprintf(g->dir, sizeof g->dir, "%.4000s/pool/%s", wp->env.run_dir, g->id) >= (int)sizeof g->dir)
 		fatalx("pool guest dir path too long");
@@ -158,6 +159,7 @@ static void guest_free(struct wguest *g)
 		event_free(g->exit_ev);
 	close_fd(&g->stdout_fd);
 	close_fd(&g->stderr_fd);
+	close_fd(&g->control_fd);
 	close_fd(&g->h.pidfd);
 	free(g);
 }
@@ -260,7 +262,8 @@ static void watch_exit(struct wguest *g)
 static void pause_work(void *arg)
 {
 	struct wguest *g = arg;
-	g->rc = drv_pause(g->pool->drv, g->wp->env.drv_opts, &g->h, g->err, sizeof g->err);
+	close_fd(&g->control_fd); /* a re-pause (recovery) opens a new one */
+	g->rc = drv_pause(g->pool->drv, g->wp->env.drv_opts, &g->h, &g->control_fd, g->err, sizeof g->err);
 }
 
 static void pause_done(void *arg)
@@ -619,14 +622,24 @@ bool warm_pools_take(struct warm_pools *wp, const char *name, const struct inst_
 	event_del(g->exit_ev);
 	out->h = g->h;
 	g->h.pidfd = -1;
+	out->control_fd = g->control_fd;
+	g->control_fd = -1;
 	snprintf(out->dir, sizeof out->dir, "%s", g->dir);
 	snprintf(out->serial_log, sizeof out->serial_log, "%s", g->serial_log);
 	unlink_guest(g);
 	guest_free(g);
-	refill(wp);
+	/* the refill waits for the taker's warm_pools_refill (its resume done): a boot started
+	 * now would compete with it for the CPUs and the workers; the timer only in case the
+	 * call never comes (the start never ran) */
+	{
+		struct timeval tv = clock_timeval(WARM_REFILL_FALLBACK_S);
+		evtimer_add(wp->retry_timer, &tv);
+	}
 	stock_changed(wp);
 	return true;
 }
+
+void warm_pools_refill(struct warm_pools *wp) { refill(wp); }
 
 /* ---- start-up, recovery, exit ---- */
 
@@ -691,13 +704,17 @@ static void recover_one(struct warm_pools *wp, const char *dir, const char *id)
 		}
 	}
 	if (pl) {
-		struct wguest *g = guest_new(wp, pl, WG_WARM);
+		/* paused again (a no-op for QEMU's vCPUs) to re-open the kept QMP connection,
+		 * which ended with the previous run: takeable once that is back */
+		struct wguest *g = guest_new(wp, pl, WG_PAUSING);
 		snprintf(g->id, sizeof g->id, "%s", id);
 		snprintf(g->dir, sizeof g->dir, "%s", dir);
 		snprintf(g->serial_log, sizeof g->serial_log, "%.4000s/serial.log", dir);
 		g->h = h;
 		g->started = true;
 		watch_exit(g);
+		g->in_job = true;
+		worker_submit(wp->env.workers, pause_work, pause_done, g);
 		log_info("pool %s: warm guest %s (pid %d) re-attached", pl->name, id, (int)h.pid);
 	} else {
 		if (h.pidfd >= 0) {

@@ -2,7 +2,9 @@
 guests booted to the ready marker and paused; a create that names the pool (or whose guest
 is the pool's exactly) takes one and answers ready with trace.pool "hit"; with none warm it
 boots cold ("miss"); the pool refills; a paused guest killed with SIGKILL is replaced; a
-node restarted re-attaches its paused guests; a guest never serves two instances."""
+node restarted re-attaches its paused guests (and resumes an instance's guest it left
+paused); a guest never serves two instances; a pooled instance's later runs boot cold;
+placement prefers the node that holds a warm guest."""
 
 import os
 import signal
@@ -167,18 +169,25 @@ def test_pool_guest_killed_is_replaced():
     assert p.returncode != 0 and "not_found" in p.stderr, f"a second pool rm: {p.returncode} {p.stderr}"
 
 
-def test_pool_survives_node_restart():
+def _core_node_pool(node_name, pool, size):
+    """A core and one node (apart, so that the node can be killed and started again), image
+    hello and pool `pool` of `size`, all warm. Returns (core, client, node)."""
     core = h.start_core()
     c = core.client()
-    node = h.start_node(core.url, name="n-pool")
+    node = h.start_node(core.url, name=node_name)
     h.on_teardown(lambda: _kill_qemus(node.run_dir))
     r = subprocess.run([h.BIN, "image", "add", "hello", "--core", core.url, "--kernel", KERNEL],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
-    st, js, raw = c.call("POST", "/v1/pools", {"name": "keep", "driver": "qemu", "image": "hello", "size": 2,
+    st, js, raw = c.call("POST", "/v1/pools", {"name": pool, "driver": "qemu", "image": "hello", "size": size,
                                                "ready": {"serial": MARKER}, "config": {"accel": "tcg"}})
     assert st == 201, raw[:400]
-    _wait_warm(c, "keep", 2)
+    _wait_warm(c, pool, size)
+    return core, c, node
+
+
+def test_pool_survives_node_restart():
+    core, c, node = _core_node_pool("n-pool", "keep", 2)
     before = _pool_pids(node.run_dir)
     assert len(before) == 2, before
 
@@ -190,4 +199,137 @@ def test_pool_survives_node_restart():
     inst = _create(c, {"name": "after-restart", "pool": "keep"})
     assert inst["trace"].get("pool") == "hit", inst["trace"]
     assert not set(_pool_pids(node2.run_dir)) & {p for p in before if p not in _pool_pids(node2.run_dir)}
+    c.stop_and_remove(inst["id"], timeout=20)
+
+
+def _wait_state(c, iid, state, timeout=30):
+    def check():
+        st, js, raw = c.call("GET", f"/v1/instances/{iid}")
+        return js if st == 200 and js.get("state") == state else None
+    return h.wait_until(check, timeout, f"instance {iid} {state}", 0.05)
+
+
+def test_pooled_instance_stop_start_restart():
+    """A pooled guest serves one run: the instance's next runs (start after a stop, restart)
+    boot cold, on the same node, with a new QEMU process, and their trace says pool miss."""
+    d = _dev()
+    c = _setup(d, size=1)
+    a = _create(c, {"name": "pooled", "pool": "warm"})
+    assert a["trace"].get("pool") == "hit", a["trace"]
+    idir = os.path.join(d.run_dir, "instances", a["id"])
+    [first] = [p for p in _qemu_pids(d.run_dir) if _cwd(p) == idir]
+    _wait_warm(c, "warm", 1)  # refilled: a later run could take from it, and must not
+
+    st, js, raw = c.call("DELETE", f"/v1/instances/{a['id']}?wait=stopped&timeout=20", timeout=40)
+    assert st == 200 and js["state"] == "stopped", f"stop -> {st}: {raw[:400]!r}"
+    h.wait_until(lambda: first not in _qemu_pids(d.run_dir), 20, "the pooled guest's QEMU to end")
+    warm = _pool_pids(d.run_dir)
+
+    runs = []
+    for verb in ("start", "restart"):
+        st, js, raw = c.call("POST", f"/v1/instances/{a['id']}/{verb}?wait=ready&timeout=30", timeout=60)
+        assert st == 200, f"{verb} -> {st}: {raw[:400]!r}"
+        assert js["state"] == "running" and js.get("ready") is True, f"{verb}: not running/ready: {raw[:400]!r}"
+        assert js["trace"].get("pool") == "miss", f"{verb}: trace.pool {js['trace'].get('pool')!r}: {js['trace']}"
+        assert js["run"] == len(runs) + 1, f"{verb}: run {js['run']}"
+        pids = [p for p in _qemu_pids(d.run_dir) if _cwd(p) == idir]
+        assert len(pids) == 1 and pids[0] != first and pids[0] not in runs, f"{verb}: QEMU {pids}, before {runs}"
+        runs.append(pids[0])
+        log = os.path.join(idir, "serial.log")
+        assert MARKER in open(log, errors="replace").read(), f"{verb}: no marker in {log}"
+        assert _pool_pids(d.run_dir) == warm, f"{verb}: the pool's guest was taken: {warm} -> {_pool_pids(d.run_dir)}"
+    h.wait_until(lambda: runs[0] not in _qemu_pids(d.run_dir), 20, "the first cold run's QEMU to end")
+    c.stop_and_remove(a["id"], timeout=20)
+
+
+def test_pool_placement_prefers_warm_node():
+    """Two nodes, a pool of 1: only one node holds its warm guest. Under --schedule spread a
+    cold create goes to the emptier node, yet every pooled create goes where the warm guest
+    is (and is a hit), even once that node is the fuller one."""
+    core = h.start_core(extra=["--schedule", "spread"])
+    c = core.client()
+    nodes = [h.start_node(core.url, name=f"n-warm-{k}") for k in "ab"]
+    for n in nodes:
+        h.on_teardown(lambda n=n: _kill_qemus(n.run_dir))
+    r = subprocess.run([h.BIN, "image", "add", "hello", "--core", core.url, "--kernel", KERNEL],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    guest = {"driver": "qemu", "image": "hello", "ready": {"serial": MARKER}, "config": {"accel": "tcg"},
+             "resources": {"memory_mb": 32}}
+    st, js, raw = c.call("POST", "/v1/pools", dict(guest, name="one", size=1))
+    assert st == 201, raw[:400]
+    pool = _wait_warm(c, "one", 1)
+    [holder] = [n["id"] for n in pool["nodes"] if n["warm"] == 1]
+    made = []
+    for k in range(3):
+        _wait_warm(c, "one", 1)
+        inst = _create(c, {"name": f"pooled-{k}", "pool": "one"})
+        made.append(inst)
+        assert inst["node"] == holder, f"pooled create {k} placed on {inst['node']}, the warm guest is on {holder}"
+        assert inst["trace"].get("pool") == "hit", inst["trace"]
+        if k == 1:  # the holder is now the fuller node: spread alone puts a cold create elsewhere
+            cold = _create(c, dict(guest, name="cold", cmdline="vnf=cold"))
+            made.append(cold)
+            assert cold["node"] != holder, f"spread put a cold create on the fuller node {holder}"
+    for i in made:
+        c.stop_and_remove(i["id"], timeout=20)
+
+
+def _qmp_status(sock_path):
+    """QEMU's run state ("running", "paused") on a fresh QMP connection, or None."""
+    import json
+    import socket as so
+    s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(sock_path)
+        s.sendall(b'{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n')
+        buf = b""
+        for _ in range(50):
+            chunk = s.recv(4096)
+            if not chunk:
+                return None
+            buf += chunk
+            for line in buf.split(b"\n"):
+                if b'"status"' in line:
+                    return json.loads(line)["return"]["status"]
+        return None
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+def _qmp_stop(sock_path):
+    import socket as so
+    s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+    s.settimeout(5)
+    try:
+        s.connect(sock_path)
+        s.sendall(b'{"execute":"qmp_capabilities"}\n{"execute":"stop"}\n')
+        buf = b""
+        while buf.count(b'"return"') < 2:
+            chunk = s.recv(4096)
+            assert chunk, "QMP closed before answering stop"
+            buf += chunk
+    finally:
+        s.close()
+
+
+def test_pooled_instance_left_paused_resumed_by_node_restart():
+    """A node killed between a take's record and its resume leaves the guest paused: the
+    restarted node re-attaches the instance and resumes it (here the pause is made by
+    hand, through QMP, before the kill)."""
+    core, c, node = _core_node_pool("n-paused", "p", 1)
+    inst = _create(c, {"name": "taken", "pool": "p"})
+    assert inst["trace"].get("pool") == "hit", inst["trace"]
+    sock = os.path.join(node.run_dir, "instances", inst["id"], "qmp.sock")
+    assert _qmp_status(sock) == "running"
+    _qmp_stop(sock)
+    assert _qmp_status(sock) == "paused"
+    node.stop(sig=signal.SIGKILL)
+    h.start_node(core.url, name="n-paused", data_dir=node.data_dir, run_dir=node.run_dir)
+    h.wait_until(lambda: _qmp_status(sock) == "running", 30, "the re-attached guest resumed")
+    st, js, raw = c.call("GET", f"/v1/instances/{inst['id']}")
+    assert st == 200 and js["state"] == "running", raw[:400]
     c.stop_and_remove(inst["id"], timeout=20)

@@ -1,6 +1,7 @@
 /* test_qemu — the qemu driver for real: probe, boot the sample Micro-VNF (build/vnf/hello,
  * run from the repo root) under QEMU, see MICROVIM-VNF READY in its serial log, check the
- * command line has no disk, stop it over QMP, by SIGTERM and by SIGKILL, then 20
+ * command line has no disk, pause and resume it (warm pools: over a kept QMP connection),
+ * stop it over QMP, by SIGTERM and by SIGKILL, then 20
  * start/stop cycles that must leave no QEMU process and no socket behind. Skipped (with a
  * line saying so, counting nothing) only when qemu-system-x86_64 is not installed. */
 #include <dirent.h>
@@ -324,6 +325,90 @@ static void test_boot_ready_and_qmp_stop(void)
 	vm_cleanup(&vm);
 }
 
+/* QEMU's run state ("running", "paused") asked on a fresh QMP connection, bounded; "" when
+ * QMP did not answer (a kept connection still holds the monitor). */
+static void qmp_status(const char *control, char *status, size_t len)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	const char *cmds = "{\"execute\":\"qmp_capabilities\"}\n{\"execute\":\"query-status\"}\n";
+	char buf[8192];
+	size_t n = 0;
+	int64_t deadline = now_us() + 2000000;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	status[0] = '\0';
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", control);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    send(fd, cmds, strlen(cmds), MSG_NOSIGNAL) != (ssize_t)strlen(cmds))
+		goto out;
+	while (n < sizeof buf - 1 && now_us() < deadline) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		const char *st;
+		ssize_t got;
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if ((got = recv(fd, buf + n, sizeof buf - 1 - n, 0)) <= 0)
+			break;
+		n += (size_t)got;
+		buf[n] = '\0';
+		if ((st = strstr(buf, "\"status\": \"")) && strchr(st + 11, '"')) {
+			snprintf(status, len, "%.*s", (int)(strchr(st + 11, '"') - (st + 11)), st + 11);
+			break;
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Warm pools: pause keeps its QMP connection negotiated; resume through it is one command
+ * and closes it (the monitor is free again after); a kept connection that was lost, or
+ * none, makes resume open its own. */
+static void test_pause_resume_kept_qmp(void)
+{
+	struct vm vm;
+	char err[256], status[32];
+	int keep = -2, rc;
+
+	rc = vm_start(&vm, "{\"driver\": \"qemu\"}", "console=ttyS0", NULL, err, sizeof err);
+	CHECK_EQ_INT(rc, 0);
+	if (rc < 0) {
+		fprintf(stderr, "  start: %s\n", err);
+		return;
+	}
+	CHECK(vm_wait_serial(&vm, READY, READY_TIMEOUT_MS));
+	CHECK_EQ_INT(driver_qemu.pause(&opts, &vm.h, &keep, err, sizeof err), 0);
+	CHECK(keep >= 0);
+	int64_t t0 = now_us();
+	CHECK_EQ_INT(driver_qemu.resume(&opts, &vm.h, keep, err, sizeof err), 0);
+	printf("  resume on the kept connection: %.2f ms\n", (double)(now_us() - t0) / 1000);
+	CHECK(fcntl(keep, F_GETFD) < 0 && errno == EBADF); /* resume closed it */
+	qmp_status(vm.h.control, status, sizeof status);
+	CHECK_STR(status, "running");
+
+	/* no kept connection: pause and resume each open their own */
+	CHECK_EQ_INT(driver_qemu.pause(&opts, &vm.h, NULL, err, sizeof err), 0);
+	qmp_status(vm.h.control, status, sizeof status);
+	CHECK_STR(status, "paused");
+	t0 = now_us();
+	CHECK_EQ_INT(driver_qemu.resume(&opts, &vm.h, -1, err, sizeof err), 0);
+	printf("  resume on a fresh connection: %.2f ms\n", (double)(now_us() - t0) / 1000);
+	qmp_status(vm.h.control, status, sizeof status);
+	CHECK_STR(status, "running");
+
+	/* a kept connection that broke (shut down under the driver): resume still works */
+	CHECK_EQ_INT(driver_qemu.pause(&opts, &vm.h, &keep, err, sizeof err), 0);
+	CHECK(keep >= 0);
+	if (keep >= 0)
+		shutdown(keep, SHUT_RDWR);
+	rc = driver_qemu.resume(&opts, &vm.h, keep, err, sizeof err);
+	CHECK_EQ_INT(rc, 0);
+	if (rc < 0)
+		fprintf(stderr, "  resume after a broken kept connection: %s\n", err);
+	qmp_status(vm.h.control, status, sizeof status);
+	CHECK_STR(status, "running");
+	vm_cleanup(&vm);
+}
+
 /* Without a QMP socket the gentle stop falls back to SIGTERM; force is SIGKILL. */
 static void test_sigterm_fallback_and_force(void)
 {
@@ -526,6 +611,7 @@ int main(void)
 	}
 	RUN(test_probe);
 	RUN(test_boot_ready_and_qmp_stop);
+	RUN(test_pause_resume_kept_qmp);
 	RUN(test_sigterm_fallback_and_force);
 	RUN(test_machine_pc);
 	RUN(test_accel_tcg);

@@ -607,15 +607,21 @@ static void place_agrees(struct sched_node *nodes, int n, const struct sched_req
 	struct sched_node *seq = malloc(sizeof *seq * (size_t)(n + 1));
 	struct sched_slot *scratch = malloc(sizeof *scratch * (size_t)(n + 1));
 	int *chosen = malloc(sizeof *chosen * (size_t)count);
+	int *warm_left = malloc(sizeof *warm_left * (size_t)(n + 1)); /* a pick takes one warm guest */
+	struct sched_request rs = *r;
 	enum sched_miss miss_seq = SCHED_OK, miss_place = SCHED_OK;
 	int placed_seq = 0, placed;
-	CHECK(seq && scratch && chosen);
-	if (!seq || !scratch || !chosen)
+	CHECK(seq && scratch && chosen && warm_left);
+	if (!seq || !scratch || !chosen || !warm_left)
 		goto out;
 	memcpy(seq, nodes, sizeof *seq * (size_t)n);
+	if (r->warm) {
+		memcpy(warm_left, r->warm, sizeof *warm_left * (size_t)n);
+		rs.warm = warm_left;
+	}
 	placed = sched_place(nodes, n, r, policy, count, scratch, chosen, &miss_place);
 	for (; placed_seq < count; placed_seq++) {
-		int k = sched_pick(seq, n, r, policy, &miss_seq);
+		int k = sched_pick(seq, n, &rs, policy, &miss_seq);
 		if (k < 0)
 			break;
 		if (placed_seq < placed && k != chosen[placed_seq]) {
@@ -624,6 +630,8 @@ static void place_agrees(struct sched_node *nodes, int n, const struct sched_req
 		}
 		seq[k].vcpus_milli_used += r->vcpus_milli;
 		seq[k].memory_mb_used += r->memory_mb;
+		if (rs.warm && warm_left[k] > 0)
+			warm_left[k]--;
 	}
 	CHECK_EQ_INT(placed, placed_seq);
 	CHECK_EQ_INT(miss_place, placed_seq == count ? SCHED_OK : miss_seq);
@@ -631,12 +639,14 @@ out:
 	free(seq);
 	free(scratch);
 	free(chosen);
+	free(warm_left);
 }
 
 static void test_place_agrees_with_picks(void)
 {
 	enum { N = 200 };
 	struct sched_node nodes[N];
+	int warm[N];
 	unsigned seed = 4242;
 	for (int round = 0; round < 40; round++) {
 		for (int i = 0; i < N; i++) {
@@ -647,15 +657,53 @@ static void test_place_agrees_with_picks(void)
 			/* coarse steps: many equal loads, so ties are decided by the index */
 			nodes[i].vcpus_milli_used = 100 * (int64_t)((seed >> 16) % 11);
 			nodes[i].memory_mb_used = 128 * (int64_t)((seed >> 20) % 9);
+			warm[i] = (seed >> 24) % 13 == 0 ? 1 + (int)((seed >> 28) % 3) : 0; /* a few hold warm guests */
 		}
 		struct sched_request r = req_exec(round % 3 ? 100 : 250, round % 2 ? 16 : 128);
 		r.labels = round % 4 == 0 ? labels_r1 : NULL;
+		r.warm = round % 5 < 2 ? warm : NULL;
 		int counts[] = {1, 2, 7, 50, 400, 5000};
 		for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
 			place_agrees(nodes, N, &r, SCHED_BINPACK, counts[k]);
 			place_agrees(nodes, N, &r, SCHED_SPREAD, counts[k]);
 		}
 	}
+}
+
+/* A request naming a warm pool: the nodes holding a warm guest of it first, whatever the
+ * policy says of their load, while they fit and have one left; then the policy's order. */
+static void test_warm_preferred(void)
+{
+	struct sched_node n[3] = {node_ok(), node_ok(), node_ok()};
+	struct sched_slot scratch[3];
+	int chosen[8], warm[3] = {0, 2, 0};
+	enum sched_miss miss = SCHED_OK;
+	struct sched_request r = req_exec(100, 16);
+
+	n[1].vcpus_milli_used = 500; /* spread would pick 0 (emptiest), binpack 1 anyway */
+	n[2].vcpus_milli_used = 800; /* binpack's choice without warm guests */
+	CHECK_EQ_INT(sched_pick(n, 3, &r, SCHED_SPREAD, &miss), 0);
+	CHECK_EQ_INT(sched_pick(n, 3, &r, SCHED_BINPACK, &miss), 2);
+	r.warm = warm;
+	CHECK_EQ_INT(sched_pick(n, 3, &r, SCHED_SPREAD, &miss), 1);
+	CHECK_EQ_INT(sched_pick(n, 3, &r, SCHED_BINPACK, &miss), 1);
+	/* count 4: the two warm guests of node 1, then the policy's order */
+	CHECK_EQ_INT(sched_place(n, 3, &r, SCHED_SPREAD, 4, scratch, chosen, &miss), 4);
+	CHECK_EQ_INT(chosen[0], 1);
+	CHECK_EQ_INT(chosen[1], 1);
+	CHECK_EQ_INT(chosen[2], 0);
+	CHECK_EQ_INT(chosen[3], 0);
+	CHECK_EQ_INT(sched_place(n, 3, &r, SCHED_BINPACK, 3, scratch, chosen, &miss), 3);
+	CHECK_EQ_INT(chosen[0], 1);
+	CHECK_EQ_INT(chosen[1], 1);
+	CHECK_EQ_INT(chosen[2], 2);
+	/* a node with warm guests but no room is not chosen: the filter comes first */
+	n[1].vcpus_milli_used = 950;
+	CHECK_EQ_INT(sched_pick(n, 3, &r, SCHED_SPREAD, &miss), 0);
+	/* not ready: neither */
+	n[1].vcpus_milli_used = 0;
+	n[1].ready = false;
+	CHECK_EQ_INT(sched_pick(n, 3, &r, SCHED_BINPACK, &miss), 2);
 }
 
 /* Nothing placed: the most specific reason, as sched_pick gives it; part placed: no capacity. */
@@ -717,6 +765,7 @@ int main(void)
 	RUN(test_exec_bloom_agrees);
 	RUN(test_place_agrees_with_picks);
 	RUN(test_place_reasons);
+	RUN(test_warm_preferred);
 
 	exec_allow_free(&allow_sleep);
 	json_decref(labels_r1);
