@@ -122,8 +122,10 @@ INSTANCE_PROGRAMS = {"sleep", "sh", "true", "false", "dash", "bash"}
 
 def procs_matching(tokens):
     """{token: [pid, ...]} of live instance processes (INSTANCE_PROGRAMS) whose argv[1:]
-    contains the token, e.g. `/bin/sleep TOKEN` or `/bin/sh -c "... TOKEN ..."`."""
-    tokens = set(str(t) for t in tokens)
+    contains the token, e.g. `/bin/sleep TOKEN` or `/bin/sh -c "... TOKEN ..."`.
+    One token may be given as a plain string (iterating it would match its digits, and
+    with them any `sleep 5` on the host)."""
+    tokens = {str(tokens)} if isinstance(tokens, (str, int)) else set(str(t) for t in tokens)
     found = {t: [] for t in tokens}
     me = os.getpid()
     for ent in os.listdir("/proc"):

@@ -126,7 +126,12 @@ def test_escaped_process_killed_with_the_group():
     inst = c.create(h.exec_body("escaper", ["-c", f"setsid sleep 60 {tok2} & exec sleep 60 {tok}"],
                                 command="/bin/sh"))[0]
     h.expect_procs(tok, 1, "the instance's own process")
-    escaped = h.expect_procs(tok2, 1, "the process in a session of its own")[0]
+    # Until the shell's background child has exec'd `setsid` and then `sleep`, it is a copy
+    # of the shell whose argv carries both tokens too: wait for the `sleep` itself (setsid(2)
+    # comes before that exec, so by then its session is its own).
+    escaped = h.wait_until(lambda: [p for p in h.procs_with_arg(tok2)
+                                    if os.path.basename((h._argv(p) or [""])[0]) == "sleep"],
+                           5, "the process in a session of its own")[0]
     assert os.getsid(escaped) == escaped, "the second process did not get a session of its own"
     c.stop_and_remove(inst["id"])
     h.wait_until(lambda: not h.procs_with_arg(tok2), 5, "the escaped process killed with its group")
