@@ -492,6 +492,19 @@ static bool group_kill(const char *dir, const char *name, bool v2)
 	return empty;
 }
 
+int cgroup_kill(const struct cgroup_host *c, const char *name)
+{
+	char buf[64];
+	if (c->mode == CGROUP_OFF || !c->dirs[0][0])
+		return 0;
+	group_kill(c->dirs[0], name, c->mode == CGROUP_V2); /* v1: cpu's hierarchy has them all */
+	if (c->mode == CGROUP_V2) {
+		snprintf(buf, sizeof buf, "max %lld", CGROUP_CPU_PERIOD_US);
+		return file_write(c->dirs[0], name, "cpu.max", buf);
+	}
+	return file_write(c->dirs[0], name, "cpu.cfs_quota_us", "-1");
+}
+
 int cgroup_remove(const struct cgroup_host *c, const char *name)
 {
 	char path[PATH_MAX];

@@ -86,6 +86,11 @@ int cgroup_limits_read(const struct cgroup_host *c, const char *name, struct cgr
 /* The cgroup.procs files a process writes "0" to, to join group name (confine.h):
  * paths[1] "" when one is enough. 0 or -ENAMETOOLONG. */
 int cgroup_procs_paths(const struct cgroup_host *c, const char *name, char paths[2][PATH_MAX]);
+/* Kills every process of group name and lifts its CPU quota, so that they reach their
+ * end at once rather than at the quota's pace (a killed process still runs its way out,
+ * and the kernel throttles it there). The killed run no code of their own: the quota
+ * holds nothing back any more. 0 or -errno. */
+int cgroup_kill(const struct cgroup_host *c, const char *name);
 /* Did the kernel kill a process of group name for its memory limit? 1, 0, or -errno. */
 int cgroup_oom_killed(const struct cgroup_host *c, const char *name);
 /* Kills what is left in group name and removes it. Missing is not an error; -EBUSY when

@@ -46,6 +46,12 @@ int drv_stop(const struct driver *d, const struct drv_options *o, struct drv_han
 	return drv_signal(d, h, force ? SIGKILL : SIGTERM);
 }
 
+void drv_force_end(const struct driver *d, const struct drv_options *o, const char *instance_id)
+{
+	if (d->force_end)
+		d->force_end(o, instance_id);
+}
+
 int drv_signal(const struct driver *d, struct drv_handle *h, int signo)
 {
 	return d->signal ? d->signal(h, signo) : -ENOTSUP;

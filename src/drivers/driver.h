@@ -117,6 +117,12 @@ struct driver {
 	/* Gently (the guest or process may clean up) or by force. May block (QMP, a toolstack):
 	 * the node calls it on a worker. NULL: drv_stop sends SIGTERM or SIGKILL through signal. */
 	int (*stop)(const struct drv_options *o, struct drv_handle *h, bool force);
+	/* After a forced stop of instance_id: kills what is left of it outside the process
+	 * group the stop reached, and lifts what holds the killed back from ending: the kernel
+	 * throttles a killed process on its way out like any other, and at a small CPU quota
+	 * on a busy host its end took seconds (a node's shutdown outlasted its grace). Called
+	 * on a worker, or at shutdown. NULL: nothing to do. */
+	void (*force_end)(const struct drv_options *o, const char *instance_id);
 	/* Warm pools: freezes a guest that booted (its vCPUs stop where they are, memory and
 	 * devices stay) and lets it run on; the handle does not change. May block (QMP, a
 	 * toolstack): on a worker. NULL: the driver cannot keep warm guests. keep (pause, may
@@ -159,6 +165,8 @@ struct driver {
 /* Stops the instance: d->stop, else SIGTERM (SIGKILL when force) through d->signal. */
 int drv_stop(const struct driver *d, const struct drv_options *o, struct drv_handle *h, bool force);
 int drv_signal(const struct driver *d, struct drv_handle *h, int signo);
+/* d->force_end, when d has one. */
+void drv_force_end(const struct driver *d, const struct drv_options *o, const char *instance_id);
 /* Can d keep warm guests (a pool): it boots images and can pause and resume them? */
 bool drv_can_pool(const struct driver *d);
 /* d->pause, d->resume; -ENOTSUP with words when d lacks them. */

@@ -192,6 +192,14 @@ static int exec_start(const struct drv_options *o, const struct drv_start_reques
 	return rc;
 }
 
+/* Forced: what is left in its group dies, unthrottled (cgroup.h). */
+static void exec_force_end(const struct drv_options *o, const char *instance_id)
+{
+	int rc;
+	if (limited(o) && (rc = cgroup_kill(o->cgroups, instance_id)) < 0 && rc != -ENOENT)
+		log_warnx("instance %s: cannot lift its CPU quota for its end: %s", instance_id, strerror(-rc));
+}
+
 /* The group goes with the instance; a kill for its memory is the cause of its end. */
 static void exec_release(const struct drv_options *o, const char *instance_id, char *why, size_t whylen)
 {
@@ -212,6 +220,7 @@ const struct driver driver_exec = {
 	.config_check = exec_config_check,
 	.probe = exec_probe,
 	.start = exec_start,
+	.force_end = exec_force_end,
 	.signal = proc_signal,
 	.reap = proc_reap,
 	.recover = proc_recover,

@@ -591,6 +591,8 @@ static void stop_work(void *arg)
 {
 	struct stop_job *j = arg;
 	j->rc = drv_stop(j->ni->drv, j->ni->set->env.drv_opts, &j->ni->h, j->force);
+	if (j->force)
+		drv_force_end(j->ni->drv, j->ni->set->env.drv_opts, j->ni->id);
 }
 
 static void stop_done(void *arg)
@@ -1267,6 +1269,7 @@ void instances_kill_all(struct instances *set)
 			continue;
 		log_warnx("instance %s still alive at shutdown: forcing it", ni->id);
 		drv_stop(ni->drv, set->env.drv_opts, &ni->h, true); /* the loop is ending: blocking is fine */
+		drv_force_end(ni->drv, set->env.drv_opts, ni->id);
 	}
 }
 

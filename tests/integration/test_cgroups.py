@@ -138,6 +138,30 @@ def test_escaped_process_killed_with_the_group():
     # (its group may stay until the node's next start sweeps it: the kill is not waited for)
 
 
+def test_forced_stop_of_a_throttled_instance():
+    """An instance at the least CPU quota (0.001 vCPU: 1 ms each 100 ms) that ignores SIGTERM
+    and spins is killed when its grace is over, with what it left in its group. A killed
+    process still runs its way out and the kernel throttles it there: a debt of CPU time
+    made such ends take seconds on a busy host, so the forced stop lifts the quota of the
+    group it kills (src/drivers/cgroup.c cgroup_kill); the delay itself is a figure of
+    the stressed runs, not asserted here."""
+    core, c, node, node_id, mode = _cluster("n-cg-force", extra=["--stop-grace", "0.5"])
+    tok, tok2 = h.unique_arg(), h.unique_arg()
+    script = f"trap '' TERM; setsid sleep 60 {tok2} & while :; do :; done; exit {tok}"
+    inst = c.create(h.exec_body("spinner", ["-c", script], command="/bin/sh",
+                                resources={"vcpus": 0.001, "memory_mb": 16}))[0]
+    h.expect_procs(tok, 1, "the spinning shell")
+    h.wait_until(lambda: [p for p in h.procs_with_arg(tok2)
+                          if os.path.basename((h._argv(p) or [""])[0]) == "sleep"], 5, "the escaped sleep")
+    c.stop_and_remove(inst["id"], timeout=30)
+    h.wait_until(lambda: not h.procs_with_arg(tok) and not h.procs_with_arg(tok2), 5,
+                 "the spinning shell and the escaped sleep killed")
+    assert "did not stop within 0.5 s: forcing" in node.log_text(), node.log_tail()
+    assert "cannot lift its CPU quota" not in node.log_text(), node.log_tail()
+    for d in _group_dirs(mode, node_id, inst["id"]):
+        h.wait_until(lambda d=d: not os.path.exists(d), 5, f"{d} removed after the forced stop")
+
+
 def test_memory_hog_fails_with_oom():
     core, c, node, node_id, mode = _cluster("n-cg-oom")
     hog = {"name": "hog", "driver": "exec", "resources": {"vcpus": 1, "memory_mb": 16},
