@@ -215,6 +215,23 @@ def bytes_waiting_from(pid, port):
     return waiting
 
 
+def wait_quiet(pid, port, timeout=5.0):
+    """Waits until pid has been idle for 3 samples 20 ms apart: every thread asleep (state S)
+    and nothing unread from peer `port`. A node idle like that has sent its long-poll, so the
+    core will answer it with the next assignment (the node always keeps one poll out; between
+    two polls it is busy reading or sending). Returns False if it never got quiet."""
+    quiet, deadline = 0, time.monotonic() + timeout
+    while quiet < 3 and time.monotonic() < deadline:
+        try:
+            states = [open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()[0]
+                      for t in os.listdir(f"/proc/{pid}/task")]
+        except OSError:
+            states = ["?"]
+        quiet = quiet + 1 if all(s == "S" for s in states) and bytes_waiting_from(pid, port) == 0 else 0
+        time.sleep(0.02)
+    return quiet >= 3
+
+
 def _stat_fields(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:

@@ -489,6 +489,9 @@ def test_running_report_lost_with_both_killed():
     fl.wait_registered(node, 0)
     for attempt in range(5):
         tok = h.unique_arg()
+        # Stopped between two polls (busy with the last attempt's stop, say) the node would
+        # leave the assignment at the core: stop it only once it idles with its poll sent.
+        fl.wait_quiet(node.pid, port)
         os.kill(node.pid, signal.SIGSTOP)      # the assignment waits in the node's socket
         try:
             unread = fl.bytes_waiting_from(node.pid, port)
