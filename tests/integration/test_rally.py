@@ -33,6 +33,26 @@ def _rally(args, work, timeout):
     return p.returncode, out
 
 
+def _results(work):
+    """The iterations of the last task (`rally task results`: a JSON list after whatever
+    warnings Rally prints first)."""
+    rc, out = _rally(["task", "results"], work, 60)
+    assert rc == 0, out[-2000:]
+    start = min(i for i in (out.find("\n["), 0 if out.startswith("[") else -1) if i >= 0)
+    return json.loads(out[start:])[0]["result"]
+
+
+def _iteration_errors(work):
+    """What the failed iterations say (type, message, the end of the traceback), for the
+    failure message: Rally prints them amid its tables, which get cut."""
+    try:
+        errors = [it["error"] for it in _results(work) if it["error"]]
+    except Exception as e:  # noqa: BLE001 (a failure message must not fail)
+        return f"(no results: {e})"
+    shown = [" / ".join(str(x)[-600:] for x in err) for err in errors[:3]]
+    return f"{len(errors)} iterations failed: " + "\n".join(shown)
+
+
 def test_rally_boot_and_delete_server_50_at_concurrency_4():
     if not os.path.exists(RALLY):
         raise AssertionError(f"{RALLY} is missing: scripts/install-deps installs rally and python3-rally-openstack")
@@ -81,15 +101,10 @@ def test_rally_boot_and_delete_server_50_at_concurrency_4():
             rc, out = _rally(args, work, 120)
             assert rc == 0, f"rally {' '.join(args)} exits {rc}:\n{out[-3000:]}"
         rc, out = _rally(["task", "start", "task.json"], work, 300)
-        assert rc == 0, f"rally task start exits {rc}:\n{out[-4000:]}"
+        assert rc == 0, f"rally task start exits {rc}; {_iteration_errors(work)}\n{out[-4000:]}"
         rc, out = _rally(["task", "sla-check", "--json"], work, 60)
         assert rc == 0, f"Rally's SLA failed (rc {rc}):\n{out[-3000:]}"
-        rc, out = _rally(["task", "results"], work, 60)
-        assert rc == 0, out[-2000:]
-        # the JSON list, after whatever warnings Rally prints first
-        start = min(i for i in (out.find("\n["), 0 if out.startswith("[") else -1) if i >= 0)
-        results = json.loads(out[start:])
-        iterations = results[0]["result"]
+        iterations = _results(work)
         errors = [it["error"] for it in iterations if it["error"]]
         assert len(iterations) == TIMES and not errors, f"{len(iterations)} iterations, errors: {errors[:3]}"
         # every server deleted: nothing left behind
