@@ -18,6 +18,14 @@
 
 #define POLL_WAIT_S 25
 #define CTL_TIMEOUT_S 10
+/* A heartbeat unanswered this long, with other cores to go to, moves the node on. A
+ * stalled leader (SIGSTOP, a frozen VM) keeps its sockets open: the long-poll and the
+ * control requests just wait, for up to CTL_TIMEOUT_S, while a follower led after 1.3 s
+ * (its lease, core/leader.h); the node found the new leader 10-14 s after the stall. A
+ * core answers a heartbeat in well under a millisecond when it is alive (it writes
+ * nothing), so 2 s late is a core that is not there. With one core there is nowhere to
+ * go: the usual timeout. */
+#define HB_TIMEOUT_SEVERAL_CORES_S 2
 #define BACKOFF_MIN_S 0.05
 #define BACKOFF_MAX_S 5.0
 #define SHUTDOWN_EXTRA_S 2.0
@@ -27,6 +35,7 @@ struct agent {
 	struct agent_options o;
 	char node_token[80];
 	struct evhttp_connection *poll_conn, *ctl_conn, *report_conn;
+	struct evhttp_connection *hb_conn; /* heartbeats only: their own timeout (HB_TIMEOUT_...) */
 	bool registered, registering, shutting_down;
 	uint64_t acked;
 	double backoff_s;
@@ -111,11 +120,19 @@ static void need_register(struct agent *a)
 
 static struct evhttp_connection *connection(struct agent *a, int timeout_s);
 
+static void connections_make(struct agent *a)
+{
+	a->poll_conn = connection(a, POLL_WAIT_S + 10);
+	a->ctl_conn = connection(a, CTL_TIMEOUT_S);
+	a->report_conn = connection(a, CTL_TIMEOUT_S);
+	a->hb_conn = connection(a, a->o.link->list.n > 1 ? HB_TIMEOUT_SEVERAL_CORES_S : CTL_TIMEOUT_S);
+}
+
 /* Points the connections at the link's core. Requests still on the old ones are dropped
  * with them (libevent calls no callback): what they carried is put back to go again. */
 static void connections_replace(struct agent *a)
 {
-	struct evhttp_connection **conns[] = {&a->poll_conn, &a->ctl_conn, &a->report_conn};
+	struct evhttp_connection **conns[] = {&a->poll_conn, &a->ctl_conn, &a->report_conn, &a->hb_conn};
 	if (reports_in_flight(a->o.reports))
 		reports_requeue(a->o.reports);
 	if (a->bridges_in_flight) {
@@ -128,9 +145,7 @@ static void connections_replace(struct agent *a)
 		evhttp_connection_free(*conns[i]);
 		*conns[i] = NULL;
 	}
-	a->poll_conn = connection(a, POLL_WAIT_S + 10);
-	a->ctl_conn = connection(a, CTL_TIMEOUT_S);
-	a->report_conn = connection(a, CTL_TIMEOUT_S);
+	connections_make(a);
 }
 
 /* On the loop, never inside a callback of the connections it replaces. */
@@ -361,7 +376,7 @@ static void on_heartbeat_timer(UNUSED evutil_socket_t fd, UNUSED short what, voi
 		return;
 	bridges_send(a); /* one that failed before */
 	snprintf(path, sizeof path, "/v1/nodes/%s/heartbeat", a->o.id);
-	send_json(a, a->ctl_conn, EVHTTP_REQ_POST, path, a->node_token, NULL, on_heartbeat);
+	send_json(a, a->hb_conn, EVHTTP_REQ_POST, path, a->node_token, NULL, on_heartbeat);
 	evtimer_add(a->hb_timer, &tv);
 }
 
@@ -619,9 +634,7 @@ struct agent *agent_new(const struct agent_options *o)
 		fatal("calloc");
 	a->o = *o;
 	a->backoff_s = BACKOFF_MIN_S;
-	a->poll_conn = connection(a, POLL_WAIT_S + 10);
-	a->ctl_conn = connection(a, CTL_TIMEOUT_S);
-	a->report_conn = connection(a, CTL_TIMEOUT_S);
+	connections_make(a);
 	a->hb_timer = evtimer_new(o->base, on_heartbeat_timer, a);
 	a->register_timer = evtimer_new(o->base, on_register_timer, a);
 	a->poll_timer = evtimer_new(o->base, on_poll_timer, a);
@@ -695,7 +708,7 @@ void agent_free(struct agent *a)
 	if (!a)
 		return;
 	a->shutting_down = true;
-	struct evhttp_connection *conns[] = {a->poll_conn, a->ctl_conn, a->report_conn};
+	struct evhttp_connection *conns[] = {a->poll_conn, a->ctl_conn, a->report_conn, a->hb_conn};
 	for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++)
 		if (conns[i])
 			evhttp_connection_free(conns[i]);
