@@ -35,7 +35,7 @@ struct agent {
 	struct agent_options o;
 	char node_token[80];
 	struct evhttp_connection *poll_conn, *ctl_conn, *report_conn;
-	struct evhttp_connection *hb_conn; /* heartbeats only: their own timeout (HB_TIMEOUT_...) */
+	struct evhttp_connection *hb_conn; /* several cores: heartbeats, with their own timeout (HB_TIMEOUT_...) */
 	bool registered, registering, shutting_down;
 	uint64_t acked;
 	double backoff_s;
@@ -125,7 +125,10 @@ static void connections_make(struct agent *a)
 	a->poll_conn = connection(a, POLL_WAIT_S + 10);
 	a->ctl_conn = connection(a, CTL_TIMEOUT_S);
 	a->report_conn = connection(a, CTL_TIMEOUT_S);
-	a->hb_conn = connection(a, a->o.link->list.n > 1 ? HB_TIMEOUT_SEVERAL_CORES_S : CTL_TIMEOUT_S);
+	/* With one core the heartbeats share the control connection: a connection more per
+	 * node is a file descriptor more at the core, which holds one per connection of every
+	 * node (bench/scale: the hard limit of open files caps the nodes a core takes). */
+	a->hb_conn = a->o.link->list.n > 1 ? connection(a, HB_TIMEOUT_SEVERAL_CORES_S) : NULL;
 }
 
 /* Points the connections at the link's core. Requests still on the old ones are dropped
@@ -142,7 +145,8 @@ static void connections_replace(struct agent *a)
 	}
 	a->registering = false;
 	for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++) {
-		evhttp_connection_free(*conns[i]);
+		if (*conns[i])
+			evhttp_connection_free(*conns[i]);
 		*conns[i] = NULL;
 	}
 	connections_make(a);
@@ -376,7 +380,7 @@ static void on_heartbeat_timer(UNUSED evutil_socket_t fd, UNUSED short what, voi
 		return;
 	bridges_send(a); /* one that failed before */
 	snprintf(path, sizeof path, "/v1/nodes/%s/heartbeat", a->o.id);
-	send_json(a, a->hb_conn, EVHTTP_REQ_POST, path, a->node_token, NULL, on_heartbeat);
+	send_json(a, a->hb_conn ? a->hb_conn : a->ctl_conn, EVHTTP_REQ_POST, path, a->node_token, NULL, on_heartbeat);
 	evtimer_add(a->hb_timer, &tv);
 }
 
