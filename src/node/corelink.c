@@ -30,14 +30,22 @@ int corelink_init(struct corelink *l, const char *list, char *err, size_t errlen
 
 bool corelink_failed(struct corelink *l, double *delay_s)
 {
-	const char *entry = corelist_current(&l->list);
-	bool on_entry = strcmp(l->url, entry) == 0;
+	char failed[CORELIST_URL_MAX];
+	bool wrapped = false;
 	*delay_s = 0;
-	if (on_entry && l->list.n == 1)
+	if (l->list.n == 1 && strcmp(l->url, corelist_current(&l->list)) == 0)
 		return false; /* nowhere else to go: the caller backs off, as before lists */
-	/* from a redirect's leader the list goes on after the entry that redirected (a list of
-	 * one: that entry again) */
-	if (l->list.n == 1 || corelist_advance(&l->list))
+	/* The list goes on after the entry in use (a list of one: that entry again), skipping
+	 * the core that failed: reached through a redirect it is another entry, often the
+	 * next one, and a stalled core takes a whole timeout to fail again. */
+	snprintf(failed, sizeof failed, "%s", l->url);
+	for (int i = 0; i < l->list.n; i++) {
+		if (l->list.n == 1 || corelist_advance(&l->list))
+			wrapped = true;
+		if (strcmp(corelist_current(&l->list), failed) != 0)
+			break;
+	}
+	if (wrapped)
 		*delay_s = corelist_backoff_s(++l->rounds);
 	point_at(l, corelist_current(&l->list));
 	return true;

@@ -113,6 +113,17 @@ static void test_link(void)
 	corelink_answered(&l);
 	CHECK(corelink_failed(&l, &delay) && delay == 0);
 	CHECK(!corelink_tls(&l, &mixed) && !mixed);
+
+	/* the entry a redirected to (b, the next entry) fails: not b again, but c */
+	CHECK_EQ_INT(corelink_init(&l, "http://a:1,http://b:2,http://c:3", err, sizeof err), 0);
+	CHECK_EQ_INT(corelink_redirect(&l, "http://b:2/v1/nodes/register"), 0);
+	corelink_answered(&l);
+	CHECK(corelink_failed(&l, &delay) && delay == 0);
+	CHECK_STR(l.url, "http://c:3");
+	/* c redirects to a, which fails: b next (c is the entry in use, a the failed core) */
+	CHECK_EQ_INT(corelink_redirect(&l, "http://a:1"), 0);
+	CHECK(corelink_failed(&l, &delay));
+	CHECK_STR(l.url, "http://b:2");
 	CHECK_EQ_INT(corelink_init(&l, "https://a:1,http://b:2", err, sizeof err), 0);
 	CHECK(corelink_tls(&l, &mixed) && mixed);
 }
