@@ -306,8 +306,9 @@ static bool follower_may_answer(struct core *c, const struct route *r, struct ev
 		redirect_to_leader(c, req);
 		return false;
 	}
-	if (strncmp(r->pattern, "/v1/instances", 13) == 0 || r->handler == api_health || r->handler == api_metrics)
-		cluster_refresh(c->api.cluster);
+	if ((strncmp(r->pattern, "/v1/instances", 13) == 0 || r->handler == api_health || r->handler == api_metrics) &&
+	    leader_follows(c->leader))
+		cluster_refresh(c->api.cluster); /* not a lapsed leader's (leader_follows) */
 	if (r->handler == api_instances_create && pools_reload(c->api.pools) < 0)
 		log_warnx("could not read the pools again; a create naming a new pool may be refused");
 	return true;
@@ -729,7 +730,7 @@ static void on_follow_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *a
 	if (leader_is_leader(c->leader)) {
 		if (++c->follow_ticks % LEADER_SWEEP_TICKS == 0)
 			on_work(c);
-	} else if (cluster_waiting(c->api.cluster) > 0) {
+	} else if (leader_follows(c->leader) && cluster_waiting(c->api.cluster) > 0) {
 		cluster_refresh(c->api.cluster);
 	}
 }

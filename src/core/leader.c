@@ -458,6 +458,8 @@ bool leader_is_leader(struct leader *l)
 	return true;
 }
 
+bool leader_follows(const struct leader *l) { return !l->leading; }
+
 const char *leader_url(const struct leader *l) { return l->suspended ? "" : l->url; }
 
 int leader_request_delete(struct leader *l, const char *id, bool remove_when_ended)

@@ -71,6 +71,12 @@ void leader_close(struct leader *l);
  * leads or led meanwhile, and then exits with LEADER_EXIT_LOST: a stalled leader, continued,
  * handles nothing as the leader, not even the event that woke it. */
 bool leader_is_leader(struct leader *l);
+/* True when this core follows: it does not lead and has not led. A leader whose lease
+ * lapsed is no follower: its memory is the truth of its term, which may go on (resume), and
+ * must not be overwritten from the database as a follower refreshes (after PostgreSQL
+ * failed over to a standby the database may lack the last commits made without waiting
+ * for the flush, store.h: a node's "running" report, which the node does not send again). */
+bool leader_follows(const struct leader *l);
 /* The leader's URL ("" when no core leads, none is known yet, or this one's lease lapsed). */
 const char *leader_url(const struct leader *l);
 

@@ -227,7 +227,8 @@ static void dispatch(struct evhttp_request *req, void *arg)
 			return;
 		}
 		/* a follower among several cores answers what the leader last wrote (core/leader.h) */
-		if (rt->service == OS_COMPUTE && o->native->leader && !leader_is_leader(o->native->leader))
+		if (rt->service == OS_COMPUTE && o->native->leader && !leader_is_leader(o->native->leader) &&
+		    leader_follows(o->native->leader))
 			cluster_refresh(o->native->cluster);
 		if (o->native->leader)
 			files_refresh(o);
