@@ -49,6 +49,7 @@ struct api {
 	struct offload *offload; /* password hashing off the loop */
 	struct pools *pools;     /* warm pools (pools.h) */
 	struct leader *leader;   /* several cores over PostgreSQL; NULL: this core alone leads */
+	struct leaderwatch *leaderwatch; /* GET /v1/leader's waiting watches (leaderwatch.h) */
 	const char *url;         /* this core's advertised URL */
 	/* Who made the request being handled (core.c's dispatch sets it): valid during the
 	 * handler's call only, copied by what outlives it. NULL on POST /v1/tokens without

@@ -27,6 +27,7 @@
 #include "core/events.h"
 #include "core/images.h"
 #include "core/leader.h"
+#include "core/leaderwatch.h"
 #include "core/metrics.h"
 #include "core/nodeauth.h"
 #include "core/authz.h"
@@ -134,6 +135,7 @@ static const struct route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/images/*", ACCESS_READ, api_image_show},
 	{EVHTTP_REQ_DELETE, "/v1/images/*", ACCESS_WRITE, api_image_delete},
 	{EVHTTP_REQ_GET, "/v1/health", ACCESS_READ, api_health},
+	{EVHTTP_REQ_GET, "/v1/leader", ACCESS_READ, api_leader_watch},
 	{EVHTTP_REQ_GET, "/v1/events", ACCESS_READ, api_events},
 	{EVHTTP_REQ_GET, "/metrics", ACCESS_ADMIN, api_metrics},
 	{EVHTTP_REQ_GET, "/v1/traces", ACCESS_ADMIN, api_traces},
@@ -155,8 +157,12 @@ static const struct route routes[] = {
 };
 
 /* A join token or a node's credential may call these too (the handler checks for whom):
- * registering, and the blobs of a node's instances. Any other route gets them a 403. */
-static bool nodes_too(const struct route *r) { return r->handler == nodeapi_register || r->handler == api_blob_get; }
+ * registering, the blobs of a node's instances, and which core leads (a node watches a
+ * follower for that with what it registers with). Any other route gets them a 403. */
+static bool nodes_too(const struct route *r)
+{
+	return r->handler == nodeapi_register || r->handler == api_blob_get || r->handler == api_leader_watch;
+}
 
 static const enum authz_action access_action[] = {
 	[ACCESS_READ] = ACTION_READ, [ACCESS_WRITE] = ACTION_WRITE, [ACCESS_ADMIN] = ACTION_ADMIN,
@@ -727,6 +733,7 @@ static void on_follow_tick(UNUSED evutil_socket_t fd, UNUSED short what, void *a
 	struct core *c = arg;
 	if (c->catalog_stale)
 		catalog_reload(c);
+	leaderwatch_check(c->api.leaderwatch);
 	if (leader_is_leader(c->leader)) {
 		if (++c->follow_ticks % LEADER_SWEEP_TICKS == 0)
 			on_work(c);
@@ -768,6 +775,18 @@ static int ha_open(struct core *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* A turn's commit failed and the core is about to exit. A leader stopped amid a turn
+ * (SIGSTOP between its writes and their commit) and fenced meanwhile finds its sessions
+ * ended at that commit, before any check of its lease: asking now whether it still leads
+ * makes it exit as a lost leader does (LEADER_EXIT_LOST, which supervisors and tests
+ * expect), not with the store's failure. A leader that still leads goes on to the exit. */
+static void on_store_fatal(void *arg)
+{
+	struct core *c = arg;
+	if (c->leader)
+		leader_is_leader(c->leader);
+}
+
 static int open_parts(struct core *c, char *err, size_t errlen)
 {
 	struct cluster_options co = {.cpu_ratio = c->opts.cpu_ratio, .policy = c->opts.policy,
@@ -801,6 +820,7 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 		return -1;
 	/* from here on (start-up wrote at once), one transaction per loop turn */
 	store_group_start(c->store, c->base);
+	store_group_on_fatal(c->store, on_store_fatal, c);
 	return 0;
 }
 
@@ -840,6 +860,7 @@ struct core *core_create(struct event_base *base, const struct core_options *opt
 	    open_openstack(c, err, errlen) < 0 || ha_open(c, err, errlen) < 0)
 		goto fail;
 	c->api.url = c->opts.advertise ? c->opts.advertise : c->url;
+	c->api.leaderwatch = leaderwatch_new(&c->api);
 	log_info("core listening on %s (store %s%s, %zu instances, %d nodes known; authentication: %s)", c->url,
 	         opts->store ? "in PostgreSQL" : opts->data_dir, opts->store ? "" : "/core.db",
 	         cluster_instance_count(c->api.cluster), cluster_node_count(c->api.cluster),
@@ -867,6 +888,7 @@ void core_drain(struct core *c)
 	logs_close_all(&c->api);
 	if (c->api.cluster)
 		nodeapi_release_polls(&c->api);
+	leaderwatch_release(c->api.leaderwatch);
 	log_info("draining: waiting clients answered, no new connections");
 }
 
@@ -881,6 +903,7 @@ void core_destroy(struct core *c)
 		cluster_drain(c->api.cluster);
 		nodeapi_release_polls(&c->api);
 	}
+	leaderwatch_free(c->api.leaderwatch);
 	offload_free(c->api.offload); /* before what its jobs' requests refer to (the façade's log-ins too) */
 	osapi_free(c->os); /* after the drain: its servers being deleted had waits on the cluster */
 	if (c->follow_timer)

@@ -52,6 +52,7 @@ struct leader {
 	bool catalog_owed;      /* reconnected: the catalog hook is told at the next tick */
 	int64_t renew_sent_us;  /* when the last lease renewal that succeeded was sent */
 	char url[256];          /* the leader's, as its lease row says ("" unknown) */
+	bool url_fresh;         /* a follower: that lease was renewed lately at the last read */
 };
 
 static const char *pg_words(const PGconn *conn, const PGresult *r)
@@ -224,6 +225,7 @@ static int watch(struct leader *l)
 	if (PQntuples(r) == 1) {
 		long long age = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
 		snprintf(l->url, sizeof l->url, "%s", PQgetvalue(r, 0, 0));
+		l->url_fresh = age <= LEADER_FRESH_MS;
 		if (age > LEADER_LEASE_MS) {
 			fence(l, PQgetvalue(r, 0, 1), age);
 			l->url[0] = '\0';
@@ -459,6 +461,13 @@ bool leader_is_leader(struct leader *l)
 }
 
 bool leader_follows(const struct leader *l) { return !l->leading; }
+
+const char *leader_url_live(const struct leader *l)
+{
+	if (l->leading)
+		return leader_url(l);
+	return l->url_fresh ? l->url : "";
+}
 
 const char *leader_url(const struct leader *l) { return l->suspended ? "" : l->url; }
 

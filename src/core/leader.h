@@ -37,6 +37,7 @@
 #define LEADER_TICK_MS 100        /* followers try the lock, the leader renews its lease */
 #define LEADER_SELF_LEASE_MS 800  /* a leader that could not renew for this long exits */
 #define LEADER_LEASE_MS 1200      /* followers fence a leader whose lease is this old */
+#define LEADER_FRESH_MS 400       /* a lease renewed this lately is a leader alive (leader_url_live) */
 #define LEADER_EXIT_LOST 75       /* the exit status of a core that lost the lead (EX_TEMPFAIL) */
 
 struct leader_hooks {
@@ -71,6 +72,11 @@ void leader_close(struct leader *l);
  * leads or led meanwhile, and then exits with LEADER_EXIT_LOST: a stalled leader, continued,
  * handles nothing as the leader, not even the event that woke it. */
 bool leader_is_leader(struct leader *l);
+/* As leader_url, but on a follower only while the leader's lease, at the last read, was
+ * renewed within LEADER_FRESH_MS: a leader that stopped renewing (stalled, soon fenced) is
+ * not named. What a node is told when it watches for a new leader (core/leaderwatch.h):
+ * sent to a stalled core it would wait a whole timeout there. */
+const char *leader_url_live(const struct leader *l);
 /* True when this core follows: it does not lead and has not led. A leader whose lease
  * lapsed is no follower: its memory is the truth of its term, which may go on (resume), and
  * must not be overwritten from the database as a follower refreshes (after PostgreSQL

@@ -19,7 +19,23 @@ struct store_group {
 	bool flush;              /* a unit of the open transaction needs the disk */
 	int units;               /* units accepted in the open transaction */
 	uint64_t commits, units_total, flushed;
+	void (*on_fatal)(void *arg); /* store_group_on_fatal */
+	void *on_fatal_arg;
 };
+
+void store_group_on_fatal(struct store *s, void (*fn)(void *arg), void *arg)
+{
+	s->group->on_fatal = fn;
+	s->group->on_fatal_arg = arg;
+}
+
+/* Before the process exits for a turn it cannot commit: the owner may know better why
+ * (a fenced leader's sessions were ended) and exit its own way. */
+static void group_fatal_hook(struct store_group *g)
+{
+	if (g->on_fatal)
+		g->on_fatal(g->on_fatal_arg);
+}
 
 static void on_group_commit(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { store_group_flush(arg); }
 
@@ -41,6 +57,8 @@ void store_group_flush(struct store *s)
 	if (g->in_unit) /* units begin and end within one callback */
 		fatal("store: group commit inside an open unit");
 	rc = g->flush || !s->ops->commit_no_flush ? s->ops->commit(s) : s->ops->commit_no_flush(s);
+	if (rc < 0)
+		group_fatal_hook(g);
 	if (rc < 0)
 		fatal("store: the commit of this loop turn's %d writes failed: their answers are queued and must not go "
 		      "out uncommitted; exiting (a restart reloads what the store holds)", g->units);
@@ -73,6 +91,8 @@ static void group_abort(struct store *s)
 	g->in_unit = g->next_no_flush = false;
 	if (!g->open)
 		return;
+	if (g->units > 0)
+		group_fatal_hook(g);
 	if (g->units > 0)
 		fatal("store: a write failed after %d others of this loop turn were accepted: they cannot be taken back "
 		      "alone, and their answers must not go out uncommitted; exiting (a restart reloads what the "

@@ -252,6 +252,9 @@ void store_close(struct store *s);
 struct event_base;
 /* From now on, the writes of each turn of base's loop are one transaction (see the top). */
 void store_group_start(struct store *s, struct event_base *base);
+/* fn(arg) is called before the process exits because a turn cannot be committed; it may
+ * exit itself (core.c: a leader whose sessions were fenced exits as a lost leader does). */
+void store_group_on_fatal(struct store *s, void (*fn)(void *arg), void *arg);
 /* Commits the open group now (exits when that fails: see the top); nothing without one. */
 void store_group_flush(struct store *s);
 /* The next unit (begin..commit, or one write outside one) needs no flush of its own. */

@@ -30,6 +30,13 @@
 #define BACKOFF_MAX_S 5.0
 #define SHUTDOWN_EXTRA_S 2.0
 #define HEARTBEAT_DEFAULT_S 5
+/* Several cores: the watch on another core for a new leader (core/leaderwatch.h). */
+#define WATCH_WAIT_S 25
+/* After a watch that failed (that core is down: a killed leader is often the next entry;
+ * or too old to know the route), the next entry is watched after a wait that doubles from
+ * the first to the last of these while failures follow each other. */
+#define WATCH_RETRY_MIN_S 0.1
+#define WATCH_RETRY_MAX_S 5.0
 
 struct agent {
 	struct agent_options o;
@@ -43,6 +50,14 @@ struct agent {
 	struct event *hb_timer, *register_timer, *poll_timer, *report_timer, *shutdown_timer;
 	struct event *move_timer; /* a move to another core (node/corelink.h) is due */
 	bool moving;
+	/* several cores: a GET /v1/leader waiting on another core than the one in use, so that
+	 * a stalled leader is left as soon as another core leads (not at a heartbeat's timeout) */
+	struct evhttp_connection *watch_conn;
+	struct event *watch_timer;
+	char watch_url[CORELIST_URL_MAX];
+	int watch_entry; /* the list's entry watched last */
+	double watch_retry_s; /* the wait after the next failure */
+	bool watch_warned;
 	struct event *batch_tick; /* --notify-batch-ms: the free-running tick that sends reports */
 	json_t *bridges_sent;     /* the bridges the core has (from the registration or an update) */
 	json_t *bridges_in_flight;
@@ -58,6 +73,7 @@ static void poll_send(struct agent *a);
 static bool core_failed(struct agent *a, int status);
 static bool core_redirected(struct agent *a, struct evhttp_request *req);
 static void report_flush(struct agent *a);
+static void watch_later(struct agent *a, double delay_s);
 static void shutdown_check(struct agent *a);
 static void bridges_send(struct agent *a);
 static void stock_send(struct agent *a);
@@ -161,6 +177,7 @@ static void on_move_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *ar
 		return;
 	connections_replace(a);
 	register_send(a);
+	watch_later(a, 0); /* the core in use changed: watch another one, knowing this one */
 }
 
 /* The link moved: nothing more goes to the old core; the new one gets a registration with
@@ -337,6 +354,8 @@ static void on_register(struct evhttp_request *req, void *arg)
 	a->backoff_s = BACKOFF_MIN_S;
 	log_info("registered with %s as %s (%s)", a->o.link->url, a->o.name, a->o.id);
 	corelink_answered(a->o.link);
+	if (a->watch_timer && !a->watch_conn && !evtimer_pending(a->watch_timer, NULL))
+		watch_later(a, 0); /* the first registration: the watch starts */
 	tv = clock_timeval(a->hb_interval_s);
 	evtimer_add(a->hb_timer, &tv);
 	a->acked = 0; /* a core that restarted numbers its assignments anew */
@@ -382,6 +401,112 @@ static void on_heartbeat_timer(UNUSED evutil_socket_t fd, UNUSED short what, voi
 	snprintf(path, sizeof path, "/v1/nodes/%s/heartbeat", a->o.id);
 	send_json(a, a->hb_conn ? a->hb_conn : a->ctl_conn, EVHTTP_REQ_POST, path, a->node_token, NULL, on_heartbeat);
 	evtimer_add(a->hb_timer, &tv);
+}
+
+/* ---- several cores: watching another core for a new leader ---- */
+
+/* The next entry of the list after the one watched last that is not the core in use;
+ * false when there is none (a list of one). */
+static bool watch_next_target(struct agent *a)
+{
+	const struct corelist *l = &a->o.link->list;
+	for (int k = 0; k < l->n; k++) {
+		a->watch_entry = (a->watch_entry + 1) % l->n;
+		if (strcmp(l->urls[a->watch_entry], a->o.link->url) != 0) {
+			snprintf(a->watch_url, sizeof a->watch_url, "%s", l->urls[a->watch_entry]);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void on_watch(struct evhttp_request *req, void *arg);
+static void watch_failed(struct agent *a);
+
+/* On the watch timer only: it frees the connection of the watch before (never inside
+ * that connection's own callback). */
+static void watch_send(struct agent *a)
+{
+	char host[256], path[CORELIST_URL_MAX * 3 + 64], hostport[300], auth[300];
+	int port;
+	char *known;
+	struct evhttp_request *req;
+	if (a->watch_conn) {
+		evhttp_connection_free(a->watch_conn);
+		a->watch_conn = NULL;
+	}
+	if (a->shutting_down || !watch_next_target(a) || http_parse_url(a->watch_url, host, sizeof host, &port) < 0)
+		return;
+	if (!(a->watch_conn = tls_http_connection(a->o.base, a->o.tls, host, port)))
+		fatalx("cannot create an HTTP connection");
+	evhttp_connection_set_timeout(a->watch_conn, WATCH_WAIT_S + 10);
+	if (!(known = evhttp_encode_uri(a->o.link->url)))
+		fatal("evhttp_encode_uri");
+	snprintf(path, sizeof path, "/v1/leader?known=%s&wait=%d", known, WATCH_WAIT_S);
+	free(known);
+	req = evhttp_request_new(on_watch, a);
+	snprintf(hostport, sizeof hostport, "%s:%d", host, port);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", hostport);
+	if (a->o.core_token && a->o.core_token[0]) {
+		snprintf(auth, sizeof auth, "Bearer %s", a->o.core_token);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Authorization", auth);
+	}
+	if (evhttp_make_request(a->watch_conn, req, EVHTTP_REQ_GET, path) < 0) {
+		log_warnx("cannot send a leader watch to %s", a->watch_url);
+		watch_failed(a);
+	}
+}
+
+static void watch_failed(struct agent *a)
+{
+	watch_later(a, a->watch_retry_s);
+	a->watch_retry_s = a->watch_retry_s * 2 > WATCH_RETRY_MAX_S ? WATCH_RETRY_MAX_S : a->watch_retry_s * 2;
+}
+
+static void on_watch_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg) { watch_send(arg); }
+
+static void watch_later(struct agent *a, double delay_s)
+{
+	struct timeval tv = clock_timeval(delay_s);
+	if (a->watch_timer && !a->shutting_down)
+		evtimer_add(a->watch_timer, &tv);
+}
+
+/* The watched core answered: a leader other than the core in use is news, and the node
+ * moves there as after a redirect. Any failure: another entry is watched a while later
+ * (the heartbeat's timeout still moves the node if the watch cannot). */
+static void on_watch(struct evhttp_request *req, void *arg)
+{
+	struct agent *a = arg;
+	int status = status_of(req);
+	json_t *b;
+	const char *leader;
+	if (a->shutting_down)
+		return;
+	if (status != 200 || !(b = body_of(req))) {
+		if (status && status != 503 && !a->watch_warned) {
+			a->watch_warned = true; /* once: an older core without the route, a token it refuses */
+			log_warnx("the core at %s answers a leader watch with %d; a stalled leader is then noticed by a "
+			          "heartbeat's timeout only", a->watch_url, status);
+		}
+		watch_failed(a);
+		return;
+	}
+	a->watch_retry_s = WATCH_RETRY_MIN_S;
+	leader = json_string_value(json_object_get(b, "leader"));
+	if (leader && strcmp(leader, a->o.link->url) != 0 && !a->moving) {
+		char was[CORELIST_URL_MAX];
+		snprintf(was, sizeof was, "%s", a->o.link->url);
+		if (corelink_redirect(a->o.link, leader) == 0) {
+			log_info("the core at %s says %s leads now (was %s): moving there", a->watch_url, a->o.link->url, was);
+			move_later(a, 0); /* its timer watches again */
+		} else {
+			watch_later(a, WATCH_RETRY_MAX_S); /* not a URL it can use: no spin */
+		}
+	} else {
+		watch_later(a, 0);
+	}
+	json_decref(b);
 }
 
 /* ---- bridges made or deleted while the node runs ---- */
@@ -644,6 +769,9 @@ struct agent *agent_new(const struct agent_options *o)
 	a->poll_timer = evtimer_new(o->base, on_poll_timer, a);
 	a->report_timer = evtimer_new(o->base, on_report_timer, a);
 	a->move_timer = evtimer_new(o->base, on_move_timer, a);
+	if (o->link->list.n > 1)
+		a->watch_timer = evtimer_new(o->base, on_watch_timer, a);
+	a->watch_retry_s = WATCH_RETRY_MIN_S;
 	if (o->notify_batch_ms > 0)
 		a->batch_tick = event_new(o->base, -1, EV_PERSIST, on_batch_tick, a);
 	return a;
@@ -701,6 +829,8 @@ void agent_shutdown(struct agent *a, void (*done)(void *arg), void *arg)
 	/* Take no new work; the reports connection stays so that the final states go out. */
 	evtimer_del(a->hb_timer);
 	evtimer_del(a->poll_timer);
+	if (a->watch_timer)
+		evtimer_del(a->watch_timer);
 	report_flush(a);
 	shutdown_check(a);
 }
@@ -712,12 +842,12 @@ void agent_free(struct agent *a)
 	if (!a)
 		return;
 	a->shutting_down = true;
-	struct evhttp_connection *conns[] = {a->poll_conn, a->ctl_conn, a->report_conn, a->hb_conn};
+	struct evhttp_connection *conns[] = {a->poll_conn, a->ctl_conn, a->report_conn, a->hb_conn, a->watch_conn};
 	for (size_t i = 0; i < sizeof conns / sizeof conns[0]; i++)
 		if (conns[i])
 			evhttp_connection_free(conns[i]);
-	struct event *timers[] = {a->hb_timer,       a->register_timer, a->poll_timer, a->report_timer,
-	                          a->shutdown_timer, a->batch_tick,     a->move_timer};
+	struct event *timers[] = {a->hb_timer,   a->register_timer, a->poll_timer,  a->report_timer,
+	                          a->shutdown_timer, a->batch_tick, a->move_timer, a->watch_timer};
 	for (size_t i = 0; i < sizeof timers / sizeof timers[0]; i++)
 		if (timers[i])
 			event_free(timers[i]);

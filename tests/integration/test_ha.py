@@ -351,6 +351,65 @@ def test_node_with_a_list_follows_the_leader():
 test_node_with_a_list_follows_the_leader.budget = 90
 
 
+def test_leader_watch():
+    """GET /v1/leader (core/leaderwatch.h) on a follower: answered at once when the caller
+    knows another leader than the one there is, after its wait when it knows the right one;
+    bad waits refused. Then a node listing three cores, its leader stalled (SIGSTOP): the
+    watch it keeps on a follower moves it to the new leader (its log says so), not a
+    heartbeat's timeout."""
+    srv = _server()
+    url = h.pg_database_url(srv.url, "watch")
+    cores = [h.start_core(extra=["--store", url])]
+    _wait_leader(cores, "the first core leading")
+    cores += [h.start_core(extra=["--store", url]) for _ in range(2)]
+    first, follower = cores[0], cores[1]
+    h.wait_until(lambda: _role(follower) == "follower" and h.call(follower.url, "GET", "/v1/health")[1].get(
+        "leader") == first.url, ELECTION_TIMEOUT, "the follower knowing the leader")
+
+    st, js, raw = h.call(follower.url, "GET", "/v1/leader?known=http://127.0.0.1:1&wait=30", timeout=10)
+    assert st == 200 and js == {"leader": first.url, "role": "follower", "core": follower.url}, (st, raw[:300])
+    st, js, raw = h.call(follower.url, "GET", f"/v1/leader?known={first.url}&wait=0.3", timeout=10)
+    assert st == 200 and js["leader"] == first.url, (st, raw[:300])  # no news: answered at its wait
+    for bad in ("wait=abc", "wait=61", "wait=-1"):
+        st, js, raw = h.call(follower.url, "GET", f"/v1/leader?{bad}")
+        assert st == 400 and js["error"]["code"], (bad, st, raw[:300])
+
+    node = h.start_node(",".join(c.url for c in cores), wait=False)
+    h.wait_until(lambda: h._node_ready(first.url, None, node.name) is True, ELECTION_TIMEOUT,
+                 "the node ready at the leader")
+    tok = h.unique_arg()
+    body = h.exec_body("watched", [tok])
+    st, js, raw = h.call(first.url, "POST", "/v1/instances?wait=running", body)
+    assert st == 201, (st, raw[:300])
+    made = [h.instances_of(body, js, raw)[0]]
+    pids = h.expect_procs([tok], 1, "the instance's process")
+
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        new = _wait_leader(cores[1:], "a follower leading after the leader's SIGSTOP")
+        h.wait_until(lambda: h._node_ready(new.url, None, node.name) is True, ELECTION_TIMEOUT + 20,
+                     "the node registered with the new leader")
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
+    rc = first.proc.wait(timeout=ELECTION_TIMEOUT)
+    assert rc == EXIT_LOST, f"the stalled leader, continued, should exit {EXIT_LOST}: {rc}\n{first.log_tail()}"
+    first.stop(expect_alive=False)
+    text = node.log_text()
+    assert f"says {new.url} leads now (was {first.url}): moving there" in text, node.log_tail(30)
+    assert f"no answer from the core at {first.url}" not in text, \
+        f"the node left the stalled leader on a timeout, not on the watch:\n{node.log_tail(30)}"
+    _check_all_there(new, made, tok)
+    assert h.expect_procs([tok], 1, "the same process") == pids, "the instance was started again"
+    for m in made:
+        new.client().stop_and_remove(m["id"])
+    node.stop()
+    for c in cores[1:]:
+        c.stop()
+
+
+test_leader_watch.budget = 90
+
+
 # ---- the fault suite's invariants with three cores ------------------------------------------
 
 SMALL = {"vcpus": 0.01, "memory_mb": 1}
