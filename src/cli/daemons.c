@@ -347,7 +347,11 @@ static const struct daemon_option options[] = {
 	{"schedule", FOR_CORE, OT_PARSE, NO_OFF, 0, 0, 0, parse_schedule, "binpack|spread", "binpack",
 	 "placement: the fullest node that fits, or the emptiest", NULL},
 	{"heartbeat-timeout", FOR_CORE, OT_INT, CORE(heartbeat_timeout_s), 0, 1, 3600, NULL, "S", "15",
-	 "a node silent this long is down", "give seconds, 1-3600"},
+	 "a node silent this long is down (longer when --heartbeat-rate-max stretches the interval)",
+	 "give seconds, 1-3600"},
+	{"heartbeat-rate-max", FOR_CORE, OT_WHOLE, CORE(heartbeat_rate_max), 0, 0, 1000000, NULL, "N", "500",
+	 "heartbeats/s from all nodes together; with more nodes their interval grows (nodes/N s) "
+	 "and so does the time to notice one down (0: no cap)", "give a whole number of heartbeats/s, 0-1000000"},
 	{"user", FOR_CORE | NOT_DEV, OT_PARSE, NO_OFF, 0, 0, 0, parse_user, "NAME", NULL,
 	 "run as this user (the core needs no root; it gets the data dir)", NULL},
 	{"max-rate", FOR_CORE, OT_NUMBER, CORE(max_rate), 0, 0, 1e9, NULL, "N", "10000",

@@ -447,9 +447,10 @@ void api_health(struct api *a, struct evhttp_request *req, UNUSED const char *id
 	bool leads = !a->leader || leader_is_leader(a->leader);
 	const char *leader = !a->leader ? a->url : leader_url(a->leader);
 	/* a follower's nodes_ready is 0: nodes register with the leader */
-	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i, s:i, s:s, s:s?}", "status", "ok", "version",
+	http_reply_json(req, 200, json_pack("{s:s, s:s, s:i, s:i, s:i, s:s, s:s?}", "status", "ok", "version",
 	                                    MICROVIM_VERSION, "nodes_ready", cluster_nodes_ready(a->cluster),
-	                                    "instances", (int)cluster_instance_count(a->cluster), "role",
+	                                    "instances", (int)cluster_instance_count(a->cluster),
+	                                    "heartbeat_interval_s", cluster_heartbeat_interval(a->cluster), "role",
 	                                    leads ? "leader" : "follower", "leader", leader && leader[0] ? leader : NULL));
 }
 

@@ -1251,7 +1251,24 @@ int cluster_node_touch(UNUSED struct cluster *c, struct node *n, struct mv_error
 int cluster_heartbeat_interval(const struct cluster *c)
 {
 	int s = c->opts.heartbeat_timeout_s / 3;
-	return s < 1 ? 1 : s > HEARTBEAT_INTERVAL_MAX_S ? HEARTBEAT_INTERVAL_MAX_S : s;
+	int rate = c->opts.heartbeat_rate_max;
+	s = s < 1 ? 1 : s > HEARTBEAT_INTERVAL_MAX_S ? HEARTBEAT_INTERVAL_MAX_S : s;
+	if (rate > 0 && c->n_nodes > rate * s)
+		s = (c->n_nodes + rate - 1) / rate;
+	return s;
+}
+
+int cluster_node_interval_tell(struct cluster *c, struct node *n)
+{
+	n->hb_told_before_s = n->hb_told_s;
+	n->hb_told_s = cluster_heartbeat_interval(c);
+	return n->hb_told_s;
+}
+
+int cluster_node_silence_limit_s(const struct cluster *c, const struct node *n)
+{
+	int longest = n->hb_told_s > n->hb_told_before_s ? n->hb_told_s : n->hb_told_before_s;
+	return 3 * longest > c->opts.heartbeat_timeout_s ? 3 * longest : c->opts.heartbeat_timeout_s;
 }
 
 /* Reconciliation, when a node registers (its restart, the core's, or a healed partition).
@@ -1511,14 +1528,14 @@ bool cluster_node_uses_blob(const struct cluster *c, const char *node_id, const 
 
 void cluster_sweep(struct cluster *c, int64_t now)
 {
-	int64_t limit = (int64_t)c->opts.heartbeat_timeout_s * 1000000;
 	if (!leading(c))
 		return;
 	for (int i = 0; i < c->n_nodes; i++) {
 		struct node *n = c->nodes[i];
-		if (!n->ready || now - n->last_heartbeat_mono_us <= limit)
+		int limit_s = cluster_node_silence_limit_s(c, n);
+		if (!n->ready || now - n->last_heartbeat_mono_us <= (int64_t)limit_s * 1000000)
 			continue;
-		log_warnx("node %s (%s) is down: no heartbeat for %d s", n->name, n->id, c->opts.heartbeat_timeout_s);
+		log_warnx("node %s (%s) is down: no heartbeat for %d s", n->name, n->id, limit_s);
 		node_down(c, n, NULL);
 	}
 }
@@ -1678,7 +1695,9 @@ int cluster_refresh(struct cluster *c)
 
 void cluster_took_lead(struct cluster *c)
 {
-	c->settled_us = clock_mono_us() + (int64_t)c->opts.heartbeat_timeout_s * 1000000;
+	int interval = cluster_heartbeat_interval(c);
+	int limit_s = 3 * interval > c->opts.heartbeat_timeout_s ? 3 * interval : c->opts.heartbeat_timeout_s;
+	c->settled_us = clock_mono_us() + (int64_t)limit_s * 1000000;
 }
 
 int cluster_pick_up(struct cluster *c)

@@ -35,6 +35,8 @@ struct cluster_options {
 	double cpu_ratio;        /* vCPUs offered per host CPU (Nova's cpu_allocation_ratio) */
 	enum sched_policy policy;
 	int heartbeat_timeout_s; /* a node silent this long is down */
+	int heartbeat_rate_max;  /* heartbeats/s from all nodes together; past it their interval
+	                          * grows with the nodes, as Nomad's max_heartbeats_per_second (0: no cap) */
 	int64_t max_inflight;    /* instances pending, scheduled or starting at once; 0: no limit */
 };
 
@@ -88,6 +90,7 @@ struct node {
 	int64_t vcpus_milli_used, memory_mb_used;
 	int n_instances;
 	int64_t last_heartbeat_mono_us, last_heartbeat_wall_us;
+	int hb_told_s, hb_told_before_s; /* the heartbeat interval it was told last, and the time before */
 	uint64_t next_seq;
 	struct assignment_list queue;
 	int view_idx;                  /* its entry in the scheduler's view */
@@ -207,8 +210,17 @@ int cluster_node_register(struct cluster *c, const struct wire_register *reg, st
  * recorded, and placement sees them at once; pending instances are placed. Takes a
  * reference to bridges (checked by wire_bridges_parse). */
 int cluster_node_set_bridges(struct cluster *c, struct node *n, json_t *bridges, struct mv_error *err);
-/* Seconds between a node's heartbeats (three fit in the heartbeat timeout). */
+/* Seconds between a node's heartbeats: three fit in the heartbeat timeout (at most 5 s),
+ * and more when the nodes would send more than heartbeat_rate_max a second together
+ * (nodes / rate, rounded up). */
 int cluster_heartbeat_interval(const struct cluster *c);
+/* The interval told to n now (its registration's or heartbeat's answer carries it): noted,
+ * so that n is declared down only after three of the longest interval it may still be
+ * keeping (the one told before, until its next heartbeat). */
+int cluster_node_interval_tell(struct cluster *c, struct node *n);
+/* How long n may stay silent before it is down: the heartbeat timeout, or three of its
+ * intervals when they grew past a third of it. */
+int cluster_node_silence_limit_s(const struct cluster *c, const struct node *n);
 /* A node the core declared down (or has not seen since its own restart) must register
  * again (404 register_again); a live one's heartbeat is noted. */
 int cluster_node_touch(struct cluster *c, struct node *n, struct mv_error *err);

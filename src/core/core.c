@@ -83,6 +83,7 @@ void core_options_default(struct core_options *o)
 		.cpu_ratio = 16.0,
 		.policy = SCHED_BINPACK,
 		.heartbeat_timeout_s = 15,
+		.heartbeat_rate_max = 500,
 		.max_rate = 10000,
 		.max_conns_per_addr = 512,
 		.read_timeout_s = 60,
@@ -791,6 +792,7 @@ static int open_parts(struct core *c, char *err, size_t errlen)
 {
 	struct cluster_options co = {.cpu_ratio = c->opts.cpu_ratio, .policy = c->opts.policy,
 	                             .heartbeat_timeout_s = c->opts.heartbeat_timeout_s,
+	                             .heartbeat_rate_max = c->opts.heartbeat_rate_max,
 	                             .max_inflight = c->opts.max_inflight};
 	struct cluster_hooks hooks = {.arg = &c->api, .node_wake = nodeapi_node_wake,
 	                              .instance_event = on_instance_event, .node_event = on_node_event,

@@ -29,6 +29,7 @@ struct core_options {
 	double cpu_ratio;          /* vCPUs offered per host CPU (Nova's cpu_allocation_ratio) */
 	enum sched_policy policy;
 	int heartbeat_timeout_s;   /* a node silent this long is down */
+	int heartbeat_rate_max;    /* heartbeats/s from all nodes together (cluster.h); 0: no cap */
 	double max_rate;           /* requests/s per client address (burst: twice that); 0: no limit */
 	int max_conns_per_addr;    /* open connections per client address; 0: no limit */
 	int read_timeout_s;        /* a request must arrive whole within this of its first byte */

@@ -272,8 +272,9 @@ void nodeapi_assignments(struct api *a, struct evhttp_request *req, const char *
 
 void nodeapi_heartbeat(struct api *a, struct evhttp_request *req, const char *id)
 {
-	if (nodeapi_live_node(a, req, id))
-		http_reply_json(req, 200, json_object());
+	struct node *n = nodeapi_live_node(a, req, id);
+	if (n) /* the interval may have grown (or shrunk back) with the number of nodes */
+		http_reply_json(req, 200, json_pack("{s:i}", "heartbeat_interval_s", cluster_node_interval_tell(a->cluster, n)));
 }
 
 /* Who may register reg->id (authz_node_register_check), asked before anything changes. */
@@ -323,8 +324,9 @@ void nodeapi_register(struct api *a, struct evhttp_request *req, UNUSED const ch
 	wire_register_free(&reg);
 	if (n->poll) /* a poll from before it registered again gets what is queued */
 		poll_answer(n->poll);
+	n->hb_told_s = 0; /* a registration starts the node's timer afresh */
 	reply = json_pack("{s:s, s:s, s:i}", "id", n->id, "token", n->token, "heartbeat_interval_s",
-	                  cluster_heartbeat_interval(a->cluster));
+	                  cluster_node_interval_tell(a->cluster, n));
 	if (credential_for(a, n, reply, &err) < 0) {
 		json_decref(reply);
 		http_reply_error(req, &err);

@@ -383,11 +383,21 @@ static void on_register_timer(UNUSED evutil_socket_t fd, UNUSED short what, void
 
 static void on_heartbeat(struct evhttp_request *req, void *arg)
 {
+	struct agent *a = arg;
 	int status = status_of(req);
-	if (core_redirected(arg, req) || core_failed(arg, status))
+	json_t *b;
+	if (core_redirected(a, req) || core_failed(a, status))
 		return;
 	if (status == 401 || status == 404)
-		need_register(arg);
+		need_register(a);
+	/* the interval grows with the cluster (the core's --heartbeat-rate-max): the next beat's
+	 * timer takes it */
+	if (status == 200 && (b = body_of(req))) {
+		int s = (int)json_integer_value(json_object_get(b, "heartbeat_interval_s"));
+		if (s > 0)
+			a->hb_interval_s = s;
+		json_decref(b);
+	}
 }
 
 static void on_heartbeat_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)

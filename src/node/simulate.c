@@ -331,11 +331,19 @@ static void node_poll(struct simnode *n)
 
 static void on_heartbeat(struct evhttp_request *req, void *arg)
 {
+	struct simnode *n = arg;
 	int status = status_of(req);
-	if (core_moved(arg, req))
+	json_t *b;
+	if (core_moved(n, req))
 		return;
 	if (status == 401 || status == 404)
-		node_register(arg);
+		node_register(n);
+	if (status == 200 && (b = body_of(req))) { /* the interval the core wants now (agent.c) */
+		int s = (int)json_integer_value(json_object_get(b, "heartbeat_interval_s"));
+		if (s > 0)
+			n->hb_interval_s = s;
+		json_decref(b);
+	}
 }
 
 static void on_heartbeat_timer(UNUSED evutil_socket_t fd, UNUSED short what, void *arg)

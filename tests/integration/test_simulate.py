@@ -5,6 +5,7 @@ it is a faithful node: placement over all of them, states reported, failures, st
 same ids after a restart, and nodes lost when it dies."""
 
 import signal
+import time
 
 import harness as h
 
@@ -81,3 +82,29 @@ def test_simulate_bad_usage():
                        (["--simulate", "2", "--sim-fail-rate", "2"], "0-1")):
         r = h.cli(["node", "--core", "http://127.0.0.1:9"] + args)
         assert r.returncode == 2 and want in r.stderr, (args, r.returncode, r.stderr)
+
+
+def test_heartbeat_interval_grows_with_the_nodes():
+    """--heartbeat-rate-max (Nomad's max_heartbeats_per_second): 30 simulated nodes at 10
+    heartbeats/s together beat every 3 s, not every second (--heartbeat-timeout 3), and are
+    not taken for down at the 3 s timeout; killed, they are down after three intervals (9 s).
+    A bad value is refused before anything starts."""
+    for bad in ("-1", "x", "2000000"):
+        r = h.cli(["core", "--heartbeat-rate-max", bad, "--data-dir", h.tmpdir("mv-bad-")], timeout=10)
+        assert r.returncode == 2 and "--heartbeat-rate-max" in r.stderr, (bad, r.returncode, r.stderr[-300:])
+    core = h.start_core(extra=["--heartbeat-timeout", "3", "--heartbeat-rate-max", "10"])
+    c = core.client()
+    sim = start_sim(core, n=30)
+    st, js, raw = c.call("GET", "/v1/health")
+    assert st == 200 and js["heartbeat_interval_s"] == 3, raw[:300]
+    # three timeouts' worth of time: a node still keeping the 1 s interval, or a core still
+    # holding them to the 3 s timeout, would show as a node down here
+    deadline = time.monotonic() + 9
+    while time.monotonic() < deadline:
+        down = [x["name"] for x in c.nodes() if x["state"] != "ready"]
+        assert not down, f"nodes taken for down while beating every 3 s: {down}\n{core.log_tail(10)}"
+        time.sleep(0.5)
+    assert "is down" not in core.log_text(), core.log_tail(10)
+    sim.stop(signal.SIGKILL, expect_alive=True)
+    h.wait_until(lambda: all(x["state"] == "down" for x in c.nodes()), 30, "the killed nodes down")
+    assert "no heartbeat for 9 s" in core.log_text(), core.log_tail(10)

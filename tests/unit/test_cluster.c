@@ -102,6 +102,7 @@ struct world {
 	struct cluster *c;
 	int wakes, events;
 	int64_t max_inflight;
+	int heartbeat_rate_max;
 };
 
 static void on_wake(void *arg, UNUSED struct node *n) { ((struct world *)arg)->wakes++; }
@@ -112,7 +113,7 @@ static void on_node(UNUSED void *arg, UNUSED const struct node *n, UNUSED const 
 static void world_open(struct world *w)
 {
 	struct cluster_options o = {.cpu_ratio = 16, .policy = SCHED_BINPACK, .heartbeat_timeout_s = 15,
-	                            .max_inflight = w->max_inflight};
+	                            .max_inflight = w->max_inflight, .heartbeat_rate_max = w->heartbeat_rate_max};
 	struct cluster_hooks h = {.arg = w, .node_wake = on_wake, .instance_event = on_instance, .node_event = on_node};
 	char err[256];
 	if (!w->base)
@@ -881,6 +882,39 @@ static void test_follower(void)
 	world_close(&w);
 }
 
+/* Past --heartbeat-rate-max the interval grows with the nodes, and a node is down only
+ * after three of the longest interval it may still keep (Nomad's heartbeat TTL scaling). */
+static void test_heartbeat_interval_grows(void)
+{
+	struct world w;
+	char id[MV_ID_LEN + 1], name[16];
+	struct node *n1 = NULL;
+	world_fresh(&w);
+	world_crash(&w);
+	w.heartbeat_rate_max = 1; /* one a second: 5 nodes at the usual 5 s, then nodes/1 s */
+	world_open(&w);
+	for (int i = 0; i < 5; i++) {
+		snprintf(id, sizeof id, "%016x", 0xa0 + i);
+		snprintf(name, sizeof name, "hb%d", i);
+		struct node *n = reg(&w, id, name, NULL);
+		if (i == 0)
+			n1 = n;
+	}
+	if (!n1)
+		return world_close(&w);
+	CHECK_EQ_INT(cluster_heartbeat_interval(w.c), 5);
+	CHECK_EQ_INT(cluster_node_silence_limit_s(w.c, n1), 15);
+	reg(&w, "00000000000000b0", "hb5", NULL);
+	CHECK_EQ_INT(cluster_heartbeat_interval(w.c), 6);
+	CHECK_EQ_INT(cluster_node_interval_tell(w.c, n1), 6); /* its heartbeat's answer */
+	CHECK_EQ_INT(cluster_node_silence_limit_s(w.c, n1), 18);
+	cluster_sweep(w.c, n1->last_heartbeat_mono_us + 17 * 1000000LL);
+	CHECK(n1->ready); /* the fixed 15 s would have taken it down */
+	cluster_sweep(w.c, n1->last_heartbeat_mono_us + 19 * 1000000LL);
+	CHECK(!n1->ready);
+	world_close(&w);
+}
+
 int main(void)
 {
 	log_set_quiet(true);
@@ -897,6 +931,7 @@ int main(void)
 	RUN(test_node_revoked);
 	RUN(test_follower);
 	RUN(test_start_again);
+	RUN(test_heartbeat_interval_grows);
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);
 	UNIT_END();
