@@ -183,6 +183,41 @@ def _kill_leftovers(tokens):
     return left
 
 
+def _kill_guests_in(dirs):
+    """Guests (QEMU, under any driver) a stopped node left running, by design, in the test's
+    temporary dirs (its instance and pool dirs are there; the guests' argv name them): killed
+    by PID, each waited for until gone (init reaps them; bounded). Returns their pids."""
+    marks = [d.rstrip("/") + "/" for d in dirs if d]
+    me, left = os.getpid(), []
+    if not marks:
+        return left
+    for ent in os.listdir("/proc"):
+        if not ent.isdigit() or int(ent) == me:
+            continue
+        argv = _argv(ent)
+        if argv and "qemu" in os.path.basename(argv[0]) and any(m in a for a in argv for m in marks):
+            left.append(int(ent))
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    deadline = time.monotonic() + 10
+    for pid in left:
+        while time.monotonic() < deadline and _alive_not_zombie(pid):
+            time.sleep(0.02)
+    return left
+
+
+def _alive_not_zombie(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            st = f.read()
+        return st[st.rindex(")") + 2] != "Z"
+    except (OSError, ValueError, IndexError):
+        return False
+
+
 # ---- waiting ------------------------------------------------------------------------
 
 # Past this, more load stretches the budgets no further: a machine that busy is not one a
@@ -767,8 +802,10 @@ def teardown(want_report=False, keep_logs=False):
             d.stop()
         except Exception as e:  # noqa: BLE001
             problem(f"stopping {d.kind}: {e!r}")
-    # Instance processes whose node was stopped (a node may leave them running by design).
+    # Instance processes whose node was stopped (a node may leave them running by design),
+    # and guests (instances, warm pools' paused guests) left the same way.
     _kill_leftovers(_tokens)
+    _kill_guests_in(_tmpdirs)
     report = log_report() if (_problems or want_report) else ""
     for t in _tmpdirs:
         if not keep_logs:

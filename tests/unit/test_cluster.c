@@ -882,6 +882,32 @@ static void test_follower(void)
 	world_close(&w);
 }
 
+/* Two nodes silent at once go down in one sweep, their instances lost in one pass: an
+ * instance to be placed again never lands on the other node going down with it. */
+static void test_nodes_down_together(void)
+{
+	struct world w;
+	struct mv_error err;
+	world_fresh(&w);
+	struct node *n1 = reg(&w, N1, "n1", NULL);
+	struct instance *a = create(&w, "a", true, &err), *b = create(&w, "b", false, &err);
+	struct node *n2 = reg(&w, N2, "n2", NULL), *n3 = reg(&w, "00000000000000a3", "n3", NULL);
+	if (!a || !b || !n1 || !n2 || !n3)
+		return world_close(&w);
+	take(&w, n1);
+	report(&w, n1, a->id, INST_RUNNING, true);
+	report(&w, n1, b->id, INST_RUNNING, true);
+	n1->last_heartbeat_mono_us = n2->last_heartbeat_mono_us = 0; /* both silent since long ago */
+	cluster_sweep(w.c, n3->last_heartbeat_mono_us + 1);
+	CHECK(!n1->ready && !n2->ready && n3->ready);
+	CHECK_EQ_INT(a->state, INST_SCHEDULED); /* lost, then placed again: on n3, the one left */
+	CHECK_STR(a->node_id, n3->id);
+	CHECK_EQ_INT(b->state, INST_LOST);
+	CHECK_EQ_INT(n1->n_instances, 0);
+	CHECK_EQ_INT(n2->n_instances, 0);
+	world_close(&w);
+}
+
 /* Past --heartbeat-rate-max the interval grows with the nodes, and a node is down only
  * after three of the longest interval it may still keep (Nomad's heartbeat TTL scaling). */
 static void test_heartbeat_interval_grows(void)
@@ -932,6 +958,7 @@ int main(void)
 	RUN(test_follower);
 	RUN(test_start_again);
 	RUN(test_heartbeat_interval_grows);
+	RUN(test_nodes_down_together);
 	if (tmpdir[0])
 		fs_remove_tree(tmpdir);
 	UNIT_END();
