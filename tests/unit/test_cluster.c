@@ -905,6 +905,15 @@ static void test_nodes_down_together(void)
 	CHECK_EQ_INT(b->state, INST_LOST);
 	CHECK_EQ_INT(n1->n_instances, 0);
 	CHECK_EQ_INT(n2->n_instances, 0);
+	int counts[INST_STATE_COUNT];
+	cluster_count_states(w.c, counts); /* kept as states change, not counted by a scan */
+	CHECK_EQ_INT(counts[INST_SCHEDULED], 1);
+	CHECK_EQ_INT(counts[INST_LOST], 1);
+	CHECK_EQ_INT(counts[INST_RUNNING], 0);
+	CHECK_EQ_INT(counts[INST_PENDING], 0);
+	CHECK_EQ_INT(cluster_instance_remove(w.c, b, &err), 0);
+	cluster_count_states(w.c, counts);
+	CHECK_EQ_INT(counts[INST_LOST], 0);
 	world_close(&w);
 }
 
