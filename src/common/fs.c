@@ -32,9 +32,13 @@ int fs_write_atomic(const char *path, const void *data, size_t len, bool sync)
 	char tmp[4096];
 	int fd, rc;
 
-	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+	/* A temp file of its own (mkostemp, mode 0600): writers of the same path at once (two
+	 * instances fetching one image blob on a node's workers, cores sharing a blob dir) must
+	 * not share one. With a fixed "PATH.tmp" the second truncated the first's file before its
+	 * rename, or found it renamed away: ENOENT, and an instance failed (Rally, in CI). */
+	if (snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", path) >= (int)sizeof tmp)
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	rc = write_all(fd, data, len);

@@ -5,8 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Writes path atomically: temp file in the same dir, optional fsync, rename. A crash
- * leaves either the old content or the new, never a mix. */
+/* Writes path atomically: a temp file of its own in the same dir (mode 0600), optional
+ * fsync, rename. A crash leaves either the old content or the new, never a mix; writers of
+ * one path at once each put their whole content there, the last rename winning. */
 int fs_write_atomic(const char *path, const void *data, size_t len, bool sync);
 /* Reads a whole file (at most max bytes) into a NUL-terminated malloc'd buffer. */
 int fs_read_file(const char *path, size_t max, char **out, size_t *len);

@@ -505,6 +505,9 @@ int cgroup_kill(const struct cgroup_host *c, const char *name)
 	return file_write(c->dirs[0], name, "cpu.cfs_quota_us", "-1");
 }
 
+#define REMOVE_TRIES 40           /* x REMOVE_WAIT_NS: at most 200 ms */
+#define REMOVE_WAIT_NS 5000000L
+
 int cgroup_remove(const struct cgroup_host *c, const char *name)
 {
 	char path[PATH_MAX];
@@ -520,7 +523,11 @@ int cgroup_remove(const struct cgroup_host *c, const char *name)
 		if (rmdir(path) == 0 || errno == ENOENT)
 			continue;
 		group_kill(c->dirs[i], name, c->mode == CGROUP_V2);
-		if (rmdir(path) < 0 && errno != ENOENT && rc == 0)
+		/* the killed take a moment to be gone (one escaped in a session of its own was
+		 * killed with the rest a moment ago, say): a bounded wait, only on this path */
+		for (int tries = 0; rmdir(path) < 0 && errno == EBUSY && tries < REMOVE_TRIES; tries++)
+			nanosleep(&(struct timespec){.tv_nsec = REMOVE_WAIT_NS}, NULL);
+		if (access(path, F_OK) == 0 && rmdir(path) < 0 && errno != ENOENT && rc == 0)
 			rc = -errno;
 	}
 	return rc;

@@ -1,6 +1,8 @@
 /* test_common — hmap, idset, the host:port and URL parsers, loopback detection, and the fs helpers. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -424,6 +426,81 @@ static int write_bytes(const char *path, size_t n, char fill)
 	return rc;
 }
 
+/* Entries of path's dir named like its temp files ("NAME.tmp..."). */
+static int temps_left(const char *path)
+{
+	char dir[256], prefix[300];
+	const char *slash = strrchr(path, '/');
+	int n = 0;
+	struct dirent *e;
+	DIR *d;
+	snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	snprintf(prefix, sizeof prefix, "%s.tmp", slash + 1);
+	if (!(d = opendir(dir)))
+		return -1;
+	while ((e = readdir(d)))
+		n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+	closedir(d);
+	return n;
+}
+
+/* Writers of one path at once (two instances fetching one image blob on a node's workers):
+ * every write succeeds and the file holds one writer's whole content, never a mix or a
+ * truncation. With one fixed temp name for all, a second writer truncated the first's
+ * file before its rename, or found it renamed away (ENOENT). */
+#define RACE_WRITERS 4
+#define RACE_ROUNDS 100
+#define RACE_LEN 65536
+
+struct race {
+	const char *path;
+	char fill;
+	int failures;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	char *buf = malloc(RACE_LEN);
+	if (!buf)
+		abort();
+	memset(buf, r->fill, RACE_LEN);
+	for (int i = 0; i < RACE_ROUNDS; i++)
+		r->failures += fs_write_atomic(r->path, buf, RACE_LEN - (size_t)r->fill, false) != 0;
+	free(buf);
+	return NULL;
+}
+
+static void test_fs_write_atomic_concurrent(void)
+{
+	char p[256];
+	pthread_t t[RACE_WRITERS];
+	struct race r[RACE_WRITERS];
+	char *out = NULL;
+	size_t len = 0;
+	path_in(p, sizeof p, "blob");
+	for (int i = 0; i < RACE_WRITERS; i++) {
+		r[i] = (struct race){.path = p, .fill = (char)('a' + i)};
+		CHECK_EQ_INT(pthread_create(&t[i], NULL, race_writer, &r[i]), 0);
+	}
+	for (int i = 0; i < RACE_WRITERS; i++) {
+		pthread_join(t[i], NULL);
+		CHECK_EQ_INT(r[i].failures, 0);
+	}
+	CHECK_EQ_INT(fs_read_file(p, RACE_LEN, &out, &len), 0);
+	/* one writer's whole content: its length says which, every byte its fill */
+	char fill = out && len > 0 ? out[0] : 0;
+	CHECK(fill >= 'a' && fill < 'a' + RACE_WRITERS);
+	CHECK_EQ_INT((long)len, (long)(RACE_LEN - (size_t)fill));
+	for (size_t i = 0; out && i < len; i++)
+		if (out[i] != fill) {
+			CHECK(!"mixed content");
+			break;
+		}
+	free(out);
+	CHECK_EQ_INT(temps_left(p), 0);
+}
+
 static void test_fs_write_read(void)
 {
 	char p[256], tmp[300];
@@ -441,6 +518,7 @@ static void test_fs_write_read(void)
 	out = NULL;
 
 	/* no temp file is left behind */
+	CHECK_EQ_INT(temps_left(p), 0);
 	snprintf(tmp, sizeof tmp, "%s.tmp", p);
 	CHECK(stat(tmp, &st) < 0 && errno == ENOENT);
 
@@ -697,6 +775,7 @@ int main(void)
 	RUN(test_check_base_url);
 	RUN(test_loopback);
 	RUN(test_fs_write_read);
+	RUN(test_fs_write_atomic_concurrent);
 	RUN(test_fs_read_max);
 	RUN(test_fs_mkdir_p);
 	RUN(test_fs_remove_tree);
