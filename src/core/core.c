@@ -602,9 +602,8 @@ static void on_node_event(void *arg, const struct node *n, const char *what)
 {
 	struct api *a = arg;
 	events_publish_node(a->events, n, what);
-	/* a node came or went: the pools' shares change */
-	pools_changed(a->pools);
-	if (a->cluster)
+	/* a node came or went: the pools' shares change (when there are pools) */
+	if (pools_nodes_changed(a->pools) && a->cluster)
 		nodeapi_pools_changed(a);
 }
 

@@ -141,6 +141,14 @@ const struct pool *pools_image_user(const struct pools *p, const char *image)
 uint64_t pools_version(const struct pools *p) { return p->version; }
 void pools_changed(struct pools *p) { p->version++; }
 
+bool pools_nodes_changed(struct pools *p)
+{
+	if (p->n == 0)
+		return false;
+	pools_changed(p);
+	return true;
+}
+
 int pools_share(int size, int idx, int k)
 {
 	if (k <= 0 || idx < 0 || idx >= k)

@@ -15,6 +15,7 @@
 #define MICROVIM_POOLS_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -69,6 +70,9 @@ int pools_resolve(const struct pools *p, struct inst_spec *spec, struct mv_error
  * or went (the shares change). Nodes say which version they have on their long-poll. */
 uint64_t pools_version(const struct pools *p);
 void pools_changed(struct pools *p);
+/* A node came or went: the shares change only when there are pools (true: bumped). Without
+ * any, nothing is bumped, so the nodes' long-polls are not all answered at each node event. */
+bool pools_nodes_changed(struct pools *p);
 /* Node idx (0-based) of k that offer a pool's driver keeps this many of size. */
 int pools_share(int size, int idx, int k);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "common/fs.h"
+#include "core/pools.h"
 #include "core/store.h"
 #include "core/store_pg.h"
 #include "core/store_sqlite.h"
@@ -795,6 +796,41 @@ static void test_pools(void)
 	store_close(s);
 }
 
+/* A node that comes or goes changes the pools' shares, so the nodes' long-polls are
+ * answered with their new share; with no pool nothing changes and nothing is bumped (at
+ * 10,000 nodes each registration would otherwise answer every other node's long-poll). */
+static void test_pools_version_follows_nodes_only_with_pools(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	struct pools *p;
+	char err[256];
+	uint64_t v;
+	if (!s)
+		return;
+	CHECK((p = pools_open(s, err, sizeof err)) != NULL);
+	if (!p) {
+		store_close(s);
+		return;
+	}
+	v = pools_version(p);
+	CHECK(!pools_nodes_changed(p));
+	CHECK(pools_version(p) == v);
+	json_t *spec = json_pack("{s:s, s:s, s:s, s:{s:s}, s:{s:s}}", "name", "warm", "driver", "qemu", "image", "sample",
+	                         "ready", "serial", "READY", "boot", "kernel",
+	                         "sha256:0000000000000000000000000000000000000000000000000000000000000001");
+	struct store_pool_row a = {.name = "warm", .size = 3, .spec = spec, .created_us = 7};
+	CHECK_EQ_INT(store_pool_insert(s, &a), 0);
+	CHECK_EQ_INT(pools_reload(p), 0);
+	CHECK(pools_get(p, "warm") != NULL);
+	v = pools_version(p);
+	CHECK(pools_nodes_changed(p));
+	CHECK(pools_version(p) == v + 1);
+	json_decref(spec);
+	pools_close(p);
+	store_close(s);
+}
+
 static void test_idempotency(void)
 {
 	fresh_dir();
@@ -1440,6 +1476,7 @@ int main(void)
 	RUN(test_images);
 	RUN(test_idempotency);
 	RUN(test_pools);
+	RUN(test_pools_version_follows_nodes_only_with_pools);
 	RUN(test_reopen_keeps_data);
 	RUN(test_newer_schema_refused);
 	RUN(test_migration_from_v2);
