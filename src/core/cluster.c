@@ -36,6 +36,8 @@ struct cluster {
 	struct hmap names;     /* name -> struct instance */
 	struct hmap usage;     /* project -> struct project_usage (quotas) */
 	struct hmap node_ids;  /* id -> struct node */
+	struct hmap on_node;   /* node id -> struct node_members: the instances placed on it */
+	struct hmap pending;   /* id -> struct instance, those pending: what placement retries */
 	int64_t settled_us;    /* monotonic: until then creates are not refused for want of a node */
 	struct node **nodes;   /* array: the scheduler scans it */
 	int n_nodes, cap_nodes;
@@ -104,9 +106,94 @@ void cluster_project_usage(const struct cluster *c, const char *project, struct 
 	*out = u ? u->used : (struct authz_quota){0};
 }
 
+/* The instances whose node_id is one node's, by node id (the node may not be registered
+ * yet): a node's registration reconciles its own instances, not a scan of every instance
+ * (a million, with 10,000 nodes registering again after a core restart). */
+struct node_members {
+	char node_id[MV_ID_LEN + 1];
+	struct hmap ids; /* instance id -> struct instance */
+};
+
+static void members_add(struct cluster *c, struct instance *in)
+{
+	struct node_members *m;
+	if (!in->node_id[0])
+		return;
+	if (!(m = hmap_get(&c->on_node, in->node_id))) {
+		if (!(m = calloc(1, sizeof *m)))
+			fatal("calloc");
+		memcpy(m->node_id, in->node_id, sizeof m->node_id);
+		hmap_init(&m->ids);
+		hmap_put(&c->on_node, m->node_id, m);
+	}
+	hmap_put(&m->ids, in->id, in);
+}
+
+static void members_free(struct node_members *m)
+{
+	hmap_free(&m->ids);
+	free(m);
+}
+
+static void members_remove(struct cluster *c, struct instance *in)
+{
+	struct node_members *m;
+	if (!in->node_id[0] || !(m = hmap_get(&c->on_node, in->node_id)))
+		return;
+	if (hmap_get(&m->ids, in->id) == in)
+		hmap_remove(&m->ids, in->id);
+	if (hmap_size(&m->ids) == 0) {
+		hmap_remove(&c->on_node, m->node_id);
+		members_free(m);
+	}
+}
+
+/* Every change of in->node_id of an instance in the maps goes through here. */
+static void instance_node_assign(struct cluster *c, struct instance *in, const char *node_id)
+{
+	members_remove(c, in);
+	snprintf(in->node_id, sizeof in->node_id, "%s", node_id);
+	members_add(c, in);
+}
+
+/* The instances placed on node_id now, in an array of the caller's (NULL when none): safe
+ * to walk while their events move or remove them. */
+static struct instance **members_of(const struct cluster *c, const char *node_id, size_t *n)
+{
+	const struct node_members *m = hmap_get(&c->on_node, node_id);
+	struct instance **out;
+	const char *key;
+	void *v;
+	*n = 0;
+	if (!m)
+		return NULL;
+	if (!(out = calloc(hmap_size(&m->ids), sizeof *out)))
+		fatal("calloc");
+	for (size_t i = 0; hmap_next(&m->ids, &i, &key, &v);)
+		out[(*n)++] = v;
+	return out;
+}
+
+size_t cluster_node_instance_records(const struct cluster *c, const char *node_id)
+{
+	const struct node_members *m = hmap_get(&c->on_node, node_id);
+	return m ? hmap_size(&m->ids) : 0;
+}
+
+/* The pending set follows the state (instance_insert, _remove and _state_assign). */
+static void pending_follow(struct cluster *c, struct instance *in)
+{
+	if (in->state == INST_PENDING)
+		hmap_put(&c->pending, in->id, in);
+	else if (hmap_get(&c->pending, in->id) == in)
+		hmap_remove(&c->pending, in->id);
+}
+
 static void instance_insert(struct cluster *c, struct instance *in)
 {
 	hmap_put(&c->instances, in->id, in);
+	members_add(c, in);
+	pending_follow(c, in);
 	idset_put(&c->by_id, in->id, in);
 	hmap_put(&c->names, in->spec.name, in);
 	counts_add(c, in->state, +1);
@@ -116,6 +203,9 @@ static void instance_insert(struct cluster *c, struct instance *in)
 static void instance_remove(struct cluster *c, struct instance *in)
 {
 	hmap_remove(&c->instances, in->id);
+	members_remove(c, in);
+	if (hmap_get(&c->pending, in->id) == in)
+		hmap_remove(&c->pending, in->id);
 	void *had = idset_remove(&c->by_id, in->id);
 	if (had && had != in) /* a follower's refresh may have put a newer record under the id */
 		idset_put(&c->by_id, in->id, had);
@@ -131,6 +221,7 @@ static void instance_state_assign(struct cluster *c, struct instance *in, enum i
 	counts_add(c, in->state, -1);
 	in->state = st;
 	counts_add(c, st, +1);
+	pending_follow(c, in);
 }
 
 static void instance_free(struct instance *in)
@@ -457,7 +548,7 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 		s->undo.released_on = n;
 	}
 	if (a & IA_SET_NODE) {
-		memcpy(in->node_id, x->node->id, sizeof in->node_id);
+		instance_node_assign(c, in, x->node->id);
 		in->lost_node[0] = '\0';
 	}
 	if (a & IA_RESERVE && (n = node_of(c, in))) {
@@ -512,7 +603,7 @@ static void step_memory(struct cluster *c, struct instance *in, const struct ins
 	}
 	if (a & IA_FORGET_NODE) {
 		memcpy(in->lost_node, in->node_id, sizeof in->lost_node);
-		in->node_id[0] = '\0';
+		instance_node_assign(c, in, "");
 		in->has_trace = in->ready = false;
 		memset(&in->marks, 0, sizeof in->marks);
 	}
@@ -544,7 +635,7 @@ static void step_undo(struct cluster *c, struct step *s)
 	in->trace = u->trace;
 	in->marks = u->marks;
 	in->updated_wall_us = u->updated_wall_us;
-	memcpy(in->node_id, u->node_id, sizeof in->node_id);
+	instance_node_assign(c, in, u->node_id);
 	memcpy(in->lost_node, u->lost_node, sizeof in->lost_node);
 }
 
@@ -914,9 +1005,9 @@ static void schedule_pending(struct cluster *c)
 
 	if (c->n_pending == 0 || !leading(c))
 		return;
-	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+	for (size_t i = 0; hmap_next(&c->pending, &i, &key, &v);) {
 		struct instance *in = v;
-		if (in->state != INST_PENDING || in->stop_requested)
+		if (in->stop_requested)
 			continue;
 		if (n == cap && !(pending = realloc(pending, sizeof *pending * (size_t)(cap = cap ? cap * 2 : 16))))
 			fatal("realloc");
@@ -1280,6 +1371,8 @@ int cluster_node_silence_limit_s(const struct cluster *c, const struct node *n)
 static void reconcile(struct cluster *c, struct node *n, const struct wire_register *reg)
 {
 	struct hmap listed; /* the node's alive ids, for lookups in O(1): a node may run 10,000 */
+	struct instance **ours;
+	size_t n_ours;
 	const char *key;
 	void *v;
 
@@ -1292,22 +1385,29 @@ static void reconcile(struct cluster *c, struct node *n, const struct wire_regis
 	for (size_t i = 0; i < reg->n_alive; i++) {
 		const char *id = reg->alive[i];
 		struct instance *in = cluster_instance(c, id);
-		bool ours = in && (strcmp(in->node_id, n->id) == 0 ||
-		                   (in->state == INST_PENDING && strcmp(in->lost_node, n->id) == 0));
-		if (!ours) {
+		bool known_here = in && (strcmp(in->node_id, n->id) == 0 ||
+		                         (in->state == INST_PENDING && strcmp(in->lost_node, n->id) == 0));
+		if (!known_here) {
 			log_warnx("reconcile: node %s runs %s, which the core %s: stopping that copy", n->name, id,
 			          !in ? "has no record of" : "placed on another node");
 			node_enqueue(c, n, NODE_OP_STOP, id);
 		}
 	}
-	for (size_t k = 0; hmap_next(&c->instances, &k, &key, &v);) {
-		struct instance *in = v;
+	/* its own: those placed on it, and those it still runs that were made pending when it
+	 * was taken for down */
+	ours = members_of(c, n->id, &n_ours);
+	for (size_t i = 0; hmap_next(&listed, &i, &key, &v);) {
+		struct instance *in = cluster_instance(c, key);
+		if (in && !in->node_id[0] && in->state == INST_PENDING && strcmp(in->lost_node, n->id) == 0) {
+			if (!(ours = realloc(ours, sizeof *ours * (n_ours + 1))))
+				fatal("realloc");
+			ours[n_ours++] = in;
+		}
+	}
+	for (size_t k = 0; k < n_ours; k++) {
+		struct instance *in = ours[k];
 		bool alive = hmap_get(&listed, in->id) != NULL;
 		enum inst_state was = in->state;
-		bool ours = strcmp(in->node_id, n->id) == 0 ||
-		            (alive && in->state == INST_PENDING && strcmp(in->lost_node, n->id) == 0);
-		if (!ours)
-			continue;
 		if (instance_event(c, in, alive ? IEV_NODE_HAS_IT : IEV_NODE_LACKS_IT, &(struct step_args){.node = n}) < 0)
 			log_warnx("reconcile: could not store instance %s", in->id);
 		else if (in->state != was)
@@ -1316,6 +1416,7 @@ static void reconcile(struct cluster *c, struct node *n, const struct wire_regis
 		else if (alive && inst_state_terminal(in->state))
 			log_warnx("reconcile: node %s runs %s, which the core sees ended: stopping that copy", n->name, in->id);
 	}
+	free(ours);
 	hmap_free(&listed);
 }
 
@@ -1529,11 +1630,12 @@ int cluster_node_revoke(struct cluster *c, struct node *n)
 
 bool cluster_node_uses_blob(const struct cluster *c, const char *node_id, const char *digest)
 {
+	const struct node_members *m = hmap_get(&c->on_node, node_id);
 	const char *key;
 	void *v;
-	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);) {
+	for (size_t i = 0; m && hmap_next(&m->ids, &i, &key, &v);) {
 		const struct instance *in = v;
-		if (in->spec.has_boot && strcmp(in->node_id, node_id) == 0 &&
+		if (in->spec.has_boot &&
 		    (strcmp(in->spec.boot.kernel, digest) == 0 || strcmp(in->spec.boot.initrd, digest) == 0))
 			return true;
 	}
@@ -1638,7 +1740,7 @@ static bool status_from_row(struct cluster *c, struct instance *in, const struct
 	instance_state_assign(c, in, st->state);
 	in->stop_requested = st->stop_requested;
 	in->run = st->run;
-	memcpy(in->node_id, st->node_id, sizeof in->node_id);
+	instance_node_assign(c, in, st->node_id);
 	in->has_exit_code = st->has_exit_code;
 	in->exit_code = st->exit_code;
 	free(in->error);
@@ -1750,6 +1852,8 @@ struct cluster *cluster_create(struct event_base *base, struct store *store, str
 	hmap_init(&c->names);
 	hmap_init(&c->usage);
 	hmap_init(&c->node_ids);
+	hmap_init(&c->on_node);
+	hmap_init(&c->pending);
 	hmap_init(&c->exec_ids);
 	if (store_nodes_load(store, load_node, c) < 0 || store_instances_load(store, load_instance, c) < 0) {
 		snprintf(err, errlen, "cannot load the store");
@@ -1781,6 +1885,10 @@ void cluster_destroy(struct cluster *c)
 	for (size_t i = 0; hmap_next(&c->instances, &i, &key, &v);)
 		instance_free(v);
 	hmap_free(&c->instances);
+	for (size_t i = 0; hmap_next(&c->on_node, &i, &key, &v);)
+		members_free(v);
+	hmap_free(&c->on_node);
+	hmap_free(&c->pending);
 	idset_free(&c->by_id);
 	hmap_free(&c->names);
 	for (size_t i = 0; hmap_next(&c->usage, &i, &key, &v);)

@@ -173,6 +173,9 @@ typedef bool cluster_instance_fn(void *arg, const struct instance *in);
 size_t cluster_instances_list(struct cluster *c, int state, const char *after_id, size_t limit,
                               cluster_instance_fn *fn, void *arg);
 size_t cluster_instance_count(const struct cluster *c);
+/* The instance records placed on node_id (what its registration reconciles): kept by node,
+ * not found by a scan. */
+size_t cluster_node_instance_records(const struct cluster *c, const char *node_id);
 void cluster_count_states(const struct cluster *c, int counts[INST_STATE_COUNT]);
 int64_t cluster_in_flight(const struct cluster *c);
 uint64_t cluster_refused_saturated(const struct cluster *c);

@@ -400,6 +400,7 @@ static void test_core_killed(void)
 	b = cluster_instance(w.c, idb);
 	CHECK(a && a->state == INST_RUNNING && !a->marks.accepted_us);
 	CHECK(b && b->state == INST_SCHEDULED);
+	CHECK_EQ_INT(cluster_node_instance_records(w.c, N1), 2); /* loaded by node */
 	n = cluster_node(w.c, N1);
 	CHECK(n && !n->ready); /* down until it registers again */
 	CHECK_EQ_INT(cluster_in_flight(w.c), 1);
@@ -497,6 +498,8 @@ static void test_partition(void)
 	CHECK(!n1->ready && n2->ready);
 	CHECK_EQ_INT(a->state, INST_SCHEDULED); /* lost, then placed again */
 	CHECK_STR(a->node_id, N2);
+	CHECK_EQ_INT(cluster_node_instance_records(w.c, N2), 1);
+	CHECK_EQ_INT(cluster_node_instance_records(w.c, N1), 1); /* b, lost there */
 	CHECK_STR(a->lost_node, "");
 	CHECK_EQ_INT(b->state, INST_LOST);
 	CHECK(b->error && strstr(b->error, "stopped heartbeating"));
@@ -521,6 +524,8 @@ static void test_partition(void)
 	CHECK_EQ_INT(b->state, INST_RUNNING); /* no restart: running again where it was */
 	CHECK(b->error == NULL);
 	CHECK_EQ_INT(n1->n_instances, 1);
+	CHECK_EQ_INT(cluster_node_instance_records(w.c, N1), 1);
+	CHECK_EQ_INT(cluster_node_instance_records(w.c, N2), 1);
 	world_close(&w);
 }
 
@@ -541,11 +546,13 @@ static void test_partition_heals_before_replaced(void)
 	cluster_sweep(w.c, 100000000);
 	CHECK_EQ_INT(a->state, INST_PENDING);
 	CHECK_STR(a->lost_node, N1);
+	CHECK_EQ_INT(cluster_node_instance_records(w.c, N1), 0); /* placed nowhere now */
 	const char *alive[] = {a->id, NULL};
-	n1 = reg(&w, N1, "n1", alive);
+	n1 = reg(&w, N1, "n1", alive); /* found through the node's list: it is placed on none */
 	CHECK_EQ_INT(a->state, INST_RUNNING);
 	CHECK_STR(a->node_id, N1);
 	CHECK_EQ_INT(n1->n_instances, 1);
+	CHECK_EQ_INT(cluster_node_instance_records(w.c, N1), 1);
 	struct taken t = take(&w, n1);
 	CHECK(!has(&t, "stop", a->id) && !has(&t, "start", a->id));
 	world_close(&w);
