@@ -969,11 +969,10 @@ static bool same_request(const struct sched_request *a, const struct sched_reque
  * starts go out once it is durable. Instances that fit nowhere stay pending. Each run of
  * alike requests (all the instances of one create) is placed by one sched_place: a create
  * of count 1000 among 10,000 nodes scans them once, not 1000 times. */
-static void schedule(struct cluster *c, struct instance **insts, int n)
+/* The placements of insts, done in memory as steps of b (not stored): runs of alike
+ * requests are placed together. */
+static void schedule_steps(struct cluster *c, struct instance **insts, int n, struct batch *b)
 {
-	struct batch b = {0};
-	if (!leading(c))
-		return;
 	for (int i = 0, run; i < n; i += run) {
 		struct sched_request r = sched_request_of(c, &insts[i]->spec);
 		enum sched_miss miss;
@@ -986,10 +985,18 @@ static void schedule(struct cluster *c, struct instance **insts, int n)
 		placed = place_run(c, &r, run, &miss);
 		/* reserved as each step is done in memory: the next run sees them */
 		for (int j = 0; j < placed; j++)
-			batch_event(c, &b, insts[i + j], IEV_PLACE, &(struct step_args){.node = c->nodes[c->chosen[j]]});
+			batch_event(c, b, insts[i + j], IEV_PLACE, &(struct step_args){.node = c->nodes[c->chosen[j]]});
 		for (int j = placed; j < run; j++)
 			log_warnx("instance %s stays pending: %s", insts[i + j]->id, sched_miss_message(miss));
 	}
+}
+
+static void schedule(struct cluster *c, struct instance **insts, int n)
+{
+	struct batch b = {0};
+	if (!leading(c))
+		return;
+	schedule_steps(c, insts, n, &b);
 	int placed = b.n;
 	if (batch_commit(c, &b) < 0)
 		log_warnx("could not record placements; %d instances stay pending", placed);
@@ -1164,6 +1171,43 @@ fail:
 	return -1;
 }
 
+/* The leader's create: placed in memory first, so that each record is written once, with its
+ * placement (one insert, not an insert and then an update: half the writes of a batch, and
+ * one round trip less on PostgreSQL). When the store refuses, the placements are undone
+ * and the instances leave memory: nothing was created. */
+static int create_placed(struct cluster *c, const struct cluster_create_req *r, struct instance **insts,
+                         struct instance ***out, int *n, struct mv_error *err)
+{
+	int count = r->spec->count;
+	struct batch b = {0};
+	int64_t built = clock_mono_us();
+	for (int i = 0; i < count; i++) {
+		insts[i]->marks.persisted_us = built; /* accept ends: the record is made; schedule follows */
+		instance_insert(c, insts[i]);
+	}
+	schedule_steps(c, insts, count, &b);
+	if (persist_new(c, insts, count, r) < 0) {
+		for (int i = b.n - 1; i >= 0; i--)
+			step_undo(c, &b.steps[i]);
+		for (int i = 0; i < count; i++) {
+			instance_remove(c, insts[i]);
+			instance_free(insts[i]);
+		}
+		free(b.steps);
+		free(insts);
+		return mv_fail(err, 500, "store_failed", "the store could not save the request; nothing was created");
+	}
+	for (int i = 0; i < count; i++)
+		if (c->hooks.instance_event)
+			c->hooks.instance_event(c->hooks.arg, insts[i]);
+	for (int i = 0; i < b.n; i++)
+		step_after(c, &b.steps[i]);
+	free(b.steps);
+	*out = insts;
+	*n = count;
+	return 0;
+}
+
 /* Just after taking the lead from another core, while the nodes it knows (at least one:
  * a follower may have known none) have not registered yet (see cluster_took_lead).
  * O(nodes), only inside that window. */
@@ -1205,6 +1249,8 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 		fatal("calloc");
 	for (int i = 0; i < spec->count; i++)
 		insts[i] = instance_new(spec, img, i, r);
+	if (leading(c))
+		return create_placed(c, r, insts, out, n, err);
 	if (persist_new(c, insts, spec->count, r) < 0) {
 		for (int i = 0; i < spec->count; i++)
 			instance_free(insts[i]);
@@ -1217,9 +1263,7 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 		if (c->hooks.instance_event)
 			c->hooks.instance_event(c->hooks.arg, insts[i]);
 	}
-	if (leading(c))
-		schedule(c, insts, spec->count);
-	else if (c->hooks.follower_wrote)
+	if (c->hooks.follower_wrote)
 		c->hooks.follower_wrote(c->hooks.arg);
 	*out = insts;
 	*n = spec->count;
