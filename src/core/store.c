@@ -75,6 +75,8 @@ void store_no_flush_next(struct store *s)
 		s->group->next_no_flush = true;
 }
 
+bool store_unit_no_flush(const struct store *s) { return s->group && s->group->next_no_flush; }
+
 void store_group_counts(const struct store *s, uint64_t *commits, uint64_t *units, uint64_t *flushed)
 {
 	const struct store_group *g = s->group;

@@ -259,6 +259,9 @@ void store_group_on_fatal(struct store *s, void (*fn)(void *arg), void *arg);
 void store_group_flush(struct store *s);
 /* The next unit (begin..commit, or one write outside one) needs no flush of its own. */
 void store_no_flush_next(struct store *s);
+/* Whether the unit under way was marked by store_no_flush_next (a backend may send its
+ * writes without waiting for them: store_pg.c). */
+bool store_unit_no_flush(const struct store *s);
 /* Transactions committed and units they held, since the start (for the metrics). */
 void store_group_counts(const struct store *s, uint64_t *commits, uint64_t *units, uint64_t *flushed);
 

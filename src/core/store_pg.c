@@ -136,9 +136,18 @@ struct pg_store {
 	bool in_tx;
 	bool begin_unsent; /* begun, its BEGIN to go with the first statement (begin_and_run) */
 	bool claimed; /* holds CLAIM_LOCK_KEY: a reconnect must take it again */
+	/* Writes sent without waiting (libpq's pipeline mode; see "Writes that can be learnt
+	 * again" below): how many statements' results are still to be read, and whether a commit
+	 * ended the pipeline (then nothing of it belongs to an open transaction any more). */
+	int piped;
+	bool piped_commit;
+	int tx_waited; /* statements of the open transaction whose answers were awaited */
 };
 
 static struct pg_store *pg(struct store *s) { return (struct pg_store *)s; }
+
+static int pipe_drain(struct pg_store *s);
+static int reconnect(struct pg_store *s);
 
 bool store_pg_location(const char *location)
 {
@@ -245,6 +254,8 @@ static void pg_close(struct store *base)
 	struct pg_store *s = pg(base);
 	if (!s)
 		return;
+	if (s->conn && s->piped)
+		pipe_drain(s); /* the last commit's answer: said if it failed */
 	if (s->conn)
 		PQfinish(s->conn);
 	free(s);
@@ -327,6 +338,88 @@ static int pg_claim(struct store *base, char *err, size_t errlen)
 	return got == 1 ? 0 : -1;
 }
 
+/* ---- writes that can be learnt again: sent without waiting ----
+ *
+ * A unit the core marked no-flush (store_no_flush_next: a node's report, which the node
+ * gives again when it registers) loses nothing that matters if its write is lost. Its
+ * updates go out in libpq's pipeline mode without waiting for their answers, and a turn of
+ * such units only is committed the same way: BEGIN, the updates, SET LOCAL
+ * synchronous_commit = off and COMMIT leave in one write, and the answers of the turn go
+ * out without a round trip to the server (before, a report cost two). The results are
+ * read before the connection is used again (pipe_drain). A failure found then is logged:
+ * the core's memory keeps the reported states and its next write of each instance writes
+ * them again (an update writes the whole status); a new leader learns them from the nodes.
+ * When a unit that must be durable comes in the same transaction, the pending results are
+ * read first, and a failure among them fails that unit, as any failure after accepted
+ * units of a turn does (store.h). */
+
+/* Reads what the pipeline holds: 0 when every statement (and a commit, if one ended it)
+ * succeeded; -1 after logging the first failure. The connection leaves pipeline mode. */
+static int pipe_drain(struct pg_store *s)
+{
+	PGresult *r;
+	int rc = 0, i;
+	bool commit = s->piped_commit;
+	if (s->piped == 0)
+		return 0;
+	if (!commit && PQpipelineSync(s->conn) != 1)
+		rc = -1;
+	/* each statement's result, then a NULL; after a failure the others are "aborted" */
+	for (i = 0; rc == 0 && i < s->piped; i++) {
+		if (!(r = PQgetResult(s->conn))) {
+			rc = -1;
+			break;
+		}
+		if (PQresultStatus(r) != PGRES_COMMAND_OK ||
+		    (commit && i == s->piped - 1 && strcmp(PQcmdStatus(r), "COMMIT") != 0)) {
+			log_warnx("store: a write sent without waiting failed: %s",
+			          PQresultStatus(r) == PGRES_COMMAND_OK ? "its transaction had failed"
+			                                                : pg_words(PQresultErrorMessage(r)));
+			rc = -1;
+		}
+		PQclear(r);
+		PQclear(PQgetResult(s->conn)); /* the NULL that ends a statement's results */
+	}
+	/* what is left after a failure, up to the sync point (bounded: two per statement) */
+	for (int left = 2 * (s->piped - i) + 2; left > 0 && PQstatus(s->conn) == CONNECTION_OK; left--) {
+		r = PQgetResult(s->conn);
+		bool sync = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+		PQclear(r);
+		if (sync)
+			break;
+	}
+	if (PQexitPipelineMode(s->conn) != 1 && PQstatus(s->conn) == CONNECTION_OK) {
+		log_warnx("store: after a pipeline: %s; connecting again", pg_words(PQerrorMessage(s->conn)));
+		s->piped = 0;
+		s->piped_commit = false;
+		reconnect(s); /* a session in an unknown state is not written again */
+	}
+	s->piped = 0;
+	s->piped_commit = false;
+	if (rc < 0 && commit)
+		log_warnx("store: the last commit of node reports failed: the core keeps them in memory and writes them "
+		          "with each instance's next change; a new leader learns them from the nodes");
+	return rc;
+}
+
+/* Sends a prepared statement into the pipeline (with the transaction's BEGIN when it is the
+ * first): -1 when it could not be sent. */
+static int pipe_send(struct pg_store *s, const char *name, int n, const char *const *params)
+{
+	if (s->piped == 0 && PQenterPipelineMode(s->conn) != 1)
+		return -1;
+	if (s->begin_unsent) {
+		if (PQsendQueryParams(s->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) != 1)
+			return -1;
+		s->begin_unsent = false;
+		s->piped++;
+	}
+	if (PQsendQueryPrepared(s->conn, name, n, params, NULL, NULL, 0) != 1)
+		return -1;
+	s->piped++;
+	return 0;
+}
+
 /* A lost connection, outside a transaction, is made again (every host of the URL tried)
  * and the statements prepared on it. Inside one, the transaction is gone: the caller's
  * rollback ends it. */
@@ -335,6 +428,8 @@ static int reconnect(struct pg_store *s)
 	char err[400] = "";
 	if (!s->conn) /* fenced: it lost its claim */
 		return -1;
+	s->piped = 0; /* what was sent on the old session went with it */
+	s->piped_commit = false;
 	PQreset(s->conn);
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		log_warnx("store: PostgreSQL reconnect failed: %s", pg_words(PQerrorMessage(s->conn)));
@@ -414,6 +509,19 @@ static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *con
 	                      id == ST_LOAD_TOKENS || id == ST_LOAD_NODE_SECRETS ||
 	                      id == ST_LOAD_POOLS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
 	snprintf(name, sizeof name, "s%d", (int)id);
+	/* writes sent without waiting go first: a failure among those of this transaction fails it,
+	 * unless they were all it held (then they are dropped, and it starts again) */
+	if (s->piped && pipe_drain(s) < 0 && s->in_tx) {
+		if (s->tx_waited > 0) {
+			log_warnx("store: %s: not sent: the transaction's earlier writes failed", what);
+			return NULL;
+		}
+		if (PQstatus(s->conn) == CONNECTION_OK)
+			exec_sql(s, "ROLLBACK", NULL, 0);
+		s->begin_unsent = true;
+	}
+	if (s->in_tx)
+		s->tx_waited++;
 	if (!s->in_tx && PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return NULL;
 	if (s->begin_unsent)
@@ -449,14 +557,38 @@ static int pg_begin(struct store *base)
 	if (PQstatus(s->conn) != CONNECTION_OK && reconnect(s) < 0)
 		return -1;
 	s->in_tx = s->begin_unsent = true; /* sent with the first statement (begin_and_run) */
+	s->tx_waited = 0;
 	return 0;
 }
 
-/* sql ends with COMMIT (what may come before it: settings of this transaction). */
-static int commit_with(struct pg_store *s, const char *sql)
+/* Ends the pipeline of this transaction with its COMMIT (after SET LOCAL synchronous_commit
+ * = off when no_flush). A durable commit waits for every answer; one of no-flush units only
+ * is left to be read before the next use of the connection (pipe_drain). */
+static int commit_piped(struct pg_store *s, bool no_flush)
+{
+	static const char *const no_flush_sql = "SET LOCAL synchronous_commit = off";
+	if (s->piped == 0 && PQenterPipelineMode(s->conn) != 1)
+		return -1;
+	if (no_flush) {
+		if (PQsendQueryParams(s->conn, no_flush_sql, 0, NULL, NULL, NULL, NULL, 0) != 1)
+			return -1;
+		s->piped++;
+	}
+	if (PQsendQueryParams(s->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) != 1)
+		return -1;
+	s->piped++;
+	s->piped_commit = true;
+	if (PQpipelineSync(s->conn) != 1)
+		return -1;
+	return no_flush ? 0 : pipe_drain(s);
+}
+
+/* The transaction's COMMIT, waiting for it unless no_flush (see commit_piped). */
+static int commit_with(struct pg_store *s, bool no_flush)
 {
 	PGresult *r;
 	bool ok;
+	int rc;
 	if (!s->in_tx) {
 		log_warnx("store: commit: no transaction is open");
 		return -1;
@@ -465,9 +597,19 @@ static int commit_with(struct pg_store *s, const char *sql)
 		s->in_tx = s->begin_unsent = false;
 		return 0;
 	}
+	if (s->piped || no_flush) {
+		s->in_tx = false;
+		if ((rc = commit_piped(s, no_flush)) < 0 && s->piped)
+			pipe_drain(s); /* says what failed */
+		if (rc < 0 && no_flush) { /* what it held is learnt again: not worth the process */
+			log_warnx("store: a commit of node reports could not be sent: the core keeps them in memory");
+			return 0;
+		}
+		return rc;
+	}
 	/* COMMIT of a transaction a statement aborted answers ROLLBACK, with no error; PQexec
 	 * gives the last statement's result */
-	r = PQexec(s->conn, sql);
+	r = PQexec(s->conn, "COMMIT");
 	ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
 	if (!ok)
 		log_warnx("store: commit: %s", PQresultStatus(r) == PGRES_COMMAND_OK ? "the transaction had failed"
@@ -477,7 +619,7 @@ static int commit_with(struct pg_store *s, const char *sql)
 	return ok ? 0 : -1;
 }
 
-static int pg_commit(struct store *base) { return commit_with(pg(base), "COMMIT"); }
+static int pg_commit(struct store *base) { return commit_with(pg(base), false); }
 
 /* A transaction whose loss in a crash of the server costs nothing that cannot be learnt
  * again (store.h, "Durability"): committed, visible and ordered before any later commit,
@@ -485,12 +627,14 @@ static int pg_commit(struct store *base) { return commit_with(pg(base), "COMMIT"
  * synchronous commit, whichever is first). */
 static int pg_commit_no_flush(struct store *base)
 {
-	return commit_with(pg(base), "SET LOCAL synchronous_commit = off; COMMIT");
+	return commit_with(pg(base), true);
 }
 
 static void pg_rollback(struct store *base)
 {
 	struct pg_store *s = pg(base);
+	if (s->piped)
+		pipe_drain(s);
 	if (!s->in_tx)
 		return;
 	s->in_tx = false;
@@ -585,11 +729,19 @@ static int pg_instance_insert(struct store *base, const struct store_instance_ro
 
 static int pg_instance_update(struct store *base, const char *id, const struct store_instance_status *v)
 {
+	struct pg_store *s = pg(base);
 	struct params p = {.n = 0};
+	char name[8];
 	int rc;
 	p_status(&p, v);
 	p_text(&p, id);
-	rc = run_done(pg(base), ST_UPDATE_INSTANCE, p.n, p.v, "write instance");
+	snprintf(name, sizeof name, "s%d", (int)ST_UPDATE_INSTANCE);
+	/* a node's report inside a transaction: sent without waiting ("writes that can be learnt again") */
+	if (s->in_tx && store_unit_no_flush(base) && PQstatus(s->conn) == CONNECTION_OK && !s->piped_commit) {
+		if ((rc = pipe_send(s, name, p.n, p.v)) < 0)
+			log_warnx("store: a node's report could not be sent: %s", pg_words(PQerrorMessage(s->conn)));
+	} else
+		rc = run_done(s, ST_UPDATE_INSTANCE, p.n, p.v, "write instance");
 	params_free(&p);
 	return rc;
 }

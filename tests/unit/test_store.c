@@ -529,6 +529,7 @@ static void test_group_commit(void)
 	event_base_loop(base, EVLOOP_NONBLOCK);
 	store_group_counts(s, &commits, &units, &flushed);
 	CHECK(commits == 3 && units == 4 && flushed == 2);
+	CHECK_EQ_INT(count_instances(s), 4); /* PostgreSQL: the commit's answer is read here */
 	{
 		char v[1][64];
 		CHECK(db_row("SELECT state FROM instances WHERE id = '0000000000000001'", v, 1) == 0 &&
@@ -1376,6 +1377,89 @@ static void test_pg_reconnects(void)
 	spec_free(&b.spec);
 }
 
+/* PostgreSQL: the updates of no-flush units (node reports) and the commit of a turn of them
+ * are sent without waiting (store_pg.c, "writes that can be learnt again"). They are
+ * committed and ordered before what follows; a lost connection loses them with a warning,
+ * never the process (they are learnt again), and the next write reconnects. */
+static void test_reports_not_awaited(void)
+{
+	struct event_base *base = event_base_new();
+	fresh_dir();
+	struct store *s = open_ok();
+	struct store_instance_row a = make_row("aaaaaaaaaaaaaaaa", "ra", 10);
+	struct store_instance_row b = make_row("bbbbbbbbbbbbbbbb", "rb", 20);
+	static const char kill_sql[] = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	                               " WHERE application_name = 'microvim-core'";
+	uint64_t commits, units, flushed;
+	char v[2][64];
+	if (!s || !base)
+		goto out;
+	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &b), 0);
+	store_group_start(s, base);
+	/* a turn of two reports, one a unit of two writes: one commit, not waited for */
+	store_no_flush_next(s);
+	a.status.state = INST_RUNNING;
+	CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
+	store_no_flush_next(s);
+	CHECK_EQ_INT(store_begin(s), 0);
+	b.status.state = INST_STARTING;
+	CHECK_EQ_INT(store_instance_update(s, b.id, &b.status), 0);
+	b.status.state = INST_RUNNING;
+	CHECK_EQ_INT(store_instance_update(s, b.id, &b.status), 0);
+	CHECK_EQ_INT(store_commit(s), 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	store_group_counts(s, &commits, &units, &flushed);
+	CHECK(commits == 1 && units == 2 && flushed == 0);
+	/* the next use of the connection reads the answers; then the rows are there */
+	CHECK_EQ_INT(count_instances(s), 2);
+	CHECK(db_row("SELECT state FROM instances WHERE id = 'aaaaaaaaaaaaaaaa'", v, 1) == 0 && strcmp(v[0], "running") == 0);
+	CHECK(db_row("SELECT state FROM instances WHERE id = 'bbbbbbbbbbbbbbbb'", v, 1) == 0 && strcmp(v[0], "running") == 0);
+	/* a report, then a durable write in the same turn: both in one commit, awaited */
+	store_no_flush_next(s);
+	a.status.state = INST_STOPPED;
+	CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
+	b.status.stop_requested = true;
+	CHECK_EQ_INT(store_instance_update(s, b.id, &b.status), 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	store_group_counts(s, &commits, &units, &flushed);
+	CHECK(commits == 2 && units == 4 && flushed == 1);
+	CHECK(db_row("SELECT state, stop_requested FROM instances WHERE id = 'aaaaaaaaaaaaaaaa'", v, 1) == 0 &&
+	      strcmp(v[0], "stopped") == 0);
+	CHECK(db_row("SELECT stop_requested FROM instances WHERE id = 'bbbbbbbbbbbbbbbb'", v, 1) == 0 &&
+	      strcmp(v[0], "1") == 0);
+	if (on_pg) {
+		/* the connection dies before a turn of reports: they are lost with a warning, the
+		 * process goes on, and the next write is made on a new connection */
+		CHECK_EQ_INT(db_exec(kill_sql), 0);
+		store_no_flush_next(s);
+		a.status.state = INST_RUNNING;
+		CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		b.status.stop_requested = false;
+		CHECK_EQ_INT(store_instance_update(s, b.id, &b.status), 0);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		CHECK(db_row("SELECT stop_requested FROM instances WHERE id = 'bbbbbbbbbbbbbbbb'", v, 1) == 0 &&
+		      strcmp(v[0], "0") == 0);
+		/* dies with reports in the pipeline, then a durable write comes in the same turn: the
+		 * reports are dropped, the durable write is made on a new connection */
+		store_no_flush_next(s);
+		CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
+		CHECK_EQ_INT(db_exec(kill_sql), 0);
+		struct store_instance_row c = make_row("cccccccccccccccc", "rc", 30);
+		CHECK_EQ_INT(store_instance_insert(s, &c), 0);
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		CHECK(db_row("SELECT name FROM instances WHERE id = 'cccccccccccccccc'", v, 1) == 0 && strcmp(v[0], "rc") == 0);
+		spec_free(&c.spec);
+	}
+out:
+	store_close(s);
+	if (base)
+		event_base_free(base);
+	spec_free(&a.spec);
+	spec_free(&b.spec);
+}
+
 /* One core per database: the second claim is refused with words (after its bounded wait),
  * the first one's close frees it. SQLite has nothing to claim. */
 static void test_claim(void)
@@ -1460,6 +1544,7 @@ ON_PG(test_migration_from_v5)
 ON_PG(test_pg_migration_from_v4)
 ON_PG(test_pg_two_stores_one_database)
 ON_PG(test_pg_reconnects)
+ON_PG(test_reports_not_awaited)
 ON_PG(test_claim)
 
 int main(void)
@@ -1471,6 +1556,7 @@ int main(void)
 	RUN(test_name_unique);
 	RUN(test_transactions);
 	RUN(test_group_commit);
+	RUN(test_reports_not_awaited);
 	RUN(test_pages);
 	RUN(test_nodes);
 	RUN(test_images);
@@ -1509,6 +1595,7 @@ int main(void)
 			RUN(test_pg_migration_from_v4_pg);
 			RUN(test_pg_two_stores_one_database_pg);
 			RUN(test_pg_reconnects_pg);
+			RUN(test_reports_not_awaited_pg);
 			RUN(test_claim_pg);
 		}
 		pg_teardown();
