@@ -30,7 +30,10 @@
  * learnt again (a node's report of where its instance is, which it gives again when it
  * registers): a turn of such units only is committed without waiting for the WAL flush
  * (PostgreSQL: SET LOCAL synchronous_commit = off; the commit is still ordered before any
- * later one, and survives the core's crash, not the database server's). */
+ * later one, and survives the core's crash, not the database server's). PostgreSQL also
+ * sends such units' updates, and such a turn's commit, without waiting for the server's
+ * answers (store_pg.c): a failure among them is logged, not fatal, since what they held
+ * is learnt again. */
 #ifndef MICROVIM_STORE_H
 #define MICROVIM_STORE_H
 
