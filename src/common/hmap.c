@@ -25,18 +25,33 @@ void hmap_free(struct hmap *m)
 	memset(m, 0, sizeof *m);
 }
 
-static struct hmap_slot *find(const struct hmap *m, const char *key)
+static struct hmap_slot *find(const struct hmap *m, const char *key, uint64_t h)
 {
 	if (m->cap == 0)
 		return NULL;
-	for (size_t i = hash_str(key) & (m->cap - 1), n = 0; n < m->cap; i = (i + 1) & (m->cap - 1), n++) {
+	for (size_t i = h & (m->cap - 1), n = 0; n < m->cap; i = (i + 1) & (m->cap - 1), n++) {
 		struct hmap_slot *s = &m->slots[i];
 		if (!s->key)
 			return NULL;
-		if (s->key != HMAP_TOMBSTONE && strcmp(s->key, key) == 0)
+		if (s->hash == h && s->key != HMAP_TOMBSTONE && strcmp(s->key, key) == 0)
 			return s;
 	}
 	return NULL;
+}
+
+/* A key known to be absent, with its hash, into the first free slot of its probe run. */
+static void place(struct hmap *m, const char *key, uint64_t h, void *value)
+{
+	struct hmap_slot *s;
+	for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+		s = &m->slots[i];
+		if (!s->key || s->key == HMAP_TOMBSTONE)
+			break;
+	}
+	if (!s->key)
+		m->used++;
+	m->live++;
+	*s = (struct hmap_slot){.key = key, .value = value, .hash = h};
 }
 
 static void grow(struct hmap *m)
@@ -49,22 +64,22 @@ static void grow(struct hmap *m)
 	if (!m->slots)
 		fatal("calloc");
 	m->used = m->live = 0;
-	for (size_t i = 0; i < old.cap; i++)
+	for (size_t i = 0; i < old.cap; i++) /* the keys are distinct: no lookup, no hashing */
 		if (old.slots[i].key && old.slots[i].key != HMAP_TOMBSTONE)
-			hmap_put(m, old.slots[i].key, old.slots[i].value);
+			place(m, old.slots[i].key, old.slots[i].hash, old.slots[i].value);
 	free(old.slots);
 }
 
 void *hmap_get(const struct hmap *m, const char *key)
 {
-	struct hmap_slot *s = find(m, key);
+	struct hmap_slot *s = find(m, key, hash_str(key));
 	return s ? s->value : NULL;
 }
 
 void hmap_put(struct hmap *m, const char *key, void *value)
 {
-	struct hmap_slot *s = find(m, key);
-	size_t i;
+	uint64_t h = hash_str(key);
+	struct hmap_slot *s = find(m, key, h);
 	if (s) {
 		s->key = key;
 		s->value = value;
@@ -72,21 +87,12 @@ void hmap_put(struct hmap *m, const char *key, void *value)
 	}
 	if ((m->used + 1) * 4 > m->cap * 3)
 		grow(m);
-	for (i = hash_str(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-		s = &m->slots[i];
-		if (!s->key || s->key == HMAP_TOMBSTONE)
-			break;
-	}
-	if (!s->key)
-		m->used++;
-	m->live++;
-	s->key = key;
-	s->value = value;
+	place(m, key, h, value);
 }
 
 void *hmap_remove(struct hmap *m, const char *key)
 {
-	struct hmap_slot *s = find(m, key);
+	struct hmap_slot *s = find(m, key, hash_str(key));
 	void *v;
 	if (!s)
 		return NULL;

@@ -1,5 +1,6 @@
 #include "common/idset.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,14 +28,29 @@ static unsigned bucket_of(const char *key)
 	return b;
 }
 
+/* The key's first 8 bytes as a big-endian number (0 past its end): comparing two of them
+ * orders as strcmp orders those bytes. */
+static uint64_t prefix_of(const char *key)
+{
+	uint64_t p = 0;
+	bool ended = false;
+	for (int i = 0; i < 8; i++) {
+		unsigned char c = ended ? 0 : (unsigned char)key[i];
+		ended = c == 0;
+		p = p << 8 | c;
+	}
+	return p;
+}
+
 /* The first index in bucket whose key is >= key (with *found when equal). */
-static uint32_t lower_bound(const struct idset_bucket *b, const char *key, int *found)
+static uint32_t lower_bound(const struct idset_bucket *b, const char *key, uint64_t prefix, int *found)
 {
 	uint32_t lo = 0, hi = b->n;
 	*found = 0;
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(b->entries[mid].key, key);
+		const struct idset_entry *e = &b->entries[mid];
+		int c = e->prefix < prefix ? -1 : e->prefix > prefix ? 1 : strcmp(e->key, key);
 		if (c == 0) {
 			*found = 1;
 			return mid;
@@ -69,9 +85,9 @@ void idset_put(struct idset *s, const char *key, void *value)
 	if (!s->buckets && !(s->buckets = calloc(IDSET_BUCKETS, sizeof *s->buckets)))
 		fatal("calloc");
 	b = &s->buckets[bucket_of(key)];
-	at = lower_bound(b, key, &found);
+	at = lower_bound(b, key, prefix_of(key), &found);
 	if (found) {
-		b->entries[at] = (struct idset_entry){key, value};
+		b->entries[at] = (struct idset_entry){key, value, b->entries[at].prefix};
 		return;
 	}
 	if (b->n == b->cap) {
@@ -83,7 +99,7 @@ void idset_put(struct idset *s, const char *key, void *value)
 		b->cap = cap;
 	}
 	memmove(&b->entries[at + 1], &b->entries[at], sizeof *b->entries * (b->n - at));
-	b->entries[at] = (struct idset_entry){key, value};
+	b->entries[at] = (struct idset_entry){key, value, prefix_of(key)};
 	b->n++;
 	s->size++;
 }
@@ -98,7 +114,7 @@ void *idset_remove(struct idset *s, const char *key)
 	if (!s->buckets)
 		return NULL;
 	b = &s->buckets[bucket_of(key)];
-	at = lower_bound(b, key, &found);
+	at = lower_bound(b, key, prefix_of(key), &found);
 	if (!found)
 		return NULL;
 	old = b->entries[at].value;
@@ -122,7 +138,7 @@ int idset_walk(const struct idset *s, const char *after, idset_fn *fn, void *arg
 	if (!s->buckets || s->size == 0)
 		return 0;
 	if (after) {
-		at = lower_bound(&s->buckets[first], after, &found);
+		at = lower_bound(&s->buckets[first], after, prefix_of(after), &found);
 		at += (uint32_t)found;
 	}
 	for (unsigned i = first; i < IDSET_BUCKETS; i++, at = 0) {

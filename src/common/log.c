@@ -12,6 +12,7 @@ static bool log_verbose;
 static bool log_quiet;
 
 void log_set_tag(const char *tag) { log_tag = tag; }
+const char *log_get_tag(void) { return log_tag; }
 void log_set_verbose(bool on) { log_verbose = on; }
 void log_set_quiet(bool on) { log_quiet = on; }
 

@@ -11,6 +11,7 @@
 #define UNUSED __attribute__((unused)) /* callback parameters a handler ignores */
 
 void log_set_tag(const char *tag); /* per thread */
+const char *log_get_tag(void);     /* this thread's: for a thread it starts */
 void log_set_verbose(bool on);
 void log_set_quiet(bool on);
 

@@ -1,7 +1,10 @@
 #include "common/trace.h"
 
 #include <errno.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *const phase_names[PHASE_COUNT] = {
@@ -229,6 +232,235 @@ int trace_from_json(struct trace *t, const json_t *j)
 		t->has_stop = true;
 	}
 	return 0;
+}
+
+/* ---- a stored trace's text, read without jansson ----
+ *
+ * fast_* read the subset of JSON that trace_to_json writes when dumped compact: no
+ * whitespace, keys and string values of [a-z_], numbers, objects of numbers. Each returns
+ * -1 ("not this form, ask jansson") on anything else, and also where jansson could answer
+ * otherwise than the checks below (a number it would refuse, a key given twice), so that
+ * the fast read is taken only when its answer is jansson's. */
+
+#define FAST_KEY_MAX 31
+
+static int fast_string(const char **p, char *out)
+{
+	const char *s = *p;
+	size_t n = 0;
+	if (*s++ != '"')
+		return -1;
+	for (; (*s >= 'a' && *s <= 'z') || *s == '_'; s++) {
+		if (n == FAST_KEY_MAX)
+			return -1;
+		out[n++] = *s;
+	}
+	if (*s++ != '"')
+		return -1;
+	out[n] = '\0';
+	*p = s;
+	return 0;
+}
+
+static int fast_digits(const char **s)
+{
+	int n = 0;
+	for (; **s >= '0' && **s <= '9'; (*s)++)
+		n++;
+	return n;
+}
+
+/* A JSON number by its grammar; jansson reads an integer (no fraction or exponent) with
+ * strtoll and refuses one past int64: those long ones, and any that overflow a double, are
+ * left to it. */
+static int fast_number(const char **p, double *out)
+{
+	const char *s = *p;
+	bool integer = true;
+	int n;
+	char buf[64], *end;
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		s++;
+	else if (fast_digits(&s) == 0)
+		return -1;
+	if (*s == '.') {
+		s++;
+		integer = false;
+		if (fast_digits(&s) == 0)
+			return -1;
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		integer = false;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (fast_digits(&s) == 0)
+			return -1;
+	}
+	n = (int)(s - *p);
+	if (n >= (int)sizeof buf || (integer && n > 15))
+		return -1;
+	memcpy(buf, *p, (size_t)n);
+	buf[n] = '\0';
+	*out = strtod(buf, &end);
+	if (end != buf + n || isinf(*out))
+		return -1;
+	*p = s;
+	return 0;
+}
+
+/* {"key":value,...}: fn reads each member's value (and returns -1 to decline). */
+static int fast_object(const char **p, int (*fn)(void *arg, const char *key, const char **p), void *arg)
+{
+	char key[FAST_KEY_MAX + 1];
+	if (*(*p)++ != '{')
+		return -1;
+	if (**p == '}') {
+		(*p)++;
+		return 0;
+	}
+	for (;;) {
+		if (fast_string(p, key) < 0 || *(*p)++ != ':' || fn(arg, key, p) < 0)
+			return -1;
+		if (**p == '}') {
+			(*p)++;
+			return 0;
+		}
+		if (*(*p)++ != ',')
+			return -1;
+	}
+}
+
+/* A member that trace_from_json does not read: a number or a string is skipped. */
+static int fast_skip(const char **p)
+{
+	char str[FAST_KEY_MAX + 1];
+	double d;
+	return **p == '"' ? fast_string(p, str) : fast_number(p, &d);
+}
+
+/* An object of durations named by names[0..n-1]: each in range (ms_field), none twice. */
+struct fast_ms {
+	const char *const *names;
+	int n;
+	int64_t *us;
+	unsigned seen;
+};
+
+static int fast_ms_member(void *arg, const char *key, const char **p)
+{
+	struct fast_ms *m = arg;
+	double v;
+	for (int i = 0; i < m->n; i++) {
+		if (strcmp(key, m->names[i]) != 0)
+			continue;
+		if ((m->seen & 1u << i) || fast_number(p, &v) < 0 || !(v >= 0 && v <= TRACE_MS_MAX))
+			return -1;
+		m->seen |= 1u << i;
+		m->us[i] = (int64_t)(v * 1000.0 + 0.5);
+		return 0;
+	}
+	return fast_skip(p);
+}
+
+enum { FAST_PHASES = 1, FAST_TOTAL = 2, FAST_IMAGE = 4, FAST_POOL = 8, FAST_STEPS = 16, FAST_STOP = 32 };
+
+struct fast_trace {
+	struct trace *t;
+	unsigned seen;
+	struct fast_ms phases, steps, stop;
+};
+
+static int fast_hit_miss(const char **p, const char *const names[3], int *out)
+{
+	char str[FAST_KEY_MAX + 1];
+	if (fast_string(p, str) < 0)
+		return -1;
+	for (int i = 0; i < 3; i++)
+		if (strcmp(str, names[i]) == 0) {
+			*out = i;
+			return 0;
+		}
+	return -1;
+}
+
+static int fast_trace_member(void *arg, const char *key, const char **p)
+{
+	static const char *const keys[] = {"phases", "total_ms", "image_cache", "pool", "steps", "stop_steps"};
+	struct fast_trace *f = arg;
+	unsigned bit = 0;
+	double v;
+	int i;
+	for (i = 0; i < 6; i++)
+		if (strcmp(key, keys[i]) == 0)
+			bit = 1u << i;
+	if (!bit)
+		return fast_skip(p);
+	if (f->seen & bit)
+		return -1;
+	f->seen |= bit;
+	switch (bit) {
+	case FAST_PHASES:
+		return fast_object(p, fast_ms_member, &f->phases);
+	case FAST_TOTAL:
+		if (fast_number(p, &v) < 0 || !(v >= 0 && v <= TRACE_MS_MAX))
+			return -1;
+		f->t->total_us = (int64_t)(v * 1000.0 + 0.5);
+		return 0;
+	case FAST_IMAGE:
+		if (fast_hit_miss(p, image_cache_names, &i) < 0)
+			return -1;
+		f->t->image_cache = (enum image_cache)i;
+		return 0;
+	case FAST_POOL:
+		if (fast_hit_miss(p, pool_use_names, &i) < 0)
+			return -1;
+		f->t->pool = (enum pool_use)i;
+		return 0;
+	case FAST_STEPS:
+		return fast_object(p, fast_ms_member, &f->steps);
+	default:
+		return fast_object(p, fast_ms_member, &f->stop);
+	}
+}
+
+static int fast_trace(struct trace *t, const char *text)
+{
+	struct fast_trace f = {
+		.t = t,
+		.phases = {.names = phase_names, .n = PHASE_COUNT, .us = t->phase_us},
+		.steps = {.names = step_names, .n = STEP_COUNT, .us = t->step_us},
+		.stop = {.names = stop_step_names, .n = STOP_STEP_COUNT, .us = t->stop_us},
+	};
+	const char *p = text;
+	if (fast_object(&p, fast_trace_member, &f) < 0 || *p != '\0' || !(f.seen & FAST_PHASES) ||
+	    !(f.seen & FAST_TOTAL))
+		return -1;
+	/* steps and stop_steps count only whole (trace_from_json refuses a part) */
+	if (((f.seen & FAST_STEPS) && f.steps.seen != (1u << STEP_COUNT) - 1) ||
+	    ((f.seen & FAST_STOP) && f.stop.seen != (1u << STOP_STEP_COUNT) - 1))
+		return -1;
+	t->has_boot = (f.phases.seen & 1u << PHASE_BOOT) != 0;
+	t->has_steps = (f.seen & FAST_STEPS) != 0;
+	t->has_stop = (f.seen & FAST_STOP) != 0;
+	return 0;
+}
+
+int trace_from_text(struct trace *t, const char *text)
+{
+	json_t *j;
+	int rc;
+	*t = (struct trace){0};
+	if (fast_trace(t, text) == 0)
+		return 0;
+	*t = (struct trace){0};
+	if (!(j = json_loads(text, 0, NULL)))
+		return -EINVAL;
+	rc = trace_from_json(t, j);
+	json_decref(j);
+	return rc;
 }
 
 json_t *node_timing_to_json(const struct node_timing *n)

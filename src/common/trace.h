@@ -115,6 +115,11 @@ json_t *trace_to_json(const struct trace *t);
 int trace_format(const struct trace *t, char *buf, size_t len);
 /* Inverse of trace_to_json; 0 or -EINVAL. */
 int trace_from_json(struct trace *t, const json_t *j);
+/* The same from the JSON text a store keeps: 0 or -EINVAL, just as json_loads and
+ * trace_from_json together answer (and fill t) for any text. Text in trace_to_json's own
+ * compact form is read without building jansson objects (a core loading a million
+ * instances reads a million traces); anything else goes through jansson. */
+int trace_from_text(struct trace *t, const char *text);
 
 /* Node timing as sent by the node: {"prepare_us":..,"network_us":..,"spawn_us":..,
  * "boot_us":..,"work_us":.., "image_cache": .., "pool": "hit"|"miss", "steps": {"artifact_us":.., "environment_us":.., "config_us":..,

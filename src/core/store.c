@@ -4,9 +4,12 @@
 
 #include "common/log.h"
 
+#include <errno.h>
 #include <event2/event.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---- group commit (see store.h) ---- */
 
@@ -194,16 +197,103 @@ void store_close(struct store *s)
 	s->ops->close(s);
 }
 
+/* ---- loading every instance, the next page read ahead ----
+ *
+ * A million rows take seconds to read and decode (the backend's query, the JSON of each
+ * spec and trace) and about as long again for the caller to take in. So a thread reads
+ * and decodes page k+1 into a buffer of its own while the caller's fn takes page k's rows
+ * on the calling thread: one page in each of two buffers, handed over by pthread_create
+ * and pthread_join (nothing else is shared, so no lock). The backend's connection is used
+ * by one thread at a time: the reader's, while the caller only runs fn. */
+
+struct loaded_row {
+	struct store_instance_row row;
+	char *error; /* row.status.error, copied: the backend's text lives for its callback only */
+};
+
+struct page_read {
+	struct store *s;
+	struct store_cursor after, last;
+	struct loaded_row *rows; /* STORE_PAGE_DEFAULT of them */
+	size_t n;                /* rows decoded (an unreadable one is skipped, with a warning) */
+	size_t got;              /* rows the backend gave */
+	int rc;
+	const char *log_tag;
+};
+
+/* The reader's fn: keeps the row, taking its spec (store.h allows that) and copying its error. */
+static void keep_row(void *arg, struct store_instance_row *row)
+{
+	struct page_read *p = arg;
+	struct loaded_row *l = &p->rows[p->n++];
+	l->row = *row;
+	memset(&row->spec, 0, sizeof row->spec); /* taken */
+	l->error = NULL;
+	if (row->status.error && !(l->error = strdup(row->status.error)))
+		fatal("strdup");
+	l->row.status.error = l->error;
+}
+
+static void *page_read_main(void *arg)
+{
+	struct page_read *p = arg;
+	log_set_tag(p->log_tag);
+	p->n = 0;
+	p->rc = p->s->ops->instances_page(p->s, &p->after, STORE_PAGE_DEFAULT, keep_row, p, &p->last, &p->got);
+	return NULL;
+}
+
+static void page_start(struct page_read *p, pthread_t *thread)
+{
+	int rc = pthread_create(thread, NULL, page_read_main, p);
+	if (rc != 0) {
+		errno = rc;
+		fatal("store: cannot start the thread that reads instances ahead");
+	}
+}
+
+static void page_wait(pthread_t thread)
+{
+	int rc = pthread_join(thread, NULL);
+	if (rc != 0) {
+		errno = rc;
+		fatal("store: pthread_join");
+	}
+}
+
 int store_instances_load(struct store *s, store_instance_fn *fn, void *arg)
 {
-	struct store_cursor at = {0}, last;
-	size_t got;
-	do {
-		if (STORE_READ(s, s->ops->instances_page(s, &at, STORE_PAGE_DEFAULT, fn, arg, &last, &got)) < 0)
-			return -1;
-		at = last;
-	} while (got == STORE_PAGE_DEFAULT);
-	return 0;
+	struct page_read page[2];
+	pthread_t reader;
+	int cur = 0, rc = 0;
+	for (int i = 0; i < 2; i++) {
+		page[i] = (struct page_read){.s = s, .log_tag = log_get_tag()};
+		if (!(page[i].rows = calloc(STORE_PAGE_DEFAULT, sizeof *page[i].rows)))
+			fatal("calloc");
+	}
+	page_start(&page[cur], &reader);
+	for (;;) {
+		struct page_read *p = &page[cur];
+		bool more;
+		page_wait(reader);
+		rc = STORE_READ(s, p->rc);
+		more = rc == 0 && p->got == STORE_PAGE_DEFAULT;
+		if (more) { /* the next page is read while this one is taken in */
+			page[!cur].after = p->last;
+			page_start(&page[!cur], &reader);
+		}
+		for (size_t i = 0; i < p->n; i++) { /* a failed page's rows read before the failure too, as before */
+			fn(arg, &p->rows[i].row);
+			spec_free(&p->rows[i].row.spec);
+			free(p->rows[i].error);
+		}
+		if (!more)
+			break;
+		cur = !cur;
+	}
+	free(page[0].rows);
+	free(page[1].rows);
+	return rc < 0 ? -1 : 0;
 }
 
 void store_idem_row_free(struct store_idem_row *r)

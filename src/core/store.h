@@ -385,7 +385,9 @@ static inline int store_pools_load(struct store *s, store_pool_fn *fn, void *arg
 	return STORE_READ(s, s->ops->pools_load(s, fn, arg));
 }
 
-/* Every instance, page by page (never one unbounded query), in creation order. */
+/* Every instance, page by page (never one unbounded query), in creation order. A thread
+ * reads and decodes the next page while fn takes in this one's rows on the calling thread:
+ * fn must not use the store. */
 int store_instances_load(struct store *s, store_instance_fn *fn, void *arg);
 void store_idem_row_free(struct store_idem_row *r);
 

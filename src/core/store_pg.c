@@ -771,7 +771,8 @@ static void cell_copy(const PGresult *r, int row, int col, char *dst, size_t len
 /* One row of ST_PAGE_INSTANCES; -1 when it does not read back (skipped, with a warning). */
 static int row_read(const PGresult *res, int i, struct store_instance_row *r)
 {
-	json_t *spec, *trace;
+	const char *trace;
+	json_t *spec;
 	struct mv_error err;
 	int state;
 
@@ -793,10 +794,8 @@ static int row_read(const PGresult *res, int i, struct store_instance_row *r)
 		r->status.exit_code = atoi(PQgetvalue(res, i, 5));
 	}
 	r->status.error = cell(res, i, 6);
-	if ((trace = cell_json(res, i, 7))) {
-		r->status.has_trace = trace_from_json(&r->status.trace, trace) == 0;
-		json_decref(trace);
-	}
+	if ((trace = cell(res, i, 7)))
+		r->status.has_trace = trace_from_text(&r->status.trace, trace) == 0;
 	r->created_us = strtoll(PQgetvalue(res, i, 8), NULL, 10);
 	r->status.updated_us = strtoll(PQgetvalue(res, i, 9), NULL, 10);
 	cell_copy(res, i, 10, r->project, sizeof r->project);

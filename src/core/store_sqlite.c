@@ -344,7 +344,8 @@ static void column_copy(sqlite3_stmt *st, int i, char *dst, size_t len)
 /* One row of ST_PAGE_INSTANCES; -1 when it does not read back (skipped, with a warning). */
 static int row_read(sqlite3_stmt *st, struct store_instance_row *r)
 {
-	json_t *spec, *trace;
+	const char *trace;
+	json_t *spec;
 	struct mv_error err;
 	int state;
 
@@ -366,10 +367,8 @@ static int row_read(sqlite3_stmt *st, struct store_instance_row *r)
 		r->status.exit_code = sqlite3_column_int(st, 5);
 	}
 	r->status.error = (const char *)sqlite3_column_text(st, 6);
-	if ((trace = column_json(st, 7))) {
-		r->status.has_trace = trace_from_json(&r->status.trace, trace) == 0;
-		json_decref(trace);
-	}
+	if ((trace = (const char *)sqlite3_column_text(st, 7)))
+		r->status.has_trace = trace_from_text(&r->status.trace, trace) == 0;
 	r->created_us = sqlite3_column_int64(st, 8);
 	r->status.updated_us = sqlite3_column_int64(st, 9);
 	column_copy(st, 10, r->project, sizeof r->project);

@@ -757,6 +757,46 @@ static void test_idset_one_bucket(void)
 	idset_free(&s);
 }
 
+/* Keys that share their first eight bytes, end within them or past them, or are not hex
+ * (all of these fall in bucket 0): found, replaced and walked in strcmp order, as the kept
+ * prefixes decide most comparisons and the keys themselves the rest. */
+static void test_idset_prefix_ties(void)
+{
+	static const char *names[] = {"zz", "zzzzzzzz", "zzzzzzzzb", "zzzzzzzza", "zzzzzzz", "z", "0000",
+	                              "00000000", "000000001", "00000000\x80", "G", "g", "0000000", "00"};
+	enum { N = sizeof names / sizeof *names };
+	const char *sorted[N];
+	char want[256];
+	size_t len = 0;
+	struct idset s;
+	struct walk_log w = {.stop_at = -1};
+	int v = 1, other = 2;
+	idset_init(&s);
+	for (size_t i = 0; i < N; i++)
+		idset_put(&s, names[i], &v);
+	for (size_t i = 0; i < N; i++)
+		idset_put(&s, names[i], &other); /* replaced: one entry each */
+	CHECK_EQ_INT(idset_size(&s), N);
+	memcpy(sorted, names, sizeof sorted);
+	for (size_t i = 1; i < N; i++) /* insertion sort by strcmp */
+		for (size_t j = i; j > 0 && strcmp(sorted[j - 1], sorted[j]) > 0; j--) {
+			const char *t = sorted[j];
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	for (size_t i = 0; i < N; i++)
+		len += (size_t)snprintf(want + len, sizeof want - len, "%s ", sorted[i]);
+	idset_walk(&s, NULL, log_key, &w);
+	CHECK_STR(w.keys, want);
+	w = (struct walk_log){.stop_at = 1};
+	idset_walk(&s, "zzzzzzzza", log_key, &w);
+	CHECK_STR(w.keys, "zzzzzzzzb ");
+	for (size_t i = 0; i < N; i++)
+		CHECK(idset_remove(&s, names[i]) == &other);
+	CHECK_EQ_INT(idset_size(&s), 0);
+	idset_free(&s);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/mv-test-common-XXXXXX");
@@ -770,6 +810,7 @@ int main(void)
 	RUN(test_hmap_tombstone_reuse);
 	RUN(test_idset_order_and_after);
 	RUN(test_idset_one_bucket);
+	RUN(test_idset_prefix_ties);
 	RUN(test_parse_hostport);
 	RUN(test_parse_url);
 	RUN(test_check_base_url);

@@ -11,6 +11,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -591,6 +592,71 @@ static void test_pages(void)
 		CHECK_STR(seen.ids[k], in[order[k]].id);
 	for (int i = 0; i < 7; i++)
 		spec_free(&in[i].spec);
+	store_close(s);
+}
+
+/* What a load over several pages gave its callback: ids in order, each row's error and
+ * trace as the row had them, on which thread. */
+struct load_check {
+	int n, bad;
+	int64_t last_created;
+	pthread_t caller;
+};
+
+static void load_check_row(void *arg, struct store_instance_row *row)
+{
+	struct load_check *c = arg;
+	char want[32];
+	int i = c->n++;
+	if (!pthread_equal(pthread_self(), c->caller) || row->created_us <= c->last_created ||
+	    row->created_us != 1000 + i)
+		c->bad++;
+	c->last_created = row->created_us;
+	snprintf(want, sizeof want, "error %d", i);
+	if ((i % 3 == 0) != (row->status.error != NULL) || (row->status.error && strcmp(row->status.error, want) != 0))
+		c->bad++;
+	if ((i % 2 == 0) != row->status.has_trace || (row->status.has_trace && row->status.trace.total_us != i * 1000))
+		c->bad++;
+	if (i % 5 == 0) { /* a callback may take the spec (store.h) */
+		spec_free(&row->spec);
+		memset(&row->spec, 0, sizeof row->spec);
+	}
+}
+
+/* Every instance comes once, in creation order, on the calling thread, with its error
+ * and trace, over pages read ahead by another thread: 2,500 rows (pages of 1,000 and a
+ * last of 500), then 3,000 (the last full page is followed by an empty one). */
+static void test_load_reads_ahead(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	if (!s)
+		return;
+	const int counts[2] = {2500, 3000};
+	int made = 0;
+	for (int round = 0; round < 2; round++) {
+		CHECK_EQ_INT(store_begin(s), 0);
+		for (; made < counts[round]; made++) {
+			char id[17], name[24], error[32];
+			snprintf(id, sizeof id, "%016x", (unsigned)(made * 2654435761u)); /* not in creation order */
+			snprintf(name, sizeof name, "ahead-%d", made);
+			snprintf(error, sizeof error, "error %d", made);
+			struct store_instance_row r = make_row(id, name, 1000 + made);
+			if (made % 3 == 0)
+				r.status.error = error;
+			if (made % 2 == 0) {
+				r.status.has_trace = true;
+				r.status.trace.total_us = made * 1000;
+			}
+			CHECK_EQ_INT(store_instance_insert(s, &r), 0);
+			spec_free(&r.spec);
+		}
+		CHECK_EQ_INT(store_commit(s), 0);
+		struct load_check c = {.caller = pthread_self()};
+		CHECK_EQ_INT(store_instances_load(s, load_check_row, &c), 0);
+		CHECK_EQ_INT(c.n, counts[round]);
+		CHECK_EQ_INT(c.bad, 0);
+	}
 	store_close(s);
 }
 
@@ -1558,6 +1624,7 @@ int main(void)
 	RUN(test_group_commit);
 	RUN(test_reports_not_awaited);
 	RUN(test_pages);
+	RUN(test_load_reads_ahead);
 	RUN(test_nodes);
 	RUN(test_images);
 	RUN(test_idempotency);

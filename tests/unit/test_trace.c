@@ -526,8 +526,127 @@ static void test_phase_names(void)
 		CHECK_STR(phase_names[p], want[p]);
 }
 
+/* What json_loads and trace_from_json answer for a text: the reference trace_from_text
+ * must match, whether it took its own reader or jansson's. */
+static int reference_from_text(struct trace *t, const char *text)
+{
+	json_t *j = json_loads(text, 0, NULL);
+	int rc;
+	*t = (struct trace){0};
+	if (!j)
+		return -EINVAL;
+	rc = trace_from_json(t, j);
+	json_decref(j);
+	return rc;
+}
+
+static bool traces_equal(const struct trace *a, const struct trace *b)
+{
+	return memcmp(a->phase_us, b->phase_us, sizeof a->phase_us) == 0 && a->has_boot == b->has_boot &&
+	       a->total_us == b->total_us && a->image_cache == b->image_cache && a->pool == b->pool &&
+	       a->has_steps == b->has_steps && memcmp(a->step_us, b->step_us, sizeof a->step_us) == 0 &&
+	       a->has_stop == b->has_stop && memcmp(a->stop_us, b->stop_us, sizeof a->stop_us) == 0;
+}
+
+static void check_text_as_jansson(const char *text)
+{
+	struct trace fast, ref;
+	int rc = trace_from_text(&fast, text), want = reference_from_text(&ref, text);
+	if (rc != want || (rc == 0 && !traces_equal(&fast, &ref))) {
+		fprintf(stderr, "  trace_from_text(%s): %d, jansson's way %d\n", text, rc, want);
+		CHECK(!"trace_from_text differs from json_loads + trace_from_json");
+	}
+}
+
+/* Stored traces (as the stores write them: compact, 12 digits) of random content, and
+ * texts around the compact form's edges (whitespace, keys twice, unknown members, numbers
+ * jansson refuses or reads otherwise, escapes, a part of steps): the same answer and the
+ * same trace as jansson's way, every time. */
+static void test_from_text_as_jansson(void)
+{
+	static const char *const texts[] = {
+		"{\"phases\":{},\"total_ms\":1}",
+		"{\"phases\":{\"spawn\":2},\"total_ms\":3}",
+		"{\"phases\":{\"boot\":0.5,\"spawn\":1e3},\"total_ms\":1E-2,\"overhead_ms\":-4}",
+		"{\"phases\": {}, \"total_ms\": 1}",
+		"{\"phases\":{},\"total_ms\":1} ",
+		"{\"phases\":{},\"total_ms\":1}x",
+		"{\"phases\":{},\"total_ms\":1,\"total_ms\":2}",
+		"{\"phases\":{\"spawn\":1,\"spawn\":2},\"total_ms\":1}",
+		"{\"phases\":{},\"phases\":{\"spawn\":1},\"total_ms\":1}",
+		"{\"phases\":{},\"total_ms\":01}",
+		"{\"phases\":{},\"total_ms\":-0}",
+		"{\"phases\":{},\"total_ms\":-0.0}",
+		"{\"phases\":{},\"total_ms\":1.}",
+		"{\"phases\":{},\"total_ms\":.5}",
+		"{\"phases\":{},\"total_ms\":1e}",
+		"{\"phases\":{},\"total_ms\":1e999}",
+		"{\"phases\":{},\"total_ms\":1,\"overhead_ms\":1e999}",
+		"{\"phases\":{},\"total_ms\":1,\"overhead_ms\":99999999999999999999}",
+		"{\"phases\":{},\"total_ms\":1e-400}",
+		"{\"phases\":{},\"total_ms\":1000000000000}",
+		"{\"phases\":{},\"total_ms\":1000000000001}",
+		"{\"phases\":{},\"total_ms\":123456789012345}",
+		"{\"phases\":{},\"total_ms\":1234567890123456}",
+		"{\"phases\":{},\"total_ms\":0.0005}",
+		"{\"phases\":{},\"total_ms\":0.0015}",
+		"{\"phases\":{},\"total_ms\":1,\"image_cache\":\"hit\",\"pool\":\"miss\"}",
+		"{\"phases\":{},\"total_ms\":1,\"image_cache\":\"none\"}",
+		"{\"phases\":{},\"total_ms\":1,\"image_cache\":\"warm\"}",
+		"{\"phases\":{},\"total_ms\":1,\"image_cache\":null}",
+		"{\"phases\":{},\"total_ms\":1,\"pool\":\"h\\u0069t\"}",
+		"{\"phases\":{},\"total_ms\":1,\"extra\":[1,2],\"more\":{\"a\":true}}",
+		"{\"phases\":{\"later\":\"x\",\"spawn\":1},\"total_ms\":1,\"note\":\"abc\"}",
+		"{\"phases\":{},\"total_ms\":1,\"steps\":{\"artifact\":1,\"environment\":2,\"config\":3,\"call\":4}}",
+		"{\"phases\":{},\"total_ms\":1,\"steps\":{\"artifact\":1,\"environment\":2,\"config\":3}}",
+		"{\"phases\":{},\"total_ms\":1,\"steps\":{}}",
+		"{\"phases\":{},\"total_ms\":1,\"steps\":[]}",
+		"{\"phases\":{},\"total_ms\":1,\"stop_steps\":{\"stop\":1.5,\"cleanup\":0}}",
+		"{\"phases\":{},\"total_ms\":1,\"stop_steps\":{\"stop\":1.5}}",
+		"{\"phases\":[],\"total_ms\":1}",
+		"{\"total_ms\":1}",
+		"{\"phases\":{}}",
+		"{\"phases\":{\"spawn\":-0.001},\"total_ms\":1}",
+		"{}",
+		"[]",
+		"null",
+		"",
+		"{\"phases\":{},\"total_ms\":1",
+		"{\"phases\":{},\"total_ms\":1,}",
+		"{\"phases\":{},\"tot\\u0061l_ms\":1}",
+		"{\"Phases\":{},\"total_ms\":1}",
+	};
+	for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+		check_text_as_jansson(texts[i]);
+
+	srand(15);
+	for (int n = 0; n < 20000; n++) {
+		struct trace t = {0};
+		for (int p = 0; p < PHASE_COUNT; p++)
+			t.phase_us[p] = rand() % 4 == 0 ? 0 : (int64_t)rand() * (rand() % 1000 + 1);
+		t.has_boot = rand() % 2;
+		t.total_us = (int64_t)rand() * (rand() % 100000 + 1);
+		t.image_cache = (enum image_cache)(rand() % 3);
+		t.pool = (enum pool_use)(rand() % 3);
+		t.has_steps = rand() % 2;
+		for (int s = 0; t.has_steps && s < STEP_COUNT; s++)
+			t.step_us[s] = rand() % 100000000;
+		t.has_stop = rand() % 2;
+		for (int s = 0; t.has_stop && s < STOP_STEP_COUNT; s++)
+			t.stop_us[s] = rand() % 100000000;
+		json_t *j = trace_to_json(&t);
+		char *text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(12));
+		struct trace back;
+		check_text_as_jansson(text);
+		CHECK_EQ_INT(trace_from_text(&back, text), 0);
+		free(text);
+		json_decref(j);
+	}
+}
+
 int main(void)
 {
+	RUN(test_from_text_as_jansson);
 	RUN(test_example_by_hand);
 	RUN(test_phases_sum_to_total);
 	RUN(test_phases_sum_with_boot);
