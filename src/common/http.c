@@ -72,14 +72,18 @@ void http_reply_error(struct evhttp_request *req, const struct mv_error *err)
 
 int http_read_json(struct evhttp_request *req, json_t **out, struct mv_error *err)
 {
+	return http_read_json_max(req, MV_BODY_MAX, out, err);
+}
+
+int http_read_json_max(struct evhttp_request *req, size_t max, json_t **out, struct mv_error *err)
+{
 	struct evbuffer *in = evhttp_request_get_input_buffer(req);
 	size_t len = evbuffer_get_length(in);
 	json_error_t jerr;
 	unsigned char *data;
 
-	if (len > MV_BODY_MAX)
-		return mv_fail(err, 413, "body_too_large", "the body is %zu bytes; at most %d are accepted",
-		               len, MV_BODY_MAX);
+	if (len > max)
+		return mv_fail(err, 413, "body_too_large", "the body is %zu bytes; at most %zu are accepted", len, max);
 	if (len == 0)
 		return mv_fail(err, 400, "invalid_json", "the body is empty; a JSON object is expected");
 	data = evbuffer_pullup(in, (ev_ssize_t)len);

@@ -23,6 +23,8 @@ void http_reply_json(struct evhttp_request *req, int status, json_t *body);
 void http_reply_error(struct evhttp_request *req, const struct mv_error *err);
 /* Parses the body as JSON: 413 above MV_BODY_MAX, 400 when malformed (with line/column). */
 int http_read_json(struct evhttp_request *req, json_t **out, struct mv_error *err);
+/* The same with a limit of the route's own (a node's registration: wire.h). */
+int http_read_json_max(struct evhttp_request *req, size_t max, json_t **out, struct mv_error *err);
 /* Value of query parameter `key` copied into buf; returns false when absent. */
 bool http_query(struct evhttp_request *req, const char *key, char *buf, size_t len);
 /* Parses a query parameter as a number in [min, max]; absent leaves *out alone. */

@@ -251,9 +251,12 @@ static bool look_at_line(struct guard_conn *c, const char *line, size_t len)
 		if (len == 0) /* empty lines before a request line are allowed (RFC 9112, 2.2) */
 			return true;
 		c->line_seen = true;
-		if (lim->big_body_line && strncmp(line, lim->big_body_line, strlen(lim->big_body_line)) == 0) {
-			c->body_max = lim->big_body_max;
-			evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)c->body_max);
+		for (const char *const *big = lim->big_body_lines; big && *big; big++) {
+			if (strncmp(line, *big, strlen(*big)) == 0) {
+				c->body_max = lim->big_body_max;
+				evhttp_connection_set_max_body_size(c->evcon, (ev_ssize_t)c->body_max);
+				break;
+			}
 		}
 		return true;
 	}

@@ -38,8 +38,8 @@ struct http_guard_limits {
 	size_t head_max;            /* request line + headers, bytes; 0: evhttp's cap only (set
 	                             * evhttp's above this so that the guard answers, in JSON) */
 	size_t body_max;            /* body bytes per request */
-	size_t big_body_max;        /* ... for requests whose line begins with big_body_line */
-	const char *big_body_line;  /* e.g. "PUT /v1/blobs/"; NULL: none */
+	size_t big_body_max;        /* ... for requests whose line begins with one of big_body_lines */
+	const char *const *big_body_lines; /* NULL-terminated, e.g. {"PUT /v1/blobs/", NULL}; NULL: none */
 	/* Called when a reply handed to evhttp has been written (evhttp allows one such
 	 * callback per request, and the guard needs it). */
 	void (*on_reply)(struct evhttp_request *req, void *arg);

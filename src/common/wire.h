@@ -82,6 +82,8 @@ int wire_reports_parse(const json_t *body, struct wire_report **out, size_t *n, 
 #define WIRE_BRIDGES_MAX 1024
 #define WIRE_ADDRESS_MAX 63
 #define WIRE_ALIVE_MAX 1000000
+/* A registration's body: its instance ids (~20 bytes each in JSON) and the node's facts. */
+#define WIRE_REGISTER_BODY_MAX ((size_t)WIRE_ALIVE_MAX * 20 + MV_BODY_MAX)
 #define WIRE_RUN_DIR_MAX 1024
 
 /* {"id", "name", "address", "resources": {"cpus", "memory_mb"}, "drivers": {NAME: INFO},

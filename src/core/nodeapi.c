@@ -310,7 +310,7 @@ void nodeapi_register(struct api *a, struct evhttp_request *req, UNUSED const ch
 	struct mv_error err;
 	struct node *n;
 
-	if (http_read_json(req, &b, &err) < 0 || wire_register_parse(&reg, b, &err) < 0) {
+	if (http_read_json_max(req, WIRE_REGISTER_BODY_MAX, &b, &err) < 0 || wire_register_parse(&reg, b, &err) < 0) {
 		json_decref(b);
 		http_reply_error(req, &err);
 		return;

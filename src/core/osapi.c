@@ -303,6 +303,10 @@ static int read_password(const char *path, char **out, char *err, size_t errlen)
 	return 0;
 }
 
+/* The façade's only big body: an image's upload (Glance's PUT .../file), up to a blob. */
+static const char *const image_upload_lines[] = {"PUT /image/v2/images/", NULL};
+
+
 struct osapi *osapi_create(struct event_base *base, struct api *native, const struct osapi_options *opts,
                            char *err, size_t errlen)
 {
@@ -332,7 +336,7 @@ struct osapi *osapi_create(struct event_base *base, struct api *native, const st
 	evhttp_set_allowed_methods(o->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_PUT |
 	                                        EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH);
 	evhttp_set_gencb(o->http, dispatch, o);
-	lim.big_body_line = "PUT /image/v2/images/"; /* an image's upload: up to a blob */
+	lim.big_body_lines = image_upload_lines; /* an image's upload: up to a blob */
 	o->guard = http_guard_attach(base, o->http, &lim);
 	if (bind_listener(o, opts->listen, opts->auth || opts->password_file || opts->native_token, err, errlen) < 0)
 		goto fail;

@@ -21,7 +21,7 @@ struct osapi_options {
 	const char *native_token;   /* the core's --token-file token, or NULL */
 	const char *data_dir;       /* the core's: the façade's own files go next to the store */
 	bool auth;                  /* the core's --auth: Keystone's users are native's (tenants.h) */
-	struct http_guard_limits guard; /* the native API's connection limits (big_body_line set here) */
+	struct http_guard_limits guard; /* the native API's connection limits (big_body_lines set here) */
 };
 
 /* Binds the listener and loads the façade's files. NULL with a message in err. */

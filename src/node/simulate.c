@@ -49,6 +49,7 @@ struct simnode {
 	json_t *in_flight; /* the reports sent and not answered yet, or NULL */
 	uint64_t acked;
 	int hb_interval_s;
+	int refused_logged; /* the last refusal status said (refused_said) */
 	double backoff_s;
 	struct event *hb_timer, *retry_timer;
 	struct hmap instances; /* id -> struct siminst */
@@ -385,6 +386,18 @@ static json_t *register_body(struct simnode *n)
 
 static void window_next(struct simulator *s);
 
+/* A registration the core refused (not merely busy): its words, once per node and status,
+ * so that a node that can never register says why (it kept retrying in silence). */
+static void refused_said(struct simnode *n, struct evhttp_request *req, int status)
+{
+	json_t *b = body_of(req);
+	const char *msg = json_string_value(json_object_get(json_object_get(b, "error"), "message"));
+	if (n->refused_logged != status)
+		log_warnx("%s: registration refused: HTTP %d: %s; retrying", n->name, status, msg ? msg : "(no words)");
+	n->refused_logged = status;
+	json_decref(b);
+}
+
 static void on_register(struct evhttp_request *req, void *arg)
 {
 	struct simnode *n = arg;
@@ -402,6 +415,8 @@ static void on_register(struct evhttp_request *req, void *arg)
 	if (status != 200 || !(b = body_of(req))) {
 		if (status == 401)
 			log_warnx("%s: cannot register: unauthorized (check --token-file)", n->name);
+		else if (status >= 400 && status != 429 && status != 503)
+			refused_said(n, req, status);
 		retry_later(n);
 		window_next(s);
 		return;

@@ -235,6 +235,17 @@ def load_factor():
     return min(MAX_LOAD_FACTOR, max(1.0, per_cpu))
 
 
+def metric_value(daemon, series):
+    """The value of one series of the daemon's /metrics (e.g. 'microvim_instances{state="lost"}'),
+    or None when it is not there."""
+    st, _, raw = daemon.client().call("GET", "/metrics")
+    assert st == 200, f"GET /metrics -> {st}"
+    for line in raw.decode().splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return None
+
+
 def wait_until(fn, timeout, what, interval=0.02):
     """Calls fn until it returns something truthy; bounded by timeout (s of an idle
     machine), stretched by the load factor as the runner stretches test budgets: a wait

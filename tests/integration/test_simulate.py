@@ -77,6 +77,35 @@ def test_simulated_failures_and_restart_keeps_ids():
     assert len(c.nodes()) == 4
 
 
+def test_node_with_many_instances_registers_again():
+    """A node's registration lists every instance it runs (~20 bytes each): past ~50,000 its
+    body outgrows the 1 MiB any other request may have. The core takes big bodies on that
+    route too, so a node running 60,000 (a simulated one here) registers again after the
+    core restarts, keeps them running, and nothing is lost."""
+    core = h.start_core(extra=["--max-inflight", "0"])
+    c = core.client()
+    sim = start_sim(core, n=1, extra=["--sim-memory-mb", "1048576"])
+    many = 60000
+    for k in range(many // 1000):
+        st, js, raw = c.call("POST", "/v1/instances", {"name": f"m{k}", "driver": "sim", "count": 1000,
+                                                      "resources": {"vcpus": 0.001, "memory_mb": 1}})
+        assert st == 201, raw[:300]
+    h.wait_until(lambda: c.call("GET", "/v1/health")[1]["instances"] == many, 60, f"{many} instances stored")
+
+    def running():
+        return h.metric_value(core, 'microvim_instances{state="running"}') == many
+    h.wait_until(running, 120, f"{many} instances running")
+    core.stop()
+    core = h.start_core(port=core.port, data_dir=core.data_dir, extra=["--max-inflight", "0"])
+    c = core.client()
+    h.wait_until(lambda: [x["state"] for x in c.nodes()] == ["ready"], 60,
+                 "the simulated node registered again with its 60,000 instances")
+    assert h.metric_value(core, 'microvim_instances{state="running"}') == many
+    assert not h.metric_value(core, 'microvim_instances{state="lost"}')
+    assert "registration refused" not in sim.log_text()
+    sim.stop()
+
+
 def test_simulate_bad_usage():
     for args, want in ((["--simulate", "0"], "1-100000"), (["--simulate", "x"], "1-100000"),
                        (["--simulate", "2", "--sim-fail-rate", "2"], "0-1")):
