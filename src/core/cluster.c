@@ -1611,6 +1611,42 @@ int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_re
 
 /* ---- nodes: liveness ---- */
 
+/* Creation order, which is the order of the store's rows (an instance's rowid follows its
+ * insert): a million updates in that order read and rewrite each page of the table once;
+ * in the index's hash order they came back to each page several times, and the store's
+ * page reads were most of a node loss's time. */
+static int by_creation(const void *a, const void *b)
+{
+	const struct instance *x = *(struct instance *const *)a, *y = *(struct instance *const *)b;
+	if (x->created_wall_us != y->created_wall_us)
+		return x->created_wall_us < y->created_wall_us ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+/* The down nodes' instances that are still alive, in creation order; *n how many. */
+static struct instance **alive_on(struct cluster *c, struct node *const *down, int n_down, size_t *n)
+{
+	struct instance **all = NULL;
+	size_t cap = 0;
+	*n = 0;
+	for (int k = 0; k < n_down; k++)
+		cap += cluster_node_instance_records(c, down[k]->id);
+	if (cap == 0)
+		return NULL;
+	if (!(all = calloc(cap, sizeof *all)))
+		fatal("calloc");
+	for (int k = 0; k < n_down; k++) {
+		size_t n_on;
+		struct instance **on = members_of(c, down[k]->id, &n_on); /* only the nodes' own */
+		for (size_t i = 0; i < n_on; i++)
+			if (!inst_state_terminal(on[i]->state))
+				all[(*n)++] = on[i];
+		free(on);
+	}
+	qsort(all, *n, sizeof *all, by_creation);
+	return all;
+}
+
 /* Nodes are down: what they ran is lost. Instances with "restart": "on-lost" go back to
  * pending and are placed on another node; if an old node comes back, reconciliation stops
  * its copy. Only the down nodes' own instances are visited (the index by node): a pass over
@@ -1618,28 +1654,24 @@ int cluster_node_reports(struct cluster *c, struct node *n, const struct wire_re
  * (bench/scale's node loss), and the core answered nothing for minutes. */
 static int lose_instances(struct cluster *c, struct node *const *down, int n_down, const char *why)
 {
+	size_t n;
 	int lost = 0;
-	for (int k = 0; k < n_down; k++) {
-		struct node *n = down[k];
-		size_t n_on;
-		struct instance **on = members_of(c, n->id, &n_on); /* only the nodes' own */
-		for (size_t i = 0; i < n_on; i++) {
-			struct instance *in = on[i];
-			if (inst_state_terminal(in->state))
-				continue;
-			if (instance_event(c, in, IEV_NODE_DOWN, &(struct step_args){.node = n, .down_why = why}) < 0) {
-				log_warnx("could not store instance %s as lost", in->id);
-				continue;
-			}
-			lost++;
-			if (in->spec.restart_on_lost && !in->stop_requested) {
-				log_info("instance %s was lost with node %s: placing it again", in->id, n->name);
-				if (instance_event(c, in, IEV_REPLACE, &(struct step_args){0}) < 0)
-					log_warnx("could not store instance %s as pending", in->id);
-			}
+	struct instance **alive = alive_on(c, down, n_down, &n);
+	for (size_t i = 0; i < n; i++) {
+		struct instance *in = alive[i];
+		struct node *on = node_of(c, in);
+		if (instance_event(c, in, IEV_NODE_DOWN, &(struct step_args){.node = on, .down_why = why}) < 0) {
+			log_warnx("could not store instance %s as lost", in->id);
+			continue;
 		}
-		free(on);
+		lost++;
+		if (in->spec.restart_on_lost && !in->stop_requested) {
+			log_info("instance %s was lost with node %s: placing it again", in->id, on ? on->name : "?");
+			if (instance_event(c, in, IEV_REPLACE, &(struct step_args){0}) < 0)
+				log_warnx("could not store instance %s as pending", in->id);
+		}
 	}
+	free(alive);
 	schedule_pending(c);
 	return lost;
 }
