@@ -655,6 +655,9 @@ static int step_store(struct cluster *c, const struct step *s)
 	if (!(s->actions & IA_STORE))
 		return 0;
 	instance_status(s->undo.in, &st);
+	/* the row holds the trace memory held before the step (memory and store agree after each) */
+	st.trace_kept = s->undo.has_trace == st.has_trace &&
+	                (!st.has_trace || memcmp(&s->undo.trace, &st.trace, sizeof st.trace) == 0);
 	return store_instance_update(c->store, s->undo.in->id, &st);
 }
 

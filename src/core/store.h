@@ -62,6 +62,9 @@ struct store_instance_status {
 	const char *error;           /* NULL: none */
 	bool has_trace;
 	struct trace trace;          /* of the instantiation; its boot phase says the guest got ready */
+	bool trace_kept;             /* an update: the stored trace is already this one, and is not
+	                              * written again (a lost instance's update then costs no JSON of
+	                              * its trace: most of a node loss's CPU at a million instances) */
 	int64_t updated_us;
 };
 

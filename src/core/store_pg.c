@@ -34,7 +34,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
 	[ST_UPDATE_INSTANCE] =
 		"UPDATE instances SET state = $1, stop_requested = $2, node_id = $3, exit_code = $4, error = $5,"
-		" trace = $6, updated_us = $7, run = $8 WHERE id = $9",
+		" trace = CASE WHEN $10::boolean THEN trace ELSE $6 END, updated_us = $7, run = $8 WHERE id = $9",
 	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = $1",
 	[ST_PAGE_INSTANCES] =
 		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us,"
@@ -142,6 +142,9 @@ struct pg_store {
 	int piped;
 	bool piped_commit;
 	int tx_waited; /* statements of the open transaction whose answers were awaited */
+	/* Some writes sent without waiting failed: memory is ahead of the rows they were for, and
+	 * each update writes its trace again, even one kept (store_instance_status.trace_kept). */
+	bool piped_failed;
 };
 
 static struct pg_store *pg(struct store *s) { return (struct pg_store *)s; }
@@ -396,6 +399,8 @@ static int pipe_drain(struct pg_store *s)
 	}
 	s->piped = 0;
 	s->piped_commit = false;
+	if (rc < 0)
+		s->piped_failed = true;
 	if (rc < 0 && commit)
 		log_warnx("store: the last commit of node reports failed: the core keeps them in memory and writes them "
 		          "with each instance's next change; a new leader learns them from the nodes");
@@ -690,7 +695,7 @@ static void p_status(struct params *p, const struct store_instance_status *v)
 	else
 		p_text(p, NULL);
 	p_text(p, v->error);
-	if (v->has_trace) {
+	if (v->has_trace && !v->trace_kept) {
 		json_t *t = trace_to_json(&v->trace);
 		p_json(p, t);
 		json_decref(t);
@@ -731,10 +736,13 @@ static int pg_instance_update(struct store *base, const char *id, const struct s
 {
 	struct pg_store *s = pg(base);
 	struct params p = {.n = 0};
+	struct store_instance_status st = *v;
 	char name[8];
 	int rc;
-	p_status(&p, v);
+	st.trace_kept = v->trace_kept && !s->piped_failed;
+	p_status(&p, &st);
 	p_text(&p, id);
+	p_text(&p, st.trace_kept ? "true" : "false");
 	snprintf(name, sizeof name, "s%d", (int)ST_UPDATE_INSTANCE);
 	/* a node's report inside a transaction: sent without waiting ("writes that can be learnt again") */
 	if (s->in_tx && store_unit_no_flush(base) && PQstatus(s->conn) == CONNECTION_OK && !s->piped_commit) {

@@ -35,8 +35,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" node_id, exit_code, error, trace, updated_us, run, created_us, project)"
 		" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
 	[ST_UPDATE_INSTANCE] =
-		"UPDATE instances SET state = ?, stop_requested = ?, node_id = ?, exit_code = ?, error = ?, trace = ?,"
-		" updated_us = ?, run = ? WHERE id = ?",
+		"UPDATE instances SET state = ?1, stop_requested = ?2, node_id = ?3, exit_code = ?4, error = ?5,"
+		" trace = CASE WHEN ?10 THEN trace ELSE ?6 END, updated_us = ?7, run = ?8 WHERE id = ?9",
 	[ST_DELETE_INSTANCE] = "DELETE FROM instances WHERE id = ?",
 	[ST_PAGE_INSTANCES] =
 		"SELECT id, spec, state, stop_requested, node_id, exit_code, error, trace, created_us, updated_us,"
@@ -283,7 +283,7 @@ static void bind_status(sqlite3_stmt *st, int first, const struct store_instance
 	else
 		sqlite3_bind_null(st, first + 3);
 	bind_text(st, first + 4, v->error);
-	if (v->has_trace) {
+	if (v->has_trace && !v->trace_kept) {
 		json_t *t = trace_to_json(&v->trace);
 		bind_json(st, first + 5, t);
 		json_decref(t);
@@ -319,6 +319,7 @@ static int sqlite_instance_update(struct store *base, const char *id, const stru
 	sqlite3_stmt *st = s->stmt[ST_UPDATE_INSTANCE];
 	bind_status(st, 1, v);
 	bind_text(st, 9, id);
+	sqlite3_bind_int(st, 10, v->trace_kept);
 	return step_done(s, ST_UPDATE_INSTANCE, "write instance");
 }
 

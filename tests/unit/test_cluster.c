@@ -920,6 +920,19 @@ static void test_nodes_down_together(void)
 	CHECK_EQ_INT(counts[INST_LOST], 1);
 	CHECK_EQ_INT(counts[INST_RUNNING], 0);
 	CHECK_EQ_INT(counts[INST_PENDING], 0);
+	/* the loss did not write b's trace again (trace_kept): the store still has it */
+	char b_id[MV_ID_LEN + 1];
+	int64_t b_total = b->trace.total_us;
+	CHECK(b->has_trace && b_total > 0);
+	memcpy(b_id, b->id, sizeof b_id);
+	world_crash(&w);
+	world_open(&w);
+	b = cluster_instance(w.c, b_id);
+	CHECK(b != NULL);
+	if (!b)
+		return world_close(&w);
+	CHECK_EQ_INT(b->state, INST_LOST);
+	CHECK(b->has_trace && b->trace.total_us == b_total);
 	CHECK_EQ_INT(cluster_instance_remove(w.c, b, &err), 0);
 	cluster_count_states(w.c, counts);
 	CHECK_EQ_INT(counts[INST_LOST], 0);

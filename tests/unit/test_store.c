@@ -319,6 +319,24 @@ static void test_instances_all_fields(void)
 	CHECK(la && la->status.node_id[0] == '\0');
 	loaded_free(&l);
 
+	/* a kept trace is not written again (the value given is not read): the stored one stays;
+	 * the next update that does not keep it writes what it says, none included */
+	a.status.state = INST_LOST;
+	a.status.trace_kept = true;
+	a.status.trace.total_us = 1;
+	a.status.has_trace = false;
+	CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
+	CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
+	la = find(&l, a.id);
+	CHECK(la && la->status.state == INST_LOST && la->status.has_trace && la->status.trace.total_us == 123456789);
+	loaded_free(&l);
+	a.status.trace_kept = false;
+	CHECK_EQ_INT(store_instance_update(s, a.id, &a.status), 0);
+	CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
+	la = find(&l, a.id);
+	CHECK(la && !la->status.has_trace);
+	loaded_free(&l);
+
 	spec_free(&a.spec);
 	spec_free(&b.spec);
 	store_close(s);
