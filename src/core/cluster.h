@@ -176,6 +176,9 @@ size_t cluster_instance_count(const struct cluster *c);
 /* The instance records placed on node_id (what its registration reconciles): kept by node,
  * not found by a scan. */
 size_t cluster_node_instance_records(const struct cluster *c, const char *node_id);
+/* Instances lost with their nodes whose rows do not say so yet (cluster.c, "Rows of lost
+ * instances"): they are written a chunk per loop turn. */
+size_t cluster_lost_unwritten(const struct cluster *c);
 void cluster_count_states(const struct cluster *c, int counts[INST_STATE_COUNT]);
 int64_t cluster_in_flight(const struct cluster *c);
 uint64_t cluster_refused_saturated(const struct cluster *c);
