@@ -474,6 +474,7 @@ void api_metrics(struct api *a, struct evhttp_request *req, UNUSED const char *i
 		.in_flight_limit = cluster_options(a->cluster)->max_inflight,
 		.refused_saturated = cluster_refused_saturated(a->cluster),
 		.nodes_ready = cluster_nodes_ready(a->cluster),
+		.lost_unwritten = cluster_lost_unwritten(a->cluster),
 	};
 	g.nodes_down = cluster_node_count(a->cluster) - g.nodes_ready;
 	cluster_count_states(a->cluster, g.instances);

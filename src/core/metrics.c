@@ -138,6 +138,10 @@ void metrics_render(struct metrics *m, const struct metrics_gauges *g, struct ev
 	evbuffer_add_printf(out, "# HELP microvim_nodes Known nodes by state.\n# TYPE microvim_nodes gauge\n"
 	                         "microvim_nodes{state=\"ready\"} %d\nmicrovim_nodes{state=\"down\"} %d\n",
 	                    g->nodes_ready, g->nodes_down);
+	evbuffer_add_printf(out, "# HELP microvim_instances_lost_unwritten Instances lost with their nodes whose "
+	                         "rows the store does not have yet (written a chunk per loop turn).\n"
+	                         "# TYPE microvim_instances_lost_unwritten gauge\nmicrovim_instances_lost_unwritten %llu\n",
+	                    (unsigned long long)g->lost_unwritten);
 	evbuffer_add_printf(out, "# HELP microvim_http_requests_total Requests answered, by status class.\n"
 	                         "# TYPE microvim_http_requests_total counter\n");
 	for (int cls = 1; cls <= 5; cls++)

@@ -19,6 +19,7 @@ struct metrics_gauges {
 	int64_t in_flight, in_flight_limit;
 	uint64_t refused_saturated;
 	int nodes_ready, nodes_down;
+	uint64_t lost_unwritten; /* lost instances whose rows are still to be written */
 	struct http_guard_stats http;
 };
 
