@@ -658,6 +658,7 @@ static void pg_rollback(struct store *base)
 struct params {
 	const char *v[PARAMS_MAX];
 	char num[PARAMS_MAX][24];
+	char trace[TRACE_TEXT_MAX]; /* an instance's trace, as text */
 	char *owned[4];
 	int n, n_owned;
 };
@@ -695,10 +696,8 @@ static void p_status(struct params *p, const struct store_instance_status *v)
 	else
 		p_text(p, NULL);
 	p_text(p, v->error);
-	if (v->has_trace && !v->trace_kept) {
-		json_t *t = trace_to_json(&v->trace);
-		p_json(p, t);
-		json_decref(t);
+	if (v->has_trace && !v->trace_kept && trace_format(&v->trace, p->trace, sizeof p->trace) >= 0) {
+		p->v[p->n++] = p->trace; /* as text, without jansson (store_sqlite.c) */
 	} else {
 		p_text(p, NULL);
 	}

@@ -283,10 +283,11 @@ static void bind_status(sqlite3_stmt *st, int first, const struct store_instance
 	else
 		sqlite3_bind_null(st, first + 3);
 	bind_text(st, first + 4, v->error);
-	if (v->has_trace && !v->trace_kept) {
-		json_t *t = trace_to_json(&v->trace);
-		bind_json(st, first + 5, t);
-		json_decref(t);
+	char trace[TRACE_TEXT_MAX];
+	/* written straight as text: trace_to_json and its dump cost twice as much, once per
+	 * state change of every instance */
+	if (v->has_trace && !v->trace_kept && trace_format(&v->trace, trace, sizeof trace) >= 0) {
+		sqlite3_bind_text(st, first + 5, trace, -1, SQLITE_TRANSIENT);
 	} else {
 		sqlite3_bind_null(st, first + 5);
 	}
