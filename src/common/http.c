@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsontext.h"
 #include "common/model.h"
 #include "common/tls.h"
 
@@ -60,6 +61,23 @@ void http_reply_json(struct evhttp_request *req, int status, json_t *body)
 			status = 500;
 		}
 		json_decref(body);
+	}
+	evhttp_send_reply(req, status, NULL, NULL);
+}
+
+static void free_sent(UNUSED const void *data, UNUSED size_t len, void *arg) { free(arg); }
+
+void http_reply_jtext(struct evhttp_request *req, int status, struct jtext *body)
+{
+	size_t len;
+	char *text;
+	jtext_raw(body, "\n", 1);
+	text = jtext_take(body, &len);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	if (evbuffer_add_reference(evhttp_request_get_output_buffer(req), text, len, free_sent, text) < 0) {
+		free(text);
+		log_warnx("http: could not queue a reply");
+		status = 500;
 	}
 	evhttp_send_reply(req, status, NULL, NULL);
 }

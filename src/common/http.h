@@ -19,6 +19,10 @@
 
 /* Sends `body` (stolen; may be NULL for an empty reply) as application/json. */
 void http_reply_json(struct evhttp_request *req, int status, json_t *body);
+/* Sends JSON text already written (common/jsontext.h; stolen: handed to the connection's
+ * buffer without a copy, freed once sent) as application/json. */
+struct jtext;
+void http_reply_jtext(struct evhttp_request *req, int status, struct jtext *body);
 /* {"error": {"code": ..., "message": ...}} with err->status. */
 void http_reply_error(struct evhttp_request *req, const struct mv_error *err);
 /* Parses the body as JSON: 413 above MV_BODY_MAX, 400 when malformed (with line/column). */

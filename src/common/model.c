@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/jsontext.h"
 #include "common/log.h"
 
 const char *const inst_state_names[INST_STATE_COUNT] = {
@@ -463,35 +464,75 @@ void spec_instance_name(const struct inst_spec *s, int i, char *out, size_t len)
 		fatalx("instance name overflow: %s", s->name);
 }
 
+void spec_write_json(const struct inst_spec *s, struct jtext *t)
+{
+	jtext_lit(t, "{\"name\":");
+	jtext_str(t, s->name);
+	jtext_lit(t, ",\"driver\":");
+	jtext_str(t, s->driver);
+	jtext_lit(t, ",\"resources\":{\"vcpus\":");
+	jtext_milli(t, s->vcpus_milli);
+	jtext_lit(t, ",\"memory_mb\":");
+	jtext_int(t, s->memory_mb);
+	jtext_lit(t, "}");
+	if (s->image[0]) {
+		jtext_lit(t, ",\"image\":");
+		jtext_str(t, s->image);
+	}
+	if (s->config) {
+		jtext_lit(t, ",\"config\":");
+		jtext_json(t, s->config);
+	}
+	if (s->bridge[0]) {
+		jtext_lit(t, ",\"network\":{\"bridge\":");
+		jtext_str(t, s->bridge);
+		jtext_lit(t, "}");
+	}
+	if (s->labels) {
+		jtext_lit(t, ",\"labels\":");
+		jtext_json(t, s->labels);
+	}
+	if (s->ready_serial[0]) {
+		jtext_lit(t, ",\"ready\":{\"serial\":");
+		jtext_str(t, s->ready_serial);
+		jtext_lit(t, "}");
+	}
+	if (s->restart_on_lost)
+		jtext_lit(t, ",\"restart\":\"on-lost\"");
+	if (s->pool[0]) {
+		jtext_lit(t, ",\"pool\":");
+		jtext_str(t, s->pool);
+	}
+	if (s->has_boot) {
+		jtext_lit(t, ",\"boot\":{\"kernel\":");
+		jtext_str(t, s->boot.kernel);
+		if (s->boot.initrd[0]) {
+			jtext_lit(t, ",\"initrd\":");
+			jtext_str(t, s->boot.initrd);
+		}
+		if (s->boot.cmdline) {
+			jtext_lit(t, ",\"cmdline\":");
+			jtext_str(t, s->boot.cmdline);
+		}
+		if (s->boot.xen_type[0]) {
+			jtext_lit(t, ",\"xen_type\":");
+			jtext_str(t, s->boot.xen_type);
+		}
+		jtext_lit(t, "}");
+	}
+	jtext_lit(t, "}");
+}
+
+/* One form only: the text above, read back (the callers that want a json_t are not hot). */
 json_t *spec_to_json(const struct inst_spec *s)
 {
-	json_t *j = json_pack("{s:s, s:s, s:{s:f, s:I}}", "name", s->name, "driver", s->driver,
-	                      "resources", "vcpus", (double)s->vcpus_milli / 1000.0, "memory_mb",
-	                      (json_int_t)s->memory_mb);
-	if (s->image[0])
-		json_object_set_new(j, "image", json_string(s->image));
-	if (s->config)
-		json_object_set(j, "config", s->config);
-	if (s->bridge[0])
-		json_object_set_new(j, "network", json_pack("{s:s}", "bridge", s->bridge));
-	if (s->labels)
-		json_object_set(j, "labels", s->labels);
-	if (s->ready_serial[0])
-		json_object_set_new(j, "ready", json_pack("{s:s}", "serial", s->ready_serial));
-	if (s->restart_on_lost)
-		json_object_set_new(j, "restart", json_string("on-lost"));
-	if (s->pool[0])
-		json_object_set_new(j, "pool", json_string(s->pool));
-	if (s->has_boot) {
-		json_t *b = json_pack("{s:s}", "kernel", s->boot.kernel);
-		if (s->boot.initrd[0])
-			json_object_set_new(b, "initrd", json_string(s->boot.initrd));
-		if (s->boot.cmdline)
-			json_object_set_new(b, "cmdline", json_string(s->boot.cmdline));
-		if (s->boot.xen_type[0])
-			json_object_set_new(b, "xen_type", json_string(s->boot.xen_type));
-		json_object_set_new(j, "boot", b);
-	}
+	struct jtext t = {0};
+	json_error_t e;
+	json_t *j;
+	spec_write_json(s, &t);
+	if (!(j = json_loadb(t.s, t.len, 0, &e)))
+		fatal("spec_to_json: the spec's own text does not parse: %s", e.text);
+	jtext_free(&t);
 	return j;
 }
 

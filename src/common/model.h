@@ -115,7 +115,11 @@ struct inst_spec {
  * success the spec owns its parts; on failure it owns nothing. */
 int spec_decode(struct inst_spec *spec, const json_t *j, enum spec_form form, struct mv_error *err);
 void spec_free(struct inst_spec *spec);
-/* The spec in SPEC_STORED form (no count; the name as it is). */
+/* The spec in SPEC_STORED form (no count; the name as it is), as JSON text appended to t
+ * (common/jsontext.h: answers and stored rows are written without jansson), or as a json_t
+ * (the same text, read back). */
+struct jtext;
+void spec_write_json(const struct inst_spec *spec, struct jtext *t);
 json_t *spec_to_json(const struct inst_spec *spec);
 /* A copy that owns its parts (the immutable json parts are shared by reference; all on one
  * loop: jansson's counts are not atomic). */

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/http.h"
+#include "common/jsontext.h"
 #include "common/log.h"
 #include "common/version.h"
 #include "core/cluster.h"
@@ -47,53 +48,99 @@ int api_project_scope(struct api *a, struct evhttp_request *req, char out[MV_NAM
 
 /* ---- rendering ---- */
 
-static json_t *instance_to_json(const struct instance *in)
+/* An instance as the API shows it, written straight as JSON text (common/jsontext.h):
+ * batches of 1,000 and listing pages of up to 10,000 are rendered here. */
+static void instance_write_json(const struct instance *in, struct jtext *t)
 {
-	char created[40], updated[40];
-	json_t *j;
-	clock_iso8601(in->created_wall_us, created, sizeof created);
-	clock_iso8601(in->updated_wall_us, updated, sizeof updated);
-	j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:I}", "id", in->id, "name", in->spec.name,
-	              "project", in->project, "driver", in->spec.driver, "state", inst_state_names[in->state],
-	              "desired", in->stop_requested ? "stopped" : "running", "spec", spec_to_json(&in->spec),
-	              "created_at", created, "updated_at", updated, "run", (json_int_t)in->run);
-	json_object_set_new(j, "node", in->node_id[0] ? json_string(in->node_id) : json_null());
-	if (in->has_exit_code)
-		json_object_set_new(j, "exit_code", json_integer(in->exit_code));
-	if (in->error)
-		json_object_set_new(j, "error", json_string(in->error));
-	if (in->has_trace)
-		json_object_set_new(j, "trace", trace_to_json(&in->trace));
-	if (in->spec.ready_serial[0])
-		json_object_set_new(j, "ready", json_boolean(in->ready));
-	return j;
-}
-
-/* {"instances": [...]} of the ids still known, or the first alone. */
-static json_t *instances_reply(struct cluster *c, char (*ids)[MV_ID_LEN + 1], int n, bool as_list)
-{
-	json_t *list = json_array(), *one;
-	for (int i = 0; i < n; i++) {
-		struct instance *in = cluster_instance(c, ids[i]);
-		if (in)
-			json_array_append_new(list, instance_to_json(in));
+	char when[40];
+	jtext_lit(t, "{\"id\":");
+	jtext_str(t, in->id);
+	jtext_lit(t, ",\"name\":");
+	jtext_str(t, in->spec.name);
+	jtext_lit(t, ",\"project\":");
+	jtext_str(t, in->project);
+	jtext_lit(t, ",\"driver\":");
+	jtext_str(t, in->spec.driver);
+	jtext_lit(t, ",\"state\":");
+	jtext_str(t, inst_state_names[in->state]);
+	jtext_lit(t, in->stop_requested ? ",\"desired\":\"stopped\",\"spec\":" : ",\"desired\":\"running\",\"spec\":");
+	spec_write_json(&in->spec, t);
+	clock_iso8601(in->created_wall_us, when, sizeof when);
+	jtext_lit(t, ",\"created_at\":");
+	jtext_str(t, when);
+	clock_iso8601(in->updated_wall_us, when, sizeof when);
+	jtext_lit(t, ",\"updated_at\":");
+	jtext_str(t, when);
+	jtext_lit(t, ",\"run\":");
+	jtext_int(t, in->run);
+	jtext_lit(t, ",\"node\":");
+	if (in->node_id[0])
+		jtext_str(t, in->node_id);
+	else
+		jtext_lit(t, "null");
+	if (in->has_exit_code) {
+		jtext_lit(t, ",\"exit_code\":");
+		jtext_int(t, in->exit_code);
 	}
-	if (as_list)
-		return json_pack("{s:o}", "instances", list);
-	one = json_incref(json_array_get(list, 0));
-	json_decref(list);
-	return one;
+	if (in->error) {
+		jtext_lit(t, ",\"error\":");
+		jtext_str(t, in->error);
+	}
+	if (in->has_trace) {
+		int n;
+		jtext_lit(t, ",\"trace\":");
+		if ((n = trace_format(&in->trace, jtext_reserve(t, TRACE_TEXT_MAX), TRACE_TEXT_MAX)) < 0)
+			fatal("api: a trace longer than TRACE_TEXT_MAX");
+		t->len += (size_t)n;
+	}
+	if (in->spec.ready_serial[0])
+		jtext_lit(t, in->ready ? ",\"ready\":true" : ",\"ready\":false");
+	jtext_lit(t, "}");
 }
 
-static json_t *instances_json(struct instance **insts, int n, bool as_list)
+static void reply_instance(struct evhttp_request *req, int status, const struct instance *in)
 {
-	json_t *list;
-	if (!as_list)
-		return n > 0 ? instance_to_json(insts[0]) : NULL;
-	list = json_array();
+	struct jtext t = {0};
+	instance_write_json(in, &t);
+	http_reply_jtext(req, status, &t);
+}
+
+/* {"instances": [...]} of the instances, or the first alone. */
+static void reply_instances(struct evhttp_request *req, int status, struct instance *const *insts, int n,
+                            bool as_list)
+{
+	struct jtext t = {0};
+	if (!as_list && n > 0) {
+		reply_instance(req, status, insts[0]);
+		return;
+	}
+	if (!as_list) { /* none left to show: an empty body, as before */
+		http_reply_json(req, status, NULL);
+		return;
+	}
+	jtext_lit(&t, "{\"instances\":[");
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			jtext_lit(&t, ",");
+		instance_write_json(insts[i], &t);
+	}
+	jtext_lit(&t, "]}");
+	http_reply_jtext(req, status, &t);
+}
+
+/* The same for the ids still known. */
+static void reply_instance_ids(struct evhttp_request *req, int status, struct cluster *c, char (*ids)[MV_ID_LEN + 1],
+                               int n, bool as_list)
+{
+	struct instance **insts = calloc(n > 0 ? (size_t)n : 1, sizeof *insts);
+	int known = 0;
+	if (!insts)
+		fatal("calloc");
 	for (int i = 0; i < n; i++)
-		json_array_append_new(list, instance_to_json(insts[i]));
-	return json_pack("{s:o}", "instances", list);
+		if ((insts[known] = cluster_instance(c, ids[i])))
+			known++;
+	reply_instances(req, status, insts, known, as_list);
+	free(insts);
 }
 
 /* ---- clients waiting for states (?wait=running, ?wait=stopped) ---- */
@@ -108,7 +155,7 @@ struct wait_reply {
 static void wait_done(void *arg, char (*ids)[MV_ID_LEN + 1], int n)
 {
 	struct wait_reply *w = arg;
-	http_reply_json(w->req, w->status, instances_reply(w->cluster, ids, n, w->as_list));
+	reply_instance_ids(w->req, w->status, w->cluster, ids, n, w->as_list);
 	free(w);
 }
 
@@ -213,11 +260,11 @@ void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED cons
 	if (replayed && cr.wait)
 		wait_then_reply(a, req, cr.wait_kind, 200, cr.as_list, insts, n, cr.wait_s);
 	else if (replayed)
-		http_reply_json(req, 200, instances_json(insts, n, cr.as_list));
+		reply_instances(req, 200, insts, n, cr.as_list);
 	else if (cr.wait)
 		wait_then_reply(a, req, cr.wait_kind, 201, cr.as_list, insts, n, cr.wait_s);
 	else
-		http_reply_json(req, 201, instances_json(insts, n, cr.as_list));
+		reply_instances(req, 201, insts, n, cr.as_list);
 	goto out;
 fail:
 	http_reply_error(req, &err);
@@ -236,7 +283,7 @@ out:
 #define LIST_LIMIT_MAX 10000
 
 struct list_scope {
-	json_t *list;
+	struct jtext text; /* {"instances":[... so far */
 	const char *project; /* "": every project */
 	size_t limit, n;
 	bool more; /* one more than limit matched: there is a next page */
@@ -252,7 +299,9 @@ static bool list_one(void *arg, const struct instance *in)
 		l->more = true;
 		return true;
 	}
-	json_array_append_new(l->list, instance_to_json(in));
+	if (l->n > 0)
+		jtext_lit(&l->text, ",");
+	instance_write_json(in, &l->text);
 	snprintf(l->last, sizeof l->last, "%s", in->id);
 	l->n++;
 	return true;
@@ -290,19 +339,21 @@ void api_instances_list(struct api *a, struct evhttp_request *req, UNUSED const 
 	int want = -1;
 	struct list_scope l = {.project = project, .limit = LIST_LIMIT_DEFAULT};
 	struct mv_error err;
-	json_t *body;
 
 	if (list_query(req, &want, &l.limit, after, sizeof after, &err) < 0 ||
 	    api_project_scope(a, req, project, &err) < 0) {
 		http_reply_error(req, &err);
 		return;
 	}
-	l.list = json_array();
+	jtext_lit(&l.text, "{\"instances\":[");
 	cluster_instances_list(a->cluster, want, after[0] ? after : NULL, l.limit + 1, list_one, &l);
-	body = json_pack("{s:o}", "instances", l.list);
-	if (l.more)
-		json_object_set_new(body, "next", json_string(l.last));
-	http_reply_json(req, 200, body);
+	jtext_lit(&l.text, "]");
+	if (l.more) {
+		jtext_lit(&l.text, ",\"next\":");
+		jtext_str(&l.text, l.last);
+	}
+	jtext_lit(&l.text, "}");
+	http_reply_jtext(req, 200, &l.text);
 }
 
 /* Another project's instance is as missing as one that does not exist (no leak). */
@@ -327,7 +378,7 @@ void api_instance_show(struct api *a, struct evhttp_request *req, const char *id
 {
 	struct instance *in = find_or_404(a, req, id);
 	if (in)
-		http_reply_json(req, 200, instance_to_json(in));
+		reply_instance(req, 200, in);
 }
 
 /* A follower does not touch an instance the leader runs: it records the delete for the
@@ -351,7 +402,7 @@ static void delete_on_follower(struct api *a, struct evhttp_request *req, struct
 	if (do_wait)
 		wait_then_reply(a, req, WAIT_STOPPED, 200, false, &in, 1, wait_s);
 	else
-		http_reply_json(req, 202, instance_to_json(in));
+		reply_instance(req, 202, in);
 }
 
 void api_instance_delete(struct api *a, struct evhttp_request *req, const char *id)
@@ -388,7 +439,7 @@ void api_instance_delete(struct api *a, struct evhttp_request *req, const char *
 	if (do_wait)
 		wait_then_reply(a, req, WAIT_STOPPED, 200, false, &in, 1, wait_s);
 	else
-		http_reply_json(req, inst_state_terminal(in->state) ? 200 : 202, instance_to_json(in));
+		reply_instance(req, inst_state_terminal(in->state) ? 200 : 202, in);
 	return;
 fail:
 	http_reply_error(req, &err);
@@ -424,7 +475,7 @@ static void start_again(struct api *a, struct evhttp_request *req, const char *i
 	if (do_wait)
 		wait_then_reply(a, req, kind, 200, false, &in, 1, wait_s);
 	else
-		http_reply_json(req, 202, instance_to_json(in));
+		reply_instance(req, 202, in);
 	return;
 fail:
 	http_reply_error(req, &err);

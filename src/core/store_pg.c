@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "common/clock.h"
+#include "common/jsontext.h"
 #include "common/log.h"
 
 enum stmt_id {
@@ -713,16 +714,17 @@ static const char *project_or_admin(const char *project) { return project[0] ? p
 static int pg_instance_insert(struct store *base, const struct store_instance_row *r)
 {
 	struct params p = {.n = 0};
-	json_t *spec = spec_to_json(&r->spec);
+	struct jtext spec = {0};
+	size_t len;
 	int rc;
+	spec_write_json(&r->spec, &spec);
 	p_text(&p, r->id);
 	p_text(&p, r->spec.name);
 	p_text(&p, r->spec.driver);
 	p_text(&p, r->spec.image);
 	p_int(&p, r->spec.vcpus_milli);
 	p_int(&p, r->spec.memory_mb);
-	p_json(&p, spec);
-	json_decref(spec);
+	p.v[p.n++] = p.owned[p.n_owned++] = jtext_take(&spec, &len);
 	p_status(&p, &r->status); /* $8 .. $15 */
 	p_int(&p, r->created_us);
 	p_text(&p, project_or_admin(r->project));

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/jsontext.h"
 #include "common/log.h"
 
 enum stmt_id {
@@ -299,15 +300,16 @@ static int sqlite_instance_insert(struct store *base, const struct store_instanc
 {
 	struct sqlite_store *s = sq(base);
 	sqlite3_stmt *st = s->stmt[ST_INSERT_INSTANCE];
-	json_t *spec = spec_to_json(&r->spec);
+	struct jtext spec = {0};
+	size_t len;
+	spec_write_json(&r->spec, &spec);
 	bind_text(st, 1, r->id);
 	bind_text(st, 2, r->spec.name);
 	bind_text(st, 3, r->spec.driver);
 	bind_text(st, 4, r->spec.image);
 	sqlite3_bind_int64(st, 5, r->spec.vcpus_milli);
 	sqlite3_bind_int64(st, 6, r->spec.memory_mb);
-	bind_json(st, 7, spec);
-	json_decref(spec);
+	sqlite3_bind_text(st, 7, jtext_take(&spec, &len), -1, free);
 	bind_status(st, 8, &r->status); /* state .. run: 8-15 */
 	sqlite3_bind_int64(st, 16, r->created_us);
 	bind_text(st, 17, project_or_admin(r->project));

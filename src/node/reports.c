@@ -68,14 +68,19 @@ json_t *reports_take(struct report_queue *q)
 	if (q->in_flight || !q->queued)
 		return NULL;
 	list = json_array();
-	for (struct report *e = q->queued; e; e = e->next) {
+	/* at most WIRE_REPORTS_MAX in one POST (the core refuses more with 400): the rest go
+	 * in the next, once this one is answered */
+	struct report *e = q->queued, *last = NULL;
+	for (int n = 0; e && n < WIRE_REPORTS_MAX; n++, last = e, e = e->next) {
 		if (e->r.has_timing)
 			e->r.timing.work_us = now - e->received_us;
 		json_array_append_new(list, wire_report_to_json(&e->r));
 	}
 	q->in_flight = q->queued;
-	q->queued = NULL;
-	q->tail = &q->queued;
+	last->next = NULL;
+	q->queued = e;
+	if (!e)
+		q->tail = &q->queued;
 	return json_pack("{s:o}", "reports", list);
 }
 

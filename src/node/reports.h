@@ -18,7 +18,7 @@ void reports_free(struct report_queue *q);
 /* received_us: when the node got the instance's assignment (0: none, e.g. re-attached);
  * a report with timing gets work_us (received -> sent) when it is taken. */
 void reports_push(struct report_queue *q, const struct wire_report *r, int64_t received_us);
-/* {"reports": [...]} of everything queued, now in flight; NULL when nothing is queued or a
+/* {"reports": [...]} of the first WIRE_REPORTS_MAX queued (what one POST may carry), now in flight; NULL when nothing is queued or a
  * batch is already in flight. */
 json_t *reports_take(struct report_queue *q);
 /* The batch in flight: the core took it (drop), or it did not (back in front). */

@@ -254,6 +254,12 @@ static void node_report_flush(struct simnode *n)
 	batch = n->reports;
 	if (!(n->reports = json_array()))
 		fatalx("json_array");
+	/* at most WIRE_REPORTS_MAX in one POST (the core refuses more with 400): the rest
+	 * stay queued for the next, sent once this one is answered */
+	for (size_t i = WIRE_REPORTS_MAX; i < json_array_size(batch); i++)
+		json_array_append(n->reports, json_array_get(batch, i));
+	while (json_array_size(batch) > WIRE_REPORTS_MAX)
+		json_array_remove(batch, json_array_size(batch) - 1);
 	snprintf(path, sizeof path, "/v1/nodes/%s/reports", n->id);
 	n->in_flight = batch;
 	if (send_json(n, n->ctl_conn, EVHTTP_REQ_POST, path, n->token, json_pack("{s:O}", "reports", batch),
