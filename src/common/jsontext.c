@@ -65,12 +65,6 @@ void jtext_str(struct jtext *t, const char *s)
 	jtext_raw(t, "\"", 1);
 }
 
-void jtext_key(struct jtext *t, const char *key)
-{
-	jtext_str(t, key);
-	jtext_raw(t, ":", 1);
-}
-
 /* Digits by hand (this runs a few times per instance of every answer). */
 static void put_uint(struct jtext *t, uint64_t v, int min_digits)
 {

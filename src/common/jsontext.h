@@ -22,7 +22,6 @@ struct jtext {
 void jtext_raw(struct jtext *t, const char *s, size_t n);
 void jtext_lit(struct jtext *t, const char *s);        /* s as is (a literal piece of JSON) */
 void jtext_str(struct jtext *t, const char *s);        /* "s", escaped */
-void jtext_key(struct jtext *t, const char *key);      /* "key": (key escaped) */
 void jtext_int(struct jtext *t, int64_t v);
 void jtext_milli(struct jtext *t, int64_t milli);      /* milli/1000 as a JSON number: 0.5, 1.0, 0.001 */
 void jtext_json(struct jtext *t, const json_t *j);     /* j dumped compact (null for NULL) */

@@ -74,10 +74,12 @@ static void test_document_parses(void)
 	size_t len;
 	char *s;
 	jtext_lit(&t, "{");
-	jtext_key(&t, "k\n");
+	jtext_str(&t, "k\n");
+	jtext_lit(&t, ":");
 	jtext_json(&t, inner);
 	jtext_lit(&t, ",");
-	jtext_key(&t, "none");
+	jtext_str(&t, "none");
+	jtext_lit(&t, ":");
 	jtext_json(&t, NULL);
 	jtext_lit(&t, "}");
 	/* growth past the first allocation keeps what was written */
