@@ -231,47 +231,64 @@ static int parse_create(struct api *a, struct evhttp_request *req, const char *p
 	return pools_resolve(a->pools, &cr->spec, err);
 }
 
-void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED const char *id)
-{
-	struct create_request cr = {0};
-	const struct tenant_project *p = tenants_project(a->tenants, a->who->project);
-	struct cluster_create_req r = {.spec = &cr.spec, .accepted_us = clock_mono_us(), .project = a->who->project,
-	                               .quota = p ? &p->quota : NULL,
-	                               .any_image = authz_allows(a->who->role, ACTION_ADMIN)};
-	struct instance **insts = NULL;
-	struct mv_error err;
-	bool replayed = false;
-	int n = 0;
+/* A create whose answer waits for the cluster (cluster_instances_create: at once, or at the
+ * end of the turn, once the store's commit is known). */
+struct create_answer {
+	struct api *a;
+	struct evhttp_request *req;
+	struct create_request cr;
+};
 
-	if (parse_create(a, req, a->who->project, &cr, &err) < 0)
-		goto fail;
-	r.idem_key = cr.idem_key;
-	r.digest = cr.digest;
-	if (cluster_instances_create(a->cluster, &r, &insts, &n, &replayed, &err) < 0) {
-		if (err.status == 503) {
-			char retry[16];
-			snprintf(retry, sizeof retry, "%d", CLUSTER_RETRY_AFTER_S);
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", retry);
-		}
-		goto fail;
-	}
+static void create_answer_free(struct create_answer *ca)
+{
+	spec_free(&ca->cr.spec);
+	json_decref(ca->cr.body);
+	free(ca);
+}
+
+static void created(void *arg, struct instance *const *insts, int n, bool replayed, const struct mv_error *err)
+{
+	struct create_answer *ca = arg;
+	const struct create_request *cr = &ca->cr;
 	/* A retried create (a client failing over from a core that died before it answered)
 	 * waits as the first would have, on whichever core it reached: 200, not 201. */
-	if (replayed && cr.wait)
-		wait_then_reply(a, req, cr.wait_kind, 200, cr.as_list, insts, n, cr.wait_s);
-	else if (replayed)
-		reply_instances(req, 200, insts, n, cr.as_list);
-	else if (cr.wait)
-		wait_then_reply(a, req, cr.wait_kind, 201, cr.as_list, insts, n, cr.wait_s);
+	int status = replayed ? 200 : 201;
+	if (err && err->status == 503) {
+		char retry[16];
+		snprintf(retry, sizeof retry, "%d", CLUSTER_RETRY_AFTER_S);
+		evhttp_add_header(evhttp_request_get_output_headers(ca->req), "Retry-After", retry);
+	}
+	if (err)
+		http_reply_error(ca->req, err);
+	else if (cr->wait)
+		wait_then_reply(ca->a, ca->req, cr->wait_kind, status, cr->as_list, insts, n, cr->wait_s);
 	else
-		reply_instances(req, 201, insts, n, cr.as_list);
-	goto out;
-fail:
-	http_reply_error(req, &err);
-out:
-	free(insts);
-	spec_free(&cr.spec);
-	json_decref(cr.body);
+		reply_instances(ca->req, status, insts, n, cr->as_list);
+	create_answer_free(ca);
+}
+
+void api_instances_create(struct api *a, struct evhttp_request *req, UNUSED const char *id)
+{
+	struct create_answer *ca = calloc(1, sizeof *ca);
+	const struct tenant_project *p = tenants_project(a->tenants, a->who->project);
+	struct cluster_create_req r = {.accepted_us = clock_mono_us(), .project = a->who->project,
+	                               .quota = p ? &p->quota : NULL,
+	                               .any_image = authz_allows(a->who->role, ACTION_ADMIN)};
+	struct mv_error err;
+
+	if (!ca)
+		fatal("calloc");
+	ca->a = a;
+	ca->req = req;
+	if (parse_create(a, req, a->who->project, &ca->cr, &err) < 0) {
+		http_reply_error(req, &err);
+		create_answer_free(ca);
+		return;
+	}
+	r.spec = &ca->cr.spec;
+	r.idem_key = ca->cr.idem_key;
+	r.digest = ca->cr.digest;
+	cluster_instances_create(a->cluster, &r, created, ca);
 }
 
 /* ---- GET /v1/instances, GET/DELETE /v1/instances/{id} ---- */

@@ -1144,76 +1144,162 @@ static struct instance *instance_new(const struct inst_spec *spec, const struct 
 	return in;
 }
 
-/* Stores new instances as pending, with the idempotency key, in one transaction. */
-static int persist_new(struct cluster *c, struct instance **insts, int n, const struct cluster_create_req *r)
+/* Stores new instances as pending, with the idempotency key, in one transaction: 0; -1 when
+ * the store failed (rolled back); STORE_TAKEN when another core took one of their names
+ * first (*taken: its index) or the key (*taken -1): what the unit wrote is deleted again,
+ * and the turn's transaction goes on (store.h, "A taken key"). */
+static int persist_new(struct cluster *c, struct instance **insts, int n, const struct cluster_create_req *r,
+                       int *taken)
 {
+	int i, rc;
 	if (store_begin(c->store) < 0)
 		return -1;
-	for (int i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		struct store_instance_row row = {.spec = insts[i]->spec, .created_us = insts[i]->created_wall_us};
 		memcpy(row.id, insts[i]->id, sizeof row.id);
 		memcpy(row.project, insts[i]->project, sizeof row.project);
 		instance_status(insts[i], &row.status);
-		if (store_instance_insert(c->store, &row) < 0)
+		if ((rc = store_instance_insert(c->store, &row)) == STORE_TAKEN) {
+			*taken = i;
+			goto take_back;
+		}
+		if (rc < 0)
 			goto fail;
 	}
 	if (r->idem_key) {
 		struct store_idem_row row = {.n_ids = (size_t)n, .created_us = clock_wall_us()};
-		int rc;
 		if (!(row.ids = calloc((size_t)n, sizeof *row.ids)))
 			fatal("calloc");
 		snprintf(row.key, sizeof row.key, "%s", r->idem_key);
 		snprintf(row.digest, sizeof row.digest, "%s", r->digest);
-		for (int i = 0; i < n; i++)
-			memcpy(row.ids[i], insts[i]->id, sizeof row.ids[i]);
+		for (int j = 0; j < n; j++)
+			memcpy(row.ids[j], insts[j]->id, sizeof row.ids[j]);
 		rc = store_idem_put(c->store, &row);
 		free(row.ids);
+		if (rc == STORE_TAKEN) {
+			*taken = -1;
+			goto take_back;
+		}
 		if (rc < 0)
 			goto fail;
 	}
 	if (store_commit(c->store) < 0)
 		goto fail;
 	return 0;
+take_back:
+	for (int j = 0; j < i; j++)
+		if (store_instance_delete(c->store, insts[j]->id) < 0)
+			goto fail;
+	if (store_commit(c->store) < 0)
+		goto fail;
+	return STORE_TAKEN;
 fail:
 	store_rollback(c->store);
 	return -1;
 }
 
-/* The leader's create: placed in memory first, so that each record is written once, with its
- * placement (one insert, not an insert and then an update: half the writes of a batch, and
- * one round trip less on PostgreSQL). When the store refuses, the placements are undone
- * and the instances leave memory: nothing was created. */
-static int create_placed(struct cluster *c, const struct cluster_create_req *r, struct instance **insts,
-                         struct instance ***out, int *n, struct mv_error *err)
+/* What another core took at the same moment, as the client is told. */
+static void taken_error(const struct cluster_create_req *r, const struct instance *in, struct mv_error *err)
 {
-	int count = r->spec->count;
-	struct batch b = {0};
-	int64_t built = clock_mono_us();
-	for (int i = 0; i < count; i++) {
-		insts[i]->marks.persisted_us = built; /* accept ends: the record is made; schedule follows */
-		instance_insert(c, insts[i]);
+	if (!in) {
+		mv_fail(err, 409, "idempotency_in_progress",
+		        "a request with Idempotency-Key %s is in progress through another core; nothing was created: "
+		        "retry it to get that request's answer", r->idem_key);
+		return;
 	}
-	schedule_steps(c, insts, count, &b);
-	if (persist_new(c, insts, count, r) < 0) {
-		for (int i = b.n - 1; i >= 0; i--)
-			step_undo(c, &b.steps[i]);
-		for (int i = 0; i < count; i++) {
-			instance_remove(c, insts[i]);
-			instance_free(insts[i]);
-		}
-		free(b.steps);
-		free(insts);
-		return mv_fail(err, 500, "store_failed", "the store could not save the request; nothing was created");
+	mv_fail(err, 409, "name_conflict",
+	        "an instance named %s was created at the same moment through another core; nothing was created",
+	        in->spec.name);
+}
+
+/* A create between its write and the turn's commit: memory holds its instances (and, on
+ * the leader, their placements), the store their rows; its effects on the world (events,
+ * starts, the answer) wait for create_settled. */
+struct creating {
+	struct cluster *c;
+	struct instance **insts;
+	int n;
+	struct batch b;        /* the leader's placements, done in memory */
+	bool leader;           /* it was made as the leader (else: for the leader to place) */
+	cluster_created_fn *done;
+	void *arg;
+};
+
+/* The store refused the create: placements undone, the instances out of memory. */
+static void create_undo(struct creating *k)
+{
+	for (int i = k->b.n - 1; i >= 0; i--)
+		step_undo(k->c, &k->b.steps[i]);
+	for (int i = 0; i < k->n; i++) {
+		instance_remove(k->c, k->insts[i]);
+		instance_free(k->insts[i]);
 	}
-	for (int i = 0; i < count; i++)
+}
+
+static void creating_free(struct creating *k)
+{
+	free(k->b.steps);
+	free(k->insts);
+	free(k);
+}
+
+/* The turn's commit holds the create's rows (stored), or its insert found the name taken
+ * by another core's create of the same moment (store.h, "Units settled at the commit"). */
+static void create_settled(void *arg, bool stored)
+{
+	struct creating *k = arg;
+	struct cluster *c = k->c;
+	struct mv_error err;
+	if (!stored) {
+		taken_error(NULL, k->insts[0], &err);
+		create_undo(k);
+		k->done(k->arg, NULL, 0, false, &err);
+		creating_free(k);
+		return;
+	}
+	for (int i = 0; i < k->n; i++) {
+		if (!k->leader) /* a follower's: accept ends with its record stored */
+			k->insts[i]->marks.persisted_us = clock_mono_us();
 		if (c->hooks.instance_event)
-			c->hooks.instance_event(c->hooks.arg, insts[i]);
-	for (int i = 0; i < b.n; i++)
-		step_after(c, &b.steps[i]);
-	free(b.steps);
-	*out = insts;
-	*n = count;
-	return 0;
+			c->hooks.instance_event(c->hooks.arg, k->insts[i]);
+	}
+	for (int i = 0; i < k->b.n; i++)
+		step_after(c, &k->b.steps[i]);
+	if (!k->leader && c->hooks.follower_wrote)
+		c->hooks.follower_wrote(c->hooks.arg);
+	k->done(k->arg, k->insts, k->n, false, NULL);
+	creating_free(k);
+}
+
+/* Into memory, placed first on the leader, so that each record is written once, with its
+ * placement (one insert, not an insert and then an update: half the writes of a batch, and
+ * one round trip less on PostgreSQL); then stored. A lone instance without a key is a
+ * deferred unit: on PostgreSQL its insert goes with the turn's commit. When the store
+ * refuses, memory is as before: nothing was created. */
+static void create_store(struct cluster *c, const struct cluster_create_req *r, struct creating *k)
+{
+	struct mv_error err;
+	int rc, taken = 0;
+	int64_t built = clock_mono_us();
+	for (int i = 0; i < k->n; i++) {
+		k->insts[i]->marks.persisted_us = built; /* accept ends: the record is made; schedule follows */
+		instance_insert(c, k->insts[i]);
+	}
+	if (k->leader)
+		schedule_steps(c, k->insts, k->n, &k->b);
+	if (k->n == 1 && !r->idem_key)
+		store_defer_next(c->store);
+	if ((rc = persist_new(c, k->insts, k->n, r, &taken)) < 0) {
+		if (rc == STORE_TAKEN)
+			taken_error(r, taken >= 0 ? k->insts[taken] : NULL, &err);
+		else
+			mv_fail(&err, 500, "store_failed", "the store could not save the request; nothing was created");
+		create_undo(k);
+		k->done(k->arg, NULL, 0, false, &err);
+		creating_free(k);
+		return;
+	}
+	store_unit_then(c->store, create_settled, k);
 }
 
 /* Just after taking the lead from another core, while the nodes it knows (at least one:
@@ -1225,26 +1311,20 @@ static bool settling(const struct cluster *c)
 	       cluster_nodes_ready(c) < (c->n_nodes > 0 ? c->n_nodes : 1);
 }
 
-int cluster_instances_create(struct cluster *c, const struct cluster_create_req *r, struct instance ***out, int *n,
-                   bool *replayed, struct mv_error *err)
+/* The checks before anything is made; 0 or -1 with err. */
+static int create_check(struct cluster *c, const struct cluster_create_req *r, const struct image **img,
+                        struct mv_error *err)
 {
 	const struct inst_spec *spec = r->spec;
 	const char *project = r->project ? r->project : AUTHZ_ADMIN_PROJECT;
-	const struct image *img = NULL;
-	struct instance **insts;
-
-	*out = NULL;
-	*n = 0;
-	if (r->idem_key && (idem_replay(c, r, out, n, replayed, err) < 0 || *replayed))
-		return *replayed ? 0 : -1;
 	if (admit(c, spec->count, err) < 0)
 		return -1;
 	/* another project's image is as unknown as a missing one: its existence does not leak */
-	if (spec->image[0] && (!(img = images_get(c->images, spec->image)) ||
-	                       (!r->any_image && strcmp(img->project, project) != 0)))
+	if (spec->image[0] && (!(*img = images_get(c->images, spec->image)) ||
+	                       (!r->any_image && strcmp((*img)->project, project) != 0)))
 		return mv_fail(err, 422, "unknown_image",
 		               "image %s is not registered (microvim image add NAME --kernel FILE)", spec->image);
-	if (spec->cmdline && !img)
+	if (spec->cmdline && !*img)
 		return mv_fail(err, 422, "cmdline_without_image",
 		               "cmdline is a guest's kernel command line: it needs an image (driver %s boots none here)",
 		               spec->driver);
@@ -1252,30 +1332,39 @@ int cluster_instances_create(struct cluster *c, const struct cluster_create_req 
 	if (check_names_free(c, spec, err) < 0 || check_quota(c, project, r->quota, spec, err) < 0 ||
 	    (leading(c) && !settling(c) && check_placeable(c, spec, spec->count, err) < 0))
 		return -1;
-
-	if (!(insts = calloc((size_t)spec->count, sizeof *insts)))
-		fatal("calloc");
-	for (int i = 0; i < spec->count; i++)
-		insts[i] = instance_new(spec, img, i, r);
-	if (leading(c))
-		return create_placed(c, r, insts, out, n, err);
-	if (persist_new(c, insts, spec->count, r) < 0) {
-		for (int i = 0; i < spec->count; i++)
-			instance_free(insts[i]);
-		free(insts);
-		return mv_fail(err, 500, "store_failed", "the store could not save the request; nothing was created");
-	}
-	for (int i = 0; i < spec->count; i++) {
-		insts[i]->marks.persisted_us = clock_mono_us();
-		instance_insert(c, insts[i]);
-		if (c->hooks.instance_event)
-			c->hooks.instance_event(c->hooks.arg, insts[i]);
-	}
-	if (c->hooks.follower_wrote)
-		c->hooks.follower_wrote(c->hooks.arg);
-	*out = insts;
-	*n = spec->count;
 	return 0;
+}
+
+void cluster_instances_create(struct cluster *c, const struct cluster_create_req *r, cluster_created_fn *done,
+                              void *arg)
+{
+	const struct image *img = NULL;
+	struct instance **insts = NULL;
+	struct creating *k;
+	struct mv_error err;
+	bool replayed = false;
+	int n = 0;
+
+	if (r->idem_key && idem_replay(c, r, &insts, &n, &replayed, &err) < 0) {
+		done(arg, NULL, 0, false, &err);
+		return;
+	}
+	if (replayed) {
+		done(arg, insts, n, true, NULL);
+		free(insts);
+		return;
+	}
+	if (create_check(c, r, &img, &err) < 0) {
+		done(arg, NULL, 0, false, &err);
+		return;
+	}
+	if (!(insts = calloc((size_t)r->spec->count, sizeof *insts)) || !(k = malloc(sizeof *k)))
+		fatal("calloc");
+	*k = (struct creating){.c = c, .insts = insts, .n = r->spec->count, .leader = leading(c), .done = done,
+	                       .arg = arg};
+	for (int i = 0; i < k->n; i++)
+		k->insts[i] = instance_new(r->spec, img, i, r);
+	create_store(c, r, k);
 }
 
 int cluster_instance_stop(struct cluster *c, struct instance *in, struct mv_error *err)

@@ -141,14 +141,21 @@ struct cluster_create_req {
 	bool any_image;                /* may boot another project's image (an admin) */
 };
 
+/* How a create ends: its instances (the array lives for the call; replayed: a retry with a
+ * known key, answered from the first creation), or err. */
+typedef void cluster_created_fn(void *arg, struct instance *const *insts, int n, bool replayed,
+                                const struct mv_error *err);
 /* Creates spec->count instances, all or none: a retry with the same key answers the first
- * creation (*replayed; the instances still known); then admission (--max-inflight), names,
- * the image (of the project, unless any_image), the project's quota for all count of them
- * (403 quota_exceeded), room on the nodes; one transaction stores them with the key; then
- * they are placed. The checks and the store happen in one turn of the loop, so that
- * concurrent creates can never overshoot a quota. *out: malloc'd, *n instances. */
-int cluster_instances_create(struct cluster *c, const struct cluster_create_req *r, struct instance ***out, int *n,
-                   bool *replayed, struct mv_error *err);
+ * creation (the instances still known); then admission (--max-inflight), names, the image
+ * (of the project, unless any_image), the project's quota for all count of them (403
+ * quota_exceeded), room on the nodes; one transaction stores them with the key; then they
+ * are placed. The checks and the store happen in one turn of the loop, so that concurrent
+ * creates can never overshoot a quota. done is called once: at once, or at the end of this
+ * turn, once the store's commit says whether the rows are stored (store.h, "Units settled
+ * at the commit": a name another core took at the same moment is a 409 then). r is not
+ * used after the call returns. */
+void cluster_instances_create(struct cluster *c, const struct cluster_create_req *r, cluster_created_fn *done,
+                              void *arg);
 struct instance *cluster_instance(const struct cluster *c, const char *id);
 /* Stops a live instance (a stop for its node; at once when it has none yet). */
 int cluster_instance_stop(struct cluster *c, struct instance *in, struct mv_error *err);

@@ -808,43 +808,58 @@ static int server_to_spec(struct osapi *o, struct os_req *r, const json_t *s, js
 	return 0;
 }
 
+/* A create's answer, once the cluster has it (at once, or at the end of the turn). */
+struct server_answer {
+	struct osapi *o;
+	struct evhttp_request *req;
+};
+
+static void server_created(void *arg, struct instance *const *insts, UNUSED int n, UNUSED bool replayed,
+                           const struct mv_error *err)
+{
+	struct server_answer *sa = arg;
+	json_t *srv;
+	if (err) {
+		if (err->status == 503)
+			evhttp_add_header(evhttp_request_get_output_headers(sa->req), "Retry-After", "1");
+		os_reply_error(sa->req, OS_COMPUTE, err);
+		free(sa);
+		return;
+	}
+	srv = server_brief(sa->o, insts[0]);
+	json_object_del(srv, "name");
+	json_object_update_new(srv, json_pack("{s:s, s:[{s:s}]}", "OS-DCF:diskConfig", "MANUAL", "security_groups",
+	                                      "name", "default"));
+	http_reply_json(sa->req, 202, json_pack("{s:o}", "server", srv));
+	free(sa);
+}
+
 void os_servers_create(struct osapi *o, struct os_req *r)
 {
-	json_t *body = NULL, *spec_json = NULL, *srv;
+	json_t *body = NULL, *spec_json = NULL;
 	struct inst_spec spec = {0};
 	const struct tenant_project *p = tenants_project(o->native->tenants, r->who.authz.project);
 	struct cluster_create_req cr = {.spec = &spec, .accepted_us = clock_mono_us(), .project = r->who.authz.project,
 	                                .quota = p ? &p->quota : NULL, .any_image = r->who.admin};
-	struct instance **insts = NULL;
+	struct server_answer *sa;
 	struct mv_error err;
-	bool replayed;
-	int n = 0;
 	static const char *const top[] = {"server", "os:scheduler_hints", "OS-SCH-HNT:scheduler_hints", NULL};
 
 	if (os_read_body(r->req, &body, &err) < 0 || mv_check_fields(body, "", top, &err) < 0 ||
 	    server_to_spec(o, r, json_object_get(body, "server"), &spec_json, &err) < 0 ||
-	    drv_spec_parse(&spec, spec_json, SPEC_REQUEST, &err) < 0)
-		goto fail;
-	if (cluster_instances_create(o->native->cluster, &cr, &insts, &n, &replayed, &err) < 0) {
-		if (err.status == 503)
-			evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
-		spec_free(&spec);
-		goto fail;
+	    drv_spec_parse(&spec, spec_json, SPEC_REQUEST, &err) < 0) {
+		json_decref(spec_json);
+		json_decref(body);
+		reply_fail(r, &err);
+		return;
 	}
-	srv = server_brief(o, insts[0]);
-	json_object_del(srv, "name");
-	json_object_update_new(srv, json_pack("{s:s, s:[{s:s}]}", "OS-DCF:diskConfig", "MANUAL", "security_groups",
-	                                      "name", "default"));
-	http_reply_json(r->req, 202, json_pack("{s:o}", "server", srv));
+	if (!(sa = malloc(sizeof *sa)))
+		fatal("malloc");
+	*sa = (struct server_answer){.o = o, .req = r->req};
+	cluster_instances_create(o->native->cluster, &cr, server_created, sa); /* done with spec when it returns */
 	spec_free(&spec);
-	free(insts);
 	json_decref(spec_json);
 	json_decref(body);
-	return;
-fail:
-	json_decref(spec_json);
-	json_decref(body);
-	reply_fail(r, &err);
 }
 
 /* ---- DELETE /servers/{id}: stop, then remove once stopped ---- */

@@ -19,11 +19,23 @@ struct store_group {
 	bool open;               /* the backend transaction of this turn is open */
 	bool in_unit;            /* between store_begin and store_commit */
 	bool next_no_flush;      /* store_no_flush_next: for the unit under way or the next one */
+	bool next_deferred;      /* store_defer_next: likewise */
 	bool flush;              /* a unit of the open transaction needs the disk */
 	int units;               /* units accepted in the open transaction */
 	uint64_t commits, units_total, flushed;
 	void (*on_fatal)(void *arg); /* store_group_on_fatal */
 	void *on_fatal_arg;
+	/* deferred units of the open transaction (store_unit_then), and those of them refused */
+	struct settle *settles;
+	size_t n_settles, cap_settles;
+	int *refused;
+	size_t n_refused, cap_refused;
+};
+
+struct settle {
+	store_settled_fn *fn;
+	void *arg;
+	int unit; /* in the open transaction */
 };
 
 void store_group_on_fatal(struct store *s, void (*fn)(void *arg), void *arg)
@@ -51,6 +63,34 @@ void store_group_start(struct store *s, struct event_base *base)
 	s->group = g;
 }
 
+static bool unit_was_refused(const struct store_group *g, int unit)
+{
+	for (size_t i = 0; i < g->n_refused; i++)
+		if (g->refused[i] == unit)
+			return true;
+	return false;
+}
+
+/* After the turn's commit: each deferred unit's owner learns whether its row is stored.
+ * The list is taken first: an fn may write, which opens the next transaction. */
+static void settle_units(struct store_group *g)
+{
+	struct settle *settles = g->settles;
+	size_t n = g->n_settles;
+	bool *stored = n ? calloc(n, sizeof *stored) : NULL;
+	if (n && !stored)
+		fatal("calloc");
+	for (size_t i = 0; i < n; i++)
+		stored[i] = !unit_was_refused(g, settles[i].unit);
+	g->settles = NULL;
+	g->n_settles = g->cap_settles = 0;
+	g->n_refused = 0;
+	for (size_t i = 0; i < n; i++)
+		settles[i].fn(settles[i].arg, stored[i]);
+	free(stored);
+	free(settles);
+}
+
 void store_group_flush(struct store *s)
 {
 	struct store_group *g = s->group;
@@ -70,6 +110,39 @@ void store_group_flush(struct store *s)
 	g->flushed += g->flush;
 	g->open = g->flush = false;
 	g->units = 0;
+	settle_units(g);
+}
+
+void store_defer_next(struct store *s)
+{
+	if (s->group)
+		s->group->next_deferred = true;
+}
+
+bool store_unit_deferred(const struct store *s) { return s->group && s->group->in_unit && s->group->next_deferred; }
+
+int store_unit_index(const struct store *s) { return s->group ? s->group->units : 0; }
+
+void store_unit_refused(struct store *s, int unit)
+{
+	struct store_group *g = s->group;
+	if (g->n_refused == g->cap_refused &&
+	    !(g->refused = realloc(g->refused, sizeof *g->refused * (g->cap_refused = g->cap_refused ? g->cap_refused * 2 : 8))))
+		fatal("realloc");
+	g->refused[g->n_refused++] = unit;
+}
+
+void store_unit_then(struct store *s, store_settled_fn *fn, void *arg)
+{
+	struct store_group *g = s->group;
+	if (!g || !g->open) { /* nothing waits for a commit: its insert was answered already */
+		fn(arg, true);
+		return;
+	}
+	if (g->n_settles == g->cap_settles &&
+	    !(g->settles = realloc(g->settles, sizeof *g->settles * (g->cap_settles = g->cap_settles ? g->cap_settles * 2 : 8))))
+		fatal("realloc");
+	g->settles[g->n_settles++] = (struct settle){.fn = fn, .arg = arg, .unit = g->units - 1};
 }
 
 void store_no_flush_next(struct store *s)
@@ -93,7 +166,7 @@ void store_group_counts(const struct store *s, uint64_t *commits, uint64_t *unit
 static void group_abort(struct store *s)
 {
 	struct store_group *g = s->group;
-	g->in_unit = g->next_no_flush = false;
+	g->in_unit = g->next_no_flush = g->next_deferred = false;
 	if (!g->open)
 		return;
 	if (g->units > 0)
@@ -111,7 +184,7 @@ static void unit_done(struct store_group *g)
 	g->units++;
 	if (!g->next_no_flush)
 		g->flush = true;
-	g->next_no_flush = false;
+	g->next_no_flush = g->next_deferred = false;
 }
 
 int store_op_enter(struct store *s, bool write)
@@ -120,7 +193,7 @@ int store_op_enter(struct store *s, bool write)
 	if (!g || !write || g->open)
 		return 0;
 	if (s->ops->begin(s) < 0) {
-		g->in_unit = g->next_no_flush = false;
+		g->in_unit = g->next_no_flush = g->next_deferred = false;
 		return -1;
 	}
 	g->open = true;
@@ -135,9 +208,9 @@ int store_op_leave(struct store *s, bool write, int rc)
 	struct store_group *g = s->group;
 	if (!g || g->in_unit)
 		return rc;
-	if (rc < 0)
+	if (rc < 0 && rc != STORE_TAKEN) /* a taken key wrote nothing, and failed nothing */
 		group_abort(s);
-	else if (write)
+	else if (write && rc == 0)
 		unit_done(g);
 	return rc;
 }
@@ -191,6 +264,8 @@ void store_close(struct store *s)
 		         (unsigned long long)g->units_total, (unsigned long long)g->commits,
 		         (unsigned long long)g->flushed);
 		event_free(g->commit_ev);
+		free(g->settles);
+		free(g->refused);
 		free(g);
 		s->group = NULL;
 	}

@@ -33,7 +33,22 @@
  * later one, and survives the core's crash, not the database server's). PostgreSQL also
  * sends such units' updates, and such a turn's commit, without waiting for the server's
  * answers (store_pg.c): a failure among them is logged, not fatal, since what they held
- * is learnt again. */
+ * is learnt again.
+ *
+ * Units settled at the commit (store_defer_next). A create's insert can be refused for a
+ * taken name, which another core may have written a moment ago. A backend that waits for
+ * each statement (SQLite) knows at once; PostgreSQL instead sends the insert without
+ * waiting, with the turn's COMMIT (one round trip, not two), as an insert that does nothing
+ * on a taken key (so that the other units of the turn still commit) and says whether it
+ * took. Such a unit's owner holds its effects and its answer: after store_commit it calls
+ * store_unit_then, whose fn learns at the end of the turn, once the turn is committed and
+ * before any of its answers is written, whether the unit's row is stored. A unit deferred
+ * so holds one insert only: a refusal takes back nothing else.
+ *
+ * A taken key (STORE_TAKEN). An insert of an instance or an idempotency key whose key
+ * another core wrote first writes nothing and returns STORE_TAKEN; the transaction goes on,
+ * and the unit's owner takes back what the unit wrote before (core/cluster.c deletes the
+ * rows it inserted) and answers 409. */
 #ifndef MICROVIM_STORE_H
 #define MICROVIM_STORE_H
 
@@ -47,6 +62,7 @@
 #include "common/wire.h"
 
 #define STORE_IDEM_KEY_MAX 128
+#define STORE_TAKEN (-2) /* an insert found its key taken: it wrote nothing (see the top) */
 #define STORE_PAGE_DEFAULT 1000 /* rows per page when everything is loaded */
 
 /* ---- rows ---- */
@@ -201,7 +217,7 @@ struct store_ops {
 	/* Commits without waiting for the disk (see "Durability" above); NULL: as commit. */
 	int (*commit_no_flush)(struct store *s);
 
-	int (*instance_insert)(struct store *s, const struct store_instance_row *row); /* -1 on a taken name */
+	int (*instance_insert)(struct store *s, const struct store_instance_row *row); /* STORE_TAKEN: see the top */
 	int (*instance_update)(struct store *s, const char *id, const struct store_instance_status *st);
 	int (*instance_delete)(struct store *s, const char *id); /* absent: not an error */
 	/* Up to limit instances after `after` (creation order); *last is where the page ended,
@@ -217,7 +233,7 @@ struct store_ops {
 	int (*image_delete)(struct store *s, const char *name);
 	int (*images_load)(struct store *s, store_image_fn *fn, void *arg);
 
-	/* *found false when the key is new; a second put of a key fails (the first answer stays). */
+	/* *found false when the key is new; a second put of a key is STORE_TAKEN (the first answer stays). */
 	int (*idem_get)(struct store *s, const char *key, struct store_idem_row *out, bool *found);
 	int (*idem_put)(struct store *s, const struct store_idem_row *row);
 
@@ -268,6 +284,20 @@ void store_no_flush_next(struct store *s);
 /* Whether the unit under way was marked by store_no_flush_next (a backend may send its
  * writes without waiting for them: store_pg.c). */
 bool store_unit_no_flush(const struct store *s);
+/* The next unit is one insert whose refusal may be learnt only at the turn's commit (see
+ * "Units settled at the commit"): its owner calls store_unit_then after store_commit. */
+void store_defer_next(struct store *s);
+/* For backends: whether the unit under way was marked by store_defer_next; its index in
+ * the turn, for store_unit_refused. */
+bool store_unit_deferred(const struct store *s);
+int store_unit_index(const struct store *s);
+/* For backends: unit's insert found its key taken (it wrote nothing). */
+void store_unit_refused(struct store *s, int unit);
+/* fn(arg, stored) once the unit that store_commit just ended is settled: stored false when
+ * its insert was refused. At the turn's end, after its commit, before any answer of the
+ * turn is written (at once without a group). fn may write to the store (a new transaction). */
+typedef void store_settled_fn(void *arg, bool stored);
+void store_unit_then(struct store *s, store_settled_fn *fn, void *arg);
 /* Transactions committed and units they held, since the start (for the metrics). */
 void store_group_counts(const struct store *s, uint64_t *commits, uint64_t *units, uint64_t *flushed);
 

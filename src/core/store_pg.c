@@ -29,10 +29,12 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
+	/* a taken name or id is no error (it would end the turn's transaction, which holds other
+	 * units): the insert writes nothing and gives no row back (STORE_TAKEN) */
 	[ST_INSERT_INSTANCE] =
 		"INSERT INTO instances (id, name, driver, image, vcpus_milli, memory_mb, spec, state, stop_requested,"
 		" node_id, exit_code, error, trace, updated_us, run, created_us, project)"
-		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17)",
+		" VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) ON CONFLICT DO NOTHING RETURNING id",
 	[ST_UPDATE_INSTANCE] =
 		"UPDATE instances SET state = $1, stop_requested = $2, node_id = $3, exit_code = $4, error = $5,"
 		" trace = CASE WHEN $10::boolean THEN trace ELSE $6 END, updated_us = $7, run = $8 WHERE id = $9",
@@ -45,7 +47,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                " SET name = EXCLUDED.name, info = EXCLUDED.info, updated_us = EXCLUDED.updated_us",
 	[ST_LOAD_NODES] = "SELECT id, name, info FROM nodes",
 	[ST_IDEM_GET] = "SELECT digest, instance_ids FROM idempotency WHERE key = $1",
-	[ST_IDEM_PUT] = "INSERT INTO idempotency (key, digest, instance_ids, created_us) VALUES ($1,$2,$3,$4)",
+	[ST_IDEM_PUT] = "INSERT INTO idempotency (key, digest, instance_ids, created_us) VALUES ($1,$2,$3,$4)"
+	                " ON CONFLICT DO NOTHING RETURNING key",
 	[ST_PUT_IMAGE] = "INSERT INTO images (name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us,"
 	                 " xen_type, project) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
 	[ST_DELETE_IMAGE] = "DELETE FROM images WHERE name = $1",
@@ -142,6 +145,13 @@ struct pg_store {
 	 * ended the pipeline (then nothing of it belongs to an open transaction any more). */
 	int piped;
 	bool piped_commit;
+	bool piped_commit_flushed; /* that commit was a durable one (its caller waits for it) */
+	/* Deferred inserts in the pipeline (store_defer_next): each one's place among the piped
+	 * statements and its unit; one that gives no row back found its key taken. */
+	struct piped_insert {
+		int at, unit;
+	} *deferred;
+	int n_deferred, cap_deferred;
 	int tx_waited; /* statements of the open transaction whose answers were awaited */
 	/* Some writes sent without waiting failed: memory is ahead of the rows they were for, and
 	 * each update writes its trace again, even one kept (store_instance_status.trace_kept). */
@@ -262,6 +272,7 @@ static void pg_close(struct store *base)
 		pipe_drain(s); /* the last commit's answer: said if it failed */
 	if (s->conn)
 		PQfinish(s->conn);
+	free(s->deferred);
 	free(s);
 }
 
@@ -362,7 +373,7 @@ static int pg_claim(struct store *base, char *err, size_t errlen)
 static int pipe_drain(struct pg_store *s)
 {
 	PGresult *r;
-	int rc = 0, i;
+	int rc = 0, i, d = 0;
 	bool commit = s->piped_commit;
 	if (s->piped == 0)
 		return 0;
@@ -374,13 +385,17 @@ static int pipe_drain(struct pg_store *s)
 			rc = -1;
 			break;
 		}
-		if (PQresultStatus(r) != PGRES_COMMAND_OK ||
+		bool deferred = d < s->n_deferred && s->deferred[d].at == i;
+		ExecStatusType want = deferred ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+		if (PQresultStatus(r) != want ||
 		    (commit && i == s->piped - 1 && strcmp(PQcmdStatus(r), "COMMIT") != 0)) {
 			log_warnx("store: a write sent without waiting failed: %s",
-			          PQresultStatus(r) == PGRES_COMMAND_OK ? "its transaction had failed"
-			                                                : pg_words(PQresultErrorMessage(r)));
+			          PQresultStatus(r) == want ? "its transaction had failed" : pg_words(PQresultErrorMessage(r)));
 			rc = -1;
+		} else if (deferred && PQntuples(r) == 0) {
+			store_unit_refused(&s->base, s->deferred[d].unit);
 		}
+		d += deferred;
 		PQclear(r);
 		PQclear(PQgetResult(s->conn)); /* the NULL that ends a statement's results */
 	}
@@ -396,13 +411,15 @@ static int pipe_drain(struct pg_store *s)
 		log_warnx("store: after a pipeline: %s; connecting again", pg_words(PQerrorMessage(s->conn)));
 		s->piped = 0;
 		s->piped_commit = false;
+		s->n_deferred = 0;
 		reconnect(s); /* a session in an unknown state is not written again */
 	}
 	s->piped = 0;
 	s->piped_commit = false;
+	s->n_deferred = 0;
 	if (rc < 0)
 		s->piped_failed = true;
-	if (rc < 0 && commit)
+	if (rc < 0 && commit && !s->piped_commit_flushed)
 		log_warnx("store: the last commit of node reports failed: the core keeps them in memory and writes them "
 		          "with each instance's next change; a new leader learns them from the nodes");
 	return rc;
@@ -436,6 +453,7 @@ static int reconnect(struct pg_store *s)
 		return -1;
 	s->piped = 0; /* what was sent on the old session went with it */
 	s->piped_commit = false;
+	s->n_deferred = 0;
 	PQreset(s->conn);
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		log_warnx("store: PostgreSQL reconnect failed: %s", pg_words(PQerrorMessage(s->conn)));
@@ -505,20 +523,24 @@ static PGresult *begin_and_run(struct pg_store *s, const char *name, int n, cons
 /* Runs a prepared statement; the result (NULL after logging on failure) is the caller's.
  * A statement that failed because the connection broke, outside a transaction, is sent once
  * more on a new connection: a write is then done at most twice, and the second try of an
- * insert that had committed fails on its key, which the caller sees as a failure. */
+ * insert that had committed finds its key taken (STORE_TAKEN). The core writes inside
+ * transactions only (group commit), where nothing is sent twice. */
 static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *const *params, const char *what)
 {
 	char name[8];
 	PGresult *r;
 	ExecStatusType want = id == ST_PAGE_INSTANCES || id == ST_LOAD_NODES || id == ST_IDEM_GET ||
+	                      id == ST_INSERT_INSTANCE || id == ST_IDEM_PUT ||
 	                      id == ST_LOAD_IMAGES || id == ST_LOAD_PROJECTS || id == ST_LOAD_USERS ||
 	                      id == ST_LOAD_TOKENS || id == ST_LOAD_NODE_SECRETS ||
 	                      id == ST_LOAD_POOLS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
+	bool durable_piped = s->n_deferred > 0;
 	snprintf(name, sizeof name, "s%d", (int)id);
 	/* writes sent without waiting go first: a failure among those of this transaction fails it,
-	 * unless they were all it held (then they are dropped, and it starts again) */
+	 * unless they were all it held and only reports (then they are dropped, and it starts
+	 * again); a deferred insert is a unit already accepted */
 	if (s->piped && pipe_drain(s) < 0 && s->in_tx) {
-		if (s->tx_waited > 0) {
+		if (s->tx_waited > 0 || durable_piped) {
 			log_warnx("store: %s: not sent: the transaction's earlier writes failed", what);
 			return NULL;
 		}
@@ -553,6 +575,15 @@ static int run_done(struct pg_store *s, enum stmt_id id, int n, const char *cons
 	return r ? 0 : -1;
 }
 
+/* An insert ... ON CONFLICT DO NOTHING RETURNING: 0, STORE_TAKEN (no row came back), or -1. */
+static int run_insert(struct pg_store *s, enum stmt_id id, int n, const char *const *params, const char *what)
+{
+	PGresult *r = run(s, id, n, params, what);
+	int rc = !r ? -1 : PQntuples(r) == 0 ? STORE_TAKEN : 0;
+	PQclear(r);
+	return rc;
+}
+
 static int pg_begin(struct store *base)
 {
 	struct pg_store *s = pg(base);
@@ -584,6 +615,7 @@ static int commit_piped(struct pg_store *s, bool no_flush)
 		return -1;
 	s->piped++;
 	s->piped_commit = true;
+	s->piped_commit_flushed = !no_flush;
 	if (PQpipelineSync(s->conn) != 1)
 		return -1;
 	return no_flush ? 0 : pipe_drain(s);
@@ -711,8 +743,32 @@ static const char *project_or_admin(const char *project) { return project[0] ? p
 
 /* ---- instances ---- */
 
+/* A deferred unit's insert (store.h, "Units settled at the commit") goes without waiting,
+ * with the turn's COMMIT: a create costs one round trip, not two. */
+static bool insert_deferrable(const struct pg_store *s, const struct store *base)
+{
+	return s->in_tx && store_unit_deferred(base) && PQstatus(s->conn) == CONNECTION_OK && !s->piped_commit;
+}
+
+static int pipe_send_deferred(struct pg_store *s, enum stmt_id id, int n, const char *const *params, int unit)
+{
+	char name[8];
+	snprintf(name, sizeof name, "s%d", (int)id);
+	if (pipe_send(s, name, n, params) < 0) {
+		log_warnx("store: an insert could not be sent: %s", pg_words(PQerrorMessage(s->conn)));
+		return -1;
+	}
+	if (s->n_deferred == s->cap_deferred &&
+	    !(s->deferred = realloc(s->deferred, sizeof *s->deferred *
+	                                             (size_t)(s->cap_deferred = s->cap_deferred ? s->cap_deferred * 2 : 8))))
+		fatal("realloc");
+	s->deferred[s->n_deferred++] = (struct piped_insert){.at = s->piped - 1, .unit = unit};
+	return 0;
+}
+
 static int pg_instance_insert(struct store *base, const struct store_instance_row *r)
 {
+	struct pg_store *s = pg(base);
 	struct params p = {.n = 0};
 	struct jtext spec = {0};
 	size_t len;
@@ -728,7 +784,10 @@ static int pg_instance_insert(struct store *base, const struct store_instance_ro
 	p_status(&p, &r->status); /* $8 .. $15 */
 	p_int(&p, r->created_us);
 	p_text(&p, project_or_admin(r->project));
-	rc = run_done(pg(base), ST_INSERT_INSTANCE, p.n, p.v, "write instance");
+	if (insert_deferrable(s, base))
+		rc = pipe_send_deferred(s, ST_INSERT_INSTANCE, p.n, p.v, store_unit_index(base));
+	else
+		rc = run_insert(s, ST_INSERT_INSTANCE, p.n, p.v, "write instance");
 	params_free(&p);
 	return rc;
 }
@@ -913,7 +972,7 @@ static int pg_idem_put(struct store *base, const struct store_idem_row *r)
 	p_json(&p, ids);
 	json_decref(ids);
 	p_int(&p, r->created_us);
-	rc = run_done(pg(base), ST_IDEM_PUT, p.n, p.v, "write idempotency key");
+	rc = run_insert(pg(base), ST_IDEM_PUT, p.n, p.v, "write idempotency key");
 	params_free(&p);
 	return rc;
 }

@@ -236,6 +236,21 @@ fail:
 	return -1;
 }
 
+/* An insert: 0, STORE_TAKEN when a row has its key (SQLite takes back the statement alone:
+ * the transaction goes on), or -1. */
+static int step_insert(struct sqlite_store *s, enum stmt_id id, const char *what)
+{
+	sqlite3_stmt *st = s->stmt[id];
+	int rc = sqlite3_step(st), ext = sqlite3_extended_errcode(s->db);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return STORE_TAKEN;
+	return fail(s, what);
+}
+
 /* Runs a statement that returns no rows, then resets it for the next use. */
 static int step_done(struct sqlite_store *s, enum stmt_id id, const char *what)
 {
@@ -313,7 +328,7 @@ static int sqlite_instance_insert(struct store *base, const struct store_instanc
 	bind_status(st, 8, &r->status); /* state .. run: 8-15 */
 	sqlite3_bind_int64(st, 16, r->created_us);
 	bind_text(st, 17, project_or_admin(r->project));
-	return step_done(s, ST_INSERT_INSTANCE, "write instance");
+	return step_insert(s, ST_INSERT_INSTANCE, "write instance");
 }
 
 static int sqlite_instance_update(struct store *base, const char *id, const struct store_instance_status *v)
@@ -477,7 +492,7 @@ static int sqlite_idem_put(struct store *base, const struct store_idem_row *r)
 	bind_json(st, 3, ids);
 	json_decref(ids);
 	sqlite3_bind_int64(st, 4, r->created_us);
-	return step_done(s, ST_IDEM_PUT, "write idempotency key");
+	return step_insert(s, ST_IDEM_PUT, "write idempotency key");
 }
 
 static int sqlite_image_insert(struct store *base, const struct store_image_row *img)

@@ -9,7 +9,10 @@
   pg_ctl promote: the core reconnects to it, every instance answered 2xx is still there,
   and creates go on (clients retry with the same Idempotency-Key while the database is away);
 - tenancy in PostgreSQL: a `--auth` core starts on it (it makes the admin project at the first
-  start) and a project made over HTTP is there after a restart, the admin token still good.
+  start) and a project made over HTTP is there after a restart, the admin token still good;
+- a name another core took a moment ago (a row the leader has not heard of yet): the create
+  is a 409 that changed nothing, alone or in a batch (whose rows written before are taken
+  back), and the leader goes on leading.
 """
 
 import signal
@@ -143,3 +146,48 @@ def test_standby_promoted():
 
 
 test_standby_promoted.budget = 120
+
+
+def _row_of_another_core(srv, db, iid, name):
+    """The row another core's create wrote, before this core heard of it (a stopped one)."""
+    spec = '{"name":"%s","driver":"exec","config":{"command":"/bin/sleep","args":["60"]}}' % name
+    srv.psql("INSERT INTO instances (id, name, driver, spec, state, created_us, updated_us, project)"
+             f" VALUES ('{iid}', '{name}', 'exec', '{spec}', 'stopped', 1, 1, 'admin')", db=db)
+
+
+def test_name_taken_through_another_core():
+    srv = _server()
+    url = _db_url(srv, "taken")
+    core = h.start_core(extra=["--store", url])
+    node = h.start_node(core.url)
+    c = core.client()
+    tok = h.unique_arg()
+    first = c.create(h.exec_body("before", [tok]), wait=True)[0]
+
+    # one instance (on PostgreSQL its insert goes with the turn's commit, and its refusal is
+    # learnt there): 409, and the leader goes on
+    _row_of_another_core(srv, "taken", "f000000000000001", "taken-one")
+    st, js, raw = c.call("POST", "/v1/instances?wait=running&timeout=10", h.exec_body("taken-one", [tok]))
+    assert st == 409 and js["error"]["code"] == "name_conflict", (st, raw[:400])
+    assert "another core" in js["error"]["message"], raw[:400]
+    # a batch whose second name is taken: nothing of it, not even its first row
+    _row_of_another_core(srv, "taken", "f000000000000002", "taken-batch-2")
+    st, js, raw = c.call("POST", "/v1/instances", h.exec_body("taken-batch", [tok], count=2))
+    assert st == 409 and js["error"]["code"] == "name_conflict", (st, raw[:400])
+    assert srv.psql("SELECT count(*) FROM instances WHERE name LIKE 'taken-%'", db="taken") == "2"
+    names = {i["name"] for i in c.list()}
+    assert names == {"before"}, names
+
+    st, js, raw = h.call(core.url, "GET", "/v1/health")
+    assert st == 200 and js["role"] == "leader", (st, raw[:300])
+    assert core.proc.poll() is None, "the leader exited"
+    # the node runs only what was answered 201, and a create goes on as before
+    after = c.create(h.exec_body("after", [tok]), wait=True)[0]
+    assert after["state"] == "running", after
+    c.stop_and_remove(first["id"])
+    c.stop_and_remove(after["id"])
+    node.stop()
+    core.stop()
+
+
+test_name_taken_through_another_core.budget = 60

@@ -32,6 +32,8 @@ struct failing_store {
 	struct store *inner;
 	int fail_commits; /* the next N commits fail (and roll back) */
 	int fail_writes;  /* the next N instance updates and deletes fail */
+	int taken_insert; /* the Nth instance insert from now finds its name taken (another core's) */
+	bool taken_key;   /* the next idempotency key put finds the key taken */
 };
 
 static struct store *inner(struct store *s) { return ((struct failing_store *)s)->inner; }
@@ -62,6 +64,8 @@ static bool write_fails(struct store *s)
 }
 static int f_insert(struct store *s, const struct store_instance_row *r)
 {
+	if (fs(s)->taken_insert > 0 && --fs(s)->taken_insert == 0)
+		return STORE_TAKEN;
 	return store_instance_insert(inner(s), r);
 }
 static int f_update(struct store *s, const char *id, const struct store_instance_status *st)
@@ -83,7 +87,14 @@ static int f_idem_get(struct store *s, const char *k, struct store_idem_row *out
 {
 	return store_idem_get(inner(s), k, out, found);
 }
-static int f_idem_put(struct store *s, const struct store_idem_row *r) { return store_idem_put(inner(s), r); }
+static int f_idem_put(struct store *s, const struct store_idem_row *r)
+{
+	if (fs(s)->taken_key) {
+		fs(s)->taken_key = false;
+		return STORE_TAKEN;
+	}
+	return store_idem_put(inner(s), r);
+}
 
 static const struct store_ops failing_ops = {
 	.name = "failing", .schema_version = 1, .close = f_close, .begin = f_begin, .commit = f_commit,
@@ -186,6 +197,47 @@ static struct node *reg(struct world *w, const char *id, const char *name, const
 	return n;
 }
 
+/* cluster_instances_create, its answer taken at once (no group commit here: done is called
+ * before it returns, which this checks). */
+struct created_now {
+	bool called, replayed;
+	struct instance **insts;
+	int n;
+	struct mv_error err;
+	int rc;
+};
+
+static void on_created(void *arg, struct instance *const *insts, int n, bool replayed, const struct mv_error *err)
+{
+	struct created_now *k = arg;
+	k->called = true;
+	k->replayed = replayed;
+	k->rc = err ? -1 : 0;
+	if (err) {
+		k->err = *err;
+		return; /* no instances: *out stays NULL, as the callers expect */
+	}
+	if (!(k->insts = calloc((size_t)n + 1, sizeof *k->insts)))
+		abort();
+	if (n > 0)
+		memcpy(k->insts, insts, sizeof *insts * (size_t)n);
+	k->n = n;
+}
+
+static int create_now(struct cluster *c, const struct cluster_create_req *r, struct instance ***out, int *n,
+                      bool *replayed, struct mv_error *err)
+{
+	struct created_now k = {0};
+	cluster_instances_create(c, r, on_created, &k);
+	CHECK(k.called);
+	*out = k.insts;
+	*n = k.n;
+	*replayed = k.replayed;
+	if (k.rc < 0)
+		*err = k.err;
+	return k.rc;
+}
+
 /* Creates one instance from a request body (taken). */
 static struct instance *create_from(struct world *w, json_t *body, struct mv_error *err)
 {
@@ -197,7 +249,7 @@ static struct instance *create_from(struct world *w, json_t *body, struct mv_err
 	if (drv_spec_parse(&spec, body, SPEC_REQUEST, err) < 0)
 		abort();
 	json_decref(body);
-	if (cluster_instances_create(w->c, &r, &out, &n, &replayed, err) == 0 && n == 1)
+	if (create_now(w->c, &r, &out, &n, &replayed, err) == 0 && n == 1)
 		in = out[0];
 	free(out);
 	spec_free(&spec);
@@ -651,6 +703,66 @@ static void test_store_refusals_change_nothing(void)
 	world_close(&w);
 }
 
+/* Another core took a name (or an Idempotency-Key) at the same moment: the store says
+ * STORE_TAKEN, and the create is a 409 that changed nothing, not a 500 (store.h, "A taken
+ * key"): placements undone, the rows a batch wrote before deleted again, no start sent. */
+static void test_taken_by_another_core(void)
+{
+	struct world w;
+	struct mv_error err;
+	struct inst_spec spec;
+	struct instance **out = NULL;
+	int n = 0;
+	bool replayed;
+	world_fresh(&w);
+	struct node *nd = reg(&w, N1, "n1", NULL);
+	json_t *body = json_pack("{s:s, s:s, s:{s:s}, s:i}", "name", "b", "driver", "exec", "config", "command",
+	                         "/bin/sleep", "count", 3);
+	if (!nd || drv_spec_parse(&spec, body, SPEC_REQUEST, &err) < 0) {
+		json_decref(body);
+		return world_close(&w);
+	}
+	json_decref(body);
+	/* one instance */
+	w.store->taken_insert = 1;
+	CHECK(create(&w, "a", false, &err) == NULL);
+	CHECK_EQ_INT(err.status, 409);
+	CHECK_STR(err.code, "name_conflict");
+	CHECK(strstr(err.message, "instance named a ") != NULL);
+	/* a batch whose second name is taken: the first's row is taken back */
+	struct cluster_create_req r = {.spec = &spec, .accepted_us = 1};
+	w.store->taken_insert = 2;
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), -1);
+	free(out);
+	CHECK_EQ_INT(err.status, 409);
+	CHECK_STR(err.code, "name_conflict");
+	/* the key, taken by a request in progress through another core */
+	r.idem_key = "k-1";
+	r.digest = "d";
+	w.store->taken_key = true;
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), -1);
+	free(out);
+	CHECK_EQ_INT(err.status, 409);
+	CHECK_STR(err.code, "idempotency_in_progress");
+	/* nothing of them in memory, on the node, or in the store */
+	CHECK_EQ_INT(cluster_instance_count(w.c), 0);
+	CHECK_EQ_INT(cluster_in_flight(w.c), 0);
+	CHECK_EQ_INT(nd->vcpus_milli_used, 0);
+	CHECK_EQ_INT(take(&w, nd).text[0], '\0');
+	world_crash(&w);
+	world_open(&w);
+	CHECK_EQ_INT(cluster_instance_count(w.c), 0);
+	/* and the same creates go through once the names are free */
+	nd = reg(&w, N1, "n1", NULL);
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), 0);
+	CHECK(n == 3 && !replayed);
+	free(out);
+	CHECK(create(&w, "a", false, &err) != NULL);
+	CHECK_EQ_INT(cluster_instance_count(w.c), 4);
+	spec_free(&spec);
+	world_close(&w);
+}
+
 static void test_idempotency_and_admission(void)
 {
 	struct world w;
@@ -671,36 +783,36 @@ static void test_idempotency_and_admission(void)
 	reg(&w, N1, "n1", NULL);
 	CHECK_EQ_INT(drv_spec_parse(&spec, body, SPEC_REQUEST, &err), 0);
 	struct cluster_create_req r = {.spec = &spec, .idem_key = "key-1", .digest = "d1", .accepted_us = 1};
-	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), 0);
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), 0);
 	CHECK(!replayed && n == 1);
 	char id[MV_ID_LEN + 1];
 	memcpy(id, out[0]->id, sizeof id);
 	free(out);
 	/* the same key and body: the first answer, nothing new */
-	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), 0);
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), 0);
 	CHECK(replayed && n == 1 && strcmp(out[0]->id, id) == 0);
 	free(out);
 	CHECK_EQ_INT(cluster_instance_count(w.c), 1);
 	/* and after a restart of the core */
 	world_crash(&w);
 	world_open(&w);
-	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), 0);
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), 0);
 	CHECK(replayed && n == 1 && strcmp(out[0]->id, id) == 0);
 	free(out);
 	/* the same key, another body */
 	r.digest = "d2";
-	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), -1);
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), -1);
 	CHECK_EQ_INT(err.status, 409);
 	/* admission: 2 in flight at most (the first is still scheduled: its node is down) */
 	r.idem_key = NULL;
 	snprintf(spec.name, sizeof spec.name, "k2");
-	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), -1);
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), -1);
 	CHECK_EQ_INT(err.status, 422); /* no node is ready: refused before it is stored */
 	reg(&w, N1, "n1", NULL);
-	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), 0);
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), 0);
 	free(out);
 	snprintf(spec.name, sizeof spec.name, "k3");
-	CHECK_EQ_INT(cluster_instances_create(w.c, &r, &out, &n, &replayed, &err), -1);
+	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), -1);
 	CHECK_EQ_INT(err.status, 503);
 	CHECK_EQ_INT(cluster_refused_saturated(w.c), 1);
 	spec_free(&spec);
@@ -1002,6 +1114,7 @@ int main(void)
 	RUN(test_partition_heals_before_replaced);
 	RUN(test_waiters);
 	RUN(test_store_refusals_change_nothing);
+	RUN(test_taken_by_another_core);
 	RUN(test_idempotency_and_admission);
 	RUN(test_list_pages);
 	RUN(test_node_bridges_follow);

@@ -406,16 +406,27 @@ static void test_name_unique(void)
 
 	a.status.state = INST_RUNNING;
 	CHECK_EQ_INT(store_instance_insert(s, &a), 0);
-	CHECK_EQ_INT(store_instance_insert(s, &b), -1);
+	CHECK_EQ_INT(store_instance_insert(s, &b), STORE_TAKEN);
 	CHECK_EQ_INT(store_instances_load(s, collect, &l), 0);
 	CHECK_EQ_INT(l.n, 1);
 	CHECK(find(&l, a.id) && find(&l, a.id)->status.state == INST_RUNNING);
 	loaded_free(&l);
+	/* the same id under another name is taken too */
+	snprintf(c.id, sizeof c.id, "%s", a.id);
+	CHECK_EQ_INT(store_instance_insert(s, &c), STORE_TAKEN);
+	snprintf(c.id, sizeof c.id, "cccccccccccccccc");
 
-	/* inside a transaction: the failed write, then rollback, leaves the earlier state */
+	/* inside a transaction: a taken name writes nothing, and the transaction goes on */
 	CHECK_EQ_INT(store_begin(s), 0);
 	CHECK_EQ_INT(store_instance_insert(s, &c), 0);
-	CHECK_EQ_INT(store_instance_insert(s, &b), -1);
+	CHECK_EQ_INT(store_instance_insert(s, &b), STORE_TAKEN);
+	CHECK_EQ_INT(store_commit(s), 0);
+	CHECK_EQ_INT(count_instances(s), 2);
+	/* a rollback after one still takes back what the transaction held */
+	CHECK_EQ_INT(store_instance_delete(s, c.id), 0);
+	CHECK_EQ_INT(store_begin(s), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &c), 0);
+	CHECK_EQ_INT(store_instance_insert(s, &b), STORE_TAKEN);
 	store_rollback(s);
 	CHECK_EQ_INT(count_instances(s), 1);
 	CHECK_EQ_INT(store_begin(s), 0); /* no transaction left open */
@@ -530,7 +541,7 @@ static void test_group_commit(void)
 	/* the turn's first unit fails (a taken name): rolled back alone, the next one commits */
 	CHECK_EQ_INT(store_begin(s), 0);
 	CHECK_EQ_INT(store_instance_insert(s, &in[3]), 0);
-	CHECK_EQ_INT(store_instance_insert(s, &in[0]), -1);
+	CHECK_EQ_INT(store_instance_insert(s, &in[0]), STORE_TAKEN);
 	store_rollback(s);
 	CHECK_EQ_INT(store_instance_insert(s, &in[4]), 0);
 	event_base_loop(base, EVLOOP_NONBLOCK);
@@ -561,6 +572,95 @@ static void test_group_commit(void)
 	event_base_free(base);
 	for (int i = 0; i < 5; i++)
 		spec_free(&in[i].spec);
+}
+
+/* Deferred units (store_defer_next): each owner learns at the turn's end whether its row is
+ * stored. A name another core took (a row written behind this store's back) is refused:
+ * on PostgreSQL at the commit, with the turn's other units committed; on SQLite at once
+ * (STORE_TAKEN). A write that waits for its answer in the same turn reads the pipeline's
+ * results first: a refusal seen then is still told at the end. */
+struct settled_seen {
+	int calls;
+	bool stored;
+};
+
+static void on_settled(void *arg, bool stored)
+{
+	struct settled_seen *seen = arg;
+	seen->calls++;
+	seen->stored = stored;
+}
+
+/* One deferred unit of one insert: its insert's result (0 or STORE_TAKEN) */
+static int deferred_insert(struct store *s, const struct store_instance_row *row, struct settled_seen *seen)
+{
+	int rc;
+	store_defer_next(s);
+	CHECK_EQ_INT(store_begin(s), 0);
+	rc = store_instance_insert(s, row);
+	CHECK_EQ_INT(store_commit(s), 0);
+	if (rc == 0)
+		store_unit_then(s, on_settled, seen);
+	return rc;
+}
+
+static void test_deferred_units(void)
+{
+	struct event_base *base = event_base_new();
+	struct store_instance_row r[4];
+	struct settled_seen seen[4] = {{0}};
+	fresh_dir();
+	struct store *s = open_ok();
+	if (!s || !base) {
+		store_close(s);
+		if (base)
+			event_base_free(base);
+		return;
+	}
+	for (int i = 0; i < 4; i++) {
+		char id[17], name[16];
+		snprintf(id, sizeof id, "%016x", i + 1);
+		snprintf(name, sizeof name, "d-%d", i + 1);
+		r[i] = make_row(id, name, 100 + i);
+	}
+	store_group_start(s, base);
+	/* another core's row, named as r[1] will be */
+	CHECK_EQ_INT(db_exec("INSERT INTO instances (id, name, driver, spec, state, created_us, updated_us)"
+	                     " VALUES ('ffffffffffffffff', 'd-2', 'exec', '{}', 'pending', 1, 1)"),
+	             0);
+	/* one turn: a free name, a taken one, and a plain write after them */
+	CHECK_EQ_INT(deferred_insert(s, &r[0], &seen[0]), 0);
+	int taken = deferred_insert(s, &r[1], &seen[1]);
+	CHECK(on_pg ? taken == 0 : taken == STORE_TAKEN); /* PostgreSQL learns it at the commit */
+	CHECK_EQ_INT(store_instance_insert(s, &r[2]), 0);
+	CHECK_EQ_INT(seen[0].calls + seen[1].calls, 0); /* nothing told before the turn ends */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	CHECK(seen[0].calls == 1 && seen[0].stored);
+	CHECK(on_pg ? seen[1].calls == 1 && !seen[1].stored : seen[1].calls == 0);
+	CHECK_EQ_INT(committed_count(), 3); /* the other core's, r[0], r[2] */
+	{
+		char v[1][64];
+		CHECK(db_row("SELECT id FROM instances WHERE name = 'd-2'", v, 1) == 0 &&
+		      strcmp(v[0], "ffffffffffffffff") == 0);
+	}
+	/* a turn of one deferred unit alone; then with the name free again it is stored */
+	CHECK_EQ_INT(db_exec("DELETE FROM instances WHERE id = 'ffffffffffffffff'"), 0);
+	CHECK_EQ_INT(deferred_insert(s, &r[1], &seen[3]), 0);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	CHECK(seen[3].calls == 1 && seen[3].stored);
+	CHECK_EQ_INT(committed_count(), 3);
+	/* without a group: told at once */
+	store_close(s);
+	s = open_ok();
+	if (s) {
+		CHECK_EQ_INT(deferred_insert(s, &r[3], &seen[2]), 0);
+		CHECK(seen[2].calls == 1 && seen[2].stored);
+		store_close(s);
+	}
+	CHECK_EQ_INT(committed_count(), 4);
+	event_base_free(base);
+	for (int i = 0; i < 4; i++)
+		spec_free(&r[i].spec);
 }
 
 struct page_seen {
@@ -944,9 +1044,9 @@ static void test_idempotency(void)
 	/* keys are distinct, case-sensitive */
 	CHECK_EQ_INT(store_idem_get(s, "K1", &got, &found), 0);
 	CHECK(!found);
-	/* the first answer stays: a second put of the same key fails, the store goes on */
+	/* the first answer stays: a second put of the same key is taken, the store goes on */
 	snprintf(r.digest, sizeof r.digest, "other");
-	CHECK_EQ_INT(store_idem_put(s, &r), -1);
+	CHECK_EQ_INT(store_idem_put(s, &r), STORE_TAKEN);
 	CHECK_EQ_INT(store_idem_get(s, "k1", &got, &found), 0);
 	CHECK(found && strcmp(got.digest, "abc") == 0);
 	store_idem_row_free(&got);
@@ -1411,9 +1511,9 @@ static void test_pg_two_stores_one_database(void)
 		snprintf(k.digest, sizeof k.digest, "d1");
 		CHECK_EQ_INT(store_instance_insert(s1, &a), 0);
 		CHECK_EQ_INT(count_instances(s2), 1);
-		CHECK_EQ_INT(store_instance_insert(s2, &b), -1); /* the name is taken, by the other core */
+		CHECK_EQ_INT(store_instance_insert(s2, &b), STORE_TAKEN); /* the name is taken, by the other core */
 		CHECK_EQ_INT(store_idem_put(s2, &k), 0);
-		CHECK_EQ_INT(store_idem_put(s1, &k), -1); /* the first answer stays, whichever core gave it */
+		CHECK_EQ_INT(store_idem_put(s1, &k), STORE_TAKEN); /* the first answer stays, whichever core gave it */
 		CHECK_EQ_INT(store_idem_get(s1, "once", &got, &found), 0);
 		CHECK(found && got.n_ids == 1);
 		store_idem_row_free(&got);
@@ -1615,6 +1715,7 @@ ON_PG(test_delete)
 ON_PG(test_name_unique)
 ON_PG(test_transactions)
 ON_PG(test_group_commit)
+ON_PG(test_deferred_units)
 ON_PG(test_pages)
 ON_PG(test_nodes)
 ON_PG(test_images)
@@ -1640,6 +1741,7 @@ int main(void)
 	RUN(test_name_unique);
 	RUN(test_transactions);
 	RUN(test_group_commit);
+	RUN(test_deferred_units);
 	RUN(test_reports_not_awaited);
 	RUN(test_pages);
 	RUN(test_load_reads_ahead);
@@ -1667,6 +1769,7 @@ int main(void)
 			RUN(test_name_unique_pg);
 			RUN(test_transactions_pg);
 			RUN(test_group_commit_pg);
+			RUN(test_deferred_units_pg);
 			RUN(test_pages_pg);
 			RUN(test_nodes_pg);
 			RUN(test_images_pg);
