@@ -1201,8 +1201,8 @@ fail:
 /* What another core took at the same moment, as the client is told. */
 static void taken_error(const struct cluster_create_req *r, const struct instance *in, struct mv_error *err)
 {
-	if (!in) {
-		mv_fail(err, 409, "idempotency_in_progress",
+	if (!in) { /* a 503, which clients retry (with Retry-After): the retry gets the first answer */
+		mv_fail(err, 503, "idempotency_in_progress",
 		        "a request with Idempotency-Key %s is in progress through another core; nothing was created: "
 		        "retry it to get that request's answer", r->idem_key);
 		return;

@@ -48,7 +48,7 @@
  * A taken key (STORE_TAKEN). An insert of an instance or an idempotency key whose key
  * another core wrote first writes nothing and returns STORE_TAKEN; the transaction goes on,
  * and the unit's owner takes back what the unit wrote before (core/cluster.c deletes the
- * rows it inserted) and answers 409. */
+ * rows it inserted) and answers 409 (a key: 503, to be retried). */
 #ifndef MICROVIM_STORE_H
 #define MICROVIM_STORE_H
 

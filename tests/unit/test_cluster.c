@@ -704,8 +704,9 @@ static void test_store_refusals_change_nothing(void)
 }
 
 /* Another core took a name (or an Idempotency-Key) at the same moment: the store says
- * STORE_TAKEN, and the create is a 409 that changed nothing, not a 500 (store.h, "A taken
- * key"): placements undone, the rows a batch wrote before deleted again, no start sent. */
+ * STORE_TAKEN, and the create is a 409 (a key: a 503 to retry) that changed nothing, not a
+ * 500 (store.h, "A taken key"): placements undone, the rows a batch wrote before deleted
+ * again, no start sent. */
 static void test_taken_by_another_core(void)
 {
 	struct world w;
@@ -742,7 +743,7 @@ static void test_taken_by_another_core(void)
 	w.store->taken_key = true;
 	CHECK_EQ_INT(create_now(w.c, &r, &out, &n, &replayed, &err), -1);
 	free(out);
-	CHECK_EQ_INT(err.status, 409);
+	CHECK_EQ_INT(err.status, 503);
 	CHECK_STR(err.code, "idempotency_in_progress");
 	/* nothing of them in memory, on the node, or in the store */
 	CHECK_EQ_INT(cluster_instance_count(w.c), 0);
