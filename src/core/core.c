@@ -883,6 +883,8 @@ const char *core_openstack_url(const struct core *c) { return c->os ? osapi_url(
 
 void core_drain(struct core *c)
 {
+	if (c->store) /* a create of this turn waiting for its commit is answered first */
+		store_group_flush(c->store);
 	if (c->bound) {
 		evhttp_del_accept_socket(c->http, c->bound);
 		c->bound = NULL;
@@ -902,6 +904,8 @@ void core_destroy(struct core *c)
 {
 	if (!c)
 		return;
+	if (c->store) /* while what a waiting create's answer uses is still there */
+		store_group_flush(c->store);
 	if (c->api.events)
 		events_close_all(c->api.events);
 	logs_close_all(&c->api);
