@@ -142,6 +142,7 @@ size_t images_project_count(const struct images *im, const char *project)
 int images_add(struct images *im, struct image *img, struct mv_error *err)
 {
 	struct image *copy;
+	int rc;
 	struct store_image_row row = {.cmdline = img->cmdline, .kernel_size = img->kernel_size,
 	                              .initrd_size = img->initrd_size};
 	if (hmap_get(&im->by_name, img->name))
@@ -155,7 +156,10 @@ int images_add(struct images *im, struct image *img, struct mv_error *err)
 		snprintf(img->project, sizeof img->project, "admin");
 	memcpy(row.project, img->project, sizeof row.project);
 	row.created_us = img->created_wall_us;
-	if (store_image_insert(im->store, &row) < 0)
+	if ((rc = store_image_insert(im->store, &row)) == STORE_TAKEN) /* by another core, a moment ago */
+		return mv_fail(err, 409, "name_conflict", "an image named %s was added at the same moment through another "
+		               "core; nothing changed", img->name);
+	if (rc < 0)
 		return mv_fail(err, 500, "store_failed", "the store could not save the image; nothing changed");
 	if (!(copy = malloc(sizeof *copy)))
 		fatal("malloc");

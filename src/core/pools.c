@@ -238,6 +238,11 @@ int pools_create(struct pools *p, const json_t *body, const struct images *im, c
 	memcpy(row.name, pl->name, sizeof row.name);
 	rc = store_pool_insert(p->store, &row);
 	json_decref(stored);
+	if (rc == STORE_TAKEN) { /* by another core, a moment ago */
+		mv_fail(err, 409, "name_conflict", "a pool named %s was made at the same moment through another core; "
+		        "nothing was made", pl->name);
+		goto fail;
+	}
 	if (rc < 0) {
 		mv_fail(err, 500, "store_failed", "the store could not save the pool; nothing was made");
 		goto fail;

@@ -45,10 +45,11 @@
  * before any of its answers is written, whether the unit's row is stored. A unit deferred
  * so holds one insert only: a refusal takes back nothing else.
  *
- * A taken key (STORE_TAKEN). An insert of an instance or an idempotency key whose key
- * another core wrote first writes nothing and returns STORE_TAKEN; the transaction goes on,
- * and the unit's owner takes back what the unit wrote before (core/cluster.c deletes the
- * rows it inserted) and answers 409 (a key: 503, to be retried). */
+ * A taken key (STORE_TAKEN). An insert of an instance, an idempotency key, an image, a
+ * project, a user or a pool whose key another core wrote first writes nothing and returns
+ * STORE_TAKEN; the transaction goes on, and the unit's owner takes back what the unit wrote
+ * before (core/cluster.c deletes the rows a create inserted) and answers 409 name_conflict
+ * (an idempotency key: 503, to be retried). Any other failure is -1, as before. */
 #ifndef MICROVIM_STORE_H
 #define MICROVIM_STORE_H
 

@@ -30,7 +30,8 @@ enum stmt_id {
 
 static const char *const stmt_sql[ST_COUNT] = {
 	/* a taken name or id is no error (it would end the turn's transaction, which holds other
-	 * units): the insert writes nothing and gives no row back (STORE_TAKEN) */
+	 * units): the insert writes nothing and gives no row back (STORE_TAKEN); so are the other
+	 * inserts of a name (images, projects, users, pools) and of a key */
 	[ST_INSERT_INSTANCE] =
 		"INSERT INTO instances (id, name, driver, image, vcpus_milli, memory_mb, spec, state, stop_requested,"
 		" node_id, exit_code, error, trace, updated_us, run, created_us, project)"
@@ -50,16 +51,17 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_IDEM_PUT] = "INSERT INTO idempotency (key, digest, instance_ids, created_us) VALUES ($1,$2,$3,$4)"
 	                " ON CONFLICT DO NOTHING RETURNING key",
 	[ST_PUT_IMAGE] = "INSERT INTO images (name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us,"
-	                 " xen_type, project) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+	                 " xen_type, project) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT DO NOTHING RETURNING name",
 	[ST_DELETE_IMAGE] = "DELETE FROM images WHERE name = $1",
 	[ST_LOAD_IMAGES] = "SELECT name, kernel, kernel_size, initrd, initrd_size, cmdline, created_us, xen_type,"
 	                    " project FROM images",
 	[ST_PUT_PROJECT] = "INSERT INTO projects (name, quota_instances, quota_vcpus_milli, quota_memory_mb,"
-	                   " created_us) VALUES ($1,$2,$3,$4,$5)",
+	                   " created_us) VALUES ($1,$2,$3,$4,$5) ON CONFLICT DO NOTHING RETURNING name",
 	[ST_DELETE_PROJECT] = "DELETE FROM projects WHERE name = $1",
 	[ST_LOAD_PROJECTS] = "SELECT name, quota_instances, quota_vcpus_milli, quota_memory_mb, created_us"
 	                     " FROM projects",
-	[ST_PUT_USER] = "INSERT INTO users (name, project, role, password_hash, created_us) VALUES ($1,$2,$3,$4,$5)",
+	[ST_PUT_USER] = "INSERT INTO users (name, project, role, password_hash, created_us) VALUES ($1,$2,$3,$4,$5)"
+	                " ON CONFLICT DO NOTHING RETURNING name",
 	[ST_DELETE_USER] = "DELETE FROM users WHERE name = $1",
 	[ST_LOAD_USERS] = "SELECT name, project, role, password_hash, created_us FROM users",
 	[ST_PUT_TOKEN] = "INSERT INTO tokens (id, hash, \"user\", expires_us, revoked, created_us)"
@@ -71,7 +73,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REVOKE_NODE_SECRET] = "UPDATE node_secrets SET revoked = 1 WHERE id = $1",
 	[ST_LOAD_NODE_SECRETS] = "SELECT id, kind, hash, node_id, join_id, expires_us, revoked, created_us"
 	                         " FROM node_secrets",
-	[ST_PUT_POOL] = "INSERT INTO pools (name, size, spec, created_us) VALUES ($1,$2,$3,$4)",
+	[ST_PUT_POOL] = "INSERT INTO pools (name, size, spec, created_us) VALUES ($1,$2,$3,$4)"
+	                " ON CONFLICT DO NOTHING RETURNING name",
 	[ST_DELETE_POOL] = "DELETE FROM pools WHERE name = $1",
 	[ST_LOAD_POOLS] = "SELECT name, size, spec, created_us FROM pools",
 };
@@ -530,7 +533,8 @@ static PGresult *run(struct pg_store *s, enum stmt_id id, int n, const char *con
 	char name[8];
 	PGresult *r;
 	ExecStatusType want = id == ST_PAGE_INSTANCES || id == ST_LOAD_NODES || id == ST_IDEM_GET ||
-	                      id == ST_INSERT_INSTANCE || id == ST_IDEM_PUT ||
+	                      id == ST_INSERT_INSTANCE || id == ST_IDEM_PUT || id == ST_PUT_IMAGE ||
+	                      id == ST_PUT_PROJECT || id == ST_PUT_USER || id == ST_PUT_POOL ||
 	                      id == ST_LOAD_IMAGES || id == ST_LOAD_PROJECTS || id == ST_LOAD_USERS ||
 	                      id == ST_LOAD_TOKENS || id == ST_LOAD_NODE_SECRETS ||
 	                      id == ST_LOAD_POOLS ? PGRES_TUPLES_OK : PGRES_COMMAND_OK;
@@ -991,7 +995,7 @@ static int pg_image_insert(struct store *base, const struct store_image_row *img
 	p_int(&p, img->created_us);
 	p_text(&p, img->xen_type);
 	p_text(&p, project_or_admin(img->project));
-	return run_done(pg(base), ST_PUT_IMAGE, p.n, p.v, "write image");
+	return run_insert(pg(base), ST_PUT_IMAGE, p.n, p.v, "write image");
 }
 
 static int pg_image_delete(struct store *base, const char *name)
@@ -1032,7 +1036,7 @@ static int pg_pool_insert(struct store *base, const struct store_pool_row *r)
 	p_int(&p, r->size);
 	p_json(&p, r->spec);
 	p_int(&p, r->created_us);
-	rc = run_done(pg(base), ST_PUT_POOL, p.n, p.v, "write pool");
+	rc = run_insert(pg(base), ST_PUT_POOL, p.n, p.v, "write pool");
 	params_free(&p);
 	return rc;
 }
@@ -1073,7 +1077,7 @@ static int pg_project_insert(struct store *base, const struct store_project_row 
 	p_int(&p, pr->quota_vcpus_milli);
 	p_int(&p, pr->quota_memory_mb);
 	p_int(&p, pr->created_us);
-	return run_done(pg(base), ST_PUT_PROJECT, p.n, p.v, "write project");
+	return run_insert(pg(base), ST_PUT_PROJECT, p.n, p.v, "write project");
 }
 
 static int pg_project_delete(struct store *base, const char *name)
@@ -1108,7 +1112,7 @@ static int pg_user_insert(struct store *base, const struct store_user_row *u)
 	p_text(&p, u->role);
 	p_text(&p, u->password_hash);
 	p_int(&p, u->created_us);
-	return run_done(pg(base), ST_PUT_USER, p.n, p.v, "write user");
+	return run_insert(pg(base), ST_PUT_USER, p.n, p.v, "write user");
 }
 
 static int pg_user_delete(struct store *base, const char *name)

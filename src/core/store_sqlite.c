@@ -508,7 +508,7 @@ static int sqlite_image_insert(struct store *base, const struct store_image_row 
 	sqlite3_bind_int64(st, 7, img->created_us);
 	bind_text(st, 8, img->xen_type);
 	bind_text(st, 9, project_or_admin(img->project));
-	return step_done(s, ST_PUT_IMAGE, "write image");
+	return step_insert(s, ST_PUT_IMAGE, "write image");
 }
 
 static int sqlite_image_delete(struct store *base, const char *name)
@@ -551,7 +551,7 @@ static int sqlite_project_insert(struct store *base, const struct store_project_
 	sqlite3_bind_int64(st, 3, p->quota_vcpus_milli);
 	sqlite3_bind_int64(st, 4, p->quota_memory_mb);
 	sqlite3_bind_int64(st, 5, p->created_us);
-	return step_done(s, ST_PUT_PROJECT, "write project");
+	return step_insert(s, ST_PUT_PROJECT, "write project");
 }
 
 static int sqlite_project_delete(struct store *base, const char *name)
@@ -588,7 +588,7 @@ static int sqlite_user_insert(struct store *base, const struct store_user_row *u
 	bind_text(st, 3, u->role);
 	bind_text(st, 4, u->password_hash);
 	sqlite3_bind_int64(st, 5, u->created_us);
-	return step_done(s, ST_PUT_USER, "write user");
+	return step_insert(s, ST_PUT_USER, "write user");
 }
 
 static int sqlite_user_delete(struct store *base, const char *name)
@@ -706,7 +706,7 @@ static int sqlite_pool_insert(struct store *base, const struct store_pool_row *r
 	sqlite3_bind_int(st, 2, r->size);
 	bind_json(st, 3, r->spec);
 	sqlite3_bind_int64(st, 4, r->created_us);
-	return step_done(s, ST_PUT_POOL, "write pool");
+	return step_insert(s, ST_PUT_POOL, "write pool");
 }
 
 static int sqlite_pool_delete(struct store *base, const char *name)

@@ -182,10 +182,14 @@ int tenants_project_create(struct tenants *t, const char *name, const struct aut
 	struct store_project_row row = {.quota_instances = quota->instances, .quota_vcpus_milli = quota->vcpus_milli,
 	                                .quota_memory_mb = quota->memory_mb, .created_us = clock_wall_us()};
 	struct tenant_project *p;
+	int rc;
 	if (hmap_get(&t->projects, name))
 		return mv_fail(err, 409, "name_conflict", "project %s exists already", name);
 	snprintf(row.name, sizeof row.name, "%s", name);
-	if (store_project_insert(t->store, &row) < 0)
+	if ((rc = store_project_insert(t->store, &row)) == STORE_TAKEN) /* by another core, a moment ago */
+		return mv_fail(err, 409, "name_conflict", "project %s was created at the same moment through another core",
+		               name);
+	if (rc < 0)
 		return store_failed(t, err, "write the project");
 	p = zalloc(sizeof *p);
 	snprintf(p->name, sizeof p->name, "%s", name);
@@ -271,6 +275,7 @@ int tenants_user_create(struct tenants *t, const char *name, const char *project
 {
 	struct store_user_row row = {.password_hash = password_hash, .created_us = clock_wall_us()};
 	struct tenant_user *u;
+	int rc;
 	if (!hmap_get(&t->projects, project))
 		return mv_fail(err, 404, "not_found", "no project %s (create it first: microvim project create %s)",
 		               project, project);
@@ -279,7 +284,9 @@ int tenants_user_create(struct tenants *t, const char *name, const char *project
 	snprintf(row.name, sizeof row.name, "%s", name);
 	snprintf(row.project, sizeof row.project, "%s", project);
 	snprintf(row.role, sizeof row.role, "%s", authz_role_names[role]);
-	if (store_user_insert(t->store, &row) < 0)
+	if ((rc = store_user_insert(t->store, &row)) == STORE_TAKEN) /* by another core, a moment ago */
+		return mv_fail(err, 409, "name_conflict", "user %s was created at the same moment through another core", name);
+	if (rc < 0)
 		return store_failed(t, err, "write the user");
 	u = zalloc(sizeof *u);
 	snprintf(u->name, sizeof u->name, "%s", name);

@@ -18,11 +18,13 @@
 #include <string.h>
 
 #include "common/fs.h"
+#include "core/images.h"
 #include "core/pools.h"
 #include "core/store.h"
 #include "core/store_pg.h"
 #include "core/store_sqlite.h"
 #include "core/stores.h"
+#include "core/tenants.h"
 #include "drivers/drivers.h"
 #include "unit.h"
 
@@ -911,7 +913,7 @@ static void test_images(void)
 	snprintf(b.initrd, sizeof b.initrd, "sha256:%064d", 3);
 	CHECK_EQ_INT(store_image_insert(s, &a), 0);
 	CHECK_EQ_INT(store_image_insert(s, &b), 0);
-	CHECK_EQ_INT(store_image_insert(s, &a), -1); /* one name, one image */
+	CHECK_EQ_INT(store_image_insert(s, &a), STORE_TAKEN); /* one name, one image */
 	CHECK_EQ_INT(store_images_load(s, collect_image, &l), 0);
 	CHECK_EQ_INT(l.n, 2);
 	for (int i = 0; i < l.n; i++) {
@@ -966,7 +968,7 @@ static void test_pools(void)
 	struct store_pool_row a = {.name = "warm", .size = 3, .spec = spec, .created_us = 7};
 	struct loaded_pools l = {.n = 0};
 	CHECK_EQ_INT(store_pool_insert(s, &a), 0);
-	CHECK_EQ_INT(store_pool_insert(s, &a), -1);
+	CHECK_EQ_INT(store_pool_insert(s, &a), STORE_TAKEN);
 	CHECK_EQ_INT(store_pools_load(s, collect_pool, &l), 0);
 	CHECK_EQ_INT(l.n, 1);
 	CHECK_STR(l.name[0], "warm");
@@ -1326,10 +1328,11 @@ static void test_tenancy(void)
 	snprintf(t3.hash, sizeof t3.hash, "%064d", 1); /* t1's hash again */
 	CHECK_EQ_INT(store_project_insert(s, &blue), 0);
 	CHECK_EQ_INT(store_project_insert(s, &red), 0);
-	CHECK_EQ_INT(store_project_insert(s, &red), -1);
+	CHECK_EQ_INT(store_project_insert(s, &red), STORE_TAKEN);
 	CHECK_EQ_INT(store_user_insert(s, &alice), 0);
 	CHECK_EQ_INT(store_user_insert(s, &bob), 0);
-	CHECK_EQ_INT(store_user_insert(s, &eve), -1);   /* no such role */
+	CHECK_EQ_INT(store_user_insert(s, &alice), STORE_TAKEN);
+	CHECK_EQ_INT(store_user_insert(s, &eve), -1);   /* no such role: a failure, not a taken name */
 	CHECK_EQ_INT(store_user_insert(s, &ghost), -1); /* no such project */
 	CHECK_EQ_INT(store_token_insert(s, &t1), 0);
 	CHECK_EQ_INT(store_token_insert(s, &t2), 0);
@@ -1703,6 +1706,68 @@ static void pg_teardown(void)
 		fprintf(stderr, "test_store: stopping PostgreSQL in %s failed\n", pg_dir);
 }
 
+/* A name another core wrote a moment ago (a row this core's memory does not know yet) is a
+ * 409 name_conflict from each catalog, not a 500: the store's STORE_TAKEN, told apart from
+ * a failure. */
+static void test_catalog_names_taken(void)
+{
+	fresh_dir();
+	struct store *s = open_ok();
+	struct tenants *t = NULL;
+	struct images *im = NULL;
+	struct pools *p = NULL;
+	struct mv_error e;
+	char err[256];
+	const struct pool *pl;
+	if (!s)
+		return;
+	if (!(t = tenants_open(s, err, sizeof err)) || !(im = images_open(s, tmpdir, err, sizeof err)) ||
+	    !(p = pools_open(s, err, sizeof err))) {
+		fprintf(stderr, "  %s\n", err);
+		unit_current_failed = 1;
+		goto out;
+	}
+	struct authz_quota none = {.instances = -1, .vcpus_milli = -1, .memory_mb = -1};
+	CHECK_EQ_INT(tenants_project_create(t, "p0", &none, &e), 0);
+	/* the other core's rows */
+	struct store_project_row pr = {.name = "p1", .quota_instances = -1, .quota_vcpus_milli = -1,
+	                               .quota_memory_mb = -1, .created_us = 1};
+	struct store_user_row ur = {.name = "u1", .project = "p0", .role = "member", .created_us = 1};
+	struct store_image_row ir = {.name = "i2", .project = "admin", .kernel_size = 1, .created_us = 1};
+	snprintf(ir.kernel, sizeof ir.kernel, "sha256:%064d", 2);
+	CHECK_EQ_INT(store_project_insert(s, &pr), 0);
+	CHECK_EQ_INT(store_user_insert(s, &ur), 0);
+	CHECK_EQ_INT(store_image_insert(s, &ir), 0);
+	/* this core's creates of the same names */
+	CHECK_EQ_INT(tenants_project_create(t, "p1", &none, &e), -1);
+	CHECK(e.status == 409 && strcmp(e.code, "name_conflict") == 0 && strstr(e.message, "another core"));
+	CHECK_EQ_INT(tenants_user_create(t, "u1", "p0", ROLE_MEMBER, NULL, &e), -1);
+	CHECK(e.status == 409 && strcmp(e.code, "name_conflict") == 0);
+	struct image img = {.name = "i2", .kernel_size = 1};
+	snprintf(img.kernel, sizeof img.kernel, "sha256:%064d", 3);
+	CHECK_EQ_INT(images_add(im, &img, &e), -1);
+	CHECK(e.status == 409 && strcmp(e.code, "name_conflict") == 0);
+	CHECK(images_get(im, "i2") == NULL); /* memory unchanged: it learns the other's on reload */
+	/* a pool: of an image this core knows, its name written by the other core */
+	struct image i1 = {.name = "i1", .kernel_size = 1};
+	snprintf(i1.kernel, sizeof i1.kernel, "sha256:%064d", 1);
+	CHECK_EQ_INT(images_add(im, &i1, &e), 0);
+	json_t *body = json_pack("{s:s, s:s, s:s, s:{s:s}, s:i}", "name", "w1", "driver", "qemu", "image", "i1", "ready",
+	                         "serial", "READY", "size", 1);
+	json_t *spec = json_pack("{s:s, s:s}", "name", "w1", "driver", "qemu");
+	struct store_pool_row wr = {.name = "w1", .size = 1, .spec = spec, .created_us = 1};
+	CHECK_EQ_INT(store_pool_insert(s, &wr), 0);
+	CHECK_EQ_INT(pools_create(p, body, im, &pl, &e), -1);
+	CHECK(e.status == 409 && strcmp(e.code, "name_conflict") == 0);
+	json_decref(spec);
+	json_decref(body);
+out:
+	pools_close(p);
+	images_close(im);
+	tenants_close(t);
+	store_close(s);
+}
+
 static void test_pg_server_started(void) { CHECK(pg_url[0] != '\0'); }
 
 /* test_X_pg: test_X on PostgreSQL. */
@@ -1724,6 +1789,7 @@ ON_PG(test_pools)
 ON_PG(test_reopen_keeps_data)
 ON_PG(test_newer_schema_refused)
 ON_PG(test_tenancy)
+ON_PG(test_catalog_names_taken)
 ON_PG(test_node_secrets)
 ON_PG(test_migration_from_v5)
 ON_PG(test_pg_migration_from_v4)
@@ -1755,6 +1821,7 @@ int main(void)
 	RUN(test_migration_from_v2);
 	RUN(test_migration_from_v3_image_xen_type);
 	RUN(test_tenancy);
+	RUN(test_catalog_names_taken);
 	RUN(test_node_secrets);
 	RUN(test_migration_from_v5);
 	RUN(test_garbage_file_refused);
@@ -1778,6 +1845,7 @@ int main(void)
 			RUN(test_reopen_keeps_data_pg);
 			RUN(test_newer_schema_refused_pg);
 			RUN(test_tenancy_pg);
+			RUN(test_catalog_names_taken_pg);
 			RUN(test_node_secrets_pg);
 			RUN(test_migration_from_v5_pg);
 			RUN(test_pg_migration_from_v4_pg);
