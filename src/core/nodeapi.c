@@ -322,6 +322,9 @@ void nodeapi_register(struct api *a, struct evhttp_request *req, UNUSED const ch
 		return;
 	}
 	wire_register_free(&reg);
+	/* its warm stock is what it says after registering (it always does): a node that
+	 * restarted re-attaches its paused guests first, and they are not takeable until then */
+	pools_set_stock(a->pools, n->id, NULL);
 	if (n->poll) /* a poll from before it registered again gets what is queued */
 		poll_answer(n->poll);
 	n->hb_told_s = 0; /* a registration starts the node's timer afresh */

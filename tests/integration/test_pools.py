@@ -193,6 +193,10 @@ def test_pool_survives_node_restart():
 
     node.stop(sig=signal.SIGKILL)
     node2 = h.start_node(core.url, name="n-pool", data_dir=node.data_dir, run_dir=node.run_dir)
+    # the core lists the node as ready from before the kill: wait for the new process's
+    # registration, which makes the core forget the old stock until the node says it again
+    h.wait_until(lambda: "registered with" in open(node2.log_path).read(), 20, "the restarted node registered",
+                 0.05)
     _wait_warm(c, "keep", 2)
     assert _pool_pids(node2.run_dir) == before, \
         f"the paused guests were not re-attached: before {before}, after {_pool_pids(node2.run_dir)}"
