@@ -35,7 +35,8 @@ struct store_group {
 struct settle {
 	store_settled_fn *fn;
 	void *arg;
-	int unit; /* in the open transaction */
+	int unit;    /* in the open transaction */
+	bool stored; /* at the commit: the unit's insert took */
 };
 
 void store_group_on_fatal(struct store *s, void (*fn)(void *arg), void *arg)
@@ -77,17 +78,13 @@ static void settle_units(struct store_group *g)
 {
 	struct settle *settles = g->settles;
 	size_t n = g->n_settles;
-	bool *stored = n ? calloc(n, sizeof *stored) : NULL;
-	if (n && !stored)
-		fatal("calloc");
 	for (size_t i = 0; i < n; i++)
-		stored[i] = !unit_was_refused(g, settles[i].unit);
+		settles[i].stored = !unit_was_refused(g, settles[i].unit);
 	g->settles = NULL;
 	g->n_settles = g->cap_settles = 0;
 	g->n_refused = 0;
 	for (size_t i = 0; i < n; i++)
-		settles[i].fn(settles[i].arg, stored[i]);
-	free(stored);
+		settles[i].fn(settles[i].arg, settles[i].stored);
 	free(settles);
 }
 
