@@ -151,6 +151,13 @@ def procs_with_arg(token):
     return procs_matching([token])[str(token)]
 
 
+def procs_of_program(program, token):
+    """Pids of live instance processes that carry the token and run `program` (argv[0]'s
+    base name): for a shell that execs a program, this is the moment after the exec, when
+    whatever the shell set up before it (a trap, a session) is in place."""
+    return [p for p in procs_with_arg(token) if os.path.basename((_argv(p) or [""])[0]) == program]
+
+
 def count_procs(tokens):
     return sum(len(v) for v in procs_matching(tokens).values())
 

@@ -129,9 +129,8 @@ def test_escaped_process_killed_with_the_group():
     # Until the shell's background child has exec'd `setsid` and then `sleep`, it is a copy
     # of the shell whose argv carries both tokens too: wait for the `sleep` itself (setsid(2)
     # comes before that exec, so by then its session is its own).
-    escaped = h.wait_until(lambda: [p for p in h.procs_with_arg(tok2)
-                                    if os.path.basename((h._argv(p) or [""])[0]) == "sleep"],
-                           5, "the process in a session of its own")[0]
+    escaped = h.wait_until(lambda: h.procs_of_program("sleep", tok2), 5,
+                           "the process in a session of its own")[0]
     assert os.getsid(escaped) == escaped, "the second process did not get a session of its own"
     c.stop_and_remove(inst["id"])
     h.wait_until(lambda: not h.procs_with_arg(tok2), 5, "the escaped process killed with its group")
@@ -151,8 +150,7 @@ def test_forced_stop_of_a_throttled_instance():
     inst = c.create(h.exec_body("spinner", ["-c", script], command="/bin/sh",
                                 resources={"vcpus": 0.001, "memory_mb": 16}))[0]
     h.expect_procs(tok, 1, "the spinning shell")
-    h.wait_until(lambda: [p for p in h.procs_with_arg(tok2)
-                          if os.path.basename((h._argv(p) or [""])[0]) == "sleep"], 5, "the escaped sleep")
+    h.wait_until(lambda: h.procs_of_program("sleep", tok2), 5, "the escaped sleep")
     c.stop_and_remove(inst["id"], timeout=30)
     h.wait_until(lambda: not h.procs_with_arg(tok) and not h.procs_with_arg(tok2), 5,
                  "the spinning shell and the escaped sleep killed")

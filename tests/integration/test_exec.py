@@ -61,7 +61,9 @@ def test_stop_grace_then_sigkill():
     body = {"name": "stubborn", "driver": "exec",
             "config": {"command": "/bin/sh", "args": ["-c", f"trap '' TERM; exec /bin/sleep {tok}"]}}
     inst = c.create(body)[0]
-    h.wait_until(lambda: h.procs_with_arg(tok), 5, "the sleep process")
+    # the sleep itself, not the shell before its trap: a SIGTERM that came before the trap
+    # would end the shell at once (seen once in CI: "stopped after 0.00 s")
+    h.wait_until(lambda: h.procs_of_program("sleep", tok), 5, "the sleep process")
     t0 = time.monotonic()
     st, js, raw = c.delete(inst["id"], wait=True, timeout=15)
     dt = time.monotonic() - t0
