@@ -2,6 +2,8 @@
 node's instance dir, SIGTERM then SIGKILL after --stop-grace, concurrent clients, and a
 node that crashes and comes back still owning its instances."""
 
+import glob
+import json
 import os
 import signal
 import threading
@@ -178,6 +180,34 @@ def test_node_crash_and_restart_keeps_instances():
 
 
 test_node_crash_and_restart_keeps_instances.budget = 60
+
+
+def test_records_of_quick_ends():
+    """A start's "running" record is written after its report (node/instance.c,
+    record_later): an instance that ends at once must still be left with its end on record,
+    never the late "running" one, so that a restarted node reports its true end."""
+    core = h.start_core()
+    c = core.client()
+    node = h.start_node(core.url, name="recorder")
+    insts = c.create(h.exec_body("quick", [], command="/bin/true", count=20))
+    for i in insts:
+        g = c.wait_state(i["id"], ("exited", "failed", "stopped"), 15)
+        assert g["state"] == "exited" and g.get("exit_code") == 0, g
+    records = {}
+    for i in insts:
+        paths = glob.glob(os.path.join(node.run_dir, "**", i["id"], "record.json"), recursive=True)
+        assert len(paths) == 1, f"{i['id']}: records {paths} under {node.run_dir}"
+        with open(paths[0]) as f:
+            records[i["id"]] = json.load(f)
+    wrong = {k: r.get("state") for k, r in records.items() if r.get("state") != "exited"}
+    assert not wrong, f"records not at the instance's end: {wrong}"
+    # a restarted node reads them: each end stays as it was, exit code and all
+    node.stop(sig=signal.SIGKILL)
+    h.start_node(core.url, name="recorder", data_dir=node.data_dir, run_dir=node.run_dir)
+    time.sleep(0.5)
+    for i in insts:
+        g = c.get(i["id"])
+        assert g["state"] == "exited" and g.get("exit_code") == 0, f"after the node's restart: {g}"
 
 
 def test_delete_while_starting():
