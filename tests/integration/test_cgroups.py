@@ -125,12 +125,12 @@ def test_escaped_process_killed_with_the_group():
     tok, tok2 = h.unique_arg(), h.unique_arg()
     inst = c.create(h.exec_body("escaper", ["-c", f"setsid sleep 60 {tok2} & exec sleep 60 {tok}"],
                                 command="/bin/sh"))[0]
-    h.expect_procs(tok, 1, "the instance's own process")
     # Until the shell's background child has exec'd `setsid` and then `sleep`, it is a copy
     # of the shell whose argv carries both tokens too: wait for the `sleep` itself (setsid(2)
-    # comes before that exec, so by then its session is its own).
+    # comes before that exec, so by then its session is its own), then count the instance's.
     escaped = h.wait_until(lambda: h.procs_of_program("sleep", tok2), 5,
                            "the process in a session of its own")[0]
+    h.expect_procs(tok, 1, "the instance's own process")
     assert os.getsid(escaped) == escaped, "the second process did not get a session of its own"
     c.stop_and_remove(inst["id"])
     h.wait_until(lambda: not h.procs_with_arg(tok2), 5, "the escaped process killed with its group")
@@ -149,8 +149,11 @@ def test_forced_stop_of_a_throttled_instance():
     script = f"trap '' TERM; setsid sleep 60 {tok2} & while :; do :; done; exit {tok}"
     inst = c.create(h.exec_body("spinner", ["-c", script], command="/bin/sh",
                                 resources={"vcpus": 0.001, "memory_mb": 16}))[0]
+    # The escaped sleep first: until the shell's background child has exec'd `setsid` and
+    # then `sleep`, it is a copy of the shell that carries tok too, and at this quota it may
+    # stay one for a while (CI once saw two "spinning shells" for 2 s).
+    h.wait_until(lambda: h.procs_of_program("sleep", tok2), 10, "the escaped sleep")
     h.expect_procs(tok, 1, "the spinning shell")
-    h.wait_until(lambda: h.procs_of_program("sleep", tok2), 5, "the escaped sleep")
     c.stop_and_remove(inst["id"], timeout=30)
     h.wait_until(lambda: not h.procs_with_arg(tok) and not h.procs_with_arg(tok2), 5,
                  "the spinning shell and the escaped sleep killed")
