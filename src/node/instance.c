@@ -42,7 +42,7 @@ struct instances {
 	struct event *status_timer;       /* handles without a pidfd (libvirt, xen) */
 	struct event *watch_evs[WATCH_MAX]; /* by index in drivers[]: exit events (libvirt) */
 	/* Record writes, from the loop and from workers, one at a time; with each instance's
-	 * record_gen, a write made later is never overwritten by an older one (record_later). */
+	 * record_gen, a write made later is never overwritten by an older one (record_later_running). */
 	pthread_mutex_t records_lock;
 };
 
@@ -240,13 +240,13 @@ static void record_later_done(void *arg)
 	free(j);
 }
 
-static void record_later(struct ninst *ni, enum instrec_state state)
+static void record_later_running(struct ninst *ni)
 {
 	struct record_job *j = malloc(sizeof *j);
 	if (!j)
 		fatal("malloc");
 	j->ni = ni;
-	record_of(ni, state, &j->r);
+	record_of(ni, INSTREC_RUNNING, &j->r);
 	pthread_mutex_lock(&ni->set->records_lock);
 	j->gen = ni->record_gen;
 	pthread_mutex_unlock(&ni->set->records_lock);
@@ -481,7 +481,7 @@ static void start_work(void *arg)
 	ni->spawned_us = clock_mono_us();
 	ni->timing.spawn_us = ni->spawned_us - t1;
 	steps_split(ni, t1, config_done);
-	/* its "running" record follows the report (record_later) */
+	/* its "running" record follows the report (record_later_running) */
 }
 
 static void start_done(void *arg)
@@ -499,7 +499,7 @@ static void start_done(void *arg)
 	} else {
 		ni_event(ni, NE_SPAWNED, &(struct ni_args){0});
 		if (!ni->warm) /* a warm start's record was written before it (start_warm) */
-			record_later(ni, INSTREC_RUNNING);
+			record_later_running(ni);
 	}
 	/* a warm start's ready report has gone out (the marker was in the serial log): the
 	 * pool's refill boot no longer competes with it */

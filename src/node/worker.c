@@ -196,7 +196,20 @@ void worker_pool_free(struct worker_pool *p)
 	pthread_mutex_unlock(&p->lock);
 	for (int i = 0; i < p->n_threads; i++)
 		pthread_join(p->threads[i], NULL);
-	run_finished(p);
+	/* A done callback run here may submit more work (a start that ended during the
+	 * shutdown queues its record): with the threads gone, it runs here, so that nothing
+	 * submitted is lost or leaked. Bounded: each round runs what the previous one queued. */
+	for (;;) {
+		struct job *j;
+		run_finished(p);
+		if (!(j = pop(&p->todo)) && !(j = pop(&p->later)))
+			break;
+		j->work(j->arg);
+		if (j->done)
+			push(&p->finished, j);
+		else
+			free(j);
+	}
 	event_free(p->ev);
 	close(p->efd);
 	pthread_mutex_destroy(&p->lock);
